@@ -1,0 +1,625 @@
+//! Every message a locker and the gateway exchange, with every field's type and range pinned.
+//!
+//! Downlinks ([`Downlink`]) go from the gateway to a locker, uplinks ([`Uplink`]) from a locker to
+//! the gateway. Times measured on the locker are its uptime in milliseconds: lockers usually have
+//! no real-time clock, so the gateway stamps wall-clock time on receipt.
+//!
+//! Each message has two body encodings, a compact binary one (serial lines, [`crate::binary`]) and
+//! a JSON one (MQTT, [`crate::json`]); both go through [`Payload::validate`] on the way in and out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InvalidMessage;
+
+/// Largest door number a locker may have; doors are numbered `1..=door_count`.
+pub const MAX_DOORS: u16 = 512;
+/// Longest `firmware` or `serial_no` text, in bytes of printable ASCII.
+pub const MAX_TEXT_LEN: usize = 32;
+/// Fewest command outcomes a locker must remember (and report in [`StateReport::recent`]).
+pub const MIN_RECENT: usize = 16;
+/// Most command outcomes a [`StateReport`] may carry.
+pub const MAX_RECENT: usize = 32;
+/// Largest integer carried in a 64-bit field: 2^53 − 1, so that JSON parsers that read numbers as
+/// IEEE doubles (cJSON, JavaScript) read every value exactly.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A command's id, assigned by the gateway: `1..=2^53 − 1`, unique for the gateway's whole life
+/// (a database sequence), never reused in another session.
+///
+/// The id names the command in [`Ack`], [`DoorEvent`] and [`StateReport`]. The envelope's
+/// `counter` is separate: it is the anti-replay sequence of one session. A command sent in a
+/// session is bound to exactly one counter value; a resend in the same session repeats both id and
+/// counter (the envelope is byte for byte the same), and a command is never sent into a new
+/// session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct CommandId(u64);
+
+impl CommandId {
+    /// The id, if `value` is in `1..=MAX_SAFE_INTEGER`.
+    pub const fn new(value: u64) -> Option<Self> {
+        if value >= 1 && value <= MAX_SAFE_INTEGER {
+            Some(Self(value))
+        } else {
+            None
+        }
+    }
+
+    /// The id as a number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for CommandId {
+    type Error = InvalidMessage;
+    fn try_from(value: u64) -> Result<Self, Self::Error> {
+        Self::new(value).ok_or(InvalidMessage::OutOfRange("command_id"))
+    }
+}
+
+impl From<CommandId> for u64 {
+    fn from(id: CommandId) -> u64 {
+        id.0
+    }
+}
+
+impl std::fmt::Display for CommandId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Open the lock of one door (pulse its relay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlock {
+    pub command_id: CommandId,
+    /// `1..=door_count`.
+    pub door: u16,
+    /// The locker refuses the command with [`RefuseReason::Expired`] when its uptime is past this
+    /// value (ms). `None`: no expiry. The gateway computes it from the uptime the locker last
+    /// reported; `Some(0)` is invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Ask the locker for its door states and recent command outcomes; answered by [`StateReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryState {
+    /// Any value; echoed in the [`StateReport`].
+    pub query_id: u32,
+}
+
+/// Change the locker's settings. Answered by an [`Ack`] like any command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Configure {
+    pub command_id: CommandId,
+    /// Seconds between [`Heartbeat`]s on MQTT, `5..=3600`.
+    pub heartbeat_secs: u16,
+    /// How long after a pulse an opening counts as commanded (ms), `1000..=60000`.
+    pub open_window_ms: u16,
+    /// How long the relay is energised per unlock (ms), `50..=5000`.
+    pub pulse_ms: u16,
+    /// Seconds a door may stay open before an [`AlarmKind::DoorAjar`], `0` (off) or `10..=3600`.
+    pub ajar_alarm_secs: u16,
+    /// As in [`Unlock::expires_at_ms`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Serial bus only: the gateway's turn-taking poll. A board in session answers with its oldest
+/// undelivered [`DoorEvent`] or [`Alarm`], or else a [`Heartbeat`]; a board with no session (or
+/// another one) answers with [`Hello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Poll {
+    /// The highest uplink counter the gateway has received from this board in this session; the
+    /// board drops queued uplinks up to it and sends the next. `0`: nothing received yet.
+    pub ack_counter: u32,
+}
+
+/// What the gateway sends to a locker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Downlink {
+    Unlock(Unlock),
+    QueryState(QueryState),
+    Configure(Configure),
+    /// Liveness check; answered by [`Uplink::Pong`].
+    Ping,
+    Poll(Poll),
+}
+
+/// Sent on every connect (MQTT) and in answer to a poll from a board with no session (serial).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the firmware speaks: [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u8,
+    /// Firmware version, printable ASCII, `1..=32` bytes.
+    pub firmware: String,
+    /// Hardware serial number, printable ASCII, `1..=32` bytes.
+    pub serial_no: String,
+    /// Number of doors, `1..=MAX_DOORS`.
+    pub door_count: u16,
+    /// The session this connection uses; equal to the envelope's `session`, never `0`.
+    pub session: u32,
+    /// Locker uptime (ms), `0..=2^53 − 1`.
+    pub uptime_ms: u64,
+}
+
+/// What a door's sensor says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorSensor {
+    Open,
+    Closed,
+    /// The sensor is not answering. Never guessed as open or closed.
+    Unknown,
+}
+
+/// One door's state; in a list, the first entry is door 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorStatus {
+    pub sensor: DoorSensor,
+    /// The lock's bolt is engaged.
+    pub locked: bool,
+    /// The item sensor: `Some(true)` something is inside, `None` no item sensor fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupied: Option<bool>,
+}
+
+/// Periodic status (MQTT: every `heartbeat_secs`; serial: in answer to a poll).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub uptime_ms: u64,
+    /// One entry per door, door 1 first; exactly `door_count` entries.
+    pub doors: Vec<DoorStatus>,
+    /// Radio signal strength in dBm, `-127..=127`; `None` on wired lockers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i8>,
+}
+
+/// Why a locker refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefuseReason {
+    /// The door number is outside `1..=door_count`.
+    NoSuchDoor = 1,
+    /// The door (or the relay driver) is busy with another pulse.
+    Busy = 2,
+    /// Its `expires_at_ms` has passed.
+    Expired = 3,
+    /// The tag did not verify.
+    BadTag = 4,
+    /// The counter is not above the last one accepted and the command is not an exact repeat.
+    StaleCounter = 5,
+    /// The locker does not support this command or setting.
+    Unsupported = 6,
+    /// The envelope names another session than the current one.
+    WrongSession = 7,
+    /// The body could not be decoded.
+    Malformed = 8,
+}
+
+impl RefuseReason {
+    /// Every reason, in code order.
+    pub const ALL: [RefuseReason; 8] = [
+        Self::NoSuchDoor,
+        Self::Busy,
+        Self::Expired,
+        Self::BadTag,
+        Self::StaleCounter,
+        Self::Unsupported,
+        Self::WrongSession,
+        Self::Malformed,
+    ];
+
+    /// The reason's byte on the wire.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason for a wire byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+/// What the locker did with a command: only that, not what the door did afterwards (that is a
+/// [`DoorEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "result", content = "reason", rename_all = "snake_case")]
+pub enum CommandResult {
+    /// The relay was pulsed (Unlock) or the settings applied (Configure).
+    Executed,
+    Refused(RefuseReason),
+}
+
+/// A locker's answer to a command. Also one entry of [`StateReport::recent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub command_id: CommandId,
+    #[serde(flatten)]
+    pub result: CommandResult,
+}
+
+/// What a door's sensor saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorMotion {
+    Opened,
+    Closed,
+}
+
+/// Why a door moved, as far as the locker knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "cause", content = "command_id", rename_all = "snake_case")]
+pub enum DoorCause {
+    /// Within `open_window_ms` after this command's pulse.
+    Commanded(CommandId),
+    /// With no pulse behind it (for an opening: possibly forced).
+    Uncommanded,
+}
+
+/// A door sensor change, sent when it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorEvent {
+    pub door: u16,
+    pub state: DoorMotion,
+    #[serde(flatten)]
+    pub cause: DoorCause,
+    /// Locker uptime (ms) when the sensor changed.
+    pub uptime_ms: u64,
+}
+
+/// Kinds of alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// A door opened while locked and with no pulse.
+    ForcedOpen = 1,
+    /// A door stayed open longer than `ajar_alarm_secs`.
+    DoorAjar = 2,
+    /// The cabinet's tamper switch tripped.
+    Tamper = 3,
+    /// Mains power lost (running on battery).
+    PowerLoss = 4,
+    /// A pulsed door did not open within `open_window_ms`.
+    Jammed = 5,
+}
+
+impl AlarmKind {
+    /// Every kind, in code order.
+    pub const ALL: [AlarmKind; 5] = [
+        Self::ForcedOpen,
+        Self::DoorAjar,
+        Self::Tamper,
+        Self::PowerLoss,
+        Self::Jammed,
+    ];
+
+    /// The kind's byte on the wire.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind for a wire byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+/// Something an operator should look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub kind: AlarmKind,
+    /// The door concerned; `None` for the whole cabinet (tamper, power).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<u16>,
+    /// Locker uptime (ms) when it was raised.
+    pub uptime_ms: u64,
+}
+
+/// The answer to [`QueryState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReport {
+    pub query_id: u32,
+    /// One entry per door, door 1 first.
+    pub doors: Vec<DoorStatus>,
+    /// Outcomes of the locker's last commands of this session, oldest first, at most
+    /// [`MAX_RECENT`]; a locker keeps at least [`MIN_RECENT`].
+    pub recent: Vec<Ack>,
+}
+
+/// What a locker sends to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uplink {
+    Hello(Hello),
+    Heartbeat(Heartbeat),
+    Ack(Ack),
+    DoorEvent(DoorEvent),
+    Alarm(Alarm),
+    StateReport(StateReport),
+    /// The answer to [`Downlink::Ping`].
+    Pong,
+}
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Gateway to locker.
+    Down = 1,
+    /// Locker to gateway.
+    Up = 2,
+}
+
+impl Direction {
+    /// The direction's byte in the envelope.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The direction for an envelope byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Down),
+            2 => Some(Self::Up),
+            _ => None,
+        }
+    }
+
+    /// `"down"` or `"up"`, as in the JSON envelope.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Up => "up",
+        }
+    }
+
+    /// The direction for its JSON name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "down" => Some(Self::Down),
+            "up" => Some(Self::Up),
+            _ => None,
+        }
+    }
+}
+
+/// Every message type, with its byte code and its JSON name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    Unlock = 0x01,
+    QueryState = 0x02,
+    Configure = 0x03,
+    Ping = 0x04,
+    Poll = 0x05,
+    Hello = 0x81,
+    Heartbeat = 0x82,
+    Ack = 0x83,
+    DoorEvent = 0x84,
+    Alarm = 0x85,
+    StateReport = 0x86,
+    Pong = 0x87,
+}
+
+impl MessageType {
+    /// Every type, downlinks first.
+    pub const ALL: [MessageType; 12] = [
+        Self::Unlock,
+        Self::QueryState,
+        Self::Configure,
+        Self::Ping,
+        Self::Poll,
+        Self::Hello,
+        Self::Heartbeat,
+        Self::Ack,
+        Self::DoorEvent,
+        Self::Alarm,
+        Self::StateReport,
+        Self::Pong,
+    ];
+
+    /// The type's byte in the envelope; uplink codes have the high bit set.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type for an envelope byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// The type's name in the JSON envelope.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Unlock => "unlock",
+            Self::QueryState => "query_state",
+            Self::Configure => "configure",
+            Self::Ping => "ping",
+            Self::Poll => "poll",
+            Self::Hello => "hello",
+            Self::Heartbeat => "heartbeat",
+            Self::Ack => "ack",
+            Self::DoorEvent => "door_event",
+            Self::Alarm => "alarm",
+            Self::StateReport => "state_report",
+            Self::Pong => "pong",
+        }
+    }
+
+    /// The type for its JSON name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Which way messages of this type travel.
+    pub const fn direction(self) -> Direction {
+        if self.code() & 0x80 == 0 {
+            Direction::Down
+        } else {
+            Direction::Up
+        }
+    }
+}
+
+/// The messages of one direction: what an envelope can carry.
+pub trait Payload: Sized + Clone + PartialEq + std::fmt::Debug {
+    /// The direction every message of this type travels.
+    const DIRECTION: Direction;
+
+    /// This message's type.
+    fn message_type(&self) -> MessageType;
+
+    /// Checks every field's range.
+    fn validate(&self) -> Result<(), InvalidMessage>;
+
+    /// Appends the binary body to `out` (see [`crate::binary`]). Does not validate.
+    fn write_binary(&self, out: &mut Vec<u8>);
+
+    /// Reads a binary body of type `ty` and validates it.
+    fn read_binary(ty: MessageType, body: &[u8]) -> Result<Self, crate::DecodeError>;
+
+    /// Appends the JSON body to `out` (see [`crate::json`]). Does not validate.
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+
+    /// Reads a JSON body of type `ty` and validates it.
+    fn read_json(ty: MessageType, body: &[u8]) -> Result<Self, crate::DecodeError>;
+
+    /// The session a `Hello` announces, which must match its envelope's.
+    fn announced_session(&self) -> Option<u32> {
+        None
+    }
+}
+
+fn check(ok: bool, field: &'static str) -> Result<(), InvalidMessage> {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidMessage::OutOfRange(field))
+    }
+}
+
+fn check_door(door: u16) -> Result<(), InvalidMessage> {
+    check((1..=MAX_DOORS).contains(&door), "door")
+}
+
+fn check_uptime(ms: u64, field: &'static str) -> Result<(), InvalidMessage> {
+    check(ms <= MAX_SAFE_INTEGER, field)
+}
+
+fn check_expiry(expiry: Option<u64>) -> Result<(), InvalidMessage> {
+    match expiry {
+        None => Ok(()),
+        Some(ms) => check((1..=MAX_SAFE_INTEGER).contains(&ms), "expires_at_ms"),
+    }
+}
+
+fn check_text(text: &str, field: &'static str) -> Result<(), InvalidMessage> {
+    check(
+        !text.is_empty()
+            && text.len() <= MAX_TEXT_LEN
+            && text.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+        field,
+    )
+}
+
+fn check_doors(doors: &[DoorStatus]) -> Result<(), InvalidMessage> {
+    check(
+        !doors.is_empty() && doors.len() <= usize::from(MAX_DOORS),
+        "doors",
+    )
+}
+
+impl Downlink {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
+        match self {
+            Self::Unlock(m) => {
+                check_door(m.door)?;
+                check_expiry(m.expires_at_ms)
+            }
+            Self::QueryState(_) | Self::Ping | Self::Poll(_) => Ok(()),
+            Self::Configure(m) => {
+                check((5..=3600).contains(&m.heartbeat_secs), "heartbeat_secs")?;
+                check((1000..=60000).contains(&m.open_window_ms), "open_window_ms")?;
+                check((50..=5000).contains(&m.pulse_ms), "pulse_ms")?;
+                check(
+                    m.ajar_alarm_secs == 0 || (10..=3600).contains(&m.ajar_alarm_secs),
+                    "ajar_alarm_secs",
+                )?;
+                check_expiry(m.expires_at_ms)
+            }
+        }
+    }
+
+    /// The command id, for the two messages that are commands (`Unlock`, `Configure`).
+    pub fn command_id(&self) -> Option<CommandId> {
+        match self {
+            Self::Unlock(m) => Some(m.command_id),
+            Self::Configure(m) => Some(m.command_id),
+            Self::QueryState(_) | Self::Ping | Self::Poll(_) => None,
+        }
+    }
+
+    /// This message's type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::Unlock(_) => MessageType::Unlock,
+            Self::QueryState(_) => MessageType::QueryState,
+            Self::Configure(_) => MessageType::Configure,
+            Self::Ping => MessageType::Ping,
+            Self::Poll(_) => MessageType::Poll,
+        }
+    }
+}
+
+impl Uplink {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
+        match self {
+            Self::Hello(m) => {
+                check(
+                    m.protocol_version == crate::PROTOCOL_VERSION,
+                    "protocol_version",
+                )?;
+                check_text(&m.firmware, "firmware")?;
+                check_text(&m.serial_no, "serial_no")?;
+                check((1..=MAX_DOORS).contains(&m.door_count), "door_count")?;
+                check(m.session != 0, "session")?;
+                check_uptime(m.uptime_ms, "uptime_ms")
+            }
+            Self::Heartbeat(m) => {
+                check_uptime(m.uptime_ms, "uptime_ms")?;
+                check_doors(&m.doors)?;
+                check(m.signal != Some(i8::MIN), "signal")
+            }
+            Self::Ack(_) | Self::Pong => Ok(()),
+            Self::DoorEvent(m) => {
+                check_door(m.door)?;
+                check_uptime(m.uptime_ms, "uptime_ms")
+            }
+            Self::Alarm(m) => {
+                if let Some(door) = m.door {
+                    check_door(door)?;
+                }
+                check_uptime(m.uptime_ms, "uptime_ms")
+            }
+            Self::StateReport(m) => {
+                check_doors(&m.doors)?;
+                check(m.recent.len() <= MAX_RECENT, "recent")
+            }
+        }
+    }
+
+    /// This message's type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::Hello(_) => MessageType::Hello,
+            Self::Heartbeat(_) => MessageType::Heartbeat,
+            Self::Ack(_) => MessageType::Ack,
+            Self::DoorEvent(_) => MessageType::DoorEvent,
+            Self::Alarm(_) => MessageType::Alarm,
+            Self::StateReport(_) => MessageType::StateReport,
+            Self::Pong => MessageType::Pong,
+        }
+    }
+}

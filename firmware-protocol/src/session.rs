@@ -1,0 +1,220 @@
+//! Sessions and counters: the replay rules of both ends, as reference implementations.
+//!
+//! * [`UplinkGuard`] is the gateway's per-device state: it accepts an uplink only if its counter is
+//!   above every counter already seen in the session, and a `Hello` only for a session it has not
+//!   seen before (so neither a replayed `DoorEvent`, `Ack` nor `Hello` gets through).
+//! * [`CommandGuard`] is what a locker keeps: its session, the last downlink counter accepted,
+//!   and the outcomes of its last commands, so that an exact repeat of a command is answered again
+//!   and never executed twice.
+//!
+//! Both are checked only **after** the tag verified ([`crate::Unverified::verify`]).
+
+use std::collections::VecDeque;
+
+use crate::envelope::Header;
+use crate::message::{Ack, CommandId, CommandResult, RefuseReason};
+
+/// How many earlier sessions per device the gateway remembers to refuse a replayed `Hello`.
+pub const REMEMBERED_SESSIONS: usize = 32;
+
+/// Why the gateway refused an authenticated uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("counter {counter} of session {session} is not above {last}")]
+    OldCounter {
+        session: u32,
+        counter: u32,
+        last: u32,
+    },
+    #[error("session {0} is not the device's current session (no Hello for it)")]
+    UnknownSession(u32),
+    #[error("session {0} was used before")]
+    ReusedSession(u32),
+    #[error("session 0 is reserved")]
+    ZeroSession,
+}
+
+impl ReplayError {
+    /// A short stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OldCounter { .. } => "old_counter",
+            Self::UnknownSession(_) => "unknown_session",
+            Self::ReusedSession(_) => "reused_session",
+            Self::ZeroSession => "zero_session",
+        }
+    }
+}
+
+/// What an accepted uplink means for the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionChange {
+    /// Same session as before.
+    Same,
+    /// A `Hello` opened a new session; `previous` is the one it replaces. Commands of the
+    /// previous session must now be settled by `QueryState`, never resent.
+    New { previous: Option<u32> },
+}
+
+/// The gateway's replay state for one device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UplinkGuard {
+    current: Option<(u32, u32)>,
+    retired: VecDeque<u32>,
+}
+
+impl UplinkGuard {
+    /// A guard that knows no session yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A guard restored from stored state: the current session and the last counter seen in it,
+    /// plus earlier sessions (oldest first; only the last [`REMEMBERED_SESSIONS`] are kept).
+    pub fn restore(current: Option<(u32, u32)>, retired: impl IntoIterator<Item = u32>) -> Self {
+        let mut retired: VecDeque<u32> = retired.into_iter().collect();
+        while retired.len() > REMEMBERED_SESSIONS {
+            retired.pop_front();
+        }
+        Self { current, retired }
+    }
+
+    /// The current session and the last uplink counter accepted in it.
+    pub fn current(&self) -> Option<(u32, u32)> {
+        self.current
+    }
+
+    /// Earlier sessions, oldest first.
+    pub fn retired(&self) -> impl Iterator<Item = u32> + '_ {
+        self.retired.iter().copied()
+    }
+
+    /// Checks an authenticated uplink's header and, if it is fresh, records it. `is_hello` says
+    /// whether the message is a `Hello` (the only message that may open a session).
+    pub fn accept(
+        &mut self,
+        header: &Header,
+        is_hello: bool,
+    ) -> Result<SessionChange, ReplayError> {
+        let (session, counter) = (header.session, header.counter);
+        if session == 0 {
+            return Err(ReplayError::ZeroSession);
+        }
+        match self.current {
+            Some((current, last)) if current == session => {
+                if counter <= last {
+                    return Err(ReplayError::OldCounter {
+                        session,
+                        counter,
+                        last,
+                    });
+                }
+                self.current = Some((session, counter));
+                Ok(SessionChange::Same)
+            }
+            _ if !is_hello => Err(ReplayError::UnknownSession(session)),
+            _ if self.retired.contains(&session) => Err(ReplayError::ReusedSession(session)),
+            previous => {
+                let previous = previous.map(|(s, _)| s);
+                if let Some(old) = previous {
+                    if self.retired.len() == REMEMBERED_SESSIONS {
+                        self.retired.pop_front();
+                    }
+                    self.retired.push_back(old);
+                }
+                self.current = Some((session, counter));
+                Ok(SessionChange::New { previous })
+            }
+        }
+    }
+}
+
+/// What a locker does with an authenticated downlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// New: execute it (for a command, then [`CommandGuard::record`] the result).
+    Execute,
+    /// An exact repeat of a command already handled: answer this stored result again, do nothing.
+    Repeat(CommandResult),
+    /// Refuse: answer a command with this reason; ignore anything else.
+    Refuse(RefuseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Handled {
+    command_id: CommandId,
+    counter: u32,
+    result: CommandResult,
+}
+
+/// A locker's replay state for its current session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandGuard {
+    session: u32,
+    last_counter: u32,
+    capacity: usize,
+    recent: VecDeque<Handled>,
+}
+
+impl CommandGuard {
+    /// A guard for a fresh session, remembering the outcomes of the last `capacity` commands
+    /// (at least [`crate::MIN_RECENT`]).
+    pub fn new(session: u32, capacity: usize) -> Self {
+        let capacity = capacity.clamp(crate::MIN_RECENT, crate::MAX_RECENT);
+        Self {
+            session,
+            last_counter: 0,
+            capacity,
+            recent: VecDeque::with_capacity(capacity),
+        }
+    }
+
+    /// The session this guard belongs to.
+    pub fn session(&self) -> u32 {
+        self.session
+    }
+
+    /// Decides what to do with an authenticated downlink. `command` is its command id, if it is a
+    /// command (`Unlock`, `Configure`). Moves the counter forward when it returns `Execute`.
+    pub fn check(&mut self, header: &Header, command: Option<CommandId>) -> Verdict {
+        if header.session != self.session {
+            return Verdict::Refuse(RefuseReason::WrongSession);
+        }
+        if header.counter > self.last_counter {
+            self.last_counter = header.counter;
+            return Verdict::Execute;
+        }
+        let repeat = command.and_then(|id| {
+            self.recent
+                .iter()
+                .find(|h| h.command_id == id && h.counter == header.counter)
+        });
+        match repeat {
+            Some(handled) => Verdict::Repeat(handled.result),
+            None => Verdict::Refuse(RefuseReason::StaleCounter),
+        }
+    }
+
+    /// Remembers what a command that got `Execute` came to.
+    pub fn record(&mut self, command_id: CommandId, counter: u32, result: CommandResult) {
+        if self.recent.len() == self.capacity {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Handled {
+            command_id,
+            counter,
+            result,
+        });
+    }
+
+    /// The remembered outcomes, oldest first, as sent in a `StateReport`.
+    pub fn recent(&self) -> Vec<Ack> {
+        self.recent
+            .iter()
+            .map(|h| Ack {
+                command_id: h.command_id,
+                result: h.result,
+            })
+            .collect()
+    }
+}

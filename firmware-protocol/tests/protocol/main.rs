@@ -1,0 +1,9 @@
+//! The protocol's tests, as one binary.
+
+mod garbage;
+mod helpers;
+mod refusals;
+mod resync;
+mod roundtrip;
+mod strategies;
+mod vectors;

@@ -1,0 +1,163 @@
+//! The gateway's configuration: one typed struct, defaults in code, overridden by environment
+//! variables, validated at start with a message naming each wrong setting.
+
+use std::net::SocketAddr;
+
+/// Where the gateway listens by default for MQTT: not 1883, which a system broker (Mosquitto) often
+/// holds already.
+pub const DEFAULT_MQTT_ADDR: &str = "127.0.0.1:11883";
+/// Where the HTTP API listens by default.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// Everything the gateway needs to know at start.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `LOCKER_HTTP_ADDR`: the HTTP API's listen address.
+    pub http_addr: SocketAddr,
+    /// `LOCKER_MQTT_ADDR`: the embedded MQTT broker's listen address.
+    pub mqtt_addr: SocketAddr,
+    /// `DATABASE_URL`: PostgreSQL; unset for none.
+    pub database_url: Option<String>,
+    /// `REDIS_URL`: Redis; unset for none.
+    pub redis_url: Option<String>,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not a socket address such as 127.0.0.1:8080")]
+    BadAddress { name: &'static str, value: String },
+    #[error("{name}={value} is not a {scheme}:// URL")]
+    BadUrl {
+        name: &'static str,
+        value: String,
+        scheme: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration from any name → value lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let addr = |name: &'static str, default: &str| {
+            let value = get(name).unwrap_or_else(|| default.to_owned());
+            value
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError::BadAddress { name, value })
+        };
+        let url = |name: &'static str, schemes: &[&'static str]| match get(name) {
+            None => Ok(None),
+            Some(value) if value.is_empty() => Ok(None),
+            Some(value)
+                if schemes
+                    .iter()
+                    .any(|s| value.starts_with(&format!("{s}://"))) =>
+            {
+                Ok(Some(value))
+            }
+            Some(value) => Err(ConfigError::BadUrl {
+                name,
+                value: redact_url(&value),
+                scheme: schemes[0],
+            }),
+        };
+        Ok(Self {
+            http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
+            mqtt_addr: addr("LOCKER_MQTT_ADDR", DEFAULT_MQTT_ADDR)?,
+            database_url: url("DATABASE_URL", &["postgres", "postgresql"])?,
+            redis_url: url("REDIS_URL", &["redis", "rediss"])?,
+        })
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field("mqtt_addr", &self.mqtt_addr)
+            .field("database_url", &url(&self.database_url))
+            .field("redis_url", &url(&self.redis_url))
+            .finish()
+    }
+}
+
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map_or("(not set)".to_owned(), redact_url);
+        writeln!(f, "  http api      {}", self.http_addr)?;
+        writeln!(f, "  mqtt broker   {}", self.mqtt_addr)?;
+        writeln!(f, "  postgresql    {}", url(&self.database_url))?;
+        write!(f, "  redis         {}", url(&self.redis_url))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_avoid_the_standard_mqtt_port() {
+        let config = from(&[]).expect("defaults are valid");
+        assert_ne!(config.mqtt_addr.port(), 1883);
+        assert_eq!(config.database_url, None);
+    }
+
+    #[test]
+    fn a_wrong_value_is_named_in_the_error() {
+        let err = from(&[("LOCKER_MQTT_ADDR", "localhost")]).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "LOCKER_MQTT_ADDR=\"localhost\" is not a socket address such as 127.0.0.1:8080"
+        );
+        let err = from(&[("DATABASE_URL", "mysql://u:secret@h/db")]).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("DATABASE_URL=mysql://u:***@h/db"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn passwords_never_reach_the_output() {
+        let config = from(&[
+            ("DATABASE_URL", "postgres://app:hunter2@db:5432/lockers"),
+            ("REDIS_URL", "redis://:hunter2@cache:6379"),
+        ])
+        .expect("valid");
+        for text in [format!("{config}"), format!("{config:?}")] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(
+                text.contains("postgres://app:***@db:5432/lockers"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The locker gateway: connects smart lockers (over MQTT and RS-485 serial lines) to the business
+//! of renting doors, holding money and keeping orders.
+//!
+//! This is the library the `locker-gateway` binary is a thin shell around; integration tests use
+//! it directly. The wire protocol lives in the `firmware-protocol` crate.
+
+pub mod config;
+
+pub use config::Config;
+
+/// The gateway's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One line naming the gateway and the protocol it speaks.
+pub fn banner() -> String {
+    format!(
+        "locker-gateway {VERSION}, locker protocol v{}",
+        firmware_protocol::PROTOCOL_VERSION
+    )
+}
