@@ -58,5 +58,18 @@ else
   say "python3 not found: the independent vector check did not run (the Rust vector tests still do)"
 fi
 
-cargo test --workspace --all-targets --locked "$@"
-cargo test --workspace --doc --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log" || status=$?
+if [ "$status" -eq 0 ]; then
+  cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=$?
+fi
+passed=$(grep -Eo '^test result: .* [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+if [ "$status" -eq 0 ] && [ "$passed" -eq 0 ]; then
+  say "error: no test ran"
+  status=1
+fi
+echo "summary: $passed passed, $failed failed"
+exit "$status"

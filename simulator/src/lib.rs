@@ -1,1 +1,9 @@
+//! Simulated smart lockers and lock boards for the locker gateway.
+//!
+//! [`SimLocker`] is the firmware logic of one locker (sessions, counters, replay rules, doors and
+//! sensors, fault knobs) without a transport; the MQTT and serial simulators wrap it. Tests use it
+//! to play the locker's side of the protocol exactly as firmware must.
 
+pub mod locker;
+
+pub use locker::{Faults, RECENT_CAPACITY, Settings, SimLocker};

@@ -558,7 +558,26 @@ fn protocol_md_shows_the_current_vectors() {
     let (Some(start), Some(end)) = (doc.find(DOC_START), doc.find(DOC_END)) else {
         panic!("PROTOCOL.md lacks the vector markers");
     };
-    let section = format!("\n{}\n", render(&load()));
+    let file = load();
+    // The worked example of §4.2 is hand-written: it must still be the `unlock` vector.
+    let unlock = file
+        .vectors
+        .iter()
+        .find(|v| v.name == "unlock")
+        .expect("unlock vector");
+    let body_at = unlock.signed_binary.len() - unlock.body_binary.len();
+    for part in [
+        &unlock.signed_binary[..body_at],
+        &unlock.body_binary[..],
+        &unlock.tag_binary[..],
+    ] {
+        assert!(
+            doc[..start].contains(&spaced(part)),
+            "the worked example in PROTOCOL.md §4.2 no longer shows the unlock vector: {}",
+            spaced(part)
+        );
+    }
+    let section = format!("\n{}\n", render(&file));
     let current = &doc[start + DOC_START.len()..end];
     if updating() && current != section {
         let updated = format!("{}{}{}{}", &doc[..start], DOC_START, section, &doc[end..]);

@@ -1,0 +1,363 @@
+//! A simulated locker's firmware: the protocol logic a real locker runs, with doors and sensors
+//! modelled in memory. Transport-free: it takes received envelopes and returns the uplinks to send,
+//! so the MQTT and serial simulators (and tests) wrap the same behaviour.
+//!
+//! Time is the locker's uptime in milliseconds, passed in by the caller, so tests are exact.
+
+use std::collections::BTreeSet;
+
+use firmware_protocol::{
+    Ack, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DeviceId, DeviceKey,
+    Direction, DoorCause, DoorEvent, DoorMotion, DoorSensor, DoorStatus, Downlink, Envelope,
+    Header, Heartbeat, Hello, PROTOCOL_VERSION, RefuseReason, StateReport, Unverified, Uplink,
+    Verdict,
+};
+
+/// How many command outcomes the simulated firmware remembers (the protocol asks for at least 16).
+pub const RECENT_CAPACITY: usize = 32;
+
+/// Settings a `configure` command changes; the protocol's defaults before any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub heartbeat_secs: u16,
+    pub open_window_ms: u16,
+    pub pulse_ms: u16,
+    pub ajar_alarm_secs: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 60,
+            open_window_ms: 10_000,
+            pulse_ms: 300,
+            ajar_alarm_secs: 120,
+        }
+    }
+}
+
+/// Fault knobs: ways the simulated hardware misbehaves on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Doors whose lock pulses but which never open (`alarm jammed` follows the ack).
+    pub jammed_doors: BTreeSet<u16>,
+    /// Doors whose sensor does not answer (reported `unknown`).
+    pub dead_sensors: BTreeSet<u16>,
+    /// Doors that are busy: unlocks are refused with `busy`.
+    pub busy_doors: BTreeSet<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Door {
+    open: bool,
+    locked: bool,
+    occupied: Option<bool>,
+}
+
+/// One simulated locker.
+#[derive(Debug, Clone)]
+pub struct SimLocker {
+    device_id: DeviceId,
+    key: DeviceKey,
+    firmware: String,
+    serial_no: String,
+    doors: Vec<Door>,
+    settings: Settings,
+    /// Knobs a test or the demo turns.
+    pub faults: Faults,
+    guard: Option<CommandGuard>,
+    up_counter: u32,
+    executions: u64,
+}
+
+impl SimLocker {
+    /// A locker with `door_count` closed, locked, empty doors.
+    pub fn new(device_id: DeviceId, key: DeviceKey, door_count: u16) -> Self {
+        let door = Door {
+            open: false,
+            locked: true,
+            occupied: Some(false),
+        };
+        Self {
+            device_id,
+            key,
+            firmware: format!("sim-{}", env!("CARGO_PKG_VERSION")),
+            serial_no: format!("SIM-{device_id}"),
+            doors: vec![door; usize::from(door_count)],
+            settings: Settings::default(),
+            faults: Faults::default(),
+            guard: None,
+            up_counter: 0,
+            executions: 0,
+        }
+    }
+
+    /// The locker's device id.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+
+    /// The locker's tag key.
+    pub fn key(&self) -> &DeviceKey {
+        &self.key
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// The current session, if connected.
+    pub fn session(&self) -> Option<u32> {
+        self.guard.as_ref().map(CommandGuard::session)
+    }
+
+    /// How many times a relay has been pulsed: a repeated command must not move it.
+    pub fn executions(&self) -> u64 {
+        self.executions
+    }
+
+    /// Whether `door` (1-based) is open.
+    pub fn is_open(&self, door: u16) -> bool {
+        self.door(door).is_some_and(|d| d.open)
+    }
+
+    fn door(&self, door: u16) -> Option<&Door> {
+        self.doors.get(usize::from(door).checked_sub(1)?)
+    }
+
+    fn door_mut(&mut self, door: u16) -> Option<&mut Door> {
+        self.doors.get_mut(usize::from(door).checked_sub(1)?)
+    }
+
+    fn up(&mut self, message: Uplink) -> Envelope<Uplink> {
+        self.up_counter = self.up_counter.wrapping_add(1);
+        Envelope {
+            header: Header {
+                direction: Direction::Up,
+                device_id: self.device_id,
+                session: self.session().unwrap_or(0),
+                counter: self.up_counter,
+            },
+            message,
+        }
+    }
+
+    /// Starts a new session (a connect or a power-up) and returns its `hello`. `session` must be
+    /// new and non-zero, as the protocol requires; the caller picks it (random in the demo, fixed
+    /// in tests).
+    pub fn connect(&mut self, session: u32, uptime_ms: u64) -> Envelope<Uplink> {
+        self.guard = Some(CommandGuard::new(session, RECENT_CAPACITY));
+        self.up_counter = 0;
+        self.up(Uplink::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            firmware: self.firmware.clone(),
+            serial_no: self.serial_no.clone(),
+            door_count: self.doors.len() as u16,
+            session,
+            uptime_ms,
+        }))
+    }
+
+    /// The state of every door, as reported.
+    pub fn door_states(&self) -> Vec<DoorStatus> {
+        self.doors
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let dead = self.faults.dead_sensors.contains(&(i as u16 + 1));
+                DoorStatus {
+                    sensor: match (dead, d.open) {
+                        (true, _) => DoorSensor::Unknown,
+                        (false, true) => DoorSensor::Open,
+                        (false, false) => DoorSensor::Closed,
+                    },
+                    locked: d.locked,
+                    occupied: d.occupied,
+                }
+            })
+            .collect()
+    }
+
+    /// A heartbeat to send now.
+    pub fn heartbeat(&mut self, uptime_ms: u64) -> Envelope<Uplink> {
+        let doors = self.door_states();
+        self.up(Uplink::Heartbeat(Heartbeat {
+            uptime_ms,
+            doors,
+            signal: Some(-60),
+        }))
+    }
+
+    /// A user closes a door: it locks, and the sensor reports it.
+    pub fn close_door(&mut self, door: u16, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
+        match self.door_mut(door) {
+            Some(d) if d.open => {
+                d.open = false;
+                d.locked = true;
+            }
+            _ => return Vec::new(),
+        }
+        vec![self.up(Uplink::DoorEvent(DoorEvent {
+            door,
+            state: DoorMotion::Closed,
+            cause: DoorCause::Uncommanded,
+            uptime_ms,
+        }))]
+    }
+
+    /// Someone forces a locked door open: an uncommanded opening and a `forced_open` alarm.
+    pub fn force_open(&mut self, door: u16, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
+        match self.door_mut(door) {
+            Some(d) if !d.open => d.open = true,
+            _ => return Vec::new(),
+        }
+        let event = self.up(Uplink::DoorEvent(DoorEvent {
+            door,
+            state: DoorMotion::Opened,
+            cause: DoorCause::Uncommanded,
+            uptime_ms,
+        }));
+        let alarm = self.up(Uplink::Alarm(Alarm {
+            kind: AlarmKind::ForcedOpen,
+            door: Some(door),
+            uptime_ms,
+        }));
+        vec![event, alarm]
+    }
+
+    /// Handles one received downlink (parsed, not yet verified) and returns what the locker sends
+    /// back. Anything that fails verification is refused as the protocol says; nothing panics.
+    pub fn receive(&mut self, raw: &Unverified<'_>, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
+        let envelope = match raw.verify::<Downlink>(&self.device_id, &self.key) {
+            Ok(envelope) => envelope,
+            Err(_) => {
+                // Answer a command we can read with `bad_tag`; ignore anything else.
+                let command = raw
+                    .decode_unverified::<Downlink>()
+                    .ok()
+                    .and_then(|e| e.message.command_id());
+                return command
+                    .map(|id| self.refuse(id, RefuseReason::BadTag))
+                    .into_iter()
+                    .collect();
+            }
+        };
+        let Some(guard) = self.guard.as_mut() else {
+            return Vec::new(); // not connected: nothing to answer with
+        };
+        let command = envelope.message.command_id();
+        match guard.check(&envelope.header, command) {
+            Verdict::Repeat(result) => command
+                .map(|id| {
+                    self.up(Uplink::Ack(Ack {
+                        command_id: id,
+                        result,
+                    }))
+                })
+                .into_iter()
+                .collect(),
+            Verdict::Refuse(reason) => command
+                .map(|id| self.refuse(id, reason))
+                .into_iter()
+                .collect(),
+            Verdict::Execute => self.execute(envelope, uptime_ms),
+        }
+    }
+
+    fn refuse(&mut self, command_id: CommandId, reason: RefuseReason) -> Envelope<Uplink> {
+        self.up(Uplink::Ack(Ack {
+            command_id,
+            result: CommandResult::Refused(reason),
+        }))
+    }
+
+    fn record(&mut self, id: CommandId, counter: u32, result: CommandResult) -> Envelope<Uplink> {
+        if let Some(guard) = self.guard.as_mut() {
+            guard.record(id, counter, result);
+        }
+        self.up(Uplink::Ack(Ack {
+            command_id: id,
+            result,
+        }))
+    }
+
+    fn execute(&mut self, envelope: Envelope<Downlink>, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
+        let counter = envelope.header.counter;
+        match envelope.message {
+            Downlink::Unlock(unlock) => {
+                let id = unlock.command_id;
+                let refusal = if self.door(unlock.door).is_none() {
+                    Some(RefuseReason::NoSuchDoor)
+                } else if unlock.expires_at_ms.is_some_and(|at| uptime_ms > at) {
+                    Some(RefuseReason::Expired)
+                } else if self.faults.busy_doors.contains(&unlock.door) {
+                    Some(RefuseReason::Busy)
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
+                    return vec![self.record(id, counter, CommandResult::Refused(reason))];
+                }
+                self.executions += 1;
+                let jammed = self.faults.jammed_doors.contains(&unlock.door);
+                let was_open = self.is_open(unlock.door);
+                let mut out = vec![self.record(id, counter, CommandResult::Executed)];
+                if jammed {
+                    out.push(self.up(Uplink::Alarm(Alarm {
+                        kind: AlarmKind::Jammed,
+                        door: Some(unlock.door),
+                        uptime_ms: uptime_ms + u64::from(self.settings.open_window_ms),
+                    })));
+                } else if !was_open {
+                    if let Some(d) = self.door_mut(unlock.door) {
+                        d.open = true;
+                        d.locked = false;
+                    }
+                    out.push(self.up(Uplink::DoorEvent(DoorEvent {
+                        door: unlock.door,
+                        state: DoorMotion::Opened,
+                        cause: DoorCause::Commanded(id),
+                        uptime_ms: uptime_ms + u64::from(self.settings.pulse_ms),
+                    })));
+                }
+                out
+            }
+            Downlink::Configure(Configure {
+                command_id,
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+                expires_at_ms,
+            }) => {
+                if expires_at_ms.is_some_and(|at| uptime_ms > at) {
+                    let refused = CommandResult::Refused(RefuseReason::Expired);
+                    return vec![self.record(command_id, counter, refused)];
+                }
+                self.settings = Settings {
+                    heartbeat_secs,
+                    open_window_ms,
+                    pulse_ms,
+                    ajar_alarm_secs,
+                };
+                vec![self.record(command_id, counter, CommandResult::Executed)]
+            }
+            Downlink::QueryState(query) => {
+                let recent = self
+                    .guard
+                    .as_ref()
+                    .map(CommandGuard::recent)
+                    .unwrap_or_default();
+                let doors = self.door_states();
+                vec![self.up(Uplink::StateReport(StateReport {
+                    query_id: query.query_id,
+                    doors,
+                    recent,
+                }))]
+            }
+            Downlink::Ping => vec![self.up(Uplink::Pong)],
+            Downlink::Poll(_) => vec![self.heartbeat(uptime_ms)],
+        }
+    }
+}
