@@ -23,6 +23,7 @@ pub struct Config {
 }
 
 /// A setting that could not be used.
+#[allow(missing_docs)] // each variant is described by its `#[error]` text
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}={value:?} is not a socket address such as 127.0.0.1:8080")]

@@ -4,6 +4,8 @@
 //! This is the library the `locker-gateway` binary is a thin shell around; integration tests use
 //! it directly. The wire protocol lives in the `firmware-protocol` crate.
 
+#![warn(missing_docs)]
+
 pub mod config;
 
 pub use config::Config;

@@ -53,6 +53,7 @@ pub enum Encoding {
 /// The envelope's fields other than the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Header {
+    /// Which way the message travels.
     pub direction: Direction,
     /// The locker the message is from (uplink) or for (downlink).
     pub device_id: DeviceId,
@@ -67,7 +68,9 @@ pub struct Header {
 /// A message with its header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<M> {
+    /// Direction, device, session and counter.
     pub header: Header,
+    /// The message itself.
     pub message: M,
 }
 
@@ -75,12 +78,16 @@ pub struct Envelope<M> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     #[error(transparent)]
+    /// A field is out of range.
     Invalid(#[from] InvalidMessage),
     #[error("message's direction does not match its header")]
+    /// The header's direction is not the message's.
     WrongDirection,
     #[error("body of {0} bytes is longer than allowed")]
+    /// The body exceeds the encoding's limit.
     TooLong(usize),
     #[error("JSON encoding failed: {0}")]
+    /// The JSON encoder failed.
     Json(String),
 }
 

@@ -1,6 +1,7 @@
 //! Errors of the protocol crate. Decoding never panics: every malformed input ends here.
 
 /// A field outside its documented range.
+#[allow(missing_docs)] // each variant is described by its `#[error]` text
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidMessage {
     #[error("field `{0}` is out of range")]
@@ -8,6 +9,7 @@ pub enum InvalidMessage {
 }
 
 /// Why bytes from a locker or the gateway were not accepted as a message.
+#[allow(missing_docs)] // each variant is described by its `#[error]` text
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("message ends early")]

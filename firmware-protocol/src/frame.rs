@@ -51,10 +51,13 @@ pub struct Frame {
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("bus address {0} is outside 1..=247")]
+    /// The address is outside `1..=247`.
     BadAddress(u8),
     #[error("envelope of {0} bytes does not fit a frame")]
+    /// The envelope is shorter or longer than a frame allows.
     BadLength(usize),
     #[error(transparent)]
+    /// The serial port failed.
     Io(#[from] std::io::Error),
 }
 

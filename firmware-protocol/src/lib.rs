@@ -32,6 +32,8 @@
 //! assert_eq!(opened, command);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod binary;
 pub mod envelope;
 pub mod error;

@@ -73,6 +73,7 @@ impl std::fmt::Display for CommandId {
 /// Open the lock of one door (pulse its relay).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unlock {
+    /// The command's id (see [`CommandId`]).
     pub command_id: CommandId,
     /// `1..=door_count`.
     pub door: u16,
@@ -93,6 +94,7 @@ pub struct QueryState {
 /// Change the locker's settings. Answered by an [`Ack`] like any command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Configure {
+    /// The command's id (see [`CommandId`]).
     pub command_id: CommandId,
     /// Seconds between [`Heartbeat`]s on MQTT, `5..=3600`.
     pub heartbeat_secs: u16,
@@ -120,11 +122,15 @@ pub struct Poll {
 /// What the gateway sends to a locker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Downlink {
+    /// Pulse a door's lock.
     Unlock(Unlock),
+    /// Ask for door states and recent outcomes.
     QueryState(QueryState),
+    /// Change settings.
     Configure(Configure),
     /// Liveness check; answered by [`Uplink::Pong`].
     Ping,
+    /// Serial bus turn-taking.
     Poll(Poll),
 }
 
@@ -149,7 +155,9 @@ pub struct Hello {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DoorSensor {
+    /// The door is open.
     Open,
+    /// The door is closed.
     Closed,
     /// The sensor is not answering. Never guessed as open or closed.
     Unknown,
@@ -158,6 +166,7 @@ pub enum DoorSensor {
 /// One door's state; in a list, the first entry is door 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoorStatus {
+    /// What the door sensor says.
     pub sensor: DoorSensor,
     /// The lock's bolt is engaged.
     pub locked: bool,
@@ -169,6 +178,7 @@ pub struct DoorStatus {
 /// Periodic status (MQTT: every `heartbeat_secs`; serial: in answer to a poll).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
+    /// Locker uptime (ms) when the heartbeat was sent.
     pub uptime_ms: u64,
     /// One entry per door, door 1 first; exactly `door_count` entries.
     pub doors: Vec<DoorStatus>,
@@ -230,14 +240,17 @@ impl RefuseReason {
 pub enum CommandResult {
     /// The relay was pulsed (Unlock) or the settings applied (Configure).
     Executed,
+    /// Nothing was done, for this reason.
     Refused(RefuseReason),
 }
 
 /// A locker's answer to a command. Also one entry of [`StateReport::recent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
+    /// The command answered.
     pub command_id: CommandId,
     #[serde(flatten)]
+    /// What the locker did with it.
     pub result: CommandResult,
 }
 
@@ -245,7 +258,9 @@ pub struct Ack {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DoorMotion {
+    /// The sensor saw the door open.
     Opened,
+    /// The sensor saw the door close.
     Closed,
 }
 
@@ -262,9 +277,12 @@ pub enum DoorCause {
 /// A door sensor change, sent when it happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoorEvent {
+    /// The door, `1..=door_count`.
     pub door: u16,
+    /// Opened or closed.
     pub state: DoorMotion,
     #[serde(flatten)]
+    /// A command's pulse, or none.
     pub cause: DoorCause,
     /// Locker uptime (ms) when the sensor changed.
     pub uptime_ms: u64,
@@ -310,6 +328,7 @@ impl AlarmKind {
 /// Something an operator should look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alarm {
+    /// What happened.
     pub kind: AlarmKind,
     /// The door concerned; `None` for the whole cabinet (tamper, power).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -321,6 +340,7 @@ pub struct Alarm {
 /// The answer to [`QueryState`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateReport {
+    /// The [`QueryState::query_id`] answered.
     pub query_id: u32,
     /// One entry per door, door 1 first.
     pub doors: Vec<DoorStatus>,
@@ -332,11 +352,17 @@ pub struct StateReport {
 /// What a locker sends to the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Uplink {
+    /// First message of a session.
     Hello(Hello),
+    /// Periodic door states.
     Heartbeat(Heartbeat),
+    /// What the locker did with a command.
     Ack(Ack),
+    /// A door sensor changed.
     DoorEvent(DoorEvent),
+    /// Something an operator should look at.
     Alarm(Alarm),
+    /// The answer to a state query.
     StateReport(StateReport),
     /// The answer to [`Downlink::Ping`].
     Pong,
@@ -387,17 +413,29 @@ impl Direction {
 /// Every message type, with its byte code and its JSON name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
+    /// [`Downlink::Unlock`].
     Unlock = 0x01,
+    /// [`Downlink::QueryState`].
     QueryState = 0x02,
+    /// [`Downlink::Configure`].
     Configure = 0x03,
+    /// [`Downlink::Ping`].
     Ping = 0x04,
+    /// [`Downlink::Poll`].
     Poll = 0x05,
+    /// [`Uplink::Hello`].
     Hello = 0x81,
+    /// [`Uplink::Heartbeat`].
     Heartbeat = 0x82,
+    /// [`Uplink::Ack`].
     Ack = 0x83,
+    /// [`Uplink::DoorEvent`].
     DoorEvent = 0x84,
+    /// [`Uplink::Alarm`].
     Alarm = 0x85,
+    /// [`Uplink::StateReport`].
     StateReport = 0x86,
+    /// [`Uplink::Pong`].
     Pong = 0x87,
 }
 

@@ -19,7 +19,9 @@ pub const TOPIC_ROOT: &str = "lockers";
 /// MQTT quality of service levels used by the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Qos {
+    /// QoS 0 (not used by lockers).
     AtMostOnce = 0,
+    /// QoS 1: every locker topic.
     AtLeastOnce = 1,
 }
 
@@ -58,7 +60,9 @@ impl TopicKind {
 /// One locker topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Topic {
+    /// The locker the topic belongs to.
     pub device_id: DeviceId,
+    /// Which of its topics.
     pub kind: TopicKind,
 }
 
@@ -66,8 +70,10 @@ pub struct Topic {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     #[error("topic is not of the form lockers/{{device_id}}/up|down|status")]
+    /// Not `lockers/{device_id}/up|down|status`.
     NotALockerTopic,
     #[error("topic names an invalid device id")]
+    /// The device id level is not a valid device id.
     InvalidDeviceId,
 }
 
@@ -131,5 +137,6 @@ impl std::fmt::Display for Topic {
 /// broker only lets a locker set its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
+    /// Whether the locker is connected.
     pub online: bool,
 }

@@ -21,16 +21,23 @@ pub const REMEMBERED_SESSIONS: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     #[error("counter {counter} of session {session} is not above {last}")]
+    /// The counter is not above the last one accepted in the session.
     OldCounter {
+        /// The session.
         session: u32,
+        /// The refused counter.
         counter: u32,
+        /// The highest counter accepted so far.
         last: u32,
     },
     #[error("session {0} is not the device's current session (no Hello for it)")]
+    /// Not the current session, and not a `Hello` opening a new one.
     UnknownSession(u32),
     #[error("session {0} was used before")]
+    /// A `Hello` for a session the device used before.
     ReusedSession(u32),
     #[error("session 0 is reserved")]
+    /// Session 0 is never valid in an uplink.
     ZeroSession,
 }
 
@@ -53,7 +60,11 @@ pub enum SessionChange {
     Same,
     /// A `Hello` opened a new session; `previous` is the one it replaces. Commands of the
     /// previous session must now be settled by `QueryState`, never resent.
-    New { previous: Option<u32> },
+    /// A new session.
+    New {
+        /// The session it replaces, if any.
+        previous: Option<u32>,
+    },
 }
 
 /// The gateway's replay state for one device.

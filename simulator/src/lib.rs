@@ -4,6 +4,8 @@
 //! sensors, fault knobs) without a transport; the MQTT and serial simulators wrap it. Tests use it
 //! to play the locker's side of the protocol exactly as firmware must.
 
+#![warn(missing_docs)]
+
 pub mod locker;
 
 pub use locker::{Faults, RECENT_CAPACITY, Settings, SimLocker};

@@ -19,9 +19,13 @@ pub const RECENT_CAPACITY: usize = 32;
 /// Settings a `configure` command changes; the protocol's defaults before any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// Seconds between heartbeats.
     pub heartbeat_secs: u16,
+    /// How long after a pulse an opening counts as commanded (ms).
     pub open_window_ms: u16,
+    /// How long the relay is energised (ms).
     pub pulse_ms: u16,
+    /// Seconds open before a `door_ajar` alarm; 0 = off.
     pub ajar_alarm_secs: u16,
 }
 
