@@ -14,8 +14,10 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub struct Config {
     /// `LOCKER_HTTP_ADDR`: the HTTP API's listen address.
     pub http_addr: SocketAddr,
-    /// `LOCKER_MQTT_ADDR`: the embedded MQTT broker's listen address.
+    /// `LOCKER_MQTT_ADDR`: the embedded MQTT broker's listen address (MQTT 3.1.1).
     pub mqtt_addr: SocketAddr,
+    /// `LOCKER_MQTT5_ADDR`: a second listener for MQTT 5; unset for none.
+    pub mqtt5_addr: Option<SocketAddr>,
     /// `DATABASE_URL`: PostgreSQL; unset for none.
     pub database_url: Option<String>,
     /// `REDIS_URL`: Redis; unset for none.
@@ -66,9 +68,18 @@ impl Config {
                 scheme: schemes[0],
             }),
         };
+        let optional_addr = |name: &'static str| match get(name) {
+            None => Ok(None),
+            Some(value) if value.is_empty() => Ok(None),
+            Some(value) => value
+                .parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| ConfigError::BadAddress { name, value }),
+        };
         Ok(Self {
             http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             mqtt_addr: addr("LOCKER_MQTT_ADDR", DEFAULT_MQTT_ADDR)?,
+            mqtt5_addr: optional_addr("LOCKER_MQTT5_ADDR")?,
             database_url: url("DATABASE_URL", &["postgres", "postgresql"])?,
             redis_url: url("REDIS_URL", &["redis", "rediss"])?,
         })
@@ -95,6 +106,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("http_addr", &self.http_addr)
             .field("mqtt_addr", &self.mqtt_addr)
+            .field("mqtt5_addr", &self.mqtt5_addr)
             .field("database_url", &url(&self.database_url))
             .field("redis_url", &url(&self.redis_url))
             .finish()
@@ -105,7 +117,10 @@ impl std::fmt::Display for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = |u: &Option<String>| u.as_deref().map_or("(not set)".to_owned(), redact_url);
         writeln!(f, "  http api      {}", self.http_addr)?;
-        writeln!(f, "  mqtt broker   {}", self.mqtt_addr)?;
+        writeln!(f, "  mqtt broker   {} (MQTT 3.1.1)", self.mqtt_addr)?;
+        if let Some(addr) = self.mqtt5_addr {
+            writeln!(f, "  mqtt 5        {addr}")?;
+        }
         writeln!(f, "  postgresql    {}", url(&self.database_url))?;
         write!(f, "  redis         {}", url(&self.redis_url))
     }

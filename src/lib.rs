@@ -6,7 +6,13 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
+pub mod broker;
+pub mod cli;
 pub mod config;
+pub mod db;
+pub mod device;
+pub mod events;
 
 pub use config::Config;
 

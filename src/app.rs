@@ -1,0 +1,122 @@
+//! The composition root: builds every part of the gateway from the configuration, hands them to
+//! each other as plain values, runs them, and stops them in order.
+
+use std::future::Future;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
+use crate::config::{Config, redact_url};
+use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No database configured.
+    #[error(
+        "DATABASE_URL is not set: the gateway keeps device identities in PostgreSQL (scripts/run.sh sets it up for you)"
+    )]
+    NoDatabase,
+    /// The database is unreachable or its schema could not be migrated.
+    #[error("PostgreSQL at {url}: {source}")]
+    Database {
+        /// The URL, password redacted.
+        url: String,
+        /// What failed.
+        source: sqlx::Error,
+    },
+    /// The broker could not start.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// The running gateway.
+pub struct App {
+    pool: PgPool,
+    registry: DeviceRegistry,
+    broker: EmbeddedBroker,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl App {
+    /// Connects to the database (migrating it), starts the broker and the background tasks.
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let url = config
+            .database_url
+            .as_deref()
+            .ok_or(StartError::NoDatabase)?;
+        let pool = crate::db::connect(url, 16)
+            .await
+            .map_err(|source| StartError::Database {
+                url: redact_url(url),
+                source,
+            })?;
+        let registry = DeviceRegistry::new(pool.clone());
+        let revocations = Revocations::default();
+        let database_error = |source| StartError::Database {
+            url: redact_url(url),
+            source,
+        };
+        revocation::load_revoked(&pool, &revocations)
+            .await
+            .map_err(database_error)?;
+        let mut settings = BrokerSettings::on(config.mqtt_addr);
+        settings.v5_addr = config.mqtt5_addr;
+        let auth = RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
+        let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let (link, _) = broker.link("gateway-revocations")?;
+        let stop = shutdown.clone();
+        tasks.spawn(revocation::watch(
+            pool.clone(),
+            revocations,
+            link,
+            async move { stop.cancelled().await },
+        ));
+        Ok(Self {
+            pool,
+            registry,
+            broker,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The device registry.
+    pub fn registry(&self) -> &DeviceRegistry {
+        &self.registry
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &EmbeddedBroker {
+        &self.broker
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs until `stop` resolves, then stops the background tasks, the broker and the pool.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) {
+        stop.await;
+        tracing::info!("stopping");
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let broker = self.broker;
+        // Joining the broker's threads blocks; do it off the async workers.
+        if tokio::task::spawn_blocking(move || broker.stop())
+            .await
+            .is_err()
+        {
+            tracing::error!("the broker did not stop cleanly");
+        }
+        self.pool.close().await;
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,171 @@
+//! Per-locker topic access control for the embedded broker.
+//!
+//! `rumqttd` has no ACLs, but it clones the listener's `Protocol` value for every connection and
+//! reads every packet through it. [`LockerAcl`] wraps the real codec (`V4` or `V5`), learns the
+//! connection's device from its CONNECT, and refuses (the broker then drops the connection) any
+//! packet outside that locker's own topics:
+//!
+//! * CONNECT: the client id must be a valid device id, the session clean, and a last will (if any)
+//!   must go to the locker's own `status` topic;
+//! * PUBLISH: only `lockers/{id}/up` and `lockers/{id}/status`;
+//! * SUBSCRIBE: only `lockers/{id}/down` (no wildcards, no other locker's topics);
+//! * anything at all, in either direction, once the device is revoked.
+//!
+//! The gateway's in-process link does not go through a `Protocol`, so it is not restricted.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use bytes::BytesMut;
+use firmware_protocol::{DeviceId, Topic, TopicKind};
+use rumqttd::protocol::{Error, Packet, Protocol};
+
+/// Devices revoked while connected: their sessions are dropped at their next packet. Shared by all
+/// connections; the lock is never held across an `.await`.
+#[derive(Debug, Clone, Default)]
+pub struct Revocations(Arc<RwLock<HashSet<DeviceId>>>);
+
+impl Revocations {
+    /// Marks `device` revoked.
+    pub fn revoke(&self, device: DeviceId) {
+        if let Ok(mut set) = self.0.write() {
+            set.insert(device);
+        }
+    }
+
+    /// Whether `device` is revoked. A poisoned lock counts as revoked (fail closed).
+    pub fn contains(&self, device: &DeviceId) -> bool {
+        self.0.read().map_or(true, |set| set.contains(device))
+    }
+}
+
+/// Why a packet was refused, for logs and the `locker_broker_refused_total` counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client id is not a device id.
+    BadClientId,
+    /// A persistent session was asked for.
+    NotCleanSession,
+    /// The last will goes elsewhere than the locker's status topic.
+    ForeignWill,
+    /// A publish outside the locker's own `up` and `status` topics.
+    ForeignPublish,
+    /// A subscription other than the locker's own `down` topic.
+    ForeignSubscribe,
+    /// A packet before CONNECT.
+    NotConnected,
+    /// The device was revoked.
+    Revoked,
+}
+
+impl Refusal {
+    /// A stable label.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::BadClientId => "bad_client_id",
+            Self::NotCleanSession => "not_clean_session",
+            Self::ForeignWill => "foreign_will",
+            Self::ForeignPublish => "foreign_publish",
+            Self::ForeignSubscribe => "foreign_subscribe",
+            Self::NotConnected => "not_connected",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A `Protocol` that enforces one locker's topics; see the module docs.
+#[derive(Debug, Clone)]
+pub struct LockerAcl<P> {
+    inner: P,
+    revocations: Revocations,
+    device: Option<DeviceId>,
+}
+
+impl<P> LockerAcl<P> {
+    /// Wraps `inner` (a fresh value per listener; the broker clones it per connection).
+    pub fn new(inner: P, revocations: Revocations) -> Self {
+        Self {
+            inner,
+            revocations,
+            device: None,
+        }
+    }
+
+    fn own_topic(&self, device: DeviceId, topic: &[u8], allowed: &[TopicKind]) -> bool {
+        std::str::from_utf8(topic)
+            .ok()
+            .and_then(|t| Topic::parse(t).ok())
+            .is_some_and(|t| t.device_id == device && allowed.contains(&t.kind))
+    }
+
+    /// Decides on one incoming packet; on CONNECT, remembers the device.
+    pub fn check(&mut self, packet: &Packet) -> Result<(), Refusal> {
+        if let Packet::Connect(connect, _, will, _, _) = packet {
+            let device = DeviceId::new(&connect.client_id).ok_or(Refusal::BadClientId)?;
+            if !connect.clean_session {
+                return Err(Refusal::NotCleanSession);
+            }
+            if let Some(will) = will
+                && !self.own_topic(device, &will.topic, &[TopicKind::Status])
+            {
+                return Err(Refusal::ForeignWill);
+            }
+            if self.revocations.contains(&device) {
+                return Err(Refusal::Revoked);
+            }
+            self.device = Some(device);
+            return Ok(());
+        }
+        let device = self.device.ok_or(Refusal::NotConnected)?;
+        if self.revocations.contains(&device) {
+            return Err(Refusal::Revoked);
+        }
+        match packet {
+            Packet::Publish(publish, _) => {
+                let allowed = [TopicKind::Up, TopicKind::Status];
+                if !self.own_topic(device, &publish.topic, &allowed) {
+                    return Err(Refusal::ForeignPublish);
+                }
+            }
+            Packet::Subscribe(subscribe, _) => {
+                let own = subscribe
+                    .filters
+                    .iter()
+                    .all(|f| self.own_topic(device, f.path.as_bytes(), &[TopicKind::Down]));
+                if !own || subscribe.filters.is_empty() {
+                    return Err(Refusal::ForeignSubscribe);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl<P: Protocol> Protocol for LockerAcl<P> {
+    fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
+        let packet = self.inner.read_mut(stream, max_size)?;
+        match self.check(&packet) {
+            Ok(()) => Ok(packet),
+            Err(refusal) => {
+                tracing::warn!(
+                    device = ?self.device,
+                    refusal = refusal.kind(),
+                    "broker refused a packet; dropping the connection"
+                );
+                metrics::counter!("locker_broker_refused_total", "reason" => refusal.kind())
+                    .increment(1);
+                Err(Error::InvalidProtocol)
+            }
+        }
+    }
+
+    fn write(&self, packet: Packet, write: &mut BytesMut) -> Result<usize, Error> {
+        if let Some(device) = &self.device
+            && self.revocations.contains(device)
+        {
+            return Err(Error::InvalidProtocol);
+        }
+        self.inner.write(packet, write)
+    }
+}

@@ -1,0 +1,265 @@
+//! The embedded MQTT broker (`rumqttd`), with login checked by an [`Authenticator`] and topics
+//! restricted per locker by [`acl::LockerAcl`].
+//!
+//! `rumqttd`'s listener binds its address itself and runs forever, so each listener (MQTT 3.1.1,
+//! and optionally MQTT 5 on a second address) runs on its own thread with its own single-threaded
+//! runtime, and stops when [`EmbeddedBroker::stop`] is called or the broker is dropped: its runtime
+//! is dropped and every connection with it.
+
+pub mod acl;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rumqttd::local::{LinkError, LinkRx, LinkTx};
+use rumqttd::protocol::Protocol;
+use rumqttd::protocol::v4::V4;
+use rumqttd::protocol::v5::V5;
+use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
+use tokio::sync::watch;
+
+pub use acl::{LockerAcl, Revocations};
+
+/// A boxed login decision.
+pub type AuthFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Decides whether a client may log in. Called for every CONNECT, on the broker's thread: do the
+/// work elsewhere (the registry's authenticator runs its query on the gateway's runtime).
+pub trait Authenticator: Send + Sync + 'static {
+    /// Whether `client_id` may connect with this username and password.
+    fn admit(&self, client_id: String, username: String, password: String) -> AuthFuture;
+}
+
+/// Where and how the broker listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// MQTT 3.1.1 listener.
+    pub v4_addr: SocketAddr,
+    /// MQTT 5 listener, if any.
+    pub v5_addr: Option<SocketAddr>,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Largest payload a client may publish (bytes).
+    pub max_payload: usize,
+    /// How long a new connection may take to send CONNECT (ms).
+    pub connect_timeout_ms: u16,
+}
+
+impl BrokerSettings {
+    /// Settings for one 3.1.1 listener on `v4_addr` and sensible limits.
+    pub fn on(v4_addr: SocketAddr) -> Self {
+        Self {
+            v4_addr,
+            v5_addr: None,
+            max_connections: 20_000,
+            max_payload: firmware_protocol::MAX_JSON_ENVELOPE,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Why the broker did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The listen address is taken (or not ours to bind).
+    #[error(
+        "cannot listen for MQTT on {addr}: {source}; another broker (Mosquitto?) may hold the port: set {setting} to a free address"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The setting that chooses it.
+        setting: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start a broker thread: {0}")]
+    Thread(std::io::Error),
+    /// The router refused an in-process link.
+    #[error("cannot open an in-process link: {0}")]
+    Link(Box<LinkError>),
+}
+
+impl From<LinkError> for BrokerError {
+    fn from(e: LinkError) -> Self {
+        Self::Link(Box::new(e))
+    }
+}
+
+type LinkFactory = Box<dyn Fn(&str) -> Result<(LinkTx, LinkRx), BrokerError> + Send + Sync>;
+
+/// A running embedded broker.
+pub struct EmbeddedBroker {
+    settings: BrokerSettings,
+    links: LinkFactory,
+    stop: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_free(addr: SocketAddr, setting: &'static str) -> Result<(), BrokerError> {
+    TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| BrokerError::Bind {
+            addr,
+            setting,
+            source,
+        })
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker's router and listeners. Fails at once, naming the address and the setting,
+    /// if a listen address is taken.
+    pub fn start(
+        settings: BrokerSettings,
+        auth: Arc<dyn Authenticator>,
+        revocations: Revocations,
+    ) -> Result<Self, BrokerError> {
+        check_free(settings.v4_addr, "LOCKER_MQTT_ADDR")?;
+        if let Some(addr) = settings.v5_addr {
+            check_free(addr, "LOCKER_MQTT5_ADDR")?;
+        }
+        let router = Router::new(
+            0,
+            RouterConfig {
+                max_connections: settings.max_connections,
+                max_outgoing_packet_count: 200,
+                max_segment_size: 1024 * 1024,
+                max_segment_count: 4,
+                custom_segment: None,
+                initialized_filters: None,
+                shared_subscriptions_strategy: Default::default(),
+            },
+        );
+        let router_tx = router.spawn();
+        let (stop, stop_rx) = watch::channel(false);
+        let mut threads = Vec::new();
+        let listener = |name: &str, addr: SocketAddr| {
+            let mut server = ServerSettings {
+                name: name.to_owned(),
+                listen: addr,
+                tls: None,
+                next_connection_delay_ms: 0,
+                connections: ConnectionSettings {
+                    connection_timeout_ms: settings.connect_timeout_ms,
+                    max_payload_size: settings.max_payload,
+                    max_inflight_count: 64,
+                    auth: None,
+                    external_auth: None,
+                    dynamic_filters: true,
+                },
+            };
+            let auth = auth.clone();
+            server.set_auth_handler(move |client_id, user, pass| auth.admit(client_id, user, pass));
+            server
+        };
+        threads.push(spawn_listener(
+            Server::new(
+                listener("mqtt-v4", settings.v4_addr),
+                router_tx.clone(),
+                LockerAcl::new(V4, revocations.clone()),
+            ),
+            stop_rx.clone(),
+        )?);
+        if let Some(addr) = settings.v5_addr {
+            threads.push(spawn_listener(
+                Server::new(
+                    listener("mqtt-v5", addr),
+                    router_tx.clone(),
+                    LockerAcl::new(V5, revocations.clone()),
+                ),
+                stop_rx,
+            )?);
+        }
+        let links: LinkFactory = Box::new(move |name: &str| {
+            let (tx, rx, _ack) = rumqttd::local::LinkBuilder::new(name, router_tx.clone())
+                .dynamic_filters(true)
+                .build()
+                .map_err(BrokerError::from)?;
+            Ok((tx, rx))
+        });
+        tracing::info!(v4 = %settings.v4_addr, v5 = ?settings.v5_addr, "embedded MQTT broker listening");
+        Ok(Self {
+            settings,
+            links,
+            stop,
+            threads,
+        })
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &BrokerSettings {
+        &self.settings
+    }
+
+    /// An in-process client, not subject to login or topic rules: the gateway's own.
+    pub fn link(&self, name: &str) -> Result<(LinkTx, LinkRx), BrokerError> {
+        (self.links)(name)
+    }
+
+    /// Stops the listeners and drops every connection; returns when their threads have ended.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("a broker listener thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn spawn_listener<P>(
+    mut server: Server<P>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, BrokerError>
+where
+    P: Protocol + Clone + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("mqtt-listener".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the broker's runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                tokio::select! {
+                    result = server.start(LinkType::Remote) => {
+                        if let Err(e) = result {
+                            tracing::error!(error = %e, "MQTT listener stopped");
+                        }
+                    }
+                    _ = stop.wait_for(|stopped| *stopped) => {}
+                }
+            });
+            // Dropping the runtime here cancels every connection task of this listener.
+        })
+        .map_err(BrokerError::Thread)
+}

@@ -1,0 +1,150 @@
+//! The command line: `serve` (the default) runs the gateway; `device …` provisions, revokes and
+//! rotates devices; `migrate` brings the database schema up to date.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use firmware_protocol::DeviceId;
+
+use crate::device::{DeviceRegistry, NewDevice, Provisioned};
+
+/// The locker gateway.
+#[derive(Debug, Parser)]
+#[command(name = "locker-gateway", version, about)]
+pub struct Cli {
+    /// What to do; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (broker, device link, background workers).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage devices (needs DATABASE_URL).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+/// Device administration.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Register a device and print its credentials (shown once).
+    Add {
+        /// Device id: 1 to 32 of A-Z a-z 0-9 _ -.
+        id: String,
+        /// Number of doors.
+        #[arg(long, default_value_t = 12)]
+        doors: u16,
+        /// Model name.
+        #[arg(long, default_value = "generic")]
+        model: String,
+        /// Print one JSON line (the simulator's credentials file format) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: its next login is refused and a live session is dropped.
+    Revoke {
+        /// Device id.
+        id: String,
+    },
+    /// Issue a new secret; the old one keeps working for the grace period.
+    Rotate {
+        /// Device id.
+        id: String,
+        /// Hours the old secret stays valid.
+        #[arg(long, default_value_t = 168)]
+        grace_hours: u64,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List devices.
+    List,
+}
+
+fn device_id(id: &str) -> Result<DeviceId, String> {
+    DeviceId::new(id)
+        .ok_or_else(|| format!("invalid device id {id:?}: use 1 to 32 of A-Z a-z 0-9 _ -"))
+}
+
+fn show(provisioned: &Provisioned, json: bool) -> String {
+    if json {
+        return provisioned.to_json().to_string();
+    }
+    let v = provisioned.to_json();
+    format!(
+        "device      {}\nmqtt user   {}\nmqtt pass   {}\ntag key     {}\n\nStore these now: the gateway keeps only a digest of the secret and cannot show it again.",
+        v["device_id"].as_str().unwrap_or_default(),
+        v["mqtt_username"].as_str().unwrap_or_default(),
+        v["mqtt_password"].as_str().unwrap_or_default(),
+        v["tag_key"].as_str().unwrap_or_default(),
+    )
+}
+
+/// Runs one device subcommand and returns what to print.
+pub async fn run_device_command(
+    registry: &DeviceRegistry,
+    command: DeviceCommand,
+) -> Result<String, String> {
+    match command {
+        DeviceCommand::Add {
+            id,
+            doors,
+            model,
+            json,
+        } => {
+            let new = NewDevice {
+                id: device_id(&id)?,
+                model,
+                door_count: doors,
+            };
+            let provisioned = registry.provision(new).await.map_err(|e| e.to_string())?;
+            Ok(show(&provisioned, json))
+        }
+        DeviceCommand::Revoke { id } => {
+            registry
+                .revoke(device_id(&id)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("device {id} revoked"))
+        }
+        DeviceCommand::Rotate {
+            id,
+            grace_hours,
+            json,
+        } => {
+            let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
+            let provisioned = registry
+                .rotate(device_id(&id)?, grace)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(show(&provisioned, json))
+        }
+        DeviceCommand::List => {
+            let devices = registry.list().await.map_err(|e| e.to_string())?;
+            let mut out = format!(
+                "{:<32} {:<12} {:>5} {:<8} {}",
+                "ID", "MODEL", "DOORS", "STATE", "LAST SEEN"
+            );
+            for d in devices {
+                let state = match (d.revoked_at.is_some(), d.online) {
+                    (true, _) => "revoked",
+                    (false, true) => "online",
+                    (false, false) => "offline",
+                };
+                let seen = d
+                    .last_seen_at
+                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                out.push_str(&format!(
+                    "\n{:<32} {:<12} {:>5} {:<8} {}",
+                    d.id, d.model, d.door_count, state, seen
+                ));
+            }
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The device registry in PostgreSQL: provisioning, revocation, rotation, and the credentials the
+//! broker and the uplink verifier check against.
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::{DeviceId, DeviceKey, DeviceSecret};
+use serde_json::json;
+use sqlx::{PgPool, Row};
+
+use super::credentials::{StoredSecret, generate_secret};
+use crate::events::{Event, append};
+
+/// The PostgreSQL channel on which credential changes (revocation, rotation) are announced, with
+/// the device id as payload, so every gateway process drops or re-reads what it cached.
+pub const DEVICE_CHANGES_CHANNEL: &str = "device_changes";
+
+/// What an operator gives to register a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// The device id the locker will log in with.
+    pub id: DeviceId,
+    /// Free-form model name.
+    pub model: String,
+    /// Number of doors, `1..=512`.
+    pub door_count: u16,
+}
+
+/// A device's fresh credentials, shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its secret: the MQTT password is its hex form, the tag key is derived from it.
+    pub secret: DeviceSecret,
+}
+
+impl Provisioned {
+    /// One JSON object with everything a locker (or the simulator) needs; the credentials file
+    /// format of the simulator is one of these per line.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "device_id": self.device_id.as_str(),
+            "mqtt_username": self.device_id.as_str(),
+            "mqtt_password": self.secret.mqtt_password(),
+            "secret": hex::encode(self.secret.as_bytes()),
+            "tag_key": hex::encode(self.secret.tag_key().as_bytes()),
+        })
+    }
+}
+
+/// What the broker and the uplink verifier need to know about a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCredentials {
+    /// The current secret.
+    pub current: StoredSecret,
+    /// The previous secret, while its grace period after a rotation lasts.
+    pub previous: Option<StoredSecret>,
+    /// Revoked devices are refused everything.
+    pub revoked: bool,
+}
+
+impl DeviceCredentials {
+    /// Whether `password` logs this device in.
+    pub fn admits(&self, password: &[u8]) -> bool {
+        !self.revoked
+            && (self.current.matches_password(password)
+                || self
+                    .previous
+                    .as_ref()
+                    .is_some_and(|p| p.matches_password(password)))
+    }
+
+    /// The keys an uplink's tag may be made with: the current one, then the previous one.
+    pub fn tag_keys(&self) -> impl Iterator<Item = &DeviceKey> {
+        std::iter::once(&self.current.tag_key).chain(self.previous.as_ref().map(|p| &p.tag_key))
+    }
+}
+
+/// One line of the device list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSummary {
+    /// The device.
+    pub id: String,
+    /// Its model.
+    pub model: String,
+    /// Its door count.
+    pub door_count: i32,
+    /// Whether it is online.
+    pub online: bool,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it last sent anything.
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A device with this id exists.
+    #[error("device {0} already exists")]
+    AlreadyExists(String),
+    /// No device with this id.
+    #[error("device {0} does not exist")]
+    NotFound(String),
+    /// The device is revoked; revocation is final.
+    #[error("device {0} is revoked")]
+    Revoked(String),
+    /// A value outside its range.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// PostgreSQL failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The registry over a PostgreSQL pool.
+#[derive(Debug, Clone)]
+pub struct DeviceRegistry {
+    pool: PgPool,
+}
+
+fn key_from(bytes: &[u8]) -> Option<DeviceKey> {
+    <[u8; 32]>::try_from(bytes).ok().map(DeviceKey::from_bytes)
+}
+
+fn stored(digest: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Option<StoredSecret> {
+    Some(StoredSecret {
+        digest: <[u8; 32]>::try_from(digest?.as_slice()).ok()?,
+        tag_key: key_from(&key?)?,
+    })
+}
+
+impl DeviceRegistry {
+    /// A registry using `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Registers a device with a fresh secret, and its doors; emits `device.provisioned`.
+    pub async fn provision(&self, new: NewDevice) -> Result<Provisioned, RegistryError> {
+        if !(1..=firmware_protocol::MAX_DOORS).contains(&new.door_count) {
+            return Err(RegistryError::Invalid("door count must be 1 to 512"));
+        }
+        if new.model.is_empty() || new.model.len() > 64 {
+            return Err(RegistryError::Invalid("model must be 1 to 64 characters"));
+        }
+        let secret = generate_secret();
+        let stored = StoredSecret::of(&secret);
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO devices (id, model, door_count, secret_sha256, tag_key)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(new.id.as_str())
+        .bind(&new.model)
+        .bind(i32::from(new.door_count))
+        .bind(&stored.digest[..])
+        .bind(&stored.tag_key.as_bytes()[..])
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(RegistryError::AlreadyExists(new.id.to_string()));
+        }
+        sqlx::query(
+            "INSERT INTO doors (device_id, door) SELECT $1, generate_series(1, $2::integer)",
+        )
+        .bind(new.id.as_str())
+        .bind(i32::from(new.door_count))
+        .execute(&mut *tx)
+        .await?;
+        let event = Event::new(
+            "device.provisioned",
+            "device",
+            new.id.as_str(),
+            json!({ "device_id": new.id.as_str(), "model": new.model, "door_count": new.door_count }),
+        );
+        append(&mut tx, &event).await?;
+        tx.commit().await?;
+        metrics::counter!("locker_devices_provisioned_total").increment(1);
+        Ok(Provisioned {
+            device_id: new.id,
+            secret,
+        })
+    }
+
+    /// Revokes a device: its next login is refused and every gateway drops its live session.
+    /// Emits `device.revoked`. Revoking twice is not an error.
+    pub async fn revoke(&self, id: DeviceId) -> Result<(), RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+        let already: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
+        if already.is_none() {
+            sqlx::query(
+                "UPDATE devices SET revoked_at = now(), online = false,
+                 presence_changed_at = CASE WHEN online THEN now() ELSE presence_changed_at END
+                 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let event = Event::new(
+                "device.revoked",
+                "device",
+                id.as_str(),
+                json!({ "device_id": id.as_str() }),
+            );
+            append(&mut tx, &event).await?;
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(DEVICE_CHANGES_CHANNEL)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Issues a new secret; the old one stays valid for `grace` (or until the locker logs in with
+    /// the new one).
+    pub async fn rotate(
+        &self,
+        id: DeviceId,
+        grace: std::time::Duration,
+    ) -> Result<Provisioned, RegistryError> {
+        let secret = generate_secret();
+        let stored = StoredSecret::of(&secret);
+        let grace = chrono::Duration::from_std(grace)
+            .map_err(|_| RegistryError::Invalid("grace period too long"))?;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+        let revoked: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
+        if revoked.is_some() {
+            return Err(RegistryError::Revoked(id.to_string()));
+        }
+        sqlx::query(
+            "UPDATE devices SET previous_secret_sha256 = secret_sha256, previous_tag_key = tag_key,
+                    previous_valid_until = now() + $2, secret_sha256 = $3, tag_key = $4
+             WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(grace)
+        .bind(&stored.digest[..])
+        .bind(&stored.tag_key.as_bytes()[..])
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(DEVICE_CHANGES_CHANNEL)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Provisioned {
+            device_id: id,
+            secret,
+        })
+    }
+
+    /// Ends a rotation's grace period early: the locker has logged in with its new secret.
+    pub async fn retire_previous_secret(&self, id: DeviceId) -> Result<(), RegistryError> {
+        sqlx::query(
+            "UPDATE devices SET previous_secret_sha256 = NULL, previous_tag_key = NULL,
+                    previous_valid_until = NULL
+             WHERE id = $1 AND previous_secret_sha256 IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The device's credentials, or `None` if there is no such device.
+    pub async fn credentials(
+        &self,
+        id: &DeviceId,
+    ) -> Result<Option<DeviceCredentials>, RegistryError> {
+        let row = sqlx::query(
+            "SELECT secret_sha256, tag_key, revoked_at IS NOT NULL AS revoked,
+                    CASE WHEN previous_valid_until > now() THEN previous_secret_sha256 END AS prev_digest,
+                    CASE WHEN previous_valid_until > now() THEN previous_tag_key END AS prev_key
+             FROM devices WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let current = stored(row.try_get("secret_sha256")?, row.try_get("tag_key")?)
+            .ok_or(RegistryError::Invalid("stored secret has the wrong length"))?;
+        Ok(Some(DeviceCredentials {
+            current,
+            previous: stored(row.try_get("prev_digest")?, row.try_get("prev_key")?),
+            revoked: row.try_get("revoked")?,
+        }))
+    }
+
+    /// Every device, by id.
+    pub async fn list(&self) -> Result<Vec<DeviceSummary>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT id, model, door_count, online, revoked_at, last_seen_at FROM devices ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeviceSummary {
+                    id: row.try_get("id")?,
+                    model: row.try_get("model")?,
+                    door_count: row.try_get("door_count")?,
+                    online: row.try_get("online")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                })
+            })
+            .collect()
+    }
+}

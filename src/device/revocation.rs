@@ -1,0 +1,109 @@
+//! Keeps the broker's [`Revocations`] in step with the registry, across gateway processes: a
+//! revocation (by the CLI, the API or another gateway) is announced with `NOTIFY`; this watcher
+//! marks the device revoked, which refuses its next packet in either direction, and nudges its
+//! `down` topic so a live session is dropped at once rather than at its next keep-alive.
+
+use firmware_protocol::{DeviceId, Topic};
+use rumqttd::local::LinkTx;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+use super::registry::DEVICE_CHANGES_CHANNEL;
+use crate::broker::Revocations;
+
+/// Marks every device already revoked in the registry.
+pub async fn load_revoked(pool: &PgPool, revocations: &Revocations) -> Result<usize, sqlx::Error> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM devices WHERE revoked_at IS NOT NULL")
+            .fetch_all(pool)
+            .await?;
+    let count = ids.len();
+    for id in ids.iter().filter_map(|id| DeviceId::new(id)) {
+        revocations.revoke(id);
+    }
+    Ok(count)
+}
+
+async fn is_revoked(pool: &PgPool, id: &DeviceId) -> Result<bool, sqlx::Error> {
+    let revoked: Option<bool> =
+        sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM devices WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(revoked.unwrap_or(false))
+}
+
+/// Applies one change notification.
+pub async fn apply_change(
+    pool: &PgPool,
+    revocations: &Revocations,
+    link: &mut LinkTx,
+    device: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(id) = DeviceId::new(device) else {
+        return Ok(());
+    };
+    if is_revoked(pool, &id).await? {
+        revocations.revoke(id);
+        // The write to the revoked connection fails in the ACL, which drops it.
+        if let Err(e) = link.try_publish(Topic::down(id).to_string(), Vec::new()) {
+            tracing::warn!(error = %e, %id, "could not nudge a revoked device's session");
+        }
+        tracing::info!(%id, "device revoked: its session is dropped");
+    }
+    Ok(())
+}
+
+/// Listens for device changes until `stop` resolves; reconnects with backoff and reloads what it
+/// may have missed.
+pub async fn watch(
+    pool: PgPool,
+    revocations: Revocations,
+    mut link: LinkTx,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(DEVICE_CHANGES_CHANNEL).await?;
+            load_revoked(&pool, &revocations).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = &mut stop => return,
+            result = listener => match result {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "device change listener cannot connect; retrying");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                    continue;
+                }
+            },
+        };
+        backoff = std::time::Duration::from_millis(100);
+        loop {
+            let notification = tokio::select! {
+                _ = &mut stop => return,
+                n = listener.recv() => n,
+            };
+            match notification {
+                Ok(n) => {
+                    if let Err(e) = apply_change(&pool, &revocations, &mut link, n.payload()).await
+                    {
+                        tracing::warn!(error = %e, "could not apply a device change");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "device change listener lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The gateway's integration tests, as one binary. They use a real PostgreSQL (a fresh database per
+//! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
+
+mod broker;
+mod helpers;
+mod registry;
