@@ -10,6 +10,9 @@ use tokio_util::task::TaskTracker;
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
 use crate::config::{Config, redact_url};
 use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
+use crate::events::{Event, Publisher};
+use crate::link::{DeviceLink, LinkSettings};
+use tokio::sync::broadcast;
 
 /// Why the gateway did not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +35,15 @@ pub enum StartError {
     Broker(#[from] BrokerError),
 }
 
+
+
 /// The running gateway.
 pub struct App {
     pool: PgPool,
     registry: DeviceRegistry,
     broker: EmbeddedBroker,
+    link: DeviceLink,
+    events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -54,36 +61,70 @@ impl App {
                 url: redact_url(url),
                 source,
             })?;
+        Self::with_pool(config, pool).await
+    }
+
+    /// Starts the gateway on an existing pool whose schema is up to date (tests pass theirs).
+    pub async fn with_pool(config: &Config, pool: PgPool) -> Result<Self, StartError> {
         let registry = DeviceRegistry::new(pool.clone());
         let revocations = Revocations::default();
-        let database_error = |source| StartError::Database {
-            url: redact_url(url),
-            source,
-        };
         revocation::load_revoked(&pool, &revocations)
             .await
-            .map_err(database_error)?;
+            .map_err(|source| StartError::Database {
+                url: config
+                    .database_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_default(),
+                source,
+            })?;
         let mut settings = BrokerSettings::on(config.mqtt_addr);
         settings.v5_addr = config.mqtt5_addr;
         let auth = RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
         let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let (link, _) = broker.link("gateway-revocations")?;
+        let link = DeviceLink::start(
+            pool.clone(),
+            broker.link("gateway-uplinks")?,
+            LinkSettings {
+                heartbeat: config.heartbeat,
+                ..LinkSettings::default()
+            },
+            &tasks,
+            shutdown.clone(),
+        )?;
+        let (events, _) = broadcast::channel(1024);
+        let (events_link, _) = broker.link("gateway-events")?;
+        let publisher = Publisher::new(pool.clone(), events_link, events.clone());
+        tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
+        let (revocation_link, _) = broker.link("gateway-revocations")?;
         let stop = shutdown.clone();
         tasks.spawn(revocation::watch(
             pool.clone(),
             revocations,
-            link,
+            revocation_link,
             async move { stop.cancelled().await },
         ));
         Ok(Self {
             pool,
             registry,
             broker,
+            link,
+            events,
             shutdown,
             tasks,
         })
+    }
+
+    /// Events as they are delivered from the outbox.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The device link (verified uplinks, counters).
+    pub fn device_link(&self) -> &DeviceLink {
+        &self.link
     }
 
     /// The device registry.

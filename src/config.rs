@@ -2,6 +2,7 @@
 //! variables, validated at start with a message naming each wrong setting.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Where the gateway listens by default for MQTT: not 1883, which a system broker (Mosquitto) often
 /// holds already.
@@ -22,6 +23,11 @@ pub struct Config {
     pub database_url: Option<String>,
     /// `REDIS_URL`: Redis; unset for none.
     pub redis_url: Option<String>,
+    /// `LOCKER_HEARTBEAT_SECS`: the heartbeat interval lockers use (default 60); a locker silent for
+    /// three intervals is marked offline.
+    pub heartbeat: Duration,
+    /// `LOCKER_OUTBOX_POLL_MS`: how often the outbox publisher looks for new events (default 200).
+    pub outbox_poll: Duration,
 }
 
 /// A setting that could not be used.
@@ -30,6 +36,13 @@ pub struct Config {
 pub enum ConfigError {
     #[error("{name}={value:?} is not a socket address such as 127.0.0.1:8080")]
     BadAddress { name: &'static str, value: String },
+    #[error("{name}={value:?} is not a whole number from {min} to {max}")]
+    BadNumber {
+        name: &'static str,
+        value: String,
+        min: u64,
+        max: u64,
+    },
     #[error("{name}={value} is not a {scheme}:// URL")]
     BadUrl {
         name: &'static str,
@@ -76,7 +89,21 @@ impl Config {
                 .map(Some)
                 .map_err(|_| ConfigError::BadAddress { name, value }),
         };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
+            None => Ok(default),
+            Some(value) => match value.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::BadNumber {
+                    name,
+                    value,
+                    min,
+                    max,
+                }),
+            },
+        };
         Ok(Self {
+            heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
+            outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
             http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             mqtt_addr: addr("LOCKER_MQTT_ADDR", DEFAULT_MQTT_ADDR)?,
             mqtt5_addr: optional_addr("LOCKER_MQTT5_ADDR")?,
@@ -109,6 +136,8 @@ impl std::fmt::Debug for Config {
             .field("mqtt5_addr", &self.mqtt5_addr)
             .field("database_url", &url(&self.database_url))
             .field("redis_url", &url(&self.redis_url))
+            .field("heartbeat", &self.heartbeat)
+            .field("outbox_poll", &self.outbox_poll)
             .finish()
     }
 }
@@ -122,7 +151,8 @@ impl std::fmt::Display for Config {
             writeln!(f, "  mqtt 5        {addr}")?;
         }
         writeln!(f, "  postgresql    {}", url(&self.database_url))?;
-        write!(f, "  redis         {}", url(&self.redis_url))
+        writeln!(f, "  redis         {}", url(&self.redis_url))?;
+        write!(f, "  heartbeat     {} s", self.heartbeat.as_secs())
     }
 }
 
@@ -159,6 +189,17 @@ mod tests {
                 .starts_with("DATABASE_URL=mysql://u:***@h/db"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn numbers_are_checked_against_their_range() {
+        let err = from(&[("LOCKER_HEARTBEAT_SECS", "0")]).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "LOCKER_HEARTBEAT_SECS=\"0\" is not a whole number from 1 to 3600"
+        );
+        let config = from(&[("LOCKER_HEARTBEAT_SECS", "5")]).expect("valid");
+        assert_eq!(config.heartbeat, Duration::from_secs(5));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod device;
 pub mod events;
+pub mod link;
 
 pub use config::Config;
 

@@ -132,11 +132,35 @@ impl std::fmt::Display for Topic {
     }
 }
 
-/// The retained payload on `lockers/{device_id}/status`: `{"online":true}` after connecting,
-/// `{"online":false}` as the last will. Not tagged (a last will is fixed at connect time); the
-/// broker only lets a locker set its own.
+/// The retained payload on `lockers/{device_id}/status`: `{"online":true,"session":N}` after
+/// connecting, `{"online":false,"session":N}` as the last will. The locker chooses the session of a
+/// connection *before* connecting, so its will can name it: a will that arrives late from an older
+/// connection names an older session and is ignored. Not tagged (a last will is fixed at connect
+/// time); the broker lets a locker set only its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
     /// Whether the locker is connected.
     pub online: bool,
+    /// The session of the connection this is about; absent from firmware that does not know it,
+    /// in which case the gateway trusts only its own heartbeat timeout for going offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
+}
+
+impl Presence {
+    /// Reads a status payload (unknown fields ignored).
+    pub fn parse(payload: &[u8]) -> Result<Self, crate::DecodeError> {
+        if payload.len() > 1024 {
+            return Err(crate::DecodeError::TooLong(payload.len()));
+        }
+        Ok(serde_json::from_slice(payload)?)
+    }
+
+    /// The payload bytes.
+    pub fn to_json(&self) -> String {
+        match self.session {
+            Some(session) => format!("{{\"online\":{},\"session\":{session}}}", self.online),
+            None => format!("{{\"online\":{}}}", self.online),
+        }
+    }
 }

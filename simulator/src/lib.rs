@@ -7,5 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod locker;
+pub mod mqtt;
 
 pub use locker::{Faults, RECENT_CAPACITY, Settings, SimLocker};

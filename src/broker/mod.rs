@@ -7,12 +7,14 @@
 //! is dropped and every connection with it.
 
 pub mod acl;
+pub mod probe;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
 use rumqttd::protocol::Protocol;
@@ -144,6 +146,11 @@ impl EmbeddedBroker {
         );
         let router_tx = router.spawn();
         let (stop, stop_rx) = watch::channel(false);
+        let probe = probe::Probe::new();
+        let auth: Arc<dyn Authenticator> = Arc::new(probe::Probing {
+            probe: probe.clone(),
+            inner: auth,
+        });
         let mut threads = Vec::new();
         let listener = |name: &str, addr: SocketAddr| {
             let mut server = ServerSettings {
@@ -181,6 +188,28 @@ impl EmbeddedBroker {
                 ),
                 stop_rx,
             )?);
+        }
+        // Prove that each listener is ours before reporting success.
+        let mut listeners = vec![(settings.v4_addr, 4u8, "LOCKER_MQTT_ADDR")];
+        if let Some(addr) = settings.v5_addr {
+            listeners.push((addr, 5, "LOCKER_MQTT5_ADDR"));
+        }
+        for (i, (addr, level, setting)) in listeners.into_iter().enumerate() {
+            let thread = &threads[i];
+            let ours = probe.confirm(addr, level, Duration::from_secs(10), || {
+                thread.is_finished()
+            });
+            if !ours {
+                let _ = stop.send(true);
+                return Err(BrokerError::Bind {
+                    addr,
+                    setting,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "the listener did not come up (the address was taken meanwhile)",
+                    ),
+                });
+            }
         }
         let links: LinkFactory = Box::new(move |name: &str| {
             let (tx, rx, _ack) = rumqttd::local::LinkBuilder::new(name, router_tx.clone())

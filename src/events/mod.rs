@@ -2,5 +2,7 @@
 //! delivered at least once afterwards.
 
 pub mod outbox;
+pub mod publisher;
 
 pub use outbox::{Event, append};
+pub use publisher::{Outcome, Publisher};

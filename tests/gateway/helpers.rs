@@ -13,7 +13,9 @@ use rumqttd::local::LinkRx;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-pub const WAIT: Duration = Duration::from_secs(5);
+/// The longest a test waits for something that should happen (a ceiling, not a sleep: loaded CI
+/// machines with every test running in parallel can be slow).
+pub const WAIT: Duration = Duration::from_secs(15);
 
 /// A port that was free a moment ago.
 pub fn free_addr() -> SocketAddr {
@@ -206,4 +208,131 @@ pub async fn link_silent(rx: &mut LinkRx, for_: Duration) {
             );
         }
     }
+}
+
+/// The whole gateway, in process, on a free MQTT port, with short intervals.
+pub struct TestApp {
+    pub app: locker_gateway::app::App,
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+}
+
+/// The gateway's heartbeat interval in tests: long, so that a loaded CI machine never times a
+/// locker out by accident; the heartbeat test uses [`spawn_app_with_heartbeat`].
+pub const TEST_HEARTBEAT: Duration = Duration::from_secs(60);
+
+pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
+    locker_gateway::Config {
+        http_addr: free_addr(),
+        mqtt_addr,
+        mqtt5_addr: None,
+        database_url: None,
+        redis_url: None,
+        heartbeat: TEST_HEARTBEAT,
+        outbox_poll: Duration::from_millis(20),
+    }
+}
+
+/// Logs to the test's output, filtered by `RUST_LOG` (default: warnings of our crates).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with_heartbeat(pool, TEST_HEARTBEAT).await
+}
+
+pub async fn spawn_app_with_heartbeat(pool: PgPool, heartbeat: Duration) -> TestApp {
+    init_tracing();
+    for _ in 0..20 {
+        let addr = free_addr();
+        let config = locker_gateway::Config {
+            heartbeat,
+            ..test_config(addr)
+        };
+        match locker_gateway::app::App::with_pool(&config, pool.clone()).await {
+            Ok(app) => return TestApp { app, addr, pool },
+            Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
+            Err(e) => panic!("gateway did not start: {e}"),
+        }
+    }
+    panic!("no free port for the gateway after 20 tries");
+}
+
+impl TestApp {
+    pub async fn provision(&self, id: &str, doors: u16) -> Provisioned {
+        self.app
+            .registry()
+            .provision(NewDevice {
+                id: device(id),
+                model: "test".into(),
+                door_count: doors,
+            })
+            .await
+            .expect("provisioned")
+    }
+
+    /// A simulated locker for a provisioned device, heartbeat every `heartbeat`.
+    pub fn locker(
+        &self,
+        creds: &Provisioned,
+        heartbeat: Duration,
+    ) -> simulator::mqtt::LockerHandle {
+        let credentials = simulator::mqtt::Credentials::from_secret(creds.device_id, &creds.secret);
+        let mut config = simulator::mqtt::LockerConfig::new(self.addr, credentials);
+        config.doors = 4;
+        config.heartbeat = heartbeat;
+        config.reconnect_after = Duration::from_millis(200);
+        simulator::mqtt::spawn(config)
+    }
+
+    pub async fn online(&self, id: &str) -> bool {
+        sqlx::query_scalar("SELECT online FROM devices WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("device row")
+    }
+}
+
+/// Waits for an event of `event_type` about `aggregate_id`.
+pub async fn expect_event(
+    events: &mut tokio::sync::broadcast::Receiver<locker_gateway::events::Event>,
+    event_type: &str,
+    aggregate_id: &str,
+) -> locker_gateway::events::Event {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event))
+                if event.event_type == event_type && event.aggregate_id == aggregate_id =>
+            {
+                return event;
+            }
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+            Err(_) => panic!("no {event_type} event for {aggregate_id} in time"),
+        }
+    }
+}
+
+/// Waits until `check` holds, polling.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
 }

@@ -3,4 +3,5 @@
 
 mod broker;
 mod helpers;
+mod link;
 mod registry;

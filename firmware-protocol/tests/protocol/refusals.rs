@@ -393,3 +393,23 @@ fn hmac_tag(key: &[u8], input: &[u8]) -> String {
     mac.update(input);
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
+
+#[test]
+fn presence_payloads_read_and_write() {
+    let will = Presence {
+        online: false,
+        session: Some(7),
+    };
+    assert_eq!(will.to_json(), r#"{"online":false,"session":7}"#);
+    assert_eq!(Presence::parse(will.to_json().as_bytes()), Ok(will));
+    let old = Presence::parse(br#"{"online":true,"firmware":"x"}"#).expect("old firmware");
+    assert_eq!(
+        old,
+        Presence {
+            online: true,
+            session: None
+        }
+    );
+    assert!(Presence::parse(b"offline").is_err());
+    assert!(Presence::parse(&[b' '; 2000]).is_err());
+}

@@ -1,0 +1,459 @@
+//! Simulated lockers over MQTT: each one a task that connects with its credentials, announces a
+//! new session with `Hello`, sends heartbeats, answers commands through [`SimLocker`], and reconnects
+//! with a new session after losing the connection. Knobs make it misbehave on purpose.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use firmware_protocol::{
+    DeviceId, DeviceKey, DeviceSecret, Envelope, Presence, Topic, Unverified, Uplink,
+};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::locker::SimLocker;
+
+/// A locker's credentials, as `locker-gateway device add --json` prints them (one JSON object per
+/// line of a credentials file).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The device id (also the MQTT username and client id).
+    pub device_id: DeviceId,
+    /// The MQTT password.
+    pub password: String,
+    /// The envelope tag key.
+    pub tag_key: DeviceKey,
+}
+
+/// Why credentials could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line is not a credentials object.
+    #[error("{path}:{line}: {reason}")]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Credentials {
+    /// Credentials from a device secret.
+    pub fn from_secret(device_id: DeviceId, secret: &DeviceSecret) -> Self {
+        Self {
+            device_id,
+            password: secret.mqtt_password(),
+            tag_key: secret.tag_key(),
+        }
+    }
+
+    /// Parses one JSON object with `device_id` and `secret` (hex).
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let id = value["device_id"].as_str().ok_or("no device_id")?;
+        let device_id = DeviceId::new(id).ok_or("invalid device_id")?;
+        let secret = value["secret"]
+            .as_str()
+            .and_then(DeviceSecret::from_hex)
+            .ok_or("no valid secret (64 hex digits)")?;
+        Ok(Self::from_secret(device_id, &secret))
+    }
+
+    /// Reads a credentials file: one JSON object per line, blank lines ignored.
+    pub fn read_file(path: &str) -> Result<Vec<Self>, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                Self::parse(l).map_err(|reason| CredentialsError::Line {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    reason,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How one simulated locker behaves.
+#[derive(Debug, Clone)]
+pub struct LockerConfig {
+    /// The broker.
+    pub broker: SocketAddr,
+    /// Who it is.
+    pub credentials: Credentials,
+    /// Its doors.
+    pub doors: u16,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// MQTT keep-alive.
+    pub keep_alive: Duration,
+    /// Wait before reconnecting after a lost connection.
+    pub reconnect_after: Duration,
+}
+
+impl LockerConfig {
+    /// Defaults: 12 doors, heartbeat 60 s, keep-alive 30 s, reconnect after 1 s.
+    pub fn new(broker: SocketAddr, credentials: Credentials) -> Self {
+        Self {
+            broker,
+            credentials,
+            doors: 12,
+            heartbeat: Duration::from_secs(60),
+            keep_alive: Duration::from_secs(30),
+            reconnect_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Things a test or the demo makes a locker do.
+#[derive(Debug, Clone)]
+pub enum Knob {
+    /// Close the connection politely (MQTT DISCONNECT: no last will) and stay away.
+    Disconnect,
+    /// Lose the connection abruptly (the broker fires the last will) and stay away.
+    Drop,
+    /// Connect again, with a new session.
+    Reconnect,
+    /// Publish these bytes on the `up` topic as they are.
+    SendRaw(Vec<u8>),
+    /// Tag uplinks with this key from now on (a wrong key, for tests).
+    UseKey(DeviceKey),
+    /// Send a heartbeat now.
+    Heartbeat,
+    /// A user closes a door.
+    CloseDoor(u16),
+    /// Someone forces a door open.
+    ForceOpen(u16),
+}
+
+/// What a simulated locker reports about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Happening {
+    /// Connected and sent `Hello` for this session.
+    Connected {
+        /// The new session.
+        session: u32,
+    },
+    /// The connection ended.
+    Disconnected,
+    /// A sealed uplink was published (its JSON payload).
+    Sent(String),
+    /// A downlink arrived (raw payload).
+    Received(Vec<u8>),
+}
+
+/// A running simulated locker.
+#[derive(Debug)]
+pub struct LockerHandle {
+    /// Its device id.
+    pub device_id: DeviceId,
+    knobs: mpsc::Sender<Knob>,
+    happenings: broadcast::Sender<Happening>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LockerHandle {
+    /// Turns a knob.
+    pub async fn turn(&self, knob: Knob) {
+        let _ = self.knobs.send(knob).await;
+    }
+
+    /// What it does from now on.
+    pub fn watch(&self) -> broadcast::Receiver<Happening> {
+        self.happenings.subscribe()
+    }
+
+    /// Stops it abruptly (as a power cut).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Waits until `watch` reports something that `want` accepts, or `timeout` passes.
+pub async fn expect<T>(
+    watch: &mut broadcast::Receiver<Happening>,
+    timeout: Duration,
+    mut want: impl FnMut(&Happening) -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, watch.recv()).await {
+            Ok(Ok(happening)) => {
+                if let Some(found) = want(&happening) {
+                    return Some(found);
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
+        }
+    }
+}
+
+/// Starts a simulated locker.
+pub fn spawn(config: LockerConfig) -> LockerHandle {
+    let (knobs, knob_rx) = mpsc::channel(32);
+    let (happenings, _) = broadcast::channel(256);
+    let device_id = config.credentials.device_id;
+    let task = tokio::spawn(run(config, knob_rx, happenings.clone()));
+    LockerHandle {
+        device_id,
+        knobs,
+        happenings,
+        task,
+    }
+}
+
+fn new_session() -> u32 {
+    loop {
+        let session = rand::random::<u32>();
+        if session != 0 {
+            return session;
+        }
+    }
+}
+
+/// One MQTT connection with one session. Its event loop runs in a task of its own: `poll()` must
+/// never be cancelled half-way (it would drop a half-made connection and open a second one with
+/// the same session and will), so the locker's `select!` waits on a channel instead.
+struct Connection {
+    client: AsyncClient,
+    events: mpsc::Receiver<Result<Event, String>>,
+    poller: tokio::task::JoinHandle<()>,
+    session: u32,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Ends the connection abruptly: no DISCONNECT, so the broker fires the will.
+        self.poller.abort();
+    }
+}
+
+async fn poll_until_error(mut events: EventLoop, tx: mpsc::Sender<Result<Event, String>>) {
+    loop {
+        let event = events.poll().await.map_err(|e| e.to_string());
+        let failed = event.is_err();
+        if tx.send(event).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn connect(config: &LockerConfig) -> Connection {
+    let session = new_session();
+    let id = config.credentials.device_id;
+    let mut options = MqttOptions::new(
+        id.as_str(),
+        config.broker.ip().to_string(),
+        config.broker.port(),
+    );
+    options.set_credentials(id.as_str(), config.credentials.password.clone());
+    options.set_keep_alive(config.keep_alive);
+    options.set_clean_session(true);
+    let will = Presence {
+        online: false,
+        session: Some(session),
+    };
+    options.set_last_will(LastWill::new(
+        Topic::status(id).to_string(),
+        will.to_json(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, events) = AsyncClient::new(options, 64);
+    let (tx, rx) = mpsc::channel(64);
+    let poller = tokio::spawn(poll_until_error(events, tx));
+    Connection {
+        client,
+        events: rx,
+        poller,
+        session,
+    }
+}
+
+struct Locker {
+    config: LockerConfig,
+    sim: SimLocker,
+    key: DeviceKey,
+    booted: Instant,
+    happenings: broadcast::Sender<Happening>,
+}
+
+impl Locker {
+    fn uptime(&self) -> u64 {
+        self.booted.elapsed().as_millis() as u64
+    }
+
+    fn send(&self, client: &AsyncClient, uplinks: Vec<Envelope<Uplink>>) {
+        let topic = Topic::up(self.config.credentials.device_id).to_string();
+        for uplink in uplinks {
+            let Ok(payload) = uplink.seal_json(&self.key) else {
+                tracing::error!("simulator produced an invalid message");
+                continue;
+            };
+            if client
+                .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+                .is_ok()
+            {
+                let _ = self.happenings.send(Happening::Sent(payload));
+            }
+        }
+    }
+}
+
+async fn run(
+    config: LockerConfig,
+    mut knobs: mpsc::Receiver<Knob>,
+    happenings: broadcast::Sender<Happening>,
+) {
+    let mut locker = Locker {
+        sim: SimLocker::new(
+            config.credentials.device_id,
+            config.credentials.tag_key.clone(),
+            config.doors,
+        ),
+        key: config.credentials.tag_key.clone(),
+        booted: Instant::now(),
+        happenings,
+        config,
+    };
+    let down = Topic::down(locker.config.credentials.device_id).to_string();
+    let status = Topic::status(locker.config.credentials.device_id).to_string();
+    let mut connection = Some(connect(&locker.config));
+    let mut heartbeat = tokio::time::interval(locker.config.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    loop {
+        let Some(conn) = connection.as_mut() else {
+            // Away: wait for a knob, or the reconnect time.
+            let knob = match retry_at {
+                Some(at) => tokio::select! {
+                    knob = knobs.recv() => knob,
+                    _ = tokio::time::sleep_until(at) => Some(Knob::Reconnect),
+                },
+                None => knobs.recv().await,
+            };
+            match knob {
+                None => return,
+                Some(Knob::Reconnect) => {
+                    retry_at = None;
+                    connection = Some(connect(&locker.config));
+                }
+                Some(Knob::UseKey(key)) => locker.key = key,
+                Some(_) => {}
+            }
+            continue;
+        };
+        tokio::select! {
+            event = conn.events.recv() => match event.unwrap_or_else(|| Err("poller ended".into())) {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = conn.client.try_subscribe(down.clone(), QoS::AtLeastOnce);
+                    let online = Presence { online: true, session: Some(conn.session) };
+                    let _ = conn.client.try_publish(status.clone(), QoS::AtLeastOnce, true, online.to_json());
+                    let hello = locker.sim.connect(conn.session, locker.uptime());
+                    locker.send(&conn.client, vec![hello]);
+                    let _ = locker.happenings.send(Happening::Connected { session: conn.session });
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let _ = locker.happenings.send(Happening::Received(publish.payload.to_vec()));
+                    if let Ok(raw) = Unverified::parse_json(&publish.payload) {
+                        let uptime = locker.uptime();
+                        let answers = locker.sim.receive(&raw, uptime);
+                        locker.send(&conn.client, answers);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(device = %locker.config.credentials.device_id, error = %e, "connection lost");
+                    connection = None;
+                    retry_at = Some(tokio::time::Instant::now() + locker.config.reconnect_after);
+                    let _ = locker.happenings.send(Happening::Disconnected);
+                }
+            },
+            _ = heartbeat.tick() => {
+                if locker.sim.session().is_some() {
+                    let beat = locker.sim.heartbeat(locker.uptime());
+                    locker.send(&conn.client, vec![beat]);
+                }
+            }
+            knob = knobs.recv() => match knob {
+                None => return,
+                Some(Knob::Disconnect) => {
+                    let _ = conn.client.try_disconnect();
+                    // Let the DISCONNECT go out (the poller ends after it) before dropping.
+                    let flush = tokio::time::timeout(Duration::from_millis(500), async {
+                        while let Some(Ok(_)) = conn.events.recv().await {}
+                    });
+                    let _ = flush.await;
+                    connection = None;
+                    retry_at = None;
+                    let _ = locker.happenings.send(Happening::Disconnected);
+                }
+                Some(Knob::Drop) => {
+                    connection = None;
+                    retry_at = None;
+                    let _ = locker.happenings.send(Happening::Disconnected);
+                }
+                Some(Knob::Reconnect) => {
+                    connection = Some(connect(&locker.config));
+                }
+                Some(Knob::SendRaw(bytes)) => {
+                    let topic = Topic::up(locker.config.credentials.device_id).to_string();
+                    let _ = conn.client.try_publish(topic, QoS::AtLeastOnce, false, bytes);
+                }
+                Some(Knob::UseKey(key)) => locker.key = key,
+                Some(Knob::Heartbeat) => {
+                    let beat = locker.sim.heartbeat(locker.uptime());
+                    locker.send(&conn.client, vec![beat]);
+                }
+                Some(Knob::CloseDoor(door)) => {
+                    let events = locker.sim.close_door(door, locker.uptime());
+                    locker.send(&conn.client, events);
+                }
+                Some(Knob::ForceOpen(door)) => {
+                    let events = locker.sim.force_open(door, locker.uptime());
+                    locker.send(&conn.client, events);
+                }
+            },
+        }
+    }
+}
+
+/// A fleet of simulated lockers.
+#[derive(Debug, Default)]
+pub struct Simulator {
+    /// One handle per locker.
+    pub lockers: Vec<LockerHandle>,
+}
+
+impl Simulator {
+    /// Starts one locker per credentials entry, all with `template`'s settings.
+    pub fn spawn(template: &LockerConfig, credentials: Vec<Credentials>) -> Self {
+        let lockers = credentials
+            .into_iter()
+            .map(|credentials| {
+                spawn(LockerConfig {
+                    credentials,
+                    ..template.clone()
+                })
+            })
+            .collect();
+        Self { lockers }
+    }
+}

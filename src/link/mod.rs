@@ -1,0 +1,237 @@
+//! The device link over MQTT: every message lockers publish reaches the gateway through its
+//! in-process broker link, is checked (tag with the key of the device named in the topic, session
+//! and counter) and applied (presence, last-seen, alarms) before anything else sees it.
+//!
+//! ```text
+//! broker link ──► dispatcher ──(bounded, by device)──► shard workers ──► PostgreSQL + outbox
+//!                                                                 └──► verified uplinks (broadcast)
+//! ```
+//! One device always lands on the same shard, so its messages are handled in order; devices on
+//! different shards are handled in parallel. Every queue is bounded: a slow database slows the
+//! dispatcher, which slows the broker link, rather than growing memory.
+
+pub mod presence;
+pub mod worker;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::{DeviceId, Topic, TopicKind, Uplink};
+use rumqttd::Notification;
+use rumqttd::local::{LinkRx, LinkTx};
+use sqlx::PgPool;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use worker::{Inbound, Rejection, Worker};
+
+/// An uplink that passed every check and was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedUplink {
+    /// The locker.
+    pub device: DeviceId,
+    /// Its session.
+    pub session: u32,
+    /// The uplink's counter.
+    pub counter: u32,
+    /// The message.
+    pub message: Uplink,
+    /// Wall-clock time of receipt.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Counts of what the link accepted and dropped (also reported through `metrics`).
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    bad_tag: AtomicU64,
+    replayed: AtomicU64,
+}
+
+impl LinkStats {
+    pub(crate) fn accept(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("locker_uplinks_accepted_total").increment(1);
+    }
+
+    pub(crate) fn reject(&self, rejection: &Rejection) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        match rejection {
+            Rejection::BadTag => {
+                self.bad_tag.fetch_add(1, Ordering::Relaxed);
+            }
+            Rejection::Replay(_) => {
+                self.replayed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        metrics::counter!("locker_uplinks_rejected_total", "reason" => rejection.kind())
+            .increment(1);
+    }
+
+    /// Uplinks accepted.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Messages dropped, for any reason.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Uplinks dropped for a tag that did not verify.
+    pub fn bad_tag(&self) -> u64 {
+        self.bad_tag.load(Ordering::Relaxed)
+    }
+
+    /// Uplinks dropped as replays.
+    pub fn replayed(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
+    }
+}
+
+/// Tuning of the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// Shard workers.
+    pub shards: usize,
+    /// Depth of each shard's queue.
+    pub queue_depth: usize,
+    /// The heartbeat interval lockers use; a device silent for three is marked offline.
+    pub heartbeat: Duration,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        Self {
+            shards: 8,
+            queue_depth: 256,
+            heartbeat: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Handles to the running link.
+#[derive(Debug, Clone)]
+pub struct DeviceLink {
+    stats: Arc<LinkStats>,
+    uplinks: broadcast::Sender<VerifiedUplink>,
+}
+
+impl DeviceLink {
+    /// Subscribes `link` to every locker's `up` and `status` topics and starts the dispatcher, the
+    /// shard workers and the presence sweeper on `tasks`, until `shutdown`.
+    pub fn start(
+        pool: PgPool,
+        (mut link_tx, link_rx): (LinkTx, LinkRx),
+        settings: LinkSettings,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, crate::broker::BrokerError> {
+        link_tx.subscribe(Topic::filter_all(TopicKind::Up))?;
+        link_tx.subscribe(Topic::filter_all(TopicKind::Status))?;
+        let stats = Arc::new(LinkStats::default());
+        let (uplinks, _) = broadcast::channel(1024);
+        let mut shards = Vec::with_capacity(settings.shards.max(1));
+        for _ in 0..settings.shards.max(1) {
+            let (tx, rx) = mpsc::channel(settings.queue_depth.max(1));
+            let worker = Worker::new(pool.clone(), uplinks.clone(), stats.clone());
+            tasks.spawn(worker.run(rx));
+            shards.push(tx);
+        }
+        tasks.spawn(dispatch(link_tx, link_rx, shards, shutdown.clone()));
+        tasks.spawn(sweep(
+            pool,
+            settings.heartbeat * 3,
+            settings.heartbeat / 2,
+            shutdown,
+        ));
+        Ok(Self { stats, uplinks })
+    }
+
+    /// What the link accepted and dropped.
+    pub fn stats(&self) -> &LinkStats {
+        &self.stats
+    }
+
+    /// A receiver of every verified uplink from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<VerifiedUplink> {
+        self.uplinks.subscribe()
+    }
+}
+
+fn shard_of(device: &DeviceId, shards: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    device.hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
+}
+
+/// Reads the broker link and hands each locker message to its device's shard. Keeps `_link_tx`
+/// alive: dropping it would end the link's subscriptions.
+async fn dispatch(
+    _link_tx: LinkTx,
+    mut link_rx: LinkRx,
+    shards: Vec<mpsc::Sender<Inbound>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = link_rx.next() => next,
+        };
+        let forward = match next {
+            Ok(Some(Notification::Forward(forward))) => forward,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "the broker link closed; the device link stops");
+                break;
+            }
+        };
+        let topic = std::str::from_utf8(&forward.publish.topic)
+            .ok()
+            .and_then(|t| Topic::parse(t).ok());
+        let Some(topic) = topic else {
+            metrics::counter!("locker_uplinks_rejected_total", "reason" => "bad_topic")
+                .increment(1);
+            continue;
+        };
+        let inbound = Inbound {
+            device: topic.device_id,
+            kind: topic.kind,
+            payload: forward.publish.payload,
+            received_at: Utc::now(),
+        };
+        let shard = &shards[shard_of(&topic.device_id, shards.len())];
+        if shard.send(inbound).await.is_err() {
+            break;
+        }
+    }
+    // Dropping the senders lets every worker finish its queue and stop.
+}
+
+/// Marks offline the devices silent for longer than `timeout`, every `every`.
+async fn sweep(pool: PgPool, timeout: Duration, every: Duration, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(every.max(Duration::from_millis(50)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match presence::sweep(&pool, timeout).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(devices = n, "marked offline after a heartbeat timeout"),
+            Err(e) => {
+                metrics::counter!("locker_worker_errors_total", "worker" => "presence_sweeper")
+                    .increment(1);
+                tracing::warn!(error = %e, "presence sweep failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One shard of the uplink pipeline: verifies, de-duplicates and applies the messages of the
+//! devices hashed to it, one message at a time, so each device's messages keep their order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use firmware_protocol::{
+    DecodeError, DeviceId, Envelope, Presence, TopicKind, Unverified, Uplink, UplinkGuard,
+};
+use sqlx::PgPool;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{LinkStats, VerifiedUplink, presence};
+use crate::device::{DeviceCredentials, DeviceRegistry};
+
+/// One message from a locker topic, as the dispatcher hands it to a shard.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Which locker, from the topic.
+    pub device: DeviceId,
+    /// `up` or `status`.
+    pub kind: TopicKind,
+    /// The payload as received.
+    pub payload: Bytes,
+    /// Wall-clock time of receipt.
+    pub received_at: DateTime<Utc>,
+}
+
+struct DeviceState {
+    credentials: DeviceCredentials,
+    guard: UplinkGuard,
+    loaded: Instant,
+}
+
+/// Credentials are re-read on a tag failure, at most this often (a rotation changes the key).
+const RELOAD_AFTER: Duration = Duration::from_secs(1);
+
+/// A shard's state.
+pub struct Worker {
+    pool: PgPool,
+    registry: DeviceRegistry,
+    devices: HashMap<DeviceId, DeviceState>,
+    uplinks: broadcast::Sender<VerifiedUplink>,
+    stats: Arc<LinkStats>,
+}
+
+/// Why an uplink was dropped (the label of `locker_uplinks_rejected_total{reason}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a valid envelope.
+    Malformed(&'static str),
+    /// No such device, or revoked.
+    UnknownDevice,
+    /// The tag did not verify with the key of the device named in the topic.
+    BadTag,
+    /// Session or counter already seen.
+    Replay(&'static str),
+    /// The database could not be asked or written.
+    Storage,
+}
+
+impl Rejection {
+    /// A stable label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(kind) => kind,
+            Self::UnknownDevice => "unknown_device",
+            Self::BadTag => "bad_tag",
+            Self::Replay(kind) => kind,
+            Self::Storage => "storage",
+        }
+    }
+}
+
+impl Worker {
+    /// A shard with an empty device cache.
+    pub fn new(
+        pool: PgPool,
+        uplinks: broadcast::Sender<VerifiedUplink>,
+        stats: Arc<LinkStats>,
+    ) -> Self {
+        Self {
+            registry: DeviceRegistry::new(pool.clone()),
+            pool,
+            devices: HashMap::new(),
+            uplinks,
+            stats,
+        }
+    }
+
+    /// Handles messages until the channel closes.
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<Inbound>) {
+        while let Some(inbound) = inbox.recv().await {
+            self.handle(inbound).await;
+        }
+    }
+
+    /// Handles one message; a rejection is logged and counted, never propagated.
+    pub async fn handle(&mut self, inbound: Inbound) {
+        let result = match inbound.kind {
+            TopicKind::Up => self.uplink(&inbound).await,
+            TopicKind::Status => self.status(&inbound).await,
+            TopicKind::Down => Ok(()),
+        };
+        if let Err(rejection) = result {
+            self.stats.reject(&rejection);
+            tracing::warn!(
+                device = %inbound.device,
+                reason = rejection.kind(),
+                "uplink dropped"
+            );
+        }
+    }
+
+    async fn load(&mut self, device: &DeviceId) -> Result<&mut DeviceState, Rejection> {
+        let stale = self
+            .devices
+            .get(device)
+            .is_none_or(|s| s.loaded.elapsed() > Duration::from_secs(300));
+        if stale {
+            let credentials = self
+                .registry
+                .credentials(device)
+                .await
+                .map_err(|_| Rejection::Storage)?
+                .ok_or(Rejection::UnknownDevice)?;
+            let guard = match self.devices.remove(device) {
+                Some(state) => state.guard,
+                None => presence::load_guard(&self.pool, device)
+                    .await
+                    .map_err(|_| Rejection::Storage)?,
+            };
+            self.devices.insert(
+                *device,
+                DeviceState {
+                    credentials,
+                    guard,
+                    loaded: Instant::now(),
+                },
+            );
+        }
+        self.devices.get_mut(device).ok_or(Rejection::UnknownDevice)
+    }
+
+    fn verify(
+        raw: &Unverified<'_>,
+        device: &DeviceId,
+        credentials: &DeviceCredentials,
+    ) -> Result<Envelope<Uplink>, Rejection> {
+        let mut last = DecodeError::BadTag;
+        for key in credentials.tag_keys() {
+            match raw.verify::<Uplink>(device, key) {
+                Ok(envelope) => return Ok(envelope),
+                Err(e) => last = e,
+            }
+        }
+        Err(match last {
+            DecodeError::BadTag => Rejection::BadTag,
+            other => Rejection::Malformed(other.kind()),
+        })
+    }
+
+    async fn uplink(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
+        let device = inbound.device;
+        let raw =
+            Unverified::parse_json(&inbound.payload).map_err(|e| Rejection::Malformed(e.kind()))?;
+        let state = self.load(&device).await?;
+        if state.credentials.revoked {
+            return Err(Rejection::UnknownDevice);
+        }
+        let envelope = match Self::verify(&raw, &device, &state.credentials) {
+            Err(Rejection::BadTag) if state.loaded.elapsed() > RELOAD_AFTER => {
+                // The key may have been rotated since it was cached: read it again, once.
+                self.devices.remove(&device);
+                let state = self.load(&device).await?;
+                Self::verify(&raw, &device, &state.credentials)?
+            }
+            other => other?,
+        };
+        let state = self.load(&device).await?;
+        let is_hello = matches!(envelope.message, Uplink::Hello(_));
+        state
+            .guard
+            .accept(&envelope.header, is_hello)
+            .map_err(|e| Rejection::Replay(e.kind()))?;
+        let header = envelope.header;
+        let stored = match &envelope.message {
+            Uplink::Hello(hello) => {
+                presence::hello(
+                    &self.pool,
+                    &device,
+                    hello,
+                    header.counter,
+                    inbound.received_at,
+                )
+                .await
+            }
+            other => {
+                let alarm = match other {
+                    Uplink::Alarm(alarm) => Some(alarm),
+                    _ => None,
+                };
+                presence::uplink(
+                    &self.pool,
+                    &device,
+                    header.session,
+                    header.counter,
+                    alarm,
+                    inbound.received_at,
+                )
+                .await
+            }
+        };
+        match stored {
+            Ok(true) => {}
+            Ok(false) => return Err(Rejection::Replay("fenced_by_database")),
+            Err(e) => {
+                tracing::error!(error = %e, %device, "cannot record an uplink");
+                return Err(Rejection::Storage);
+            }
+        }
+        self.stats.accept();
+        // Nobody listening is fine: the uplink is already recorded.
+        let _ = self.uplinks.send(VerifiedUplink {
+            device,
+            session: header.session,
+            counter: header.counter,
+            message: envelope.message,
+            received_at: inbound.received_at,
+        });
+        Ok(())
+    }
+
+    async fn status(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
+        let presence =
+            Presence::parse(&inbound.payload).map_err(|e| Rejection::Malformed(e.kind()))?;
+        if presence.online {
+            // Online is decided by a verified Hello, not by this untagged message.
+            return Ok(());
+        }
+        let Some(session) = presence.session else {
+            return Err(Rejection::Malformed("will_without_session"));
+        };
+        match presence::last_will(&self.pool, &inbound.device, session).await {
+            Ok(changed) => {
+                if !changed {
+                    tracing::debug!(device = %inbound.device, session, "stale last will ignored");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, device = %inbound.device, "cannot record a last will");
+                Err(Rejection::Storage)
+            }
+        }
+    }
+}
