@@ -35,8 +35,6 @@ pub enum StartError {
     Broker(#[from] BrokerError),
 }
 
-
-
 /// The running gateway.
 pub struct App {
     pool: PgPool,
