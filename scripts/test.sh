@@ -10,44 +10,9 @@ cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 
-say() { printf 'test.sh: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-# host and port of a URL such as scheme://user:pass@host:port/db
-url_host() { local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"; printf '%s' "${rest%%:*}"; }
-url_port() { local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"
-  case "$rest" in *:*) printf '%s' "${rest##*:}" ;; *) printf '%s' "$2" ;; esac; }
-redacted() { printf '%s' "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-is_local() { case "$1" in 127.*|localhost|::1|\[::1\]) return 0 ;; *) return 1 ;; esac; }
-wait_for() { # wait_for NAME HOST PORT
-  for _ in $(seq 1 50); do port_open "$2" "$3" && return 0; sleep 0.2; done
-  die "$1 was started but does not answer on $2:$3"
-}
-
-pg_host=$(url_host "$DATABASE_URL"); pg_port=$(url_port "$DATABASE_URL" 5432)
-if ! port_open "$pg_host" "$pg_port"; then
-  if is_local "$pg_host" && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-    say "PostgreSQL is not answering on $pg_host:$pg_port; starting the system's cluster"
-    for version in $(ls /etc/postgresql); do
-      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
-    done
-    wait_for PostgreSQL "$pg_host" "$pg_port"
-  else
-    die "PostgreSQL does not answer at $(redacted "$DATABASE_URL") and is not installed here; install it (Debian: apt-get install postgresql) or set DATABASE_URL"
-  fi
-fi
-
-redis_host=$(url_host "$REDIS_URL"); redis_port=$(url_port "$REDIS_URL" 6379)
-if ! port_open "$redis_host" "$redis_port"; then
-  if is_local "$redis_host" && command -v redis-server >/dev/null; then
-    say "Redis is not answering on $redis_host:$redis_port; starting redis-server"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >/dev/null
-    wait_for Redis "$redis_host" "$redis_port"
-  else
-    die "Redis does not answer at $(redacted "$REDIS_URL") and is not installed here; install it (Debian: apt-get install redis-server) or set REDIS_URL"
-  fi
-fi
+. scripts/lib.sh
+ensure_postgres "$DATABASE_URL"
+ensure_redis "$REDIS_URL"
 
 say "PostgreSQL at $(redacted "$DATABASE_URL"), Redis at $(redacted "$REDIS_URL")"
 

@@ -46,6 +46,22 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Register `count` devices named `{prefix}{n}` (n from 1, zero-padded) in one transaction and
+    /// print one JSON credentials line each (the simulator's credentials file format).
+    AddMany {
+        /// Name prefix.
+        #[arg(long, default_value = "sim-")]
+        prefix: String,
+        /// How many.
+        #[arg(long)]
+        count: u32,
+        /// Doors per device.
+        #[arg(long, default_value_t = 12)]
+        doors: u16,
+        /// Model name.
+        #[arg(long, default_value = "simulated")]
+        model: String,
+    },
     /// Revoke a device: its next login is refused and a live session is dropped.
     Revoke {
         /// Device id.
@@ -104,6 +120,32 @@ pub async fn run_device_command(
             };
             let provisioned = registry.provision(new).await.map_err(|e| e.to_string())?;
             Ok(show(&provisioned, json))
+        }
+        DeviceCommand::AddMany {
+            prefix,
+            count,
+            doors,
+            model,
+        } => {
+            let width = count.to_string().len().max(4);
+            let devices = (1..=count)
+                .map(|n| {
+                    Ok(NewDevice {
+                        id: device_id(&format!("{prefix}{n:0width$}"))?,
+                        model: model.clone(),
+                        door_count: doors,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let provisioned = registry
+                .provision_batch(devices)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(provisioned
+                .iter()
+                .map(|p| p.to_json().to_string())
+                .collect::<Vec<_>>()
+                .join("\n"))
         }
         DeviceCommand::Revoke { id } => {
             registry

@@ -1,34 +1,144 @@
 //! `simulator`: simulated lockers for demos and load.
 //!
-//! `simulator transcript` prints one rental's worth of traffic between the gateway and a simulated
-//! locker, as MQTT payloads and as serial frames: what firmware authors will see on the wire.
+//! * `simulator run` connects simulated lockers (from a credentials file) to a broker and keeps
+//!   them going: sessions, heartbeats, answers to commands. `--until-connected` makes it a
+//!   connection benchmark.
+//! * `simulator transcript` prints one rental's worth of traffic between the gateway and a
+//!   simulated locker, as MQTT payloads and as serial frames: what firmware authors see on the wire.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
 use firmware_protocol::{
     CommandId, DeviceId, DeviceSecret, Direction, Downlink, Envelope, Frame, Header, Payload,
     QueryState, Topic, Unlock, Unverified,
 };
 use simulator::SimLocker;
+use simulator::mqtt::{Credentials, FleetStats, LockerConfig, Simulator};
 
-const USAGE: &str = "usage: simulator transcript\n\n  transcript   print a sample exchange (unlock, door events, state query) as MQTT payloads and serial frames";
+/// Simulated smart lockers for the locker gateway.
+#[derive(Debug, Parser)]
+#[command(name = "simulator", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a sample exchange (unlock, door events, state query) as MQTT payloads and serial frames.
+    Transcript,
+    /// Run simulated lockers against a broker until Ctrl-C, printing how many are connected.
+    Run(RunOptions),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunOptions {
+    /// The broker (the gateway's LOCKER_MQTT_ADDR).
+    #[arg(long, default_value = "127.0.0.1:11883")]
+    broker: SocketAddr,
+    /// Credentials file: one JSON object per line, as `locker-gateway device add --json` prints.
+    #[arg(long)]
+    credentials: String,
+    /// Use only the first N credentials.
+    #[arg(long)]
+    lockers: Option<usize>,
+    /// Doors per locker.
+    #[arg(long, default_value_t = 12)]
+    doors: u16,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 60)]
+    heartbeat_secs: u64,
+    /// New connections per second while starting (0: all at once).
+    #[arg(long, default_value_t = 1000)]
+    connect_rate: u32,
+    /// Exit as soon as every locker has connected, printing how long it took.
+    #[arg(long)]
+    until_connected: bool,
+    /// Seconds between status lines.
+    #[arg(long, default_value_t = 5)]
+    report_secs: u64,
+}
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("transcript") => match transcript() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("simulator: {e}");
-                ExitCode::FAILURE
-            }
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Transcript => transcript(),
+        Command::Run(options) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(run(options)),
+            Err(e) => Err(format!("cannot start the runtime: {e}")),
         },
-        Some("-h" | "--help") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("simulator: {e}");
+            ExitCode::FAILURE
         }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+    }
+}
+
+async fn run(options: RunOptions) -> Result<(), String> {
+    let mut credentials =
+        Credentials::read_file(&options.credentials).map_err(|e| e.to_string())?;
+    if let Some(n) = options.lockers {
+        credentials.truncate(n);
+    }
+    let Some(first) = credentials.first() else {
+        return Err(format!("no credentials in {}", options.credentials));
+    };
+    let total = credentials.len() as u64;
+    let stats = Arc::new(FleetStats::default());
+    let mut template = LockerConfig::new(options.broker, first.clone());
+    template.doors = options.doors;
+    template.heartbeat = Duration::from_secs(options.heartbeat_secs.max(1));
+    template.stats = stats.clone();
+    let started = Instant::now();
+    let mut fleet = Simulator::default();
+    // Start in tenths of a second's worth, to keep to the connect rate.
+    let batch = match options.connect_rate {
+        0 => credentials.len(),
+        rate => (rate as usize / 10).max(1),
+    };
+    for chunk in credentials.chunks(batch) {
+        fleet.lockers.extend(Simulator::spawn(&template, chunk.to_vec()).lockers);
+        if options.connect_rate > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("simulator: {total} lockers started against {}", options.broker);
+    let mut report = tokio::time::interval(Duration::from_secs(options.report_secs.max(1)));
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = poll.tick() => {
+                if !announced && stats.connected() >= total {
+                    announced = true;
+                    println!("all {total} lockers connected in {:.3} s", started.elapsed().as_secs_f64());
+                    if options.until_connected {
+                        return Ok(());
+                    }
+                }
+            }
+            _ = report.tick() => eprintln!(
+                "simulator: {}/{total} connected, {} connects, {} uplinks sent, {} downlinks received",
+                stats.connected(),
+                stats.connects(),
+                stats.sent(),
+                stats.received()
+            ),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! with a new session after losing the connection. Knobs make it misbehave on purpose.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use firmware_protocol::{
@@ -90,6 +92,37 @@ impl Credentials {
     }
 }
 
+/// Counters shared by a fleet of simulated lockers.
+#[derive(Debug, Default)]
+pub struct FleetStats {
+    connected: AtomicU64,
+    connects: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl FleetStats {
+    /// Lockers connected now (CONNACK received, Hello sent).
+    pub fn connected(&self) -> u64 {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Connections made so far (each with a new session).
+    pub fn connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
+    }
+
+    /// Uplinks published.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Downlinks received.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
 /// How one simulated locker behaves.
 #[derive(Debug, Clone)]
 pub struct LockerConfig {
@@ -105,6 +138,8 @@ pub struct LockerConfig {
     pub keep_alive: Duration,
     /// Wait before reconnecting after a lost connection.
     pub reconnect_after: Duration,
+    /// Counters to update, shared with other lockers.
+    pub stats: Arc<FleetStats>,
 }
 
 impl LockerConfig {
@@ -117,6 +152,7 @@ impl LockerConfig {
             heartbeat: Duration::from_secs(60),
             keep_alive: Duration::from_secs(30),
             reconnect_after: Duration::from_secs(1),
+            stats: Arc::default(),
         }
     }
 }
@@ -236,12 +272,17 @@ struct Connection {
     events: mpsc::Receiver<Result<Event, String>>,
     poller: tokio::task::JoinHandle<()>,
     session: u32,
+    announced: bool,
+    stats: Arc<FleetStats>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
         // Ends the connection abruptly: no DISCONNECT, so the broker fires the will.
         self.poller.abort();
+        if self.announced {
+            self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -284,6 +325,8 @@ fn connect(config: &LockerConfig) -> Connection {
         events: rx,
         poller,
         session,
+        announced: false,
+        stats: config.stats.clone(),
     }
 }
 
@@ -311,6 +354,7 @@ impl Locker {
                 .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
                 .is_ok()
             {
+                self.config.stats.sent.fetch_add(1, Ordering::Relaxed);
                 let _ = self.happenings.send(Happening::Sent(payload));
             }
         }
@@ -369,8 +413,12 @@ async fn run(
                     let hello = locker.sim.connect(conn.session, locker.uptime());
                     locker.send(&conn.client, vec![hello]);
                     let _ = locker.happenings.send(Happening::Connected { session: conn.session });
+                    locker.config.stats.connected.fetch_add(1, Ordering::Relaxed);
+                    locker.config.stats.connects.fetch_add(1, Ordering::Relaxed);
+                    conn.announced = true;
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    locker.config.stats.received.fetch_add(1, Ordering::Relaxed);
                     let _ = locker.happenings.send(Happening::Received(publish.payload.to_vec()));
                     if let Ok(raw) = Unverified::parse_json(&publish.payload) {
                         let uptime = locker.uptime();

@@ -129,6 +129,51 @@ fn stored(digest: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Option<StoredSecret>
     })
 }
 
+/// Inserts one device, its doors and its `device.provisioned` event in the caller's transaction.
+async fn insert_device(
+    conn: &mut sqlx::PgConnection,
+    new: NewDevice,
+) -> Result<Provisioned, RegistryError> {
+    if !(1..=firmware_protocol::MAX_DOORS).contains(&new.door_count) {
+        return Err(RegistryError::Invalid("door count must be 1 to 512"));
+    }
+    if new.model.is_empty() || new.model.len() > 64 {
+        return Err(RegistryError::Invalid("model must be 1 to 64 characters"));
+    }
+    let secret = generate_secret();
+    let stored = StoredSecret::of(&secret);
+    let inserted = sqlx::query(
+        "INSERT INTO devices (id, model, door_count, secret_sha256, tag_key)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(new.id.as_str())
+    .bind(&new.model)
+    .bind(i32::from(new.door_count))
+    .bind(&stored.digest[..])
+    .bind(&stored.tag_key.as_bytes()[..])
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(RegistryError::AlreadyExists(new.id.to_string()));
+    }
+    sqlx::query("INSERT INTO doors (device_id, door) SELECT $1, generate_series(1, $2::integer)")
+        .bind(new.id.as_str())
+        .bind(i32::from(new.door_count))
+        .execute(&mut *conn)
+        .await?;
+    let event = Event::new(
+        "device.provisioned",
+        "device",
+        new.id.as_str(),
+        json!({ "device_id": new.id.as_str(), "model": new.model, "door_count": new.door_count }),
+    );
+    append(conn, &event).await?;
+    Ok(Provisioned {
+        device_id: new.id,
+        secret,
+    })
+}
+
 impl DeviceRegistry {
     /// A registry using `pool`.
     pub fn new(pool: PgPool) -> Self {
@@ -137,49 +182,27 @@ impl DeviceRegistry {
 
     /// Registers a device with a fresh secret, and its doors; emits `device.provisioned`.
     pub async fn provision(&self, new: NewDevice) -> Result<Provisioned, RegistryError> {
-        if !(1..=firmware_protocol::MAX_DOORS).contains(&new.door_count) {
-            return Err(RegistryError::Invalid("door count must be 1 to 512"));
-        }
-        if new.model.is_empty() || new.model.len() > 64 {
-            return Err(RegistryError::Invalid("model must be 1 to 64 characters"));
-        }
-        let secret = generate_secret();
-        let stored = StoredSecret::of(&secret);
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO devices (id, model, door_count, secret_sha256, tag_key)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(new.id.as_str())
-        .bind(&new.model)
-        .bind(i32::from(new.door_count))
-        .bind(&stored.digest[..])
-        .bind(&stored.tag_key.as_bytes()[..])
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(RegistryError::AlreadyExists(new.id.to_string()));
-        }
-        sqlx::query(
-            "INSERT INTO doors (device_id, door) SELECT $1, generate_series(1, $2::integer)",
-        )
-        .bind(new.id.as_str())
-        .bind(i32::from(new.door_count))
-        .execute(&mut *tx)
-        .await?;
-        let event = Event::new(
-            "device.provisioned",
-            "device",
-            new.id.as_str(),
-            json!({ "device_id": new.id.as_str(), "model": new.model, "door_count": new.door_count }),
-        );
-        append(&mut tx, &event).await?;
+        let provisioned = insert_device(&mut tx, new).await?;
         tx.commit().await?;
         metrics::counter!("locker_devices_provisioned_total").increment(1);
-        Ok(Provisioned {
-            device_id: new.id,
-            secret,
-        })
+        Ok(provisioned)
+    }
+
+    /// Registers many devices in one transaction (all or none), each with a fresh secret and a
+    /// `device.provisioned` event. For fleets and load tests.
+    pub async fn provision_batch(
+        &self,
+        devices: Vec<NewDevice>,
+    ) -> Result<Vec<Provisioned>, RegistryError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(devices.len());
+        for new in devices {
+            out.push(insert_device(&mut tx, new).await?);
+        }
+        tx.commit().await?;
+        metrics::counter!("locker_devices_provisioned_total").increment(out.len() as u64);
+        Ok(out)
     }
 
     /// Revokes a device: its next login is refused and every gateway drops its live session.

@@ -1,0 +1,45 @@
+# Shared by scripts/test.sh and scripts/run.sh: find PostgreSQL and Redis, start them from the
+# system's installation when they are installed but stopped, or stop with one clear line.
+
+say() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# host and port of a URL such as scheme://user:pass@host:port/db
+url_host() { local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"; printf '%s' "${rest%%:*}"; }
+url_port() { local rest="${1#*://}"; rest="${rest##*@}"; rest="${rest%%/*}"
+  case "$rest" in *:*) printf '%s' "${rest##*:}" ;; *) printf '%s' "$2" ;; esac; }
+redacted() { printf '%s' "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+is_local() { case "$1" in 127.*|localhost|::1|\[::1\]) return 0 ;; *) return 1 ;; esac; }
+wait_for() { # wait_for NAME HOST PORT [TRIES]
+  for _ in $(seq 1 "${4:-50}"); do port_open "$2" "$3" && return 0; sleep 0.2; done
+  die "$1 does not answer on $2:$3"
+}
+
+ensure_postgres() { # ensure_postgres URL
+  local host port
+  host=$(url_host "$1"); port=$(url_port "$1" 5432)
+  port_open "$host" "$port" && return 0
+  if is_local "$host" && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    say "PostgreSQL is not answering on $host:$port; starting the system's cluster"
+    for version in $(ls /etc/postgresql); do
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+    wait_for PostgreSQL "$host" "$port"
+  else
+    die "PostgreSQL does not answer at $(redacted "$1") and is not installed here; install it (Debian: apt-get install postgresql) or set DATABASE_URL"
+  fi
+}
+
+ensure_redis() { # ensure_redis URL
+  local host port
+  host=$(url_host "$1"); port=$(url_port "$1" 6379)
+  port_open "$host" "$port" && return 0
+  if is_local "$host" && command -v redis-server >/dev/null; then
+    say "Redis is not answering on $host:$port; starting redis-server"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no >/dev/null
+    wait_for Redis "$host" "$port"
+  else
+    die "Redis does not answer at $(redacted "$1") and is not installed here; install it (Debian: apt-get install redis-server) or set REDIS_URL"
+  fi
+}
