@@ -111,12 +111,17 @@ async fn run(options: RunOptions) -> Result<(), String> {
         rate => (rate as usize / 10).max(1),
     };
     for chunk in credentials.chunks(batch) {
-        fleet.lockers.extend(Simulator::spawn(&template, chunk.to_vec()).lockers);
+        fleet
+            .lockers
+            .extend(Simulator::spawn(&template, chunk.to_vec()).lockers);
         if options.connect_rate > 0 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    eprintln!("simulator: {total} lockers started against {}", options.broker);
+    eprintln!(
+        "simulator: {total} lockers started against {}",
+        options.broker
+    );
     let mut report = tokio::time::interval(Duration::from_secs(options.report_secs.max(1)));
     let mut poll = tokio::time::interval(Duration::from_millis(20));
     let mut announced = false;

@@ -4,4 +4,6 @@
 mod broker;
 mod helpers;
 mod link;
+mod process;
 mod registry;
+mod restart;

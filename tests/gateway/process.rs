@@ -1,0 +1,86 @@
+//! The gateway as a child process, so a test can SIGKILL it and start it again.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::helpers::{WAIT, free_addr};
+
+/// A running `locker-gateway serve`.
+pub struct GatewayProcess {
+    pub child: Child,
+    pub mqtt: SocketAddr,
+}
+
+/// The URL of the test's own database (`#[sqlx::test]` made it), from `DATABASE_URL`'s server.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by scripts/test.sh");
+    let database = pool
+        .connect_options()
+        .get_database()
+        .expect("the test pool names its database")
+        .to_owned();
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database part");
+    format!("{server}/{database}")
+}
+
+impl GatewayProcess {
+    /// Starts the gateway on `mqtt` (a free port if `None`) and waits until it listens.
+    pub async fn start(pool: &PgPool, mqtt: Option<SocketAddr>) -> Self {
+        let mqtt = mqtt.unwrap_or_else(free_addr);
+        let log = std::env::temp_dir().join(format!("locker-gateway-{}.log", mqtt.port()));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url(pool))
+            .env("LOCKER_MQTT_ADDR", mqtt.to_string())
+            .env("LOCKER_HTTP_ADDR", free_addr().to_string())
+            .env("LOCKER_HEARTBEAT_SECS", "60")
+            .env("LOCKER_OUTBOX_POLL_MS", "20")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("the gateway binary starts");
+        let mut process = Self { child, mqtt };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if tokio::net::TcpStream::connect(mqtt).await.is_ok() {
+                return process;
+            }
+            if let Ok(Some(status)) = process.child.try_wait() {
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("the gateway exited with {status}:\n{output}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the gateway did not listen on {mqtt}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("exited")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,107 @@
+//! The gateway killed and started again, as a separate process.
+
+use std::time::Duration;
+
+use locker_gateway::device::{DeviceRegistry, NewDevice};
+use simulator::mqtt::{Credentials, Happening, LockerConfig, expect};
+use sqlx::PgPool;
+
+use crate::helpers::{WAIT, device, eventually};
+use crate::process::GatewayProcess;
+
+async fn online_session(pool: &PgPool, id: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT session FROM devices WHERE id = $1 AND online")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .expect("query")
+        .flatten()
+}
+
+async fn unpublished(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+#[sqlx::test]
+async fn a_killed_gateway_comes_back_with_its_lockers_and_its_events(pool: PgPool) {
+    let registry = DeviceRegistry::new(pool.clone());
+    let mut lockers = Vec::new();
+    let mut gateway = GatewayProcess::start(&pool, None).await;
+    for n in 1..=3 {
+        let id = format!("lk-{n}");
+        let creds = registry
+            .provision(NewDevice {
+                id: device(&id),
+                model: "test".into(),
+                door_count: 4,
+            })
+            .await
+            .expect("provisioned");
+        let mut config = LockerConfig::new(
+            gateway.mqtt,
+            Credentials::from_secret(creds.device_id, &creds.secret),
+        );
+        config.reconnect_after = Duration::from_millis(200);
+        let locker = simulator::mqtt::spawn(config);
+        let watch = locker.watch();
+        lockers.push((id, locker, watch));
+    }
+    let mut first = Vec::new();
+    for (id, _, watch) in &mut lockers {
+        let session = expect(watch, WAIT, |h| match h {
+            Happening::Connected { session } => Some(*session),
+            _ => None,
+        })
+        .await
+        .expect("connected");
+        eventually("online", || async {
+            online_session(&pool, id).await == Some(i64::from(session))
+        })
+        .await;
+        first.push(session);
+    }
+    eventually("events delivered", || async {
+        unpublished(&pool).await == 0
+    })
+    .await;
+
+    // SIGKILL: no shutdown at all. Meanwhile something else records an event.
+    gateway.kill();
+    registry
+        .revoke(device("lk-3"))
+        .await
+        .expect("revoked while the gateway is down");
+    assert_eq!(unpublished(&pool).await, 1);
+
+    let _gateway = GatewayProcess::start(&pool, Some(gateway.mqtt)).await;
+    for (i, (id, _, watch)) in lockers.iter_mut().enumerate().take(2) {
+        let session = expect(watch, Duration::from_secs(30), |h| match h {
+            Happening::Connected { session } => Some(*session),
+            _ => None,
+        })
+        .await
+        .expect("reconnected after the restart");
+        assert_ne!(session, first[i], "a reconnect must use a new session");
+        eventually("online again", || async {
+            online_session(&pool, id).await == Some(i64::from(session))
+        })
+        .await;
+    }
+    // The revoked locker stays out.
+    assert_eq!(online_session(&pool, "lk-3").await, None);
+    // The event written while the gateway was dead is delivered after the restart.
+    eventually("every event delivered", || async {
+        unpublished(&pool).await == 0
+    })
+    .await;
+}
+
+#[sqlx::test]
+async fn sigterm_stops_the_gateway_cleanly(pool: PgPool) {
+    let mut gateway = GatewayProcess::start(&pool, None).await;
+    let status = gateway.terminate();
+    assert!(status.success(), "exit status {status}");
+}
