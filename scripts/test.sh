@@ -13,6 +13,9 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 . scripts/lib.sh
 ensure_postgres "$DATABASE_URL"
 ensure_redis "$REDIS_URL"
+# The external-broker tests start their own Mosquitto on a free port (never the shared one).
+command -v mosquitto >/dev/null && command -v mosquitto_passwd >/dev/null \
+  || die "mosquitto is not installed; the external-broker tests need it (Debian: apt-get install mosquitto)"
 
 say "PostgreSQL at $(redacted "$DATABASE_URL"), Redis at $(redacted "$REDIS_URL")"
 

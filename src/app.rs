@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
+use crate::bus::{self, BusTx};
 use crate::config::{Config, redact_url};
 use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
 use crate::events::{Event, Publisher};
@@ -39,11 +40,16 @@ pub enum StartError {
 pub struct App {
     pool: PgPool,
     registry: DeviceRegistry,
-    broker: EmbeddedBroker,
+    broker: Option<EmbeddedBroker>,
     link: DeviceLink,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The external broker's clients stop last, after the outbox is flushed through them.
+    bus_shutdown: CancellationToken,
+    bus_tasks: TaskTracker,
+    /// Whether the gateway's uplink subscription is in place (always, with the embedded broker).
+    mqtt_ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl App {
@@ -76,32 +82,56 @@ impl App {
                     .unwrap_or_default(),
                 source,
             })?;
-        let mut settings = BrokerSettings::on(config.mqtt_addr);
-        settings.v5_addr = config.mqtt5_addr;
-        let auth = RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
-        let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let bus_shutdown = CancellationToken::new();
+        let bus_tasks = TaskTracker::new();
+        // The gateway's MQTT connections: uplinks in, events and revocation nudges out.
+        let (ready_tx, mut mqtt_ready) = tokio::sync::watch::channel(true);
+        let (broker, uplinks, events_tx, nudges) = match &config.external_broker {
+            None => {
+                let mut settings = BrokerSettings::on(config.mqtt_addr);
+                settings.v5_addr = config.mqtt5_addr;
+                let auth =
+                    RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
+                let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
+                let uplinks =
+                    bus::embedded(broker.link("gateway-uplinks")?, &DeviceLink::filters())?;
+                let events_tx = BusTx::Embedded(broker.link("gateway-events")?.0);
+                let nudges = BusTx::Embedded(broker.link("gateway-revocations")?.0);
+                (Some(broker), uplinks, events_tx, nudges)
+            }
+            Some(external) => {
+                tracing::info!(broker = ?external, "using an external MQTT broker");
+                let client = |name, filters| {
+                    bus::external(external, name, filters, &bus_tasks, bus_shutdown.clone())
+                };
+                let (_, uplinks, ready) = client("uplinks", DeviceLink::filters());
+                let (events_tx, _, _) = client("events", Vec::new());
+                let (nudges, _, _) = client("control", Vec::new());
+                mqtt_ready = ready;
+                (None, uplinks, events_tx, nudges)
+            }
+        };
+        drop(ready_tx);
         let link = DeviceLink::start(
             pool.clone(),
-            broker.link("gateway-uplinks")?,
+            uplinks,
             LinkSettings {
                 heartbeat: config.heartbeat,
                 ..LinkSettings::default()
             },
             &tasks,
             shutdown.clone(),
-        )?;
+        );
         let (events, _) = broadcast::channel(1024);
-        let (events_link, _) = broker.link("gateway-events")?;
-        let publisher = Publisher::new(pool.clone(), events_link, events.clone());
+        let publisher = Publisher::new(pool.clone(), events_tx, events.clone());
         tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
-        let (revocation_link, _) = broker.link("gateway-revocations")?;
         let stop = shutdown.clone();
         tasks.spawn(revocation::watch(
             pool.clone(),
             revocations,
-            revocation_link,
+            nudges,
             async move { stop.cancelled().await },
         ));
         Ok(Self {
@@ -112,12 +142,28 @@ impl App {
             events,
             shutdown,
             tasks,
+            bus_shutdown,
+            bus_tasks,
+            mqtt_ready,
         })
     }
 
     /// Events as they are delivered from the outbox.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Whether the gateway is subscribed to the lockers' topics now.
+    pub fn mqtt_ready(&self) -> bool {
+        *self.mqtt_ready.borrow()
+    }
+
+    /// Waits until the gateway is subscribed to the lockers' topics, at most `within`.
+    pub async fn wait_mqtt_ready(&self, within: std::time::Duration) -> bool {
+        let mut ready = self.mqtt_ready.clone();
+        tokio::time::timeout(within, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The device link (verified uplinks, counters).
@@ -130,9 +176,9 @@ impl App {
         &self.registry
     }
 
-    /// The broker.
-    pub fn broker(&self) -> &EmbeddedBroker {
-        &self.broker
+    /// The embedded broker, unless an external one is configured.
+    pub fn broker(&self) -> Option<&EmbeddedBroker> {
+        self.broker.as_ref()
     }
 
     /// The database pool.
@@ -147,13 +193,17 @@ impl App {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        let broker = self.broker;
-        // Joining the broker's threads blocks; do it off the async workers.
-        if tokio::task::spawn_blocking(move || broker.stop())
-            .await
-            .is_err()
-        {
-            tracing::error!("the broker did not stop cleanly");
+        self.bus_shutdown.cancel();
+        self.bus_tasks.close();
+        self.bus_tasks.wait().await;
+        if let Some(broker) = self.broker {
+            // Joining the broker's threads blocks; do it off the async workers.
+            if tokio::task::spawn_blocking(move || broker.stop())
+                .await
+                .is_err()
+            {
+                tracing::error!("the broker did not stop cleanly");
+            }
         }
         self.pool.close().await;
         tracing::info!("stopped");

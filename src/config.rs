@@ -19,6 +19,9 @@ pub struct Config {
     pub mqtt_addr: SocketAddr,
     /// `LOCKER_MQTT5_ADDR`: a second listener for MQTT 5; unset for none.
     pub mqtt5_addr: Option<SocketAddr>,
+    /// `LOCKER_MQTT_BROKER`: an external broker (`mqtt://user:password@host:port`) to use instead
+    /// of the embedded one; unset for the embedded broker.
+    pub external_broker: Option<crate::bus::ExternalBroker>,
     /// `DATABASE_URL`: PostgreSQL; unset for none.
     pub database_url: Option<String>,
     /// `REDIS_URL`: Redis; unset for none.
@@ -101,7 +104,19 @@ impl Config {
                 }),
             },
         };
+        let external_broker = match get("LOCKER_MQTT_BROKER") {
+            None => None,
+            Some(value) if value.is_empty() => None,
+            Some(value) => Some(crate::bus::ExternalBroker::parse(&value).ok_or_else(|| {
+                ConfigError::BadUrl {
+                    name: "LOCKER_MQTT_BROKER",
+                    value: redact_url(&value),
+                    scheme: "mqtt",
+                }
+            })?),
+        };
         Ok(Self {
+            external_broker,
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
             http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
@@ -134,6 +149,7 @@ impl std::fmt::Debug for Config {
             .field("http_addr", &self.http_addr)
             .field("mqtt_addr", &self.mqtt_addr)
             .field("mqtt5_addr", &self.mqtt5_addr)
+            .field("external_broker", &self.external_broker)
             .field("database_url", &url(&self.database_url))
             .field("redis_url", &url(&self.redis_url))
             .field("heartbeat", &self.heartbeat)
@@ -146,9 +162,18 @@ impl std::fmt::Display for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = |u: &Option<String>| u.as_deref().map_or("(not set)".to_owned(), redact_url);
         writeln!(f, "  http api      {}", self.http_addr)?;
-        writeln!(f, "  mqtt broker   {} (MQTT 3.1.1)", self.mqtt_addr)?;
-        if let Some(addr) = self.mqtt5_addr {
-            writeln!(f, "  mqtt 5        {addr}")?;
+        match &self.external_broker {
+            Some(broker) => writeln!(f, "  mqtt broker   external, {broker:?}")?,
+            None => {
+                writeln!(
+                    f,
+                    "  mqtt broker   {} (embedded, MQTT 3.1.1)",
+                    self.mqtt_addr
+                )?;
+                if let Some(addr) = self.mqtt5_addr {
+                    writeln!(f, "  mqtt 5        {addr}")?;
+                }
+            }
         }
         writeln!(f, "  postgresql    {}", url(&self.database_url))?;
         writeln!(f, "  redis         {}", url(&self.redis_url))?;

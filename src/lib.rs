@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod db;

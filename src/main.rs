@@ -71,34 +71,45 @@ async fn database(config: &Config) -> Result<sqlx::PgPool, String> {
 }
 
 async fn serve(config: Config) -> Result<String, String> {
+    // Listen for signals before anything starts, so a SIGTERM during start-up is a clean stop too.
+    let stop = shutdown_signal();
     eprintln!("{}\nconfiguration:\n{config}", banner());
     let app = App::build(&config).await.map_err(|e| e.to_string())?;
     tracing::info!("gateway running; Ctrl-C to stop");
-    app.run_until_stopped(shutdown_signal()).await;
+    app.run_until_stopped(stop).await;
     Ok(String::new())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                    let _ = interrupt.await;
-                    return;
+/// A future that resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
+            }
+            (interrupt, terminate) => {
+                tracing::warn!(
+                    ?interrupt,
+                    ?terminate,
+                    "cannot listen for signals; Ctrl-C only"
+                );
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+/// A future that resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -4,12 +4,12 @@
 //! `down` topic so a live session is dropped at once rather than at its next keep-alive.
 
 use firmware_protocol::{DeviceId, Topic};
-use rumqttd::local::LinkTx;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
 use super::registry::DEVICE_CHANGES_CHANNEL;
 use crate::broker::Revocations;
+use crate::bus::BusTx;
 
 /// Marks every device already revoked in the registry.
 pub async fn load_revoked(pool: &PgPool, revocations: &Revocations) -> Result<usize, sqlx::Error> {
@@ -37,7 +37,7 @@ async fn is_revoked(pool: &PgPool, id: &DeviceId) -> Result<bool, sqlx::Error> {
 pub async fn apply_change(
     pool: &PgPool,
     revocations: &Revocations,
-    link: &mut LinkTx,
+    link: &mut BusTx,
     device: &str,
 ) -> Result<(), sqlx::Error> {
     let Some(id) = DeviceId::new(device) else {
@@ -46,7 +46,7 @@ pub async fn apply_change(
     if is_revoked(pool, &id).await? {
         revocations.revoke(id);
         // The write to the revoked connection fails in the ACL, which drops it.
-        if let Err(e) = link.try_publish(Topic::down(id).to_string(), Vec::new()) {
+        if let Err(e) = link.publish(Topic::down(id).to_string(), Vec::new()) {
             tracing::warn!(error = %e, %id, "could not nudge a revoked device's session");
         }
         tracing::info!(%id, "device revoked: its session is dropped");
@@ -59,7 +59,7 @@ pub async fn apply_change(
 pub async fn watch(
     pool: PgPool,
     revocations: Revocations,
-    mut link: LinkTx,
+    mut link: BusTx,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use rumqttd::local::LinkTx;
 use sqlx::{PgPool, Row};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
+use crate::bus::BusTx;
 
 /// The advisory lock key that elects the one publisher.
 pub const PUBLISHER_LOCK: i64 = 0x6c6f_636b_6572; // "locker"
@@ -36,14 +36,14 @@ pub enum Outcome {
 /// The outbox publisher.
 pub struct Publisher {
     pool: PgPool,
-    link: LinkTx,
+    link: BusTx,
     bus: broadcast::Sender<Event>,
     batch: i64,
 }
 
 impl Publisher {
     /// A publisher delivering to `bus` and through `link`.
-    pub fn new(pool: PgPool, link: LinkTx, bus: broadcast::Sender<Event>) -> Self {
+    pub fn new(pool: PgPool, link: BusTx, bus: broadcast::Sender<Event>) -> Self {
         Self {
             pool,
             link,
@@ -85,7 +85,7 @@ impl Publisher {
             let payload =
                 serde_json::to_vec(&event).map_err(|e| PublishError::Mqtt(e.to_string()))?;
             self.link
-                .try_publish(event_topic(&event.event_type), payload)
+                .publish(event_topic(&event.event_type), payload)
                 .map_err(|e| PublishError::Mqtt(e.to_string()))?;
             // No in-process subscriber is not an error.
             let _ = self.bus.send(event);

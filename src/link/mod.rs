@@ -3,7 +3,7 @@
 //! and counter) and applied (presence, last-seen, alarms) before anything else sees it.
 //!
 //! ```text
-//! broker link ──► dispatcher ──(bounded, by device)──► shard workers ──► PostgreSQL + outbox
+//! MQTT bus ──► dispatcher ──(bounded, by device)──► shard workers ──► PostgreSQL + outbox
 //!                                                                 └──► verified uplinks (broadcast)
 //! ```
 //! One device always lands on the same shard, so its messages are handled in order; devices on
@@ -21,14 +21,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, Topic, TopicKind, Uplink};
-use rumqttd::Notification;
-use rumqttd::local::{LinkRx, LinkTx};
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use worker::{Inbound, Rejection, Worker};
+
+use crate::bus::BusRx;
 
 /// An uplink that passed every check and was recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,17 +125,23 @@ pub struct DeviceLink {
 }
 
 impl DeviceLink {
-    /// Subscribes `link` to every locker's `up` and `status` topics and starts the dispatcher, the
-    /// shard workers and the presence sweeper on `tasks`, until `shutdown`.
+    /// The topic filters the link's bus must be subscribed to.
+    pub fn filters() -> Vec<String> {
+        vec![
+            Topic::filter_all(TopicKind::Up),
+            Topic::filter_all(TopicKind::Status),
+        ]
+    }
+
+    /// Starts the dispatcher (reading `bus`, subscribed to [`DeviceLink::filters`]), the shard
+    /// workers and the presence sweeper on `tasks`, until `shutdown`.
     pub fn start(
         pool: PgPool,
-        (mut link_tx, link_rx): (LinkTx, LinkRx),
+        bus: BusRx,
         settings: LinkSettings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
-    ) -> Result<Self, crate::broker::BrokerError> {
-        link_tx.subscribe(Topic::filter_all(TopicKind::Up))?;
-        link_tx.subscribe(Topic::filter_all(TopicKind::Status))?;
+    ) -> Self {
         let stats = Arc::new(LinkStats::default());
         let (uplinks, _) = broadcast::channel(1024);
         let mut shards = Vec::with_capacity(settings.shards.max(1));
@@ -145,14 +151,14 @@ impl DeviceLink {
             tasks.spawn(worker.run(rx));
             shards.push(tx);
         }
-        tasks.spawn(dispatch(link_tx, link_rx, shards, shutdown.clone()));
+        tasks.spawn(dispatch(bus, shards, shutdown.clone()));
         tasks.spawn(sweep(
             pool,
             settings.heartbeat * 3,
             settings.heartbeat / 2,
             shutdown,
         ));
-        Ok(Self { stats, uplinks })
+        Self { stats, uplinks }
     }
 
     /// What the link accepted and dropped.
@@ -172,28 +178,18 @@ fn shard_of(device: &DeviceId, shards: usize) -> usize {
     (hasher.finish() % shards as u64) as usize
 }
 
-/// Reads the broker link and hands each locker message to its device's shard. Keeps `_link_tx`
-/// alive: dropping it would end the link's subscriptions.
-async fn dispatch(
-    _link_tx: LinkTx,
-    mut link_rx: LinkRx,
-    shards: Vec<mpsc::Sender<Inbound>>,
-    shutdown: CancellationToken,
-) {
+/// Reads the bus and hands each locker message to its device's shard.
+async fn dispatch(mut bus: BusRx, shards: Vec<mpsc::Sender<Inbound>>, shutdown: CancellationToken) {
     loop {
-        let next = tokio::select! {
+        let message = tokio::select! {
             _ = shutdown.cancelled() => break,
-            next = link_rx.next() => next,
+            message = bus.next() => message,
         };
-        let forward = match next {
-            Ok(Some(Notification::Forward(forward))) => forward,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "the broker link closed; the device link stops");
-                break;
-            }
+        let Some(message) = message else {
+            tracing::error!("the MQTT connection ended; the device link stops");
+            break;
         };
-        let topic = std::str::from_utf8(&forward.publish.topic)
+        let topic = std::str::from_utf8(&message.topic)
             .ok()
             .and_then(|t| Topic::parse(t).ok());
         let Some(topic) = topic else {
@@ -204,7 +200,7 @@ async fn dispatch(
         let inbound = Inbound {
             device: topic.device_id,
             kind: topic.kind,
-            payload: forward.publish.payload,
+            payload: message.payload,
             received_at: Utc::now(),
         };
         let shard = &shards[shard_of(&topic.device_id, shards.len())];

@@ -66,7 +66,7 @@ async fn revocation_drops_a_live_session(pool: PgPool) {
     let watcher = tokio::spawn(revocation::watch(
         pool,
         broker.revocations.clone(),
-        link,
+        locker_gateway::bus::BusTx::Embedded(link),
         async {
             let _ = stopped.await;
         },

@@ -226,6 +226,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         http_addr: free_addr(),
         mqtt_addr,
         mqtt5_addr: None,
+        external_broker: None,
         database_url: None,
         redis_url: None,
         heartbeat: TEST_HEARTBEAT,

@@ -36,7 +36,12 @@ async fn a_locker_that_says_hello_is_online_and_announced(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let creds = app.provision("lk-1", 4).await;
     let mut events = app.app.events();
-    let (mut observer, mut observed) = app.app.broker().link("observer").expect("link");
+    let (mut observer, mut observed) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("observer")
+        .expect("link");
     observer.subscribe("events/#").expect("subscribe");
     let locker = app.locker(&creds, BEATING);
     let mut watch = locker.watch();
@@ -115,7 +120,12 @@ async fn a_lost_connection_fires_the_will_and_a_late_will_changes_nothing(pool: 
     assert_ne!(first, second);
     expect_event(&mut events, "device.online", "lk-1").await;
     // A will from the old connection arriving late does not mark the new one offline.
-    let (mut broker_link, _) = app.app.broker().link("late-will").expect("link");
+    let (mut broker_link, _) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("late-will")
+        .expect("link");
     let late = Presence {
         online: false,
         session: Some(first),
@@ -159,7 +169,12 @@ async fn forged_replayed_and_garbage_uplinks_are_dropped(pool: PgPool) {
     .await;
 
     // Replayed on the same topic (as an external broker without ACL would let anyone do).
-    let (mut injector, _) = app.app.broker().link("attacker").expect("link");
+    let (mut injector, _) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("attacker")
+        .expect("link");
     injector
         .publish("lockers/lk-a/up", sent.clone().into_bytes())
         .expect("published");

@@ -4,6 +4,7 @@
 mod broker;
 mod helpers;
 mod link;
+mod mosquitto;
 mod process;
 mod registry;
 mod restart;

@@ -1,0 +1,272 @@
+//! The gateway's own MQTT connection, whichever broker lockers use: the embedded one (an
+//! in-process `rumqttd` link, no network) or an external one (Mosquitto, EMQX) through `rumqttc`,
+//! reconnecting with backoff. The rest of the gateway sees one publisher ([`BusTx`]) and one
+//! stream of messages ([`BusRx`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttd::Notification;
+use rumqttd::local::{LinkRx, LinkTx};
+use tokio::sync::mpsc;
+
+/// One message received on a subscribed topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The topic (bytes as received; not necessarily UTF-8).
+    pub topic: Bytes,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// Why a publish or subscribe failed.
+#[derive(Debug, thiserror::Error)]
+#[error("MQTT: {0}")]
+pub struct BusError(String);
+
+/// Publishing side.
+pub enum BusTx {
+    /// The embedded broker's in-process link.
+    Embedded(LinkTx),
+    /// A client of an external broker.
+    External(AsyncClient),
+}
+
+impl std::fmt::Debug for BusTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Embedded(_) => "BusTx::Embedded",
+            Self::External(_) => "BusTx::External",
+        })
+    }
+}
+
+impl BusTx {
+    /// Publishes without waiting (QoS 1 on an external broker; the embedded link delivers to each
+    /// subscriber at its subscription's QoS). Fails if the outgoing queue is full.
+    pub fn publish(&mut self, topic: String, payload: Vec<u8>) -> Result<(), BusError> {
+        match self {
+            Self::Embedded(link) => link
+                .try_publish(topic, payload)
+                .map(drop)
+                .map_err(|e| BusError(e.to_string())),
+            Self::External(client) => client
+                .try_publish(topic, QoS::AtLeastOnce, false, payload)
+                .map_err(|e| BusError(e.to_string())),
+        }
+    }
+}
+
+/// Receiving side.
+pub enum BusRx {
+    /// The embedded broker's in-process link (its `LinkTx` kept alive with it).
+    Embedded(LinkTx, LinkRx),
+    /// Messages forwarded by the external client's task.
+    External(mpsc::Receiver<Message>),
+}
+
+impl std::fmt::Debug for BusRx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Embedded(..) => "BusRx::Embedded",
+            Self::External(_) => "BusRx::External",
+        })
+    }
+}
+
+impl BusRx {
+    /// The next message; `None` once the connection is gone for good.
+    pub async fn next(&mut self) -> Option<Message> {
+        match self {
+            Self::Embedded(_, link) => loop {
+                match link.next().await {
+                    Ok(Some(Notification::Forward(forward))) => {
+                        return Some(Message {
+                            topic: forward.publish.topic,
+                            payload: forward.publish.payload,
+                        });
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the embedded broker link closed");
+                        return None;
+                    }
+                }
+            },
+            Self::External(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// An in-process link to the embedded broker subscribed to `filters`.
+pub fn embedded(
+    (mut tx, rx): (LinkTx, LinkRx),
+    filters: &[String],
+) -> Result<BusRx, crate::broker::BrokerError> {
+    for filter in filters {
+        tx.subscribe(filter.clone())
+            .map_err(crate::broker::BrokerError::from)?;
+    }
+    Ok(BusRx::Embedded(tx, rx))
+}
+
+/// Where and as whom to reach an external broker: `mqtt://user:password@host:port`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExternalBroker {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Login, if the broker wants one.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ExternalBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mqtt://")?;
+        if let Some((user, _)) = &self.credentials {
+            write!(f, "{user}:***@")?;
+        }
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl ExternalBroker {
+    /// Parses `mqtt://[user[:password]@]host[:port]` (port 1883 by default).
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("mqtt://")?;
+        let rest = rest.trim_end_matches('/');
+        let (credentials, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) => {
+                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (Some((user.to_owned(), pass.to_owned())), hostport)
+            }
+            None => (None, rest),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().ok()?),
+            None => (hostport, 1883),
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(Self {
+            host: host.to_owned(),
+            port,
+            credentials,
+        })
+    }
+}
+
+/// Connects a client to an external broker, subscribing to `filters` on every (re)connect, and
+/// forwards what arrives. Reconnects with exponential backoff (rumqttc alone retries at once).
+/// A client that subscribes (`filters` not empty) uses the fixed client id
+/// `locker-gateway-{name}` and a persistent session, so the broker keeps lockers' QoS 1 messages
+/// while the gateway restarts (one gateway per broker); a publishing-only client gets a unique id
+/// and a clean session. Runs on `tasks` until `shutdown`. The returned watch turns `true` once the
+/// client is connected and subscribed.
+pub fn external(
+    broker: &ExternalBroker,
+    name: &str,
+    filters: Vec<String>,
+    tasks: &tokio_util::task::TaskTracker,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> (BusTx, BusRx, tokio::sync::watch::Receiver<bool>) {
+    let persistent = !filters.is_empty();
+    let client_id = if persistent {
+        format!("locker-gateway-{name}")
+    } else {
+        format!(
+            "locker-gateway-{name}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
+    };
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_session(!persistent);
+    options.set_max_packet_size(
+        firmware_protocol::MAX_JSON_ENVELOPE + 1024,
+        firmware_protocol::MAX_JSON_ENVELOPE + 1024,
+    );
+    if let Some((user, pass)) = &broker.credentials {
+        options.set_credentials(user.clone(), pass.clone());
+    }
+    let (client, mut events) = AsyncClient::new(options, 1024);
+    let (tx, rx) = mpsc::channel(1024);
+    let (ready_tx, ready) = tokio::sync::watch::channel(false);
+    let subscriber = client.clone();
+    tasks.spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // Best effort: say goodbye so the broker drops the session at once.
+                    let _ = subscriber.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                    return;
+                }
+                event = events.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(100);
+                    for filter in &filters {
+                        if let Err(e) = subscriber.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                            tracing::error!(error = %e, filter, "cannot subscribe on the external broker");
+                        }
+                    }
+                    if filters.is_empty() {
+                        let _ = ready_tx.send(true);
+                    }
+                    tracing::info!("connected to the external MQTT broker");
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready_tx.send(true);
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let message = Message {
+                        topic: Bytes::from(publish.topic.into_bytes()),
+                        payload: publish.payload,
+                    };
+                    // A publishing-only client has dropped its receiver: nothing to forward to.
+                    let _ = tx.send(message).await;
+                }
+                Ok(_) => {}
+                // Every client handle is gone: the gateway is stopping.
+                Err(rumqttc::ConnectionError::RequestsDone) => return,
+                Err(e) => {
+                    let _ = ready_tx.send(false);
+                    metrics::counter!("locker_external_broker_errors_total").increment(1);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "external MQTT broker connection failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
+    (BusTx::External(client), BusRx::External(rx), ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_parse() {
+        let b = ExternalBroker::parse("mqtt://gw:s3cret@10.0.0.5:1884").expect("valid");
+        assert_eq!(b.host, "10.0.0.5");
+        assert_eq!(b.port, 1884);
+        assert_eq!(b.credentials, Some(("gw".into(), "s3cret".into())));
+        assert_eq!(format!("{b:?}"), "mqtt://gw:***@10.0.0.5:1884");
+        let b = ExternalBroker::parse("mqtt://broker").expect("valid");
+        assert_eq!(
+            (b.host.as_str(), b.port, b.credentials),
+            ("broker", 1883, None)
+        );
+        assert!(ExternalBroker::parse("http://broker").is_none());
+        assert!(ExternalBroker::parse("mqtt://:1883").is_none());
+        assert!(ExternalBroker::parse("mqtt://host:notaport").is_none());
+    }
+}

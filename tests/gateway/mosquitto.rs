@@ -1,0 +1,314 @@
+//! The gateway against an external broker: a Mosquitto that the test starts on a free port with a
+//! password file and (or without) the ACL documented in the README. Never the shared one on 1883.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use firmware_protocol::{DeviceSecret, Direction, Envelope, Header, Uplink};
+use locker_gateway::app::App;
+use locker_gateway::bus::ExternalBroker;
+use simulator::mqtt::{Credentials, Happening, Knob, LockerConfig, expect};
+use sqlx::PgPool;
+
+use crate::helpers::{
+    WAIT, device, eventually, expect_event, free_addr, init_tracing, test_config,
+};
+
+const GATEWAY_USER: &str = "gateway";
+const GATEWAY_PASSWORD: &str = "gateway-password";
+
+/// The ACL of the README: each locker its own topics, the gateway everything.
+const ACL: &str = "user gateway\ntopic readwrite #\n\npattern write lockers/%u/up\npattern write lockers/%u/status\npattern read lockers/%u/down\n";
+
+struct Mosquitto {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto with a password file for the gateway and `lockers`, with or without ACL.
+    async fn start(lockers: &[(&str, String)], acl: bool) -> Self {
+        let addr = free_addr();
+        let dir = std::env::temp_dir().join(format!("mosquitto-test-{}", addr.port()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let passwd = dir.join("passwd");
+        let _ = std::fs::remove_file(&passwd);
+        let mut users = vec![(GATEWAY_USER, GATEWAY_PASSWORD.to_owned())];
+        users.extend(lockers.iter().cloned());
+        for (user, password) in &users {
+            let mut args = vec!["-b"];
+            if !passwd.exists() {
+                args.push("-c");
+            }
+            let status = Command::new("mosquitto_passwd")
+                .args(&args)
+                .arg(&passwd)
+                .args([user, password.as_str()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("mosquitto_passwd runs (Debian: apt-get install mosquitto)");
+            assert!(status.success(), "mosquitto_passwd failed");
+        }
+        let mut conf = format!(
+            "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\nlog_dest stderr\nlog_type error\n",
+            addr.port(),
+            passwd.display()
+        );
+        if acl {
+            let acl_file = dir.join("acl");
+            std::fs::write(&acl_file, ACL).expect("acl file");
+            conf.push_str(&format!("acl_file {}\n", acl_file.display()));
+        }
+        let conf_file = dir.join("mosquitto.conf");
+        std::fs::write(&conf_file, conf).expect("conf file");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts (Debian: apt-get install mosquitto)");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mosquitto did not listen on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, addr, dir }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn gateway_on(mosquitto: &Mosquitto, pool: PgPool) -> App {
+    init_tracing();
+    let url = format!(
+        "mqtt://{GATEWAY_USER}:{GATEWAY_PASSWORD}@{}",
+        mosquitto.addr
+    );
+    let config = locker_gateway::Config {
+        external_broker: Some(ExternalBroker::parse(&url).expect("url")),
+        ..test_config(free_addr())
+    };
+    let app = App::with_pool(&config, pool).await.expect("gateway starts");
+    assert!(
+        app.wait_mqtt_ready(WAIT).await,
+        "the gateway did not subscribe on Mosquitto"
+    );
+    assert!(
+        app.broker().is_none(),
+        "no embedded broker in external mode"
+    );
+    app
+}
+
+fn locker(
+    mosquitto: &Mosquitto,
+    creds: &locker_gateway::device::Provisioned,
+) -> simulator::mqtt::LockerHandle {
+    let mut config = LockerConfig::new(
+        mosquitto.addr,
+        Credentials::from_secret(creds.device_id, &creds.secret),
+    );
+    config.doors = 4;
+    config.heartbeat = Duration::from_secs(3600);
+    simulator::mqtt::spawn(config)
+}
+
+async fn provision(pool: &PgPool, id: &str) -> locker_gateway::device::Provisioned {
+    locker_gateway::device::DeviceRegistry::new(pool.clone())
+        .provision(locker_gateway::device::NewDevice {
+            id: device(id),
+            model: "test".into(),
+            door_count: 4,
+        })
+        .await
+        .expect("provisioned")
+}
+
+#[sqlx::test]
+async fn lockers_come_online_through_mosquitto(pool: PgPool) {
+    let a = provision(&pool, "lk-a").await;
+    let mosquitto = Mosquitto::start(&[("lk-a", a.secret.mqtt_password())], true).await;
+    let app = gateway_on(&mosquitto, pool).await;
+    let mut events = app.events();
+    let handle = locker(&mosquitto, &a);
+    let mut watch = handle.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("the locker logged in to Mosquitto");
+    expect_event(&mut events, "device.online", "lk-a").await;
+    // A power cut: Mosquitto publishes the will, the gateway marks it offline.
+    handle.turn(Knob::Drop).await;
+    let offline = expect_event(&mut events, "device.offline", "lk-a").await;
+    assert_eq!(offline.data["reason"], "last_will");
+    app.run_until_stopped(async {}).await;
+}
+
+#[sqlx::test]
+async fn mosquitto_refuses_a_wrong_password(pool: PgPool) {
+    let a = provision(&pool, "lk-a").await;
+    let mosquitto = Mosquitto::start(&[("lk-a", a.secret.mqtt_password())], true).await;
+    let wrong = DeviceSecret::from_bytes([1; 32]);
+    let mut config = LockerConfig::new(
+        mosquitto.addr,
+        Credentials::from_secret(a.device_id, &wrong),
+    );
+    config.reconnect_after = Duration::from_secs(3600);
+    let handle = simulator::mqtt::spawn(config);
+    let mut watch = handle.watch();
+    let first = expect(&mut watch, WAIT, |h| match h {
+        Happening::Connected { .. } => Some(true),
+        Happening::Disconnected => Some(false),
+        _ => None,
+    })
+    .await;
+    assert_eq!(first, Some(false), "a wrong password was accepted");
+}
+
+/// An uplink sealed with `key`, naming `named` in its envelope.
+fn forged(named: &str, key: &firmware_protocol::DeviceKey) -> Vec<u8> {
+    Envelope {
+        header: Header {
+            direction: Direction::Up,
+            device_id: device(named),
+            session: 1,
+            counter: 99,
+        },
+        message: Uplink::Pong,
+    }
+    .seal_json(key)
+    .expect("seals")
+    .into_bytes()
+}
+
+#[sqlx::test]
+async fn the_acl_keeps_a_locker_off_another_lockers_topics(pool: PgPool) {
+    let a = provision(&pool, "lk-a").await;
+    let b = provision(&pool, "lk-b").await;
+    let mosquitto = Mosquitto::start(
+        &[
+            ("lk-a", a.secret.mqtt_password()),
+            ("lk-b", b.secret.mqtt_password()),
+        ],
+        true,
+    )
+    .await;
+    let app = gateway_on(&mosquitto, pool).await;
+    let stats = app.device_link().stats();
+    let handle = locker(&mosquitto, &a);
+    let mut watch = handle.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("the hello is accepted", || async { stats.accepted() >= 1 }).await;
+    // The simulator publishes only on its own topic; a plain client logged in as A tries B's.
+    let mut options = rumqttc::MqttOptions::new(
+        "lk-a-2",
+        mosquitto.addr.ip().to_string(),
+        mosquitto.addr.port(),
+    );
+    options.set_credentials("lk-a", a.secret.mqtt_password());
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 16);
+    let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    client
+        .publish(
+            "lockers/lk-b/up",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            forged("lk-b", &a.secret.tag_key()),
+        )
+        .await
+        .expect("queued");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stats.rejected(), 0, "Mosquitto let A publish on B's topic");
+    poller.abort();
+    app.run_until_stopped(async {}).await;
+}
+
+#[sqlx::test]
+async fn without_an_acl_a_forged_uplink_is_dropped_for_its_tag(pool: PgPool) {
+    let a = provision(&pool, "lk-a").await;
+    let b = provision(&pool, "lk-b").await;
+    let mosquitto = Mosquitto::start(
+        &[
+            ("lk-a", a.secret.mqtt_password()),
+            ("lk-b", b.secret.mqtt_password()),
+        ],
+        false,
+    )
+    .await;
+    let app = gateway_on(&mosquitto, pool).await;
+    let stats = app.device_link().stats();
+    let mut verified = app.device_link().subscribe();
+    let handle = locker(&mosquitto, &a);
+    let mut watch = handle.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("the hello is accepted", || async { stats.accepted() >= 1 }).await;
+    let mut options = rumqttc::MqttOptions::new(
+        "lk-a-2",
+        mosquitto.addr.ip().to_string(),
+        mosquitto.addr.port(),
+    );
+    options.set_credentials("lk-a", a.secret.mqtt_password());
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 16);
+    let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    // Naming B, tagged with A's key: the tag fails with B's key.
+    client
+        .publish(
+            "lockers/lk-b/up",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            forged("lk-b", &a.secret.tag_key()),
+        )
+        .await
+        .expect("queued");
+    eventually("the forged uplink is dropped for its tag", || async {
+        stats.bad_tag() >= 1
+    })
+    .await;
+    // Naming A (genuinely A's) on B's topic: refused for naming the wrong device.
+    let rejected = stats.rejected();
+    client
+        .publish(
+            "lockers/lk-b/up",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            forged("lk-a", &a.secret.tag_key()),
+        )
+        .await
+        .expect("queued");
+    eventually("the moved uplink is dropped", || async {
+        stats.rejected() > rejected
+    })
+    .await;
+    while let Ok(uplink) = verified.try_recv() {
+        assert_eq!(
+            uplink.device,
+            device("lk-a"),
+            "an uplink was accepted for lk-b"
+        );
+    }
+    poller.abort();
+    app.run_until_stopped(async {}).await;
+}
