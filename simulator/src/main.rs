@@ -61,6 +61,11 @@ struct RunOptions {
     /// Seconds between status lines.
     #[arg(long, default_value_t = 5)]
     report_secs: u64,
+    /// Every this many seconds, make one random locker misbehave: lose its connection (will
+    /// fired), disconnect politely, send garbage, or send a heartbeat tagged with a wrong key;
+    /// each then recovers. 0: never.
+    #[arg(long, default_value_t = 0)]
+    chaos_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +128,9 @@ async fn run(options: RunOptions) -> Result<(), String> {
         options.broker
     );
     let mut report = tokio::time::interval(Duration::from_secs(options.report_secs.max(1)));
+    let chaos_every = Duration::from_secs(options.chaos_secs.max(1));
+    let mut chaos =
+        tokio::time::interval_at(tokio::time::Instant::now() + chaos_every, chaos_every);
     let mut poll = tokio::time::interval(Duration::from_millis(20));
     let mut announced = false;
     loop {
@@ -137,6 +145,10 @@ async fn run(options: RunOptions) -> Result<(), String> {
                     }
                 }
             }
+            _ = chaos.tick(), if options.chaos_secs > 0 => {
+                let i = rand::random_range(0..fleet.lockers.len());
+                misbehave(&fleet.lockers[i], &credentials[i]).await;
+            }
             _ = report.tick() => eprintln!(
                 "simulator: {}/{total} connected, {} connects, {} uplinks sent, {} downlinks received",
                 stats.connected(),
@@ -144,6 +156,48 @@ async fn run(options: RunOptions) -> Result<(), String> {
                 stats.sent(),
                 stats.received()
             ),
+        }
+    }
+}
+
+/// One fault, then recovery.
+async fn misbehave(locker: &simulator::mqtt::LockerHandle, credentials: &Credentials) {
+    use simulator::mqtt::Knob;
+    match rand::random_range(0..4u8) {
+        0 => {
+            eprintln!(
+                "simulator: chaos: {} loses its connection",
+                locker.device_id
+            );
+            locker.turn(Knob::Drop).await;
+            locker.turn(Knob::Reconnect).await;
+        }
+        1 => {
+            eprintln!(
+                "simulator: chaos: {} disconnects politely",
+                locker.device_id
+            );
+            locker.turn(Knob::Disconnect).await;
+            locker.turn(Knob::Reconnect).await;
+        }
+        2 => {
+            eprintln!("simulator: chaos: {} sends garbage", locker.device_id);
+            locker
+                .turn(Knob::SendRaw(b"{\"version\":1,\"garbage\":true".to_vec()))
+                .await;
+        }
+        _ => {
+            eprintln!(
+                "simulator: chaos: {} sends a heartbeat with a wrong key",
+                locker.device_id
+            );
+            locker
+                .turn(Knob::UseKey(
+                    DeviceSecret::from_bytes(rand::random()).tag_key(),
+                ))
+                .await;
+            locker.turn(Knob::Heartbeat).await;
+            locker.turn(Knob::UseKey(credentials.tag_key.clone())).await;
         }
     }
 }

@@ -100,11 +100,18 @@ impl Worker {
 
     /// Handles one message; a rejection is logged and counted, never propagated.
     pub async fn handle(&mut self, inbound: Inbound) {
+        let started = Instant::now();
         let result = match inbound.kind {
             TopicKind::Up => self.uplink(&inbound).await,
             TopicKind::Status => self.status(&inbound).await,
             TopicKind::Down => Ok(()),
         };
+        metrics::histogram!("locker_uplink_handling_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let lag = (Utc::now() - inbound.received_at)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("locker_uplink_lag_seconds").record(lag.as_secs_f64());
         if let Err(rejection) = result {
             self.stats.reject(&rejection);
             tracing::warn!(

@@ -217,3 +217,75 @@ async fn a_taken_port_is_reported_with_the_setting_that_changes_it(pool: PgPool)
     assert!(message.contains(&addr.to_string()), "{message}");
     assert!(message.contains("LOCKER_MQTT_ADDR"), "{message}");
 }
+
+/// Logs in over MQTT 5; returns whether the CONNACK said success, and the event loop.
+async fn connect_v5(
+    addr: std::net::SocketAddr,
+    id: &str,
+    password: &str,
+) -> (bool, rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
+    use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
+    let mut options = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_credentials(id, password);
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 16);
+    let admitted = tokio::time::timeout(crate::helpers::WAIT, async {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(ack))) => {
+                    return ack.code == ConnectReturnCode::Success;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    (admitted, client, events)
+}
+
+#[sqlx::test]
+async fn mqtt_5_lockers_get_the_same_login_and_topic_rules(pool: PgPool) {
+    let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
+    let creds = registry
+        .provision(locker_gateway::device::NewDevice {
+            id: device("lk-5"),
+            model: "v5".into(),
+            door_count: 2,
+        })
+        .await
+        .expect("provisioned");
+    let (broker, v5) = loop {
+        let mut settings = BrokerSettings::on(crate::helpers::free_addr());
+        let v5 = crate::helpers::free_addr();
+        settings.v5_addr = Some(v5);
+        let auth = RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
+        match EmbeddedBroker::start(settings, auth, Revocations::default()) {
+            Ok(broker) => break (broker, v5),
+            Err(BrokerError::Bind { .. }) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (admitted, _, _) = connect_v5(v5, "lk-5", "0000").await;
+    assert!(!admitted, "a wrong password was accepted over MQTT 5");
+    let (admitted, client, mut events) =
+        connect_v5(v5, "lk-5", &creds.secret.mqtt_password()).await;
+    assert!(admitted, "the right password was refused over MQTT 5");
+    client
+        .subscribe("#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    let dropped = tokio::time::timeout(crate::helpers::WAIT, async {
+        loop {
+            if events.poll().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        dropped.is_ok(),
+        "a `#` subscription over MQTT 5 was not refused"
+    );
+    broker.stop();
+}
