@@ -19,10 +19,15 @@ export DATABASE_URL="$server_url/$database"
 ensure_postgres "$DATABASE_URL"
 command -v psql >/dev/null || die "psql is needed to create and drop the benchmark database"
 
-# One file descriptor per connection on each side, plus some.
-ulimit -n "$(( lockers * 2 + 1024 ))" 2>/dev/null || ulimit -n 65536 || die "cannot raise the open-file limit (ulimit -n) for $lockers connections"
+# One file descriptor per connection in each process (gateway, simulator), plus some.
+need=$(( lockers + 1024 ))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
+  die "the open-file limit is $hard; $lockers lockers need $need (raise the hard limit: ulimit -Hn, /etc/security/limits.conf)"
+fi
+ulimit -n "$need"
 
-cargo build --release --locked --bins
+cargo build --release --locked --workspace --bins
 gateway=target/release/locker-gateway
 simulator=target/release/simulator
 work=$(mktemp -d)

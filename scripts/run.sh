@@ -15,7 +15,7 @@ export LOCKER_MQTT_ADDR="${LOCKER_MQTT_ADDR:-127.0.0.1:11883}"
 lockers="${DEMO_LOCKERS:-5}"
 ensure_postgres "$DATABASE_URL"
 
-cargo build --locked --bins
+cargo build --locked --workspace --bins
 gateway=target/debug/locker-gateway
 simulator=target/debug/simulator
 
