@@ -4,7 +4,8 @@
 # one online in PostgreSQL, gateway memory per connected locker, and gateway CPU at idle while the
 # lockers send heartbeats. Uses a throwaway database on the PostgreSQL of DATABASE_URL's server.
 #
-#   LOCKERS=10000 HEARTBEAT_SECS=60 IDLE_SECS=60 scripts/bench-connect.sh
+#   LOCKERS=10000 CONNECT_RATE=1000 HEARTBEAT_SECS=60 IDLE_SECS=60 scripts/bench-connect.sh
+#   (CONNECT_RATE: new connections per second, 0 for all at once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -33,6 +34,7 @@ simulator=target/release/simulator
 work=$(mktemp -d)
 cleanup() {
   kill "${simulator_pid:-}" "${gateway_pid:-}" 2>/dev/null || true
+  mkdir -p target/bench && cp "$work"/*.log "$work"/*.out target/bench/ 2>/dev/null || true
   wait 2>/dev/null || true
   psql -q "$server_url/postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -40,7 +42,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 mqtt_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 21883)
-export LOCKER_MQTT_ADDR="127.0.0.1:$mqtt_port" LOCKER_HEARTBEAT_SECS="$heartbeat" RUST_LOG=error
+export LOCKER_MQTT_ADDR="127.0.0.1:$mqtt_port" LOCKER_HEARTBEAT_SECS="$heartbeat" RUST_LOG="${RUST_LOG:-error}"
 
 say "provisioning $lockers lockers"
 "$gateway" migrate >/dev/null
@@ -57,12 +59,16 @@ rss_before=$(rss_kb "$gateway_pid")
 
 start=$(date +%s.%N)
 "$simulator" run --broker "$LOCKER_MQTT_ADDR" --credentials "$work/credentials.jsonl" \
-  --heartbeat-secs "$heartbeat" --connect-rate 0 --report-secs 3600 > "$work/simulator.out" 2>"$work/simulator.log" &
+  --heartbeat-secs "$heartbeat" --connect-rate "${CONNECT_RATE:-1000}" --report-secs 3600 > "$work/simulator.out" 2>"$work/simulator.log" &
 simulator_pid=$!
+last=0; stalled=0
 while [ "$(online)" -lt "$lockers" ]; do
   kill -0 "$gateway_pid" 2>/dev/null || die "the gateway died: $(tail -5 "$work/gateway.log")"
   kill -0 "$simulator_pid" 2>/dev/null || die "the simulator died: $(tail -5 "$work/simulator.log")"
   sleep 0.1
+  now=$(online)
+  if [ "$now" -eq "$last" ]; then stalled=$((stalled + 1)); else stalled=0; last=$now; fi
+  [ "$stalled" -lt 600 ] || die "stuck at $now of $lockers online for 60 s (logs in target/bench/)"
 done
 end=$(date +%s.%N)
 connected_line=$(grep -m1 'all .* connected' "$work/simulator.out" || echo "(simulator did not report)")

@@ -12,6 +12,7 @@ use crate::bus::{self, BusTx};
 use crate::config::{Config, redact_url};
 use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
 use crate::events::{Event, Publisher};
+use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
 use tokio::sync::broadcast;
 
@@ -88,7 +89,7 @@ impl App {
         let bus_tasks = TaskTracker::new();
         // The gateway's MQTT connections: uplinks in, events and revocation nudges out.
         let (ready_tx, mut mqtt_ready) = tokio::sync::watch::channel(true);
-        let (broker, uplinks, events_tx, nudges) = match &config.external_broker {
+        let (broker, uplinks, events_tx, nudges, downlinks) = match &config.external_broker {
             None => {
                 let mut settings = BrokerSettings::on(config.mqtt_addr);
                 settings.v5_addr = config.mqtt5_addr;
@@ -99,7 +100,8 @@ impl App {
                     bus::embedded(broker.link("gateway-uplinks")?, &DeviceLink::filters())?;
                 let events_tx = BusTx::Embedded(broker.link("gateway-events")?.0);
                 let nudges = BusTx::Embedded(broker.link("gateway-revocations")?.0);
-                (Some(broker), uplinks, events_tx, nudges)
+                let downlinks = BusTx::Embedded(broker.link("gateway-downlinks")?.0);
+                (Some(broker), uplinks, events_tx, nudges, downlinks)
             }
             Some(external) => {
                 tracing::info!(broker = ?external, "using an external MQTT broker");
@@ -109,14 +111,17 @@ impl App {
                 let (_, uplinks, ready) = client("uplinks", DeviceLink::filters());
                 let (events_tx, _, _) = client("events", Vec::new());
                 let (nudges, _, _) = client("control", Vec::new());
+                let (downlinks, _, _) = client("downlinks", Vec::new());
                 mqtt_ready = ready;
-                (None, uplinks, events_tx, nudges)
+                (None, uplinks, events_tx, nudges, downlinks)
             }
         };
         drop(ready_tx);
+        let downlinks = Downlinks::start(downlinks, &tasks, shutdown.clone());
         let link = DeviceLink::start(
             pool.clone(),
             uplinks,
+            downlinks,
             LinkSettings {
                 heartbeat: config.heartbeat,
                 ..LinkSettings::default()

@@ -153,6 +153,10 @@ impl SimLocker {
     pub fn connect(&mut self, session: u32, uptime_ms: u64) -> Envelope<Uplink> {
         self.guard = Some(CommandGuard::new(session, RECENT_CAPACITY));
         self.up_counter = 0;
+        self.hello(session, uptime_ms)
+    }
+
+    fn hello(&mut self, session: u32, uptime_ms: u64) -> Envelope<Uplink> {
         self.up(Uplink::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             firmware: self.firmware.clone(),
@@ -261,6 +265,12 @@ impl SimLocker {
                 })
                 .into_iter()
                 .collect(),
+            // Not a command, and for another session: the gateway does not know this session
+            // (its hello was lost); announce it again.
+            Verdict::Refuse(RefuseReason::WrongSession) if command.is_none() => {
+                let session = guard.session();
+                vec![self.hello(session, uptime_ms)]
+            }
             Verdict::Refuse(reason) => command
                 .map(|id| self.refuse(id, reason))
                 .into_iter()

@@ -310,3 +310,33 @@ fn configure_changes_settings_and_ping_answers() {
     };
     assert_eq!(heartbeat.doors[0].sensor, DoorSensor::Unknown);
 }
+
+#[test]
+fn a_ping_for_an_unknown_session_makes_the_locker_announce_its_session_again() {
+    let (mut locker, mut gateway) = setup();
+    let current = locker.session().expect("connected");
+    // The gateway lost the hello: it knows no session and pings with session 0.
+    let mut ping = gateway.envelope(Downlink::Ping);
+    ping.header.session = 0;
+    let raw_json = ping.seal_json(locker_key()).expect("seals");
+    let raw = Unverified::parse_json(raw_json.as_bytes()).expect("parses");
+    let answers = locker.receive(&raw, 50);
+    assert_eq!(answers.len(), 1);
+    let Uplink::Hello(hello) = &answers[0].message else {
+        panic!("expected a hello, got {answers:?}");
+    };
+    assert_eq!(hello.session, current, "the same session, announced again");
+    assert_eq!(answers[0].header.counter, 2, "with the next uplink counter");
+    // A command for another session is still refused, not answered with a hello.
+    let mut unlock_old = gateway.envelope(unlock(9, 1));
+    unlock_old.header.session = 0;
+    let wire = unlock_old.seal_json(locker_key()).expect("seals");
+    let raw = Unverified::parse_json(wire.as_bytes()).expect("parses");
+    assert!(matches!(
+        locker.receive(&raw, 60)[0].message,
+        Uplink::Ack(Ack {
+            result: CommandResult::Refused(RefuseReason::WrongSession),
+            ..
+        })
+    ));
+}

@@ -129,6 +129,19 @@ fn stored(digest: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Option<StoredSecret>
     })
 }
 
+/// Locks the device's row for the rest of the transaction; returns when it was revoked, if it was.
+async fn lock_device(
+    conn: &mut sqlx::PgConnection,
+    id: &DeviceId,
+) -> Result<Option<DateTime<Utc>>, RegistryError> {
+    let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+    Ok(row.try_get("revoked_at")?)
+}
+
 /// Inserts one device, its doors and its `device.provisioned` event in the caller's transaction.
 async fn insert_device(
     conn: &mut sqlx::PgConnection,
@@ -209,13 +222,7 @@ impl DeviceRegistry {
     /// Emits `device.revoked`. Revoking twice is not an error.
     pub async fn revoke(&self, id: DeviceId) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
-        let already: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
-        if already.is_none() {
+        if lock_device(&mut tx, &id).await?.is_none() {
             sqlx::query(
                 "UPDATE devices SET revoked_at = now(), online = false,
                  presence_changed_at = CASE WHEN online THEN now() ELSE presence_changed_at END
@@ -253,13 +260,7 @@ impl DeviceRegistry {
         let grace = chrono::Duration::from_std(grace)
             .map_err(|_| RegistryError::Invalid("grace period too long"))?;
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
-        let revoked: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
-        if revoked.is_some() {
+        if lock_device(&mut tx, &id).await?.is_some() {
             return Err(RegistryError::Revoked(id.to_string()));
         }
         sqlx::query(

@@ -10,6 +10,7 @@
 //! different shards are handled in parallel. Every queue is bounded: a slow database slows the
 //! dispatcher, which slows the broker link, rather than growing memory.
 
+pub mod downlink;
 pub mod presence;
 pub mod worker;
 
@@ -138,6 +139,7 @@ impl DeviceLink {
     pub fn start(
         pool: PgPool,
         bus: BusRx,
+        downlinks: downlink::Downlinks,
         settings: LinkSettings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
@@ -147,7 +149,12 @@ impl DeviceLink {
         let mut shards = Vec::with_capacity(settings.shards.max(1));
         for _ in 0..settings.shards.max(1) {
             let (tx, rx) = mpsc::channel(settings.queue_depth.max(1));
-            let worker = Worker::new(pool.clone(), uplinks.clone(), stats.clone());
+            let worker = Worker::new(
+                pool.clone(),
+                uplinks.clone(),
+                stats.clone(),
+                downlinks.clone(),
+            );
             tasks.spawn(worker.run(rx));
             shards.push(tx);
         }

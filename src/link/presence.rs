@@ -117,7 +117,16 @@ pub async fn hello(
     .execute(&mut *tx)
     .await?;
     if fresh.rows_affected() == 0 {
-        return Ok(false);
+        // A session used before: only a re-announcement of the current session (asked for with a
+        // ping, after its first hello was lost) with a newer counter is accepted.
+        let Some(was_online) =
+            advance(&mut tx, device, hello.session, counter, received_at).await?
+        else {
+            return Ok(false);
+        };
+        back_online(&mut tx, device, hello.session, was_online, "hello_again").await?;
+        tx.commit().await?;
+        return Ok(true);
     }
     sqlx::query(
         "UPDATE devices SET online = true, session = $2, up_counter = $3, firmware = $4,
@@ -142,6 +151,48 @@ pub async fn hello(
     Ok(true)
 }
 
+/// Moves the stored counter of the device's current session forward, updating last-seen and
+/// bringing it online; `None` if the database refuses (another session, or a counter not above the
+/// stored one: a replay that got past a gateway's memory), else whether it was online before.
+async fn advance(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    device: &DeviceId,
+    session: u32,
+    counter: u32,
+    received_at: DateTime<Utc>,
+) -> Result<Option<bool>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE devices d SET up_counter = $3, last_seen_at = $4, online = true,
+                presence_changed_at = CASE WHEN d.online THEN d.presence_changed_at ELSE $4 END
+         FROM (SELECT online FROM devices WHERE id = $1 FOR UPDATE) before
+         WHERE d.id = $1 AND d.session = $2 AND coalesce(d.up_counter, 0) < $3
+           AND d.revoked_at IS NULL
+         RETURNING before.online AS was_online",
+    )
+    .bind(device.as_str())
+    .bind(i64::from(session))
+    .bind(i64::from(counter))
+    .bind(received_at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|row| row.try_get("was_online")).transpose()
+}
+
+/// Records the device coming back online in `session`, if `was_online` says it was not.
+async fn back_online(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    device: &DeviceId,
+    session: u32,
+    was_online: bool,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    if !was_online {
+        log(tx, device, true, Some(session), reason).await?;
+        append(tx, &presence_event(device, true, Some(session), reason)).await?;
+    }
+    Ok(())
+}
+
 /// Any other verified uplink: moves the stored counter forward (fenced: refused if another
 /// gateway already accepted this counter), updates last-seen, brings the device back online if a
 /// heartbeat timeout had marked it offline, and records an alarm's event. Returns `false` if the
@@ -155,32 +206,10 @@ pub async fn uplink(
     received_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row = sqlx::query(
-        "UPDATE devices d SET up_counter = $3, last_seen_at = $4, online = true,
-                presence_changed_at = CASE WHEN d.online THEN d.presence_changed_at ELSE $4 END
-         FROM (SELECT online FROM devices WHERE id = $1 FOR UPDATE) before
-         WHERE d.id = $1 AND d.session = $2 AND coalesce(d.up_counter, 0) < $3
-           AND d.revoked_at IS NULL
-         RETURNING before.online AS was_online",
-    )
-    .bind(device.as_str())
-    .bind(i64::from(session))
-    .bind(i64::from(counter))
-    .bind(received_at)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
+    let Some(was_online) = advance(&mut tx, device, session, counter, received_at).await? else {
         return Ok(false);
     };
-    let was_online: bool = row.try_get("was_online")?;
-    if !was_online {
-        log(&mut tx, device, true, Some(session), "uplink_resumed").await?;
-        append(
-            &mut tx,
-            &presence_event(device, true, Some(session), "uplink_resumed"),
-        )
-        .await?;
-    }
+    back_online(&mut tx, device, session, was_online, "uplink_resumed").await?;
     if let Some(alarm) = alarm {
         let kind = serde_json::to_value(alarm.kind).unwrap_or_default();
         let kind = kind.as_str().unwrap_or("unknown");

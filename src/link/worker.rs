@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use firmware_protocol::{
-    DecodeError, DeviceId, Envelope, Presence, TopicKind, Unverified, Uplink, UplinkGuard,
+    DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, Presence, ReplayError,
+    Topic, TopicKind, Unverified, Uplink, UplinkGuard,
 };
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 
+use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink, presence};
 use crate::device::{DeviceCredentials, DeviceRegistry};
 
@@ -37,6 +39,9 @@ struct DeviceState {
 
 /// Credentials are re-read on a tag failure, at most this often (a rotation changes the key).
 const RELOAD_AFTER: Duration = Duration::from_secs(1);
+/// A locker whose session the gateway does not know is asked to announce it again, at most this
+/// often.
+const ASK_HELLO_EVERY: Duration = Duration::from_secs(10);
 
 /// A shard's state.
 pub struct Worker {
@@ -45,6 +50,8 @@ pub struct Worker {
     devices: HashMap<DeviceId, DeviceState>,
     uplinks: broadcast::Sender<VerifiedUplink>,
     stats: Arc<LinkStats>,
+    downlinks: Downlinks,
+    asked_hello: HashMap<DeviceId, Instant>,
 }
 
 /// Why an uplink was dropped (the label of `locker_uplinks_rejected_total{reason}`).
@@ -81,6 +88,7 @@ impl Worker {
         pool: PgPool,
         uplinks: broadcast::Sender<VerifiedUplink>,
         stats: Arc<LinkStats>,
+        downlinks: Downlinks,
     ) -> Self {
         Self {
             registry: DeviceRegistry::new(pool.clone()),
@@ -88,6 +96,44 @@ impl Worker {
             devices: HashMap::new(),
             uplinks,
             stats,
+            downlinks,
+            asked_hello: HashMap::new(),
+        }
+    }
+
+    /// Asks a locker to announce its session again (its `hello` never reached us): a `ping` for
+    /// session 0, which the locker answers with a `hello` (PROTOCOL.md §7.1). Rate-limited.
+    fn ask_for_hello(&mut self, device: DeviceId, key: &DeviceKey) {
+        let now = Instant::now();
+        if self
+            .asked_hello
+            .get(&device)
+            .is_some_and(|at| now.duration_since(*at) < ASK_HELLO_EVERY)
+        {
+            return;
+        }
+        // Keep the map bounded: forget old entries when it grows.
+        if self.asked_hello.len() > 10_000 {
+            self.asked_hello
+                .retain(|_, at| now.duration_since(*at) < ASK_HELLO_EVERY);
+        }
+        self.asked_hello.insert(device, now);
+        let ping = Envelope {
+            header: Header {
+                direction: Direction::Down,
+                device_id: device,
+                session: 0,
+                counter: 0,
+            },
+            message: Downlink::Ping,
+        };
+        match ping.seal_json(key) {
+            Ok(payload) => {
+                tracing::info!(%device, "uplink from an unknown session: asking the locker for a hello");
+                self.downlinks
+                    .send(Topic::down(device).to_string(), payload.into_bytes());
+            }
+            Err(e) => tracing::error!(error = %e, "cannot seal a ping"),
         }
     }
 
@@ -189,10 +235,13 @@ impl Worker {
         };
         let state = self.load(&device).await?;
         let is_hello = matches!(envelope.message, Uplink::Hello(_));
-        state
-            .guard
-            .accept(&envelope.header, is_hello)
-            .map_err(|e| Rejection::Replay(e.kind()))?;
+        if let Err(e) = state.guard.accept(&envelope.header, is_hello) {
+            if let ReplayError::UnknownSession(_) = e {
+                let key = state.credentials.current.tag_key.clone();
+                self.ask_for_hello(device, &key);
+            }
+            return Err(Rejection::Replay(e.kind()));
+        }
         let header = envelope.header;
         let stored = match &envelope.message {
             Uplink::Hello(hello) => {

@@ -57,16 +57,21 @@ pub async fn start_broker(pool: PgPool) -> TestBroker {
     panic!("no free port for the broker after 20 tries");
 }
 
+/// Registers a device with `doors` doors.
+pub async fn provision(registry: &DeviceRegistry, id: &str, doors: u16) -> Provisioned {
+    registry
+        .provision(NewDevice {
+            id: device(id),
+            model: "test".into(),
+            door_count: doors,
+        })
+        .await
+        .expect("provisioned")
+}
+
 impl TestBroker {
     pub async fn provision(&self, id: &str, doors: u16) -> Provisioned {
-        self.registry
-            .provision(NewDevice {
-                id: device(id),
-                model: "test".into(),
-                door_count: doors,
-            })
-            .await
-            .expect("provisioned")
+        provision(&self.registry, id, doors).await
     }
 
     /// Connects as a locker would (client id = username = device id).
@@ -267,15 +272,7 @@ pub async fn spawn_app_with_heartbeat(pool: PgPool, heartbeat: Duration) -> Test
 
 impl TestApp {
     pub async fn provision(&self, id: &str, doors: u16) -> Provisioned {
-        self.app
-            .registry()
-            .provision(NewDevice {
-                id: device(id),
-                model: "test".into(),
-                door_count: doors,
-            })
-            .await
-            .expect("provisioned")
+        provision(self.app.registry(), id, doors).await
     }
 
     /// A simulated locker for a provisioned device, heartbeat every `heartbeat`.

@@ -128,14 +128,12 @@ fn locker(
 }
 
 async fn provision(pool: &PgPool, id: &str) -> locker_gateway::device::Provisioned {
-    locker_gateway::device::DeviceRegistry::new(pool.clone())
-        .provision(locker_gateway::device::NewDevice {
-            id: device(id),
-            model: "test".into(),
-            door_count: 4,
-        })
-        .await
-        .expect("provisioned")
+    crate::helpers::provision(
+        &locker_gateway::device::DeviceRegistry::new(pool.clone()),
+        id,
+        4,
+    )
+    .await
 }
 
 #[sqlx::test]
@@ -196,20 +194,26 @@ fn forged(named: &str, key: &firmware_protocol::DeviceKey) -> Vec<u8> {
     .into_bytes()
 }
 
-#[sqlx::test]
-async fn the_acl_keeps_a_locker_off_another_lockers_topics(pool: PgPool) {
+/// Two lockers on a Mosquitto (with or without ACL), the gateway on it, A online; and a second,
+/// plain client logged in as A (the simulator publishes only on its own topic).
+struct TwoLockers {
+    app: App,
+    a: locker_gateway::device::Provisioned,
+    intruder: rumqttc::AsyncClient,
+    poller: tokio::task::JoinHandle<()>,
+    _locker: simulator::mqtt::LockerHandle,
+    _mosquitto: Mosquitto,
+}
+
+async fn two_lockers(pool: PgPool, acl: bool) -> TwoLockers {
     let a = provision(&pool, "lk-a").await;
     let b = provision(&pool, "lk-b").await;
-    let mosquitto = Mosquitto::start(
-        &[
-            ("lk-a", a.secret.mqtt_password()),
-            ("lk-b", b.secret.mqtt_password()),
-        ],
-        true,
-    )
-    .await;
+    let passwords = [
+        ("lk-a", a.secret.mqtt_password()),
+        ("lk-b", b.secret.mqtt_password()),
+    ];
+    let mosquitto = Mosquitto::start(&passwords, acl).await;
     let app = gateway_on(&mosquitto, pool).await;
-    let stats = app.device_link().stats();
     let handle = locker(&mosquitto, &a);
     let mut watch = handle.watch();
     expect(&mut watch, WAIT, |h| {
@@ -217,87 +221,64 @@ async fn the_acl_keeps_a_locker_off_another_lockers_topics(pool: PgPool) {
     })
     .await
     .expect("connected");
+    let stats = app.device_link().stats();
     eventually("the hello is accepted", || async { stats.accepted() >= 1 }).await;
-    // The simulator publishes only on its own topic; a plain client logged in as A tries B's.
-    let mut options = rumqttc::MqttOptions::new(
-        "lk-a-2",
-        mosquitto.addr.ip().to_string(),
-        mosquitto.addr.port(),
-    );
+    let (ip, port) = (mosquitto.addr.ip().to_string(), mosquitto.addr.port());
+    let mut options = rumqttc::MqttOptions::new("lk-a-2", ip, port);
     options.set_credentials("lk-a", a.secret.mqtt_password());
-    let (client, mut events) = rumqttc::AsyncClient::new(options, 16);
+    let (intruder, mut events) = rumqttc::AsyncClient::new(options, 16);
     let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    client
-        .publish(
-            "lockers/lk-b/up",
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            forged("lk-b", &a.secret.tag_key()),
-        )
-        .await
-        .expect("queued");
+    TwoLockers {
+        app,
+        a,
+        intruder,
+        poller,
+        _locker: handle,
+        _mosquitto: mosquitto,
+    }
+}
+
+impl TwoLockers {
+    async fn publish(&self, topic: &str, payload: Vec<u8>) {
+        self.intruder
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queued");
+    }
+
+    async fn stop(self) {
+        self.poller.abort();
+        self.app.run_until_stopped(async {}).await;
+    }
+}
+
+#[sqlx::test]
+async fn the_acl_keeps_a_locker_off_another_lockers_topics(pool: PgPool) {
+    let t = two_lockers(pool, true).await;
+    t.publish("lockers/lk-b/up", forged("lk-b", &t.a.secret.tag_key()))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = t.app.device_link().stats();
     assert_eq!(stats.rejected(), 0, "Mosquitto let A publish on B's topic");
-    poller.abort();
-    app.run_until_stopped(async {}).await;
+    t.stop().await;
 }
 
 #[sqlx::test]
 async fn without_an_acl_a_forged_uplink_is_dropped_for_its_tag(pool: PgPool) {
-    let a = provision(&pool, "lk-a").await;
-    let b = provision(&pool, "lk-b").await;
-    let mosquitto = Mosquitto::start(
-        &[
-            ("lk-a", a.secret.mqtt_password()),
-            ("lk-b", b.secret.mqtt_password()),
-        ],
-        false,
-    )
-    .await;
-    let app = gateway_on(&mosquitto, pool).await;
-    let stats = app.device_link().stats();
-    let mut verified = app.device_link().subscribe();
-    let handle = locker(&mosquitto, &a);
-    let mut watch = handle.watch();
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Connected { .. }).then_some(())
-    })
-    .await
-    .expect("connected");
-    eventually("the hello is accepted", || async { stats.accepted() >= 1 }).await;
-    let mut options = rumqttc::MqttOptions::new(
-        "lk-a-2",
-        mosquitto.addr.ip().to_string(),
-        mosquitto.addr.port(),
-    );
-    options.set_credentials("lk-a", a.secret.mqtt_password());
-    let (client, mut events) = rumqttc::AsyncClient::new(options, 16);
-    let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let t = two_lockers(pool, false).await;
+    let stats = t.app.device_link().stats();
+    let mut verified = t.app.device_link().subscribe();
     // Naming B, tagged with A's key: the tag fails with B's key.
-    client
-        .publish(
-            "lockers/lk-b/up",
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            forged("lk-b", &a.secret.tag_key()),
-        )
-        .await
-        .expect("queued");
+    t.publish("lockers/lk-b/up", forged("lk-b", &t.a.secret.tag_key()))
+        .await;
     eventually("the forged uplink is dropped for its tag", || async {
         stats.bad_tag() >= 1
     })
     .await;
     // Naming A (genuinely A's) on B's topic: refused for naming the wrong device.
     let rejected = stats.rejected();
-    client
-        .publish(
-            "lockers/lk-b/up",
-            rumqttc::QoS::AtLeastOnce,
-            false,
-            forged("lk-a", &a.secret.tag_key()),
-        )
-        .await
-        .expect("queued");
+    t.publish("lockers/lk-b/up", forged("lk-a", &t.a.secret.tag_key()))
+        .await;
     eventually("the moved uplink is dropped", || async {
         stats.rejected() > rejected
     })
@@ -309,6 +290,39 @@ async fn without_an_acl_a_forged_uplink_is_dropped_for_its_tag(pool: PgPool) {
             "an uplink was accepted for lk-b"
         );
     }
-    poller.abort();
+    t.stop().await;
+}
+
+#[sqlx::test]
+async fn a_hello_lost_while_the_gateway_was_away_is_asked_for_again(pool: PgPool) {
+    let a = provision(&pool, "lk-a").await;
+    let mosquitto = Mosquitto::start(&[("lk-a", a.secret.mqtt_password())], true).await;
+    // The locker connects and says hello before any gateway listens: the hello is lost.
+    let mut config = LockerConfig::new(
+        mosquitto.addr,
+        Credentials::from_secret(a.device_id, &a.secret),
+    );
+    config.heartbeat = Duration::from_millis(300);
+    let handle = simulator::mqtt::spawn(config);
+    let mut watch = handle.watch();
+    let session = expect(&mut watch, WAIT, |h| match h {
+        Happening::Connected { session } => Some(*session),
+        _ => None,
+    })
+    .await
+    .expect("connected");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The gateway comes; it sees heartbeats of a session it never heard of, asks, and gets a hello.
+    let app = gateway_on(&mosquitto, pool.clone()).await;
+    let mut events = app.events();
+    let online = expect_event(&mut events, "device.online", "lk-a").await;
+    assert_eq!(online.data["session"], session);
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT session FROM devices WHERE id = 'lk-a' AND online")
+            .fetch_optional(&pool)
+            .await
+            .expect("query")
+            .flatten();
+    assert_eq!(stored, Some(i64::from(session)));
     app.run_until_stopped(async {}).await;
 }

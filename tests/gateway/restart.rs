@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use locker_gateway::device::{DeviceRegistry, NewDevice};
+use locker_gateway::device::DeviceRegistry;
 use simulator::mqtt::{Credentials, Happening, LockerConfig, expect};
 use sqlx::PgPool;
 
@@ -32,14 +32,7 @@ async fn a_killed_gateway_comes_back_with_its_lockers_and_its_events(pool: PgPoo
     let mut gateway = GatewayProcess::start(&pool, None).await;
     for n in 1..=3 {
         let id = format!("lk-{n}");
-        let creds = registry
-            .provision(NewDevice {
-                id: device(&id),
-                model: "test".into(),
-                door_count: 4,
-            })
-            .await
-            .expect("provisioned");
+        let creds = crate::helpers::provision(&registry, &id, 4).await;
         let mut config = LockerConfig::new(
             gateway.mqtt,
             Credentials::from_secret(creds.device_id, &creds.secret),
