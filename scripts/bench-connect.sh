@@ -68,7 +68,8 @@ while [ "$(online)" -lt "$lockers" ]; do
   sleep 0.1
   now=$(online)
   if [ "$now" -eq "$last" ]; then stalled=$((stalled + 1)); else stalled=0; last=$now; fi
-  [ "$stalled" -lt 600 ] || die "stuck at $now of $lockers online for 60 s (logs in target/bench/)"
+  # Lost hellos are asked for again at the lockers' next heartbeat: allow three intervals.
+  [ "$stalled" -lt $(( heartbeat * 30 )) ] || die "stuck at $now of $lockers online for $(( heartbeat * 3 )) s (logs in target/bench/)"
 done
 end=$(date +%s.%N)
 connected_line=$(grep -m1 'all .* connected' "$work/simulator.out" || echo "(simulator did not report)")

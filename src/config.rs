@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Where the gateway listens by default for MQTT: not 1883, which a system broker (Mosquitto) often
-/// holds already.
-pub const DEFAULT_MQTT_ADDR: &str = "127.0.0.1:11883";
+/// Where the embedded broker listens by default: the standard MQTT port on every interface, where
+/// lockers in the field expect it. If another broker holds it, the gateway stops with a message
+/// naming the port and `LOCKER_MQTT_ADDR` (`scripts/run.sh` uses 127.0.0.1:11883).
+pub const DEFAULT_MQTT_ADDR: &str = "0.0.0.0:1883";
 /// Where the HTTP API listens by default.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 
@@ -195,10 +196,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_avoid_the_standard_mqtt_port() {
+    fn defaults_listen_where_lockers_expect_a_broker() {
         let config = from(&[]).expect("defaults are valid");
-        assert_ne!(config.mqtt_addr.port(), 1883);
+        assert_eq!(config.mqtt_addr.to_string(), "0.0.0.0:1883");
         assert_eq!(config.database_url, None);
+        assert_eq!(config.external_broker, None);
     }
 
     #[test]

@@ -317,7 +317,10 @@ fn connect(config: &LockerConfig) -> Connection {
         QoS::AtLeastOnce,
         true,
     ));
-    let (client, events) = AsyncClient::new(options, 64);
+    let (client, mut events) = AsyncClient::new(options, 64);
+    // Generous: during a reconnect storm a gateway may take seconds to answer; giving up early
+    // only adds connections (and duplicate client ids) to the storm.
+    events.network_options.set_connection_timeout(30);
     let (tx, rx) = mpsc::channel(64);
     let poller = tokio::spawn(poll_until_error(events, tx));
     Connection {
@@ -430,7 +433,9 @@ async fn run(
                 Err(e) => {
                     tracing::debug!(device = %locker.config.credentials.device_id, error = %e, "connection lost");
                     connection = None;
-                    retry_at = Some(tokio::time::Instant::now() + locker.config.reconnect_after);
+                    // Jitter, so that a fleet that lost its broker does not come back all at once.
+                    let wait = locker.config.reconnect_after.mul_f64(rand::random_range(0.5..1.5));
+                    retry_at = Some(tokio::time::Instant::now() + wait);
                     let _ = locker.happenings.send(Happening::Disconnected);
                 }
             },

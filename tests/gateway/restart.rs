@@ -98,3 +98,24 @@ async fn sigterm_stops_the_gateway_cleanly(pool: PgPool) {
     let status = gateway.terminate();
     assert!(status.success(), "exit status {status}");
 }
+
+#[sqlx::test]
+async fn a_taken_mqtt_port_stops_the_gateway_with_a_clear_message(pool: PgPool) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+        .arg("serve")
+        .env("DATABASE_URL", crate::process::database_url(&pool))
+        .env("LOCKER_MQTT_ADDR", addr.to_string())
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&addr.to_string()) && last.contains("LOCKER_MQTT_ADDR"),
+        "{stderr}"
+    );
+}
