@@ -43,6 +43,7 @@ pub mod json;
 pub mod message;
 pub mod mqtt;
 pub mod session;
+mod validate;
 
 pub use envelope::{
     EncodeError, Encoding, Envelope, Header, MAX_BINARY_BODY, MAX_ENVELOPE, MAX_JSON_BODY,

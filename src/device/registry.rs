@@ -129,6 +129,17 @@ fn stored(digest: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Option<StoredSecret>
     })
 }
 
+/// Tells every gateway process, when the transaction commits, that the device's credentials
+/// changed (see [`DEVICE_CHANGES_CHANNEL`]).
+async fn announce_change(conn: &mut sqlx::PgConnection, id: &DeviceId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(DEVICE_CHANGES_CHANNEL)
+        .bind(id.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Locks the device's row for the rest of the transaction; returns when it was revoked, if it was.
 async fn lock_device(
     conn: &mut sqlx::PgConnection,
@@ -239,11 +250,7 @@ impl DeviceRegistry {
             );
             append(&mut tx, &event).await?;
         }
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(DEVICE_CHANGES_CHANNEL)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        announce_change(&mut tx, &id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -274,11 +281,7 @@ impl DeviceRegistry {
         .bind(&stored.tag_key.as_bytes()[..])
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(DEVICE_CHANGES_CHANNEL)
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        announce_change(&mut tx, &id).await?;
         tx.commit().await?;
         Ok(Provisioned {
             device_id: id,

@@ -1,0 +1,139 @@
+//! Range checks of every message, applied by both decoders on the way in and by `seal_*` on the
+//! way out.
+
+use crate::error::InvalidMessage;
+use crate::message::*;
+
+fn check(ok: bool, field: &'static str) -> Result<(), InvalidMessage> {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidMessage::OutOfRange(field))
+    }
+}
+
+fn check_door(door: u16) -> Result<(), InvalidMessage> {
+    check((1..=MAX_DOORS).contains(&door), "door")
+}
+
+fn check_uptime(ms: u64, field: &'static str) -> Result<(), InvalidMessage> {
+    check(ms <= MAX_SAFE_INTEGER, field)
+}
+
+fn check_expiry(expiry: Option<u64>) -> Result<(), InvalidMessage> {
+    match expiry {
+        None => Ok(()),
+        Some(ms) => check((1..=MAX_SAFE_INTEGER).contains(&ms), "expires_at_ms"),
+    }
+}
+
+fn check_text(text: &str, field: &'static str) -> Result<(), InvalidMessage> {
+    check(
+        !text.is_empty()
+            && text.len() <= MAX_TEXT_LEN
+            && text.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+        field,
+    )
+}
+
+fn check_doors(doors: &[DoorStatus]) -> Result<(), InvalidMessage> {
+    check(
+        !doors.is_empty() && doors.len() <= usize::from(MAX_DOORS),
+        "doors",
+    )
+}
+
+impl Downlink {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
+        match self {
+            Self::Unlock(m) => {
+                check_door(m.door)?;
+                check_expiry(m.expires_at_ms)
+            }
+            Self::QueryState(_) | Self::Ping | Self::Poll(_) => Ok(()),
+            Self::Configure(m) => {
+                check((5..=3600).contains(&m.heartbeat_secs), "heartbeat_secs")?;
+                check((1000..=60000).contains(&m.open_window_ms), "open_window_ms")?;
+                check((50..=5000).contains(&m.pulse_ms), "pulse_ms")?;
+                check(
+                    m.ajar_alarm_secs == 0 || (10..=3600).contains(&m.ajar_alarm_secs),
+                    "ajar_alarm_secs",
+                )?;
+                check_expiry(m.expires_at_ms)
+            }
+        }
+    }
+
+    /// The command id, for the two messages that are commands (`Unlock`, `Configure`).
+    pub fn command_id(&self) -> Option<CommandId> {
+        match self {
+            Self::Unlock(m) => Some(m.command_id),
+            Self::Configure(m) => Some(m.command_id),
+            Self::QueryState(_) | Self::Ping | Self::Poll(_) => None,
+        }
+    }
+
+    /// This message's type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::Unlock(_) => MessageType::Unlock,
+            Self::QueryState(_) => MessageType::QueryState,
+            Self::Configure(_) => MessageType::Configure,
+            Self::Ping => MessageType::Ping,
+            Self::Poll(_) => MessageType::Poll,
+        }
+    }
+}
+
+impl Uplink {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), InvalidMessage> {
+        match self {
+            Self::Hello(m) => {
+                check(
+                    m.protocol_version == crate::PROTOCOL_VERSION,
+                    "protocol_version",
+                )?;
+                check_text(&m.firmware, "firmware")?;
+                check_text(&m.serial_no, "serial_no")?;
+                check((1..=MAX_DOORS).contains(&m.door_count), "door_count")?;
+                check(m.session != 0, "session")?;
+                check_uptime(m.uptime_ms, "uptime_ms")
+            }
+            Self::Heartbeat(m) => {
+                check_uptime(m.uptime_ms, "uptime_ms")?;
+                check_doors(&m.doors)?;
+                check(m.signal != Some(i8::MIN), "signal")
+            }
+            Self::Ack(_) | Self::Pong => Ok(()),
+            Self::DoorEvent(m) => {
+                check_door(m.door)?;
+                check_uptime(m.uptime_ms, "uptime_ms")
+            }
+            Self::Alarm(m) => {
+                if let Some(door) = m.door {
+                    check_door(door)?;
+                }
+                check_uptime(m.uptime_ms, "uptime_ms")
+            }
+            Self::StateReport(m) => {
+                check_doors(&m.doors)?;
+                check(m.recent.len() <= MAX_RECENT, "recent")
+            }
+        }
+    }
+
+    /// This message's type.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::Hello(_) => MessageType::Hello,
+            Self::Heartbeat(_) => MessageType::Heartbeat,
+            Self::Ack(_) => MessageType::Ack,
+            Self::DoorEvent(_) => MessageType::DoorEvent,
+            Self::Alarm(_) => MessageType::Alarm,
+            Self::StateReport(_) => MessageType::StateReport,
+            Self::Pong => MessageType::Pong,
+        }
+    }
+}
