@@ -9,11 +9,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
 use crate::bus::{self, BusTx};
+use crate::command::{CommandService, CommandSettings, Waiters};
 use crate::config::{Config, redact_url};
 use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
 use crate::events::{Event, Publisher};
 use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Why the gateway did not start.
@@ -43,6 +45,7 @@ pub struct App {
     registry: DeviceRegistry,
     broker: Option<EmbeddedBroker>,
     link: DeviceLink,
+    commands: CommandService,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -118,10 +121,21 @@ impl App {
         };
         drop(ready_tx);
         let downlinks = Downlinks::start(downlinks, &tasks, shutdown.clone());
+        let waiters = Arc::new(Waiters::default());
+        let commands = CommandService::new(
+            pool.clone(),
+            downlinks.clone(),
+            waiters.clone(),
+            CommandSettings {
+                deadline: config.command_deadline,
+                ..CommandSettings::default()
+            },
+        );
         let link = DeviceLink::start(
             pool.clone(),
             uplinks,
             downlinks,
+            waiters,
             LinkSettings {
                 heartbeat: config.heartbeat,
                 ..LinkSettings::default()
@@ -144,6 +158,7 @@ impl App {
             registry,
             broker,
             link,
+            commands,
             events,
             shutdown,
             tasks,
@@ -169,6 +184,11 @@ impl App {
         tokio::time::timeout(within, ready.wait_for(|r| *r))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The command service: `send` a command to a locker and learn what happened.
+    pub fn commands(&self) -> &CommandService {
+        &self.commands
     }
 
     /// The device link (verified uplinks, counters).

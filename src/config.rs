@@ -32,6 +32,9 @@ pub struct Config {
     pub heartbeat: Duration,
     /// `LOCKER_OUTBOX_POLL_MS`: how often the outbox publisher looks for new events (default 200).
     pub outbox_poll: Duration,
+    /// `LOCKER_COMMAND_DEADLINE_MS`: how long a command waits for the locker's answer (default
+    /// 10000).
+    pub command_deadline: Duration,
 }
 
 /// A setting that could not be used.
@@ -120,6 +123,12 @@ impl Config {
             external_broker,
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
+            command_deadline: Duration::from_millis(number(
+                "LOCKER_COMMAND_DEADLINE_MS",
+                10_000,
+                100,
+                600_000,
+            )?),
             http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             mqtt_addr: addr("LOCKER_MQTT_ADDR", DEFAULT_MQTT_ADDR)?,
             mqtt5_addr: optional_addr("LOCKER_MQTT5_ADDR")?,
@@ -155,6 +164,7 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &url(&self.redis_url))
             .field("heartbeat", &self.heartbeat)
             .field("outbox_poll", &self.outbox_poll)
+            .field("command_deadline", &self.command_deadline)
             .finish()
     }
 }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod broker;
 pub mod bus;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod db;
 pub mod device;

@@ -49,6 +49,8 @@ pub struct Faults {
     pub dead_sensors: BTreeSet<u16>,
     /// Doors that are busy: unlocks are refused with `busy`.
     pub busy_doors: BTreeSet<u16>,
+    /// Acks to lose (the command is still handled): the next this many are never sent.
+    pub drop_acks: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +239,17 @@ impl SimLocker {
     /// Handles one received downlink (parsed, not yet verified) and returns what the locker sends
     /// back. Anything that fails verification is refused as the protocol says; nothing panics.
     pub fn receive(&mut self, raw: &Unverified<'_>, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
+        let mut answers = self.answer(raw, uptime_ms);
+        if self.faults.drop_acks > 0 {
+            let before = answers.len();
+            answers.retain(|a| !matches!(a.message, Uplink::Ack(_)));
+            let dropped = (before - answers.len()) as u32;
+            self.faults.drop_acks = self.faults.drop_acks.saturating_sub(dropped);
+        }
+        answers
+    }
+
+    fn answer(&mut self, raw: &Unverified<'_>, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
         let envelope = match raw.verify::<Downlink>(&self.device_id, &self.key) {
             Ok(envelope) => envelope,
             Err(_) => {

@@ -176,6 +176,10 @@ pub enum Knob {
     CloseDoor(u16),
     /// Someone forces a door open.
     ForceOpen(u16),
+    /// Lose the next this many acks (the commands are still executed).
+    DropAcks(u32),
+    /// This door's lock pulses but the door never opens.
+    Jam(u16),
 }
 
 /// What a simulated locker reports about itself.
@@ -482,6 +486,10 @@ async fn run(
                 Some(Knob::ForceOpen(door)) => {
                     let events = locker.sim.force_open(door, locker.uptime());
                     locker.send(&conn.client, events);
+                }
+                Some(Knob::DropAcks(n)) => locker.sim.faults.drop_acks += n,
+                Some(Knob::Jam(door)) => {
+                    locker.sim.faults.jammed_doors.insert(door);
                 }
             },
         }

@@ -140,6 +140,7 @@ impl DeviceLink {
         pool: PgPool,
         bus: BusRx,
         downlinks: downlink::Downlinks,
+        waiters: Arc<crate::command::Waiters>,
         settings: LinkSettings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
@@ -154,6 +155,7 @@ impl DeviceLink {
                 uplinks.clone(),
                 stats.clone(),
                 downlinks.clone(),
+                waiters.clone(),
             );
             tasks.spawn(worker.run(rx));
             shards.push(tx);

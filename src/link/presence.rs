@@ -130,7 +130,7 @@ pub async fn hello(
     }
     sqlx::query(
         "UPDATE devices SET online = true, session = $2, up_counter = $3, firmware = $4,
-                serial_no = $5, last_seen_at = $6, presence_changed_at = $6
+                serial_no = $5, last_seen_at = $6, presence_changed_at = $6, down_counter = 0
          WHERE id = $1",
     )
     .bind(device.as_str())
@@ -139,6 +139,16 @@ pub async fn hello(
     .bind(&hello.firmware)
     .bind(&hello.serial_no)
     .bind(received_at)
+    .execute(&mut *tx)
+    .await?;
+    // Commands sent in an earlier session and never answered are not resent: their outcome is
+    // unknown until the locker is asked.
+    sqlx::query(
+        "UPDATE commands SET state = 'unknown'
+         WHERE device_id = $1 AND state IN ('pending', 'sent') AND session <> $2",
+    )
+    .bind(device.as_str())
+    .bind(i64::from(hello.session))
     .execute(&mut *tx)
     .await?;
     log(&mut tx, device, true, Some(hello.session), "hello").await?;

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink, presence};
+use crate::command::{Waiters, store as commands};
 use crate::device::{DeviceCredentials, DeviceRegistry};
 
 /// One message from a locker topic, as the dispatcher hands it to a shard.
@@ -52,6 +53,7 @@ pub struct Worker {
     stats: Arc<LinkStats>,
     downlinks: Downlinks,
     asked_hello: HashMap<DeviceId, Instant>,
+    waiters: Arc<Waiters>,
 }
 
 /// Why an uplink was dropped (the label of `locker_uplinks_rejected_total{reason}`).
@@ -89,8 +91,10 @@ impl Worker {
         uplinks: broadcast::Sender<VerifiedUplink>,
         stats: Arc<LinkStats>,
         downlinks: Downlinks,
+        waiters: Arc<Waiters>,
     ) -> Self {
         Self {
+            waiters,
             registry: DeviceRegistry::new(pool.clone()),
             pool,
             devices: HashMap::new(),
@@ -279,6 +283,7 @@ impl Worker {
             }
         }
         self.stats.accept();
+        self.settle_commands(&device, &envelope.message).await;
         // Nobody listening is fine: the uplink is already recorded.
         let _ = self.uplinks.send(VerifiedUplink {
             device,
@@ -288,6 +293,29 @@ impl Worker {
             received_at: inbound.received_at,
         });
         Ok(())
+    }
+
+    /// Records what an uplink says about commands (answers, door results) and tells whoever waits.
+    async fn settle_commands(&self, device: &DeviceId, message: &Uplink) {
+        let recorded = match message {
+            Uplink::Ack(ack) => commands::record_ack(&self.pool, device, ack).await,
+            Uplink::DoorEvent(firmware_protocol::DoorEvent {
+                state: firmware_protocol::DoorMotion::Opened,
+                cause: firmware_protocol::DoorCause::Commanded(id),
+                ..
+            }) => commands::record_opened(&self.pool, device, id.get() as i64).await,
+            Uplink::Alarm(firmware_protocol::Alarm {
+                kind: firmware_protocol::AlarmKind::Jammed,
+                door: Some(door),
+                ..
+            }) => commands::record_jam(&self.pool, device, *door).await,
+            _ => return,
+        };
+        match recorded {
+            Ok(Some((id, progress))) => self.waiters.update(id, progress),
+            Ok(None) => tracing::warn!(%device, "an answer names no command of this device"),
+            Err(e) => tracing::error!(error = %e, %device, "cannot record a command's answer"),
+        }
     }
 
     async fn status(&mut self, inbound: &Inbound) -> Result<(), Rejection> {

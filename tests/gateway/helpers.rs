@@ -236,6 +236,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         redis_url: None,
         heartbeat: TEST_HEARTBEAT,
         outbox_poll: Duration::from_millis(20),
+        command_deadline: Duration::from_secs(5),
     }
 }
 

@@ -2,6 +2,7 @@
 //! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
 
 mod broker;
+mod commands;
 mod helpers;
 mod link;
 mod mosquitto;

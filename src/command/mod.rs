@@ -1,0 +1,124 @@
+//! Commands to lockers: one call, `CommandService::send`, whatever the transport, with a truthful
+//! answer: what the locker did with the command, and what the door did afterwards.
+//!
+//! A command is stored before it is sent (`pending`), published with the locker's current session
+//! and the next downlink counter (`sent`), resent byte for byte while the session lasts and no
+//! answer has come, and settled by the first answer (`executed` or `refused`). No answer by the
+//! deadline leaves it `unknown` (to be settled by asking the locker). Answers are recorded by the
+//! device link as they arrive, whoever is waiting; duplicates are counted and a conflicting second
+//! answer is flagged, never applied.
+
+pub mod service;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use firmware_protocol::RefuseReason;
+use tokio::sync::watch;
+
+pub use service::{Command, CommandError, CommandService, CommandSettings, Outcome};
+
+/// A command's state as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandState {
+    /// Stored, not yet published.
+    Pending,
+    /// Published, no answer yet.
+    Sent,
+    /// The locker pulsed the relay (or applied the settings).
+    Executed,
+    /// The locker refused it.
+    Refused(RefuseReason),
+    /// Its time to live passed before it was sent.
+    Expired,
+    /// An operator cancelled it before it was sent.
+    Cancelled,
+    /// No answer, and the locker could not say.
+    Unknown,
+}
+
+/// What the door did after an executed unlock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoorResult {
+    /// The sensor saw it open within the open window.
+    Opened,
+    /// It was open already when the relay pulsed.
+    AlreadyOpen,
+    /// It did not open within the open window.
+    Jammed,
+}
+
+impl DoorResult {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::AlreadyOpen => "already_open",
+            Self::Jammed => "jammed",
+        }
+    }
+
+    /// The result for a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "opened" => Some(Self::Opened),
+            "already_open" => Some(Self::AlreadyOpen),
+            "jammed" => Some(Self::Jammed),
+            _ => None,
+        }
+    }
+}
+
+/// What a waiter learns about its command, as the device link records answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The command's state.
+    pub state: CommandState,
+    /// The door's result, once known.
+    pub door: Option<DoorResult>,
+}
+
+/// The commands someone is waiting for, by id: the device link tells them what it recorded. The
+/// lock is only ever held for a map operation, never across an `.await`.
+#[derive(Debug, Default)]
+pub struct Waiters {
+    map: Mutex<HashMap<i64, watch::Sender<Progress>>>,
+}
+
+impl Waiters {
+    /// Starts waiting for `id`.
+    pub fn register(&self, id: i64, initial: Progress) -> watch::Receiver<Progress> {
+        let (tx, rx) = watch::channel(initial);
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(id, tx);
+        }
+        rx
+    }
+
+    /// Stops waiting for `id`.
+    pub fn forget(&self, id: i64) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&id);
+        }
+    }
+
+    /// Tells whoever waits for `id`.
+    pub fn update(&self, id: i64, progress: Progress) {
+        if let Ok(map) = self.map.lock()
+            && let Some(tx) = map.get(&id)
+        {
+            let _ = tx.send(progress);
+        }
+    }
+
+    /// How many commands are being waited for.
+    pub fn len(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
+    /// Whether nobody waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

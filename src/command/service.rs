@@ -1,0 +1,295 @@
+//! `CommandService::send`: store, publish, resend, await, and report what happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use firmware_protocol::{
+    CommandId, Configure, DeviceId, Direction, Downlink, Envelope, Header, RefuseReason, Topic,
+    Unlock,
+};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::time::Instant;
+
+use super::store::{self, StoreError};
+use super::{CommandState, DoorResult, Progress, Waiters};
+use crate::device::DeviceRegistry;
+use crate::link::downlink::Downlinks;
+
+/// What to ask a locker to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open a door's lock.
+    Unlock {
+        /// The door.
+        door: u16,
+    },
+    /// Change the locker's settings.
+    Configure {
+        /// Seconds between heartbeats.
+        heartbeat_secs: u16,
+        /// The open window (ms).
+        open_window_ms: u16,
+        /// Relay pulse length (ms).
+        pulse_ms: u16,
+        /// Door-ajar alarm after this many seconds; 0 = off.
+        ajar_alarm_secs: u16,
+    },
+}
+
+/// Timing of commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSettings {
+    /// How long `send` waits for the locker's answer.
+    pub deadline: Duration,
+    /// How often an unanswered command is sent again (same envelope) within the deadline.
+    pub resend_every: Duration,
+    /// How long after an executed unlock the door's sensor may take to report.
+    pub open_window: Duration,
+}
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(10),
+            resend_every: Duration::from_secs(2),
+            open_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a sent command came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The command's id.
+    pub command_id: i64,
+    /// For an unlock: what the door did within the open window; `None` if the sensor did not say.
+    pub door: Option<DoorResult>,
+}
+
+/// Why a command did not execute, or its outcome is not known.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    /// The locker is not connected: said at once, nothing was sent.
+    #[error("the locker is offline")]
+    DeviceOffline,
+    /// No such device, or it is revoked.
+    #[error("no such device")]
+    UnknownDevice,
+    /// The command is not valid.
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    /// The locker refused it, for this reason; nothing was done.
+    #[error("the locker refused the command: {0:?}")]
+    Refused(RefuseReason),
+    /// No answer by the deadline (or the locker's session ended first): the outcome is unknown
+    /// until the locker is asked.
+    #[error("no answer from the locker in time (command {command_id})")]
+    Timeout {
+        /// The command, stored as `unknown`.
+        command_id: i64,
+    },
+    /// PostgreSQL failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Offline => Self::DeviceOffline,
+            StoreError::UnknownDevice => Self::UnknownDevice,
+            StoreError::Database(e) => Self::Storage(e.to_string()),
+        }
+    }
+}
+
+fn storage(e: sqlx::Error) -> CommandError {
+    CommandError::Storage(e.to_string())
+}
+
+/// Sends commands to lockers and waits for their answers.
+#[derive(Debug, Clone)]
+pub struct CommandService {
+    pool: PgPool,
+    registry: DeviceRegistry,
+    downlinks: Downlinks,
+    waiters: Arc<Waiters>,
+    settings: CommandSettings,
+}
+
+/// Stops waiting when the `send` future ends, however it ends.
+struct Waiting<'a> {
+    waiters: &'a Waiters,
+    id: i64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.waiters.forget(self.id);
+    }
+}
+
+impl CommandService {
+    /// A service publishing through `downlinks`; the device link reports answers to `waiters`.
+    pub fn new(
+        pool: PgPool,
+        downlinks: Downlinks,
+        waiters: Arc<Waiters>,
+        settings: CommandSettings,
+    ) -> Self {
+        Self {
+            registry: DeviceRegistry::new(pool.clone()),
+            pool,
+            downlinks,
+            waiters,
+            settings,
+        }
+    }
+
+    /// Opens a door: `send(device, Command::Unlock { door })`.
+    pub async fn unlock(&self, device: DeviceId, door: u16) -> Result<Outcome, CommandError> {
+        self.send(device, Command::Unlock { door }).await
+    }
+
+    /// Sends a command and waits for the locker's answer (and, for an unlock, the door's).
+    pub async fn send(&self, device: DeviceId, command: Command) -> Result<Outcome, CommandError> {
+        let credentials = self
+            .registry
+            .credentials(&device)
+            .await
+            .map_err(|e| CommandError::Storage(e.to_string()))?
+            .filter(|c| !c.revoked)
+            .ok_or(CommandError::UnknownDevice)?;
+        let (kind, door, body) = match &command {
+            Command::Unlock { door } => ("unlock", Some(*door), json!({ "door": door })),
+            Command::Configure {
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+            } => (
+                "configure",
+                None,
+                json!({
+                    "heartbeat_secs": heartbeat_secs, "open_window_ms": open_window_ms,
+                    "pulse_ms": pulse_ms, "ajar_alarm_secs": ajar_alarm_secs,
+                }),
+            ),
+        };
+        let reserved = store::reserve(&self.pool, &device, kind, door, &body).await?;
+        let command_id = CommandId::new(reserved.id as u64)
+            .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
+        let message = match command {
+            Command::Unlock { door } => Downlink::Unlock(Unlock {
+                command_id,
+                door,
+                expires_at_ms: None,
+            }),
+            Command::Configure {
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+            } => Downlink::Configure(Configure {
+                command_id,
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+                expires_at_ms: None,
+            }),
+        };
+        let envelope = Envelope {
+            header: Header {
+                direction: Direction::Down,
+                device_id: device,
+                session: reserved.session,
+                counter: reserved.counter,
+            },
+            message,
+        };
+        let payload = match envelope.seal_json(&credentials.current.tag_key) {
+            Ok(payload) => payload,
+            Err(e) => {
+                store::mark_unknown(&self.pool, reserved.id)
+                    .await
+                    .map_err(storage)?;
+                return Err(CommandError::Invalid(e.to_string()));
+            }
+        };
+        let started = Instant::now();
+        let initial = Progress {
+            state: CommandState::Pending,
+            door: None,
+        };
+        let mut progress = self.waiters.register(reserved.id, initial);
+        let _waiting = Waiting {
+            waiters: &self.waiters,
+            id: reserved.id,
+        };
+        let topic = Topic::down(device).to_string();
+        let deadline = started + self.settings.deadline;
+        let answered = loop {
+            self.downlinks
+                .send(topic.clone(), payload.clone().into_bytes());
+            store::mark_sent(&self.pool, reserved.id, &payload)
+                .await
+                .map_err(storage)?;
+            let resend_at = (Instant::now() + self.settings.resend_every).min(deadline);
+            let settled = tokio::time::timeout_at(
+                resend_at,
+                progress.wait_for(|p| {
+                    matches!(p.state, CommandState::Executed | CommandState::Refused(_))
+                }),
+            )
+            .await;
+            if let Ok(Ok(p)) = settled {
+                break Some(*p);
+            }
+            // Never resend into another session: a new session settles this by asking.
+            let session = store::current_session(&self.pool, &device)
+                .await
+                .map_err(storage)?;
+            if Instant::now() >= deadline || session != Some(reserved.session) {
+                break None;
+            }
+        };
+        let Some(answer) = answered else {
+            store::mark_unknown(&self.pool, reserved.id)
+                .await
+                .map_err(storage)?;
+            metrics::counter!("locker_commands_total", "result" => "timeout").increment(1);
+            return Err(CommandError::Timeout {
+                command_id: reserved.id,
+            });
+        };
+        metrics::histogram!("locker_command_round_trip_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if let CommandState::Refused(reason) = answer.state {
+            metrics::counter!("locker_commands_total", "result" => "refused").increment(1);
+            return Err(CommandError::Refused(reason));
+        }
+        metrics::counter!("locker_commands_total", "result" => "executed").increment(1);
+        if kind != "unlock" {
+            return Ok(Outcome {
+                command_id: reserved.id,
+                door: None,
+            });
+        }
+        let door = match answer.door {
+            Some(door) => Some(door),
+            None => tokio::time::timeout(
+                self.settings.open_window,
+                progress.wait_for(|p| p.door.is_some()),
+            )
+            .await
+            .ok()
+            .and_then(|p| p.ok().and_then(|p| p.door)),
+        };
+        Ok(Outcome {
+            command_id: reserved.id,
+            door,
+        })
+    }
+}

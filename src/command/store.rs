@@ -1,0 +1,265 @@
+//! Commands in PostgreSQL. Every change is one statement or one transaction, fenced on the
+//! command's current state, so concurrent answers (a duplicate, a late ack, a resend's ack) apply
+//! at most once.
+
+use firmware_protocol::{Ack, CommandResult, DeviceId, RefuseReason};
+use sqlx::{PgPool, Row};
+
+use super::{CommandState, DoorResult, Progress};
+
+/// Why a command could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The device is not online in a known session.
+    #[error("device is offline")]
+    Offline,
+    /// No such device.
+    #[error("no such device")]
+    UnknownDevice,
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A stored command, with the session and counter it goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    /// The command id.
+    pub id: i64,
+    /// The locker's session.
+    pub session: u32,
+    /// The downlink counter in that session.
+    pub counter: u32,
+}
+
+fn reason_name(reason: RefuseReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{reason:?}"))
+}
+
+fn reason_from(name: &str) -> Option<RefuseReason> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+fn progress(state: &str, refusal: Option<&str>, door: Option<&str>) -> Progress {
+    let state = match state {
+        "pending" => CommandState::Pending,
+        "sent" => CommandState::Sent,
+        "executed" => CommandState::Executed,
+        "refused" => CommandState::Refused(
+            refusal
+                .and_then(reason_from)
+                .unwrap_or(RefuseReason::Unsupported),
+        ),
+        "expired" => CommandState::Expired,
+        "cancelled" => CommandState::Cancelled,
+        _ => CommandState::Unknown,
+    };
+    Progress {
+        state,
+        door: door.and_then(DoorResult::parse),
+    }
+}
+
+fn progress_of(row: &sqlx::postgres::PgRow) -> Result<Progress, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    let refusal: Option<String> = row.try_get("refusal")?;
+    let door: Option<String> = row.try_get("door_result")?;
+    Ok(progress(&state, refusal.as_deref(), door.as_deref()))
+}
+
+/// Stores a command for a device that is online, taking the next downlink counter of its current
+/// session, in one transaction.
+pub async fn reserve(
+    pool: &PgPool,
+    device: &DeviceId,
+    kind: &str,
+    door: Option<u16>,
+    body: &serde_json::Value,
+) -> Result<Reserved, StoreError> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "UPDATE devices SET down_counter = down_counter + 1
+         WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
+         RETURNING session, down_counter",
+    )
+    .bind(device.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        let exists: Option<bool> = sqlx::query_scalar("SELECT true FROM devices WHERE id = $1")
+            .bind(device.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(match exists {
+            Some(_) => StoreError::Offline,
+            None => StoreError::UnknownDevice,
+        });
+    };
+    let session: i64 = row.try_get("session")?;
+    let counter: i64 = row.try_get("down_counter")?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO commands (device_id, kind, door, body, session, counter)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(device.as_str())
+    .bind(kind)
+    .bind(door.map(i32::from))
+    .bind(body)
+    .bind(session)
+    .bind(counter)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let out_of_range =
+        || StoreError::Database(sqlx::Error::Protocol("counter out of range".into()));
+    Ok(Reserved {
+        id,
+        session: u32::try_from(session).map_err(|_| out_of_range())?,
+        counter: u32::try_from(counter).map_err(|_| out_of_range())?,
+    })
+}
+
+/// Records one (re)send: the first one stores the sealed payload and moves `pending` to `sent`.
+pub async fn mark_sent(pool: &PgPool, id: i64, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE commands SET state = CASE WHEN state = 'pending' THEN 'sent' ELSE state END,
+                payload = coalesce(payload, $2), attempts = attempts + 1,
+                sent_at = coalesce(sent_at, now())
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(payload)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// No answer came: the outcome is unknown (it may still be settled by asking the locker).
+pub async fn mark_unknown(pool: &PgPool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE commands SET state = 'unknown' WHERE id = $1 AND state IN ('pending', 'sent')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The device's current session and whether it is online.
+pub async fn current_session(pool: &PgPool, device: &DeviceId) -> Result<Option<u32>, sqlx::Error> {
+    let session: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT session FROM devices WHERE id = $1 AND online")
+            .bind(device.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(session.flatten().and_then(|s| u32::try_from(s).ok()))
+}
+
+/// Records a locker's answer. The first answer settles the command; the same answer again is
+/// counted as a duplicate; a different one is kept as a conflict and flagged, never applied.
+/// Returns the command's progress, or `None` if the device has no such command.
+pub async fn record_ack(
+    pool: &PgPool,
+    device: &DeviceId,
+    ack: &Ack,
+) -> Result<Option<(i64, Progress)>, sqlx::Error> {
+    let id = ack.command_id.get() as i64;
+    let (state, refusal) = match ack.result {
+        CommandResult::Executed => ("executed", None),
+        CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
+    };
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT state, refusal, door_result FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(device.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let current: String = row.try_get("state")?;
+    let current_refusal: Option<String> = row.try_get("refusal")?;
+    let row = if matches!(current.as_str(), "pending" | "sent" | "unknown") {
+        sqlx::query(
+            "UPDATE commands SET state = $2, refusal = $3, answered_at = now() WHERE id = $1
+             RETURNING state, refusal, door_result",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(&refusal)
+        .fetch_one(&mut *tx)
+        .await?
+    } else if current == state && current_refusal == refusal {
+        sqlx::query(
+            "UPDATE commands SET duplicates = duplicates + 1 WHERE id = $1
+             RETURNING state, refusal, door_result",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+    } else {
+        let conflict = match &refusal {
+            Some(reason) => format!("{state}:{reason}"),
+            None => state.to_owned(),
+        };
+        tracing::warn!(command = id, %device, first = %current, second = %conflict, "conflicting answers to a command; the first one stands");
+        metrics::counter!("locker_command_conflicts_total").increment(1);
+        sqlx::query(
+            "UPDATE commands SET conflict = $2 WHERE id = $1 RETURNING state, refusal, door_result",
+        )
+        .bind(id)
+        .bind(conflict)
+        .fetch_one(&mut *tx)
+        .await?
+    };
+    let progress = progress_of(&row)?;
+    tx.commit().await?;
+    Ok(Some((id, progress)))
+}
+
+/// A door opened because of command `id`: records it once.
+pub async fn record_opened(
+    pool: &PgPool,
+    device: &DeviceId,
+    id: i64,
+) -> Result<Option<(i64, Progress)>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE commands SET door_result = coalesce(door_result, 'opened'),
+                door_at = coalesce(door_at, now())
+         WHERE id = $1 AND device_id = $2 AND kind = 'unlock'
+         RETURNING state, refusal, door_result",
+    )
+    .bind(id)
+    .bind(device.as_str())
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| Ok((id, progress_of(&row)?))).transpose()
+}
+
+/// A door did not open after its pulse: the most recent unlock of that door without a door result
+/// is jammed. Recorded once; a later ack never changes it.
+pub async fn record_jam(
+    pool: &PgPool,
+    device: &DeviceId,
+    door: u16,
+) -> Result<Option<(i64, Progress)>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE commands SET door_result = 'jammed', door_at = now()
+         WHERE id = (SELECT id FROM commands
+                     WHERE device_id = $1 AND door = $2 AND kind = 'unlock' AND door_result IS NULL
+                       AND state IN ('sent', 'executed', 'unknown')
+                     ORDER BY id DESC LIMIT 1 FOR UPDATE)
+         RETURNING id, state, refusal, door_result",
+    )
+    .bind(device.as_str())
+    .bind(i32::from(door))
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| Ok((row.try_get("id")?, progress_of(&row)?)))
+        .transpose()
+}

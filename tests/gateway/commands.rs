@@ -1,0 +1,157 @@
+//! Commands through the real broker to simulated lockers: the answer `send` gives is the truth.
+
+use std::time::{Duration, Instant};
+
+use firmware_protocol::RefuseReason;
+use locker_gateway::command::{CommandError, DoorResult};
+use simulator::mqtt::{Happening, Knob, expect};
+use sqlx::{PgPool, Row};
+
+use crate::helpers::{TestApp, WAIT, device, eventually, spawn_app};
+
+async fn online_locker(app: &TestApp, id: &str) -> simulator::mqtt::LockerHandle {
+    let creds = app.provision(id, 4).await;
+    let locker = app.locker(&creds, Duration::from_secs(3600));
+    let mut watch = locker.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || app.online(id)).await;
+    locker
+}
+
+async fn command_row(pool: &PgPool, id: i64) -> (String, Option<String>, i32) {
+    let row = sqlx::query("SELECT state, door_result, attempts FROM commands WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("command row");
+    (
+        row.get("state"),
+        row.get("door_result"),
+        row.get("attempts"),
+    )
+}
+
+#[sqlx::test]
+async fn an_unlock_is_executed_and_the_door_opens(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 3)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    let (state, door, attempts) = command_row(&pool, outcome.command_id).await;
+    assert_eq!(
+        (state.as_str(), door.as_deref(), attempts),
+        ("executed", Some("opened"), 1)
+    );
+}
+
+#[sqlx::test]
+async fn an_offline_locker_is_reported_at_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.provision("lk-1", 4).await; // never connects
+    let started = Instant::now();
+    let err = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 1)
+        .await
+        .expect_err("offline");
+    assert_eq!(err, CommandError::DeviceOffline);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM commands")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "nothing is stored for an offline locker");
+    let err = app
+        .app
+        .commands()
+        .unlock(device("nobody"), 1)
+        .await
+        .expect_err("unknown");
+    assert_eq!(err, CommandError::UnknownDevice);
+}
+
+#[sqlx::test]
+async fn a_refusal_comes_back_with_its_reason(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let err = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 9)
+        .await
+        .expect_err("no door 9");
+    assert_eq!(err, CommandError::Refused(RefuseReason::NoSuchDoor));
+    let refusal: String =
+        sqlx::query_scalar("SELECT refusal FROM commands WHERE state = 'refused'")
+            .fetch_one(&pool)
+            .await
+            .expect("stored refusal");
+    assert_eq!(refusal, "no_such_door");
+}
+
+#[sqlx::test]
+async fn a_jammed_door_is_reported_as_jammed(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    locker.turn(Knob::Jam(2)).await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 2)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Jammed));
+    let (state, door, _) = command_row(&pool, outcome.command_id).await;
+    assert_eq!(
+        (state.as_str(), door.as_deref()),
+        ("executed", Some("jammed"))
+    );
+}
+
+#[sqlx::test]
+async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let mut watch = locker.watch();
+    locker.turn(Knob::DropAcks(1)).await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 1)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    let (state, _, attempts) = command_row(&pool, outcome.command_id).await;
+    assert_eq!(state, "executed");
+    assert_eq!(attempts, 2, "the command was sent twice");
+    // Both copies were the same envelope, and the door opened once.
+    let mut received = Vec::new();
+    let mut opened = 0;
+    while let Ok(happening) = watch.try_recv() {
+        match happening {
+            Happening::Received(payload) => received.push(payload),
+            Happening::Sent(payload) if payload.contains("door_event") => opened += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[0], received[1],
+        "a resend repeats the envelope byte for byte"
+    );
+    assert_eq!(opened, 1, "the relay pulsed twice");
+}
