@@ -134,7 +134,7 @@ impl App {
         let link = DeviceLink::start(
             pool.clone(),
             uplinks,
-            downlinks,
+            downlinks.clone(),
             waiters,
             LinkSettings {
                 heartbeat: config.heartbeat,
@@ -143,6 +143,17 @@ impl App {
             &tasks,
             shutdown.clone(),
         );
+        // Commands in flight when the gateway last stopped: nobody waits for them any more.
+        match crate::command::query::reconcile_at_start(&pool, &downlinks).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                lockers = n,
+                "asked lockers about commands in flight at the last stop"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reconcile commands in flight at the last stop")
+            }
+        }
         let (events, _) = broadcast::channel(1024);
         let publisher = Publisher::new(pool.clone(), events_tx, events.clone());
         tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));

@@ -344,8 +344,8 @@ pub struct StateReport {
     pub query_id: u32,
     /// One entry per door, door 1 first.
     pub doors: Vec<DoorStatus>,
-    /// Outcomes of the locker's last commands of this session, oldest first, at most
-    /// [`MAX_RECENT`]; a locker keeps at least [`MIN_RECENT`].
+    /// Outcomes of the locker's last commands since it booted (kept across reconnects), oldest
+    /// first, at most [`MAX_RECENT`]; a locker keeps at least [`MIN_RECENT`].
     pub recent: Vec<Ack>,
 }
 

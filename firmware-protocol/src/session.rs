@@ -180,6 +180,14 @@ impl CommandGuard {
         }
     }
 
+    /// Moves to a new session after a reconnect without a reboot: the counter starts again, the
+    /// remembered outcomes are kept (they answer the gateway's `QueryState` about commands of the
+    /// earlier session). A reboot loses them: start with [`CommandGuard::new`].
+    pub fn renew(&mut self, session: u32) {
+        self.session = session;
+        self.last_counter = 0;
+    }
+
     /// The session this guard belongs to.
     pub fn session(&self) -> u32 {
         self.session

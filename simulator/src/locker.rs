@@ -153,7 +153,11 @@ impl SimLocker {
     /// new and non-zero, as the protocol requires; the caller picks it (random in the demo, fixed
     /// in tests).
     pub fn connect(&mut self, session: u32, uptime_ms: u64) -> Envelope<Uplink> {
-        self.guard = Some(CommandGuard::new(session, RECENT_CAPACITY));
+        // A reconnect keeps the outcomes of earlier commands (RAM survives); see `reboot`.
+        match self.guard.as_mut() {
+            Some(guard) => guard.renew(session),
+            None => self.guard = Some(CommandGuard::new(session, RECENT_CAPACITY)),
+        }
         self.up_counter = 0;
         self.hello(session, uptime_ms)
     }
@@ -167,6 +171,13 @@ impl SimLocker {
             session,
             uptime_ms,
         }))
+    }
+
+    /// A power cycle: everything in RAM is gone (session, counters, remembered outcomes); the
+    /// locker is disconnected until [`SimLocker::connect`].
+    pub fn reboot(&mut self) {
+        self.guard = None;
+        self.up_counter = 0;
     }
 
     /// The state of every door, as reported.

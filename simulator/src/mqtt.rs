@@ -180,6 +180,9 @@ pub enum Knob {
     DropAcks(u32),
     /// This door's lock pulses but the door never opens.
     Jam(u16),
+    /// Power cycle: the connection is lost (will fired), RAM is gone (session, counters,
+    /// remembered outcomes), and it connects again with a new session.
+    Reboot,
 }
 
 /// What a simulated locker reports about itself.
@@ -488,6 +491,12 @@ async fn run(
                     locker.send(&conn.client, events);
                 }
                 Some(Knob::DropAcks(n)) => locker.sim.faults.drop_acks += n,
+                Some(Knob::Reboot) => {
+                    locker.sim.reboot();
+                    locker.booted = Instant::now();
+                    connection = Some(connect(&locker.config));
+                    let _ = locker.happenings.send(Happening::Disconnected);
+                }
                 Some(Knob::Jam(door)) => {
                     locker.sim.faults.jammed_doors.insert(door);
                 }

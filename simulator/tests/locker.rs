@@ -184,7 +184,7 @@ fn refusals_carry_their_reason() {
 }
 
 #[test]
-fn a_new_session_refuses_old_commands_and_forgets_their_outcomes() {
+fn a_new_session_refuses_old_commands_but_remembers_their_outcomes_until_a_reboot() {
     let (mut locker, mut gateway) = setup();
     let old = gateway.envelope(unlock(1, 1));
     assert_eq!(
@@ -201,15 +201,28 @@ fn a_new_session_refuses_old_commands_and_forgets_their_outcomes() {
         vec![ack(1, CommandResult::Refused(RefuseReason::WrongSession))]
     );
     assert_eq!(locker.executions(), 1);
-    // The gateway settles by asking: the new session knows no outcome for command 1.
+    // The gateway settles by asking: the locker still knows what command 1 came to.
     let query = gateway.envelope(Downlink::QueryState(QueryState { query_id: 5 }));
     let answers = gateway.deliver(&mut locker, &query, true, 70);
     let Uplink::StateReport(report) = &answers[0] else {
         panic!("expected a state report, got {answers:?}");
     };
     assert_eq!(report.query_id, 5);
-    assert!(report.recent.is_empty());
+    assert!(report.recent.contains(&Ack {
+        command_id: CommandId::new(1).expect("id"),
+        result: CommandResult::Executed
+    }));
     assert_eq!(report.doors[0].sensor, DoorSensor::Open);
+    // After a reboot it does not.
+    locker.reboot();
+    let hello = locker.connect(3000, 5);
+    assert!(matches!(gateway.accept(hello), Uplink::Hello(_)));
+    let query = gateway.envelope(Downlink::QueryState(QueryState { query_id: 6 }));
+    let answers = gateway.deliver(&mut locker, &query, true, 10);
+    let Uplink::StateReport(report) = &answers[0] else {
+        panic!("expected a state report, got {answers:?}");
+    };
+    assert!(report.recent.is_empty());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! device link as they arrive, whoever is waiting; duplicates are counted and a conflicting second
 //! answer is flagged, never applied.
 
+pub mod query;
 pub mod service;
 pub mod store;
 

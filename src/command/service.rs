@@ -243,9 +243,12 @@ impl CommandService {
                     matches!(p.state, CommandState::Executed | CommandState::Refused(_))
                 }),
             )
-            .await;
-            if let Ok(Ok(p)) = settled {
-                break Some(*p);
+            .await
+            // Copy out at once: a watch guard must not be held across an await.
+            .ok()
+            .and_then(|r| r.ok().map(|p| *p));
+            if let Some(p) = settled {
+                break Some(p);
             }
             // Never resend into another session: a new session settles this by asking.
             let session = store::current_session(&self.pool, &device)

@@ -186,8 +186,8 @@ pub async fn record_ack(
     let current_refusal: Option<String> = row.try_get("refusal")?;
     let row = if matches!(current.as_str(), "pending" | "sent" | "unknown") {
         sqlx::query(
-            "UPDATE commands SET state = $2, refusal = $3, answered_at = now() WHERE id = $1
-             RETURNING state, refusal, door_result",
+            "UPDATE commands SET state = $2, refusal = $3, answered_at = now(), settled_by = 'ack'
+             WHERE id = $1 RETURNING state, refusal, door_result",
         )
         .bind(id)
         .bind(state)
@@ -262,4 +262,115 @@ pub async fn record_jam(
     .await?;
     row.map(|row| Ok((row.try_get("id")?, progress_of(&row)?)))
         .transpose()
+}
+
+/// Takes the next downlink counter of the device's `session` (for a query), if that is still its
+/// session.
+pub async fn next_counter(
+    pool: &PgPool,
+    device: &DeviceId,
+    session: u32,
+) -> Result<Option<u32>, sqlx::Error> {
+    let counter: Option<i64> = sqlx::query_scalar(
+        "UPDATE devices SET down_counter = down_counter + 1 WHERE id = $1 AND session = $2
+         RETURNING down_counter",
+    )
+    .bind(device.as_str())
+    .bind(i64::from(session))
+    .fetch_optional(pool)
+    .await?;
+    Ok(counter.and_then(|c| u32::try_from(c).ok()))
+}
+
+/// Whether the device has commands whose outcome is unknown.
+pub async fn has_unknown(pool: &PgPool, device: &DeviceId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM commands WHERE device_id = $1 AND state = 'unknown')",
+    )
+    .bind(device.as_str())
+    .fetch_one(pool)
+    .await
+}
+
+/// Settles the device's unknown commands from a `StateReport`: each one the locker remembers takes
+/// the result it reports; each one it does not know stays unknown and is surfaced once, as a
+/// `command.unknown` event for operators. Returns the commands settled, with their progress.
+pub async fn settle_from_report(
+    pool: &PgPool,
+    device: &DeviceId,
+    recent: &[Ack],
+) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let unknown: Vec<(i64, Option<i32>)> = sqlx::query_as(
+        "SELECT id, door FROM commands WHERE device_id = $1 AND state = 'unknown' ORDER BY id FOR UPDATE",
+    )
+    .bind(device.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut settled = Vec::new();
+    for (id, door) in unknown {
+        let known = recent.iter().find(|a| a.command_id.get() as i64 == id);
+        match known {
+            Some(ack) => {
+                let (state, refusal) = match ack.result {
+                    CommandResult::Executed => ("executed", None),
+                    CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
+                };
+                let row = sqlx::query(
+                    "UPDATE commands SET state = $2, refusal = $3, answered_at = now(),
+                            settled_by = 'state_report'
+                     WHERE id = $1 RETURNING state, refusal, door_result",
+                )
+                .bind(id)
+                .bind(state)
+                .bind(refusal)
+                .fetch_one(&mut *tx)
+                .await?;
+                settled.push((id, progress_of(&row)?));
+            }
+            None => {
+                let surfaced = sqlx::query(
+                    "UPDATE commands SET surfaced_at = now() WHERE id = $1 AND surfaced_at IS NULL",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                if surfaced {
+                    let event = crate::events::Event::new(
+                        "command.unknown",
+                        "device",
+                        device.as_str(),
+                        serde_json::json!({ "device_id": device.as_str(), "command_id": id, "door": door }),
+                    );
+                    crate::events::append(&mut tx, &event).await?;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(settled)
+}
+
+/// At start: no one waits any more for commands that were pending or sent when the gateway
+/// stopped; their outcome is unknown until the lockers are asked. Returns the devices concerned
+/// that are online, with their session.
+pub async fn orphans_at_start(pool: &PgPool) -> Result<Vec<(DeviceId, u32)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "WITH orphaned AS (
+             UPDATE commands SET state = 'unknown' WHERE state IN ('pending', 'sent')
+             RETURNING device_id)
+         SELECT DISTINCT d.id, d.session FROM devices d
+         WHERE d.online AND d.session IS NOT NULL
+           AND (d.id IN (SELECT device_id FROM orphaned)
+                OR EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
+                           AND c.surfaced_at IS NULL))",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)))
+        .collect())
 }

@@ -9,13 +9,14 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use firmware_protocol::{
     DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, Presence, ReplayError,
-    Topic, TopicKind, Unverified, Uplink, UplinkGuard,
+    SessionChange, Topic, TopicKind, Unverified, Uplink, UplinkGuard,
 };
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 
 use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink, presence};
+use crate::command::query::ask_state;
 use crate::command::{Waiters, store as commands};
 use crate::device::{DeviceCredentials, DeviceRegistry};
 
@@ -239,13 +240,16 @@ impl Worker {
         };
         let state = self.load(&device).await?;
         let is_hello = matches!(envelope.message, Uplink::Hello(_));
-        if let Err(e) = state.guard.accept(&envelope.header, is_hello) {
-            if let ReplayError::UnknownSession(_) = e {
-                let key = state.credentials.current.tag_key.clone();
-                self.ask_for_hello(device, &key);
+        let key = state.credentials.current.tag_key.clone();
+        let change = match state.guard.accept(&envelope.header, is_hello) {
+            Ok(change) => change,
+            Err(e) => {
+                if let ReplayError::UnknownSession(_) = e {
+                    self.ask_for_hello(device, &key);
+                }
+                return Err(Rejection::Replay(e.kind()));
             }
-            return Err(Rejection::Replay(e.kind()));
-        }
+        };
         let header = envelope.header;
         let stored = match &envelope.message {
             Uplink::Hello(hello) => {
@@ -284,6 +288,20 @@ impl Worker {
         }
         self.stats.accept();
         self.settle_commands(&device, &envelope.message).await;
+        if let SessionChange::New { .. } = change {
+            // Commands of the earlier session were marked unknown with this hello: ask about them.
+            match commands::has_unknown(&self.pool, &device).await {
+                Ok(true) => {
+                    if let Err(e) =
+                        ask_state(&self.pool, &self.downlinks, device, header.session, &key).await
+                    {
+                        tracing::error!(error = %e, %device, "cannot ask a locker about its commands");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, %device, "cannot look for unknown commands"),
+            }
+        }
         // Nobody listening is fine: the uplink is already recorded.
         let _ = self.uplinks.send(VerifiedUplink {
             device,
@@ -309,6 +327,19 @@ impl Worker {
                 door: Some(door),
                 ..
             }) => commands::record_jam(&self.pool, device, *door).await,
+            Uplink::StateReport(report) => {
+                match commands::settle_from_report(&self.pool, device, &report.recent).await {
+                    Ok(settled) => {
+                        for (id, progress) in settled {
+                            self.waiters.update(id, progress);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, %device, "cannot settle commands from a state report")
+                    }
+                }
+                return;
+            }
             _ => return,
         };
         match recorded {

@@ -155,3 +155,81 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
     );
     assert_eq!(opened, 1, "the relay pulsed twice");
 }
+
+/// Sends an unlock whose ack the locker loses, and waits until the locker has it.
+async fn unlock_with_lost_ack(
+    app: &TestApp,
+    locker: &simulator::mqtt::LockerHandle,
+) -> tokio::task::JoinHandle<Result<locker_gateway::command::Outcome, CommandError>> {
+    let mut watch = locker.watch();
+    locker.turn(Knob::DropAcks(1)).await;
+    let commands = app.app.commands().clone();
+    let sending = tokio::spawn(async move { commands.unlock(device("lk-1"), 1).await });
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Received(_)).then_some(())
+    })
+    .await
+    .expect("the locker received the unlock");
+    sending
+}
+
+async fn settled(pool: &PgPool) -> (String, Option<String>, i32) {
+    let row = sqlx::query("SELECT state, settled_by, attempts FROM commands")
+        .fetch_one(pool)
+        .await
+        .expect("one command");
+    (row.get("state"), row.get("settled_by"), row.get("attempts"))
+}
+
+#[sqlx::test]
+async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resending(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let sending = unlock_with_lost_ack(&app, &locker).await;
+    // The connection drops before any resend; the locker comes back (same boot, new session).
+    locker.turn(Knob::Drop).await;
+    locker.turn(Knob::Reconnect).await;
+    eventually(
+        "the command is settled from the locker's report",
+        || async { settled(&pool).await.1.as_deref() == Some("state_report") },
+    )
+    .await;
+    let (state, _, attempts) = settled(&pool).await;
+    assert_eq!(state, "executed");
+    assert_eq!(
+        attempts, 1,
+        "a command must never be resent into a new session"
+    );
+    match sending.await.expect("task") {
+        Ok(outcome) => assert_eq!(outcome.door, Some(DoorResult::Opened)),
+        Err(CommandError::Timeout { .. }) => {} // the caller gave up first; the record is right
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+#[sqlx::test]
+async fn a_reboot_mid_command_leaves_the_outcome_unknown_and_tells_operators(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let mut events = app.app.events();
+    let locker = online_locker(&app, "lk-1").await;
+    let sending = unlock_with_lost_ack(&app, &locker).await;
+    locker.turn(Knob::Reboot).await;
+    let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "lk-1").await;
+    let (state, settled_by, attempts) = settled(&pool).await;
+    assert_eq!(
+        unknown.data["command_id"],
+        serde_json::json!(sending_id(&pool).await)
+    );
+    assert_eq!((state.as_str(), settled_by, attempts), ("unknown", None, 1));
+    assert!(matches!(
+        sending.await.expect("task"),
+        Err(CommandError::Timeout { .. })
+    ));
+}
+
+async fn sending_id(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT id FROM commands")
+        .fetch_one(pool)
+        .await
+        .expect("id")
+}
