@@ -186,7 +186,12 @@ pub async fn record_ack(
     let current_refusal: Option<String> = row.try_get("refusal")?;
     let row = if matches!(current.as_str(), "pending" | "sent" | "unknown") {
         sqlx::query(
-            "UPDATE commands SET state = $2, refusal = $3, answered_at = now(), settled_by = 'ack'
+            "UPDATE commands c SET state = $2, refusal = $3, answered_at = now(), settled_by = 'ack',
+                    door_result = CASE
+                        WHEN $2 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL
+                             AND EXISTS (SELECT 1 FROM doors d WHERE d.device_id = c.device_id
+                                         AND d.door = c.door AND d.sensor = 'open')
+                        THEN 'already_open' ELSE c.door_result END
              WHERE id = $1 RETURNING state, refusal, door_result",
         )
         .bind(id)

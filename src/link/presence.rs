@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::session::REMEMBERED_SESSIONS;
-use firmware_protocol::{Alarm, DeviceId, Hello, UplinkGuard};
+use firmware_protocol::{DeviceId, Hello, Uplink, UplinkGuard};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -205,14 +205,14 @@ async fn back_online(
 
 /// Any other verified uplink: moves the stored counter forward (fenced: refused if another
 /// gateway already accepted this counter), updates last-seen, brings the device back online if a
-/// heartbeat timeout had marked it offline, and records an alarm's event. Returns `false` if the
-/// database refused the counter.
+/// heartbeat timeout had marked it offline, and records what it says about doors and alarms, all
+/// in one transaction. Returns `false` if the database refused the counter.
 pub async fn uplink(
     pool: &PgPool,
     device: &DeviceId,
     session: u32,
     counter: u32,
-    alarm: Option<&Alarm>,
+    message: &Uplink,
     received_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -220,23 +220,7 @@ pub async fn uplink(
         return Ok(false);
     };
     back_online(&mut tx, device, session, was_online, "uplink_resumed").await?;
-    if let Some(alarm) = alarm {
-        let kind = serde_json::to_value(alarm.kind).unwrap_or_default();
-        let kind = kind.as_str().unwrap_or("unknown");
-        let event = Event::new(
-            &format!("alarm.{kind}"),
-            "device",
-            device.as_str(),
-            json!({
-                "device_id": device.as_str(),
-                "kind": kind,
-                "door": alarm.door,
-                "uptime_ms": alarm.uptime_ms,
-                "session": session,
-            }),
-        );
-        append(&mut tx, &event).await?;
-    }
+    super::doors::record(&mut tx, device, session, message).await?;
     tx.commit().await?;
     Ok(true)
 }

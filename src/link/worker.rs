@@ -263,16 +263,12 @@ impl Worker {
                 .await
             }
             other => {
-                let alarm = match other {
-                    Uplink::Alarm(alarm) => Some(alarm),
-                    _ => None,
-                };
                 presence::uplink(
                     &self.pool,
                     &device,
                     header.session,
                     header.counter,
-                    alarm,
+                    other,
                     inbound.received_at,
                 )
                 .await

@@ -233,3 +233,184 @@ async fn sending_id(pool: &PgPool) -> i64 {
         .await
         .expect("id")
 }
+
+#[sqlx::test]
+async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let first = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 1)
+        .await
+        .expect("executed");
+    assert_eq!(first.door, Some(DoorResult::Opened));
+    // Nobody closed it.
+    let second = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 1)
+        .await
+        .expect("executed");
+    assert_eq!(second.door, Some(DoorResult::AlreadyOpen));
+}
+
+/// An authenticated uplink crafted with the device's own key (as if its counter jumped ahead).
+async fn inject_ack(
+    app: &TestApp,
+    secret: &firmware_protocol::DeviceSecret,
+    counter: u32,
+    ack: firmware_protocol::Ack,
+) {
+    use firmware_protocol::{Direction, Envelope, Header, Uplink};
+    let session: i64 = sqlx::query_scalar("SELECT session FROM devices WHERE id = 'lk-1'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("session");
+    let payload = Envelope {
+        header: Header {
+            direction: Direction::Up,
+            device_id: device("lk-1"),
+            session: session as u32,
+            counter,
+        },
+        message: Uplink::Ack(ack),
+    }
+    .seal_json(&secret.tag_key())
+    .expect("seals");
+    let (mut injector, _) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("injector")
+        .expect("link");
+    injector
+        .publish("lockers/lk-1/up", payload.into_bytes())
+        .expect("published");
+}
+
+#[sqlx::test]
+async fn duplicate_and_conflicting_answers_change_nothing_and_are_flagged(pool: PgPool) {
+    use firmware_protocol::{Ack, CommandId, CommandResult};
+    let app = spawn_app(pool.clone()).await;
+    let creds = app.provision("lk-1", 4).await;
+    let locker = app.locker(&creds, Duration::from_secs(3600));
+    let mut watch = locker.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || app.online("lk-1")).await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 2)
+        .await
+        .expect("executed");
+    let id = CommandId::new(outcome.command_id as u64).expect("id");
+    inject_ack(
+        &app,
+        &creds.secret,
+        1000,
+        Ack {
+            command_id: id,
+            result: CommandResult::Executed,
+        },
+    )
+    .await;
+    inject_ack(
+        &app,
+        &creds.secret,
+        1001,
+        Ack {
+            command_id: id,
+            result: CommandResult::Refused(RefuseReason::Busy),
+        },
+    )
+    .await;
+    eventually("both answers are recorded", || async {
+        let row = sqlx::query("SELECT duplicates, conflict FROM commands WHERE id = $1")
+            .bind(outcome.command_id)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+        row.get::<i32, _>("duplicates") == 1 && row.get::<Option<String>, _>("conflict").is_some()
+    })
+    .await;
+    let (state, door, _) = command_row(&pool, outcome.command_id).await;
+    assert_eq!(
+        (state.as_str(), door.as_deref()),
+        ("executed", Some("opened")),
+        "the first answer stands"
+    );
+}
+
+#[sqlx::test]
+async fn a_forged_or_replayed_unlock_is_refused_by_the_locker(pool: PgPool) {
+    use firmware_protocol::{
+        CommandId, DeviceSecret, Direction, Downlink, Envelope, Header, Unlock,
+    };
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (mut rogue, mut seen) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("rogue")
+        .expect("link");
+    rogue.subscribe("lockers/lk-1/down").expect("subscribe");
+    // A genuine unlock, recorded by the rogue as it passes.
+    app.app
+        .commands()
+        .unlock(device("lk-1"), 1)
+        .await
+        .expect("executed");
+    let (_, genuine) = crate::helpers::link_next(&mut seen).await;
+    let mut watch = locker.watch();
+    // Replayed as it is: the locker answers from memory and does not pulse again.
+    rogue
+        .publish("lockers/lk-1/down", genuine)
+        .expect("published");
+    // Forged with a wrong key, for another door.
+    let session: i64 = sqlx::query_scalar("SELECT session FROM devices WHERE id = 'lk-1'")
+        .fetch_one(&pool)
+        .await
+        .expect("session");
+    let forged = Envelope {
+        header: Header {
+            direction: Direction::Down,
+            device_id: device("lk-1"),
+            session: session as u32,
+            counter: 999,
+        },
+        message: Downlink::Unlock(Unlock {
+            command_id: CommandId::new(999).expect("id"),
+            door: 4,
+            expires_at_ms: None,
+        }),
+    }
+    .seal_json(&DeviceSecret::from_bytes([3; 32]).tag_key())
+    .expect("seals");
+    rogue
+        .publish("lockers/lk-1/down", forged.into_bytes())
+        .expect("published");
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let sent = expect(&mut watch, WAIT, |h| match h {
+            Happening::Sent(payload) => Some(payload.clone()),
+            _ => None,
+        })
+        .await
+        .expect("the locker answered");
+        answers.push(sent);
+    }
+    assert!(
+        answers.iter().all(|a| !a.contains("door_event")),
+        "a door moved: {answers:?}"
+    );
+    assert!(
+        answers.iter().any(|a| a.contains("bad_tag")),
+        "the forgery was not refused: {answers:?}"
+    );
+}

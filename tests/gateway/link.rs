@@ -242,6 +242,44 @@ async fn a_forced_door_raises_an_alarm_event(pool: PgPool) {
     locker.turn(Knob::ForceOpen(2)).await;
     let alarm = expect_event(&mut events, "alarm.forced_open", "lk-1").await;
     assert_eq!(alarm.data["door"], 2);
+    assert_eq!(alarm.data["source"], "door_sensor");
+    // The locker raised its own alarm for the same opening: still one alarm, and the door is open.
+    let stats = app.app.device_link().stats();
+    eventually("the locker's alarm is processed", || async {
+        stats.accepted() >= 3
+    })
+    .await;
+    let alarms: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'alarm.forced_open'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(alarms, 1, "one opening, one alarm");
+    let sensor: String =
+        sqlx::query_scalar("SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = 2")
+            .fetch_one(&app.pool)
+            .await
+            .expect("door");
+    assert_eq!(sensor, "open");
+}
+
+#[sqlx::test]
+async fn heartbeats_record_every_doors_state(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let creds = app.provision("lk-1", 4).await;
+    let locker = app.locker(&creds, BEATING);
+    let mut watch = locker.watch();
+    connected(&locker, &mut watch).await;
+    eventually("every door's state is known", || async {
+        let unknown: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM doors WHERE device_id = 'lk-1' AND (sensor <> 'closed' OR NOT locked)",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        unknown == 0
+    })
+    .await;
 }
 
 #[sqlx::test]
