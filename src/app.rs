@@ -154,6 +154,7 @@ impl App {
                 tracing::error!(error = %e, "cannot reconcile commands in flight at the last stop")
             }
         }
+        tasks.spawn(expire_queued_commands(pool.clone(), shutdown.clone()));
         let (events, _) = broadcast::channel(1024);
         let publisher = Publisher::new(pool.clone(), events_tx, events.clone());
         tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
@@ -243,5 +244,25 @@ impl App {
         }
         self.pool.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Marks queued commands whose time to live has passed as expired, every second.
+async fn expire_queued_commands(pool: PgPool, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match crate::command::queue::expire(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(commands = n, "queued commands expired"),
+            Err(e) => {
+                metrics::counter!("locker_worker_errors_total", "worker" => "command_expiry")
+                    .increment(1);
+                tracing::warn!(error = %e, "cannot expire queued commands");
+            }
+        }
     }
 }

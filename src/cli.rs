@@ -27,6 +27,72 @@ pub enum Command {
     /// Manage devices (needs DATABASE_URL).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// List and cancel commands (needs DATABASE_URL).
+    #[command(subcommand)]
+    Command(CommandCommand),
+}
+
+/// Command administration.
+#[derive(Debug, Subcommand)]
+pub enum CommandCommand {
+    /// List commands, newest first.
+    List {
+        /// Only this device's.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only in this state (pending, sent, executed, refused, expired, cancelled, unknown).
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Cancel a queued command that has not been sent yet.
+    Cancel {
+        /// The command id.
+        id: i64,
+    },
+}
+
+/// Runs one command subcommand and returns what to print.
+pub async fn run_command_command(
+    pool: &sqlx::PgPool,
+    command: CommandCommand,
+) -> Result<String, String> {
+    use crate::command::queue;
+    match command {
+        CommandCommand::List {
+            device,
+            state,
+            limit,
+        } => {
+            let rows = queue::list(pool, device.as_deref(), state.as_deref(), limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = format!(
+                "{:>8} {:<32} {:<9} {:>4} {:<9} {:<6} {}",
+                "ID", "DEVICE", "KIND", "DOOR", "STATE", "QUEUED", "EXPIRES"
+            );
+            for r in rows {
+                let door = r.door.map_or_else(|| "-".to_owned(), |d| d.to_string());
+                let expires = r
+                    .expires_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+                out.push_str(&format!(
+                    "\n{:>8} {:<32} {:<9} {:>4} {:<9} {:<6} {}",
+                    r.id, r.device_id, r.kind, door, r.state, r.queued, expires
+                ));
+            }
+            Ok(out)
+        }
+        CommandCommand::Cancel { id } => match queue::cancel(pool, id).await {
+            Ok(true) => Ok(format!("command {id} cancelled")),
+            Ok(false) => Err(format!(
+                "command {id} is not a queued command waiting to be sent"
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    }
 }
 
 /// Device administration.

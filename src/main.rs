@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use locker_gateway::app::App;
-use locker_gateway::cli::{Cli, Command, run_device_command};
+use locker_gateway::cli::{Cli, Command, run_command_command, run_device_command};
 use locker_gateway::config::redact_url;
 use locker_gateway::device::DeviceRegistry;
 use locker_gateway::{Config, banner};
@@ -43,6 +43,10 @@ fn main() -> ExitCode {
             Command::Device(command) => {
                 let pool = database(&config).await?;
                 run_device_command(&DeviceRegistry::new(pool), command).await
+            }
+            Command::Command(command) => {
+                let pool = database(&config).await?;
+                run_command_command(&pool, command).await
             }
         }
     });

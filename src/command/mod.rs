@@ -9,6 +9,7 @@
 //! answer is flagged, never applied.
 
 pub mod query;
+pub mod queue;
 pub mod service;
 pub mod store;
 

@@ -37,6 +37,69 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The stored kind, door and body.
+    pub fn stored(&self) -> (&'static str, Option<u16>, serde_json::Value) {
+        match self {
+            Command::Unlock { door } => ("unlock", Some(*door), json!({ "door": door })),
+            Command::Configure {
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+            } => (
+                "configure",
+                None,
+                json!({
+                    "heartbeat_secs": heartbeat_secs, "open_window_ms": open_window_ms,
+                    "pulse_ms": pulse_ms, "ajar_alarm_secs": ajar_alarm_secs,
+                }),
+            ),
+        }
+    }
+
+    /// The command from its stored kind and body.
+    pub fn from_stored(kind: &str, body: &serde_json::Value) -> Option<Self> {
+        let field = |name: &str| body[name].as_u64().and_then(|v| u16::try_from(v).ok());
+        match kind {
+            "unlock" => Some(Command::Unlock {
+                door: field("door")?,
+            }),
+            "configure" => Some(Command::Configure {
+                heartbeat_secs: field("heartbeat_secs")?,
+                open_window_ms: field("open_window_ms")?,
+                pulse_ms: field("pulse_ms")?,
+                ajar_alarm_secs: field("ajar_alarm_secs")?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The downlink message, with its id and the locker-uptime deadline.
+    pub fn message(&self, command_id: CommandId, expires_at_ms: Option<u64>) -> Downlink {
+        match *self {
+            Command::Unlock { door } => Downlink::Unlock(Unlock {
+                command_id,
+                door,
+                expires_at_ms,
+            }),
+            Command::Configure {
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+            } => Downlink::Configure(Configure {
+                command_id,
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+                expires_at_ms,
+            }),
+        }
+    }
+}
+
 /// Timing of commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandSettings {
@@ -147,6 +210,43 @@ impl CommandService {
         }
     }
 
+    /// Queues a command for a locker that may be offline: it is sent in the locker's next session
+    /// (at once if it is online), or expires after `ttl` and is never executed. Returns its id.
+    pub async fn queue(
+        &self,
+        device: DeviceId,
+        command: Command,
+        ttl: Duration,
+    ) -> Result<i64, CommandError> {
+        let id = super::queue::enqueue(&self.pool, &device, &command, ttl).await?;
+        if let Some(session) = store::current_session(&self.pool, &device)
+            .await
+            .map_err(storage)?
+        {
+            let credentials = self
+                .registry
+                .credentials(&device)
+                .await
+                .map_err(|e| CommandError::Storage(e.to_string()))?
+                .ok_or(CommandError::UnknownDevice)?;
+            super::queue::deliver(
+                &self.pool,
+                &self.downlinks,
+                device,
+                session,
+                &credentials.current.tag_key,
+            )
+            .await
+            .map_err(storage)?;
+        }
+        Ok(id)
+    }
+
+    /// Cancels a queued command not yet sent. Returns whether it was cancelled.
+    pub async fn cancel(&self, id: i64) -> Result<bool, CommandError> {
+        super::queue::cancel(&self.pool, id).await.map_err(storage)
+    }
+
     /// Opens a door: `send(device, Command::Unlock { door })`.
     pub async fn unlock(&self, device: DeviceId, door: u16) -> Result<Outcome, CommandError> {
         self.send(device, Command::Unlock { door }).await
@@ -161,45 +261,16 @@ impl CommandService {
             .map_err(|e| CommandError::Storage(e.to_string()))?
             .filter(|c| !c.revoked)
             .ok_or(CommandError::UnknownDevice)?;
-        let (kind, door, body) = match &command {
-            Command::Unlock { door } => ("unlock", Some(*door), json!({ "door": door })),
-            Command::Configure {
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-            } => (
-                "configure",
-                None,
-                json!({
-                    "heartbeat_secs": heartbeat_secs, "open_window_ms": open_window_ms,
-                    "pulse_ms": pulse_ms, "ajar_alarm_secs": ajar_alarm_secs,
-                }),
-            ),
-        };
+        let (kind, door, body) = command.stored();
         let reserved = store::reserve(&self.pool, &device, kind, door, &body).await?;
         let command_id = CommandId::new(reserved.id as u64)
             .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
-        let message = match command {
-            Command::Unlock { door } => Downlink::Unlock(Unlock {
-                command_id,
-                door,
-                expires_at_ms: None,
-            }),
-            Command::Configure {
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-            } => Downlink::Configure(Configure {
-                command_id,
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-                expires_at_ms: None,
-            }),
-        };
+        // The locker refuses it after the deadline by its own clock: a copy that arrives late is
+        // never executed after the caller was told "timeout".
+        let expires_at_ms = store::locker_deadline(&self.pool, &device, self.settings.deadline)
+            .await
+            .map_err(storage)?;
+        let message = command.message(command_id, expires_at_ms);
         let envelope = Envelope {
             header: Header {
                 direction: Direction::Down,

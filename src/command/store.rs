@@ -379,3 +379,25 @@ pub async fn orphans_at_start(pool: &PgPool) -> Result<Vec<(DeviceId, u32)>, sql
         .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)))
         .collect())
 }
+
+/// The locker's uptime (ms) `after` from now, estimated from the last uptime it reported, less a
+/// margin for its clock running fast; `None` if it never reported one.
+pub async fn locker_deadline(
+    pool: &PgPool,
+    device: &DeviceId,
+    after: std::time::Duration,
+) -> Result<Option<u64>, sqlx::Error> {
+    let estimate: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint
+         FROM devices WHERE id = $1",
+    )
+    .bind(device.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let Some(now) = estimate.flatten().and_then(|ms| u64::try_from(ms).ok()) else {
+        return Ok(None);
+    };
+    let after = after.as_millis() as u64;
+    let margin = 200 + after / 100;
+    Ok(Some((now + after.saturating_sub(margin)).max(1)))
+}

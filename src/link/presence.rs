@@ -130,7 +130,8 @@ pub async fn hello(
     }
     sqlx::query(
         "UPDATE devices SET online = true, session = $2, up_counter = $3, firmware = $4,
-                serial_no = $5, last_seen_at = $6, presence_changed_at = $6, down_counter = 0
+                serial_no = $5, last_seen_at = $6, presence_changed_at = $6, down_counter = 0,
+                uptime_ms = $7, uptime_at = $6
          WHERE id = $1",
     )
     .bind(device.as_str())
@@ -139,6 +140,7 @@ pub async fn hello(
     .bind(&hello.firmware)
     .bind(&hello.serial_no)
     .bind(received_at)
+    .bind(i64::try_from(hello.uptime_ms).unwrap_or(i64::MAX))
     .execute(&mut *tx)
     .await?;
     // Commands sent in an earlier session and never answered are not resent: their outcome is
@@ -221,6 +223,21 @@ pub async fn uplink(
     };
     back_online(&mut tx, device, session, was_online, "uplink_resumed").await?;
     super::doors::record(&mut tx, device, session, message).await?;
+    let uptime = match message {
+        Uplink::Heartbeat(m) => Some(m.uptime_ms),
+        Uplink::DoorEvent(m) => Some(m.uptime_ms),
+        Uplink::Alarm(m) => Some(m.uptime_ms),
+        _ => None,
+    };
+    if let Some(uptime) = uptime {
+        // The locker's clock, for deadlines it enforces itself (`expires_at_ms`).
+        sqlx::query("UPDATE devices SET uptime_ms = $2, uptime_at = $3 WHERE id = $1")
+            .bind(device.as_str())
+            .bind(i64::try_from(uptime).unwrap_or(i64::MAX))
+            .bind(received_at)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink, presence};
 use crate::command::query::ask_state;
+use crate::command::queue::deliver as deliver_queued;
 use crate::command::{Waiters, store as commands};
 use crate::device::{DeviceCredentials, DeviceRegistry};
 
@@ -285,6 +286,12 @@ impl Worker {
         self.stats.accept();
         self.settle_commands(&device, &envelope.message).await;
         if let SessionChange::New { .. } = change {
+            // Commands queued while the locker was away go out in the new session.
+            if let Err(e) =
+                deliver_queued(&self.pool, &self.downlinks, device, header.session, &key).await
+            {
+                tracing::error!(error = %e, %device, "cannot deliver queued commands");
+            }
             // Commands of the earlier session were marked unknown with this hello: ask about them.
             match commands::has_unknown(&self.pool, &device).await {
                 Ok(true) => {

@@ -414,3 +414,135 @@ async fn a_forged_or_replayed_unlock_is_refused_by_the_locker(pool: PgPool) {
         "the forgery was not refused: {answers:?}"
     );
 }
+
+async fn state_of(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar("SELECT state FROM commands WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("state")
+}
+
+#[sqlx::test]
+async fn a_queued_command_is_delivered_when_the_locker_comes(pool: PgPool) {
+    use locker_gateway::command::Command;
+    let app = spawn_app(pool.clone()).await;
+    let creds = app.provision("lk-1", 4).await;
+    let id = app
+        .app
+        .commands()
+        .queue(
+            device("lk-1"),
+            Command::Unlock { door: 2 },
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("queued");
+    assert_eq!(state_of(&pool, id).await, "pending");
+    let locker = app.locker(&creds, Duration::from_secs(3600));
+    let mut watch = locker.watch();
+    let opened = expect(&mut watch, WAIT, |h| match h {
+        Happening::Sent(p) if p.contains("door_event") && p.contains("opened") => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(opened.is_some(), "the queued unlock did not open the door");
+    eventually("the queued command is executed", || async {
+        state_of(&pool, id).await == "executed"
+    })
+    .await;
+}
+
+#[sqlx::test]
+async fn a_queued_command_past_its_time_to_live_is_never_executed(pool: PgPool) {
+    use locker_gateway::command::Command;
+    let app = spawn_app(pool.clone()).await;
+    let creds = app.provision("lk-1", 4).await;
+    let expiring = app
+        .app
+        .commands()
+        .queue(
+            device("lk-1"),
+            Command::Unlock { door: 1 },
+            Duration::from_millis(300),
+        )
+        .await
+        .expect("queued");
+    let cancelled = app
+        .app
+        .commands()
+        .queue(
+            device("lk-1"),
+            Command::Unlock { door: 3 },
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("queued");
+    assert!(app.app.commands().cancel(cancelled).await.expect("cancel"));
+    assert!(
+        !app.app.commands().cancel(cancelled).await.expect("cancel"),
+        "cancelled twice"
+    );
+    eventually("the first expires", || async {
+        state_of(&pool, expiring).await == "expired"
+    })
+    .await;
+    // The locker comes now: neither command reaches it.
+    let locker = app.locker(&creds, Duration::from_secs(3600));
+    let mut watch = locker.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || app.online("lk-1")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(h) = watch.try_recv() {
+        assert!(
+            !matches!(h, Happening::Received(_)),
+            "a dead command reached the locker"
+        );
+    }
+    assert_eq!(state_of(&pool, cancelled).await, "cancelled");
+    let listed = locker_gateway::command::queue::list(&pool, Some("lk-1"), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 2);
+}
+
+#[sqlx::test]
+async fn commands_carry_a_deadline_in_the_lockers_own_clock(pool: PgPool) {
+    // A copy that reaches the locker after the caller was told "timeout" is refused as expired by
+    // the locker itself (see the simulator's refusal tests), so the deadline must be in its clock.
+    let app = spawn_app(pool.clone()).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (mut tap, mut seen) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("tap")
+        .expect("link");
+    tap.subscribe("lockers/lk-1/down").expect("subscribe");
+    app.app
+        .commands()
+        .unlock(device("lk-1"), 1)
+        .await
+        .expect("executed");
+    let (_, payload) = crate::helpers::link_next(&mut seen).await;
+    let raw = firmware_protocol::Unverified::parse_json(&payload).expect("parses");
+    let sent: firmware_protocol::Envelope<firmware_protocol::Downlink> =
+        raw.decode_unverified().expect("decodes");
+    let firmware_protocol::Downlink::Unlock(unlock) = sent.message else {
+        panic!("not an unlock");
+    };
+    let expires = unlock.expires_at_ms.expect("commands carry a deadline") as i64;
+    let locker_now: i64 = sqlx::query_scalar(
+        "SELECT uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint FROM devices WHERE id = 'lk-1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("uptime");
+    // The test deadline is 5 s: the locker's deadline lies a little under 5 s after it was sent.
+    assert!(expires <= locker_now + 5_000, "{expires} vs {locker_now}");
+    assert!(expires >= locker_now + 3_000, "{expires} vs {locker_now}");
+}
