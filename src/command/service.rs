@@ -157,6 +157,20 @@ pub enum CommandError {
     Storage(String),
 }
 
+impl CommandError {
+    /// A stable label for logs, metrics and API error codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DeviceOffline => "device_offline",
+            Self::UnknownDevice => "unknown_device",
+            Self::Invalid(_) => "invalid_command",
+            Self::Refused(_) => "refused",
+            Self::Timeout { .. } => "timeout",
+            Self::Storage(_) => "storage",
+        }
+    }
+}
+
 impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {

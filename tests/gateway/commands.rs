@@ -546,3 +546,38 @@ async fn commands_carry_a_deadline_in_the_lockers_own_clock(pool: PgPool) {
     assert!(expires <= locker_now + 5_000, "{expires} vs {locker_now}");
     assert!(expires >= locker_now + 3_000, "{expires} vs {locker_now}");
 }
+
+#[sqlx::test]
+async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let addr = app.addr;
+    let locker = online_locker(&app, "lk-1").await;
+    let mut watch = locker.watch();
+    // The locker executes the unlock but its ack is lost; the gateway dies while it waits.
+    let sending = unlock_with_lost_ack(&app, &locker).await;
+    sending.abort();
+    let options = (*pool.connect_options()).clone();
+    drop(app); // no graceful stop: the broker goes, the caller is gone
+    let pool = PgPool::connect_with(options).await.expect("pool");
+    let app = locker_gateway::app::App::with_pool(&crate::helpers::test_config(addr), pool.clone())
+        .await
+        .expect("restarted");
+    eventually("the command is settled by asking the locker", || async {
+        settled(&pool).await.1.as_deref() == Some("state_report")
+    })
+    .await;
+    let (state, _, attempts) = settled(&pool).await;
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("executed", 1),
+        "settled, never sent again"
+    );
+    let mut opened = 0;
+    while let Ok(h) = watch.try_recv() {
+        if matches!(&h, Happening::Sent(p) if p.contains("door_event")) {
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 1, "the door opened once");
+    app.run_until_stopped(async {}).await;
+}

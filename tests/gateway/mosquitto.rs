@@ -326,3 +326,44 @@ async fn a_hello_lost_while_the_gateway_was_away_is_asked_for_again(pool: PgPool
     assert_eq!(stored, Some(i64::from(session)));
     app.run_until_stopped(async {}).await;
 }
+
+#[sqlx::test]
+async fn commands_work_through_mosquitto(pool: PgPool) {
+    use locker_gateway::command::{CommandError, DoorResult};
+    let a = provision(&pool, "lk-a").await;
+    provision(&pool, "lk-b").await;
+    let mosquitto = Mosquitto::start(&[("lk-a", a.secret.mqtt_password())], true).await;
+    let app = gateway_on(&mosquitto, pool.clone()).await;
+    let handle = locker(&mosquitto, &a);
+    let mut watch = handle.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || async {
+        sqlx::query_scalar::<_, bool>("SELECT online FROM devices WHERE id = 'lk-a'")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(false)
+    })
+    .await;
+    let outcome = app
+        .commands()
+        .unlock(device("lk-a"), 2)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    handle.turn(Knob::DropAcks(1)).await;
+    let outcome = app
+        .commands()
+        .unlock(device("lk-a"), 3)
+        .await
+        .expect("executed after a resend");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    assert_eq!(
+        app.commands().unlock(device("lk-b"), 1).await,
+        Err(CommandError::DeviceOffline)
+    );
+    app.run_until_stopped(async {}).await;
+}
