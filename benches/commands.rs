@@ -100,6 +100,12 @@ fn main() {
         println!("commands benchmark: skipped outside `cargo bench`");
         return;
     }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rumqttd=off")),
+        )
+        .try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(bench());
 }
