@@ -191,7 +191,20 @@ async fn bench() {
         "{lockers} lockers online after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let report = |label: &str| {
+        let link = app.device_link().stats();
+        println!(
+            "    [{label}] lockers connected {}, downlinks received {}, uplinks sent {}; gateway accepted {}, rejected {}",
+            stats.connected(),
+            stats.received(),
+            stats.sent(),
+            link.accepted(),
+            link.rejected()
+        );
+    };
+    report("before");
     let r = run(&app, &ids, rate, secs).await;
+    report("after");
     println!(
         "at {rate} commands/s for {secs} s: {} sent, {} executed, {} failed; round trip p50 {:.1} ms, p99 {:.1} ms; {:.0} executed/s",
         r.sent, r.ok, r.failed, r.p50_ms, r.p99_ms, r.achieved
@@ -199,6 +212,7 @@ async fn bench() {
     let mut best = 0.0;
     for step in [500u64, 1000, 1500, 2000, 3000, 4000] {
         let r = run(&app, &ids, step, 5).await;
+        report("step");
         println!(
             "  {step:>5}/s offered: {:.0}/s executed, p50 {:.1} ms, p99 {:.1} ms, {} failed",
             r.achieved, r.p50_ms, r.p99_ms, r.failed

@@ -87,6 +87,15 @@ impl BusRx {
                             payload: forward.publish.payload,
                         });
                     }
+                    // The router filled this link's buffer and paused it: it resumes only when
+                    // told the link is ready again (forgetting this stalls every uplink after the
+                    // first burst of about 200 messages).
+                    Ok(Some(Notification::Unschedule)) => {
+                        if let Err(e) = link.wake().await {
+                            tracing::error!(error = %e, "cannot wake the embedded broker link");
+                            return None;
+                        }
+                    }
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::error!(error = %e, "the embedded broker link closed");

@@ -333,3 +333,55 @@ async fn after_a_restart_lockers_come_back_and_no_event_is_lost(pool: PgPool) {
     .await;
     app.run_until_stopped(async {}).await;
 }
+
+#[sqlx::test]
+async fn a_burst_of_uplinks_larger_than_the_brokers_buffer_is_all_processed(pool: PgPool) {
+    // The embedded broker pauses a link whose buffer fills (about 200 messages) until the link
+    // says it is ready again; the gateway must, or every uplink after a burst is stuck.
+    use firmware_protocol::{
+        Direction, DoorSensor, DoorStatus, Envelope, Header, Heartbeat, Uplink,
+    };
+    let app = spawn_app(pool.clone()).await;
+    let creds = app.provision("lk-1", 4).await;
+    let locker = app.locker(&creds, SILENT);
+    let mut watch = locker.watch();
+    let session = connected(&locker, &mut watch).await;
+    let stats = app.app.device_link().stats();
+    eventually("the hello is accepted", || async { stats.accepted() >= 1 }).await;
+    let (mut injector, _) = app
+        .app
+        .broker()
+        .expect("embedded broker")
+        .link("burst")
+        .expect("link");
+    let key = creds.secret.tag_key();
+    let door = DoorStatus {
+        sensor: DoorSensor::Closed,
+        locked: true,
+        occupied: None,
+    };
+    const BURST: u32 = 600;
+    for n in 0..BURST {
+        let beat = Envelope {
+            header: Header {
+                direction: Direction::Up,
+                device_id: device("lk-1"),
+                session,
+                counter: 1000 + n,
+            },
+            message: Uplink::Heartbeat(Heartbeat {
+                uptime_ms: u64::from(n),
+                doors: vec![door; 4],
+                signal: None,
+            }),
+        };
+        let payload = beat.seal_json(&key).expect("seals");
+        injector
+            .publish("lockers/lk-1/up", payload.into_bytes())
+            .expect("queued");
+    }
+    eventually("every uplink of the burst is processed", || async {
+        stats.accepted() > u64::from(BURST)
+    })
+    .await;
+}
