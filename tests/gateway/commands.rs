@@ -278,12 +278,7 @@ async fn inject_ack(
     }
     .seal_json(&secret.tag_key())
     .expect("seals");
-    let (mut injector, _) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("injector")
-        .expect("link");
+    let (mut injector, _) = app.link("injector");
     injector
         .publish("lockers/lk-1/up", payload.into_bytes())
         .expect("published");
@@ -353,13 +348,7 @@ async fn a_forged_or_replayed_unlock_is_refused_by_the_locker(pool: PgPool) {
     };
     let app = spawn_app(pool.clone()).await;
     let locker = online_locker(&app, "lk-1").await;
-    let (mut rogue, mut seen) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("rogue")
-        .expect("link");
-    rogue.subscribe("lockers/lk-1/down").expect("subscribe");
+    let (mut rogue, mut seen) = app.tap("lockers/lk-1/down");
     // A genuine unlock, recorded by the rogue as it passes.
     app.app
         .commands()
@@ -516,13 +505,7 @@ async fn commands_carry_a_deadline_in_the_lockers_own_clock(pool: PgPool) {
     // the locker itself (see the simulator's refusal tests), so the deadline must be in its clock.
     let app = spawn_app(pool.clone()).await;
     let _locker = online_locker(&app, "lk-1").await;
-    let (mut tap, mut seen) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("tap")
-        .expect("link");
-    tap.subscribe("lockers/lk-1/down").expect("subscribe");
+    let (_tap, mut seen) = app.tap("lockers/lk-1/down");
     app.app
         .commands()
         .unlock(device("lk-1"), 1)

@@ -272,6 +272,22 @@ pub async fn spawn_app_with_heartbeat(pool: PgPool, heartbeat: Duration) -> Test
 }
 
 impl TestApp {
+    /// An in-process client of the embedded broker (no login, no topic rules).
+    pub fn link(&self, name: &str) -> (rumqttd::local::LinkTx, LinkRx) {
+        self.app
+            .broker()
+            .expect("embedded broker")
+            .link(name)
+            .expect("link")
+    }
+
+    /// An in-process client subscribed to `filter`, to watch what passes.
+    pub fn tap(&self, filter: &str) -> (rumqttd::local::LinkTx, LinkRx) {
+        let (mut tx, rx) = self.link(&format!("tap-{}", rand_suffix()));
+        tx.subscribe(filter).expect("subscribe");
+        (tx, rx)
+    }
+
     pub async fn provision(&self, id: &str, doors: u16) -> Provisioned {
         provision(self.app.registry(), id, doors).await
     }
@@ -334,4 +350,10 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

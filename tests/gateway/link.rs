@@ -36,13 +36,7 @@ async fn a_locker_that_says_hello_is_online_and_announced(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let creds = app.provision("lk-1", 4).await;
     let mut events = app.app.events();
-    let (mut observer, mut observed) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("observer")
-        .expect("link");
-    observer.subscribe("events/#").expect("subscribe");
+    let (_observer, mut observed) = app.tap("events/#");
     let locker = app.locker(&creds, BEATING);
     let mut watch = locker.watch();
     let session = connected(&locker, &mut watch).await;
@@ -120,12 +114,7 @@ async fn a_lost_connection_fires_the_will_and_a_late_will_changes_nothing(pool: 
     assert_ne!(first, second);
     expect_event(&mut events, "device.online", "lk-1").await;
     // A will from the old connection arriving late does not mark the new one offline.
-    let (mut broker_link, _) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("late-will")
-        .expect("link");
+    let (mut broker_link, _) = app.link("late-will");
     let late = Presence {
         online: false,
         session: Some(first),
@@ -169,12 +158,7 @@ async fn forged_replayed_and_garbage_uplinks_are_dropped(pool: PgPool) {
     .await;
 
     // Replayed on the same topic (as an external broker without ACL would let anyone do).
-    let (mut injector, _) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("attacker")
-        .expect("link");
+    let (mut injector, _) = app.link("attacker");
     injector
         .publish("lockers/lk-a/up", sent.clone().into_bytes())
         .expect("published");
@@ -348,12 +332,7 @@ async fn a_burst_of_uplinks_larger_than_the_brokers_buffer_is_all_processed(pool
     let session = connected(&locker, &mut watch).await;
     let stats = app.app.device_link().stats();
     eventually("the hello is accepted", || async { stats.accepted() >= 1 }).await;
-    let (mut injector, _) = app
-        .app
-        .broker()
-        .expect("embedded broker")
-        .link("burst")
-        .expect("link");
+    let (mut injector, _) = app.link("burst");
     let key = creds.secret.tag_key();
     let door = DoorStatus {
         sensor: DoorSensor::Closed,
