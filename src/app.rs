@@ -154,7 +154,11 @@ impl App {
                 tracing::error!(error = %e, "cannot reconcile commands in flight at the last stop")
             }
         }
-        tasks.spawn(expire_queued_commands(pool.clone(), shutdown.clone()));
+        tasks.spawn(command_housekeeping(
+            pool.clone(),
+            downlinks.clone(),
+            shutdown.clone(),
+        ));
         let (events, _) = broadcast::channel(1024);
         let publisher = Publisher::new(pool.clone(), events_tx, events.clone());
         tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
@@ -247,21 +251,37 @@ impl App {
     }
 }
 
-/// Marks queued commands whose time to live has passed as expired, every second.
-async fn expire_queued_commands(pool: PgPool, shutdown: CancellationToken) {
+/// Every second: expires queued commands past their time to live; every five: asks lockers again
+/// about commands of unknown outcome whose report did not come.
+async fn command_housekeeping(pool: PgPool, downlinks: Downlinks, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut tick: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        match crate::command::queue::expire(&pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(commands = n, "queued commands expired"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "command_expiry")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot expire queued commands");
+        tick += 1;
+        let expired = crate::command::queue::expire(&pool)
+            .await
+            .map(|n| n as usize);
+        let retried = if tick.is_multiple_of(5) {
+            crate::command::query::retry_unknown(&pool, &downlinks).await
+        } else {
+            Ok(0)
+        };
+        for (what, result) in [
+            ("expired queued commands", expired),
+            ("asked again", retried),
+        ] {
+            match result {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "{what}"),
+                Err(e) => {
+                    metrics::counter!("locker_worker_errors_total", "worker" => "command_housekeeping")
+                        .increment(1);
+                    tracing::warn!(error = %e, "command housekeeping failed: {what}");
+                }
             }
         }
     }

@@ -136,6 +136,13 @@ impl SimLocker {
         self.doors.get_mut(usize::from(door).checked_sub(1)?)
     }
 
+    /// Gives a message held back (a slow answer) the next uplink counter, as a locker that only
+    /// now sends it would.
+    pub fn restamp(&mut self, envelope: &mut Envelope<Uplink>) {
+        self.up_counter = self.up_counter.wrapping_add(1);
+        envelope.header.counter = self.up_counter;
+    }
+
     fn up(&mut self, message: Uplink) -> Envelope<Uplink> {
         self.up_counter = self.up_counter.wrapping_add(1);
         Envelope {

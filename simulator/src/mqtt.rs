@@ -183,6 +183,12 @@ pub enum Knob {
     /// Power cycle: the connection is lost (will fired), RAM is gone (session, counters,
     /// remembered outcomes), and it connects again with a new session.
     Reboot,
+    /// Send every ack this much later.
+    AckDelay(Duration),
+    /// Send every uplink twice (the same bytes).
+    Duplicate(bool),
+    /// How to answer `query_state`.
+    StateReports(Reports),
 }
 
 /// What a simulated locker reports about itself.
@@ -340,12 +346,29 @@ fn connect(config: &LockerConfig) -> Connection {
     }
 }
 
+/// How the simulated locker answers `query_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reports {
+    /// At once.
+    #[default]
+    Prompt,
+    /// After this long.
+    Slow(Duration),
+    /// Never.
+    Missing,
+}
+
 struct Locker {
     config: LockerConfig,
     sim: SimLocker,
     key: DeviceKey,
     booted: Instant,
     happenings: broadcast::Sender<Happening>,
+    ack_delay: Duration,
+    duplicates: bool,
+    reports: Reports,
+    /// Uplinks held back by a delay knob, due in order.
+    held: std::collections::VecDeque<(tokio::time::Instant, Envelope<Uplink>)>,
 }
 
 impl Locker {
@@ -353,19 +376,49 @@ impl Locker {
         self.booted.elapsed().as_millis() as u64
     }
 
-    fn send(&self, client: &AsyncClient, uplinks: Vec<Envelope<Uplink>>) {
-        let topic = Topic::up(self.config.credentials.device_id).to_string();
+    /// Publishes uplinks now, or holds back the ones a knob delays (they get a fresh counter when
+    /// they finally go: a locker that is slow to answer numbers the answer when it sends it).
+    fn send(&mut self, client: &AsyncClient, uplinks: Vec<Envelope<Uplink>>) {
         for uplink in uplinks {
-            let Ok(payload) = uplink.seal_json(&self.key) else {
-                tracing::error!("simulator produced an invalid message");
-                continue;
+            let delay = match (&uplink.message, self.reports) {
+                (Uplink::StateReport(_), Reports::Missing) => continue,
+                (Uplink::StateReport(_), Reports::Slow(delay)) => delay,
+                (Uplink::Ack(_), _) => self.ack_delay,
+                _ => Duration::ZERO,
             };
+            if delay.is_zero() {
+                self.publish(client, &uplink);
+            } else {
+                self.held
+                    .push_back((tokio::time::Instant::now() + delay, uplink));
+            }
+        }
+    }
+
+    /// Sends the held-back uplinks that are due.
+    fn release_due(&mut self, client: &AsyncClient) {
+        let now = tokio::time::Instant::now();
+        while self.held.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((_, mut uplink)) = self.held.pop_front() {
+                self.sim.restamp(&mut uplink);
+                self.publish(client, &uplink);
+            }
+        }
+    }
+
+    fn publish(&self, client: &AsyncClient, uplink: &Envelope<Uplink>) {
+        let topic = Topic::up(self.config.credentials.device_id).to_string();
+        let Ok(payload) = uplink.seal_json(&self.key) else {
+            tracing::error!("simulator produced an invalid message");
+            return;
+        };
+        for _ in 0..if self.duplicates { 2 } else { 1 } {
             if client
                 .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
                 .is_ok()
             {
                 self.config.stats.sent.fetch_add(1, Ordering::Relaxed);
-                let _ = self.happenings.send(Happening::Sent(payload));
+                let _ = self.happenings.send(Happening::Sent(payload.clone()));
             }
         }
     }
@@ -386,6 +439,10 @@ async fn run(
         booted: Instant::now(),
         happenings,
         config,
+        ack_delay: Duration::ZERO,
+        duplicates: false,
+        reports: Reports::Prompt,
+        held: std::collections::VecDeque::new(),
     };
     let down = Topic::down(locker.config.credentials.device_id).to_string();
     let status = Topic::status(locker.config.credentials.device_id).to_string();
@@ -420,6 +477,8 @@ async fn run(
                     let _ = conn.client.try_subscribe(down.clone(), QoS::AtLeastOnce);
                     let online = Presence { online: true, session: Some(conn.session) };
                     let _ = conn.client.try_publish(status.clone(), QoS::AtLeastOnce, true, online.to_json());
+                    // Answers held back for the old connection belong to its session: gone.
+                    locker.held.clear();
                     let hello = locker.sim.connect(conn.session, locker.uptime());
                     locker.send(&conn.client, vec![hello]);
                     let _ = locker.happenings.send(Happening::Connected { session: conn.session });
@@ -446,6 +505,9 @@ async fn run(
                     let _ = locker.happenings.send(Happening::Disconnected);
                 }
             },
+            _ = tokio::time::sleep_until(locker.held.front().map_or_else(tokio::time::Instant::now, |(due, _)| *due)), if !locker.held.is_empty() => {
+                locker.release_due(&conn.client);
+            }
             _ = heartbeat.tick() => {
                 if locker.sim.session().is_some() {
                     let beat = locker.sim.heartbeat(locker.uptime());
@@ -491,6 +553,9 @@ async fn run(
                     locker.send(&conn.client, events);
                 }
                 Some(Knob::DropAcks(n)) => locker.sim.faults.drop_acks += n,
+                Some(Knob::AckDelay(delay)) => locker.ack_delay = delay,
+                Some(Knob::Duplicate(on)) => locker.duplicates = on,
+                Some(Knob::StateReports(mode)) => locker.reports = mode,
                 Some(Knob::Reboot) => {
                     locker.sim.reboot();
                     locker.booted = Instant::now();

@@ -21,6 +21,10 @@ pub async fn ask_state(
     let Some(counter) = store::next_counter(pool, &device, session).await? else {
         return Ok(false);
     };
+    sqlx::query("UPDATE devices SET state_asked_at = now() WHERE id = $1")
+        .bind(device.as_str())
+        .execute(pool)
+        .await?;
     let query = Envelope {
         header: Header {
             direction: Direction::Down,
@@ -69,5 +73,50 @@ pub async fn reconcile_at_start(
             asked += 1;
         }
     }
+    Ok(asked)
+}
+
+/// How long the gateway waits for a `state_report` before asking again.
+pub const ASK_AGAIN_AFTER_SECS: f64 = 15.0;
+/// How long a command may stay unknown, asked about, before operators are told anyway.
+pub const SURFACE_AFTER_SECS: f64 = 120.0;
+
+/// Asks again the online lockers that have not answered a query about their unknown commands, and
+/// tells operators (`command.unknown`, reason `no_report`) about commands still unknown after
+/// [`SURFACE_AFTER_SECS`]. Returns how many lockers were asked.
+pub async fn retry_unknown(pool: &PgPool, downlinks: &Downlinks) -> Result<usize, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT d.id, d.session FROM devices d
+         WHERE d.online AND d.session IS NOT NULL
+           AND (d.state_asked_at IS NULL OR d.state_asked_at < now() - make_interval(secs => $1))
+           AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
+                       AND c.surfaced_at IS NULL)
+         ORDER BY d.id LIMIT 200",
+    )
+    .bind(ASK_AGAIN_AFTER_SECS)
+    .fetch_all(pool)
+    .await?;
+    let registry = DeviceRegistry::new(pool.clone());
+    let mut asked = 0;
+    for (id, session) in rows {
+        let (Some(device), Ok(session)) = (DeviceId::new(&id), u32::try_from(session)) else {
+            continue;
+        };
+        let Ok(Some(credentials)) = registry.credentials(&device).await else {
+            continue;
+        };
+        if ask_state(
+            pool,
+            downlinks,
+            device,
+            session,
+            &credentials.current.tag_key,
+        )
+        .await?
+        {
+            asked += 1;
+        }
+    }
+    store::surface_stale_unknown(pool, SURFACE_AFTER_SECS).await?;
     Ok(asked)
 }

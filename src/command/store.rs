@@ -347,7 +347,7 @@ pub async fn settle_from_report(
                         "command.unknown",
                         "device",
                         device.as_str(),
-                        serde_json::json!({ "device_id": device.as_str(), "command_id": id, "door": door }),
+                        serde_json::json!({ "device_id": device.as_str(), "command_id": id, "door": door, "reason": "forgotten" }),
                     );
                     crate::events::append(&mut tx, &event).await?;
                 }
@@ -400,4 +400,29 @@ pub async fn locker_deadline(
     let after = after.as_millis() as u64;
     let margin = 200 + after / 100;
     Ok(Some((now + after.saturating_sub(margin)).max(1)))
+}
+
+/// Tells operators about commands unknown for longer than `after_secs` that no report settled.
+pub async fn surface_stale_unknown(pool: &PgPool, after_secs: f64) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, String, Option<i32>)> = sqlx::query_as(
+        "UPDATE commands SET surfaced_at = now()
+         WHERE state = 'unknown' AND surfaced_at IS NULL
+           AND coalesce(sent_at, created_at) < now() - make_interval(secs => $1)
+         RETURNING id, device_id, door",
+    )
+    .bind(after_secs)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, device, door) in &rows {
+        let event = crate::events::Event::new(
+            "command.unknown",
+            "device",
+            device,
+            serde_json::json!({ "device_id": device, "command_id": id, "door": door, "reason": "no_report" }),
+        );
+        crate::events::append(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
 }

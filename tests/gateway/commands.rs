@@ -564,3 +564,94 @@ async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: Pg
     assert_eq!(opened, 1, "the door opened once");
     app.run_until_stopped(async {}).await;
 }
+
+#[sqlx::test]
+async fn a_slow_ack_is_awaited_and_the_resend_executes_nothing_twice(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let mut watch = locker.watch();
+    // Slower than the 2 s resend interval, faster than the 5 s test deadline.
+    locker
+        .turn(Knob::AckDelay(Duration::from_millis(2500)))
+        .await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 4)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    let (state, _, attempts) = command_row(&pool, outcome.command_id).await;
+    assert_eq!(state, "executed");
+    assert!(
+        attempts >= 2,
+        "the slow ack was not waited out with a resend"
+    );
+    // Each resend's answer (the stored result, repeated) arrives later and changes nothing.
+    eventually("the repeated answers are counted as duplicates", || async {
+        let duplicates: i32 = sqlx::query_scalar("SELECT duplicates FROM commands WHERE id = $1")
+            .bind(outcome.command_id)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+        duplicates == attempts - 1
+    })
+    .await;
+    let mut opened = 0;
+    while let Ok(h) = watch.try_recv() {
+        if matches!(&h, Happening::Sent(p) if p.contains("door_event")) {
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 1);
+}
+
+#[sqlx::test]
+async fn duplicated_uplinks_are_applied_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    locker.turn(Knob::Duplicate(true)).await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("lk-1"), 2)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    let stats = app.app.device_link().stats();
+    eventually("the copies are dropped as replays", || async {
+        stats.replayed() >= 2
+    })
+    .await;
+    let row = sqlx::query("SELECT duplicates, conflict FROM commands WHERE id = $1")
+        .bind(outcome.command_id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert_eq!(
+        row.get::<i32, _>("duplicates"),
+        0,
+        "a byte-identical copy never reaches the command"
+    );
+    assert_eq!(row.get::<Option<String>, _>("conflict"), None);
+}
+
+#[sqlx::test]
+async fn a_slow_state_report_still_settles_the_command(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    locker
+        .turn(Knob::StateReports(simulator::mqtt::Reports::Slow(
+            Duration::from_secs(1),
+        )))
+        .await;
+    let sending = unlock_with_lost_ack(&app, &locker).await;
+    locker.turn(Knob::Drop).await;
+    locker.turn(Knob::Reconnect).await;
+    eventually("the command is settled from the late report", || async {
+        settled(&pool).await.1.as_deref() == Some("state_report")
+    })
+    .await;
+    assert_eq!(settled(&pool).await.0, "executed");
+    let _ = sending.await;
+}
