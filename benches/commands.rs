@@ -151,6 +151,8 @@ async fn bench() {
         heartbeat: Duration::from_secs(60),
         outbox_poll: Duration::from_millis(200),
         command_deadline: Duration::from_secs(10),
+        query_again: Duration::from_secs(15),
+        surface_unknown: Duration::from_secs(120),
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -157,6 +157,7 @@ impl App {
         tasks.spawn(command_housekeeping(
             pool.clone(),
             downlinks.clone(),
+            (config.query_again, config.surface_unknown),
             shutdown.clone(),
         ));
         let (events, _) = broadcast::channel(1024);
@@ -251,25 +252,27 @@ impl App {
     }
 }
 
-/// Every second: expires queued commands past their time to live; every five: asks lockers again
-/// about commands of unknown outcome whose report did not come.
-async fn command_housekeeping(pool: PgPool, downlinks: Downlinks, shutdown: CancellationToken) {
+/// Every second: expires queued commands past their time to live, and asks lockers again about
+/// commands of unknown outcome whose report did not come (`query_again`), surfacing those still
+/// unknown after `surface_unknown`.
+async fn command_housekeeping(
+    pool: PgPool,
+    downlinks: Downlinks,
+    (query_again, surface_unknown): (std::time::Duration, std::time::Duration),
+    shutdown: CancellationToken,
+) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut tick: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        tick += 1;
         let expired = crate::command::queue::expire(&pool)
             .await
             .map(|n| n as usize);
-        let retried = if tick.is_multiple_of(5) {
-            crate::command::query::retry_unknown(&pool, &downlinks).await
-        } else {
-            Ok(0)
-        };
+        let retried =
+            crate::command::query::retry_unknown(&pool, &downlinks, query_again, surface_unknown)
+                .await;
         for (what, result) in [
             ("expired queued commands", expired),
             ("asked again", retried),

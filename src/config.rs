@@ -35,6 +35,12 @@ pub struct Config {
     /// `LOCKER_COMMAND_DEADLINE_MS`: how long a command waits for the locker's answer (default
     /// 10000).
     pub command_deadline: Duration,
+    /// `LOCKER_QUERY_AGAIN_SECS`: how long to wait for a locker's state report about commands of
+    /// unknown outcome before asking again (default 15).
+    pub query_again: Duration,
+    /// `LOCKER_SURFACE_UNKNOWN_SECS`: how long a command may stay unknown before operators are
+    /// told (default 120).
+    pub surface_unknown: Duration,
 }
 
 /// A setting that could not be used.
@@ -123,6 +129,13 @@ impl Config {
             external_broker,
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
+            query_again: Duration::from_secs(number("LOCKER_QUERY_AGAIN_SECS", 15, 1, 3600)?),
+            surface_unknown: Duration::from_secs(number(
+                "LOCKER_SURFACE_UNKNOWN_SECS",
+                120,
+                1,
+                86_400,
+            )?),
             command_deadline: Duration::from_millis(number(
                 "LOCKER_COMMAND_DEADLINE_MS",
                 10_000,
@@ -165,6 +178,8 @@ impl std::fmt::Debug for Config {
             .field("heartbeat", &self.heartbeat)
             .field("outbox_poll", &self.outbox_poll)
             .field("command_deadline", &self.command_deadline)
+            .field("query_again", &self.query_again)
+            .field("surface_unknown", &self.surface_unknown)
             .finish()
     }
 }

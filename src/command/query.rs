@@ -76,15 +76,15 @@ pub async fn reconcile_at_start(
     Ok(asked)
 }
 
-/// How long the gateway waits for a `state_report` before asking again.
-pub const ASK_AGAIN_AFTER_SECS: f64 = 15.0;
-/// How long a command may stay unknown, asked about, before operators are told anyway.
-pub const SURFACE_AFTER_SECS: f64 = 120.0;
-
-/// Asks again the online lockers that have not answered a query about their unknown commands, and
-/// tells operators (`command.unknown`, reason `no_report`) about commands still unknown after
-/// [`SURFACE_AFTER_SECS`]. Returns how many lockers were asked.
-pub async fn retry_unknown(pool: &PgPool, downlinks: &Downlinks) -> Result<usize, sqlx::Error> {
+/// Asks again the online lockers that have not answered a query about their unknown commands for
+/// `ask_again`, and tells operators (`command.unknown`, reason `no_report`) about commands still
+/// unknown after `surface_after`. Returns how many lockers were asked.
+pub async fn retry_unknown(
+    pool: &PgPool,
+    downlinks: &Downlinks,
+    ask_again: std::time::Duration,
+    surface_after: std::time::Duration,
+) -> Result<usize, sqlx::Error> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT d.id, d.session FROM devices d
          WHERE d.online AND d.session IS NOT NULL
@@ -93,7 +93,7 @@ pub async fn retry_unknown(pool: &PgPool, downlinks: &Downlinks) -> Result<usize
                        AND c.surfaced_at IS NULL)
          ORDER BY d.id LIMIT 200",
     )
-    .bind(ASK_AGAIN_AFTER_SECS)
+    .bind(ask_again.as_secs_f64())
     .fetch_all(pool)
     .await?;
     let registry = DeviceRegistry::new(pool.clone());
@@ -117,6 +117,6 @@ pub async fn retry_unknown(pool: &PgPool, downlinks: &Downlinks) -> Result<usize
             asked += 1;
         }
     }
-    store::surface_stale_unknown(pool, SURFACE_AFTER_SECS).await?;
+    store::surface_stale_unknown(pool, surface_after.as_secs_f64()).await?;
     Ok(asked)
 }

@@ -655,3 +655,35 @@ async fn a_slow_state_report_still_settles_the_command(pool: PgPool) {
     assert_eq!(settled(&pool).await.0, "executed");
     let _ = sending.await;
 }
+
+#[sqlx::test]
+async fn a_missing_state_report_is_asked_for_again_then_surfaced(pool: PgPool) {
+    // Tests ask again after 1 s and surface after 4 s (helpers::test_config).
+    let app = spawn_app(pool.clone()).await;
+    let mut events = app.app.events();
+    let locker = online_locker(&app, "lk-1").await;
+    locker
+        .turn(Knob::StateReports(simulator::mqtt::Reports::Missing))
+        .await;
+    let mut watch = locker.watch();
+    let sending = unlock_with_lost_ack(&app, &locker).await;
+    locker.turn(Knob::Drop).await;
+    locker.turn(Knob::Reconnect).await;
+    // The locker ignores the queries: asked more than once, then surfaced as having no report.
+    let mut queries = 0;
+    while queries < 2 {
+        let got = expect(&mut watch, WAIT, |h| match h {
+            Happening::Received(p) if String::from_utf8_lossy(p).contains("query_state") => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        assert!(got.is_some(), "the gateway did not ask again");
+        queries += 1;
+    }
+    let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "lk-1").await;
+    assert_eq!(unknown.data["reason"], "no_report");
+    assert_eq!(settled(&pool).await.0, "unknown");
+    let _ = sending.await;
+}

@@ -237,6 +237,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         heartbeat: TEST_HEARTBEAT,
         outbox_poll: Duration::from_millis(20),
         command_deadline: Duration::from_secs(5),
+        query_again: Duration::from_secs(1),
+        surface_unknown: Duration::from_secs(4),
     }
 }
 
