@@ -54,22 +54,24 @@ pub async fn reconcile_at_start(
     pool: &PgPool,
     downlinks: &Downlinks,
 ) -> Result<usize, sqlx::Error> {
-    let registry = DeviceRegistry::new(pool.clone());
     let devices = store::orphans_at_start(pool).await?;
+    ask_each(pool, downlinks, devices).await
+}
+
+/// Asks each of these lockers, in its session, about its commands; returns how many were asked.
+async fn ask_each(
+    pool: &PgPool,
+    downlinks: &Downlinks,
+    devices: impl IntoIterator<Item = (DeviceId, u32)>,
+) -> Result<usize, sqlx::Error> {
+    let registry = DeviceRegistry::new(pool.clone());
     let mut asked = 0;
     for (device, session) in devices {
         let Ok(Some(credentials)) = registry.credentials(&device).await else {
             continue;
         };
-        if ask_state(
-            pool,
-            downlinks,
-            device,
-            session,
-            &credentials.current.tag_key,
-        )
-        .await?
-        {
+        let key = &credentials.current.tag_key;
+        if ask_state(pool, downlinks, device, session, key).await? {
             asked += 1;
         }
     }
@@ -96,27 +98,10 @@ pub async fn retry_unknown(
     .bind(ask_again.as_secs_f64())
     .fetch_all(pool)
     .await?;
-    let registry = DeviceRegistry::new(pool.clone());
-    let mut asked = 0;
-    for (id, session) in rows {
-        let (Some(device), Ok(session)) = (DeviceId::new(&id), u32::try_from(session)) else {
-            continue;
-        };
-        let Ok(Some(credentials)) = registry.credentials(&device).await else {
-            continue;
-        };
-        if ask_state(
-            pool,
-            downlinks,
-            device,
-            session,
-            &credentials.current.tag_key,
-        )
-        .await?
-        {
-            asked += 1;
-        }
-    }
+    let devices = rows
+        .into_iter()
+        .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)));
+    let asked = ask_each(pool, downlinks, devices).await?;
     store::surface_stale_unknown(pool, surface_after.as_secs_f64()).await?;
     Ok(asked)
 }

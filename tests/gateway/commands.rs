@@ -7,33 +7,8 @@ use locker_gateway::command::{CommandError, DoorResult};
 use simulator::mqtt::{Happening, Knob, expect};
 use sqlx::{PgPool, Row};
 
-use crate::helpers::{TestApp, WAIT, device, eventually, spawn_app};
-
-async fn online_locker(app: &TestApp, id: &str) -> simulator::mqtt::LockerHandle {
-    let creds = app.provision(id, 4).await;
-    let locker = app.locker(&creds, Duration::from_secs(3600));
-    let mut watch = locker.watch();
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Connected { .. }).then_some(())
-    })
-    .await
-    .expect("connected");
-    eventually("online", || app.online(id)).await;
-    locker
-}
-
-async fn command_row(pool: &PgPool, id: i64) -> (String, Option<String>, i32) {
-    let row = sqlx::query("SELECT state, door_result, attempts FROM commands WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .expect("command row");
-    (
-        row.get("state"),
-        row.get("door_result"),
-        row.get("attempts"),
-    )
-}
+use crate::command_helpers::*;
+use crate::helpers::{WAIT, device, eventually, spawn_app};
 
 #[sqlx::test]
 async fn an_unlock_is_executed_and_the_door_opens(pool: PgPool) {
@@ -156,84 +131,6 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
     assert_eq!(opened, 1, "the relay pulsed twice");
 }
 
-/// Sends an unlock whose ack the locker loses, and waits until the locker has it.
-async fn unlock_with_lost_ack(
-    app: &TestApp,
-    locker: &simulator::mqtt::LockerHandle,
-) -> tokio::task::JoinHandle<Result<locker_gateway::command::Outcome, CommandError>> {
-    let mut watch = locker.watch();
-    locker.turn(Knob::DropAcks(1)).await;
-    let commands = app.app.commands().clone();
-    let sending = tokio::spawn(async move { commands.unlock(device("lk-1"), 1).await });
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Received(_)).then_some(())
-    })
-    .await
-    .expect("the locker received the unlock");
-    sending
-}
-
-async fn settled(pool: &PgPool) -> (String, Option<String>, i32) {
-    let row = sqlx::query("SELECT state, settled_by, attempts FROM commands")
-        .fetch_one(pool)
-        .await
-        .expect("one command");
-    (row.get("state"), row.get("settled_by"), row.get("attempts"))
-}
-
-#[sqlx::test]
-async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resending(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let locker = online_locker(&app, "lk-1").await;
-    let sending = unlock_with_lost_ack(&app, &locker).await;
-    // The connection drops before any resend; the locker comes back (same boot, new session).
-    locker.turn(Knob::Drop).await;
-    locker.turn(Knob::Reconnect).await;
-    eventually(
-        "the command is settled from the locker's report",
-        || async { settled(&pool).await.1.as_deref() == Some("state_report") },
-    )
-    .await;
-    let (state, _, attempts) = settled(&pool).await;
-    assert_eq!(state, "executed");
-    assert_eq!(
-        attempts, 1,
-        "a command must never be resent into a new session"
-    );
-    match sending.await.expect("task") {
-        Ok(outcome) => assert_eq!(outcome.door, Some(DoorResult::Opened)),
-        Err(CommandError::Timeout { .. }) => {} // the caller gave up first; the record is right
-        Err(e) => panic!("unexpected {e}"),
-    }
-}
-
-#[sqlx::test]
-async fn a_reboot_mid_command_leaves_the_outcome_unknown_and_tells_operators(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let mut events = app.app.events();
-    let locker = online_locker(&app, "lk-1").await;
-    let sending = unlock_with_lost_ack(&app, &locker).await;
-    locker.turn(Knob::Reboot).await;
-    let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "lk-1").await;
-    let (state, settled_by, attempts) = settled(&pool).await;
-    assert_eq!(
-        unknown.data["command_id"],
-        serde_json::json!(sending_id(&pool).await)
-    );
-    assert_eq!((state.as_str(), settled_by, attempts), ("unknown", None, 1));
-    assert!(matches!(
-        sending.await.expect("task"),
-        Err(CommandError::Timeout { .. })
-    ));
-}
-
-async fn sending_id(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT id FROM commands")
-        .fetch_one(pool)
-        .await
-        .expect("id")
-}
-
 #[sqlx::test]
 async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
@@ -253,35 +150,6 @@ async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
         .await
         .expect("executed");
     assert_eq!(second.door, Some(DoorResult::AlreadyOpen));
-}
-
-/// An authenticated uplink crafted with the device's own key (as if its counter jumped ahead).
-async fn inject_ack(
-    app: &TestApp,
-    secret: &firmware_protocol::DeviceSecret,
-    counter: u32,
-    ack: firmware_protocol::Ack,
-) {
-    use firmware_protocol::{Direction, Envelope, Header, Uplink};
-    let session: i64 = sqlx::query_scalar("SELECT session FROM devices WHERE id = 'lk-1'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("session");
-    let payload = Envelope {
-        header: Header {
-            direction: Direction::Up,
-            device_id: device("lk-1"),
-            session: session as u32,
-            counter,
-        },
-        message: Uplink::Ack(ack),
-    }
-    .seal_json(&secret.tag_key())
-    .expect("seals");
-    let (mut injector, _) = app.link("injector");
-    injector
-        .publish("lockers/lk-1/up", payload.into_bytes())
-        .expect("published");
 }
 
 #[sqlx::test]
@@ -404,101 +272,6 @@ async fn a_forged_or_replayed_unlock_is_refused_by_the_locker(pool: PgPool) {
     );
 }
 
-async fn state_of(pool: &PgPool, id: i64) -> String {
-    sqlx::query_scalar("SELECT state FROM commands WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .expect("state")
-}
-
-#[sqlx::test]
-async fn a_queued_command_is_delivered_when_the_locker_comes(pool: PgPool) {
-    use locker_gateway::command::Command;
-    let app = spawn_app(pool.clone()).await;
-    let creds = app.provision("lk-1", 4).await;
-    let id = app
-        .app
-        .commands()
-        .queue(
-            device("lk-1"),
-            Command::Unlock { door: 2 },
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("queued");
-    assert_eq!(state_of(&pool, id).await, "pending");
-    let locker = app.locker(&creds, Duration::from_secs(3600));
-    let mut watch = locker.watch();
-    let opened = expect(&mut watch, WAIT, |h| match h {
-        Happening::Sent(p) if p.contains("door_event") && p.contains("opened") => Some(()),
-        _ => None,
-    })
-    .await;
-    assert!(opened.is_some(), "the queued unlock did not open the door");
-    eventually("the queued command is executed", || async {
-        state_of(&pool, id).await == "executed"
-    })
-    .await;
-}
-
-#[sqlx::test]
-async fn a_queued_command_past_its_time_to_live_is_never_executed(pool: PgPool) {
-    use locker_gateway::command::Command;
-    let app = spawn_app(pool.clone()).await;
-    let creds = app.provision("lk-1", 4).await;
-    let expiring = app
-        .app
-        .commands()
-        .queue(
-            device("lk-1"),
-            Command::Unlock { door: 1 },
-            Duration::from_millis(300),
-        )
-        .await
-        .expect("queued");
-    let cancelled = app
-        .app
-        .commands()
-        .queue(
-            device("lk-1"),
-            Command::Unlock { door: 3 },
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("queued");
-    assert!(app.app.commands().cancel(cancelled).await.expect("cancel"));
-    assert!(
-        !app.app.commands().cancel(cancelled).await.expect("cancel"),
-        "cancelled twice"
-    );
-    eventually("the first expires", || async {
-        state_of(&pool, expiring).await == "expired"
-    })
-    .await;
-    // The locker comes now: neither command reaches it.
-    let locker = app.locker(&creds, Duration::from_secs(3600));
-    let mut watch = locker.watch();
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Connected { .. }).then_some(())
-    })
-    .await
-    .expect("connected");
-    eventually("online", || app.online("lk-1")).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(h) = watch.try_recv() {
-        assert!(
-            !matches!(h, Happening::Received(_)),
-            "a dead command reached the locker"
-        );
-    }
-    assert_eq!(state_of(&pool, cancelled).await, "cancelled");
-    let listed = locker_gateway::command::queue::list(&pool, Some("lk-1"), None, 10)
-        .await
-        .expect("list");
-    assert_eq!(listed.len(), 2);
-}
-
 #[sqlx::test]
 async fn commands_carry_a_deadline_in_the_lockers_own_clock(pool: PgPool) {
     // A copy that reaches the locker after the caller was told "timeout" is refused as expired by
@@ -528,41 +301,6 @@ async fn commands_carry_a_deadline_in_the_lockers_own_clock(pool: PgPool) {
     // The test deadline is 5 s: the locker's deadline lies a little under 5 s after it was sent.
     assert!(expires <= locker_now + 5_000, "{expires} vs {locker_now}");
     assert!(expires >= locker_now + 3_000, "{expires} vs {locker_now}");
-}
-
-#[sqlx::test]
-async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let addr = app.addr;
-    let locker = online_locker(&app, "lk-1").await;
-    let mut watch = locker.watch();
-    // The locker executes the unlock but its ack is lost; the gateway dies while it waits.
-    let sending = unlock_with_lost_ack(&app, &locker).await;
-    sending.abort();
-    let options = (*pool.connect_options()).clone();
-    drop(app); // no graceful stop: the broker goes, the caller is gone
-    let pool = PgPool::connect_with(options).await.expect("pool");
-    let app = locker_gateway::app::App::with_pool(&crate::helpers::test_config(addr), pool.clone())
-        .await
-        .expect("restarted");
-    eventually("the command is settled by asking the locker", || async {
-        settled(&pool).await.1.as_deref() == Some("state_report")
-    })
-    .await;
-    let (state, _, attempts) = settled(&pool).await;
-    assert_eq!(
-        (state.as_str(), attempts),
-        ("executed", 1),
-        "settled, never sent again"
-    );
-    let mut opened = 0;
-    while let Ok(h) = watch.try_recv() {
-        if matches!(&h, Happening::Sent(p) if p.contains("door_event")) {
-            opened += 1;
-        }
-    }
-    assert_eq!(opened, 1, "the door opened once");
-    app.run_until_stopped(async {}).await;
 }
 
 #[sqlx::test]
@@ -634,56 +372,4 @@ async fn duplicated_uplinks_are_applied_once(pool: PgPool) {
         "a byte-identical copy never reaches the command"
     );
     assert_eq!(row.get::<Option<String>, _>("conflict"), None);
-}
-
-#[sqlx::test]
-async fn a_slow_state_report_still_settles_the_command(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let locker = online_locker(&app, "lk-1").await;
-    locker
-        .turn(Knob::StateReports(simulator::mqtt::Reports::Slow(
-            Duration::from_secs(1),
-        )))
-        .await;
-    let sending = unlock_with_lost_ack(&app, &locker).await;
-    locker.turn(Knob::Drop).await;
-    locker.turn(Knob::Reconnect).await;
-    eventually("the command is settled from the late report", || async {
-        settled(&pool).await.1.as_deref() == Some("state_report")
-    })
-    .await;
-    assert_eq!(settled(&pool).await.0, "executed");
-    let _ = sending.await;
-}
-
-#[sqlx::test]
-async fn a_missing_state_report_is_asked_for_again_then_surfaced(pool: PgPool) {
-    // Tests ask again after 1 s and surface after 4 s (helpers::test_config).
-    let app = spawn_app(pool.clone()).await;
-    let mut events = app.app.events();
-    let locker = online_locker(&app, "lk-1").await;
-    locker
-        .turn(Knob::StateReports(simulator::mqtt::Reports::Missing))
-        .await;
-    let mut watch = locker.watch();
-    let sending = unlock_with_lost_ack(&app, &locker).await;
-    locker.turn(Knob::Drop).await;
-    locker.turn(Knob::Reconnect).await;
-    // The locker ignores the queries: asked more than once, then surfaced as having no report.
-    let mut queries = 0;
-    while queries < 2 {
-        let got = expect(&mut watch, WAIT, |h| match h {
-            Happening::Received(p) if String::from_utf8_lossy(p).contains("query_state") => {
-                Some(())
-            }
-            _ => None,
-        })
-        .await;
-        assert!(got.is_some(), "the gateway did not ask again");
-        queries += 1;
-    }
-    let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "lk-1").await;
-    assert_eq!(unknown.data["reason"], "no_report");
-    assert_eq!(settled(&pool).await.0, "unknown");
-    let _ = sending.await;
 }

@@ -2,6 +2,7 @@
 //! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
 
 mod broker;
+mod command_helpers;
 mod commands;
 mod helpers;
 mod link;
@@ -9,3 +10,4 @@ mod mosquitto;
 mod process;
 mod registry;
 mod restart;
+mod settlement;

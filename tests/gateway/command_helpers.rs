@@ -1,0 +1,104 @@
+//! Helpers shared by the command tests.
+
+use std::time::Duration;
+
+use locker_gateway::command::CommandError;
+use simulator::mqtt::{Happening, Knob, expect};
+use sqlx::{PgPool, Row};
+
+use crate::helpers::{TestApp, WAIT, device, eventually};
+
+pub async fn online_locker(app: &TestApp, id: &str) -> simulator::mqtt::LockerHandle {
+    let creds = app.provision(id, 4).await;
+    let locker = app.locker(&creds, Duration::from_secs(3600));
+    let mut watch = locker.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || app.online(id)).await;
+    locker
+}
+
+pub async fn command_row(pool: &PgPool, id: i64) -> (String, Option<String>, i32) {
+    let row = sqlx::query("SELECT state, door_result, attempts FROM commands WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("command row");
+    (
+        row.get("state"),
+        row.get("door_result"),
+        row.get("attempts"),
+    )
+}
+
+/// Sends an unlock whose ack the locker loses, and waits until the locker has it.
+pub async fn unlock_with_lost_ack(
+    app: &TestApp,
+    locker: &simulator::mqtt::LockerHandle,
+) -> tokio::task::JoinHandle<Result<locker_gateway::command::Outcome, CommandError>> {
+    let mut watch = locker.watch();
+    locker.turn(Knob::DropAcks(1)).await;
+    let commands = app.app.commands().clone();
+    let sending = tokio::spawn(async move { commands.unlock(device("lk-1"), 1).await });
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Received(_)).then_some(())
+    })
+    .await
+    .expect("the locker received the unlock");
+    sending
+}
+
+pub async fn settled(pool: &PgPool) -> (String, Option<String>, i32) {
+    let row = sqlx::query("SELECT state, settled_by, attempts FROM commands")
+        .fetch_one(pool)
+        .await
+        .expect("one command");
+    (row.get("state"), row.get("settled_by"), row.get("attempts"))
+}
+
+pub async fn sending_id(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT id FROM commands")
+        .fetch_one(pool)
+        .await
+        .expect("id")
+}
+
+/// An authenticated uplink crafted with the device's own key (as if its counter jumped ahead).
+pub async fn inject_ack(
+    app: &TestApp,
+    secret: &firmware_protocol::DeviceSecret,
+    counter: u32,
+    ack: firmware_protocol::Ack,
+) {
+    use firmware_protocol::{Direction, Envelope, Header, Uplink};
+    let session: i64 = sqlx::query_scalar("SELECT session FROM devices WHERE id = 'lk-1'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("session");
+    let payload = Envelope {
+        header: Header {
+            direction: Direction::Up,
+            device_id: device("lk-1"),
+            session: session as u32,
+            counter,
+        },
+        message: Uplink::Ack(ack),
+    }
+    .seal_json(&secret.tag_key())
+    .expect("seals");
+    let (mut injector, _) = app.link("injector");
+    injector
+        .publish("lockers/lk-1/up", payload.into_bytes())
+        .expect("published");
+}
+
+pub async fn state_of(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar("SELECT state FROM commands WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("state")
+}
