@@ -281,9 +281,9 @@ impl CommandService {
             .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
         // The locker refuses it after the deadline by its own clock: a copy that arrives late is
         // never executed after the caller was told "timeout".
-        let expires_at_ms = store::locker_deadline(&self.pool, &device, self.settings.deadline)
-            .await
-            .map_err(storage)?;
+        let expires_at_ms = reserved
+            .locker_uptime_ms
+            .map(|now| store::deadline_in_locker_clock(now, self.settings.deadline));
         let message = command.message(command_id, expires_at_ms);
         let envelope = Envelope {
             header: Header {

@@ -30,6 +30,8 @@ pub struct Reserved {
     pub session: u32,
     /// The downlink counter in that session.
     pub counter: u32,
+    /// The locker's uptime now (ms), estimated from the last uptime it reported.
+    pub locker_uptime_ms: Option<u64>,
 }
 
 fn reason_name(reason: RefuseReason) -> String {
@@ -83,7 +85,8 @@ pub async fn reserve(
     let row = sqlx::query(
         "UPDATE devices SET down_counter = down_counter + 1
          WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
-         RETURNING session, down_counter",
+         RETURNING session, down_counter,
+                   uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint AS uptime_now",
     )
     .bind(device.as_str())
     .fetch_optional(&mut *tx)
@@ -100,6 +103,7 @@ pub async fn reserve(
     };
     let session: i64 = row.try_get("session")?;
     let counter: i64 = row.try_get("down_counter")?;
+    let uptime_now: Option<i64> = row.try_get("uptime_now")?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO commands (device_id, kind, door, body, session, counter)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -117,6 +121,7 @@ pub async fn reserve(
         || StoreError::Database(sqlx::Error::Protocol("counter out of range".into()));
     Ok(Reserved {
         id,
+        locker_uptime_ms: uptime_now.and_then(|ms| u64::try_from(ms).ok()),
         session: u32::try_from(session).map_err(|_| out_of_range())?,
         counter: u32::try_from(counter).map_err(|_| out_of_range())?,
     })
@@ -162,7 +167,7 @@ pub async fn current_session(pool: &PgPool, device: &DeviceId) -> Result<Option<
 /// counted as a duplicate; a different one is kept as a conflict and flagged, never applied.
 /// Returns the command's progress, or `None` if the device has no such command.
 pub async fn record_ack(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     device: &DeviceId,
     ack: &Ack,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
@@ -171,13 +176,12 @@ pub async fn record_ack(
         CommandResult::Executed => ("executed", None),
         CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
     };
-    let mut tx = pool.begin().await?;
     let row = sqlx::query(
         "SELECT state, refusal, door_result FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE",
     )
     .bind(id)
     .bind(device.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
         return Ok(None);
@@ -197,7 +201,7 @@ pub async fn record_ack(
         .bind(id)
         .bind(state)
         .bind(&refusal)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?
     } else if current == state && current_refusal == refusal {
         sqlx::query(
@@ -205,7 +209,7 @@ pub async fn record_ack(
              RETURNING state, refusal, door_result",
         )
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?
     } else {
         let conflict = match &refusal {
@@ -219,17 +223,15 @@ pub async fn record_ack(
         )
         .bind(id)
         .bind(conflict)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?
     };
-    let progress = progress_of(&row)?;
-    tx.commit().await?;
-    Ok(Some((id, progress)))
+    Ok(Some((id, progress_of(&row)?)))
 }
 
 /// A door opened because of command `id`: records it once.
 pub async fn record_opened(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     device: &DeviceId,
     id: i64,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
@@ -241,7 +243,7 @@ pub async fn record_opened(
     )
     .bind(id)
     .bind(device.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     row.map(|row| Ok((id, progress_of(&row)?))).transpose()
 }
@@ -249,7 +251,7 @@ pub async fn record_opened(
 /// A door did not open after its pulse: the most recent unlock of that door without a door result
 /// is jammed. Recorded once; a later ack never changes it.
 pub async fn record_jam(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     device: &DeviceId,
     door: u16,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
@@ -263,7 +265,7 @@ pub async fn record_jam(
     )
     .bind(device.as_str())
     .bind(i32::from(door))
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     row.map(|row| Ok((row.try_get("id")?, progress_of(&row)?)))
         .transpose()
@@ -301,16 +303,15 @@ pub async fn has_unknown(pool: &PgPool, device: &DeviceId) -> Result<bool, sqlx:
 /// the result it reports; each one it does not know stays unknown and is surfaced once, as a
 /// `command.unknown` event for operators. Returns the commands settled, with their progress.
 pub async fn settle_from_report(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     device: &DeviceId,
     recent: &[Ack],
 ) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
     let unknown: Vec<(i64, Option<i32>)> = sqlx::query_as(
         "SELECT id, door FROM commands WHERE device_id = $1 AND state = 'unknown' ORDER BY id FOR UPDATE",
     )
     .bind(device.as_str())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
     let mut settled = Vec::new();
     for (id, door) in unknown {
@@ -329,7 +330,7 @@ pub async fn settle_from_report(
                 .bind(id)
                 .bind(state)
                 .bind(refusal)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await?;
                 settled.push((id, progress_of(&row)?));
             }
@@ -338,7 +339,7 @@ pub async fn settle_from_report(
                     "UPDATE commands SET surfaced_at = now() WHERE id = $1 AND surfaced_at IS NULL",
                 )
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected()
                     > 0;
@@ -349,12 +350,11 @@ pub async fn settle_from_report(
                         device.as_str(),
                         serde_json::json!({ "device_id": device.as_str(), "command_id": id, "door": door, "reason": "forgotten" }),
                     );
-                    crate::events::append(&mut tx, &event).await?;
+                    crate::events::append(conn, &event).await?;
                 }
             }
         }
     }
-    tx.commit().await?;
     Ok(settled)
 }
 
@@ -380,6 +380,14 @@ pub async fn orphans_at_start(pool: &PgPool) -> Result<Vec<(DeviceId, u32)>, sql
         .collect())
 }
 
+/// A deadline `after` from now in the locker's clock, given its uptime now: less a margin for its
+/// clock running fast.
+pub fn deadline_in_locker_clock(uptime_now_ms: u64, after: std::time::Duration) -> u64 {
+    let after = after.as_millis() as u64;
+    let margin = 200 + after / 100;
+    (uptime_now_ms + after.saturating_sub(margin)).max(1)
+}
+
 /// The locker's uptime (ms) `after` from now, estimated from the last uptime it reported, less a
 /// margin for its clock running fast; `None` if it never reported one.
 pub async fn locker_deadline(
@@ -394,12 +402,10 @@ pub async fn locker_deadline(
     .bind(device.as_str())
     .fetch_optional(pool)
     .await?;
-    let Some(now) = estimate.flatten().and_then(|ms| u64::try_from(ms).ok()) else {
-        return Ok(None);
-    };
-    let after = after.as_millis() as u64;
-    let margin = 200 + after / 100;
-    Ok(Some((now + after.saturating_sub(margin)).max(1)))
+    Ok(estimate
+        .flatten()
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(|now| deadline_in_locker_clock(now, after)))
 }
 
 /// Tells operators about commands unknown for longer than `after_secs` that no report settled.

@@ -207,8 +207,9 @@ async fn back_online(
 
 /// Any other verified uplink: moves the stored counter forward (fenced: refused if another
 /// gateway already accepted this counter), updates last-seen, brings the device back online if a
-/// heartbeat timeout had marked it offline, and records what it says about doors and alarms, all
-/// in one transaction. Returns `false` if the database refused the counter.
+/// heartbeat timeout had marked it offline, and records what it says about doors and alarms, in
+/// one transaction that it returns open for the caller to add to and commit; `None` if the
+/// database refused the counter.
 pub async fn uplink(
     pool: &PgPool,
     device: &DeviceId,
@@ -216,10 +217,10 @@ pub async fn uplink(
     counter: u32,
     message: &Uplink,
     received_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let Some(was_online) = advance(&mut tx, device, session, counter, received_at).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     back_online(&mut tx, device, session, was_online, "uplink_resumed").await?;
     super::doors::record(&mut tx, device, session, message).await?;
@@ -238,8 +239,7 @@ pub async fn uplink(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
-    Ok(true)
+    Ok(Some(tx))
 }
 
 /// A last will naming `session`: the device goes offline only if that is still its current

@@ -253,18 +253,17 @@ impl Worker {
         };
         let header = envelope.header;
         let stored = match &envelope.message {
-            Uplink::Hello(hello) => {
-                presence::hello(
-                    &self.pool,
-                    &device,
-                    hello,
-                    header.counter,
-                    inbound.received_at,
-                )
-                .await
-            }
+            Uplink::Hello(hello) => presence::hello(
+                &self.pool,
+                &device,
+                hello,
+                header.counter,
+                inbound.received_at,
+            )
+            .await
+            .map(|accepted| (accepted, Vec::new())),
             other => {
-                presence::uplink(
+                let opened = presence::uplink(
                     &self.pool,
                     &device,
                     header.session,
@@ -272,19 +271,30 @@ impl Worker {
                     other,
                     inbound.received_at,
                 )
-                .await
+                .await;
+                // What the uplink says about commands goes in the same transaction.
+                match opened {
+                    Ok(Some(mut tx)) => match settle_commands(&mut tx, &device, other).await {
+                        Ok(settled) => tx.commit().await.map(|()| (true, settled)),
+                        Err(e) => Err(e),
+                    },
+                    Ok(None) => Ok((false, Vec::new())),
+                    Err(e) => Err(e),
+                }
             }
         };
-        match stored {
-            Ok(true) => {}
-            Ok(false) => return Err(Rejection::Replay("fenced_by_database")),
+        let settled = match stored {
+            Ok((true, settled)) => settled,
+            Ok((false, _)) => return Err(Rejection::Replay("fenced_by_database")),
             Err(e) => {
                 tracing::error!(error = %e, %device, "cannot record an uplink");
                 return Err(Rejection::Storage);
             }
-        }
+        };
         self.stats.accept();
-        self.settle_commands(&device, &envelope.message).await;
+        for (id, progress) in settled {
+            self.waiters.update(id, progress);
+        }
         if let SessionChange::New { .. } = change {
             // Commands queued while the locker was away go out in the new session.
             if let Err(e) =
@@ -316,42 +326,6 @@ impl Worker {
         Ok(())
     }
 
-    /// Records what an uplink says about commands (answers, door results) and tells whoever waits.
-    async fn settle_commands(&self, device: &DeviceId, message: &Uplink) {
-        let recorded = match message {
-            Uplink::Ack(ack) => commands::record_ack(&self.pool, device, ack).await,
-            Uplink::DoorEvent(firmware_protocol::DoorEvent {
-                state: firmware_protocol::DoorMotion::Opened,
-                cause: firmware_protocol::DoorCause::Commanded(id),
-                ..
-            }) => commands::record_opened(&self.pool, device, id.get() as i64).await,
-            Uplink::Alarm(firmware_protocol::Alarm {
-                kind: firmware_protocol::AlarmKind::Jammed,
-                door: Some(door),
-                ..
-            }) => commands::record_jam(&self.pool, device, *door).await,
-            Uplink::StateReport(report) => {
-                match commands::settle_from_report(&self.pool, device, &report.recent).await {
-                    Ok(settled) => {
-                        for (id, progress) in settled {
-                            self.waiters.update(id, progress);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, %device, "cannot settle commands from a state report")
-                    }
-                }
-                return;
-            }
-            _ => return,
-        };
-        match recorded {
-            Ok(Some((id, progress))) => self.waiters.update(id, progress),
-            Ok(None) => tracing::warn!(%device, "an answer names no command of this device"),
-            Err(e) => tracing::error!(error = %e, %device, "cannot record a command's answer"),
-        }
-    }
-
     async fn status(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
         let presence =
             Presence::parse(&inbound.payload).map_err(|e| Rejection::Malformed(e.kind()))?;
@@ -375,4 +349,35 @@ impl Worker {
             }
         }
     }
+}
+
+/// Records what an uplink says about commands (answers, door results, a state report) in the
+/// uplink's transaction; returns the commands whose progress changed, to tell their waiters after
+/// the commit.
+async fn settle_commands(
+    conn: &mut sqlx::PgConnection,
+    device: &DeviceId,
+    message: &Uplink,
+) -> Result<Vec<(i64, crate::command::Progress)>, sqlx::Error> {
+    let recorded = match message {
+        Uplink::Ack(ack) => commands::record_ack(conn, device, ack).await?,
+        Uplink::DoorEvent(firmware_protocol::DoorEvent {
+            state: firmware_protocol::DoorMotion::Opened,
+            cause: firmware_protocol::DoorCause::Commanded(id),
+            ..
+        }) => commands::record_opened(conn, device, id.get() as i64).await?,
+        Uplink::Alarm(firmware_protocol::Alarm {
+            kind: firmware_protocol::AlarmKind::Jammed,
+            door: Some(door),
+            ..
+        }) => commands::record_jam(conn, device, *door).await?,
+        Uplink::StateReport(report) => {
+            return commands::settle_from_report(conn, device, &report.recent).await;
+        }
+        _ => return Ok(Vec::new()),
+    };
+    if recorded.is_none() && matches!(message, Uplink::Ack(_)) {
+        tracing::warn!(%device, "an answer names no command of this device");
+    }
+    Ok(recorded.into_iter().collect())
 }
