@@ -153,6 +153,7 @@ async fn bench() {
         command_deadline: Duration::from_secs(10),
         query_again: Duration::from_secs(15),
         surface_unknown: Duration::from_secs(120),
+        commands_in_flight: 5_000,
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -128,6 +128,7 @@ impl App {
             waiters.clone(),
             CommandSettings {
                 deadline: config.command_deadline,
+                max_in_flight: config.commands_in_flight,
                 ..CommandSettings::default()
             },
         );

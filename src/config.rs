@@ -41,6 +41,8 @@ pub struct Config {
     /// `LOCKER_SURFACE_UNKNOWN_SECS`: how long a command may stay unknown before operators are
     /// told (default 120).
     pub surface_unknown: Duration,
+    /// `LOCKER_COMMANDS_IN_FLIGHT`: most commands awaiting answers at once (default 5000).
+    pub commands_in_flight: usize,
 }
 
 /// A setting that could not be used.
@@ -130,6 +132,7 @@ impl Config {
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
             query_again: Duration::from_secs(number("LOCKER_QUERY_AGAIN_SECS", 15, 1, 3600)?),
+            commands_in_flight: number("LOCKER_COMMANDS_IN_FLIGHT", 5_000, 1, 1_000_000)? as usize,
             surface_unknown: Duration::from_secs(number(
                 "LOCKER_SURFACE_UNKNOWN_SECS",
                 120,
@@ -180,6 +183,7 @@ impl std::fmt::Debug for Config {
             .field("command_deadline", &self.command_deadline)
             .field("query_again", &self.query_again)
             .field("surface_unknown", &self.surface_unknown)
+            .field("commands_in_flight", &self.commands_in_flight)
             .finish()
     }
 }

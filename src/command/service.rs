@@ -109,6 +109,9 @@ pub struct CommandSettings {
     pub resend_every: Duration,
     /// How long after an executed unlock the door's sensor may take to report.
     pub open_window: Duration,
+    /// Most commands awaiting an answer at once; beyond it `send` refuses at once with
+    /// `Overloaded` rather than queueing past its deadline.
+    pub max_in_flight: usize,
 }
 
 impl Default for CommandSettings {
@@ -117,6 +120,7 @@ impl Default for CommandSettings {
             deadline: Duration::from_secs(10),
             resend_every: Duration::from_secs(2),
             open_window: Duration::from_secs(10),
+            max_in_flight: 5_000,
         }
     }
 }
@@ -152,6 +156,9 @@ pub enum CommandError {
         /// The command, stored as `unknown`.
         command_id: i64,
     },
+    /// Too many commands are awaiting answers; nothing was stored or sent. Try again later.
+    #[error("too many commands in flight")]
+    Overloaded,
     /// PostgreSQL failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -166,6 +173,7 @@ impl CommandError {
             Self::Invalid(_) => "invalid_command",
             Self::Refused(_) => "refused",
             Self::Timeout { .. } => "timeout",
+            Self::Overloaded => "overloaded",
             Self::Storage(_) => "storage",
         }
     }
@@ -193,6 +201,7 @@ pub struct CommandService {
     downlinks: Downlinks,
     waiters: Arc<Waiters>,
     settings: CommandSettings,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Stops waiting when the `send` future ends, however it ends.
@@ -220,6 +229,7 @@ impl CommandService {
             pool,
             downlinks,
             waiters,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
             settings,
         }
     }
@@ -268,6 +278,10 @@ impl CommandService {
 
     /// Sends a command and waits for the locker's answer (and, for an unlock, the door's).
     pub async fn send(&self, device: DeviceId, command: Command) -> Result<Outcome, CommandError> {
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            metrics::counter!("locker_commands_total", "result" => "overloaded").increment(1);
+            return Err(CommandError::Overloaded);
+        };
         let credentials = self
             .registry
             .credentials(&device)

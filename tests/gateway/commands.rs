@@ -373,3 +373,24 @@ async fn duplicated_uplinks_are_applied_once(pool: PgPool) {
     );
     assert_eq!(row.get::<Option<String>, _>("conflict"), None);
 }
+
+#[sqlx::test]
+async fn beyond_the_in_flight_limit_a_command_is_refused_at_once(pool: PgPool) {
+    let app = crate::helpers::spawn_app_with(pool.clone(), |c| c.commands_in_flight = 1).await;
+    let locker = online_locker(&app, "lk-1").await;
+    // The first command waits (its ack is lost, it will be resent).
+    let waiting = unlock_with_lost_ack(&app, &locker).await;
+    let started = Instant::now();
+    let second = app.app.commands().unlock(device("lk-1"), 2).await;
+    assert_eq!(second, Err(CommandError::Overloaded));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM commands")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1, "a refused command is not stored");
+    // Once the first is answered, there is room again.
+    assert!(waiting.await.expect("task").is_ok());
+    let third = app.app.commands().unlock(device("lk-1"), 3).await;
+    assert!(third.is_ok(), "{third:?}");
+}

@@ -239,6 +239,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         command_deadline: Duration::from_secs(5),
         query_again: Duration::from_secs(1),
         surface_unknown: Duration::from_secs(4),
+        commands_in_flight: 1000,
     }
 }
 
@@ -257,13 +258,16 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with_heartbeat(pool: PgPool, heartbeat: Duration) -> TestApp {
+    spawn_app_with(pool, |config| config.heartbeat = heartbeat).await
+}
+
+/// The gateway with the test configuration changed by `adjust`.
+pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::Config)) -> TestApp {
     init_tracing();
     for _ in 0..20 {
         let addr = free_addr();
-        let config = locker_gateway::Config {
-            heartbeat,
-            ..test_config(addr)
-        };
+        let mut config = test_config(addr);
+        adjust(&mut config);
         match locker_gateway::app::App::with_pool(&config, pool.clone()).await {
             Ok(app) => return TestApp { app, addr, pool },
             Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
