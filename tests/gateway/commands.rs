@@ -14,12 +14,7 @@ use crate::helpers::{WAIT, device, eventually, spawn_app};
 async fn an_unlock_is_executed_and_the_door_opens(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _locker = online_locker(&app, "lk-1").await;
-    let outcome = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 3)
-        .await
-        .expect("executed");
+    let outcome = app.unlock("lk-1", 3).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
     let (state, door, attempts) = command_row(&pool, outcome.command_id).await;
     assert_eq!(
@@ -33,12 +28,7 @@ async fn an_offline_locker_is_reported_at_once(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     app.provision("lk-1", 4).await; // never connects
     let started = Instant::now();
-    let err = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 1)
-        .await
-        .expect_err("offline");
+    let err = app.unlock("lk-1", 1).await.expect_err("offline");
     assert_eq!(err, CommandError::DeviceOffline);
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -50,12 +40,7 @@ async fn an_offline_locker_is_reported_at_once(pool: PgPool) {
         .await
         .expect("count");
     assert_eq!(stored, 0, "nothing is stored for an offline locker");
-    let err = app
-        .app
-        .commands()
-        .unlock(device("nobody"), 1)
-        .await
-        .expect_err("unknown");
+    let err = app.unlock("nobody", 1).await.expect_err("unknown");
     assert_eq!(err, CommandError::UnknownDevice);
 }
 
@@ -63,12 +48,7 @@ async fn an_offline_locker_is_reported_at_once(pool: PgPool) {
 async fn a_refusal_comes_back_with_its_reason(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _locker = online_locker(&app, "lk-1").await;
-    let err = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 9)
-        .await
-        .expect_err("no door 9");
+    let err = app.unlock("lk-1", 9).await.expect_err("no door 9");
     assert_eq!(err, CommandError::Refused(RefuseReason::NoSuchDoor));
     let refusal: String =
         sqlx::query_scalar("SELECT refusal FROM commands WHERE state = 'refused'")
@@ -83,12 +63,7 @@ async fn a_jammed_door_is_reported_as_jammed(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let locker = online_locker(&app, "lk-1").await;
     locker.turn(Knob::Jam(2)).await;
-    let outcome = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 2)
-        .await
-        .expect("executed");
+    let outcome = app.unlock("lk-1", 2).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Jammed));
     let (state, door, _) = command_row(&pool, outcome.command_id).await;
     assert_eq!(
@@ -103,12 +78,7 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
     let locker = online_locker(&app, "lk-1").await;
     let mut watch = locker.watch();
     locker.turn(Knob::DropAcks(1)).await;
-    let outcome = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 1)
-        .await
-        .expect("executed");
+    let outcome = app.unlock("lk-1", 1).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
     let (state, _, attempts) = command_row(&pool, outcome.command_id).await;
     assert_eq!(state, "executed");
@@ -135,20 +105,10 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
 async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _locker = online_locker(&app, "lk-1").await;
-    let first = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 1)
-        .await
-        .expect("executed");
+    let first = app.unlock("lk-1", 1).await.expect("executed");
     assert_eq!(first.door, Some(DoorResult::Opened));
     // Nobody closed it.
-    let second = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 1)
-        .await
-        .expect("executed");
+    let second = app.unlock("lk-1", 1).await.expect("executed");
     assert_eq!(second.door, Some(DoorResult::AlreadyOpen));
 }
 
@@ -165,12 +125,7 @@ async fn duplicate_and_conflicting_answers_change_nothing_and_are_flagged(pool: 
     .await
     .expect("connected");
     eventually("online", || app.online("lk-1")).await;
-    let outcome = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 2)
-        .await
-        .expect("executed");
+    let outcome = app.unlock("lk-1", 2).await.expect("executed");
     let id = CommandId::new(outcome.command_id as u64).expect("id");
     inject_ack(
         &app,
@@ -218,11 +173,7 @@ async fn a_forged_or_replayed_unlock_is_refused_by_the_locker(pool: PgPool) {
     let locker = online_locker(&app, "lk-1").await;
     let (mut rogue, mut seen) = app.tap("lockers/lk-1/down");
     // A genuine unlock, recorded by the rogue as it passes.
-    app.app
-        .commands()
-        .unlock(device("lk-1"), 1)
-        .await
-        .expect("executed");
+    app.unlock("lk-1", 1).await.expect("executed");
     let (_, genuine) = crate::helpers::link_next(&mut seen).await;
     let mut watch = locker.watch();
     // Replayed as it is: the locker answers from memory and does not pulse again.
@@ -279,11 +230,7 @@ async fn commands_carry_a_deadline_in_the_lockers_own_clock(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _locker = online_locker(&app, "lk-1").await;
     let (_tap, mut seen) = app.tap("lockers/lk-1/down");
-    app.app
-        .commands()
-        .unlock(device("lk-1"), 1)
-        .await
-        .expect("executed");
+    app.unlock("lk-1", 1).await.expect("executed");
     let (_, payload) = crate::helpers::link_next(&mut seen).await;
     let raw = firmware_protocol::Unverified::parse_json(&payload).expect("parses");
     let sent: firmware_protocol::Envelope<firmware_protocol::Downlink> =
@@ -312,12 +259,7 @@ async fn a_slow_ack_is_awaited_and_the_resend_executes_nothing_twice(pool: PgPoo
     locker
         .turn(Knob::AckDelay(Duration::from_millis(2500)))
         .await;
-    let outcome = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 4)
-        .await
-        .expect("executed");
+    let outcome = app.unlock("lk-1", 4).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
     let (state, _, attempts) = command_row(&pool, outcome.command_id).await;
     assert_eq!(state, "executed");
@@ -349,12 +291,7 @@ async fn duplicated_uplinks_are_applied_once(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let locker = online_locker(&app, "lk-1").await;
     locker.turn(Knob::Duplicate(true)).await;
-    let outcome = app
-        .app
-        .commands()
-        .unlock(device("lk-1"), 2)
-        .await
-        .expect("executed");
+    let outcome = app.unlock("lk-1", 2).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
     let stats = app.app.device_link().stats();
     eventually("the copies are dropped as replays", || async {
@@ -381,7 +318,7 @@ async fn beyond_the_in_flight_limit_a_command_is_refused_at_once(pool: PgPool) {
     // The first command waits (its ack is lost, it will be resent).
     let waiting = unlock_with_lost_ack(&app, &locker).await;
     let started = Instant::now();
-    let second = app.app.commands().unlock(device("lk-1"), 2).await;
+    let second = app.unlock("lk-1", 2).await;
     assert_eq!(second, Err(CommandError::Overloaded));
     assert!(started.elapsed() < Duration::from_secs(1));
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM commands")
@@ -391,6 +328,6 @@ async fn beyond_the_in_flight_limit_a_command_is_refused_at_once(pool: PgPool) {
     assert_eq!(stored, 1, "a refused command is not stored");
     // Once the first is answered, there is room again.
     assert!(waiting.await.expect("task").is_ok());
-    let third = app.app.commands().unlock(device("lk-1"), 3).await;
+    let third = app.unlock("lk-1", 3).await;
     assert!(third.is_ok(), "{third:?}");
 }

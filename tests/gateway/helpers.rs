@@ -298,6 +298,15 @@ impl TestApp {
         provision(self.app.registry(), id, doors).await
     }
 
+    /// Opens a door through the command service.
+    pub async fn unlock(
+        &self,
+        id: &str,
+        door: u16,
+    ) -> Result<locker_gateway::command::Outcome, locker_gateway::command::CommandError> {
+        self.app.commands().unlock(device(id), door).await
+    }
+
     /// A simulated locker for a provisioned device, heartbeat every `heartbeat`.
     pub fn locker(
         &self,
