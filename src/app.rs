@@ -155,6 +155,12 @@ impl App {
                 tracing::error!(error = %e, "cannot reconcile commands in flight at the last stop")
             }
         }
+        let stop = shutdown.clone();
+        tasks.spawn(crate::command::queue::watch(
+            pool.clone(),
+            downlinks.clone(),
+            async move { stop.cancelled().await },
+        ));
         tasks.spawn(command_housekeeping(
             pool.clone(),
             downlinks.clone(),

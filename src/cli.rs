@@ -47,6 +47,18 @@ pub enum CommandCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Queue an unlock for a locker: the running gateway sends it at once if the locker is online,
+    /// else in its next session, unless its time to live passes first.
+    Unlock {
+        /// The device.
+        device: String,
+        /// The door.
+        #[arg(long)]
+        door: u16,
+        /// Seconds the command may wait.
+        #[arg(long, default_value_t = 600)]
+        ttl_secs: u64,
+    },
     /// Cancel a queued command that has not been sent yet.
     Cancel {
         /// The command id.
@@ -84,6 +96,19 @@ pub async fn run_command_command(
                 ));
             }
             Ok(out)
+        }
+        CommandCommand::Unlock {
+            device,
+            door,
+            ttl_secs,
+        } => {
+            let device = device_id(&device)?;
+            let command = crate::command::Command::Unlock { door };
+            let ttl = Duration::from_secs(ttl_secs);
+            let id = queue::enqueue(pool, &device, &command, ttl)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("command {id} queued"))
         }
         CommandCommand::Cancel { id } => match queue::cancel(pool, id).await {
             Ok(true) => Ok(format!("command {id} cancelled")),

@@ -31,7 +31,13 @@ pub struct Listed {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Stores a queued command (state `pending`, no session yet) that lives until `expires_at`.
+/// The PostgreSQL channel on which a queued command is announced (payload: the device id), so the
+/// gateway delivers it at once if the locker is online, whoever queued it (the CLI, another
+/// process).
+pub const COMMANDS_QUEUED_CHANNEL: &str = "commands_queued";
+
+/// Stores a queued command (state `pending`, no session yet) that lives until `expires_at`, and
+/// announces it on [`COMMANDS_QUEUED_CHANNEL`].
 pub async fn enqueue(
     pool: &PgPool,
     device: &DeviceId,
@@ -48,6 +54,7 @@ pub async fn enqueue(
         return Err(store::StoreError::UnknownDevice);
     }
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    let mut tx = pool.begin().await?;
     let id = sqlx::query_scalar(
         "INSERT INTO commands (device_id, kind, door, body, queued, expires_at)
          VALUES ($1, $2, $3, $4, true, now() + $5) RETURNING id",
@@ -57,8 +64,14 @@ pub async fn enqueue(
     .bind(door.map(i32::from))
     .bind(&body)
     .bind(ttl)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(COMMANDS_QUEUED_CHANNEL)
+        .bind(device.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(id)
 }
 
@@ -192,4 +205,94 @@ pub async fn list(
             })
         })
         .collect()
+}
+
+/// Delivers the queued commands of `device` if it is online.
+pub async fn deliver_if_online(
+    pool: &PgPool,
+    downlinks: &Downlinks,
+    device: DeviceId,
+) -> Result<usize, sqlx::Error> {
+    let Some(session) = store::current_session(pool, &device).await? else {
+        return Ok(0);
+    };
+    let Some(credentials) = crate::device::DeviceRegistry::new(pool.clone())
+        .credentials(&device)
+        .await
+        .map_err(|e| match e {
+            crate::device::RegistryError::Database(e) => e,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })?
+    else {
+        return Ok(0);
+    };
+    deliver(
+        pool,
+        downlinks,
+        device,
+        session,
+        &credentials.current.tag_key,
+    )
+    .await
+}
+
+/// Delivers queued commands announced by other processes (the CLI), until `stop`; at every
+/// (re)connection of the listener, also whatever online locker has queued commands waiting.
+pub async fn watch(
+    pool: PgPool,
+    downlinks: Downlinks,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let connect = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(COMMANDS_QUEUED_CHANNEL).await?;
+            let waiting: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT c.device_id FROM commands c JOIN devices d ON d.id = c.device_id
+                 WHERE c.state = 'pending' AND c.queued AND d.online",
+            )
+            .fetch_all(&pool)
+            .await?;
+            for id in waiting.iter().filter_map(|id| DeviceId::new(id)) {
+                deliver_if_online(&pool, &downlinks, id).await?;
+            }
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = &mut stop => return,
+            result = connect => match result {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "queued-command listener cannot connect; retrying");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                    continue;
+                }
+            },
+        };
+        backoff = std::time::Duration::from_millis(100);
+        loop {
+            let notification = tokio::select! {
+                _ = &mut stop => return,
+                n = listener.recv() => n,
+            };
+            let device = match notification {
+                Ok(n) => DeviceId::new(n.payload()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "queued-command listener lost; reconnecting");
+                    break;
+                }
+            };
+            if let Some(device) = device
+                && let Err(e) = deliver_if_online(&pool, &downlinks, device).await
+            {
+                tracing::warn!(error = %e, %device, "cannot deliver queued commands");
+            }
+        }
+    }
 }

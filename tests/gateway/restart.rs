@@ -119,3 +119,65 @@ async fn a_taken_mqtt_port_stops_the_gateway_with_a_clear_message(pool: PgPool) 
         "{stderr}"
     );
 }
+
+#[sqlx::test]
+async fn a_killed_gateway_settles_its_command_in_flight_by_asking(pool: PgPool) {
+    use locker_gateway::command::{Command, queue};
+    use simulator::mqtt::Knob;
+    let registry = DeviceRegistry::new(pool.clone());
+    let creds = crate::helpers::provision(&registry, "lk-1", 4).await;
+    let mut gateway = GatewayProcess::start(&pool, None).await;
+    let mut config = LockerConfig::new(
+        gateway.mqtt,
+        Credentials::from_secret(creds.device_id, &creds.secret),
+    );
+    config.reconnect_after = Duration::from_millis(200);
+    let locker = simulator::mqtt::spawn(config);
+    let mut watch = locker.watch();
+    let session = expect(&mut watch, WAIT, |h| match h {
+        Happening::Connected { session } => Some(*session),
+        _ => None,
+    })
+    .await
+    .expect("connected");
+    eventually("online", || async {
+        online_session(&pool, "lk-1").await == Some(i64::from(session))
+    })
+    .await;
+    // An operator queues an unlock (as `locker-gateway command unlock` does); the locker executes
+    // it but its answer is lost, and the gateway is killed before it learns anything.
+    locker.turn(Knob::DropAcks(1)).await;
+    let id = queue::enqueue(
+        &pool,
+        &device("lk-1"),
+        &Command::Unlock { door: 1 },
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("queued");
+    expect(&mut watch, WAIT, |h| match h {
+        Happening::Sent(p) if p.contains("door_event") => Some(()),
+        _ => None,
+    })
+    .await
+    .expect("the locker executed the unlock");
+    gateway.kill();
+    let _gateway = GatewayProcess::start(&pool, Some(gateway.mqtt)).await;
+    eventually("the command is settled by asking the locker", || async {
+        let row: (String, Option<String>, i32) =
+            sqlx::query_as("SELECT state, settled_by, attempts FROM commands WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("row");
+        row == ("executed".to_owned(), Some("state_report".to_owned()), 1)
+    })
+    .await;
+    let mut opened = 0;
+    while let Ok(h) = watch.try_recv() {
+        if matches!(&h, Happening::Sent(p) if p.contains("door_event")) {
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 0, "the door opened again after the restart");
+}
