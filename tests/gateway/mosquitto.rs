@@ -367,3 +367,45 @@ async fn commands_work_through_mosquitto(pool: PgPool) {
     );
     app.run_until_stopped(async {}).await;
 }
+
+#[sqlx::test]
+async fn a_lost_answer_is_settled_by_asking_through_mosquitto(pool: PgPool) {
+    let a = provision(&pool, "lk-a").await;
+    let mosquitto = Mosquitto::start(&[("lk-a", a.secret.mqtt_password())], true).await;
+    let app = gateway_on(&mosquitto, pool.clone()).await;
+    let handle = locker(&mosquitto, &a);
+    let mut watch = handle.watch();
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || async {
+        sqlx::query_scalar::<_, bool>("SELECT online FROM devices WHERE id = 'lk-a'")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(false)
+    })
+    .await;
+    handle.turn(Knob::DropAcks(1)).await;
+    let commands = app.commands().clone();
+    let sending = tokio::spawn(async move { commands.unlock(device("lk-a"), 1).await });
+    expect(&mut watch, WAIT, |h| {
+        matches!(h, Happening::Received(_)).then_some(())
+    })
+    .await
+    .expect("the locker received the unlock");
+    handle.turn(Knob::Drop).await;
+    handle.turn(Knob::Reconnect).await;
+    eventually("settled from the locker's report", || async {
+        let row: Option<(String, Option<String>, i32)> =
+            sqlx::query_as("SELECT state, settled_by, attempts FROM commands")
+                .fetch_optional(&pool)
+                .await
+                .expect("query");
+        row == Some(("executed".to_owned(), Some("state_report".to_owned()), 1))
+    })
+    .await;
+    let _ = sending.await;
+    app.run_until_stopped(async {}).await;
+}
