@@ -22,3 +22,56 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
+
+/// What a [`listen`] loop reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// (Re)connected and listening: notifications may have been missed, reload what matters.
+    Listening,
+    /// One notification's payload.
+    Payload(String),
+}
+
+/// LISTENs on `channel` and forwards what arrives to `tx`, reconnecting with backoff whenever the
+/// connection is lost, until `tx` is closed. Every (re)connection is reported first, so the
+/// receiver can catch up on what it may have missed.
+pub async fn listen(pool: PgPool, channel: &'static str, tx: tokio::sync::mpsc::Sender<Notice>) {
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match connected.await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "cannot LISTEN; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                continue;
+            }
+        };
+        backoff = std::time::Duration::from_millis(100);
+        if tx.send(Notice::Listening).await.is_err() {
+            return;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(n) => {
+                    if tx
+                        .send(Notice::Payload(n.payload().to_owned()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, channel, "LISTEN connection lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ use sqlx::{PgPool, Row};
 
 use super::service::Command;
 use super::store;
+use crate::db::{Notice, listen};
 use crate::link::downlink::Downlinks;
 
 /// One stored command, for the operator's list.
@@ -243,56 +244,38 @@ pub async fn watch(
     downlinks: Downlinks,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(stop);
-    let mut backoff = std::time::Duration::from_millis(100);
-    loop {
-        let connect = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(COMMANDS_QUEUED_CHANNEL).await?;
-            let waiting: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT c.device_id FROM commands c JOIN devices d ON d.id = c.device_id
-                 WHERE c.state = 'pending' AND c.queued AND d.online",
-            )
-            .fetch_all(&pool)
-            .await?;
-            for id in waiting.iter().filter_map(|id| DeviceId::new(id)) {
-                deliver_if_online(&pool, &downlinks, id).await?;
-            }
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            _ = &mut stop => return,
-            result = connect => match result {
-                Ok(listener) => listener,
-                Err(e) => {
-                    tracing::warn!(error = %e, "queued-command listener cannot connect; retrying");
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-                    continue;
-                }
-            },
-        };
-        backoff = std::time::Duration::from_millis(100);
-        loop {
-            let notification = tokio::select! {
-                _ = &mut stop => return,
-                n = listener.recv() => n,
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let handle = async {
+        while let Some(notice) = rx.recv().await {
+            let delivered = match notice {
+                Notice::Listening => deliver_all_waiting(&pool, &downlinks).await,
+                Notice::Payload(device) => match DeviceId::new(&device) {
+                    Some(device) => deliver_if_online(&pool, &downlinks, device).await.map(drop),
+                    None => Ok(()),
+                },
             };
-            let device = match notification {
-                Ok(n) => DeviceId::new(n.payload()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "queued-command listener lost; reconnecting");
-                    break;
-                }
-            };
-            if let Some(device) = device
-                && let Err(e) = deliver_if_online(&pool, &downlinks, device).await
-            {
-                tracing::warn!(error = %e, %device, "cannot deliver queued commands");
+            if let Err(e) = delivered {
+                tracing::warn!(error = %e, "cannot deliver queued commands");
             }
         }
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = listen(pool.clone(), COMMANDS_QUEUED_CHANNEL, tx) => {}
+        _ = handle => {}
     }
+}
+
+/// Delivers the queued commands of every online locker that has some waiting.
+async fn deliver_all_waiting(pool: &PgPool, downlinks: &Downlinks) -> Result<(), sqlx::Error> {
+    let waiting: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT c.device_id FROM commands c JOIN devices d ON d.id = c.device_id
+         WHERE c.state = 'pending' AND c.queued AND d.online",
+    )
+    .fetch_all(pool)
+    .await?;
+    for device in waiting.iter().filter_map(|id| DeviceId::new(id)) {
+        deliver_if_online(pool, downlinks, device).await?;
+    }
+    Ok(())
 }

@@ -5,11 +5,11 @@
 
 use firmware_protocol::{DeviceId, Topic};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
 use super::registry::DEVICE_CHANGES_CHANNEL;
 use crate::broker::Revocations;
 use crate::bus::BusTx;
+use crate::db::{Notice, listen};
 
 /// Marks every device already revoked in the registry.
 pub async fn load_revoked(pool: &PgPool, revocations: &Revocations) -> Result<usize, sqlx::Error> {
@@ -54,56 +54,31 @@ pub async fn apply_change(
     Ok(())
 }
 
-/// Listens for device changes until `stop` resolves; reconnects with backoff and reloads what it
-/// may have missed.
+/// Listens for device changes until `stop` resolves; after every (re)connection of the listener
+/// it reloads the revoked devices it may have missed.
 pub async fn watch(
     pool: PgPool,
     revocations: Revocations,
     mut link: BusTx,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(stop);
-    let mut backoff = std::time::Duration::from_millis(100);
-    loop {
-        let listener = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(DEVICE_CHANGES_CHANNEL).await?;
-            load_revoked(&pool, &revocations).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            _ = &mut stop => return,
-            result = listener => match result {
-                Ok(listener) => listener,
-                Err(e) => {
-                    tracing::warn!(error = %e, "device change listener cannot connect; retrying");
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-                    continue;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let handle = async {
+        while let Some(notice) = rx.recv().await {
+            let applied = match notice {
+                Notice::Listening => load_revoked(&pool, &revocations).await.map(drop),
+                Notice::Payload(device) => {
+                    apply_change(&pool, &revocations, &mut link, &device).await
                 }
-            },
-        };
-        backoff = std::time::Duration::from_millis(100);
-        loop {
-            let notification = tokio::select! {
-                _ = &mut stop => return,
-                n = listener.recv() => n,
             };
-            match notification {
-                Ok(n) => {
-                    if let Err(e) = apply_change(&pool, &revocations, &mut link, n.payload()).await
-                    {
-                        tracing::warn!(error = %e, "could not apply a device change");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "device change listener lost; reconnecting");
-                    break;
-                }
+            if let Err(e) = applied {
+                tracing::warn!(error = %e, "could not apply a device change");
             }
         }
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = listen(pool.clone(), DEVICE_CHANGES_CHANNEL, tx) => {}
+        _ = handle => {}
     }
 }

@@ -3,12 +3,21 @@
 use std::time::Duration;
 
 use locker_gateway::command::CommandError;
+use locker_gateway::device::Provisioned;
 use simulator::mqtt::{Happening, Knob, expect};
 use sqlx::{PgPool, Row};
 
 use crate::helpers::{TestApp, WAIT, device, eventually};
 
 pub async fn online_locker(app: &TestApp, id: &str) -> simulator::mqtt::LockerHandle {
+    online_locker_with_credentials(app, id).await.0
+}
+
+/// A provisioned locker, connected and online, with its credentials.
+pub async fn online_locker_with_credentials(
+    app: &TestApp,
+    id: &str,
+) -> (simulator::mqtt::LockerHandle, Provisioned) {
     let creds = app.provision(id, 4).await;
     let locker = app.locker(&creds, Duration::from_secs(3600));
     let mut watch = locker.watch();
@@ -18,7 +27,7 @@ pub async fn online_locker(app: &TestApp, id: &str) -> simulator::mqtt::LockerHa
     .await
     .expect("connected");
     eventually("online", || app.online(id)).await;
-    locker
+    (locker, creds)
 }
 
 pub async fn command_row(pool: &PgPool, id: i64) -> (String, Option<String>, i32) {

@@ -116,15 +116,7 @@ async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
 async fn duplicate_and_conflicting_answers_change_nothing_and_are_flagged(pool: PgPool) {
     use firmware_protocol::{Ack, CommandId, CommandResult};
     let app = spawn_app(pool.clone()).await;
-    let creds = app.provision("lk-1", 4).await;
-    let locker = app.locker(&creds, Duration::from_secs(3600));
-    let mut watch = locker.watch();
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Connected { .. }).then_some(())
-    })
-    .await
-    .expect("connected");
-    eventually("online", || app.online("lk-1")).await;
+    let (_locker, creds) = online_locker_with_credentials(&app, "lk-1").await;
     let outcome = app.unlock("lk-1", 2).await.expect("executed");
     let id = CommandId::new(outcome.command_id as u64).expect("id");
     inject_ack(

@@ -127,6 +127,27 @@ fn locker(
     simulator::mqtt::spawn(config)
 }
 
+/// Waits until the simulated locker behind `watch` has connected and the gateway has it online.
+async fn online_through(
+    pool: &PgPool,
+    watch: &mut tokio::sync::broadcast::Receiver<Happening>,
+    id: &str,
+) {
+    expect(watch, WAIT, |h| {
+        matches!(h, Happening::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected");
+    eventually("online", || async {
+        sqlx::query_scalar::<_, bool>("SELECT online FROM devices WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap_or(false)
+    })
+    .await;
+}
+
 async fn provision(pool: &PgPool, id: &str) -> locker_gateway::device::Provisioned {
     crate::helpers::provision(
         &locker_gateway::device::DeviceRegistry::new(pool.clone()),
@@ -336,18 +357,7 @@ async fn commands_work_through_mosquitto(pool: PgPool) {
     let app = gateway_on(&mosquitto, pool.clone()).await;
     let handle = locker(&mosquitto, &a);
     let mut watch = handle.watch();
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Connected { .. }).then_some(())
-    })
-    .await
-    .expect("connected");
-    eventually("online", || async {
-        sqlx::query_scalar::<_, bool>("SELECT online FROM devices WHERE id = 'lk-a'")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(false)
-    })
-    .await;
+    online_through(&pool, &mut watch, "lk-a").await;
     let outcome = app
         .commands()
         .unlock(device("lk-a"), 2)
@@ -375,18 +385,7 @@ async fn a_lost_answer_is_settled_by_asking_through_mosquitto(pool: PgPool) {
     let app = gateway_on(&mosquitto, pool.clone()).await;
     let handle = locker(&mosquitto, &a);
     let mut watch = handle.watch();
-    expect(&mut watch, WAIT, |h| {
-        matches!(h, Happening::Connected { .. }).then_some(())
-    })
-    .await
-    .expect("connected");
-    eventually("online", || async {
-        sqlx::query_scalar::<_, bool>("SELECT online FROM devices WHERE id = 'lk-a'")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(false)
-    })
-    .await;
+    online_through(&pool, &mut watch, "lk-a").await;
     handle.turn(Knob::DropAcks(1)).await;
     let commands = app.commands().clone();
     let sending = tokio::spawn(async move { commands.unlock(device("lk-a"), 1).await });
