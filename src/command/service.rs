@@ -282,14 +282,8 @@ impl CommandService {
             metrics::counter!("locker_commands_total", "result" => "overloaded").increment(1);
             return Err(CommandError::Overloaded);
         };
-        let credentials = self
-            .registry
-            .credentials(&device)
-            .await
-            .map_err(|e| CommandError::Storage(e.to_string()))?
-            .filter(|c| !c.revoked)
-            .ok_or(CommandError::UnknownDevice)?;
         let (kind, door, body) = command.stored();
+        // One round trip: the command stored with its counter, and the key to seal it with.
         let reserved = store::reserve(&self.pool, &device, kind, door, &body).await?;
         let command_id = CommandId::new(reserved.id as u64)
             .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
@@ -308,7 +302,7 @@ impl CommandService {
             },
             message,
         };
-        let payload = match envelope.seal_json(&credentials.current.tag_key) {
+        let payload = match envelope.seal_json(&reserved.key) {
             Ok(payload) => payload,
             Err(e) => {
                 store::mark_unknown(&self.pool, reserved.id)

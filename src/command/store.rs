@@ -2,7 +2,7 @@
 //! command's current state, so concurrent answers (a duplicate, a late ack, a resend's ack) apply
 //! at most once.
 
-use firmware_protocol::{Ack, CommandResult, DeviceId, RefuseReason};
+use firmware_protocol::{Ack, CommandResult, DeviceId, DeviceKey, RefuseReason};
 use sqlx::{PgPool, Row};
 
 use super::{CommandState, DoorResult, Progress};
@@ -22,7 +22,7 @@ pub enum StoreError {
 }
 
 /// A stored command, with the session and counter it goes out with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reserved {
     /// The command id.
     pub id: i64,
@@ -32,6 +32,8 @@ pub struct Reserved {
     pub counter: u32,
     /// The locker's uptime now (ms), estimated from the last uptime it reported.
     pub locker_uptime_ms: Option<u64>,
+    /// The device's current tag key, to seal the command with.
+    pub key: DeviceKey,
 }
 
 fn reason_name(reason: RefuseReason) -> String {
@@ -73,7 +75,8 @@ fn progress_of(row: &sqlx::postgres::PgRow) -> Result<Progress, sqlx::Error> {
 }
 
 /// Stores a command for a device that is online, taking the next downlink counter of its current
-/// session, in one transaction.
+/// session, in one statement (one round trip, atomic); also returns the device's current tag key,
+/// read in the same statement, so a rotation cannot slip between the key and the counter.
 pub async fn reserve(
     pool: &PgPool,
     device: &DeviceId,
@@ -81,49 +84,52 @@ pub async fn reserve(
     door: Option<u16>,
     body: &serde_json::Value,
 ) -> Result<Reserved, StoreError> {
-    let mut tx = pool.begin().await?;
     let row = sqlx::query(
-        "UPDATE devices SET down_counter = down_counter + 1
-         WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
-         RETURNING session, down_counter,
-                   uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint AS uptime_now",
-    )
-    .bind(device.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        let exists: Option<bool> = sqlx::query_scalar("SELECT true FROM devices WHERE id = $1")
-            .bind(device.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        return Err(match exists {
-            Some(_) => StoreError::Offline,
-            None => StoreError::UnknownDevice,
-        });
-    };
-    let session: i64 = row.try_get("session")?;
-    let counter: i64 = row.try_get("down_counter")?;
-    let uptime_now: Option<i64> = row.try_get("uptime_now")?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO commands (device_id, kind, door, body, session, counter)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "WITH d AS (
+             UPDATE devices SET down_counter = down_counter + 1
+             WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
+             RETURNING id, session, down_counter, tag_key,
+                       uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint AS uptime_now
+         ), c AS (
+             INSERT INTO commands (device_id, kind, door, body, session, counter)
+             SELECT id, $2, $3, $4, session, down_counter FROM d
+             RETURNING id
+         )
+         SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_now FROM c, d",
     )
     .bind(device.as_str())
     .bind(kind)
     .bind(door.map(i32::from))
     .bind(body)
-    .bind(session)
-    .bind(counter)
-    .fetch_one(&mut *tx)
+    .fetch_optional(pool)
     .await?;
-    tx.commit().await?;
-    let out_of_range =
-        || StoreError::Database(sqlx::Error::Protocol("counter out of range".into()));
+    let Some(row) = row else {
+        // Why not: a revoked device is as unknown as a missing one.
+        let active: Option<bool> =
+            sqlx::query_scalar("SELECT revoked_at IS NULL FROM devices WHERE id = $1")
+                .bind(device.as_str())
+                .fetch_optional(pool)
+                .await?;
+        return Err(match active {
+            Some(true) => StoreError::Offline,
+            _ => StoreError::UnknownDevice,
+        });
+    };
+    let id: i64 = row.try_get("id")?;
+    let session: i64 = row.try_get("session")?;
+    let counter: i64 = row.try_get("down_counter")?;
+    let uptime_now: Option<i64> = row.try_get("uptime_now")?;
+    let key: Vec<u8> = row.try_get("tag_key")?;
+    let invalid = |what: &str| StoreError::Database(sqlx::Error::Protocol(what.into()));
+    let key = <[u8; 32]>::try_from(key.as_slice())
+        .map(DeviceKey::from_bytes)
+        .map_err(|_| invalid("stored tag key has the wrong length"))?;
     Ok(Reserved {
         id,
+        key,
         locker_uptime_ms: uptime_now.and_then(|ms| u64::try_from(ms).ok()),
-        session: u32::try_from(session).map_err(|_| out_of_range())?,
-        counter: u32::try_from(counter).map_err(|_| out_of_range())?,
+        session: u32::try_from(session).map_err(|_| invalid("session out of range"))?,
+        counter: u32::try_from(counter).map_err(|_| invalid("counter out of range"))?,
     })
 }
 
@@ -176,6 +182,27 @@ pub async fn record_ack(
         CommandResult::Executed => ("executed", None),
         CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
     };
+    // The usual case, in one statement: the first answer to a command awaiting one.
+    let first = sqlx::query(
+        "UPDATE commands c SET state = $3, refusal = $4, answered_at = now(), settled_by = 'ack',
+                door_result = CASE
+                    WHEN $3 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL
+                         AND EXISTS (SELECT 1 FROM doors d WHERE d.device_id = c.device_id
+                                     AND d.door = c.door AND d.sensor = 'open')
+                    THEN 'already_open' ELSE c.door_result END
+         WHERE id = $1 AND device_id = $2 AND state IN ('pending', 'sent', 'unknown')
+         RETURNING state, refusal, door_result",
+    )
+    .bind(id)
+    .bind(device.as_str())
+    .bind(state)
+    .bind(&refusal)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = first {
+        return Ok(Some((id, progress_of(&row)?)));
+    }
+    // Already answered (a duplicate or a conflict), or no such command.
     let row = sqlx::query(
         "SELECT state, refusal, door_result FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE",
     )
@@ -188,22 +215,9 @@ pub async fn record_ack(
     };
     let current: String = row.try_get("state")?;
     let current_refusal: Option<String> = row.try_get("refusal")?;
-    let row = if matches!(current.as_str(), "pending" | "sent" | "unknown") {
-        sqlx::query(
-            "UPDATE commands c SET state = $2, refusal = $3, answered_at = now(), settled_by = 'ack',
-                    door_result = CASE
-                        WHEN $2 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL
-                             AND EXISTS (SELECT 1 FROM doors d WHERE d.device_id = c.device_id
-                                         AND d.door = c.door AND d.sensor = 'open')
-                        THEN 'already_open' ELSE c.door_result END
-             WHERE id = $1 RETURNING state, refusal, door_result",
-        )
-        .bind(id)
-        .bind(state)
-        .bind(&refusal)
-        .fetch_one(&mut *conn)
-        .await?
-    } else if current == state && current_refusal == refusal {
+    // (The statement above settles any command still awaiting an answer, so this one was
+    // answered before.)
+    let row = if current == state && current_refusal == refusal {
         sqlx::query(
             "UPDATE commands SET duplicates = duplicates + 1 WHERE id = $1
              RETURNING state, refusal, door_result",

@@ -119,8 +119,15 @@ pub async fn hello(
     if fresh.rows_affected() == 0 {
         // A session used before: only a re-announcement of the current session (asked for with a
         // ping, after its first hello was lost) with a newer counter is accepted.
-        let Some(was_online) =
-            advance(&mut tx, device, hello.session, counter, received_at).await?
+        let Some(was_online) = advance(
+            &mut tx,
+            device,
+            hello.session,
+            counter,
+            received_at,
+            Some(hello.uptime_ms),
+        )
+        .await?
         else {
             return Ok(false);
         };
@@ -172,10 +179,13 @@ async fn advance(
     session: u32,
     counter: u32,
     received_at: DateTime<Utc>,
+    uptime_ms: Option<u64>,
 ) -> Result<Option<bool>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE devices d SET up_counter = $3, last_seen_at = $4, online = true,
-                presence_changed_at = CASE WHEN d.online THEN d.presence_changed_at ELSE $4 END
+                presence_changed_at = CASE WHEN d.online THEN d.presence_changed_at ELSE $4 END,
+                uptime_ms = coalesce($5, d.uptime_ms),
+                uptime_at = CASE WHEN $5 IS NULL THEN d.uptime_at ELSE $4 END
          FROM (SELECT online FROM devices WHERE id = $1 FOR UPDATE) before
          WHERE d.id = $1 AND d.session = $2 AND coalesce(d.up_counter, 0) < $3
            AND d.revoked_at IS NULL
@@ -185,6 +195,7 @@ async fn advance(
     .bind(i64::from(session))
     .bind(i64::from(counter))
     .bind(received_at)
+    .bind(uptime_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)))
     .fetch_optional(&mut **tx)
     .await?;
     row.map(|row| row.try_get("was_online")).transpose()
@@ -208,38 +219,29 @@ async fn back_online(
 /// Any other verified uplink: moves the stored counter forward (fenced: refused if another
 /// gateway already accepted this counter), updates last-seen, brings the device back online if a
 /// heartbeat timeout had marked it offline, and records what it says about doors and alarms, in
-/// one transaction that it returns open for the caller to add to and commit; `None` if the
-/// database refused the counter.
+/// the caller's transaction. Returns `false` (and writes nothing) if the database refused the
+/// counter.
 pub async fn uplink(
-    pool: &PgPool,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     device: &DeviceId,
     session: u32,
     counter: u32,
     message: &Uplink,
     received_at: DateTime<Utc>,
-) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let Some(was_online) = advance(&mut tx, device, session, counter, received_at).await? else {
-        return Ok(None);
-    };
-    back_online(&mut tx, device, session, was_online, "uplink_resumed").await?;
-    super::doors::record(&mut tx, device, session, message).await?;
+) -> Result<bool, sqlx::Error> {
+    // The locker's clock, for deadlines it enforces itself (`expires_at_ms`).
     let uptime = match message {
         Uplink::Heartbeat(m) => Some(m.uptime_ms),
         Uplink::DoorEvent(m) => Some(m.uptime_ms),
         Uplink::Alarm(m) => Some(m.uptime_ms),
         _ => None,
     };
-    if let Some(uptime) = uptime {
-        // The locker's clock, for deadlines it enforces itself (`expires_at_ms`).
-        sqlx::query("UPDATE devices SET uptime_ms = $2, uptime_at = $3 WHERE id = $1")
-            .bind(device.as_str())
-            .bind(i64::try_from(uptime).unwrap_or(i64::MAX))
-            .bind(received_at)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(Some(tx))
+    let Some(was_online) = advance(tx, device, session, counter, received_at, uptime).await? else {
+        return Ok(false);
+    };
+    back_online(tx, device, session, was_online, "uplink_resumed").await?;
+    super::doors::record(tx, device, session, message).await?;
+    Ok(true)
 }
 
 /// A last will naming `session`: the device goes offline only if that is still its current

@@ -40,6 +40,55 @@ struct DeviceState {
     loaded: Instant,
 }
 
+/// Most messages handled as one batch (one database transaction).
+pub const MAX_BATCH: usize = 64;
+
+/// An uplink that passed every check that needs no database: parsed, tag verified, fresh.
+struct Accepted {
+    device: DeviceId,
+    envelope: Envelope<Uplink>,
+    change: SessionChange,
+    key: DeviceKey,
+    received_at: DateTime<Utc>,
+}
+
+impl Accepted {
+    fn is_hello(&self) -> bool {
+        matches!(self.envelope.message, Uplink::Hello(_))
+    }
+}
+
+/// Per message: the commands it settled, or `Err(true)` if the database fenced it (another
+/// gateway already accepted its counter) / `Err(false)` if it could not be written.
+type Written = Result<Vec<(i64, crate::command::Progress)>, bool>;
+
+/// Writes verified uplinks (no hellos) in one transaction: each one's counter, presence, doors
+/// and what it says about commands. All or nothing.
+async fn write(pool: &PgPool, batch: &[Accepted]) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for accepted in batch {
+        let header = accepted.envelope.header;
+        let message = &accepted.envelope.message;
+        let fresh = presence::uplink(
+            &mut tx,
+            &accepted.device,
+            header.session,
+            header.counter,
+            message,
+            accepted.received_at,
+        )
+        .await?;
+        out.push(if fresh {
+            Ok(settle_commands(&mut tx, &accepted.device, message).await?)
+        } else {
+            Err(true)
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// Credentials are re-read on a tag failure, at most this often (a rotation changes the key).
 const RELOAD_AFTER: Duration = Duration::from_secs(1);
 /// A locker whose session the gateway does not know is asked to announce it again, at most this
@@ -143,35 +192,60 @@ impl Worker {
         }
     }
 
-    /// Handles messages until the channel closes.
+    /// Handles messages until the channel closes: whatever has queued up meanwhile (up to
+    /// [`MAX_BATCH`]) is handled as one batch.
     pub async fn run(mut self, mut inbox: mpsc::Receiver<Inbound>) {
-        while let Some(inbound) = inbox.recv().await {
-            self.handle(inbound).await;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.handle(batch.drain(..)).await;
         }
     }
 
-    /// Handles one message; a rejection is logged and counted, never propagated.
-    pub async fn handle(&mut self, inbound: Inbound) {
+    /// Handles messages in order; a rejection is logged and counted, never propagated. Verified
+    /// uplinks other than hellos are written in one transaction together (one commit for the
+    /// batch instead of one per message); hellos and last wills are written on their own.
+    pub async fn handle(&mut self, messages: impl IntoIterator<Item = Inbound>) {
         let started = Instant::now();
-        let result = match inbound.kind {
-            TopicKind::Up => self.uplink(&inbound).await,
-            TopicKind::Status => self.status(&inbound).await,
-            TopicKind::Down => Ok(()),
-        };
+        let mut pending: Vec<Accepted> = Vec::new();
+        let mut count = 0usize;
+        for inbound in messages {
+            count += 1;
+            let lag = (Utc::now() - inbound.received_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics::histogram!("locker_uplink_lag_seconds").record(lag.as_secs_f64());
+            let result = match inbound.kind {
+                TopicKind::Up => match self.check(&inbound).await {
+                    Ok(accepted) if accepted.is_hello() => {
+                        // In order: what came before the hello is written before it.
+                        self.flush(std::mem::take(&mut pending)).await;
+                        self.hello(accepted).await
+                    }
+                    Ok(accepted) => {
+                        pending.push(accepted);
+                        Ok(())
+                    }
+                    Err(rejection) => Err(rejection),
+                },
+                TopicKind::Status => {
+                    self.flush(std::mem::take(&mut pending)).await;
+                    self.status(&inbound).await
+                }
+                TopicKind::Down => Ok(()),
+            };
+            if let Err(rejection) = result {
+                self.reject(&inbound.device, &rejection);
+            }
+        }
+        self.flush(pending).await;
+        metrics::histogram!("locker_uplink_batch_size").record(count as f64);
         metrics::histogram!("locker_uplink_handling_seconds")
             .record(started.elapsed().as_secs_f64());
-        let lag = (Utc::now() - inbound.received_at)
-            .to_std()
-            .unwrap_or_default();
-        metrics::histogram!("locker_uplink_lag_seconds").record(lag.as_secs_f64());
-        if let Err(rejection) = result {
-            self.stats.reject(&rejection);
-            tracing::warn!(
-                device = %inbound.device,
-                reason = rejection.kind(),
-                "uplink dropped"
-            );
-        }
+    }
+
+    fn reject(&self, device: &DeviceId, rejection: &Rejection) {
+        self.stats.reject(rejection);
+        tracing::warn!(%device, reason = rejection.kind(), "uplink dropped");
     }
 
     async fn load(&mut self, device: &DeviceId) -> Result<&mut DeviceState, Rejection> {
@@ -222,7 +296,8 @@ impl Worker {
         })
     }
 
-    async fn uplink(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
+    /// Parses, authenticates and de-duplicates an uplink (in memory; nothing written yet).
+    async fn check(&mut self, inbound: &Inbound) -> Result<Accepted, Rejection> {
         let device = inbound.device;
         let raw =
             Unverified::parse_json(&inbound.payload).map_err(|e| Rejection::Malformed(e.kind()))?;
@@ -251,46 +326,99 @@ impl Worker {
                 return Err(Rejection::Replay(e.kind()));
             }
         };
-        let header = envelope.header;
-        let stored = match &envelope.message {
-            Uplink::Hello(hello) => presence::hello(
-                &self.pool,
-                &device,
-                hello,
-                header.counter,
-                inbound.received_at,
-            )
-            .await
-            .map(|accepted| (accepted, Vec::new())),
-            other => {
-                let opened = presence::uplink(
-                    &self.pool,
-                    &device,
-                    header.session,
-                    header.counter,
-                    other,
-                    inbound.received_at,
-                )
-                .await;
-                // What the uplink says about commands goes in the same transaction.
-                match opened {
-                    Ok(Some(mut tx)) => match settle_commands(&mut tx, &device, other).await {
-                        Ok(settled) => tx.commit().await.map(|()| (true, settled)),
-                        Err(e) => Err(e),
-                    },
-                    Ok(None) => Ok((false, Vec::new())),
-                    Err(e) => Err(e),
+        Ok(Accepted {
+            device,
+            envelope,
+            change,
+            key,
+            received_at: inbound.received_at,
+        })
+    }
+
+    /// Records a hello (a session starting, or announced again) in its own transaction.
+    async fn hello(&mut self, accepted: Accepted) -> Result<(), Rejection> {
+        let Uplink::Hello(hello) = &accepted.envelope.message else {
+            return Ok(());
+        };
+        let header = accepted.envelope.header;
+        match presence::hello(
+            &self.pool,
+            &accepted.device,
+            hello,
+            header.counter,
+            accepted.received_at,
+        )
+        .await
+        {
+            Ok(true) => {
+                self.accepted(accepted, Vec::new()).await;
+                Ok(())
+            }
+            Ok(false) => Err(Rejection::Replay("fenced_by_database")),
+            Err(e) => {
+                tracing::error!(error = %e, device = %accepted.device, "cannot record a hello");
+                Err(Rejection::Storage)
+            }
+        }
+    }
+
+    /// Writes verified uplinks in one transaction; if it fails, writes each on its own, so one
+    /// bad write costs only its own message.
+    async fn flush(&mut self, batch: Vec<Accepted>) {
+        if batch.is_empty() {
+            return;
+        }
+        let written = match write(&self.pool, &batch).await {
+            Ok(written) => written,
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, size = batch.len(), "a batch of uplinks failed: writing them one by one");
+                let mut one_by_one = Vec::with_capacity(batch.len());
+                for accepted in &batch {
+                    one_by_one.push(match write(&self.pool, std::slice::from_ref(accepted)).await {
+                        Ok(mut one) => one.pop().unwrap_or(Err(false)),
+                        Err(e) => {
+                            tracing::error!(error = %e, device = %accepted.device, "cannot record an uplink");
+                            Err(false)
+                        }
+                    });
+                }
+                one_by_one
+            }
+            Err(e) => {
+                tracing::error!(error = %e, device = %batch[0].device, "cannot record an uplink");
+                vec![Err(false)]
+            }
+        };
+        for (accepted, written) in batch.into_iter().zip(written) {
+            match written {
+                Ok(settled) => self.accepted(accepted, settled).await,
+                Err(fenced) => {
+                    let rejection = if fenced {
+                        Rejection::Replay("fenced_by_database")
+                    } else {
+                        Rejection::Storage
+                    };
+                    self.reject(&accepted.device, &rejection);
                 }
             }
-        };
-        let settled = match stored {
-            Ok((true, settled)) => settled,
-            Ok((false, _)) => return Err(Rejection::Replay("fenced_by_database")),
-            Err(e) => {
-                tracing::error!(error = %e, %device, "cannot record an uplink");
-                return Err(Rejection::Storage);
-            }
-        };
+        }
+    }
+
+    /// What follows a recorded uplink: waiters told, a new session's work started, subscribers
+    /// told.
+    async fn accepted(
+        &mut self,
+        accepted: Accepted,
+        settled: Vec<(i64, crate::command::Progress)>,
+    ) {
+        let Accepted {
+            device,
+            envelope,
+            change,
+            key,
+            received_at,
+        } = accepted;
+        let header = envelope.header;
         self.stats.accept();
         for (id, progress) in settled {
             self.waiters.update(id, progress);
@@ -321,9 +449,8 @@ impl Worker {
             session: header.session,
             counter: header.counter,
             message: envelope.message,
-            received_at: inbound.received_at,
+            received_at,
         });
-        Ok(())
     }
 
     async fn status(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
