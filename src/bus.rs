@@ -203,6 +203,9 @@ pub fn external(
         options.set_credentials(user.clone(), pass.clone());
     }
     let (client, mut events) = AsyncClient::new(options, 1024);
+    // Downlinks go out back to back; Nagle's algorithm would hold each second one for the
+    // broker's delayed ACK of the first (about 40 ms).
+    events.network_options.set_tcp_nodelay(true);
     let (tx, rx) = mpsc::channel(1024);
     let (ready_tx, ready) = tokio::sync::watch::channel(false);
     let subscriber = client.clone();

@@ -334,6 +334,9 @@ fn connect(config: &LockerConfig) -> Connection {
     // Generous: during a reconnect storm a gateway may take seconds to answer; giving up early
     // only adds connections (and duplicate client ids) to the storm.
     events.network_options.set_connection_timeout(30);
+    // An ack and the door event that follows it leave back to back: with Nagle's algorithm the
+    // second waits for the broker's delayed ACK of the first (about 40 ms).
+    events.network_options.set_tcp_nodelay(true);
     let (tx, rx) = mpsc::channel(64);
     let poller = tokio::spawn(poll_until_error(events, tx));
     Connection {
