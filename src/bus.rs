@@ -42,16 +42,43 @@ impl std::fmt::Debug for BusTx {
     }
 }
 
+/// An MQTT 5 message expiry for `ttl`: whole seconds rounded down (never delivered after the
+/// deadline), at least 1.
+pub fn expiry_secs(ttl: Duration) -> u32 {
+    u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX).max(1)
+}
+
 impl BusTx {
-    /// Publishes without waiting (QoS 1 on an external broker; the embedded link delivers to each
-    /// subscriber at its subscription's QoS). Fails if the outgoing queue is full.
-    pub fn publish(&mut self, topic: String, payload: Vec<u8>) -> Result<(), BusError> {
-        match self {
-            Self::Embedded(link) => link
+    /// Publishes without waiting for the broker (QoS 1 on an external broker; the embedded link
+    /// delivers to each subscriber at its subscription's QoS). With `expiry`, the embedded broker
+    /// drops the message once it has waited that long, and MQTT 5 subscribers receive it with a
+    /// message expiry interval; the external client speaks MQTT 3.1.1, which has none (lockers
+    /// use clean sessions there, and the command's deadline in the locker's clock still holds).
+    /// Fails if the outgoing queue is full.
+    pub async fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        expiry: Option<Duration>,
+    ) -> Result<(), BusError> {
+        match (self, expiry) {
+            (Self::Embedded(link), Some(ttl)) => {
+                use rumqttd::protocol::{Packet, Publish, PublishProperties};
+                let publish = Publish::new(Bytes::from(topic), Bytes::from(payload), false);
+                let properties = PublishProperties {
+                    message_expiry_interval: Some(expiry_secs(ttl)),
+                    ..Default::default()
+                };
+                link.send(Packet::Publish(publish, Some(properties)))
+                    .await
+                    .map(drop)
+                    .map_err(|e| BusError(e.to_string()))
+            }
+            (Self::Embedded(link), None) => link
                 .try_publish(topic, payload)
                 .map(drop)
                 .map_err(|e| BusError(e.to_string())),
-            Self::External(client) => client
+            (Self::External(client), _) => client
                 .try_publish(topic, QoS::AtLeastOnce, false, payload)
                 .map_err(|e| BusError(e.to_string())),
         }

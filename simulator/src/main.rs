@@ -52,6 +52,9 @@ struct RunOptions {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 60)]
     heartbeat_secs: u64,
+    /// Milliseconds each locker takes to answer a command (a slow door).
+    #[arg(long, default_value_t = 0)]
+    ack_delay_ms: u64,
     /// New connections per second while starting (0: all at once).
     #[arg(long, default_value_t = 1000)]
     connect_rate: u32,
@@ -107,6 +110,7 @@ async fn run(options: RunOptions) -> Result<(), String> {
     let mut template = LockerConfig::new(options.broker, first.clone());
     template.doors = options.doors;
     template.heartbeat = Duration::from_secs(options.heartbeat_secs.max(1));
+    template.ack_delay = Duration::from_millis(options.ack_delay_ms);
     template.stats = stats.clone();
     let started = Instant::now();
     let mut fleet = Simulator::default();

@@ -138,12 +138,15 @@ pub struct LockerConfig {
     pub keep_alive: Duration,
     /// Wait before reconnecting after a lost connection.
     pub reconnect_after: Duration,
+    /// How long the locker takes to answer a command (a slow door mechanism); changeable later
+    /// with [`Knob::AckDelay`].
+    pub ack_delay: Duration,
     /// Counters to update, shared with other lockers.
     pub stats: Arc<FleetStats>,
 }
 
 impl LockerConfig {
-    /// Defaults: 12 doors, heartbeat 60 s, keep-alive 30 s, reconnect after 1 s.
+    /// Defaults: 12 doors, heartbeat 60 s, keep-alive 30 s, reconnect after 1 s, answers at once.
     pub fn new(broker: SocketAddr, credentials: Credentials) -> Self {
         Self {
             broker,
@@ -152,6 +155,7 @@ impl LockerConfig {
             heartbeat: Duration::from_secs(60),
             keep_alive: Duration::from_secs(30),
             reconnect_after: Duration::from_secs(1),
+            ack_delay: Duration::ZERO,
             stats: Arc::default(),
         }
     }
@@ -441,8 +445,8 @@ async fn run(
         key: config.credentials.tag_key.clone(),
         booted: Instant::now(),
         happenings,
+        ack_delay: config.ack_delay,
         config,
-        ack_delay: Duration::ZERO,
         duplicates: false,
         reports: Reports::Prompt,
         held: std::collections::VecDeque::new(),

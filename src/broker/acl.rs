@@ -79,6 +79,9 @@ pub struct LockerAcl<P> {
     inner: P,
     revocations: Revocations,
     device: Option<DeviceId>,
+    /// MQTT 3.1.1 has no publish properties: rumqttd 0.20's v4 writer panics on a publish that
+    /// carries some (an MQTT 5 message expiry set by the gateway), so they are dropped here.
+    drops_properties: bool,
 }
 
 impl<P> LockerAcl<P> {
@@ -88,6 +91,15 @@ impl<P> LockerAcl<P> {
             inner,
             revocations,
             device: None,
+            drops_properties: false,
+        }
+    }
+
+    /// For an MQTT 3.1.1 listener: publishes are written without their MQTT 5 properties.
+    pub fn without_properties(self) -> Self {
+        Self {
+            drops_properties: true,
+            ..self
         }
     }
 
@@ -166,6 +178,12 @@ impl<P: Protocol> Protocol for LockerAcl<P> {
         {
             return Err(Error::InvalidProtocol);
         }
+        let packet = match packet {
+            Packet::Publish(publish, Some(_)) if self.drops_properties => {
+                Packet::Publish(publish, None)
+            }
+            other => other,
+        };
         self.inner.write(packet, write)
     }
 }

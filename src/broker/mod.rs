@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use firmware_protocol::{Topic, TopicKind};
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
 use rumqttd::protocol::Protocol;
 use rumqttd::protocol::v4::V4;
@@ -33,6 +34,28 @@ pub type AuthFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 pub trait Authenticator: Send + Sync + 'static {
     /// Whether `client_id` may connect with this username and password.
     fn admit(&self, client_id: String, username: String, password: String) -> AuthFuture;
+}
+
+/// Bytes of messages kept per segment for a filter a locker subscribes to (its `down` topic).
+const LOCKER_FILTER_SEGMENT: usize = 8 * 1024;
+
+/// Memory for the filters that carry every locker's traffic (the gateway's own subscriptions, and
+/// event subscribers'): 8 segments of 1 MiB each.
+fn gateway_filter_segments() -> std::collections::HashMap<String, rumqttd::SegmentConfig> {
+    [
+        Topic::filter_all(TopicKind::Up),
+        Topic::filter_all(TopicKind::Status),
+        "events/#".to_owned(),
+    ]
+    .into_iter()
+    .map(|filter| {
+        let segments = rumqttd::SegmentConfig {
+            max_segment_size: 1024 * 1024,
+            max_segment_count: 8,
+        };
+        (filter, segments)
+    })
+    .collect()
 }
 
 /// Where and how the broker listens.
@@ -137,9 +160,13 @@ impl EmbeddedBroker {
             RouterConfig {
                 max_connections: settings.max_connections,
                 max_outgoing_packet_count: 200,
-                max_segment_size: 1024 * 1024,
-                max_segment_count: 4,
-                custom_segment: None,
+                // rumqttd keeps every subscribed filter's recent messages in memory, delivered or
+                // not, up to size × count: kept small for each locker's own topic (thousands of
+                // them; a command is resent anyway), large for the gateway's, which carry every
+                // locker's uplinks and absorb its bursts.
+                max_segment_size: LOCKER_FILTER_SEGMENT,
+                max_segment_count: 2,
+                custom_segment: Some(gateway_filter_segments()),
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
             },
@@ -175,7 +202,7 @@ impl EmbeddedBroker {
             Server::new(
                 listener("mqtt-v4", settings.v4_addr),
                 router_tx.clone(),
-                LockerAcl::new(V4, revocations.clone()),
+                LockerAcl::new(V4, revocations.clone()).without_properties(),
             ),
             stop_rx.clone(),
         )?);

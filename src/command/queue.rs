@@ -143,12 +143,13 @@ pub async fn deliver(
         .bind(&payload)
         .execute(&mut *tx)
         .await?;
-        outgoing.push(payload);
+        outgoing.push((payload, left));
     }
     tx.commit().await?;
     let topic = Topic::down(device).to_string();
-    for payload in &outgoing {
-        downlinks.send(topic.clone(), payload.clone().into_bytes());
+    for (payload, left) in &outgoing {
+        // On MQTT 5 the broker drops it too once its time to live has passed.
+        downlinks.send_expiring(topic.clone(), payload.clone().into_bytes(), *left);
     }
     Ok(outgoing.len())
 }

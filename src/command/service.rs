@@ -271,6 +271,14 @@ impl CommandService {
         super::queue::cancel(&self.pool, id).await.map_err(storage)
     }
 
+    /// Commands awaiting an answer now (at most [`CommandSettings::max_in_flight`]).
+    pub fn in_flight(&self) -> usize {
+        self.settings
+            .max_in_flight
+            .max(1)
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
     /// Opens a door: `send(device, Command::Unlock { door })`.
     pub async fn unlock(&self, device: DeviceId, door: u16) -> Result<Outcome, CommandError> {
         self.send(device, Command::Unlock { door }).await
@@ -324,8 +332,12 @@ impl CommandService {
         let topic = Topic::down(device).to_string();
         let deadline = started + self.settings.deadline;
         let answered = loop {
-            self.downlinks
-                .send(topic.clone(), payload.clone().into_bytes());
+            // On MQTT 5 the broker drops it too once the deadline has passed.
+            self.downlinks.send_expiring(
+                topic.clone(),
+                payload.clone().into_bytes(),
+                deadline.saturating_duration_since(Instant::now()),
+            );
             store::mark_sent(&self.pool, reserved.id, &payload)
                 .await
                 .map_err(storage)?;

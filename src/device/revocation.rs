@@ -46,7 +46,10 @@ pub async fn apply_change(
     if is_revoked(pool, &id).await? {
         revocations.revoke(id);
         // The write to the revoked connection fails in the ACL, which drops it.
-        if let Err(e) = link.publish(Topic::down(id).to_string(), Vec::new()) {
+        if let Err(e) = link
+            .publish(Topic::down(id).to_string(), Vec::new(), None)
+            .await
+        {
             tracing::warn!(error = %e, %id, "could not nudge a revoked device's session");
         }
         tracing::info!(%id, "device revoked: its session is dropped");

@@ -85,7 +85,8 @@ impl Publisher {
             let payload =
                 serde_json::to_vec(&event).map_err(|e| PublishError::Mqtt(e.to_string()))?;
             self.link
-                .publish(event_topic(&event.event_type), payload)
+                .publish(event_topic(&event.event_type), payload, None)
+                .await
                 .map_err(|e| PublishError::Mqtt(e.to_string()))?;
             // No in-process subscriber is not an error.
             let _ = self.bus.send(event);

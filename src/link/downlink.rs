@@ -1,22 +1,32 @@
 //! Messages to lockers leave through one bounded queue, served by one task that owns the MQTT
 //! publisher, so no worker ever blocks on the broker.
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::BusTx;
 
+/// One message for a locker.
+#[derive(Debug)]
+struct Outgoing {
+    topic: String,
+    payload: Vec<u8>,
+    expiry: Option<Duration>,
+}
+
 /// A handle to the downlink queue.
 #[derive(Debug, Clone)]
 pub struct Downlinks {
-    tx: mpsc::Sender<(String, Vec<u8>)>,
+    tx: mpsc::Sender<Outgoing>,
 }
 
 impl Downlinks {
     /// Starts the publishing task on `tasks`, until `shutdown` (it sends what is queued first).
     pub fn start(mut bus: BusTx, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(String, Vec<u8>)>(1024);
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(1024);
         tasks.spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -26,10 +36,15 @@ impl Downlinks {
                         rx.recv().await
                     }
                 };
-                let Some((topic, payload)) = next else {
+                let Some(Outgoing {
+                    topic,
+                    payload,
+                    expiry,
+                }) = next
+                else {
                     return;
                 };
-                if let Err(e) = bus.publish(topic, payload) {
+                if let Err(e) = bus.publish(topic, payload, expiry).await {
                     metrics::counter!("locker_downlinks_dropped_total", "reason" => "broker")
                         .increment(1);
                     tracing::warn!(error = %e, "a downlink could not be published");
@@ -41,7 +56,27 @@ impl Downlinks {
 
     /// Queues a downlink; if the queue is full it is dropped and counted (callers retry by design).
     pub fn send(&self, topic: String, payload: Vec<u8>) -> bool {
-        let queued = self.tx.try_send((topic, payload)).is_ok();
+        self.queue(Outgoing {
+            topic,
+            payload,
+            expiry: None,
+        })
+    }
+
+    /// Queues a downlink that must not reach the locker after `ttl`: on MQTT 5 it carries a
+    /// message expiry (whole seconds, rounded down, at least 1), so the broker drops it rather
+    /// than deliver it late. (The command's own deadline in the locker's clock is the exact
+    /// guard; this keeps stale commands out of the broker's queues.)
+    pub fn send_expiring(&self, topic: String, payload: Vec<u8>, ttl: Duration) -> bool {
+        self.queue(Outgoing {
+            topic,
+            payload,
+            expiry: Some(ttl),
+        })
+    }
+
+    fn queue(&self, outgoing: Outgoing) -> bool {
+        let queued = self.tx.try_send(outgoing).is_ok();
         if !queued {
             metrics::counter!("locker_downlinks_dropped_total", "reason" => "queue_full")
                 .increment(1);

@@ -219,7 +219,7 @@ async fn a_taken_port_is_reported_with_the_setting_that_changes_it(pool: PgPool)
 }
 
 /// Logs in over MQTT 5; returns whether the CONNACK said success, and the event loop.
-async fn connect_v5(
+pub async fn connect_v5(
     addr: std::net::SocketAddr,
     id: &str,
     password: &str,

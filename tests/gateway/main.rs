@@ -7,6 +7,7 @@ mod commands;
 mod helpers;
 mod link;
 mod mosquitto;
+mod mqtt5;
 mod process;
 mod registry;
 mod restart;
