@@ -95,7 +95,12 @@ async fn run(app: &Arc<App>, lockers: &[DeviceId], rate: u64, secs: u64) -> Run 
                 .send(
                     result
                         .map(|_| t.elapsed().as_secs_f64() * 1000.0)
-                        .map_err(|e| e.kind().to_owned()),
+                        .map_err(|e| match e {
+                            locker_gateway::command::CommandError::Refused(reason) => {
+                                format!("refused:{reason:?}")
+                            }
+                            other => other.kind().to_owned(),
+                        }),
                 )
                 .await;
         });
