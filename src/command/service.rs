@@ -105,7 +105,9 @@ impl Command {
 pub struct CommandSettings {
     /// How long `send` waits for the locker's answer.
     pub deadline: Duration,
-    /// How often an unanswered command is sent again (same envelope) within the deadline.
+    /// How long after the first send an unanswered command is sent again (same envelope); each
+    /// further resend waits twice as long as the one before, within the deadline, so a slow
+    /// gateway or broker is not flooded with copies of the commands it is already late with.
     pub resend_every: Duration,
     /// How long after an executed unlock the door's sensor may take to report.
     pub open_window: Duration,
@@ -331,6 +333,7 @@ impl CommandService {
         };
         let topic = Topic::down(device).to_string();
         let deadline = started + self.settings.deadline;
+        let mut wait = self.settings.resend_every;
         let answered = loop {
             // On MQTT 5 the broker drops it too once the deadline has passed.
             self.downlinks.send_expiring(
@@ -341,7 +344,8 @@ impl CommandService {
             store::mark_sent(&self.pool, reserved.id, &payload)
                 .await
                 .map_err(storage)?;
-            let resend_at = (Instant::now() + self.settings.resend_every).min(deadline);
+            let resend_at = (Instant::now() + wait).min(deadline);
+            wait = wait.saturating_mul(2);
             let settled = tokio::time::timeout_at(
                 resend_at,
                 progress.wait_for(|p| {

@@ -323,3 +323,19 @@ async fn beyond_the_in_flight_limit_a_command_is_refused_at_once(pool: PgPool) {
     let third = app.unlock("lk-1", 3).await;
     assert!(third.is_ok(), "{third:?}");
 }
+
+#[sqlx::test]
+async fn resends_back_off_so_a_silent_locker_is_not_flooded(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let locker = online_locker(&app, "lk-1").await;
+    locker.turn(Knob::DropAcks(100)).await;
+    let err = app.unlock("lk-1", 1).await.expect_err("no answer");
+    let CommandError::Timeout { command_id } = err else {
+        panic!("expected a timeout, got {err:?}");
+    };
+    // Test deadline 5 s, first resend after 2 s, the next one 4 s later: past the deadline. At a
+    // fixed 2 s interval it would have gone out three times.
+    let (state, _, attempts) = command_row(&pool, command_id).await;
+    assert_eq!(state, "unknown");
+    assert_eq!(attempts, 2, "sent at 0 s and 2 s only");
+}
