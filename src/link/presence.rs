@@ -171,8 +171,12 @@ pub async fn hello(
 }
 
 /// Moves the stored counter of the device's current session forward, updating last-seen and
-/// bringing it online; `None` if the database refuses (another session, or a counter not above the
-/// stored one: a replay that got past a gateway's memory), else whether it was online before.
+/// bringing it online, and the locker's clock if `uptime_ms` tells it better. (An uptime received
+/// at `received_at` says the locker's clock then was at least that: it may have waited in a
+/// queue. Of all such lower bounds the highest is the closest, so a late message never drags the
+/// estimate back and makes commands expire early.) `None` if the database refuses (another
+/// session, or a counter not above the stored one: a replay that got past a gateway's memory),
+/// else whether it was online before.
 async fn advance(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     device: &DeviceId,
@@ -184,9 +188,13 @@ async fn advance(
     let row = sqlx::query(
         "UPDATE devices d SET up_counter = $3, last_seen_at = $4, online = true,
                 presence_changed_at = CASE WHEN d.online THEN d.presence_changed_at ELSE $4 END,
-                uptime_ms = coalesce($5, d.uptime_ms),
-                uptime_at = CASE WHEN $5 IS NULL THEN d.uptime_at ELSE $4 END
-         FROM (SELECT online FROM devices WHERE id = $1 FOR UPDATE) before
+                uptime_ms = CASE WHEN before.closer THEN $5 ELSE d.uptime_ms END,
+                uptime_at = CASE WHEN before.closer THEN $4 ELSE d.uptime_at END
+         FROM (SELECT online,
+                      $5::bigint IS NOT NULL AND (uptime_ms IS NULL OR uptime_at IS NULL
+                        OR $5::bigint - (extract(epoch FROM $4::timestamptz) * 1000)::bigint
+                           > uptime_ms - (extract(epoch FROM uptime_at) * 1000)::bigint) AS closer
+               FROM devices WHERE id = $1 FOR UPDATE) before
          WHERE d.id = $1 AND d.session = $2 AND coalesce(d.up_counter, 0) < $3
            AND d.revoked_at IS NULL
          RETURNING before.online AS was_online",

@@ -364,3 +364,68 @@ async fn a_burst_of_uplinks_larger_than_the_brokers_buffer_is_all_processed(pool
     })
     .await;
 }
+
+/// The gateway's estimate of a locker's clock (`uptime_ms` then, `uptime_at` when received).
+async fn clock(pool: &PgPool) -> (i64, chrono::DateTime<chrono::Utc>) {
+    sqlx::query_as("SELECT uptime_ms, uptime_at FROM devices WHERE id = 'lk-c'")
+        .fetch_one(pool)
+        .await
+        .expect("device row")
+}
+
+#[sqlx::test]
+async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool) {
+    use firmware_protocol::{Heartbeat, Hello, Uplink};
+    use locker_gateway::link::presence;
+    let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
+    crate::helpers::provision(&registry, "lk-c", 1).await;
+    let id = crate::helpers::device("lk-c");
+    // Milliseconds, as PostgreSQL keeps them exactly.
+    let t0 = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
+    let hello = Hello {
+        protocol_version: firmware_protocol::PROTOCOL_VERSION,
+        firmware: "fw".into(),
+        serial_no: "sn".into(),
+        door_count: 1,
+        session: 9,
+        uptime_ms: 100_000,
+    };
+    assert!(
+        presence::hello(&pool, &id, &hello, 1, t0)
+            .await
+            .expect("hello")
+    );
+    let beat = |uptime_ms| {
+        Uplink::Heartbeat(Heartbeat {
+            uptime_ms,
+            doors: Vec::new(),
+            signal: None,
+        })
+    };
+    let at = |secs| t0 + chrono::Duration::seconds(secs);
+    let mut tx = pool.begin().await.expect("tx");
+    // Sent at uptime 105 s but received 20 s after the hello: it waited 15 s somewhere. The locker
+    // is at least at 100 + 20 = 120 s then, which the hello already says; the estimate stays.
+    assert!(
+        presence::uplink(&mut tx, &id, 9, 2, &beat(105_000), at(20))
+            .await
+            .expect("late")
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(clock(&pool).await, (100_000, t0));
+    // A prompt one says more than the hello: it becomes the estimate.
+    let mut tx = pool.begin().await.expect("tx");
+    assert!(
+        presence::uplink(&mut tx, &id, 9, 3, &beat(130_000), at(25))
+            .await
+            .expect("prompt")
+    );
+    tx.commit().await.expect("commit");
+    let (uptime, when) = clock(&pool).await;
+    assert_eq!(uptime, 130_000);
+    assert!(
+        (when - at(25)).num_milliseconds().abs() < 1,
+        "{when} vs {}",
+        at(25)
+    );
+}
