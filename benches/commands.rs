@@ -299,6 +299,7 @@ async fn bench() {
         query_again: Duration::from_secs(15),
         surface_unknown: Duration::from_secs(120),
         commands_in_flight: 5_000,
+        http_body_limit: 64 * 1024,
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -5,6 +5,7 @@
 #
 #   DATABASE_URL      default postgres://postgres@127.0.0.1:5432/lockers (created if missing)
 #   LOCKER_MQTT_ADDR  default 127.0.0.1:11883
+#   LOCKER_HTTP_ADDR  default 127.0.0.1:18080
 #   DEMO_LOCKERS      how many simulated lockers, default 5
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/lockers}"
 export LOCKER_MQTT_ADDR="${LOCKER_MQTT_ADDR:-127.0.0.1:11883}"
+export LOCKER_HTTP_ADDR="${LOCKER_HTTP_ADDR:-127.0.0.1:18080}"
 lockers="${DEMO_LOCKERS:-5}"
 ensure_postgres "$DATABASE_URL"
 
@@ -39,5 +41,5 @@ done
 
 "$simulator" run --broker "$LOCKER_MQTT_ADDR" --credentials "$credentials" --lockers "$lockers" --heartbeat-secs 10 &
 simulator_pid=$!
-say "gateway on $LOCKER_MQTT_ADDR with $lockers simulated lockers; try: $gateway device list (Ctrl-C stops)"
+say "gateway on $LOCKER_MQTT_ADDR (HTTP API on http://$LOCKER_HTTP_ADDR, curl http://$LOCKER_HTTP_ADDR/readyz) with $lockers simulated lockers; try: $gateway device list (Ctrl-C stops)"
 wait "$gateway_pid"

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::{ApiState, Parts};
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
 use crate::bus::{self, BusTx};
 use crate::command::{CommandService, CommandSettings, Waiters};
@@ -37,6 +38,22 @@ pub enum StartError {
     /// The broker could not start.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// Redis is unreachable.
+    #[error("Redis at {url}: {source}")]
+    Redis {
+        /// The URL, password redacted.
+        url: String,
+        /// What failed.
+        source: redis::RedisError,
+    },
+    /// The HTTP listen address is taken or not ours.
+    #[error("cannot listen for HTTP on {addr} (set LOCKER_HTTP_ADDR to change it): {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 /// The running gateway.
@@ -54,6 +71,12 @@ pub struct App {
     bus_tasks: TaskTracker,
     /// Whether the gateway's uplink subscription is in place (always, with the embedded broker).
     mqtt_ready: tokio::sync::watch::Receiver<bool>,
+    /// Where the HTTP API listens.
+    http_addr: std::net::SocketAddr,
+    /// The HTTP server stops first, finishing the requests in flight.
+    http_shutdown: CancellationToken,
+    http_tasks: TaskTracker,
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl App {
@@ -84,6 +107,23 @@ impl App {
                     .as_deref()
                     .map(redact_url)
                     .unwrap_or_default(),
+                source,
+            })?;
+        let redis = match &config.redis_url {
+            None => None,
+            Some(url) => Some(
+                connect_redis(url)
+                    .await
+                    .map_err(|source| StartError::Redis {
+                        url: redact_url(url),
+                        source,
+                    })?,
+            ),
+        };
+        let http_listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| StartError::Http {
+                addr: config.http_addr,
                 source,
             })?;
         let shutdown = CancellationToken::new();
@@ -177,7 +217,31 @@ impl App {
             nudges,
             async move { stop.cancelled().await },
         ));
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let state = ApiState::new(Parts {
+            pool: pool.clone(),
+            redis,
+            broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
+            mqtt_ready: mqtt_ready.clone(),
+            draining: draining.clone(),
+        });
+        let http_shutdown = CancellationToken::new();
+        let http_tasks = TaskTracker::new();
+        let http_addr = crate::api::serve(
+            http_listener,
+            crate::api::app(state, config.http_body_limit),
+            &http_tasks,
+            http_shutdown.clone(),
+        )
+        .map_err(|source| StartError::Http {
+            addr: config.http_addr,
+            source,
+        })?;
         Ok(Self {
+            http_addr,
+            http_shutdown,
+            http_tasks,
+            draining,
             pool,
             registry,
             broker,
@@ -235,10 +299,27 @@ impl App {
         &self.pool
     }
 
-    /// Runs until `stop` resolves, then stops the background tasks, the broker and the pool.
+    /// Where the HTTP API listens (the port chosen, if the configuration said 0).
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http_addr
+    }
+
+    /// Marks the gateway as stopping: `/readyz` answers 503 from now on, so load balancers send
+    /// no new work while what is in flight finishes.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Runs until `stop` resolves, then stops the HTTP server (finishing requests in flight), the
+    /// background tasks, the broker and the pool.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) {
         stop.await;
         tracing::info!("stopping");
+        self.start_draining();
+        self.http_shutdown.cancel();
+        self.http_tasks.close();
+        self.http_tasks.wait().await;
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
@@ -295,4 +376,10 @@ async fn command_housekeeping(
             }
         }
     }
+}
+
+/// A Redis connection that reconnects by itself.
+async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    redis::aio::ConnectionManager::new(client).await
 }

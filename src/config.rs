@@ -43,6 +43,8 @@ pub struct Config {
     pub surface_unknown: Duration,
     /// `LOCKER_COMMANDS_IN_FLIGHT`: most commands awaiting answers at once (default 5000).
     pub commands_in_flight: usize,
+    /// `LOCKER_HTTP_BODY_LIMIT`: largest HTTP request body in bytes (default 65536).
+    pub http_body_limit: usize,
 }
 
 /// A setting that could not be used.
@@ -133,6 +135,12 @@ impl Config {
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
             query_again: Duration::from_secs(number("LOCKER_QUERY_AGAIN_SECS", 15, 1, 3600)?),
             commands_in_flight: number("LOCKER_COMMANDS_IN_FLIGHT", 5_000, 1, 1_000_000)? as usize,
+            http_body_limit: number(
+                "LOCKER_HTTP_BODY_LIMIT",
+                crate::api::json::DEFAULT_BODY_LIMIT as u64,
+                1024,
+                16 * 1024 * 1024,
+            )? as usize,
             surface_unknown: Duration::from_secs(number(
                 "LOCKER_SURFACE_UNKNOWN_SECS",
                 120,
@@ -184,6 +192,7 @@ impl std::fmt::Debug for Config {
             .field("query_again", &self.query_again)
             .field("surface_unknown", &self.surface_unknown)
             .field("commands_in_flight", &self.commands_in_flight)
+            .field("http_body_limit", &self.http_body_limit)
             .finish()
     }
 }

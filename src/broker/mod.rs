@@ -123,6 +123,30 @@ pub struct EmbeddedBroker {
     links: LinkFactory,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    listening: ListenerHealth,
+}
+
+/// Whether every listener of the embedded broker is still running (for `/readyz`).
+#[derive(Debug, Clone, Default)]
+pub struct ListenerHealth {
+    started: usize,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ListenerHealth {
+    /// Whether every listener started is still running.
+    pub fn all_running(&self) -> bool {
+        self.running.load(std::sync::atomic::Ordering::Relaxed) == self.started
+    }
+}
+
+/// Counts a listener thread as running until it ends, however it ends.
+struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for EmbeddedBroker {
@@ -179,6 +203,7 @@ impl EmbeddedBroker {
             inner: auth,
         });
         let mut threads = Vec::new();
+        let mut listening = ListenerHealth::default();
         let listener = |name: &str, addr: SocketAddr| {
             let mut server = ServerSettings {
                 name: name.to_owned(),
@@ -205,6 +230,7 @@ impl EmbeddedBroker {
                 LockerAcl::new(V4, revocations.clone()).without_properties(),
             ),
             stop_rx.clone(),
+            &mut listening,
         )?);
         if let Some(addr) = settings.v5_addr {
             threads.push(spawn_listener(
@@ -214,6 +240,7 @@ impl EmbeddedBroker {
                     LockerAcl::new(V5, revocations.clone()),
                 ),
                 stop_rx,
+                &mut listening,
             )?);
         }
         // Prove that each listener is ours before reporting success.
@@ -251,7 +278,13 @@ impl EmbeddedBroker {
             links,
             stop,
             threads,
+            listening,
         })
+    }
+
+    /// Whether its listeners are still running.
+    pub fn health(&self) -> ListenerHealth {
+        self.listening.clone()
     }
 
     /// The settings it runs with.
@@ -288,13 +321,20 @@ impl Drop for EmbeddedBroker {
 fn spawn_listener<P>(
     mut server: Server<P>,
     mut stop: watch::Receiver<bool>,
+    health: &mut ListenerHealth,
 ) -> Result<JoinHandle<()>, BrokerError>
 where
     P: Protocol + Clone + Send + 'static,
 {
+    health.started += 1;
+    health
+        .running
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let running = Running(health.running.clone());
     std::thread::Builder::new()
         .name("mqtt-listener".into())
         .spawn(move || {
+            let _running = running;
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

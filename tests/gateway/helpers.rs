@@ -220,6 +220,13 @@ pub struct TestApp {
     pub app: locker_gateway::app::App,
     pub addr: SocketAddr,
     pub pool: PgPool,
+    /// An HTTP client for the API.
+    pub http: reqwest::Client,
+}
+
+/// The Redis the tests use (`REDIS_URL`, as `scripts/test.sh` sets it).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// The gateway's heartbeat interval in tests: long, so that a loaded CI machine never times a
@@ -228,18 +235,19 @@ pub const TEST_HEARTBEAT: Duration = Duration::from_secs(60);
 
 pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
     locker_gateway::Config {
-        http_addr: free_addr(),
+        http_addr: "127.0.0.1:0".parse().expect("address"),
         mqtt_addr,
         mqtt5_addr: None,
         external_broker: None,
         database_url: None,
-        redis_url: None,
+        redis_url: Some(redis_url()),
         heartbeat: TEST_HEARTBEAT,
         outbox_poll: Duration::from_millis(20),
         command_deadline: Duration::from_secs(5),
         query_again: Duration::from_secs(1),
         surface_unknown: Duration::from_secs(4),
         commands_in_flight: 1000,
+        http_body_limit: 64 * 1024,
     }
 }
 
@@ -269,7 +277,14 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
         let mut config = test_config(addr);
         adjust(&mut config);
         match locker_gateway::app::App::with_pool(&config, pool.clone()).await {
-            Ok(app) => return TestApp { app, addr, pool },
+            Ok(app) => {
+                return TestApp {
+                    app,
+                    addr,
+                    pool,
+                    http: reqwest::Client::new(),
+                };
+            }
             Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
             Err(e) => panic!("gateway did not start: {e}"),
         }
@@ -278,6 +293,11 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
 }
 
 impl TestApp {
+    /// The API's URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app.http_addr())
+    }
+
     /// An in-process client of the embedded broker (no login, no topic rules).
     pub fn link(&self, name: &str) -> (rumqttd::local::LinkTx, LinkRx) {
         self.app

@@ -1,0 +1,199 @@
+//! The API's one error type and its RFC 9457 problem documents.
+//!
+//! Every module's error maps here, in one place, to an HTTP status and a stable `code` that
+//! clients can switch on. 5xx errors are logged with their cause; 4xx are the client's business
+//! and are not logged as errors.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, as a JSON pointer-ish path (`door`, `items[0].qty`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` style, stable per `code`).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// A stable, machine-readable code (`not_found`, `validation_failed`, ...).
+    pub code: String,
+    /// For `validation_failed`: each invalid field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request could not be read (malformed JSON, a bad query string, a bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is well-formed but some fields are wrong.
+    #[error("some fields are invalid")]
+    Validation(Vec<FieldError>),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Not allowed for this user.
+    #[error("this needs the operator (admin) role")]
+    Forbidden,
+    /// No such thing, or not yours.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// No such route.
+    #[error("no such route")]
+    NoRoute,
+    /// The route exists but not with this method.
+    #[error("this route does not take this method")]
+    MethodNotAllowed,
+    /// The state does not allow it now (a stable code says which conflict).
+    #[error("{detail}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// What conflicts.
+        detail: String,
+    },
+    /// The body is larger than allowed.
+    #[error("the request body is larger than this gateway accepts (LOCKER_HTTP_BODY_LIMIT)")]
+    PayloadTooLarge,
+    /// The body is not JSON (`Content-Type`).
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// Understood but refused on business grounds (a stable code says why).
+    #[error("{detail}")]
+    Unprocessable {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// Too many requests; try again after this many seconds.
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a request will be accepted.
+        retry_after_secs: u64,
+    },
+    /// A dependency is down or the gateway is stopping.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A locker did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
+    /// A bug or an unexpected failure: logged with its cause, shown without it.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::NoRoute => "no_such_route",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::GatewayTimeout(_) => "device_timeout",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// One invalid field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    /// The problem document.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            problem_type: format!("https://locker-gateway.invalid/problems/{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: self.code().to_owned(),
+            errors: match self {
+                Self::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        match &self {
+            Self::Internal(cause) => tracing::error!(code = problem.code, %cause, "request failed"),
+            e if e.status().is_server_error() => {
+                tracing::error!(code = problem.code, cause = %e, "request failed")
+            }
+            e => tracing::debug!(code = problem.code, cause = %e, "request refused"),
+        }
+        metrics::counter!("locker_http_errors_total", "code" => problem.code.clone()).increment(1);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Self::TooManyRequests { retry_after_secs } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,125 @@
+//! The HTTP API (axum): versioned under `/v1`, JSON in and out, every error an RFC 9457 problem
+//! document, the OpenAPI document generated from the handlers at `/v1/openapi.json`.
+//!
+//! The api parses and authenticates; the services decide. Each area has its own router, merged
+//! here with one shared state.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod error;
+pub mod health;
+pub mod json;
+
+pub use error::{ApiError, FieldError, Problem};
+pub use json::Json;
+
+use crate::broker::ListenerHealth;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState(Arc<Parts>);
+
+/// The parts of [`ApiState`].
+pub struct Parts {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// Redis, if configured.
+    pub redis: Option<redis::aio::ConnectionManager>,
+    /// The embedded broker's listeners (none with an external broker).
+    pub broker_listeners: Option<ListenerHealth>,
+    /// Whether the gateway's MQTT subscription is in place.
+    pub mqtt_ready: tokio::sync::watch::Receiver<bool>,
+    /// Set when the gateway starts stopping: `/readyz` turns 503.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+impl ApiState {
+    /// The state for `parts`.
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
+    }
+
+    /// Whether the gateway is stopping.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "locker-gateway",
+        description = "Device gateway for smart lockers. Errors are RFC 9457 problem documents \
+                       (application/problem+json) with a stable `code`."
+    ),
+    components(schemas(Problem, FieldError))
+)]
+struct ApiDoc;
+
+/// The routes and their OpenAPI document, from one source: a handler is routed only through
+/// `routes!`, which documents it.
+pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::livez))
+        .routes(routes!(health::readyz))
+        .split_for_parts()
+}
+
+/// The complete application: routes, `/v1/openapi.json`, problem documents for unknown routes and
+/// methods, the body size limit.
+pub fn app(state: ApiState, body_limit: usize) -> axum::Router {
+    let (router, openapi) = routes();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/v1/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves `app` on an already-bound listener until `shutdown`; in-flight requests finish first.
+pub fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    tasks.spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    tracing::info!(%addr, "HTTP API listening");
+    Ok(addr)
+}
