@@ -300,6 +300,8 @@ async fn bench() {
         surface_unknown: Duration::from_secs(120),
         commands_in_flight: 5_000,
         http_body_limit: 64 * 1024,
+        token_ttl: Duration::from_secs(3600),
+        password_cost: locker_gateway::account::PasswordCost::TEST,
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -217,6 +217,9 @@ impl App {
             nudges,
             async move { stop.cancelled().await },
         ));
+        let accounts =
+            crate::account::Accounts::new(pool.clone(), config.password_cost, config.token_ttl);
+        tasks.spawn(purge_tokens(accounts.clone(), shutdown.clone()));
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = ApiState::new(Parts {
             pool: pool.clone(),
@@ -224,6 +227,7 @@ impl App {
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
             mqtt_ready: mqtt_ready.clone(),
             draining: draining.clone(),
+            accounts,
         });
         let http_shutdown = CancellationToken::new();
         let http_tasks = TaskTracker::new();
@@ -382,4 +386,24 @@ async fn command_housekeeping(
 async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
     let client = redis::Client::open(url)?;
     redis::aio::ConnectionManager::new(client).await
+}
+
+/// Every ten minutes: forgets expired bearer tokens.
+async fn purge_tokens(accounts: crate::account::Accounts, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match accounts.purge_expired_tokens().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(tokens = n, "expired tokens forgotten"),
+            Err(e) => {
+                metrics::counter!("locker_worker_errors_total", "worker" => "token_purge")
+                    .increment(1);
+                tracing::warn!(error = %e, "cannot forget expired tokens");
+            }
+        }
+    }
 }

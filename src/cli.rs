@@ -30,6 +30,43 @@ pub enum Command {
     /// List and cancel commands (needs DATABASE_URL).
     #[command(subcommand)]
     Command(CommandCommand),
+    /// Manage operator accounts (needs DATABASE_URL).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// Operator accounts.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an operator (admin) account; the password is read from the first line of standard
+    /// input, so it never appears in the shell's history or the process list.
+    Create {
+        /// The operator's email (the login).
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Runs one admin subcommand, reading the password from `input`.
+pub async fn run_admin_command(
+    accounts: &crate::account::Accounts,
+    command: AdminCommand,
+    mut input: impl std::io::BufRead,
+) -> Result<String, String> {
+    match command {
+        AdminCommand::Create { email } => {
+            let mut password = String::new();
+            input
+                .read_line(&mut password)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = accounts
+                .register(&email, password, crate::account::Role::Admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("operator {} created (id {})", user.email, user.id))
+        }
+    }
 }
 
 /// Command administration.

@@ -45,6 +45,11 @@ pub struct Config {
     pub commands_in_flight: usize,
     /// `LOCKER_HTTP_BODY_LIMIT`: largest HTTP request body in bytes (default 65536).
     pub http_body_limit: usize,
+    /// `LOCKER_TOKEN_TTL_SECS`: how long a login's bearer token works (default 43200, 12 hours).
+    pub token_ttl: Duration,
+    /// `LOCKER_ARGON2_MEMORY_KIB`, `LOCKER_ARGON2_ITERATIONS`, `LOCKER_ARGON2_PARALLELISM`: the
+    /// cost of hashing a password (defaults 19456, 2, 1).
+    pub password_cost: crate::account::PasswordCost,
 }
 
 /// A setting that could not be used.
@@ -135,6 +140,12 @@ impl Config {
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
             query_again: Duration::from_secs(number("LOCKER_QUERY_AGAIN_SECS", 15, 1, 3600)?),
             commands_in_flight: number("LOCKER_COMMANDS_IN_FLIGHT", 5_000, 1, 1_000_000)? as usize,
+            token_ttl: Duration::from_secs(number("LOCKER_TOKEN_TTL_SECS", 43_200, 60, 2_592_000)?),
+            password_cost: crate::account::PasswordCost {
+                memory_kib: number("LOCKER_ARGON2_MEMORY_KIB", 19 * 1024, 8, 1024 * 1024)? as u32,
+                iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
+                parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
+            },
             http_body_limit: number(
                 "LOCKER_HTTP_BODY_LIMIT",
                 crate::api::json::DEFAULT_BODY_LIMIT as u64,
@@ -193,6 +204,8 @@ impl std::fmt::Debug for Config {
             .field("surface_unknown", &self.surface_unknown)
             .field("commands_in_flight", &self.commands_in_flight)
             .field("http_body_limit", &self.http_body_limit)
+            .field("token_ttl", &self.token_ttl)
+            .field("password_cost", &self.password_cost)
             .finish()
     }
 }

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod api;
 pub mod app;
 pub mod broker;

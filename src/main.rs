@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use locker_gateway::app::App;
-use locker_gateway::cli::{Cli, Command, run_command_command, run_device_command};
+use locker_gateway::cli::{
+    Cli, Command, run_admin_command, run_command_command, run_device_command,
+};
 use locker_gateway::config::redact_url;
 use locker_gateway::device::DeviceRegistry;
 use locker_gateway::{Config, banner};
@@ -47,6 +49,15 @@ fn main() -> ExitCode {
             Command::Command(command) => {
                 let pool = database(&config).await?;
                 run_command_command(&pool, command).await
+            }
+            Command::Admin(command) => {
+                let pool = database(&config).await?;
+                let accounts = locker_gateway::account::Accounts::new(
+                    pool,
+                    config.password_cost,
+                    config.token_ttl,
+                );
+                run_admin_command(&accounts, command, std::io::stdin().lock()).await
             }
         }
     });

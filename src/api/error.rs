@@ -165,6 +165,22 @@ impl ApiError {
     }
 }
 
+impl From<crate::account::AccountError> for ApiError {
+    fn from(e: crate::account::AccountError) -> Self {
+        use crate::account::AccountError as E;
+        match e {
+            E::EmailTaken => Self::Conflict {
+                code: "email_taken",
+                detail: e.to_string(),
+            },
+            E::Invalid { field, message } => Self::field(field, message),
+            E::InvalidCredentials => Self::Unauthorized("wrong email or password"),
+            E::Hash(cause) => Self::Internal(cause),
+            E::Storage(e) => e.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(format!("database: {e}"))
@@ -189,6 +205,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Self::Unauthorized(_) = self {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Self::TooManyRequests { retry_after_secs } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

@@ -18,6 +18,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod accounts;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod json;
@@ -43,6 +45,8 @@ pub struct Parts {
     pub mqtt_ready: tokio::sync::watch::Receiver<bool>,
     /// Set when the gateway starts stopping: `/readyz` turns 503.
     pub draining: Arc<AtomicBool>,
+    /// Accounts and tokens.
+    pub accounts: crate::account::Accounts,
 }
 
 impl std::ops::Deref for ApiState {
@@ -71,9 +75,24 @@ impl ApiState {
         description = "Device gateway for smart lockers. Errors are RFC 9457 problem documents \
                        (application/problem+json) with a stable `code`."
     ),
-    components(schemas(Problem, FieldError))
+    components(schemas(Problem, FieldError)),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme the operations refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The routes and their OpenAPI document, from one source: a handler is routed only through
 /// `routes!`, which documents it.
@@ -81,6 +100,9 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::log_in))
+        .routes(routes!(accounts::me))
         .split_for_parts()
 }
 

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 
 use crate::helpers::spawn_app;
 
-async fn problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+pub async fn problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status);
     assert_eq!(
         response

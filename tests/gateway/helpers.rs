@@ -248,6 +248,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         surface_unknown: Duration::from_secs(4),
         commands_in_flight: 1000,
         http_body_limit: 64 * 1024,
+        token_ttl: Duration::from_secs(3600),
+        password_cost: locker_gateway::account::PasswordCost::TEST,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The gateway's integration tests, as one binary. They use a real PostgreSQL (a fresh database per
 //! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
 
+mod accounts;
 mod api;
 mod broker;
 mod command_helpers;

@@ -1,0 +1,257 @@
+//! Accounts: people who use the API. Customers register themselves (role `user`); operators
+//! (role `admin`) are made with `locker-gateway admin create`. A login gives a bearer token that
+//! expires; only the token's SHA-256 is stored.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+pub mod password;
+
+pub use password::PasswordCost;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A customer: rents doors, sees only their own things.
+    User,
+    /// An operator: manages devices, sees everything, reads the audit log.
+    Admin,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+}
+
+/// An account, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct User {
+    /// Its id.
+    pub id: Uuid,
+    /// Its email address (the login).
+    pub email: String,
+    /// What it may do.
+    pub role: Role,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A bearer token and whose it is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Session {
+    /// Send as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The account.
+    pub user: User,
+}
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// An account with this email exists.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// The email or password does not meet the rules.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        message: &'static str,
+    },
+    /// Wrong email or password (which one is not said).
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// Hashing failed.
+    #[error("password hashing: {0}")]
+    Hash(String),
+    /// PostgreSQL failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Shortest and longest passwords accepted.
+pub const PASSWORD_LENGTH: std::ops::RangeInclusive<usize> = 10..=128;
+
+fn validate(email: &str, password: &str) -> Result<(), AccountError> {
+    let email_ok = (3..=254).contains(&email.len())
+        && email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !email_ok {
+        return Err(AccountError::Invalid {
+            field: "email",
+            message: "not an email address",
+        });
+    }
+    if !PASSWORD_LENGTH.contains(&password.chars().count()) {
+        return Err(AccountError::Invalid {
+            field: "password",
+            message: "must be 10 to 128 characters",
+        });
+    }
+    Ok(())
+}
+
+fn user_from(row: &sqlx::postgres::PgRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        role: Role::parse(row.try_get::<&str, _>("role")?),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Accounts and their tokens.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    pool: PgPool,
+    cost: PasswordCost,
+    token_ttl: std::time::Duration,
+}
+
+impl Accounts {
+    /// Accounts in `pool`, hashing passwords at `cost`, tokens valid for `token_ttl`.
+    pub fn new(pool: PgPool, cost: PasswordCost, token_ttl: std::time::Duration) -> Self {
+        Self {
+            pool,
+            cost,
+            token_ttl,
+        }
+    }
+
+    /// Makes an account.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, AccountError> {
+        let email = email.trim();
+        validate(email, password)?;
+        let hash = password::hash(password.to_owned(), self.cost)
+            .await
+            .map_err(AccountError::Hash)?;
+        let row = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING id, email, role, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(email)
+        .bind(hash)
+        .bind(role.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(user_from(&row)?),
+            None => Err(AccountError::EmailTaken),
+        }
+    }
+
+    /// Checks an email and password and gives a new token.
+    pub async fn log_in(&self, email: &str, password: &str) -> Result<Session, AccountError> {
+        let row = sqlx::query(
+            "SELECT id, email, role, created_at, password_hash FROM users WHERE lower(email) = lower($1)",
+        )
+        .bind(email.trim())
+        .fetch_optional(&self.pool)
+        .await?;
+        let stored = row
+            .as_ref()
+            .map(|r| r.try_get::<String, _>("password_hash"))
+            .transpose()?;
+        if !password::verify(password.to_owned(), stored, self.cost).await {
+            return Err(AccountError::InvalidCredentials);
+        }
+        let user = match row {
+            Some(row) => user_from(&row)?,
+            None => return Err(AccountError::InvalidCredentials),
+        };
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+        let token = format!("lgw_{}", hex::encode(secret));
+        let expires_at = Utc::now()
+            + chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::hours(12));
+        sqlx::query(
+            "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(digest(&token))
+        .bind(user.id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(Session {
+            token,
+            token_type: "Bearer".into(),
+            expires_at,
+            user,
+        })
+    }
+
+    /// Whose token this is, if it is valid and not expired.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<User>, AccountError> {
+        if !token.starts_with("lgw_") || token.len() != 68 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.role, u.created_at FROM api_tokens t
+             JOIN users u ON u.id = t.user_id
+             WHERE t.token_sha256 = $1 AND t.expires_at > now()",
+        )
+        .bind(digest(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
+    /// Forgets expired tokens. Returns how many.
+    pub async fn purge_expired_tokens(&self) -> Result<u64, sqlx::Error> {
+        Ok(
+            sqlx::query("DELETE FROM api_tokens WHERE expires_at <= now()")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_passwords_are_checked() {
+        assert!(validate("a@b", "0123456789").is_ok());
+        for email in ["", "ab", "no-at", "@b", "a@", "a b@c", "a@b@c"] {
+            assert!(validate(email, "0123456789").is_err(), "{email}");
+        }
+        assert!(validate("a@b", "short").is_err());
+        assert!(validate("a@b", &"x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! Who is calling: `Authorization: Bearer <token>`. [`Caller`] is any logged-in account;
+//! [`Operator`] an admin (403 for others). No or bad token: 401 with `WWW-Authenticate`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts as RequestParts;
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::account::{Role, User};
+
+/// The logged-in account making the request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub User);
+
+/// An operator (admin) making the request.
+#[derive(Debug, Clone)]
+pub struct Operator(pub User);
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut RequestParts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized(
+                "send a bearer token: Authorization: Bearer <token>",
+            ))?;
+        match state.accounts.authenticate(token).await? {
+            Some(user) => Ok(Caller(user)),
+            None => Err(ApiError::Unauthorized(
+                "the token is not valid or has expired",
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut RequestParts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(user) = Caller::from_request_parts(parts, state).await?;
+        if user.role == Role::Admin {
+            Ok(Operator(user))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
