@@ -228,6 +228,8 @@ impl App {
             mqtt_ready: mqtt_ready.clone(),
             draining: draining.clone(),
             accounts,
+            registry: registry.clone(),
+            commands: commands.clone(),
         });
         let http_shutdown = CancellationToken::new();
         let http_tasks = TaskTracker::new();

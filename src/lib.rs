@@ -9,6 +9,7 @@
 pub mod account;
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod broker;
 pub mod bus;
 pub mod cli;

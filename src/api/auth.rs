@@ -54,9 +54,28 @@ impl FromRequestParts<ApiState> for Operator {
     ) -> Result<Self, Self::Rejection> {
         let Caller(user) = Caller::from_request_parts(parts, state).await?;
         if user.role == Role::Admin {
-            Ok(Operator(user))
-        } else {
-            Err(ApiError::Forbidden)
+            return Ok(Operator(user));
         }
+        // A refused attempt at an operator action is audited too.
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        let action = format!("{} {route}", parts.method);
+        let target = parts.uri.path().to_owned();
+        if let Err(e) = crate::audit::record(
+            &state.pool,
+            Some(&user),
+            &action,
+            Some(&target),
+            crate::audit::Outcome::Refused,
+            serde_json::json!({ "error": "forbidden" }),
+        )
+        .await
+        {
+            metrics::counter!("locker_audit_write_failures_total").increment(1);
+            tracing::error!(error = %e, %action, "cannot write the audit log");
+        }
+        Err(ApiError::Forbidden)
     }
 }

@@ -181,6 +181,53 @@ impl From<crate::account::AccountError> for ApiError {
     }
 }
 
+impl From<crate::device::RegistryError> for ApiError {
+    fn from(e: crate::device::RegistryError) -> Self {
+        use crate::device::RegistryError as E;
+        match e {
+            E::AlreadyExists(_) => Self::Conflict {
+                code: "device_exists",
+                detail: e.to_string(),
+            },
+            E::NotFound(_) => Self::NotFound("device"),
+            E::Revoked(_) => Self::Conflict {
+                code: "device_revoked",
+                detail: e.to_string(),
+            },
+            E::Invalid(message) => Self::Unprocessable {
+                code: "invalid_device",
+                detail: message.to_owned(),
+            },
+            E::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::command::CommandError> for ApiError {
+    fn from(e: crate::command::CommandError) -> Self {
+        use crate::command::CommandError as E;
+        let detail = e.to_string();
+        match e {
+            E::DeviceOffline => Self::Conflict {
+                code: "device_offline",
+                detail,
+            },
+            E::UnknownDevice => Self::NotFound("device"),
+            E::Invalid(_) => Self::Unprocessable {
+                code: "invalid_command",
+                detail,
+            },
+            E::Refused(_) => Self::Unprocessable {
+                code: "refused_by_device",
+                detail,
+            },
+            E::Timeout { .. } => Self::GatewayTimeout(detail),
+            E::Overloaded => Self::Unavailable(detail),
+            E::Storage(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(format!("database: {e}"))

@@ -19,7 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod health;
 pub mod json;
@@ -47,6 +49,10 @@ pub struct Parts {
     pub draining: Arc<AtomicBool>,
     /// Accounts and tokens.
     pub accounts: crate::account::Accounts,
+    /// The device registry.
+    pub registry: crate::device::DeviceRegistry,
+    /// Commands to lockers.
+    pub commands: crate::command::CommandService,
 }
 
 impl std::ops::Deref for ApiState {
@@ -103,6 +109,14 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::register))
         .routes(routes!(accounts::log_in))
         .routes(routes!(accounts::me))
+        .routes(routes!(devices::provision, devices::list))
+        .routes(routes!(devices::get))
+        .routes(routes!(devices::revoke))
+        .routes(routes!(devices::rotate))
+        .routes(routes!(devices::commands))
+        .routes(routes!(devices::cancel))
+        .routes(routes!(devices::unlock))
+        .routes(routes!(audit::list))
         .split_for_parts()
 }
 

@@ -8,6 +8,7 @@
 //! device link as they arrive, whoever is waiting; duplicates are counted and a conflicting second
 //! answer is flagged, never applied.
 
+pub mod history;
 pub mod query;
 pub mod queue;
 pub mod service;
@@ -20,6 +21,15 @@ use firmware_protocol::RefuseReason;
 use tokio::sync::watch;
 
 pub use service::{Command, CommandError, CommandService, CommandSettings, Outcome};
+
+/// Who asked for a command, and why; kept with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The account that asked (an operator's maintenance unlock), if any.
+    pub requested_by: Option<uuid::Uuid>,
+    /// Why, in their words (at most 200 characters).
+    pub reason: Option<String>,
+}
 
 /// A command's state as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -288,13 +288,24 @@ impl CommandService {
 
     /// Sends a command and waits for the locker's answer (and, for an unlock, the door's).
     pub async fn send(&self, device: DeviceId, command: Command) -> Result<Outcome, CommandError> {
+        self.send_with(device, command, &super::Origin::default())
+            .await
+    }
+
+    /// [`CommandService::send`], recording who asked and why with the command.
+    pub async fn send_with(
+        &self,
+        device: DeviceId,
+        command: Command,
+        origin: &super::Origin,
+    ) -> Result<Outcome, CommandError> {
         let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
             metrics::counter!("locker_commands_total", "result" => "overloaded").increment(1);
             return Err(CommandError::Overloaded);
         };
         let (kind, door, body) = command.stored();
         // One round trip: the command stored with its counter, and the key to seal it with.
-        let reserved = store::reserve(&self.pool, &device, kind, door, &body).await?;
+        let reserved = store::reserve(&self.pool, &device, (kind, door, &body), origin).await?;
         let command_id = CommandId::new(reserved.id as u64)
             .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
         // The locker refuses it after the deadline by its own clock: a copy that arrives late is

@@ -80,9 +80,8 @@ fn progress_of(row: &sqlx::postgres::PgRow) -> Result<Progress, sqlx::Error> {
 pub async fn reserve(
     pool: &PgPool,
     device: &DeviceId,
-    kind: &str,
-    door: Option<u16>,
-    body: &serde_json::Value,
+    (kind, door, body): (&str, Option<u16>, &serde_json::Value),
+    origin: &super::Origin,
 ) -> Result<Reserved, StoreError> {
     let row = sqlx::query(
         "WITH d AS (
@@ -91,8 +90,8 @@ pub async fn reserve(
              RETURNING id, session, down_counter, tag_key,
                        uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint AS uptime_now
          ), c AS (
-             INSERT INTO commands (device_id, kind, door, body, session, counter)
-             SELECT id, $2, $3, $4, session, down_counter FROM d
+             INSERT INTO commands (device_id, kind, door, body, session, counter, requested_by, reason)
+             SELECT id, $2, $3, $4, session, down_counter, $5, $6 FROM d
              RETURNING id
          )
          SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_now FROM c, d",
@@ -101,6 +100,8 @@ pub async fn reserve(
     .bind(kind)
     .bind(door.map(i32::from))
     .bind(body)
+    .bind(origin.requested_by)
+    .bind(&origin.reason)
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod credentials;
+pub mod directory;
 pub mod registry;
 pub mod revocation;
 

@@ -31,6 +31,24 @@ pub async fn customer(app: &TestApp, email: &str) -> String {
     token(app, email, "a long password").await
 }
 
+/// Makes an operator (as `admin create` does) and logs in; returns the bearer token.
+pub async fn operator(app: &TestApp, email: &str) -> String {
+    let accounts = locker_gateway::account::Accounts::new(
+        app.pool.clone(),
+        locker_gateway::account::PasswordCost::TEST,
+        std::time::Duration::from_secs(3600),
+    );
+    accounts
+        .register(
+            email,
+            "an operator password",
+            locker_gateway::account::Role::Admin,
+        )
+        .await
+        .expect("operator made");
+    token(app, email, "an operator password").await
+}
+
 async fn token(app: &TestApp, email: &str, password: &str) -> String {
     let response = log_in(app, email, password).await;
     assert_eq!(response.status(), 200);

@@ -143,7 +143,66 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
     // documented route missing here fails below.
     let account = serde_json::json!({ "email": "f@example.com", "password": "a long password" });
     let token = crate::accounts::customer(&app, "g@example.com").await;
+    let admin = crate::accounts::operator(&app, "ops@example.com").await;
+    app.provision("lk-1", 4).await;
+    app.provision("lk-2", 4).await;
+    let queued = app
+        .app
+        .commands()
+        .queue(
+            crate::helpers::device("lk-1"),
+            locker_gateway::command::Command::Unlock { door: 1 },
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .expect("queued");
+    let as_admin = |method: reqwest::Method, path: &str| {
+        app.http.request(method, app.url(path)).bearer_auth(&admin)
+    };
+    use reqwest::Method;
     let calls: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
+        (
+            "post",
+            "/v1/devices",
+            as_admin(Method::POST, "/v1/devices")
+                .json(&serde_json::json!({ "id": "lk-3", "door_count": 2 })),
+        ),
+        ("get", "/v1/devices", as_admin(Method::GET, "/v1/devices")),
+        (
+            "get",
+            "/v1/devices/{id}",
+            as_admin(Method::GET, "/v1/devices/lk-1"),
+        ),
+        (
+            "get",
+            "/v1/devices/{id}/commands",
+            as_admin(Method::GET, "/v1/devices/lk-1/commands"),
+        ),
+        (
+            "post",
+            "/v1/devices/{id}/commands/{command_id}/cancel",
+            as_admin(
+                Method::POST,
+                &format!("/v1/devices/lk-1/commands/{queued}/cancel"),
+            ),
+        ),
+        (
+            "post",
+            "/v1/devices/{id}/doors/{door}/unlock",
+            as_admin(Method::POST, "/v1/devices/lk-2/doors/1/unlock")
+                .json(&serde_json::json!({ "reason": "contract" })),
+        ),
+        (
+            "post",
+            "/v1/devices/{id}/rotate",
+            as_admin(Method::POST, "/v1/devices/lk-1/rotate").json(&serde_json::json!({})),
+        ),
+        (
+            "post",
+            "/v1/devices/{id}/revoke",
+            as_admin(Method::POST, "/v1/devices/lk-1/revoke"),
+        ),
+        ("get", "/v1/audit", as_admin(Method::GET, "/v1/audit")),
         ("get", "/livez", app.http.get(app.url("/livez"))),
         ("get", "/readyz", app.http.get(app.url("/readyz"))),
         (

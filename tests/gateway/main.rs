@@ -7,6 +7,7 @@ mod broker;
 mod command_helpers;
 mod commands;
 mod contract;
+mod devices_api;
 mod helpers;
 mod link;
 mod mosquitto;

@@ -1,0 +1,70 @@
+//! `/v1/audit`: the operators' audit log, for admins.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::Operator;
+use super::error::{ApiError, Problem};
+use super::json::{Json, Query};
+use crate::audit::{self, Entry, Filter};
+
+/// Filters and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListAudit {
+    /// Only this account's actions.
+    pub actor_id: Option<Uuid>,
+    /// Only this action (`device.provision`, `door.unlock`, ...).
+    pub action: Option<String>,
+    /// Only `ok`, `refused` or `failed`.
+    pub outcome: Option<String>,
+    /// The `next` of the previous page.
+    pub before: Option<i64>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A page of entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    pub items: Vec<Entry>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next: Option<i64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])),
+    params(ListAudit),
+    responses(
+        (status = 200, description = "A page of entries", body = AuditPage),
+        (status = 403, description = "Not an operator", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<ApiState>,
+    _operator: Operator,
+    Query(query): Query<ListAudit>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let limit = match query.limit.unwrap_or(50) {
+        n @ 1..=200 => i64::from(n),
+        _ => return Err(ApiError::field("limit", "must be 1 to 200")),
+    };
+    let items = audit::list(
+        &state.pool,
+        &Filter {
+            actor_id: query.actor_id,
+            action: query.action,
+            outcome: query.outcome,
+            before: query.before,
+            limit,
+        },
+    )
+    .await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage { items, next }))
+}

@@ -1,0 +1,131 @@
+//! The audit log: every operator action, including refused attempts, with who, what, when and
+//! how it ended. Written by the api; read by admins.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::account::User;
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// Not allowed, or refused by the rules (nothing done).
+    Refused,
+    /// Tried and failed.
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Entry {
+    /// Its id (newest is highest).
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (an account id), if known.
+    pub actor_id: Option<Uuid>,
+    /// Who (their email then).
+    pub actor_email: Option<String>,
+    /// What: `device.provision`, `device.revoke`, `door.unlock`, `POST /v1/devices` (refused), ...
+    pub action: String,
+    /// On what (a device id, a command id, a path).
+    pub target: Option<String>,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    /// Anything else worth keeping (the reason given, the error).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// Records one action. A failure to record is logged, never hidden: the caller decides.
+pub async fn record(
+    pool: &PgPool,
+    actor: Option<&User>,
+    action: &str,
+    target: Option<&str>,
+    outcome: Outcome,
+    detail: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor_id, actor_email, action, target, outcome, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(actor.map(|a| a.id))
+    .bind(actor.map(|a| a.email.as_str()))
+    .bind(truncate(action, 128))
+    .bind(target.map(|t| truncate(t, 256)))
+    .bind(outcome.as_str())
+    .bind(detail)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+/// Which entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this actor's.
+    pub actor_id: Option<Uuid>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Only older than this id (the page before).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Entries, newest first.
+pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor_id, actor_email, action, target, outcome, detail FROM audit_log
+         WHERE ($1::uuid IS NULL OR actor_id = $1) AND ($2::text IS NULL OR action = $2)
+           AND ($3::text IS NULL OR outcome = $3) AND ($4::bigint IS NULL OR id < $4)
+         ORDER BY id DESC LIMIT $5",
+    )
+    .bind(filter.actor_id)
+    .bind(&filter.action)
+    .bind(&filter.outcome)
+    .bind(filter.before)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Entry {
+                id: row.try_get("id")?,
+                at: row.try_get("at")?,
+                actor_id: row.try_get("actor_id")?,
+                actor_email: row.try_get("actor_email")?,
+                action: row.try_get("action")?,
+                target: row.try_get("target")?,
+                outcome: row.try_get("outcome")?,
+                detail: row.try_get("detail")?,
+            })
+        })
+        .collect()
+}
