@@ -219,7 +219,7 @@ impl App {
         ));
         let accounts =
             crate::account::Accounts::new(pool.clone(), config.password_cost, config.token_ttl);
-        tasks.spawn(purge_tokens(accounts.clone(), shutdown.clone()));
+        tasks.spawn(purge_expired(accounts.clone(), shutdown.clone()));
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = ApiState::new(Parts {
             pool: pool.clone(),
@@ -230,12 +230,13 @@ impl App {
             accounts,
             registry: registry.clone(),
             commands: commands.clone(),
+            body_limit: config.http_body_limit,
         });
         let http_shutdown = CancellationToken::new();
         let http_tasks = TaskTracker::new();
         let http_addr = crate::api::serve(
             http_listener,
-            crate::api::app(state, config.http_body_limit),
+            crate::api::app(state),
             &http_tasks,
             http_shutdown.clone(),
         )
@@ -390,8 +391,8 @@ async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis
     redis::aio::ConnectionManager::new(client).await
 }
 
-/// Every ten minutes: forgets expired bearer tokens.
-async fn purge_tokens(accounts: crate::account::Accounts, shutdown: CancellationToken) {
+/// Every ten minutes: forgets expired bearer tokens and idempotent answers older than a day.
+async fn purge_expired(accounts: crate::account::Accounts, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tokio::select! {

@@ -230,6 +230,11 @@ impl Accounts {
         Ok(row.as_ref().map(user_from).transpose()?)
     }
 
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Forgets expired tokens. Returns how many.
     pub async fn purge_expired_tokens(&self) -> Result<u64, sqlx::Error> {
         Ok(

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod json;
 
 pub use error::{ApiError, FieldError, Problem};
@@ -53,6 +54,8 @@ pub struct Parts {
     pub registry: crate::device::DeviceRegistry,
     /// Commands to lockers.
     pub commands: crate::command::CommandService,
+    /// Largest request body (bytes).
+    pub body_limit: usize,
 }
 
 impl std::ops::Deref for ApiState {
@@ -81,29 +84,45 @@ impl ApiState {
         description = "Device gateway for smart lockers. Errors are RFC 9457 problem documents \
                        (application/problem+json) with a stable `code`."
     ),
-    components(schemas(Problem, FieldError)),
-    modifiers(&BearerAuth)
+    components(schemas(Problem, FieldError))
 )]
 struct ApiDoc;
 
-/// Declares the `bearer` security scheme the operations refer to.
-struct BearerAuth;
+/// What every operation shares: the `bearer` security scheme, and the optional
+/// `Idempotency-Key` header on each POST.
+struct Conventions;
 
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(post) = item.post.as_mut() {
+                let header = ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .description(Some(
+                        "Makes a retry safe: the same key and request within 24 hours gets the \
+                         first answer (with Idempotent-Replayed: true) without doing the work \
+                         again; a different request with the key is a 422, and the key while \
+                         the first request runs a 409. Per user; ignored on anonymous requests.",
+                    ))
+                    .build();
+                post.parameters.get_or_insert_with(Vec::new).push(header);
+            }
+        }
     }
 }
 
 /// The routes and their OpenAPI document, from one source: a handler is routed only through
 /// `routes!`, which documents it.
 pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
         .routes(routes!(accounts::register))
@@ -117,12 +136,15 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::cancel))
         .routes(routes!(devices::unlock))
         .routes(routes!(audit::list))
-        .split_for_parts()
+        .split_for_parts();
+    utoipa::Modify::modify(&Conventions, &mut openapi);
+    (router, openapi)
 }
 
 /// The complete application: routes, `/v1/openapi.json`, problem documents for unknown routes and
 /// methods, the body size limit.
-pub fn app(state: ApiState, body_limit: usize) -> axum::Router {
+pub fn app(state: ApiState) -> axum::Router {
+    let body_limit = state.body_limit;
     let (router, openapi) = routes();
     let openapi = Arc::new(openapi);
     router
@@ -135,6 +157,10 @@ pub fn app(state: ApiState, body_limit: usize) -> axum::Router {
         )
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -9,6 +9,7 @@ mod commands;
 mod contract;
 mod devices_api;
 mod helpers;
+mod idempotency;
 mod link;
 mod mosquitto;
 mod mqtt5;

@@ -1,0 +1,241 @@
+//! `Idempotency-Key` on mutating requests (POST), scoped per user and kept 24 hours: a retry
+//! with the same key and the same request gets the first answer (status and body, with
+//! `Idempotent-Replayed: true`) without the work being done again; the same key with a different
+//! request is a 422; the same key while the first request is still running is a 409.
+//!
+//! Keys belong to the authenticated caller; on anonymous requests the header is ignored. A first
+//! request that failed inside the gateway (500, 503) leaves no record, so its retry runs again; any
+//! other answer, including a locker's timeout (504, whose command may have run), is kept. A
+//! record left unfinished by a crash is taken over after ten minutes.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
+/// Set on a replayed answer.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// How long answers are kept.
+pub const KEEP_HOURS: i64 = 24;
+/// After this long an unfinished record is considered abandoned (its request crashed).
+const ABANDONED_MINUTES: i64 = 10;
+
+fn valid_key(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+enum Claim {
+    /// This request runs; record its answer.
+    Run,
+    /// Answered before: replay.
+    Replay(u16, Option<String>, Vec<u8>),
+    /// Same key, another request.
+    Mismatch,
+    /// Same key, still running.
+    Running,
+}
+
+async fn claim(
+    state: &ApiState,
+    user: uuid::Uuid,
+    key: &str,
+    digest: &[u8],
+) -> Result<Claim, sqlx::Error> {
+    let mut tx = state.pool.begin().await?;
+    // Forget this key's expired or abandoned record, then try to take it.
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2
+           AND (created_at < now() - make_interval(hours => $3)
+                OR (status IS NULL AND created_at < now() - make_interval(mins => $4)))",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(KEEP_HOURS as i32)
+    .bind(ABANDONED_MINUTES as i32)
+    .execute(&mut *tx)
+    .await?;
+    let taken = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_sha256) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(digest)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let claim = if taken {
+        Claim::Run
+    } else {
+        let (stored, status, content_type, body): (
+            Vec<u8>,
+            Option<i32>,
+            Option<String>,
+            Option<Vec<u8>>,
+        ) = sqlx::query_as(
+            "SELECT request_sha256, status, content_type, body FROM idempotency_keys
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        match status {
+            _ if stored != digest => Claim::Mismatch,
+            None => Claim::Running,
+            Some(status) => Claim::Replay(
+                u16::try_from(status).unwrap_or(500),
+                content_type,
+                body.unwrap_or_default(),
+            ),
+        }
+    };
+    tx.commit().await?;
+    Ok(claim)
+}
+
+/// The middleware.
+pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(HEADER) else {
+        return next.run(request).await;
+    };
+    let Some(key) = key
+        .to_str()
+        .ok()
+        .filter(|k| valid_key(k))
+        .map(str::to_owned)
+    else {
+        return ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        )
+        .into_response();
+    };
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let user = match token {
+        Some(token) => match state.accounts.authenticate(&token).await {
+            Ok(Some(user)) => user,
+            // Not authenticated: the handler says 401 as usual.
+            Ok(None) => return next.run(request).await,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => return next.run(request).await,
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, state.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::PayloadTooLarge.into_response(),
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update([0]);
+    hasher.update(parts.uri.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let digest = hasher.finalize().to_vec();
+    match claim(&state, user.id, &key, &digest).await {
+        Err(e) => ApiError::from(e).into_response(),
+        Ok(Claim::Mismatch) => ApiError::Unprocessable {
+            code: "idempotency_key_reused",
+            detail: "this Idempotency-Key was used with a different request".into(),
+        }
+        .into_response(),
+        Ok(Claim::Running) => ApiError::Conflict {
+            code: "idempotency_in_progress",
+            detail: "a request with this Idempotency-Key is still running; retry later".into(),
+        }
+        .into_response(),
+        Ok(Claim::Replay(status, content_type, body)) => {
+            metrics::counter!("locker_http_idempotent_replays_total").increment(1);
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if let Some(value) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            response
+                .headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Claim::Run) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            remember(&state, user.id, &key, response).await
+        }
+    }
+}
+
+/// Stores the answer (or forgets the claim after a failure inside the gateway) and returns it.
+async fn remember(state: &ApiState, user: uuid::Uuid, key: &str, response: Response) -> Response {
+    let status = response.status();
+    if matches!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        if let Err(e) = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+            .bind(user)
+            .bind(key)
+            .execute(&state.pool)
+            .await
+        {
+            tracing::error!(error = %e, "cannot release an idempotency key");
+        }
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match to_bytes(body, 1024 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a response to remember it");
+            return ApiError::Internal(format!("response body: {e}")).into_response();
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = sqlx::query(
+        "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, completed_at = now()
+         WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(i32::from(status.as_u16()))
+    .bind(content_type)
+    .bind(bytes.as_ref())
+    .execute(&state.pool)
+    .await
+    {
+        tracing::error!(error = %e, "cannot remember an idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Forgets answers older than 24 hours. Returns how many.
+pub async fn purge(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+    )
+    .bind(KEEP_HOURS as i32)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
