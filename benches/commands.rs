@@ -302,6 +302,7 @@ async fn bench() {
         http_body_limit: 64 * 1024,
         token_ttl: Duration::from_secs(3600),
         password_cost: locker_gateway::account::PasswordCost::TEST,
+        rate_limits: locker_gateway::api::limits::LimitSettings::default(),
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

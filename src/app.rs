@@ -220,6 +220,8 @@ impl App {
         let accounts =
             crate::account::Accounts::new(pool.clone(), config.password_cost, config.token_ttl);
         tasks.spawn(purge_expired(accounts.clone(), shutdown.clone()));
+        let limits = crate::api::limits::RateLimits::new(&config.rate_limits);
+        tasks.spawn(limits.clone().evict_until(shutdown.clone()));
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = ApiState::new(Parts {
             pool: pool.clone(),
@@ -231,6 +233,7 @@ impl App {
             registry: registry.clone(),
             commands: commands.clone(),
             body_limit: config.http_body_limit,
+            limits: limits.clone(),
         });
         let http_shutdown = CancellationToken::new();
         let http_tasks = TaskTracker::new();

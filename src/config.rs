@@ -50,6 +50,10 @@ pub struct Config {
     /// `LOCKER_ARGON2_MEMORY_KIB`, `LOCKER_ARGON2_ITERATIONS`, `LOCKER_ARGON2_PARALLELISM`: the
     /// cost of hashing a password (defaults 19456, 2, 1).
     pub password_cost: crate::account::PasswordCost,
+    /// `LOCKER_RATE_LIMIT_PER_IP`, `LOCKER_RATE_LIMIT_PER_USER` (requests per minute, defaults
+    /// 600 and 300) and `LOCKER_TRUSTED_PROXIES` (comma-separated addresses whose
+    /// `X-Forwarded-For` is believed; default none).
+    pub rate_limits: crate::api::limits::LimitSettings,
 }
 
 /// A setting that could not be used.
@@ -65,6 +69,8 @@ pub enum ConfigError {
         min: u64,
         max: u64,
     },
+    #[error("{name}={value:?} is not a comma-separated list of IP addresses")]
+    BadAddressList { name: &'static str, value: String },
     #[error("{name}={value} is not a {scheme}:// URL")]
     BadUrl {
         name: &'static str,
@@ -146,6 +152,24 @@ impl Config {
                 iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
                 parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
             },
+            rate_limits: crate::api::limits::LimitSettings {
+                per_ip_per_minute: number("LOCKER_RATE_LIMIT_PER_IP", 600, 1, 1_000_000)? as u32,
+                per_user_per_minute: number("LOCKER_RATE_LIMIT_PER_USER", 300, 1, 1_000_000)?
+                    as u32,
+                trusted_proxies: match get("LOCKER_TRUSTED_PROXIES") {
+                    None => Vec::new(),
+                    Some(value) => value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| a.parse())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| ConfigError::BadAddressList {
+                            name: "LOCKER_TRUSTED_PROXIES",
+                            value: value.clone(),
+                        })?,
+                },
+            },
             http_body_limit: number(
                 "LOCKER_HTTP_BODY_LIMIT",
                 crate::api::json::DEFAULT_BODY_LIMIT as u64,
@@ -206,6 +230,7 @@ impl std::fmt::Debug for Config {
             .field("http_body_limit", &self.http_body_limit)
             .field("token_ttl", &self.token_ttl)
             .field("password_cost", &self.password_cost)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }

@@ -37,7 +37,10 @@ impl FromRequestParts<ApiState> for Caller {
                 "send a bearer token: Authorization: Bearer <token>",
             ))?;
         match state.accounts.authenticate(token).await? {
-            Some(user) => Ok(Caller(user)),
+            Some(user) => {
+                state.limits.check_user(user.id)?;
+                Ok(Caller(user))
+            }
             None => Err(ApiError::Unauthorized(
                 "the token is not valid or has expired",
             )),

@@ -26,6 +26,7 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod json;
+pub mod limits;
 
 pub use error::{ApiError, FieldError, Problem};
 pub use json::Json;
@@ -56,6 +57,8 @@ pub struct Parts {
     pub commands: crate::command::CommandService,
     /// Largest request body (bytes).
     pub body_limit: usize,
+    /// Rate limits per client IP and per user.
+    pub limits: Arc<limits::RateLimits>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -160,6 +163,10 @@ pub fn app(state: ApiState) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::per_ip,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

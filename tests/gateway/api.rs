@@ -87,3 +87,96 @@ fn json_bodies_name_what_is_wrong() {
     };
     assert!(parse::<Door>(br#"{"door": 1, "reason": "r"}"#).is_ok());
 }
+
+#[sqlx::test]
+async fn too_many_requests_get_429_with_retry_after_per_ip_and_per_user(pool: PgPool) {
+    use locker_gateway::api::limits::LimitSettings;
+    let app = crate::helpers::spawn_app_with(pool, |config| {
+        config.rate_limits = LimitSettings {
+            per_ip_per_minute: 8,
+            per_user_per_minute: 3,
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+        };
+    })
+    .await;
+    let token = crate::accounts::customer(&app, "r@example.com").await; // 2 requests from .1
+    let me = |forwarded: &'static str| {
+        app.http
+            .get(app.url("/v1/me"))
+            .bearer_auth(&token)
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    // Per user: 3 a minute, whichever address they come from.
+    for from in ["10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+        assert_eq!(me(from).await.expect("sent").status(), 200);
+    }
+    let limited = me("10.0.0.5").await.expect("sent");
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    problem(limited, 429, "rate_limited").await;
+    // Per IP: behind the trusted proxy each forwarded client has its own budget of 8.
+    let anonymous = |forwarded: &'static str| {
+        app.http
+            .get(app.url("/v1/nothing"))
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    for _ in 0..8 {
+        assert_eq!(anonymous("10.0.1.1").await.expect("sent").status(), 404);
+    }
+    problem(
+        anonymous("10.0.1.1").await.expect("sent"),
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(anonymous("10.0.1.2").await.expect("sent").status(), 404);
+    // Health probes are never limited.
+    for _ in 0..10 {
+        assert_eq!(
+            app.http
+                .get(app.url("/livez"))
+                .send()
+                .await
+                .expect("sent")
+                .status(),
+            200
+        );
+    }
+}
+
+#[sqlx::test]
+async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing(pool: PgPool) {
+    use locker_gateway::api::limits::LimitSettings;
+    let app = crate::helpers::spawn_app_with(pool, |config| {
+        config.rate_limits = LimitSettings {
+            per_ip_per_minute: 3,
+            ..LimitSettings::default()
+        };
+    })
+    .await;
+    for n in 0..3 {
+        let response = app
+            .http
+            .get(app.url("/v1/nothing"))
+            .header("x-forwarded-for", format!("10.9.9.{n}"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 404);
+    }
+    let response = app
+        .http
+        .get(app.url("/v1/nothing"))
+        .header("x-forwarded-for", "10.9.9.99")
+        .send()
+        .await
+        .expect("sent");
+    problem(response, 429, "rate_limited").await;
+}

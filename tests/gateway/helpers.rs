@@ -250,6 +250,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         http_body_limit: 64 * 1024,
         token_ttl: Duration::from_secs(3600),
         password_cost: locker_gateway::account::PasswordCost::TEST,
+        rate_limits: locker_gateway::api::limits::LimitSettings::default(),
     }
 }
 
