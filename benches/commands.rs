@@ -303,6 +303,7 @@ async fn bench() {
         token_ttl: Duration::from_secs(3600),
         password_cost: locker_gateway::account::PasswordCost::TEST,
         rate_limits: locker_gateway::api::limits::LimitSettings::default(),
+        log_format: locker_gateway::config::LogFormat::Text,
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -12,6 +12,9 @@ use crate::device::{DeviceRegistry, NewDevice, Provisioned};
 #[derive(Debug, Parser)]
 #[command(name = "locker-gateway", version, about)]
 pub struct Cli {
+    /// A TOML configuration file (settings as in README, environment variables override it).
+    #[arg(long, global = true, env = "LOCKER_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// What to do; `serve` when left out.
     #[command(subcommand)]
     pub command: Option<Command>,

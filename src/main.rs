@@ -8,27 +8,28 @@ use locker_gateway::app::App;
 use locker_gateway::cli::{
     Cli, Command, run_admin_command, run_command_command, run_device_command,
 };
-use locker_gateway::config::redact_url;
+use locker_gateway::config::{LogFormat, redact_url};
 use locker_gateway::device::DeviceRegistry;
 use locker_gateway::{Config, banner};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match Config::from_env() {
+    let config = match Config::load(cli.config.as_deref(), |name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("locker-gateway: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -88,7 +89,8 @@ async fn database(config: &Config) -> Result<sqlx::PgPool, String> {
 async fn serve(config: Config) -> Result<String, String> {
     // Listen for signals before anything starts, so a SIGTERM during start-up is a clean stop too.
     let stop = shutdown_signal();
-    eprintln!("{}\nconfiguration:\n{config}", banner());
+    tracing::info!("{}", banner());
+    tracing::info!("configuration (passwords masked):\n{config}");
     let app = App::build(&config).await.map_err(|e| e.to_string())?;
     tracing::info!("gateway running; Ctrl-C to stop");
     app.run_until_stopped(stop).await;

@@ -251,6 +251,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         token_ttl: Duration::from_secs(3600),
         password_cost: locker_gateway::account::PasswordCost::TEST,
         rate_limits: locker_gateway::api::limits::LimitSettings::default(),
+        log_format: locker_gateway::config::LogFormat::Text,
     }
 }
 

@@ -84,3 +84,55 @@ impl Drop for GatewayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the binary with `args`, the environment cleared but for `env`; returns (exit code, stderr).
+fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn configuration_errors_name_their_source_and_never_print_secrets() {
+    let path = std::env::temp_dir().join(format!("locker-cli-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "database_url = \"postgres://app:hunter2@127.0.0.1:1/x\"\nheartbeat_secs = 0\n",
+    )
+    .expect("written");
+    let file = path.to_string_lossy().into_owned();
+    let (code, stderr) = run_binary(&["--config", &file, "migrate"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&file) && stderr.contains("`heartbeat_secs`"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_binary(
+        &["migrate"],
+        &[("LOCKER_CONFIG", &file), ("LOCKER_HEARTBEAT_SECS", "often")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environment variable LOCKER_HEARTBEAT_SECS"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("often"), "{stderr}");
+    // A valid file with a password: the failure to connect names the server, not the password.
+    std::fs::write(
+        &path,
+        "database_url = \"postgres://app:hunter2@127.0.0.1:1/x\"\n",
+    )
+    .expect("written");
+    let (code, stderr) = run_binary(&["--config", &file, "migrate"], &[]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let _ = std::fs::remove_file(&path);
+}

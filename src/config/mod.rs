@@ -4,6 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod layers;
+
+pub use layers::{LoadError, SETTINGS, file_key};
+
 /// Where the embedded broker listens by default: the standard MQTT port on every interface, where
 /// lockers in the field expect it. If another broker holds it, the gateway stops with a message
 /// naming the port and `LOCKER_MQTT_ADDR` (`scripts/run.sh` uses 127.0.0.1:11883).
@@ -54,6 +58,8 @@ pub struct Config {
     /// 600 and 300) and `LOCKER_TRUSTED_PROXIES` (comma-separated addresses whose
     /// `X-Forwarded-For` is believed; default none).
     pub rate_limits: crate::api::limits::LimitSettings,
+    /// `LOCKER_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
 }
 
 /// A setting that could not be used.
@@ -71,12 +77,40 @@ pub enum ConfigError {
     },
     #[error("{name}={value:?} is not a comma-separated list of IP addresses")]
     BadAddressList { name: &'static str, value: String },
+    #[error("{name}={value:?} is not one of {choices}")]
+    BadChoice {
+        name: &'static str,
+        value: String,
+        choices: &'static str,
+    },
     #[error("{name}={value} is not a {scheme}:// URL")]
     BadUrl {
         name: &'static str,
         value: String,
         scheme: &'static str,
     },
+}
+
+impl ConfigError {
+    /// The setting (its environment variable) that is wrong.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::BadAddress { name, .. }
+            | Self::BadNumber { name, .. }
+            | Self::BadAddressList { name, .. }
+            | Self::BadUrl { name, .. }
+            | Self::BadChoice { name, .. } => name,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
 }
 
 impl Config {
@@ -151,6 +185,17 @@ impl Config {
                 memory_kib: number("LOCKER_ARGON2_MEMORY_KIB", 19 * 1024, 8, 1024 * 1024)? as u32,
                 iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
                 parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
+            },
+            log_format: match get("LOCKER_LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::BadChoice {
+                        name: "LOCKER_LOG_FORMAT",
+                        value: other.to_owned(),
+                        choices: "text, json",
+                    });
+                }
             },
             rate_limits: crate::api::limits::LimitSettings {
                 per_ip_per_minute: number("LOCKER_RATE_LIMIT_PER_IP", 600, 1, 1_000_000)? as u32,
@@ -231,6 +276,7 @@ impl std::fmt::Debug for Config {
             .field("token_ttl", &self.token_ttl)
             .field("password_cost", &self.password_cost)
             .field("rate_limits", &self.rate_limits)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -254,7 +300,37 @@ impl std::fmt::Display for Config {
         }
         writeln!(f, "  postgresql    {}", url(&self.database_url))?;
         writeln!(f, "  redis         {}", url(&self.redis_url))?;
-        write!(f, "  heartbeat     {} s", self.heartbeat.as_secs())
+        writeln!(f, "  heartbeat     {} s", self.heartbeat.as_secs())?;
+        writeln!(
+            f,
+            "  commands      deadline {} ms, at most {} in flight, asked again after {} s, surfaced after {} s",
+            self.command_deadline.as_millis(),
+            self.commands_in_flight,
+            self.query_again.as_secs(),
+            self.surface_unknown.as_secs()
+        )?;
+        writeln!(f, "  outbox poll   {} ms", self.outbox_poll.as_millis())?;
+        writeln!(
+            f,
+            "  http          body limit {} bytes, tokens valid {} s",
+            self.http_body_limit,
+            self.token_ttl.as_secs()
+        )?;
+        writeln!(
+            f,
+            "  rate limits   {}/min per IP, {}/min per user, trusted proxies {:?}",
+            self.rate_limits.per_ip_per_minute,
+            self.rate_limits.per_user_per_minute,
+            self.rate_limits.trusted_proxies
+        )?;
+        writeln!(
+            f,
+            "  passwords     argon2id {} KiB, {} passes, {} lanes",
+            self.password_cost.memory_kib,
+            self.password_cost.iterations,
+            self.password_cost.parallelism
+        )?;
+        write!(f, "  logs          {:?}", self.log_format)
     }
 }
 
