@@ -36,6 +36,29 @@ pub enum Command {
     /// Manage operator accounts (needs DATABASE_URL).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Register a device and print its credentials (shown once); same as `device add`.
+    Provision {
+        /// Device id: 1 to 32 of A-Z a-z 0-9 _ -.
+        id: String,
+        /// Number of doors.
+        #[arg(long, default_value_t = 12)]
+        doors: u16,
+        /// Model name.
+        #[arg(long, default_value = "generic")]
+        model: String,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running gateway whether it is ready (GET /readyz on LOCKER_HTTP_ADDR); exit 0 if it
+    /// is, 1 if not. For container health checks.
+    Healthcheck,
+    /// Run the gateway with simulated lockers connected to it (needs DATABASE_URL).
+    Demo {
+        /// How many simulated lockers.
+        #[arg(long, default_value_t = 5)]
+        lockers: u16,
+    },
 }
 
 /// Operator accounts.
@@ -319,5 +342,41 @@ pub async fn run_device_command(
             }
             Ok(out)
         }
+    }
+}
+
+/// Asks the gateway listening on `addr` for `/readyz`; `Ok` with the answer if it is ready.
+pub async fn healthcheck(addr: std::net::SocketAddr) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut answer = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer).into_owned())
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within 5 s"))?
+        .map_err(|e| format!("cannot reach the gateway at {addr} (LOCKER_HTTP_ADDR): {e}"))?;
+    let status = answer.lines().next().unwrap_or("").to_owned();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.trim().to_owned())
+        .unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(format!("ready: {body}"))
+    } else {
+        Err(format!("not ready ({status}): {body}"))
     }
 }

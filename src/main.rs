@@ -51,6 +51,26 @@ fn main() -> ExitCode {
                 let pool = database(&config).await?;
                 run_command_command(&pool, command).await
             }
+            Command::Provision {
+                id,
+                doors,
+                model,
+                json,
+            } => {
+                let pool = database(&config).await?;
+                let add = locker_gateway::cli::DeviceCommand::Add {
+                    id,
+                    doors,
+                    model,
+                    json,
+                };
+                run_device_command(&DeviceRegistry::new(pool), add).await
+            }
+            Command::Healthcheck => locker_gateway::cli::healthcheck(config.http_addr).await,
+            Command::Demo { lockers } => {
+                let stop = shutdown_signal();
+                locker_gateway::demo::run(&config, lockers, stop).await
+            }
             Command::Admin(command) => {
                 let pool = database(&config).await?;
                 let accounts = locker_gateway::account::Accounts::new(

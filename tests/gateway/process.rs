@@ -136,3 +136,49 @@ fn configuration_errors_name_their_source_and_never_print_secrets() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[sqlx::test]
+async fn the_demo_runs_simulated_lockers_and_healthcheck_says_ready(pool: PgPool) {
+    let (mqtt, http) = (free_addr(), free_addr());
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+        .args(["demo", "--lockers", "2"])
+        .env("DATABASE_URL", database_url(&pool))
+        .env("LOCKER_MQTT_ADDR", mqtt.to_string())
+        .env("LOCKER_HTTP_ADDR", http.to_string())
+        .env("LOCKER_ARGON2_MEMORY_KIB", "64")
+        .env("LOCKER_ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    crate::helpers::eventually("both demo lockers online", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM devices WHERE online")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0)
+            == 2
+    })
+    .await;
+    let healthcheck = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("LOCKER_HTTP_ADDR", http.to_string())
+            .output()
+            .expect("runs")
+    };
+    let ready = healthcheck();
+    assert!(ready.status.success(), "{ready:?}");
+    assert!(String::from_utf8_lossy(&ready.stdout).starts_with("ready"));
+    let admins: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin'")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(admins, 1, "the demo operator");
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let gone = healthcheck();
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("LOCKER_HTTP_ADDR"));
+}
