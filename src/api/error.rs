@@ -49,6 +49,14 @@ pub enum ApiError {
     /// No valid credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Not enough money (a wallet's available balance); a stable code says which check.
+    #[error("{detail}")]
+    PaymentRequired {
+        /// Stable code.
+        code: &'static str,
+        /// What is missing.
+        detail: String,
+    },
     /// Not allowed for this user.
     #[error("this needs the operator (admin) role")]
     Forbidden,
@@ -107,6 +115,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -130,7 +139,9 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::NoRoute => "no_such_route",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::PaymentRequired { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",
@@ -261,5 +272,67 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status_and_a_problem_document() {
+        let cases = [
+            (ApiError::BadRequest("x".into()), 400, "bad_request"),
+            (ApiError::Unauthorized("x"), 401, "unauthorized"),
+            (
+                ApiError::PaymentRequired {
+                    code: "insufficient_funds",
+                    detail: "x".into(),
+                },
+                402,
+                "insufficient_funds",
+            ),
+            (ApiError::Forbidden, 403, "forbidden"),
+            (ApiError::NotFound("device"), 404, "not_found"),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (
+                ApiError::Conflict {
+                    code: "device_offline",
+                    detail: "x".into(),
+                },
+                409,
+                "device_offline",
+            ),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::field("door", "x"), 422, "validation_failed"),
+            (
+                ApiError::TooManyRequests {
+                    retry_after_secs: 3,
+                },
+                429,
+                "rate_limited",
+            ),
+            (ApiError::Internal("cause".into()), 500, "internal"),
+            (ApiError::Unavailable("x".into()), 503, "unavailable"),
+            (ApiError::GatewayTimeout("x".into()), 504, "device_timeout"),
+        ];
+        for (error, status, code) in cases {
+            let problem = error.problem();
+            assert_eq!((problem.status, problem.code.as_str()), (status, code));
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+        }
+        // The cause of a 500 is logged, never shown.
+        let shown = ApiError::Internal("password=hunter2".into()).problem();
+        assert!(!shown.detail.contains("hunter2"));
     }
 }

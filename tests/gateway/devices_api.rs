@@ -430,3 +430,22 @@ async fn malformed_oversized_and_wrong_bodies_write_nothing(pool: PgPool) {
         .expect("count");
     assert_eq!(devices, 0, "nothing was written");
 }
+
+#[sqlx::test]
+async fn a_locker_that_does_not_answer_is_a_504_and_audited_as_failed(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let admin = operator(&app, "ops@example.com").await;
+    let locker = online_locker(&app, "lk-1").await;
+    locker.turn(simulator::mqtt::Knob::DropAcks(100)).await;
+    let response = post(
+        &app,
+        &admin,
+        "/v1/devices/lk-1/doors/1/unlock",
+        json!({ "reason": "t" }),
+    )
+    .await;
+    problem(response, 504, "device_timeout").await;
+    let audit = json_of(get(&app, &admin, "/v1/audit?action=door.unlock").await, 200).await;
+    assert_eq!(audit["items"][0]["outcome"], "failed");
+    assert_eq!(audit["items"][0]["detail"]["error"], "device_timeout");
+}
