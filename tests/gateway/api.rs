@@ -180,3 +180,68 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing(pool: PgP
         .expect("sent");
     problem(response, 429, "rate_limited").await;
 }
+
+/// A Redis of the test's own, on a free port, that the test may stop.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let addr = crate::helpers::free_addr();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (Debian: apt-get install redis-server)");
+        let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis did not listen"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            url: format!("redis://{addr}"),
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[sqlx::test]
+async fn readyz_names_a_redis_that_stopped_answering(pool: PgPool) {
+    let mut redis = OwnRedis::start().await;
+    let url = redis.url.clone();
+    let app =
+        crate::helpers::spawn_app_with(pool, |config| config.redis_url = Some(url.clone())).await;
+    let ready = app.http.get(app.url("/readyz")).send().await.expect("sent");
+    assert_eq!(ready.status(), 200);
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let ready = app.http.get(app.url("/readyz")).send().await.expect("sent");
+    let body = problem(ready, 503, "unavailable").await;
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("redis"),
+        "{body}"
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/livez"))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        200
+    );
+}

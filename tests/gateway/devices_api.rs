@@ -62,6 +62,7 @@ async fn customers_and_strangers_reach_no_operator_endpoint_and_refusals_are_aud
     let app = spawn_app(pool.clone()).await;
     app.provision("lk-1", 4).await;
     let user = customer(&app, "u@example.com").await;
+    let other = customer(&app, "v@example.com").await;
     let admin = operator(&app, "ops@example.com").await;
     for (method, path, body) in operator_endpoints() {
         let request = |token: Option<&str>| {
@@ -76,8 +77,10 @@ async fn customers_and_strangers_reach_no_operator_endpoint_and_refusals_are_aud
         };
         let anonymous = request(None).send().await.expect("sent");
         problem(anonymous, 401, "unauthorized").await;
-        let as_user = request(Some(&user)).send().await.expect("sent");
-        problem(as_user, 403, "forbidden").await;
+        for token in [&user, &other] {
+            let as_user = request(Some(token)).send().await.expect("sent");
+            problem(as_user, 403, "forbidden").await;
+        }
     }
     // Nothing the customer tried happened.
     let revoked: Option<bool> =
@@ -98,8 +101,12 @@ async fn customers_and_strangers_reach_no_operator_endpoint_and_refusals_are_aud
     )
     .await;
     let items = page["items"].as_array().expect("items");
-    assert_eq!(items.len(), operator_endpoints().len());
-    assert!(items.iter().all(|e| e["actor_email"] == "u@example.com"));
+    assert_eq!(items.len(), 2 * operator_endpoints().len());
+    assert!(
+        items
+            .iter()
+            .all(|e| e["actor_email"] == "u@example.com" || e["actor_email"] == "v@example.com")
+    );
     assert!(
         items
             .iter()
