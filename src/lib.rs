@@ -20,6 +20,8 @@ pub mod demo;
 pub mod device;
 pub mod events;
 pub mod link;
+pub mod money;
+pub mod wallet;
 
 pub use config::Config;
 

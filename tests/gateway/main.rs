@@ -17,3 +17,4 @@ mod process;
 mod registry;
 mod restart;
 mod settlement;
+mod wallets;

@@ -1,0 +1,139 @@
+//! Wallets against a real PostgreSQL: concurrent changes apply once or not at all, and the ledger
+//! always adds up.
+
+use std::collections::HashMap;
+
+use locker_gateway::money::Currency;
+use locker_gateway::wallet::{Movement, WalletError, Wallets};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn user(pool: &PgPool) -> Uuid {
+    let accounts = locker_gateway::account::Accounts::new(
+        pool.clone(),
+        locker_gateway::account::PasswordCost::TEST,
+        std::time::Duration::from_secs(60),
+    );
+    accounts
+        .register(
+            "w@example.com",
+            "a long password",
+            locker_gateway::account::Role::User,
+        )
+        .await
+        .expect("user")
+        .id
+}
+
+/// available + held, and the sum of the ledger.
+pub async fn books(pool: &PgPool, user: Uuid) -> (i64, i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT w.available, w.held,
+                coalesce((SELECT sum(available_delta + held_delta) FROM ledger l
+                          WHERE l.wallet_id = w.id), 0)::bigint,
+                (SELECT count(*) FROM ledger l WHERE l.wallet_id = w.id)
+         FROM wallets w WHERE w.user_id = $1",
+    )
+    .bind(user)
+    .fetch_one(pool)
+    .await
+    .expect("books")
+}
+
+#[sqlx::test]
+async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool) {
+    let user = user(&pool).await;
+    let wallets = Wallets::new(pool.clone(), Currency::default());
+    wallets
+        .change(user, &Movement::top_up(100_000))
+        .await
+        .expect("funded");
+    wallets
+        .change(user, &Movement::hold(20_000))
+        .await
+        .expect("held");
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..1000 {
+        let wallets = wallets.clone();
+        tasks.spawn(async move {
+            let (kind, movement) = match n % 4 {
+                0 => ("top_up", Movement::top_up(100)),
+                1 => ("hold", Movement::hold(200)),
+                2 => ("capture", Movement::capture(50)),
+                _ => ("release", Movement::release(50)),
+            };
+            (kind, wallets.change(user, &movement).await)
+        });
+    }
+    let mut applied: HashMap<&str, i64> = HashMap::new();
+    let mut busy = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task") {
+            (kind, Ok(_)) => *applied.entry(kind).or_default() += 1,
+            (_, Err(WalletError::Busy)) => busy += 1,
+            (_, Err(e)) => panic!("unexpected failure: {e}"),
+        }
+    }
+    let n = |k| applied.get(k).copied().unwrap_or(0);
+    let (available, held, ledger_sum, entries) = books(&pool, user).await;
+    assert_eq!(
+        entries,
+        2 + n("top_up") + n("hold") + n("capture") + n("release")
+    );
+    assert_eq!(
+        entries - 2 + busy,
+        1000,
+        "every change either applied or refused"
+    );
+    assert_eq!(
+        available,
+        100_000 - 20_000 + 100 * n("top_up") - 200 * n("hold") + 50 * n("release")
+    );
+    assert_eq!(
+        held,
+        20_000 + 200 * n("hold") - 50 * n("capture") - 50 * n("release")
+    );
+    assert_eq!(available + held, ledger_sum, "the ledger adds up");
+    assert!(available >= 0 && held >= 0);
+    assert!(n("top_up") > 0 && n("hold") > 0, "{applied:?}, busy {busy}");
+}
+
+#[sqlx::test]
+async fn a_change_beyond_the_balance_is_refused_and_writes_nothing(pool: PgPool) {
+    let user = user(&pool).await;
+    let wallets = Wallets::new(pool.clone(), Currency::default());
+    wallets
+        .change(user, &Movement::top_up(500))
+        .await
+        .expect("funded");
+    let err = wallets
+        .change(user, &Movement::hold(501))
+        .await
+        .expect_err("too much");
+    assert!(
+        matches!(
+            err,
+            WalletError::InsufficientFunds {
+                needed: 501,
+                have: 500
+            }
+        ),
+        "{err}"
+    );
+    let err = wallets
+        .change(user, &Movement::capture(1))
+        .await
+        .expect_err("nothing held");
+    assert!(
+        matches!(err, WalletError::InsufficientFunds { .. }),
+        "{err}"
+    );
+    let (available, held, sum, entries) = books(&pool, user).await;
+    assert_eq!((available, held, sum, entries), (500, 0, 500, 1));
+    // Even a writer that skipped the checks is stopped by the database.
+    let negative = sqlx::query("UPDATE wallets SET available = -1 WHERE user_id = $1")
+        .bind(user)
+        .execute(&pool)
+        .await;
+    assert!(negative.is_err(), "the CHECK refuses a negative balance");
+}
