@@ -304,6 +304,8 @@ async fn bench() {
         password_cost: locker_gateway::account::PasswordCost::TEST,
         rate_limits: locker_gateway::api::limits::LimitSettings::default(),
         log_format: locker_gateway::config::LogFormat::Text,
+        currency: locker_gateway::money::Currency::default(),
+        payment_webhook_secret: Some("test-webhook-secret".into()),
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -234,6 +234,8 @@ impl App {
             commands: commands.clone(),
             body_limit: config.http_body_limit,
             limits: limits.clone(),
+            wallets: crate::wallet::Wallets::new(pool.clone(), config.currency.clone()),
+            payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
         let http_shutdown = CancellationToken::new();
         let http_tasks = TaskTracker::new();

@@ -27,6 +27,7 @@ pub mod health;
 pub mod idempotency;
 pub mod json;
 pub mod limits;
+pub mod wallets;
 
 pub use error::{ApiError, FieldError, Problem};
 pub use json::Json;
@@ -59,6 +60,10 @@ pub struct Parts {
     pub body_limit: usize,
     /// Rate limits per client IP and per user.
     pub limits: Arc<limits::RateLimits>,
+    /// Wallets.
+    pub wallets: crate::wallet::Wallets,
+    /// The payment provider's webhook secret, if payments are configured.
+    pub payment_webhook_secret: Option<String>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -139,6 +144,10 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::cancel))
         .routes(routes!(devices::unlock))
         .routes(routes!(audit::list))
+        .routes(routes!(wallets::mine))
+        .routes(routes!(wallets::ledger))
+        .routes(routes!(wallets::top_up))
+        .routes(routes!(wallets::webhook))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)

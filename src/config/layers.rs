@@ -32,6 +32,9 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_RATE_LIMIT_PER_USER",
     "LOCKER_TRUSTED_PROXIES",
     "LOCKER_LOG_FORMAT",
+    "LOCKER_CURRENCY",
+    "LOCKER_CURRENCY_EXPONENT",
+    "LOCKER_PAYMENT_WEBHOOK_SECRET",
 ];
 
 /// A setting's key in the file.

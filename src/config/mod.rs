@@ -60,6 +60,12 @@ pub struct Config {
     pub rate_limits: crate::api::limits::LimitSettings,
     /// `LOCKER_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `LOCKER_CURRENCY` (default `EUR`) and `LOCKER_CURRENCY_EXPONENT` (its minor-unit
+    /// digits, default 2).
+    pub currency: crate::money::Currency,
+    /// `LOCKER_PAYMENT_WEBHOOK_SECRET`: the payment provider's webhook signing secret; unset, the
+    /// webhook answers 503.
+    pub payment_webhook_secret: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -186,6 +192,25 @@ impl Config {
                 iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
                 parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
             },
+            currency: crate::money::Currency {
+                code: match get("LOCKER_CURRENCY") {
+                    None => "EUR".to_owned(),
+                    Some(code)
+                        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) =>
+                    {
+                        code
+                    }
+                    Some(other) => {
+                        return Err(ConfigError::BadChoice {
+                            name: "LOCKER_CURRENCY",
+                            value: other,
+                            choices: "three capital letters (ISO 4217), such as EUR",
+                        });
+                    }
+                },
+                exponent: number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32,
+            },
+            payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             log_format: match get("LOCKER_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -277,6 +302,11 @@ impl std::fmt::Debug for Config {
             .field("password_cost", &self.password_cost)
             .field("rate_limits", &self.rate_limits)
             .field("log_format", &self.log_format)
+            .field("currency", &self.currency)
+            .field(
+                "payment_webhook_secret",
+                &self.payment_webhook_secret.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }
@@ -329,6 +359,17 @@ impl std::fmt::Display for Config {
             self.password_cost.memory_kib,
             self.password_cost.iterations,
             self.password_cost.parallelism
+        )?;
+        writeln!(
+            f,
+            "  money         {} ({} decimals), payment webhook {}",
+            self.currency.code,
+            self.currency.exponent,
+            if self.payment_webhook_secret.is_some() {
+                "configured (secret masked)"
+            } else {
+                "off"
+            }
         )?;
         write!(f, "  logs          {:?}", self.log_format)
     }

@@ -160,6 +160,17 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         app.http.request(method, app.url(path)).bearer_auth(&admin)
     };
     use reqwest::Method;
+    let me: Value = app
+        .http
+        .get(app.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("me");
+    let user_id = me["id"].as_str().expect("id").to_owned();
     let calls: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
         (
             "post",
@@ -203,6 +214,35 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             as_admin(Method::POST, "/v1/devices/lk-1/revoke"),
         ),
         ("get", "/v1/audit", as_admin(Method::GET, "/v1/audit")),
+        (
+            "get",
+            "/v1/wallet",
+            app.http.get(app.url("/v1/wallet")).bearer_auth(&token),
+        ),
+        (
+            "get",
+            "/v1/wallet/ledger",
+            app.http
+                .get(app.url("/v1/wallet/ledger"))
+                .bearer_auth(&token),
+        ),
+        (
+            "post",
+            "/v1/wallets/{user_id}/top-ups",
+            as_admin(Method::POST, &format!("/v1/wallets/{user_id}/top-ups"))
+                .json(&serde_json::json!({ "amount": "5.00" })),
+        ),
+        ("post", "/v1/payments/webhook", {
+            let event = serde_json::json!({
+                "event_id": "evt_c", "user_id": user_id, "amount": "1.00", "currency": "EUR"
+            });
+            let (bytes, signature) = crate::wallets_api::signed(&event, "test-webhook-secret");
+            app.http
+                .post(app.url("/v1/payments/webhook"))
+                .header("content-type", "application/json")
+                .header("x-payment-signature", signature)
+                .body(bytes)
+        }),
         ("get", "/livez", app.http.get(app.url("/livez"))),
         ("get", "/readyz", app.http.get(app.url("/readyz"))),
         (

@@ -252,6 +252,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         password_cost: locker_gateway::account::PasswordCost::TEST,
         rate_limits: locker_gateway::api::limits::LimitSettings::default(),
         log_format: locker_gateway::config::LogFormat::Text,
+        currency: locker_gateway::money::Currency::default(),
+        payment_webhook_secret: Some("test-webhook-secret".into()),
     }
 }
 

@@ -18,3 +18,4 @@ mod registry;
 mod restart;
 mod settlement;
 mod wallets;
+mod wallets_api;
