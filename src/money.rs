@@ -71,6 +71,16 @@ impl Currency {
     }
 }
 
+/// Deserializes an amount from a JSON string only (`"20.50"`): a JSON number would pass through a
+/// binary float somewhere on the client's side, so it is refused.
+pub fn from_str_only<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Decimal, D::Error> {
+    use serde::de::Error;
+    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(de)
+        .map_err(|_| D::Error::custom("an amount is a decimal string such as \"20.50\""))?;
+    text.parse::<Decimal>()
+        .map_err(|_| D::Error::custom(format!("{text:?} is not a decimal amount")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,14 +143,4 @@ mod tests {
             proptest::prop_assert_eq!(eur.exact_minor(eur.from_minor(minor)), Ok(minor));
         }
     }
-}
-
-/// Deserializes an amount from a JSON string only (`"20.50"`): a JSON number would pass through a
-/// binary float somewhere on the client's side, so it is refused.
-pub fn from_str_only<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Decimal, D::Error> {
-    use serde::de::Error;
-    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(de)
-        .map_err(|_| D::Error::custom("an amount is a decimal string such as \"20.50\""))?;
-    text.parse::<Decimal>()
-        .map_err(|_| D::Error::custom(format!("{text:?} is not a decimal amount")))
 }
