@@ -21,6 +21,7 @@ pub mod device;
 pub mod events;
 pub mod link;
 pub mod money;
+pub mod rental;
 pub mod wallet;
 
 pub use config::Config;

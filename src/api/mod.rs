@@ -27,6 +27,7 @@ pub mod health;
 pub mod idempotency;
 pub mod json;
 pub mod limits;
+pub mod plans;
 pub mod wallets;
 
 pub use error::{ApiError, FieldError, Problem};
@@ -148,6 +149,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallets::ledger))
         .routes(routes!(wallets::top_up))
         .routes(routes!(wallets::webhook))
+        .routes(routes!(plans::publish, plans::list))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)

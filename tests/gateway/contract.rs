@@ -232,6 +232,16 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             as_admin(Method::POST, &format!("/v1/wallets/{user_id}/top-ups"))
                 .json(&serde_json::json!({ "amount": "5.00" })),
         ),
+        (
+            "post",
+            "/v1/plans",
+            as_admin(Method::POST, "/v1/plans").json(&crate::plans::plan_body("m", "M")),
+        ),
+        (
+            "get",
+            "/v1/plans",
+            app.http.get(app.url("/v1/plans")).bearer_auth(&token),
+        ),
         ("post", "/v1/payments/webhook", {
             let event = serde_json::json!({
                 "event_id": "evt_c", "user_id": user_id, "amount": "1.00", "currency": "EUR"

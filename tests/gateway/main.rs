@@ -13,6 +13,7 @@ mod idempotency;
 mod link;
 mod mosquitto;
 mod mqtt5;
+mod plans;
 mod process;
 mod registry;
 mod restart;

@@ -1,0 +1,207 @@
+//! `/v1/plans`: price plans by door size class. Anyone logged in reads them; operators publish.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::{Caller, Operator};
+use super::error::{ApiError, Problem};
+use super::json::Json;
+use crate::audit::{self, Outcome};
+use crate::rental::Terms;
+use crate::rental::plan::{self, Plan};
+
+/// A plan to publish; it replaces the active plan of its size class for new rentals.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPlan {
+    /// A name for people (1 to 64 characters).
+    pub name: String,
+    /// The door size class (`s`, `m`, `l`, ...).
+    pub size_class: String,
+    /// Held at the start.
+    #[schema(value_type = String, example = "20.00")]
+    #[serde(deserialize_with = "crate::money::from_str_only")]
+    pub deposit: Decimal,
+    /// Free minutes at the start.
+    pub free_minutes: u32,
+    /// Billing unit, minutes (at least 1).
+    pub unit_minutes: u32,
+    /// Price of each started unit.
+    #[schema(value_type = String, example = "1.00")]
+    #[serde(deserialize_with = "crate::money::from_str_only")]
+    pub price_per_unit: Decimal,
+    /// Most charged per 24 hours from the start.
+    #[schema(value_type = String, example = "10.00")]
+    #[serde(deserialize_with = "crate::money::from_str_only")]
+    pub cap_per_24h: Decimal,
+    /// Minutes before the rental is overdue (at least 1).
+    pub max_minutes: u32,
+    /// Price of each started unit once overdue.
+    #[schema(value_type = String, example = "5.00")]
+    #[serde(deserialize_with = "crate::money::from_str_only")]
+    pub overdue_price_per_unit: Decimal,
+}
+
+/// A plan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The door size class.
+    pub size_class: String,
+    /// Held at the start.
+    #[schema(value_type = String)]
+    pub deposit: Decimal,
+    /// Free minutes at the start.
+    pub free_minutes: u32,
+    /// Billing unit, minutes.
+    pub unit_minutes: u32,
+    /// Price of each started unit.
+    #[schema(value_type = String)]
+    pub price_per_unit: Decimal,
+    /// Most charged per 24 hours from the start.
+    #[schema(value_type = String)]
+    pub cap_per_24h: Decimal,
+    /// Minutes before overdue.
+    pub max_minutes: u32,
+    /// Price of each started overdue unit.
+    #[schema(value_type = String)]
+    pub overdue_price_per_unit: Decimal,
+}
+
+fn view(state: &ApiState, plan: Plan) -> PlanView {
+    let money = |minor| state.wallets.currency().from_minor(minor);
+    PlanView {
+        id: plan.id,
+        name: plan.name,
+        currency: plan.currency,
+        size_class: plan.size_class,
+        deposit: money(plan.terms.deposit),
+        free_minutes: plan.terms.free_minutes,
+        unit_minutes: plan.terms.unit_minutes,
+        price_per_unit: money(plan.terms.price_per_unit),
+        cap_per_24h: money(plan.terms.cap_per_24h),
+        max_minutes: plan.terms.max_minutes,
+        overdue_price_per_unit: money(plan.terms.overdue_price_per_unit),
+    }
+}
+
+fn validate(state: &ApiState, body: &NewPlan) -> Result<Plan, ApiError> {
+    let currency = state.wallets.currency();
+    let mut errors = Vec::new();
+    let mut amount = |field: &str, value: Decimal| match currency.exact_minor(value) {
+        Ok(minor) if minor >= 0 => minor,
+        Ok(_) => {
+            errors.push((field.to_owned(), "must not be negative".to_owned()));
+            0
+        }
+        Err(e) => {
+            errors.push((field.to_owned(), e.to_string()));
+            0
+        }
+    };
+    let terms = Terms {
+        deposit: amount("deposit", body.deposit),
+        free_minutes: body.free_minutes,
+        unit_minutes: body.unit_minutes,
+        price_per_unit: amount("price_per_unit", body.price_per_unit),
+        cap_per_24h: amount("cap_per_24h", body.cap_per_24h),
+        max_minutes: body.max_minutes,
+        overdue_price_per_unit: amount("overdue_price_per_unit", body.overdue_price_per_unit),
+    };
+    if !(1..=64).contains(&body.name.chars().count()) {
+        errors.push(("name".into(), "1 to 64 characters".into()));
+    }
+    if !(1..=16).contains(&body.size_class.len()) {
+        errors.push(("size_class".into(), "1 to 16 characters".into()));
+    }
+    for (field, value) in [
+        ("unit_minutes", body.unit_minutes),
+        ("max_minutes", body.max_minutes),
+    ] {
+        if value == 0 || value > i32::MAX as u32 {
+            errors.push((field.into(), "must be at least 1".into()));
+        }
+    }
+    if body.free_minutes > i32::MAX as u32 {
+        errors.push(("free_minutes".into(), "too large".into()));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(
+            errors
+                .into_iter()
+                .map(|(field, message)| super::FieldError { field, message })
+                .collect(),
+        ));
+    }
+    Ok(Plan {
+        id: Uuid::now_v7(),
+        name: body.name.clone(),
+        currency: currency.code.clone(),
+        size_class: body.size_class.clone(),
+        terms,
+    })
+}
+
+/// Publishes a plan for a size class.
+#[utoipa::path(post, path = "/v1/plans", tag = "plans", security(("bearer" = [])),
+    request_body = NewPlan,
+    responses(
+        (status = 201, description = "Published", body = PlanView),
+        (status = 403, description = "Not an operator", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn publish(
+    State(state): State<ApiState>,
+    operator: Operator,
+    Json(body): Json<NewPlan>,
+) -> Result<(StatusCode, Json<PlanView>), ApiError> {
+    let result: Result<_, ApiError> = async {
+        let new = validate(&state, &body)?;
+        let plan = plan::publish(&state.pool, &new).await?;
+        Ok((StatusCode::CREATED, Json(view(&state, plan))))
+    }
+    .await;
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(e) if e.status().is_server_error() => Outcome::Failed,
+        Err(_) => Outcome::Refused,
+    };
+    let detail = serde_json::json!({ "name": body.name });
+    if let Err(e) = audit::record(
+        &state.pool,
+        Some(&operator.0),
+        "plan.publish",
+        Some(&body.size_class),
+        outcome,
+        detail,
+    )
+    .await
+    {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+    result
+}
+
+/// The active plans, by size class.
+#[utoipa::path(get, path = "/v1/plans", tag = "plans", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The active plans", body = Vec<PlanView>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> Result<Json<Vec<PlanView>>, ApiError> {
+    let plans = plan::active(&state.pool).await?;
+    Ok(Json(plans.into_iter().map(|p| view(&state, p)).collect()))
+}
