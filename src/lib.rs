@@ -20,6 +20,7 @@ pub mod demo;
 pub mod device;
 pub mod events;
 pub mod link;
+pub mod lock;
 pub mod money;
 pub mod rental;
 pub mod wallet;

@@ -182,13 +182,13 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing(pool: PgP
 }
 
 /// A Redis of the test's own, on a free port, that the test may stop.
-struct OwnRedis {
+pub struct OwnRedis {
     child: std::process::Child,
-    url: String,
+    pub url: String,
 }
 
 impl OwnRedis {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let addr = crate::helpers::free_addr();
         let child = std::process::Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])

@@ -11,6 +11,7 @@ mod devices_api;
 mod helpers;
 mod idempotency;
 mod link;
+mod locks;
 mod mosquitto;
 mod mqtt5;
 mod plans;

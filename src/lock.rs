@@ -1,0 +1,156 @@
+//! Door locks across requests and gateway processes: `SET {prefix}lock:door:{device}:{door}
+//! {token} NX PX {ttl}`, released only by its owner with a compare-and-delete script, renewed
+//! by its owner with a compare-and-expire script. A lock that expired before its work finished is
+//! not the last line of defence: the database's one-rental-per-door index is.
+//!
+//! Redis unreachable is an error, never a lock granted: the caller refuses the work.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+/// Why a lock operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Redis did not answer, or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A held lock; release it with [`DoorLocks::release`] (it also expires by itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorLock {
+    key: String,
+    token: String,
+}
+
+impl DoorLock {
+    /// The Redis key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Deletes the key only if it still holds our token.
+const RELEASE: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("DEL", KEYS[1])
+else
+    return 0
+end"#;
+
+/// Extends the key's expiry only if it still holds our token.
+const RENEW: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+else
+    return 0
+end"#;
+
+/// How long a Redis call may take before the work is refused.
+const CALL_WITHIN: Duration = Duration::from_secs(2);
+
+/// Door locks in Redis.
+#[derive(Clone)]
+pub struct DoorLocks {
+    redis: ConnectionManager,
+    prefix: String,
+    release: redis::Script,
+    renew: redis::Script,
+}
+
+impl std::fmt::Debug for DoorLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoorLocks")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+) -> Result<T, LockError> {
+    tokio::time::timeout(CALL_WITHIN, call)
+        .await
+        .map_err(|_| LockError::Timeout(CALL_WITHIN))?
+        .map_err(LockError::from)
+}
+
+impl DoorLocks {
+    /// Locks over `redis`, keys starting with `prefix` (tests give each their own).
+    pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
+        Self {
+            redis,
+            prefix: prefix.into(),
+            release: redis::Script::new(RELEASE),
+            renew: redis::Script::new(RENEW),
+        }
+    }
+
+    /// The key of a door's lock.
+    pub fn key(&self, device: &str, door: u16) -> String {
+        format!("{}lock:door:{device}:{door}", self.prefix)
+    }
+
+    /// Takes the door's lock for `ttl`; `None` if someone else holds it.
+    pub async fn acquire(
+        &self,
+        device: &str,
+        door: u16,
+        ttl: Duration,
+    ) -> Result<Option<DoorLock>, LockError> {
+        let key = self.key(device, door);
+        let token = uuid::Uuid::new_v4().to_string();
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
+        let mut conn = self.redis.clone();
+        let set: Option<String> = within(async {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg(&options)
+                .query_async(&mut conn)
+                .await
+        })
+        .await?;
+        Ok(set.map(|_| DoorLock { key, token }))
+    }
+
+    /// Extends a held lock to `ttl` from now; `false` if it is no longer ours (it expired).
+    pub async fn renew(&self, lock: &DoorLock, ttl: Duration) -> Result<bool, LockError> {
+        let mut conn = self.redis.clone();
+        let renewed: i64 = within(async {
+            self.renew
+                .key(&lock.key)
+                .arg(&lock.token)
+                .arg(ttl.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await
+        })
+        .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Releases a lock if it is still ours; `false` if it had expired (and perhaps been taken
+    /// by someone else, whose lock is left alone).
+    pub async fn release(&self, lock: DoorLock) -> Result<bool, LockError> {
+        let mut conn = self.redis.clone();
+        let released: i64 = within(async {
+            self.release
+                .key(&lock.key)
+                .arg(&lock.token)
+                .invoke_async(&mut conn)
+                .await
+        })
+        .await?;
+        if released == 0 {
+            metrics::counter!("locker_door_lock_lost_total").increment(1);
+            tracing::warn!(key = %lock.key, "a door lock expired before it was released");
+        }
+        Ok(released == 1)
+    }
+}
