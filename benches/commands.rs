@@ -306,6 +306,8 @@ async fn bench() {
         log_format: locker_gateway::config::LogFormat::Text,
         currency: locker_gateway::money::Currency::default(),
         payment_webhook_secret: Some("test-webhook-secret".into()),
+        redis_prefix: format!("test-{}:", uuid::Uuid::new_v4()),
+        rentals: locker_gateway::rental::RentalSettings::default(),
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -223,9 +223,10 @@ impl App {
         let limits = crate::api::limits::RateLimits::new(&config.rate_limits);
         tasks.spawn(limits.clone().evict_until(shutdown.clone()));
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wallets = crate::wallet::Wallets::new(pool.clone(), config.currency.clone());
         let state = ApiState::new(Parts {
             pool: pool.clone(),
-            redis,
+            redis: redis.clone(),
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
             mqtt_ready: mqtt_ready.clone(),
             draining: draining.clone(),
@@ -234,7 +235,16 @@ impl App {
             commands: commands.clone(),
             body_limit: config.http_body_limit,
             limits: limits.clone(),
-            wallets: crate::wallet::Wallets::new(pool.clone(), config.currency.clone()),
+            wallets: wallets.clone(),
+            rentals: crate::rental::Rentals::new(
+                pool.clone(),
+                wallets,
+                commands.clone(),
+                redis
+                    .clone()
+                    .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
+                config.rentals.clone(),
+            ),
             payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
         let http_shutdown = CancellationToken::new();

@@ -100,6 +100,14 @@ pub enum ApiError {
     /// A dependency is down or the gateway is stopping.
     #[error("{0}")]
     Unavailable(String),
+    /// A locker cannot be reached now (a stable code says why).
+    #[error("{detail}")]
+    DeviceUnavailable {
+        /// Stable code.
+        code: &'static str,
+        /// What happened.
+        detail: String,
+    },
     /// A locker did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
@@ -123,7 +131,9 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::DeviceUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -141,7 +151,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. }
             | Self::Unprocessable { code, .. }
-            | Self::PaymentRequired { code, .. } => code,
+            | Self::PaymentRequired { code, .. }
+            | Self::DeviceUnavailable { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",

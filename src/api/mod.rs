@@ -28,6 +28,7 @@ pub mod idempotency;
 pub mod json;
 pub mod limits;
 pub mod plans;
+pub mod rentals;
 pub mod wallets;
 
 pub use error::{ApiError, FieldError, Problem};
@@ -63,6 +64,8 @@ pub struct Parts {
     pub limits: Arc<limits::RateLimits>,
     /// Wallets.
     pub wallets: crate::wallet::Wallets,
+    /// Rentals.
+    pub rentals: crate::rental::Rentals,
     /// The payment provider's webhook secret, if payments are configured.
     pub payment_webhook_secret: Option<String>,
 }
@@ -150,6 +153,8 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallets::top_up))
         .routes(routes!(wallets::webhook))
         .routes(routes!(plans::publish, plans::list))
+        .routes(routes!(rentals::start))
+        .routes(routes!(rentals::get))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)

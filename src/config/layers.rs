@@ -35,6 +35,10 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_CURRENCY",
     "LOCKER_CURRENCY_EXPONENT",
     "LOCKER_PAYMENT_WEBHOOK_SECRET",
+    "LOCKER_REDIS_PREFIX",
+    "LOCKER_MAX_ACTIVE_RENTALS",
+    "LOCKER_DOOR_LOCK_TTL_MS",
+    "LOCKER_JAMS_OUT_OF_SERVICE",
 ];
 
 /// A setting's key in the file.

@@ -66,6 +66,11 @@ pub struct Config {
     /// `LOCKER_PAYMENT_WEBHOOK_SECRET`: the payment provider's webhook signing secret; unset, the
     /// webhook answers 503.
     pub payment_webhook_secret: Option<String>,
+    /// `LOCKER_REDIS_PREFIX`: prefix of every Redis key (default `locker:`).
+    pub redis_prefix: String,
+    /// `LOCKER_MAX_ACTIVE_RENTALS` (default 3), `LOCKER_DOOR_LOCK_TTL_MS` (default 30000),
+    /// `LOCKER_JAMS_OUT_OF_SERVICE` (default 3).
+    pub rentals: crate::rental::RentalSettings,
 }
 
 /// A setting that could not be used.
@@ -211,6 +216,17 @@ impl Config {
                 exponent: number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32,
             },
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
+            redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
+            rentals: crate::rental::RentalSettings {
+                max_active: number("LOCKER_MAX_ACTIVE_RENTALS", 3, 1, 1000)? as i64,
+                lock_ttl: Duration::from_millis(number(
+                    "LOCKER_DOOR_LOCK_TTL_MS",
+                    30_000,
+                    1_000,
+                    600_000,
+                )?),
+                jams_out_of_service: number("LOCKER_JAMS_OUT_OF_SERVICE", 3, 1, 100)? as i32,
+            },
             log_format: match get("LOCKER_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -303,6 +319,8 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("log_format", &self.log_format)
             .field("currency", &self.currency)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("rentals", &self.rentals)
             .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),

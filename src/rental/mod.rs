@@ -3,5 +3,7 @@
 
 pub mod fee;
 pub mod plan;
+pub mod service;
 
 pub use fee::{Terms, fee};
+pub use service::{Rental, RentalError, RentalSettings, Rentals};

@@ -242,6 +242,21 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             "/v1/plans",
             app.http.get(app.url("/v1/plans")).bearer_auth(&token),
         ),
+        (
+            "post",
+            "/v1/rentals",
+            app.http
+                .post(app.url("/v1/rentals"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "device_id": "lk-2" })),
+        ),
+        (
+            "get",
+            "/v1/rentals/{id}",
+            app.http
+                .get(app.url(&format!("/v1/rentals/{}", uuid::Uuid::now_v7())))
+                .bearer_auth(&token),
+        ),
         ("post", "/v1/payments/webhook", {
             let event = serde_json::json!({
                 "event_id": "evt_c", "user_id": user_id, "amount": "1.00", "currency": "EUR"

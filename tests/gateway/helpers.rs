@@ -254,6 +254,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         log_format: locker_gateway::config::LogFormat::Text,
         currency: locker_gateway::money::Currency::default(),
         payment_webhook_secret: Some("test-webhook-secret".into()),
+        redis_prefix: format!("test-{}:", uuid::Uuid::new_v4()),
+        rentals: locker_gateway::rental::RentalSettings::default(),
     }
 }
 

@@ -17,6 +17,7 @@ mod mqtt5;
 mod plans;
 mod process;
 mod registry;
+mod rentals;
 mod restart;
 mod settlement;
 mod wallets;

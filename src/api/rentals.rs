@@ -1,0 +1,180 @@
+//! `/v1/rentals`: rent a door, see a rental. A failed unlock cancels the rental and charges
+//! nothing; the problem document says why and names the rental.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::ApiState;
+use super::auth::Caller;
+use super::error::{ApiError, Problem};
+use super::json::Json;
+use crate::rental::{Rental, RentalError};
+
+/// A rental to start: a locker, and a size or a door (else any free door with a plan).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRental {
+    /// The locker.
+    pub device_id: String,
+    /// A door size class (`s`, `m`, `l`, ...).
+    pub size: Option<String>,
+    /// A particular door.
+    pub door: Option<u16>,
+}
+
+/// A rental.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RentalView {
+    /// Its id.
+    pub id: Uuid,
+    /// The locker.
+    pub device_id: String,
+    /// The door.
+    pub door: i32,
+    /// `pending`, `active`, `ending`, `ended` or `cancelled`.
+    pub state: String,
+    /// The deposit held.
+    #[schema(value_type = String)]
+    pub deposit_held: Decimal,
+    /// The fee charged at the end.
+    #[schema(value_type = Option<String>)]
+    pub fee: Option<Decimal>,
+    /// When the door opened at the start (billing starts).
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// Things operators look at (`already_open`).
+    pub flags: Vec<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<RentalError> for ApiError {
+    fn from(e: RentalError) -> Self {
+        use RentalError as E;
+        let detail = match &e {
+            E::Jammed(id)
+            | E::Refused(id, _)
+            | E::Offline(id)
+            | E::Timeout(id)
+            | E::Overloaded(id) => {
+                format!("{e} (rental {id} cancelled)")
+            }
+            _ => e.to_string(),
+        };
+        match e {
+            E::LocksUnavailable(_) => Self::Unavailable(detail),
+            E::TooManyActive(_) => Self::Conflict {
+                code: "too_many_rentals",
+                detail,
+            },
+            E::Debt => Self::PaymentRequired {
+                code: "unpaid_debt",
+                detail,
+            },
+            E::UnknownDevice => Self::NotFound("locker"),
+            E::NoPlan => Self::Unprocessable {
+                code: "no_plan",
+                detail,
+            },
+            E::NoFreeDoor => Self::Conflict {
+                code: "no_free_door",
+                detail,
+            },
+            E::InsufficientFunds => Self::PaymentRequired {
+                code: "insufficient_funds",
+                detail,
+            },
+            E::Jammed(_) => Self::Conflict {
+                code: "door_jammed",
+                detail,
+            },
+            E::Refused(..) => Self::Conflict {
+                code: "refused_by_device",
+                detail,
+            },
+            E::Offline(_) => Self::DeviceUnavailable {
+                code: "device_offline",
+                detail,
+            },
+            E::Overloaded(_) => Self::DeviceUnavailable {
+                code: "overloaded",
+                detail,
+            },
+            E::Timeout(_) => Self::GatewayTimeout(detail),
+            E::Busy => Self::Conflict {
+                code: "wallet_busy",
+                detail,
+            },
+            E::Storage(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+fn view(state: &ApiState, r: Rental) -> RentalView {
+    let money = |minor| state.wallets.currency().from_minor(minor);
+    RentalView {
+        id: r.id,
+        device_id: r.device_id,
+        door: r.door,
+        state: r.state,
+        deposit_held: money(r.deposit_held),
+        fee: r.fee.map(money),
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        cancel_reason: r.cancel_reason,
+        flags: r.flags,
+        created_at: r.created_at,
+    }
+}
+
+/// Rents a door and opens it. The deposit of the door's plan is held from the wallet.
+#[utoipa::path(post, path = "/v1/rentals", tag = "rentals", security(("bearer" = [])),
+    request_body = NewRental,
+    responses(
+        (status = 201, description = "The door opened; the rental runs", body = RentalView),
+        (status = 402, description = "Not enough money, or an unpaid debt", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such locker", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No free door, too many rentals, or the door jammed / the locker refused (cancelled, nothing charged)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No plan for the size", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Locker offline, or door locks unavailable (nothing charged)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The locker did not answer (cancelled, nothing charged)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Json(body): Json<NewRental>,
+) -> Result<(StatusCode, Json<RentalView>), ApiError> {
+    let rental = state
+        .rentals
+        .start(user.id, &body.device_id, body.size.as_deref(), body.door)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, rental))))
+}
+
+/// One of the caller's rentals (another user's is not found).
+#[utoipa::path(get, path = "/v1/rentals/{id}", tag = "rentals", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The rental")),
+    responses(
+        (status = 200, description = "The rental", body = RentalView),
+        (status = 404, description = "No such rental of yours", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RentalView>, ApiError> {
+    let rental = state
+        .rentals
+        .get(user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("rental"))?;
+    Ok(Json(view(&state, rental)))
+}

@@ -1,0 +1,267 @@
+//! Rentals over HTTP with a real broker, simulated lockers, PostgreSQL and Redis: the door opens
+//! for exactly one renter, and a failed unlock charges nobody.
+
+use serde_json::{Value, json};
+use simulator::mqtt::Knob;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::accounts::{customer, operator};
+use crate::api::problem;
+use crate::command_helpers::online_locker;
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+/// A plan for size `m` (every test door's size): deposit 20.00.
+async fn plan(app: &TestApp) {
+    let admin = operator(app, &format!("ops-{}@example.com", Uuid::new_v4())).await;
+    let made = app
+        .http
+        .post(app.url("/v1/plans"))
+        .bearer_auth(&admin)
+        .json(&crate::plans::plan_body("m", "Medium"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(made.status(), 201);
+}
+
+async fn user_id(app: &TestApp, token: &str) -> Uuid {
+    let me: Value = app
+        .http
+        .get(app.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("me");
+    me["id"].as_str().expect("id").parse().expect("uuid")
+}
+
+/// A customer with `amount` (minor units) in their wallet; returns (token, id).
+async fn funded(app: &TestApp, email: &str, amount: i64) -> (String, Uuid) {
+    let token = customer(app, email).await;
+    let id = user_id(app, &token).await;
+    if amount > 0 {
+        let wallets = locker_gateway::wallet::Wallets::new(app.pool.clone(), Default::default());
+        wallets
+            .change(id, &locker_gateway::wallet::Movement::top_up(amount))
+            .await
+            .expect("funded");
+    }
+    (token, id)
+}
+
+async fn rent(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/rentals"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+/// (available, held) and whether the ledger adds up.
+async fn money(app: &TestApp, user: Uuid) -> (i64, i64) {
+    let (available, held, sum, _) = crate::wallets::books(&app.pool, user).await;
+    assert_eq!(available + held, sum, "the ledger adds up");
+    (available, held)
+}
+
+#[sqlx::test]
+async fn a_rental_opens_a_door_and_holds_the_deposit(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    let response = rent(&app, &token, json!({ "device_id": "lk-1", "size": "m" })).await;
+    assert_eq!(response.status(), 201);
+    let rental: Value = response.json().await.expect("rental");
+    assert_eq!(rental["state"], "active");
+    assert_eq!(rental["deposit_held"], "20.00");
+    assert!(rental["started_at"].is_string());
+    assert_eq!(money(&app, id).await, (3000, 2000));
+    let door: String = sqlx::query_scalar(
+        "SELECT c.door_result FROM rentals r JOIN commands c ON c.id = r.start_command",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("command");
+    assert_eq!(door, "opened");
+    let started: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'rental.started'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(started, 1);
+    // The owner sees it; another user does not even learn it exists.
+    let path = format!("/v1/rentals/{}", rental["id"].as_str().expect("id"));
+    let mine = app
+        .http
+        .get(app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(mine.status(), 200);
+    let (other, _) = funded(&app, "o@example.com", 0).await;
+    let theirs = app
+        .http
+        .get(app.url(&path))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("sent");
+    problem(theirs, 404, "not_found").await;
+    // Not enough money: refused, nothing held.
+    let poor = rent(&app, &other, json!({ "device_id": "lk-1" })).await;
+    problem(poor, 402, "insufficient_funds").await;
+    let rentals: i64 = sqlx::query_scalar("SELECT count(*) FROM rentals")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(rentals, 1);
+}
+
+#[sqlx::test]
+async fn a_failed_unlock_cancels_the_rental_and_charges_nobody(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    // A jammed door: cancelled, the hold released, the door suspect.
+    locker.turn(Knob::Jam(1)).await;
+    let jammed = rent(&app, &token, json!({ "device_id": "lk-1", "door": 1 })).await;
+    let body = problem(jammed, 409, "door_jammed").await;
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("cancelled"),
+        "{body}"
+    );
+    assert_eq!(money(&app, id).await, (5000, 0));
+    let (suspect, jams): (bool, i32) = sqlx::query_as(
+        "SELECT suspect, jams_in_row FROM doors WHERE device_id = 'lk-1' AND door = 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("door");
+    assert_eq!((suspect, jams), (true, 1));
+    // The next rental skips the suspect door.
+    let next = rent(&app, &token, json!({ "device_id": "lk-1" })).await;
+    assert_eq!(next.status(), 201);
+    let next: Value = next.json().await.expect("rental");
+    assert_eq!(next["door"], 2);
+    // An offline locker: cancelled at once, nothing held.
+    app.provision("lk-off", 4).await;
+    sqlx::query("UPDATE doors SET sensor = 'closed' WHERE device_id = 'lk-off'")
+        .execute(&pool)
+        .await
+        .expect("doors");
+    let offline = rent(&app, &token, json!({ "device_id": "lk-off" })).await;
+    problem(offline, 503, "device_offline").await;
+    assert_eq!(
+        money(&app, id).await,
+        (3000, 2000),
+        "only the running rental holds money"
+    );
+    let cancelled: Vec<String> = sqlx::query_scalar(
+        "SELECT cancel_reason FROM rentals WHERE state = 'cancelled' ORDER BY created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rentals");
+    assert_eq!(cancelled, ["jammed", "offline"]);
+}
+
+#[sqlx::test]
+async fn two_hundred_requests_for_four_doors_make_four_rentals(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), |config| {
+        config.rate_limits.per_ip_per_minute = 100_000;
+    })
+    .await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let mut tokens = Vec::new();
+    for n in 0..200 {
+        tokens.push(funded(&app, &format!("u{n}@example.com"), 5000).await.0);
+    }
+    let mut requests = tokio::task::JoinSet::new();
+    for token in tokens {
+        let (http, url) = (app.http.clone(), app.url("/v1/rentals"));
+        requests.spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "device_id": "lk-1" }))
+                .send()
+                .await
+                .expect("sent");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json");
+            (status, body)
+        });
+    }
+    let mut doors = Vec::new();
+    let mut refused = 0;
+    while let Some(joined) = requests.join_next().await {
+        let (status, body) = joined.expect("task");
+        match status {
+            201 => doors.push(body["door"].as_i64().expect("door")),
+            409 => {
+                assert_eq!(body["code"], "no_free_door", "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    doors.sort();
+    assert_eq!(doors, [1, 2, 3, 4], "each door once");
+    assert_eq!(refused, 196);
+    let held: i64 = sqlx::query_scalar("SELECT sum(held)::bigint FROM wallets")
+        .fetch_one(&pool)
+        .await
+        .expect("sum");
+    assert_eq!(held, 4 * 2000, "only the four renters hold money");
+}
+
+#[sqlx::test]
+async fn without_redis_no_door_is_rented_and_nothing_is_written(pool: PgPool) {
+    let redis = crate::api::OwnRedis::start().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(pool.clone(), |config| config.redis_url = Some(url.clone())).await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    drop(redis);
+    let refused = rent(&app, &token, json!({ "device_id": "lk-1" })).await;
+    problem(refused, 503, "unavailable").await;
+    assert_eq!(money(&app, id).await, (5000, 0));
+    let rentals: i64 = sqlx::query_scalar("SELECT count(*) FROM rentals")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(rentals, 0);
+}
+
+#[sqlx::test]
+async fn a_retried_rental_with_the_same_key_is_one_rental(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    let send = || {
+        app.http
+            .post(app.url("/v1/rentals"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "rent-1")
+            .json(&json!({ "device_id": "lk-1" }))
+            .send()
+    };
+    let first: Value = send().await.expect("sent").json().await.expect("json");
+    let again = send().await.expect("sent");
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(money(&app, id).await, (3000, 2000));
+}
