@@ -155,6 +155,8 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(plans::publish, plans::list))
         .routes(routes!(rentals::start))
         .routes(routes!(rentals::get))
+        .routes(routes!(rentals::reopen))
+        .routes(routes!(rentals::end))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)

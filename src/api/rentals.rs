@@ -113,6 +113,34 @@ impl From<RentalError> for ApiError {
                 code: "wallet_busy",
                 detail,
             },
+            E::NotFound => Self::NotFound("rental"),
+            E::NotActive(_) => Self::Conflict {
+                code: "rental_not_active",
+                detail,
+            },
+            E::DoorBusy => Self::Conflict {
+                code: "door_busy",
+                detail,
+            },
+            E::NotOpened(_, why) => match why {
+                crate::rental::DoorFailure::Jammed => Self::Conflict {
+                    code: "door_jammed",
+                    detail,
+                },
+                crate::rental::DoorFailure::Refused(_) => Self::Conflict {
+                    code: "refused_by_device",
+                    detail,
+                },
+                crate::rental::DoorFailure::Offline => Self::DeviceUnavailable {
+                    code: "device_offline",
+                    detail,
+                },
+                crate::rental::DoorFailure::Overloaded => Self::DeviceUnavailable {
+                    code: "overloaded",
+                    detail,
+                },
+                crate::rental::DoorFailure::Timeout => Self::GatewayTimeout(detail),
+            },
             E::Storage(cause) => Self::Internal(cause),
         }
     }
@@ -176,5 +204,44 @@ pub async fn get(
         .get(user.id, id)
         .await?
         .ok_or(ApiError::NotFound("rental"))?;
+    Ok(Json(view(&state, rental)))
+}
+
+/// Opens the door of a running rental again (to add or take something); no charge.
+#[utoipa::path(post, path = "/v1/rentals/{id}/open", tag = "rentals", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The rental")),
+    responses(
+        (status = 200, description = "The door opened", body = RentalView),
+        (status = 404, description = "No such rental of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not active, door busy, jammed or refused (the rental continues)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Locker offline (the rental continues)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer in time (the rental continues)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reopen(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RentalView>, ApiError> {
+    let rental = state.rentals.reopen(user.id, id).await?;
+    Ok(Json(view(&state, rental)))
+}
+
+/// Ends a rental: the door opens for pickup, the fee is taken (from the hold, then the balance;
+/// what is missing becomes a debt) and the rest released. Pickup is never refused over money.
+#[utoipa::path(post, path = "/v1/rentals/{id}/end", tag = "rentals", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The rental")),
+    responses(
+        (status = 200, description = "Ended; the fee is in the answer", body = RentalView),
+        (status = 404, description = "No such rental of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not active, door busy, jammed or refused (the rental continues, nothing charged)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Locker offline (the rental continues, nothing charged)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer in time (the rental continues, nothing charged)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn end(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RentalView>, ApiError> {
+    let rental = state.rentals.end(user.id, id).await?;
     Ok(Json(view(&state, rental)))
 }

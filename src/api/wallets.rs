@@ -18,7 +18,7 @@ use super::auth::{Caller, Operator};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Query, parse};
 use crate::audit::{self, Outcome};
-use crate::wallet::{Balance, LedgerEntry, Movement, WalletError};
+use crate::wallet::{Balance, LedgerEntry, WalletError};
 
 /// The header carrying the webhook's signature: `sha256=` and the lowercase hex HMAC-SHA256 of
 /// the raw body with the shared secret.
@@ -244,9 +244,8 @@ pub async fn top_up(
             .reference
             .clone()
             .unwrap_or_else(|| format!("top-up by {}", operator.0.email));
-        let movement =
-            Movement::top_up(minor).for_(reference.chars().take(200).collect::<String>());
-        let balance = state.wallets.change(user_id, &movement).await?;
+        let reference: String = reference.chars().take(200).collect();
+        let balance = state.wallets.top_up(user_id, minor, &reference).await?;
         Ok(Json(view(&state, &balance)))
     }
     .await;
@@ -342,20 +341,21 @@ pub async fn webhook(
             applied: false,
         }));
     }
-    let movement = Movement::top_up(minor).for_(format!("payment {}", event.event_id));
+    let reference = format!("payment {}", event.event_id);
     let event_id = event.event_id.clone();
     let applied = state
         .wallets
-        .change_with(event.user_id, &movement, move |conn, ledger_id| {
+        .top_up_with(event.user_id, minor, &reference, move |conn| {
             let event_id = event_id.clone();
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO payment_events (provider, event_id, wallet_id, amount, ledger_id)
-                     SELECT 'webhook', $1, wallet_id, $2, id FROM ledger WHERE id = $3",
+                     SELECT 'webhook', $1, wallet_id, $2, id FROM ledger
+                     WHERE reference = 'payment ' || $1 AND kind = 'top_up'
+                     ORDER BY id DESC LIMIT 1",
                 )
                 .bind(event_id)
                 .bind(minor)
-                .bind(ledger_id)
                 .execute(conn)
                 .await?;
                 Ok(())

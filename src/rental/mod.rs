@@ -6,4 +6,4 @@ pub mod plan;
 pub mod service;
 
 pub use fee::{Terms, fee};
-pub use service::{Rental, RentalError, RentalSettings, Rentals};
+pub use service::{DoorFailure, Rental, RentalError, RentalSettings, Rentals};

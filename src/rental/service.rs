@@ -110,6 +110,18 @@ pub enum RentalError {
     /// The wallet kept changing under us.
     #[error("the wallet is busy; try again")]
     Busy,
+    /// No such rental of this user.
+    #[error("no such rental")]
+    NotFound,
+    /// The rental is not running (ended, cancelled, or already ending).
+    #[error("the rental is {0}, not active")]
+    NotActive(String),
+    /// Someone else is opening this door right now.
+    #[error("the door is being opened by another request; try again")]
+    DoorBusy,
+    /// During a rental, the door did not open; the rental continues and nothing was charged.
+    #[error("the door did not open ({1}); the rental continues and nothing was charged")]
+    NotOpened(Uuid, DoorFailure),
     /// PostgreSQL failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -129,6 +141,26 @@ impl From<WalletError> for RentalError {
             other => Self::Storage(other.to_string()),
         }
     }
+}
+
+/// Why a door did not open for a running rental.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DoorFailure {
+    /// The relay pulsed but the door did not open.
+    #[error("jammed")]
+    Jammed,
+    /// The locker refused, for this reason.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The locker is offline.
+    #[error("the locker is offline")]
+    Offline,
+    /// No answer in time.
+    #[error("no answer in time")]
+    Timeout,
+    /// Too many commands in flight.
+    #[error("the gateway is overloaded")]
+    Overloaded,
 }
 
 const HOLDING: &str = "('pending', 'active', 'ending')";
@@ -289,6 +321,173 @@ impl Rentals {
         } else {
             RentalError::NoFreeDoor
         })
+    }
+
+    /// Opens the door of a running rental again (to add or take something); no charge.
+    pub async fn reopen(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
+        let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
+        if rental.state != "active" {
+            return Err(RentalError::NotActive(rental.state));
+        }
+        self.open_door(user, &rental, "reopen").await?;
+        Ok(rental)
+    }
+
+    /// Ends a rental: opens the door for pickup, stops billing at that unlock, takes the fee
+    /// from the hold (then from the balance; what is still missing becomes a debt) and releases
+    /// the rest. Pickup is never refused over money. If the door does not open, the rental goes
+    /// on and nothing is charged.
+    pub async fn end(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
+        let claimed = sqlx::query(
+            "UPDATE rentals SET state = 'ending' WHERE id = $1 AND user_id = $2 AND state = 'active'",
+        )
+        .bind(id)
+        .bind(user)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
+        if claimed == 0 {
+            return Err(RentalError::NotActive(rental.state));
+        }
+        if let Err(e) = self.open_door(user, &rental, "pickup").await {
+            sqlx::query("UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            return Err(e);
+        }
+        let terms_json: serde_json::Value =
+            sqlx::query_scalar("SELECT terms FROM rentals WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        let terms: super::Terms = serde_json::from_value(terms_json)
+            .map_err(|e| RentalError::Storage(format!("stored terms: {e}")))?;
+        let ended_at = Utc::now();
+        let elapsed = rental
+            .started_at
+            .map(|at| (ended_at - at).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        let fee = super::fee(&terms, elapsed);
+        let deposit = rental.deposit_held;
+        let reference = format!("rental {id}");
+        let (device, door) = (rental.device_id.clone(), rental.door);
+        self.wallets
+            .change_many_with(
+                user,
+                |read| {
+                    let captured = fee.min(deposit);
+                    let beyond = fee - captured;
+                    let charged = beyond.min(read.available + (deposit - captured));
+                    let moves = vec![
+                        Movement::capture(captured).for_(reference.clone()),
+                        Movement::release(deposit - captured).for_(reference.clone()),
+                        Movement::charge(charged).for_(reference.clone()),
+                    ];
+                    (moves, beyond - charged)
+                },
+                |conn| {
+                    let device = device.clone();
+                    Box::pin(async move {
+                        sqlx::query(
+                            "UPDATE rentals SET state = 'ended', fee = $2, ended_at = $3 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(fee)
+                        .bind(ended_at)
+                        .execute(&mut *conn)
+                        .await?;
+                        let data = json!({
+                            "rental_id": id, "device_id": device, "door": door, "fee_minor": fee,
+                            "billed_seconds": elapsed.as_secs(),
+                        });
+                        append(conn, &Event::new("rental.ended", "rental", &id.to_string(), data))
+                            .await?;
+                        Ok(())
+                    })
+                },
+            )
+            .await?;
+        self.get(user, id).await?.ok_or(RentalError::NotFound)
+    }
+
+    /// Opens a running rental's door, with its lock held; on failure marks the door as the
+    /// outcome says (a jam or no answer: suspect).
+    async fn open_door(&self, user: Uuid, rental: &Rental, why: &str) -> Result<(), RentalError> {
+        let locks = self
+            .locks
+            .as_ref()
+            .ok_or_else(|| RentalError::LocksUnavailable("REDIS_URL is not set".into()))?;
+        let device = DeviceId::new(&rental.device_id).ok_or(RentalError::UnknownDevice)?;
+        let door = u16::try_from(rental.door).map_err(|_| RentalError::UnknownDevice)?;
+        let lock = locks
+            .acquire(device.as_str(), door, self.settings.lock_ttl)
+            .await
+            .map_err(|e| RentalError::LocksUnavailable(e.to_string()))?
+            .ok_or(RentalError::DoorBusy)?;
+        let origin = Origin {
+            requested_by: Some(user),
+            reason: Some(format!("rental {} {why}", rental.id)),
+        };
+        let sent = self
+            .commands
+            .send_with(device, Command::Unlock { door }, &origin)
+            .await;
+        if let Err(e) = locks.release(lock).await {
+            tracing::error!(error = %e, "cannot release a door lock");
+        }
+        let failure = match sent {
+            Ok(outcome) => match outcome.door {
+                Some(DoorResult::Opened | DoorResult::AlreadyOpen) => None,
+                Some(DoorResult::Jammed) | None => Some((DoorFailure::Jammed, true)),
+            },
+            Err(CommandError::Refused(reason)) => Some((
+                DoorFailure::Refused(
+                    serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                ),
+                false,
+            )),
+            Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => {
+                Some((DoorFailure::Offline, false))
+            }
+            Err(CommandError::Timeout { .. }) => Some((DoorFailure::Timeout, true)),
+            Err(CommandError::Overloaded) => Some((DoorFailure::Overloaded, false)),
+            Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => {
+                return Err(RentalError::Storage(e.to_string()));
+            }
+        };
+        let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
+        let mut tx = self.pool.begin().await?;
+        match &failure {
+            None => {
+                append(
+                    &mut tx,
+                    &Event::new("device.unlocked", "device", device.as_str(), data),
+                )
+                .await?;
+            }
+            Some((_, true)) => {
+                sqlx::query("UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2")
+                    .bind(device.as_str())
+                    .bind(rental.door)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE rentals SET flags = array_append(flags, 'door_failed') WHERE id = $1 AND NOT 'door_failed' = ANY(flags)")
+                    .bind(rental.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some((_, false)) => {}
+        }
+        tx.commit().await?;
+        match failure {
+            None => Ok(()),
+            Some((why, _)) => Err(RentalError::NotOpened(rental.id, why)),
+        }
     }
 
     /// With the door's lock held: create and hold, open, settle.

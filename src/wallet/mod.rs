@@ -349,6 +349,105 @@ impl Wallets {
         Err(WalletError::Busy)
     }
 
+    /// Applies several movements and a change of the debt, computed by `build` from the balance
+    /// as read, and, in the same transaction, `also`: all or nothing, retried when it loses a
+    /// race. Movements that move nothing are skipped.
+    pub async fn change_many_with<B, F>(
+        &self,
+        user: Uuid,
+        build: B,
+        also: F,
+    ) -> Result<Balance, WalletError>
+    where
+        B: Fn(&Balance) -> (Vec<Movement>, i64),
+        F: for<'c> Fn(
+            &'c mut PgConnection,
+        ) -> futures_util::future::BoxFuture<'c, Result<(), WalletError>>,
+    {
+        'attempt: for attempt in 0..MAX_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            let read = wallet_of(&mut tx, user, &self.currency).await?;
+            let (movements, debt_delta) = build(&read);
+            let mut current = read;
+            for movement in movements.iter().filter(|m| m.available != 0 || m.held != 0) {
+                match apply(&mut tx, &current, movement).await? {
+                    Some((balance, _)) => current = balance,
+                    None => {
+                        drop(tx);
+                        metrics::counter!("locker_wallet_conflicts_total").increment(1);
+                        let jitter = rand::random::<u64>() % (2 << attempt.min(6));
+                        tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                        continue 'attempt;
+                    }
+                }
+            }
+            if debt_delta != 0 {
+                let debt: Option<i64> = sqlx::query_scalar(
+                    "UPDATE wallets SET debt = debt + $2, version = version + 1, updated_at = now()
+                     WHERE id = $1 AND version = $3 RETURNING debt",
+                )
+                .bind(current.wallet_id)
+                .bind(debt_delta)
+                .bind(current.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(debt) = debt else {
+                    drop(tx);
+                    continue 'attempt;
+                };
+                current.debt = debt;
+                current.version += 1;
+            }
+            also(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(current);
+        }
+        Err(WalletError::Busy)
+    }
+
+    /// Tops up, paying any debt first from what came in (a debt is what a rental cost beyond
+    /// the hold and the balance).
+    pub async fn top_up(
+        &self,
+        user: Uuid,
+        amount: i64,
+        reference: &str,
+    ) -> Result<Balance, WalletError> {
+        self.top_up_with(user, amount, reference, |_| Box::pin(async { Ok(()) }))
+            .await
+    }
+
+    /// [`Wallets::top_up`] with `also` in the same transaction.
+    pub async fn top_up_with<F>(
+        &self,
+        user: Uuid,
+        amount: i64,
+        reference: &str,
+        also: F,
+    ) -> Result<Balance, WalletError>
+    where
+        F: for<'c> Fn(
+            &'c mut PgConnection,
+        ) -> futures_util::future::BoxFuture<'c, Result<(), WalletError>>,
+    {
+        if amount <= 0 {
+            return Err(WalletError::Invalid("a top-up must be positive"));
+        }
+        self.change_many_with(
+            user,
+            |read| {
+                let pay = read.debt.min(read.available + amount);
+                let mut moves = vec![Movement::top_up(amount).for_(reference)];
+                if pay > 0 {
+                    moves.push(Movement::charge(pay).for_("debt paid"));
+                }
+                (moves, -pay)
+            },
+            also,
+        )
+        .await
+    }
+
     /// The wallet's ledger, newest first, older than `before`, at most `limit`.
     pub async fn ledger(
         &self,

@@ -257,6 +257,20 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
                 .get(app.url(&format!("/v1/rentals/{}", uuid::Uuid::now_v7())))
                 .bearer_auth(&token),
         ),
+        (
+            "post",
+            "/v1/rentals/{id}/open",
+            app.http
+                .post(app.url(&format!("/v1/rentals/{}/open", uuid::Uuid::now_v7())))
+                .bearer_auth(&token),
+        ),
+        (
+            "post",
+            "/v1/rentals/{id}/end",
+            app.http
+                .post(app.url(&format!("/v1/rentals/{}/end", uuid::Uuid::now_v7())))
+                .bearer_auth(&token),
+        ),
         ("post", "/v1/payments/webhook", {
             let event = serde_json::json!({
                 "event_id": "evt_c", "user_id": user_id, "amount": "1.00", "currency": "EUR"

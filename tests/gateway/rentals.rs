@@ -265,3 +265,180 @@ async fn a_retried_rental_with_the_same_key_is_one_rental(pool: PgPool) {
     assert_eq!(again["id"], first["id"]);
     assert_eq!(money(&app, id).await, (3000, 2000));
 }
+
+async fn post_empty(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.http
+        .post(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[sqlx::test]
+async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
+        .await
+        .json()
+        .await
+        .expect("rental");
+    let rid = rental["id"].as_str().expect("id").to_owned();
+    let door = rental["door"].as_u64().expect("door") as u16;
+    locker.turn(Knob::CloseDoor(door)).await;
+    let reopened = post_empty(&app, &token, &format!("/v1/rentals/{rid}/open")).await;
+    assert_eq!(reopened.status(), 200);
+    assert_eq!(
+        money(&app, id).await,
+        (3000, 2000),
+        "opening again costs nothing"
+    );
+    locker.turn(Knob::CloseDoor(door)).await;
+    // Three hours ago: 30 free minutes, then 3 started hours at 1.00.
+    sqlx::query("UPDATE rentals SET started_at = now() - interval '3 hours' WHERE id = $1::uuid")
+        .bind(&rid)
+        .execute(&pool)
+        .await
+        .expect("backdated");
+    let ended = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
+    assert_eq!(ended.status(), 200);
+    let ended: Value = ended.json().await.expect("rental");
+    assert_eq!(
+        (&ended["state"], &ended["fee"]),
+        (&json!("ended"), &json!("3.00"))
+    );
+    assert_eq!(money(&app, id).await, (4700, 0));
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM ledger l JOIN wallets w ON w.id = l.wallet_id
+         WHERE w.user_id = $1 ORDER BY l.id",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .expect("ledger");
+    assert_eq!(kinds, ["top_up", "hold", "capture", "release"]);
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type FROM outbox WHERE event_type LIKE 'rental.%' OR event_type LIKE 'payment.%'
+         ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("events");
+    assert_eq!(
+        events,
+        ["rental.started", "payment.captured", "rental.ended"]
+    );
+    let again = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
+    problem(again, 409, "rental_not_active").await;
+    // The door is free again for the next renter, once its sensor says it closed.
+    locker.turn(Knob::CloseDoor(door)).await;
+    crate::helpers::eventually("the door closed", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = $1",
+        )
+        .bind(i32::from(door))
+        .fetch_one(&pool)
+        .await
+        .is_ok_and(|s| s == "closed")
+    })
+    .await;
+    let next: Value = rent(&app, &token, json!({ "device_id": "lk-1", "door": door }))
+        .await
+        .json()
+        .await
+        .expect("rental");
+    assert_eq!(next["state"], "active");
+}
+
+#[sqlx::test]
+async fn a_fee_beyond_hold_and_balance_still_opens_the_door_and_leaves_a_debt(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 2500).await;
+    let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
+        .await
+        .json()
+        .await
+        .expect("rental");
+    let rid = rental["id"].as_str().expect("id").to_owned();
+    locker.turn(Knob::CloseDoor(1)).await;
+    // Three full days: 30.00, against a 20.00 hold and 5.00 available.
+    sqlx::query("UPDATE rentals SET started_at = now() - interval '3 days' WHERE id = $1::uuid")
+        .bind(&rid)
+        .execute(&pool)
+        .await
+        .expect("backdated");
+    let ended = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
+    assert_eq!(ended.status(), 200, "pickup is never refused over money");
+    let ended: Value = ended.json().await.expect("rental");
+    assert_eq!(ended["fee"], "30.00");
+    assert_eq!(money(&app, id).await, (0, 0));
+    let wallet: Value = app
+        .http
+        .get(app.url("/v1/wallet"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("wallet");
+    assert_eq!(wallet["debt"], "5.00");
+    problem(
+        rent(&app, &token, json!({ "device_id": "lk-1" })).await,
+        402,
+        "unpaid_debt",
+    )
+    .await;
+    // A top-up pays the debt first.
+    let admin = operator(&app, "ops2@example.com").await;
+    let topped = app
+        .http
+        .post(app.url(&format!("/v1/wallets/{id}/top-ups")))
+        .bearer_auth(&admin)
+        .json(&json!({ "amount": "25.00" }))
+        .send()
+        .await
+        .expect("sent");
+    let topped: Value = topped.json().await.expect("wallet");
+    assert_eq!(
+        (&topped["available"], &topped["debt"]),
+        (&json!("20.00"), &json!("0.00"))
+    );
+    assert_eq!(money(&app, id).await, (2000, 0));
+    assert_eq!(
+        rent(&app, &token, json!({ "device_id": "lk-1" }))
+            .await
+            .status(),
+        201
+    );
+}
+
+#[sqlx::test]
+async fn ending_while_the_locker_is_offline_charges_nothing_and_the_rental_goes_on(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
+        .await
+        .json()
+        .await
+        .expect("rental");
+    let rid = rental["id"].as_str().expect("id").to_owned();
+    locker.turn(Knob::Drop).await;
+    crate::helpers::eventually("offline", || async { !app.online("lk-1").await }).await;
+    let refused = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
+    problem(refused, 503, "device_offline").await;
+    assert_eq!(money(&app, id).await, (3000, 2000));
+    let state: String = sqlx::query_scalar("SELECT state FROM rentals WHERE id = $1::uuid")
+        .bind(&rid)
+        .fetch_one(&pool)
+        .await
+        .expect("state");
+    assert_eq!(state, "active");
+}
