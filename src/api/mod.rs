@@ -157,6 +157,9 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rentals::get))
         .routes(routes!(rentals::reopen))
         .routes(routes!(rentals::end))
+        .routes(routes!(rentals::admin_end))
+        .routes(routes!(rentals::admin_cancel))
+        .routes(routes!(rentals::admin_refund))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)

@@ -44,6 +44,9 @@ pub struct RentalView {
     /// The fee charged at the end.
     #[schema(value_type = Option<String>)]
     pub fee: Option<Decimal>,
+    /// How much of the fee was refunded.
+    #[schema(value_type = String)]
+    pub refunded: Decimal,
     /// When the door opened at the start (billing starts).
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
@@ -114,6 +117,10 @@ impl From<RentalError> for ApiError {
                 detail,
             },
             E::NotFound => Self::NotFound("rental"),
+            E::NotRefundable(_) => Self::Unprocessable {
+                code: "not_refundable",
+                detail,
+            },
             E::NotActive(_) => Self::Conflict {
                 code: "rental_not_active",
                 detail,
@@ -155,6 +162,7 @@ fn view(state: &ApiState, r: Rental) -> RentalView {
         state: r.state,
         deposit_held: money(r.deposit_held),
         fee: r.fee.map(money),
+        refunded: money(r.refunded),
         started_at: r.started_at,
         ended_at: r.ended_at,
         cancel_reason: r.cancel_reason,
@@ -244,4 +252,140 @@ pub async fn end(
 ) -> Result<Json<RentalView>, ApiError> {
     let rental = state.rentals.end(user.id, id).await?;
     Ok(Json(view(&state, rental)))
+}
+
+/// A refund of part or all of a rental's fee.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refund {
+    /// The amount (at most the fee not yet refunded), as a string; the whole rest if absent.
+    #[schema(value_type = Option<String>, example = "1.00")]
+    #[serde(default, deserialize_with = "optional_amount")]
+    pub amount: Option<Decimal>,
+    /// Why (kept in the audit log).
+    pub reason: Option<String>,
+}
+
+fn optional_amount<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Decimal>, D::Error> {
+    crate::money::from_str_only(de).map(Some)
+}
+
+/// Records an operator's rental action with how it ended, and passes the result on.
+async fn audited(
+    state: &ApiState,
+    operator: &crate::account::User,
+    action: &str,
+    id: Uuid,
+    detail: serde_json::Value,
+    result: Result<RentalView, ApiError>,
+) -> Result<Json<RentalView>, ApiError> {
+    let outcome = match &result {
+        Ok(_) => crate::audit::Outcome::Ok,
+        Err(e) if e.status().is_server_error() => crate::audit::Outcome::Failed,
+        Err(_) => crate::audit::Outcome::Refused,
+    };
+    if let Err(e) = crate::audit::record(
+        &state.pool,
+        Some(operator),
+        action,
+        Some(&id.to_string()),
+        outcome,
+        detail,
+    )
+    .await
+    {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+    result.map(Json)
+}
+
+/// An operator ends any running rental, without opening the door; charged as if picked up now.
+#[utoipa::path(post, path = "/v1/admin/rentals/{id}/end", tag = "rentals", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The rental")),
+    responses(
+        (status = 200, description = "Ended", body = RentalView),
+        (status = 404, description = "No such rental", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not running", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_end(
+    State(state): State<ApiState>,
+    super::auth::Operator(operator): super::auth::Operator,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RentalView>, ApiError> {
+    let result = match state.rentals.end_by_operator(id).await {
+        Ok(rental) => Ok(view(&state, rental)),
+        Err(e) => Err(e.into()),
+    };
+    audited(
+        &state,
+        &operator,
+        "rental.end",
+        id,
+        serde_json::json!({}),
+        result,
+    )
+    .await
+}
+
+/// An operator cancels any running rental: no fee, the hold released.
+#[utoipa::path(post, path = "/v1/admin/rentals/{id}/cancel", tag = "rentals", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The rental")),
+    responses(
+        (status = 200, description = "Cancelled", body = RentalView),
+        (status = 404, description = "No such rental", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not running", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_cancel(
+    State(state): State<ApiState>,
+    super::auth::Operator(operator): super::auth::Operator,
+    Path(id): Path<Uuid>,
+) -> Result<Json<RentalView>, ApiError> {
+    let result = match state.rentals.cancel_by_operator(id).await {
+        Ok(rental) => Ok(view(&state, rental)),
+        Err(e) => Err(e.into()),
+    };
+    audited(
+        &state,
+        &operator,
+        "rental.cancel",
+        id,
+        serde_json::json!({}),
+        result,
+    )
+    .await
+}
+
+/// An operator refunds part or all of an ended rental's fee.
+#[utoipa::path(post, path = "/v1/admin/rentals/{id}/refund", tag = "rentals", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The rental")),
+    request_body = Refund,
+    responses(
+        (status = 200, description = "Refunded", body = RentalView),
+        (status = 404, description = "No such rental", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than the fee left, or not ended", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_refund(
+    State(state): State<ApiState>,
+    super::auth::Operator(operator): super::auth::Operator,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Refund>,
+) -> Result<Json<RentalView>, ApiError> {
+    let result = async {
+        let rental = state.rentals.any(id).await?;
+        let amount = match body.amount {
+            Some(amount) => state
+                .wallets
+                .currency()
+                .exact_minor(amount)
+                .map_err(|e| ApiError::field("amount", e.to_string()))?,
+            None => rental.fee.unwrap_or(0) - rental.refunded,
+        };
+        let refunded = state.rentals.refund(id, amount).await?;
+        Ok(view(&state, refunded))
+    }
+    .await;
+    let detail = serde_json::json!({
+        "amount": body.amount.map(|a| a.to_string()), "reason": body.reason,
+    });
+    audited(&state, &operator, "rental.refund", id, detail, result).await
 }

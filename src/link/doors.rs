@@ -69,7 +69,22 @@ async fn alarm_event(
         out.extend(extra.clone());
     }
     let event = Event::new(&format!("alarm.{name}"), "device", device.as_str(), payload);
-    append(conn, &event).await
+    append(conn, &event).await?;
+    // A break-in or tampering during a rental is for operators to look at.
+    if matches!(kind, AlarmKind::ForcedOpen | AlarmKind::Tamper) {
+        let flag = format!("alarm.{name}");
+        sqlx::query(
+            "UPDATE rentals SET flags = array_append(flags, $3)
+             WHERE device_id = $1 AND ($2::int IS NULL OR door = $2)
+               AND state IN ('pending', 'active', 'ending') AND NOT $3 = ANY(flags)",
+        )
+        .bind(device.as_str())
+        .bind(door.map(i32::from))
+        .bind(flag)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn door_event(

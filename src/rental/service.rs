@@ -55,6 +55,8 @@ pub struct Rental {
     pub deposit_held: i64,
     /// The fee charged at the end, minor units.
     pub fee: Option<i64>,
+    /// How much of the fee operators refunded, minor units.
+    pub refunded: i64,
     /// When the door opened at the start (billing starts).
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
@@ -113,6 +115,9 @@ pub enum RentalError {
     /// No such rental of this user.
     #[error("no such rental")]
     NotFound,
+    /// A refund that cannot be made.
+    #[error("cannot refund: {0}")]
+    NotRefundable(String),
     /// The rental is not running (ended, cancelled, or already ending).
     #[error("the rental is {0}, not active")]
     NotActive(String),
@@ -174,6 +179,7 @@ fn rental(row: &sqlx::postgres::PgRow) -> Result<Rental, sqlx::Error> {
         state: row.try_get("state")?,
         deposit_held: row.try_get("deposit_held")?,
         fee: row.try_get("fee")?,
+        refunded: row.try_get("refunded")?,
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,
         cancel_reason: row.try_get("cancel_reason")?,
@@ -182,8 +188,8 @@ fn rental(row: &sqlx::postgres::PgRow) -> Result<Rental, sqlx::Error> {
     })
 }
 
-const COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, started_at, \
-                       ended_at, cancel_reason, flags, created_at";
+const COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, refunded, \
+                       started_at, ended_at, cancel_reason, flags, created_at";
 
 /// What the door did, and so what becomes of the rental.
 #[derive(Clone, Copy)]
@@ -357,6 +363,15 @@ impl Rentals {
                 .await?;
             return Err(e);
         }
+        self.finish(&rental, Utc::now()).await?;
+        self.get(user, id).await?.ok_or(RentalError::NotFound)
+    }
+
+    /// Ends `rental` as of `ended_at`: the fee is captured from the hold, the rest released, any
+    /// excess charged from the balance, what is still missing recorded as a debt; one
+    /// transaction with the rental's end and its event.
+    async fn finish(&self, rental: &Rental, ended_at: DateTime<Utc>) -> Result<(), RentalError> {
+        let (id, user) = (rental.id, rental.user_id);
         let terms_json: serde_json::Value =
             sqlx::query_scalar("SELECT terms FROM rentals WHERE id = $1")
                 .bind(id)
@@ -364,7 +379,6 @@ impl Rentals {
                 .await?;
         let terms: super::Terms = serde_json::from_value(terms_json)
             .map_err(|e| RentalError::Storage(format!("stored terms: {e}")))?;
-        let ended_at = Utc::now();
         let elapsed = rental
             .started_at
             .map(|at| (ended_at - at).to_std().unwrap_or_default())
@@ -409,7 +423,98 @@ impl Rentals {
                 },
             )
             .await?;
-        self.get(user, id).await?.ok_or(RentalError::NotFound)
+        Ok(())
+    }
+
+    /// An operator ends a rental (without opening the door): charged as if picked up now.
+    pub async fn end_by_operator(&self, id: Uuid) -> Result<Rental, RentalError> {
+        let rental = self.any(id).await?;
+        if rental.state != "active" && rental.state != "ending" {
+            return Err(RentalError::NotActive(rental.state));
+        }
+        self.finish(&rental, Utc::now()).await?;
+        self.any(id).await
+    }
+
+    /// An operator cancels a running rental: no fee, the hold released.
+    pub async fn cancel_by_operator(&self, id: Uuid) -> Result<Rental, RentalError> {
+        let rental = self.any(id).await?;
+        if !matches!(rental.state.as_str(), "pending" | "active" | "ending") {
+            return Err(RentalError::NotActive(rental.state));
+        }
+        let deposit = rental.deposit_held;
+        let result = if deposit > 0 {
+            let release =
+                Movement::release(deposit).for_(format!("rental {id} cancelled by operator"));
+            self.wallets
+                .change_with(rental.user_id, &release, |conn, _| {
+                    Box::pin(cancel_rental(conn, id))
+                })
+                .await
+                .map(drop)
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let done = cancel_rental(&mut tx, id).await;
+            if done.is_ok() {
+                tx.commit().await?;
+            }
+            done
+        };
+        match result {
+            // Cancelled meanwhile by someone else (its hold already released).
+            Err(WalletError::Invalid(_) | WalletError::InsufficientFunds { .. }) => {
+                Err(RentalError::NotActive("cancelled".into()))
+            }
+            other => other.map_err(RentalError::from),
+        }?;
+        self.any(id).await
+    }
+
+    /// An operator refunds part or all of an ended rental's fee (never more than was charged).
+    pub async fn refund(&self, id: Uuid, amount: i64) -> Result<Rental, RentalError> {
+        let rental = self.any(id).await?;
+        if amount <= 0 {
+            return Err(RentalError::NotRefundable(
+                "the amount must be positive".into(),
+            ));
+        }
+        let refund = Movement::refund(amount).for_(format!("rental {id} refund"));
+        let result = self
+            .wallets
+            .change_with(rental.user_id, &refund, |conn, _| {
+                Box::pin(async move {
+                    let changed = sqlx::query(
+                        "UPDATE rentals SET refunded = refunded + $2
+                         WHERE id = $1 AND state = 'ended' AND refunded + $2 <= coalesce(fee, 0)",
+                    )
+                    .bind(id)
+                    .bind(amount)
+                    .execute(conn)
+                    .await?
+                    .rows_affected();
+                    if changed == 0 {
+                        return Err(WalletError::Invalid("more than the fee left to refund"));
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        match result {
+            Err(WalletError::Invalid(why)) => Err(RentalError::NotRefundable(why.into())),
+            other => other.map(drop).map_err(RentalError::from),
+        }?;
+        self.any(id).await
+    }
+
+    /// Any rental, whoever's (for operators).
+    pub async fn any(&self, id: Uuid) -> Result<Rental, RentalError> {
+        let sql = format!("SELECT {COLUMNS} FROM rentals WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(RentalError::NotFound)?;
+        Ok(rental(&row)?)
     }
 
     /// Opens a running rental's door, with its lock held; on failure marks the door as the
@@ -655,6 +760,29 @@ impl Rentals {
         };
         result.map_err(RentalError::from)
     }
+}
+
+/// Cancels a running rental by an operator's decision (no fee).
+async fn cancel_rental(conn: &mut PgConnection, id: Uuid) -> Result<(), WalletError> {
+    let changed = sqlx::query(
+        "UPDATE rentals SET state = 'cancelled', ended_at = now(), fee = 0,
+                cancel_reason = 'operator'
+         WHERE id = $1 AND state IN ('pending', 'active', 'ending')",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(WalletError::Invalid("the rental is not running"));
+    }
+    let data = json!({ "rental_id": id, "reason": "operator" });
+    append(
+        conn,
+        &Event::new("rental.cancelled", "rental", &id.to_string(), data),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A rental to create.

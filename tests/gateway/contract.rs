@@ -271,6 +271,31 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
                 .post(app.url(&format!("/v1/rentals/{}/end", uuid::Uuid::now_v7())))
                 .bearer_auth(&token),
         ),
+        (
+            "post",
+            "/v1/admin/rentals/{id}/end",
+            as_admin(
+                Method::POST,
+                &format!("/v1/admin/rentals/{}/end", uuid::Uuid::now_v7()),
+            ),
+        ),
+        (
+            "post",
+            "/v1/admin/rentals/{id}/cancel",
+            as_admin(
+                Method::POST,
+                &format!("/v1/admin/rentals/{}/cancel", uuid::Uuid::now_v7()),
+            ),
+        ),
+        (
+            "post",
+            "/v1/admin/rentals/{id}/refund",
+            as_admin(
+                Method::POST,
+                &format!("/v1/admin/rentals/{}/refund", uuid::Uuid::now_v7()),
+            )
+            .json(&serde_json::json!({})),
+        ),
         ("post", "/v1/payments/webhook", {
             let event = serde_json::json!({
                 "event_id": "evt_c", "user_id": user_id, "amount": "1.00", "currency": "EUR"

@@ -54,6 +54,27 @@ fn operator_endpoints() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "reason": "x" }),
         ),
         ("GET", "/v1/audit", Value::Null),
+        ("POST", "/v1/plans", crate::plans::plan_body("m", "M")),
+        (
+            "POST",
+            "/v1/admin/rentals/0190a5d2-0000-7000-8000-000000000000/end",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/v1/admin/rentals/0190a5d2-0000-7000-8000-000000000000/cancel",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/v1/admin/rentals/0190a5d2-0000-7000-8000-000000000000/refund",
+            json!({}),
+        ),
+        (
+            "POST",
+            "/v1/wallets/0190a5d2-0000-7000-8000-000000000000/top-ups",
+            json!({ "amount": "1.00" }),
+        ),
     ]
 }
 
