@@ -15,6 +15,42 @@ use crate::device::{NewDevice, RegistryError};
 
 /// The demo operator's login.
 pub const DEMO_ADMIN: &str = "admin@demo.local";
+/// The demo customer's login (50.00 in the wallet at its first start).
+pub const DEMO_CUSTOMER: &str = "customer@demo.local";
+
+/// Makes a demo account on the first start (a customer gets 50.00); says how to log in.
+async fn demo_account(
+    accounts: &Accounts,
+    email: &str,
+    role: Role,
+    currency: &crate::money::Currency,
+) -> Result<String, String> {
+    let mut password = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut password);
+    let password = hex::encode(password);
+    let what = if role == Role::Admin {
+        "operator"
+    } else {
+        "customer"
+    };
+    match accounts.register(email, &password, role).await {
+        Ok(user) => {
+            if role == Role::User {
+                let wallets =
+                    crate::wallet::Wallets::new(accounts.pool().clone(), currency.clone());
+                wallets
+                    .top_up(user.id, 50 * 10_i64.pow(currency.exponent), "demo money")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(format!("{what} {email}, password {password} (shown once)"))
+        }
+        Err(AccountError::EmailTaken) => Ok(format!(
+            "{what} {email} (password as printed at the first demo start)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// Runs the gateway and `lockers` simulated lockers until `stop`.
 pub async fn run(
@@ -58,24 +94,50 @@ pub async fn run(
         fleet.lockers.push(simulator::mqtt::spawn(locker));
     }
     let accounts = Accounts::new(app.pool().clone(), config.password_cost, config.token_ttl);
-    let mut password = [0u8; 12];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut password);
-    let password = hex::encode(password);
-    let admin = match accounts.register(DEMO_ADMIN, &password, Role::Admin).await {
-        Ok(_) => format!("operator {DEMO_ADMIN}, password {password} (shown once)"),
-        Err(AccountError::EmailTaken) => format!(
-            "operator {DEMO_ADMIN} (password as printed at the first demo; or `locker-gateway admin create`)"
-        ),
-        Err(e) => return Err(e.to_string()),
+    let admin = demo_account(&accounts, DEMO_ADMIN, Role::Admin, &config.currency).await?;
+    let customer = demo_account(&accounts, DEMO_CUSTOMER, Role::User, &config.currency).await?;
+    // A price plan for the demo doors (size m), unless one is active.
+    if crate::rental::plan::for_size(app.pool(), "m")
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        let plan = crate::rental::plan::Plan {
+            id: uuid::Uuid::now_v7(),
+            name: "Demo: 30 min free, then 1.00 per hour, 10.00 a day".into(),
+            currency: config.currency.code.clone(),
+            size_class: "m".into(),
+            terms: crate::rental::Terms {
+                deposit: 10 * 10_i64.pow(config.currency.exponent),
+                free_minutes: 30,
+                unit_minutes: 60,
+                price_per_unit: 10_i64.pow(config.currency.exponent),
+                cap_per_24h: 10 * 10_i64.pow(config.currency.exponent),
+                max_minutes: 3 * 24 * 60,
+                overdue_price_per_unit: 5 * 10_i64.pow(config.currency.exponent),
+            },
+        };
+        crate::rental::plan::publish(app.pool(), &plan)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let rentals = if config.redis_url.is_some() {
+        "rentals on"
+    } else {
+        "rentals OFF (set REDIS_URL: doors are never rented without their Redis lock)"
     };
     let http = app.http_addr();
     tracing::info!(
-        "demo: {lockers} simulated lockers (demo-1 … demo-{lockers}) on {broker}; HTTP API on http://{http}\n  \
+        "demo: {lockers} simulated lockers (demo-1 … demo-{lockers}) on {broker}; HTTP API on http://{http}; {rentals}\n  \
          {admin}\n  \
-         curl -s http://{http}/readyz\n  \
-         TOKEN=$(curl -s -H 'content-type: application/json' -d '{{\"email\":\"{DEMO_ADMIN}\",\"password\":\"…\"}}' http://{http}/v1/sessions | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" http://{http}/v1/devices\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"reason\":\"demo\"}}' http://{http}/v1/devices/demo-1/doors/1/unlock"
+         {customer}\n  \
+         Try, as the customer:\n  \
+         TOKEN=$(curl -s -H 'content-type: application/json' -d '{{\"email\":\"{DEMO_CUSTOMER}\",\"password\":\"PASSWORD\"}}' http://{http}/v1/sessions | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{http}/v1/wallet\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"device_id\":\"demo-1\"}}' http://{http}/v1/rentals\n  \
+         curl -s -X POST -H \"Authorization: Bearer $TOKEN\" http://{http}/v1/rentals/RENTAL_ID/end\n  \
+         As the operator (its token likewise): POST /v1/wallets/USER_ID/top-ups {{\"amount\":\"20.00\"}}, GET /v1/devices, GET /v1/audit; \
+         the whole API: http://{http}/v1/openapi.json"
     );
     app.run_until_stopped(stop).await;
     drop(fleet);
