@@ -121,6 +121,15 @@ async fn door_event(
             json!({ "source": "door_sensor", "uptime_ms": event.uptime_ms, "session": session });
         alarm_event(conn, device, AlarmKind::ForcedOpen, Some(event.door), data).await?;
     }
+    if event.state == DoorMotion::Closed {
+        // The door shut (its lock engages): what rentals and orders wait for.
+        let data = json!({ "device_id": device.as_str(), "door": event.door, "uptime_ms": event.uptime_ms });
+        append(
+            conn,
+            &Event::new("device.locked", "device", device.as_str(), data),
+        )
+        .await?;
+    }
     Ok(())
 }
 

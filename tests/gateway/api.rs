@@ -189,7 +189,12 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub async fn start() -> Self {
-        let addr = crate::helpers::free_addr();
+        Self::start_on(crate::helpers::free_addr().port()).await
+    }
+
+    /// On a given port (to bring a stopped one back).
+    pub async fn start_on(port: u16) -> Self {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let child = std::process::Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no"])

@@ -233,6 +233,7 @@ async fn without_redis_no_door_is_rented_and_nothing_is_written(pool: PgPool) {
     plan(&app).await;
     let _locker = online_locker(&app, "lk-1").await;
     let (token, id) = funded(&app, "r@example.com", 5000).await;
+    let port = redis.url.rsplit(':').next().expect("port").to_owned();
     drop(redis);
     let refused = rent(&app, &token, json!({ "device_id": "lk-1" })).await;
     problem(refused, 503, "unavailable").await;
@@ -242,6 +243,20 @@ async fn without_redis_no_door_is_rented_and_nothing_is_written(pool: PgPool) {
         .await
         .expect("count");
     assert_eq!(rentals, 0);
+    // Redis back on the same port: rentals work again.
+    let _back = crate::api::OwnRedis::start_on(port.parse().expect("port")).await;
+    let mut status = 0;
+    for _ in 0..50 {
+        status = rent(&app, &token, json!({ "device_id": "lk-1" }))
+            .await
+            .status()
+            .as_u16();
+        if status == 201 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 201, "rentals resume when Redis is back");
 }
 
 #[sqlx::test]
@@ -278,6 +293,7 @@ async fn post_empty(app: &TestApp, token: &str, path: &str) -> reqwest::Response
 #[sqlx::test]
 async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
+    let (_tap, mut bus) = app.tap("events/#");
     plan(&app).await;
     let locker = online_locker(&app, "lk-1").await;
     let (token, id) = funded(&app, "r@example.com", 5000).await;
@@ -333,6 +349,25 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) 
     );
     let again = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
     problem(again, 409, "rental_not_active").await;
+    // Subscribers of events/# saw the rental's life go by.
+    let mut seen = Vec::new();
+    let wanted = [
+        "events/wallet.topped_up",
+        "events/rental.started",
+        "events/device.unlocked",
+        "events/device.locked",
+        "events/payment.captured",
+        "events/rental.ended",
+    ];
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    while !wanted.iter().all(|w| seen.iter().any(|s: &String| s == w)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events seen: {seen:?}"
+        );
+        let (topic, _) = crate::helpers::link_next(&mut bus).await;
+        seen.push(topic);
+    }
     // The door is free again for the next renter, once its sensor says it closed.
     locker.turn(Knob::CloseDoor(door)).await;
     crate::helpers::eventually("the door closed", || async {
@@ -562,4 +597,53 @@ async fn operators_end_refund_and_cancel_rentals_and_alarms_flag_them(pool: PgPo
             "rental.cancel:refused"
         ]
     );
+}
+
+#[sqlx::test]
+async fn a_refused_or_unanswered_unlock_cancels_and_marks_the_door(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    // The gateway thinks there is a door 5; the locker has four: it refuses, the door goes out
+    // of service.
+    sqlx::query("INSERT INTO doors (device_id, door, sensor) VALUES ('lk-1', 5, 'closed')")
+        .execute(&pool)
+        .await
+        .expect("door 5");
+    let refused = rent(&app, &token, json!({ "device_id": "lk-1", "door": 5 })).await;
+    let body = problem(refused, 409, "refused_by_device").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no_such_door"),
+        "{body}"
+    );
+    let out: bool = sqlx::query_scalar(
+        "SELECT out_of_service FROM doors WHERE device_id = 'lk-1' AND door = 5",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("door");
+    assert!(out);
+    assert_eq!(money(&app, id).await, (5000, 0));
+    // No answer within the deadline: cancelled, nothing charged, the door to be checked.
+    locker.turn(Knob::DropAcks(100)).await;
+    let silent = rent(&app, &token, json!({ "device_id": "lk-1", "door": 1 })).await;
+    problem(silent, 504, "device_timeout").await;
+    assert_eq!(money(&app, id).await, (5000, 0));
+    let suspect: bool =
+        sqlx::query_scalar("SELECT suspect FROM doors WHERE device_id = 'lk-1' AND door = 1")
+            .fetch_one(&pool)
+            .await
+            .expect("door");
+    assert!(suspect);
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT cancel_reason FROM rentals WHERE state = 'cancelled' ORDER BY created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rentals");
+    assert_eq!(reasons, ["refused", "timeout"]);
 }
