@@ -224,6 +224,15 @@ impl App {
         tasks.spawn(limits.clone().evict_until(shutdown.clone()));
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let wallets = crate::wallet::Wallets::new(pool.clone(), config.currency.clone());
+        let rentals = crate::rental::Rentals::new(
+            pool.clone(),
+            wallets.clone(),
+            commands.clone(),
+            redis
+                .clone()
+                .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
+            config.rentals.clone(),
+        );
         let state = ApiState::new(Parts {
             pool: pool.clone(),
             redis: redis.clone(),
@@ -236,15 +245,7 @@ impl App {
             body_limit: config.http_body_limit,
             limits: limits.clone(),
             wallets: wallets.clone(),
-            rentals: crate::rental::Rentals::new(
-                pool.clone(),
-                wallets,
-                commands.clone(),
-                redis
-                    .clone()
-                    .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
-                config.rentals.clone(),
-            ),
+            rentals: rentals.clone(),
             payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
         let http_shutdown = CancellationToken::new();
@@ -259,6 +260,7 @@ impl App {
             addr: config.http_addr,
             source,
         })?;
+        tasks.spawn(reconcile_rentals(rentals.clone(), shutdown.clone()));
         Ok(Self {
             http_addr,
             http_shutdown,
@@ -421,6 +423,31 @@ async fn purge_expired(accounts: crate::account::Accounts, shutdown: Cancellatio
                 metrics::counter!("locker_worker_errors_total", "worker" => "token_purge")
                     .increment(1);
                 tracing::warn!(error = %e, "cannot forget expired tokens");
+            }
+        }
+    }
+}
+
+/// Every second: settles rentals whose opening unlock timed out, once the locker has said what
+/// happened.
+async fn reconcile_rentals(rentals: crate::rental::Rentals, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    let open_window = CommandSettings::default().open_window;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        match rentals.reconcile_pending(open_window).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rentals = n,
+                "pending rentals settled from the lockers' reports"
+            ),
+            Err(e) => {
+                metrics::counter!("locker_worker_errors_total", "worker" => "rental_reconciler")
+                    .increment(1);
+                tracing::warn!(error = %e, "cannot settle pending rentals");
             }
         }
     }

@@ -117,6 +117,10 @@ impl From<RentalError> for ApiError {
                 detail,
             },
             E::NotFound => Self::NotFound("rental"),
+            E::AlreadySettled => Self::Conflict {
+                code: "rental_settled",
+                detail,
+            },
             E::NotRefundable(_) => Self::Unprocessable {
                 code: "not_refundable",
                 detail,

@@ -103,8 +103,11 @@ pub enum RentalError {
     /// The locker is offline.
     #[error("the locker is offline; nothing was charged")]
     Offline(Uuid),
-    /// The locker did not answer in time.
-    #[error("the locker did not answer in time; nothing was charged and the door will be checked")]
+    /// The locker did not answer in time; the rental waits for the locker's report.
+    #[error(
+        "the locker did not answer in time; it is being asked what happened: if the door opened \
+         the rental runs, else it is cancelled and nothing is charged"
+    )]
     Timeout(Uuid),
     /// The gateway is too busy to send the unlock now.
     #[error("too many commands in flight; nothing was charged")]
@@ -115,6 +118,9 @@ pub enum RentalError {
     /// No such rental of this user.
     #[error("no such rental")]
     NotFound,
+    /// Another gateway settled this rental first.
+    #[error("the rental was settled meanwhile")]
+    AlreadySettled,
     /// A refund that cannot be made.
     #[error("cannot refund: {0}")]
     NotRefundable(String),
@@ -506,6 +512,84 @@ impl Rentals {
         self.any(id).await
     }
 
+    /// Settles rentals whose opening unlock timed out, once the command's outcome is known (a
+    /// late answer, or the locker's state report): active if the door opened; cancelled, with the
+    /// hold released, if it was refused, jammed, or the locker could not say (the door is then
+    /// marked for a check). Returns how many were settled.
+    pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, RentalError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held, c.id AS command,
+                    c.state, c.door_result, c.refusal, c.surfaced_at IS NOT NULL AS surfaced,
+                    coalesce(c.answered_at < now() - make_interval(secs => $1), false) AS window_passed
+             FROM rentals r JOIN commands c ON c.id = r.start_command
+             WHERE r.state = 'pending' ORDER BY r.created_at LIMIT 100",
+        )
+        .bind(open_window.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settled = 0;
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let door_result: Option<String> = row.try_get("door_result")?;
+            let refusal: Option<String> = row.try_get("refusal")?;
+            let surfaced: bool = row.try_get("surfaced")?;
+            let window_passed: bool = row.try_get("window_passed")?;
+            let settlement = match (state.as_str(), door_result.as_deref()) {
+                ("executed", Some("opened")) => Settlement::Active {
+                    already_open: false,
+                },
+                ("executed", Some("already_open")) => Settlement::Active { already_open: true },
+                ("executed", Some(_)) => Settlement::Cancelled {
+                    reason: "jammed",
+                    door: DoorAfter::Jammed,
+                },
+                ("executed", None) if window_passed => Settlement::Cancelled {
+                    reason: "jammed",
+                    door: DoorAfter::Jammed,
+                },
+                ("refused", _) => Settlement::Cancelled {
+                    reason: "refused",
+                    door: if refusal.as_deref() == Some("no_such_door") {
+                        DoorAfter::OutOfService
+                    } else {
+                        DoorAfter::Free
+                    },
+                },
+                ("unknown", _) if surfaced => Settlement::Cancelled {
+                    reason: "timeout",
+                    door: DoorAfter::Suspect,
+                },
+                _ => continue, // not known yet
+            };
+            let id: Uuid = row.try_get("id")?;
+            let device: String = row.try_get("device_id")?;
+            let (Some(device), Ok(door)) = (
+                DeviceId::new(&device),
+                u16::try_from(row.try_get::<i32, _>("door")?),
+            ) else {
+                continue;
+            };
+            let result = self
+                .settle(
+                    row.try_get("user_id")?,
+                    id,
+                    (device, door),
+                    row.try_get("deposit_held")?,
+                    Some(row.try_get("command")?),
+                    settlement,
+                )
+                .await;
+            match result {
+                Ok(()) => settled += 1,
+                Err(RentalError::AlreadySettled) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, rental = %id, "cannot settle a pending rental")
+                }
+            }
+        }
+        Ok(settled)
+    }
+
     /// Any rental, whoever's (for operators).
     pub async fn any(&self, id: Uuid) -> Result<Rental, RentalError> {
         let sql = format!("SELECT {COLUMNS} FROM rentals WHERE id = $1");
@@ -694,14 +778,19 @@ impl Rentals {
                 None,
                 Some(RentalError::Offline(id)),
             ),
-            Err(CommandError::Timeout { command_id }) => (
-                Settlement::Cancelled {
-                    reason: "timeout",
-                    door: DoorAfter::Suspect,
-                },
-                Some(command_id),
-                Some(RentalError::Timeout(id)),
-            ),
+            Err(CommandError::Timeout { command_id }) => {
+                // The outcome is unknown: the locker is asked (`query_state`) and the rental is
+                // settled by its report in the background (`reconcile_pending`): active if the
+                // door opened, else cancelled with the hold released.
+                sqlx::query(
+                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(command_id)
+                .execute(&self.pool)
+                .await?;
+                return Err(RentalError::Timeout(id));
+            }
             Err(CommandError::Overloaded) => (
                 Settlement::Cancelled {
                     reason: "overloaded",
@@ -755,10 +844,17 @@ impl Rentals {
                 .map(drop)
         } else {
             let mut tx = self.pool.begin().await?;
-            write_settlement(&mut tx, id, (device, door), command, settlement, jams_limit).await?;
-            tx.commit().await.map_err(WalletError::from)
+            match write_settlement(&mut tx, id, (device, door), command, settlement, jams_limit)
+                .await
+            {
+                Ok(()) => tx.commit().await.map_err(WalletError::from),
+                Err(e) => Err(WalletError::from(e)),
+            }
         };
-        result.map_err(RentalError::from)
+        match result {
+            Err(WalletError::Storage(sqlx::Error::RowNotFound)) => Err(RentalError::AlreadySettled),
+            other => other.map_err(RentalError::from),
+        }
     }
 }
 
@@ -832,13 +928,18 @@ async fn write_settlement(
             };
             sqlx::query(
                 "UPDATE rentals SET state = 'active', started_at = now(), start_command = $2,
-                        flags = $3 WHERE id = $1",
+                        flags = $3 WHERE id = $1 AND state = 'pending'",
             )
             .bind(id)
             .bind(command)
             .bind(&flags)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected()
+            .eq(&1)
+            .then_some(())
+            // Settled already (by another gateway's reconciler): change nothing.
+            .ok_or(sqlx::Error::RowNotFound)?;
             sqlx::query("UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2")
                 .bind(device.as_str())
                 .bind(door_i)
@@ -862,13 +963,18 @@ async fn write_settlement(
         } => {
             sqlx::query(
                 "UPDATE rentals SET state = 'cancelled', ended_at = now(), cancel_reason = $2,
-                        start_command = $3 WHERE id = $1",
+                        start_command = $3 WHERE id = $1 AND state = 'pending'",
             )
             .bind(id)
             .bind(reason)
             .bind(command)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected()
+            .eq(&1)
+            .then_some(())
+            // Settled already (by another gateway's reconciler): change nothing.
+            .ok_or(sqlx::Error::RowNotFound)?;
             let update = match after {
                 DoorAfter::Free => None,
                 DoorAfter::Jammed => Some(

@@ -600,7 +600,7 @@ async fn operators_end_refund_and_cancel_rentals_and_alarms_flag_them(pool: PgPo
 }
 
 #[sqlx::test]
-async fn a_refused_or_unanswered_unlock_cancels_and_marks_the_door(pool: PgPool) {
+async fn refused_unlocks_cancel_and_unanswered_ones_are_settled_by_asking_the_locker(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     plan(&app).await;
     let locker = online_locker(&app, "lk-1").await;
@@ -628,13 +628,50 @@ async fn a_refused_or_unanswered_unlock_cancels_and_marks_the_door(pool: PgPool)
     .expect("door");
     assert!(out);
     assert_eq!(money(&app, id).await, (5000, 0));
-    // No answer within the deadline: cancelled, nothing charged, the door to be checked.
+    // No answer within the deadline: a 504, and the locker is asked. It says the door opened,
+    // so the rental runs and the hold stays.
     locker.turn(Knob::DropAcks(100)).await;
     let silent = rent(&app, &token, json!({ "device_id": "lk-1", "door": 1 })).await;
+    let body = problem(silent, 504, "device_timeout").await;
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("asked"),
+        "{body}"
+    );
+    let state_of = |door: i32| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT state FROM rentals WHERE door = $1 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(door)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_default()
+        }
+    };
+    crate::helpers::eventually("settled as active by the locker's report", || async {
+        state_of(1).await == "active"
+    })
+    .await;
+    assert_eq!(money(&app, id).await, (3000, 2000));
+    // A locker that cannot say (no report): cancelled once the outcome is given up, the hold
+    // released, the door to be checked.
+    locker
+        .turn(Knob::StateReports(simulator::mqtt::Reports::Missing))
+        .await;
+    let silent = rent(&app, &token, json!({ "device_id": "lk-1", "door": 2 })).await;
     problem(silent, 504, "device_timeout").await;
-    assert_eq!(money(&app, id).await, (5000, 0));
+    crate::helpers::eventually("cancelled when the outcome is given up", || async {
+        state_of(2).await == "cancelled"
+    })
+    .await;
+    assert_eq!(
+        money(&app, id).await,
+        (3000, 2000),
+        "only the running rental holds money"
+    );
     let suspect: bool =
-        sqlx::query_scalar("SELECT suspect FROM doors WHERE device_id = 'lk-1' AND door = 1")
+        sqlx::query_scalar("SELECT suspect FROM doors WHERE device_id = 'lk-1' AND door = 2")
             .fetch_one(&pool)
             .await
             .expect("door");
