@@ -319,7 +319,23 @@ impl Rentals {
                 Ok(None) => continue, // someone else is renting it: try the next door
                 Err(e) => return Err(RentalError::LocksUnavailable(e.to_string())),
             };
-            let result = self.with_lock(user, device_id, door, &plan).await;
+            // The lock outlives the work: renewed every third of its TTL while the work runs.
+            let result = {
+                let work = self.with_lock(user, device_id, door, &plan);
+                tokio::pin!(work);
+                let mut renew = tokio::time::interval(self.settings.lock_ttl / 3);
+                renew.tick().await;
+                loop {
+                    tokio::select! {
+                        result = &mut work => break result,
+                        _ = renew.tick() => match locks.renew(&lock, self.settings.lock_ttl).await {
+                            Ok(true) => {}
+                            Ok(false) => tracing::warn!(device, door, "a door lock expired during its work; the database still fences the door"),
+                            Err(e) => tracing::warn!(error = %e, device, door, "cannot renew a door lock"),
+                        },
+                    }
+                }
+            };
             if let Err(e) = locks.release(lock).await {
                 tracing::error!(error = %e, device, door, "cannot release a door lock");
             }

@@ -313,6 +313,19 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) 
         "opening again costs nothing"
     );
     locker.turn(Knob::CloseDoor(door)).await;
+    // A new plan for the size changes nothing for this running rental.
+    let admin = operator(&app, "later@example.com").await;
+    let mut dearer = crate::plans::plan_body("m", "Dearer");
+    dearer["price_per_unit"] = json!("9.00");
+    let published = app
+        .http
+        .post(app.url("/v1/plans"))
+        .bearer_auth(&admin)
+        .json(&dearer)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(published.status(), 201);
     // Three hours ago: 30 free minutes, then 3 started hours at 1.00.
     sqlx::query("UPDATE rentals SET started_at = now() - interval '3 hours' WHERE id = $1::uuid")
         .bind(&rid)
@@ -683,4 +696,74 @@ async fn refused_unlocks_cancel_and_unanswered_ones_are_settled_by_asking_the_lo
     .await
     .expect("rentals");
     assert_eq!(reasons, ["refused", "timeout"]);
+}
+
+#[sqlx::test]
+async fn a_user_at_the_limit_of_running_rentals_is_refused(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), |config| config.rentals.max_active = 1).await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 10_000).await;
+    assert_eq!(
+        rent(&app, &token, json!({ "device_id": "lk-1" }))
+            .await
+            .status(),
+        201
+    );
+    problem(
+        rent(&app, &token, json!({ "device_id": "lk-1" })).await,
+        409,
+        "too_many_rentals",
+    )
+    .await;
+    assert_eq!(money(&app, id).await, (8000, 2000));
+    problem(
+        rent(&app, &token, json!({ "device_id": "nobody" })).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn a_door_lock_is_renewed_while_its_work_runs(pool: PgPool) {
+    // A 1.5 s lock, a locker that answers after 2 s: without renewal the lock would lapse.
+    let prefix = format!("renew-{}:", Uuid::new_v4());
+    let app = spawn_app_with(pool.clone(), |config| {
+        config.rentals.lock_ttl = std::time::Duration::from_millis(1500);
+        config.redis_prefix = prefix.clone();
+    })
+    .await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    locker
+        .turn(Knob::AckDelay(std::time::Duration::from_millis(2000)))
+        .await;
+    let (token, _) = funded(&app, "r@example.com", 10_000).await;
+    let (other, _) = funded(&app, "o@example.com", 10_000).await;
+    let first = tokio::spawn({
+        let (http, url, token) = (app.http.clone(), app.url("/v1/rentals"), token.clone());
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&json!({ "device_id": "lk-1", "door": 1 }))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    let client = redis::Client::open(crate::helpers::redis_url()).expect("url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("redis");
+    let held: bool = redis::cmd("EXISTS")
+        .arg(format!("{prefix}lock:door:lk-1:1"))
+        .query_async(&mut redis)
+        .await
+        .expect("exists");
+    assert!(held, "the lock lapsed while its unlock was still running");
+    let second = rent(&app, &other, json!({ "device_id": "lk-1", "door": 1 })).await;
+    problem(second, 409, "no_free_door").await;
+    assert_eq!(first.await.expect("joined"), 201);
 }
