@@ -756,7 +756,10 @@ async fn a_door_lock_is_renewed_while_its_work_runs(pool: PgPool) {
     });
     tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
     let client = redis::Client::open(crate::helpers::redis_url()).expect("url");
-    let mut redis = client.get_multiplexed_async_connection().await.expect("redis");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let held: bool = redis::cmd("EXISTS")
         .arg(format!("{prefix}lock:door:lk-1:1"))
         .query_async(&mut redis)
