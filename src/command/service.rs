@@ -410,9 +410,70 @@ impl CommandService {
             .ok()
             .and_then(|p| p.ok().and_then(|p| p.door)),
         };
+        let door = match (door, command) {
+            // Neither an opening nor a jam alarm: by the protocol the door was open already
+            // (PROTOCOL.md §7.4). Ask the locker what its sensor says rather than guess.
+            (None, Command::Unlock { door }) => self.ask_door(device, door, &reserved).await,
+            (door, _) => door,
+        };
         Ok(Outcome {
             command_id: reserved.id,
             door,
         })
     }
+
+    /// After an executed unlock with no door event and no jam alarm within the open window:
+    /// asks the locker for its state and records what its sensor says (open: `already_open`,
+    /// closed: `jammed`); `None` if no report comes within [`DOOR_REPORT_WITHIN`].
+    async fn ask_door(
+        &self,
+        device: DeviceId,
+        door: u16,
+        reserved: &store::Reserved,
+    ) -> Option<DoorResult> {
+        let asked = chrono::Utc::now();
+        if let Err(e) = super::query::ask_state(
+            &self.pool,
+            &self.downlinks,
+            device,
+            reserved.session,
+            &reserved.key,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, %device, "cannot ask a locker about its door");
+            return None;
+        }
+        let until = Instant::now() + DOOR_REPORT_WITHIN;
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let sensor: Option<String> = sqlx::query_scalar(
+                "SELECT sensor FROM doors WHERE device_id = $1 AND door = $2 AND state_at >= $3",
+            )
+            .bind(device.as_str())
+            .bind(i32::from(door))
+            .bind(asked)
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten();
+            let result = match sensor.as_deref() {
+                Some("open") => DoorResult::AlreadyOpen,
+                Some("closed") => DoorResult::Jammed,
+                Some(_) => return None,
+                None => continue,
+            };
+            return match store::record_door_result(&self.pool, reserved.id, result).await {
+                Ok(recorded) => recorded,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record what a door did");
+                    Some(result)
+                }
+            };
+        }
+        None
+    }
 }
+
+/// How long to wait for a locker's state report about a door that said nothing.
+pub const DOOR_REPORT_WITHIN: Duration = Duration::from_secs(3);

@@ -447,3 +447,22 @@ pub async fn surface_stale_unknown(pool: &PgPool, after_secs: f64) -> Result<usi
     tx.commit().await?;
     Ok(rows.len())
 }
+
+/// Records what a door did after an unlock, unless something was recorded first (a late door
+/// event or jam alarm wins); returns what stands.
+pub async fn record_door_result(
+    pool: &PgPool,
+    id: i64,
+    result: DoorResult,
+) -> Result<Option<DoorResult>, sqlx::Error> {
+    let stored: Option<String> = sqlx::query_scalar(
+        "UPDATE commands SET door_result = coalesce(door_result, $2), door_at = coalesce(door_at, now())
+         WHERE id = $1 RETURNING door_result",
+    )
+    .bind(id)
+    .bind(result.as_str())
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    Ok(stored.as_deref().and_then(DoorResult::parse))
+}

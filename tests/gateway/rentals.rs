@@ -770,3 +770,33 @@ async fn a_door_lock_is_renewed_while_its_work_runs(pool: PgPool) {
     problem(second, 409, "no_free_door").await;
     assert_eq!(first.await.expect("joined"), 201);
 }
+
+#[sqlx::test]
+async fn a_door_that_was_already_open_starts_the_rental_flagged_for_operators(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let locker = online_locker(&app, "lk-1").await;
+    let (token, id) = funded(&app, "r@example.com", 5000).await;
+    // The door stands open, but the gateway's record says closed (a report it missed).
+    locker.turn(Knob::ForceOpen(3)).await;
+    crate::helpers::eventually("the forced opening recorded", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = 3",
+        )
+        .fetch_one(&pool)
+        .await
+        .is_ok_and(|s| s == "open")
+    })
+    .await;
+    sqlx::query("UPDATE doors SET sensor = 'closed', state_at = now() - interval '1 minute' WHERE device_id = 'lk-1' AND door = 3")
+        .execute(&pool)
+        .await
+        .expect("stale record");
+    // The locker executes, sends no opening event and no jam alarm; asked, it says open.
+    let rented = rent(&app, &token, json!({ "device_id": "lk-1", "door": 3 })).await;
+    assert_eq!(rented.status(), 201);
+    let rental: Value = rented.json().await.expect("rental");
+    assert_eq!(rental["state"], "active");
+    assert_eq!(rental["flags"], json!(["already_open"]));
+    assert_eq!(money(&app, id).await, (3000, 2000), "the hold stays");
+}
