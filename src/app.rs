@@ -222,6 +222,8 @@ impl App {
         tasks.spawn(purge_expired(accounts.clone(), shutdown.clone()));
         let limits = crate::api::limits::RateLimits::new(&config.rate_limits);
         tasks.spawn(limits.clone().evict_until(shutdown.clone()));
+        // Metrics are recorded from the start (the recorder is per process).
+        let _ = crate::api::metrics::handle();
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let wallets = crate::wallet::Wallets::new(pool.clone(), config.currency.clone());
         let rentals = crate::rental::Rentals::new(

@@ -27,6 +27,7 @@ pub mod health;
 pub mod idempotency;
 pub mod json;
 pub mod limits;
+pub mod metrics;
 pub mod plans;
 pub mod rentals;
 pub mod wallets;
@@ -179,6 +180,8 @@ pub fn app(state: ApiState) -> axum::Router {
                 async move { axum::Json(openapi.as_ref().clone()) }
             }),
         )
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

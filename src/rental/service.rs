@@ -595,6 +595,12 @@ impl Rentals {
                     settlement,
                 )
                 .await;
+            let outcome = match &settlement {
+                Settlement::Active { .. } => "active",
+                Settlement::Cancelled { .. } => "cancelled",
+            };
+            metrics::counter!("locker_rental_reconciliations_total", "outcome" => outcome)
+                .increment(1);
             match result {
                 Ok(()) => settled += 1,
                 Err(RentalError::AlreadySettled) => {}

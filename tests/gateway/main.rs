@@ -12,6 +12,7 @@ mod helpers;
 mod idempotency;
 mod link;
 mod locks;
+mod metrics;
 mod mosquitto;
 mod mqtt5;
 mod plans;
