@@ -13,45 +13,17 @@
 //!
 //! Not a test: it asserts nothing, it measures.
 
-use std::io::Read;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+#[path = "support/fleet.rs"]
+mod fleet;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
+use fleet::{env_number, percentile, rss_mib, start_fleet, stop_fleet};
 use locker_gateway::app::App;
-use locker_gateway::device::{DeviceRegistry, NewDevice};
-use simulator::mqtt::{Credentials, LockerConfig, Simulator};
-use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// This process's resident memory, in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 struct Run {
     sent: usize,
@@ -130,11 +102,10 @@ async fn run(app: &Arc<App>, lockers: &[DeviceId], rate: u64, secs: u64) -> Run 
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "--simulate") {
-        simulate(&args[at + 1..]);
+    if fleet::child_mode() {
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it.
     if !args.iter().any(|a| a == "--bench") {
         println!("commands benchmark: skipped outside `cargo bench`");
@@ -148,84 +119,6 @@ fn main() {
         .try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(bench());
-}
-
-/// The child process: `--simulate BROKER CREDENTIALS ACK_DELAY_MS`. Runs the lockers until its
-/// standard input closes (the parent ended or killed it).
-fn simulate(args: &[String]) {
-    let [broker, path, ack_delay_ms, ..] = args else {
-        eprintln!("usage: --simulate BROKER CREDENTIALS ACK_DELAY_MS");
-        return;
-    };
-    let broker: SocketAddr = broker.parse().expect("broker address");
-    let credentials = Credentials::read_file(path).expect("credentials");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let mut template = LockerConfig::new(broker, credentials[0].clone());
-        template.ack_delay = Duration::from_millis(ack_delay_ms.parse().unwrap_or(0));
-        let mut fleet = Simulator::default();
-        // 1,000 connections a second.
-        for chunk in credentials.chunks(100) {
-            fleet
-                .lockers
-                .extend(Simulator::spawn(&template, chunk.to_vec()).lockers);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
-        drop(fleet);
-    });
-}
-
-/// Starts the lockers in a child process and waits until each has a session begun after now.
-async fn start_fleet(
-    pool: &PgPool,
-    broker: SocketAddr,
-    credentials: &std::path::Path,
-    lockers: usize,
-    ack_delay_ms: u64,
-) -> Child {
-    let since: DateTime<Utc> = Utc::now();
-    let child = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--simulate")
-        .arg(broker.to_string())
-        .arg(credentials)
-        .arg(ack_delay_ms.to_string())
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("simulator process");
-    let started = Instant::now();
-    loop {
-        let online: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM devices d WHERE online AND EXISTS (
-                 SELECT 1 FROM device_sessions s
-                 WHERE s.device_id = d.id AND s.session = d.session AND s.started_at >= $1)",
-        )
-        .bind(since)
-        .fetch_one(pool)
-        .await
-        .expect("count");
-        if online as usize >= lockers {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "lockers did not come online"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let online_after = started.elapsed().as_secs_f64();
-    // Steady state: let the first heartbeats that follow each hello drain.
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    println!(
-        "{lockers} lockers online (door answers after {ack_delay_ms} ms) in {online_after:.1} s; gateway RSS {:.0} MiB",
-        rss_mib()
-    );
-    child
-}
-
-fn stop_fleet(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn print_run(label: &str, r: &Run) {
@@ -244,45 +137,12 @@ fn print_run(label: &str, r: &Run) {
 }
 
 async fn bench() {
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (server, _) = server
-        .rsplit_once('/')
-        .expect("DATABASE_URL has a database part");
-    let url = format!("{server}/locker_bench_commands_{}", std::process::id());
     let lockers = env_number("LOCKERS", 2000) as usize;
     let rate = env_number("RATE", 1000);
     let secs = env_number("SECONDS", 10);
     let door_ms = env_number("DOOR_MS", 500);
-    sqlx::Postgres::create_database(&url)
-        .await
-        .expect("create the bench database");
-    let pool = locker_gateway::db::connect(&url, 32)
-        .await
-        .expect("database");
-    let devices = (1..=lockers)
-        .map(|n| NewDevice {
-            id: DeviceId::new(&format!("cmd-{n:05}")).expect("id"),
-            model: "bench".into(),
-            door_count: 12,
-        })
-        .collect();
-    let provisioned = DeviceRegistry::new(pool.clone())
-        .provision_batch(devices)
-        .await
-        .expect("provisioned");
-    let credentials =
-        std::env::temp_dir().join(format!("locker-bench-{}.jsonl", std::process::id()));
-    let lines: String = provisioned
-        .iter()
-        .map(|p| {
-            format!(
-                "{}\n",
-                serde_json::json!({ "device_id": p.device_id.as_str(), "secret": p.secret.mqtt_password() })
-            )
-        })
-        .collect();
-    std::fs::write(&credentials, lines).expect("credentials file");
+    let (url, pool) = fleet::bench_database("commands", 32).await;
+    let (provisioned, credentials) = fleet::provision(&pool, lockers, 12).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
@@ -317,7 +177,7 @@ async fn bench() {
     let ids: Vec<DeviceId> = provisioned.iter().map(|p| p.device_id).collect();
 
     println!("== round trip, lockers answering at once ==");
-    let fleet = start_fleet(&pool, addr, &credentials, lockers, 0).await;
+    let fleet = start_fleet(&pool, addr, &credentials, lockers, 0, 0).await;
     // rumqttd matches the first message on each topic against every subscription (and each new
     // subscription against every topic seen): the first command to each locker since the broker
     // started costs a scan of all lockers' filters. Measured, then out of the way.
@@ -341,7 +201,7 @@ async fn bench() {
 
     if door_ms > 0 {
         println!("== commands in flight, doors answering after {door_ms} ms ==");
-        let fleet = start_fleet(&pool, addr, &credentials, lockers, door_ms).await;
+        let fleet = start_fleet(&pool, addr, &credentials, lockers, door_ms, 0).await;
         for step in [1000u64, 2000, 4000, 8000, 8000, 8000] {
             let r = run(&app, &ids, step, 10).await;
             print_run(&format!("{step:>5}/s offered"), &r);

@@ -63,6 +63,9 @@ pub struct LockerConfig {
     /// How long the locker takes to answer a command (a slow door mechanism); changeable later
     /// with [`Knob::AckDelay`].
     pub ack_delay: Duration,
+    /// A person who closes each door this long after a command opened it (`None`: doors stay
+    /// open until [`Knob::CloseDoor`]).
+    pub close_after: Option<Duration>,
     /// Counters to update, shared with other lockers.
     pub stats: Arc<FleetStats>,
 }
@@ -78,6 +81,7 @@ impl LockerConfig {
             keep_alive: Duration::from_secs(30),
             reconnect_after: Duration::from_secs(1),
             ack_delay: Duration::ZERO,
+            close_after: None,
             stats: Arc::default(),
         }
     }
@@ -298,6 +302,8 @@ struct Locker {
     reports: Reports,
     /// Uplinks held back by a delay knob, due in order.
     held: std::collections::VecDeque<(tokio::time::Instant, Envelope<Uplink>)>,
+    /// Doors the simulated person will close, due in order.
+    closing: std::collections::VecDeque<(tokio::time::Instant, u16)>,
 }
 
 impl Locker {
@@ -309,6 +315,19 @@ impl Locker {
     /// they finally go: a locker that is slow to answer numbers the answer when it sends it).
     fn send(&mut self, client: &AsyncClient, uplinks: Vec<Envelope<Uplink>>) {
         for uplink in uplinks {
+            if let (
+                Uplink::DoorEvent(firmware_protocol::DoorEvent {
+                    door,
+                    state: firmware_protocol::DoorMotion::Opened,
+                    cause: firmware_protocol::DoorCause::Commanded(_),
+                    ..
+                }),
+                Some(after),
+            ) = (&uplink.message, self.config.close_after)
+            {
+                self.closing
+                    .push_back((tokio::time::Instant::now() + after, *door));
+            }
             let delay = match (&uplink.message, self.reports) {
                 (Uplink::StateReport(_), Reports::Missing) => continue,
                 (Uplink::StateReport(_), Reports::Slow(delay)) => delay,
@@ -372,6 +391,7 @@ async fn run(
         duplicates: false,
         reports: Reports::Prompt,
         held: std::collections::VecDeque::new(),
+        closing: std::collections::VecDeque::new(),
     };
     let down = Topic::down(locker.config.credentials.device_id).to_string();
     let status = Topic::status(locker.config.credentials.device_id).to_string();
@@ -436,6 +456,12 @@ async fn run(
             },
             _ = tokio::time::sleep_until(locker.held.front().map_or_else(tokio::time::Instant::now, |(due, _)| *due)), if !locker.held.is_empty() => {
                 locker.release_due(&conn.client);
+            }
+            _ = tokio::time::sleep_until(locker.closing.front().map_or_else(tokio::time::Instant::now, |(due, _)| *due)), if !locker.closing.is_empty() => {
+                if let Some((_, door)) = locker.closing.pop_front() {
+                    let events = locker.sim.close_door(door, locker.uptime());
+                    locker.send(&conn.client, events);
+                }
             }
             _ = heartbeat.tick() => {
                 if locker.sim.session().is_some() {

@@ -1,0 +1,292 @@
+//! Rental benchmark. The gateway runs in this process (HTTP API, embedded broker, PostgreSQL and
+//! Redis at `DATABASE_URL`/`REDIS_URL`), `LOCKERS` simulated lockers (12 doors each, answering at
+//! once, a person closing each door 50 ms after it opens) in a child process. `CONCURRENCY`
+//! clients rent and end as fast as they can for `SECONDS` over HTTP; then, in the same run, a bare
+//! loop does plain PostgreSQL commits at the same concurrency for as long.
+//!
+//!   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench rentals
+//!
+//! Prints starts/s, ends/s, p50/p99 of each, the gateway's commits/s and the bare commits/s.
+//! Not a test: it asserts nothing, it measures.
+
+#[path = "support/fleet.rs"]
+mod fleet;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fleet::{env_number, percentile, start_fleet, stop_fleet};
+use locker_gateway::app::App;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use sqlx::migrate::MigrateDatabase;
+use uuid::Uuid;
+
+fn main() {
+    if fleet::child_mode() {
+        return;
+    }
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("rentals benchmark: skipped outside `cargo bench`");
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rumqttd=off")),
+        )
+        .try_init();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(bench());
+}
+
+/// Users with money and a bearer token each, written straight into the database.
+async fn users(pool: &PgPool, count: usize) -> Vec<String> {
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let emails: Vec<String> = (0..count)
+        .map(|n| format!("bench{n}@example.com"))
+        .collect();
+    let tokens: Vec<String> = (0..count)
+        .map(|_| format!("lgw_{}", hex::encode(rand::random::<[u8; 32]>())))
+        .collect();
+    let digests: Vec<Vec<u8>> = tokens
+        .iter()
+        .map(|t| Sha256::digest(t.as_bytes()).to_vec())
+        .collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash) SELECT * FROM unnest($1::uuid[], $2::text[],
+         array_fill('x'::text, ARRAY[cardinality($1::uuid[])]))",
+    )
+    .bind(&ids)
+    .bind(&emails)
+    .execute(pool)
+    .await
+    .expect("users");
+    sqlx::query(
+        "INSERT INTO wallets (id, user_id, currency, available)
+         SELECT gen_random_uuid(), id, 'EUR', 100000000 FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&ids)
+    .execute(pool)
+    .await
+    .expect("wallets");
+    // Each wallet's opening balance with its ledger entry, so the books add up.
+    sqlx::query(
+        "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after, held_after, reference)
+         SELECT id, 'top_up', available, 0, available, 0, 'bench' FROM wallets",
+    )
+    .execute(pool)
+    .await
+    .expect("ledger");
+    sqlx::query(
+        "INSERT INTO api_tokens (token_sha256, user_id, expires_at)
+         SELECT * FROM unnest($1::bytea[], $2::uuid[], array_fill(now() + interval '1 day', ARRAY[cardinality($2::uuid[])]))",
+    )
+    .bind(&digests)
+    .bind(&ids)
+    .execute(pool)
+    .await
+    .expect("tokens");
+    tokens
+}
+
+async fn commits(pool: &PgPool) -> i64 {
+    // Statistics are flushed by each backend at most once a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await;
+    sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .expect("commits")
+}
+
+struct Cycle {
+    start_ms: f64,
+    end_ms: Option<f64>,
+}
+
+async fn bench() {
+    let lockers = env_number("LOCKERS", 100) as usize;
+    let concurrency = env_number("CONCURRENCY", 16) as usize;
+    let secs = env_number("SECONDS", 10);
+    let (url, pool) = fleet::bench_database("rentals", 32).await;
+    let (_provisioned, credentials) = fleet::provision(&pool, lockers, 12).await;
+    let tokens = users(&pool, concurrency * 8).await;
+    let mqtt = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr");
+    let mut config = locker_gateway::Config::load(None, |_| None).expect("defaults");
+    config.mqtt_addr = mqtt;
+    config.http_addr = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = Some(url.clone());
+    config.redis_url =
+        Some(std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
+    config.redis_prefix = format!("bench-{}:", Uuid::new_v4());
+    config.rate_limits.per_ip_per_minute = 10_000_000;
+    config.rate_limits.per_user_per_minute = 10_000_000;
+    config.rentals.max_active = 1000;
+    let app = Arc::new(
+        App::with_pool(&config, pool.clone())
+            .await
+            .expect("gateway"),
+    );
+    let plan = locker_gateway::rental::plan::Plan {
+        id: Uuid::now_v7(),
+        name: "bench".into(),
+        currency: "EUR".into(),
+        size_class: "m".into(),
+        terms: locker_gateway::rental::Terms {
+            deposit: 1000,
+            free_minutes: 30,
+            unit_minutes: 60,
+            price_per_unit: 100,
+            cap_per_24h: 1000,
+            max_minutes: 4320,
+            overdue_price_per_unit: 500,
+        },
+    };
+    locker_gateway::rental::plan::publish(&pool, &plan)
+        .await
+        .expect("plan");
+    let fleet = start_fleet(&pool, mqtt, &credentials, lockers, 0, 50).await;
+    let base = format!("http://{}", app.http_addr());
+    let http = reqwest::Client::new();
+    let before = commits(&pool).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let (http, base) = (http.clone(), base.clone());
+        let mine: Vec<String> = tokens
+            .iter()
+            .skip(w)
+            .step_by(concurrency)
+            .cloned()
+            .collect();
+        workers.spawn(async move {
+            let mut cycles = Vec::new();
+            let mut refused = std::collections::BTreeMap::<String, usize>::new();
+            let mut n = w;
+            while Instant::now() < deadline {
+                let token = &mine[n % mine.len()];
+                let device = format!("bench-{:05}", n % lockers + 1);
+                n += concurrency;
+                let t = Instant::now();
+                let response = http
+                    .post(format!("{base}/v1/rentals"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({ "device_id": device }))
+                    .send()
+                    .await;
+                let Ok(response) = response else { continue };
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                let start_ms = t.elapsed().as_secs_f64() * 1000.0;
+                if status != 201 {
+                    *refused
+                        .entry(format!("{status} {}", body["code"]))
+                        .or_default() += 1;
+                    continue;
+                }
+                let id = body["id"].as_str().unwrap_or_default().to_owned();
+                let t = Instant::now();
+                let ended = http
+                    .post(format!("{base}/v1/rentals/{id}/end"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200);
+                cycles.push(Cycle {
+                    start_ms,
+                    end_ms: ended.then(|| t.elapsed().as_secs_f64() * 1000.0),
+                });
+            }
+            (cycles, refused)
+        });
+    }
+    let mut cycles = Vec::new();
+    let mut refused = std::collections::BTreeMap::<String, usize>::new();
+    while let Some(done) = workers.join_next().await {
+        let (c, r) = done.expect("worker");
+        cycles.extend(c);
+        for (k, v) in r {
+            *refused.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = commits(&pool).await;
+    let mut starts: Vec<f64> = cycles.iter().map(|c| c.start_ms).collect();
+    let mut ends: Vec<f64> = cycles.iter().filter_map(|c| c.end_ms).collect();
+    starts.sort_by(|a, b| a.total_cmp(b));
+    ends.sort_by(|a, b| a.total_cmp(b));
+    let gateway_commits = (after - before) as f64 / elapsed;
+    println!(
+        "{lockers} lockers × 12 doors, {concurrency} clients, {elapsed:.1} s: {} rentals started ({:.0}/s), {} ended ({:.0}/s)",
+        starts.len(),
+        starts.len() as f64 / elapsed,
+        ends.len(),
+        ends.len() as f64 / elapsed
+    );
+    println!(
+        "  start p50 {:.1} ms, p99 {:.1} ms; end p50 {:.1} ms, p99 {:.1} ms; refused {refused:?}",
+        percentile(&starts, 0.5),
+        percentile(&starts, 0.99),
+        percentile(&ends, 0.5),
+        percentile(&ends, 0.99)
+    );
+    println!(
+        "  gateway: {gateway_commits:.0} PostgreSQL commits/s ({:.1} per started-and-ended rental)",
+        (after - before) as f64 / (starts.len().max(1)) as f64
+    );
+    stop_fleet(fleet);
+    // The bare loop: plain commits at the same concurrency, for as long.
+    sqlx::query("CREATE TABLE bare (id BIGSERIAL PRIMARY KEY, v BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("table");
+    let before = commits(&pool).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut loops = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let pool = pool.clone();
+        loops.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                if sqlx::query("INSERT INTO bare (v) VALUES ($1)")
+                    .bind(w as i64)
+                    .execute(&pool)
+                    .await
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        });
+    }
+    let mut bare = 0u64;
+    while let Some(n) = loops.join_next().await {
+        bare += n.expect("loop");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = commits(&pool).await;
+    let bare_commits = (after - before) as f64 / elapsed;
+    println!(
+        "  bare loop: {:.0} commits/s ({bare} inserts); gateway / bare = {:.2}",
+        bare_commits,
+        gateway_commits / bare_commits
+    );
+    let _ = std::fs::remove_file(&credentials);
+    if let Ok(app) = Arc::try_unwrap(app) {
+        app.run_until_stopped(async {}).await;
+    }
+    pool.close().await;
+    let _ = sqlx::Postgres::drop_database(&url).await;
+}
