@@ -244,6 +244,30 @@ async fn bench() {
         "  gateway: {gateway_commits:.0} PostgreSQL commits/s ({:.1} per started-and-ended rental)",
         (after - before) as f64 / (starts.len().max(1)) as f64
     );
+    // Where the time went, from the gateway's own histograms (sum / count = mean).
+    if let Ok(text) = http.get(format!("{base}/metrics")).send().await {
+        let text = text.text().await.unwrap_or_default();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        for (what, metric) in [
+            ("command round trip", "locker_command_round_trip_seconds"),
+            ("uplink handling (batch)", "locker_uplink_handling_seconds"),
+            ("uplink lag", "locker_uplink_lag_seconds"),
+        ] {
+            let (sum, count) = (
+                value(&format!("{metric}_sum")),
+                value(&format!("{metric}_count")),
+            );
+            println!(
+                "  mean {what}: {:.1} ms over {count:.0}",
+                1000.0 * sum / count.max(1.0)
+            );
+        }
+    }
     stop_fleet(fleet);
     // The bare loop: plain commits at the same concurrency, for as long.
     sqlx::query("CREATE TABLE bare (id BIGSERIAL PRIMARY KEY, v BIGINT NOT NULL)")
