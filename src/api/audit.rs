@@ -8,8 +8,48 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::Operator;
 use super::error::{ApiError, Problem};
-use super::json::{Json, Query};
-use crate::audit::{self, Entry, Filter};
+use super::json::{Json, Query, page_size};
+use crate::account::User;
+use crate::audit::{self, Entry, Filter, Outcome};
+
+/// Records an operator's action with how it ended (`ok`, `refused` for a 4xx, `failed` for a
+/// 5xx, with the error's code in the detail), and passes the result on. A failure to write the
+/// audit log is logged and counted.
+pub async fn audited<T>(
+    state: &ApiState,
+    operator: &User,
+    (action, target): (&str, &str),
+    mut detail: serde_json::Value,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(e) => {
+            if let Some(map) = detail.as_object_mut() {
+                map.insert("error".into(), e.code().into());
+            }
+            if e.status().is_server_error() {
+                Outcome::Failed
+            } else {
+                Outcome::Refused
+            }
+        }
+    };
+    if let Err(e) = audit::record(
+        &state.pool,
+        Some(operator),
+        action,
+        Some(target),
+        outcome,
+        detail,
+    )
+    .await
+    {
+        metrics::counter!("locker_audit_write_failures_total").increment(1);
+        tracing::error!(error = %e, action, target, "cannot write the audit log");
+    }
+    result
+}
 
 /// Filters and paging.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -48,10 +88,7 @@ pub async fn list(
     _operator: Operator,
     Query(query): Query<ListAudit>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let limit = match query.limit.unwrap_or(50) {
-        n @ 1..=200 => i64::from(n),
-        _ => return Err(ApiError::field("limit", "must be 1 to 200")),
-    };
+    let limit = page_size(query.limit)?;
     let items = audit::list(
         &state.pool,
         &Filter {

@@ -11,17 +11,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
+use super::audit::audited;
 use super::auth::Operator;
 use super::error::{ApiError, Problem};
-use super::json::{Json, Query};
-use crate::audit::{self, Outcome};
+use super::json::{Json, Query, page_size};
 use crate::command::history::{self, CommandView};
 use crate::command::{Command, Origin};
 use crate::device::directory::{self, DeviceDetail, DeviceSearch, DeviceView};
 use crate::device::{NewDevice, Provisioned};
-
-/// Largest page.
-const MAX_PAGE: u32 = 200;
 
 /// A device to provision. Only these fields.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,54 +132,8 @@ pub struct UnlockResult {
     pub door: Option<String>,
 }
 
-fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
-    match limit.unwrap_or(50) {
-        n @ 1..=MAX_PAGE => Ok(i64::from(n)),
-        _ => Err(ApiError::field("limit", "must be 1 to 200")),
-    }
-}
-
 fn device_id(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::new(id).ok_or(ApiError::NotFound("device"))
-}
-
-/// Records the operator's action with how it ended, and passes the result on.
-async fn audited<T>(
-    state: &ApiState,
-    operator: &Operator,
-    (action, target): (&str, &str),
-    detail: serde_json::Value,
-    result: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let (outcome, detail) = match &result {
-        Ok(_) => (Outcome::Ok, detail),
-        Err(e) => {
-            let outcome = if e.status().is_server_error() {
-                Outcome::Failed
-            } else {
-                Outcome::Refused
-            };
-            let mut detail = detail;
-            if let Some(map) = detail.as_object_mut() {
-                map.insert("error".into(), e.code().into());
-            }
-            (outcome, detail)
-        }
-    };
-    if let Err(e) = audit::record(
-        &state.pool,
-        Some(&operator.0),
-        action,
-        Some(target),
-        outcome,
-        detail,
-    )
-    .await
-    {
-        metrics::counter!("locker_audit_write_failures_total").increment(1);
-        tracing::error!(error = %e, action, target, "cannot write the audit log");
-    }
-    result
 }
 
 /// Provisions a device: its credentials are in the answer, once.
@@ -225,7 +176,7 @@ pub async fn provision(
     let detail = serde_json::json!({ "door_count": body.door_count, "model": body.model });
     audited(
         &state,
-        &operator,
+        &operator.0,
         ("device.provision", &body.id),
         detail,
         result,
@@ -308,7 +259,7 @@ pub async fn revoke(
     .await;
     audited(
         &state,
-        &operator,
+        &operator.0,
         ("device.revoke", &id),
         serde_json::json!({}),
         result,
@@ -346,7 +297,7 @@ pub async fn rotate(
     }
     .await;
     let detail = serde_json::json!({ "grace_secs": grace_secs });
-    audited(&state, &operator, ("device.rotate", &id), detail, result).await
+    audited(&state, &operator.0, ("device.rotate", &id), detail, result).await
 }
 
 /// A device's commands, newest first; `state=pending` for the queued ones not yet sent.
@@ -414,7 +365,7 @@ pub async fn cancel(
     let target = format!("{id}/{command_id}");
     audited(
         &state,
-        &operator,
+        &operator.0,
         ("command.cancel", &target),
         serde_json::json!({}),
         result,
@@ -462,5 +413,5 @@ pub async fn unlock(
     }
     .await;
     let detail = serde_json::json!({ "door": door, "reason": reason });
-    audited(&state, &operator, ("door.unlock", &id), detail, result).await
+    audited(&state, &operator.0, ("door.unlock", &id), detail, result).await
 }

@@ -83,6 +83,14 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A page size from `?limit=`: 1 to 200, default 50.
+pub fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
+    match limit.unwrap_or(50) {
+        n @ 1..=200 => Ok(i64::from(n)),
+        _ => Err(ApiError::field("limit", "must be 1 to 200")),
+    }
+}
+
 /// Query-string parameters; a bad one is a 400 problem document naming it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

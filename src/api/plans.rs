@@ -11,7 +11,6 @@ use super::ApiState;
 use super::auth::{Caller, Operator};
 use super::error::{ApiError, Problem};
 use super::json::Json;
-use crate::audit::{self, Outcome};
 use crate::rental::Terms;
 use crate::rental::plan::{self, Plan};
 
@@ -171,25 +170,15 @@ pub async fn publish(
         Ok((StatusCode::CREATED, Json(view(&state, plan))))
     }
     .await;
-    let outcome = match &result {
-        Ok(_) => Outcome::Ok,
-        Err(e) if e.status().is_server_error() => Outcome::Failed,
-        Err(_) => Outcome::Refused,
-    };
     let detail = serde_json::json!({ "name": body.name });
-    if let Err(e) = audit::record(
-        &state.pool,
-        Some(&operator.0),
-        "plan.publish",
-        Some(&body.size_class),
-        outcome,
+    super::audit::audited(
+        &state,
+        &operator.0,
+        ("plan.publish", &body.size_class),
         detail,
+        result,
     )
     .await
-    {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
-    result
 }
 
 /// The active plans, by size class.

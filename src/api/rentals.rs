@@ -274,35 +274,6 @@ fn optional_amount<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Dec
     crate::money::from_str_only(de).map(Some)
 }
 
-/// Records an operator's rental action with how it ended, and passes the result on.
-async fn audited(
-    state: &ApiState,
-    operator: &crate::account::User,
-    action: &str,
-    id: Uuid,
-    detail: serde_json::Value,
-    result: Result<RentalView, ApiError>,
-) -> Result<Json<RentalView>, ApiError> {
-    let outcome = match &result {
-        Ok(_) => crate::audit::Outcome::Ok,
-        Err(e) if e.status().is_server_error() => crate::audit::Outcome::Failed,
-        Err(_) => crate::audit::Outcome::Refused,
-    };
-    if let Err(e) = crate::audit::record(
-        &state.pool,
-        Some(operator),
-        action,
-        Some(&id.to_string()),
-        outcome,
-        detail,
-    )
-    .await
-    {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
-    result.map(Json)
-}
-
 /// An operator ends any running rental, without opening the door; charged as if picked up now.
 #[utoipa::path(post, path = "/v1/admin/rentals/{id}/end", tag = "rentals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The rental")),
@@ -320,15 +291,16 @@ pub async fn admin_end(
         Ok(rental) => Ok(view(&state, rental)),
         Err(e) => Err(e.into()),
     };
-    audited(
+    let target = id.to_string();
+    super::audit::audited(
         &state,
         &operator,
-        "rental.end",
-        id,
+        ("rental.end", &target),
         serde_json::json!({}),
         result,
     )
     .await
+    .map(Json)
 }
 
 /// An operator cancels any running rental: no fee, the hold released.
@@ -348,15 +320,16 @@ pub async fn admin_cancel(
         Ok(rental) => Ok(view(&state, rental)),
         Err(e) => Err(e.into()),
     };
-    audited(
+    let target = id.to_string();
+    super::audit::audited(
         &state,
         &operator,
-        "rental.cancel",
-        id,
+        ("rental.cancel", &target),
         serde_json::json!({}),
         result,
     )
     .await
+    .map(Json)
 }
 
 /// An operator refunds part or all of an ended rental's fee.
@@ -391,5 +364,14 @@ pub async fn admin_refund(
     let detail = serde_json::json!({
         "amount": body.amount.map(|a| a.to_string()), "reason": body.reason,
     });
-    audited(&state, &operator, "rental.refund", id, detail, result).await
+    let target = id.to_string();
+    super::audit::audited(
+        &state,
+        &operator,
+        ("rental.refund", &target),
+        detail,
+        result,
+    )
+    .await
+    .map(Json)
 }

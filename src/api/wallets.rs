@@ -17,7 +17,6 @@ use super::ApiState;
 use super::auth::{Caller, Operator};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Query, parse};
-use crate::audit::{self, Outcome};
 use crate::wallet::{Balance, LedgerEntry, WalletError};
 
 /// The header carrying the webhook's signature: `sha256=` and the lowercase hex HMAC-SHA256 of
@@ -188,10 +187,7 @@ pub async fn ledger(
     Caller(user): Caller,
     Query(query): Query<ListLedger>,
 ) -> Result<Json<LedgerPage>, ApiError> {
-    let limit = match query.limit.unwrap_or(50) {
-        n @ 1..=200 => i64::from(n),
-        _ => return Err(ApiError::field("limit", "must be 1 to 200")),
-    };
+    let limit = super::json::page_size(query.limit)?;
     let entries = state.wallets.ledger(user.id, query.before, limit).await?;
     let currency = state.wallets.currency();
     let money = |minor| currency.from_minor(minor);
@@ -251,24 +247,15 @@ pub async fn top_up(
     .await;
     let detail =
         serde_json::json!({ "amount": body.amount.to_string(), "reference": body.reference });
-    let outcome = match &result {
-        Ok(_) => Outcome::Ok,
-        Err(e) if e.status().is_server_error() => Outcome::Failed,
-        Err(_) => Outcome::Refused,
-    };
-    if let Err(e) = audit::record(
-        &state.pool,
-        Some(&operator.0),
-        "wallet.top_up",
-        Some(&user_id.to_string()),
-        outcome,
+    let target = user_id.to_string();
+    super::audit::audited(
+        &state,
+        &operator.0,
+        ("wallet.top_up", &target),
         detail,
+        result,
     )
     .await
-    {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
-    result
 }
 
 fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {

@@ -187,3 +187,18 @@ async fn the_first_operator_is_made_on_the_command_line(pool: PgPool) {
     let body: Value = me(&app, &token).await.json().await.expect("me");
     assert_eq!(body["role"], "admin");
 }
+
+/// The id of the account behind `token`.
+pub async fn me_id(app: &TestApp, token: &str) -> String {
+    let me: Value = app
+        .http
+        .get(app.url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("me");
+    me["id"].as_str().expect("id").to_owned()
+}

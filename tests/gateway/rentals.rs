@@ -25,24 +25,13 @@ async fn plan(app: &TestApp) {
     assert_eq!(made.status(), 201);
 }
 
-async fn user_id(app: &TestApp, token: &str) -> Uuid {
-    let me: Value = app
-        .http
-        .get(app.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("me");
-    me["id"].as_str().expect("id").parse().expect("uuid")
-}
-
 /// A customer with `amount` (minor units) in their wallet; returns (token, id).
 async fn funded(app: &TestApp, email: &str, amount: i64) -> (String, Uuid) {
     let token = customer(app, email).await;
-    let id = user_id(app, &token).await;
+    let id: Uuid = crate::accounts::me_id(app, &token)
+        .await
+        .parse()
+        .expect("uuid");
     if amount > 0 {
         let wallets = locker_gateway::wallet::Wallets::new(app.pool.clone(), Default::default());
         wallets

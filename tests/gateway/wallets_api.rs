@@ -5,23 +5,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::PgPool;
 
-use crate::accounts::{customer, operator};
+use crate::accounts::{customer, me_id, operator};
 use crate::api::problem;
 use crate::helpers::{TestApp, spawn_app};
-
-async fn me_id(app: &TestApp, token: &str) -> String {
-    let me: Value = app
-        .http
-        .get(app.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("me");
-    me["id"].as_str().expect("id").to_owned()
-}
 
 async fn wallet(app: &TestApp, token: &str) -> Value {
     let response = app
