@@ -789,3 +789,67 @@ async fn a_door_that_was_already_open_starts_the_rental_flagged_for_operators(po
     assert_eq!(rental["flags"], json!(["already_open"]));
     assert_eq!(money(&app, id).await, (3000, 2000), "the hold stays");
 }
+
+/// A rental left `pending` by a request that never finished (the gateway died mid-way), made
+/// to look ten minutes old.
+async fn interrupted_rental(app: &TestApp, user: Uuid, door: i32) -> Uuid {
+    let wallets = locker_gateway::wallet::Wallets::new(app.pool.clone(), Default::default());
+    let id = Uuid::now_v7();
+    wallets
+        .change(
+            user,
+            &locker_gateway::wallet::Movement::hold(2000).for_(format!("rental {id}")),
+        )
+        .await
+        .expect("held");
+    sqlx::query(
+        "INSERT INTO rentals (id, user_id, device_id, door, state, terms, deposit_held, created_at)
+         VALUES ($1, $2, 'lk-1', $3, 'pending', '{}', 2000, now() - interval '10 minutes')",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(door)
+    .execute(&app.pool)
+    .await
+    .expect("rental");
+    id
+}
+
+#[sqlx::test]
+async fn rentals_interrupted_by_a_crash_are_finished_or_undone(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (_, user) = funded(&app, "r@example.com", 5000).await;
+    // Died before sending the unlock: no door opened, so nothing is charged.
+    let undone = interrupted_rental(&app, user, 1).await;
+    // Died after the locker opened the door: the rental runs.
+    let finished = interrupted_rental(&app, user, 2).await;
+    sqlx::query(
+        "INSERT INTO commands (device_id, kind, door, body, state, door_result, reason)
+         VALUES ('lk-1', 'unlock', 2, '{\"door\": 2}', 'executed', 'opened', $1)",
+    )
+    .bind(format!("rental {finished}"))
+    .execute(&pool)
+    .await
+    .expect("command");
+    let state = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    crate::helpers::eventually("both settled", || async {
+        state(undone).await == "cancelled" && state(finished).await == "active"
+    })
+    .await;
+    assert_eq!(
+        money(&app, user).await,
+        (3000, 2000),
+        "only the running rental holds money"
+    );
+}
