@@ -185,6 +185,16 @@ pub async fn wallet_of(
     user: Uuid,
     currency: &Currency,
 ) -> Result<Balance, sqlx::Error> {
+    const READ: &str =
+        "SELECT id, user_id, available, held, debt, version FROM wallets WHERE user_id = $1";
+    // Read first: the wallet exists but once, and a write per read would cost every change.
+    if let Some(row) = sqlx::query(READ)
+        .bind(user)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return balance(&row);
+    }
     sqlx::query(
         "INSERT INTO wallets (id, user_id, currency) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
     )
@@ -193,12 +203,7 @@ pub async fn wallet_of(
     .bind(&currency.code)
     .execute(&mut *conn)
     .await?;
-    let row = sqlx::query(
-        "SELECT id, user_id, available, held, debt, version FROM wallets WHERE user_id = $1",
-    )
-    .bind(user)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = sqlx::query(READ).bind(user).fetch_one(&mut *conn).await?;
     balance(&row)
 }
 
