@@ -1,7 +1,7 @@
 //! Rental benchmark. The gateway runs in this process (HTTP API, embedded broker, PostgreSQL and
 //! Redis at `DATABASE_URL`/`REDIS_URL`), `LOCKERS` simulated lockers (12 doors each, answering at
 //! once, a person closing each door 50 ms after it opens) in a child process. `CONCURRENCY`
-//! clients rent and end as fast as they can for `SECONDS` over HTTP; then, in the same run, a bare
+//! clients rent and end (`PAUSE_MS` apart) as fast as they can for `SECONDS` over HTTP; then, in the same run, a bare
 //! loop does plain PostgreSQL commits at the same concurrency for as long.
 //!
 //!   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench rentals
@@ -114,6 +114,8 @@ async fn bench() {
     let lockers = env_number("LOCKERS", 100) as usize;
     let concurrency = env_number("CONCURRENCY", 16) as usize;
     let secs = env_number("SECONDS", 10);
+    // How long a client waits between its rental's start and its end.
+    let pause = Duration::from_millis(env_number("PAUSE_MS", 0));
     let (url, pool) = fleet::bench_database("rentals", 32).await;
     let (_provisioned, credentials) = fleet::provision(&pool, lockers, 12).await;
     let tokens = users(&pool, concurrency * 8).await;
@@ -195,6 +197,7 @@ async fn bench() {
                     continue;
                 }
                 let id = body["id"].as_str().unwrap_or_default().to_owned();
+                tokio::time::sleep(pause).await;
                 let t = Instant::now();
                 let ended = http
                     .post(format!("{base}/v1/rentals/{id}/end"))
