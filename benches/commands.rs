@@ -168,6 +168,7 @@ async fn bench() {
         payment_webhook_secret: Some("test-webhook-secret".into()),
         redis_prefix: format!("test-{}:", uuid::Uuid::new_v4()),
         rentals: locker_gateway::rental::RentalSettings::default(),
+        shutdown_grace: Duration::from_secs(30),
     };
     let app = Arc::new(
         App::with_pool(&config, pool.clone())

@@ -77,6 +77,8 @@ pub struct App {
     http_shutdown: CancellationToken,
     http_tasks: TaskTracker,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// How long requests in flight may take to finish at shutdown.
+    shutdown_grace: std::time::Duration,
 }
 
 impl App {
@@ -264,6 +266,7 @@ impl App {
         })?;
         tasks.spawn(reconcile_rentals(rentals.clone(), shutdown.clone()));
         Ok(Self {
+            shutdown_grace: config.shutdown_grace,
             http_addr,
             http_shutdown,
             http_tasks,
@@ -343,9 +346,19 @@ impl App {
         stop.await;
         tracing::info!("stopping");
         self.start_draining();
+        // Stop accepting; requests in flight (and the unlocks they wait for, the device link
+        // still running) finish, within the grace period.
         self.http_shutdown.cancel();
         self.http_tasks.close();
-        self.http_tasks.wait().await;
+        if tokio::time::timeout(self.shutdown_grace, self.http_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = self.shutdown_grace.as_secs(),
+                "requests still running after the grace period are cut off (LOCKER_SHUTDOWN_SECS)"
+            );
+        }
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;

@@ -39,6 +39,7 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_MAX_ACTIVE_RENTALS",
     "LOCKER_DOOR_LOCK_TTL_MS",
     "LOCKER_JAMS_OUT_OF_SERVICE",
+    "LOCKER_SHUTDOWN_SECS",
 ];
 
 /// A setting's key in the file.

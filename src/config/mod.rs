@@ -71,6 +71,9 @@ pub struct Config {
     /// `LOCKER_MAX_ACTIVE_RENTALS` (default 3), `LOCKER_DOOR_LOCK_TTL_MS` (default 30000),
     /// `LOCKER_JAMS_OUT_OF_SERVICE` (default 3).
     pub rentals: crate::rental::RentalSettings,
+    /// `LOCKER_SHUTDOWN_SECS`: at SIGTERM, how long requests and unlocks in flight may take to
+    /// finish before the gateway stops anyway (default 30).
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that could not be used.
@@ -216,6 +219,7 @@ impl Config {
                 exponent: number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32,
             },
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
+            shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
             redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
             rentals: crate::rental::RentalSettings {
                 max_active: number("LOCKER_MAX_ACTIVE_RENTALS", 3, 1, 1000)? as i64,
@@ -321,6 +325,7 @@ impl std::fmt::Debug for Config {
             .field("currency", &self.currency)
             .field("redis_prefix", &self.redis_prefix)
             .field("rentals", &self.rentals)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),

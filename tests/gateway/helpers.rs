@@ -256,6 +256,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         payment_webhook_secret: Some("test-webhook-secret".into()),
         redis_prefix: format!("test-{}:", uuid::Uuid::new_v4()),
         rentals: locker_gateway::rental::RentalSettings::default(),
+        shutdown_grace: Duration::from_secs(30),
     }
 }
 

@@ -21,5 +21,6 @@ mod registry;
 mod rentals;
 mod restart;
 mod settlement;
+mod shutdown;
 mod wallets;
 mod wallets_api;
