@@ -228,6 +228,11 @@ impl App {
         let _ = crate::api::metrics::handle();
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let wallets = crate::wallet::Wallets::new(pool.clone(), config.currency.clone());
+        let cache = crate::cache::Cache::new(
+            redis.clone(),
+            &config.redis_prefix,
+            std::time::Duration::from_secs(60),
+        );
         let rentals = crate::rental::Rentals::new(
             pool.clone(),
             wallets.clone(),
@@ -236,6 +241,7 @@ impl App {
                 .clone()
                 .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
             config.rentals.clone(),
+            cache.clone(),
         );
         let state = ApiState::new(Parts {
             pool: pool.clone(),
@@ -250,6 +256,7 @@ impl App {
             limits: limits.clone(),
             wallets: wallets.clone(),
             rentals: rentals.clone(),
+            cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
         let http_shutdown = CancellationToken::new();

@@ -12,6 +12,7 @@ pub mod app;
 pub mod audit;
 pub mod broker;
 pub mod bus;
+pub mod cache;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -67,6 +67,8 @@ pub struct Parts {
     pub wallets: crate::wallet::Wallets,
     /// Rentals.
     pub rentals: crate::rental::Rentals,
+    /// Cache-aside for read-mostly data.
+    pub cache: crate::cache::Cache,
     /// The payment provider's webhook secret, if payments are configured.
     pub payment_webhook_secret: Option<String>,
 }

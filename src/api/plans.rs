@@ -167,6 +167,10 @@ pub async fn publish(
     let result: Result<_, ApiError> = async {
         let new = validate(&state, &body)?;
         let plan = plan::publish(&state.pool, &new).await?;
+        state
+            .cache
+            .invalidate(&plan::cache_key(&plan.size_class))
+            .await;
         Ok((StatusCode::CREATED, Json(view(&state, plan))))
     }
     .await;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::Terms;
 
 /// A stored plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// Its id.
     pub id: Uuid,
@@ -101,4 +101,9 @@ pub async fn for_size(pool: &PgPool, size_class: &str) -> Result<Option<Plan>, s
         .as_ref()
         .map(plan)
         .transpose()
+}
+
+/// The cache key of a size class's active plan (invalidated when a plan is published).
+pub fn cache_key(size_class: &str) -> String {
+    format!("plan:size:{size_class}")
 }

@@ -226,6 +226,7 @@ pub struct Rentals {
     commands: CommandService,
     locks: Option<DoorLocks>,
     settings: RentalSettings,
+    cache: crate::cache::Cache,
 }
 
 impl Rentals {
@@ -237,6 +238,7 @@ impl Rentals {
         commands: CommandService,
         locks: Option<DoorLocks>,
         settings: RentalSettings,
+        cache: crate::cache::Cache,
     ) -> Self {
         Self {
             pool,
@@ -244,6 +246,7 @@ impl Rentals {
             commands,
             locks,
             settings,
+            cache,
         }
     }
 
@@ -310,7 +313,13 @@ impl Rentals {
             let Ok(door) = u16::try_from(door) else {
                 continue;
             };
-            let Some(plan) = plan::for_size(&self.pool, &size_class).await? else {
+            let plan = self
+                .cache
+                .get_or_load(&plan::cache_key(&size_class), || {
+                    plan::for_size(&self.pool, &size_class)
+                })
+                .await?;
+            let Some(plan) = plan else {
                 lacked_plan = true;
                 continue;
             };

@@ -4,6 +4,7 @@
 mod accounts;
 mod api;
 mod broker;
+mod cache;
 mod command_helpers;
 mod commands;
 mod contract;

@@ -1,0 +1,111 @@
+//! Cache-aside for read-mostly data (price plans, ...): read through Redis with a TTL, load from
+//! PostgreSQL on a miss and store it, invalidate on writes. Redis failing or slow only costs a
+//! trip to PostgreSQL: it never fails a request, and correctness never depends on the cache.
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// How long a cache call may take before PostgreSQL is asked instead.
+const CALL_WITHIN: Duration = Duration::from_millis(200);
+
+/// A typed cache-aside helper over Redis (or none: every read goes to the source).
+#[derive(Clone)]
+pub struct Cache {
+    redis: Option<ConnectionManager>,
+    prefix: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("redis", &self.redis.is_some())
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// A cache in `redis` (none: disabled), keys under `{prefix}cache:`, entries living `ttl`.
+    pub fn new(redis: Option<ConnectionManager>, prefix: &str, ttl: Duration) -> Self {
+        Self {
+            redis,
+            prefix: format!("{prefix}cache:"),
+            ttl,
+        }
+    }
+
+    /// The cached value for `key`, or `load`'s (then cached). A cache failure is logged and
+    /// counted, and the value loaded.
+    pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, load: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let key = format!("{}{key}", self.prefix);
+        if let Some(redis) = &self.redis {
+            let mut conn = redis.clone();
+            let cmd = redis::cmd("GET").arg(&key).clone();
+            match tokio::time::timeout(CALL_WITHIN, cmd.query_async::<Option<Vec<u8>>>(&mut conn))
+                .await
+            {
+                Ok(Ok(Some(bytes))) => match serde_json::from_slice(&bytes) {
+                    Ok(value) => {
+                        metrics::counter!("locker_cache_requests_total", "result" => "hit")
+                            .increment(1);
+                        return Ok(value);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %key, "an unreadable cache entry; reloading")
+                    }
+                },
+                Ok(Ok(None)) => {
+                    metrics::counter!("locker_cache_requests_total", "result" => "miss")
+                        .increment(1);
+                }
+                Ok(Err(e)) => self.failed(&key, &e.to_string()),
+                Err(_) => self.failed(&key, "no answer in time"),
+            }
+        }
+        let value = load().await?;
+        if let (Some(redis), Ok(bytes)) = (&self.redis, serde_json::to_vec(&value)) {
+            let mut conn = redis.clone();
+            let cmd = redis::cmd("SET")
+                .arg(&key)
+                .arg(bytes)
+                .arg("PX")
+                .arg(self.ttl.as_millis() as u64)
+                .clone();
+            if let Ok(Err(e)) =
+                tokio::time::timeout(CALL_WITHIN, cmd.query_async::<()>(&mut conn)).await
+            {
+                self.failed(&key, &e.to_string());
+            }
+        }
+        Ok(value)
+    }
+
+    /// Forgets `key` after a write. A failure is logged; the TTL bounds how stale a read can be.
+    pub async fn invalidate(&self, key: &str) {
+        let Some(redis) = &self.redis else { return };
+        let key = format!("{}{key}", self.prefix);
+        let mut conn = redis.clone();
+        let cmd = redis::cmd("DEL").arg(&key).clone();
+        match tokio::time::timeout(CALL_WITHIN, cmd.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.failed(&key, &e.to_string()),
+            Err(_) => self.failed(&key, "no answer in time"),
+        }
+    }
+
+    fn failed(&self, key: &str, why: &str) {
+        metrics::counter!("locker_cache_requests_total", "result" => "error").increment(1);
+        tracing::warn!(%key, why, "cache unavailable; reading the database");
+    }
+}
