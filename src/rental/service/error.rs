@@ -1,0 +1,110 @@
+//! Why a rental operation did not happen, and why a door did not open.
+
+use uuid::Uuid;
+
+use crate::wallet::WalletError;
+
+/// Why a rental did not start. When a rental was created and then cancelled, the variant carries
+/// its id; its hold was released.
+#[derive(Debug, thiserror::Error)]
+pub enum RentalError {
+    /// No Redis, or Redis does not answer: no door is rented without its lock.
+    #[error("rentals are unavailable: door locks cannot be taken ({0})")]
+    LocksUnavailable(String),
+    /// The user has the most running rentals allowed.
+    #[error("you already have {0} running rentals")]
+    TooManyActive(i64),
+    /// The user owes money.
+    #[error("an unpaid debt blocks new rentals; top up first")]
+    Debt,
+    /// No such locker.
+    #[error("no such locker")]
+    UnknownDevice,
+    /// No plan for the door's size.
+    #[error("no price plan for this door size")]
+    NoPlan,
+    /// Every matching door is taken, out of service or open.
+    #[error("no free door")]
+    NoFreeDoor,
+    /// Not enough money for the deposit.
+    #[error("not enough money for the deposit")]
+    InsufficientFunds,
+    /// The door did not open after its unlock.
+    #[error("the door did not open (jammed); nothing was charged")]
+    Jammed(Uuid),
+    /// The locker refused the unlock.
+    #[error("the locker refused to open the door ({1}); nothing was charged")]
+    Refused(Uuid, String),
+    /// The locker is offline.
+    #[error("the locker is offline; nothing was charged")]
+    Offline(Uuid),
+    /// The locker did not answer in time; the rental waits for the locker's report.
+    #[error(
+        "the locker did not answer in time; it is being asked what happened: if the door opened \
+         the rental runs, else it is cancelled and nothing is charged"
+    )]
+    Timeout(Uuid),
+    /// The gateway is too busy to send the unlock now.
+    #[error("too many commands in flight; nothing was charged")]
+    Overloaded(Uuid),
+    /// The wallet kept changing under us.
+    #[error("the wallet is busy; try again")]
+    Busy,
+    /// No such rental of this user.
+    #[error("no such rental")]
+    NotFound,
+    /// Another gateway settled this rental first.
+    #[error("the rental was settled meanwhile")]
+    AlreadySettled,
+    /// A refund that cannot be made.
+    #[error("cannot refund: {0}")]
+    NotRefundable(String),
+    /// The rental is not running (ended, cancelled, or already ending).
+    #[error("the rental is {0}, not active")]
+    NotActive(String),
+    /// Someone else is opening this door right now.
+    #[error("the door is being opened by another request; try again")]
+    DoorBusy,
+    /// During a rental, the door did not open; the rental continues and nothing was charged.
+    #[error("the door did not open ({1}); the rental continues and nothing was charged")]
+    NotOpened(Uuid, DoorFailure),
+    /// PostgreSQL failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl From<sqlx::Error> for RentalError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+impl From<WalletError> for RentalError {
+    fn from(e: WalletError) -> Self {
+        match e {
+            WalletError::InsufficientFunds { .. } => Self::InsufficientFunds,
+            WalletError::Busy => Self::Busy,
+            other => Self::Storage(other.to_string()),
+        }
+    }
+}
+
+/// Why a door did not open for a running rental.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DoorFailure {
+    /// The relay pulsed but the door did not open.
+    #[error("jammed")]
+    Jammed,
+    /// The locker refused, for this reason.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The locker is offline.
+    #[error("the locker is offline")]
+    Offline,
+    /// No answer in time.
+    #[error("no answer in time")]
+    Timeout,
+    /// Too many commands in flight.
+    #[error("the gateway is overloaded")]
+    Overloaded,
+}

@@ -1,0 +1,580 @@
+//! The rental service. Starting a rental: pick a free door, lock it in Redis, create the rental and hold the deposit
+//! in one transaction, open the door, and settle by what the door did: a failed unlock never
+//! charges anyone (the hold is released in the same transaction that cancels the rental).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::{DeviceId, RefuseReason};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use super::plan;
+
+mod error;
+mod operator;
+mod pickup;
+mod reconcile;
+
+use crate::command::{Command, CommandError, CommandService, DoorResult, Origin};
+use crate::events::{Event, append};
+use crate::lock::DoorLocks;
+use crate::wallet::{Movement, WalletError, Wallets};
+pub use error::{DoorFailure, RentalError};
+
+/// Rules for rentals, from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RentalSettings {
+    /// Most rentals one user may have running (`LOCKER_MAX_ACTIVE_RENTALS`, default 3).
+    pub max_active: i64,
+    /// How long a door's lock lasts; covers the unlock's deadline and open window
+    /// (`LOCKER_DOOR_LOCK_TTL_MS`, default 30000).
+    pub lock_ttl: Duration,
+    /// Jams in a row after which a door is out of service (`LOCKER_JAMS_OUT_OF_SERVICE`, 3).
+    pub jams_out_of_service: i32,
+}
+
+impl Default for RentalSettings {
+    fn default() -> Self {
+        Self {
+            max_active: 3,
+            lock_ttl: Duration::from_secs(30),
+            jams_out_of_service: 3,
+        }
+    }
+}
+
+/// A rental as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rental {
+    /// Its id.
+    pub id: Uuid,
+    /// The renter.
+    pub user_id: Uuid,
+    /// The locker.
+    pub device_id: String,
+    /// The door.
+    pub door: i32,
+    /// `pending`, `active`, `ending`, `ended`, `cancelled`.
+    pub state: String,
+    /// The deposit held, minor units.
+    pub deposit_held: i64,
+    /// The fee charged at the end, minor units.
+    pub fee: Option<i64>,
+    /// How much of the fee operators refunded, minor units.
+    pub refunded: i64,
+    /// When the door opened at the start (billing starts).
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// For operators: `already_open`, ...
+    pub flags: Vec<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+}
+
+const HOLDING: &str = "('pending', 'active', 'ending')";
+
+fn rental(row: &sqlx::postgres::PgRow) -> Result<Rental, sqlx::Error> {
+    Ok(Rental {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        device_id: row.try_get("device_id")?,
+        door: row.try_get("door")?,
+        state: row.try_get("state")?,
+        deposit_held: row.try_get("deposit_held")?,
+        fee: row.try_get("fee")?,
+        refunded: row.try_get("refunded")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        cancel_reason: row.try_get("cancel_reason")?,
+        flags: row.try_get("flags")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, refunded, \
+                       started_at, ended_at, cancel_reason, flags, created_at";
+
+/// What the door did, and so what becomes of the rental.
+#[derive(Clone, Copy)]
+enum Settlement {
+    Active {
+        already_open: bool,
+    },
+    Cancelled {
+        reason: &'static str,
+        door: DoorAfter,
+    },
+}
+
+/// What a failed unlock says about the door.
+#[derive(Clone, Copy)]
+enum DoorAfter {
+    Free,
+    Jammed,
+    Suspect,
+    OutOfService,
+}
+
+/// Rentals.
+#[derive(Debug, Clone)]
+pub struct Rentals {
+    pool: PgPool,
+    wallets: Wallets,
+    commands: CommandService,
+    locks: Option<DoorLocks>,
+    settings: RentalSettings,
+    cache: crate::cache::Cache,
+}
+
+impl Rentals {
+    /// Rentals paid from `wallets`, doors opened through `commands`, locked with `locks` (no
+    /// locks: every rental is refused).
+    pub fn new(
+        pool: PgPool,
+        wallets: Wallets,
+        commands: CommandService,
+        locks: Option<DoorLocks>,
+        settings: RentalSettings,
+        cache: crate::cache::Cache,
+    ) -> Self {
+        Self {
+            pool,
+            wallets,
+            commands,
+            locks,
+            settings,
+            cache,
+        }
+    }
+
+    /// One of the user's rentals (another user's is `None`).
+    pub async fn get(&self, user: Uuid, id: Uuid) -> Result<Option<Rental>, RentalError> {
+        let sql = format!("SELECT {COLUMNS} FROM rentals WHERE id = $1 AND user_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rental).transpose()?)
+    }
+
+    /// Rents a door of `device` (of `size`, or door `door`) for `user` and opens it.
+    pub async fn start(
+        &self,
+        user: Uuid,
+        device: &str,
+        size: Option<&str>,
+        door: Option<u16>,
+    ) -> Result<Rental, RentalError> {
+        let locks = self
+            .locks
+            .as_ref()
+            .ok_or_else(|| RentalError::LocksUnavailable("REDIS_URL is not set".into()))?;
+        let device_id = DeviceId::new(device).ok_or(RentalError::UnknownDevice)?;
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM rentals WHERE user_id = $1 AND state IN {HOLDING}),
+                    coalesce((SELECT debt FROM wallets WHERE user_id = $1), 0),
+                    EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL)"
+        );
+        let (active, debt, exists): (i64, i64, bool) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user)
+            .bind(device)
+            .fetch_one(&self.pool)
+            .await?;
+        if !exists {
+            return Err(RentalError::UnknownDevice);
+        }
+        if debt > 0 {
+            return Err(RentalError::Debt);
+        }
+        if active >= self.settings.max_active {
+            return Err(RentalError::TooManyActive(active));
+        }
+        let sql = format!(
+            "SELECT d.door, d.size_class FROM doors d
+             WHERE d.device_id = $1 AND ($2::text IS NULL OR d.size_class = $2)
+               AND ($3::int IS NULL OR d.door = $3)
+               AND NOT d.out_of_service AND NOT d.suspect AND d.sensor <> 'open'
+               AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
+                               AND r.door = d.door AND r.state IN {HOLDING})
+             ORDER BY d.door"
+        );
+        let candidates: Vec<(i32, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(device)
+            .bind(size)
+            .bind(door.map(i32::from))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut lacked_plan = false;
+        for (door, size_class) in candidates {
+            let Ok(door) = u16::try_from(door) else {
+                continue;
+            };
+            let plan = self
+                .cache
+                .get_or_load(&plan::cache_key(&size_class), || {
+                    plan::for_size(&self.pool, &size_class)
+                })
+                .await?;
+            let Some(plan) = plan else {
+                lacked_plan = true;
+                continue;
+            };
+            let lock = match locks.acquire(device, door, self.settings.lock_ttl).await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => continue, // someone else is renting it: try the next door
+                Err(e) => return Err(RentalError::LocksUnavailable(e.to_string())),
+            };
+            // The lock outlives the work: renewed every third of its TTL while the work runs.
+            let result = {
+                let work = self.with_lock(user, device_id, door, &plan);
+                tokio::pin!(work);
+                let mut renew = tokio::time::interval(self.settings.lock_ttl / 3);
+                renew.tick().await;
+                loop {
+                    tokio::select! {
+                        result = &mut work => break result,
+                        _ = renew.tick() => match locks.renew(&lock, self.settings.lock_ttl).await {
+                            Ok(true) => {}
+                            Ok(false) => tracing::warn!(device, door, "a door lock expired during its work; the database still fences the door"),
+                            Err(e) => tracing::warn!(error = %e, device, door, "cannot renew a door lock"),
+                        },
+                    }
+                }
+            };
+            if let Err(e) = locks.release(lock).await {
+                tracing::error!(error = %e, device, door, "cannot release a door lock");
+            }
+            match result {
+                Err(RentalError::NoFreeDoor) => continue, // the database fence said taken
+                other => return other,
+            }
+        }
+        Err(if lacked_plan {
+            RentalError::NoPlan
+        } else {
+            RentalError::NoFreeDoor
+        })
+    }
+
+    /// Any rental, whoever's (for operators).
+    pub async fn any(&self, id: Uuid) -> Result<Rental, RentalError> {
+        let sql = format!("SELECT {COLUMNS} FROM rentals WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(RentalError::NotFound)?;
+        Ok(rental(&row)?)
+    }
+
+    /// With the door's lock held: create and hold, open, settle.
+    async fn with_lock(
+        &self,
+        user: Uuid,
+        device: DeviceId,
+        door: u16,
+        plan: &plan::Plan,
+    ) -> Result<Rental, RentalError> {
+        let id = Uuid::now_v7();
+        let deposit = plan.terms.deposit;
+        let terms =
+            serde_json::to_value(plan.terms).map_err(|e| RentalError::Storage(e.to_string()))?;
+        let row = NewRental {
+            id,
+            user,
+            device,
+            door,
+            plan_id: plan.id,
+            terms,
+            deposit,
+        };
+        let created = if deposit > 0 {
+            let hold = Movement::hold(deposit).for_(format!("rental {id}"));
+            self.wallets
+                .change_with(user, &hold, |conn, _| {
+                    Box::pin(insert_rental(conn, row.clone()))
+                })
+                .await
+                .map(drop)
+        } else {
+            let mut conn = self.pool.acquire().await?;
+            insert_rental(&mut conn, row.clone()).await
+        };
+        match created {
+            Ok(()) => {}
+            Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                return Err(RentalError::NoFreeDoor);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let origin = Origin {
+            requested_by: Some(user),
+            reason: Some(format!("rental {id}")),
+        };
+        let sent = self
+            .commands
+            .send_with(device, Command::Unlock { door }, &origin)
+            .await;
+        let (settlement, command, error) = match sent {
+            Ok(outcome) => match outcome.door {
+                Some(DoorResult::Opened) => (
+                    Settlement::Active {
+                        already_open: false,
+                    },
+                    Some(outcome.command_id),
+                    None,
+                ),
+                Some(DoorResult::AlreadyOpen) => (
+                    Settlement::Active { already_open: true },
+                    Some(outcome.command_id),
+                    None,
+                ),
+                // Executed, but the door did not open within the window (or never said so).
+                Some(DoorResult::Jammed) | None => (
+                    Settlement::Cancelled {
+                        reason: "jammed",
+                        door: DoorAfter::Jammed,
+                    },
+                    Some(outcome.command_id),
+                    Some(RentalError::Jammed(id)),
+                ),
+            },
+            Err(CommandError::Refused(reason)) => {
+                let door_after = if reason == RefuseReason::NoSuchDoor {
+                    DoorAfter::OutOfService
+                } else {
+                    DoorAfter::Free
+                };
+                let name = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("{reason:?}"));
+                (
+                    Settlement::Cancelled {
+                        reason: "refused",
+                        door: door_after,
+                    },
+                    None,
+                    Some(RentalError::Refused(id, name)),
+                )
+            }
+            Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => (
+                Settlement::Cancelled {
+                    reason: "offline",
+                    door: DoorAfter::Free,
+                },
+                None,
+                Some(RentalError::Offline(id)),
+            ),
+            Err(CommandError::Timeout { command_id }) => {
+                // The outcome is unknown: the locker is asked (`query_state`) and the rental is
+                // settled by its report in the background (`reconcile_pending`): active if the
+                // door opened, else cancelled with the hold released.
+                sqlx::query(
+                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'",
+                )
+                .bind(id)
+                .bind(command_id)
+                .execute(&self.pool)
+                .await?;
+                return Err(RentalError::Timeout(id));
+            }
+            Err(CommandError::Overloaded) => (
+                Settlement::Cancelled {
+                    reason: "overloaded",
+                    door: DoorAfter::Free,
+                },
+                None,
+                Some(RentalError::Overloaded(id)),
+            ),
+            Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => (
+                Settlement::Cancelled {
+                    reason: "failed",
+                    door: DoorAfter::Free,
+                },
+                None,
+                Some(RentalError::Storage(e.to_string())),
+            ),
+        };
+        self.settle(user, id, (device, door), deposit, command, settlement)
+            .await?;
+        match error {
+            Some(error) => Err(error),
+            None => self
+                .get(user, id)
+                .await?
+                .ok_or_else(|| RentalError::Storage("the rental vanished".into())),
+        }
+    }
+
+    /// Writes what the unlock came to, in one transaction (with the hold's release if cancelled).
+    async fn settle(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        (device, door): (DeviceId, u16),
+        deposit: i64,
+        command: Option<i64>,
+        settlement: Settlement,
+    ) -> Result<(), RentalError> {
+        let jams_limit = self.settings.jams_out_of_service;
+        let result = if matches!(settlement, Settlement::Cancelled { .. }) && deposit > 0 {
+            let release = Movement::release(deposit).for_(format!("rental {id} cancelled"));
+            self.wallets
+                .change_with(user, &release, |conn, _| {
+                    Box::pin(async move {
+                        write_settlement(conn, id, (device, door), command, settlement, jams_limit)
+                            .await
+                            .map_err(WalletError::from)
+                    })
+                })
+                .await
+                .map(drop)
+        } else {
+            let mut tx = self.pool.begin().await?;
+            match write_settlement(&mut tx, id, (device, door), command, settlement, jams_limit)
+                .await
+            {
+                Ok(()) => tx.commit().await.map_err(WalletError::from),
+                Err(e) => Err(WalletError::from(e)),
+            }
+        };
+        match result {
+            Err(WalletError::Storage(sqlx::Error::RowNotFound)) => Err(RentalError::AlreadySettled),
+            other => other.map_err(RentalError::from),
+        }
+    }
+}
+
+/// A rental to create.
+#[derive(Clone)]
+struct NewRental {
+    id: Uuid,
+    user: Uuid,
+    device: DeviceId,
+    door: u16,
+    plan_id: Uuid,
+    terms: serde_json::Value,
+    deposit: i64,
+}
+
+async fn insert_rental(conn: &mut PgConnection, new: NewRental) -> Result<(), WalletError> {
+    sqlx::query(
+        "INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms, deposit_held)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
+    )
+    .bind(new.id)
+    .bind(new.user)
+    .bind(new.device.as_str())
+    .bind(i32::from(new.door))
+    .bind(new.plan_id)
+    .bind(new.terms)
+    .bind(new.deposit)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn write_settlement(
+    conn: &mut PgConnection,
+    id: Uuid,
+    (device, door): (DeviceId, u16),
+    command: Option<i64>,
+    settlement: Settlement,
+    jams_limit: i32,
+) -> Result<(), sqlx::Error> {
+    let door_i = i32::from(door);
+    match settlement {
+        Settlement::Active { already_open } => {
+            let flags: Vec<&str> = if already_open {
+                vec!["already_open"]
+            } else {
+                Vec::new()
+            };
+            sqlx::query(
+                "UPDATE rentals SET state = 'active', started_at = now(), start_command = $2,
+                        flags = $3 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(command)
+            .bind(&flags)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            .eq(&1)
+            .then_some(())
+            // Settled already (by another gateway's reconciler): change nothing.
+            .ok_or(sqlx::Error::RowNotFound)?;
+            sqlx::query("UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2")
+                .bind(device.as_str())
+                .bind(door_i)
+                .execute(&mut *conn)
+                .await?;
+            let data = json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
+            append(
+                conn,
+                &Event::new("rental.started", "rental", &id.to_string(), data.clone()),
+            )
+            .await?;
+            append(
+                conn,
+                &Event::new("device.unlocked", "device", device.as_str(), data),
+            )
+            .await?;
+        }
+        Settlement::Cancelled {
+            reason,
+            door: after,
+        } => {
+            sqlx::query(
+                "UPDATE rentals SET state = 'cancelled', ended_at = now(), cancel_reason = $2,
+                        start_command = $3 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(reason)
+            .bind(command)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            .eq(&1)
+            .then_some(())
+            // Settled already (by another gateway's reconciler): change nothing.
+            .ok_or(sqlx::Error::RowNotFound)?;
+            let update = match after {
+                DoorAfter::Free => None,
+                DoorAfter::Jammed => Some(
+                    "UPDATE doors SET suspect = true, jams_in_row = jams_in_row + 1,
+                            out_of_service = out_of_service OR jams_in_row + 1 >= $3
+                     WHERE device_id = $1 AND door = $2",
+                ),
+                DoorAfter::Suspect => Some(
+                    "UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2 AND $3 > 0",
+                ),
+                DoorAfter::OutOfService => Some(
+                    "UPDATE doors SET out_of_service = true WHERE device_id = $1 AND door = $2 AND $3 > 0",
+                ),
+            };
+            if let Some(sql) = update {
+                sqlx::query(sql)
+                    .bind(device.as_str())
+                    .bind(door_i)
+                    .bind(jams_limit)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let data = json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
+            append(
+                conn,
+                &Event::new("rental.cancelled", "rental", &id.to_string(), data),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

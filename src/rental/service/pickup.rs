@@ -1,0 +1,193 @@
+//! During and at the end of a rental: open the door again, end it (the fee, the hold, the
+//! debt), and the door opening both need.
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::DeviceId;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{DoorFailure, Rental, RentalError, Rentals};
+use crate::command::{Command, CommandError, DoorResult, Origin};
+use crate::events::{Event, append};
+use crate::wallet::Movement;
+
+impl Rentals {
+    /// Opens the door of a running rental again (to add or take something); no charge.
+    pub async fn reopen(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
+        let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
+        if rental.state != "active" {
+            return Err(RentalError::NotActive(rental.state));
+        }
+        self.open_door(user, &rental, "reopen").await?;
+        Ok(rental)
+    }
+
+    /// Ends a rental: opens the door for pickup, stops billing at that unlock, takes the fee
+    /// from the hold (then from the balance; what is still missing becomes a debt) and releases
+    /// the rest. Pickup is never refused over money. If the door does not open, the rental goes
+    /// on and nothing is charged.
+    pub async fn end(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
+        let claimed = sqlx::query(
+            "UPDATE rentals SET state = 'ending' WHERE id = $1 AND user_id = $2 AND state = 'active'",
+        )
+        .bind(id)
+        .bind(user)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
+        if claimed == 0 {
+            return Err(RentalError::NotActive(rental.state));
+        }
+        if let Err(e) = self.open_door(user, &rental, "pickup").await {
+            sqlx::query("UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            return Err(e);
+        }
+        self.finish(&rental, Utc::now()).await?;
+        self.get(user, id).await?.ok_or(RentalError::NotFound)
+    }
+
+    /// Ends `rental` as of `ended_at`: the fee is captured from the hold, the rest released, any
+    /// excess charged from the balance, what is still missing recorded as a debt; one
+    /// transaction with the rental's end and its event.
+    pub(super) async fn finish(
+        &self,
+        rental: &Rental,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(), RentalError> {
+        let (id, user) = (rental.id, rental.user_id);
+        let terms_json: serde_json::Value =
+            sqlx::query_scalar("SELECT terms FROM rentals WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        let terms: crate::rental::Terms = serde_json::from_value(terms_json)
+            .map_err(|e| RentalError::Storage(format!("stored terms: {e}")))?;
+        let elapsed = rental
+            .started_at
+            .map(|at| (ended_at - at).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        let fee = crate::rental::fee(&terms, elapsed);
+        let deposit = rental.deposit_held;
+        let reference = format!("rental {id}");
+        let (device, door) = (rental.device_id.clone(), rental.door);
+        self.wallets
+            .change_many_with(
+                user,
+                |read| {
+                    let captured = fee.min(deposit);
+                    let beyond = fee - captured;
+                    let charged = beyond.min(read.available + (deposit - captured));
+                    let moves = vec![
+                        Movement::capture(captured).for_(reference.clone()),
+                        Movement::release(deposit - captured).for_(reference.clone()),
+                        Movement::charge(charged).for_(reference.clone()),
+                    ];
+                    (moves, beyond - charged)
+                },
+                |conn| {
+                    let device = device.clone();
+                    Box::pin(async move {
+                        sqlx::query(
+                            "UPDATE rentals SET state = 'ended', fee = $2, ended_at = $3 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(fee)
+                        .bind(ended_at)
+                        .execute(&mut *conn)
+                        .await?;
+                        let data = json!({
+                            "rental_id": id, "device_id": device, "door": door, "fee_minor": fee,
+                            "billed_seconds": elapsed.as_secs(),
+                        });
+                        append(conn, &Event::new("rental.ended", "rental", &id.to_string(), data))
+                            .await?;
+                        Ok(())
+                    })
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Opens a running rental's door, with its lock held; on failure marks the door as the
+    /// outcome says (a jam or no answer: suspect).
+    async fn open_door(&self, user: Uuid, rental: &Rental, why: &str) -> Result<(), RentalError> {
+        let locks = self
+            .locks
+            .as_ref()
+            .ok_or_else(|| RentalError::LocksUnavailable("REDIS_URL is not set".into()))?;
+        let device = DeviceId::new(&rental.device_id).ok_or(RentalError::UnknownDevice)?;
+        let door = u16::try_from(rental.door).map_err(|_| RentalError::UnknownDevice)?;
+        let lock = locks
+            .acquire(device.as_str(), door, self.settings.lock_ttl)
+            .await
+            .map_err(|e| RentalError::LocksUnavailable(e.to_string()))?
+            .ok_or(RentalError::DoorBusy)?;
+        let origin = Origin {
+            requested_by: Some(user),
+            reason: Some(format!("rental {} {why}", rental.id)),
+        };
+        let sent = self
+            .commands
+            .send_with(device, Command::Unlock { door }, &origin)
+            .await;
+        if let Err(e) = locks.release(lock).await {
+            tracing::error!(error = %e, "cannot release a door lock");
+        }
+        let failure = match sent {
+            Ok(outcome) => match outcome.door {
+                Some(DoorResult::Opened | DoorResult::AlreadyOpen) => None,
+                Some(DoorResult::Jammed) | None => Some((DoorFailure::Jammed, true)),
+            },
+            Err(CommandError::Refused(reason)) => Some((
+                DoorFailure::Refused(
+                    serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                ),
+                false,
+            )),
+            Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => {
+                Some((DoorFailure::Offline, false))
+            }
+            Err(CommandError::Timeout { .. }) => Some((DoorFailure::Timeout, true)),
+            Err(CommandError::Overloaded) => Some((DoorFailure::Overloaded, false)),
+            Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => {
+                return Err(RentalError::Storage(e.to_string()));
+            }
+        };
+        let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
+        let mut tx = self.pool.begin().await?;
+        match &failure {
+            None => {
+                append(
+                    &mut tx,
+                    &Event::new("device.unlocked", "device", device.as_str(), data),
+                )
+                .await?;
+            }
+            Some((_, true)) => {
+                sqlx::query("UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2")
+                    .bind(device.as_str())
+                    .bind(rental.door)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE rentals SET flags = array_append(flags, 'door_failed') WHERE id = $1 AND NOT 'door_failed' = ANY(flags)")
+                    .bind(rental.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some((_, false)) => {}
+        }
+        tx.commit().await?;
+        match failure {
+            None => Ok(()),
+            Some((why, _)) => Err(RentalError::NotOpened(rental.id, why)),
+        }
+    }
+}
