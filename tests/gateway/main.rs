@@ -20,6 +20,7 @@ mod plans;
 mod process;
 mod registry;
 mod rentals;
+mod rentals_after;
 mod restart;
 mod settlement;
 mod shutdown;
