@@ -146,30 +146,10 @@ async fn bench() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let config = locker_gateway::Config {
-        mqtt_addr: addr,
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        mqtt5_addr: None,
-        external_broker: None,
-        database_url: Some(url.clone()),
-        redis_url: None,
-        heartbeat: Duration::from_secs(60),
-        outbox_poll: Duration::from_millis(200),
-        command_deadline: Duration::from_secs(10),
-        query_again: Duration::from_secs(15),
-        surface_unknown: Duration::from_secs(120),
-        commands_in_flight: 5_000,
-        http_body_limit: 64 * 1024,
-        token_ttl: Duration::from_secs(3600),
-        password_cost: locker_gateway::account::PasswordCost::TEST,
-        rate_limits: locker_gateway::api::limits::LimitSettings::default(),
-        log_format: locker_gateway::config::LogFormat::Text,
-        currency: locker_gateway::money::Currency::default(),
-        payment_webhook_secret: Some("test-webhook-secret".into()),
-        redis_prefix: format!("test-{}:", uuid::Uuid::new_v4()),
-        rentals: locker_gateway::rental::RentalSettings::default(),
-        shutdown_grace: Duration::from_secs(30),
-    };
+    let mut config = locker_gateway::Config::load(None, |_| None).expect("defaults");
+    config.mqtt_addr = addr;
+    config.http_addr = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = Some(url.clone());
     let app = Arc::new(
         App::with_pool(&config, pool.clone())
             .await

@@ -274,6 +274,29 @@ fn optional_amount<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Dec
     crate::money::from_str_only(de).map(Some)
 }
 
+/// Answers an operator's action on a rental, audited with how it ended.
+async fn operator_action(
+    state: &ApiState,
+    operator: &crate::account::User,
+    action: &str,
+    id: Uuid,
+    result: Result<Rental, RentalError>,
+) -> Result<Json<RentalView>, ApiError> {
+    let result = result
+        .map(|rental| view(state, rental))
+        .map_err(ApiError::from);
+    let target = id.to_string();
+    super::audit::audited(
+        state,
+        operator,
+        (action, &target),
+        serde_json::json!({}),
+        result,
+    )
+    .await
+    .map(Json)
+}
+
 /// An operator ends any running rental, without opening the door; charged as if picked up now.
 #[utoipa::path(post, path = "/v1/admin/rentals/{id}/end", tag = "rentals", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The rental")),
@@ -287,20 +310,8 @@ pub async fn admin_end(
     super::auth::Operator(operator): super::auth::Operator,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RentalView>, ApiError> {
-    let result = match state.rentals.end_by_operator(id).await {
-        Ok(rental) => Ok(view(&state, rental)),
-        Err(e) => Err(e.into()),
-    };
-    let target = id.to_string();
-    super::audit::audited(
-        &state,
-        &operator,
-        ("rental.end", &target),
-        serde_json::json!({}),
-        result,
-    )
-    .await
-    .map(Json)
+    let result = state.rentals.end_by_operator(id).await;
+    operator_action(&state, &operator, "rental.end", id, result).await
 }
 
 /// An operator cancels any running rental: no fee, the hold released.
@@ -316,20 +327,8 @@ pub async fn admin_cancel(
     super::auth::Operator(operator): super::auth::Operator,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RentalView>, ApiError> {
-    let result = match state.rentals.cancel_by_operator(id).await {
-        Ok(rental) => Ok(view(&state, rental)),
-        Err(e) => Err(e.into()),
-    };
-    let target = id.to_string();
-    super::audit::audited(
-        &state,
-        &operator,
-        ("rental.cancel", &target),
-        serde_json::json!({}),
-        result,
-    )
-    .await
-    .map(Json)
+    let result = state.rentals.cancel_by_operator(id).await;
+    operator_action(&state, &operator, "rental.cancel", id, result).await
 }
 
 /// An operator refunds part or all of an ended rental's fee.
