@@ -153,4 +153,38 @@ impl DoorLocks {
         }
         Ok(released == 1)
     }
+
+    /// Runs `work` with the door's lock held (renewed every third of `ttl` while it runs) and
+    /// releases it after; `Ok(None)` if someone else holds it, and the work is not run. A lock
+    /// that cannot be renewed is logged: the database fences the door whatever happens.
+    pub async fn while_held<T>(
+        &self,
+        device: &str,
+        door: u16,
+        ttl: Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<Option<T>, LockError> {
+        let Some(lock) = self.acquire(device, door, ttl).await? else {
+            return Ok(None);
+        };
+        let result = {
+            tokio::pin!(work);
+            let mut renew = tokio::time::interval(ttl / 3);
+            renew.tick().await;
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    _ = renew.tick() => match self.renew(&lock, ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(device, door, "a door lock expired during its work; the database still fences the door"),
+                        Err(e) => tracing::warn!(error = %e, device, door, "cannot renew a door lock"),
+                    },
+                }
+            }
+        };
+        if let Err(e) = self.release(lock).await {
+            tracing::error!(error = %e, device, door, "cannot release a door lock");
+        }
+        Ok(Some(result))
+    }
 }

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::unlock::DoorFailure;
 use crate::wallet::WalletError;
 
 /// Why a rental did not start. When a rental was created and then cancelled, the variant carries
@@ -87,24 +88,4 @@ impl From<WalletError> for RentalError {
             other => Self::Storage(other.to_string()),
         }
     }
-}
-
-/// Why a door did not open for a running rental.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DoorFailure {
-    /// The relay pulsed but the door did not open.
-    #[error("jammed")]
-    Jammed,
-    /// The locker refused, for this reason.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The locker is offline.
-    #[error("the locker is offline")]
-    Offline,
-    /// No answer in time.
-    #[error("no answer in time")]
-    Timeout,
-    /// Too many commands in flight.
-    #[error("the gateway is overloaded")]
-    Overloaded,
 }

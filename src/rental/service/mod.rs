@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firmware_protocol::{DeviceId, RefuseReason};
+use firmware_protocol::DeviceId;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -17,11 +17,13 @@ mod operator;
 mod pickup;
 mod reconcile;
 
-use crate::command::{Command, CommandError, CommandService, DoorResult, Origin};
+use crate::command::{Command, CommandService, Origin};
 use crate::events::{Event, append};
 use crate::lock::DoorLocks;
+pub use crate::unlock::DoorFailure;
+use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
-pub use error::{DoorFailure, RentalError};
+pub use error::RentalError;
 
 /// Rules for rentals, from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,15 +111,6 @@ enum Settlement {
         reason: &'static str,
         door: DoorAfter,
     },
-}
-
-/// What a failed unlock says about the door.
-#[derive(Clone, Copy)]
-enum DoorAfter {
-    Free,
-    Jammed,
-    Suspect,
-    OutOfService,
 }
 
 /// Rentals.
@@ -225,31 +218,15 @@ impl Rentals {
                 lacked_plan = true;
                 continue;
             };
-            let lock = match locks.acquire(device, door, self.settings.lock_ttl).await {
-                Ok(Some(lock)) => lock,
+            let work = self.with_lock(user, device_id, door, &plan);
+            let result = match locks
+                .while_held(device, door, self.settings.lock_ttl, work)
+                .await
+            {
+                Ok(Some(result)) => result,
                 Ok(None) => continue, // someone else is renting it: try the next door
                 Err(e) => return Err(RentalError::LocksUnavailable(e.to_string())),
             };
-            // The lock outlives the work: renewed every third of its TTL while the work runs.
-            let result = {
-                let work = self.with_lock(user, device_id, door, &plan);
-                tokio::pin!(work);
-                let mut renew = tokio::time::interval(self.settings.lock_ttl / 3);
-                renew.tick().await;
-                loop {
-                    tokio::select! {
-                        result = &mut work => break result,
-                        _ = renew.tick() => match locks.renew(&lock, self.settings.lock_ttl).await {
-                            Ok(true) => {}
-                            Ok(false) => tracing::warn!(device, door, "a door lock expired during its work; the database still fences the door"),
-                            Err(e) => tracing::warn!(error = %e, device, door, "cannot renew a door lock"),
-                        },
-                    }
-                }
-            };
-            if let Err(e) = locks.release(lock).await {
-                tracing::error!(error = %e, device, door, "cannot release a door lock");
-            }
             match result {
                 Err(RentalError::NoFreeDoor) => continue, // the database fence said taken
                 other => return other,
@@ -321,58 +298,34 @@ impl Rentals {
             .commands
             .send_with(device, Command::Unlock { door }, &origin)
             .await;
-        let (settlement, command, error) = match sent {
-            Ok(outcome) => match outcome.door {
-                Some(DoorResult::Opened) => (
-                    Settlement::Active {
-                        already_open: false,
-                    },
-                    Some(outcome.command_id),
-                    None,
-                ),
-                Some(DoorResult::AlreadyOpen) => (
-                    Settlement::Active { already_open: true },
-                    Some(outcome.command_id),
-                    None,
-                ),
-                // Executed, but the door did not open within the window (or never said so).
-                Some(DoorResult::Jammed) | None => (
-                    Settlement::Cancelled {
-                        reason: "jammed",
-                        door: DoorAfter::Jammed,
-                    },
-                    Some(outcome.command_id),
-                    Some(RentalError::Jammed(id)),
-                ),
-            },
-            Err(CommandError::Refused(reason)) => {
-                let door_after = if reason == RefuseReason::NoSuchDoor {
-                    DoorAfter::OutOfService
-                } else {
-                    DoorAfter::Free
+        let (settlement, command, error) = match unlock::verdict(sent) {
+            Verdict::Opened {
+                command,
+                already_open,
+            } => (Settlement::Active { already_open }, Some(command), None),
+            Verdict::Failed {
+                command,
+                failure,
+                door: after,
+            } => {
+                let reason = failure.reason();
+                let error = match failure {
+                    DoorFailure::Jammed => RentalError::Jammed(id),
+                    DoorFailure::Refused(name) => RentalError::Refused(id, name),
+                    DoorFailure::Offline => RentalError::Offline(id),
+                    DoorFailure::Overloaded => RentalError::Overloaded(id),
+                    DoorFailure::Timeout => RentalError::Timeout(id),
                 };
-                let name = serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("{reason:?}"));
                 (
                     Settlement::Cancelled {
-                        reason: "refused",
-                        door: door_after,
+                        reason,
+                        door: after,
                     },
-                    None,
-                    Some(RentalError::Refused(id, name)),
+                    command,
+                    Some(error),
                 )
             }
-            Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => (
-                Settlement::Cancelled {
-                    reason: "offline",
-                    door: DoorAfter::Free,
-                },
-                None,
-                Some(RentalError::Offline(id)),
-            ),
-            Err(CommandError::Timeout { command_id }) => {
+            Verdict::Unknown { command } => {
                 // The outcome is unknown: the locker is asked (`query_state`) and the rental is
                 // settled by its report in the background (`reconcile_pending`): active if the
                 // door opened, else cancelled with the hold released.
@@ -380,26 +333,18 @@ impl Rentals {
                     "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'",
                 )
                 .bind(id)
-                .bind(command_id)
+                .bind(command)
                 .execute(&self.pool)
                 .await?;
                 return Err(RentalError::Timeout(id));
             }
-            Err(CommandError::Overloaded) => (
-                Settlement::Cancelled {
-                    reason: "overloaded",
-                    door: DoorAfter::Free,
-                },
-                None,
-                Some(RentalError::Overloaded(id)),
-            ),
-            Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => (
+            Verdict::Broken(cause) => (
                 Settlement::Cancelled {
                     reason: "failed",
                     door: DoorAfter::Free,
                 },
                 None,
-                Some(RentalError::Storage(e.to_string())),
+                Some(RentalError::Storage(cause)),
             ),
         };
         self.settle(user, id, (device, door), deposit, command, settlement)
@@ -489,7 +434,6 @@ async fn write_settlement(
     settlement: Settlement,
     jams_limit: i32,
 ) -> Result<(), sqlx::Error> {
-    let door_i = i32::from(door);
     match settlement {
         Settlement::Active { already_open } => {
             let flags: Vec<&str> = if already_open {
@@ -511,11 +455,7 @@ async fn write_settlement(
             .then_some(())
             // Settled already (by another gateway's reconciler): change nothing.
             .ok_or(sqlx::Error::RowNotFound)?;
-            sqlx::query("UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2")
-                .bind(device.as_str())
-                .bind(door_i)
-                .execute(&mut *conn)
-                .await?;
+            unlock::mark_opened(conn, &device, door).await?;
             let data = json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
             append(
                 conn,
@@ -546,28 +486,7 @@ async fn write_settlement(
             .then_some(())
             // Settled already (by another gateway's reconciler): change nothing.
             .ok_or(sqlx::Error::RowNotFound)?;
-            let update = match after {
-                DoorAfter::Free => None,
-                DoorAfter::Jammed => Some(
-                    "UPDATE doors SET suspect = true, jams_in_row = jams_in_row + 1,
-                            out_of_service = out_of_service OR jams_in_row + 1 >= $3
-                     WHERE device_id = $1 AND door = $2",
-                ),
-                DoorAfter::Suspect => Some(
-                    "UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2 AND $3 > 0",
-                ),
-                DoorAfter::OutOfService => Some(
-                    "UPDATE doors SET out_of_service = true WHERE device_id = $1 AND door = $2 AND $3 > 0",
-                ),
-            };
-            if let Some(sql) = update {
-                sqlx::query(sql)
-                    .bind(device.as_str())
-                    .bind(door_i)
-                    .bind(jams_limit)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            unlock::mark_door(conn, &device, door, after, jams_limit).await?;
             let data = json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
             append(
                 conn,

@@ -7,8 +7,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{DoorFailure, Rental, RentalError, Rentals};
-use crate::command::{Command, CommandError, DoorResult, Origin};
+use crate::command::{Command, Origin};
 use crate::events::{Event, append};
+use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::Movement;
 
 impl Rentals {
@@ -138,28 +139,12 @@ impl Rentals {
         if let Err(e) = locks.release(lock).await {
             tracing::error!(error = %e, "cannot release a door lock");
         }
-        let failure = match sent {
-            Ok(outcome) => match outcome.door {
-                Some(DoorResult::Opened | DoorResult::AlreadyOpen) => None,
-                Some(DoorResult::Jammed) | None => Some((DoorFailure::Jammed, true)),
-            },
-            Err(CommandError::Refused(reason)) => Some((
-                DoorFailure::Refused(
-                    serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                ),
-                false,
-            )),
-            Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => {
-                Some((DoorFailure::Offline, false))
-            }
-            Err(CommandError::Timeout { .. }) => Some((DoorFailure::Timeout, true)),
-            Err(CommandError::Overloaded) => Some((DoorFailure::Overloaded, false)),
-            Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => {
-                return Err(RentalError::Storage(e.to_string()));
-            }
+        // Whether a failure leaves the door suspect (it jammed, or nobody knows what it did).
+        let failure = match unlock::verdict(sent) {
+            Verdict::Opened { .. } => None,
+            Verdict::Failed { failure, door, .. } => Some((failure, door != DoorAfter::Free)),
+            Verdict::Unknown { .. } => Some((DoorFailure::Timeout, true)),
+            Verdict::Broken(cause) => return Err(RentalError::Storage(cause)),
         };
         let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
         let mut tx = self.pool.begin().await?;

@@ -7,7 +7,8 @@ use firmware_protocol::DeviceId;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{DoorAfter, RentalError, Rentals, Settlement};
+use super::{RentalError, Rentals, Settlement};
+use crate::unlock::{self, DoorAfter, Verdict};
 
 impl Rentals {
     /// Settles rentals whose opening unlock timed out, once the command's outcome is known (a
@@ -30,32 +31,19 @@ impl Rentals {
             let state: String = row.try_get("state")?;
             let door_result: Option<String> = row.try_get("door_result")?;
             let refusal: Option<String> = row.try_get("refusal")?;
-            let surfaced: bool = row.try_get("surfaced")?;
-            let window_passed: bool = row.try_get("window_passed")?;
-            let settlement = match (state.as_str(), door_result.as_deref()) {
-                ("executed", Some("opened")) => Settlement::Active {
-                    already_open: false,
-                },
-                ("executed", Some("already_open")) => Settlement::Active { already_open: true },
-                ("executed", Some(_)) => Settlement::Cancelled {
-                    reason: "jammed",
-                    door: DoorAfter::Jammed,
-                },
-                ("executed", None) if window_passed => Settlement::Cancelled {
-                    reason: "jammed",
-                    door: DoorAfter::Jammed,
-                },
-                ("refused", _) => Settlement::Cancelled {
-                    reason: "refused",
-                    door: if refusal.as_deref() == Some("no_such_door") {
-                        DoorAfter::OutOfService
-                    } else {
-                        DoorAfter::Free
-                    },
-                },
-                ("unknown", _) if surfaced => Settlement::Cancelled {
-                    reason: "timeout",
-                    door: DoorAfter::Suspect,
+            let record = unlock::Record {
+                command: row.try_get("command")?,
+                state: &state,
+                door_result: door_result.as_deref(),
+                refusal: refusal.as_deref(),
+                surfaced: row.try_get("surfaced")?,
+                window_passed: row.try_get("window_passed")?,
+            };
+            let settlement = match unlock::settled(record) {
+                Some(Verdict::Opened { already_open, .. }) => Settlement::Active { already_open },
+                Some(Verdict::Failed { failure, door, .. }) => Settlement::Cancelled {
+                    reason: failure.reason(),
+                    door,
                 },
                 _ => continue, // not known yet
             };

@@ -1,0 +1,315 @@
+//! What an unlock came to, for whatever sold the door behind it (a rental, a vending order): the
+//! one table that turns a command's result, or the record of one, into "opened", "failed" (and
+//! what that says about the door) or "not known yet"; and the marks a failed unlock leaves on a
+//! door. A jammed door is an answer; a timeout is not (the locker is asked later).
+
+use firmware_protocol::{DeviceId, RefuseReason};
+use sqlx::PgConnection;
+
+use crate::command::{CommandError, DoorResult, Outcome};
+
+/// Why a door did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DoorFailure {
+    /// The relay pulsed but the door did not open.
+    #[error("jammed")]
+    Jammed,
+    /// The locker refused, for this reason.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The locker is offline.
+    #[error("the locker is offline")]
+    Offline,
+    /// No answer in time.
+    #[error("no answer in time")]
+    Timeout,
+    /// Too many commands in flight.
+    #[error("the gateway is overloaded")]
+    Overloaded,
+}
+
+impl DoorFailure {
+    /// The stored reason of a sale cancelled by it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Jammed => "jammed",
+            Self::Refused(_) => "refused",
+            Self::Offline => "offline",
+            Self::Timeout => "timeout",
+            Self::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// What a failed unlock says about the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoorAfter {
+    /// Nothing: the door was never tried (offline, overloaded, refused for a passing reason).
+    Free,
+    /// It jammed: suspect, and out of service after too many jams in a row.
+    Jammed,
+    /// Nobody knows what it did: suspect until a person looks.
+    Suspect,
+    /// The locker says it does not exist.
+    OutOfService,
+}
+
+/// What an unlock came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The door opened (or was already open).
+    Opened {
+        /// The unlock.
+        command: i64,
+        /// It was open before the unlock.
+        already_open: bool,
+    },
+    /// The door did not open.
+    Failed {
+        /// The unlock, if one was executed.
+        command: Option<i64>,
+        /// Why.
+        failure: DoorFailure,
+        /// What that says about the door.
+        door: DoorAfter,
+    },
+    /// No answer: the locker is being asked; settle later from the record.
+    Unknown {
+        /// The unlock.
+        command: i64,
+    },
+    /// The gateway could not send it (storage failed, the command was invalid).
+    Broken(String),
+}
+
+/// The stable name of a refusal.
+pub fn refusal_name(reason: RefuseReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{reason:?}"))
+}
+
+/// The verdict on an unlock just sent.
+pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
+    match sent {
+        Ok(outcome) => match outcome.door {
+            Some(DoorResult::Opened) => Verdict::Opened {
+                command: outcome.command_id,
+                already_open: false,
+            },
+            Some(DoorResult::AlreadyOpen) => Verdict::Opened {
+                command: outcome.command_id,
+                already_open: true,
+            },
+            // Executed, but the door did not open within the window (or never said so).
+            Some(DoorResult::Jammed) | None => Verdict::Failed {
+                command: Some(outcome.command_id),
+                failure: DoorFailure::Jammed,
+                door: DoorAfter::Jammed,
+            },
+        },
+        Err(CommandError::Refused(reason)) => Verdict::Failed {
+            command: None,
+            door: if reason == RefuseReason::NoSuchDoor {
+                DoorAfter::OutOfService
+            } else {
+                DoorAfter::Free
+            },
+            failure: DoorFailure::Refused(refusal_name(reason)),
+        },
+        Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => Verdict::Failed {
+            command: None,
+            failure: DoorFailure::Offline,
+            door: DoorAfter::Free,
+        },
+        Err(CommandError::Timeout { command_id }) => Verdict::Unknown {
+            command: command_id,
+        },
+        Err(CommandError::Overloaded) => Verdict::Failed {
+            command: None,
+            failure: DoorFailure::Overloaded,
+            door: DoorAfter::Free,
+        },
+        Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => {
+            Verdict::Broken(e.to_string())
+        }
+    }
+}
+
+/// A recorded unlock, as the reconcilers read it back.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The command.
+    pub command: i64,
+    /// Its state (`sent`, `executed`, `refused`, `unknown`, ...).
+    pub state: &'a str,
+    /// What the door did, if it said.
+    pub door_result: Option<&'a str>,
+    /// Why it was refused.
+    pub refusal: Option<&'a str>,
+    /// The locker was asked and could not say (surfaced to operators).
+    pub surfaced: bool,
+    /// The open window after its answer has passed.
+    pub window_passed: bool,
+}
+
+/// The verdict on a recorded unlock, once its outcome is known (`None`: not yet).
+pub fn settled(record: Record<'_>) -> Option<Verdict> {
+    let command = record.command;
+    let jammed = Verdict::Failed {
+        command: Some(command),
+        failure: DoorFailure::Jammed,
+        door: DoorAfter::Jammed,
+    };
+    Some(match (record.state, record.door_result) {
+        ("executed", Some("opened")) => Verdict::Opened {
+            command,
+            already_open: false,
+        },
+        ("executed", Some("already_open")) => Verdict::Opened {
+            command,
+            already_open: true,
+        },
+        ("executed", Some(_)) => jammed,
+        ("executed", None) if record.window_passed => jammed,
+        ("refused", _) => Verdict::Failed {
+            command: Some(command),
+            door: if record.refusal == Some("no_such_door") {
+                DoorAfter::OutOfService
+            } else {
+                DoorAfter::Free
+            },
+            failure: DoorFailure::Refused(record.refusal.unwrap_or_default().to_owned()),
+        },
+        ("unknown", _) if record.surfaced => Verdict::Failed {
+            command: Some(command),
+            failure: DoorFailure::Timeout,
+            door: DoorAfter::Suspect,
+        },
+        _ => return None,
+    })
+}
+
+/// Writes what a failed unlock says about the door (in the caller's transaction).
+pub async fn mark_door(
+    conn: &mut PgConnection,
+    device: &DeviceId,
+    door: u16,
+    after: DoorAfter,
+    jams_limit: i32,
+) -> Result<(), sqlx::Error> {
+    let sql = match after {
+        DoorAfter::Free => return Ok(()),
+        DoorAfter::Jammed => {
+            "UPDATE doors SET suspect = true, jams_in_row = jams_in_row + 1,
+                    out_of_service = out_of_service OR jams_in_row + 1 >= $3
+             WHERE device_id = $1 AND door = $2"
+        }
+        DoorAfter::Suspect => {
+            "UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2 AND $3 > 0"
+        }
+        DoorAfter::OutOfService => {
+            "UPDATE doors SET out_of_service = true WHERE device_id = $1 AND door = $2 AND $3 > 0"
+        }
+    };
+    sqlx::query(sql)
+        .bind(device.as_str())
+        .bind(i32::from(door))
+        .bind(jams_limit)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes that the door opened: its run of jams is over.
+pub async fn mark_opened(
+    conn: &mut PgConnection,
+    device: &DeviceId,
+    door: u16,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2 AND jams_in_row <> 0",
+    )
+    .bind(device.as_str())
+    .bind(i32::from(door))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: &'static str, door_result: Option<&'static str>) -> Record<'static> {
+        Record {
+            command: 7,
+            state,
+            door_result,
+            refusal: None,
+            surfaced: false,
+            window_passed: false,
+        }
+    }
+
+    #[test]
+    fn a_recorded_unlock_is_settled_only_once_its_outcome_is_known() {
+        assert_eq!(
+            settled(record("executed", Some("opened"))),
+            Some(Verdict::Opened {
+                command: 7,
+                already_open: false
+            })
+        );
+        assert!(matches!(
+            settled(record("executed", Some("jammed"))),
+            Some(Verdict::Failed {
+                door: DoorAfter::Jammed,
+                ..
+            })
+        ));
+        assert_eq!(settled(record("executed", None)), None);
+        assert_eq!(settled(record("sent", None)), None);
+        assert_eq!(settled(record("unknown", None)), None);
+        let asked = Record {
+            surfaced: true,
+            ..record("unknown", None)
+        };
+        assert!(matches!(
+            settled(asked),
+            Some(Verdict::Failed {
+                failure: DoorFailure::Timeout,
+                door: DoorAfter::Suspect,
+                ..
+            })
+        ));
+        let no_door = Record {
+            refusal: Some("no_such_door"),
+            ..record("refused", None)
+        };
+        assert!(matches!(
+            settled(no_door),
+            Some(Verdict::Failed {
+                door: DoorAfter::OutOfService,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_timeout_is_not_a_failure() {
+        assert_eq!(
+            verdict(Err(CommandError::Timeout { command_id: 3 })),
+            Verdict::Unknown { command: 3 }
+        );
+        assert!(matches!(
+            verdict(Err(CommandError::DeviceOffline)),
+            Verdict::Failed {
+                failure: DoorFailure::Offline,
+                door: DoorAfter::Free,
+                command: None
+            }
+        ));
+    }
+}
