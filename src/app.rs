@@ -233,15 +233,25 @@ impl App {
             &config.redis_prefix,
             std::time::Duration::from_secs(60),
         );
+        let locks = redis
+            .clone()
+            .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone()));
         let rentals = crate::rental::Rentals::new(
             pool.clone(),
             wallets.clone(),
             commands.clone(),
-            redis
-                .clone()
-                .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
+            locks.clone(),
             config.rentals.clone(),
             cache.clone(),
+        );
+        let catalog = crate::order::Catalog::new(pool.clone(), cache.clone());
+        let orders = crate::order::Orders::new(
+            pool.clone(),
+            wallets.clone(),
+            commands.clone(),
+            locks,
+            config.rentals.clone(),
+            catalog.clone(),
         );
         let state = ApiState::new(Parts {
             pool: pool.clone(),
@@ -256,6 +266,8 @@ impl App {
             limits: limits.clone(),
             wallets: wallets.clone(),
             rentals: rentals.clone(),
+            orders: orders.clone(),
+            catalog,
             cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
@@ -271,7 +283,11 @@ impl App {
             addr: config.http_addr,
             source,
         })?;
-        tasks.spawn(reconcile_rentals(rentals.clone(), shutdown.clone()));
+        tasks.spawn(reconcile_sales(
+            rentals.clone(),
+            orders.clone(),
+            shutdown.clone(),
+        ));
         Ok(Self {
             shutdown_grace: config.shutdown_grace,
             http_addr,
@@ -450,9 +466,13 @@ async fn purge_expired(accounts: crate::account::Accounts, shutdown: Cancellatio
     }
 }
 
-/// Every second: settles rentals whose opening unlock timed out, once the locker has said what
-/// happened.
-async fn reconcile_rentals(rentals: crate::rental::Rentals, shutdown: CancellationToken) {
+/// Every second: settles rentals and orders whose unlock had no answer, once the locker has said
+/// what happened, and those a request left half done (a crash between the charge and the unlock).
+async fn reconcile_sales(
+    rentals: crate::rental::Rentals,
+    orders: crate::order::Orders,
+    shutdown: CancellationToken,
+) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     let open_window = CommandSettings::default().open_window;
     loop {
@@ -462,14 +482,20 @@ async fn reconcile_rentals(rentals: crate::rental::Rentals, shutdown: Cancellati
         }
         match rentals.reconcile_pending(open_window).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(
-                rentals = n,
-                "pending rentals settled from the lockers' reports"
-            ),
+            Ok(n) => tracing::info!(rentals = n, "pending rentals settled"),
             Err(e) => {
                 metrics::counter!("locker_worker_errors_total", "worker" => "rental_reconciler")
                     .increment(1);
                 tracing::warn!(error = %e, "cannot settle pending rentals");
+            }
+        }
+        match orders.reconcile_pending(open_window).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(orders = n, "paid orders settled"),
+            Err(e) => {
+                metrics::counter!("locker_worker_errors_total", "worker" => "order_reconciler")
+                    .increment(1);
+                tracing::warn!(error = %e, "cannot settle paid orders");
             }
         }
     }

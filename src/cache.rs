@@ -40,6 +40,14 @@ impl Cache {
         }
     }
 
+    /// The same cache with entries living `ttl` (for data that is only shown, never relied on).
+    pub fn with_ttl(&self, ttl: Duration) -> Self {
+        Self {
+            ttl,
+            ..self.clone()
+        }
+    }
+
     /// The cached value for `key`, or `load`'s (then cached). A cache failure is logged and
     /// counted, and the value loaded.
     pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, load: F) -> Result<T, E>

@@ -23,6 +23,7 @@ pub mod events;
 pub mod link;
 pub mod lock;
 pub mod money;
+pub mod order;
 pub mod rental;
 pub mod unlock;
 pub mod wallet;

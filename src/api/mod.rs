@@ -28,7 +28,9 @@ pub mod idempotency;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod orders;
 pub mod plans;
+pub mod products;
 pub mod rentals;
 pub mod wallets;
 
@@ -67,6 +69,10 @@ pub struct Parts {
     pub wallets: crate::wallet::Wallets,
     /// Rentals.
     pub rentals: crate::rental::Rentals,
+    /// Vending orders.
+    pub orders: crate::order::Orders,
+    /// Products, stock, availability.
+    pub catalog: crate::order::Catalog,
     /// Cache-aside for read-mostly data.
     pub cache: crate::cache::Cache,
     /// The payment provider's webhook secret, if payments are configured.
@@ -163,6 +169,13 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rentals::admin_end))
         .routes(routes!(rentals::admin_cancel))
         .routes(routes!(rentals::admin_refund))
+        .routes(routes!(products::create, products::list))
+        .routes(routes!(products::update))
+        .routes(routes!(products::set_stock))
+        .routes(routes!(products::stock))
+        .routes(routes!(products::availability))
+        .routes(routes!(orders::place))
+        .routes(routes!(orders::get))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)

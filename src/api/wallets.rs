@@ -134,6 +134,10 @@ impl From<WalletError> for ApiError {
                 code: "invalid_amount",
                 detail: message.to_owned(),
             },
+            WalletError::Aborted(why) => Self::Conflict {
+                code: "refused",
+                detail: why.into(),
+            },
             WalletError::Storage(e) => e.into(),
         }
     }

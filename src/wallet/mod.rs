@@ -163,6 +163,9 @@ pub enum WalletError {
     /// A movement that moves nothing, or a negative amount.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The work done in the change's transaction refused it (nothing was written).
+    #[error("refused: {0}")]
+    Aborted(&'static str),
     /// PostgreSQL failed.
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),

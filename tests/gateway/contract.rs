@@ -171,6 +171,7 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         .await
         .expect("me");
     let user_id = me["id"].as_str().expect("id").to_owned();
+    let product = crate::orders::product(&app, &admin, "contract-1", "1.50").await;
     let calls: Vec<(&str, &str, reqwest::RequestBuilder)> = vec![
         (
             "post",
@@ -295,6 +296,57 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
                 &format!("/v1/admin/rentals/{}/refund", uuid::Uuid::now_v7()),
             )
             .json(&serde_json::json!({})),
+        ),
+        (
+            "post",
+            "/v1/products",
+            as_admin(Method::POST, "/v1/products").json(
+                &serde_json::json!({ "sku": "contract-2", "name": "Water", "price": "1.00" }),
+            ),
+        ),
+        (
+            "get",
+            "/v1/products",
+            app.http.get(app.url("/v1/products")).bearer_auth(&token),
+        ),
+        (
+            "patch",
+            "/v1/products/{id}",
+            as_admin(Method::PATCH, &format!("/v1/products/{product}"))
+                .json(&serde_json::json!({ "price": "1.75" })),
+        ),
+        (
+            "put",
+            "/v1/devices/{id}/doors/{door}/stock",
+            as_admin(Method::PUT, "/v1/devices/lk-2/doors/2/stock").json(
+                &serde_json::json!({ "items": [{ "product_id": product, "qty": 4 }] }),
+            ),
+        ),
+        (
+            "get",
+            "/v1/devices/{id}/stock",
+            as_admin(Method::GET, "/v1/devices/lk-2/stock"),
+        ),
+        (
+            "get",
+            "/v1/devices/{id}/availability",
+            app.http
+                .get(app.url("/v1/devices/lk-2/availability"))
+                .bearer_auth(&token),
+        ),
+        (
+            "post",
+            "/v1/orders",
+            app.http.post(app.url("/v1/orders")).bearer_auth(&token).json(
+                &serde_json::json!({ "device_id": "lk-2", "items": [{ "product_id": product, "qty": 1 }] }),
+            ),
+        ),
+        (
+            "get",
+            "/v1/orders/{id}",
+            app.http
+                .get(app.url(&format!("/v1/orders/{}", uuid::Uuid::now_v7())))
+                .bearer_auth(&token),
         ),
         ("post", "/v1/payments/webhook", {
             let event = serde_json::json!({

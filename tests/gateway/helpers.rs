@@ -342,11 +342,22 @@ impl TestApp {
         creds: &Provisioned,
         heartbeat: Duration,
     ) -> simulator::mqtt::LockerHandle {
+        self.locker_with(creds, heartbeat, |_| {})
+    }
+
+    /// [`TestApp::locker`] with its configuration changed by `tweak`.
+    pub fn locker_with(
+        &self,
+        creds: &Provisioned,
+        heartbeat: Duration,
+        tweak: impl FnOnce(&mut simulator::mqtt::LockerConfig),
+    ) -> simulator::mqtt::LockerHandle {
         let credentials = simulator::mqtt::Credentials::from_secret(creds.device_id, &creds.secret);
         let mut config = simulator::mqtt::LockerConfig::new(self.addr, credentials);
         config.doors = 4;
         config.heartbeat = heartbeat;
         config.reconnect_after = Duration::from_millis(200);
+        tweak(&mut config);
         simulator::mqtt::spawn(config)
     }
 

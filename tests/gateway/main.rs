@@ -16,6 +16,7 @@ mod locks;
 mod metrics;
 mod mosquitto;
 mod mqtt5;
+mod orders;
 mod plans;
 mod process;
 mod registry;

@@ -193,6 +193,8 @@ impl Rentals {
              WHERE d.device_id = $1 AND ($2::text IS NULL OR d.size_class = $2)
                AND ($3::int IS NULL OR d.door = $3)
                AND NOT d.out_of_service AND NOT d.suspect AND d.sensor <> 'open'
+               AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
+                               AND s.door = d.door AND s.qty > 0)
                AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
                                AND r.door = d.door AND r.state IN {HOLDING})
              ORDER BY d.door"
@@ -237,6 +239,13 @@ impl Rentals {
         } else {
             RentalError::NoFreeDoor
         })
+    }
+
+    /// Forgets the locker's cached availability: a door was taken or freed.
+    pub(super) async fn doors_changed(&self, device: &str) {
+        self.cache
+            .invalidate(&crate::order::catalog::availability_key(device))
+            .await;
     }
 
     /// Any rental, whoever's (for operators).
@@ -390,6 +399,7 @@ impl Rentals {
                 Err(e) => Err(WalletError::from(e)),
             }
         };
+        self.doors_changed(device.as_str()).await;
         match result {
             Err(WalletError::Storage(sqlx::Error::RowNotFound)) => Err(RentalError::AlreadySettled),
             other => other.map_err(RentalError::from),

@@ -111,6 +111,7 @@ impl Rentals {
                 },
             )
             .await?;
+        self.doors_changed(&rental.device_id).await;
         Ok(())
     }
 

@@ -1,0 +1,530 @@
+//! Vending orders: a customer buys products held behind one door of a locker. The order, its
+//! items with their prices as paid, each item's stock deduction (`qty >= wanted`, the whole order
+//! fails if one item is short) and the wallet charge are one transaction; then the door opens.
+//! A failed unlock gives the money and the stock back in one transaction; an unlock with no
+//! answer is settled by the locker's report, like a rental's.
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::DeviceId;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+pub mod catalog;
+mod error;
+mod settle;
+
+pub use catalog::{Availability, Catalog, Product, StockLine};
+pub use error::OrderError;
+
+use crate::command::{Command, CommandService, Origin};
+use crate::events::{Event, append};
+use crate::lock::DoorLocks;
+use crate::rental::RentalSettings;
+use crate::unlock::{self, DoorAfter, DoorFailure, Verdict};
+use crate::wallet::{Movement, WalletError, Wallets};
+
+/// Most lines in one order.
+pub const MAX_LINES: usize = 32;
+/// Most of one product in one order.
+pub const MAX_QTY: i32 = 99;
+
+/// A product and how many of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wanted {
+    /// The product.
+    pub product_id: Uuid,
+    /// How many.
+    pub qty: i32,
+}
+
+/// One line of an order, as paid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItem {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its name when bought.
+    pub name: String,
+    /// How many.
+    pub qty: i32,
+    /// Its price when bought, minor units.
+    pub unit_price: i64,
+}
+
+/// An order as its buyer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Its id.
+    pub id: Uuid,
+    /// The buyer.
+    pub user_id: Uuid,
+    /// The locker.
+    pub device_id: String,
+    /// The door that holds the goods.
+    pub door: i32,
+    /// `paid` (waiting for the door), `completed` or `cancelled`.
+    pub state: String,
+    /// What was charged, minor units.
+    pub total: i64,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// For operators: `already_open`.
+    pub flags: Vec<String>,
+    /// When it was paid.
+    pub created_at: DateTime<Utc>,
+    /// When the door opened, or the order was cancelled.
+    pub settled_at: Option<DateTime<Utc>>,
+    /// What was bought.
+    pub items: Vec<OrderItem>,
+}
+
+/// An order's settlement.
+#[derive(Debug, Clone, Copy)]
+enum Settlement {
+    Completed {
+        already_open: bool,
+    },
+    Cancelled {
+        reason: &'static str,
+        door: DoorAfter,
+    },
+}
+
+/// A line priced for the transaction.
+#[derive(Debug, Clone)]
+struct Priced {
+    product_id: Uuid,
+    name: String,
+    qty: i32,
+    unit_price: i64,
+}
+
+/// Orders.
+#[derive(Debug, Clone)]
+pub struct Orders {
+    pool: PgPool,
+    wallets: Wallets,
+    commands: CommandService,
+    locks: Option<DoorLocks>,
+    settings: RentalSettings,
+    catalog: Catalog,
+}
+
+/// Refuses an order that is not one: no lines, too many, a product twice, a quantity out of
+/// range.
+pub fn check(wanted: &[Wanted]) -> Result<(), OrderError> {
+    if wanted.is_empty() {
+        return Err(OrderError::Invalid(
+            "an order needs at least one item".into(),
+        ));
+    }
+    if wanted.len() > MAX_LINES {
+        return Err(OrderError::Invalid(format!(
+            "at most {MAX_LINES} items in one order"
+        )));
+    }
+    for (i, line) in wanted.iter().enumerate() {
+        if !(1..=MAX_QTY).contains(&line.qty) {
+            return Err(OrderError::Invalid(format!(
+                "items[{i}].qty must be between 1 and {MAX_QTY}"
+            )));
+        }
+        if wanted[..i].iter().any(|w| w.product_id == line.product_id) {
+            return Err(OrderError::Invalid(format!(
+                "items[{i}]: product {} is listed twice",
+                line.product_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Orders {
+    /// Orders paid from `wallets`, doors opened through `commands` under `locks` (no locks: every
+    /// order is refused), with the rentals' lock TTL and jam limit.
+    pub fn new(
+        pool: PgPool,
+        wallets: Wallets,
+        commands: CommandService,
+        locks: Option<DoorLocks>,
+        settings: RentalSettings,
+        catalog: Catalog,
+    ) -> Self {
+        Self {
+            pool,
+            wallets,
+            commands,
+            locks,
+            settings,
+            catalog,
+        }
+    }
+
+    /// One of the user's orders (another user's is `None`); any order with `user` `None`.
+    pub async fn get(&self, user: Option<Uuid>, id: Uuid) -> Result<Option<Order>, OrderError> {
+        let row = sqlx::query(
+            "SELECT id, user_id, device_id, door, state, total, cancel_reason, flags, created_at,
+                    settled_at FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
+        )
+        .bind(id)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let items = sqlx::query(
+            "SELECT product_id, name, qty, unit_price FROM order_items WHERE order_id = $1
+             ORDER BY name, product_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(OrderItem {
+                product_id: r.try_get("product_id")?,
+                name: r.try_get("name")?,
+                qty: r.try_get("qty")?,
+                unit_price: r.try_get("unit_price")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Some(Order {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            device_id: row.try_get("device_id")?,
+            door: row.try_get("door")?,
+            state: row.try_get("state")?,
+            total: row.try_get("total")?,
+            cancel_reason: row.try_get("cancel_reason")?,
+            flags: row.try_get("flags")?,
+            created_at: row.try_get("created_at")?,
+            settled_at: row.try_get("settled_at")?,
+            items,
+        }))
+    }
+
+    /// Buys `wanted` from `device` for `user`: charged, taken from stock, and the door that holds
+    /// all of it opened. If the door does not open, the money and the stock go back.
+    pub async fn place(
+        &self,
+        user: Uuid,
+        device: &str,
+        wanted: &[Wanted],
+    ) -> Result<Order, OrderError> {
+        check(wanted)?;
+        let locks = self
+            .locks
+            .as_ref()
+            .ok_or_else(|| OrderError::LocksUnavailable("REDIS_URL is not set".into()))?;
+        let device_id = DeviceId::new(device).ok_or(OrderError::UnknownDevice)?;
+        let ids: Vec<Uuid> = wanted.iter().map(|w| w.product_id).collect();
+        let qtys: Vec<i32> = wanted.iter().map(|w| w.qty).collect();
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL) AS known,
+                    coalesce((SELECT debt FROM wallets WHERE user_id = $4), 0) AS debt,
+                    holders.doors, holders.open
+             FROM (SELECT coalesce(array_agg(d.door ORDER BY d.door)
+                                   FILTER (WHERE d.sensor <> 'open'), '{}') AS doors,
+                          count(*) FILTER (WHERE d.sensor = 'open') AS open
+                   FROM doors d
+                     WHERE d.device_id = $1 AND NOT d.out_of_service AND NOT d.suspect
+                       AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
+                           AND r.door = d.door AND r.state IN ('pending', 'active', 'ending'))
+                       AND (SELECT count(*) FROM door_stock s
+                            JOIN unnest($2::uuid[], $3::int[]) AS w(product_id, qty)
+                              ON s.product_id = w.product_id AND s.qty >= w.qty
+                            WHERE s.device_id = d.device_id AND s.door = d.door)
+                           = cardinality($2::uuid[])) AS holders",
+        )
+        .bind(device)
+        .bind(&ids)
+        .bind(&qtys)
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await?;
+        if !row.try_get::<bool, _>("known")? {
+            return Err(OrderError::UnknownDevice);
+        }
+        if row.try_get::<i64, _>("debt")? > 0 {
+            return Err(OrderError::Debt);
+        }
+        let doors: Vec<i32> = row.try_get("doors")?;
+        // A door that holds it all but stands open (someone is taking their goods): try again.
+        let open: i64 = row.try_get("open")?;
+        let priced = self.price(wanted).await?;
+        let total = priced.iter().try_fold(0i64, |sum, line| {
+            line.unit_price
+                .checked_mul(i64::from(line.qty))
+                .and_then(|cost| sum.checked_add(cost))
+                .ok_or_else(|| OrderError::Invalid("the total is too large".into()))
+        })?;
+        if doors.is_empty() && open > 0 {
+            return Err(OrderError::DoorBusy);
+        }
+        if doors.is_empty() {
+            return Err(self.why_short(device, wanted, &priced).await?);
+        }
+        let mut busy = false;
+        for door in doors {
+            let Ok(door) = u16::try_from(door) else {
+                continue;
+            };
+            let work = self.with_door(user, device_id, door, &priced, total);
+            match locks
+                .while_held(device, door, self.settings.lock_ttl, work)
+                .await
+            {
+                Ok(Some(Err(OrderError::DoorBusy))) | Ok(None) => busy = true,
+                Ok(Some(Err(OrderError::OutOfStock(_)))) => {} // sold meanwhile: the next door
+                Ok(Some(result)) => return result,
+                Err(e) => return Err(OrderError::LocksUnavailable(e.to_string())),
+            }
+        }
+        Err(if busy {
+            OrderError::DoorBusy
+        } else {
+            self.why_short(device, wanted, &priced).await?
+        })
+    }
+
+    /// The products' current names and prices; unknown or withdrawn products refuse the order.
+    async fn price(&self, wanted: &[Wanted]) -> Result<Vec<Priced>, OrderError> {
+        let ids: Vec<Uuid> = wanted.iter().map(|w| w.product_id).collect();
+        let rows = sqlx::query("SELECT id, name, price, active FROM products WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut priced = Vec::with_capacity(wanted.len());
+        for line in wanted {
+            let row = rows
+                .iter()
+                .find(|r| r.try_get::<Uuid, _>("id").ok() == Some(line.product_id))
+                .ok_or(OrderError::UnknownProduct(line.product_id))?;
+            if !row.try_get::<bool, _>("active")? {
+                return Err(OrderError::Withdrawn(line.product_id));
+            }
+            priced.push(Priced {
+                product_id: line.product_id,
+                name: row.try_get("name")?,
+                qty: line.qty,
+                unit_price: row.try_get("price")?,
+            });
+        }
+        Ok(priced)
+    }
+
+    /// Why no door can serve the order: a product short on the whole locker, or the items spread
+    /// over several doors.
+    async fn why_short(
+        &self,
+        device: &str,
+        wanted: &[Wanted],
+        priced: &[Priced],
+    ) -> Result<OrderError, OrderError> {
+        let ids: Vec<Uuid> = wanted.iter().map(|w| w.product_id).collect();
+        let most: Vec<(Uuid, i32)> = sqlx::query_as(
+            "SELECT s.product_id, max(s.qty) FROM door_stock s
+             JOIN doors d ON d.device_id = s.device_id AND d.door = s.door
+             WHERE s.device_id = $1 AND s.product_id = ANY($2)
+               AND NOT d.out_of_service AND NOT d.suspect
+             GROUP BY s.product_id",
+        )
+        .bind(device)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for line in priced {
+            let have = most
+                .iter()
+                .find(|(id, _)| *id == line.product_id)
+                .map_or(0, |(_, qty)| *qty);
+            if have < line.qty {
+                return Ok(OrderError::OutOfStock(format!(
+                    "not enough {} on this locker ({} wanted, {have} in one door)",
+                    line.name, line.qty
+                )));
+            }
+        }
+        Ok(OrderError::OutOfStock(
+            "no single free door holds all of these items; order them separately".into(),
+        ))
+    }
+
+    /// With the door's lock held: charge, take the stock, open, settle.
+    async fn with_door(
+        &self,
+        user: Uuid,
+        device: DeviceId,
+        door: u16,
+        priced: &[Priced],
+        total: i64,
+    ) -> Result<Order, OrderError> {
+        let id = Uuid::now_v7();
+        let new = NewOrder {
+            id,
+            user,
+            device,
+            door,
+            total,
+            lines: priced.to_vec(),
+        };
+        let created = if total > 0 {
+            let charge = Movement::charge(total).for_(format!("order {id}"));
+            self.wallets
+                .change_with(user, &charge, |conn, _| {
+                    Box::pin(insert_order(conn, new.clone()))
+                })
+                .await
+                .map(drop)
+        } else {
+            let mut tx = self.pool.begin().await?;
+            match insert_order(&mut tx, new.clone()).await {
+                Ok(()) => tx.commit().await.map_err(WalletError::from),
+                Err(e) => Err(e),
+            }
+        };
+        match created {
+            Ok(()) => {}
+            Err(WalletError::Aborted(_)) => {
+                return Err(OrderError::OutOfStock("sold meanwhile".into()));
+            }
+            Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                return Err(OrderError::DoorBusy);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.catalog.stock_changed(device.as_str()).await;
+        let origin = Origin {
+            requested_by: Some(user),
+            reason: Some(format!("order {id}")),
+        };
+        let sent = self
+            .commands
+            .send_with(device, Command::Unlock { door }, &origin)
+            .await;
+        let (settlement, command, error) = match unlock::verdict(sent) {
+            Verdict::Opened {
+                command,
+                already_open,
+            } => (Settlement::Completed { already_open }, Some(command), None),
+            Verdict::Failed {
+                command,
+                failure,
+                door: after,
+            } => (
+                Settlement::Cancelled {
+                    reason: failure.reason(),
+                    door: after,
+                },
+                command,
+                Some(OrderError::NotOpened(id, failure)),
+            ),
+            Verdict::Unknown { command } => {
+                // Settled by the locker's report in the background (`reconcile_pending`).
+                sqlx::query(
+                    "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND state = 'paid'",
+                )
+                .bind(id)
+                .bind(command)
+                .execute(&self.pool)
+                .await?;
+                return Err(OrderError::NotOpened(id, DoorFailure::Timeout));
+            }
+            Verdict::Broken(cause) => (
+                Settlement::Cancelled {
+                    reason: "failed",
+                    door: DoorAfter::Free,
+                },
+                None,
+                Some(OrderError::Storage(cause)),
+            ),
+        };
+        self.settle(user, id, (device, door), total, command, settlement)
+            .await?;
+        match error {
+            Some(error) => Err(error),
+            None => self
+                .get(Some(user), id)
+                .await?
+                .ok_or_else(|| OrderError::Storage("the order vanished".into())),
+        }
+    }
+}
+
+/// An order to write.
+#[derive(Clone)]
+struct NewOrder {
+    id: Uuid,
+    user: Uuid,
+    device: DeviceId,
+    door: u16,
+    total: i64,
+    lines: Vec<Priced>,
+}
+
+/// The order, its items, the stock taken (every line or none: `Aborted` rolls it all back) and
+/// its events, in the caller's transaction.
+async fn insert_order(conn: &mut PgConnection, new: NewOrder) -> Result<(), WalletError> {
+    let door = i32::from(new.door);
+    sqlx::query(
+        "INSERT INTO orders (id, user_id, device_id, door, state, total)
+         VALUES ($1, $2, $3, $4, 'paid', $5)",
+    )
+    .bind(new.id)
+    .bind(new.user)
+    .bind(new.device.as_str())
+    .bind(door)
+    .bind(new.total)
+    .execute(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = new.lines.iter().map(|l| l.product_id).collect();
+    let names: Vec<&str> = new.lines.iter().map(|l| l.name.as_str()).collect();
+    let qtys: Vec<i32> = new.lines.iter().map(|l| l.qty).collect();
+    let prices: Vec<i64> = new.lines.iter().map(|l| l.unit_price).collect();
+    sqlx::query(
+        "INSERT INTO order_items (order_id, product_id, name, qty, unit_price)
+         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[])",
+    )
+    .bind(new.id)
+    .bind(&ids)
+    .bind(&names)
+    .bind(&qtys)
+    .bind(&prices)
+    .execute(&mut *conn)
+    .await?;
+    // Each line takes its own quantity, only if the door has it.
+    let taken = sqlx::query(
+        "UPDATE door_stock s SET qty = s.qty - w.qty, updated_at = now()
+         FROM unnest($3::uuid[], $4::int[]) AS w(product_id, qty)
+         WHERE s.device_id = $1 AND s.door = $2 AND s.product_id = w.product_id
+           AND s.qty >= w.qty",
+    )
+    .bind(new.device.as_str())
+    .bind(door)
+    .bind(&ids)
+    .bind(&qtys)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if taken != new.lines.len() as u64 {
+        return Err(WalletError::Aborted("an item is out of stock"));
+    }
+    let items: Vec<serde_json::Value> = new
+        .lines
+        .iter()
+        .map(|l| serde_json::json!({ "product_id": l.product_id, "qty": l.qty, "unit_price_minor": l.unit_price }))
+        .collect();
+    let aggregate = new.id.to_string();
+    let created = serde_json::json!({
+        "order_id": new.id, "device_id": new.device.as_str(), "door": door, "items": items,
+        "total_minor": new.total,
+    });
+    append(
+        conn,
+        &Event::new("order.created", "order", &aggregate, created),
+    )
+    .await?;
+    let paid = serde_json::json!({ "order_id": new.id, "total_minor": new.total });
+    append(conn, &Event::new("order.paid", "order", &aggregate, paid)).await?;
+    Ok(())
+}

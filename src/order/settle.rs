@@ -1,0 +1,265 @@
+//! Settling an order by what its door did: completed, or cancelled with the money and the stock
+//! given back in one transaction; and settling those the request could not (no answer in time,
+//! or the request died before its unlock was recorded).
+
+use std::time::Duration;
+
+use firmware_protocol::DeviceId;
+use serde_json::json;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::{OrderError, Orders, Settlement};
+use crate::events::{Event, append};
+use crate::unlock::{self, DoorAfter, Verdict};
+use crate::wallet::{Movement, WalletError};
+
+impl Orders {
+    /// Writes what the unlock came to, in one transaction (with the refund if cancelled).
+    pub(super) async fn settle(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        (device, door): (DeviceId, u16),
+        total: i64,
+        command: Option<i64>,
+        settlement: Settlement,
+    ) -> Result<(), OrderError> {
+        let jams_limit = self.settings.jams_out_of_service;
+        let result = if matches!(settlement, Settlement::Cancelled { .. }) && total > 0 {
+            let refund = Movement::refund(total).for_(format!("order {id} cancelled"));
+            self.wallets
+                .change_with(user, &refund, |conn, _| {
+                    Box::pin(async move {
+                        write(conn, id, (device, door), command, settlement, jams_limit)
+                            .await
+                            .map_err(WalletError::from)
+                    })
+                })
+                .await
+                .map(drop)
+        } else {
+            let mut tx = self.pool.begin().await?;
+            match write(&mut tx, id, (device, door), command, settlement, jams_limit).await {
+                Ok(()) => tx.commit().await.map_err(WalletError::from),
+                Err(e) => Err(WalletError::from(e)),
+            }
+        };
+        result?;
+        if matches!(settlement, Settlement::Cancelled { .. }) {
+            self.catalog.stock_changed(device.as_str()).await;
+        }
+        Ok(())
+    }
+
+    /// Settles paid orders whose unlock had no answer, once its outcome is known (a late answer,
+    /// or the locker's state report), and orders whose request died before its unlock was
+    /// recorded. Returns how many were settled.
+    pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, OrderError> {
+        let mut settled = self.recover_interrupted().await?;
+        let rows = sqlx::query(
+            "SELECT o.id, o.user_id, o.device_id, o.door, o.total, c.id AS command,
+                    c.state, c.door_result, c.refusal, c.surfaced_at IS NOT NULL AS surfaced,
+                    coalesce(c.answered_at < now() - make_interval(secs => $1), false) AS window_passed
+             FROM orders o JOIN commands c ON c.id = o.unlock_command
+             WHERE o.state = 'paid' ORDER BY o.created_at LIMIT 100",
+        )
+        .bind(open_window.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let door_result: Option<String> = row.try_get("door_result")?;
+            let refusal: Option<String> = row.try_get("refusal")?;
+            let record = unlock::Record {
+                command: row.try_get("command")?,
+                state: &state,
+                door_result: door_result.as_deref(),
+                refusal: refusal.as_deref(),
+                surfaced: row.try_get("surfaced")?,
+                window_passed: row.try_get("window_passed")?,
+            };
+            let (settlement, outcome) = match unlock::settled(record) {
+                Some(Verdict::Opened { already_open, .. }) => {
+                    (Settlement::Completed { already_open }, "completed")
+                }
+                Some(Verdict::Failed { failure, door, .. }) => (
+                    Settlement::Cancelled {
+                        reason: failure.reason(),
+                        door,
+                    },
+                    "cancelled",
+                ),
+                _ => continue, // not known yet
+            };
+            let Some(target) = target(&row)? else {
+                continue;
+            };
+            let id: Uuid = row.try_get("id")?;
+            let result = self
+                .settle(
+                    row.try_get("user_id")?,
+                    id,
+                    target,
+                    row.try_get("total")?,
+                    Some(record.command),
+                    settlement,
+                )
+                .await;
+            metrics::counter!("locker_order_reconciliations_total", "outcome" => outcome)
+                .increment(1);
+            match result {
+                Ok(()) => settled += 1,
+                Err(OrderError::AlreadySettled) => {}
+                Err(e) => tracing::warn!(error = %e, order = %id, "cannot settle a paid order"),
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Paid orders with no unlock recorded, older than any request could take: the request died
+    /// between the charge and the unlock's answer. If the unlock was sent (a command with the
+    /// order's reason exists) it is attached and settled like a timeout; if not, no door was
+    /// opened: cancelled, refunded and restocked.
+    pub async fn recover_interrupted(&self) -> Result<usize, OrderError> {
+        let stale = self.settings.lock_ttl * 4 + Duration::from_secs(60);
+        let rows = sqlx::query(
+            "SELECT o.id, o.user_id, o.device_id, o.door, o.total,
+                    (SELECT c.id FROM commands c WHERE c.reason = 'order ' || o.id::text
+                     ORDER BY c.id LIMIT 1) AS command
+             FROM orders o
+             WHERE o.state = 'paid' AND o.unlock_command IS NULL
+               AND o.created_at < now() - make_interval(secs => $1)
+             LIMIT 100",
+        )
+        .bind(stale.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut recovered = 0;
+        for row in rows {
+            let id: Uuid = row.try_get("id")?;
+            if let Some(command) = row.try_get::<Option<i64>, _>("command")? {
+                sqlx::query(
+                    "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL",
+                )
+                .bind(id)
+                .bind(command)
+                .execute(&self.pool)
+                .await?;
+                // The command may still be `sent`: make it `unknown`, so the locker is asked.
+                crate::command::store::mark_unknown(&self.pool, command).await?;
+                continue;
+            }
+            let Some(target) = target(&row)? else {
+                continue;
+            };
+            let cancelled = Settlement::Cancelled {
+                reason: "interrupted",
+                door: DoorAfter::Free,
+            };
+            let total = row.try_get("total")?;
+            match self
+                .settle(row.try_get("user_id")?, id, target, total, None, cancelled)
+                .await
+            {
+                Ok(()) => {
+                    recovered += 1;
+                    metrics::counter!("locker_order_reconciliations_total", "outcome" => "interrupted")
+                        .increment(1);
+                }
+                Err(OrderError::AlreadySettled) => {}
+                Err(e) => tracing::warn!(error = %e, order = %id, "cannot recover an order"),
+            }
+        }
+        Ok(recovered)
+    }
+}
+
+/// The row's locker and door (`None` for a row no unlock could have reached).
+fn target(row: &sqlx::postgres::PgRow) -> Result<Option<(DeviceId, u16)>, sqlx::Error> {
+    let device: String = row.try_get("device_id")?;
+    let door: i32 = row.try_get("door")?;
+    Ok(DeviceId::new(&device).zip(u16::try_from(door).ok()))
+}
+
+/// The order's settlement, its door's marks, the stock given back if cancelled, and its events.
+/// An order settled already (by another gateway) is `RowNotFound`: nothing changes.
+async fn write(
+    conn: &mut PgConnection,
+    id: Uuid,
+    (device, door): (DeviceId, u16),
+    command: Option<i64>,
+    settlement: Settlement,
+    jams_limit: i32,
+) -> Result<(), sqlx::Error> {
+    let (state, reason, flags): (&str, Option<&str>, Vec<&str>) = match settlement {
+        Settlement::Completed { already_open } => (
+            "completed",
+            None,
+            if already_open {
+                vec!["already_open"]
+            } else {
+                Vec::new()
+            },
+        ),
+        Settlement::Cancelled { reason, .. } => ("cancelled", Some(reason), Vec::new()),
+    };
+    let updated = sqlx::query(
+        "UPDATE orders SET state = $2, cancel_reason = $3, flags = $4, settled_at = now(),
+                unlock_command = coalesce($5, unlock_command)
+         WHERE id = $1 AND state = 'paid'",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(reason)
+    .bind(&flags)
+    .bind(command)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(sqlx::Error::RowNotFound);
+    }
+    let aggregate = id.to_string();
+    match settlement {
+        Settlement::Completed { .. } => {
+            unlock::mark_opened(conn, &device, door).await?;
+            let data = json!({ "order_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
+            append(
+                conn,
+                &Event::new("order.completed", "order", &aggregate, data.clone()),
+            )
+            .await?;
+            append(
+                conn,
+                &Event::new("device.unlocked", "device", device.as_str(), data),
+            )
+            .await?;
+        }
+        Settlement::Cancelled {
+            reason,
+            door: after,
+        } => {
+            // The goods never left the door: back into its stock.
+            sqlx::query(
+                "INSERT INTO door_stock (device_id, door, product_id, qty)
+                 SELECT $1, $2, product_id, qty FROM order_items WHERE order_id = $3
+                 ON CONFLICT (device_id, door, product_id)
+                 DO UPDATE SET qty = door_stock.qty + EXCLUDED.qty, updated_at = now()",
+            )
+            .bind(device.as_str())
+            .bind(i32::from(door))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            unlock::mark_door(conn, &device, door, after, jams_limit).await?;
+            let data = json!({ "order_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
+            append(
+                conn,
+                &Event::new("order.cancelled", "order", &aggregate, data),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
