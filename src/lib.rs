@@ -24,6 +24,7 @@ pub mod link;
 pub mod lock;
 pub mod money;
 pub mod order;
+pub mod pause;
 pub mod rental;
 pub mod unlock;
 pub mod wallet;

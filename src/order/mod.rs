@@ -394,6 +394,7 @@ impl Orders {
             Err(e) => return Err(e.into()),
         }
         self.catalog.stock_changed(device.as_str()).await;
+        crate::pause::point("order.paid").await;
         let origin = Origin {
             requested_by: Some(user),
             reason: Some(format!("order {id}")),
@@ -402,6 +403,7 @@ impl Orders {
             .commands
             .send_with(device, Command::Unlock { door }, &origin)
             .await;
+        crate::pause::point("order.unlocked").await;
         let (settlement, command, error) = match unlock::verdict(sent) {
             Verdict::Opened {
                 command,

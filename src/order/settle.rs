@@ -117,57 +117,76 @@ impl Orders {
         Ok(settled)
     }
 
-    /// Paid orders with no unlock recorded, older than any request could take: the request died
-    /// between the charge and the unlock's answer. If the unlock was sent (a command with the
-    /// order's reason exists) it is attached and settled like a timeout; if not, no door was
-    /// opened: cancelled, refunded and restocked.
+    /// Paid orders with no unlock recorded whose door's lock is free: the request died between
+    /// the charge and the unlock's answer (a live request renews its door's lock). If the unlock
+    /// was sent (a command with the order's reason exists) it is attached and settled like a
+    /// timeout, by asking the locker; if not, no door was opened: cancelled, refunded, restocked.
     pub async fn recover_interrupted(&self) -> Result<usize, OrderError> {
-        let stale = self.settings.lock_ttl * 4 + Duration::from_secs(60);
+        let Some(locks) = &self.locks else {
+            return Ok(0); // without locks no order is ever placed
+        };
         let rows = sqlx::query(
-            "SELECT o.id, o.user_id, o.device_id, o.door, o.total,
-                    (SELECT c.id FROM commands c WHERE c.reason = 'order ' || o.id::text
-                     ORDER BY c.id LIMIT 1) AS command
-             FROM orders o
+            "SELECT o.id, o.user_id, o.device_id, o.door, o.total FROM orders o
              WHERE o.state = 'paid' AND o.unlock_command IS NULL
-               AND o.created_at < now() - make_interval(secs => $1)
+               AND o.created_at < now() - interval '5 seconds'
              LIMIT 100",
         )
-        .bind(stale.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         let mut recovered = 0;
         for row in rows {
             let id: Uuid = row.try_get("id")?;
-            if let Some(command) = row.try_get::<Option<i64>, _>("command")? {
-                sqlx::query(
-                    "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL",
-                )
-                .bind(id)
-                .bind(command)
-                .execute(&self.pool)
-                .await?;
-                // The command may still be `sent`: make it `unknown`, so the locker is asked.
-                crate::command::store::mark_unknown(&self.pool, command).await?;
-                continue;
-            }
             let Some(target) = target(&row)? else {
                 continue;
             };
-            let cancelled = Settlement::Cancelled {
-                reason: "interrupted",
-                door: DoorAfter::Free,
+            let user: Uuid = row.try_get("user_id")?;
+            let total: i64 = row.try_get("total")?;
+            let work = async {
+                // Read under the lock: the request may have recorded its unlock just before.
+                let command: Option<i64> = sqlx::query_scalar(
+                    "SELECT c.id FROM commands c WHERE c.reason = 'order ' || $1::text
+                     ORDER BY c.id LIMIT 1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(command) = command {
+                    sqlx::query(
+                        "UPDATE orders SET unlock_command = $2
+                         WHERE id = $1 AND unlock_command IS NULL",
+                    )
+                    .bind(id)
+                    .bind(command)
+                    .execute(&self.pool)
+                    .await?;
+                    // The command may still be `sent`: make it `unknown`, so the locker is asked.
+                    crate::command::store::mark_unknown(&self.pool, command).await?;
+                    return Ok(false);
+                }
+                let cancelled = Settlement::Cancelled {
+                    reason: "interrupted",
+                    door: DoorAfter::Free,
+                };
+                match self.settle(user, id, target, total, None, cancelled).await {
+                    Ok(()) => Ok(true),
+                    Err(OrderError::AlreadySettled) => Ok(false),
+                    Err(e) => Err(e),
+                }
             };
-            let total = row.try_get("total")?;
-            match self
-                .settle(row.try_get("user_id")?, id, target, total, None, cancelled)
+            let ttl = self.settings.lock_ttl;
+            match locks
+                .while_held(target.0.as_str(), target.1, ttl, work)
                 .await
             {
-                Ok(()) => {
+                Ok(Some(Ok(true))) => {
                     recovered += 1;
                     metrics::counter!("locker_order_reconciliations_total", "outcome" => "interrupted")
                         .increment(1);
                 }
-                Err(OrderError::AlreadySettled) => {}
+                Ok(Some(Ok(false)) | None) => {}
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, order = %id, "cannot recover an order")
+                }
                 Err(e) => tracing::warn!(error = %e, order = %id, "cannot recover an order"),
             }
         }

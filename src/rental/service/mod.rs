@@ -299,6 +299,7 @@ impl Rentals {
             }
             Err(e) => return Err(e.into()),
         }
+        crate::pause::point("rental.created").await;
         let origin = Origin {
             requested_by: Some(user),
             reason: Some(format!("rental {id}")),
@@ -307,6 +308,7 @@ impl Rentals {
             .commands
             .send_with(device, Command::Unlock { door }, &origin)
             .await;
+        crate::pause::point("rental.unlocked").await;
         let (settlement, command, error) = match unlock::verdict(sent) {
             Verdict::Opened {
                 command,

@@ -19,7 +19,13 @@ impl Rentals {
         if rental.state != "active" {
             return Err(RentalError::NotActive(rental.state));
         }
-        self.open_door(user, &rental, "reopen").await?;
+        let door = door_of(&rental)?;
+        self.locked(
+            &rental.device_id,
+            door,
+            self.open_door(user, &rental, "reopen"),
+        )
+        .await?;
         Ok(rental)
     }
 
@@ -29,7 +35,8 @@ impl Rentals {
     /// on and nothing is charged.
     pub async fn end(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
         let claimed = sqlx::query(
-            "UPDATE rentals SET state = 'ending' WHERE id = $1 AND user_id = $2 AND state = 'active'",
+            "UPDATE rentals SET state = 'ending', ending_at = now()
+             WHERE id = $1 AND user_id = $2 AND state = 'active'",
         )
         .bind(id)
         .bind(user)
@@ -40,14 +47,35 @@ impl Rentals {
         if claimed == 0 {
             return Err(RentalError::NotActive(rental.state));
         }
-        if let Err(e) = self.open_door(user, &rental, "pickup").await {
-            sqlx::query("UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'")
+        // The door's lock is held from the pickup unlock to the fee: a rental left `ending` with
+        // its lock free was abandoned by a request that died (see `recover_ending`).
+        let pickup = async {
+            crate::pause::point("rental.ending").await;
+            if let Err(e) = self.open_door(user, &rental, "pickup").await {
+                sqlx::query(
+                    "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'",
+                )
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
-            return Err(e);
+                return Err(e);
+            }
+            crate::pause::point("rental.picked_up").await;
+            self.finish(&rental, Utc::now()).await
+        };
+        let door = door_of(&rental)?;
+        match self.locked(&rental.device_id, door, pickup).await {
+            Err(e @ (RentalError::DoorBusy | RentalError::LocksUnavailable(_))) => {
+                sqlx::query(
+                    "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'",
+                )
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                return Err(e);
+            }
+            other => other?,
         }
-        self.finish(&rental, Utc::now()).await?;
         self.get(user, id).await?.ok_or(RentalError::NotFound)
     }
 
@@ -92,43 +120,67 @@ impl Rentals {
                 |conn| {
                     let device = device.clone();
                     Box::pin(async move {
-                        sqlx::query(
-                            "UPDATE rentals SET state = 'ended', fee = $2, ended_at = $3 WHERE id = $1",
+                        let ended = sqlx::query(
+                            "UPDATE rentals SET state = 'ended', fee = $2, ended_at = $3
+                             WHERE id = $1 AND state IN ('active', 'ending')",
                         )
                         .bind(id)
                         .bind(fee)
                         .bind(ended_at)
                         .execute(&mut *conn)
                         .await?;
+                        if ended.rows_affected() != 1 {
+                            // Ended or cancelled meanwhile: charge nothing twice.
+                            return Err(crate::wallet::WalletError::Aborted("settled meanwhile"));
+                        }
                         let data = json!({
                             "rental_id": id, "device_id": device, "door": door, "fee_minor": fee,
                             "billed_seconds": elapsed.as_secs(),
                         });
-                        append(conn, &Event::new("rental.ended", "rental", &id.to_string(), data))
-                            .await?;
+                        append(
+                            conn,
+                            &Event::new("rental.ended", "rental", &id.to_string(), data),
+                        )
+                        .await?;
                         Ok(())
                     })
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                crate::wallet::WalletError::Aborted(_) => RentalError::AlreadySettled,
+                other => other.into(),
+            })?;
         self.doors_changed(&rental.device_id).await;
         Ok(())
     }
 
-    /// Opens a running rental's door, with its lock held; on failure marks the door as the
-    /// outcome says (a jam or no answer: suspect).
-    async fn open_door(&self, user: Uuid, rental: &Rental, why: &str) -> Result<(), RentalError> {
+    /// Runs `work` with the door's lock held; `DoorBusy` if someone else holds it.
+    pub(super) async fn locked<T>(
+        &self,
+        device: &str,
+        door: u16,
+        work: impl std::future::Future<Output = Result<T, RentalError>>,
+    ) -> Result<T, RentalError> {
         let locks = self
             .locks
             .as_ref()
             .ok_or_else(|| RentalError::LocksUnavailable("REDIS_URL is not set".into()))?;
-        let device = DeviceId::new(&rental.device_id).ok_or(RentalError::UnknownDevice)?;
-        let door = u16::try_from(rental.door).map_err(|_| RentalError::UnknownDevice)?;
-        let lock = locks
-            .acquire(device.as_str(), door, self.settings.lock_ttl)
+        match locks
+            .while_held(device, door, self.settings.lock_ttl, work)
             .await
-            .map_err(|e| RentalError::LocksUnavailable(e.to_string()))?
-            .ok_or(RentalError::DoorBusy)?;
+        {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(RentalError::DoorBusy),
+            Err(e) => Err(RentalError::LocksUnavailable(e.to_string())),
+        }
+    }
+
+    /// Opens a running rental's door (the caller holds its lock); on failure marks the door as
+    /// the outcome says (a jam or no answer: suspect).
+    async fn open_door(&self, user: Uuid, rental: &Rental, why: &str) -> Result<(), RentalError> {
+        let device = DeviceId::new(&rental.device_id).ok_or(RentalError::UnknownDevice)?;
+        let door = door_of(rental)?;
         let origin = Origin {
             requested_by: Some(user),
             reason: Some(format!("rental {} {why}", rental.id)),
@@ -137,9 +189,6 @@ impl Rentals {
             .commands
             .send_with(device, Command::Unlock { door }, &origin)
             .await;
-        if let Err(e) = locks.release(lock).await {
-            tracing::error!(error = %e, "cannot release a door lock");
-        }
         // Whether a failure leaves the door suspect (it jammed, or nobody knows what it did).
         let failure = match unlock::verdict(sent) {
             Verdict::Opened { .. } => None,
@@ -176,4 +225,9 @@ impl Rentals {
             Some((why, _)) => Err(RentalError::NotOpened(rental.id, why)),
         }
     }
+}
+
+/// The rental's door as a door number.
+pub(super) fn door_of(rental: &Rental) -> Result<u16, RentalError> {
+    u16::try_from(rental.door).map_err(|_| RentalError::UnknownDevice)
 }

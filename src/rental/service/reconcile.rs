@@ -17,6 +17,7 @@ impl Rentals {
     /// marked for a check). Returns how many were settled.
     pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, RentalError> {
         let mut settled = self.recover_interrupted().await?;
+        settled += self.recover_ending(open_window).await?;
         let rows = sqlx::query(
             "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held, c.id AS command,
                     c.state, c.door_result, c.refusal, c.surfaced_at IS NOT NULL AS surfaced,
@@ -82,71 +83,207 @@ impl Rentals {
         Ok(settled)
     }
 
-    /// Rentals left `pending` with no command recorded by a request that never finished (the
-    /// gateway stopped or crashed in between), older than any request could take: if the unlock
-    /// was sent (a command with the rental's reason exists) it is attached and settled like a
-    /// timeout; if not, no door was opened, so the rental is cancelled and its hold released.
+    /// How old a half-done rental must be before the reconciler looks at it. With door locks,
+    /// a request renews its door's lock while it works, so a rental whose lock is free was
+    /// abandoned (its request died): a few seconds is enough. Without locks (no rental can
+    /// start), longer than any request could take.
+    fn abandoned_after(&self) -> Duration {
+        if self.locks.is_some() {
+            Duration::from_secs(5)
+        } else {
+            self.settings.lock_ttl * 4 + Duration::from_secs(60)
+        }
+    }
+
+    /// Runs `work` if no request is working on the door (its lock is free; taken meanwhile),
+    /// else `Ok(None)`.
+    async fn if_abandoned<T>(
+        &self,
+        (device, door): (DeviceId, u16),
+        work: impl std::future::Future<Output = Result<T, RentalError>>,
+    ) -> Result<Option<T>, RentalError> {
+        let Some(locks) = &self.locks else {
+            return work.await.map(Some);
+        };
+        match locks
+            .while_held(device.as_str(), door, self.settings.lock_ttl, work)
+            .await
+        {
+            Ok(Some(result)) => result.map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(RentalError::LocksUnavailable(e.to_string())),
+        }
+    }
+
+    /// Rentals left `pending` with no command recorded by a request that died (the gateway
+    /// stopped or crashed in between): if the unlock was sent (a command with the rental's
+    /// reason exists) it is attached and settled like a timeout, by asking the locker; if not,
+    /// no door was opened, so the rental is cancelled and its hold released.
     pub async fn recover_interrupted(&self) -> Result<usize, RentalError> {
-        let stale = self.settings.lock_ttl * 4 + Duration::from_secs(60);
         let rows = sqlx::query(
-            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held,
-                    (SELECT c.id FROM commands c WHERE c.reason = 'rental ' || r.id::text
-                     ORDER BY c.id LIMIT 1) AS command
+            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held
              FROM rentals r
              WHERE r.state = 'pending' AND r.start_command IS NULL
                AND r.created_at < now() - make_interval(secs => $1)
              LIMIT 100",
         )
-        .bind(stale.as_secs_f64())
+        .bind(self.abandoned_after().as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         let mut recovered = 0;
         for row in rows {
             let id: Uuid = row.try_get("id")?;
-            let command: Option<i64> = row.try_get("command")?;
-            if let Some(command) = command {
-                sqlx::query(
-                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND start_command IS NULL",
+            let Some(target) = target(&row)? else {
+                continue;
+            };
+            let user: Uuid = row.try_get("user_id")?;
+            let deposit: i64 = row.try_get("deposit_held")?;
+            let work = async {
+                // Read under the lock: the request may have recorded its unlock just before.
+                let command: Option<i64> = sqlx::query_scalar(
+                    "SELECT c.id FROM commands c WHERE c.reason = 'rental ' || $1::text
+                     ORDER BY c.id LIMIT 1",
                 )
                 .bind(id)
-                .bind(command)
-                .execute(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?;
-                // The command may still be `sent`: make it `unknown`, so the locker is asked.
-                crate::command::store::mark_unknown(&self.pool, command).await?;
-                continue;
-            }
-            let device: String = row.try_get("device_id")?;
-            let (Some(device), Ok(door)) = (
-                DeviceId::new(&device),
-                u16::try_from(row.try_get::<i32, _>("door")?),
-            ) else {
-                continue;
+                if let Some(command) = command {
+                    sqlx::query(
+                        "UPDATE rentals SET start_command = $2
+                         WHERE id = $1 AND start_command IS NULL",
+                    )
+                    .bind(id)
+                    .bind(command)
+                    .execute(&self.pool)
+                    .await?;
+                    // The command may still be `sent`: make it `unknown`, so the locker is asked.
+                    crate::command::store::mark_unknown(&self.pool, command).await?;
+                    return Ok(false);
+                }
+                let cancelled = Settlement::Cancelled {
+                    reason: "interrupted",
+                    door: DoorAfter::Free,
+                };
+                match self
+                    .settle(user, id, target, deposit, None, cancelled)
+                    .await
+                {
+                    Ok(()) => Ok(true),
+                    Err(RentalError::AlreadySettled) => Ok(false),
+                    Err(e) => Err(e),
+                }
             };
-            let cancelled = Settlement::Cancelled {
-                reason: "interrupted",
-                door: DoorAfter::Free,
-            };
-            match self
-                .settle(
-                    row.try_get("user_id")?,
-                    id,
-                    (device, door),
-                    row.try_get("deposit_held")?,
-                    None,
-                    cancelled,
-                )
-                .await
-            {
-                Ok(()) => {
+            match self.if_abandoned(target, work).await {
+                Ok(Some(true)) => {
                     recovered += 1;
                     metrics::counter!("locker_rental_reconciliations_total", "outcome" => "interrupted")
                         .increment(1);
                 }
-                Err(RentalError::AlreadySettled) => {}
+                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, rental = %id, "cannot recover a rental"),
             }
         }
         Ok(recovered)
     }
+
+    /// Rentals left `ending` by a request that died: if the pickup unlock opened the door, the
+    /// rental ends as of that moment (the fee is taken); if it was never sent or the door did not
+    /// open, the rental runs on and nothing is charged; if its outcome is not known yet, the
+    /// locker is asked and the rental looked at again.
+    pub async fn recover_ending(&self, open_window: Duration) -> Result<usize, RentalError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.user_id, r.device_id, r.door FROM rentals r
+             WHERE r.state = 'ending' AND r.ending_at < now() - make_interval(secs => $1)
+             LIMIT 100",
+        )
+        .bind(self.abandoned_after().as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut recovered = 0;
+        for row in rows {
+            let id: Uuid = row.try_get("id")?;
+            let user: Uuid = row.try_get("user_id")?;
+            let Some(target) = target(&row)? else {
+                continue;
+            };
+            let work = async {
+                let command = sqlx::query(
+                    "SELECT c.id, c.state, c.door_result, c.refusal,
+                            c.surfaced_at IS NOT NULL AS surfaced,
+                            coalesce(c.answered_at < now() - make_interval(secs => $2), false)
+                                AS window_passed,
+                            coalesce(c.door_at, c.answered_at) AS opened_at
+                     FROM commands c JOIN rentals r ON r.id = $1
+                     WHERE c.reason = 'rental ' || $1::text || ' pickup' AND c.created_at >= r.ending_at
+                     ORDER BY c.id DESC LIMIT 1",
+                )
+                .bind(id)
+                .bind(open_window.as_secs_f64())
+                .fetch_optional(&self.pool)
+                .await?;
+                let verdict = match &command {
+                    None => None,
+                    Some(c) => {
+                        let state: String = c.try_get("state")?;
+                        let door_result: Option<String> = c.try_get("door_result")?;
+                        let refusal: Option<String> = c.try_get("refusal")?;
+                        let record = unlock::Record {
+                            command: c.try_get("id")?,
+                            state: &state,
+                            door_result: door_result.as_deref(),
+                            refusal: refusal.as_deref(),
+                            surfaced: c.try_get("surfaced")?,
+                            window_passed: c.try_get("window_passed")?,
+                        };
+                        match unlock::settled(record) {
+                            Some(verdict) => Some(verdict),
+                            None => {
+                                // Not known yet: make sure the locker is asked; look again later.
+                                crate::command::store::mark_unknown(&self.pool, record.command)
+                                    .await?;
+                                return Ok(false);
+                            }
+                        }
+                    }
+                };
+                match (verdict, &command) {
+                    (Some(Verdict::Opened { .. }), Some(c)) => {
+                        let opened_at: Option<chrono::DateTime<chrono::Utc>> =
+                            c.try_get("opened_at")?;
+                        let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
+                        self.finish(&rental, opened_at.unwrap_or_else(chrono::Utc::now))
+                            .await?;
+                    }
+                    _ => {
+                        sqlx::query(
+                            "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'",
+                        )
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    }
+                }
+                Ok(true)
+            };
+            match self.if_abandoned(target, work).await {
+                Ok(Some(true)) => {
+                    recovered += 1;
+                    metrics::counter!("locker_rental_reconciliations_total", "outcome" => "ending")
+                        .increment(1);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, rental = %id, "cannot recover an ending rental")
+                }
+            }
+        }
+        Ok(recovered)
+    }
+}
+
+/// The row's locker and door (`None` for a row no unlock could have reached).
+fn target(row: &sqlx::postgres::PgRow) -> Result<Option<(DeviceId, u16)>, sqlx::Error> {
+    let device: String = row.try_get("device_id")?;
+    let door: i32 = row.try_get("door")?;
+    Ok(DeviceId::new(&device).zip(u16::try_from(door).ok()))
 }
