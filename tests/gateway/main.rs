@@ -8,6 +8,7 @@ mod cache;
 mod command_helpers;
 mod commands;
 mod contract;
+mod crashes;
 mod devices_api;
 mod helpers;
 mod idempotency;

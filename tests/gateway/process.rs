@@ -12,6 +12,7 @@ use crate::helpers::{WAIT, free_addr};
 pub struct GatewayProcess {
     pub child: Child,
     pub mqtt: SocketAddr,
+    pub http: SocketAddr,
 }
 
 /// The URL of the test's own database (`#[sqlx::test]` made it), from `DATABASE_URL`'s server.
@@ -31,25 +32,47 @@ pub fn database_url(pool: &PgPool) -> String {
 impl GatewayProcess {
     /// Starts the gateway on `mqtt` (a free port if `None`) and waits until it listens.
     pub async fn start(pool: &PgPool, mqtt: Option<SocketAddr>) -> Self {
-        let mqtt = mqtt.unwrap_or_else(free_addr);
+        Self::start_with(pool, mqtt.unwrap_or_else(free_addr), free_addr(), &[]).await
+    }
+
+    /// Starts the gateway on these ports with these extra environment variables.
+    pub async fn start_with(
+        pool: &PgPool,
+        mqtt: SocketAddr,
+        http: SocketAddr,
+        env: &[(&str, String)],
+    ) -> Self {
         let log = std::env::temp_dir().join(format!("locker-gateway-{}.log", mqtt.port()));
         let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_locker-gateway"));
+        command
             .arg("serve")
             .env("DATABASE_URL", database_url(pool))
             .env("LOCKER_MQTT_ADDR", mqtt.to_string())
-            .env("LOCKER_HTTP_ADDR", free_addr().to_string())
+            .env("LOCKER_HTTP_ADDR", http.to_string())
             .env("LOCKER_HEARTBEAT_SECS", "60")
             .env("LOCKER_OUTBOX_POLL_MS", "20")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("the gateway binary starts");
-        let mut process = Self { child, mqtt };
+            .stderr(stderr);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("the gateway binary starts");
+        let mut process = Self { child, mqtt, http };
         let deadline = tokio::time::Instant::now() + WAIT;
+        let ready = format!("http://{http}/readyz");
+        let client = reqwest::Client::new();
         loop {
-            if tokio::net::TcpStream::connect(mqtt).await.is_ok() {
+            // Ready: the broker listens and the gateway's own subscription is in place (a
+            // locker's hello before that would be lost).
+            if tokio::net::TcpStream::connect(mqtt).await.is_ok()
+                && client
+                    .get(&ready)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            {
                 return process;
             }
             if let Ok(Some(status)) = process.child.try_wait() {
@@ -58,7 +81,7 @@ impl GatewayProcess {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the gateway did not listen on {mqtt}"
+                "the gateway was not ready on {mqtt} and {http}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
