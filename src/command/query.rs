@@ -18,6 +18,8 @@ pub async fn ask_state(
     session: u32,
     key: &DeviceKey,
 ) -> Result<bool, sqlx::Error> {
+    // The locker's turn until the query is queued.
+    let _turn = downlinks.turn(&device).await;
     let Some(counter) = store::next_counter(pool, &device, session).await? else {
         return Ok(false);
     };

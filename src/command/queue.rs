@@ -85,6 +85,8 @@ pub async fn deliver(
     session: u32,
     key: &DeviceKey,
 ) -> Result<usize, sqlx::Error> {
+    // The locker's turn until every counter taken here is queued, in order.
+    let _turn = downlinks.turn(&device).await;
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(
         "SELECT id, kind, body, floor(extract(epoch FROM (expires_at - now())) * 1000)::bigint AS left_ms

@@ -304,6 +304,8 @@ impl CommandService {
             return Err(CommandError::Overloaded);
         };
         let (kind, door, body) = command.stored();
+        // The locker's turn, from taking the counter until the first copy is queued.
+        let turn = self.downlinks.turn(&device).await;
         // One round trip: the command stored with its counter, and the key to seal it with.
         let reserved = store::reserve(&self.pool, &device, (kind, door, &body), origin).await?;
         let command_id = CommandId::new(reserved.id as u64)
@@ -326,6 +328,7 @@ impl CommandService {
         let payload = match envelope.seal_json(&reserved.key) {
             Ok(payload) => payload,
             Err(e) => {
+                drop(turn);
                 store::mark_unknown(&self.pool, reserved.id)
                     .await
                     .map_err(storage)?;
@@ -345,6 +348,7 @@ impl CommandService {
         let topic = Topic::down(device).to_string();
         let deadline = started + self.settings.deadline;
         let mut wait = self.settings.resend_every;
+        let mut turn = Some(turn);
         let answered = loop {
             // On MQTT 5 the broker drops it too once the deadline has passed.
             self.downlinks.send_expiring(
@@ -352,6 +356,7 @@ impl CommandService {
                 payload.clone().into_bytes(),
                 deadline.saturating_duration_since(Instant::now()),
             );
+            drop(turn.take());
             store::mark_sent(&self.pool, reserved.id, &payload)
                 .await
                 .map_err(storage)?;

@@ -21,7 +21,11 @@ struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct Downlinks {
     tx: mpsc::Sender<Outgoing>,
+    turns: std::sync::Arc<[tokio::sync::Mutex<()>]>,
 }
+
+/// Shards of the per-locker turn (lockers hash onto them).
+const TURN_SHARDS: usize = 256;
 
 impl Downlinks {
     /// Starts the publishing task on `tasks`, until `shutdown` (it sends what is queued first).
@@ -51,7 +55,25 @@ impl Downlinks {
                 }
             }
         });
-        Self { tx }
+        let turns = (0..TURN_SHARDS)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Self { tx, turns }
+    }
+
+    /// The locker's turn to take a downlink counter and queue what it seals: a locker refuses a
+    /// counter below one it has accepted (`stale_counter`), so two downlinks to one locker must
+    /// be queued in the order of their counters. Hold it from taking the counter until the
+    /// message is queued (one database round trip), never while waiting for an answer.
+    pub async fn turn(
+        &self,
+        device: &firmware_protocol::DeviceId,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        device.as_str().hash(&mut hasher);
+        let shard = (hasher.finish() as usize) % self.turns.len();
+        self.turns[shard].lock().await
     }
 
     /// Queues a downlink; if the queue is full it is dropped and counted (callers retry by design).

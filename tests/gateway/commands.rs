@@ -339,3 +339,25 @@ async fn resends_back_off_so_a_silent_locker_is_not_flooded(pool: PgPool) {
     assert_eq!(state, "unknown");
     assert_eq!(attempts, 2, "sent at 0 s and 2 s only");
 }
+
+#[sqlx::test]
+async fn many_commands_at_once_to_one_locker_reach_it_in_counter_order(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..40u16 {
+        let commands = app.app.commands().clone();
+        sends.spawn(async move { commands.unlock(device("lk-1"), i % 4 + 1).await });
+    }
+    let mut executed = 0;
+    while let Some(result) = sends.join_next().await {
+        match result.expect("task") {
+            Ok(_) => executed += 1,
+            Err(CommandError::Refused(RefuseReason::StaleCounter)) => {
+                panic!("a counter reached the locker after a higher one")
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(executed, 40);
+}
