@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod accounts;
+pub mod asyncapi;
 pub mod audit;
 pub mod auth;
 pub mod devices;
@@ -181,7 +182,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
     (router, openapi)
 }
 
-/// The complete application: routes, `/v1/openapi.json`, problem documents for unknown routes and
+/// The complete application: routes, `/v1/openapi.json` and `/v1/asyncapi.json`, problem documents for unknown routes and
 /// methods, the body size limit.
 pub fn app(state: ApiState) -> axum::Router {
     let body_limit = state.body_limit;
@@ -194,6 +195,10 @@ pub fn app(state: ApiState) -> axum::Router {
                 let openapi = openapi.clone();
                 async move { axum::Json(openapi.as_ref().clone()) }
             }),
+        )
+        .route(
+            "/v1/asyncapi.json",
+            get(|| async { axum::Json(asyncapi::document()) }),
         )
         .route("/metrics", get(metrics::scrape))
         .route_layer(axum::middleware::from_fn(metrics::track))

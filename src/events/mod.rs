@@ -6,3 +6,30 @@ pub mod publisher;
 
 pub use outbox::{Event, append};
 pub use publisher::{Outcome, Publisher};
+
+/// Every event type the gateway writes, each published on MQTT as `events/{type}` (the AsyncAPI
+/// document at `/v1/asyncapi.json` describes each one's data).
+pub const TYPES: &[&str] = &[
+    "device.provisioned",
+    "device.revoked",
+    "device.online",
+    "device.offline",
+    "device.unlocked",
+    "device.locked",
+    "alarm.forced_open",
+    "alarm.door_ajar",
+    "alarm.tamper",
+    "alarm.power_loss",
+    "alarm.jammed",
+    "command.unknown",
+    "rental.started",
+    "rental.cancelled",
+    "rental.ended",
+    "order.created",
+    "order.paid",
+    "order.completed",
+    "order.cancelled",
+    "wallet.topped_up",
+    "payment.captured",
+    "payment.refunded",
+];

@@ -32,7 +32,7 @@ fn type_matches(expected: &str, value: &Value) -> bool {
 
 /// Whether `value` matches `schema`, with where it does not. Covers what utoipa emits: `$ref`,
 /// `type` (one or several), `properties`/`required`/`additionalProperties`, `items`, `oneOf`,
-/// `allOf`, `enum`.
+/// `allOf`, `enum`, `const`, `contentSchema` (a string holding JSON).
 pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(doc, schema);
     if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
@@ -51,6 +51,17 @@ pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
         && !allowed.contains(value)
     {
         return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(constant) = schema.get("const")
+        && constant != value
+    {
+        return Err(format!("{at}: {value} is not {constant}"));
+    }
+    // A string holding JSON (the protocol's envelope body): its content is checked too.
+    if let (Some(content), Some(text)) = (schema.get("contentSchema"), value.as_str()) {
+        let inner: Value =
+            serde_json::from_str(text).map_err(|e| format!("{at}: not JSON ({e}): {text}"))?;
+        check(doc, content, &inner, &format!("{at}(content)"))?;
     }
     match schema.get("type") {
         Some(Value::String(t)) if !type_matches(t, value) => {

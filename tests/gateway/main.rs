@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api;
+mod asyncapi;
 mod broker;
 mod cache;
 mod command_helpers;
