@@ -59,3 +59,60 @@ pub async fn append(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::
     .await?;
     Ok(())
 }
+
+/// Events as columns, for appending them inside a larger statement (one round trip):
+/// `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
+/// SELECT * FROM unnest($a::uuid[], $b::text[], $c::text[], $d::text[], $e::jsonb[],
+/// $f::timestamptz[])`, binding the six vectors in this order. The statement must lock the
+/// aggregate's row too, as [`append`]'s callers do.
+pub struct Columns {
+    /// Ids.
+    pub ids: Vec<Uuid>,
+    /// Aggregate types.
+    pub aggregate_types: Vec<String>,
+    /// Aggregate ids.
+    pub aggregate_ids: Vec<String>,
+    /// Event types.
+    pub event_types: Vec<String>,
+    /// Data.
+    pub payloads: Vec<serde_json::Value>,
+    /// When.
+    pub occurred_at: Vec<DateTime<Utc>>,
+}
+
+impl Columns {
+    /// The columns of `events`.
+    pub fn of(events: Vec<Event>) -> Self {
+        let mut columns = Self {
+            ids: Vec::with_capacity(events.len()),
+            aggregate_types: Vec::with_capacity(events.len()),
+            aggregate_ids: Vec::with_capacity(events.len()),
+            event_types: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            occurred_at: Vec::with_capacity(events.len()),
+        };
+        for e in events {
+            columns.ids.push(e.id);
+            columns.aggregate_types.push(e.aggregate_type);
+            columns.aggregate_ids.push(e.aggregate_id);
+            columns.event_types.push(e.event_type);
+            columns.payloads.push(e.data);
+            columns.occurred_at.push(e.occurred_at);
+        }
+        columns
+    }
+
+    /// Binds the six vectors to `query`, in order.
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.ids)
+            .bind(self.aggregate_types)
+            .bind(self.aggregate_ids)
+            .bind(self.event_types)
+            .bind(self.payloads)
+            .bind(self.occurred_at)
+    }
+}

@@ -339,10 +339,12 @@ async fn every_event_a_day_of_business_writes_matches_its_documented_data(pool: 
     // A forced door, the locker gone, the device revoked.
     locker.turn(Knob::ForceOpen(4)).await;
     crate::helpers::eventually("the alarm", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE event_type LIKE 'alarm.%'")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0)
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM outbox WHERE event_type = 'alarm.forced_open'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0)
             > 0
     })
     .await;

@@ -169,16 +169,32 @@ impl Rentals {
             .as_ref()
             .ok_or_else(|| RentalError::LocksUnavailable("REDIS_URL is not set".into()))?;
         let device_id = DeviceId::new(device).ok_or(RentalError::UnknownDevice)?;
+        // One round trip: the user's standing, the locker, and its free doors that fit.
         let sql = format!(
-            "SELECT (SELECT count(*) FROM rentals WHERE user_id = $1 AND state IN {HOLDING}),
+            "WITH free AS (
+                 SELECT d.door, d.size_class FROM doors d
+                 WHERE d.device_id = $2 AND ($3::text IS NULL OR d.size_class = $3)
+                   AND ($4::int IS NULL OR d.door = $4)
+                   AND NOT d.out_of_service AND NOT d.suspect AND d.sensor <> 'open'
+                   AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
+                                   AND s.door = d.door AND s.qty > 0)
+                   AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
+                                   AND r.door = d.door AND r.state IN {HOLDING})
+             )
+             SELECT (SELECT count(*) FROM rentals WHERE user_id = $1 AND state IN {HOLDING}),
                     coalesce((SELECT debt FROM wallets WHERE user_id = $1), 0),
-                    EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL)"
+                    EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL),
+                    coalesce((SELECT array_agg(door ORDER BY door) FROM free), '{{}}'),
+                    coalesce((SELECT array_agg(size_class ORDER BY door) FROM free), '{{}}')"
         );
-        let (active, debt, exists): (i64, i64, bool) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(user)
-            .bind(device)
-            .fetch_one(&self.pool)
-            .await?;
+        let (active, debt, exists, doors, sizes): (i64, i64, bool, Vec<i32>, Vec<String>) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(user)
+                .bind(device)
+                .bind(size)
+                .bind(door.map(i32::from))
+                .fetch_one(&self.pool)
+                .await?;
         if !exists {
             return Err(RentalError::UnknownDevice);
         }
@@ -188,23 +204,7 @@ impl Rentals {
         if active >= self.settings.max_active {
             return Err(RentalError::TooManyActive(active));
         }
-        let sql = format!(
-            "SELECT d.door, d.size_class FROM doors d
-             WHERE d.device_id = $1 AND ($2::text IS NULL OR d.size_class = $2)
-               AND ($3::int IS NULL OR d.door = $3)
-               AND NOT d.out_of_service AND NOT d.suspect AND d.sensor <> 'open'
-               AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
-                               AND s.door = d.door AND s.qty > 0)
-               AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
-                               AND r.door = d.door AND r.state IN {HOLDING})
-             ORDER BY d.door"
-        );
-        let candidates: Vec<(i32, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(device)
-            .bind(size)
-            .bind(door.map(i32::from))
-            .fetch_all(&self.pool)
-            .await?;
+        let candidates = doors.into_iter().zip(sizes);
         let mut lacked_plan = false;
         for (door, size_class) in candidates {
             let Ok(door) = u16::try_from(door) else {
@@ -280,21 +280,10 @@ impl Rentals {
             terms,
             deposit,
         };
-        let created = if deposit > 0 {
-            let hold = Movement::hold(deposit).for_(format!("rental {id}"));
-            self.wallets
-                .change_with(user, &hold, |conn, _| {
-                    Box::pin(insert_rental(conn, row.clone()))
-                })
-                .await
-                .map(drop)
-        } else {
-            let mut conn = self.pool.acquire().await?;
-            insert_rental(&mut conn, row.clone()).await
-        };
-        match created {
-            Ok(()) => {}
-            Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+        match create_holding(&self.pool, &row).await {
+            Ok(true) => {}
+            Ok(false) => return Err(RentalError::InsufficientFunds),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 return Err(RentalError::NoFreeDoor);
             }
             Err(e) => return Err(e.into()),
@@ -358,11 +347,13 @@ impl Rentals {
                 Some(RentalError::Storage(cause)),
             ),
         };
-        self.settle(user, id, (device, door), deposit, command, settlement)
+        let settled = self
+            .settle(user, id, (device, door), deposit, command, settlement)
             .await?;
-        match error {
-            Some(error) => Err(error),
-            None => self
+        match (error, settled) {
+            (Some(error), _) => Err(error),
+            (None, Some(rental)) => Ok(rental),
+            (None, None) => self
                 .get(user, id)
                 .await?
                 .ok_or_else(|| RentalError::Storage("the rental vanished".into())),
@@ -378,14 +369,23 @@ impl Rentals {
         deposit: i64,
         command: Option<i64>,
         settlement: Settlement,
-    ) -> Result<(), RentalError> {
+    ) -> Result<Option<Rental>, RentalError> {
         let jams_limit = self.settings.jams_out_of_service;
-        let result = if matches!(settlement, Settlement::Cancelled { .. }) && deposit > 0 {
+        let cancelled = match settlement {
+            Settlement::Active { already_open } => {
+                let started =
+                    activate(&self.pool, id, (device, door), command, already_open).await?;
+                self.doors_changed(device.as_str()).await;
+                return started.map(Some).ok_or(RentalError::AlreadySettled);
+            }
+            Settlement::Cancelled { reason, door } => (reason, door),
+        };
+        let result = if deposit > 0 {
             let release = Movement::release(deposit).for_(format!("rental {id} cancelled"));
             self.wallets
                 .change_with(user, &release, |conn, _| {
                     Box::pin(async move {
-                        write_settlement(conn, id, (device, door), command, settlement, jams_limit)
+                        write_cancellation(conn, id, (device, door), command, cancelled, jams_limit)
                             .await
                             .map_err(WalletError::from)
                     })
@@ -394,7 +394,7 @@ impl Rentals {
                 .map(drop)
         } else {
             let mut tx = self.pool.begin().await?;
-            match write_settlement(&mut tx, id, (device, door), command, settlement, jams_limit)
+            match write_cancellation(&mut tx, id, (device, door), command, cancelled, jams_limit)
                 .await
             {
                 Ok(()) => tx.commit().await.map_err(WalletError::from),
@@ -404,9 +404,55 @@ impl Rentals {
         self.doors_changed(device.as_str()).await;
         match result {
             Err(WalletError::Storage(sqlx::Error::RowNotFound)) => Err(RentalError::AlreadySettled),
-            other => other.map_err(RentalError::from),
+            other => other.map(|()| None).map_err(RentalError::from),
         }
     }
+}
+
+/// The rental active (billing from now), the door's run of jams over, and its events
+/// (`rental.started`, `device.unlocked`), in one statement; the rental as it is now, or `None`
+/// if it was settled already (by another gateway's reconciler).
+async fn activate(
+    pool: &PgPool,
+    id: Uuid,
+    (device, door): (DeviceId, u16),
+    command: Option<i64>,
+    already_open: bool,
+) -> Result<Option<Rental>, sqlx::Error> {
+    let flags: Vec<&str> = if already_open {
+        vec!["already_open"]
+    } else {
+        Vec::new()
+    };
+    let data =
+        json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
+    let events = crate::events::outbox::Columns::of(vec![
+        Event::new("rental.started", "rental", &id.to_string(), data.clone()),
+        Event::new("device.unlocked", "device", device.as_str(), data),
+    ]);
+    let sql = format!(
+        "WITH r AS (
+             UPDATE rentals SET state = 'active', started_at = now(), start_command = $2, flags = $3
+             WHERE id = $1 AND state = 'pending' RETURNING {COLUMNS}
+         ), d AS (
+             UPDATE doors SET jams_in_row = 0
+             WHERE device_id = $4 AND door = $5 AND jams_in_row <> 0 AND EXISTS (SELECT 1 FROM r)
+         ), e AS (
+             INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
+             SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
+                                  $11::timestamptz[])
+             WHERE EXISTS (SELECT 1 FROM r)
+         )
+         SELECT * FROM r"
+    );
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(command)
+        .bind(&flags)
+        .bind(device.as_str())
+        .bind(i32::from(door));
+    let row = events.bind(query).fetch_optional(pool).await?;
+    row.as_ref().map(rental).transpose()
 }
 
 /// A rental to create.
@@ -421,91 +467,72 @@ struct NewRental {
     deposit: i64,
 }
 
-async fn insert_rental(conn: &mut PgConnection, new: NewRental) -> Result<(), WalletError> {
-    sqlx::query(
-        "INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms, deposit_held)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
+/// The rental, its deposit moved from available to held and the hold's ledger entry, in one
+/// statement: atomic, and one round trip on the busiest path. `false` (nothing written) if the
+/// wallet lacks the deposit; a unique violation if the door is taken (the database's fence).
+/// The wallet's version moves on, so optimistic writers elsewhere see the change.
+async fn create_holding(pool: &PgPool, new: &NewRental) -> Result<bool, sqlx::Error> {
+    let reference = format!("rental {}", new.id);
+    sqlx::query_scalar(
+        "WITH w AS (
+             UPDATE wallets SET available = available - $7, held = held + $7,
+                    version = version + 1, updated_at = now()
+             WHERE user_id = $2 AND available >= $7 AND $7 > 0
+             RETURNING id, available, held
+         ), l AS (
+             INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after,
+                                 held_after, reference)
+             SELECT id, 'hold', -$7, $7, available, held, $8 FROM w
+         ), r AS (
+             INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms, deposit_held)
+             SELECT $1, $2, $3, $4, 'pending', $5, $6, $7
+             WHERE $7 = 0 OR EXISTS (SELECT 1 FROM w)
+             RETURNING id
+         )
+         SELECT EXISTS (SELECT 1 FROM r)",
     )
     .bind(new.id)
     .bind(new.user)
     .bind(new.device.as_str())
     .bind(i32::from(new.door))
     .bind(new.plan_id)
-    .bind(new.terms)
+    .bind(&new.terms)
     .bind(new.deposit)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(reference)
+    .fetch_one(pool)
+    .await
 }
 
-async fn write_settlement(
+/// A rental cancelled by a failed unlock: its state, the door's marks and its event, in the
+/// caller's transaction (with the hold's release). `RowNotFound` if it was settled already (by
+/// another gateway's reconciler): nothing changes.
+async fn write_cancellation(
     conn: &mut PgConnection,
     id: Uuid,
     (device, door): (DeviceId, u16),
     command: Option<i64>,
-    settlement: Settlement,
+    (reason, after): (&'static str, DoorAfter),
     jams_limit: i32,
 ) -> Result<(), sqlx::Error> {
-    match settlement {
-        Settlement::Active { already_open } => {
-            let flags: Vec<&str> = if already_open {
-                vec!["already_open"]
-            } else {
-                Vec::new()
-            };
-            sqlx::query(
-                "UPDATE rentals SET state = 'active', started_at = now(), start_command = $2,
-                        flags = $3 WHERE id = $1 AND state = 'pending'",
-            )
-            .bind(id)
-            .bind(command)
-            .bind(&flags)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-            .eq(&1)
-            .then_some(())
-            // Settled already (by another gateway's reconciler): change nothing.
-            .ok_or(sqlx::Error::RowNotFound)?;
-            unlock::mark_opened(conn, &device, door).await?;
-            let data = json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
-            append(
-                conn,
-                &Event::new("rental.started", "rental", &id.to_string(), data.clone()),
-            )
-            .await?;
-            append(
-                conn,
-                &Event::new("device.unlocked", "device", device.as_str(), data),
-            )
-            .await?;
-        }
-        Settlement::Cancelled {
-            reason,
-            door: after,
-        } => {
-            sqlx::query(
-                "UPDATE rentals SET state = 'cancelled', ended_at = now(), cancel_reason = $2,
-                        start_command = $3 WHERE id = $1 AND state = 'pending'",
-            )
-            .bind(id)
-            .bind(reason)
-            .bind(command)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-            .eq(&1)
-            .then_some(())
-            // Settled already (by another gateway's reconciler): change nothing.
-            .ok_or(sqlx::Error::RowNotFound)?;
-            unlock::mark_door(conn, &device, door, after, jams_limit).await?;
-            let data = json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
-            append(
-                conn,
-                &Event::new("rental.cancelled", "rental", &id.to_string(), data),
-            )
-            .await?;
-        }
-    }
-    Ok(())
+    sqlx::query(
+        "UPDATE rentals SET state = 'cancelled', ended_at = now(), cancel_reason = $2,
+                start_command = $3 WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(command)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+    .eq(&1)
+    .then_some(())
+    .ok_or(sqlx::Error::RowNotFound)?;
+    unlock::mark_door(conn, &device, door, after, jams_limit).await?;
+    let data =
+        json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
+    append(
+        conn,
+        &Event::new("rental.cancelled", "rental", &id.to_string(), data),
+    )
+    .await
 }

@@ -34,19 +34,23 @@ impl Rentals {
     /// the rest. Pickup is never refused over money. If the door does not open, the rental goes
     /// on and nothing is charged.
     pub async fn end(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
-        let claimed = sqlx::query(
+        let sql = format!(
             "UPDATE rentals SET state = 'ending', ending_at = now()
-             WHERE id = $1 AND user_id = $2 AND state = 'active'",
-        )
-        .bind(id)
-        .bind(user)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
-        if claimed == 0 {
-            return Err(RentalError::NotActive(rental.state));
-        }
+             WHERE id = $1 AND user_id = $2 AND state = 'active' RETURNING {}",
+            super::COLUMNS
+        );
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        let rental = match claimed {
+            Some(row) => super::rental(&row)?,
+            None => {
+                let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
+                return Err(RentalError::NotActive(rental.state));
+            }
+        };
         // The door's lock is held from the pickup unlock to the fee: a rental left `ending` with
         // its lock free was abandoned by a request that died (see `recover_ending`).
         let pickup = async {
@@ -197,16 +201,18 @@ impl Rentals {
             Verdict::Broken(cause) => return Err(RentalError::Storage(cause)),
         };
         let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
-        let mut tx = self.pool.begin().await?;
         match &failure {
             None => {
+                // One statement: no transaction needed.
+                let mut conn = self.pool.acquire().await?;
                 append(
-                    &mut tx,
+                    &mut conn,
                     &Event::new("device.unlocked", "device", device.as_str(), data),
                 )
                 .await?;
             }
             Some((_, true)) => {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query("UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2")
                     .bind(device.as_str())
                     .bind(rental.door)
@@ -216,10 +222,10 @@ impl Rentals {
                     .bind(rental.id)
                     .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
             }
             Some((_, false)) => {}
         }
-        tx.commit().await?;
         match failure {
             None => Ok(()),
             Some((why, _)) => Err(RentalError::NotOpened(rental.id, why)),

@@ -73,7 +73,7 @@ impl Rentals {
             metrics::counter!("locker_rental_reconciliations_total", "outcome" => outcome)
                 .increment(1);
             match result {
-                Ok(()) => settled += 1,
+                Ok(_) => settled += 1,
                 Err(RentalError::AlreadySettled) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, rental = %id, "cannot settle a pending rental")
@@ -168,7 +168,7 @@ impl Rentals {
                     .settle(user, id, target, deposit, None, cancelled)
                     .await
                 {
-                    Ok(()) => Ok(true),
+                    Ok(_) => Ok(true),
                     Err(RentalError::AlreadySettled) => Ok(false),
                     Err(e) => Err(e),
                 }
