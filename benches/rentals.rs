@@ -6,7 +6,8 @@
 //!
 //!   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench rentals
 //!
-//! Prints starts/s, ends/s, p50/p99 of each, the gateway's commits/s and the bare commits/s.
+//! Prints starts/s, ends/s, p50/p99 of each, the gateway's commits/s and the bare commits/s,
+//! and the cache's hit rate (`CACHE=off` runs with the cache turned off, to compare).
 //! Not a test: it asserts nothing, it measures.
 
 #[path = "support/fleet.rs"]
@@ -133,6 +134,10 @@ async fn bench() {
     config.rate_limits.per_ip_per_minute = 10_000_000;
     config.rate_limits.per_user_per_minute = 10_000_000;
     config.rentals.max_active = 1000;
+    // CACHE=off: every plan read goes to PostgreSQL (to compare).
+    if std::env::var("CACHE").is_ok_and(|v| v == "off") {
+        config.cache_ttl = Duration::ZERO;
+    }
     let app = Arc::new(
         App::with_pool(&config, pool.clone())
             .await
@@ -254,8 +259,16 @@ async fn bench() {
             text.lines()
                 .filter(|l| l.starts_with(name))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum()
+                .fold(0.0, |a, b| a + b)
         };
+        let hits = value("locker_cache_requests_total{result=\"hit\"}");
+        let misses = value("locker_cache_requests_total{result=\"miss\"}");
+        let errors = value("locker_cache_requests_total{result=\"error\"}");
+        println!(
+            "  cache (ttl {:?}): {hits:.0} hits, {misses:.0} misses, {errors:.0} errors: hit rate {:.1}%",
+            config.cache_ttl,
+            100.0 * hits / (hits + misses + errors).max(1.0)
+        );
         for (what, metric) in [
             ("command round trip", "locker_command_round_trip_seconds"),
             ("uplink handling (batch)", "locker_uplink_handling_seconds"),

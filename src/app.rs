@@ -229,9 +229,9 @@ impl App {
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let wallets = crate::wallet::Wallets::new(pool.clone(), config.currency.clone());
         let cache = crate::cache::Cache::new(
-            redis.clone(),
+            redis.clone().filter(|_| !config.cache_ttl.is_zero()),
             &config.redis_prefix,
-            std::time::Duration::from_secs(60),
+            config.cache_ttl,
         );
         let locks = redis
             .clone()

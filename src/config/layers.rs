@@ -40,6 +40,7 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_DOOR_LOCK_TTL_MS",
     "LOCKER_JAMS_OUT_OF_SERVICE",
     "LOCKER_SHUTDOWN_SECS",
+    "LOCKER_CACHE_TTL_SECS",
 ];
 
 /// A setting's key in the file.

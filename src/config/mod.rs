@@ -74,6 +74,9 @@ pub struct Config {
     /// `LOCKER_SHUTDOWN_SECS`: at SIGTERM, how long requests and unlocks in flight may take to
     /// finish before the gateway stops anyway (default 30).
     pub shutdown_grace: Duration,
+    /// `LOCKER_CACHE_TTL_SECS`: how long read-mostly data (price plans, products) stays in the
+    /// Redis cache; 0 turns the cache off (default 60).
+    pub cache_ttl: Duration,
 }
 
 /// A setting that could not be used.
@@ -220,6 +223,7 @@ impl Config {
             },
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
+            cache_ttl: Duration::from_secs(number("LOCKER_CACHE_TTL_SECS", 60, 0, 86_400)?),
             redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
             rentals: crate::rental::RentalSettings {
                 max_active: number("LOCKER_MAX_ACTIVE_RENTALS", 3, 1, 1000)? as i64,
@@ -326,6 +330,7 @@ impl std::fmt::Debug for Config {
             .field("redis_prefix", &self.redis_prefix)
             .field("rentals", &self.rentals)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("cache_ttl", &self.cache_ttl)
             .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),

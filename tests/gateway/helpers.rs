@@ -257,6 +257,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         redis_prefix: format!("test-{}:", uuid::Uuid::new_v4()),
         rentals: locker_gateway::rental::RentalSettings::default(),
         shutdown_grace: Duration::from_secs(30),
+        cache_ttl: Duration::from_secs(60),
     }
 }
 
