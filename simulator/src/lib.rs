@@ -9,5 +9,6 @@
 pub mod credentials;
 pub mod locker;
 pub mod mqtt;
+pub mod serial;
 
 pub use locker::{Faults, RECENT_CAPACITY, Settings, SimLocker};

@@ -1,9 +1,7 @@
 //! Asking a locker what became of commands whose answer was lost: a `QueryState` in its current
 //! session; the `StateReport` settles them (see `store::settle_from_report`).
 
-use firmware_protocol::{
-    DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, QueryState, Topic,
-};
+use firmware_protocol::{DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, QueryState};
 use sqlx::PgPool;
 
 use super::store;
@@ -38,10 +36,10 @@ pub async fn ask_state(
             query_id: rand::random(),
         }),
     };
-    match query.seal_json(key) {
-        Ok(payload) => {
+    match downlinks.deliver(&query, key, None) {
+        Ok(_) => {
             tracing::info!(%device, session, "asking the locker about commands of unknown outcome");
-            Ok(downlinks.send(Topic::down(device).to_string(), payload.into_bytes()))
+            Ok(true)
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot seal a query");

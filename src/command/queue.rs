@@ -3,7 +3,7 @@
 //! command carries its deadline in the locker's own clock, so it is never executed after its time
 //! to live, even if it is delivered late.
 
-use firmware_protocol::{CommandId, DeviceId, DeviceKey, Direction, Envelope, Header, Topic};
+use firmware_protocol::{CommandId, DeviceId, DeviceKey, Direction, Envelope, Header};
 use sqlx::{PgPool, Row};
 
 use super::service::Command;
@@ -131,7 +131,8 @@ pub async fn deliver(
             },
             message: command.message(command_id, expires_at_ms),
         };
-        let Ok(payload) = envelope.seal_json(key) else {
+        // Sealed for the locker's transport; queued after the commit below.
+        let Ok(payload) = downlinks.seal(&envelope, key) else {
             continue;
         };
         sqlx::query(
@@ -148,10 +149,9 @@ pub async fn deliver(
         outgoing.push((payload, left));
     }
     tx.commit().await?;
-    let topic = Topic::down(device).to_string();
     for (payload, left) in &outgoing {
         // On MQTT 5 the broker drops it too once its time to live has passed.
-        downlinks.send_expiring(topic.clone(), payload.clone().into_bytes(), *left);
+        downlinks.redeliver(&device, payload, Some(*left));
     }
     Ok(outgoing.len())
 }

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firmware_protocol::{
-    CommandId, Configure, DeviceId, Direction, Downlink, Envelope, Header, RefuseReason, Topic,
-    Unlock,
+    CommandId, Configure, DeviceId, Direction, Downlink, Envelope, Header, RefuseReason, Unlock,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -325,37 +324,46 @@ impl CommandService {
             },
             message,
         };
-        let payload = match envelope.seal_json(&reserved.key) {
-            Ok(payload) => payload,
-            Err(e) => {
-                drop(turn);
-                store::mark_unknown(&self.pool, reserved.id)
-                    .await
-                    .map_err(storage)?;
-                return Err(CommandError::Invalid(e.to_string()));
-            }
-        };
         let started = Instant::now();
         let initial = Progress {
             state: CommandState::Pending,
             door: None,
         };
+        // Waiting before it leaves: an answer cannot come before its waiter.
         let mut progress = self.waiters.register(reserved.id, initial);
         let _waiting = Waiting {
             waiters: &self.waiters,
             id: reserved.id,
         };
-        let topic = Topic::down(device).to_string();
         let deadline = started + self.settings.deadline;
+        // Sealed for the locker's transport and queued; on MQTT 5 the broker drops it too once
+        // the deadline has passed.
+        let payload =
+            match self
+                .downlinks
+                .deliver(&envelope, &reserved.key, Some(self.settings.deadline))
+            {
+                Ok(payload) => payload,
+                Err(e) => {
+                    drop(turn);
+                    store::mark_unknown(&self.pool, reserved.id)
+                        .await
+                        .map_err(storage)?;
+                    return Err(CommandError::Invalid(e.to_string()));
+                }
+            };
         let mut wait = self.settings.resend_every;
         let mut turn = Some(turn);
+        let mut first = true;
         let answered = loop {
-            // On MQTT 5 the broker drops it too once the deadline has passed.
-            self.downlinks.send_expiring(
-                topic.clone(),
-                payload.clone().into_bytes(),
-                deadline.saturating_duration_since(Instant::now()),
-            );
+            if !first {
+                self.downlinks.redeliver(
+                    &device,
+                    &payload,
+                    Some(deadline.saturating_duration_since(Instant::now())),
+                );
+            }
+            first = false;
             drop(turn.take());
             store::mark_sent(&self.pool, reserved.id, &payload)
                 .await

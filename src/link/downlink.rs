@@ -7,6 +7,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::collections::HashMap;
+
+use firmware_protocol::{DeviceId, DeviceKey, Downlink, EncodeError, Envelope, Topic};
+
 use crate::bus::BusTx;
 
 /// One message for a locker.
@@ -22,7 +26,29 @@ struct Outgoing {
 pub struct Downlinks {
     tx: mpsc::Sender<Outgoing>,
     turns: std::sync::Arc<[tokio::sync::Mutex<()>]>,
+    serial: std::sync::Arc<std::sync::RwLock<HashMap<DeviceId, SerialRoute>>>,
 }
+
+/// Where a board on a serial bus is reached: its bus's request queue and its address.
+#[derive(Debug, Clone)]
+pub struct SerialRoute {
+    /// The bus task's queue.
+    pub requests: mpsc::Sender<BusRequest>,
+    /// The board's address on the bus.
+    pub address: u8,
+}
+
+/// A frame for the bus task to send to one board (and read its answer).
+#[derive(Debug, Clone)]
+pub struct BusRequest {
+    /// The board's address.
+    pub address: u8,
+    /// The binary envelope.
+    pub envelope: bytes::Bytes,
+}
+
+/// How the stored copy of a sealed downlink marks a binary envelope (the rest is hex).
+const BINARY: &str = "bin:";
 
 /// Shards of the per-locker turn (lockers hash onto them).
 const TURN_SHARDS: usize = 256;
@@ -58,7 +84,76 @@ impl Downlinks {
         let turns = (0..TURN_SHARDS)
             .map(|_| tokio::sync::Mutex::new(()))
             .collect();
-        Self { tx, turns }
+        Self {
+            tx,
+            turns,
+            serial: Default::default(),
+        }
+    }
+
+    /// From now on, `device` is a board at `route` on a serial bus, not an MQTT locker.
+    pub fn route_serial(&self, device: DeviceId, route: SerialRoute) {
+        if let Ok(mut routes) = self.serial.write() {
+            routes.insert(device, route);
+        }
+    }
+
+    fn serial_route(&self, device: &DeviceId) -> Option<SerialRoute> {
+        self.serial.read().ok()?.get(device).cloned()
+    }
+
+    /// Seals `envelope` for the device's transport (JSON over MQTT, binary on a serial bus) and
+    /// queues it; on MQTT 5 it expires after `ttl`. Returns the sealed copy to store (a resend
+    /// repeats it byte for byte with [`Downlinks::redeliver`]).
+    pub fn deliver(
+        &self,
+        envelope: &Envelope<Downlink>,
+        key: &DeviceKey,
+        ttl: Option<Duration>,
+    ) -> Result<String, EncodeError> {
+        let stored = self.seal(envelope, key)?;
+        self.redeliver(&envelope.header.device_id, &stored, ttl);
+        Ok(stored)
+    }
+
+    /// Seals `envelope` for the device's transport without queueing it (see
+    /// [`Downlinks::deliver`]).
+    pub fn seal(
+        &self,
+        envelope: &Envelope<Downlink>,
+        key: &DeviceKey,
+    ) -> Result<String, EncodeError> {
+        Ok(match self.serial_route(&envelope.header.device_id) {
+            Some(_) => format!("{BINARY}{}", hex::encode(envelope.seal_binary(key)?)),
+            None => envelope.seal_json(key)?,
+        })
+    }
+
+    /// Queues a copy sealed by [`Downlinks::deliver`] again.
+    pub fn redeliver(&self, device: &DeviceId, stored: &str, ttl: Option<Duration>) -> bool {
+        if let Some(binary) = stored.strip_prefix(BINARY) {
+            let (Some(route), Ok(bytes)) = (self.serial_route(device), hex::decode(binary)) else {
+                metrics::counter!("locker_downlinks_dropped_total", "reason" => "no_route")
+                    .increment(1);
+                return false;
+            };
+            let request = BusRequest {
+                address: route.address,
+                envelope: bytes.into(),
+            };
+            let queued = route.requests.try_send(request).is_ok();
+            if !queued {
+                metrics::counter!("locker_downlinks_dropped_total", "reason" => "queue_full")
+                    .increment(1);
+            }
+            return queued;
+        }
+        let topic = Topic::down(*device).to_string();
+        let payload = stored.as_bytes().to_vec();
+        match ttl {
+            Some(ttl) => self.send_expiring(topic, payload, ttl),
+            None => self.send(topic, payload),
+        }
     }
 
     /// The locker's turn to take a downlink counter and queue what it seals: a locker refuses a

@@ -124,6 +124,23 @@ impl Default for LinkSettings {
 pub struct DeviceLink {
     stats: Arc<LinkStats>,
     uplinks: broadcast::Sender<VerifiedUplink>,
+    /// Weak: the workers stop once the dispatcher and every injector are gone.
+    shards: Vec<mpsc::WeakSender<Inbound>>,
+}
+
+/// Hands uplinks from another transport (a serial bus) to the link's shards, where they are
+/// verified and recorded exactly like those from MQTT.
+#[derive(Debug, Clone)]
+pub struct Injector {
+    shards: Vec<mpsc::Sender<Inbound>>,
+}
+
+impl Injector {
+    /// Queues one uplink on its device's shard; `false` if the link has stopped.
+    pub async fn inject(&self, inbound: Inbound) -> bool {
+        let shard = &self.shards[shard_of(&inbound.device, self.shards.len())];
+        shard.send(inbound).await.is_ok()
+    }
 }
 
 impl DeviceLink {
@@ -161,14 +178,26 @@ impl DeviceLink {
             tasks.spawn(worker.run(rx));
             shards.push(tx);
         }
-        tasks.spawn(dispatch(bus, shards, shutdown.clone()));
+        tasks.spawn(dispatch(bus, shards.clone(), shutdown.clone()));
         tasks.spawn(sweep(
             pool,
             settings.heartbeat * 3,
             settings.heartbeat / 2,
             shutdown,
         ));
-        Self { stats, uplinks }
+        let shards = shards.iter().map(mpsc::Sender::downgrade).collect();
+        Self {
+            stats,
+            uplinks,
+            shards,
+        }
+    }
+
+    /// A handle for other transports to hand their uplinks in (`None` once the link stopped).
+    /// Drop it when the transport stops: the link's workers finish after the last one is gone.
+    pub fn injector(&self) -> Option<Injector> {
+        let shards: Option<Vec<_>> = self.shards.iter().map(mpsc::WeakSender::upgrade).collect();
+        shards.map(|shards| Injector { shards })
     }
 
     /// What the link accepted and dropped.
@@ -211,6 +240,7 @@ async fn dispatch(mut bus: BusRx, shards: Vec<mpsc::Sender<Inbound>>, shutdown: 
             device: topic.device_id,
             kind: topic.kind,
             payload: message.payload,
+            encoding: firmware_protocol::Encoding::Json,
             received_at: Utc::now(),
         };
         let shard = &shards[shard_of(&topic.device_id, shards.len())];

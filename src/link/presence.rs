@@ -18,6 +18,8 @@ pub enum OfflineReason {
     LastWill,
     /// No uplink for three heartbeat intervals.
     HeartbeatTimeout,
+    /// A serial board did not answer several polls in a row.
+    NoAnswer,
 }
 
 impl OfflineReason {
@@ -26,6 +28,7 @@ impl OfflineReason {
         match self {
             Self::LastWill => "last_will",
             Self::HeartbeatTimeout => "heartbeat_timeout",
+            Self::NoAnswer => "no_answer",
         }
     }
 }
@@ -259,6 +262,17 @@ pub async fn last_will(
     device: &DeviceId,
     session: u32,
 ) -> Result<bool, sqlx::Error> {
+    went_offline(pool, device, session, OfflineReason::LastWill).await
+}
+
+/// The device is offline for `reason` if `session` is still its current session. Returns whether
+/// it changed.
+pub async fn went_offline(
+    pool: &PgPool,
+    device: &DeviceId,
+    session: u32,
+    reason: OfflineReason,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let changed = sqlx::query(
         "UPDATE devices SET online = false, presence_changed_at = now()
@@ -271,7 +285,7 @@ pub async fn last_will(
     .rows_affected()
         > 0;
     if changed {
-        let reason = OfflineReason::LastWill.as_str();
+        let reason = reason.as_str();
         log(&mut tx, device, false, Some(session), reason).await?;
         append(
             &mut tx,

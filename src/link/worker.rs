@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use firmware_protocol::{
     DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, Presence, ReplayError,
-    SessionChange, Topic, TopicKind, Unverified, Uplink, UplinkGuard,
+    SessionChange, TopicKind, Unverified, Uplink, UplinkGuard,
 };
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
@@ -30,6 +30,8 @@ pub struct Inbound {
     pub kind: TopicKind,
     /// The payload as received.
     pub payload: Bytes,
+    /// How the envelope is encoded: JSON over MQTT, binary from a serial line.
+    pub encoding: firmware_protocol::Encoding,
     /// Wall-clock time of receipt.
     pub received_at: DateTime<Utc>,
 }
@@ -182,11 +184,9 @@ impl Worker {
             },
             message: Downlink::Ping,
         };
-        match ping.seal_json(key) {
-            Ok(payload) => {
+        match self.downlinks.deliver(&ping, key, None) {
+            Ok(_) => {
                 tracing::info!(%device, "uplink from an unknown session: asking the locker for a hello");
-                self.downlinks
-                    .send(Topic::down(device).to_string(), payload.into_bytes());
             }
             Err(e) => tracing::error!(error = %e, "cannot seal a ping"),
         }
@@ -299,8 +299,11 @@ impl Worker {
     /// Parses, authenticates and de-duplicates an uplink (in memory; nothing written yet).
     async fn check(&mut self, inbound: &Inbound) -> Result<Accepted, Rejection> {
         let device = inbound.device;
-        let raw =
-            Unverified::parse_json(&inbound.payload).map_err(|e| Rejection::Malformed(e.kind()))?;
+        let raw = match inbound.encoding {
+            firmware_protocol::Encoding::Json => Unverified::parse_json(&inbound.payload),
+            firmware_protocol::Encoding::Binary => Unverified::parse_binary(&inbound.payload),
+        }
+        .map_err(|e| Rejection::Malformed(e.kind()))?;
         let state = self.load(&device).await?;
         if state.credentials.revoked {
             return Err(Rejection::UnknownDevice);

@@ -1,0 +1,300 @@
+//! Simulated lock boards on one serial bus: a pseudo-terminal pair, the boards behind one end;
+//! the gateway opens the other end's path exactly as it would `/dev/ttyUSB0`. Each board runs
+//! the same firmware logic as a simulated MQTT locker ([`SimLocker`]) and the serial rules of
+//! PROTOCOL.md §5.3: it speaks only when asked, answers a request in another session (or before
+//! it has one) with a `hello` opening a new session, keeps uplinks the gateway has not
+//! acknowledged and sends the oldest in answer to a `poll`, else a heartbeat.
+//!
+//! Knobs make the line and the boards misbehave: bit flips and dropped bytes at a rate, slow
+//! boards, dead boards, a board answering for another address, a reboot.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use firmware_protocol::{
+    DeviceId, DeviceKey, Downlink, Envelope, Frame, FrameCodec, Unverified, Uplink,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::Decoder;
+
+use crate::SimLocker;
+
+/// One board on the bus.
+#[derive(Debug, Clone)]
+pub struct BoardConfig {
+    /// Its bus address, 1..=247.
+    pub address: u8,
+    /// Its device id in the gateway's registry.
+    pub device_id: DeviceId,
+    /// Its tag key.
+    pub key: DeviceKey,
+    /// Doors it drives.
+    pub doors: u16,
+}
+
+/// Ways to make the bus misbehave, or to act on a board.
+#[derive(Debug, Clone)]
+pub enum SerialKnob {
+    /// Flip one random bit in this share of the bytes the boards send (0.0 to 1.0).
+    FlipRate(f64),
+    /// Drop this share of the bytes the boards send.
+    DropRate(f64),
+    /// The board at this address stops answering (or starts again).
+    Dead(u8, bool),
+    /// The board at this address answers this much later.
+    Slow(u8, Duration),
+    /// The board at this address answers as if it were at another address (`None`: its own).
+    AnswerAs(u8, Option<u8>),
+    /// Power-cycle the board at this address: RAM (session, counters, outcomes) is gone.
+    Reboot(u8),
+    /// Someone closes a door of the board at this address.
+    CloseDoor(u8, u16),
+    /// This door of the board at this address jams (pulses but never opens).
+    Jam(u8, u16),
+}
+
+/// What a board did, for tests to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoardEvent {
+    /// It executed an unlock of this door (the relay pulsed).
+    Unlocked {
+        /// The board.
+        address: u8,
+        /// The door.
+        door: u16,
+    },
+}
+
+/// A running simulated bus.
+pub struct SimulatedBus {
+    path: String,
+    knobs: mpsc::Sender<SerialKnob>,
+    events: mpsc::Receiver<BoardEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimulatedBus {
+    /// The path the gateway opens.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Turns a knob.
+    pub async fn turn(&self, knob: SerialKnob) {
+        let _ = self.knobs.send(knob).await;
+    }
+
+    /// The next thing a board did, if any happened.
+    pub fn try_event(&mut self) -> Option<BoardEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the next thing a board did.
+    pub async fn event(&mut self, within: Duration) -> Option<BoardEvent> {
+        tokio::time::timeout(within, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for SimulatedBus {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Board {
+    locker: SimLocker,
+    address: u8,
+    /// Uplinks sent but not yet covered by a poll's `ack_counter`, oldest first.
+    unacknowledged: VecDeque<Envelope<Uplink>>,
+    dead: bool,
+    slow: Duration,
+    answer_as: Option<u8>,
+}
+
+impl Board {
+    fn uptime(&self, started: Instant) -> u64 {
+        started.elapsed().as_millis() as u64
+    }
+
+    /// The board's answer to one frame addressed to it, if it answers.
+    fn answer(&mut self, envelope: &[u8], started: Instant) -> Option<Envelope<Uplink>> {
+        let uptime = self.uptime(started);
+        let raw = Unverified::parse_binary(envelope).ok()?;
+        let verified = raw
+            .verify::<Downlink>(&self.locker.device_id(), self.locker.key())
+            .ok();
+        // A request in another session (or before it has one): a new session, announced.
+        let in_session = match (&verified, self.locker.session()) {
+            (Some(e), Some(session)) => e.header.session == session,
+            _ => false,
+        };
+        if verified.is_some() && !in_session {
+            let session = loop {
+                let s: u32 = rand::random();
+                if s != 0 && Some(s) != self.locker.session() {
+                    break s;
+                }
+            };
+            self.unacknowledged.clear();
+            return Some(self.locker.connect(session, uptime));
+        }
+        if let Some(Envelope {
+            message: Downlink::Poll(poll),
+            ..
+        }) = &verified
+        {
+            self.unacknowledged
+                .retain(|u| u.header.counter > poll.ack_counter);
+            if let Some(oldest) = self.unacknowledged.front() {
+                return Some(oldest.clone());
+            }
+        }
+        let mut answers = self.locker.receive(&raw, uptime).into_iter();
+        let first = answers.next()?;
+        // What does not fit in this answer waits for the next polls.
+        self.unacknowledged.extend(answers);
+        if matches!(first.message, Uplink::DoorEvent(_) | Uplink::Alarm(_)) {
+            self.unacknowledged.push_front(first.clone());
+        }
+        Some(first)
+    }
+}
+
+/// Starts a bus with these boards on a new pseudo-terminal; returns it with the path to open.
+pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
+    use tokio_serial::SerialPort;
+    let (ours, mut theirs) = tokio_serial::SerialStream::pair()?;
+    let path = theirs
+        .name()
+        .ok_or_else(|| std::io::Error::other("the pseudo-terminal has no name"))?;
+    // The gateway opens the same end again by its path: it must not be held exclusively.
+    theirs
+        .set_exclusive(false)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut ours = ours;
+    let (knob_tx, mut knob_rx) = mpsc::channel(64);
+    let (event_tx, event_rx) = mpsc::channel(1024);
+    let mut boards: BTreeMap<u8, Board> = boards
+        .into_iter()
+        .map(|b| {
+            (
+                b.address,
+                Board {
+                    locker: SimLocker::new(b.device_id, b.key, b.doors),
+                    address: b.address,
+                    unacknowledged: VecDeque::new(),
+                    dead: false,
+                    slow: Duration::ZERO,
+                    answer_as: None,
+                },
+            )
+        })
+        .collect();
+    let task = tokio::spawn(async move {
+        // The other end stays open (unread) so the line never hangs up between the gateway's
+        // opens.
+        let _theirs = theirs;
+        let started = Instant::now();
+        let mut codec = FrameCodec::new();
+        let mut input = BytesMut::with_capacity(4096);
+        let (mut flip, mut drop) = (0.0f64, 0.0f64);
+        let mut buf = [0u8; 1024];
+        loop {
+            tokio::select! {
+                knob = knob_rx.recv() => {
+                    let Some(knob) = knob else { return };
+                    match knob {
+                        SerialKnob::FlipRate(r) => flip = r,
+                        SerialKnob::DropRate(r) => drop = r,
+                        SerialKnob::Dead(a, dead) => if let Some(b) = boards.get_mut(&a) { b.dead = dead },
+                        SerialKnob::Slow(a, d) => if let Some(b) = boards.get_mut(&a) { b.slow = d },
+                        SerialKnob::AnswerAs(a, other) => if let Some(b) = boards.get_mut(&a) { b.answer_as = other },
+                        SerialKnob::Reboot(a) => if let Some(b) = boards.get_mut(&a) {
+                            b.locker.reboot();
+                            b.unacknowledged.clear();
+                        },
+                        SerialKnob::CloseDoor(a, door) => if let Some(b) = boards.get_mut(&a) {
+                            let uptime = b.uptime(started);
+                            let events = b.locker.close_door(door, uptime);
+                            b.unacknowledged.extend(events);
+                        },
+                        SerialKnob::Jam(a, door) => if let Some(b) = boards.get_mut(&a) {
+                            b.locker.faults.jammed_doors.insert(door);
+                        },
+                    }
+                }
+                read = ours.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) | Err(_) => {
+                            // Nobody has the other end open right now: wait and read again.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        Ok(n) => n,
+                    };
+                    input.extend_from_slice(&buf[..n]);
+                    while let Ok(Some(frame)) = codec.decode(&mut input) {
+                        let Some(board) = boards.get_mut(&frame.address) else { continue };
+                        if board.dead {
+                            continue;
+                        }
+                        let executed_before = board.locker.executions();
+                        let Some(answer) = board.answer(&frame.envelope, started) else { continue };
+                        if board.locker.executions() > executed_before
+                            && let Some(door) = unlocked_door(&frame.envelope)
+                        {
+                            let _ = event_tx.try_send(BoardEvent::Unlocked { address: board.address, door });
+                        }
+                        let Ok(envelope) = answer.seal_binary(board.locker.key()) else { continue };
+                        let out = Frame {
+                            address: board.answer_as.unwrap_or(board.address),
+                            envelope: envelope.into(),
+                        };
+                        let mut bytes = BytesMut::new();
+                        if out.write_to(&mut bytes).is_err() {
+                            continue;
+                        }
+                        if !board.slow.is_zero() {
+                            tokio::time::sleep(board.slow).await;
+                        }
+                        let mut noisy = Vec::with_capacity(bytes.len());
+                        for &byte in bytes.iter() {
+                            if drop > 0.0 && rand::random::<f64>() < drop {
+                                continue;
+                            }
+                            let byte = if flip > 0.0 && rand::random::<f64>() < flip {
+                                byte ^ (1 << (rand::random::<u8>() % 8))
+                            } else {
+                                byte
+                            };
+                            noisy.push(byte);
+                        }
+                        if ours.write_all(&noisy).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(SimulatedBus {
+        path,
+        knobs: knob_tx,
+        events: event_rx,
+        task,
+    })
+}
+
+/// The door a frame's unlock names.
+fn unlocked_door(envelope: &[u8]) -> Option<u16> {
+    let raw = Unverified::parse_binary(envelope).ok()?;
+    match raw.decode_unverified::<Downlink>().ok()?.message {
+        Downlink::Unlock(unlock) => Some(unlock.door),
+        _ => None,
+    }
+}
