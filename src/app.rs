@@ -79,6 +79,8 @@ pub struct App {
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// How long requests in flight may take to finish at shutdown.
     shutdown_grace: std::time::Duration,
+    /// What each serial bus did.
+    serial: Vec<Arc<crate::serial::BusStats>>,
 }
 
 impl App {
@@ -186,6 +188,23 @@ impl App {
             &tasks,
             shutdown.clone(),
         );
+        // Lock boards on serial buses: their downlinks routed to their bus, their answers into
+        // the link like any uplink.
+        let mut serial = Vec::with_capacity(config.serial_buses.len());
+        for bus in &config.serial_buses {
+            let Some(injector) = link.injector() else {
+                break;
+            };
+            serial.push(crate::serial::start(
+                bus.clone(),
+                pool.clone(),
+                registry.clone(),
+                downlinks.clone(),
+                injector,
+                &tasks,
+                shutdown.clone(),
+            ));
+        }
         // Commands in flight when the gateway last stopped: nobody waits for them any more.
         match crate::command::query::reconcile_at_start(&pool, &downlinks).await {
             Ok(0) => {}
@@ -289,6 +308,7 @@ impl App {
             shutdown.clone(),
         ));
         Ok(Self {
+            serial,
             shutdown_grace: config.shutdown_grace,
             http_addr,
             http_shutdown,
@@ -306,6 +326,11 @@ impl App {
             bus_tasks,
             mqtt_ready,
         })
+    }
+
+    /// What each serial bus did, in the order of `LOCKER_SERIAL_BUSES`.
+    pub fn serial_buses(&self) -> &[Arc<crate::serial::BusStats>] {
+        &self.serial
     }
 
     /// Events as they are delivered from the outbox.

@@ -26,6 +26,7 @@ pub mod money;
 pub mod order;
 pub mod pause;
 pub mod rental;
+pub mod serial;
 pub mod unlock;
 pub mod wallet;
 

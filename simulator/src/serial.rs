@@ -53,6 +53,9 @@ pub enum SerialKnob {
     CloseDoor(u8, u16),
     /// This door of the board at this address jams (pulses but never opens).
     Jam(u8, u16),
+    /// Unplug the adapter for this long, then plug it in again: the port disappears (the
+    /// gateway's reads fail) and comes back at the same path.
+    Replug(Duration),
 }
 
 /// What a board did, for tests to watch.
@@ -103,7 +106,28 @@ impl SimulatedBus {
 impl Drop for SimulatedBus {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(dir) = std::path::Path::new(&self.path).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A new pseudo-terminal; its far end is reachable at `link` (a symbolic link, as
+/// `/dev/serial/by-id/…` is). Returns our end.
+fn plug(link: &std::path::Path) -> std::io::Result<tokio_serial::SerialStream> {
+    use tokio_serial::SerialPort;
+    let (ours, theirs) = tokio_serial::SerialStream::pair()?;
+    let name = theirs
+        .name()
+        .ok_or_else(|| std::io::Error::other("the pseudo-terminal has no name"))?;
+    // The gateway opens the far end by its path, exclusively (as it opens a real port); the
+    // pseudo-terminal lives as long as our end does.
+    drop(theirs);
+    let fresh = link.with_extension("new");
+    let _ = std::fs::remove_file(&fresh);
+    std::os::unix::fs::symlink(&name, &fresh)?;
+    std::fs::rename(&fresh, link)?;
+    Ok(ours)
 }
 
 struct Board {
@@ -167,16 +191,11 @@ impl Board {
 
 /// Starts a bus with these boards on a new pseudo-terminal; returns it with the path to open.
 pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
-    use tokio_serial::SerialPort;
-    let (ours, mut theirs) = tokio_serial::SerialStream::pair()?;
-    let path = theirs
-        .name()
-        .ok_or_else(|| std::io::Error::other("the pseudo-terminal has no name"))?;
-    // The gateway opens the same end again by its path: it must not be held exclusively.
-    theirs
-        .set_exclusive(false)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut ours = ours;
+    let dir = std::env::temp_dir().join(format!("locker-serial-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir)?;
+    let link = dir.join("bus");
+    let ours = plug(&link)?;
+    let path = link.display().to_string();
     let (knob_tx, mut knob_rx) = mpsc::channel(64);
     let (event_tx, event_rx) = mpsc::channel(1024);
     let mut boards: BTreeMap<u8, Board> = boards
@@ -196,13 +215,11 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
         })
         .collect();
     let task = tokio::spawn(async move {
-        // The other end stays open (unread) so the line never hangs up between the gateway's
-        // opens.
-        let _theirs = theirs;
+        let mut ours = Some(ours);
         let started = Instant::now();
         let mut codec = FrameCodec::new();
         let mut input = BytesMut::with_capacity(4096);
-        let (mut flip, mut drop) = (0.0f64, 0.0f64);
+        let (mut flip, mut loss) = (0.0f64, 0.0f64);
         let mut buf = [0u8; 1024];
         loop {
             tokio::select! {
@@ -210,7 +227,7 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                     let Some(knob) = knob else { return };
                     match knob {
                         SerialKnob::FlipRate(r) => flip = r,
-                        SerialKnob::DropRate(r) => drop = r,
+                        SerialKnob::DropRate(r) => loss = r,
                         SerialKnob::Dead(a, dead) => if let Some(b) = boards.get_mut(&a) { b.dead = dead },
                         SerialKnob::Slow(a, d) => if let Some(b) = boards.get_mut(&a) { b.slow = d },
                         SerialKnob::AnswerAs(a, other) => if let Some(b) = boards.get_mut(&a) { b.answer_as = other },
@@ -226,9 +243,25 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         SerialKnob::Jam(a, door) => if let Some(b) = boards.get_mut(&a) {
                             b.locker.faults.jammed_doors.insert(door);
                         },
+                        SerialKnob::Replug(away) => {
+                            // Both ends closed: the gateway's port fails; the path is gone.
+                            let _ = std::fs::remove_file(&link);
+                            drop(ours.take());
+                            tokio::time::sleep(away).await;
+                            match plug(&link) {
+                                Ok(port) => ours = Some(port),
+                                Err(_) => return,
+                            }
+                            input.clear();
+                        }
                     }
                 }
-                read = ours.read(&mut buf) => {
+                read = async {
+                    match ours.as_mut() {
+                        Some(port) => port.read(&mut buf).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     let n = match read {
                         Ok(0) | Err(_) => {
                             // Nobody has the other end open right now: wait and read again.
@@ -264,7 +297,7 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         }
                         let mut noisy = Vec::with_capacity(bytes.len());
                         for &byte in bytes.iter() {
-                            if drop > 0.0 && rand::random::<f64>() < drop {
+                            if loss > 0.0 && rand::random::<f64>() < loss {
                                 continue;
                             }
                             let byte = if flip > 0.0 && rand::random::<f64>() < flip {
@@ -274,7 +307,8 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                             };
                             noisy.push(byte);
                         }
-                        if ours.write_all(&noisy).await.is_err() {
+                        let Some(port) = ours.as_mut() else { break };
+                        if port.write_all(&noisy).await.is_err() {
                             break;
                         }
                     }

@@ -77,6 +77,11 @@ pub struct Config {
     /// `LOCKER_CACHE_TTL_SECS`: how long read-mostly data (price plans, products) stays in the
     /// Redis cache; 0 turns the cache off (default 60).
     pub cache_ttl: Duration,
+    /// `LOCKER_SERIAL_BUSES`: lock boards on serial buses, as
+    /// `/dev/ttyUSB0@9600,8N1=1:cab-1-b1,2:cab-1-b2;/dev/ttyUSB1=1:cab-2-b1` (default none), with
+    /// `LOCKER_SERIAL_TIMEOUT_MS` (200), `LOCKER_SERIAL_GAP_MS` (50), `LOCKER_SERIAL_RETRIES` (2),
+    /// `LOCKER_SERIAL_POLL_MS` (1000) and `LOCKER_SERIAL_OFFLINE_POLLS` (3) for every bus.
+    pub serial_buses: Vec<crate::serial::BusSettings>,
 }
 
 /// A setting that could not be used.
@@ -106,6 +111,12 @@ pub enum ConfigError {
         value: String,
         scheme: &'static str,
     },
+    #[error("{name}={value:?}: {why}")]
+    BadBuses {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 impl ConfigError {
@@ -116,7 +127,8 @@ impl ConfigError {
             | Self::BadNumber { name, .. }
             | Self::BadAddressList { name, .. }
             | Self::BadUrl { name, .. }
-            | Self::BadChoice { name, .. } => name,
+            | Self::BadChoice { name, .. }
+            | Self::BadBuses { name, .. } => name,
         }
     }
 }
@@ -224,6 +236,28 @@ impl Config {
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
             cache_ttl: Duration::from_secs(number("LOCKER_CACHE_TTL_SECS", 60, 0, 86_400)?),
+            serial_buses: {
+                let text = get("LOCKER_SERIAL_BUSES").unwrap_or_default();
+                let mut buses =
+                    crate::serial::parse_buses(&text).map_err(|e| ConfigError::BadBuses {
+                        name: "LOCKER_SERIAL_BUSES",
+                        value: text.clone(),
+                        why: e.to_string(),
+                    })?;
+                let timeout = number("LOCKER_SERIAL_TIMEOUT_MS", 200, 10, 10_000)?;
+                let gap = number("LOCKER_SERIAL_GAP_MS", 50, 0, 10_000)?;
+                let retries = number("LOCKER_SERIAL_RETRIES", 2, 0, 10)?;
+                let poll = number("LOCKER_SERIAL_POLL_MS", 1000, 10, 600_000)?;
+                let offline = number("LOCKER_SERIAL_OFFLINE_POLLS", 3, 1, 100)?;
+                for bus in &mut buses {
+                    bus.timeout = Duration::from_millis(timeout);
+                    bus.gap = Duration::from_millis(gap);
+                    bus.retries = retries as u32;
+                    bus.poll_every = Duration::from_millis(poll);
+                    bus.offline_after = offline as u32;
+                }
+                buses
+            },
             redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
             rentals: crate::rental::RentalSettings {
                 max_active: number("LOCKER_MAX_ACTIVE_RENTALS", 3, 1, 1000)? as i64,
@@ -331,6 +365,7 @@ impl std::fmt::Debug for Config {
             .field("rentals", &self.rentals)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("cache_ttl", &self.cache_ttl)
+            .field("serial_buses", &self.serial_buses)
             .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),

@@ -258,6 +258,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         rentals: locker_gateway::rental::RentalSettings::default(),
         shutdown_grace: Duration::from_secs(30),
         cache_ttl: Duration::from_secs(60),
+        serial_buses: Vec::new(),
     }
 }
 

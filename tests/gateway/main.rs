@@ -25,6 +25,7 @@ mod registry;
 mod rentals;
 mod rentals_after;
 mod restart;
+mod serial;
 mod settlement;
 mod shutdown;
 mod wallets;

@@ -1,0 +1,438 @@
+//! The task that owns one serial port: requests from the downlinks first, a poll cycle between
+//! them, one request outstanding, a gap between frames, retries with the same bytes, answers to
+//! the device link, boards offline after polls without an answer, the port reopened with backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use firmware_protocol::{
+    DeviceId, DeviceKey, Direction, Downlink, Encoding, Envelope, Header, MessageType, Poll,
+    TopicKind, Unverified,
+};
+use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_serial::SerialPortBuilderExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{BoardProtocol, BusRequest, BusSettings, LockerFrames, Parity, SerialRoute};
+use crate::device::DeviceRegistry;
+use crate::link::downlink::Downlinks;
+use crate::link::presence::{self, OfflineReason};
+use crate::link::{Inbound, Injector};
+
+/// What a bus did, for tests, benchmarks and logs.
+#[derive(Debug, Default)]
+pub struct BusStats {
+    /// Frames written (first tries and retries).
+    pub written: AtomicU64,
+    /// Requests answered.
+    pub answered: AtomicU64,
+    /// Tries that had no answer in time.
+    pub timeouts: AtomicU64,
+    /// Requests given up after every retry.
+    pub unanswered: AtomicU64,
+    /// Polls sent.
+    pub polls: AtomicU64,
+    /// Whole frames from a board other than the one asked.
+    pub unexpected: AtomicU64,
+    /// Times the port was opened (the first time included).
+    pub opened: AtomicU64,
+}
+
+impl BusStats {
+    /// A counter's value.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// One board as the bus sees it.
+struct Board {
+    address: u8,
+    device: DeviceId,
+    /// Its session, from its last `hello` (`None`: not known; polled in session 0).
+    session: Option<u32>,
+    /// The highest uplink counter received in that session (the poll's `ack_counter`).
+    last_up: u32,
+    /// Polls in a row without an answer.
+    misses: u32,
+    key: Option<DeviceKey>,
+}
+
+/// Starts the bus at `settings.path`: routes its boards' downlinks to it and spawns its task on
+/// `tasks`, until `shutdown`.
+#[allow(clippy::too_many_arguments)]
+pub fn start(
+    settings: BusSettings,
+    pool: PgPool,
+    registry: DeviceRegistry,
+    downlinks: Downlinks,
+    injector: Injector,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Arc<BusStats> {
+    let (tx, rx) = mpsc::channel(256);
+    for (address, device) in &settings.boards {
+        downlinks.route_serial(
+            *device,
+            SerialRoute {
+                requests: tx.clone(),
+                address: *address,
+            },
+        );
+    }
+    let stats = Arc::new(BusStats::default());
+    let task = Bus {
+        boards: settings
+            .boards
+            .iter()
+            .map(|(address, device)| Board {
+                address: *address,
+                device: *device,
+                session: None,
+                last_up: 0,
+                misses: 0,
+                key: None,
+            })
+            .collect(),
+        settings,
+        pool,
+        registry,
+        downlinks,
+        injector,
+        requests: rx,
+        protocol: Box::new(LockerFrames::default()),
+        input: BytesMut::with_capacity(4096),
+        stats: stats.clone(),
+    };
+    tasks.spawn(task.run(shutdown));
+    stats
+}
+
+struct Bus {
+    settings: BusSettings,
+    pool: PgPool,
+    registry: DeviceRegistry,
+    downlinks: Downlinks,
+    injector: Injector,
+    requests: mpsc::Receiver<BusRequest>,
+    protocol: Box<dyn BoardProtocol>,
+    boards: Vec<Board>,
+    input: BytesMut,
+    stats: Arc<BusStats>,
+}
+
+/// Why the bus stopped speaking on its port.
+enum Stop {
+    /// Shutting down.
+    Shutdown,
+    /// The port failed: reopen it.
+    Port(std::io::Error),
+}
+
+impl Bus {
+    fn open(&self) -> Result<tokio_serial::SerialStream, tokio_serial::Error> {
+        let s = &self.settings;
+        tokio_serial::new(&s.path, s.baud)
+            .data_bits(match s.data_bits {
+                5 => tokio_serial::DataBits::Five,
+                6 => tokio_serial::DataBits::Six,
+                7 => tokio_serial::DataBits::Seven,
+                _ => tokio_serial::DataBits::Eight,
+            })
+            .parity(match s.parity {
+                Parity::None => tokio_serial::Parity::None,
+                Parity::Even => tokio_serial::Parity::Even,
+                Parity::Odd => tokio_serial::Parity::Odd,
+            })
+            .stop_bits(if s.stop_bits == 2 {
+                tokio_serial::StopBits::Two
+            } else {
+                tokio_serial::StopBits::One
+            })
+            .open_native_async()
+    }
+
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let port = match self.open() {
+                Ok(port) => {
+                    self.stats.opened.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(path = %self.settings.path, "serial bus open");
+                    backoff = Duration::from_millis(100);
+                    port
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %self.settings.path, ?backoff, "cannot open the serial port; trying again");
+                    self.all_offline().await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            match self.speak(port, &shutdown).await {
+                Stop::Shutdown => return,
+                Stop::Port(e) => {
+                    metrics::counter!("locker_serial_port_errors_total").increment(1);
+                    tracing::warn!(error = %e, path = %self.settings.path, "the serial port failed; reopening it");
+                    self.all_offline().await;
+                    self.input.clear();
+                }
+            }
+        }
+    }
+
+    /// Requests first; a poll whenever one is due.
+    async fn speak(
+        &mut self,
+        mut port: tokio_serial::SerialStream,
+        shutdown: &CancellationToken,
+    ) -> Stop {
+        let count = self.boards.len().max(1) as u32;
+        let mut next = 0usize;
+        let mut poll_at = Instant::now();
+        loop {
+            let request = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Stop::Shutdown,
+                request = self.requests.recv() => match request {
+                    Some(request) => Some(request),
+                    None => return Stop::Shutdown,
+                },
+                _ = tokio::time::sleep_until(poll_at) => None,
+            };
+            let result = match request {
+                Some(request) => self
+                    .exchange(&mut port, request.address, &request.envelope)
+                    .await
+                    .map(drop),
+                None => {
+                    poll_at = Instant::now() + self.settings.poll_every / count;
+                    let board = next;
+                    next = (next + 1) % self.boards.len().max(1);
+                    self.poll(&mut port, board).await
+                }
+            };
+            if let Err(e) = result {
+                return Stop::Port(e);
+            }
+        }
+    }
+
+    /// Writes `envelope` to the board at `address` and waits for its answer, retrying with the
+    /// same bytes; `true` if it answered.
+    async fn exchange(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        address: u8,
+        envelope: &[u8],
+    ) -> std::io::Result<bool> {
+        let mut frame = BytesMut::with_capacity(envelope.len() + 8);
+        if let Err(e) = self.protocol.encode(address, envelope, &mut frame) {
+            tracing::error!(error = %e, address, "cannot frame a request");
+            return Ok(false);
+        }
+        let on_the_line = self.settings.transmit_time(frame.len());
+        for attempt in 0..=self.settings.retries {
+            if attempt > 0 {
+                metrics::counter!("locker_serial_requests_total", "result" => "retry").increment(1);
+            }
+            port.write_all(&frame).await?;
+            self.stats.written.fetch_add(1, Ordering::Relaxed);
+            let deadline = Instant::now() + on_the_line + self.settings.timeout;
+            let answered = self.answer_from(port, address, deadline).await?;
+            // The line's rest between frames (and the answer's own time on it).
+            tokio::time::sleep(self.settings.gap).await;
+            if answered {
+                self.stats.answered.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("locker_serial_requests_total", "result" => "answered")
+                    .increment(1);
+                return Ok(true);
+            }
+            self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.unanswered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("locker_serial_requests_total", "result" => "unanswered").increment(1);
+        Ok(false)
+    }
+
+    /// Reads until a whole frame from `address` arrives (handed to the link) or `deadline`.
+    async fn answer_from(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        address: u8,
+        deadline: Instant,
+    ) -> std::io::Result<bool> {
+        loop {
+            while let Some((from, envelope)) = self.protocol.decode(&mut self.input) {
+                if from == address {
+                    self.received(from, envelope).await;
+                    return Ok(true);
+                }
+                // Not the board asked: noise that happened to check out, or a board answering
+                // for another address. Dropped; a wrong door is never opened.
+                self.stats.unexpected.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("locker_serial_frames_dropped_total", "reason" => "unexpected_address")
+                    .increment(1);
+            }
+            match tokio::time::timeout_at(deadline, port.read_buf(&mut self.input)).await {
+                Err(_) => {
+                    // Silence: a frame half received by now will not be finished.
+                    self.input.clear();
+                    return Ok(false);
+                }
+                Ok(Ok(0)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the port closed",
+                    ));
+                }
+                Ok(Ok(_)) => {
+                    // Never more than a few frames' worth of bytes kept.
+                    if self.input.len() > 8 * firmware_protocol::MAX_FRAME {
+                        let excess = self.input.len() - firmware_protocol::MAX_FRAME;
+                        let _ = self.input.split_to(excess);
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// An answer from a board: learn its session and counter, and hand it to the link.
+    async fn received(&mut self, address: u8, envelope: Bytes) {
+        let Some(board) = self.boards.iter_mut().find(|b| b.address == address) else {
+            return;
+        };
+        board.misses = 0;
+        if let Ok(raw) = Unverified::parse_binary(&envelope) {
+            let header = *raw.header();
+            if raw.message_type() == MessageType::Hello || Some(header.session) != board.session {
+                board.session = Some(header.session);
+                board.last_up = 0;
+            }
+            board.last_up = board.last_up.max(header.counter);
+        }
+        let inbound = Inbound {
+            device: board.device,
+            kind: TopicKind::Up,
+            payload: envelope,
+            encoding: Encoding::Binary,
+            received_at: Utc::now(),
+        };
+        if !self.injector.inject(inbound).await {
+            tracing::warn!("the device link has stopped; a serial answer is dropped");
+        }
+    }
+
+    /// Polls one board: in its session with its next counter if it has one, else in session 0
+    /// (it answers with a `hello`).
+    async fn poll(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        index: usize,
+    ) -> std::io::Result<()> {
+        let Some(board) = self.boards.get_mut(index) else {
+            return Ok(());
+        };
+        let device = board.device;
+        if board.key.is_none() {
+            board.key = match self.registry.credentials(&device).await {
+                Ok(Some(c)) if !c.revoked => Some(c.current.tag_key.clone()),
+                _ => None,
+            };
+        }
+        let Some(key) = board.key.clone() else {
+            return Ok(()); // not registered, or revoked: never polled
+        };
+        let (mut session, mut counter) = (0, 0);
+        if let Some(known) = board.session {
+            // The locker's turn: counters reach it in order, commands and polls alike.
+            let turn = self.downlinks.turn(&device).await;
+            match crate::command::store::next_counter(&self.pool, &device, known).await {
+                Ok(Some(next)) => (session, counter) = (known, next),
+                Ok(None) => {} // the session is not (yet) recorded: ask for a hello
+                Err(e) => {
+                    tracing::warn!(error = %e, %device, "cannot take a poll counter");
+                    return Ok(());
+                }
+            }
+            drop(turn);
+        }
+        let ack_counter = board.last_up;
+        let poll = Envelope {
+            header: Header {
+                direction: Direction::Down,
+                device_id: device,
+                session,
+                counter,
+            },
+            message: Downlink::Poll(Poll { ack_counter }),
+        };
+        let Ok(sealed) = poll.seal_binary(&key) else {
+            return Ok(());
+        };
+        // Whatever was queued with a lower counter goes first.
+        while let Ok(request) = self.requests.try_recv() {
+            self.exchange(port, request.address, &request.envelope)
+                .await?;
+        }
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let answered = self
+            .exchange(port, self.boards[index].address, &sealed)
+            .await?;
+        if !answered {
+            self.missed(index).await;
+        }
+        Ok(())
+    }
+
+    /// A poll without an answer; enough in a row and the board is offline.
+    async fn missed(&mut self, index: usize) {
+        let offline_after = self.settings.offline_after;
+        let Some(board) = self.boards.get_mut(index) else {
+            return;
+        };
+        board.misses += 1;
+        if board.misses < offline_after {
+            return;
+        }
+        if let Some(session) = board.session.take() {
+            let device = board.device;
+            tracing::warn!(%device, address = board.address, "a serial board stopped answering");
+            if let Err(e) =
+                presence::went_offline(&self.pool, &device, session, OfflineReason::NoAnswer).await
+            {
+                tracing::warn!(error = %e, %device, "cannot mark a board offline");
+            }
+        }
+    }
+
+    /// The port is gone: every board is offline until it answers again.
+    async fn all_offline(&mut self) {
+        for board in &mut self.boards {
+            board.misses = 0;
+            if let Some(session) = board.session.take()
+                && let Err(e) = presence::went_offline(
+                    &self.pool,
+                    &board.device,
+                    session,
+                    OfflineReason::NoAnswer,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, device = %board.device, "cannot mark a board offline");
+            }
+        }
+    }
+}

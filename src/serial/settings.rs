@@ -1,0 +1,223 @@
+//! A serial bus's settings, and the compact form they take in one setting
+//! (`LOCKER_SERIAL_BUSES`, or `serial_buses` in the file):
+//!
+//! ```text
+//! /dev/ttyUSB0@9600,8N1=1:cab-1-b1,2:cab-1-b2;/dev/ttyUSB1=1:cab-2-b1
+//! ```
+//!
+//! Buses are separated by `;`. Each is `path[@baud[,framing]]=address:device,...`; the baud
+//! rate defaults to 9600 and the framing (data bits, parity `N`/`E`/`O`, stop bits) to `8N1`.
+
+use std::time::Duration;
+
+use firmware_protocol::DeviceId;
+
+/// Parity bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    /// None.
+    None,
+    /// Even.
+    Even,
+    /// Odd.
+    Odd,
+}
+
+/// One bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusSettings {
+    /// The port's path (`/dev/ttyUSB0`).
+    pub path: String,
+    /// Bits per second.
+    pub baud: u32,
+    /// Data bits, 5 to 8.
+    pub data_bits: u8,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits, 1 or 2.
+    pub stop_bits: u8,
+    /// The boards: address and device.
+    pub boards: Vec<(u8, DeviceId)>,
+    /// How long a board may take to answer (`LOCKER_SERIAL_TIMEOUT_MS`, 200).
+    pub timeout: Duration,
+    /// Least silence between frames (`LOCKER_SERIAL_GAP_MS`, 50).
+    pub gap: Duration,
+    /// Tries after the first when a request has no answer (`LOCKER_SERIAL_RETRIES`, 2).
+    pub retries: u32,
+    /// How often each board is polled at least (`LOCKER_SERIAL_POLL_MS`, 1000).
+    pub poll_every: Duration,
+    /// Polls in a row without an answer after which a board is offline
+    /// (`LOCKER_SERIAL_OFFLINE_POLLS`, 3).
+    pub offline_after: u32,
+}
+
+impl BusSettings {
+    /// A bus at `path` with the protocol's defaults and no boards.
+    pub fn new(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            baud: 9600,
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            boards: Vec::new(),
+            timeout: Duration::from_millis(200),
+            gap: Duration::from_millis(50),
+            retries: 2,
+            poll_every: Duration::from_millis(1000),
+            offline_after: 3,
+        }
+    }
+
+    /// How long `bytes` take on the line (start bit, data, parity, stop bits per byte).
+    pub fn transmit_time(&self, bytes: usize) -> Duration {
+        let per_byte = 1
+            + u64::from(self.data_bits)
+            + u64::from(self.parity != Parity::None)
+            + u64::from(self.stop_bits);
+        Duration::from_micros(bytes as u64 * per_byte * 1_000_000 / u64::from(self.baud.max(1)))
+    }
+}
+
+/// Why the buses setting is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn framing(text: &str) -> Result<(u8, Parity, u8), SettingsError> {
+    let bytes = text.as_bytes();
+    let bad = || SettingsError(format!("framing `{text}` is not like 8N1"));
+    if bytes.len() != 3 {
+        return Err(bad());
+    }
+    let data = match bytes[0] {
+        b'5'..=b'8' => bytes[0] - b'0',
+        _ => return Err(bad()),
+    };
+    let parity = match bytes[1] {
+        b'N' | b'n' => Parity::None,
+        b'E' | b'e' => Parity::Even,
+        b'O' | b'o' => Parity::Odd,
+        _ => return Err(bad()),
+    };
+    let stop = match bytes[2] {
+        b'1' => 1,
+        b'2' => 2,
+        _ => return Err(bad()),
+    };
+    Ok((data, parity, stop))
+}
+
+/// Reads the buses setting (see the module's documentation). Empty: no buses.
+pub fn parse_buses(text: &str) -> Result<Vec<BusSettings>, SettingsError> {
+    let mut buses: Vec<BusSettings> = Vec::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (port, boards) = part
+            .split_once('=')
+            .ok_or_else(|| SettingsError(format!("`{part}`: no `=address:device` list")))?;
+        let (path, line) = match port.split_once('@') {
+            Some((path, line)) => (path.trim(), Some(line.trim())),
+            None => (port.trim(), None),
+        };
+        if path.is_empty() {
+            return Err(SettingsError(format!("`{part}`: no port path")));
+        }
+        let mut bus = BusSettings::new(path);
+        if let Some(line) = line {
+            let (baud, framed) = match line.split_once(',') {
+                Some((baud, framed)) => (baud, Some(framed)),
+                None => (line, None),
+            };
+            bus.baud = baud
+                .parse()
+                .ok()
+                .filter(|b| (300..=4_000_000).contains(b))
+                .ok_or_else(|| SettingsError(format!("`{baud}` is not a baud rate")))?;
+            if let Some(framed) = framed {
+                (bus.data_bits, bus.parity, bus.stop_bits) = framing(framed)?;
+            }
+        }
+        for board in boards.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            let (address, device) = board
+                .split_once(':')
+                .ok_or_else(|| SettingsError(format!("`{board}` is not address:device")))?;
+            let address: u8 = address
+                .trim()
+                .parse()
+                .ok()
+                .filter(|a| (1..=247).contains(a))
+                .ok_or_else(|| SettingsError(format!("address `{address}` is not 1 to 247")))?;
+            let device = DeviceId::new(device.trim())
+                .ok_or_else(|| SettingsError(format!("`{device}` is not a device id")))?;
+            if bus.boards.iter().any(|(a, _)| *a == address) {
+                return Err(SettingsError(format!("address {address} twice on {path}")));
+            }
+            let elsewhere = buses
+                .iter()
+                .chain(std::iter::once(&bus))
+                .any(|b| b.boards.iter().any(|(_, d)| *d == device));
+            if elsewhere {
+                return Err(SettingsError(format!("device {device} on two buses")));
+            }
+            bus.boards.push((address, device));
+        }
+        if bus.boards.is_empty() {
+            return Err(SettingsError(format!("{path}: no boards")));
+        }
+        if buses.iter().any(|b| b.path == bus.path) {
+            return Err(SettingsError(format!("{path} listed twice")));
+        }
+        buses.push(bus);
+    }
+    Ok(buses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buses_read_from_one_line() {
+        let buses = parse_buses("/dev/ttyUSB0@19200,8E2=1:cab-1,2:cab-2; /dev/ttyUSB1=7:cab-3")
+            .expect("valid");
+        assert_eq!(buses.len(), 2);
+        assert_eq!(
+            (
+                buses[0].baud,
+                buses[0].data_bits,
+                buses[0].parity,
+                buses[0].stop_bits
+            ),
+            (19200, 8, Parity::Even, 2)
+        );
+        assert_eq!(buses[0].boards.len(), 2);
+        assert_eq!((buses[1].baud, buses[1].parity), (9600, Parity::None));
+        assert_eq!(buses[1].boards[0].0, 7);
+        assert!(parse_buses("").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn wrong_buses_are_refused_with_what_is_wrong() {
+        for (text, says) in [
+            ("/dev/ttyUSB0", "no `=address:device`"),
+            ("/dev/ttyUSB0=0:cab-1", "not 1 to 247"),
+            ("/dev/ttyUSB0=248:cab-1", "not 1 to 247"),
+            ("/dev/ttyUSB0=1:cab 1", "not a device id"),
+            ("/dev/ttyUSB0=1:a,1:b", "twice"),
+            ("/dev/a=1:x;/dev/b=2:x", "two buses"),
+            ("/dev/ttyUSB0@fast=1:a", "not a baud rate"),
+            ("/dev/ttyUSB0@9600,9X1=1:a", "not like 8N1"),
+            ("/dev/ttyUSB0=", "no boards"),
+        ] {
+            let error = parse_buses(text).expect_err(text).to_string();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_frame_takes_its_bits_on_the_line() {
+        let bus = BusSettings::new("/dev/x");
+        // 10 bits a byte at 9600 baud: 100 bytes take about 104 ms.
+        assert_eq!(bus.transmit_time(100).as_millis(), 104);
+    }
+}

@@ -1,0 +1,221 @@
+//! Lock boards on a serial bus (a pseudo-terminal with simulated boards behind it) driven by the
+//! real gateway: they come online by being polled, their doors open through the same command
+//! service and rentals as MQTT lockers, line noise never opens a wrong door or one twice, a dead
+//! board is offline without troubling the others, and an unplugged adapter recovers by itself.
+
+use std::time::Duration;
+
+use locker_gateway::command::{CommandError, DoorResult};
+use serde_json::json;
+use simulator::serial::{BoardConfig, BoardEvent, SerialKnob, SimulatedBus, spawn_bus};
+use sqlx::PgPool;
+
+use crate::api::problem;
+use crate::helpers::{TestApp, device, eventually, provision, spawn_app_with};
+use crate::rentals::{funded, money, plan, rent};
+
+/// Two boards (addresses 1 and 2, four doors each) on one simulated bus, and the gateway
+/// driving it (polling every 100 ms).
+async fn cabinet(pool: PgPool) -> (TestApp, SimulatedBus) {
+    let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
+    let mut boards = Vec::new();
+    for (address, id) in [(1u8, "cab-b1"), (2, "cab-b2")] {
+        let creds = provision(&registry, id, 4).await;
+        boards.push(BoardConfig {
+            address,
+            device_id: creds.device_id,
+            key: creds.secret.tag_key(),
+            doors: 4,
+        });
+    }
+    let bus = spawn_bus(boards).expect("a pseudo-terminal");
+    let line = format!("{}=1:cab-b1,2:cab-b2", bus.path());
+    let app = spawn_app_with(pool, move |config| {
+        let mut buses = locker_gateway::serial::parse_buses(&line).expect("buses");
+        for bus in &mut buses {
+            bus.poll_every = Duration::from_millis(100);
+            bus.gap = Duration::from_millis(2);
+            bus.timeout = Duration::from_millis(100);
+        }
+        config.serial_buses = buses;
+    })
+    .await;
+    eventually("both boards online", || async {
+        app.online("cab-b1").await && app.online("cab-b2").await
+    })
+    .await;
+    (app, bus)
+}
+
+#[sqlx::test]
+async fn boards_come_online_by_polling_and_open_their_doors(pool: PgPool) {
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("cab-b2"), 3)
+        .await
+        .expect("executed");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    assert_eq!(
+        bus.event(Duration::from_secs(1)).await,
+        Some(BoardEvent::Unlocked {
+            address: 2,
+            door: 3
+        })
+    );
+    // The command went out as a binary envelope, and the door's state came back by polling.
+    let payload: String = sqlx::query_scalar("SELECT payload FROM commands")
+        .fetch_one(&pool)
+        .await
+        .expect("command");
+    assert!(payload.starts_with("bin:"), "{payload}");
+    eventually("the door is open", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT sensor FROM doors WHERE device_id = 'cab-b2' AND door = 3",
+        )
+        .fetch_one(&pool)
+        .await
+        .is_ok_and(|s| s == "open")
+    })
+    .await;
+    let stats = &app.app.serial_buses()[0];
+    assert!(locker_gateway::serial::BusStats::get(&stats.polls) > 0);
+}
+
+#[sqlx::test]
+async fn a_rental_on_a_serial_door_from_start_to_end(pool: PgPool) {
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    plan(&app).await;
+    let (token, user) = funded(&app, "r@example.com", 5000).await;
+    let started = rent(&app, &token, json!({ "device_id": "cab-b1", "door": 2 })).await;
+    assert_eq!(started.status(), 201);
+    let rental: serde_json::Value = started.json().await.expect("rental");
+    assert_eq!(rental["state"], "active");
+    assert_eq!(money(&app, user).await, (3000, 2000));
+    bus.turn(SerialKnob::CloseDoor(1, 2)).await;
+    let end = app
+        .http
+        .post(app.url(&format!(
+            "/v1/rentals/{}/end",
+            rental["id"].as_str().expect("id")
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(end.status(), 200);
+    let ended: serde_json::Value = end.json().await.expect("rental");
+    assert_eq!(ended["state"], "ended");
+    assert_eq!(money(&app, user).await, (5000, 0), "free minutes: no fee");
+    let mut opened = Vec::new();
+    while let Some(event) = bus.try_event() {
+        opened.push(event);
+    }
+    assert_eq!(
+        opened,
+        vec![
+            BoardEvent::Unlocked {
+                address: 1,
+                door: 2
+            },
+            BoardEvent::Unlocked {
+                address: 1,
+                door: 2
+            }
+        ]
+    );
+}
+
+#[sqlx::test]
+async fn with_one_byte_in_a_hundred_corrupted_no_door_opens_twice_or_wrongly(pool: PgPool) {
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    bus.turn(SerialKnob::FlipRate(0.01)).await;
+    let mut executed = 0;
+    let mut failed = 0;
+    for i in 0..20u16 {
+        let door = i % 4 + 1;
+        match app.app.commands().unlock(device("cab-b1"), door).await {
+            Ok(_) => executed += 1,
+            // A clear error; the outcome is settled later by asking the board.
+            Err(CommandError::Timeout { .. } | CommandError::DeviceOffline) => failed += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    bus.turn(SerialKnob::FlipRate(0.0)).await;
+    let mut unlocked = Vec::new();
+    while let Some(event) = bus.event(Duration::from_millis(300)).await {
+        unlocked.push(event);
+    }
+    // Each board execution is one command: never twice, never another door or board.
+    let expected: Vec<BoardEvent> = (0..20u16)
+        .map(|i| BoardEvent::Unlocked {
+            address: 1,
+            door: i % 4 + 1,
+        })
+        .collect();
+    assert!(
+        unlocked.len() >= executed && unlocked.len() <= 20,
+        "{executed} executed, {} unlocked",
+        unlocked.len()
+    );
+    for event in &unlocked {
+        assert!(expected.contains(event), "a wrong door opened: {event:?}");
+    }
+    // The openings are the commands' own, in order, each at most once.
+    let mut commands = expected.iter();
+    for event in &unlocked {
+        assert!(
+            commands.any(|e| e == event),
+            "an opening matches no command of its own: {unlocked:?}"
+        );
+    }
+    assert!(
+        executed >= 10,
+        "{executed} of 20 completed, {failed} failed"
+    );
+    assert!(
+        locker_gateway::serial::BusStats::get(&app.app.serial_buses()[0].timeouts) > 0,
+        "the noise cost some answers"
+    );
+}
+
+#[sqlx::test]
+async fn a_dead_board_is_offline_and_the_others_carry_on(pool: PgPool) {
+    let (app, _bus) = cabinet(pool.clone()).await;
+    plan(&app).await;
+    let (token, _) = funded(&app, "r@example.com", 5000).await;
+    _bus.turn(SerialKnob::Dead(2, true)).await;
+    eventually("cab-b2 offline", || async { !app.online("cab-b2").await }).await;
+    let refused = rent(&app, &token, json!({ "device_id": "cab-b2" })).await;
+    problem(refused, 503, "device_offline").await;
+    let fine = rent(&app, &token, json!({ "device_id": "cab-b1" })).await;
+    assert_eq!(fine.status(), 201);
+    // Alive again: back by itself.
+    _bus.turn(SerialKnob::Dead(2, false)).await;
+    eventually("cab-b2 back", || app.online("cab-b2")).await;
+}
+
+#[sqlx::test]
+async fn an_unplugged_adapter_is_reopened_and_its_boards_come_back(pool: PgPool) {
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    bus.turn(SerialKnob::Replug(Duration::from_millis(500)))
+        .await;
+    eventually("offline while unplugged", || async {
+        !app.online("cab-b1").await
+    })
+    .await;
+    eventually("back", || async {
+        app.online("cab-b1").await && app.online("cab-b2").await
+    })
+    .await;
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("cab-b1"), 1)
+        .await
+        .expect("executed after the replug");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    assert!(bus.event(Duration::from_secs(1)).await.is_some());
+    assert!(locker_gateway::serial::BusStats::get(&app.app.serial_buses()[0].opened) >= 2);
+}
