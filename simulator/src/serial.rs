@@ -53,6 +53,11 @@ pub enum SerialKnob {
     CloseDoor(u8, u16),
     /// This door of the board at this address jams (pulses but never opens).
     Jam(u8, u16),
+    /// The board at this address loses power right after it executes its next command: the
+    /// relay pulsed, the answer is never sent, and RAM (session, outcomes) is gone.
+    PowerCutAfterNextCommand(u8),
+    /// This door's sensor of the board at this address stops answering (reported `unknown`).
+    DeadSensor(u8, u16),
     /// Unplug the adapter for this long, then plug it in again: the port disappears (the
     /// gateway's reads fail) and comes back at the same path.
     Replug(Duration),
@@ -138,6 +143,7 @@ struct Board {
     dead: bool,
     slow: Duration,
     answer_as: Option<u8>,
+    power_cut_after_next: bool,
 }
 
 impl Board {
@@ -210,6 +216,7 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                     dead: false,
                     slow: Duration::ZERO,
                     answer_as: None,
+                    power_cut_after_next: false,
                 },
             )
         })
@@ -223,6 +230,8 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
         let mut buf = [0u8; 1024];
         loop {
             tokio::select! {
+                // Knobs first: one turned before a request applies to it.
+                biased;
                 knob = knob_rx.recv() => {
                     let Some(knob) = knob else { return };
                     match knob {
@@ -242,6 +251,12 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         },
                         SerialKnob::Jam(a, door) => if let Some(b) = boards.get_mut(&a) {
                             b.locker.faults.jammed_doors.insert(door);
+                        },
+                        SerialKnob::PowerCutAfterNextCommand(a) => if let Some(b) = boards.get_mut(&a) {
+                            b.power_cut_after_next = true;
+                        },
+                        SerialKnob::DeadSensor(a, door) => if let Some(b) = boards.get_mut(&a) {
+                            b.locker.faults.dead_sensors.insert(door);
                         },
                         SerialKnob::Replug(away) => {
                             // Both ends closed: the gateway's port fails; the path is gone.
@@ -278,10 +293,17 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         }
                         let executed_before = board.locker.executions();
                         let Some(answer) = board.answer(&frame.envelope, started) else { continue };
-                        if board.locker.executions() > executed_before
+                        let executed = board.locker.executions() > executed_before;
+                        if executed
                             && let Some(door) = unlocked_door(&frame.envelope)
                         {
                             let _ = event_tx.try_send(BoardEvent::Unlocked { address: board.address, door });
+                        }
+                        if executed && board.power_cut_after_next {
+                            board.power_cut_after_next = false;
+                            board.locker.reboot();
+                            board.unacknowledged.clear();
+                            continue;
                         }
                         let Ok(envelope) = answer.seal_binary(board.locker.key()) else { continue };
                         let out = Frame {

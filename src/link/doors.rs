@@ -40,9 +40,15 @@ async fn store_doors(
     let sensors: Vec<&str> = doors.iter().map(|d| sensor_name(d.sensor)).collect();
     let locked: Vec<bool> = doors.iter().map(|d| d.locked).collect();
     let occupied: Vec<Option<bool>> = doors.iter().map(|d| d.occupied).collect();
+    // A sensor that fails to answer keeps its last state through two failed reads.
     sqlx::query(
-        "UPDATE doors d SET sensor = s.sensor, locked = s.locked, occupied = s.occupied,
-                state_at = now()
+        "UPDATE doors d SET
+                sensor = CASE WHEN s.sensor <> 'unknown' THEN s.sensor
+                              WHEN d.sensor_misses + 1 >= 3 THEN 'unknown'
+                              ELSE d.sensor END,
+                sensor_misses = CASE WHEN s.sensor = 'unknown'
+                                     THEN least(d.sensor_misses + 1, 1000) ELSE 0 END,
+                locked = s.locked, occupied = s.occupied, state_at = now()
          FROM unnest($2::int[], $3::text[], $4::bool[], $5::bool[]) AS s(door, sensor, locked, occupied)
          WHERE d.device_id = $1 AND d.door = s.door",
     )
@@ -173,4 +179,19 @@ pub async fn record(
         Uplink::Alarm(a) => alarm(conn, device, session, a).await,
         Uplink::Hello(_) | Uplink::Ack(_) | Uplink::Pong => Ok(()),
     }
+}
+
+/// A read of the device's doors that got no answer at all (a serial board silent to a poll):
+/// each door's sensor keeps its last state through two such reads and is `unknown` on the third.
+pub async fn unanswered_read(pool: &sqlx::PgPool, device: &DeviceId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE doors SET
+                sensor = CASE WHEN sensor_misses + 1 >= 3 THEN 'unknown' ELSE sensor END,
+                sensor_misses = least(sensor_misses + 1, 1000)
+         WHERE device_id = $1",
+    )
+    .bind(device.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
 }

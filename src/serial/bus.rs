@@ -404,6 +404,10 @@ impl Bus {
             return;
         };
         board.misses += 1;
+        let device = board.device;
+        if let Err(e) = crate::link::doors::unanswered_read(&self.pool, &device).await {
+            tracing::warn!(error = %e, %device, "cannot record an unanswered read");
+        }
         if board.misses < offline_after {
             return;
         }

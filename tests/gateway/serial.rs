@@ -219,3 +219,122 @@ async fn an_unplugged_adapter_is_reopened_and_its_boards_come_back(pool: PgPool)
     assert!(bus.event(Duration::from_secs(1)).await.is_some());
     assert!(locker_gateway::serial::BusStats::get(&app.app.serial_buses()[0].opened) >= 2);
 }
+
+/// (sensor, failed reads in a row) of a door.
+async fn sensor(pool: &PgPool, device: &str, door: i32) -> (String, i32) {
+    sqlx::query_as("SELECT sensor, sensor_misses FROM doors WHERE device_id = $1 AND door = $2")
+        .bind(device)
+        .bind(door)
+        .fetch_one(pool)
+        .await
+        .expect("door")
+}
+
+/// Samples a door until its sensor is `unknown`, checking on the way that it kept its last state
+/// through the first two failed reads.
+async fn keeps_its_state_through_two_failed_reads(pool: &PgPool, device: &str, door: i32) {
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    let mut seen_kept = false;
+    loop {
+        let (state, misses) = sensor(pool, device, door).await;
+        match misses {
+            0 => {}
+            1 | 2 => {
+                assert_eq!(state, "closed", "after {misses} failed reads");
+                seen_kept = true;
+            }
+            _ => {
+                assert_eq!(state, "unknown", "after {misses} failed reads");
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never unknown");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen_kept, "the last state was never seen kept");
+}
+
+#[sqlx::test]
+async fn a_door_sensor_that_fails_keeps_its_state_through_two_reads(pool: PgPool) {
+    let (_app, bus) = cabinet(pool.clone()).await;
+    eventually("door 1 read as closed", || async {
+        sensor(&pool, "cab-b1", 1).await.0 == "closed"
+    })
+    .await;
+    bus.turn(SerialKnob::DeadSensor(1, 1)).await;
+    keeps_its_state_through_two_failed_reads(&pool, "cab-b1", 1).await;
+    // A silent board: every door the same way.
+    eventually("cab-b2's doors read", || async {
+        sensor(&pool, "cab-b2", 4).await.0 == "closed"
+    })
+    .await;
+    bus.turn(SerialKnob::Dead(2, true)).await;
+    keeps_its_state_through_two_failed_reads(&pool, "cab-b2", 4).await;
+}
+
+#[sqlx::test]
+async fn a_board_that_reboots_mid_command_is_asked_not_sent_it_again(pool: PgPool) {
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    let mut events = app.app.events();
+    bus.turn(SerialKnob::PowerCutAfterNextCommand(1)).await;
+    let sent = app.app.commands().unlock(device("cab-b1"), 3).await;
+    assert!(
+        matches!(sent, Err(CommandError::Timeout { .. })),
+        "{sent:?}"
+    );
+    let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "cab-b1").await;
+    let (state, session, attempts): (String, i64, i32) =
+        sqlx::query_as("SELECT state, session, attempts FROM commands")
+            .fetch_one(&pool)
+            .await
+            .expect("command");
+    assert_eq!(unknown.data["door"], 3);
+    assert_eq!((state.as_str(), attempts), ("unknown", 1));
+    // The board came back in a new session; the command was never sent into it.
+    let now: i64 = sqlx::query_scalar("SELECT session FROM devices WHERE id = 'cab-b1'")
+        .fetch_one(&pool)
+        .await
+        .expect("session");
+    assert_ne!(now, session);
+    let mut opened = Vec::new();
+    while let Some(event) = bus.event(Duration::from_millis(500)).await {
+        opened.push(event);
+    }
+    assert_eq!(
+        opened,
+        vec![BoardEvent::Unlocked {
+            address: 1,
+            door: 3
+        }],
+        "the door opened once"
+    );
+}
+
+#[sqlx::test]
+async fn a_board_answering_for_another_address_is_not_believed(pool: PgPool) {
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    bus.turn(SerialKnob::AnswerAs(2, Some(1))).await;
+    eventually("cab-b2 offline", || async { !app.online("cab-b2").await }).await;
+    let stats = &app.app.serial_buses()[0];
+    assert!(locker_gateway::serial::BusStats::get(&stats.unexpected) > 0);
+    let refused = app.app.commands().unlock(device("cab-b2"), 1).await;
+    assert!(
+        matches!(refused, Err(CommandError::DeviceOffline)),
+        "{refused:?}"
+    );
+    let outcome = app
+        .app
+        .commands()
+        .unlock(device("cab-b1"), 4)
+        .await
+        .expect("the other board still works");
+    assert_eq!(outcome.door, Some(DoorResult::Opened));
+    assert_eq!(
+        bus.event(Duration::from_secs(1)).await,
+        Some(BoardEvent::Unlocked {
+            address: 1,
+            door: 4
+        })
+    );
+    assert_eq!(bus.try_event(), None, "no other door opened");
+}
