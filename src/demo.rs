@@ -52,14 +52,75 @@ async fn demo_account(
     }
 }
 
-/// Runs the gateway and `lockers` simulated lockers until `stop`.
+/// Lock boards on the demo's serial line (`demo-board-1` … at addresses 1 …).
+const SERIAL_BOARDS: u8 = 4;
+
+/// The device, provisioned now or given a fresh secret (the demo owns its devices).
+async fn fresh(
+    registry: &crate::device::DeviceRegistry,
+    id: DeviceId,
+    model: &str,
+    doors: u16,
+) -> Result<crate::device::Provisioned, String> {
+    match registry
+        .provision(NewDevice {
+            id,
+            model: model.into(),
+            door_count: doors,
+        })
+        .await
+    {
+        Ok(p) => Ok(p),
+        Err(RegistryError::AlreadyExists(_)) => registry
+            .rotate(id, Duration::ZERO)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs the gateway, `lockers` simulated MQTT lockers and a cabinet of simulated serial lock
+/// boards until `stop`.
 pub async fn run(
     config: &Config,
     lockers: u16,
     stop: impl Future<Output = ()>,
 ) -> Result<String, String> {
-    let app = App::build(config).await.map_err(|e| e.to_string())?;
-    let registry = app.registry().clone();
+    let url = config
+        .database_url
+        .as_deref()
+        .ok_or("set DATABASE_URL: the demo keeps its data in PostgreSQL")?;
+    let pool = crate::db::connect(url, 16)
+        .await
+        .map_err(|e| format!("PostgreSQL: {e}"))?;
+    let registry = crate::device::DeviceRegistry::new(pool.clone());
+    // A cabinet of lock boards on a serial line (a pseudo-terminal) beside the MQTT lockers.
+    let mut boards = Vec::new();
+    for address in 1..=SERIAL_BOARDS {
+        let id = DeviceId::new(&format!("demo-board-{address}")).ok_or("bad demo id")?;
+        let provisioned = fresh(&registry, id, "demo-board", 8).await?;
+        boards.push(simulator::serial::BoardConfig {
+            address,
+            device_id: id,
+            key: provisioned.secret.tag_key(),
+            doors: 8,
+        });
+    }
+    let cabinet =
+        simulator::serial::spawn_bus(boards).map_err(|e| format!("pseudo-terminal: {e}"))?;
+    let line = (1..=SERIAL_BOARDS)
+        .map(|a| format!("{a}:demo-board-{a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut config = config.clone();
+    config.serial_buses.extend(
+        crate::serial::parse_buses(&format!("{}={line}", cabinet.path()))
+            .map_err(|e| e.to_string())?,
+    );
+    let config = &config;
+    let app = App::with_pool(config, pool)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut fleet = simulator::mqtt::Simulator::default();
     let broker = match &config.external_broker {
         None if config.mqtt_addr.ip().is_unspecified() => {
@@ -72,21 +133,7 @@ pub async fn run(
     };
     for n in 1..=lockers {
         let id = DeviceId::new(&format!("demo-{n}")).ok_or("bad demo id")?;
-        let provisioned = match registry
-            .provision(NewDevice {
-                id,
-                model: "demo".into(),
-                door_count: 12,
-            })
-            .await
-        {
-            Ok(p) => p,
-            Err(RegistryError::AlreadyExists(_)) => registry
-                .rotate(id, Duration::ZERO)
-                .await
-                .map_err(|e| e.to_string())?,
-            Err(e) => return Err(e.to_string()),
-        };
+        let provisioned = fresh(&registry, id, "demo", 12).await?;
         let credentials =
             simulator::mqtt::Credentials::from_secret(provisioned.device_id, &provisioned.secret);
         let mut locker = simulator::mqtt::LockerConfig::new(broker, credentials);
@@ -127,8 +174,9 @@ pub async fn run(
         "rentals OFF (set REDIS_URL: doors are never rented without their Redis lock)"
     };
     let http = app.http_addr();
+    let serial = cabinet.path().to_owned();
     tracing::info!(
-        "demo: {lockers} simulated lockers (demo-1 … demo-{lockers}) on {broker}; HTTP API on http://{http}; {rentals}\n  \
+        "demo: {lockers} simulated lockers (demo-1 … demo-{lockers}) on {broker}, {SERIAL_BOARDS} lock boards (demo-board-1 … demo-board-{SERIAL_BOARDS}) on the serial line {serial}; HTTP API on http://{http}; {rentals}\n  \
          {admin}\n  \
          {customer}\n  \
          Try, as the customer:\n  \
@@ -141,5 +189,6 @@ pub async fn run(
     );
     app.run_until_stopped(stop).await;
     drop(fleet);
+    drop(cabinet);
     Ok(String::new())
 }

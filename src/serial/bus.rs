@@ -43,6 +43,10 @@ pub struct BusStats {
     pub unexpected: AtomicU64,
     /// Times the port was opened (the first time included).
     pub opened: AtomicU64,
+    /// Candidate frames dropped as noise (bad CRC, impossible length, bad address).
+    pub bad_frames: AtomicU64,
+    /// Bytes skipped while looking for a frame.
+    pub skipped_bytes: AtomicU64,
 }
 
 impl BusStats {
@@ -298,6 +302,7 @@ impl Bus {
                     ));
                 }
                 Ok(Ok(_)) => {
+                    self.count_noise();
                     // Never more than a few frames' worth of bytes kept.
                     if self.input.len() > 8 * firmware_protocol::MAX_FRAME {
                         let excess = self.input.len() - firmware_protocol::MAX_FRAME;
@@ -306,6 +311,22 @@ impl Bus {
                 }
                 Ok(Err(e)) => return Err(e),
             }
+        }
+    }
+
+    /// Counts what the decoder dropped since last time (logged by metrics, never silently).
+    fn count_noise(&mut self) {
+        let (frames, bytes) = self.protocol.dropped();
+        let (seen_frames, seen_bytes) = (
+            self.stats.bad_frames.swap(frames, Ordering::Relaxed),
+            self.stats.skipped_bytes.swap(bytes, Ordering::Relaxed),
+        );
+        if frames > seen_frames {
+            metrics::counter!("locker_serial_frames_dropped_total", "reason" => "bad_frame")
+                .increment(frames - seen_frames);
+        }
+        if bytes > seen_bytes {
+            metrics::counter!("locker_serial_bytes_skipped_total").increment(bytes - seen_bytes);
         }
     }
 

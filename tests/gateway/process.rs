@@ -161,7 +161,7 @@ fn configuration_errors_name_their_source_and_never_print_secrets() {
 }
 
 #[sqlx::test]
-async fn the_demo_runs_simulated_lockers_and_healthcheck_says_ready(pool: PgPool) {
+async fn the_demo_runs_simulated_lockers_and_boards_and_healthcheck_says_ready(pool: PgPool) {
     let (mqtt, http) = (free_addr(), free_addr());
     let mut demo = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
         .args(["demo", "--lockers", "2"])
@@ -175,13 +175,25 @@ async fn the_demo_runs_simulated_lockers_and_healthcheck_says_ready(pool: PgPool
         .stderr(Stdio::null())
         .spawn()
         .expect("the demo starts");
-    crate::helpers::eventually("both demo lockers online", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM devices WHERE online")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0)
-            == 2
-    })
+    crate::helpers::eventually(
+        "both demo lockers and four serial boards online",
+        || async {
+            let online: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM devices WHERE online ORDER BY id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+            online
+                == [
+                    "demo-1",
+                    "demo-2",
+                    "demo-board-1",
+                    "demo-board-2",
+                    "demo-board-3",
+                    "demo-board-4",
+                ]
+        },
+    )
     .await;
     let healthcheck = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_locker-gateway"))

@@ -174,9 +174,14 @@ async fn with_one_byte_in_a_hundred_corrupted_no_door_opens_twice_or_wrongly(poo
         executed >= 10,
         "{executed} of 20 completed, {failed} failed"
     );
+    let stats = &app.app.serial_buses()[0];
     assert!(
-        locker_gateway::serial::BusStats::get(&app.app.serial_buses()[0].timeouts) > 0,
+        locker_gateway::serial::BusStats::get(&stats.timeouts) > 0,
         "the noise cost some answers"
+    );
+    assert!(
+        locker_gateway::serial::BusStats::get(&stats.bad_frames) > 0,
+        "and was counted"
     );
 }
 
