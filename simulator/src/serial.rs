@@ -58,6 +58,11 @@ pub enum SerialKnob {
     PowerCutAfterNextCommand(u8),
     /// This door's sensor of the board at this address stops answering (reported `unknown`).
     DeadSensor(u8, u16),
+    /// Every board's doors are closed this long after they open (a person taking their goods).
+    CloseAfter(Duration),
+    /// The line's speed in baud: each answer waits as long as the request and the answer take on
+    /// a real line at that speed (10 bits a byte). 0: no wait (the default).
+    Baud(u32),
     /// Unplug the adapter for this long, then plug it in again: the port disappears (the
     /// gateway's reads fail) and comes back at the same path.
     Replug(Duration),
@@ -144,6 +149,8 @@ struct Board {
     slow: Duration,
     answer_as: Option<u8>,
     power_cut_after_next: bool,
+    /// Doors open, and when they opened.
+    opened_at: BTreeMap<u16, Instant>,
 }
 
 impl Board {
@@ -217,6 +224,7 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                     slow: Duration::ZERO,
                     answer_as: None,
                     power_cut_after_next: false,
+                    opened_at: BTreeMap::new(),
                 },
             )
         })
@@ -227,6 +235,8 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
         let mut codec = FrameCodec::new();
         let mut input = BytesMut::with_capacity(4096);
         let (mut flip, mut loss) = (0.0f64, 0.0f64);
+        let mut baud = 0u32;
+        let mut close_after: Option<Duration> = None;
         let mut buf = [0u8; 1024];
         loop {
             tokio::select! {
@@ -255,6 +265,8 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         SerialKnob::PowerCutAfterNextCommand(a) => if let Some(b) = boards.get_mut(&a) {
                             b.power_cut_after_next = true;
                         },
+                        SerialKnob::Baud(b) => baud = b,
+                        SerialKnob::CloseAfter(after) => close_after = Some(after),
                         SerialKnob::DeadSensor(a, door) => if let Some(b) = boards.get_mut(&a) {
                             b.locker.faults.dead_sensors.insert(door);
                         },
@@ -291,12 +303,28 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         if board.dead {
                             continue;
                         }
+                        // People close the doors they opened a while ago.
+                        if let Some(after) = close_after {
+                            let due: Vec<u16> = board
+                                .opened_at
+                                .iter()
+                                .filter(|(_, at)| at.elapsed() >= after)
+                                .map(|(door, _)| *door)
+                                .collect();
+                            for door in due {
+                                board.opened_at.remove(&door);
+                                let uptime = board.uptime(started);
+                                let events = board.locker.close_door(door, uptime);
+                                board.unacknowledged.extend(events);
+                            }
+                        }
                         let executed_before = board.locker.executions();
                         let Some(answer) = board.answer(&frame.envelope, started) else { continue };
                         let executed = board.locker.executions() > executed_before;
                         if executed
                             && let Some(door) = unlocked_door(&frame.envelope)
                         {
+                            board.opened_at.entry(door).or_insert_with(Instant::now);
                             let _ = event_tx.try_send(BoardEvent::Unlocked { address: board.address, door });
                         }
                         if executed && board.power_cut_after_next {
@@ -314,8 +342,14 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         if out.write_to(&mut bytes).is_err() {
                             continue;
                         }
-                        if !board.slow.is_zero() {
-                            tokio::time::sleep(board.slow).await;
+                        let mut wait = board.slow;
+                        if baud > 0 {
+                            // The request and the answer on a line at this speed.
+                            let bytes = (frame.envelope.len() + 7 + bytes.len()) as u64;
+                            wait += Duration::from_micros(bytes * 10 * 1_000_000 / u64::from(baud));
+                        }
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
                         }
                         let mut noisy = Vec::with_capacity(bytes.len());
                         for &byte in bytes.iter() {

@@ -114,6 +114,7 @@ pub fn start(
         protocol: Box::new(LockerFrames::default()),
         input: BytesMut::with_capacity(4096),
         stats: stats.clone(),
+        last_answer: None,
     };
     tasks.spawn(task.run(shutdown));
     stats
@@ -130,7 +131,12 @@ struct Bus {
     boards: Vec<Board>,
     input: BytesMut,
     stats: Arc<BusStats>,
+    /// The type of the last answer read (to know whether a board has more to say).
+    last_answer: Option<MessageType>,
 }
+
+/// Polls in a row to one board while it answers with what it had queued.
+const DRAIN_POLLS: usize = 8;
 
 /// Why the bus stopped speaking on its port.
 enum Stop {
@@ -216,10 +222,22 @@ impl Bus {
                 _ = tokio::time::sleep_until(poll_at) => None,
             };
             let result = match request {
-                Some(request) => self
-                    .exchange(&mut port, request.address, &request.envelope)
-                    .await
-                    .map(drop),
+                Some(request) => {
+                    let answered = self
+                        .exchange(&mut port, request.address, &request.envelope)
+                        .await;
+                    // A command's door event waits in the board: fetch it now, not a cycle later.
+                    match (
+                        answered,
+                        self.boards
+                            .iter()
+                            .position(|b| b.address == request.address),
+                    ) {
+                        (Ok(true), Some(board)) => self.poll(&mut port, board).await,
+                        (Ok(_), _) => Ok(()),
+                        (Err(e), _) => Err(e),
+                    }
+                }
                 None => {
                     poll_at = Instant::now() + self.settings.poll_every / count;
                     let board = next;
@@ -336,7 +354,9 @@ impl Bus {
             return;
         };
         board.misses = 0;
+        self.last_answer = None;
         if let Ok(raw) = Unverified::parse_binary(&envelope) {
+            self.last_answer = Some(raw.message_type());
             let header = *raw.header();
             if raw.message_type() == MessageType::Hello || Some(header.session) != board.session {
                 board.session = Some(header.session);
@@ -356,9 +376,30 @@ impl Bus {
         }
     }
 
-    /// Polls one board: in its session with its next counter if it has one, else in session 0
-    /// (it answers with a `hello`).
+    /// Polls one board, again while it answers with uplinks it had queued (door events, alarms,
+    /// answers it could not give before), so they never pile up behind one poll each.
     async fn poll(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        index: usize,
+    ) -> std::io::Result<()> {
+        for _ in 0..DRAIN_POLLS {
+            self.last_answer = None;
+            self.poll_once(port, index).await?;
+            let queued = matches!(
+                self.last_answer,
+                Some(MessageType::DoorEvent | MessageType::Alarm | MessageType::Ack)
+            );
+            if !queued {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One poll: in the board's session with its next counter if it has one, else in session 0
+    /// (it answers with a `hello`).
+    async fn poll_once(
         &mut self,
         port: &mut tokio_serial::SerialStream,
         index: usize,
