@@ -238,6 +238,41 @@ pub async fn mark_opened(
     Ok(())
 }
 
+/// For a sale whose request died before it recorded its unlock: attaches the first unlock sent
+/// for it (the command whose reason is `reason`) with `attach` (an UPDATE of the sale taking
+/// `$1` the sale and `$2` the command), and makes that command `unknown` if it was still in
+/// flight, so the locker is asked. `false`: no unlock was sent, so no door opened.
+pub async fn attach_sent(
+    pool: &sqlx::PgPool,
+    reason: &str,
+    attach: &'static str,
+    sale: uuid::Uuid,
+) -> Result<bool, sqlx::Error> {
+    let command: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM commands WHERE reason = $1 ORDER BY id LIMIT 1")
+            .bind(reason)
+            .fetch_optional(pool)
+            .await?;
+    let Some(command) = command else {
+        return Ok(false);
+    };
+    sqlx::query(attach)
+        .bind(sale)
+        .bind(command)
+        .execute(pool)
+        .await?;
+    crate::command::store::mark_unknown(pool, command).await?;
+    Ok(true)
+}
+
+/// A sale row's locker and door (`None` for a row no unlock could have reached).
+pub fn target(row: &sqlx::postgres::PgRow) -> Result<Option<(DeviceId, u16)>, sqlx::Error> {
+    use sqlx::Row;
+    let device: String = row.try_get("device_id")?;
+    let door: i32 = row.try_get("door")?;
+    Ok(DeviceId::new(&device).zip(u16::try_from(door).ok()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,7 +92,7 @@ impl Orders {
                 ),
                 _ => continue, // not known yet
             };
-            let Some(target) = target(&row)? else {
+            let Some(target) = unlock::target(&row)? else {
                 continue;
             };
             let id: Uuid = row.try_get("id")?;
@@ -136,32 +136,17 @@ impl Orders {
         let mut recovered = 0;
         for row in rows {
             let id: Uuid = row.try_get("id")?;
-            let Some(target) = target(&row)? else {
+            let Some(target) = unlock::target(&row)? else {
                 continue;
             };
             let user: Uuid = row.try_get("user_id")?;
             let total: i64 = row.try_get("total")?;
             let work = async {
                 // Read under the lock: the request may have recorded its unlock just before.
-                let command: Option<i64> = sqlx::query_scalar(
-                    "SELECT c.id FROM commands c WHERE c.reason = 'order ' || $1::text
-                     ORDER BY c.id LIMIT 1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                if let Some(command) = command {
-                    sqlx::query(
-                        "UPDATE orders SET unlock_command = $2
-                         WHERE id = $1 AND unlock_command IS NULL",
-                    )
-                    .bind(id)
-                    .bind(command)
-                    .execute(&self.pool)
-                    .await?;
-                    // The command may still be `sent`: make it `unknown`, so the locker is asked.
-                    crate::command::store::mark_unknown(&self.pool, command).await?;
-                    return Ok(false);
+                let attach = "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL";
+                let reason = format!("order {id}");
+                if unlock::attach_sent(&self.pool, &reason, attach, id).await? {
+                    return Ok(false); // settled like a timeout, by asking the locker
                 }
                 let cancelled = Settlement::Cancelled {
                     reason: "interrupted",
@@ -192,13 +177,6 @@ impl Orders {
         }
         Ok(recovered)
     }
-}
-
-/// The row's locker and door (`None` for a row no unlock could have reached).
-fn target(row: &sqlx::postgres::PgRow) -> Result<Option<(DeviceId, u16)>, sqlx::Error> {
-    let device: String = row.try_get("device_id")?;
-    let door: i32 = row.try_get("door")?;
-    Ok(DeviceId::new(&device).zip(u16::try_from(door).ok()))
 }
 
 /// The order's settlement, its door's marks, the stock given back if cancelled, and its events.
