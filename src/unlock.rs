@@ -191,6 +191,29 @@ pub fn settled(record: Record<'_>) -> Option<Verdict> {
     })
 }
 
+/// The columns [`settled_row`] reads, from `commands c` (bind the open window, in seconds, as
+/// `$1`).
+pub const RECORD_COLUMNS: &str = "c.id AS command, c.state, c.door_result, c.refusal,
+     c.surfaced_at IS NOT NULL AS surfaced,
+     coalesce(c.answered_at < now() - make_interval(secs => $1), false) AS window_passed";
+
+/// The verdict on the unlock recorded in a row selected with [`RECORD_COLUMNS`] (`None`: not
+/// known yet).
+pub fn settled_row(row: &sqlx::postgres::PgRow) -> Result<Option<Verdict>, sqlx::Error> {
+    use sqlx::Row;
+    let state: String = row.try_get("state")?;
+    let door_result: Option<String> = row.try_get("door_result")?;
+    let refusal: Option<String> = row.try_get("refusal")?;
+    Ok(settled(Record {
+        command: row.try_get("command")?,
+        state: &state,
+        door_result: door_result.as_deref(),
+        refusal: refusal.as_deref(),
+        surfaced: row.try_get("surfaced")?,
+        window_passed: row.try_get("window_passed")?,
+    }))
+}
+
 /// Writes what a failed unlock says about the door (in the caller's transaction).
 pub async fn mark_door(
     conn: &mut PgConnection,

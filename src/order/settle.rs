@@ -57,29 +57,19 @@ impl Orders {
     /// recorded. Returns how many were settled.
     pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, OrderError> {
         let mut settled = self.recover_interrupted().await?;
-        let rows = sqlx::query(
-            "SELECT o.id, o.user_id, o.device_id, o.door, o.total, c.id AS command,
-                    c.state, c.door_result, c.refusal, c.surfaced_at IS NOT NULL AS surfaced,
-                    coalesce(c.answered_at < now() - make_interval(secs => $1), false) AS window_passed
+        let sql = format!(
+            "SELECT o.id, o.user_id, o.device_id, o.door, o.total, {}
              FROM orders o JOIN commands c ON c.id = o.unlock_command
              WHERE o.state = 'paid' ORDER BY o.created_at LIMIT 100",
-        )
-        .bind(open_window.as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?;
+            unlock::RECORD_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(open_window.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await?;
         for row in rows {
-            let state: String = row.try_get("state")?;
-            let door_result: Option<String> = row.try_get("door_result")?;
-            let refusal: Option<String> = row.try_get("refusal")?;
-            let record = unlock::Record {
-                command: row.try_get("command")?,
-                state: &state,
-                door_result: door_result.as_deref(),
-                refusal: refusal.as_deref(),
-                surfaced: row.try_get("surfaced")?,
-                window_passed: row.try_get("window_passed")?,
-            };
-            let (settlement, outcome) = match unlock::settled(record) {
+            let verdict = unlock::settled_row(&row)?;
+            let (settlement, outcome) = match verdict {
                 Some(Verdict::Opened { already_open, .. }) => {
                     (Settlement::Completed { already_open }, "completed")
                 }
@@ -102,7 +92,7 @@ impl Orders {
                     id,
                     target,
                     row.try_get("total")?,
-                    Some(record.command),
+                    Some(row.try_get("command")?),
                     settlement,
                 )
                 .await;

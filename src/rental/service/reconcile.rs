@@ -18,29 +18,19 @@ impl Rentals {
     pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, RentalError> {
         let mut settled = self.recover_interrupted().await?;
         settled += self.recover_ending(open_window).await?;
-        let rows = sqlx::query(
-            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held, c.id AS command,
-                    c.state, c.door_result, c.refusal, c.surfaced_at IS NOT NULL AS surfaced,
-                    coalesce(c.answered_at < now() - make_interval(secs => $1), false) AS window_passed
+        let sql = format!(
+            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held, {}
              FROM rentals r JOIN commands c ON c.id = r.start_command
              WHERE r.state = 'pending' ORDER BY r.created_at LIMIT 100",
-        )
-        .bind(open_window.as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?;
+            unlock::RECORD_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(open_window.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await?;
         for row in rows {
-            let state: String = row.try_get("state")?;
-            let door_result: Option<String> = row.try_get("door_result")?;
-            let refusal: Option<String> = row.try_get("refusal")?;
-            let record = unlock::Record {
-                command: row.try_get("command")?,
-                state: &state,
-                door_result: door_result.as_deref(),
-                refusal: refusal.as_deref(),
-                surfaced: row.try_get("surfaced")?,
-                window_passed: row.try_get("window_passed")?,
-            };
-            let settlement = match unlock::settled(record) {
+            let verdict = unlock::settled_row(&row)?;
+            let settlement = match verdict {
                 Some(Verdict::Opened { already_open, .. }) => Settlement::Active { already_open },
                 Some(Verdict::Failed { failure, door, .. }) => Settlement::Cancelled {
                     reason: failure.reason(),
