@@ -15,7 +15,6 @@ use super::auth::Caller;
 use super::error::{ApiError, Problem};
 use super::json::Json;
 use crate::order::{Order, OrderError, Wanted};
-use crate::unlock::DoorFailure;
 
 /// One line of an order to place.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -119,25 +118,7 @@ impl From<OrderError> for ApiError {
                 code: "wallet_busy",
                 detail,
             },
-            E::NotOpened(_, why) => match why {
-                DoorFailure::Jammed => Self::Conflict {
-                    code: "door_jammed",
-                    detail,
-                },
-                DoorFailure::Refused(_) => Self::Conflict {
-                    code: "refused_by_device",
-                    detail,
-                },
-                DoorFailure::Offline => Self::DeviceUnavailable {
-                    code: "device_offline",
-                    detail,
-                },
-                DoorFailure::Overloaded => Self::DeviceUnavailable {
-                    code: "overloaded",
-                    detail,
-                },
-                DoorFailure::Timeout => Self::GatewayTimeout(detail),
-            },
+            E::NotOpened(_, why) => super::rentals::door_failure(&why, detail),
             E::SkuTaken(_) => Self::Conflict {
                 code: "sku_taken",
                 detail,

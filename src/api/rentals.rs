@@ -133,27 +133,34 @@ impl From<RentalError> for ApiError {
                 code: "door_busy",
                 detail,
             },
-            E::NotOpened(_, why) => match why {
-                crate::rental::DoorFailure::Jammed => Self::Conflict {
-                    code: "door_jammed",
-                    detail,
-                },
-                crate::rental::DoorFailure::Refused(_) => Self::Conflict {
-                    code: "refused_by_device",
-                    detail,
-                },
-                crate::rental::DoorFailure::Offline => Self::DeviceUnavailable {
-                    code: "device_offline",
-                    detail,
-                },
-                crate::rental::DoorFailure::Overloaded => Self::DeviceUnavailable {
-                    code: "overloaded",
-                    detail,
-                },
-                crate::rental::DoorFailure::Timeout => Self::GatewayTimeout(detail),
-            },
+            E::NotOpened(_, why) => door_failure(&why, detail),
             E::Storage(cause) => Self::Internal(cause),
         }
+    }
+}
+
+/// A door that did not open (for a rental or an order), as a problem: a jam or a refusal is a
+/// conflict, an offline or overloaded gateway a 503, no answer a 504.
+pub(super) fn door_failure(why: &crate::unlock::DoorFailure, detail: String) -> ApiError {
+    use crate::unlock::DoorFailure as F;
+    match why {
+        F::Jammed => ApiError::Conflict {
+            code: "door_jammed",
+            detail,
+        },
+        F::Refused(_) => ApiError::Conflict {
+            code: "refused_by_device",
+            detail,
+        },
+        F::Offline => ApiError::DeviceUnavailable {
+            code: "device_offline",
+            detail,
+        },
+        F::Overloaded => ApiError::DeviceUnavailable {
+            code: "overloaded",
+            detail,
+        },
+        F::Timeout => ApiError::GatewayTimeout(detail),
     }
 }
 
