@@ -111,11 +111,14 @@ pub struct Configure {
 
 /// Serial bus only: the gateway's turn-taking poll. A board in session answers with its oldest
 /// undelivered [`DoorEvent`] or [`Alarm`], or else a [`Heartbeat`]; a board with no session (or
-/// another one) answers with [`Hello`].
+/// another one) answers with [`Hello`]. PROTOCOL.md §5.3 has the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Poll {
-    /// The highest uplink counter the gateway has received from this board in this session; the
-    /// board drops queued uplinks up to it and sends the next. `0`: nothing received yet.
+    /// The counter of the last queued uplink (a [`DoorEvent`] or an [`Alarm`]) the gateway has
+    /// received from this board in this session, `0` if none yet. The board's uplink in flight is
+    /// delivered once this reaches its counter; answers to requests (`Ack`, `StateReport`, `Pong`,
+    /// `Heartbeat`) never move it, so a queued uplink whose answer was lost is never taken as
+    /// delivered because a later answer got through.
     pub ack_counter: u32,
 }
 

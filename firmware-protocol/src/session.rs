@@ -214,6 +214,24 @@ impl CommandGuard {
         }
     }
 
+    /// Decides whether to answer an authenticated `poll`: `Execute` for a new one (its counter
+    /// above the last, which it becomes) and for the gateway's repeat of the last downlink (the
+    /// same counter: the answer to it was lost, so it is answered again); `Refuse` for another
+    /// session (answer with a `hello`) or an older counter (ignore it).
+    pub fn check_poll(&mut self, header: &Header) -> Verdict {
+        if header.session != self.session {
+            return Verdict::Refuse(RefuseReason::WrongSession);
+        }
+        if header.counter > self.last_counter {
+            self.last_counter = header.counter;
+            return Verdict::Execute;
+        }
+        if header.counter == self.last_counter && header.counter != 0 {
+            return Verdict::Execute;
+        }
+        Verdict::Refuse(RefuseReason::StaleCounter)
+    }
+
     /// Remembers what a command that got `Execute` came to.
     pub fn record(&mut self, command_id: CommandId, counter: u32, result: CommandResult) {
         if self.recent.len() == self.capacity {

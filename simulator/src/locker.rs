@@ -136,11 +136,25 @@ impl SimLocker {
         self.doors.get_mut(usize::from(door).checked_sub(1)?)
     }
 
-    /// Gives a message held back (a slow answer) the next uplink counter, as a locker that only
-    /// now sends it would.
+    /// Gives a message held back (a slow answer, a queued event) the current session and the
+    /// next uplink counter, as a locker that only now sends it would.
     pub fn restamp(&mut self, envelope: &mut Envelope<Uplink>) {
         self.up_counter = self.up_counter.wrapping_add(1);
         envelope.header.counter = self.up_counter;
+        envelope.header.session = self.session().unwrap_or(0);
+    }
+
+    /// The counter of the last uplink this locker numbered.
+    pub fn last_counter(&self) -> u32 {
+        self.up_counter
+    }
+
+    /// Whether to answer an authenticated serial `poll` with this header: a new one or the
+    /// gateway's repeat of the last (PROTOCOL.md §5.3); `false` without a session.
+    pub fn accept_poll(&mut self, header: &Header) -> bool {
+        self.guard
+            .as_mut()
+            .is_some_and(|g| g.check_poll(header) == firmware_protocol::Verdict::Execute)
     }
 
     fn up(&mut self, message: Uplink) -> Envelope<Uplink> {

@@ -2,8 +2,9 @@
 //! the gateway opens the other end's path exactly as it would `/dev/ttyUSB0`. Each board runs
 //! the same firmware logic as a simulated MQTT locker ([`SimLocker`]) and the serial rules of
 //! PROTOCOL.md §5.3: it speaks only when asked, answers a request in another session (or before
-//! it has one) with a `hello` opening a new session, keeps uplinks the gateway has not
-//! acknowledged and sends the oldest in answer to a `poll`, else a heartbeat.
+//! it has one) with a `hello` opening a new session, keeps its door events and alarms in a queue
+//! and sends them one at a time in answer to polls (numbered when sent, again until a poll's
+//! `ack_counter` covers them), else a heartbeat.
 //!
 //! Knobs make the line and the boards misbehave: bit flips and dropped bytes at a rate, slow
 //! boards, dead boards, a board answering for another address, a reboot.
@@ -143,8 +144,10 @@ fn plug(link: &std::path::Path) -> std::io::Result<tokio_serial::SerialStream> {
 struct Board {
     locker: SimLocker,
     address: u8,
-    /// Uplinks sent but not yet covered by a poll's `ack_counter`, oldest first.
-    unacknowledged: VecDeque<Envelope<Uplink>>,
+    /// Door events and alarms waiting for a poll, oldest first (numbered when first sent).
+    queued: VecDeque<Envelope<Uplink>>,
+    /// The queued uplink last sent, until a poll's `ack_counter` reaches its counter.
+    in_flight: Option<Envelope<Uplink>>,
     dead: bool,
     slow: Duration,
     answer_as: Option<u8>,
@@ -153,9 +156,44 @@ struct Board {
     opened_at: BTreeMap<u16, Instant>,
 }
 
+/// Door events and alarms a board keeps for polls.
+const QUEUE_CAPACITY: usize = 32;
+
+/// Uplinks a board keeps until a poll fetches them (PROTOCOL.md §5.3).
+fn is_queued(message: &Uplink) -> bool {
+    matches!(message, Uplink::DoorEvent(_) | Uplink::Alarm(_))
+}
+
 impl Board {
     fn uptime(&self, started: Instant) -> u64 {
         started.elapsed().as_millis() as u64
+    }
+
+    /// Keeps a door event or alarm for the next poll. When the queue is full the oldest door
+    /// event makes room (alarms are kept), as PROTOCOL.md §5.3 asks of firmware.
+    fn enqueue(&mut self, uplink: Envelope<Uplink>) {
+        if self.queued.len() >= QUEUE_CAPACITY {
+            match self
+                .queued
+                .iter()
+                .position(|u| matches!(u.message, Uplink::DoorEvent(_)))
+            {
+                Some(oldest_event) => {
+                    self.queued.remove(oldest_event);
+                }
+                None if matches!(uplink.message, Uplink::DoorEvent(_)) => return,
+                None => {
+                    self.queued.pop_front();
+                }
+            }
+        }
+        self.queued.push_back(uplink);
+    }
+
+    /// A power cut: RAM is gone, and what was queued with it.
+    fn forget_queue(&mut self) {
+        self.queued.clear();
+        self.in_flight = None;
     }
 
     /// The board's answer to one frame addressed to it, if it answers.
@@ -177,28 +215,65 @@ impl Board {
                     break s;
                 }
             };
-            self.unacknowledged.clear();
+            // Queued uplinks survive a new session (only a power cut loses RAM); they are
+            // numbered again when sent.
+            if let Some(uplink) = self.in_flight.take() {
+                self.queued.push_front(uplink);
+            }
             return Some(self.locker.connect(session, uptime));
         }
         if let Some(Envelope {
+            header,
             message: Downlink::Poll(poll),
-            ..
         }) = &verified
         {
-            self.unacknowledged
-                .retain(|u| u.header.counter > poll.ack_counter);
-            if let Some(oldest) = self.unacknowledged.front() {
-                return Some(oldest.clone());
+            return self.answer_poll(header, poll.ack_counter, uptime);
+        }
+        let answers = self.locker.receive(&raw, uptime);
+        let mut direct = None;
+        for answer in answers {
+            if is_queued(&answer.message) {
+                self.enqueue(answer);
+            } else if direct.is_none() {
+                direct = Some(answer);
             }
         }
-        let mut answers = self.locker.receive(&raw, uptime).into_iter();
-        let first = answers.next()?;
-        // What does not fit in this answer waits for the next polls.
-        self.unacknowledged.extend(answers);
-        if matches!(first.message, Uplink::DoorEvent(_) | Uplink::Alarm(_)) {
-            self.unacknowledged.push_front(first.clone());
+        direct
+    }
+
+    /// A poll: the uplink in flight until the gateway has it, then the next queued one, each
+    /// numbered when it is sent (again, if anything else was sent since); else a heartbeat.
+    fn answer_poll(
+        &mut self,
+        header: &firmware_protocol::Header,
+        ack_counter: u32,
+        uptime: u64,
+    ) -> Option<Envelope<Uplink>> {
+        if !self.locker.accept_poll(header) {
+            return None; // an older poll: ignored
         }
-        Some(first)
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|u| u.header.counter <= ack_counter)
+        {
+            self.in_flight = None;
+        }
+        if self.in_flight.is_none() {
+            self.in_flight = self.queued.pop_front();
+            if let Some(uplink) = self.in_flight.as_mut() {
+                self.locker.restamp(uplink);
+            }
+        } else if let Some(uplink) = self.in_flight.as_mut()
+            && uplink.header.counter != self.locker.last_counter()
+        {
+            // Something else went out since: a fresh counter keeps the gateway's order.
+            self.locker.restamp(uplink);
+        }
+        match &self.in_flight {
+            Some(uplink) => Some(uplink.clone()),
+            None => Some(self.locker.heartbeat(uptime)),
+        }
     }
 }
 
@@ -219,7 +294,8 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                 Board {
                     locker: SimLocker::new(b.device_id, b.key, b.doors),
                     address: b.address,
-                    unacknowledged: VecDeque::new(),
+                    queued: VecDeque::new(),
+                    in_flight: None,
                     dead: false,
                     slow: Duration::ZERO,
                     answer_as: None,
@@ -252,12 +328,13 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         SerialKnob::AnswerAs(a, other) => if let Some(b) = boards.get_mut(&a) { b.answer_as = other },
                         SerialKnob::Reboot(a) => if let Some(b) = boards.get_mut(&a) {
                             b.locker.reboot();
-                            b.unacknowledged.clear();
+                            b.forget_queue();
                         },
                         SerialKnob::CloseDoor(a, door) => if let Some(b) = boards.get_mut(&a) {
                             let uptime = b.uptime(started);
-                            let events = b.locker.close_door(door, uptime);
-                            b.unacknowledged.extend(events);
+                            for event in b.locker.close_door(door, uptime) {
+                                b.enqueue(event);
+                            }
                         },
                         SerialKnob::Jam(a, door) => if let Some(b) = boards.get_mut(&a) {
                             b.locker.faults.jammed_doors.insert(door);
@@ -314,8 +391,9 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                             for door in due {
                                 board.opened_at.remove(&door);
                                 let uptime = board.uptime(started);
-                                let events = board.locker.close_door(door, uptime);
-                                board.unacknowledged.extend(events);
+                                for event in board.locker.close_door(door, uptime) {
+                                    board.enqueue(event);
+                                }
                             }
                         }
                         let executed_before = board.locker.executions();
@@ -330,7 +408,7 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         if executed && board.power_cut_after_next {
                             board.power_cut_after_next = false;
                             board.locker.reboot();
-                            board.unacknowledged.clear();
+                            board.forget_queue();
                             continue;
                         }
                         let Ok(envelope) = answer.seal_binary(board.locker.key()) else { continue };

@@ -170,13 +170,30 @@ pub async fn current_session(pool: &PgPool, device: &DeviceId) -> Result<Option<
     Ok(session.flatten().and_then(|s| u32::try_from(s).ok()))
 }
 
+/// In what order a locker's uplinks reach the gateway, which decides what the door table says
+/// when an `ack` arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Everything as it happens, in the locker's order (MQTT): when an `ack` arrives, every door
+    /// event sent before it has been recorded, so the table is the door as the pulse found it.
+    AsItHappens,
+    /// Answers at once, door events and alarms when polled (a serial board): when an `ack`
+    /// arrives, door events from before the pulse may still wait in the board, so the table may
+    /// be stale. Whether the door was open already is decided by the board's next report of
+    /// its doors instead ([`open_before_report`]).
+    EventsWhenPolled,
+}
+
 /// Records a locker's answer. The first answer settles the command; the same answer again is
 /// counted as a duplicate; a different one is kept as a conflict and flagged, never applied.
-/// Returns the command's progress, or `None` if the device has no such command.
+/// An executed unlock of a door the table says is open is `already_open` if the table can be
+/// trusted at this point ([`Arrival`]). Returns the command's progress, or `None` if the device
+/// has no such command.
 pub async fn record_ack(
     conn: &mut sqlx::PgConnection,
     device: &DeviceId,
     ack: &Ack,
+    arrival: Arrival,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
     let id = ack.command_id.get() as i64;
     let (state, refusal) = match ack.result {
@@ -187,7 +204,7 @@ pub async fn record_ack(
     let first = sqlx::query(
         "UPDATE commands c SET state = $3, refusal = $4, answered_at = now(), settled_by = 'ack',
                 door_result = CASE
-                    WHEN $3 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL
+                    WHEN $3 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL AND $5
                          AND EXISTS (SELECT 1 FROM doors d WHERE d.device_id = c.device_id
                                      AND d.door = c.door AND d.sensor = 'open')
                     THEN 'already_open' ELSE c.door_result END
@@ -198,6 +215,7 @@ pub async fn record_ack(
     .bind(device.as_str())
     .bind(state)
     .bind(&refusal)
+    .bind(arrival == Arrival::AsItHappens)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = first {
@@ -242,6 +260,41 @@ pub async fn record_ack(
         .await?
     };
     Ok(Some((id, progress_of(&row)?)))
+}
+
+/// A report of the locker's doors that says a door is open: an executed unlock of that door
+/// answered before it, still without a door result, found the door open already, because a pulse
+/// that opens a door is reported by a `door_event` before any later report of the doors. The
+/// caller passes only reports that come after the events before them: heartbeats (a serial board
+/// sends one only when nothing is queued) and, over MQTT, state reports. Only unlocks answered
+/// within the last minute are considered (an open window is at most 60 s).
+pub async fn open_before_report(
+    conn: &mut sqlx::PgConnection,
+    device: &DeviceId,
+    doors: &[firmware_protocol::DoorStatus],
+) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
+    let open: Vec<i32> = doors
+        .iter()
+        .zip(1..)
+        .filter(|(d, _)| d.sensor == firmware_protocol::DoorSensor::Open)
+        .map(|(_, n)| n)
+        .collect();
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "UPDATE commands SET door_result = 'already_open', door_at = now()
+         WHERE device_id = $1 AND kind = 'unlock' AND state = 'executed' AND door_result IS NULL
+           AND door = ANY($2) AND answered_at > now() - interval '60 seconds'
+         RETURNING id, state, refusal, door_result",
+    )
+    .bind(device.as_str())
+    .bind(&open)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("id")?, progress_of(row)?)))
+        .collect()
 }
 
 /// A door opened because of command `id`: records it once.

@@ -52,6 +52,8 @@ struct Accepted {
     change: SessionChange,
     key: DeviceKey,
     received_at: DateTime<Utc>,
+    /// In what order the locker's uplinks arrive (see [`commands::Arrival`]).
+    arrival: commands::Arrival,
 }
 
 impl Accepted {
@@ -82,7 +84,7 @@ async fn write(pool: &PgPool, batch: &[Accepted]) -> Result<Vec<Written>, sqlx::
         )
         .await?;
         out.push(if fresh {
-            Ok(settle_commands(&mut tx, &accepted.device, message).await?)
+            Ok(settle_commands(&mut tx, &accepted.device, message, accepted.arrival).await?)
         } else {
             Err(true)
         });
@@ -335,6 +337,12 @@ impl Worker {
             change,
             key,
             received_at: inbound.received_at,
+            arrival: match inbound.encoding {
+                // Over MQTT a locker sends everything as it happens, in order.
+                firmware_protocol::Encoding::Json => commands::Arrival::AsItHappens,
+                // A serial board answers a command at once but keeps door events for a poll.
+                firmware_protocol::Encoding::Binary => commands::Arrival::EventsWhenPolled,
+            },
         })
     }
 
@@ -420,6 +428,7 @@ impl Worker {
             change,
             key,
             received_at,
+            ..
         } = accepted;
         let header = envelope.header;
         self.stats.accept();
@@ -488,9 +497,10 @@ async fn settle_commands(
     conn: &mut sqlx::PgConnection,
     device: &DeviceId,
     message: &Uplink,
+    arrival: commands::Arrival,
 ) -> Result<Vec<(i64, crate::command::Progress)>, sqlx::Error> {
     let recorded = match message {
-        Uplink::Ack(ack) => commands::record_ack(conn, device, ack).await?,
+        Uplink::Ack(ack) => commands::record_ack(conn, device, ack, arrival).await?,
         Uplink::DoorEvent(firmware_protocol::DoorEvent {
             state: firmware_protocol::DoorMotion::Opened,
             cause: firmware_protocol::DoorCause::Commanded(id),
@@ -502,7 +512,17 @@ async fn settle_commands(
             ..
         }) => commands::record_jam(conn, device, *door).await?,
         Uplink::StateReport(report) => {
-            return commands::settle_from_report(conn, device, &report.recent).await;
+            let mut settled = commands::settle_from_report(conn, device, &report.recent).await?;
+            // A serial board answers a query at once, ahead of the events it keeps for a poll.
+            if arrival == commands::Arrival::AsItHappens {
+                settled.extend(commands::open_before_report(conn, device, &report.doors).await?);
+            }
+            return Ok(settled);
+        }
+        // Sent over a serial line only when the board has nothing queued: always after the
+        // events that came before it.
+        Uplink::Heartbeat(heartbeat) => {
+            return commands::open_before_report(conn, device, &heartbeat.doors).await;
         }
         _ => return Ok(Vec::new()),
     };

@@ -62,8 +62,9 @@ struct Board {
     device: DeviceId,
     /// Its session, from its last `hello` (`None`: not known; polled in session 0).
     session: Option<u32>,
-    /// The highest uplink counter received in that session (the poll's `ack_counter`).
-    last_up: u32,
+    /// The counter of the last queued uplink (door event, alarm) received in that session: the
+    /// poll's `ack_counter` (PROTOCOL.md §5.3).
+    last_queued: u32,
     /// Polls in a row without an answer.
     misses: u32,
     key: Option<DeviceKey>,
@@ -100,7 +101,7 @@ pub fn start(
                 address: *address,
                 device: *device,
                 session: None,
-                last_up: 0,
+                last_queued: 0,
                 misses: 0,
                 key: None,
             })
@@ -137,6 +138,11 @@ struct Bus {
 
 /// Polls in a row to one board while it answers with what it had queued.
 const DRAIN_POLLS: usize = 8;
+
+/// What a board keeps until a poll fetches it (PROTOCOL.md §5.3): the rest answers a request.
+fn is_queued(message: MessageType) -> bool {
+    matches!(message, MessageType::DoorEvent | MessageType::Alarm)
+}
 
 /// Why the bus stopped speaking on its port.
 enum Stop {
@@ -209,8 +215,15 @@ impl Bus {
         shutdown: &CancellationToken,
     ) -> Stop {
         let count = self.boards.len().max(1) as u32;
+        // Every board once as soon as the port is open: a restarted gateway (or a replugged
+        // adapter) has its boards online after one round, not after a poll period.
+        for board in 0..self.boards.len() {
+            if let Err(e) = self.poll(&mut port, board).await {
+                return Stop::Port(e);
+            }
+        }
         let mut next = 0usize;
-        let mut poll_at = Instant::now();
+        let mut poll_at = Instant::now() + self.settings.poll_every / count;
         loop {
             let request = tokio::select! {
                 biased;
@@ -360,9 +373,11 @@ impl Bus {
             let header = *raw.header();
             if raw.message_type() == MessageType::Hello || Some(header.session) != board.session {
                 board.session = Some(header.session);
-                board.last_up = 0;
+                board.last_queued = 0;
             }
-            board.last_up = board.last_up.max(header.counter);
+            if is_queued(raw.message_type()) {
+                board.last_queued = board.last_queued.max(header.counter);
+            }
         }
         let inbound = Inbound {
             device: board.device,
@@ -376,8 +391,8 @@ impl Bus {
         }
     }
 
-    /// Polls one board, again while it answers with uplinks it had queued (door events, alarms,
-    /// answers it could not give before), so they never pile up behind one poll each.
+    /// Polls one board, again while it answers with uplinks it had queued (door events, alarms),
+    /// so they never pile up behind one poll each.
     async fn poll(
         &mut self,
         port: &mut tokio_serial::SerialStream,
@@ -386,11 +401,7 @@ impl Bus {
         for _ in 0..DRAIN_POLLS {
             self.last_answer = None;
             self.poll_once(port, index).await?;
-            let queued = matches!(
-                self.last_answer,
-                Some(MessageType::DoorEvent | MessageType::Alarm | MessageType::Ack)
-            );
-            if !queued {
+            if !self.last_answer.is_some_and(is_queued) {
                 break;
             }
         }
@@ -431,7 +442,7 @@ impl Bus {
             }
             drop(turn);
         }
-        let ack_counter = board.last_up;
+        let ack_counter = board.last_queued;
         let poll = Envelope {
             header: Header {
                 direction: Direction::Down,

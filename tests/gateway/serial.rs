@@ -17,6 +17,11 @@ use crate::rentals::{funded, money, plan, rent};
 /// Two boards (addresses 1 and 2, four doors each) on one simulated bus, and the gateway
 /// driving it (polling every 100 ms).
 async fn cabinet(pool: PgPool) -> (TestApp, SimulatedBus) {
+    cabinet_polling(pool, Duration::from_millis(100)).await
+}
+
+/// [`cabinet`], each board polled at least every `poll_every`.
+async fn cabinet_polling(pool: PgPool, poll_every: Duration) -> (TestApp, SimulatedBus) {
     let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
     let mut boards = Vec::new();
     for (address, id) in [(1u8, "cab-b1"), (2, "cab-b2")] {
@@ -33,7 +38,7 @@ async fn cabinet(pool: PgPool) -> (TestApp, SimulatedBus) {
     let app = spawn_app_with(pool, move |config| {
         let mut buses = locker_gateway::serial::parse_buses(&line).expect("buses");
         for bus in &mut buses {
-            bus.poll_every = Duration::from_millis(100);
+            bus.poll_every = poll_every;
             bus.gap = Duration::from_millis(2);
             bus.timeout = Duration::from_millis(100);
         }
@@ -81,6 +86,83 @@ async fn boards_come_online_by_polling_and_open_their_doors(pool: PgPool) {
     .await;
     let stats = &app.app.serial_buses()[0];
     assert!(locker_gateway::serial::BusStats::get(&stats.polls) > 0);
+}
+
+/// What the gateway recorded for command `id`'s door.
+async fn door_result(pool: &PgPool, id: i64) -> Option<String> {
+    sqlx::query_scalar("SELECT door_result FROM commands WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("command")
+}
+
+#[sqlx::test]
+async fn a_closing_still_waiting_in_the_board_does_not_make_the_next_opening_already_open(
+    pool: PgPool,
+) {
+    // Polled rarely: a door's closing waits in its board until the next poll.
+    let (app, mut bus) = cabinet_polling(pool.clone(), Duration::from_secs(30)).await;
+    let commands = app.app.commands();
+    for round in 0..3 {
+        let outcome = commands
+            .unlock(device("cab-b1"), 2)
+            .await
+            .expect("executed");
+        assert_eq!(
+            outcome.door,
+            Some(DoorResult::Opened),
+            "round {round}: the door was closed when pulsed"
+        );
+        assert_eq!(
+            door_result(&pool, outcome.command_id).await.as_deref(),
+            Some("opened")
+        );
+        assert!(bus.event(Duration::from_secs(1)).await.is_some());
+        // The user closes it; the gateway will hear of it only when it next speaks to the board.
+        bus.turn(SerialKnob::CloseDoor(1, 2)).await;
+    }
+    // Every closing and opening arrived, in order: the table ends with the door closed.
+    eventually("the last closing is in", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT sensor FROM doors WHERE device_id = 'cab-b1' AND door = 2",
+        )
+        .fetch_one(&pool)
+        .await
+        .is_ok_and(|s| s == "closed")
+    })
+    .await;
+}
+
+#[sqlx::test]
+async fn a_door_open_already_is_known_from_the_boards_next_heartbeat(pool: PgPool) {
+    let (app, _bus) = cabinet_polling(pool.clone(), Duration::from_secs(30)).await;
+    let commands = app.app.commands();
+    let first = commands
+        .unlock(device("cab-b2"), 4)
+        .await
+        .expect("executed");
+    assert_eq!(first.door, Some(DoorResult::Opened));
+    // Nobody closed it. The board sends no opening for the second pulse; the heartbeat that
+    // answers the poll after the command says the door is open: `already_open`, without waiting
+    // for the open window (10 s) and asking.
+    let asked = std::time::Instant::now();
+    let second = commands
+        .unlock(device("cab-b2"), 4)
+        .await
+        .expect("executed");
+    assert_eq!(second.door, Some(DoorResult::AlreadyOpen));
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "settled by the heartbeat, not by the open window: {:?}",
+        asked.elapsed()
+    );
+    let asked_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT state_asked_at FROM devices WHERE id = 'cab-b2'")
+            .fetch_one(&pool)
+            .await
+            .expect("device");
+    assert_eq!(asked_at, None, "the board was not asked");
 }
 
 #[sqlx::test]

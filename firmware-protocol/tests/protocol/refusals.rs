@@ -309,6 +309,45 @@ fn the_locker_executes_a_command_at_most_once() {
 }
 
 #[test]
+fn a_board_answers_a_repeated_poll_and_ignores_older_ones() {
+    let d = device("lk-1");
+    let mut guard = CommandGuard::new(9, 16);
+    // Before any downlink, a poll with counter 0 is not a repeat of anything.
+    assert_eq!(
+        guard.check_poll(&header(Direction::Down, d, 9, 0)),
+        Verdict::Refuse(RefuseReason::StaleCounter)
+    );
+    let poll = header(Direction::Down, d, 9, 4);
+    assert_eq!(guard.check_poll(&poll), Verdict::Execute);
+    // The answer was lost and the gateway sends the same poll again: answered again.
+    assert_eq!(guard.check_poll(&poll), Verdict::Execute);
+    // An older poll (a replay): ignored.
+    assert_eq!(
+        guard.check_poll(&header(Direction::Down, d, 9, 3)),
+        Verdict::Refuse(RefuseReason::StaleCounter)
+    );
+    // Another session: the board announces its own.
+    assert_eq!(
+        guard.check_poll(&header(Direction::Down, d, 8, 5)),
+        Verdict::Refuse(RefuseReason::WrongSession)
+    );
+    // A poll moves the counter: a command with the poll's counter is stale.
+    assert_eq!(
+        guard.check(&poll, Some(command_id(1))),
+        Verdict::Refuse(RefuseReason::StaleCounter)
+    );
+    // After a command, repeating the poll before it is an older counter: ignored.
+    assert_eq!(
+        guard.check(&header(Direction::Down, d, 9, 5), Some(command_id(2))),
+        Verdict::Execute
+    );
+    assert_eq!(
+        guard.check_poll(&poll),
+        Verdict::Refuse(RefuseReason::StaleCounter)
+    );
+}
+
+#[test]
 fn the_locker_remembers_its_last_sixteen_outcomes() {
     let d = device("lk-1");
     let mut guard = CommandGuard::new(1, 4); // below the minimum: raised to MIN_RECENT
