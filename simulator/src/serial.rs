@@ -57,6 +57,10 @@ pub enum SerialKnob {
     /// The board at this address loses power right after it executes its next command: the
     /// relay pulsed, the answer is never sent, and RAM (session, outcomes) is gone.
     PowerCutAfterNextCommand(u8),
+    /// The board at this address answers its next command, then its next `n` answers are lost
+    /// on the line (it acts on the requests; nothing reaches the gateway): a burst of noise
+    /// right after a command.
+    LoseAnswersAfterNextCommand(u8, u32),
     /// This door's sensor of the board at this address stops answering (reported `unknown`).
     DeadSensor(u8, u16),
     /// Every board's doors are closed this long after they open (a person taking their goods).
@@ -152,6 +156,10 @@ struct Board {
     slow: Duration,
     answer_as: Option<u8>,
     power_cut_after_next: bool,
+    /// After its next executed command, this many answers are lost on the line.
+    lose_after_next: Option<u32>,
+    /// Answers still to be lost (the board acts on the requests; nothing reaches the gateway).
+    answers_to_lose: u32,
     /// Doors open, and when they opened.
     opened_at: BTreeMap<u16, Instant>,
 }
@@ -300,6 +308,8 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                     slow: Duration::ZERO,
                     answer_as: None,
                     power_cut_after_next: false,
+                    lose_after_next: None,
+                    answers_to_lose: 0,
                     opened_at: BTreeMap::new(),
                 },
             )
@@ -341,6 +351,9 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         },
                         SerialKnob::PowerCutAfterNextCommand(a) => if let Some(b) = boards.get_mut(&a) {
                             b.power_cut_after_next = true;
+                        },
+                        SerialKnob::LoseAnswersAfterNextCommand(a, n) => if let Some(b) = boards.get_mut(&a) {
+                            b.lose_after_next = Some(n);
                         },
                         SerialKnob::Baud(b) => baud = b,
                         SerialKnob::CloseAfter(after) => close_after = Some(after),
@@ -410,6 +423,13 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                             board.locker.reboot();
                             board.forget_queue();
                             continue;
+                        }
+                        if board.answers_to_lose > 0 {
+                            board.answers_to_lose -= 1;
+                            continue;
+                        }
+                        if executed && let Some(n) = board.lose_after_next.take() {
+                            board.answers_to_lose = n;
                         }
                         let Ok(envelope) = answer.seal_binary(board.locker.key()) else { continue };
                         let out = Frame {

@@ -436,8 +436,10 @@ impl CommandService {
     }
 
     /// After an executed unlock with no door event and no jam alarm within the open window:
-    /// asks the locker for its state and records what its sensor says (open: `already_open`,
-    /// closed: `jammed`); `None` if no report comes within [`DOOR_REPORT_WITHIN`].
+    /// asks the locker for its state (a serial board: for everything it still holds, then its
+    /// state) and records what its sensor says (open: `already_open`, closed: `jammed`) unless
+    /// an event that came meanwhile said more; `None` if no report comes within
+    /// [`DOOR_REPORT_WITHIN`].
     async fn ask_door(
         &self,
         device: DeviceId,
@@ -445,7 +447,15 @@ impl CommandService {
         reserved: &store::Reserved,
     ) -> Option<DoorResult> {
         let asked = chrono::Utc::now();
-        if let Err(e) = super::query::ask_state(
+        if self.downlinks.is_serial(&device) {
+            // A serial board's `state_report` answers at once, ahead of door events it still
+            // holds: have it polled until it has sent them all instead (the heartbeat that ends
+            // that carries its doors, after their events).
+            if !self.downlinks.drain(&device) {
+                tracing::warn!(%device, "cannot ask a board about its door: its bus is busy");
+                return None;
+            }
+        } else if let Err(e) = super::query::ask_state(
             &self.pool,
             &self.downlinks,
             device,

@@ -38,13 +38,23 @@ pub struct SerialRoute {
     pub address: u8,
 }
 
-/// A frame for the bus task to send to one board (and read its answer).
+/// Work for the bus task, for one board.
 #[derive(Debug, Clone)]
 pub struct BusRequest {
     /// The board's address.
     pub address: u8,
-    /// The binary envelope.
-    pub envelope: bytes::Bytes,
+    /// What to do.
+    pub work: BusWork,
+}
+
+/// What a bus is asked to do with a board.
+#[derive(Debug, Clone)]
+pub enum BusWork {
+    /// Send this binary envelope and read the answer.
+    Send(bytes::Bytes),
+    /// Poll the board until it has sent everything it had queued: afterwards the gateway knows
+    /// every door event and alarm from before, and the doors' state after them.
+    Drain,
 }
 
 /// How the stored copy of a sealed downlink marks a binary envelope (the rest is hex).
@@ -129,6 +139,26 @@ impl Downlinks {
         })
     }
 
+    /// For a board on a serial bus: has it polled until it has sent everything it had queued
+    /// (what `query_state` is for an MQTT locker, whose events are never held back). `false` for
+    /// a locker that is not on a bus, or a bus whose queue is full.
+    pub fn drain(&self, device: &DeviceId) -> bool {
+        self.serial_route(device).is_some_and(|route| {
+            route
+                .requests
+                .try_send(BusRequest {
+                    address: route.address,
+                    work: BusWork::Drain,
+                })
+                .is_ok()
+        })
+    }
+
+    /// Whether the device is a board on a serial bus.
+    pub fn is_serial(&self, device: &DeviceId) -> bool {
+        self.serial_route(device).is_some()
+    }
+
     /// Queues a copy sealed by [`Downlinks::deliver`] again.
     pub fn redeliver(&self, device: &DeviceId, stored: &str, ttl: Option<Duration>) -> bool {
         if let Some(binary) = stored.strip_prefix(BINARY) {
@@ -139,7 +169,7 @@ impl Downlinks {
             };
             let request = BusRequest {
                 address: route.address,
-                envelope: bytes.into(),
+                work: BusWork::Send(bytes.into()),
             };
             let queued = route.requests.try_send(request).is_ok();
             if !queued {

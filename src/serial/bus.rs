@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use firmware_protocol::{
-    DeviceId, DeviceKey, Direction, Downlink, Encoding, Envelope, Header, MessageType, Poll,
-    TopicKind, Unverified,
+    CommandId, DeviceId, DeviceKey, Direction, DoorCause, DoorEvent, Downlink, Encoding, Envelope,
+    Header, MessageType, Poll, TopicKind, Unverified, Uplink,
 };
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +20,8 @@ use tokio_serial::SerialPortBuilderExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{BoardProtocol, BusRequest, BusSettings, LockerFrames, Parity, SerialRoute};
+use super::schedule::{Schedule, Step};
+use super::{BoardProtocol, BusRequest, BusSettings, BusWork, LockerFrames, Parity, SerialRoute};
 use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
 use crate::link::presence::{self, OfflineReason};
@@ -93,6 +94,18 @@ pub fn start(
         );
     }
     let stats = Arc::new(BusStats::default());
+    let schedule = Schedule::new(settings.boards.len(), settings.poll_every, Instant::now());
+    let round = settings.poll_round(settings.boards.len());
+    if round > settings.poll_every {
+        tracing::warn!(
+            path = %settings.path,
+            boards = settings.boards.len(),
+            baud = settings.baud,
+            ?round,
+            poll_every = ?settings.poll_every,
+            "this line cannot poll every board as often as LOCKER_SERIAL_POLL_MS asks: each board will be polled about once a round"
+        );
+    }
     let task = Bus {
         boards: settings
             .boards
@@ -116,6 +129,8 @@ pub fn start(
         input: BytesMut::with_capacity(4096),
         stats: stats.clone(),
         last_answer: None,
+        last_commanded: None,
+        schedule,
     };
     tasks.spawn(task.run(shutdown));
     stats
@@ -134,6 +149,9 @@ struct Bus {
     stats: Arc<BusStats>,
     /// The type of the last answer read (to know whether a board has more to say).
     last_answer: Option<MessageType>,
+    /// The command the last answer reported a door event of, if it did.
+    last_commanded: Option<CommandId>,
+    schedule: Schedule,
 }
 
 /// Polls in a row to one board while it answers with what it had queued.
@@ -208,60 +226,79 @@ impl Bus {
         }
     }
 
-    /// Requests first; a poll whenever one is due.
+    /// Speaks on the open port as the [`Schedule`] says, until shutdown or a port error.
     async fn speak(
         &mut self,
         mut port: tokio_serial::SerialStream,
         shutdown: &CancellationToken,
     ) -> Stop {
-        let count = self.boards.len().max(1) as u32;
-        // Every board once as soon as the port is open: a restarted gateway (or a replugged
-        // adapter) has its boards online after one round, not after a poll period.
-        for board in 0..self.boards.len() {
-            if let Err(e) = self.poll(&mut port, board).await {
-                return Stop::Port(e);
-            }
-        }
-        let mut next = 0usize;
-        let mut poll_at = Instant::now() + self.settings.poll_every / count;
+        // Every board at once when the port opens: a restarted gateway (or a replugged adapter)
+        // has its boards online after one round.
+        self.schedule.all_due(Instant::now());
         loop {
-            let request = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return Stop::Shutdown,
-                request = self.requests.recv() => match request {
-                    Some(request) => Some(request),
-                    None => return Stop::Shutdown,
+            if shutdown.is_cancelled() {
+                return Stop::Shutdown;
+            }
+            let step = self
+                .schedule
+                .next(Instant::now(), !self.requests.is_empty());
+            let result = match step {
+                Step::Request => match self.requests.try_recv() {
+                    Ok(request) => self.request(&mut port, request).await,
+                    Err(_) => Ok(()),
                 },
-                _ = tokio::time::sleep_until(poll_at) => None,
-            };
-            let result = match request {
-                Some(request) => {
-                    let answered = self
-                        .exchange(&mut port, request.address, &request.envelope)
-                        .await;
-                    // A command's door event waits in the board: fetch it now, not a cycle later.
-                    match (
-                        answered,
-                        self.boards
-                            .iter()
-                            .position(|b| b.address == request.address),
-                    ) {
-                        (Ok(true), Some(board)) => self.poll(&mut port, board).await,
-                        (Ok(_), _) => Ok(()),
-                        (Err(e), _) => Err(e),
+                Step::AfterCommand(board, command) => self.poll(&mut port, board, command).await,
+                Step::Cycle(board) => self.poll(&mut port, board, None).await,
+                Step::Wait(until) => {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.cancelled() => return Stop::Shutdown,
+                        request = self.requests.recv() => match request {
+                            Some(request) => self.request(&mut port, request).await,
+                            None => return Stop::Shutdown,
+                        },
+                        _ = tokio::time::sleep_until(until) => Ok(()),
                     }
-                }
-                None => {
-                    poll_at = Instant::now() + self.settings.poll_every / count;
-                    let board = next;
-                    next = (next + 1) % self.boards.len().max(1);
-                    self.poll(&mut port, board).await
                 }
             };
             if let Err(e) = result {
                 return Stop::Port(e);
             }
         }
+    }
+
+    /// Does one queued request: a frame is sent (an answered command has its board polled next,
+    /// to fetch its door event); a drain is scheduled like the poll after a command.
+    async fn request(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        request: BusRequest,
+    ) -> std::io::Result<()> {
+        let board = self
+            .boards
+            .iter()
+            .position(|b| b.address == request.address);
+        let envelope = match request.work {
+            BusWork::Send(envelope) => envelope,
+            BusWork::Drain => {
+                if let Some(board) = board {
+                    self.schedule.commanded(board, None);
+                }
+                return Ok(());
+            }
+        };
+        let answered = self.exchange(port, request.address, &envelope).await?;
+        let command = Unverified::parse_binary(&envelope)
+            .ok()
+            .and_then(|raw| raw.decode_unverified::<Downlink>().ok())
+            .and_then(|envelope| envelope.message.command_id());
+        if answered
+            && command.is_some()
+            && let Some(board) = board
+        {
+            self.schedule.commanded(board, command);
+        }
+        Ok(())
     }
 
     /// Writes `envelope` to the board at `address` and waits for its answer, retrying with the
@@ -378,6 +415,17 @@ impl Bus {
             if is_queued(raw.message_type()) {
                 board.last_queued = board.last_queued.max(header.counter);
             }
+            if let Ok(Envelope {
+                message:
+                    Uplink::DoorEvent(DoorEvent {
+                        cause: DoorCause::Commanded(id),
+                        ..
+                    }),
+                ..
+            }) = raw.decode_unverified::<Uplink>()
+            {
+                self.last_commanded = Some(id);
+            }
         }
         let inbound = Inbound {
             device: board.device,
@@ -392,16 +440,22 @@ impl Bus {
     }
 
     /// Polls one board, again while it answers with uplinks it had queued (door events, alarms),
-    /// so they never pile up behind one poll each.
+    /// so they never pile up behind one poll each; after a command, only until that command's
+    /// door event has come (the rest waits for the cycle).
     async fn poll(
         &mut self,
         port: &mut tokio_serial::SerialStream,
         index: usize,
+        until: Option<CommandId>,
     ) -> std::io::Result<()> {
         for _ in 0..DRAIN_POLLS {
             self.last_answer = None;
+            self.last_commanded = None;
             self.poll_once(port, index).await?;
             if !self.last_answer.is_some_and(is_queued) {
+                break;
+            }
+            if until.is_some() && self.last_commanded == until {
                 break;
             }
         }
@@ -415,6 +469,7 @@ impl Bus {
         port: &mut tokio_serial::SerialStream,
         index: usize,
     ) -> std::io::Result<()> {
+        self.schedule.polled(index, Instant::now());
         let Some(board) = self.boards.get_mut(index) else {
             return Ok(());
         };
@@ -428,20 +483,35 @@ impl Bus {
         let Some(key) = board.key.clone() else {
             return Ok(()); // not registered, or revoked: never polled
         };
+        let known = board.session;
         let (mut session, mut counter) = (0, 0);
-        if let Some(known) = board.session {
-            // The locker's turn: counters reach it in order, commands and polls alike.
-            let turn = self.downlinks.turn(&device).await;
-            match crate::command::store::next_counter(&self.pool, &device, known).await {
-                Ok(Some(next)) => (session, counter) = (known, next),
-                Ok(None) => {} // the session is not (yet) recorded: ask for a hello
-                Err(e) => {
-                    tracing::warn!(error = %e, %device, "cannot take a poll counter");
-                    return Ok(());
+        let mut earlier = Vec::new();
+        {
+            // The locker's turn: counters reach it in order, commands and polls alike. What is
+            // queued when the poll takes its counter has a lower one and goes first; what is
+            // queued after has a higher one and follows the poll (sent before it, it would make
+            // the board ignore the poll as old).
+            let _turn = self.downlinks.turn(&device).await;
+            if let Some(known) = known {
+                match crate::command::store::next_counter(&self.pool, &device, known).await {
+                    Ok(Some(next)) => (session, counter) = (known, next),
+                    Ok(None) => {} // the session is not (yet) recorded: ask for a hello
+                    Err(e) => {
+                        tracing::warn!(error = %e, %device, "cannot take a poll counter");
+                        return Ok(());
+                    }
                 }
             }
-            drop(turn);
+            while let Ok(request) = self.requests.try_recv() {
+                earlier.push(request);
+            }
         }
+        for request in earlier {
+            self.request(port, request).await?;
+        }
+        let Some(board) = self.boards.get(index) else {
+            return Ok(());
+        };
         let ack_counter = board.last_queued;
         let poll = Envelope {
             header: Header {
@@ -455,11 +525,6 @@ impl Bus {
         let Ok(sealed) = poll.seal_binary(&key) else {
             return Ok(());
         };
-        // Whatever was queued with a lower counter goes first.
-        while let Ok(request) = self.requests.try_recv() {
-            self.exchange(port, request.address, &request.envelope)
-                .await?;
-        }
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
         let answered = self
             .exchange(port, self.boards[index].address, &sealed)

@@ -17,12 +17,13 @@
 //! RS-485 adapters do.
 
 mod bus;
+mod schedule;
 mod settings;
 
 pub use bus::{BusStats, start};
 pub use settings::{BusSettings, Parity, SettingsError, parse_buses};
 
-pub use crate::link::downlink::{BusRequest, SerialRoute};
+pub use crate::link::downlink::{BusRequest, BusWork, SerialRoute};
 use bytes::{Bytes, BytesMut};
 
 /// How requests and answers look on the wire for one family of boards.

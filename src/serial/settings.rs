@@ -69,6 +69,12 @@ impl BusSettings {
         }
     }
 
+    /// The least time one round of polls of `boards` boards takes on this line: each poll and
+    /// its heartbeat (about [`POLL_EXCHANGE_BYTES`] together) plus a gap after each.
+    pub fn poll_round(&self, boards: usize) -> Duration {
+        (self.transmit_time(POLL_EXCHANGE_BYTES) + self.gap) * boards as u32
+    }
+
     /// How long `bytes` take on the line (start bit, data, parity, stop bits per byte).
     pub fn transmit_time(&self, bytes: usize) -> Duration {
         let per_byte = 1
@@ -78,6 +84,9 @@ impl BusSettings {
         Duration::from_micros(bytes as u64 * per_byte * 1_000_000 / u64::from(self.baud.max(1)))
     }
 }
+
+/// A poll frame and a four-door board's heartbeat frame, together (bytes on the line).
+pub const POLL_EXCHANGE_BYTES: usize = 115;
 
 /// Why the buses setting is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +184,17 @@ pub fn parse_buses(text: &str) -> Result<Vec<BusSettings>, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_of_sixteen_polls_at_9600_baud_takes_seconds() {
+        let bus = &parse_buses("/dev/ttyUSB0=1:cab-1").expect("valid")[0];
+        let round = bus.poll_round(16);
+        // 115 bytes at 10 bits = 120 ms, plus a 50 ms gap, 16 times.
+        assert!(
+            round > Duration::from_millis(2650) && round < Duration::from_millis(2800),
+            "{round:?}"
+        );
+    }
 
     #[test]
     fn buses_read_from_one_line() {
