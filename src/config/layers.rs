@@ -222,6 +222,32 @@ mod tests {
     }
 
     #[test]
+    fn serial_timing_applies_to_every_bus_unless_a_bus_sets_its_own() {
+        let config = Config::load(None, |name| match name {
+            "LOCKER_SERIAL_GAP_MS" => Some("10".to_owned()),
+            "LOCKER_SERIAL_BUSES" => {
+                Some("/dev/ttyUSB0=1:cab-1;/dev/ttyUSB1?gap_ms=80&retries=5=1:cab-2".to_owned())
+            }
+            _ => None,
+        })
+        .expect("valid");
+        let buses = &config.serial_buses;
+        assert_eq!(buses[0].gap, std::time::Duration::from_millis(10));
+        assert_eq!(buses[0].retries, 2);
+        assert_eq!(buses[1].gap, std::time::Duration::from_millis(80));
+        assert_eq!(buses[1].retries, 5);
+        let err = Config::load(None, |name| {
+            (name == "LOCKER_SERIAL_BUSES").then(|| "/dev/ttyUSB0?gap=1=1:cab-1".to_owned())
+        })
+        .expect_err("unknown option")
+        .to_string();
+        assert!(
+            err.contains("LOCKER_SERIAL_BUSES") && err.contains("unknown option `gap`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_file_or_the_variable_and_the_value() {
         let f = file("heartbeat_secs = \"soon\"\n");
         let err = Config::load(Some(&f.0), |_| None)

@@ -237,26 +237,24 @@ impl Config {
             shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
             cache_ttl: Duration::from_secs(number("LOCKER_CACHE_TTL_SECS", 60, 0, 86_400)?),
             serial_buses: {
+                // Every bus's defaults; a bus's own `?options` override them.
+                let mut defaults = crate::serial::BusSettings::new("");
+                defaults.timeout =
+                    Duration::from_millis(number("LOCKER_SERIAL_TIMEOUT_MS", 200, 10, 10_000)?);
+                defaults.gap =
+                    Duration::from_millis(number("LOCKER_SERIAL_GAP_MS", 50, 0, 10_000)?);
+                defaults.retries = number("LOCKER_SERIAL_RETRIES", 2, 0, 10)? as u32;
+                defaults.poll_every =
+                    Duration::from_millis(number("LOCKER_SERIAL_POLL_MS", 1000, 10, 600_000)?);
+                defaults.offline_after = number("LOCKER_SERIAL_OFFLINE_POLLS", 3, 1, 100)? as u32;
                 let text = get("LOCKER_SERIAL_BUSES").unwrap_or_default();
-                let mut buses =
-                    crate::serial::parse_buses(&text).map_err(|e| ConfigError::BadBuses {
+                crate::serial::parse_buses_with(&text, &defaults).map_err(|e| {
+                    ConfigError::BadBuses {
                         name: "LOCKER_SERIAL_BUSES",
                         value: text.clone(),
                         why: e.to_string(),
-                    })?;
-                let timeout = number("LOCKER_SERIAL_TIMEOUT_MS", 200, 10, 10_000)?;
-                let gap = number("LOCKER_SERIAL_GAP_MS", 50, 0, 10_000)?;
-                let retries = number("LOCKER_SERIAL_RETRIES", 2, 0, 10)?;
-                let poll = number("LOCKER_SERIAL_POLL_MS", 1000, 10, 600_000)?;
-                let offline = number("LOCKER_SERIAL_OFFLINE_POLLS", 3, 1, 100)?;
-                for bus in &mut buses {
-                    bus.timeout = Duration::from_millis(timeout);
-                    bus.gap = Duration::from_millis(gap);
-                    bus.retries = retries as u32;
-                    bus.poll_every = Duration::from_millis(poll);
-                    bus.offline_after = offline as u32;
-                }
-                buses
+                    }
+                })?
             },
             redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
             rentals: crate::rental::RentalSettings {

@@ -21,7 +21,7 @@ mod schedule;
 mod settings;
 
 pub use bus::{BusStats, start};
-pub use settings::{BusSettings, Parity, SettingsError, parse_buses};
+pub use settings::{BusSettings, Parity, SettingsError, parse_buses, parse_buses_with};
 
 pub use crate::link::downlink::{BusRequest, BusWork, SerialRoute};
 use bytes::{Bytes, BytesMut};

@@ -2,11 +2,14 @@
 //! (`LOCKER_SERIAL_BUSES`, or `serial_buses` in the file):
 //!
 //! ```text
-//! /dev/ttyUSB0@9600,8N1=1:cab-1-b1,2:cab-1-b2;/dev/ttyUSB1=1:cab-2-b1
+//! /dev/ttyUSB0@9600,8N1=1:cab-1-b1,2:cab-1-b2;/dev/ttyUSB1@19200?timeout_ms=400&gap_ms=20=1:cab-2-b1
 //! ```
 //!
-//! Buses are separated by `;`. Each is `path[@baud[,framing]]=address:device,...`; the baud
-//! rate defaults to 9600 and the framing (data bits, parity `N`/`E`/`O`, stop bits) to `8N1`.
+//! Buses are separated by `;`. Each is `path[@baud[,framing]][?options]=address:device,...`; the
+//! baud rate defaults to 9600 and the framing (data bits, parity `N`/`E`/`O`, stop bits) to
+//! `8N1`. Options, `&`-separated, set this bus's `timeout_ms`, `gap_ms`, `retries`, `poll_ms` and
+//! `offline_polls`; a bus without them takes the defaults it is given (the
+//! `LOCKER_SERIAL_*` settings).
 
 use std::time::Duration;
 
@@ -93,6 +96,40 @@ pub const POLL_EXCHANGE_BYTES: usize = 115;
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
+/// One bus's `?name=value&...` options.
+fn bus_options(bus: &mut BusSettings, options: &str) -> Result<(), SettingsError> {
+    for option in options.split('&').map(str::trim).filter(|o| !o.is_empty()) {
+        let (name, value) = option
+            .split_once('=')
+            .ok_or_else(|| SettingsError(format!("option `{option}` is not name=value")))?;
+        let number = |low: u64, high: u64| {
+            value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (low..=high).contains(n))
+                .ok_or_else(|| {
+                    SettingsError(format!(
+                        "option {name}: `{value}` is not a whole number from {low} to {high}"
+                    ))
+                })
+        };
+        match name.trim() {
+            "timeout_ms" => bus.timeout = Duration::from_millis(number(10, 10_000)?),
+            "gap_ms" => bus.gap = Duration::from_millis(number(0, 10_000)?),
+            "retries" => bus.retries = number(0, 10)? as u32,
+            "poll_ms" => bus.poll_every = Duration::from_millis(number(10, 600_000)?),
+            "offline_polls" => bus.offline_after = number(1, 100)? as u32,
+            other => {
+                return Err(SettingsError(format!(
+                    "unknown option `{other}` (known: timeout_ms, gap_ms, retries, poll_ms, offline_polls)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn framing(text: &str) -> Result<(u8, Parity, u8), SettingsError> {
     let bytes = text.as_bytes();
     let bad = || SettingsError(format!("framing `{text}` is not like 8N1"));
@@ -117,13 +154,28 @@ fn framing(text: &str) -> Result<(u8, Parity, u8), SettingsError> {
     Ok((data, parity, stop))
 }
 
-/// Reads the buses setting (see the module's documentation). Empty: no buses.
+/// Reads the buses setting (see the module's documentation), each bus starting from the
+/// protocol's defaults. Empty: no buses.
 pub fn parse_buses(text: &str) -> Result<Vec<BusSettings>, SettingsError> {
+    parse_buses_with(text, &BusSettings::new(""))
+}
+
+/// [`parse_buses`], each bus starting from `defaults` (its timing settings; path, line and
+/// boards come from the text).
+pub fn parse_buses_with(
+    text: &str,
+    defaults: &BusSettings,
+) -> Result<Vec<BusSettings>, SettingsError> {
     let mut buses: Vec<BusSettings> = Vec::new();
     for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        // The board list is after the last `=` (options before it may hold `=` too).
         let (port, boards) = part
-            .split_once('=')
+            .rsplit_once('=')
             .ok_or_else(|| SettingsError(format!("`{part}`: no `=address:device` list")))?;
+        let (port, options) = match port.split_once('?') {
+            Some((port, options)) => (port, Some(options)),
+            None => (port, None),
+        };
         let (path, line) = match port.split_once('@') {
             Some((path, line)) => (path.trim(), Some(line.trim())),
             None => (port.trim(), None),
@@ -131,7 +183,14 @@ pub fn parse_buses(text: &str) -> Result<Vec<BusSettings>, SettingsError> {
         if path.is_empty() {
             return Err(SettingsError(format!("`{part}`: no port path")));
         }
-        let mut bus = BusSettings::new(path);
+        let mut bus = BusSettings {
+            path: path.to_owned(),
+            boards: Vec::new(),
+            ..defaults.clone()
+        };
+        if let Some(options) = options {
+            bus_options(&mut bus, options)?;
+        }
         if let Some(line) = line {
             let (baud, framed) = match line.split_once(',') {
                 Some((baud, framed)) => (baud, Some(framed)),
@@ -184,6 +243,35 @@ pub fn parse_buses(text: &str) -> Result<Vec<BusSettings>, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bus_may_set_its_own_timing_over_the_defaults() {
+        let mut defaults = BusSettings::new("");
+        defaults.timeout = Duration::from_millis(300);
+        defaults.retries = 4;
+        let buses = parse_buses_with(
+            "/dev/ttyUSB0@19200?timeout_ms=500&gap_ms=20&poll_ms=3000=1:cab-1;/dev/ttyUSB1=2:cab-2",
+            &defaults,
+        )
+        .expect("valid");
+        assert_eq!(buses[0].baud, 19200);
+        assert_eq!(buses[0].timeout, Duration::from_millis(500));
+        assert_eq!(buses[0].gap, Duration::from_millis(20));
+        assert_eq!(buses[0].poll_every, Duration::from_millis(3000));
+        assert_eq!(buses[0].retries, 4, "not set: the default given");
+        assert_eq!(buses[0].boards.len(), 1);
+        assert_eq!(buses[1].timeout, Duration::from_millis(300));
+        assert_eq!(buses[1].path, "/dev/ttyUSB1");
+        for (text, says) in [
+            ("/dev/x?timeout_ms=5=1:a", "timeout_ms"),
+            ("/dev/x?speed=5=1:a", "unknown option `speed`"),
+            ("/dev/x?retries=1:a", "not name=value"),
+            ("/dev/x?gap_ms=-1=1:a", "gap_ms"),
+        ] {
+            let error = parse_buses(text).expect_err(text).to_string();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+    }
 
     #[test]
     fn a_round_of_sixteen_polls_at_9600_baud_takes_seconds() {

@@ -301,6 +301,69 @@ async fn a_dead_board_is_offline_and_the_others_carry_on(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_command_queued_for_a_board_that_is_away_is_delivered_when_it_answers_again(
+    pool: PgPool,
+) {
+    use locker_gateway::command::Command;
+    let (app, mut bus) = cabinet(pool.clone()).await;
+    bus.turn(SerialKnob::Dead(2, true)).await;
+    eventually("cab-b2 offline", || async { !app.online("cab-b2").await }).await;
+    let commands = app.app.commands();
+    let queued = commands
+        .queue(
+            device("cab-b2"),
+            Command::Unlock { door: 4 },
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("queued");
+    let expiring = commands
+        .queue(
+            device("cab-b2"),
+            Command::Unlock { door: 1 },
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("queued");
+    let state = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM commands WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("command")
+        }
+    };
+    assert_eq!(state(queued).await, "pending");
+    eventually("the short one expired", || async {
+        state(expiring).await == "expired"
+    })
+    .await;
+    assert_eq!(bus.try_event(), None, "nothing reached a dead board");
+    // The board answers again: a new session, and the queued unlock goes out in it, once.
+    bus.turn(SerialKnob::Dead(2, false)).await;
+    assert_eq!(
+        bus.event(Duration::from_secs(10)).await,
+        Some(BoardEvent::Unlocked {
+            address: 2,
+            door: 4
+        })
+    );
+    eventually("the queued unlock executed, its door opened", || async {
+        state(queued).await == "executed"
+            && door_result(&pool, queued).await.as_deref() == Some("opened")
+    })
+    .await;
+    assert_eq!(state(expiring).await, "expired");
+    assert_eq!(
+        bus.event(Duration::from_millis(500)).await,
+        None,
+        "the expired one never reached the board"
+    );
+}
+
+#[sqlx::test]
 async fn an_unplugged_adapter_is_reopened_and_its_boards_come_back(pool: PgPool) {
     let (app, mut bus) = cabinet(pool.clone()).await;
     bus.turn(SerialKnob::Replug(Duration::from_millis(500)))
