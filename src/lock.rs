@@ -4,8 +4,15 @@
 //! not the last line of defence: the database's one-rental-per-door index is.
 //!
 //! Redis unreachable is an error, never a lock granted: the caller refuses the work.
+//!
+//! A single gateway (edge mode) holds its locks in the process instead ([`DoorLocks::in_process`]):
+//! the same owner tokens, expiry, renewal and compare-and-release, in a map behind a mutex that is
+//! never held across an `.await`. Only one process may use them: in-process locks do not
+//! serialise two gateways.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
@@ -28,7 +35,7 @@ pub struct DoorLock {
 }
 
 impl DoorLock {
-    /// The Redis key.
+    /// The lock's key (the Redis key, for locks in Redis).
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -53,21 +60,51 @@ end"#;
 /// How long a Redis call may take before the work is refused.
 const CALL_WITHIN: Duration = Duration::from_secs(2);
 
-/// Door locks in Redis.
+/// Door locks, in Redis or in this process.
 #[derive(Clone)]
 pub struct DoorLocks {
-    redis: ConnectionManager,
+    backend: Backend,
     prefix: String,
-    release: redis::Script,
-    renew: redis::Script,
 }
+
+#[derive(Clone)]
+enum Backend {
+    Redis {
+        redis: ConnectionManager,
+        release: redis::Script,
+        renew: redis::Script,
+    },
+    InProcess(Arc<Mutex<HashMap<String, Held>>>),
+}
+
+/// A lock held in the process: its owner's token and when it lapses.
+#[derive(Debug, Clone)]
+struct Held {
+    token: String,
+    until: Instant,
+}
+
+/// Above this many entries, lapsed in-process locks are swept at the next acquire.
+const SWEEP_ABOVE: usize = 1024;
 
 impl std::fmt::Debug for DoorLocks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self.backend {
+            Backend::Redis { .. } => "redis",
+            Backend::InProcess(_) => "in_process",
+        };
         f.debug_struct("DoorLocks")
+            .field("backend", &backend)
             .field("prefix", &self.prefix)
             .finish()
     }
+}
+
+/// The in-process map; a poisoned mutex (a panic while it was held, which the code below cannot
+/// cause) is taken over rather than propagated.
+fn held(map: &Mutex<HashMap<String, Held>>) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    map.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn within<T>(
@@ -83,10 +120,20 @@ impl DoorLocks {
     /// Locks over `redis`, keys starting with `prefix` (tests give each their own).
     pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
-            redis,
+            backend: Backend::Redis {
+                redis,
+                release: redis::Script::new(RELEASE),
+                renew: redis::Script::new(RENEW),
+            },
             prefix: prefix.into(),
-            release: redis::Script::new(RELEASE),
-            renew: redis::Script::new(RENEW),
+        }
+    }
+
+    /// Locks held in this process, for a single gateway (edge mode).
+    pub fn in_process() -> Self {
+        Self {
+            backend: Backend::InProcess(Arc::default()),
+            prefix: String::new(),
         }
     }
 
@@ -104,10 +151,31 @@ impl DoorLocks {
     ) -> Result<Option<DoorLock>, LockError> {
         let key = self.key(device, door);
         let token = uuid::Uuid::new_v4().to_string();
+        let redis = match &self.backend {
+            Backend::Redis { redis, .. } => redis,
+            Backend::InProcess(map) => {
+                let now = Instant::now();
+                let mut map = held(map);
+                if map.len() > SWEEP_ABOVE {
+                    map.retain(|_, h| h.until > now);
+                }
+                if map.get(&key).is_some_and(|h| h.until > now) {
+                    return Ok(None);
+                }
+                map.insert(
+                    key.clone(),
+                    Held {
+                        token: token.clone(),
+                        until: now + ttl,
+                    },
+                );
+                return Ok(Some(DoorLock { key, token }));
+            }
+        };
         let options = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX(ttl.as_millis() as u64));
-        let mut conn = self.redis.clone();
+        let mut conn = redis.clone();
         let set: Option<String> = within(async {
             redis::cmd("SET")
                 .arg(&key)
@@ -122,9 +190,23 @@ impl DoorLocks {
 
     /// Extends a held lock to `ttl` from now; `false` if it is no longer ours (it expired).
     pub async fn renew(&self, lock: &DoorLock, ttl: Duration) -> Result<bool, LockError> {
-        let mut conn = self.redis.clone();
+        let (redis, renew) = match &self.backend {
+            Backend::Redis { redis, renew, .. } => (redis, renew),
+            Backend::InProcess(map) => {
+                let now = Instant::now();
+                let mut map = held(map);
+                return Ok(match map.get_mut(&lock.key) {
+                    Some(h) if h.token == lock.token && h.until > now => {
+                        h.until = now + ttl;
+                        true
+                    }
+                    _ => false,
+                });
+            }
+        };
+        let mut conn = redis.clone();
         let renewed: i64 = within(async {
-            self.renew
+            renew
                 .key(&lock.key)
                 .arg(&lock.token)
                 .arg(ttl.as_millis() as u64)
@@ -138,15 +220,32 @@ impl DoorLocks {
     /// Releases a lock if it is still ours; `false` if it had expired (and perhaps been taken
     /// by someone else, whose lock is left alone).
     pub async fn release(&self, lock: DoorLock) -> Result<bool, LockError> {
-        let mut conn = self.redis.clone();
-        let released: i64 = within(async {
-            self.release
-                .key(&lock.key)
-                .arg(&lock.token)
-                .invoke_async(&mut conn)
-                .await
-        })
-        .await?;
+        let released: i64 = match &self.backend {
+            Backend::Redis { redis, release, .. } => {
+                let mut conn = redis.clone();
+                within(async {
+                    release
+                        .key(&lock.key)
+                        .arg(&lock.token)
+                        .invoke_async(&mut conn)
+                        .await
+                })
+                .await?
+            }
+            Backend::InProcess(map) => {
+                let now = Instant::now();
+                let mut map = held(map);
+                match map.get(&lock.key) {
+                    Some(h) if h.token == lock.token => {
+                        let live = h.until > now;
+                        // Ours but lapsed: gone, as an expired Redis key would be.
+                        map.remove(&lock.key);
+                        i64::from(live)
+                    }
+                    _ => 0,
+                }
+            }
+        };
         if released == 0 {
             metrics::counter!("locker_door_lock_lost_total").increment(1);
             tracing::warn!(key = %lock.key, "a door lock expired before it was released");
