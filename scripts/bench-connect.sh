@@ -17,7 +17,10 @@ server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
 database="locker_bench_$$"
 export DATABASE_URL="$server_url/$database"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export LOCKER_REDIS_PREFIX="bench-$$:"
 ensure_postgres "$DATABASE_URL"
+ensure_redis "$REDIS_URL"
 command -v psql >/dev/null || die "psql is needed to create and drop the benchmark database"
 
 # One file descriptor per connection in each process (gateway, simulator), plus some.

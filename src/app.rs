@@ -22,11 +22,14 @@ use tokio::sync::broadcast;
 /// Why the gateway did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// No database configured.
+    /// The configured mode cannot run (fleet without one of its servers, edge with them).
+    #[error(transparent)]
+    Mode(#[from] crate::config::ModeError),
+    /// Edge mode: not available in this version.
     #[error(
-        "DATABASE_URL is not set: the gateway keeps device identities in PostgreSQL (scripts/run.sh sets it up for you)"
+        "edge mode (no DATABASE_URL, no REDIS_URL: SQLite and in-process door locks) is not available in this version yet; run in fleet mode: set DATABASE_URL and REDIS_URL (scripts/run.sh sets them up for you)"
     )]
-    NoDatabase,
+    EdgeNotAvailable,
     /// The database is unreachable or its schema could not be migrated.
     #[error("PostgreSQL at {url}: {source}")]
     Database {
@@ -86,10 +89,11 @@ pub struct App {
 impl App {
     /// Connects to the database (migrating it), starts the broker and the background tasks.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let url = config
-            .database_url
-            .as_deref()
-            .ok_or(StartError::NoDatabase)?;
+        let mode = config.mode()?;
+        tracing::info!(mode = mode.as_str(), "mode");
+        let (crate::config::Mode::Fleet, Some(url)) = (mode, config.database_url.as_deref()) else {
+            return Err(StartError::EdgeNotAvailable);
+        };
         let pool = crate::db::connect(url, 16)
             .await
             .map_err(|source| StartError::Database {

@@ -18,6 +18,7 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_MQTT_BROKER",
     "DATABASE_URL",
     "REDIS_URL",
+    "LOCKER_MODE",
     "LOCKER_HEARTBEAT_SECS",
     "LOCKER_OUTBOX_POLL_MS",
     "LOCKER_COMMAND_DEADLINE_MS",
@@ -219,6 +220,34 @@ mod tests {
         let config = Config::load(Some(&f.0), env).expect("valid");
         assert_eq!(config.heartbeat.as_secs(), 45);
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn the_mode_follows_what_is_configured_and_fleet_needs_both_servers() {
+        use crate::config::{Mode, ModeError};
+        let mode = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            Config::load(None, |name| {
+                vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            })
+            .expect("valid")
+            .mode()
+        };
+        let db = ("DATABASE_URL", "postgres://postgres@127.0.0.1/x");
+        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+        assert_eq!(mode(&[]), Ok(Mode::Edge));
+        assert_eq!(mode(&[db, redis]), Ok(Mode::Fleet));
+        assert_eq!(mode(&[db]), Err(ModeError::FleetWithout("REDIS_URL")));
+        assert_eq!(mode(&[redis]), Err(ModeError::FleetWithout("DATABASE_URL")));
+        let fleet = ("LOCKER_MODE", "fleet");
+        let edge = ("LOCKER_MODE", "edge");
+        assert_eq!(mode(&[fleet]), Err(ModeError::FleetWithout("DATABASE_URL")));
+        assert_eq!(mode(&[edge]), Ok(Mode::Edge));
+        assert_eq!(mode(&[edge, db]), Err(ModeError::EdgeWithServers));
+        assert_eq!(mode(&[fleet, db, redis]), Ok(Mode::Fleet));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Config {
     /// `LOCKER_MQTT_BROKER`: an external broker (`mqtt://user:password@host:port`) to use instead
     /// of the embedded one; unset for the embedded broker.
     pub external_broker: Option<crate::bus::ExternalBroker>,
+    /// `LOCKER_MODE`: `edge` (one gateway: SQLite and in-process door locks) or `fleet`
+    /// (PostgreSQL and Redis, any number of gateways); unset: decided by what is configured
+    /// (see [`Config::mode`]).
+    pub mode: Option<Mode>,
     /// `DATABASE_URL`: PostgreSQL; unset for none.
     pub database_url: Option<String>,
     /// `REDIS_URL`: Redis; unset for none.
@@ -317,10 +321,75 @@ impl Config {
             http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             mqtt_addr: addr("LOCKER_MQTT_ADDR", DEFAULT_MQTT_ADDR)?,
             mqtt5_addr: optional_addr("LOCKER_MQTT5_ADDR")?,
+            mode: match get("LOCKER_MODE").as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some("edge") => Some(Mode::Edge),
+                Some("fleet") => Some(Mode::Fleet),
+                Some(other) => {
+                    return Err(ConfigError::BadChoice {
+                        name: "LOCKER_MODE",
+                        value: other.to_owned(),
+                        choices: "edge, fleet",
+                    });
+                }
+            },
             database_url: url("DATABASE_URL", &["postgres", "postgresql"])?,
             redis_url: url("REDIS_URL", &["redis", "rediss"])?,
         })
     }
+
+    /// The mode in force: `LOCKER_MODE` if set, else `fleet` when `DATABASE_URL` or `REDIS_URL`
+    /// is set and `edge` when neither is. Fleet mode needs both: a gateway on PostgreSQL without
+    /// Redis would hold door locks in its own process, and two such gateways could open one door
+    /// for two people, so that is refused; edge mode keeps everything in the process and a file,
+    /// so the servers' settings must not be set.
+    pub fn mode(&self) -> Result<Mode, ModeError> {
+        let configured = (self.database_url.is_some(), self.redis_url.is_some());
+        let mode = self.mode.unwrap_or(match configured {
+            (false, false) => Mode::Edge,
+            _ => Mode::Fleet,
+        });
+        match (mode, configured) {
+            (Mode::Fleet, (true, true)) | (Mode::Edge, (false, false)) => Ok(mode),
+            (Mode::Fleet, (true, false)) => Err(ModeError::FleetWithout("REDIS_URL")),
+            (Mode::Fleet, (false, _)) => Err(ModeError::FleetWithout("DATABASE_URL")),
+            (Mode::Edge, _) => Err(ModeError::EdgeWithServers),
+        }
+    }
+}
+
+/// Where the gateway keeps its state, and who else may share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One gateway (a cabinet's box, a laptop): SQLite and door locks in the process.
+    Edge,
+    /// Any number of gateways: PostgreSQL, and door locks in Redis.
+    Fleet,
+}
+
+impl Mode {
+    /// `edge` or `fleet`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::Fleet => "fleet",
+        }
+    }
+}
+
+/// Why the configured mode cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    /// Fleet mode without one of its servers.
+    #[error(
+        "fleet mode needs DATABASE_URL and REDIS_URL, and {0} is not set: several gateways on one database must share their door locks in Redis (for a single gateway without servers, unset DATABASE_URL and REDIS_URL, or set LOCKER_MODE=edge)"
+    )]
+    FleetWithout(&'static str),
+    /// Edge mode with servers configured.
+    #[error(
+        "LOCKER_MODE=edge keeps its data in a file and its door locks in the process; unset DATABASE_URL and REDIS_URL, or use LOCKER_MODE=fleet"
+    )]
+    EdgeWithServers,
 }
 
 /// The URL with any password replaced by `***`, for logs.
@@ -389,6 +458,11 @@ impl std::fmt::Display for Config {
                 }
             }
         }
+        let mode = match self.mode() {
+            Ok(mode) => mode.as_str(),
+            Err(_) => "(not valid)",
+        };
+        writeln!(f, "  mode          {mode}")?;
         writeln!(f, "  postgresql    {}", url(&self.database_url))?;
         writeln!(f, "  redis         {}", url(&self.redis_url))?;
         writeln!(f, "  heartbeat     {} s", self.heartbeat.as_secs())?;

@@ -239,6 +239,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         mqtt_addr,
         mqtt5_addr: None,
         external_broker: None,
+        mode: None,
         database_url: None,
         redis_url: Some(redis_url()),
         heartbeat: TEST_HEARTBEAT,

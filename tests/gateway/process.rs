@@ -48,6 +48,11 @@ impl GatewayProcess {
         command
             .arg("serve")
             .env("DATABASE_URL", database_url(pool))
+            .env("REDIS_URL", crate::helpers::redis_url())
+            .env(
+                "LOCKER_REDIS_PREFIX",
+                format!("test-{}:", uuid::Uuid::new_v4()),
+            )
             .env("LOCKER_MQTT_ADDR", mqtt.to_string())
             .env("LOCKER_HTTP_ADDR", http.to_string())
             .env("LOCKER_HEARTBEAT_SECS", "60")
@@ -123,6 +128,39 @@ fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
 }
 
 #[test]
+fn a_gateway_on_postgresql_without_redis_refuses_to_start_and_says_why() {
+    // Two such gateways would each hold door locks in their own process.
+    let (code, stderr) = run_binary(
+        &["serve"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
+    );
+    assert_ne!(code, Some(0));
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("fleet mode needs DATABASE_URL and REDIS_URL")
+            && last.contains("REDIS_URL is not set"),
+        "{stderr}"
+    );
+    // Edge mode named with a server configured: refused too.
+    let (code, stderr) = run_binary(
+        &["serve"],
+        &[
+            ("LOCKER_MODE", "edge"),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("LOCKER_MODE=edge"), "{stderr}");
+    // A mode that is neither.
+    let (code, stderr) = run_binary(&["serve"], &[("LOCKER_MODE", "cloud")]);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("LOCKER_MODE") && stderr.contains("edge, fleet"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn configuration_errors_name_their_source_and_never_print_secrets() {
     let path = std::env::temp_dir().join(format!("locker-cli-{}.toml", std::process::id()));
     std::fs::write(
@@ -166,6 +204,11 @@ async fn the_demo_runs_simulated_lockers_and_boards_and_healthcheck_says_ready(p
     let mut demo = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
         .args(["demo", "--lockers", "2"])
         .env("DATABASE_URL", database_url(&pool))
+        .env("REDIS_URL", crate::helpers::redis_url())
+        .env(
+            "LOCKER_REDIS_PREFIX",
+            format!("test-{}:", uuid::Uuid::new_v4()),
+        )
         .env("LOCKER_MQTT_ADDR", mqtt.to_string())
         .env("LOCKER_HTTP_ADDR", http.to_string())
         .env("LOCKER_ARGON2_MEMORY_KIB", "64")
