@@ -27,6 +27,7 @@ pub mod order;
 pub mod pause;
 pub mod rental;
 pub mod serial;
+pub mod storage;
 pub mod unlock;
 pub mod wallet;
 

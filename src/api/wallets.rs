@@ -139,6 +139,8 @@ impl From<WalletError> for ApiError {
                 detail: why.into(),
             },
             WalletError::Storage(e) => e.into(),
+            // The gateway refuses to start in a mode whose storage lacks it; reaching it is a bug.
+            WalletError::Unsupported(e) => Self::Internal(e.to_string()),
         }
     }
 }
@@ -336,9 +338,10 @@ pub async fn webhook(
     let event_id = event.event_id.clone();
     let applied = state
         .wallets
-        .top_up_with(event.user_id, minor, &reference, move |conn| {
+        .top_up_with(event.user_id, minor, &reference, move |work| {
             let event_id = event_id.clone();
             Box::pin(async move {
+                let conn = work.postgres("payment webhooks")?;
                 sqlx::query(
                     "INSERT INTO payment_events (provider, event_id, wallet_id, amount, ledger_id)
                      SELECT 'webhook', $1, wallet_id, $2, id FROM ledger

@@ -60,6 +60,27 @@ pub async fn append(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::
     Ok(())
 }
 
+/// [`append`] on SQLite (edge mode): the writer holds the database's one write lock, so events
+/// are numbered in commit order.
+pub async fn append_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    event: &Event,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.id)
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(&event.event_type)
+    .bind(&event.data)
+    .bind(event.occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Events as columns, for appending them inside a larger statement (one round trip):
 /// `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
 /// SELECT * FROM unnest($a::uuid[], $b::text[], $c::text[], $d::text[], $e::jsonb[],

@@ -371,8 +371,9 @@ impl Orders {
         let created = if total > 0 {
             let charge = Movement::charge(total).for_(format!("order {id}"));
             self.wallets
-                .change_with(user, &charge, |conn, _| {
-                    Box::pin(insert_order(conn, new.clone()))
+                .change_with(user, &charge, |work, _| {
+                    let new = new.clone();
+                    Box::pin(async move { insert_order(work.postgres("orders")?, new).await })
                 })
                 .await
                 .map(drop)

@@ -29,8 +29,9 @@ impl Orders {
         let result = if matches!(settlement, Settlement::Cancelled { .. }) && total > 0 {
             let refund = Movement::refund(total).for_(format!("order {id} cancelled"));
             self.wallets
-                .change_with(user, &refund, |conn, _| {
+                .change_with(user, &refund, |work, _| {
                     Box::pin(async move {
+                        let conn = work.postgres("orders")?;
                         write(conn, id, (device, door), command, settlement, jams_limit)
                             .await
                             .map_err(WalletError::from)

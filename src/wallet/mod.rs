@@ -6,12 +6,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::events::{Event, append};
 use crate::money::Currency;
+use crate::storage::{Storage, UnitOfWork};
+
+pub mod store;
 
 /// How many times a change is tried before it is refused as busy.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -166,143 +168,40 @@ pub enum WalletError {
     /// The work done in the change's transaction refused it (nothing was written).
     #[error("refused: {0}")]
     Aborted(&'static str),
-    /// PostgreSQL failed.
+    /// The database failed.
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+    /// Work done with the change is not available on this backend yet.
+    #[error(transparent)]
+    Unsupported(#[from] crate::storage::NotOnSqlite),
 }
 
-fn balance(row: &sqlx::postgres::PgRow) -> Result<Balance, sqlx::Error> {
-    Ok(Balance {
-        wallet_id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        available: row.try_get("available")?,
-        held: row.try_get("held")?,
-        debt: row.try_get("debt")?,
-        version: row.try_get("version")?,
-    })
-}
-
-/// The user's wallet, made empty if they have none.
-pub async fn wallet_of(
-    conn: &mut PgConnection,
-    user: Uuid,
-    currency: &Currency,
-) -> Result<Balance, sqlx::Error> {
-    const READ: &str =
-        "SELECT id, user_id, available, held, debt, version FROM wallets WHERE user_id = $1";
-    // Read first: the wallet exists but once, and a write per read would cost every change.
-    if let Some(row) = sqlx::query(READ)
-        .bind(user)
-        .fetch_optional(&mut *conn)
-        .await?
-    {
-        return balance(&row);
-    }
-    sqlx::query(
-        "INSERT INTO wallets (id, user_id, currency) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
-    )
-    .bind(Uuid::now_v7())
-    .bind(user)
-    .bind(&currency.code)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query(READ).bind(user).fetch_one(&mut *conn).await?;
-    balance(&row)
-}
-
-/// Applies `movement` to the wallet as read in `read`, in the caller's transaction: `Ok(None)`
-/// if the wallet changed since (the caller starts again), else the new balance and the ledger
-/// entry's id. The balance change, its ledger entry and its event are written together.
-pub async fn apply(
-    conn: &mut PgConnection,
-    read: &Balance,
-    movement: &Movement,
-) -> Result<Option<(Balance, i64)>, WalletError> {
-    if movement.available == 0 && movement.held == 0 {
-        return Err(WalletError::Invalid("a movement must move money"));
-    }
-    let available = read.available + movement.available;
-    let held = read.held + movement.held;
-    if available < 0 {
-        return Err(WalletError::InsufficientFunds {
-            needed: -movement.available,
-            have: read.available,
-        });
-    }
-    if held < 0 {
-        return Err(WalletError::InsufficientFunds {
-            needed: -movement.held,
-            have: read.held,
-        });
-    }
-    let updated = sqlx::query(
-        "UPDATE wallets SET available = $2, held = $3, version = version + 1, updated_at = now()
-         WHERE id = $1 AND version = $4",
-    )
-    .bind(read.wallet_id)
-    .bind(available)
-    .bind(held)
-    .bind(read.version)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(None);
-    }
-    let ledger_id: i64 = sqlx::query_scalar(
-        "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after,
-                             held_after, reference)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(read.wallet_id)
-    .bind(movement.kind.as_str())
-    .bind(movement.available)
-    .bind(movement.held)
-    .bind(available)
-    .bind(held)
-    .bind(&movement.reference)
-    .fetch_one(&mut *conn)
-    .await?;
-    let event_type = match movement.kind {
-        MovementKind::TopUp => Some("wallet.topped_up"),
-        MovementKind::Capture | MovementKind::Charge => Some("payment.captured"),
-        MovementKind::Refund => Some("payment.refunded"),
-        _ => None,
-    };
-    if let Some(event_type) = event_type {
-        let amount = movement.available.abs().max(movement.held.abs());
-        let data = serde_json::json!({
-            "wallet_id": read.wallet_id, "user_id": read.user_id, "amount_minor": amount,
-            "kind": movement.kind.as_str(), "reference": movement.reference, "ledger_id": ledger_id,
-        });
-        append(
-            conn,
-            &Event::new(event_type, "wallet", &read.wallet_id.to_string(), data),
-        )
-        .await?;
-    }
-    Ok(Some((
-        Balance {
-            available,
-            held,
-            version: read.version + 1,
-            ..*read
-        },
-        ledger_id,
-    )))
-}
-
-/// Wallets over a pool: each change in its own transaction, retried when it loses a race.
+/// Wallets over a storage: each change in its own unit of work, retried when it loses a race.
 #[derive(Debug, Clone)]
 pub struct Wallets {
-    pool: PgPool,
+    storage: Storage,
     currency: Currency,
 }
 
+/// Work done in a change's unit of work, given it (and, for one movement, the ledger entry's id).
+pub type Also<'c> = futures_util::future::BoxFuture<'c, Result<(), WalletError>>;
+
+/// Waits a little before a change tries again, spreading racing writers apart.
+async fn back_off(attempt: u32) {
+    metrics::counter!("locker_wallet_conflicts_total").increment(1);
+    let jitter = rand::random::<u64>() % (2 << attempt.min(6));
+    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+}
+
 impl Wallets {
-    /// Wallets in `currency`.
+    /// Wallets in `currency` on PostgreSQL.
     pub fn new(pool: PgPool, currency: Currency) -> Self {
-        Self { pool, currency }
+        Self::on(Storage::Postgres(pool), currency)
+    }
+
+    /// Wallets in `currency` on `storage`.
+    pub fn on(storage: Storage, currency: Currency) -> Self {
+        Self { storage, currency }
     }
 
     /// The currency.
@@ -312,8 +211,10 @@ impl Wallets {
 
     /// The user's balances.
     pub async fn balance(&self, user: Uuid) -> Result<Balance, WalletError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(wallet_of(&mut conn, user, &self.currency).await?)
+        let mut work = self.storage.begin().await?;
+        let balance = work.wallet_of(user, &self.currency).await?;
+        work.commit().await?;
+        Ok(balance)
     }
 
     /// Applies `movement` to the user's wallet: all of it with its ledger entry, or nothing.
@@ -322,8 +223,8 @@ impl Wallets {
             .await
     }
 
-    /// Applies `movement` and, in the same transaction, `also` (given the connection and the new
-    /// ledger entry's id): both, or neither.
+    /// Applies `movement` and, in the same unit of work, `also` (given it and the new ledger
+    /// entry's id): both, or neither.
     pub async fn change_with<F>(
         &self,
         user: Uuid,
@@ -331,26 +232,20 @@ impl Wallets {
         also: F,
     ) -> Result<Balance, WalletError>
     where
-        F: for<'c> Fn(
-            &'c mut PgConnection,
-            i64,
-        ) -> futures_util::future::BoxFuture<'c, Result<(), WalletError>>,
+        F: for<'c> Fn(&'c mut UnitOfWork, i64) -> Also<'c>,
     {
         for attempt in 0..MAX_ATTEMPTS {
-            let mut tx = self.pool.begin().await?;
-            let read = wallet_of(&mut tx, user, &self.currency).await?;
-            match apply(&mut tx, &read, movement).await? {
+            let mut work = self.storage.begin().await?;
+            let read = work.wallet_of(user, &self.currency).await?;
+            match work.apply(&read, movement).await? {
                 Some((balance, ledger_id)) => {
-                    also(&mut tx, ledger_id).await?;
-                    tx.commit().await?;
+                    also(&mut work, ledger_id).await?;
+                    work.commit().await?;
                     return Ok(balance);
                 }
                 None => {
-                    drop(tx);
-                    metrics::counter!("locker_wallet_conflicts_total").increment(1);
-                    // Spread the retries of racing writers apart.
-                    let jitter = rand::random::<u64>() % (2 << attempt.min(6));
-                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                    drop(work);
+                    back_off(attempt).await;
                 }
             }
         }
@@ -358,7 +253,7 @@ impl Wallets {
     }
 
     /// Applies several movements and a change of the debt, computed by `build` from the balance
-    /// as read, and, in the same transaction, `also`: all or nothing, retried when it loses a
+    /// as read, and, in the same unit of work, `also`: all or nothing, retried when it loses a
     /// race. Movements that move nothing are skipped.
     pub async fn change_many_with<B, F>(
         &self,
@@ -368,46 +263,34 @@ impl Wallets {
     ) -> Result<Balance, WalletError>
     where
         B: Fn(&Balance) -> (Vec<Movement>, i64),
-        F: for<'c> Fn(
-            &'c mut PgConnection,
-        ) -> futures_util::future::BoxFuture<'c, Result<(), WalletError>>,
+        F: for<'c> Fn(&'c mut UnitOfWork) -> Also<'c>,
     {
         'attempt: for attempt in 0..MAX_ATTEMPTS {
-            let mut tx = self.pool.begin().await?;
-            let read = wallet_of(&mut tx, user, &self.currency).await?;
+            let mut work = self.storage.begin().await?;
+            let read = work.wallet_of(user, &self.currency).await?;
             let (movements, debt_delta) = build(&read);
             let mut current = read;
             for movement in movements.iter().filter(|m| m.available != 0 || m.held != 0) {
-                match apply(&mut tx, &current, movement).await? {
+                match work.apply(&current, movement).await? {
                     Some((balance, _)) => current = balance,
                     None => {
-                        drop(tx);
-                        metrics::counter!("locker_wallet_conflicts_total").increment(1);
-                        let jitter = rand::random::<u64>() % (2 << attempt.min(6));
-                        tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                        drop(work);
+                        back_off(attempt).await;
                         continue 'attempt;
                     }
                 }
             }
             if debt_delta != 0 {
-                let debt: Option<i64> = sqlx::query_scalar(
-                    "UPDATE wallets SET debt = debt + $2, version = version + 1, updated_at = now()
-                     WHERE id = $1 AND version = $3 RETURNING debt",
-                )
-                .bind(current.wallet_id)
-                .bind(debt_delta)
-                .bind(current.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(debt) = debt else {
-                    drop(tx);
+                let Some(debt) = work.add_debt(&current, debt_delta).await? else {
+                    drop(work);
+                    back_off(attempt).await;
                     continue 'attempt;
                 };
                 current.debt = debt;
                 current.version += 1;
             }
-            also(&mut tx).await?;
-            tx.commit().await?;
+            also(&mut work).await?;
+            work.commit().await?;
             return Ok(current);
         }
         Err(WalletError::Busy)
@@ -425,7 +308,7 @@ impl Wallets {
             .await
     }
 
-    /// [`Wallets::top_up`] with `also` in the same transaction.
+    /// [`Wallets::top_up`] with `also` in the same unit of work.
     pub async fn top_up_with<F>(
         &self,
         user: Uuid,
@@ -434,9 +317,7 @@ impl Wallets {
         also: F,
     ) -> Result<Balance, WalletError>
     where
-        F: for<'c> Fn(
-            &'c mut PgConnection,
-        ) -> futures_util::future::BoxFuture<'c, Result<(), WalletError>>,
+        F: for<'c> Fn(&'c mut UnitOfWork) -> Also<'c>,
     {
         if amount <= 0 {
             return Err(WalletError::Invalid("a top-up must be positive"));
@@ -463,32 +344,6 @@ impl Wallets {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, WalletError> {
-        let rows = sqlx::query(
-            "SELECT l.id, l.kind, l.available_delta, l.held_delta, l.available_after,
-                    l.held_after, l.reference, l.created_at
-             FROM ledger l JOIN wallets w ON w.id = l.wallet_id
-             WHERE w.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)
-             ORDER BY l.id DESC LIMIT $3",
-        )
-        .bind(user)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LedgerEntry {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    available_delta: row.try_get("available_delta")?,
-                    held_delta: row.try_get("held_delta")?,
-                    available_after: row.try_get("available_after")?,
-                    held_after: row.try_get("held_after")?,
-                    reference: row.try_get("reference")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(WalletError::from)
+        Ok(store::ledger(&self.storage, user, before, limit).await?)
     }
 }

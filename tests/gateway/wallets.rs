@@ -1,9 +1,11 @@
-//! Wallets against a real PostgreSQL: concurrent changes apply once or not at all, and the ledger
-//! always adds up.
+//! Wallets: concurrent changes apply once or not at all, and the ledger always adds up. The
+//! contract is written once and run against both storages: a real PostgreSQL (fleet mode) and a
+//! SQLite file (edge mode).
 
 use std::collections::HashMap;
 
 use locker_gateway::money::Currency;
+use locker_gateway::storage::Storage;
 use locker_gateway::wallet::{Movement, WalletError, Wallets};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -40,10 +42,67 @@ pub async fn books(pool: &PgPool, user: Uuid) -> (i64, i64, i64, i64) {
     .expect("books")
 }
 
+/// What the wallet API says of a user's books: (available, held, sum of the ledger, entries).
+async fn books_of(wallets: &Wallets, user: Uuid) -> (i64, i64, i64, i64) {
+    let balance = wallets.balance(user).await.expect("balance");
+    let ledger = wallets.ledger(user, None, 100_000).await.expect("ledger");
+    let sum = ledger
+        .iter()
+        .map(|e| e.available_delta + e.held_delta)
+        .sum();
+    (balance.available, balance.held, sum, ledger.len() as i64)
+}
+
+/// A SQLite storage in a file of its own.
+async fn sqlite() -> (Storage, tempfile_dir::Dir) {
+    let dir = tempfile_dir::Dir::new();
+    let storage = Storage::open_sqlite(&dir.path().join("edge.db"))
+        .await
+        .expect("sqlite opens");
+    (storage, dir)
+}
+
+/// A directory removed when dropped.
+mod tempfile_dir {
+    pub struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("locker-edge-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).expect("temp dir");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 #[sqlx::test]
 async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool) {
     let user = user(&pool).await;
     let wallets = Wallets::new(pool.clone(), Currency::default());
+    a_thousand_concurrent_changes(&wallets, user).await;
+    // The database's own sums agree with what the API says.
+    let (available, held, sum, _) = books(&pool, user).await;
+    assert_eq!(available + held, sum);
+}
+
+#[tokio::test]
+async fn on_sqlite_a_thousand_concurrent_changes_apply_once_or_leave_no_trace() {
+    let (storage, _dir) = sqlite().await;
+    let wallets = Wallets::on(storage, Currency::default());
+    a_thousand_concurrent_changes(&wallets, Uuid::now_v7()).await;
+}
+
+async fn a_thousand_concurrent_changes(wallets: &Wallets, user: Uuid) {
     wallets
         .change(user, &Movement::top_up(100_000))
         .await
@@ -75,7 +134,7 @@ async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool
         }
     }
     let n = |k| applied.get(k).copied().unwrap_or(0);
-    let (available, held, ledger_sum, entries) = books(&pool, user).await;
+    let (available, held, ledger_sum, entries) = books_of(wallets, user).await;
     assert_eq!(
         entries,
         2 + n("top_up") + n("hold") + n("capture") + n("release")
@@ -102,6 +161,42 @@ async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool
 async fn a_change_beyond_the_balance_is_refused_and_writes_nothing(pool: PgPool) {
     let user = user(&pool).await;
     let wallets = Wallets::new(pool.clone(), Currency::default());
+    a_change_beyond_the_balance_is_refused(&wallets, user).await;
+    // Even a writer that skipped the checks is stopped by the database.
+    let negative = sqlx::query("UPDATE wallets SET available = -1 WHERE user_id = $1")
+        .bind(user)
+        .execute(&pool)
+        .await;
+    assert!(negative.is_err(), "the CHECK refuses a negative balance");
+}
+
+#[tokio::test]
+async fn on_sqlite_a_change_beyond_the_balance_is_refused_and_writes_nothing() {
+    let (storage, _dir) = sqlite().await;
+    let wallets = Wallets::on(storage.clone(), Currency::default());
+    let user = Uuid::now_v7();
+    a_change_beyond_the_balance_is_refused(&wallets, user).await;
+    let Storage::Sqlite(pool) = &storage else {
+        panic!("a SQLite storage")
+    };
+    let negative = sqlx::query("UPDATE wallets SET available = -1 WHERE user_id = $1")
+        .bind(user)
+        .execute(pool)
+        .await;
+    assert!(negative.is_err(), "the CHECK refuses a negative balance");
+    let unbalanced = sqlx::query(
+        "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after, held_after)
+         SELECT id, 'top_up', 0, 0, 0, 0 FROM wallets",
+    )
+    .execute(pool)
+    .await;
+    assert!(
+        unbalanced.is_err(),
+        "the CHECK refuses an entry that moves nothing"
+    );
+}
+
+async fn a_change_beyond_the_balance_is_refused(wallets: &Wallets, user: Uuid) {
     wallets
         .change(user, &Movement::top_up(500))
         .await
@@ -128,12 +223,17 @@ async fn a_change_beyond_the_balance_is_refused_and_writes_nothing(pool: PgPool)
         matches!(err, WalletError::InsufficientFunds { .. }),
         "{err}"
     );
-    let (available, held, sum, entries) = books(&pool, user).await;
-    assert_eq!((available, held, sum, entries), (500, 0, 500, 1));
-    // Even a writer that skipped the checks is stopped by the database.
-    let negative = sqlx::query("UPDATE wallets SET available = -1 WHERE user_id = $1")
-        .bind(user)
-        .execute(&pool)
-        .await;
-    assert!(negative.is_err(), "the CHECK refuses a negative balance");
+    assert_eq!(books_of(wallets, user).await, (500, 0, 500, 1));
+    // A debt (a rental that cost more than there was), then a top-up pays it first.
+    let owing = wallets
+        .change_many_with(user, |_| (Vec::new(), 100), |_| Box::pin(async { Ok(()) }))
+        .await
+        .expect("debt");
+    assert_eq!(owing.debt, 100);
+    let balance = wallets
+        .top_up(user, 300, "payment p-1")
+        .await
+        .expect("topped up");
+    assert_eq!((balance.available, balance.debt), (700, 0));
+    assert_eq!(books_of(wallets, user).await, (700, 0, 700, 3));
 }

@@ -383,8 +383,9 @@ impl Rentals {
         let result = if deposit > 0 {
             let release = Movement::release(deposit).for_(format!("rental {id} cancelled"));
             self.wallets
-                .change_with(user, &release, |conn, _| {
+                .change_with(user, &release, |work, _| {
                     Box::pin(async move {
+                        let conn = work.postgres("rentals")?;
                         write_cancellation(conn, id, (device, door), command, cancelled, jams_limit)
                             .await
                             .map_err(WalletError::from)

@@ -32,8 +32,8 @@ impl Rentals {
             let release =
                 Movement::release(deposit).for_(format!("rental {id} cancelled by operator"));
             self.wallets
-                .change_with(rental.user_id, &release, |conn, _| {
-                    Box::pin(cancel_rental(conn, id))
+                .change_with(rental.user_id, &release, |work, _| {
+                    Box::pin(async move { cancel_rental(work.postgres("rentals")?, id).await })
                 })
                 .await
                 .map(drop)
@@ -66,8 +66,9 @@ impl Rentals {
         let refund = Movement::refund(amount).for_(format!("rental {id} refund"));
         let result = self
             .wallets
-            .change_with(rental.user_id, &refund, |conn, _| {
+            .change_with(rental.user_id, &refund, |work, _| {
                 Box::pin(async move {
+                    let conn = work.postgres("rentals")?;
                     let changed = sqlx::query(
                         "UPDATE rentals SET refunded = refunded + $2
                          WHERE id = $1 AND state = 'ended' AND refunded + $2 <= coalesce(fee, 0)",

@@ -121,9 +121,10 @@ impl Rentals {
                     ];
                     (moves, beyond - charged)
                 },
-                |conn| {
+                |work| {
                     let device = device.clone();
                     Box::pin(async move {
+                        let conn = work.postgres("rentals")?;
                         let ended = sqlx::query(
                             "UPDATE rentals SET state = 'ended', fee = $2, ended_at = $3
                              WHERE id = $1 AND state IN ('active', 'ending')",

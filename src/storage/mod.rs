@@ -1,0 +1,114 @@
+//! Where the gateway's state lives, behind one interface at the unit-of-work level: PostgreSQL in
+//! fleet mode (any number of gateways), one SQLite file in edge mode (a single gateway). A
+//! service begins a [`UnitOfWork`] on the [`Storage`], calls store methods on it (each domain
+//! adds its own, in its own module: `wallet::store`, ...) and commits; it never names a database.
+//! Each store method has one statement per backend, with the same guarantees (CHECKs, the ledger
+//! in the same transaction, the outbox in the same transaction).
+//!
+//! Moving the services behind this interface goes domain by domain; code not moved yet reaches
+//! the PostgreSQL transaction with [`UnitOfWork::postgres`] and refuses to run on SQLite.
+//!
+//! SQLite is opened in WAL mode with a busy timeout, and every unit of work begins with
+//! `BEGIN IMMEDIATE`: writers queue for the one write lock at the start instead of failing with
+//! "database is locked" when two of them try to upgrade a read at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// The SQLite schema (`migrations/sqlite`), applied when the file is opened.
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a SQLite writer waits for the write lock before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections to the SQLite file (readers share them; writers take turns for the write lock).
+const SQLITE_CONNECTIONS: u32 = 4;
+
+/// A database: PostgreSQL or SQLite.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Fleet mode.
+    Postgres(PgPool),
+    /// Edge mode.
+    Sqlite(SqlitePool),
+}
+
+/// One transaction on a [`Storage`]: everything done through it is committed together, or not
+/// at all (dropped without [`UnitOfWork::commit`]: rolled back).
+#[derive(Debug)]
+pub enum UnitOfWork {
+    /// On PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+    /// On SQLite.
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Work not yet moved behind the storage interface was asked to run on SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is not available on SQLite (edge mode) yet")]
+pub struct NotOnSqlite(pub &'static str);
+
+impl Storage {
+    /// Opens (creating it if needed) the SQLite file at `path` and brings its schema up to date.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(SQLITE_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        SQLITE_MIGRATOR.run(&pool).await?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// `postgresql` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgresql",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Begins a unit of work.
+    pub async fn begin(&self) -> Result<UnitOfWork, sqlx::Error> {
+        Ok(match self {
+            Self::Postgres(pool) => UnitOfWork::Postgres(pool.begin().await?),
+            Self::Sqlite(pool) => UnitOfWork::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+}
+
+impl UnitOfWork {
+    /// Commits everything done through it.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(tx) => tx.commit().await,
+            Self::Sqlite(tx) => tx.commit().await,
+        }
+    }
+
+    /// The PostgreSQL transaction, for work not yet moved behind this interface (`what` names it
+    /// in the error on SQLite).
+    pub fn postgres(&mut self, what: &'static str) -> Result<&mut PgConnection, NotOnSqlite> {
+        match self {
+            Self::Postgres(tx) => Ok(&mut *tx),
+            Self::Sqlite(_) => Err(NotOnSqlite(what)),
+        }
+    }
+
+    /// Appends `event` to the outbox in this unit of work.
+    pub async fn append(&mut self, event: &crate::events::Event) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(tx) => crate::events::append(tx, event).await,
+            Self::Sqlite(tx) => crate::events::outbox::append_sqlite(tx, event).await,
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The wallet's statements, for each backend, as methods of the unit of work: read (creating an
+//! empty wallet), apply a movement with its ledger entry and event, change the debt, list the
+//! ledger. The checks that decide whether a movement may happen are done once, here, before
+//! either backend writes; the databases' CHECKs stand behind them.
+
+use uuid::Uuid;
+
+use super::{Balance, LedgerEntry, Movement, MovementKind, WalletError};
+use crate::events::Event;
+use crate::money::Currency;
+use crate::storage::{Storage, UnitOfWork};
+
+/// A wallet row as both backends return it.
+#[derive(sqlx::FromRow)]
+struct WalletRow {
+    id: Uuid,
+    user_id: Uuid,
+    available: i64,
+    held: i64,
+    debt: i64,
+    version: i64,
+}
+
+impl From<WalletRow> for Balance {
+    fn from(row: WalletRow) -> Self {
+        Self {
+            wallet_id: row.id,
+            user_id: row.user_id,
+            available: row.available,
+            held: row.held,
+            debt: row.debt,
+            version: row.version,
+        }
+    }
+}
+
+/// A ledger row as both backends return it.
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    id: i64,
+    kind: String,
+    available_delta: i64,
+    held_delta: i64,
+    available_after: i64,
+    held_after: i64,
+    reference: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+const READ: &str =
+    "SELECT id, user_id, available, held, debt, version FROM wallets WHERE user_id = $1";
+const CREATE: &str = "INSERT INTO wallets (id, user_id, currency) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING";
+
+/// The balance after `movement`, or why it may not happen.
+fn after(read: &Balance, movement: &Movement) -> Result<(i64, i64), WalletError> {
+    if movement.available == 0 && movement.held == 0 {
+        return Err(WalletError::Invalid("a movement must move money"));
+    }
+    let available = read.available + movement.available;
+    let held = read.held + movement.held;
+    if available < 0 {
+        return Err(WalletError::InsufficientFunds {
+            needed: -movement.available,
+            have: read.available,
+        });
+    }
+    if held < 0 {
+        return Err(WalletError::InsufficientFunds {
+            needed: -movement.held,
+            have: read.held,
+        });
+    }
+    Ok((available, held))
+}
+
+/// The event a movement announces, if any.
+fn event_of(read: &Balance, movement: &Movement, ledger_id: i64) -> Option<Event> {
+    let event_type = match movement.kind {
+        MovementKind::TopUp => "wallet.topped_up",
+        MovementKind::Capture | MovementKind::Charge => "payment.captured",
+        MovementKind::Refund => "payment.refunded",
+        _ => return None,
+    };
+    let amount = movement.available.abs().max(movement.held.abs());
+    let data = serde_json::json!({
+        "wallet_id": read.wallet_id, "user_id": read.user_id, "amount_minor": amount,
+        "kind": movement.kind.as_str(), "reference": movement.reference, "ledger_id": ledger_id,
+    });
+    Some(Event::new(
+        event_type,
+        "wallet",
+        &read.wallet_id.to_string(),
+        data,
+    ))
+}
+
+impl UnitOfWork {
+    /// The user's wallet, made empty if they have none.
+    pub async fn wallet_of(
+        &mut self,
+        user: Uuid,
+        currency: &Currency,
+    ) -> Result<Balance, sqlx::Error> {
+        // Read first: the wallet exists but once, and a write per read would cost every change.
+        let found: Option<WalletRow> = match self {
+            Self::Postgres(tx) => {
+                sqlx::query_as(READ)
+                    .bind(user)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+            Self::Sqlite(tx) => {
+                sqlx::query_as(READ)
+                    .bind(user)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+        };
+        if let Some(row) = found {
+            return Ok(row.into());
+        }
+        let id = Uuid::now_v7();
+        let row: WalletRow = match self {
+            Self::Postgres(tx) => {
+                sqlx::query(CREATE)
+                    .bind(id)
+                    .bind(user)
+                    .bind(&currency.code)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query_as(READ).bind(user).fetch_one(&mut **tx).await?
+            }
+            Self::Sqlite(tx) => {
+                sqlx::query(CREATE)
+                    .bind(id)
+                    .bind(user)
+                    .bind(&currency.code)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query_as(READ).bind(user).fetch_one(&mut **tx).await?
+            }
+        };
+        Ok(row.into())
+    }
+
+    /// Applies `movement` to the wallet as read in `read`: `Ok(None)` if the wallet changed since
+    /// (the caller starts again), else the new balance and the ledger entry's id. The balance
+    /// change, its ledger entry and its event are written together.
+    pub async fn apply(
+        &mut self,
+        read: &Balance,
+        movement: &Movement,
+    ) -> Result<Option<(Balance, i64)>, WalletError> {
+        let (available, held) = after(read, movement)?;
+        const UPDATE_PG: &str = "UPDATE wallets SET available = $2, held = $3, version = version + 1, updated_at = now()
+             WHERE id = $1 AND version = $4";
+        const UPDATE_LITE: &str =
+            "UPDATE wallets SET available = $2, held = $3, version = version + 1,
+                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = $1 AND version = $4";
+        const LEDGER: &str =
+            "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after,
+                             held_after, reference)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+        let updated = match self {
+            Self::Postgres(tx) => sqlx::query(UPDATE_PG)
+                .bind(read.wallet_id)
+                .bind(available)
+                .bind(held)
+                .bind(read.version)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Self::Sqlite(tx) => sqlx::query(UPDATE_LITE)
+                .bind(read.wallet_id)
+                .bind(available)
+                .bind(held)
+                .bind(read.version)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        };
+        if updated == 0 {
+            return Ok(None);
+        }
+        let kind = movement.kind.as_str();
+        let ledger_id: i64 = match self {
+            Self::Postgres(tx) => {
+                sqlx::query_scalar(LEDGER)
+                    .bind(read.wallet_id)
+                    .bind(kind)
+                    .bind(movement.available)
+                    .bind(movement.held)
+                    .bind(available)
+                    .bind(held)
+                    .bind(&movement.reference)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            Self::Sqlite(tx) => {
+                sqlx::query_scalar(LEDGER)
+                    .bind(read.wallet_id)
+                    .bind(kind)
+                    .bind(movement.available)
+                    .bind(movement.held)
+                    .bind(available)
+                    .bind(held)
+                    .bind(&movement.reference)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        };
+        if let Some(event) = event_of(read, movement, ledger_id) {
+            self.append(&event).await?;
+        }
+        Ok(Some((
+            Balance {
+                available,
+                held,
+                version: read.version + 1,
+                ..*read
+            },
+            ledger_id,
+        )))
+    }
+
+    /// Adds `delta` to the wallet's debt if it is still at `read`'s version: the new debt, or
+    /// `None` if it changed since.
+    pub async fn add_debt(
+        &mut self,
+        read: &Balance,
+        delta: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        const PG: &str =
+            "UPDATE wallets SET debt = debt + $2, version = version + 1, updated_at = now()
+             WHERE id = $1 AND version = $3 RETURNING debt";
+        const LITE: &str = "UPDATE wallets SET debt = debt + $2, version = version + 1,
+                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = $1 AND version = $3 RETURNING debt";
+        match self {
+            Self::Postgres(tx) => {
+                sqlx::query_scalar(PG)
+                    .bind(read.wallet_id)
+                    .bind(delta)
+                    .bind(read.version)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            Self::Sqlite(tx) => {
+                sqlx::query_scalar(LITE)
+                    .bind(read.wallet_id)
+                    .bind(delta)
+                    .bind(read.version)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+        }
+    }
+}
+
+/// The wallet's ledger, newest first, older than `before`, at most `limit`.
+pub async fn ledger(
+    storage: &Storage,
+    user: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>, sqlx::Error> {
+    const PG: &str = "SELECT l.id, l.kind, l.available_delta, l.held_delta, l.available_after,
+                l.held_after, l.reference, l.created_at
+         FROM ledger l JOIN wallets w ON w.id = l.wallet_id
+         WHERE w.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)
+         ORDER BY l.id DESC LIMIT $3";
+    const LITE: &str = "SELECT l.id, l.kind, l.available_delta, l.held_delta, l.available_after,
+                l.held_after, l.reference, l.created_at
+         FROM ledger l JOIN wallets w ON w.id = l.wallet_id
+         WHERE w.user_id = $1 AND ($2 IS NULL OR l.id < $2)
+         ORDER BY l.id DESC LIMIT $3";
+    let rows: Vec<LedgerRow> = match storage {
+        Storage::Postgres(pool) => {
+            sqlx::query_as(PG)
+                .bind(user)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+        Storage::Sqlite(pool) => {
+            sqlx::query_as(LITE)
+                .bind(user)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| LedgerEntry {
+            id: r.id,
+            kind: r.kind,
+            available_delta: r.available_delta,
+            held_delta: r.held_delta,
+            available_after: r.available_after,
+            held_after: r.held_after,
+            reference: r.reference,
+            created_at: r.created_at,
+        })
+        .collect())
+}
