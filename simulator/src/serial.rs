@@ -211,29 +211,23 @@ impl Board {
         let verified = raw
             .verify::<Downlink>(&self.locker.device_id(), self.locker.key())
             .ok();
-        // A request in another session (or before it has one): a new session, announced.
-        let in_session = match (&verified, self.locker.session()) {
-            (Some(e), Some(session)) => e.header.session == session,
-            _ => false,
-        };
-        if verified.is_some() && !in_session {
+        // A request before it has a session (just powered up): a new session, announced. (A
+        // request naming another session is answered by the firmware logic below: a poll, ping
+        // or query with the board's current session announced again, a command refused.)
+        if verified.is_some() && self.locker.session().is_none() {
             let session = loop {
                 let s: u32 = rand::random();
-                if s != 0 && Some(s) != self.locker.session() {
+                if s != 0 {
                     break s;
                 }
             };
-            // Queued uplinks survive a new session (only a power cut loses RAM); they are
-            // numbered again when sent.
-            if let Some(uplink) = self.in_flight.take() {
-                self.queued.push_front(uplink);
-            }
             return Some(self.locker.connect(session, uptime));
         }
         if let Some(Envelope {
             header,
             message: Downlink::Poll(poll),
         }) = &verified
+            && Some(header.session) == self.locker.session()
         {
             return self.answer_poll(header, poll.ack_counter, uptime);
         }

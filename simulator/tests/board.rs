@@ -181,14 +181,21 @@ async fn a_queued_event_whose_answer_was_lost_is_sent_again_after_later_answers(
         tokio::time::timeout(Duration::from_millis(300), master.port.read(&mut buf)).await;
     assert!(silence.is_err(), "an old poll is ignored");
     // The gateway restarted and lost the board's session: it polls in session 0 and the board
-    // announces a new one; the closing it had queued is not lost, it comes in the new session.
+    // announces its current session again (not a new one: §7.1); the closing it had queued comes
+    // at the next poll, numbered after the hello.
+    let session = master.session;
     master.session = 0;
     let (_, hello) = master.poll(0).await;
     assert!(matches!(hello.message, Uplink::Hello(_)), "{hello:?}");
-    master.session = hello.header.session;
-    master.counter = 0;
-    let (_, closed) = master.poll(0).await;
-    assert_eq!(closed.header.session, hello.header.session);
+    assert_eq!(
+        hello.header.session, session,
+        "the same session, announced again"
+    );
+    assert!(hello.header.counter > heartbeat.header.counter);
+    master.session = session;
+    let (_, closed) = master.poll(heartbeat.header.counter).await;
+    assert_eq!(closed.header.session, session);
+    assert!(closed.header.counter > hello.header.counter);
     assert!(
         matches!(
             closed.message,

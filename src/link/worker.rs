@@ -435,13 +435,17 @@ impl Worker {
         for (id, progress) in settled {
             self.waiters.update(id, progress);
         }
-        if let SessionChange::New { .. } = change {
-            // Commands queued while the locker was away go out in the new session.
+        let is_hello = matches!(envelope.message, Uplink::Hello(_));
+        if is_hello {
+            // Commands queued while the locker was away go out now: in a new session, or in the
+            // one a serial board announces again when it answers after being offline.
             if let Err(e) =
                 deliver_queued(&self.pool, &self.downlinks, device, header.session, &key).await
             {
                 tracing::error!(error = %e, %device, "cannot deliver queued commands");
             }
+        }
+        if let SessionChange::New { .. } = change {
             // Commands of the earlier session were marked unknown with this hello: ask about them.
             match commands::has_unknown(&self.pool, &device).await {
                 Ok(true) => {

@@ -408,7 +408,9 @@ impl Bus {
         if let Ok(raw) = Unverified::parse_binary(&envelope) {
             self.last_answer = Some(raw.message_type());
             let header = *raw.header();
-            if raw.message_type() == MessageType::Hello || Some(header.session) != board.session {
+            // A new session starts its uplink counters again (a board announcing its current
+            // session again keeps its place).
+            if Some(header.session) != board.session {
                 board.session = Some(header.session);
                 board.last_queued = 0;
             }
