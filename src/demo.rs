@@ -37,7 +37,7 @@ async fn demo_account(
         Ok(user) => {
             if role == Role::User {
                 let wallets =
-                    crate::wallet::Wallets::new(accounts.pool().clone(), currency.clone());
+                    crate::wallet::Wallets::on(accounts.storage().clone(), currency.clone());
                 wallets
                     .top_up(user.id, 50 * 10_i64.pow(currency.exponent), "demo money")
                     .await

@@ -16,11 +16,10 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
 
--- Wallets (see ../20261124091100_wallets.sql). The users table comes with accounts; until then
--- a wallet names its owner without a foreign key.
+-- Wallets (see ../20261124091100_wallets.sql).
 CREATE TABLE wallets (
     id          BLOB PRIMARY KEY,
-    user_id     BLOB NOT NULL UNIQUE,
+    user_id     BLOB NOT NULL UNIQUE REFERENCES users (id) ON DELETE RESTRICT,
     currency    TEXT NOT NULL CHECK (length(currency) = 3 AND currency = upper(currency)),
     available   INTEGER NOT NULL DEFAULT 0 CHECK (available >= 0),
     held        INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),

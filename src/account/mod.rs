@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
+
+use crate::storage::Storage;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -115,13 +117,26 @@ fn validate(email: &str, password: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-fn user_from(row: &sqlx::postgres::PgRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        role: Role::parse(row.try_get::<&str, _>("role")?),
-        created_at: row.try_get("created_at")?,
-    })
+/// A user row as both backends return it (with the password hash when asked for).
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    #[sqlx(default)]
+    password_hash: Option<String>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            email: row.email,
+            role: Role::parse(&row.role),
+            created_at: row.created_at,
+        }
+    }
 }
 
 fn digest(token: &str) -> Vec<u8> {
@@ -131,7 +146,7 @@ fn digest(token: &str) -> Vec<u8> {
 /// Accounts and their tokens.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    pool: PgPool,
+    storage: Storage,
     cost: PasswordCost,
     token_ttl: std::time::Duration,
 }
@@ -139,8 +154,13 @@ pub struct Accounts {
 impl Accounts {
     /// Accounts in `pool`, hashing passwords at `cost`, tokens valid for `token_ttl`.
     pub fn new(pool: PgPool, cost: PasswordCost, token_ttl: std::time::Duration) -> Self {
+        Self::on(Storage::Postgres(pool), cost, token_ttl)
+    }
+
+    /// Accounts on `storage` (see [`Accounts::new`]).
+    pub fn on(storage: Storage, cost: PasswordCost, token_ttl: std::time::Duration) -> Self {
         Self {
-            pool,
+            storage,
             cost,
             token_ttl,
         }
@@ -158,54 +178,81 @@ impl Accounts {
         let hash = password::hash(password.to_owned(), self.cost)
             .await
             .map_err(AccountError::Hash)?;
-        let row = sqlx::query(
+        const INSERT: &str =
             "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING RETURNING id, email, role, created_at",
-        )
-        .bind(Uuid::now_v7())
-        .bind(email)
-        .bind(hash)
-        .bind(role.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(user_from(&row)?),
-            None => Err(AccountError::EmailTaken),
-        }
+             ON CONFLICT DO NOTHING RETURNING id, email, role, created_at";
+        let id = Uuid::now_v7();
+        let row: Option<UserRow> = match &self.storage {
+            Storage::Postgres(pool) => {
+                sqlx::query_as(INSERT)
+                    .bind(id)
+                    .bind(email)
+                    .bind(hash)
+                    .bind(role.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Storage::Sqlite(pool) => {
+                sqlx::query_as(INSERT)
+                    .bind(id)
+                    .bind(email)
+                    .bind(hash)
+                    .bind(role.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        row.map(User::from).ok_or(AccountError::EmailTaken)
     }
 
     /// Checks an email and password and gives a new token.
     pub async fn log_in(&self, email: &str, password: &str) -> Result<Session, AccountError> {
-        let row = sqlx::query(
-            "SELECT id, email, role, created_at, password_hash FROM users WHERE lower(email) = lower($1)",
-        )
-        .bind(email.trim())
-        .fetch_optional(&self.pool)
-        .await?;
-        let stored = row
-            .as_ref()
-            .map(|r| r.try_get::<String, _>("password_hash"))
-            .transpose()?;
+        const FIND: &str = "SELECT id, email, role, created_at, password_hash FROM users WHERE lower(email) = lower($1)";
+        let email = email.trim();
+        let row: Option<UserRow> = match &self.storage {
+            Storage::Postgres(pool) => {
+                sqlx::query_as(FIND)
+                    .bind(email)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Storage::Sqlite(pool) => {
+                sqlx::query_as(FIND)
+                    .bind(email)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        let stored = row.as_ref().and_then(|r| r.password_hash.clone());
         if !password::verify(password.to_owned(), stored, self.cost).await {
             return Err(AccountError::InvalidCredentials);
         }
-        let user = match row {
-            Some(row) => user_from(&row)?,
-            None => return Err(AccountError::InvalidCredentials),
+        let Some(user) = row.map(User::from) else {
+            return Err(AccountError::InvalidCredentials);
         };
         let mut secret = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
         let token = format!("lgw_{}", hex::encode(secret));
         let expires_at = Utc::now()
             + chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::hours(12));
-        sqlx::query(
-            "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(digest(&token))
-        .bind(user.id)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+        const TOKEN: &str =
+            "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)";
+        match &self.storage {
+            Storage::Postgres(pool) => sqlx::query(TOKEN)
+                .bind(digest(&token))
+                .bind(user.id)
+                .bind(expires_at)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Storage::Sqlite(pool) => sqlx::query(TOKEN)
+                .bind(digest(&token))
+                .bind(user.id)
+                .bind(expires_at)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
         Ok(Session {
             token,
             token_type: "Bearer".into(),
@@ -219,30 +266,51 @@ impl Accounts {
         if !token.starts_with("lgw_") || token.len() != 68 {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT u.id, u.email, u.role, u.created_at FROM api_tokens t
+        // The clock is bound, not read by the database: one statement for both backends.
+        const FIND: &str = "SELECT u.id, u.email, u.role, u.created_at FROM api_tokens t
              JOIN users u ON u.id = t.user_id
-             WHERE t.token_sha256 = $1 AND t.expires_at > now()",
-        )
-        .bind(digest(token))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(user_from).transpose()?)
+             WHERE t.token_sha256 = $1 AND t.expires_at > $2";
+        let (digest, now) = (digest(token), Utc::now());
+        let row: Option<UserRow> = match &self.storage {
+            Storage::Postgres(pool) => {
+                sqlx::query_as(FIND)
+                    .bind(digest)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Storage::Sqlite(pool) => {
+                sqlx::query_as(FIND)
+                    .bind(digest)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(row.map(User::from))
     }
 
-    /// The pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// Where the accounts are kept.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Forgets expired tokens. Returns how many.
     pub async fn purge_expired_tokens(&self) -> Result<u64, sqlx::Error> {
-        Ok(
-            sqlx::query("DELETE FROM api_tokens WHERE expires_at <= now()")
-                .execute(&self.pool)
+        const PURGE: &str = "DELETE FROM api_tokens WHERE expires_at <= $1";
+        let now = Utc::now();
+        Ok(match &self.storage {
+            Storage::Postgres(pool) => sqlx::query(PURGE)
+                .bind(now)
+                .execute(pool)
                 .await?
                 .rows_affected(),
-        )
+            Storage::Sqlite(pool) => sqlx::query(PURGE)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
     }
 }
 

@@ -202,3 +202,74 @@ pub async fn me_id(app: &TestApp, token: &str) -> String {
         .expect("me");
     me["id"].as_str().expect("id").to_owned()
 }
+
+/// The accounts contract, on either storage: register (an email once, whatever its case), log
+/// in, a token that names its user, wrong passwords refused, tokens that expire and are purged.
+async fn accounts_keep_their_contract(storage: locker_gateway::storage::Storage) {
+    use locker_gateway::account::{AccountError, Accounts, PasswordCost, Role};
+    let accounts = Accounts::on(
+        storage.clone(),
+        PasswordCost::TEST,
+        std::time::Duration::from_secs(60),
+    );
+    let user = accounts
+        .register("Ada@Example.com", "a long password", Role::User)
+        .await
+        .expect("registered");
+    assert!(matches!(
+        accounts
+            .register("ada@example.COM", "another password", Role::User)
+            .await,
+        Err(AccountError::EmailTaken)
+    ));
+    let session = accounts
+        .log_in("ada@example.com", "a long password")
+        .await
+        .expect("logged in");
+    assert_eq!(session.user.id, user.id);
+    let known = accounts
+        .authenticate(&session.token)
+        .await
+        .expect("storage");
+    assert_eq!(known.map(|u| (u.id, u.role)), Some((user.id, Role::User)));
+    assert!(matches!(
+        accounts.log_in("ada@example.com", "a wrong password").await,
+        Err(AccountError::InvalidCredentials)
+    ));
+    let forged = format!("lgw_{}", "0".repeat(64));
+    assert_eq!(accounts.authenticate(&forged).await.expect("storage"), None);
+    // A token that lapses is refused, then purged.
+    let brief = Accounts::on(
+        storage,
+        PasswordCost::TEST,
+        std::time::Duration::from_millis(50),
+    );
+    let short = brief
+        .log_in("ada@example.com", "a long password")
+        .await
+        .expect("logged in");
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(
+        brief.authenticate(&short.token).await.expect("storage"),
+        None
+    );
+    assert_eq!(brief.purge_expired_tokens().await.expect("purged"), 1);
+    assert!(
+        accounts
+            .authenticate(&session.token)
+            .await
+            .expect("storage")
+            .is_some()
+    );
+}
+
+#[sqlx::test]
+async fn accounts_keep_their_contract_on_postgresql(pool: PgPool) {
+    accounts_keep_their_contract(locker_gateway::storage::Storage::Postgres(pool)).await;
+}
+
+#[tokio::test]
+async fn accounts_keep_their_contract_on_sqlite() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    accounts_keep_their_contract(storage).await;
+}

@@ -415,3 +415,35 @@ fn rand_suffix() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// A SQLite storage in a file of its own.
+pub async fn sqlite() -> (locker_gateway::storage::Storage, tempfile_dir::Dir) {
+    let dir = tempfile_dir::Dir::new();
+    let storage = locker_gateway::storage::Storage::open_sqlite(&dir.path().join("edge.db"))
+        .await
+        .expect("sqlite opens");
+    (storage, dir)
+}
+
+/// A directory removed when dropped.
+mod tempfile_dir {
+    pub struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("locker-edge-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&path).expect("temp dir");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -11,8 +11,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 async fn user(pool: &PgPool) -> Uuid {
-    let accounts = locker_gateway::account::Accounts::new(
-        pool.clone(),
+    user_on(&Storage::Postgres(pool.clone())).await
+}
+
+/// A customer registered on `storage`.
+async fn user_on(storage: &Storage) -> Uuid {
+    let accounts = locker_gateway::account::Accounts::on(
+        storage.clone(),
         locker_gateway::account::PasswordCost::TEST,
         std::time::Duration::from_secs(60),
     );
@@ -53,38 +58,6 @@ async fn books_of(wallets: &Wallets, user: Uuid) -> (i64, i64, i64, i64) {
     (balance.available, balance.held, sum, ledger.len() as i64)
 }
 
-/// A SQLite storage in a file of its own.
-async fn sqlite() -> (Storage, tempfile_dir::Dir) {
-    let dir = tempfile_dir::Dir::new();
-    let storage = Storage::open_sqlite(&dir.path().join("edge.db"))
-        .await
-        .expect("sqlite opens");
-    (storage, dir)
-}
-
-/// A directory removed when dropped.
-mod tempfile_dir {
-    pub struct Dir(std::path::PathBuf);
-
-    impl Dir {
-        pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("locker-edge-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&path).expect("temp dir");
-            Self(path)
-        }
-
-        pub fn path(&self) -> &std::path::Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 #[sqlx::test]
 async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool) {
     let user = user(&pool).await;
@@ -97,9 +70,10 @@ async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool
 
 #[tokio::test]
 async fn on_sqlite_a_thousand_concurrent_changes_apply_once_or_leave_no_trace() {
-    let (storage, _dir) = sqlite().await;
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    let user = user_on(&storage).await;
     let wallets = Wallets::on(storage, Currency::default());
-    a_thousand_concurrent_changes(&wallets, Uuid::now_v7()).await;
+    a_thousand_concurrent_changes(&wallets, user).await;
 }
 
 async fn a_thousand_concurrent_changes(wallets: &Wallets, user: Uuid) {
@@ -172,9 +146,9 @@ async fn a_change_beyond_the_balance_is_refused_and_writes_nothing(pool: PgPool)
 
 #[tokio::test]
 async fn on_sqlite_a_change_beyond_the_balance_is_refused_and_writes_nothing() {
-    let (storage, _dir) = sqlite().await;
+    let (storage, _dir) = crate::helpers::sqlite().await;
     let wallets = Wallets::on(storage.clone(), Currency::default());
-    let user = Uuid::now_v7();
+    let user = user_on(&storage).await;
     a_change_beyond_the_balance_is_refused(&wallets, user).await;
     let Storage::Sqlite(pool) = &storage else {
         panic!("a SQLite storage")
