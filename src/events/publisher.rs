@@ -1,18 +1,21 @@
 //! Delivers outbox events at least once, in order per aggregate: to in-process subscribers (a
 //! `broadcast` channel) and to MQTT topics `events/{type}` on the broker.
 //!
-//! One publisher at a time across every gateway process holds a PostgreSQL advisory lock for the
-//! length of a batch, so events are never delivered out of `seq` order. A batch is marked published
-//! only after it was handed on; a crash in between delivers it again (at least once).
+//! On PostgreSQL one publisher at a time across every gateway process holds an advisory lock for
+//! the length of a batch, so events are never delivered out of `seq` order; on SQLite (edge mode,
+//! one process) the batch's unit of work holds the database's write lock, which does the same. A
+//! batch is marked published only after it was handed on; a crash in between delivers it again
+//! (at least once).
 
 use std::time::Duration;
 
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
 use crate::bus::BusTx;
+use crate::storage::{Storage, UnitOfWork};
 
 /// The advisory lock key that elects the one publisher.
 pub const PUBLISHER_LOCK: i64 = 0x6c6f_636b_6572; // "locker"
@@ -35,7 +38,7 @@ pub enum Outcome {
 
 /// The outbox publisher.
 pub struct Publisher {
-    pool: PgPool,
+    storage: Storage,
     link: BusTx,
     bus: broadcast::Sender<Event>,
     batch: i64,
@@ -44,8 +47,13 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher delivering to `bus` and through `link`.
     pub fn new(pool: PgPool, link: BusTx, bus: broadcast::Sender<Event>) -> Self {
+        Self::on(Storage::Postgres(pool), link, bus)
+    }
+
+    /// A publisher of the outbox in `storage` (see [`Publisher::new`]).
+    pub fn on(storage: Storage, link: BusTx, bus: broadcast::Sender<Event>) -> Self {
         Self {
-            pool,
+            storage,
             link,
             bus,
             batch: 100,
@@ -54,33 +62,44 @@ impl Publisher {
 
     /// Delivers one batch of pending events.
     pub async fn try_publish_batch(&mut self) -> Result<Outcome, PublishError> {
-        let mut tx = self.pool.begin().await?;
-        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(PUBLISHER_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !leader {
-            return Ok(Outcome::NotLeader);
-        }
-        let rows = sqlx::query(
+        const PENDING: &str =
             "SELECT seq, id, aggregate_type, aggregate_id, event_type, payload, occurred_at
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(self.batch)
-        .fetch_all(&mut *tx)
-        .await?;
+             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1";
+        let mut work = self.storage.begin().await?;
+        let rows: Vec<OutboxRow> = match &mut work {
+            UnitOfWork::Postgres(tx) => {
+                let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(PUBLISHER_LOCK)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                if !leader {
+                    return Ok(Outcome::NotLeader);
+                }
+                sqlx::query_as(PENDING)
+                    .bind(self.batch)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+            UnitOfWork::Sqlite(tx) => {
+                sqlx::query_as(PENDING)
+                    .bind(self.batch)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+        };
         if rows.is_empty() {
             return Ok(Outcome::Empty);
         }
         let mut seqs = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
+            seqs.push(row.seq);
             let event = Event {
-                id: row.try_get("id")?,
-                event_type: row.try_get("event_type")?,
-                aggregate_type: row.try_get("aggregate_type")?,
-                aggregate_id: row.try_get("aggregate_id")?,
-                occurred_at: row.try_get("occurred_at")?,
-                data: row.try_get("payload")?,
+                id: row.id,
+                event_type: row.event_type,
+                aggregate_type: row.aggregate_type,
+                aggregate_id: row.aggregate_id,
+                occurred_at: row.occurred_at,
+                data: row.payload,
             };
             let payload =
                 serde_json::to_vec(&event).map_err(|e| PublishError::Mqtt(e.to_string()))?;
@@ -90,13 +109,30 @@ impl Publisher {
                 .map_err(|e| PublishError::Mqtt(e.to_string()))?;
             // No in-process subscriber is not an error.
             let _ = self.bus.send(event);
-            seqs.push(row.try_get::<i64, _>("seq")?);
         }
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
-            .bind(&seqs)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let now = chrono::Utc::now();
+        match &mut work {
+            UnitOfWork::Postgres(tx) => {
+                sqlx::query("UPDATE outbox SET published_at = $2 WHERE seq = ANY($1)")
+                    .bind(&seqs)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            UnitOfWork::Sqlite(tx) => {
+                // The write lock has been held since the batch was read: nobody appended in
+                // between, so the batch is every pending event up to its last.
+                let last = seqs.last().copied().unwrap_or_default();
+                sqlx::query(
+                    "UPDATE outbox SET published_at = $2 WHERE published_at IS NULL AND seq <= $1",
+                )
+                .bind(last)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        work.commit().await?;
         metrics::counter!("locker_events_published_total").increment(seqs.len() as u64);
         Ok(Outcome::Published(seqs.len()))
     }
@@ -134,10 +170,22 @@ impl Publisher {
     }
 }
 
+/// An outbox row as both backends return it.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    seq: i64,
+    id: uuid::Uuid,
+    aggregate_type: String,
+    aggregate_id: String,
+    event_type: String,
+    payload: serde_json::Value,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Why a batch was not delivered (it will be retried).
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// PostgreSQL failed.
+    /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// The broker link refused the event.

@@ -19,6 +19,7 @@ mod metrics;
 mod mosquitto;
 mod mqtt5;
 mod orders;
+mod outbox;
 mod plans;
 mod process;
 mod registry;

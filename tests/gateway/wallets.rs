@@ -15,7 +15,7 @@ async fn user(pool: &PgPool) -> Uuid {
 }
 
 /// A customer registered on `storage`.
-async fn user_on(storage: &Storage) -> Uuid {
+pub async fn user_on(storage: &Storage) -> Uuid {
     let accounts = locker_gateway::account::Accounts::on(
         storage.clone(),
         locker_gateway::account::PasswordCost::TEST,
