@@ -7,7 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::storage::Storage;
+use crate::storage::{Storage, on_pool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -182,26 +182,15 @@ impl Accounts {
             "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING RETURNING id, email, role, created_at";
         let id = Uuid::now_v7();
-        let row: Option<UserRow> = match &self.storage {
-            Storage::Postgres(pool) => {
-                sqlx::query_as(INSERT)
-                    .bind(id)
-                    .bind(email)
-                    .bind(hash)
-                    .bind(role.as_str())
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Storage::Sqlite(pool) => {
-                sqlx::query_as(INSERT)
-                    .bind(id)
-                    .bind(email)
-                    .bind(hash)
-                    .bind(role.as_str())
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let row: Option<UserRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(INSERT)
+                .bind(id)
+                .bind(email)
+                .bind(hash)
+                .bind(role.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
         row.map(User::from).ok_or(AccountError::EmailTaken)
     }
 
@@ -209,20 +198,12 @@ impl Accounts {
     pub async fn log_in(&self, email: &str, password: &str) -> Result<Session, AccountError> {
         const FIND: &str = "SELECT id, email, role, created_at, password_hash FROM users WHERE lower(email) = lower($1)";
         let email = email.trim();
-        let row: Option<UserRow> = match &self.storage {
-            Storage::Postgres(pool) => {
-                sqlx::query_as(FIND)
-                    .bind(email)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Storage::Sqlite(pool) => {
-                sqlx::query_as(FIND)
-                    .bind(email)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let row: Option<UserRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(FIND)
+                .bind(email)
+                .fetch_optional(pool)
+                .await?
+        });
         let stored = row.as_ref().and_then(|r| r.password_hash.clone());
         if !password::verify(password.to_owned(), stored, self.cost).await {
             return Err(AccountError::InvalidCredentials);
@@ -237,22 +218,15 @@ impl Accounts {
             + chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::hours(12));
         const TOKEN: &str =
             "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)";
-        match &self.storage {
-            Storage::Postgres(pool) => sqlx::query(TOKEN)
+        on_pool!(&self.storage, |pool| {
+            sqlx::query(TOKEN)
                 .bind(digest(&token))
                 .bind(user.id)
                 .bind(expires_at)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Storage::Sqlite(pool) => sqlx::query(TOKEN)
-                .bind(digest(&token))
-                .bind(user.id)
-                .bind(expires_at)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(Session {
             token,
             token_type: "Bearer".into(),
@@ -271,22 +245,13 @@ impl Accounts {
              JOIN users u ON u.id = t.user_id
              WHERE t.token_sha256 = $1 AND t.expires_at > $2";
         let (digest, now) = (digest(token), Utc::now());
-        let row: Option<UserRow> = match &self.storage {
-            Storage::Postgres(pool) => {
-                sqlx::query_as(FIND)
-                    .bind(digest)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Storage::Sqlite(pool) => {
-                sqlx::query_as(FIND)
-                    .bind(digest)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let row: Option<UserRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(FIND)
+                .bind(digest)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.map(User::from))
     }
 
@@ -299,18 +264,13 @@ impl Accounts {
     pub async fn purge_expired_tokens(&self) -> Result<u64, sqlx::Error> {
         const PURGE: &str = "DELETE FROM api_tokens WHERE expires_at <= $1";
         let now = Utc::now();
-        Ok(match &self.storage {
-            Storage::Postgres(pool) => sqlx::query(PURGE)
+        Ok(on_pool!(&self.storage, |pool| {
+            sqlx::query(PURGE)
                 .bind(now)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Storage::Sqlite(pool) => sqlx::query(PURGE)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        })
+                .rows_affected()
+        }))
     }
 }
 

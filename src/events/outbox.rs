@@ -42,42 +42,23 @@ impl Event {
     }
 }
 
+/// The statement that appends an event (the same on both backends).
+pub(crate) const APPEND: &str =
+    "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
 /// Appends `event` to the outbox inside the caller's transaction. Lock the aggregate's row first
 /// so that events of one aggregate are numbered in commit order.
 pub async fn append(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(event.id)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(&event.event_type)
-    .bind(&event.data)
-    .bind(event.occurred_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// [`append`] on SQLite (edge mode): the writer holds the database's one write lock, so events
-/// are numbered in commit order.
-pub async fn append_sqlite(
-    conn: &mut sqlx::SqliteConnection,
-    event: &Event,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(event.id)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(&event.event_type)
-    .bind(&event.data)
-    .bind(event.occurred_at)
-    .execute(conn)
-    .await?;
+    sqlx::query(APPEND)
+        .bind(event.id)
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .bind(&event.event_type)
+        .bind(&event.data)
+        .bind(event.occurred_at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

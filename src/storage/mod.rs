@@ -18,6 +18,37 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+/// Runs one statement, written once, on whichever backend a [`Storage`] is: `$run` is expanded
+/// for each, with `$pool` a `&PgPool` in one and a `&SqlitePool` in the other (so the SQL must
+/// read the same in both dialects; bind the clock rather than calling `now()`). Both expansions
+/// must have one type: end with values, not a backend's query result.
+macro_rules! on_pool {
+    ($storage:expr, |$pool:ident| $run:expr) => {
+        match $storage {
+            $crate::storage::Storage::Postgres($pool) => $run,
+            $crate::storage::Storage::Sqlite($pool) => $run,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// [`on_pool`] inside a [`UnitOfWork`]: `$conn` is the transaction's connection.
+macro_rules! in_work {
+    ($work:expr, |$conn:ident| $run:expr) => {
+        match $work {
+            $crate::storage::UnitOfWork::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $run
+            }
+            $crate::storage::UnitOfWork::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $run
+            }
+        }
+    };
+}
+pub(crate) use in_work;
+
 /// The SQLite schema (`migrations/sqlite`), applied when the file is opened.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -106,9 +137,18 @@ impl UnitOfWork {
 
     /// Appends `event` to the outbox in this unit of work.
     pub async fn append(&mut self, event: &crate::events::Event) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Postgres(tx) => crate::events::append(tx, event).await,
-            Self::Sqlite(tx) => crate::events::outbox::append_sqlite(tx, event).await,
-        }
+        in_work!(self, |conn| {
+            sqlx::query(crate::events::outbox::APPEND)
+                .bind(event.id)
+                .bind(&event.aggregate_type)
+                .bind(&event.aggregate_id)
+                .bind(&event.event_type)
+                .bind(&event.data)
+                .bind(event.occurred_at)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Balance, LedgerEntry, Movement, MovementKind, WalletError};
 use crate::events::Event;
 use crate::money::Currency;
-use crate::storage::{Storage, UnitOfWork};
+use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 /// A wallet row as both backends return it.
 #[derive(sqlx::FromRow)]
@@ -102,44 +102,22 @@ impl UnitOfWork {
         currency: &Currency,
     ) -> Result<Balance, sqlx::Error> {
         // Read first: the wallet exists but once, and a write per read would cost every change.
-        let found: Option<WalletRow> = match self {
-            Self::Postgres(tx) => {
-                sqlx::query_as(READ)
-                    .bind(user)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            }
-            Self::Sqlite(tx) => {
-                sqlx::query_as(READ)
-                    .bind(user)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            }
-        };
+        let found: Option<WalletRow> = in_work!(self, |conn| {
+            sqlx::query_as(READ).bind(user).fetch_optional(conn).await?
+        });
         if let Some(row) = found {
             return Ok(row.into());
         }
         let id = Uuid::now_v7();
-        let row: WalletRow = match self {
-            Self::Postgres(tx) => {
-                sqlx::query(CREATE)
-                    .bind(id)
-                    .bind(user)
-                    .bind(&currency.code)
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query_as(READ).bind(user).fetch_one(&mut **tx).await?
-            }
-            Self::Sqlite(tx) => {
-                sqlx::query(CREATE)
-                    .bind(id)
-                    .bind(user)
-                    .bind(&currency.code)
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query_as(READ).bind(user).fetch_one(&mut **tx).await?
-            }
-        };
+        let row: WalletRow = in_work!(self, |conn| {
+            sqlx::query(CREATE)
+                .bind(id)
+                .bind(user)
+                .bind(&currency.code)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query_as(READ).bind(user).fetch_one(conn).await?
+        });
         Ok(row.into())
     }
 
@@ -152,64 +130,41 @@ impl UnitOfWork {
         movement: &Movement,
     ) -> Result<Option<(Balance, i64)>, WalletError> {
         let (available, held) = after(read, movement)?;
-        const UPDATE_PG: &str = "UPDATE wallets SET available = $2, held = $3, version = version + 1, updated_at = now()
-             WHERE id = $1 AND version = $4";
-        const UPDATE_LITE: &str =
-            "UPDATE wallets SET available = $2, held = $3, version = version + 1,
-                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        const UPDATE: &str =
+            "UPDATE wallets SET available = $2, held = $3, version = version + 1, updated_at = $5
              WHERE id = $1 AND version = $4";
         const LEDGER: &str =
             "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after,
                              held_after, reference)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-        let updated = match self {
-            Self::Postgres(tx) => sqlx::query(UPDATE_PG)
+        let now = chrono::Utc::now();
+        let updated = in_work!(self, |conn| {
+            sqlx::query(UPDATE)
                 .bind(read.wallet_id)
                 .bind(available)
                 .bind(held)
                 .bind(read.version)
-                .execute(&mut **tx)
+                .bind(now)
+                .execute(conn)
                 .await?
-                .rows_affected(),
-            Self::Sqlite(tx) => sqlx::query(UPDATE_LITE)
-                .bind(read.wallet_id)
-                .bind(available)
-                .bind(held)
-                .bind(read.version)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         if updated == 0 {
             return Ok(None);
         }
         let kind = movement.kind.as_str();
-        let ledger_id: i64 = match self {
-            Self::Postgres(tx) => {
-                sqlx::query_scalar(LEDGER)
-                    .bind(read.wallet_id)
-                    .bind(kind)
-                    .bind(movement.available)
-                    .bind(movement.held)
-                    .bind(available)
-                    .bind(held)
-                    .bind(&movement.reference)
-                    .fetch_one(&mut **tx)
-                    .await?
-            }
-            Self::Sqlite(tx) => {
-                sqlx::query_scalar(LEDGER)
-                    .bind(read.wallet_id)
-                    .bind(kind)
-                    .bind(movement.available)
-                    .bind(movement.held)
-                    .bind(available)
-                    .bind(held)
-                    .bind(&movement.reference)
-                    .fetch_one(&mut **tx)
-                    .await?
-            }
-        };
+        let ledger_id: i64 = in_work!(self, |conn| {
+            sqlx::query_scalar(LEDGER)
+                .bind(read.wallet_id)
+                .bind(kind)
+                .bind(movement.available)
+                .bind(movement.held)
+                .bind(available)
+                .bind(held)
+                .bind(&movement.reference)
+                .fetch_one(conn)
+                .await?
+        });
         if let Some(event) = event_of(read, movement, ledger_id) {
             self.append(&event).await?;
         }
@@ -231,30 +186,19 @@ impl UnitOfWork {
         read: &Balance,
         delta: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
-        const PG: &str =
-            "UPDATE wallets SET debt = debt + $2, version = version + 1, updated_at = now()
+        const DEBT: &str =
+            "UPDATE wallets SET debt = debt + $2, version = version + 1, updated_at = $4
              WHERE id = $1 AND version = $3 RETURNING debt";
-        const LITE: &str = "UPDATE wallets SET debt = debt + $2, version = version + 1,
-                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE id = $1 AND version = $3 RETURNING debt";
-        match self {
-            Self::Postgres(tx) => {
-                sqlx::query_scalar(PG)
-                    .bind(read.wallet_id)
-                    .bind(delta)
-                    .bind(read.version)
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-            Self::Sqlite(tx) => {
-                sqlx::query_scalar(LITE)
-                    .bind(read.wallet_id)
-                    .bind(delta)
-                    .bind(read.version)
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-        }
+        let now = chrono::Utc::now();
+        Ok(in_work!(self, |conn| {
+            sqlx::query_scalar(DEBT)
+                .bind(read.wallet_id)
+                .bind(delta)
+                .bind(read.version)
+                .bind(now)
+                .fetch_optional(conn)
+                .await?
+        }))
     }
 }
 
@@ -265,34 +209,19 @@ pub async fn ledger(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>, sqlx::Error> {
-    const PG: &str = "SELECT l.id, l.kind, l.available_delta, l.held_delta, l.available_after,
+    const LEDGER: &str = "SELECT l.id, l.kind, l.available_delta, l.held_delta, l.available_after,
                 l.held_after, l.reference, l.created_at
          FROM ledger l JOIN wallets w ON w.id = l.wallet_id
-         WHERE w.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)
+         WHERE w.user_id = $1 AND l.id < coalesce($2, 9223372036854775807)
          ORDER BY l.id DESC LIMIT $3";
-    const LITE: &str = "SELECT l.id, l.kind, l.available_delta, l.held_delta, l.available_after,
-                l.held_after, l.reference, l.created_at
-         FROM ledger l JOIN wallets w ON w.id = l.wallet_id
-         WHERE w.user_id = $1 AND ($2 IS NULL OR l.id < $2)
-         ORDER BY l.id DESC LIMIT $3";
-    let rows: Vec<LedgerRow> = match storage {
-        Storage::Postgres(pool) => {
-            sqlx::query_as(PG)
-                .bind(user)
-                .bind(before)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-        Storage::Sqlite(pool) => {
-            sqlx::query_as(LITE)
-                .bind(user)
-                .bind(before)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let rows: Vec<LedgerRow> = on_pool!(storage, |pool| {
+        sqlx::query_as(LEDGER)
+            .bind(user)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+    });
     Ok(rows
         .into_iter()
         .map(|r| LedgerEntry {
