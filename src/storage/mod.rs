@@ -2,8 +2,9 @@
 //! fleet mode (any number of gateways), one SQLite file in edge mode (a single gateway). A
 //! service begins a [`UnitOfWork`] on the [`Storage`], calls store methods on it (each domain
 //! adds its own, in its own module: `wallet::store`, ...) and commits; it never names a database.
-//! Each store method has one statement per backend, with the same guarantees (CHECKs, the ledger
-//! in the same transaction, the outbox in the same transaction).
+//! A store method's statement is written once where the dialects agree ([`on_pool`],
+//! [`in_work`] expand it for both) and once per backend where they differ, with the same
+//! guarantees either way (CHECKs, the ledger and the outbox in the same transaction).
 //!
 //! Moving the services behind this interface goes domain by domain; code not moved yet reaches
 //! the PostgreSQL transaction with [`UnitOfWork::postgres`] and refuses to run on SQLite.
