@@ -158,9 +158,12 @@ async fn bench() {
             overdue_price_per_unit: 500,
         },
     };
-    locker_gateway::rental::plan::publish(&pool, &plan)
-        .await
-        .expect("plan");
+    locker_gateway::rental::plan::publish(
+        &locker_gateway::storage::Storage::Postgres(pool.clone()),
+        &plan,
+    )
+    .await
+    .expect("plan");
     let fleet = start_fleet(&pool, mqtt, &credentials, lockers, 0, 50).await;
     let base = format!("http://{}", app.http_addr());
     let http = reqwest::Client::new();

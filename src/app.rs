@@ -278,6 +278,7 @@ impl App {
         );
         let state = ApiState::new(Parts {
             pool: pool.clone(),
+            storage: crate::storage::Storage::Postgres(pool.clone()),
             redis: redis.clone(),
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
             mqtt_ready: mqtt_ready.clone(),

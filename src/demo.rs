@@ -144,7 +144,7 @@ pub async fn run(
     let admin = demo_account(&accounts, DEMO_ADMIN, Role::Admin, &config.currency).await?;
     let customer = demo_account(&accounts, DEMO_CUSTOMER, Role::User, &config.currency).await?;
     // A price plan for the demo doors (size m), unless one is active.
-    if crate::rental::plan::for_size(app.pool(), "m")
+    if crate::rental::plan::for_size(&crate::storage::Storage::Postgres(app.pool().clone()), "m")
         .await
         .map_err(|e| e.to_string())?
         .is_none()
@@ -164,9 +164,12 @@ pub async fn run(
                 overdue_price_per_unit: 5 * 10_i64.pow(config.currency.exponent),
             },
         };
-        crate::rental::plan::publish(app.pool(), &plan)
-            .await
-            .map_err(|e| e.to_string())?;
+        crate::rental::plan::publish(
+            &crate::storage::Storage::Postgres(app.pool().clone()),
+            &plan,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     }
     let rentals = if config.redis_url.is_some() {
         "rentals on"

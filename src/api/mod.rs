@@ -48,6 +48,8 @@ pub struct ApiState(Arc<Parts>);
 pub struct Parts {
     /// PostgreSQL.
     pub pool: PgPool,
+    /// The same database behind the storage interface (the domains moved to it use this).
+    pub storage: crate::storage::Storage,
     /// Redis, if configured.
     pub redis: Option<redis::aio::ConnectionManager>,
     /// The embedded broker's listeners (none with an external broker).

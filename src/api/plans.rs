@@ -166,7 +166,7 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<PlanView>), ApiError> {
     let result: Result<_, ApiError> = async {
         let new = validate(&state, &body)?;
-        let plan = plan::publish(&state.pool, &new).await?;
+        let plan = plan::publish(&state.storage, &new).await?;
         state
             .cache
             .invalidate(&plan::cache_key(&plan.size_class))
@@ -195,6 +195,6 @@ pub async fn list(
     State(state): State<ApiState>,
     _caller: Caller,
 ) -> Result<Json<Vec<PlanView>>, ApiError> {
-    let plans = plan::active(&state.pool).await?;
+    let plans = plan::active(&state.storage).await?;
     Ok(Json(plans.into_iter().map(|p| view(&state, p)).collect()))
 }

@@ -92,13 +92,72 @@ async fn operators_publish_plans_and_a_new_one_replaces_its_size_class(pool: PgP
         .await
         .expect("count");
     assert_eq!(stored, 3, "the refused plan wrote nothing");
-    let terms = locker_gateway::rental::plan::for_size(&pool, "m")
-        .await
-        .expect("read")
-        .expect("active")
-        .terms;
+    let terms = locker_gateway::rental::plan::for_size(
+        &locker_gateway::storage::Storage::Postgres(pool.clone()),
+        "m",
+    )
+    .await
+    .expect("read")
+    .expect("active")
+    .terms;
     assert_eq!(
         locker_gateway::rental::fee(&terms, std::time::Duration::from_secs(24 * 3600)),
         1000
     );
+}
+
+/// The price-plan contract, on either storage: one active plan per size class, a new one
+/// replacing the old for new rentals, terms read back as written.
+async fn one_active_plan_per_size(storage: locker_gateway::storage::Storage) {
+    use locker_gateway::rental::plan::{Plan, active, for_size, publish};
+    let plan = |size: &str, deposit: i64| Plan {
+        id: uuid::Uuid::now_v7(),
+        name: format!("{size} {deposit}"),
+        currency: "EUR".into(),
+        size_class: size.into(),
+        terms: locker_gateway::rental::Terms {
+            deposit,
+            free_minutes: 15,
+            unit_minutes: 60,
+            price_per_unit: 150,
+            cap_per_24h: 1200,
+            max_minutes: 4320,
+            overdue_price_per_unit: 300,
+        },
+    };
+    assert_eq!(for_size(&storage, "m").await.expect("read"), None);
+    let first = publish(&storage, &plan("m", 2000))
+        .await
+        .expect("published");
+    assert_eq!(
+        for_size(&storage, "m").await.expect("read").as_ref(),
+        Some(&first)
+    );
+    let second = publish(&storage, &plan("m", 2500)).await.expect("replaced");
+    let small = publish(&storage, &plan("s", 1000))
+        .await
+        .expect("published");
+    assert_eq!(
+        for_size(&storage, "m")
+            .await
+            .expect("read")
+            .map(|p| p.terms.deposit),
+        Some(2500)
+    );
+    assert_eq!(
+        active(&storage).await.expect("listed"),
+        vec![second, small],
+        "one per size class, by size class"
+    );
+}
+
+#[sqlx::test]
+async fn one_active_plan_per_size_on_postgresql(pool: PgPool) {
+    one_active_plan_per_size(locker_gateway::storage::Storage::Postgres(pool)).await;
+}
+
+#[tokio::test]
+async fn one_active_plan_per_size_on_sqlite() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    one_active_plan_per_size(storage).await;
 }

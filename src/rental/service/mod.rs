@@ -117,6 +117,8 @@ enum Settlement {
 #[derive(Debug, Clone)]
 pub struct Rentals {
     pool: PgPool,
+    /// The same database behind the storage interface (price plans are read through it).
+    storage: crate::storage::Storage,
     wallets: Wallets,
     commands: CommandService,
     locks: Option<DoorLocks>,
@@ -136,6 +138,7 @@ impl Rentals {
         cache: crate::cache::Cache,
     ) -> Self {
         Self {
+            storage: crate::storage::Storage::Postgres(pool.clone()),
             pool,
             wallets,
             commands,
@@ -213,7 +216,7 @@ impl Rentals {
             let plan = self
                 .cache
                 .get_or_load(&plan::cache_key(&size_class), || {
-                    plan::for_size(&self.pool, &size_class)
+                    plan::for_size(&self.storage, &size_class)
                 })
                 .await?;
             let Some(plan) = plan else {
