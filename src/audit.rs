@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::account::User;
+use crate::storage::{Storage, on_pool};
 
 /// How an action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -32,7 +32,7 @@ impl Outcome {
 }
 
 /// One entry.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Entry {
     /// Its id (newest is highest).
     pub id: i64,
@@ -55,25 +55,30 @@ pub struct Entry {
 
 /// Records one action. A failure to record is logged, never hidden: the caller decides.
 pub async fn record(
-    pool: &PgPool,
+    storage: &Storage,
     actor: Option<&User>,
     action: &str,
     target: Option<&str>,
     outcome: Outcome,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_log (actor_id, actor_email, action, target, outcome, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(actor.map(|a| a.id))
-    .bind(actor.map(|a| a.email.as_str()))
-    .bind(truncate(action, 128))
-    .bind(target.map(|t| truncate(t, 256)))
-    .bind(outcome.as_str())
-    .bind(detail)
-    .execute(pool)
-    .await?;
+    const RECORD: &str =
+        "INSERT INTO audit_log (actor_id, actor_email, action, target, outcome, detail, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let now = Utc::now();
+    on_pool!(storage, |pool| {
+        sqlx::query(RECORD)
+            .bind(actor.map(|a| a.id))
+            .bind(actor.map(|a| a.email.as_str()))
+            .bind(truncate(action, 128))
+            .bind(target.map(|t| truncate(t, 256)))
+            .bind(outcome.as_str())
+            .bind(&detail)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
     Ok(())
 }
 
@@ -100,32 +105,21 @@ pub struct Filter {
 }
 
 /// Entries, newest first.
-pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Vec<Entry>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, at, actor_id, actor_email, action, target, outcome, detail FROM audit_log
-         WHERE ($1::uuid IS NULL OR actor_id = $1) AND ($2::text IS NULL OR action = $2)
-           AND ($3::text IS NULL OR outcome = $3) AND ($4::bigint IS NULL OR id < $4)
-         ORDER BY id DESC LIMIT $5",
-    )
-    .bind(filter.actor_id)
-    .bind(&filter.action)
-    .bind(&filter.outcome)
-    .bind(filter.before)
-    .bind(filter.limit)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Entry {
-                id: row.try_get("id")?,
-                at: row.try_get("at")?,
-                actor_id: row.try_get("actor_id")?,
-                actor_email: row.try_get("actor_email")?,
-                action: row.try_get("action")?,
-                target: row.try_get("target")?,
-                outcome: row.try_get("outcome")?,
-                detail: row.try_get("detail")?,
-            })
-        })
-        .collect()
+pub async fn list(storage: &Storage, filter: &Filter) -> Result<Vec<Entry>, sqlx::Error> {
+    // The parameters' types come with their values, so one statement reads on both backends.
+    const LIST: &str = "SELECT id, at, actor_id, actor_email, action, target, outcome, detail
+         FROM audit_log
+         WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action = $2)
+           AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR id < $4)
+         ORDER BY id DESC LIMIT $5";
+    Ok(on_pool!(storage, |pool| {
+        sqlx::query_as(LIST)
+            .bind(filter.actor_id)
+            .bind(&filter.action)
+            .bind(&filter.outcome)
+            .bind(filter.before)
+            .bind(filter.limit)
+            .fetch_all(pool)
+            .await?
+    }))
 }

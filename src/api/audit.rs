@@ -36,7 +36,7 @@ pub async fn audited<T>(
         }
     };
     if let Err(e) = audit::record(
-        &state.pool,
+        &state.storage,
         Some(operator),
         action,
         Some(target),
@@ -90,7 +90,7 @@ pub async fn list(
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page_size(query.limit)?;
     let items = audit::list(
-        &state.pool,
+        &state.storage,
         &Filter {
             actor_id: query.actor_id,
             action: query.action,

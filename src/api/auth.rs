@@ -67,7 +67,7 @@ impl FromRequestParts<ApiState> for Operator {
         let action = format!("{} {route}", parts.method);
         let target = parts.uri.path().to_owned();
         if let Err(e) = crate::audit::record(
-            &state.pool,
+            &state.storage,
             Some(&user),
             &action,
             Some(&target),

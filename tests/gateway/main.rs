@@ -4,6 +4,7 @@
 mod accounts;
 mod api;
 mod asyncapi;
+mod audit;
 mod broker;
 mod cache;
 mod command_helpers;
