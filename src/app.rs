@@ -493,6 +493,15 @@ async fn purge_expired(accounts: crate::account::Accounts, shutdown: Cancellatio
                 tracing::warn!(error = %e, "cannot forget expired tokens");
             }
         }
+        match crate::api::idempotency::purge(accounts.storage()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(answers = n, "idempotent answers older than a day forgotten"),
+            Err(e) => {
+                metrics::counter!("locker_worker_errors_total", "worker" => "idempotency_purge")
+                    .increment(1);
+                tracing::warn!(error = %e, "cannot forget old idempotent answers");
+            }
+        }
     }
 }
 

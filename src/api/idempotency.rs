@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::storage::{Storage, in_work, on_pool};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -43,63 +44,80 @@ enum Claim {
 }
 
 async fn claim(
-    state: &ApiState,
+    storage: &Storage,
     user: uuid::Uuid,
     key: &str,
     digest: &[u8],
 ) -> Result<Claim, sqlx::Error> {
-    let mut tx = state.pool.begin().await?;
-    // Forget this key's expired or abandoned record, then try to take it.
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2
-           AND (created_at < now() - make_interval(hours => $3)
-                OR (status IS NULL AND created_at < now() - make_interval(mins => $4)))",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(KEEP_HOURS as i32)
-    .bind(ABANDONED_MINUTES as i32)
-    .execute(&mut *tx)
-    .await?;
-    let taken = sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, request_sha256) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(digest)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let claim = if taken {
-        Claim::Run
-    } else {
-        let (stored, status, content_type, body): (
-            Vec<u8>,
-            Option<i32>,
-            Option<String>,
-            Option<Vec<u8>>,
-        ) = sqlx::query_as(
-            "SELECT request_sha256, status, content_type, body FROM idempotency_keys
-             WHERE user_id = $1 AND key = $2",
+    // Times are bound, not read by the database: the same statements on both backends, and on
+    // SQLite the stored and compared times are in one format.
+    let now = chrono::Utc::now();
+    let expired = now - chrono::Duration::hours(KEEP_HOURS);
+    let abandoned = now - chrono::Duration::minutes(ABANDONED_MINUTES);
+    let mut work = storage.begin().await?;
+    let (taken, stored): (bool, Option<Stored>) = in_work!(&mut work, |conn| {
+        // Forget this key's expired or abandoned record, then try to take it.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2
+               AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
         )
         .bind(user)
         .bind(key)
-        .fetch_one(&mut *tx)
+        .bind(expired)
+        .bind(abandoned)
+        .execute(&mut *conn)
         .await?;
-        match status {
-            _ if stored != digest => Claim::Mismatch,
+        let taken = sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, request_sha256, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(digest)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        let stored = if taken {
+            None
+        } else {
+            Some(
+                sqlx::query_as(
+                    "SELECT request_sha256, status, content_type, body FROM idempotency_keys
+                     WHERE user_id = $1 AND key = $2",
+                )
+                .bind(user)
+                .bind(key)
+                .fetch_one(conn)
+                .await?,
+            )
+        };
+        (taken, stored)
+    });
+    work.commit().await?;
+    Ok(match stored {
+        _ if taken => Claim::Run,
+        None => Claim::Run,
+        Some(stored) => match stored.status {
+            _ if stored.request_sha256 != digest => Claim::Mismatch,
             None => Claim::Running,
             Some(status) => Claim::Replay(
                 u16::try_from(status).unwrap_or(500),
-                content_type,
-                body.unwrap_or_default(),
+                stored.content_type,
+                stored.body.unwrap_or_default(),
             ),
-        }
-    };
-    tx.commit().await?;
-    Ok(claim)
+        },
+    })
+}
+
+/// A kept answer, as both backends return it.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    request_sha256: Vec<u8>,
+    status: Option<i32>,
+    content_type: Option<String>,
+    body: Option<Vec<u8>>,
 }
 
 /// The middleware.
@@ -149,7 +167,7 @@ pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) 
     hasher.update([0]);
     hasher.update(&bytes);
     let digest = hasher.finalize().to_vec();
-    match claim(&state, user.id, &key, &digest).await {
+    match claim(&state.storage, user.id, &key, &digest).await {
         Err(e) => ApiError::from(e).into_response(),
         Ok(Claim::Mismatch) => ApiError::Unprocessable {
             code: "idempotency_key_reused",
@@ -190,12 +208,18 @@ async fn remember(state: &ApiState, user: uuid::Uuid, key: &str, response: Respo
         status,
         StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
     ) {
-        if let Err(e) = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2")
-            .bind(user)
-            .bind(key)
-            .execute(&state.pool)
-            .await
-        {
+        let released: Result<u64, sqlx::Error> = async {
+            Ok(on_pool!(&state.storage, |pool| {
+                sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+                    .bind(user)
+                    .bind(key)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }))
+        }
+        .await;
+        if let Err(e) = released {
             tracing::error!(error = %e, "cannot release an idempotency key");
         }
         return response;
@@ -212,30 +236,39 @@ async fn remember(state: &ApiState, user: uuid::Uuid, key: &str, response: Respo
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    if let Err(e) = sqlx::query(
-        "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, completed_at = now()
-         WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(i32::from(status.as_u16()))
-    .bind(content_type)
-    .bind(bytes.as_ref())
-    .execute(&state.pool)
-    .await
-    {
+    let kept: Result<u64, sqlx::Error> = async {
+        Ok(on_pool!(&state.storage, |pool| {
+            sqlx::query(
+                "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5,
+                        completed_at = $6
+                 WHERE user_id = $1 AND key = $2",
+            )
+            .bind(user)
+            .bind(key)
+            .bind(i32::from(status.as_u16()))
+            .bind(content_type)
+            .bind(bytes.as_ref())
+            .bind(chrono::Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+    .await;
+    if let Err(e) = kept {
         tracing::error!(error = %e, "cannot remember an idempotent answer");
     }
     Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Forgets answers older than 24 hours. Returns how many.
-pub async fn purge(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
-    )
-    .bind(KEEP_HOURS as i32)
-    .execute(pool)
-    .await?
-    .rows_affected())
+pub async fn purge(storage: &Storage) -> Result<u64, sqlx::Error> {
+    let expired = chrono::Utc::now() - chrono::Duration::hours(KEEP_HOURS);
+    Ok(on_pool!(storage, |pool| {
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(expired)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    }))
 }

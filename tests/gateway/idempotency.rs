@@ -127,3 +127,75 @@ async fn the_same_key_while_the_first_runs_is_a_conflict_and_the_door_opens_once
         "one unlock, whatever the retries"
     );
 }
+
+/// Answers older than a day are forgotten by the purge, on either storage; younger ones stay.
+async fn old_answers_are_purged(storage: locker_gateway::storage::Storage) {
+    use locker_gateway::storage::Storage;
+    let accounts = locker_gateway::account::Accounts::on(
+        storage.clone(),
+        locker_gateway::account::PasswordCost::TEST,
+        std::time::Duration::from_secs(60),
+    );
+    let user = accounts
+        .register(
+            "i@example.com",
+            "a long password",
+            locker_gateway::account::Role::User,
+        )
+        .await
+        .expect("user")
+        .id;
+    let now = chrono::Utc::now();
+    const KEEP: &str =
+        "INSERT INTO idempotency_keys (user_id, key, request_sha256, status, created_at)
+         VALUES ($1, $2, $3, 201, $4)";
+    for (key, age) in [
+        ("old", chrono::Duration::hours(25)),
+        ("new", chrono::Duration::hours(23)),
+    ] {
+        let digest = vec![7u8; 32];
+        match &storage {
+            Storage::Postgres(pool) => sqlx::query(KEEP)
+                .bind(user)
+                .bind(key)
+                .bind(digest)
+                .bind(now - age)
+                .execute(pool)
+                .await
+                .map(drop),
+            Storage::Sqlite(pool) => sqlx::query(KEEP)
+                .bind(user)
+                .bind(key)
+                .bind(digest)
+                .bind(now - age)
+                .execute(pool)
+                .await
+                .map(drop),
+        }
+        .expect("kept");
+    }
+    assert_eq!(
+        locker_gateway::api::idempotency::purge(&storage)
+            .await
+            .expect("purged"),
+        1
+    );
+    assert_eq!(
+        locker_gateway::api::idempotency::purge(&storage)
+            .await
+            .expect("purged"),
+        0,
+        "the younger answer stays"
+    );
+}
+
+#[sqlx::test]
+async fn old_answers_are_purged_on_postgresql(pool: PgPool) {
+    old_answers_are_purged(locker_gateway::storage::Storage::Postgres(pool)).await;
+}
+
+#[tokio::test]
+async fn old_answers_are_purged_on_sqlite() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    old_answers_are_purged(storage).await;
+}
