@@ -346,15 +346,30 @@ pub async fn next_counter(
     device: &DeviceId,
     session: u32,
 ) -> Result<Option<u32>, sqlx::Error> {
-    let counter: Option<i64> = sqlx::query_scalar(
-        "UPDATE devices SET down_counter = down_counter + 1 WHERE id = $1 AND session = $2
+    reserve_counters(pool, device, session, 1).await
+}
+
+/// Takes the next `n` downlink counters of the device's `session` at once, if that is still its
+/// session: returns the first (the others follow it). Whoever takes them holds the device's
+/// turn until everything queued before is sent (`Downlinks::turn`).
+pub async fn reserve_counters(
+    pool: &PgPool,
+    device: &DeviceId,
+    session: u32,
+    n: u32,
+) -> Result<Option<u32>, sqlx::Error> {
+    let last: Option<i64> = sqlx::query_scalar(
+        "UPDATE devices SET down_counter = down_counter + $3 WHERE id = $1 AND session = $2
          RETURNING down_counter",
     )
     .bind(device.as_str())
     .bind(i64::from(session))
+    .bind(i64::from(n.max(1)))
     .fetch_optional(pool)
     .await?;
-    Ok(counter.and_then(|c| u32::try_from(c).ok()))
+    Ok(last
+        .map(|last| last - i64::from(n.max(1)) + 1)
+        .and_then(|first| u32::try_from(first).ok()))
 }
 
 /// Whether the device has commands whose outcome is unknown.

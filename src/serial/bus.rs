@@ -48,6 +48,8 @@ pub struct BusStats {
     pub bad_frames: AtomicU64,
     /// Bytes skipped while looking for a frame.
     pub skipped_bytes: AtomicU64,
+    /// Times poll counters were taken from the database (a block of them each time).
+    pub counter_blocks: AtomicU64,
 }
 
 impl BusStats {
@@ -68,6 +70,9 @@ struct Board {
     last_queued: u32,
     /// Polls in a row without an answer.
     misses: u32,
+    /// Downlink counters taken for polls and not used yet (taken [`POLL_COUNTERS`] at a time, so
+    /// an idle bus writes to the database once per that many polls, not once per poll).
+    counters: std::ops::Range<u32>,
     key: Option<DeviceKey>,
 }
 
@@ -116,6 +121,7 @@ pub fn start(
                 session: None,
                 last_queued: 0,
                 misses: 0,
+                counters: 0..0,
                 key: None,
             })
             .collect(),
@@ -156,6 +162,9 @@ struct Bus {
 
 /// Polls in a row to one board while it answers with what it had queued.
 const DRAIN_POLLS: usize = 8;
+
+/// Poll counters taken from the database at once (see `Board::counters`).
+const POLL_COUNTERS: u32 = 16;
 
 /// What a board keeps until a poll fetches it (PROTOCOL.md §5.3): the rest answers a request.
 fn is_queued(message: MessageType) -> bool {
@@ -287,9 +296,15 @@ impl Bus {
                 return Ok(());
             }
         };
+        let raw = Unverified::parse_binary(&envelope).ok();
+        if let (Some(raw), Some(board)) = (&raw, board.and_then(|b| self.boards.get_mut(b)))
+            && raw.header().counter >= board.counters.start
+        {
+            // Taken after the poll counters: once it is sent, the board refuses them as old.
+            board.counters = 0..0;
+        }
         let answered = self.exchange(port, request.address, &envelope).await?;
-        let command = Unverified::parse_binary(&envelope)
-            .ok()
+        let command = raw
             .and_then(|raw| raw.decode_unverified::<Downlink>().ok())
             .and_then(|envelope| envelope.message.command_id());
         if answered
@@ -413,6 +428,7 @@ impl Bus {
             if Some(header.session) != board.session {
                 board.session = Some(header.session);
                 board.last_queued = 0;
+                board.counters = 0..0;
             }
             if is_queued(raw.message_type()) {
                 board.last_queued = board.last_queued.max(header.counter);
@@ -488,24 +504,43 @@ impl Bus {
         let known = board.session;
         let (mut session, mut counter) = (0, 0);
         let mut earlier = Vec::new();
-        {
-            // The locker's turn: counters reach it in order, commands and polls alike. What is
-            // queued when the poll takes its counter has a lower one and goes first; what is
-            // queued after has a higher one and follows the poll (sent before it, it would make
-            // the board ignore the poll as old).
-            let _turn = self.downlinks.turn(&device).await;
-            if let Some(known) = known {
-                match crate::command::store::next_counter(&self.pool, &device, known).await {
-                    Ok(Some(next)) => (session, counter) = (known, next),
-                    Ok(None) => {} // the session is not (yet) recorded: ask for a hello
-                    Err(e) => {
-                        tracing::warn!(error = %e, %device, "cannot take a poll counter");
-                        return Ok(());
+        match (known, board.counters.next()) {
+            // A counter taken with the others before: everything queued before them was sent
+            // then, and what was queued since has higher counters and follows the poll.
+            (Some(known), Some(next)) => (session, counter) = (known, next),
+            _ => {
+                // The locker's turn: counters reach it in order, commands and polls alike. What
+                // is queued when the poll takes its counters has lower ones and goes first; what
+                // is queued after has higher ones and follows the poll (sent before it, it would
+                // make the board ignore the poll as old).
+                let _turn = self.downlinks.turn(&device).await;
+                if let Some(known) = known {
+                    match crate::command::store::reserve_counters(
+                        &self.pool,
+                        &device,
+                        known,
+                        POLL_COUNTERS,
+                    )
+                    .await
+                    {
+                        Ok(Some(first)) => {
+                            self.stats.counter_blocks.fetch_add(1, Ordering::Relaxed);
+                            (session, counter) = (known, first);
+                            if let Some(board) = self.boards.get_mut(index) {
+                                board.counters =
+                                    first.saturating_add(1)..first.saturating_add(POLL_COUNTERS);
+                            }
+                        }
+                        Ok(None) => {} // the session is not (yet) recorded: ask for a hello
+                        Err(e) => {
+                            tracing::warn!(error = %e, %device, "cannot take poll counters");
+                            return Ok(());
+                        }
                     }
                 }
-            }
-            while let Ok(request) = self.requests.try_recv() {
-                earlier.push(request);
+                while let Ok(request) = self.requests.try_recv() {
+                    earlier.push(request);
+                }
             }
         }
         for request in earlier {

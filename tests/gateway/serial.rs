@@ -183,6 +183,35 @@ async fn a_door_open_already_is_known_from_the_boards_next_heartbeat(pool: PgPoo
 }
 
 #[sqlx::test]
+async fn an_idle_bus_takes_its_poll_counters_from_the_database_in_blocks(pool: PgPool) {
+    let (app, _bus) = cabinet(pool.clone()).await;
+    let stats = app.app.serial_buses()[0].clone();
+    let get = locker_gateway::serial::BusStats::get;
+    eventually("forty polls", || async { get(&stats.polls) >= 40 }).await;
+    let (polls, blocks) = (get(&stats.polls), get(&stats.counter_blocks));
+    assert!(
+        blocks * 4 <= polls,
+        "{blocks} database round trips for {polls} polls"
+    );
+    // Commands between the polls still reach the board in counter order.
+    for door in 1..=4 {
+        let outcome = app
+            .app
+            .commands()
+            .unlock(device("cab-b1"), door)
+            .await
+            .expect("executed");
+        assert_eq!(outcome.door, Some(DoorResult::Opened));
+    }
+    let refused: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM commands WHERE state <> 'executed'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(refused, 0);
+}
+
+#[sqlx::test]
 async fn a_rental_on_a_serial_door_from_start_to_end(pool: PgPool) {
     let (app, mut bus) = cabinet(pool.clone()).await;
     plan(&app).await;
