@@ -180,14 +180,16 @@ async fn bench() {
         percentile(&clean.latencies, 0.99),
         polls as f64 / clean.elapsed
     );
+    let quiet_before = locker_gateway::serial::BusStats::get(&stats.timeouts);
     let alone = drive(&app, 1, secs).await;
     println!(
-        "  clean line, 1 client: {:.1} commands/s, {} of {} executed, p50 {:.0} ms, p99 {:.0} ms",
+        "  clean line, 1 client: {:.1} commands/s, {} of {} executed, p50 {:.0} ms, p99 {:.0} ms; {} tries unanswered",
         alone.executed as f64 / alone.elapsed,
         alone.executed,
         alone.sent,
         percentile(&alone.latencies, 0.5),
         percentile(&alone.latencies, 0.99),
+        locker_gateway::serial::BusStats::get(&stats.timeouts) - quiet_before,
     );
     bus.turn(SerialKnob::FlipRate(0.01)).await;
     let timeouts_before = locker_gateway::serial::BusStats::get(&stats.timeouts);

@@ -501,6 +501,14 @@ impl Bus {
         let Some(key) = board.key.clone() else {
             return Ok(()); // not registered, or revoked: never polled
         };
+        // Requests waiting go first (a person may be waiting at a door); one to this board
+        // makes the poll take fresh counters after it.
+        while let Ok(request) = self.requests.try_recv() {
+            self.request(port, request).await?;
+        }
+        let Some(board) = self.boards.get_mut(index) else {
+            return Ok(());
+        };
         let known = board.session;
         let (mut session, mut counter) = (0, 0);
         let mut earlier = Vec::new();
