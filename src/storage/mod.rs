@@ -11,7 +11,9 @@
 //!
 //! SQLite is opened in WAL mode with a busy timeout, and every unit of work begins with
 //! `BEGIN IMMEDIATE`: writers queue for the one write lock at the start instead of failing with
-//! "database is locked" when two of them try to upgrade a read at once.
+//! "database is locked" when two of them try to upgrade a read at once. SQLite keeps times as
+//! text, compared as text: a time that is ever compared must be written by the gateway (bound,
+//! one format), never by a column `DEFAULT`, whose format differs.
 
 use std::path::Path;
 use std::time::Duration;
