@@ -1,0 +1,189 @@
+//! Polling the boards of a bus: a poll in the board's session (counters taken in blocks), again
+//! while the board answers with what it had queued, and offline after polls without an answer.
+
+use std::sync::atomic::Ordering;
+
+use firmware_protocol::{CommandId, Direction, Downlink, Envelope, Header, MessageType, Poll};
+use tokio::time::Instant;
+
+use super::Bus;
+use crate::link::presence::{self, OfflineReason};
+
+/// Polls in a row to one board while it answers with what it had queued.
+const DRAIN_POLLS: usize = 8;
+
+/// Poll counters taken from the database at once (see `Board::counters`).
+const POLL_COUNTERS: u32 = 16;
+
+/// What a board keeps until a poll fetches it (PROTOCOL.md §5.3): the rest answers a request.
+pub(super) fn is_queued(message: MessageType) -> bool {
+    matches!(message, MessageType::DoorEvent | MessageType::Alarm)
+}
+
+impl Bus {
+    /// Polls one board, again while it answers with uplinks it had queued (door events, alarms),
+    /// so they never pile up behind one poll each; after a command, only until that command's
+    /// door event has come (the rest waits for the cycle).
+    pub(super) async fn poll(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        index: usize,
+        until: Option<CommandId>,
+    ) -> std::io::Result<()> {
+        for _ in 0..DRAIN_POLLS {
+            self.last_answer = None;
+            self.last_commanded = None;
+            self.poll_once(port, index).await?;
+            if !self.last_answer.is_some_and(is_queued) {
+                break;
+            }
+            if until.is_some() && self.last_commanded == until {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One poll: in the board's session with its next counter if it has one, else in session 0
+    /// (it answers with a `hello`).
+    async fn poll_once(
+        &mut self,
+        port: &mut tokio_serial::SerialStream,
+        index: usize,
+    ) -> std::io::Result<()> {
+        self.schedule.polled(index, Instant::now());
+        let Some(board) = self.boards.get_mut(index) else {
+            return Ok(());
+        };
+        let device = board.device;
+        if board.key.is_none() {
+            board.key = match self.registry.credentials(&device).await {
+                Ok(Some(c)) if !c.revoked => Some(c.current.tag_key.clone()),
+                _ => None,
+            };
+        }
+        let Some(key) = board.key.clone() else {
+            return Ok(()); // not registered, or revoked: never polled
+        };
+        // Requests waiting go first (a person may be waiting at a door); one to this board
+        // makes the poll take fresh counters after it.
+        while let Ok(request) = self.requests.try_recv() {
+            self.request(port, request).await?;
+        }
+        let Some(board) = self.boards.get_mut(index) else {
+            return Ok(());
+        };
+        let known = board.session;
+        let (mut session, mut counter) = (0, 0);
+        let mut earlier = Vec::new();
+        match (known, board.counters.next()) {
+            // A counter taken with the others before: everything queued before them was sent
+            // then, and what was queued since has higher counters and follows the poll.
+            (Some(known), Some(next)) => (session, counter) = (known, next),
+            _ => {
+                // The locker's turn: counters reach it in order, commands and polls alike. What
+                // is queued when the poll takes its counters has lower ones and goes first; what
+                // is queued after has higher ones and follows the poll (sent before it, it would
+                // make the board ignore the poll as old).
+                let _turn = self.downlinks.turn(&device).await;
+                if let Some(known) = known {
+                    match crate::command::store::reserve_counters(
+                        &self.pool,
+                        &device,
+                        known,
+                        POLL_COUNTERS,
+                    )
+                    .await
+                    {
+                        Ok(Some(first)) => {
+                            self.stats.counter_blocks.fetch_add(1, Ordering::Relaxed);
+                            (session, counter) = (known, first);
+                            if let Some(board) = self.boards.get_mut(index) {
+                                board.counters =
+                                    first.saturating_add(1)..first.saturating_add(POLL_COUNTERS);
+                            }
+                        }
+                        Ok(None) => {} // the session is not (yet) recorded: ask for a hello
+                        Err(e) => {
+                            tracing::warn!(error = %e, %device, "cannot take poll counters");
+                            return Ok(());
+                        }
+                    }
+                }
+                while let Ok(request) = self.requests.try_recv() {
+                    earlier.push(request);
+                }
+            }
+        }
+        for request in earlier {
+            self.request(port, request).await?;
+        }
+        let Some(board) = self.boards.get(index) else {
+            return Ok(());
+        };
+        let ack_counter = board.last_queued;
+        let poll = Envelope {
+            header: Header {
+                direction: Direction::Down,
+                device_id: device,
+                session,
+                counter,
+            },
+            message: Downlink::Poll(Poll { ack_counter }),
+        };
+        let Ok(sealed) = poll.seal_binary(&key) else {
+            return Ok(());
+        };
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let answered = self
+            .exchange(port, self.boards[index].address, &sealed)
+            .await?;
+        if !answered {
+            self.missed(index).await;
+        }
+        Ok(())
+    }
+
+    /// A poll without an answer; enough in a row and the board is offline.
+    async fn missed(&mut self, index: usize) {
+        let offline_after = self.settings.offline_after;
+        let Some(board) = self.boards.get_mut(index) else {
+            return;
+        };
+        board.misses += 1;
+        let device = board.device;
+        if let Err(e) = crate::link::doors::unanswered_read(&self.pool, &device).await {
+            tracing::warn!(error = %e, %device, "cannot record an unanswered read");
+        }
+        if board.misses < offline_after {
+            return;
+        }
+        if let Some(session) = board.session.take() {
+            let device = board.device;
+            tracing::warn!(%device, address = board.address, "a serial board stopped answering");
+            if let Err(e) =
+                presence::went_offline(&self.pool, &device, session, OfflineReason::NoAnswer).await
+            {
+                tracing::warn!(error = %e, %device, "cannot mark a board offline");
+            }
+        }
+    }
+
+    /// The port is gone: every board is offline until it answers again.
+    pub(super) async fn all_offline(&mut self) {
+        for board in &mut self.boards {
+            board.misses = 0;
+            if let Some(session) = board.session.take()
+                && let Err(e) = presence::went_offline(
+                    &self.pool,
+                    &board.device,
+                    session,
+                    OfflineReason::NoAnswer,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, device = %board.device, "cannot mark a board offline");
+            }
+        }
+    }
+}
