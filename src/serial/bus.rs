@@ -72,8 +72,8 @@ struct Board {
     last_queued: u32,
     /// Polls in a row without an answer.
     misses: u32,
-    /// Downlink counters taken for polls and not used yet (taken `poll::POLL_COUNTERS` at a time, so
-    /// an idle bus writes to the database once per that many polls, not once per poll).
+    /// Downlink counters taken for polls and not used yet (taken `poll::POLL_COUNTERS` at a
+    /// time, so an idle bus writes to the database once per that many polls, not once per poll).
     counters: std::ops::Range<u32>,
     key: Option<DeviceKey>,
 }
