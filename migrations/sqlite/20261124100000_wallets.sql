@@ -43,3 +43,14 @@ CREATE TABLE ledger (
     CHECK (available_delta <> 0 OR held_delta <> 0)
 ) STRICT;
 CREATE INDEX ledger_wallet ON ledger (wallet_id, id);
+
+-- Payment-provider events already applied (a webhook delivered twice tops up once).
+CREATE TABLE payment_events (
+    provider     TEXT NOT NULL,
+    event_id     TEXT NOT NULL CHECK (length(event_id) BETWEEN 1 AND 200),
+    wallet_id    BLOB NOT NULL REFERENCES wallets (id),
+    amount       INTEGER NOT NULL CHECK (amount > 0),
+    ledger_id    INTEGER NOT NULL REFERENCES ledger (id),
+    received_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (provider, event_id)
+) STRICT;

@@ -322,13 +322,7 @@ pub async fn webhook(
     if exists.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let seen: Option<bool> = sqlx::query_scalar(
-        "SELECT true FROM payment_events WHERE provider = 'webhook' AND event_id = $1",
-    )
-    .bind(&event.event_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    if seen.is_some() {
+    if crate::wallet::store::payment_seen(&state.storage, &event.event_id).await? {
         return Ok(Json(PaymentReceipt {
             event_id: event.event_id,
             applied: false,
@@ -340,20 +334,7 @@ pub async fn webhook(
         .wallets
         .top_up_with(event.user_id, minor, &reference, move |work| {
             let event_id = event_id.clone();
-            Box::pin(async move {
-                let conn = work.postgres("payment webhooks")?;
-                sqlx::query(
-                    "INSERT INTO payment_events (provider, event_id, wallet_id, amount, ledger_id)
-                     SELECT 'webhook', $1, wallet_id, $2, id FROM ledger
-                     WHERE reference = 'payment ' || $1 AND kind = 'top_up'
-                     ORDER BY id DESC LIMIT 1",
-                )
-                .bind(event_id)
-                .bind(minor)
-                .execute(conn)
-                .await?;
-                Ok(())
-            })
+            Box::pin(async move { Ok(work.record_payment(&event_id, minor).await?) })
         })
         .await;
     match applied {

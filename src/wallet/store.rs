@@ -202,6 +202,40 @@ impl UnitOfWork {
     }
 }
 
+impl UnitOfWork {
+    /// Records that the payment provider's event `event_id` was applied as the top-up referenced
+    /// `payment {event_id}` in this unit of work. A second record of one event is refused by the
+    /// database (a unique violation): that is how two deliveries at once apply it once.
+    pub async fn record_payment(&mut self, event_id: &str, amount: i64) -> Result<(), sqlx::Error> {
+        const RECORD: &str =
+            "INSERT INTO payment_events (provider, event_id, wallet_id, amount, ledger_id)
+             SELECT 'webhook', $1, wallet_id, $2, id FROM ledger
+             WHERE reference = 'payment ' || $1 AND kind = 'top_up'
+             ORDER BY id DESC LIMIT 1";
+        in_work!(self, |conn| {
+            sqlx::query(RECORD)
+                .bind(event_id)
+                .bind(amount)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+}
+
+/// Whether the payment provider's event `event_id` was applied already.
+pub async fn payment_seen(storage: &Storage, event_id: &str) -> Result<bool, sqlx::Error> {
+    const SEEN: &str = "SELECT 1 FROM payment_events WHERE provider = 'webhook' AND event_id = $1";
+    let seen: Option<i32> = on_pool!(storage, |pool| {
+        sqlx::query_scalar(SEEN)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(seen.is_some())
+}
+
 /// The wallet's ledger, newest first, older than `before`, at most `limit`.
 pub async fn ledger(
     storage: &Storage,

@@ -211,3 +211,40 @@ async fn a_change_beyond_the_balance_is_refused(wallets: &Wallets, user: Uuid) {
     assert_eq!((balance.available, balance.debt), (700, 0));
     assert_eq!(books_of(wallets, user).await, (700, 0, 700, 3));
 }
+
+/// A payment-provider event tops up once, on either storage: a second delivery is refused by
+/// the database with everything it would have written.
+async fn a_payment_event_is_applied_once(storage: Storage) {
+    use locker_gateway::wallet::store::payment_seen;
+    let user = user_on(&storage).await;
+    let wallets = Wallets::on(storage.clone(), Currency::default());
+    assert!(!payment_seen(&storage, "evt-1").await.expect("read"));
+    let apply = || {
+        wallets.top_up_with(user, 500, "payment evt-1", |work| {
+            Box::pin(async move { Ok(work.record_payment("evt-1", 500).await?) })
+        })
+    };
+    let first = apply().await.expect("applied");
+    assert_eq!(first.available, 500);
+    assert!(payment_seen(&storage, "evt-1").await.expect("read"));
+    match apply().await {
+        Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {}
+        other => panic!("a second delivery was not refused: {other:?}"),
+    }
+    assert_eq!(
+        books_of(&wallets, user).await,
+        (500, 0, 500, 1),
+        "the refused delivery left nothing"
+    );
+}
+
+#[sqlx::test]
+async fn a_payment_event_is_applied_once_on_postgresql(pool: PgPool) {
+    a_payment_event_is_applied_once(Storage::Postgres(pool)).await;
+}
+
+#[tokio::test]
+async fn a_payment_event_is_applied_once_on_sqlite() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    a_payment_event_is_applied_once(storage).await;
+}
