@@ -211,6 +211,10 @@ impl Wallets {
 
     /// The user's balances.
     pub async fn balance(&self, user: Uuid) -> Result<Balance, WalletError> {
+        // The usual case in one round trip; a user without a wallet gets an empty one made.
+        if let Some(balance) = store::find(&self.storage, user).await? {
+            return Ok(balance);
+        }
         let mut work = self.storage.begin().await?;
         let balance = work.wallet_of(user, &self.currency).await?;
         work.commit().await?;

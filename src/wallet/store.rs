@@ -224,6 +224,14 @@ impl UnitOfWork {
     }
 }
 
+/// The user's wallet if they have one, read outside any unit of work (one round trip).
+pub async fn find(storage: &Storage, user: Uuid) -> Result<Option<Balance>, sqlx::Error> {
+    let row: Option<WalletRow> = on_pool!(storage, |pool| {
+        sqlx::query_as(READ).bind(user).fetch_optional(pool).await?
+    });
+    Ok(row.map(Balance::from))
+}
+
 /// Whether the payment provider's event `event_id` was applied already.
 pub async fn payment_seen(storage: &Storage, event_id: &str) -> Result<bool, sqlx::Error> {
     const SEEN: &str = "SELECT 1 FROM payment_events WHERE provider = 'webhook' AND event_id = $1";
