@@ -459,6 +459,12 @@ impl MessageType {
         Self::Pong,
     ];
 
+    /// Whether a serial board keeps an uplink of this type in its queue until a `poll` fetches
+    /// it (`door_event`, `alarm`; PROTOCOL.md §5.3); every other uplink answers a request.
+    pub const fn waits_for_poll(self) -> bool {
+        matches!(self, Self::DoorEvent | Self::Alarm)
+    }
+
     /// The type's byte in the envelope; uplink codes have the high bit set.
     pub const fn code(self) -> u8 {
         self as u8

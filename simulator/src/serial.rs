@@ -167,11 +167,6 @@ struct Board {
 /// Door events and alarms a board keeps for polls.
 const QUEUE_CAPACITY: usize = 32;
 
-/// Uplinks a board keeps until a poll fetches them (PROTOCOL.md §5.3).
-fn is_queued(message: &Uplink) -> bool {
-    matches!(message, Uplink::DoorEvent(_) | Uplink::Alarm(_))
-}
-
 impl Board {
     fn uptime(&self, started: Instant) -> u64 {
         started.elapsed().as_millis() as u64
@@ -234,7 +229,7 @@ impl Board {
         let answers = self.locker.receive(&raw, uptime);
         let mut direct = None;
         for answer in answers {
-            if is_queued(&answer.message) {
+            if answer.message.message_type().waits_for_poll() {
                 self.enqueue(answer);
             } else if direct.is_none() {
                 direct = Some(answer);

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Event;
 use crate::bus::BusTx;
-use crate::storage::{Storage, UnitOfWork};
+use crate::storage::{Storage, UnitOfWork, in_work};
 
 /// The advisory lock key that elects the one publisher.
 pub const PUBLISHER_LOCK: i64 = 0x6c6f_636b_6572; // "locker"
@@ -66,27 +66,22 @@ impl Publisher {
             "SELECT seq, id, aggregate_type, aggregate_id, event_type, payload, occurred_at
              FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1";
         let mut work = self.storage.begin().await?;
-        let rows: Vec<OutboxRow> = match &mut work {
-            UnitOfWork::Postgres(tx) => {
-                let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                    .bind(PUBLISHER_LOCK)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                if !leader {
-                    return Ok(Outcome::NotLeader);
-                }
-                sqlx::query_as(PENDING)
-                    .bind(self.batch)
-                    .fetch_all(&mut **tx)
-                    .await?
+        // On SQLite the unit of work's write lock already makes this the only publisher.
+        if let UnitOfWork::Postgres(tx) = &mut work {
+            let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(PUBLISHER_LOCK)
+                .fetch_one(&mut **tx)
+                .await?;
+            if !leader {
+                return Ok(Outcome::NotLeader);
             }
-            UnitOfWork::Sqlite(tx) => {
-                sqlx::query_as(PENDING)
-                    .bind(self.batch)
-                    .fetch_all(&mut **tx)
-                    .await?
-            }
-        };
+        }
+        let rows: Vec<OutboxRow> = in_work!(&mut work, |conn| {
+            sqlx::query_as(PENDING)
+                .bind(self.batch)
+                .fetch_all(conn)
+                .await?
+        });
         if rows.is_empty() {
             return Ok(Outcome::Empty);
         }

@@ -27,7 +27,6 @@ use crate::link::downlink::Downlinks;
 use crate::link::{Inbound, Injector};
 
 mod poll;
-use poll::is_queued;
 
 /// What a bus did, for tests, benchmarks and logs.
 #[derive(Debug, Default)]
@@ -421,7 +420,7 @@ impl Bus {
                 board.last_queued = 0;
                 board.counters = 0..0;
             }
-            if is_queued(raw.message_type()) {
+            if raw.message_type().waits_for_poll() {
                 board.last_queued = board.last_queued.max(header.counter);
             }
             if let Ok(Envelope {

@@ -15,11 +15,6 @@ const DRAIN_POLLS: usize = 8;
 /// Poll counters taken from the database at once (see `Board::counters`).
 const POLL_COUNTERS: u32 = 16;
 
-/// What a board keeps until a poll fetches it (PROTOCOL.md §5.3): the rest answers a request.
-pub(super) fn is_queued(message: MessageType) -> bool {
-    matches!(message, MessageType::DoorEvent | MessageType::Alarm)
-}
-
 impl Bus {
     /// Polls one board, again while it answers with uplinks it had queued (door events, alarms),
     /// so they never pile up behind one poll each; after a command, only until that command's
@@ -34,7 +29,7 @@ impl Bus {
             self.last_answer = None;
             self.last_commanded = None;
             self.poll_once(port, index).await?;
-            if !self.last_answer.is_some_and(is_queued) {
+            if !self.last_answer.is_some_and(MessageType::waits_for_poll) {
                 break;
             }
             if until.is_some() && self.last_commanded == until {
