@@ -105,9 +105,10 @@ impl App {
 
     /// Starts the gateway on an existing pool whose schema is up to date (tests pass theirs).
     pub async fn with_pool(config: &Config, pool: PgPool) -> Result<Self, StartError> {
-        let registry = DeviceRegistry::new(pool.clone());
+        let storage = crate::storage::Storage::Postgres(pool.clone());
+        let registry = DeviceRegistry::new(storage.clone());
         let revocations = Revocations::default();
-        revocation::load_revoked(&pool, &revocations)
+        revocation::load_revoked(&storage, &revocations)
             .await
             .map_err(|source| StartError::Database {
                 url: config
@@ -237,7 +238,7 @@ impl App {
         tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
         let stop = shutdown.clone();
         tasks.spawn(revocation::watch(
-            pool.clone(),
+            storage.clone(),
             revocations,
             nudges,
             async move { stop.cancelled().await },
@@ -278,7 +279,7 @@ impl App {
         );
         let state = ApiState::new(Parts {
             pool: pool.clone(),
-            storage: crate::storage::Storage::Postgres(pool.clone()),
+            storage: storage.clone(),
             redis: redis.clone(),
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
             mqtt_ready: mqtt_ready.clone(),

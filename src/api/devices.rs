@@ -198,7 +198,7 @@ pub async fn list(
 ) -> Result<Json<DevicePage>, ApiError> {
     let limit = page_size(query.limit)?;
     let items = directory::search(
-        &state.pool,
+        &state.storage,
         &DeviceSearch {
             prefix: query.prefix,
             online: query.online,
@@ -227,7 +227,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<DeviceDetail>, ApiError> {
     let id = device_id(&id)?;
-    directory::get(&state.pool, id.as_str())
+    directory::get(&state.storage, id.as_str())
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("device"))
@@ -247,11 +247,11 @@ pub async fn revoke(
 ) -> Result<Json<DeviceView>, ApiError> {
     let result = async {
         let id = device_id(&id)?;
-        if directory::get(&state.pool, id.as_str()).await?.is_none() {
+        if directory::get(&state.storage, id.as_str()).await?.is_none() {
             return Err(ApiError::NotFound("device"));
         }
         state.registry.revoke(id).await?;
-        directory::get(&state.pool, id.as_str())
+        directory::get(&state.storage, id.as_str())
             .await?
             .map(|d| Json(d.device))
             .ok_or(ApiError::NotFound("device"))
@@ -315,7 +315,7 @@ pub async fn commands(
 ) -> Result<Json<CommandPage>, ApiError> {
     let id = device_id(&id)?;
     let limit = page_size(query.limit)?;
-    if directory::get(&state.pool, id.as_str()).await?.is_none() {
+    if directory::get(&state.storage, id.as_str()).await?.is_none() {
         return Err(ApiError::NotFound("device"));
     }
     let items = history::list(

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Row};
 use utoipa::ToSchema;
 
+use crate::storage::{Storage, on_pool};
+
 /// A device as operators see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct DeviceView {
     /// The device id.
     pub id: String,
@@ -29,7 +30,7 @@ pub struct DeviceView {
 }
 
 /// What one door's sensors last said.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct DoorView {
     /// The door number.
     pub door: i32,
@@ -69,73 +70,47 @@ pub struct DeviceSearch {
     pub limit: i64,
 }
 
-const COLUMNS: &str =
-    "id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at";
+const SEARCH: &str =
+    "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at
+     FROM devices
+     WHERE ($1 IS NULL OR substr(id, 1, length($1)) = $1) AND ($2 IS NULL OR online = $2)
+       AND ($3 IS NULL OR model = $3) AND ($4 IS NULL OR id > $4)
+     ORDER BY id LIMIT $5";
 
-fn view(row: &sqlx::postgres::PgRow) -> Result<DeviceView, sqlx::Error> {
-    Ok(DeviceView {
-        id: row.try_get("id")?,
-        model: row.try_get("model")?,
-        door_count: row.try_get("door_count")?,
-        online: row.try_get("online")?,
-        revoked_at: row.try_get("revoked_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        firmware: row.try_get("firmware")?,
-        serial_no: row.try_get("serial_no")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
+const ONE: &str =
+    "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at
+     FROM devices WHERE id = $1";
+
+const DOORS: &str = "SELECT door, size_class, sensor, locked, occupied, state_at FROM doors
+     WHERE device_id = $1 ORDER BY door";
 
 /// Devices matching `search`, by id.
-pub async fn search(pool: &PgPool, search: &DeviceSearch) -> Result<Vec<DeviceView>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM devices
-         WHERE ($1::text IS NULL OR starts_with(id, $1)) AND ($2::bool IS NULL OR online = $2)
-           AND ($3::text IS NULL OR model = $3) AND ($4::text IS NULL OR id > $4)
-         ORDER BY id LIMIT $5"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&search.prefix)
-        .bind(search.online)
-        .bind(&search.model)
-        .bind(&search.after)
-        .bind(search.limit)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(view).collect()
+pub async fn search(
+    storage: &Storage,
+    search: &DeviceSearch,
+) -> Result<Vec<DeviceView>, sqlx::Error> {
+    Ok(on_pool!(storage, |pool| {
+        sqlx::query_as(SEARCH)
+            .bind(&search.prefix)
+            .bind(search.online)
+            .bind(&search.model)
+            .bind(&search.after)
+            .bind(search.limit)
+            .fetch_all(pool)
+            .await?
+    }))
 }
 
 /// One device with its doors.
-pub async fn get(pool: &PgPool, id: &str) -> Result<Option<DeviceDetail>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM devices WHERE id = $1");
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let doors = sqlx::query(
-        "SELECT door, size_class, sensor, locked, occupied, state_at FROM doors
-         WHERE device_id = $1 ORDER BY door",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(DoorView {
-            door: row.try_get("door")?,
-            size_class: row.try_get("size_class")?,
-            sensor: row.try_get("sensor")?,
-            locked: row.try_get("locked")?,
-            occupied: row.try_get("occupied")?,
-            state_at: row.try_get("state_at")?,
-        })
-    })
-    .collect::<Result<_, sqlx::Error>>()?;
-    Ok(Some(DeviceDetail {
-        device: view(&row)?,
-        doors,
-    }))
+pub async fn get(storage: &Storage, id: &str) -> Result<Option<DeviceDetail>, sqlx::Error> {
+    let found: Option<(DeviceView, Vec<DoorView>)> = on_pool!(storage, |pool| {
+        match sqlx::query_as(ONE).bind(id).fetch_optional(pool).await? {
+            None => None,
+            Some(device) => Some((
+                device,
+                sqlx::query_as(DOORS).bind(id).fetch_all(pool).await?,
+            )),
+        }
+    });
+    Ok(found.map(|(device, doors)| DeviceDetail { device, doors }))
 }

@@ -1,16 +1,17 @@
-//! The device registry in PostgreSQL: provisioning, revocation, rotation, and the credentials the
-//! broker and the uplink verifier check against.
+//! The device registry: provisioning, revocation, rotation, and the credentials the broker and
+//! the uplink verifier check against.
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, DeviceKey, DeviceSecret};
 use serde_json::json;
-use sqlx::{PgPool, Row};
 
 use super::credentials::{StoredSecret, generate_secret};
-use crate::events::{Event, append};
+use crate::events::Event;
+use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 /// The PostgreSQL channel on which credential changes (revocation, rotation) are announced, with
-/// the device id as payload, so every gateway process drops or re-reads what it cached.
+/// the device id as payload, so every gateway process drops or re-reads what it cached. (In edge
+/// mode there is one process; its watcher reads the revoked devices instead.)
 pub const DEVICE_CHANGES_CHANNEL: &str = "device_changes";
 
 /// What an operator gives to register a device.
@@ -107,15 +108,15 @@ pub enum RegistryError {
     /// A value outside its range.
     #[error("{0}")]
     Invalid(&'static str),
-    /// PostgreSQL failed.
+    /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
-/// The registry over a PostgreSQL pool.
+/// The registry over the gateway's storage.
 #[derive(Debug, Clone)]
 pub struct DeviceRegistry {
-    pool: PgPool,
+    storage: Storage,
 }
 
 fn key_from(bytes: &[u8]) -> Option<DeviceKey> {
@@ -129,33 +130,42 @@ fn stored(digest: Option<Vec<u8>>, key: Option<Vec<u8>>) -> Option<StoredSecret>
     })
 }
 
-/// Tells every gateway process, when the transaction commits, that the device's credentials
-/// changed (see [`DEVICE_CHANGES_CHANNEL`]).
-async fn announce_change(conn: &mut sqlx::PgConnection, id: &DeviceId) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(DEVICE_CHANGES_CHANNEL)
-        .bind(id.as_str())
-        .execute(conn)
-        .await?;
+/// Tells every gateway process, when the unit of work commits, that the device's credentials
+/// changed (see [`DEVICE_CHANGES_CHANNEL`]); nothing to tell on SQLite, where the one process's
+/// watcher reads the table.
+async fn announce_change(work: &mut UnitOfWork, id: &DeviceId) -> Result<(), sqlx::Error> {
+    if let UnitOfWork::Postgres(tx) = work {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(DEVICE_CHANGES_CHANNEL)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
-/// Locks the device's row for the rest of the transaction; returns when it was revoked, if it was.
+/// Locks the device's row for the rest of the unit of work (SQLite's is locked whole); returns
+/// when it was revoked, if it was.
 async fn lock_device(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     id: &DeviceId,
 ) -> Result<Option<DateTime<Utc>>, RegistryError> {
-    let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE")
+    let found: Option<(Option<DateTime<Utc>>,)> = in_work!(work, |conn, dialect| {
+        sqlx::query_as(dialect.pick(
+            "SELECT revoked_at FROM devices WHERE id = $1 FOR UPDATE",
+            "SELECT revoked_at FROM devices WHERE id = $1",
+        ))
         .bind(id.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn)
         .await?
-        .ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
-    Ok(row.try_get("revoked_at")?)
+    });
+    let (revoked_at,) = found.ok_or_else(|| RegistryError::NotFound(id.to_string()))?;
+    Ok(revoked_at)
 }
 
-/// Inserts one device, its doors and its `device.provisioned` event in the caller's transaction.
+/// Inserts one device, its doors and its `device.provisioned` event in the caller's unit of work.
 async fn insert_device(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     new: NewDevice,
 ) -> Result<Provisioned, RegistryError> {
     if !(1..=firmware_protocol::MAX_DOORS).contains(&new.door_count) {
@@ -166,32 +176,40 @@ async fn insert_device(
     }
     let secret = generate_secret();
     let stored = StoredSecret::of(&secret);
-    let inserted = sqlx::query(
-        "INSERT INTO devices (id, model, door_count, secret_sha256, tag_key)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(new.id.as_str())
-    .bind(&new.model)
-    .bind(i32::from(new.door_count))
-    .bind(&stored.digest[..])
-    .bind(&stored.tag_key.as_bytes()[..])
-    .execute(&mut *conn)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    const DEVICE: &str = "INSERT INTO devices (id, model, door_count, secret_sha256, tag_key)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+    const DOORS: &str =
+        "WITH RECURSIVE n (door) AS (SELECT 1 UNION ALL SELECT door + 1 FROM n WHERE door < $2)
+         INSERT INTO doors (device_id, door) SELECT $1, door FROM n";
+    let inserted = in_work!(&mut *work, |conn| {
+        let inserted = sqlx::query(DEVICE)
+            .bind(new.id.as_str())
+            .bind(&new.model)
+            .bind(i32::from(new.door_count))
+            .bind(&stored.digest[..])
+            .bind(&stored.tag_key.as_bytes()[..])
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            sqlx::query(DOORS)
+                .bind(new.id.as_str())
+                .bind(i32::from(new.door_count))
+                .execute(conn)
+                .await?;
+        }
+        inserted
+    });
+    if inserted == 0 {
         return Err(RegistryError::AlreadyExists(new.id.to_string()));
     }
-    sqlx::query("INSERT INTO doors (device_id, door) SELECT $1, generate_series(1, $2::integer)")
-        .bind(new.id.as_str())
-        .bind(i32::from(new.door_count))
-        .execute(&mut *conn)
-        .await?;
     let event = Event::new(
         "device.provisioned",
         "device",
         new.id.as_str(),
         json!({ "device_id": new.id.as_str(), "model": new.model, "door_count": new.door_count }),
     );
-    append(conn, &event).await?;
+    work.append(&event).await?;
     Ok(Provisioned {
         device_id: new.id,
         secret,
@@ -199,32 +217,39 @@ async fn insert_device(
 }
 
 impl DeviceRegistry {
-    /// A registry using `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A registry on `storage` (a PostgreSQL pool converts into one).
+    pub fn new(storage: impl Into<Storage>) -> Self {
+        Self {
+            storage: storage.into(),
+        }
+    }
+
+    /// Where devices are kept.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Registers a device with a fresh secret, and its doors; emits `device.provisioned`.
     pub async fn provision(&self, new: NewDevice) -> Result<Provisioned, RegistryError> {
-        let mut tx = self.pool.begin().await?;
-        let provisioned = insert_device(&mut tx, new).await?;
-        tx.commit().await?;
+        let mut work = self.storage.begin().await?;
+        let provisioned = insert_device(&mut work, new).await?;
+        work.commit().await?;
         metrics::counter!("locker_devices_provisioned_total").increment(1);
         Ok(provisioned)
     }
 
-    /// Registers many devices in one transaction (all or none), each with a fresh secret and a
+    /// Registers many devices in one unit of work (all or none), each with a fresh secret and a
     /// `device.provisioned` event. For fleets and load tests.
     pub async fn provision_batch(
         &self,
         devices: Vec<NewDevice>,
     ) -> Result<Vec<Provisioned>, RegistryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut work = self.storage.begin().await?;
         let mut out = Vec::with_capacity(devices.len());
         for new in devices {
-            out.push(insert_device(&mut tx, new).await?);
+            out.push(insert_device(&mut work, new).await?);
         }
-        tx.commit().await?;
+        work.commit().await?;
         metrics::counter!("locker_devices_provisioned_total").increment(out.len() as u64);
         Ok(out)
     }
@@ -232,26 +257,30 @@ impl DeviceRegistry {
     /// Revokes a device: its next login is refused and every gateway drops its live session.
     /// Emits `device.revoked`. Revoking twice is not an error.
     pub async fn revoke(&self, id: DeviceId) -> Result<(), RegistryError> {
-        let mut tx = self.pool.begin().await?;
-        if lock_device(&mut tx, &id).await?.is_none() {
-            sqlx::query(
-                "UPDATE devices SET revoked_at = now(), online = false,
-                 presence_changed_at = CASE WHEN online THEN now() ELSE presence_changed_at END
-                 WHERE id = $1",
-            )
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        const REVOKE: &str = "UPDATE devices SET revoked_at = $2, online = false,
+                 presence_changed_at = CASE WHEN online THEN $2 ELSE presence_changed_at END
+                 WHERE id = $1";
+        let mut work = self.storage.begin().await?;
+        if lock_device(&mut work, &id).await?.is_none() {
+            let now = Utc::now();
+            in_work!(&mut work, |conn| {
+                sqlx::query(REVOKE)
+                    .bind(id.as_str())
+                    .bind(now)
+                    .execute(conn)
+                    .await?
+                    .rows_affected()
+            });
             let event = Event::new(
                 "device.revoked",
                 "device",
                 id.as_str(),
                 json!({ "device_id": id.as_str() }),
             );
-            append(&mut tx, &event).await?;
+            work.append(&event).await?;
         }
-        announce_change(&mut tx, &id).await?;
-        tx.commit().await?;
+        announce_change(&mut work, &id).await?;
+        work.commit().await?;
         Ok(())
     }
 
@@ -262,27 +291,32 @@ impl DeviceRegistry {
         id: DeviceId,
         grace: std::time::Duration,
     ) -> Result<Provisioned, RegistryError> {
+        const ROTATE: &str = "UPDATE devices SET previous_secret_sha256 = secret_sha256,
+                    previous_tag_key = tag_key, previous_valid_until = $2, secret_sha256 = $3,
+                    tag_key = $4
+             WHERE id = $1";
         let secret = generate_secret();
         let stored = StoredSecret::of(&secret);
-        let grace = chrono::Duration::from_std(grace)
-            .map_err(|_| RegistryError::Invalid("grace period too long"))?;
-        let mut tx = self.pool.begin().await?;
-        if lock_device(&mut tx, &id).await?.is_some() {
+        let until = chrono::Duration::from_std(grace)
+            .ok()
+            .and_then(|grace| Utc::now().checked_add_signed(grace))
+            .ok_or(RegistryError::Invalid("grace period too long"))?;
+        let mut work = self.storage.begin().await?;
+        if lock_device(&mut work, &id).await?.is_some() {
             return Err(RegistryError::Revoked(id.to_string()));
         }
-        sqlx::query(
-            "UPDATE devices SET previous_secret_sha256 = secret_sha256, previous_tag_key = tag_key,
-                    previous_valid_until = now() + $2, secret_sha256 = $3, tag_key = $4
-             WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(grace)
-        .bind(&stored.digest[..])
-        .bind(&stored.tag_key.as_bytes()[..])
-        .execute(&mut *tx)
-        .await?;
-        announce_change(&mut tx, &id).await?;
-        tx.commit().await?;
+        in_work!(&mut work, |conn| {
+            sqlx::query(ROTATE)
+                .bind(id.as_str())
+                .bind(until)
+                .bind(&stored.digest[..])
+                .bind(&stored.tag_key.as_bytes()[..])
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        announce_change(&mut work, &id).await?;
+        work.commit().await?;
         Ok(Provisioned {
             device_id: id,
             secret,
@@ -291,14 +325,17 @@ impl DeviceRegistry {
 
     /// Ends a rotation's grace period early: the locker has logged in with its new secret.
     pub async fn retire_previous_secret(&self, id: DeviceId) -> Result<(), RegistryError> {
-        sqlx::query(
+        const RETIRE: &str =
             "UPDATE devices SET previous_secret_sha256 = NULL, previous_tag_key = NULL,
                     previous_valid_until = NULL
-             WHERE id = $1 AND previous_secret_sha256 IS NOT NULL",
-        )
-        .bind(id.as_str())
-        .execute(&self.pool)
-        .await?;
+             WHERE id = $1 AND previous_secret_sha256 IS NOT NULL";
+        on_pool!(&self.storage, |pool| {
+            sqlx::query(RETIRE)
+                .bind(id.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(())
     }
 
@@ -307,45 +344,57 @@ impl DeviceRegistry {
         &self,
         id: &DeviceId,
     ) -> Result<Option<DeviceCredentials>, RegistryError> {
-        let row = sqlx::query(
-            "SELECT secret_sha256, tag_key, revoked_at IS NOT NULL AS revoked,
-                    CASE WHEN previous_valid_until > now() THEN previous_secret_sha256 END AS prev_digest,
-                    CASE WHEN previous_valid_until > now() THEN previous_tag_key END AS prev_key
-             FROM devices WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
+        type Row = (Vec<u8>, Vec<u8>, bool, Option<Vec<u8>>, Option<Vec<u8>>);
+        const CREDENTIALS: &str = "SELECT secret_sha256, tag_key, revoked_at IS NOT NULL,
+                    CASE WHEN previous_valid_until > $2 THEN previous_secret_sha256 END,
+                    CASE WHEN previous_valid_until > $2 THEN previous_tag_key END
+             FROM devices WHERE id = $1";
+        let now = Utc::now();
+        let row: Option<Row> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(CREDENTIALS)
+                .bind(id.as_str())
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((digest, key, revoked, prev_digest, prev_key)) = row else {
             return Ok(None);
         };
-        let current = stored(row.try_get("secret_sha256")?, row.try_get("tag_key")?)
+        let current = stored(Some(digest), Some(key))
             .ok_or(RegistryError::Invalid("stored secret has the wrong length"))?;
         Ok(Some(DeviceCredentials {
             current,
-            previous: stored(row.try_get("prev_digest")?, row.try_get("prev_key")?),
-            revoked: row.try_get("revoked")?,
+            previous: stored(prev_digest, prev_key),
+            revoked,
         }))
     }
 
     /// Every device, by id.
     pub async fn list(&self) -> Result<Vec<DeviceSummary>, RegistryError> {
-        let rows = sqlx::query(
-            "SELECT id, model, door_count, online, revoked_at, last_seen_at FROM devices ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeviceSummary {
-                    id: row.try_get("id")?,
-                    model: row.try_get("model")?,
-                    door_count: row.try_get("door_count")?,
-                    online: row.try_get("online")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                    last_seen_at: row.try_get("last_seen_at")?,
-                })
-            })
-            .collect()
+        type Row = (
+            String,
+            String,
+            i32,
+            bool,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        const LIST: &str = "SELECT id, model, door_count, online, revoked_at, last_seen_at FROM devices ORDER BY id";
+        let rows: Vec<Row> = on_pool!(&self.storage, |pool| sqlx::query_as(LIST)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, model, door_count, online, revoked_at, last_seen_at)| DeviceSummary {
+                    id,
+                    model,
+                    door_count,
+                    online,
+                    revoked_at,
+                    last_seen_at,
+                },
+            )
+            .collect())
     }
 }

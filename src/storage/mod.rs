@@ -25,11 +25,26 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 /// for each, with `$pool` a `&PgPool` in one and a `&SqlitePool` in the other (so the SQL must
 /// read the same in both dialects; bind the clock rather than calling `now()`). Both expansions
 /// must have one type: end with values, not a backend's query result.
+///
+/// Where the dialects differ in a word or two (`FOR UPDATE`, `greatest`), name a second
+/// identifier: it is the [`Dialect`] being expanded, and `dialect.pick(pg, sqlite)` chooses.
 macro_rules! on_pool {
     ($storage:expr, |$pool:ident| $run:expr) => {
         match $storage {
             $crate::storage::Storage::Postgres($pool) => $run,
             $crate::storage::Storage::Sqlite($pool) => $run,
+        }
+    };
+    ($storage:expr, |$pool:ident, $dialect:ident| $run:expr) => {
+        match $storage {
+            $crate::storage::Storage::Postgres($pool) => {
+                let $dialect = $crate::storage::Dialect::Postgres;
+                $run
+            }
+            $crate::storage::Storage::Sqlite($pool) => {
+                let $dialect = $crate::storage::Dialect::Sqlite;
+                $run
+            }
         }
     };
 }
@@ -45,6 +60,20 @@ macro_rules! in_work {
             }
             $crate::storage::UnitOfWork::Sqlite(tx) => {
                 let $conn = &mut **tx;
+                $run
+            }
+        }
+    };
+    ($work:expr, |$conn:ident, $dialect:ident| $run:expr) => {
+        match $work {
+            $crate::storage::UnitOfWork::Postgres(tx) => {
+                let $conn = &mut **tx;
+                let $dialect = $crate::storage::Dialect::Postgres;
+                $run
+            }
+            $crate::storage::UnitOfWork::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                let $dialect = $crate::storage::Dialect::Sqlite;
                 $run
             }
         }
@@ -78,6 +107,31 @@ pub enum UnitOfWork {
     Postgres(Transaction<'static, Postgres>),
     /// On SQLite.
     Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Which SQL dialect a statement is being written for (see [`on_pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL's.
+    Postgres,
+    /// SQLite's.
+    Sqlite,
+}
+
+impl Dialect {
+    /// `pg` for PostgreSQL, `sqlite` for SQLite.
+    pub fn pick<T>(self, pg: T, sqlite: T) -> T {
+        match self {
+            Self::Postgres => pg,
+            Self::Sqlite => sqlite,
+        }
+    }
+}
+
+impl From<PgPool> for Storage {
+    fn from(pool: PgPool) -> Self {
+        Self::Postgres(pool)
+    }
 }
 
 /// Work not yet moved behind the storage interface was asked to run on SQLite.

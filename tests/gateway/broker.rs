@@ -64,7 +64,7 @@ async fn revocation_drops_a_live_session(pool: PgPool) {
     let (link, _rx) = broker.broker.link("revocation-watch").expect("link");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(revocation::watch(
-        pool,
+        pool.into(),
         broker.revocations.clone(),
         locker_gateway::bus::BusTx::Embedded(link),
         async {

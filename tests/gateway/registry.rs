@@ -151,3 +151,136 @@ async fn revocation_is_recorded_once_and_is_final(pool: PgPool) {
     let list = broker.registry.list().await.expect("list");
     assert!(list[0].revoked_at.is_some());
 }
+
+/// The registry's contract, on either storage: a device and its doors once, refusals that write
+/// nothing, a rotation's grace period, revocation recorded once and final.
+async fn the_registry_keeps_its_contract(storage: locker_gateway::storage::Storage) {
+    use locker_gateway::device::DeviceRegistry;
+    use locker_gateway::device::directory::{self, DeviceSearch};
+    let registry = DeviceRegistry::new(storage.clone());
+    let new = |id: &str, doors| NewDevice {
+        id: device(id),
+        model: "m".into(),
+        door_count: doors,
+    };
+    let old = registry
+        .provision(new("lk-1", 12))
+        .await
+        .expect("provisioned");
+    let again = registry.provision(new("lk-1", 4)).await;
+    assert!(matches!(again, Err(RegistryError::AlreadyExists(_))));
+    let zero = registry.provision(new("lk-2", 0)).await;
+    assert!(matches!(zero, Err(RegistryError::Invalid(_))));
+    // A batch is all or nothing.
+    let batch = registry
+        .provision_batch(vec![new("lk-3", 2), new("lk-1", 2)])
+        .await;
+    assert!(matches!(batch, Err(RegistryError::AlreadyExists(_))));
+    let detail = directory::get(&storage, "lk-1")
+        .await
+        .expect("storage")
+        .expect("device");
+    assert_eq!(detail.doors.len(), 12);
+    assert_eq!(detail.doors[11].door, 12);
+    assert_eq!(detail.doors[0].sensor, "unknown");
+    assert!(
+        directory::get(&storage, "lk-3")
+            .await
+            .expect("storage")
+            .is_none()
+    );
+    let found = directory::search(
+        &storage,
+        &DeviceSearch {
+            prefix: Some("lk-".into()),
+            online: Some(false),
+            limit: 10,
+            ..DeviceSearch::default()
+        },
+    )
+    .await
+    .expect("search");
+    assert_eq!(found.len(), 1);
+    // A rotation: both secrets admitted during the grace period, only the new one after.
+    let new_secret = registry
+        .rotate(device("lk-1"), Duration::from_secs(3600))
+        .await
+        .expect("rotated");
+    let creds = registry
+        .credentials(&device("lk-1"))
+        .await
+        .expect("storage")
+        .expect("device");
+    assert!(creds.admits(old.secret.mqtt_password().as_bytes()));
+    assert!(creds.admits(new_secret.secret.mqtt_password().as_bytes()));
+    assert_eq!(creds.tag_keys().count(), 2);
+    registry
+        .retire_previous_secret(device("lk-1"))
+        .await
+        .expect("retired");
+    let creds = registry
+        .credentials(&device("lk-1"))
+        .await
+        .expect("storage")
+        .expect("device");
+    assert!(!creds.admits(old.secret.mqtt_password().as_bytes()));
+    assert!(creds.admits(new_secret.secret.mqtt_password().as_bytes()));
+    // A grace period that has passed admits the new secret only.
+    let newest = registry
+        .rotate(device("lk-1"), Duration::ZERO)
+        .await
+        .expect("rotated");
+    let creds = registry
+        .credentials(&device("lk-1"))
+        .await
+        .expect("storage")
+        .expect("device");
+    assert!(!creds.admits(new_secret.secret.mqtt_password().as_bytes()));
+    assert!(creds.admits(newest.secret.mqtt_password().as_bytes()));
+    // Revocation: once, final, and refused by the credentials.
+    registry.revoke(device("lk-1")).await.expect("revoked");
+    registry
+        .revoke(device("lk-1"))
+        .await
+        .expect("twice is fine");
+    let rotate = registry.rotate(device("lk-1"), Duration::ZERO).await;
+    assert!(matches!(rotate, Err(RegistryError::Revoked(_))));
+    let creds = registry
+        .credentials(&device("lk-1"))
+        .await
+        .expect("storage")
+        .expect("device");
+    assert!(!creds.admits(newest.secret.mqtt_password().as_bytes()));
+    assert!(matches!(
+        registry.revoke(device("nope")).await,
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(
+        registry
+            .credentials(&device("nope"))
+            .await
+            .expect("storage")
+            .is_none()
+    );
+    let list = registry.list().await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert!(list[0].revoked_at.is_some());
+    assert_eq!(
+        crate::helpers::outbox_events(&storage).await,
+        vec![
+            ("device.provisioned".into(), "lk-1".into()),
+            ("device.revoked".into(), "lk-1".into()),
+        ]
+    );
+}
+
+#[sqlx::test]
+async fn the_registry_keeps_its_contract_on_postgresql(pool: PgPool) {
+    the_registry_keeps_its_contract(pool.into()).await;
+}
+
+#[tokio::test]
+async fn the_registry_keeps_its_contract_on_sqlite() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    the_registry_keeps_its_contract(storage).await;
+}
