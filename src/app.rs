@@ -4,6 +4,8 @@
 use std::future::Future;
 
 use sqlx::PgPool;
+
+use crate::storage::Storage;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,16 +27,14 @@ pub enum StartError {
     /// The configured mode cannot run (fleet without one of its servers, edge with them).
     #[error(transparent)]
     Mode(#[from] crate::config::ModeError),
-    /// Edge mode: not available in this version.
-    #[error(
-        "edge mode (no DATABASE_URL, no REDIS_URL: SQLite and in-process door locks) is not available in this version yet; run in fleet mode: set DATABASE_URL and REDIS_URL (scripts/run.sh sets them up for you)"
-    )]
-    EdgeNotAvailable,
-    /// The database is unreachable or its schema could not be migrated.
-    #[error("PostgreSQL at {url}: {source}")]
+    /// The database cannot be opened or its schema migrated.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::OpenError),
+    /// The database failed at start.
+    #[error("{backend}: {source}")]
     Database {
-        /// The URL, password redacted.
-        url: String,
+        /// `postgresql` or `sqlite`.
+        backend: &'static str,
         /// What failed.
         source: sqlx::Error,
     },
@@ -61,7 +61,7 @@ pub enum StartError {
 
 /// The running gateway.
 pub struct App {
-    pool: PgPool,
+    storage: Storage,
     registry: DeviceRegistry,
     broker: Option<EmbeddedBroker>,
     link: DeviceLink,
@@ -87,35 +87,39 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to the database (migrating it), starts the broker and the background tasks.
+    /// Opens the storage the mode asks for (PostgreSQL in fleet mode, the SQLite file in edge
+    /// mode; migrating it), starts the broker and the background tasks.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let mode = config.mode()?;
-        tracing::info!(mode = mode.as_str(), "mode");
-        let (crate::config::Mode::Fleet, Some(url)) = (mode, config.database_url.as_deref()) else {
-            return Err(StartError::EdgeNotAvailable);
-        };
-        let pool = crate::db::connect(url, 16)
-            .await
-            .map_err(|source| StartError::Database {
-                url: redact_url(url),
-                source,
-            })?;
-        Self::with_pool(config, pool).await
+        let storage = Storage::open(config, 16).await?;
+        match mode {
+            crate::config::Mode::Edge => tracing::info!(
+                mode = mode.as_str(),
+                sqlite = %config.sqlite_path().display(),
+                "mode: edge (one gateway: SQLite, door locks in the process)"
+            ),
+            crate::config::Mode::Fleet => tracing::info!(
+                mode = mode.as_str(),
+                "mode: fleet (PostgreSQL, door locks in Redis)"
+            ),
+        }
+        Self::with_storage(config, storage).await
     }
 
     /// Starts the gateway on an existing pool whose schema is up to date (tests pass theirs).
     pub async fn with_pool(config: &Config, pool: PgPool) -> Result<Self, StartError> {
-        let storage = crate::storage::Storage::Postgres(pool.clone());
+        Self::with_storage(config, Storage::Postgres(pool)).await
+    }
+
+    /// Starts the gateway on `storage`, whose schema is up to date: on PostgreSQL door locks and
+    /// the cache are in Redis (`REDIS_URL`; no Redis, no rentals), on SQLite in the process.
+    pub async fn with_storage(config: &Config, storage: Storage) -> Result<Self, StartError> {
         let registry = DeviceRegistry::new(storage.clone());
         let revocations = Revocations::default();
         revocation::load_revoked(&storage, &revocations)
             .await
             .map_err(|source| StartError::Database {
-                url: config
-                    .database_url
-                    .as_deref()
-                    .map(redact_url)
-                    .unwrap_or_default(),
+                backend: storage.backend(),
                 source,
             })?;
         let redis = match &config.redis_url {
@@ -172,7 +176,7 @@ impl App {
         let downlinks = Downlinks::start(downlinks, &tasks, shutdown.clone());
         let waiters = Arc::new(Waiters::default());
         let commands = CommandService::new(
-            pool.clone(),
+            storage.clone(),
             downlinks.clone(),
             waiters.clone(),
             CommandSettings {
@@ -182,7 +186,7 @@ impl App {
             },
         );
         let link = DeviceLink::start(
-            pool.clone(),
+            storage.clone(),
             uplinks,
             downlinks.clone(),
             waiters,
@@ -202,7 +206,7 @@ impl App {
             };
             serial.push(crate::serial::start(
                 bus.clone(),
-                pool.clone(),
+                storage.clone(),
                 registry.clone(),
                 downlinks.clone(),
                 injector,
@@ -211,7 +215,7 @@ impl App {
             ));
         }
         // Commands in flight when the gateway last stopped: nobody waits for them any more.
-        match crate::command::query::reconcile_at_start(&pool, &downlinks).await {
+        match crate::command::query::reconcile_at_start(&storage, &downlinks).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 lockers = n,
@@ -223,18 +227,18 @@ impl App {
         }
         let stop = shutdown.clone();
         tasks.spawn(crate::command::queue::watch(
-            pool.clone(),
+            storage.clone(),
             downlinks.clone(),
             async move { stop.cancelled().await },
         ));
         tasks.spawn(command_housekeeping(
-            pool.clone(),
+            storage.clone(),
             downlinks.clone(),
             (config.query_again, config.surface_unknown),
             shutdown.clone(),
         ));
         let (events, _) = broadcast::channel(1024);
-        let publisher = Publisher::new(pool.clone(), events_tx, events.clone());
+        let publisher = Publisher::new(storage.clone(), events_tx, events.clone());
         tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
         let stop = shutdown.clone();
         tasks.spawn(revocation::watch(
@@ -244,33 +248,43 @@ impl App {
             async move { stop.cancelled().await },
         ));
         let accounts =
-            crate::account::Accounts::new(pool.clone(), config.password_cost, config.token_ttl);
+            crate::account::Accounts::new(storage.clone(), config.password_cost, config.token_ttl);
         tasks.spawn(purge_expired(accounts.clone(), shutdown.clone()));
         let limits = crate::api::limits::RateLimits::new(&config.rate_limits);
         tasks.spawn(limits.clone().evict_until(shutdown.clone()));
         // Metrics are recorded from the start (the recorder is per process).
         let _ = crate::api::metrics::handle();
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let wallets = crate::wallet::Wallets::new(pool.clone(), config.currency.clone());
-        let cache = crate::cache::Cache::new(
-            redis.clone().filter(|_| !config.cache_ttl.is_zero()),
-            &config.redis_prefix,
-            config.cache_ttl,
-        );
-        let locks = redis
-            .clone()
-            .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone()));
+        let wallets = crate::wallet::Wallets::new(storage.clone(), config.currency.clone());
+        // One gateway on SQLite holds its door locks and cache itself; gateways sharing
+        // PostgreSQL share them in Redis (without Redis: no cache, and no rentals or orders).
+        let (cache, locks) = match &storage {
+            Storage::Sqlite(_) => (
+                crate::cache::Cache::in_process(config.cache_ttl),
+                Some(crate::lock::DoorLocks::in_process()),
+            ),
+            Storage::Postgres(_) => (
+                crate::cache::Cache::new(
+                    redis.clone().filter(|_| !config.cache_ttl.is_zero()),
+                    &config.redis_prefix,
+                    config.cache_ttl,
+                ),
+                redis
+                    .clone()
+                    .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
+            ),
+        };
         let rentals = crate::rental::Rentals::new(
-            pool.clone(),
+            storage.clone(),
             wallets.clone(),
             commands.clone(),
             locks.clone(),
             config.rentals.clone(),
             cache.clone(),
         );
-        let catalog = crate::order::Catalog::new(pool.clone(), cache.clone());
+        let catalog = crate::order::Catalog::new(storage.clone(), cache.clone());
         let orders = crate::order::Orders::new(
-            pool.clone(),
+            storage.clone(),
             wallets.clone(),
             commands.clone(),
             locks,
@@ -278,7 +292,6 @@ impl App {
             catalog.clone(),
         );
         let state = ApiState::new(Parts {
-            pool: pool.clone(),
             storage: storage.clone(),
             redis: redis.clone(),
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
@@ -320,7 +333,7 @@ impl App {
             http_shutdown,
             http_tasks,
             draining,
-            pool,
+            storage,
             registry,
             broker,
             link,
@@ -377,9 +390,9 @@ impl App {
         self.broker.as_ref()
     }
 
-    /// The database pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// Where the gateway's state lives.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Where the HTTP API listens (the port chosen, if the configuration said 0).
@@ -428,7 +441,7 @@ impl App {
                 tracing::error!("the broker did not stop cleanly");
             }
         }
-        self.pool.close().await;
+        self.storage.close().await;
         tracing::info!("stopped");
     }
 }
@@ -437,7 +450,7 @@ impl App {
 /// commands of unknown outcome whose report did not come (`query_again`), surfacing those still
 /// unknown after `surface_unknown`.
 async fn command_housekeeping(
-    pool: PgPool,
+    storage: Storage,
     downlinks: Downlinks,
     (query_again, surface_unknown): (std::time::Duration, std::time::Duration),
     shutdown: CancellationToken,
@@ -448,12 +461,16 @@ async fn command_housekeeping(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let expired = crate::command::queue::expire(&pool)
+        let expired = crate::command::queue::expire(&storage)
             .await
             .map(|n| n as usize);
-        let retried =
-            crate::command::query::retry_unknown(&pool, &downlinks, query_again, surface_unknown)
-                .await;
+        let retried = crate::command::query::retry_unknown(
+            &storage,
+            &downlinks,
+            query_again,
+            surface_unknown,
+        )
+        .await;
         for (what, result) in [
             ("expired queued commands", expired),
             ("asked again", retried),

@@ -131,7 +131,7 @@ pub enum CommandCommand {
 
 /// Runs one command subcommand and returns what to print.
 pub async fn run_command_command(
-    pool: &sqlx::PgPool,
+    storage: &crate::storage::Storage,
     command: CommandCommand,
 ) -> Result<String, String> {
     use crate::command::queue;
@@ -141,7 +141,7 @@ pub async fn run_command_command(
             state,
             limit,
         } => {
-            let rows = queue::list(pool, device.as_deref(), state.as_deref(), limit)
+            let rows = queue::list(storage, device.as_deref(), state.as_deref(), limit)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut out = format!(
@@ -168,12 +168,12 @@ pub async fn run_command_command(
             let device = device_id(&device)?;
             let command = crate::command::Command::Unlock { door };
             let ttl = Duration::from_secs(ttl_secs);
-            let id = queue::enqueue(pool, &device, &command, ttl)
+            let id = queue::enqueue(storage, &device, &command, ttl)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(format!("command {id} queued"))
         }
-        CommandCommand::Cancel { id } => match queue::cancel(pool, id).await {
+        CommandCommand::Cancel { id } => match queue::cancel(storage, id).await {
             Ok(true) => Ok(format!("command {id} cancelled")),
             Ok(false) => Err(format!(
                 "command {id} is not a queued command waiting to be sent"

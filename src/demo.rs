@@ -79,6 +79,13 @@ async fn fresh(
     }
 }
 
+/// The mode in force, by name.
+fn mode_name(config: &Config) -> &'static str {
+    config
+        .mode()
+        .map_or("(no mode)", crate::config::Mode::as_str)
+}
+
 /// Runs the gateway, `lockers` simulated MQTT lockers and a cabinet of simulated serial lock
 /// boards until `stop`.
 pub async fn run(
@@ -86,14 +93,10 @@ pub async fn run(
     lockers: u16,
     stop: impl Future<Output = ()>,
 ) -> Result<String, String> {
-    let url = config
-        .database_url
-        .as_deref()
-        .ok_or("set DATABASE_URL: the demo keeps its data in PostgreSQL")?;
-    let pool = crate::db::connect(url, 16)
+    let storage = crate::storage::Storage::open(config, 16)
         .await
-        .map_err(|e| format!("PostgreSQL: {e}"))?;
-    let registry = crate::device::DeviceRegistry::new(pool.clone());
+        .map_err(|e| e.to_string())?;
+    let registry = crate::device::DeviceRegistry::new(storage.clone());
     // A cabinet of lock boards on a serial line (a pseudo-terminal) beside the MQTT lockers.
     let mut boards = Vec::new();
     for address in 1..=SERIAL_BOARDS {
@@ -118,7 +121,7 @@ pub async fn run(
             .map_err(|e| e.to_string())?,
     );
     let config = &config;
-    let app = App::with_pool(config, pool)
+    let app = App::with_storage(config, storage.clone())
         .await
         .map_err(|e| e.to_string())?;
     let mut fleet = simulator::mqtt::Simulator::default();
@@ -140,11 +143,11 @@ pub async fn run(
         locker.heartbeat = Duration::from_secs(10);
         fleet.lockers.push(simulator::mqtt::spawn(locker));
     }
-    let accounts = Accounts::new(app.pool().clone(), config.password_cost, config.token_ttl);
+    let accounts = Accounts::new(storage.clone(), config.password_cost, config.token_ttl);
     let admin = demo_account(&accounts, DEMO_ADMIN, Role::Admin, &config.currency).await?;
     let customer = demo_account(&accounts, DEMO_CUSTOMER, Role::User, &config.currency).await?;
     // A price plan for the demo doors (size m), unless one is active.
-    if crate::rental::plan::for_size(&crate::storage::Storage::Postgres(app.pool().clone()), "m")
+    if crate::rental::plan::for_size(&storage, "m")
         .await
         .map_err(|e| e.to_string())?
         .is_none()
@@ -164,18 +167,15 @@ pub async fn run(
                 overdue_price_per_unit: 5 * 10_i64.pow(config.currency.exponent),
             },
         };
-        crate::rental::plan::publish(
-            &crate::storage::Storage::Postgres(app.pool().clone()),
-            &plan,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        crate::rental::plan::publish(&storage, &plan)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    let rentals = if config.redis_url.is_some() {
-        "rentals on"
-    } else {
-        "rentals OFF (set REDIS_URL: doors are never rented without their Redis lock)"
-    };
+    let rentals = format!(
+        "{} mode, storage in {}",
+        mode_name(config),
+        storage.backend()
+    );
     let http = app.http_addr();
     let serial = cabinet.path().to_owned();
     tracing::info!(

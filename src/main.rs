@@ -8,8 +8,9 @@ use locker_gateway::app::App;
 use locker_gateway::cli::{
     Cli, Command, run_admin_command, run_command_command, run_device_command,
 };
-use locker_gateway::config::{LogFormat, redact_url};
+use locker_gateway::config::LogFormat;
 use locker_gateway::device::DeviceRegistry;
+use locker_gateway::storage::Storage;
 use locker_gateway::{Config, banner};
 
 fn main() -> ExitCode {
@@ -44,12 +45,12 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| "database is up to date".to_owned()),
             Command::Device(command) => {
-                let pool = database(&config).await?;
-                run_device_command(&DeviceRegistry::new(pool), command).await
+                let storage = database(&config).await?;
+                run_device_command(&DeviceRegistry::new(storage), command).await
             }
             Command::Command(command) => {
-                let pool = database(&config).await?;
-                run_command_command(&pool, command).await
+                let storage = database(&config).await?;
+                run_command_command(&storage, command).await
             }
             Command::Provision {
                 id,
@@ -57,14 +58,14 @@ fn main() -> ExitCode {
                 model,
                 json,
             } => {
-                let pool = database(&config).await?;
+                let storage = database(&config).await?;
                 let add = locker_gateway::cli::DeviceCommand::Add {
                     id,
                     doors,
                     model,
                     json,
                 };
-                run_device_command(&DeviceRegistry::new(pool), add).await
+                run_device_command(&DeviceRegistry::new(storage), add).await
             }
             Command::Healthcheck => locker_gateway::cli::healthcheck(config.http_addr).await,
             Command::Demo { lockers } => {
@@ -72,9 +73,9 @@ fn main() -> ExitCode {
                 locker_gateway::demo::run(&config, lockers, stop).await
             }
             Command::Admin(command) => {
-                let pool = database(&config).await?;
-                let accounts = locker_gateway::account::Accounts::new(
-                    pool,
+                let storage = database(&config).await?;
+                let accounts = locker_gateway::account::Accounts::on(
+                    storage,
                     config.password_cost,
                     config.token_ttl,
                 );
@@ -96,14 +97,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn database(config: &Config) -> Result<sqlx::PgPool, String> {
-    let url = config
-        .database_url
-        .as_deref()
-        .ok_or("DATABASE_URL is not set")?;
-    locker_gateway::db::connect(url, 2)
-        .await
-        .map_err(|e| format!("PostgreSQL at {}: {e}", redact_url(url)))
+/// The storage the configuration names (PostgreSQL in fleet mode, the SQLite file in edge mode).
+async fn database(config: &Config) -> Result<Storage, String> {
+    Storage::open(config, 2).await.map_err(|e| e.to_string())
 }
 
 async fn serve(config: Config) -> Result<String, String> {

@@ -3,10 +3,11 @@
 //! what that says about the door) or "not known yet"; and the marks a failed unlock leaves on a
 //! door. A jammed door is an answer; a timeout is not (the locker is asked later).
 
+use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, RefuseReason};
-use sqlx::PgConnection;
 
 use crate::command::{CommandError, DoorResult, Outcome};
+use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 /// Why a door did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,32 +192,53 @@ pub fn settled(record: Record<'_>) -> Option<Verdict> {
     })
 }
 
-/// The columns [`settled_row`] reads, from `commands c` (bind the open window, in seconds, as
-/// `$1`).
+/// The columns a [`RecordRow`] reads, from `commands c`.
 pub const RECORD_COLUMNS: &str = "c.id AS command, c.state, c.door_result, c.refusal,
-     c.surfaced_at IS NOT NULL AS surfaced,
-     coalesce(c.answered_at < now() - make_interval(secs => $1), false) AS window_passed";
+     c.surfaced_at IS NOT NULL AS surfaced, c.answered_at";
 
-/// The verdict on the unlock recorded in a row selected with [`RECORD_COLUMNS`] (`None`: not
-/// known yet).
-pub fn settled_row(row: &sqlx::postgres::PgRow) -> Result<Option<Verdict>, sqlx::Error> {
-    use sqlx::Row;
-    let state: String = row.try_get("state")?;
-    let door_result: Option<String> = row.try_get("door_result")?;
-    let refusal: Option<String> = row.try_get("refusal")?;
-    Ok(settled(Record {
-        command: row.try_get("command")?,
-        state: &state,
-        door_result: door_result.as_deref(),
-        refusal: refusal.as_deref(),
-        surfaced: row.try_get("surfaced")?,
-        window_passed: row.try_get("window_passed")?,
-    }))
+/// A recorded unlock as selected with [`RECORD_COLUMNS`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordRow {
+    /// The command.
+    pub command: i64,
+    /// Its state.
+    pub state: String,
+    /// What the door did, if it said.
+    pub door_result: Option<String>,
+    /// Why it was refused.
+    pub refusal: Option<String>,
+    /// The locker was asked and could not say.
+    pub surfaced: bool,
+    /// When it answered.
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
-/// Writes what a failed unlock says about the door (in the caller's transaction).
+impl RecordRow {
+    /// The verdict on this unlock (`None`: not known yet), its open window being `open_window`.
+    pub fn settled(&self, open_window: std::time::Duration) -> Option<Verdict> {
+        settled(self.record(open_window))
+    }
+
+    /// As a [`Record`].
+    pub fn record(&self, open_window: std::time::Duration) -> Record<'_> {
+        let window = chrono::Duration::from_std(open_window).unwrap_or(chrono::Duration::MAX);
+        Record {
+            command: self.command,
+            state: &self.state,
+            door_result: self.door_result.as_deref(),
+            refusal: self.refusal.as_deref(),
+            surfaced: self.surfaced,
+            window_passed: self.answered_at.is_some_and(|at| {
+                at.checked_add_signed(window)
+                    .is_some_and(|end| end < Utc::now())
+            }),
+        }
+    }
+}
+
+/// Writes what a failed unlock says about the door (in the caller's unit of work).
 pub async fn mark_door(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     door: u16,
     after: DoorAfter,
@@ -236,28 +258,30 @@ pub async fn mark_door(
             "UPDATE doors SET out_of_service = true WHERE device_id = $1 AND door = $2 AND $3 > 0"
         }
     };
-    sqlx::query(sql)
+    in_work!(work, |conn| sqlx::query(sql)
         .bind(device.as_str())
         .bind(i32::from(door))
         .bind(jams_limit)
         .execute(conn)
-        .await?;
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Writes that the door opened: its run of jams is over.
 pub async fn mark_opened(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     door: u16,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2 AND jams_in_row <> 0",
-    )
-    .bind(device.as_str())
-    .bind(i32::from(door))
-    .execute(conn)
-    .await?;
+    const OPENED: &str =
+        "UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2 AND jams_in_row <> 0";
+    in_work!(work, |conn| sqlx::query(OPENED)
+        .bind(device.as_str())
+        .bind(i32::from(door))
+        .execute(conn)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
@@ -266,34 +290,32 @@ pub async fn mark_opened(
 /// `$1` the sale and `$2` the command), and makes that command `unknown` if it was still in
 /// flight, so the locker is asked. `false`: no unlock was sent, so no door opened.
 pub async fn attach_sent(
-    pool: &sqlx::PgPool,
+    storage: &Storage,
     reason: &str,
     attach: &'static str,
     sale: uuid::Uuid,
 ) -> Result<bool, sqlx::Error> {
-    let command: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM commands WHERE reason = $1 ORDER BY id LIMIT 1")
-            .bind(reason)
-            .fetch_optional(pool)
-            .await?;
+    const FIRST: &str = "SELECT id FROM commands WHERE reason = $1 ORDER BY id LIMIT 1";
+    let command: Option<i64> = on_pool!(storage, |pool| sqlx::query_scalar(FIRST)
+        .bind(reason)
+        .fetch_optional(pool)
+        .await?);
     let Some(command) = command else {
         return Ok(false);
     };
-    sqlx::query(attach)
+    on_pool!(storage, |pool| sqlx::query(attach)
         .bind(sale)
         .bind(command)
         .execute(pool)
-        .await?;
-    crate::command::store::mark_unknown(pool, command).await?;
+        .await?
+        .rows_affected());
+    crate::command::store::mark_unknown(storage, command).await?;
     Ok(true)
 }
 
-/// A sale row's locker and door (`None` for a row no unlock could have reached).
-pub fn target(row: &sqlx::postgres::PgRow) -> Result<Option<(DeviceId, u16)>, sqlx::Error> {
-    use sqlx::Row;
-    let device: String = row.try_get("device_id")?;
-    let door: i32 = row.try_get("door")?;
-    Ok(DeviceId::new(&device).zip(u16::try_from(door).ok()))
+/// A sale's locker and door (`None` for a sale no unlock could have reached).
+pub fn target(device: &str, door: i32) -> Option<(DeviceId, u16)> {
+    DeviceId::new(device).zip(u16::try_from(door).ok())
 }
 
 #[cfg(test)]

@@ -16,14 +16,18 @@ CREATE TABLE commands (
     door_result     TEXT CHECK (door_result IN ('opened', 'already_open', 'jammed')),
     conflict        TEXT,
     duplicates      INTEGER NOT NULL DEFAULT 0,
-    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- Written by the gateway (compared with the clock).
+    created_at      TEXT NOT NULL,
     sent_at         TEXT,
     answered_at     TEXT,
     door_at         TEXT,
     settled_by      TEXT CHECK (settled_by IN ('ack', 'state_report')),
     surfaced_at     TEXT,
     expires_at      TEXT,
-    queued          INTEGER NOT NULL DEFAULT 0 CHECK (queued IN (0, 1))
+    queued          INTEGER NOT NULL DEFAULT 0 CHECK (queued IN (0, 1)),
+    -- Who asked for it and why (see ../20261124090900_audit.sql).
+    requested_by    BLOB REFERENCES users (id) ON DELETE SET NULL,
+    reason          TEXT CHECK (length(reason) <= 200)
 ) STRICT;
 CREATE INDEX commands_open ON commands (device_id, state) WHERE state IN ('pending', 'sent');
 CREATE INDEX commands_door ON commands (device_id, door, answered_at) WHERE kind = 'unlock';

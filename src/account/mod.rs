@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use crate::storage::{Storage, on_pool};
 use utoipa::ToSchema;
@@ -14,6 +13,16 @@ use uuid::Uuid;
 pub mod password;
 
 pub use password::PasswordCost;
+
+/// Whether a user with this id exists.
+pub async fn exists(storage: &Storage, id: Uuid) -> Result<bool, sqlx::Error> {
+    const EXISTS: &str = "SELECT true FROM users WHERE id = $1";
+    let found: Option<bool> = on_pool!(storage, |pool| sqlx::query_scalar(EXISTS)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    Ok(found.is_some())
+}
 
 /// What an account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -153,8 +162,12 @@ pub struct Accounts {
 
 impl Accounts {
     /// Accounts in `pool`, hashing passwords at `cost`, tokens valid for `token_ttl`.
-    pub fn new(pool: PgPool, cost: PasswordCost, token_ttl: std::time::Duration) -> Self {
-        Self::on(Storage::Postgres(pool), cost, token_ttl)
+    pub fn new(
+        storage: impl Into<Storage>,
+        cost: PasswordCost,
+        token_ttl: std::time::Duration,
+    ) -> Self {
+        Self::on(storage.into(), cost, token_ttl)
     }
 
     /// Accounts on `storage` (see [`Accounts::new`]).

@@ -319,7 +319,7 @@ pub async fn commands(
         return Err(ApiError::NotFound("device"));
     }
     let items = history::list(
-        &state.pool,
+        &state.storage,
         id.as_str(),
         query.state.as_deref(),
         query.before,
@@ -349,7 +349,7 @@ pub async fn cancel(
 ) -> Result<Json<Cancelled>, ApiError> {
     let result = async {
         let device = device_id(&id)?;
-        if !history::belongs_to(&state.pool, command_id, device.as_str()).await? {
+        if !history::belongs_to(&state.storage, command_id, device.as_str()).await? {
             return Err(ApiError::NotFound("command"));
         }
         if state.commands.cancel(command_id).await? {

@@ -27,8 +27,10 @@ pub struct Liveness {
 pub struct Readiness {
     /// Always `ready`.
     pub status: String,
-    /// PostgreSQL: `ok`.
+    /// PostgreSQL (fleet mode): `ok`, or `not_configured`.
     pub postgres: String,
+    /// The SQLite file (edge mode): `ok`, or `not_configured`.
+    pub sqlite: String,
     /// Redis: `ok`, or `not_configured`.
     pub redis: String,
     /// The MQTT broker (embedded listeners running, the gateway's subscription in place): `ok`.
@@ -45,12 +47,21 @@ pub async fn livez() -> Json<Liveness> {
     })
 }
 
-async fn postgres(state: &ApiState) -> Result<(), String> {
-    let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
-    match tokio::time::timeout(CHECK_WITHIN, query).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("postgres: {e}")),
-        Err(_) => Err("postgres: no answer in 2 s".into()),
+async fn database(state: &ApiState) -> Result<(), String> {
+    let backend = state.storage.backend();
+    match tokio::time::timeout(CHECK_WITHIN, state.storage.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{backend}: {e}")),
+        Err(_) => Err(format!("{backend}: no answer in 2 s")),
+    }
+}
+
+/// `ok` for the database in use, `not_configured` for the other.
+fn database_state(state: &ApiState, backend: &str) -> &'static str {
+    if state.storage.backend() == backend {
+        "ok"
+    } else {
+        "not_configured"
     }
 }
 
@@ -89,9 +100,9 @@ fn broker(state: &ApiState) -> Result<(), String> {
          body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Readiness>, ApiError> {
-    let (postgres, redis) = tokio::join!(postgres(&state), redis(&state));
+    let (database, redis) = tokio::join!(database(&state), redis(&state));
     let broker = broker(&state);
-    let mut failing: Vec<String> = [postgres.err(), redis.as_ref().err().cloned(), broker.err()]
+    let mut failing: Vec<String> = [database.err(), redis.as_ref().err().cloned(), broker.err()]
         .into_iter()
         .flatten()
         .collect();
@@ -106,7 +117,8 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Readiness>, Ap
     }
     Ok(Json(Readiness {
         status: "ready".into(),
-        postgres: "ok".into(),
+        postgres: database_state(&state, "postgresql").into(),
+        sqlite: database_state(&state, "sqlite").into(),
         redis: redis.unwrap_or("ok").into(),
         broker: "ok".into(),
     }))

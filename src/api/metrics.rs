@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::storage::on_pool;
 
 /// Latency buckets, seconds.
 const BUCKETS: &[f64] = &[
@@ -65,28 +66,27 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
     let Some(handle) = handle() else {
         return ApiError::Unavailable("no metrics recorder in this process".into()).into_response();
     };
-    let online: Option<i64> = sqlx::query_scalar("SELECT count(*) FROM devices WHERE online")
-        .fetch_one(&state.pool)
-        .await
-        .ok();
-    if let Some(online) = online {
+    const ONLINE: &str = "SELECT count(*) FROM devices WHERE online";
+    const OLDEST: &str = "SELECT min(occurred_at) FROM outbox WHERE published_at IS NULL";
+    let read: Result<(i64, Option<chrono::DateTime<chrono::Utc>>), sqlx::Error> =
+        on_pool!(&state.storage, |pool| async {
+            let online = sqlx::query_scalar(ONLINE).fetch_one(pool).await?;
+            let oldest = sqlx::query_scalar(OLDEST).fetch_one(pool).await?;
+            Ok((online, oldest))
+        }
+        .await);
+    if let Ok((online, oldest)) = read {
         metrics::gauge!("locker_lockers_online").set(online as f64);
+        let lag = oldest.map_or(0.0, |at| {
+            (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        metrics::gauge!("locker_outbox_lag_seconds").set(lag);
     }
-    let lag: Option<Option<f64>> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - min(occurred_at))::float8 FROM outbox WHERE published_at IS NULL",
-    )
-    .fetch_one(&state.pool)
-    .await
-    .ok();
-    if let Some(lag) = lag {
-        metrics::gauge!("locker_outbox_lag_seconds").set(lag.unwrap_or(0.0));
-    }
-    let size = state.pool.size() as f64;
-    let idle = state.pool.num_idle() as f64;
+    let (size, idle, most) = state.storage.connections();
+    let (size, idle) = (f64::from(size), idle as f64);
     metrics::gauge!("locker_db_pool_connections", "state" => "in_use").set(size - idle);
     metrics::gauge!("locker_db_pool_connections", "state" => "idle").set(idle);
-    metrics::gauge!("locker_db_pool_max_connections")
-        .set(f64::from(state.pool.options().get_max_connections()));
+    metrics::gauge!("locker_db_pool_max_connections").set(f64::from(most));
     metrics::gauge!("locker_commands_in_flight").set(state.commands.in_flight() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

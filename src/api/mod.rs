@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,9 +45,7 @@ pub struct ApiState(Arc<Parts>);
 
 /// The parts of [`ApiState`].
 pub struct Parts {
-    /// PostgreSQL.
-    pub pool: PgPool,
-    /// The same database behind the storage interface (the domains moved to it use this).
+    /// Where the gateway's state lives.
     pub storage: crate::storage::Storage,
     /// Redis, if configured.
     pub redis: Option<redis::aio::ConnectionManager>,

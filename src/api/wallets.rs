@@ -139,8 +139,6 @@ impl From<WalletError> for ApiError {
                 detail: why.into(),
             },
             WalletError::Storage(e) => e.into(),
-            // The gateway refuses to start in a mode whose storage lacks it; reaching it is a bug.
-            WalletError::Unsupported(e) => Self::Internal(e.to_string()),
         }
     }
 }
@@ -235,11 +233,7 @@ pub async fn top_up(
 ) -> Result<Json<WalletView>, ApiError> {
     let result = async {
         let minor = amount(&state, "amount", body.amount)?;
-        let exists: Option<bool> = sqlx::query_scalar("SELECT true FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&state.pool)
-            .await?;
-        if exists.is_none() {
+        if !crate::account::exists(&state.storage, user_id).await? {
             return Err(ApiError::NotFound("user"));
         }
         let reference = body
@@ -315,11 +309,7 @@ pub async fn webhook(
         return Err(ApiError::field("currency", "not the gateway's currency"));
     }
     let minor = amount(&state, "amount", event.amount)?;
-    let exists: Option<bool> = sqlx::query_scalar("SELECT true FROM users WHERE id = $1")
-        .bind(event.user_id)
-        .fetch_optional(&state.pool)
-        .await?;
-    if exists.is_none() {
+    if !crate::account::exists(&state.storage, event.user_id).await? {
         return Err(ApiError::NotFound("user"));
     }
     if crate::wallet::store::payment_seen(&state.storage, &event.event_id).await? {

@@ -2,12 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Row};
+
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::storage::{Storage, on_pool};
+
 /// A command as operators see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct CommandView {
     /// Its id (also the id the locker sees).
     pub id: i64,
@@ -44,57 +46,33 @@ pub struct CommandView {
 /// A device's commands, newest first: all, or in one state; older than `before` (the next
 /// page); at most `limit`.
 pub async fn list(
-    pool: &PgPool,
+    storage: &Storage,
     device: &str,
     state: Option<&str>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<CommandView>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, kind, door, state, refusal, door_result, attempts, queued, conflict,
-                duplicates, requested_by, reason, created_at, sent_at, answered_at
+    const LIST: &str = "SELECT id, kind, door, state, refusal, door_result, attempts, queued,
+                conflict, duplicates, requested_by, reason, created_at, sent_at, answered_at
          FROM commands
-         WHERE device_id = $1 AND ($2::text IS NULL OR state = $2)
-           AND ($3::bigint IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4",
-    )
-    .bind(device)
-    .bind(state)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(CommandView {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                door: row.try_get("door")?,
-                state: row.try_get("state")?,
-                refusal: row.try_get("refusal")?,
-                door_result: row.try_get("door_result")?,
-                attempts: row.try_get("attempts")?,
-                queued: row.try_get("queued")?,
-                conflict: row.try_get("conflict")?,
-                duplicates: row.try_get("duplicates")?,
-                requested_by: row.try_get("requested_by")?,
-                reason: row.try_get("reason")?,
-                created_at: row.try_get("created_at")?,
-                sent_at: row.try_get("sent_at")?,
-                answered_at: row.try_get("answered_at")?,
-            })
-        })
-        .collect()
+         WHERE device_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4";
+    Ok(on_pool!(storage, |pool| sqlx::query_as(LIST)
+        .bind(device)
+        .bind(state)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
 }
 
 /// Whether command `id` belongs to `device` (so an id from another device is "not found").
-pub async fn belongs_to(pool: &PgPool, id: i64, device: &str) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query_scalar::<_, bool>("SELECT true FROM commands WHERE id = $1 AND device_id = $2")
-            .bind(id)
-            .bind(device)
-            .fetch_optional(pool)
-            .await?
-            .is_some(),
-    )
+pub async fn belongs_to(storage: &Storage, id: i64, device: &str) -> Result<bool, sqlx::Error> {
+    const MINE: &str = "SELECT true FROM commands WHERE id = $1 AND device_id = $2";
+    let found: Option<bool> = on_pool!(storage, |pool| sqlx::query_scalar(MINE)
+        .bind(id)
+        .bind(device)
+        .fetch_optional(pool)
+        .await?);
+    Ok(found.is_some())
 }

@@ -2,15 +2,15 @@
 //! session; the `StateReport` settles them (see `store::settle_from_report`).
 
 use firmware_protocol::{DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, QueryState};
-use sqlx::PgPool;
 
 use super::store;
 use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
+use crate::storage::{Storage, on_pool};
 
 /// Sends a `QueryState` to `device` in `session` (taking the session's next downlink counter).
 pub async fn ask_state(
-    pool: &PgPool,
+    storage: &Storage,
     downlinks: &Downlinks,
     device: DeviceId,
     session: u32,
@@ -18,13 +18,17 @@ pub async fn ask_state(
 ) -> Result<bool, sqlx::Error> {
     // The locker's turn until the query is queued.
     let _turn = downlinks.turn(&device).await;
-    let Some(counter) = store::next_counter(pool, &device, session).await? else {
+    let Some(counter) = store::next_counter(storage, &device, session).await? else {
         return Ok(false);
     };
-    sqlx::query("UPDATE devices SET state_asked_at = now() WHERE id = $1")
+    const ASKED: &str = "UPDATE devices SET state_asked_at = $2 WHERE id = $1";
+    let now = chrono::Utc::now();
+    on_pool!(storage, |pool| sqlx::query(ASKED)
         .bind(device.as_str())
+        .bind(now)
         .execute(pool)
-        .await?;
+        .await?
+        .rows_affected());
     let query = Envelope {
         header: Header {
             direction: Direction::Down,
@@ -51,27 +55,27 @@ pub async fn ask_state(
 /// At start: marks the commands nobody waits for any more as unknown and asks each online locker
 /// concerned about them.
 pub async fn reconcile_at_start(
-    pool: &PgPool,
+    storage: &Storage,
     downlinks: &Downlinks,
 ) -> Result<usize, sqlx::Error> {
-    let devices = store::orphans_at_start(pool).await?;
-    ask_each(pool, downlinks, devices).await
+    let devices = store::orphans_at_start(storage).await?;
+    ask_each(storage, downlinks, devices).await
 }
 
 /// Asks each of these lockers, in its session, about its commands; returns how many were asked.
 async fn ask_each(
-    pool: &PgPool,
+    storage: &Storage,
     downlinks: &Downlinks,
     devices: impl IntoIterator<Item = (DeviceId, u32)>,
 ) -> Result<usize, sqlx::Error> {
-    let registry = DeviceRegistry::new(pool.clone());
+    let registry = DeviceRegistry::new(storage.clone());
     let mut asked = 0;
     for (device, session) in devices {
         let Ok(Some(credentials)) = registry.credentials(&device).await else {
             continue;
         };
         let key = &credentials.current.tag_key;
-        if ask_state(pool, downlinks, device, session, key).await? {
+        if ask_state(storage, downlinks, device, session, key).await? {
             asked += 1;
         }
     }
@@ -82,26 +86,29 @@ async fn ask_each(
 /// `ask_again`, and tells operators (`command.unknown`, reason `no_report`) about commands still
 /// unknown after `surface_after`. Returns how many lockers were asked.
 pub async fn retry_unknown(
-    pool: &PgPool,
+    storage: &Storage,
     downlinks: &Downlinks,
     ask_again: std::time::Duration,
     surface_after: std::time::Duration,
 ) -> Result<usize, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT d.id, d.session FROM devices d
+    const TO_ASK: &str = "SELECT d.id, d.session FROM devices d
          WHERE d.online AND d.session IS NOT NULL
-           AND (d.state_asked_at IS NULL OR d.state_asked_at < now() - make_interval(secs => $1))
+           AND (d.state_asked_at IS NULL OR d.state_asked_at < $1)
            AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
                        AND c.surfaced_at IS NULL)
-         ORDER BY d.id LIMIT 200",
-    )
-    .bind(ask_again.as_secs_f64())
-    .fetch_all(pool)
-    .await?;
+         ORDER BY d.id LIMIT 200";
+    let asked_before = chrono::Duration::from_std(ask_again)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let rows: Vec<(String, i64)> = on_pool!(storage, |pool| sqlx::query_as(TO_ASK)
+        .bind(asked_before)
+        .fetch_all(pool)
+        .await?);
     let devices = rows
         .into_iter()
         .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)));
-    let asked = ask_each(pool, downlinks, devices).await?;
-    store::surface_stale_unknown(pool, surface_after.as_secs_f64()).await?;
+    let asked = ask_each(storage, downlinks, devices).await?;
+    store::surface_stale_unknown(storage, surface_after).await?;
     Ok(asked)
 }

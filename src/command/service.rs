@@ -7,13 +7,13 @@ use firmware_protocol::{
     CommandId, Configure, DeviceId, Direction, Downlink, Envelope, Header, RefuseReason, Unlock,
 };
 use serde_json::json;
-use sqlx::PgPool;
 use tokio::time::Instant;
 
 use super::store::{self, StoreError};
 use super::{CommandState, DoorResult, Progress, Waiters};
 use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
+use crate::storage::{Storage, on_pool};
 
 /// What to ask a locker to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +197,7 @@ fn storage(e: sqlx::Error) -> CommandError {
 /// Sends commands to lockers and waits for their answers.
 #[derive(Debug, Clone)]
 pub struct CommandService {
-    pool: PgPool,
+    storage: Storage,
     registry: DeviceRegistry,
     downlinks: Downlinks,
     waiters: Arc<Waiters>,
@@ -220,14 +220,15 @@ impl Drop for Waiting<'_> {
 impl CommandService {
     /// A service publishing through `downlinks`; the device link reports answers to `waiters`.
     pub fn new(
-        pool: PgPool,
+        storage: impl Into<Storage>,
         downlinks: Downlinks,
         waiters: Arc<Waiters>,
         settings: CommandSettings,
     ) -> Self {
+        let storage = storage.into();
         Self {
-            registry: DeviceRegistry::new(pool.clone()),
-            pool,
+            registry: DeviceRegistry::new(storage.clone()),
+            storage,
             downlinks,
             waiters,
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
@@ -243,8 +244,8 @@ impl CommandService {
         command: Command,
         ttl: Duration,
     ) -> Result<i64, CommandError> {
-        let id = super::queue::enqueue(&self.pool, &device, &command, ttl).await?;
-        if let Some(session) = store::current_session(&self.pool, &device)
+        let id = super::queue::enqueue(&self.storage, &device, &command, ttl).await?;
+        if let Some(session) = store::current_session(&self.storage, &device)
             .await
             .map_err(storage)?
         {
@@ -255,7 +256,7 @@ impl CommandService {
                 .map_err(|e| CommandError::Storage(e.to_string()))?
                 .ok_or(CommandError::UnknownDevice)?;
             super::queue::deliver(
-                &self.pool,
+                &self.storage,
                 &self.downlinks,
                 device,
                 session,
@@ -269,7 +270,9 @@ impl CommandService {
 
     /// Cancels a queued command not yet sent. Returns whether it was cancelled.
     pub async fn cancel(&self, id: i64) -> Result<bool, CommandError> {
-        super::queue::cancel(&self.pool, id).await.map_err(storage)
+        super::queue::cancel(&self.storage, id)
+            .await
+            .map_err(storage)
     }
 
     /// Commands awaiting an answer now (at most [`CommandSettings::max_in_flight`]).
@@ -306,7 +309,7 @@ impl CommandService {
         // The locker's turn, from taking the counter until the first copy is queued.
         let turn = self.downlinks.turn(&device).await;
         // One round trip: the command stored with its counter, and the key to seal it with.
-        let reserved = store::reserve(&self.pool, &device, (kind, door, &body), origin).await?;
+        let reserved = store::reserve(&self.storage, &device, (kind, door, &body), origin).await?;
         let command_id = CommandId::new(reserved.id as u64)
             .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
         // The locker refuses it after the deadline by its own clock: a copy that arrives late is
@@ -346,7 +349,7 @@ impl CommandService {
                 Ok(payload) => payload,
                 Err(e) => {
                     drop(turn);
-                    store::mark_unknown(&self.pool, reserved.id)
+                    store::mark_unknown(&self.storage, reserved.id)
                         .await
                         .map_err(storage)?;
                     return Err(CommandError::Invalid(e.to_string()));
@@ -365,7 +368,7 @@ impl CommandService {
             }
             first = false;
             drop(turn.take());
-            store::mark_sent(&self.pool, reserved.id, &payload)
+            store::mark_sent(&self.storage, reserved.id, &payload)
                 .await
                 .map_err(storage)?;
             let resend_at = (Instant::now() + wait).min(deadline);
@@ -384,7 +387,7 @@ impl CommandService {
                 break Some(p);
             }
             // Never resend into another session: a new session settles this by asking.
-            let session = store::current_session(&self.pool, &device)
+            let session = store::current_session(&self.storage, &device)
                 .await
                 .map_err(storage)?;
             if Instant::now() >= deadline || session != Some(reserved.session) {
@@ -392,7 +395,7 @@ impl CommandService {
             }
         };
         let Some(answer) = answered else {
-            store::mark_unknown(&self.pool, reserved.id)
+            store::mark_unknown(&self.storage, reserved.id)
                 .await
                 .map_err(storage)?;
             metrics::counter!("locker_commands_total", "result" => "timeout").increment(1);
@@ -456,7 +459,7 @@ impl CommandService {
                 return None;
             }
         } else if let Err(e) = super::query::ask_state(
-            &self.pool,
+            &self.storage,
             &self.downlinks,
             device,
             reserved.session,
@@ -470,23 +473,23 @@ impl CommandService {
         let until = Instant::now() + DOOR_REPORT_WITHIN;
         while Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let sensor: Option<String> = sqlx::query_scalar(
-                "SELECT sensor FROM doors WHERE device_id = $1 AND door = $2 AND state_at >= $3",
-            )
-            .bind(device.as_str())
-            .bind(i32::from(door))
-            .bind(asked)
-            .fetch_optional(&self.pool)
-            .await
-            .ok()
-            .flatten();
+            const SENSOR: &str =
+                "SELECT sensor FROM doors WHERE device_id = $1 AND door = $2 AND state_at >= $3";
+            let sensor: Option<String> = on_pool!(&self.storage, |pool| sqlx::query_scalar(SENSOR)
+                .bind(device.as_str())
+                .bind(i32::from(door))
+                .bind(asked)
+                .fetch_optional(pool)
+                .await
+                .ok()
+                .flatten());
             let result = match sensor.as_deref() {
                 Some("open") => DoorResult::AlreadyOpen,
                 Some("closed") => DoorResult::Jammed,
                 Some(_) => return None,
                 None => continue,
             };
-            return match store::record_door_result(&self.pool, reserved.id, result).await {
+            return match store::record_door_result(&self.storage, reserved.id, result).await {
                 Ok(recorded) => recorded,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot record what a door did");

@@ -1,9 +1,11 @@
-//! Commands in PostgreSQL. Every change is one statement or one transaction, fenced on the
+//! Commands in storage. Every change is one statement or one unit of work, fenced on the
 //! command's current state, so concurrent answers (a duplicate, a late ack, a resend's ack) apply
 //! at most once.
 
+use chrono::{DateTime, Utc};
 use firmware_protocol::{Ack, CommandResult, DeviceId, DeviceKey, RefuseReason};
-use sqlx::{PgPool, Row};
+
+use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 use super::{CommandState, DoorResult, Progress};
 
@@ -16,7 +18,7 @@ pub enum StoreError {
     /// No such device.
     #[error("no such device")]
     UnknownDevice,
-    /// PostgreSQL failed.
+    /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -67,60 +69,109 @@ fn progress(state: &str, refusal: Option<&str>, door: Option<&str>) -> Progress 
     }
 }
 
-fn progress_of(row: &sqlx::postgres::PgRow) -> Result<Progress, sqlx::Error> {
-    let state: String = row.try_get("state")?;
-    let refusal: Option<String> = row.try_get("refusal")?;
-    let door: Option<String> = row.try_get("door_result")?;
-    Ok(progress(&state, refusal.as_deref(), door.as_deref()))
+/// A command's state, refusal and door result as both backends return them.
+type ProgressRow = (String, Option<String>, Option<String>);
+
+fn progress_of((state, refusal, door): ProgressRow) -> Progress {
+    progress(&state, refusal.as_deref(), door.as_deref())
 }
 
+/// The locker's uptime (ms) at `now`, from the last one it reported (`ms` measured at `at`).
+fn uptime_at(ms: Option<i64>, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<u64> {
+    let since = now.signed_duration_since(at?).num_milliseconds();
+    u64::try_from(ms?.saturating_add(since)).ok()
+}
+
+/// A device's session, counter, tag key and last reported uptime and when, as a command
+/// takes its counter.
+type TakenRow = (i64, i64, Vec<u8>, Option<i64>, Option<DateTime<Utc>>);
+
+/// What reserving a command reads back: its id, the device's session and counter, its tag key,
+/// its last reported uptime and when.
+type ReservedRow = (i64, i64, i64, Vec<u8>, Option<i64>, Option<DateTime<Utc>>);
+
 /// Stores a command for a device that is online, taking the next downlink counter of its current
-/// session, in one statement (one round trip, atomic); also returns the device's current tag key,
-/// read in the same statement, so a rotation cannot slip between the key and the counter.
+/// session, atomically (on PostgreSQL in one statement, one round trip); also returns the
+/// device's current tag key, read with it, so a rotation cannot slip between the key and the
+/// counter.
 pub async fn reserve(
-    pool: &PgPool,
+    storage: &Storage,
     device: &DeviceId,
     (kind, door, body): (&str, Option<u16>, &serde_json::Value),
     origin: &super::Origin,
 ) -> Result<Reserved, StoreError> {
-    let row = sqlx::query(
-        "WITH d AS (
-             UPDATE devices SET down_counter = down_counter + 1
-             WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
-             RETURNING id, session, down_counter, tag_key,
-                       uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint AS uptime_now
-         ), c AS (
-             INSERT INTO commands (device_id, kind, door, body, session, counter, requested_by, reason)
-             SELECT id, $2, $3, $4, session, down_counter, $5, $6 FROM d
-             RETURNING id
-         )
-         SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_now FROM c, d",
-    )
-    .bind(device.as_str())
-    .bind(kind)
-    .bind(door.map(i32::from))
-    .bind(body)
-    .bind(origin.requested_by)
-    .bind(&origin.reason)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else {
-        // Why not: a revoked device is as unknown as a missing one.
-        let active: Option<bool> =
-            sqlx::query_scalar("SELECT revoked_at IS NULL FROM devices WHERE id = $1")
+    const TAKE: &str = "UPDATE devices SET down_counter = down_counter + 1
+         WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
+         RETURNING session, down_counter, tag_key, uptime_ms, uptime_at";
+    const INSERT: &str = "INSERT INTO commands (device_id, kind, door, body, session, counter,
+                              requested_by, reason, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+    let now = Utc::now();
+    let row: Option<ReservedRow> = match storage {
+        Storage::Postgres(pool) => {
+            sqlx::query_as(
+                "WITH d AS (
+                     UPDATE devices SET down_counter = down_counter + 1
+                     WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
+                     RETURNING id, session, down_counter, tag_key, uptime_ms, uptime_at
+                 ), c AS (
+                     INSERT INTO commands (device_id, kind, door, body, session, counter,
+                                           requested_by, reason, created_at)
+                     SELECT id, $2, $3, $4, session, down_counter, $5, $6, $7 FROM d
+                     RETURNING id
+                 )
+                 SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_ms, d.uptime_at
+                 FROM c, d",
+            )
+            .bind(device.as_str())
+            .bind(kind)
+            .bind(door.map(i32::from))
+            .bind(body)
+            .bind(origin.requested_by)
+            .bind(&origin.reason)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }
+        Storage::Sqlite(_) => {
+            let mut work = storage.begin().await?;
+            let taken: Option<TakenRow> = in_work!(&mut work, |conn| sqlx::query_as(TAKE)
                 .bind(device.as_str())
-                .fetch_optional(pool)
-                .await?;
+                .fetch_optional(conn)
+                .await?);
+            match taken {
+                None => None,
+                Some((session, counter, key, uptime_ms, uptime_at)) => {
+                    let id: i64 = in_work!(&mut work, |conn| sqlx::query_scalar(INSERT)
+                        .bind(device.as_str())
+                        .bind(kind)
+                        .bind(door.map(i32::from))
+                        .bind(body)
+                        .bind(session)
+                        .bind(counter)
+                        .bind(origin.requested_by)
+                        .bind(&origin.reason)
+                        .bind(now)
+                        .fetch_one(conn)
+                        .await?);
+                    work.commit().await?;
+                    Some((id, session, counter, key, uptime_ms, uptime_at))
+                }
+            }
+        }
+    };
+    let Some((id, session, counter, key, uptime_ms, uptime_since)) = row else {
+        // Why not: a revoked device is as unknown as a missing one.
+        const ACTIVE: &str = "SELECT revoked_at IS NULL FROM devices WHERE id = $1";
+        let active: Option<bool> = on_pool!(storage, |pool| sqlx::query_scalar(ACTIVE)
+            .bind(device.as_str())
+            .fetch_optional(pool)
+            .await?);
         return Err(match active {
             Some(true) => StoreError::Offline,
             _ => StoreError::UnknownDevice,
         });
     };
-    let id: i64 = row.try_get("id")?;
-    let session: i64 = row.try_get("session")?;
-    let counter: i64 = row.try_get("down_counter")?;
-    let uptime_now: Option<i64> = row.try_get("uptime_now")?;
-    let key: Vec<u8> = row.try_get("tag_key")?;
     let invalid = |what: &str| StoreError::Database(sqlx::Error::Protocol(what.into()));
     let key = <[u8; 32]>::try_from(key.as_slice())
         .map(DeviceKey::from_bytes)
@@ -128,45 +179,52 @@ pub async fn reserve(
     Ok(Reserved {
         id,
         key,
-        locker_uptime_ms: uptime_now.and_then(|ms| u64::try_from(ms).ok()),
+        locker_uptime_ms: uptime_at(uptime_ms, uptime_since, now),
         session: u32::try_from(session).map_err(|_| invalid("session out of range"))?,
         counter: u32::try_from(counter).map_err(|_| invalid("counter out of range"))?,
     })
 }
 
 /// Records one (re)send: the first one stores the sealed payload and moves `pending` to `sent`.
-pub async fn mark_sent(pool: &PgPool, id: i64, payload: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn mark_sent(storage: &Storage, id: i64, payload: &str) -> Result<(), sqlx::Error> {
+    const SENT: &str =
         "UPDATE commands SET state = CASE WHEN state = 'pending' THEN 'sent' ELSE state END,
                 payload = coalesce(payload, $2), attempts = attempts + 1,
-                sent_at = coalesce(sent_at, now())
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(payload)
-    .execute(pool)
-    .await?;
+                sent_at = coalesce(sent_at, $3)
+         WHERE id = $1";
+    let now = Utc::now();
+    on_pool!(storage, |pool| sqlx::query(SENT)
+        .bind(id)
+        .bind(payload)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// No answer came: the outcome is unknown (it may still be settled by asking the locker).
-pub async fn mark_unknown(pool: &PgPool, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE commands SET state = 'unknown' WHERE id = $1 AND state IN ('pending', 'sent')",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
+pub async fn mark_unknown(storage: &Storage, id: i64) -> Result<(), sqlx::Error> {
+    const UNKNOWN: &str =
+        "UPDATE commands SET state = 'unknown' WHERE id = $1 AND state IN ('pending', 'sent')";
+    on_pool!(storage, |pool| sqlx::query(UNKNOWN)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// The device's current session and whether it is online.
-pub async fn current_session(pool: &PgPool, device: &DeviceId) -> Result<Option<u32>, sqlx::Error> {
-    let session: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT session FROM devices WHERE id = $1 AND online")
-            .bind(device.as_str())
-            .fetch_optional(pool)
-            .await?;
+pub async fn current_session(
+    storage: &Storage,
+    device: &DeviceId,
+) -> Result<Option<u32>, sqlx::Error> {
+    const SESSION: &str = "SELECT session FROM devices WHERE id = $1 AND online";
+    let session: Option<Option<i64>> = on_pool!(storage, |pool| sqlx::query_scalar(SESSION)
+        .bind(device.as_str())
+        .fetch_optional(pool)
+        .await?);
     Ok(session.flatten().and_then(|s| u32::try_from(s).ok()))
 }
 
@@ -190,60 +248,64 @@ pub enum Arrival {
 /// trusted at this point ([`Arrival`]). Returns the command's progress, or `None` if the device
 /// has no such command.
 pub async fn record_ack(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     ack: &Ack,
     arrival: Arrival,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
-    let id = ack.command_id.get() as i64;
-    let (state, refusal) = match ack.result {
-        CommandResult::Executed => ("executed", None),
-        CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
-    };
     // The usual case, in one statement: the first answer to a command awaiting one.
-    let first = sqlx::query(
-        "UPDATE commands c SET state = $3, refusal = $4, answered_at = now(), settled_by = 'ack',
+    const FIRST: &str = "UPDATE commands AS c SET state = $3, refusal = $4, answered_at = $6,
+                settled_by = 'ack',
                 door_result = CASE
                     WHEN $3 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL AND $5
                          AND EXISTS (SELECT 1 FROM doors d WHERE d.device_id = c.device_id
                                      AND d.door = c.door AND d.sensor = 'open')
                     THEN 'already_open' ELSE c.door_result END
          WHERE id = $1 AND device_id = $2 AND state IN ('pending', 'sent', 'unknown')
-         RETURNING state, refusal, door_result",
-    )
-    .bind(id)
-    .bind(device.as_str())
-    .bind(state)
-    .bind(&refusal)
-    .bind(arrival == Arrival::AsItHappens)
-    .fetch_optional(&mut *conn)
-    .await?;
+         RETURNING state, refusal, door_result";
+    const DUPLICATE: &str = "UPDATE commands SET duplicates = duplicates + 1 WHERE id = $1
+             RETURNING state, refusal, door_result";
+    const CONFLICT: &str =
+        "UPDATE commands SET conflict = $2 WHERE id = $1 RETURNING state, refusal, door_result";
+    let id = ack.command_id.get() as i64;
+    let (state, refusal) = match ack.result {
+        CommandResult::Executed => ("executed", None),
+        CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
+    };
+    let now = Utc::now();
+    let first: Option<ProgressRow> = in_work!(&mut *work, |conn| sqlx::query_as(FIRST)
+        .bind(id)
+        .bind(device.as_str())
+        .bind(state)
+        .bind(&refusal)
+        .bind(arrival == Arrival::AsItHappens)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?);
     if let Some(row) = first {
-        return Ok(Some((id, progress_of(&row)?)));
+        return Ok(Some((id, progress_of(row))));
     }
     // Already answered (a duplicate or a conflict), or no such command.
-    let row = sqlx::query(
-        "SELECT state, refusal, door_result FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE",
-    )
-    .bind(id)
-    .bind(device.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    let current: Option<(String, Option<String>)> = in_work!(&mut *work, |conn, dialect| {
+        sqlx::query_as(dialect.pick(
+            "SELECT state, refusal FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE",
+            "SELECT state, refusal FROM commands WHERE id = $1 AND device_id = $2",
+        ))
+        .bind(id)
+        .bind(device.as_str())
+        .fetch_optional(conn)
+        .await?
+    });
+    let Some((current, current_refusal)) = current else {
         return Ok(None);
     };
-    let current: String = row.try_get("state")?;
-    let current_refusal: Option<String> = row.try_get("refusal")?;
     // (The statement above settles any command still awaiting an answer, so this one was
     // answered before.)
-    let row = if current == state && current_refusal == refusal {
-        sqlx::query(
-            "UPDATE commands SET duplicates = duplicates + 1 WHERE id = $1
-             RETURNING state, refusal, door_result",
-        )
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?
+    let row: ProgressRow = if current == state && current_refusal == refusal {
+        in_work!(work, |conn| sqlx::query_as(DUPLICATE)
+            .bind(id)
+            .fetch_one(conn)
+            .await?)
     } else {
         let conflict = match &refusal {
             Some(reason) => format!("{state}:{reason}"),
@@ -251,15 +313,13 @@ pub async fn record_ack(
         };
         tracing::warn!(command = id, %device, first = %current, second = %conflict, "conflicting answers to a command; the first one stands");
         metrics::counter!("locker_command_conflicts_total").increment(1);
-        sqlx::query(
-            "UPDATE commands SET conflict = $2 WHERE id = $1 RETURNING state, refusal, door_result",
-        )
-        .bind(id)
-        .bind(conflict)
-        .fetch_one(&mut *conn)
-        .await?
+        in_work!(work, |conn| sqlx::query_as(CONFLICT)
+            .bind(id)
+            .bind(&conflict)
+            .fetch_one(conn)
+            .await?)
     };
-    Ok(Some((id, progress_of(&row)?)))
+    Ok(Some((id, progress_of(row))))
 }
 
 /// A report of the locker's doors that says a door is open: an executed unlock of that door
@@ -269,10 +329,22 @@ pub async fn record_ack(
 /// sends one only when nothing is queued) and, over MQTT, state reports. Only unlocks answered
 /// within the last minute are considered (an open window is at most 60 s).
 pub async fn open_before_report(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     doors: &[firmware_protocol::DoorStatus],
 ) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
+    /// The statement, written once; `$doors` lists the open doors (JSON array `$2`).
+    macro_rules! already_open_sql {
+        ($doors:literal) => {
+            concat!(
+                "UPDATE commands SET door_result = 'already_open', door_at = $3
+                 WHERE device_id = $1 AND kind = 'unlock' AND state = 'executed'
+                   AND door_result IS NULL AND answered_at > $4 AND door IN (",
+                $doors,
+                ") RETURNING id, state, refusal, door_result"
+            )
+        };
+    }
     let open: Vec<i32> = doors
         .iter()
         .zip(1..)
@@ -282,120 +354,165 @@ pub async fn open_before_report(
     if open.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query(
-        "UPDATE commands SET door_result = 'already_open', door_at = now()
-         WHERE device_id = $1 AND kind = 'unlock' AND state = 'executed' AND door_result IS NULL
-           AND door = ANY($2) AND answered_at > now() - interval '60 seconds'
-         RETURNING id, state, refusal, door_result",
-    )
-    .bind(device.as_str())
-    .bind(&open)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("id")?, progress_of(row)?)))
-        .collect()
+    let open = serde_json::json!(open);
+    let now = Utc::now();
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> =
+        in_work!(work, |conn, dialect| {
+            sqlx::query_as(dialect.pick(
+                already_open_sql!("SELECT value::int FROM jsonb_array_elements_text($2)"),
+                already_open_sql!("SELECT value FROM json_each($2)"),
+            ))
+            .bind(device.as_str())
+            .bind(&open)
+            .bind(now)
+            .bind(now - chrono::Duration::seconds(60))
+            .fetch_all(conn)
+            .await?
+        });
+    Ok(rows
+        .into_iter()
+        .map(|(id, state, refusal, door)| (id, progress_of((state, refusal, door))))
+        .collect())
 }
 
 /// A door opened because of command `id`: records it once.
 pub async fn record_opened(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     id: i64,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
-    let row = sqlx::query(
-        "UPDATE commands SET door_result = coalesce(door_result, 'opened'),
-                door_at = coalesce(door_at, now())
+    const OPENED: &str = "UPDATE commands SET door_result = coalesce(door_result, 'opened'),
+                door_at = coalesce(door_at, $3)
          WHERE id = $1 AND device_id = $2 AND kind = 'unlock'
-         RETURNING state, refusal, door_result",
-    )
-    .bind(id)
-    .bind(device.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.map(|row| Ok((id, progress_of(&row)?))).transpose()
+         RETURNING state, refusal, door_result";
+    let now = Utc::now();
+    let row: Option<ProgressRow> = in_work!(work, |conn| sqlx::query_as(OPENED)
+        .bind(id)
+        .bind(device.as_str())
+        .bind(now)
+        .fetch_optional(conn)
+        .await?);
+    Ok(row.map(|row| (id, progress_of(row))))
 }
 
 /// A door did not open after its pulse: the most recent unlock of that door without a door result
 /// is jammed. Recorded once; a later ack never changes it.
 pub async fn record_jam(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     door: u16,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
-    let row = sqlx::query(
-        "UPDATE commands SET door_result = 'jammed', door_at = now()
-         WHERE id = (SELECT id FROM commands
-                     WHERE device_id = $1 AND door = $2 AND kind = 'unlock' AND door_result IS NULL
-                       AND state IN ('sent', 'executed', 'unknown')
-                     ORDER BY id DESC LIMIT 1 FOR UPDATE)
-         RETURNING id, state, refusal, door_result",
-    )
-    .bind(device.as_str())
-    .bind(i32::from(door))
-    .fetch_optional(conn)
-    .await?;
-    row.map(|row| Ok((row.try_get("id")?, progress_of(&row)?)))
-        .transpose()
+    /// The statement, written once; `$lock` locks the row found, where the dialect can.
+    macro_rules! jam_sql {
+        ($lock:literal) => {
+            concat!(
+                "UPDATE commands SET door_result = 'jammed', door_at = $3
+                 WHERE id = (SELECT id FROM commands
+                             WHERE device_id = $1 AND door = $2 AND kind = 'unlock'
+                               AND door_result IS NULL AND state IN ('sent', 'executed', 'unknown')
+                             ORDER BY id DESC LIMIT 1",
+                $lock,
+                ") RETURNING id, state, refusal, door_result"
+            )
+        };
+    }
+    let now = Utc::now();
+    let row: Option<(i64, String, Option<String>, Option<String>)> =
+        in_work!(work, |conn, dialect| {
+            sqlx::query_as(dialect.pick(jam_sql!(" FOR UPDATE"), jam_sql!("")))
+                .bind(device.as_str())
+                .bind(i32::from(door))
+                .bind(now)
+                .fetch_optional(conn)
+                .await?
+        });
+    Ok(row.map(|(id, state, refusal, door)| (id, progress_of((state, refusal, door)))))
 }
 
 /// Takes the next downlink counter of the device's `session` (for a query), if that is still its
 /// session.
 pub async fn next_counter(
-    pool: &PgPool,
+    storage: &Storage,
     device: &DeviceId,
     session: u32,
 ) -> Result<Option<u32>, sqlx::Error> {
-    reserve_counters(pool, device, session, 1).await
+    reserve_counters(storage, device, session, 1).await
 }
 
 /// Takes the next `n` downlink counters of the device's `session` at once, if that is still its
 /// session: returns the first (the others follow it). Whoever takes them holds the device's
 /// turn until everything queued before is sent (`Downlinks::turn`).
 pub async fn reserve_counters(
-    pool: &PgPool,
+    storage: &Storage,
     device: &DeviceId,
     session: u32,
     n: u32,
 ) -> Result<Option<u32>, sqlx::Error> {
-    let last: Option<i64> = sqlx::query_scalar(
+    const TAKE: &str =
         "UPDATE devices SET down_counter = down_counter + $3 WHERE id = $1 AND session = $2
-         RETURNING down_counter",
-    )
-    .bind(device.as_str())
-    .bind(i64::from(session))
-    .bind(i64::from(n.max(1)))
-    .fetch_optional(pool)
-    .await?;
+         RETURNING down_counter";
+    let last: Option<i64> = on_pool!(storage, |pool| sqlx::query_scalar(TAKE)
+        .bind(device.as_str())
+        .bind(i64::from(session))
+        .bind(i64::from(n.max(1)))
+        .fetch_optional(pool)
+        .await?);
     Ok(last
         .map(|last| last - i64::from(n.max(1)) + 1)
         .and_then(|first| u32::try_from(first).ok()))
 }
 
+/// The next downlink counter of the device's `session`, taken in `work` (queued commands going
+/// out together), if that is still its session.
+pub(crate) async fn next_counter_in(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+    session: u32,
+) -> Result<Option<u32>, sqlx::Error> {
+    const TAKE: &str =
+        "UPDATE devices SET down_counter = down_counter + 1 WHERE id = $1 AND session = $2
+         RETURNING down_counter";
+    let counter: Option<i64> = in_work!(work, |conn| sqlx::query_scalar(TAKE)
+        .bind(device.as_str())
+        .bind(i64::from(session))
+        .fetch_optional(conn)
+        .await?);
+    Ok(counter.and_then(|c| u32::try_from(c).ok()))
+}
+
 /// Whether the device has commands whose outcome is unknown.
-pub async fn has_unknown(pool: &PgPool, device: &DeviceId) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM commands WHERE device_id = $1 AND state = 'unknown')",
-    )
-    .bind(device.as_str())
-    .fetch_one(pool)
-    .await
+pub async fn has_unknown(storage: &Storage, device: &DeviceId) -> Result<bool, sqlx::Error> {
+    const UNKNOWN: &str =
+        "SELECT EXISTS (SELECT 1 FROM commands WHERE device_id = $1 AND state = 'unknown')";
+    Ok(on_pool!(storage, |pool| sqlx::query_scalar(UNKNOWN)
+        .bind(device.as_str())
+        .fetch_one(pool)
+        .await?))
 }
 
 /// Settles the device's unknown commands from a `StateReport`: each one the locker remembers takes
 /// the result it reports; each one it does not know stays unknown and is surfaced once, as a
 /// `command.unknown` event for operators. Returns the commands settled, with their progress.
 pub async fn settle_from_report(
-    conn: &mut sqlx::PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     recent: &[Ack],
 ) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
-    let unknown: Vec<(i64, Option<i32>)> = sqlx::query_as(
-        "SELECT id, door FROM commands WHERE device_id = $1 AND state = 'unknown' ORDER BY id FOR UPDATE",
-    )
-    .bind(device.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+    const SETTLE: &str = "UPDATE commands SET state = $2, refusal = $3, answered_at = $4,
+                settled_by = 'state_report'
+         WHERE id = $1 RETURNING state, refusal, door_result";
+    const SURFACE: &str =
+        "UPDATE commands SET surfaced_at = $2 WHERE id = $1 AND surfaced_at IS NULL";
+    let now = Utc::now();
+    let unknown: Vec<(i64, Option<i32>)> = in_work!(&mut *work, |conn, dialect| {
+        sqlx::query_as(dialect.pick(
+            "SELECT id, door FROM commands WHERE device_id = $1 AND state = 'unknown' ORDER BY id FOR UPDATE",
+            "SELECT id, door FROM commands WHERE device_id = $1 AND state = 'unknown' ORDER BY id",
+        ))
+        .bind(device.as_str())
+        .fetch_all(conn)
+        .await?
+    });
     let mut settled = Vec::new();
     for (id, door) in unknown {
         let known = recent.iter().find(|a| a.command_id.get() as i64 == id);
@@ -405,26 +522,22 @@ pub async fn settle_from_report(
                     CommandResult::Executed => ("executed", None),
                     CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
                 };
-                let row = sqlx::query(
-                    "UPDATE commands SET state = $2, refusal = $3, answered_at = now(),
-                            settled_by = 'state_report'
-                     WHERE id = $1 RETURNING state, refusal, door_result",
-                )
-                .bind(id)
-                .bind(state)
-                .bind(refusal)
-                .fetch_one(&mut *conn)
-                .await?;
-                settled.push((id, progress_of(&row)?));
+                let row: ProgressRow = in_work!(&mut *work, |conn| sqlx::query_as(SETTLE)
+                    .bind(id)
+                    .bind(state)
+                    .bind(&refusal)
+                    .bind(now)
+                    .fetch_one(conn)
+                    .await?);
+                settled.push((id, progress_of(row)));
             }
             None => {
-                let surfaced = sqlx::query(
-                    "UPDATE commands SET surfaced_at = now() WHERE id = $1 AND surfaced_at IS NULL",
-                )
-                .bind(id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
+                let surfaced = in_work!(&mut *work, |conn| sqlx::query(SURFACE)
+                    .bind(id)
+                    .bind(now)
+                    .execute(conn)
+                    .await?
+                    .rows_affected())
                     > 0;
                 if surfaced {
                     let event = crate::events::Event::new(
@@ -433,7 +546,7 @@ pub async fn settle_from_report(
                         device.as_str(),
                         serde_json::json!({ "device_id": device.as_str(), "command_id": id, "door": door, "reason": "forgotten" }),
                     );
-                    crate::events::append(conn, &event).await?;
+                    work.append(&event).await?;
                 }
             }
         }
@@ -442,21 +555,21 @@ pub async fn settle_from_report(
 }
 
 /// At start: no one waits any more for commands that were pending or sent when the gateway
-/// stopped; their outcome is unknown until the lockers are asked. Returns the devices concerned
-/// that are online, with their session.
-pub async fn orphans_at_start(pool: &PgPool) -> Result<Vec<(DeviceId, u32)>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "WITH orphaned AS (
-             UPDATE commands SET state = 'unknown' WHERE state IN ('pending', 'sent')
-             RETURNING device_id)
-         SELECT DISTINCT d.id, d.session FROM devices d
+/// stopped; their outcome is unknown until the lockers are asked. Returns the online devices
+/// with unknown commands not yet surfaced (those orphaned now among them), with their session.
+pub async fn orphans_at_start(storage: &Storage) -> Result<Vec<(DeviceId, u32)>, sqlx::Error> {
+    const ORPHANED: &str =
+        "UPDATE commands SET state = 'unknown' WHERE state IN ('pending', 'sent')";
+    const TO_ASK: &str = "SELECT d.id, d.session FROM devices d
          WHERE d.online AND d.session IS NOT NULL
-           AND (d.id IN (SELECT device_id FROM orphaned)
-                OR EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
-                           AND c.surfaced_at IS NULL))",
-    )
-    .fetch_all(pool)
-    .await?;
+           AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
+                       AND c.surfaced_at IS NULL)";
+    let mut work = storage.begin().await?;
+    let rows: Vec<(String, i64)> = in_work!(&mut work, |conn| {
+        sqlx::query(ORPHANED).execute(&mut *conn).await?;
+        sqlx::query_as(TO_ASK).fetch_all(conn).await?
+    });
+    work.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)))
@@ -474,35 +587,40 @@ pub fn deadline_in_locker_clock(uptime_now_ms: u64, after: std::time::Duration) 
 /// The locker's uptime (ms) `after` from now, estimated from the last uptime it reported, less a
 /// margin for its clock running fast; `None` if it never reported one.
 pub async fn locker_deadline(
-    pool: &PgPool,
+    storage: &Storage,
     device: &DeviceId,
     after: std::time::Duration,
 ) -> Result<Option<u64>, sqlx::Error> {
-    let estimate: Option<Option<i64>> = sqlx::query_scalar(
-        "SELECT uptime_ms + (extract(epoch FROM (now() - uptime_at)) * 1000)::bigint
-         FROM devices WHERE id = $1",
-    )
-    .bind(device.as_str())
-    .fetch_optional(pool)
-    .await?;
-    Ok(estimate
-        .flatten()
-        .and_then(|ms| u64::try_from(ms).ok())
+    const UPTIME: &str = "SELECT uptime_ms, uptime_at FROM devices WHERE id = $1";
+    let found: Option<(Option<i64>, Option<DateTime<Utc>>)> =
+        on_pool!(storage, |pool| sqlx::query_as(UPTIME)
+            .bind(device.as_str())
+            .fetch_optional(pool)
+            .await?);
+    Ok(found
+        .and_then(|(ms, at)| uptime_at(ms, at, Utc::now()))
         .map(|now| deadline_in_locker_clock(now, after)))
 }
 
-/// Tells operators about commands unknown for longer than `after_secs` that no report settled.
-pub async fn surface_stale_unknown(pool: &PgPool, after_secs: f64) -> Result<usize, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, String, Option<i32>)> = sqlx::query_as(
-        "UPDATE commands SET surfaced_at = now()
-         WHERE state = 'unknown' AND surfaced_at IS NULL
-           AND coalesce(sent_at, created_at) < now() - make_interval(secs => $1)
-         RETURNING id, device_id, door",
-    )
-    .bind(after_secs)
-    .fetch_all(&mut *tx)
-    .await?;
+/// Tells operators about commands unknown for longer than `after` that no report settled.
+pub async fn surface_stale_unknown(
+    storage: &Storage,
+    after: std::time::Duration,
+) -> Result<usize, sqlx::Error> {
+    const STALE: &str = "UPDATE commands SET surfaced_at = $1
+         WHERE state = 'unknown' AND surfaced_at IS NULL AND coalesce(sent_at, created_at) < $2
+         RETURNING id, device_id, door";
+    let now = Utc::now();
+    let before = chrono::Duration::from_std(after)
+        .ok()
+        .and_then(|after| now.checked_sub_signed(after))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut work = storage.begin().await?;
+    let rows: Vec<(i64, String, Option<i32>)> = in_work!(&mut work, |conn| sqlx::query_as(STALE)
+        .bind(now)
+        .bind(before)
+        .fetch_all(conn)
+        .await?);
     for (id, device, door) in &rows {
         let event = crate::events::Event::new(
             "command.unknown",
@@ -510,27 +628,28 @@ pub async fn surface_stale_unknown(pool: &PgPool, after_secs: f64) -> Result<usi
             device,
             serde_json::json!({ "device_id": device, "command_id": id, "door": door, "reason": "no_report" }),
         );
-        crate::events::append(&mut tx, &event).await?;
+        work.append(&event).await?;
     }
-    tx.commit().await?;
+    work.commit().await?;
     Ok(rows.len())
 }
 
 /// Records what a door did after an unlock, unless something was recorded first (a late door
 /// event or jam alarm wins); returns what stands.
 pub async fn record_door_result(
-    pool: &PgPool,
+    storage: &Storage,
     id: i64,
     result: DoorResult,
 ) -> Result<Option<DoorResult>, sqlx::Error> {
-    let stored: Option<String> = sqlx::query_scalar(
-        "UPDATE commands SET door_result = coalesce(door_result, $2), door_at = coalesce(door_at, now())
-         WHERE id = $1 RETURNING door_result",
-    )
-    .bind(id)
-    .bind(result.as_str())
-    .fetch_optional(pool)
-    .await?
-    .flatten();
-    Ok(stored.as_deref().and_then(DoorResult::parse))
+    const RESULT: &str = "UPDATE commands SET door_result = coalesce(door_result, $2),
+                door_at = coalesce(door_at, $3)
+         WHERE id = $1 RETURNING door_result";
+    let now = Utc::now();
+    let stored: Option<Option<String>> = on_pool!(storage, |pool| sqlx::query_scalar(RESULT)
+        .bind(id)
+        .bind(result.as_str())
+        .bind(now)
+        .fetch_optional(pool)
+        .await?);
+    Ok(stored.flatten().as_deref().and_then(DoorResult::parse))
 }

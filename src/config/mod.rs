@@ -14,6 +14,8 @@ pub use layers::{LoadError, SETTINGS, file_key};
 pub const DEFAULT_MQTT_ADDR: &str = "0.0.0.0:1883";
 /// Where the HTTP API listens by default.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// The name of edge mode's SQLite file in the data directory.
+pub const SQLITE_FILE: &str = "gateway.sqlite";
 
 /// Everything the gateway needs to know at start.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,6 +33,9 @@ pub struct Config {
     /// (PostgreSQL and Redis, any number of gateways); unset: decided by what is configured
     /// (see [`Config::mode`]).
     pub mode: Option<Mode>,
+    /// `LOCKER_DATA_DIR`: where edge mode keeps its SQLite file, `gateway.sqlite` (default
+    /// `data`, relative to the working directory; made if missing).
+    pub data_dir: std::path::PathBuf,
     /// `DATABASE_URL`: PostgreSQL; unset for none.
     pub database_url: Option<String>,
     /// `REDIS_URL`: Redis; unset for none.
@@ -333,9 +338,18 @@ impl Config {
                     });
                 }
             },
+            data_dir: match get("LOCKER_DATA_DIR").as_deref().map(str::trim) {
+                None | Some("") => std::path::PathBuf::from("data"),
+                Some(dir) => std::path::PathBuf::from(dir),
+            },
             database_url: url("DATABASE_URL", &["postgres", "postgresql"])?,
             redis_url: url("REDIS_URL", &["redis", "rediss"])?,
         })
+    }
+
+    /// Edge mode's SQLite file: [`SQLITE_FILE`] in `LOCKER_DATA_DIR`.
+    pub fn sqlite_path(&self) -> std::path::PathBuf {
+        self.data_dir.join(SQLITE_FILE)
     }
 
     /// The mode in force: `LOCKER_MODE` if set, else `fleet` when `DATABASE_URL` or `REDIS_URL`
@@ -463,6 +477,9 @@ impl std::fmt::Display for Config {
             Err(_) => "(not valid)",
         };
         writeln!(f, "  mode          {mode}")?;
+        if mode == "edge" {
+            writeln!(f, "  data          {}", self.sqlite_path().display())?;
+        }
         writeln!(f, "  postgresql    {}", url(&self.database_url))?;
         writeln!(f, "  redis         {}", url(&self.redis_url))?;
         writeln!(f, "  heartbeat     {} s", self.heartbeat.as_secs())?;

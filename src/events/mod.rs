@@ -4,7 +4,7 @@
 pub mod outbox;
 pub mod publisher;
 
-pub use outbox::{Event, append};
+pub use outbox::Event;
 pub use publisher::{Outcome, Publisher};
 
 /// Every event type the gateway writes, each published on MQTT as `events/{type}` (the AsyncAPI

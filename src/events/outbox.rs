@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// One domain event, as stored and as delivered.
@@ -47,26 +46,11 @@ pub(crate) const APPEND: &str =
     "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
      VALUES ($1, $2, $3, $4, $5, $6)";
 
-/// Appends `event` to the outbox inside the caller's transaction. Lock the aggregate's row first
-/// so that events of one aggregate are numbered in commit order.
-pub async fn append(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query(APPEND)
-        .bind(event.id)
-        .bind(&event.aggregate_type)
-        .bind(&event.aggregate_id)
-        .bind(&event.event_type)
-        .bind(&event.data)
-        .bind(event.occurred_at)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Events as columns, for appending them inside a larger statement (one round trip):
 /// `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
 /// SELECT * FROM unnest($a::uuid[], $b::text[], $c::text[], $d::text[], $e::jsonb[],
 /// $f::timestamptz[])`, binding the six vectors in this order. The statement must lock the
-/// aggregate's row too, as [`append`]'s callers do.
+/// aggregate's row too, as every unit of work that appends one does.
 pub struct Columns {
     /// Ids.
     pub ids: Vec<Uuid>,
@@ -105,10 +89,10 @@ impl Columns {
     }
 
     /// Binds the six vectors to `query`, in order.
-    pub fn bind<'q>(
+    pub fn bind_as<'q, O>(
         self,
-        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
         query
             .bind(self.ids)
             .bind(self.aggregate_types)

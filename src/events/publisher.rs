@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +45,8 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher delivering to `bus` and through `link`.
-    pub fn new(pool: PgPool, link: BusTx, bus: broadcast::Sender<Event>) -> Self {
-        Self::on(Storage::Postgres(pool), link, bus)
+    pub fn new(storage: impl Into<Storage>, link: BusTx, bus: broadcast::Sender<Event>) -> Self {
+        Self::on(storage.into(), link, bus)
     }
 
     /// A publisher of the outbox in `storage` (see [`Publisher::new`]).

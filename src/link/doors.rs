@@ -1,13 +1,14 @@
 //! What doors are doing, from heartbeats, state reports and door events, recorded in the uplink's
-//! transaction; and the alarms that follow from it.
+//! unit of work; and the alarms that follow from it.
 
+use chrono::{DateTime, Utc};
 use firmware_protocol::{
     Alarm, AlarmKind, DeviceId, DoorCause, DoorEvent, DoorMotion, DoorSensor, DoorStatus, Uplink,
 };
 use serde_json::json;
-use sqlx::PgConnection;
 
-use crate::events::{Event, append};
+use crate::events::Event;
+use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 /// An uncommanded opening and the locker's own forced-open alarm for it are one alarm, if they
 /// come within this long of each other.
@@ -31,39 +32,65 @@ fn alarm_kind(kind: AlarmKind) -> &'static str {
     }
 }
 
-async fn store_doors(
-    conn: &mut PgConnection,
-    device: &DeviceId,
-    doors: &[DoorStatus],
-) -> Result<(), sqlx::Error> {
-    let numbers: Vec<i32> = (1..=doors.len() as i32).collect();
-    let sensors: Vec<&str> = doors.iter().map(|d| sensor_name(d.sensor)).collect();
-    let locked: Vec<bool> = doors.iter().map(|d| d.locked).collect();
-    let occupied: Vec<Option<bool>> = doors.iter().map(|d| d.occupied).collect();
-    // A sensor that fails to answer keeps its last state through two failed reads.
-    sqlx::query(
-        "UPDATE doors d SET
+/// The door update a heartbeat or state report makes, written once; `$from` names the reported
+/// doors (`s`: door, sensor, locked, occupied) as each dialect unpacks the JSON array `$2`.
+macro_rules! store_doors_sql {
+    ($from:literal) => {
+        concat!(
+            // A sensor that fails to answer keeps its last state through two failed reads.
+            "UPDATE doors AS d SET
                 sensor = CASE WHEN s.sensor <> 'unknown' THEN s.sensor
                               WHEN d.sensor_misses + 1 >= 3 THEN 'unknown'
                               ELSE d.sensor END,
-                sensor_misses = CASE WHEN s.sensor = 'unknown'
-                                     THEN least(d.sensor_misses + 1, 1000) ELSE 0 END,
-                locked = s.locked, occupied = s.occupied, state_at = now()
-         FROM unnest($2::int[], $3::text[], $4::bool[], $5::bool[]) AS s(door, sensor, locked, occupied)
-         WHERE d.device_id = $1 AND d.door = s.door",
-    )
-    .bind(device.as_str())
-    .bind(&numbers)
-    .bind(&sensors)
-    .bind(&locked)
-    .bind(&occupied)
-    .execute(conn)
-    .await?;
+                sensor_misses = CASE WHEN s.sensor <> 'unknown' THEN 0
+                                     WHEN d.sensor_misses >= 1000 THEN 1000
+                                     ELSE d.sensor_misses + 1 END,
+                locked = s.locked, occupied = s.occupied, state_at = $3
+             FROM ",
+            $from,
+            " WHERE d.device_id = $1 AND d.door = s.door"
+        )
+    };
+}
+
+async fn store_doors(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+    doors: &[DoorStatus],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let reported: Vec<serde_json::Value> = doors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            json!({ "door": i + 1, "sensor": sensor_name(d.sensor), "locked": d.locked,
+                    "occupied": d.occupied })
+        })
+        .collect();
+    let reported = serde_json::Value::Array(reported);
+    in_work!(work, |conn, dialect| {
+        sqlx::query(dialect.pick(
+            store_doors_sql!(
+                "jsonb_to_recordset($2) AS s (door int, sensor text, locked bool, occupied bool)"
+            ),
+            store_doors_sql!(
+                "(SELECT value ->> 'door' AS door, value ->> 'sensor' AS sensor,
+                         value ->> 'locked' AS locked, value ->> 'occupied' AS occupied
+                  FROM json_each($2)) AS s"
+            ),
+        ))
+        .bind(device.as_str())
+        .bind(&reported)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
     Ok(())
 }
 
 async fn alarm_event(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     kind: AlarmKind,
     door: Option<u16>,
@@ -75,30 +102,63 @@ async fn alarm_event(
         out.extend(extra.clone());
     }
     let event = Event::new(&format!("alarm.{name}"), "device", device.as_str(), payload);
-    append(conn, &event).await?;
+    work.append(&event).await?;
     // A break-in or tampering during a rental is for operators to look at.
     if matches!(kind, AlarmKind::ForcedOpen | AlarmKind::Tamper) {
         let flag = format!("alarm.{name}");
-        sqlx::query(
-            "UPDATE rentals SET flags = array_append(flags, $3)
-             WHERE device_id = $1 AND ($2::int IS NULL OR door = $2)
-               AND state IN ('pending', 'active', 'ending') AND NOT $3 = ANY(flags)",
-        )
-        .bind(device.as_str())
-        .bind(door.map(i32::from))
-        .bind(flag)
-        .execute(conn)
-        .await?;
+        let (pg, sqlite) = crate::rental::add_flag_sql!(
+            "$3",
+            "device_id = $1 AND ($2 IS NULL OR door = $2) AND state IN ('pending', 'active', 'ending')"
+        );
+        in_work!(work, |conn, dialect| {
+            sqlx::query(dialect.pick(pg, sqlite))
+                .bind(device.as_str())
+                .bind(door.map(i32::from))
+                .bind(&flag)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
     }
     Ok(())
 }
 
+/// When the door last opened without a command, if it ever did (the row locked for the unit of
+/// work on PostgreSQL; SQLite's unit of work holds the whole file).
+async fn last_uncommanded_open(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+    door: u16,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let at: Option<Option<DateTime<Utc>>> = in_work!(work, |conn, dialect| {
+        sqlx::query_scalar(dialect.pick(
+            "SELECT uncommanded_open_at FROM doors WHERE device_id = $1 AND door = $2 FOR UPDATE",
+            "SELECT uncommanded_open_at FROM doors WHERE device_id = $1 AND door = $2",
+        ))
+        .bind(device.as_str())
+        .bind(i32::from(door))
+        .fetch_optional(conn)
+        .await?
+    });
+    Ok(at.flatten())
+}
+
+/// Whether an uncommanded opening at `at` is the same opening as one seen at `before`.
+fn same_opening(before: Option<DateTime<Utc>>, at: DateTime<Utc>) -> bool {
+    before.is_some_and(|before| before > at - chrono::Duration::seconds(SAME_OPENING_SECS))
+}
+
 async fn door_event(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     session: u32,
     event: &DoorEvent,
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    const UPDATE: &str = "UPDATE doors SET sensor = $3, state_at = $5,
+                locked = CASE WHEN $4 THEN false ELSE locked END,
+                uncommanded_open_at = CASE WHEN $4 THEN $5 ELSE uncommanded_open_at END
+         WHERE device_id = $1 AND door = $2";
     let sensor = match event.state {
         DoorMotion::Opened => "open",
         DoorMotion::Closed => "closed",
@@ -106,92 +166,85 @@ async fn door_event(
     let uncommanded_open =
         event.state == DoorMotion::Opened && event.cause == DoorCause::Uncommanded;
     // Raise one alarm per uncommanded opening, even if the locker raises its own too.
-    let raise: Option<bool> = sqlx::query_scalar(
-        "UPDATE doors d SET sensor = $3, state_at = now(),
-                locked = CASE WHEN $4 THEN false ELSE d.locked END,
-                uncommanded_open_at = CASE WHEN $4 THEN now() ELSE d.uncommanded_open_at END
-         FROM (SELECT uncommanded_open_at AS at FROM doors
-               WHERE device_id = $1 AND door = $2 FOR UPDATE) before
-         WHERE d.device_id = $1 AND d.door = $2
-         RETURNING $4 AND (before.at IS NULL OR before.at < now() - make_interval(secs => $5))",
-    )
-    .bind(device.as_str())
-    .bind(i32::from(event.door))
-    .bind(sensor)
-    .bind(uncommanded_open)
-    .bind(SAME_OPENING_SECS as f64)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if raise == Some(true) {
+    let before = last_uncommanded_open(work, device, event.door).await?;
+    let updated = in_work!(&mut *work, |conn| {
+        sqlx::query(UPDATE)
+            .bind(device.as_str())
+            .bind(i32::from(event.door))
+            .bind(sensor)
+            .bind(uncommanded_open)
+            .bind(now)
+            .execute(conn)
+            .await?
+            .rows_affected()
+    });
+    if updated > 0 && uncommanded_open && !same_opening(before, now) {
         let data =
             json!({ "source": "door_sensor", "uptime_ms": event.uptime_ms, "session": session });
-        alarm_event(conn, device, AlarmKind::ForcedOpen, Some(event.door), data).await?;
+        alarm_event(work, device, AlarmKind::ForcedOpen, Some(event.door), data).await?;
     }
     if event.state == DoorMotion::Closed {
         // The door shut (its lock engages): what rentals and orders wait for.
         let data = json!({ "device_id": device.as_str(), "door": event.door, "uptime_ms": event.uptime_ms });
-        append(
-            conn,
-            &Event::new("device.locked", "device", device.as_str(), data),
-        )
+        work.append(&Event::new(
+            "device.locked",
+            "device",
+            device.as_str(),
+            data,
+        ))
         .await?;
     }
     Ok(())
 }
 
 async fn alarm(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     session: u32,
     alarm: &Alarm,
+    now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     if let (AlarmKind::ForcedOpen, Some(door)) = (alarm.kind, alarm.door) {
         // Already raised for this opening from the door sensor's event?
-        let recent: Option<bool> = sqlx::query_scalar(
-            "SELECT uncommanded_open_at > now() - make_interval(secs => $3)
-             FROM doors WHERE device_id = $1 AND door = $2",
-        )
-        .bind(device.as_str())
-        .bind(i32::from(door))
-        .bind(SAME_OPENING_SECS as f64)
-        .fetch_optional(&mut *conn)
-        .await?
-        .flatten();
-        if recent == Some(true) {
+        if same_opening(last_uncommanded_open(work, device, door).await?, now) {
             return Ok(());
         }
     }
     let data = json!({ "source": "locker", "uptime_ms": alarm.uptime_ms, "session": session });
-    alarm_event(conn, device, alarm.kind, alarm.door, data).await
+    alarm_event(work, device, alarm.kind, alarm.door, data).await
 }
 
-/// Records what `message` says about doors, and the alarms it raises, in the caller's transaction.
+/// Records what `message` says about doors, and the alarms it raises, in the caller's unit of
+/// work.
 pub async fn record(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     device: &DeviceId,
     session: u32,
     message: &Uplink,
 ) -> Result<(), sqlx::Error> {
+    let now = Utc::now();
     match message {
-        Uplink::Heartbeat(heartbeat) => store_doors(conn, device, &heartbeat.doors).await,
-        Uplink::StateReport(report) => store_doors(conn, device, &report.doors).await,
-        Uplink::DoorEvent(event) => door_event(conn, device, session, event).await,
-        Uplink::Alarm(a) => alarm(conn, device, session, a).await,
+        Uplink::Heartbeat(heartbeat) => store_doors(work, device, &heartbeat.doors, now).await,
+        Uplink::StateReport(report) => store_doors(work, device, &report.doors, now).await,
+        Uplink::DoorEvent(event) => door_event(work, device, session, event, now).await,
+        Uplink::Alarm(a) => alarm(work, device, session, a, now).await,
         Uplink::Hello(_) | Uplink::Ack(_) | Uplink::Pong => Ok(()),
     }
 }
 
 /// A read of the device's doors that got no answer at all (a serial board silent to a poll):
 /// each door's sensor keeps its last state through two such reads and is `unknown` on the third.
-pub async fn unanswered_read(pool: &sqlx::PgPool, device: &DeviceId) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE doors SET
+pub async fn unanswered_read(storage: &Storage, device: &DeviceId) -> Result<(), sqlx::Error> {
+    const MISSED: &str = "UPDATE doors SET
                 sensor = CASE WHEN sensor_misses + 1 >= 3 THEN 'unknown' ELSE sensor END,
-                sensor_misses = least(sensor_misses + 1, 1000)
-         WHERE device_id = $1",
-    )
-    .bind(device.as_str())
-    .execute(pool)
-    .await?;
+                sensor_misses = CASE WHEN sensor_misses >= 1000 THEN 1000 ELSE sensor_misses + 1 END
+         WHERE device_id = $1";
+    on_pool!(storage, |pool| {
+        sqlx::query(MISSED)
+            .bind(device.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
     Ok(())
 }

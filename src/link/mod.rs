@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, Topic, TopicKind, Uplink};
-use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -155,7 +154,7 @@ impl DeviceLink {
     /// Starts the dispatcher (reading `bus`, subscribed to [`DeviceLink::filters`]), the shard
     /// workers and the presence sweeper on `tasks`, until `shutdown`.
     pub fn start(
-        pool: PgPool,
+        storage: impl Into<crate::storage::Storage>,
         bus: BusRx,
         downlinks: downlink::Downlinks,
         waiters: Arc<crate::command::Waiters>,
@@ -163,13 +162,14 @@ impl DeviceLink {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
+        let storage = storage.into();
         let stats = Arc::new(LinkStats::default());
         let (uplinks, _) = broadcast::channel(1024);
         let mut shards = Vec::with_capacity(settings.shards.max(1));
         for _ in 0..settings.shards.max(1) {
             let (tx, rx) = mpsc::channel(settings.queue_depth.max(1));
             let worker = Worker::new(
-                pool.clone(),
+                storage.clone(),
                 uplinks.clone(),
                 stats.clone(),
                 downlinks.clone(),
@@ -180,7 +180,7 @@ impl DeviceLink {
         }
         tasks.spawn(dispatch(bus, shards.clone(), shutdown.clone()));
         tasks.spawn(sweep(
-            pool,
+            storage,
             settings.heartbeat * 3,
             settings.heartbeat / 2,
             shutdown,
@@ -252,7 +252,12 @@ async fn dispatch(mut bus: BusRx, shards: Vec<mpsc::Sender<Inbound>>, shutdown: 
 }
 
 /// Marks offline the devices silent for longer than `timeout`, every `every`.
-async fn sweep(pool: PgPool, timeout: Duration, every: Duration, shutdown: CancellationToken) {
+async fn sweep(
+    storage: crate::storage::Storage,
+    timeout: Duration,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut interval = tokio::time::interval(every.max(Duration::from_millis(50)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -260,7 +265,7 @@ async fn sweep(pool: PgPool, timeout: Duration, every: Duration, shutdown: Cance
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        match presence::sweep(&pool, timeout).await {
+        match presence::sweep(&storage, timeout).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(devices = n, "marked offline after a heartbeat timeout"),
             Err(e) => {

@@ -11,7 +11,6 @@ use firmware_protocol::{
     DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, Presence, ReplayError,
     SessionChange, TopicKind, Unverified, Uplink, UplinkGuard,
 };
-use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 
 use super::downlink::Downlinks;
@@ -20,6 +19,7 @@ use crate::command::query::ask_state;
 use crate::command::queue::deliver as deliver_queued;
 use crate::command::{Waiters, store as commands};
 use crate::device::{DeviceCredentials, DeviceRegistry};
+use crate::storage::{Storage, UnitOfWork};
 
 /// One message from a locker topic, as the dispatcher hands it to a shard.
 #[derive(Debug, Clone)]
@@ -66,10 +66,10 @@ impl Accepted {
 /// gateway already accepted its counter) / `Err(false)` if it could not be written.
 type Written = Result<Vec<(i64, crate::command::Progress)>, bool>;
 
-/// Writes verified uplinks (no hellos) in one transaction: each one's counter, presence, doors
+/// Writes verified uplinks (no hellos) in one unit of work: each one's counter, presence, doors
 /// and what it says about commands. All or nothing.
-async fn write(pool: &PgPool, batch: &[Accepted]) -> Result<Vec<Written>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+async fn write(storage: &Storage, batch: &[Accepted]) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = storage.begin().await?;
     let mut out = Vec::with_capacity(batch.len());
     for accepted in batch {
         let header = accepted.envelope.header;
@@ -101,7 +101,7 @@ const ASK_HELLO_EVERY: Duration = Duration::from_secs(10);
 
 /// A shard's state.
 pub struct Worker {
-    pool: PgPool,
+    storage: Storage,
     registry: DeviceRegistry,
     devices: HashMap<DeviceId, DeviceState>,
     uplinks: broadcast::Sender<VerifiedUplink>,
@@ -142,7 +142,7 @@ impl Rejection {
 impl Worker {
     /// A shard with an empty device cache.
     pub fn new(
-        pool: PgPool,
+        storage: Storage,
         uplinks: broadcast::Sender<VerifiedUplink>,
         stats: Arc<LinkStats>,
         downlinks: Downlinks,
@@ -150,8 +150,8 @@ impl Worker {
     ) -> Self {
         Self {
             waiters,
-            registry: DeviceRegistry::new(pool.clone()),
-            pool,
+            registry: DeviceRegistry::new(storage.clone()),
+            storage,
             devices: HashMap::new(),
             uplinks,
             stats,
@@ -264,7 +264,7 @@ impl Worker {
                 .ok_or(Rejection::UnknownDevice)?;
             let guard = match self.devices.remove(device) {
                 Some(state) => state.guard,
-                None => presence::load_guard(&self.pool, device)
+                None => presence::load_guard(&self.storage, device)
                     .await
                     .map_err(|_| Rejection::Storage)?,
             };
@@ -353,7 +353,7 @@ impl Worker {
         };
         let header = accepted.envelope.header;
         match presence::hello(
-            &self.pool,
+            &self.storage,
             &accepted.device,
             hello,
             header.counter,
@@ -379,13 +379,13 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
-        let written = match write(&self.pool, &batch).await {
+        let written = match write(&self.storage, &batch).await {
             Ok(written) => written,
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, size = batch.len(), "a batch of uplinks failed: writing them one by one");
                 let mut one_by_one = Vec::with_capacity(batch.len());
                 for accepted in &batch {
-                    one_by_one.push(match write(&self.pool, std::slice::from_ref(accepted)).await {
+                    one_by_one.push(match write(&self.storage, std::slice::from_ref(accepted)).await {
                         Ok(mut one) => one.pop().unwrap_or(Err(false)),
                         Err(e) => {
                             tracing::error!(error = %e, device = %accepted.device, "cannot record an uplink");
@@ -440,17 +440,18 @@ impl Worker {
             // Commands queued while the locker was away go out now: in a new session, or in the
             // one a serial board announces again when it answers after being offline.
             if let Err(e) =
-                deliver_queued(&self.pool, &self.downlinks, device, header.session, &key).await
+                deliver_queued(&self.storage, &self.downlinks, device, header.session, &key).await
             {
                 tracing::error!(error = %e, %device, "cannot deliver queued commands");
             }
         }
         if let SessionChange::New { .. } = change {
             // Commands of the earlier session were marked unknown with this hello: ask about them.
-            match commands::has_unknown(&self.pool, &device).await {
+            match commands::has_unknown(&self.storage, &device).await {
                 Ok(true) => {
                     if let Err(e) =
-                        ask_state(&self.pool, &self.downlinks, device, header.session, &key).await
+                        ask_state(&self.storage, &self.downlinks, device, header.session, &key)
+                            .await
                     {
                         tracing::error!(error = %e, %device, "cannot ask a locker about its commands");
                     }
@@ -479,7 +480,7 @@ impl Worker {
         let Some(session) = presence.session else {
             return Err(Rejection::Malformed("will_without_session"));
         };
-        match presence::last_will(&self.pool, &inbound.device, session).await {
+        match presence::last_will(&self.storage, &inbound.device, session).await {
             Ok(changed) => {
                 if !changed {
                     tracing::debug!(device = %inbound.device, session, "stale last will ignored");
@@ -498,7 +499,7 @@ impl Worker {
 /// uplink's transaction; returns the commands whose progress changed, to tell their waiters after
 /// the commit.
 async fn settle_commands(
-    conn: &mut sqlx::PgConnection,
+    conn: &mut UnitOfWork,
     device: &DeviceId,
     message: &Uplink,
     arrival: commands::Arrival,

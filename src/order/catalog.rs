@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::storage::{Storage, in_work, on_pool};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::OrderError;
@@ -26,7 +26,7 @@ pub fn availability_key(device: &str) -> String {
 }
 
 /// A product.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Product {
     /// Its id.
     pub id: Uuid,
@@ -54,7 +54,7 @@ pub struct StockLine {
 }
 
 /// A product on offer at a locker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Offered {
     /// The product.
     pub product_id: Uuid,
@@ -80,29 +80,29 @@ pub struct Availability {
 /// Products, stock, availability.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    pool: PgPool,
+    storage: Storage,
     products: Cache,
     availability: Cache,
 }
 
-fn product(row: &sqlx::postgres::PgRow) -> Result<Product, sqlx::Error> {
-    Ok(Product {
-        id: row.try_get("id")?,
-        sku: row.try_get("sku")?,
-        name: row.try_get("name")?,
-        price: row.try_get("price")?,
-        active: row.try_get("active")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+/// Why writing a product failed, as the catalog says it.
+fn product_error(e: sqlx::Error, sku: Option<&str>) -> OrderError {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            OrderError::SkuTaken(sku.unwrap_or_default().to_owned())
+        }
+        sqlx::Error::Database(d) if d.is_check_violation() => {
+            OrderError::Invalid(format!("not a valid product: {}", d.message()))
+        }
+        other => other.into(),
+    }
 }
 
-const PRODUCT: &str = "id, sku, name, price, active, updated_at";
-
 impl Catalog {
-    /// The catalog over `pool`, cached in `cache`.
-    pub fn new(pool: PgPool, cache: Cache) -> Self {
+    /// The catalog over `storage` (a PostgreSQL pool converts into one), cached in `cache`.
+    pub fn new(storage: impl Into<Storage>, cache: Cache) -> Self {
         Self {
-            pool,
+            storage: storage.into(),
             availability: cache.with_ttl(AVAILABILITY_TTL),
             products: cache,
         }
@@ -110,27 +110,22 @@ impl Catalog {
 
     /// Adds a product.
     pub async fn create(&self, sku: &str, name: &str, price: i64) -> Result<Product, OrderError> {
-        let sql = format!(
-            "INSERT INTO products (id, sku, name, price) VALUES ($1, $2, $3, $4) RETURNING {PRODUCT}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Uuid::now_v7())
-            .bind(sku)
-            .bind(name)
-            .bind(price)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    OrderError::SkuTaken(sku.to_owned())
-                }
-                sqlx::Error::Database(d) if d.is_check_violation() => {
-                    OrderError::Invalid(format!("not a valid product: {}", d.message()))
-                }
-                other => other.into(),
-            })?;
+        const CREATE: &str = "INSERT INTO products (id, sku, name, price, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id, sku, name, price, active, updated_at";
+        let now = Utc::now();
+        let created: Result<Product, sqlx::Error> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(CREATE)
+                .bind(Uuid::now_v7())
+                .bind(sku)
+                .bind(name)
+                .bind(price)
+                .bind(now)
+                .fetch_one(pool)
+                .await
+        });
+        let product = created.map_err(|e| product_error(e, Some(sku)))?;
         self.products.invalidate(PRODUCTS_KEY).await;
-        Ok(product(&row)?)
+        Ok(product)
     }
 
     /// Changes a product's name, price or whether it is sold; orders already paid keep theirs.
@@ -141,43 +136,36 @@ impl Catalog {
         price: Option<i64>,
         active: Option<bool>,
     ) -> Result<Product, OrderError> {
-        let sql = format!(
-            "UPDATE products SET name = coalesce($2, name), price = coalesce($3, price),
-                    active = coalesce($4, active), updated_at = now()
-             WHERE id = $1 RETURNING {PRODUCT}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(name)
-            .bind(price)
-            .bind(active)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(d) if d.is_check_violation() => {
-                    OrderError::Invalid(format!("not a valid product: {}", d.message()))
-                }
-                other => other.into(),
-            })?
+        const UPDATE: &str = "UPDATE products SET name = coalesce($2, name),
+                    price = coalesce($3, price), active = coalesce($4, active), updated_at = $5
+             WHERE id = $1 RETURNING id, sku, name, price, active, updated_at";
+        let now = Utc::now();
+        let updated: Result<Option<Product>, sqlx::Error> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(UPDATE)
+                .bind(id)
+                .bind(name)
+                .bind(price)
+                .bind(active)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+        });
+        let product = updated
+            .map_err(|e| product_error(e, None))?
             .ok_or(OrderError::UnknownProduct(id))?;
         self.products.invalidate(PRODUCTS_KEY).await;
-        Ok(product(&row)?)
+        Ok(product)
     }
 
     /// The products on sale (cached), or every product.
     pub async fn list(&self, with_withdrawn: bool) -> Result<Vec<Product>, OrderError> {
+        const LIST: &str = "SELECT id, sku, name, price, active, updated_at FROM products
+             WHERE $1 OR active ORDER BY name, id LIMIT 1000";
         let load = |all: bool| async move {
-            let sql = format!(
-                "SELECT {PRODUCT} FROM products WHERE $1 OR active ORDER BY name, id LIMIT 1000"
-            );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(all)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(product)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(OrderError::from)
+            let products: Vec<Product> = on_pool!(&self.storage, |pool| {
+                sqlx::query_as(LIST).bind(all).fetch_all(pool).await?
+            });
+            Ok::<_, OrderError>(products)
         };
         if with_withdrawn {
             load(true).await
@@ -196,6 +184,9 @@ impl Catalog {
         door: i32,
         lines: &[(Uuid, i32)],
     ) -> Result<Vec<StockLine>, OrderError> {
+        const CLEAR: &str = "DELETE FROM door_stock WHERE device_id = $1 AND door = $2";
+        const LINE: &str = "INSERT INTO door_stock (device_id, door, product_id, qty, updated_at)
+             VALUES ($1, $2, $3, $4, $5)";
         for (i, (product, qty)) in lines.iter().enumerate() {
             if *qty < 0 {
                 return Err(OrderError::Invalid(format!(
@@ -208,55 +199,59 @@ impl Catalog {
                 )));
             }
         }
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM rentals WHERE device_id = $1 AND door = $2
-                            AND state IN ('pending', 'active', 'ending')) AS rented,
-                    EXISTS (SELECT 1 FROM orders WHERE device_id = $1 AND door = $2
-                            AND state = 'paid') AS waited_for
-             FROM doors WHERE device_id = $1 AND door = $2 FOR UPDATE",
-        )
-        .bind(device)
-        .bind(door)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(OrderError::NoSuchDoor)?;
-        if row.try_get::<bool, _>("rented")? {
+        let now = Utc::now();
+        let mut work = self.storage.begin().await?;
+        let found: Option<(bool, bool)> = in_work!(&mut work, |conn, dialect| {
+            sqlx::query_as(dialect.pick(
+                "SELECT EXISTS (SELECT 1 FROM rentals WHERE device_id = $1 AND door = $2
+                                AND state IN ('pending', 'active', 'ending')),
+                        EXISTS (SELECT 1 FROM orders WHERE device_id = $1 AND door = $2
+                                AND state = 'paid')
+                 FROM doors WHERE device_id = $1 AND door = $2 FOR UPDATE",
+                "SELECT EXISTS (SELECT 1 FROM rentals WHERE device_id = $1 AND door = $2
+                                AND state IN ('pending', 'active', 'ending')),
+                        EXISTS (SELECT 1 FROM orders WHERE device_id = $1 AND door = $2
+                                AND state = 'paid')
+                 FROM doors WHERE device_id = $1 AND door = $2",
+            ))
+            .bind(device)
+            .bind(door)
+            .fetch_optional(conn)
+            .await?
+        });
+        let (rented, waited_for) = found.ok_or(OrderError::NoSuchDoor)?;
+        if rented {
             return Err(OrderError::DoorRented);
         }
-        if row.try_get::<bool, _>("waited_for")? {
+        if waited_for {
             return Err(OrderError::DoorBusy);
         }
-        let ids: Vec<Uuid> = lines.iter().map(|(p, _)| *p).collect();
-        let qtys: Vec<i32> = lines.iter().map(|(_, q)| *q).collect();
-        sqlx::query(
-            "DELETE FROM door_stock WHERE device_id = $1 AND door = $2
-               AND NOT product_id = ANY($3)",
-        )
-        .bind(device)
-        .bind(door)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO door_stock (device_id, door, product_id, qty)
-             SELECT $1, $2, * FROM unnest($3::uuid[], $4::int[])
-             ON CONFLICT (device_id, door, product_id)
-             DO UPDATE SET qty = EXCLUDED.qty, updated_at = now()",
-        )
-        .bind(device)
-        .bind(door)
-        .bind(&ids)
-        .bind(&qtys)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                OrderError::Invalid("an item names no product".into())
-            }
-            other => other.into(),
-        })?;
-        tx.commit().await?;
+        in_work!(&mut work, |conn| sqlx::query(CLEAR)
+            .bind(device)
+            .bind(door)
+            .execute(conn)
+            .await?
+            .rows_affected());
+        for (product, qty) in lines {
+            let written: Result<u64, sqlx::Error> = in_work!(&mut work, |conn| {
+                sqlx::query(LINE)
+                    .bind(device)
+                    .bind(door)
+                    .bind(product)
+                    .bind(qty)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+            });
+            written.map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                    OrderError::Invalid("an item names no product".into())
+                }
+                other => other.into(),
+            })?;
+        }
+        work.commit().await?;
         self.stock_changed(device).await;
         self.stock(device, Some(door)).await
     }
@@ -267,14 +262,15 @@ impl Catalog {
         device: &str,
         door: Option<i32>,
     ) -> Result<Vec<StockLine>, OrderError> {
-        let rows: Vec<(i32, Uuid, i32)> = sqlx::query_as(
-            "SELECT door, product_id, qty FROM door_stock
-             WHERE device_id = $1 AND ($2::int IS NULL OR door = $2) ORDER BY door, product_id",
-        )
-        .bind(device)
-        .bind(door)
-        .fetch_all(&self.pool)
-        .await?;
+        const STOCK: &str = "SELECT door, product_id, qty FROM door_stock
+             WHERE device_id = $1 AND ($2 IS NULL OR door = $2) ORDER BY door, product_id";
+        let rows: Vec<(i32, Uuid, i32)> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(STOCK)
+                .bind(device)
+                .bind(door)
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows
             .into_iter()
             .map(|(door, product_id, qty)| StockLine {
@@ -288,53 +284,40 @@ impl Catalog {
     /// What the locker has free (cached for at most [`AVAILABILITY_TTL`], invalidated when its
     /// stock or its rentals change). `None` for no such locker.
     pub async fn availability(&self, device: &str) -> Result<Option<Availability>, OrderError> {
+        const KNOWN: &str =
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL)";
+        const FREE: &str = "SELECT d.size_class, count(*) FROM doors d
+             WHERE d.device_id = $1 AND NOT d.out_of_service AND NOT d.suspect
+               AND d.sensor <> 'open'
+               AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
+                               AND s.door = d.door AND s.qty > 0)
+               AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
+                   AND r.door = d.door AND r.state IN ('pending', 'active', 'ending'))
+             GROUP BY d.size_class";
+        const OFFERED: &str = "SELECT p.id AS product_id, p.name, p.price,
+                    CAST(sum(s.qty) AS BIGINT) AS in_stock, max(s.qty) AS most_per_order
+             FROM door_stock s JOIN products p ON p.id = s.product_id
+             JOIN doors d ON d.device_id = s.device_id AND d.door = s.door
+             WHERE s.device_id = $1 AND s.qty > 0 AND p.active
+               AND NOT d.out_of_service AND NOT d.suspect
+             GROUP BY p.id, p.name, p.price ORDER BY p.name, p.id";
         let load = || async {
-            let known: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL)",
-            )
-            .bind(device)
-            .fetch_one(&self.pool)
-            .await?;
-            if !known {
-                return Ok::<_, OrderError>(None);
-            }
-            let usable = "NOT d.out_of_service AND NOT d.suspect";
-            let sql = format!(
-                "SELECT d.size_class, count(*) FROM doors d
-                 WHERE d.device_id = $1 AND {usable} AND d.sensor <> 'open'
-                   AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
-                                   AND s.door = d.door AND s.qty > 0)
-                   AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
-                       AND r.door = d.door AND r.state IN ('pending', 'active', 'ending'))
-                 GROUP BY d.size_class"
-            );
-            let doors_free: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(device)
-                .fetch_all(&self.pool)
-                .await?;
-            let sql = format!(
-                "SELECT p.id, p.name, p.price, sum(s.qty)::bigint AS in_stock, max(s.qty) AS most
-                 FROM door_stock s JOIN products p ON p.id = s.product_id
-                 JOIN doors d ON d.device_id = s.device_id AND d.door = s.door
-                 WHERE s.device_id = $1 AND s.qty > 0 AND p.active AND {usable}
-                 GROUP BY p.id ORDER BY p.name, p.id"
-            );
-            let products = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(device)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(Offered {
-                        product_id: r.try_get("id")?,
-                        name: r.try_get("name")?,
-                        price: r.try_get("price")?,
-                        in_stock: r.try_get("in_stock")?,
-                        most_per_order: r.try_get("most")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()?;
-            Ok(Some(Availability {
+            type Found = (Vec<(String, i64)>, Vec<Offered>);
+            let found: Option<Found> = on_pool!(&self.storage, |pool| {
+                let known: bool = sqlx::query_scalar(KNOWN)
+                    .bind(device)
+                    .fetch_one(pool)
+                    .await?;
+                if known {
+                    Some((
+                        sqlx::query_as(FREE).bind(device).fetch_all(pool).await?,
+                        sqlx::query_as(OFFERED).bind(device).fetch_all(pool).await?,
+                    ))
+                } else {
+                    None
+                }
+            });
+            Ok::<_, OrderError>(found.map(|(doors_free, products)| Availability {
                 doors_free: doors_free.into_iter().collect(),
                 products,
             }))

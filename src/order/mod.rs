@@ -7,7 +7,6 @@
 use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 pub mod catalog;
@@ -18,9 +17,10 @@ pub use catalog::{Availability, Catalog, Product, StockLine};
 pub use error::OrderError;
 
 use crate::command::{Command, CommandService, Origin};
-use crate::events::{Event, append};
+use crate::events::Event;
 use crate::lock::DoorLocks;
 use crate::rental::RentalSettings;
+use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 use crate::unlock::{self, DoorAfter, DoorFailure, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
 
@@ -102,7 +102,7 @@ struct Priced {
 /// Orders.
 #[derive(Debug, Clone)]
 pub struct Orders {
-    pool: PgPool,
+    storage: Storage,
     wallets: Wallets,
     commands: CommandService,
     locks: Option<DoorLocks>,
@@ -143,7 +143,7 @@ impl Orders {
     /// Orders paid from `wallets`, doors opened through `commands` under `locks` (no locks: every
     /// order is refused), with the rentals' lock TTL and jam limit.
     pub fn new(
-        pool: PgPool,
+        storage: impl Into<Storage>,
         wallets: Wallets,
         commands: CommandService,
         locks: Option<DoorLocks>,
@@ -151,7 +151,7 @@ impl Orders {
         catalog: Catalog,
     ) -> Self {
         Self {
-            pool,
+            storage: storage.into(),
             wallets,
             commands,
             locks,
@@ -162,45 +162,114 @@ impl Orders {
 
     /// One of the user's orders (another user's is `None`); any order with `user` `None`.
     pub async fn get(&self, user: Option<Uuid>, id: Uuid) -> Result<Option<Order>, OrderError> {
-        let row = sqlx::query(
-            "SELECT id, user_id, device_id, door, state, total, cancel_reason, flags, created_at,
-                    settled_at FROM orders WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
-        )
-        .bind(id)
-        .bind(user)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let items = sqlx::query(
-            "SELECT product_id, name, qty, unit_price FROM order_items WHERE order_id = $1
-             ORDER BY name, product_id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(OrderItem {
-                product_id: r.try_get("product_id")?,
-                name: r.try_get("name")?,
-                qty: r.try_get("qty")?,
-                unit_price: r.try_get("unit_price")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+        type Row = (
+            Uuid,
+            Uuid,
+            String,
+            i32,
+            String,
+            i64,
+            Option<String>,
+            sqlx::types::Json<Vec<String>>,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        );
+        const ITEMS: &str = "SELECT product_id, name, qty, unit_price FROM order_items
+             WHERE order_id = $1 ORDER BY name, product_id";
+        type Items = Vec<(Uuid, String, i32, i64)>;
+        let found: Option<(Row, Items)> = on_pool!(&self.storage, |pool, dialect| {
+            let row: Option<Row> = sqlx::query_as(dialect.pick(
+                "SELECT id, user_id, device_id, door, state, total, cancel_reason,
+                            to_jsonb(flags), created_at, settled_at
+                     FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
+                "SELECT id, user_id, device_id, door, state, total, cancel_reason, flags,
+                            created_at, settled_at
+                     FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
+            ))
+            .bind(id)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => None,
+                Some(row) => Some((row, sqlx::query_as(ITEMS).bind(id).fetch_all(pool).await?)),
+            }
+        });
+        let Some((row, items)) = found else {
+            return Ok(None);
+        };
+        let (
+            id,
+            user_id,
+            device_id,
+            door,
+            state,
+            total,
+            cancel_reason,
+            flags,
+            created_at,
+            settled_at,
+        ) = row;
         Ok(Some(Order {
-            id: row.try_get("id")?,
-            user_id: row.try_get("user_id")?,
-            device_id: row.try_get("device_id")?,
-            door: row.try_get("door")?,
-            state: row.try_get("state")?,
-            total: row.try_get("total")?,
-            cancel_reason: row.try_get("cancel_reason")?,
-            flags: row.try_get("flags")?,
-            created_at: row.try_get("created_at")?,
-            settled_at: row.try_get("settled_at")?,
-            items,
+            id,
+            user_id,
+            device_id,
+            door,
+            state,
+            total,
+            cancel_reason,
+            flags: flags.0,
+            created_at,
+            settled_at,
+            items: items
+                .into_iter()
+                .map(|(product_id, name, qty, unit_price)| OrderItem {
+                    product_id,
+                    name,
+                    qty,
+                    unit_price,
+                })
+                .collect(),
         }))
+    }
+
+    /// The doors of `device` that hold every line of `wanted` and no one rents or must check:
+    /// those closed (free to open), and how many stand open (someone is taking their goods).
+    async fn holders(
+        &self,
+        device: &str,
+        wanted: &[Wanted],
+    ) -> Result<(Vec<i32>, usize), OrderError> {
+        const DOORS: &str = "SELECT d.door, d.sensor = 'open' FROM doors d
+             WHERE d.device_id = $1 AND NOT d.out_of_service AND NOT d.suspect
+               AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
+                   AND r.door = d.door AND r.state IN ('pending', 'active', 'ending'))
+             ORDER BY d.door";
+        const STOCK: &str =
+            "SELECT door, product_id, qty FROM door_stock WHERE device_id = $1 AND qty > 0";
+        type Stock = Vec<(i32, Uuid, i32)>;
+        let (doors, stock): (Vec<(i32, bool)>, Stock) = on_pool!(&self.storage, |pool| {
+            let doors = sqlx::query_as(DOORS).bind(device).fetch_all(pool).await?;
+            let stock = sqlx::query_as(STOCK).bind(device).fetch_all(pool).await?;
+            (doors, stock)
+        });
+        let holds_all = |door: i32| {
+            wanted.iter().all(|line| {
+                stock.iter().any(|&(d, product, qty)| {
+                    d == door && product == line.product_id && qty >= line.qty
+                })
+            })
+        };
+        let mut closed = Vec::new();
+        let mut open = 0;
+        for (door, is_open) in doors.into_iter().filter(|(door, _)| holds_all(*door)) {
+            if is_open {
+                open += 1;
+            } else {
+                closed.push(door);
+            }
+        }
+        Ok((closed, open))
     }
 
     /// Buys `wanted` from `device` for `user`: charged, taken from stock, and the door that holds
@@ -217,40 +286,24 @@ impl Orders {
             .as_ref()
             .ok_or_else(|| OrderError::LocksUnavailable("REDIS_URL is not set".into()))?;
         let device_id = DeviceId::new(device).ok_or(OrderError::UnknownDevice)?;
-        let ids: Vec<Uuid> = wanted.iter().map(|w| w.product_id).collect();
-        let qtys: Vec<i32> = wanted.iter().map(|w| w.qty).collect();
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL) AS known,
-                    coalesce((SELECT debt FROM wallets WHERE user_id = $4), 0) AS debt,
-                    holders.doors, holders.open
-             FROM (SELECT coalesce(array_agg(d.door ORDER BY d.door)
-                                   FILTER (WHERE d.sensor <> 'open'), '{}') AS doors,
-                          count(*) FILTER (WHERE d.sensor = 'open') AS open
-                   FROM doors d
-                     WHERE d.device_id = $1 AND NOT d.out_of_service AND NOT d.suspect
-                       AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
-                           AND r.door = d.door AND r.state IN ('pending', 'active', 'ending'))
-                       AND (SELECT count(*) FROM door_stock s
-                            JOIN unnest($2::uuid[], $3::int[]) AS w(product_id, qty)
-                              ON s.product_id = w.product_id AND s.qty >= w.qty
-                            WHERE s.device_id = d.device_id AND s.door = d.door)
-                           = cardinality($2::uuid[])) AS holders",
-        )
-        .bind(device)
-        .bind(&ids)
-        .bind(&qtys)
-        .bind(user)
-        .fetch_one(&self.pool)
-        .await?;
-        if !row.try_get::<bool, _>("known")? {
+        const STANDING: &str =
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL),
+                    coalesce((SELECT debt FROM wallets WHERE user_id = $2), 0)";
+        let (known, debt): (bool, i64) = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(STANDING)
+                .bind(device)
+                .bind(user)
+                .fetch_one(pool)
+                .await?
+        });
+        if !known {
             return Err(OrderError::UnknownDevice);
         }
-        if row.try_get::<i64, _>("debt")? > 0 {
+        if debt > 0 {
             return Err(OrderError::Debt);
         }
-        let doors: Vec<i32> = row.try_get("doors")?;
         // A door that holds it all but stands open (someone is taking their goods): try again.
-        let open: i64 = row.try_get("open")?;
+        let (doors, open) = self.holders(device, wanted).await?;
         let priced = self.price(wanted).await?;
         let total = priced.iter().try_fold(0i64, |sum, line| {
             line.unit_price
@@ -289,25 +342,25 @@ impl Orders {
 
     /// The products' current names and prices; unknown or withdrawn products refuse the order.
     async fn price(&self, wanted: &[Wanted]) -> Result<Vec<Priced>, OrderError> {
-        let ids: Vec<Uuid> = wanted.iter().map(|w| w.product_id).collect();
-        let rows = sqlx::query("SELECT id, name, price, active FROM products WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
+        const PRODUCT: &str = "SELECT name, price, active FROM products WHERE id = $1";
         let mut priced = Vec::with_capacity(wanted.len());
         for line in wanted {
-            let row = rows
-                .iter()
-                .find(|r| r.try_get::<Uuid, _>("id").ok() == Some(line.product_id))
-                .ok_or(OrderError::UnknownProduct(line.product_id))?;
-            if !row.try_get::<bool, _>("active")? {
+            let found: Option<(String, i64, bool)> = on_pool!(&self.storage, |pool| {
+                sqlx::query_as(PRODUCT)
+                    .bind(line.product_id)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            let (name, unit_price, active) =
+                found.ok_or(OrderError::UnknownProduct(line.product_id))?;
+            if !active {
                 return Err(OrderError::Withdrawn(line.product_id));
             }
             priced.push(Priced {
                 product_id: line.product_id,
-                name: row.try_get("name")?,
+                name,
                 qty: line.qty,
-                unit_price: row.try_get("price")?,
+                unit_price,
             });
         }
         Ok(priced)
@@ -321,24 +374,20 @@ impl Orders {
         wanted: &[Wanted],
         priced: &[Priced],
     ) -> Result<OrderError, OrderError> {
-        let ids: Vec<Uuid> = wanted.iter().map(|w| w.product_id).collect();
-        let most: Vec<(Uuid, i32)> = sqlx::query_as(
-            "SELECT s.product_id, max(s.qty) FROM door_stock s
+        const MOST: &str = "SELECT CAST(coalesce(max(s.qty), 0) AS BIGINT) FROM door_stock s
              JOIN doors d ON d.device_id = s.device_id AND d.door = s.door
-             WHERE s.device_id = $1 AND s.product_id = ANY($2)
-               AND NOT d.out_of_service AND NOT d.suspect
-             GROUP BY s.product_id",
-        )
-        .bind(device)
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE s.device_id = $1 AND s.product_id = $2
+               AND NOT d.out_of_service AND NOT d.suspect";
+        debug_assert_eq!(wanted.len(), priced.len());
         for line in priced {
-            let have = most
-                .iter()
-                .find(|(id, _)| *id == line.product_id)
-                .map_or(0, |(_, qty)| *qty);
-            if have < line.qty {
+            let have: i64 = on_pool!(&self.storage, |pool| {
+                sqlx::query_scalar(MOST)
+                    .bind(device)
+                    .bind(line.product_id)
+                    .fetch_one(pool)
+                    .await?
+            });
+            if have < i64::from(line.qty) {
                 return Ok(OrderError::OutOfStock(format!(
                     "not enough {} on this locker ({} wanted, {have} in one door)",
                     line.name, line.qty
@@ -373,14 +422,14 @@ impl Orders {
             self.wallets
                 .change_with(user, &charge, |work, _| {
                     let new = new.clone();
-                    Box::pin(async move { insert_order(work.postgres("orders")?, new).await })
+                    Box::pin(async move { insert_order(work, new).await })
                 })
                 .await
                 .map(drop)
         } else {
-            let mut tx = self.pool.begin().await?;
-            match insert_order(&mut tx, new.clone()).await {
-                Ok(()) => tx.commit().await.map_err(WalletError::from),
+            let mut work = self.storage.begin().await?;
+            match insert_order(&mut work, new.clone()).await {
+                Ok(()) => work.commit().await.map_err(WalletError::from),
                 Err(e) => Err(e),
             }
         };
@@ -424,13 +473,14 @@ impl Orders {
             ),
             Verdict::Unknown { command } => {
                 // Settled by the locker's report in the background (`reconcile_pending`).
-                sqlx::query(
-                    "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND state = 'paid'",
-                )
-                .bind(id)
-                .bind(command)
-                .execute(&self.pool)
-                .await?;
+                const ATTACH: &str =
+                    "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND state = 'paid'";
+                on_pool!(&self.storage, |pool| sqlx::query(ATTACH)
+                    .bind(id)
+                    .bind(command)
+                    .execute(pool)
+                    .await?
+                    .rows_affected());
                 return Err(OrderError::NotOpened(id, DoorFailure::Timeout));
             }
             Verdict::Broken(cause) => (
@@ -466,51 +516,51 @@ struct NewOrder {
 }
 
 /// The order, its items, the stock taken (every line or none: `Aborted` rolls it all back) and
-/// its events, in the caller's transaction.
-async fn insert_order(conn: &mut PgConnection, new: NewOrder) -> Result<(), WalletError> {
-    let door = i32::from(new.door);
-    sqlx::query(
-        "INSERT INTO orders (id, user_id, device_id, door, state, total)
-         VALUES ($1, $2, $3, $4, 'paid', $5)",
-    )
-    .bind(new.id)
-    .bind(new.user)
-    .bind(new.device.as_str())
-    .bind(door)
-    .bind(new.total)
-    .execute(&mut *conn)
-    .await?;
-    let ids: Vec<Uuid> = new.lines.iter().map(|l| l.product_id).collect();
-    let names: Vec<&str> = new.lines.iter().map(|l| l.name.as_str()).collect();
-    let qtys: Vec<i32> = new.lines.iter().map(|l| l.qty).collect();
-    let prices: Vec<i64> = new.lines.iter().map(|l| l.unit_price).collect();
-    sqlx::query(
-        "INSERT INTO order_items (order_id, product_id, name, qty, unit_price)
-         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[])",
-    )
-    .bind(new.id)
-    .bind(&ids)
-    .bind(&names)
-    .bind(&qtys)
-    .bind(&prices)
-    .execute(&mut *conn)
-    .await?;
+/// its events, in the caller's unit of work.
+async fn insert_order(work: &mut UnitOfWork, new: NewOrder) -> Result<(), WalletError> {
+    const ORDER: &str =
+        "INSERT INTO orders (id, user_id, device_id, door, state, total, created_at)
+         VALUES ($1, $2, $3, $4, 'paid', $5, $6)";
+    const ITEM: &str = "INSERT INTO order_items (order_id, product_id, name, qty, unit_price)
+         VALUES ($1, $2, $3, $4, $5)";
     // Each line takes its own quantity, only if the door has it.
-    let taken = sqlx::query(
-        "UPDATE door_stock s SET qty = s.qty - w.qty, updated_at = now()
-         FROM unnest($3::uuid[], $4::int[]) AS w(product_id, qty)
-         WHERE s.device_id = $1 AND s.door = $2 AND s.product_id = w.product_id
-           AND s.qty >= w.qty",
-    )
-    .bind(new.device.as_str())
-    .bind(door)
-    .bind(&ids)
-    .bind(&qtys)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if taken != new.lines.len() as u64 {
-        return Err(WalletError::Aborted("an item is out of stock"));
+    const TAKE: &str = "UPDATE door_stock SET qty = qty - $4, updated_at = $5
+         WHERE device_id = $1 AND door = $2 AND product_id = $3 AND qty >= $4";
+    let door = i32::from(new.door);
+    let now = Utc::now();
+    in_work!(&mut *work, |conn| sqlx::query(ORDER)
+        .bind(new.id)
+        .bind(new.user)
+        .bind(new.device.as_str())
+        .bind(door)
+        .bind(new.total)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected());
+    for line in &new.lines {
+        let taken = in_work!(&mut *work, |conn| {
+            sqlx::query(ITEM)
+                .bind(new.id)
+                .bind(line.product_id)
+                .bind(&line.name)
+                .bind(line.qty)
+                .bind(line.unit_price)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(TAKE)
+                .bind(new.device.as_str())
+                .bind(door)
+                .bind(line.product_id)
+                .bind(line.qty)
+                .bind(now)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        if taken != 1 {
+            return Err(WalletError::Aborted("an item is out of stock"));
+        }
     }
     let items: Vec<serde_json::Value> = new
         .lines
@@ -522,12 +572,10 @@ async fn insert_order(conn: &mut PgConnection, new: NewOrder) -> Result<(), Wall
         "order_id": new.id, "device_id": new.device.as_str(), "door": door, "items": items,
         "total_minor": new.total,
     });
-    append(
-        conn,
-        &Event::new("order.created", "order", &aggregate, created),
-    )
-    .await?;
+    work.append(&Event::new("order.created", "order", &aggregate, created))
+        .await?;
     let paid = serde_json::json!({ "order_id": new.id, "total_minor": new.total });
-    append(conn, &Event::new("order.paid", "order", &aggregate, paid)).await?;
+    work.append(&Event::new("order.paid", "order", &aggregate, paid))
+        .await?;
     Ok(())
 }

@@ -4,14 +4,37 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use firmware_protocol::DeviceId;
 use serde_json::json;
-use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::{OrderError, Orders, Settlement};
-use crate::events::{Event, append};
-use crate::unlock::{self, DoorAfter, Verdict};
+use crate::events::Event;
+use crate::storage::{UnitOfWork, in_work, on_pool};
+use crate::unlock::{self, DoorAfter, RecordRow, Verdict};
+
+/// A paid order with its unlock as recorded.
+#[derive(sqlx::FromRow)]
+struct PaidRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    door: i32,
+    total: i64,
+    #[sqlx(flatten)]
+    record: RecordRow,
+}
+
+/// A paid order a request left half done.
+#[derive(sqlx::FromRow)]
+struct AbandonedRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    door: i32,
+    total: i64,
+}
 use crate::wallet::{Movement, WalletError};
 
 impl Orders {
@@ -31,8 +54,7 @@ impl Orders {
             self.wallets
                 .change_with(user, &refund, |work, _| {
                     Box::pin(async move {
-                        let conn = work.postgres("orders")?;
-                        write(conn, id, (device, door), command, settlement, jams_limit)
+                        write(work, id, (device, door), command, settlement, jams_limit)
                             .await
                             .map_err(WalletError::from)
                     })
@@ -40,9 +62,18 @@ impl Orders {
                 .await
                 .map(drop)
         } else {
-            let mut tx = self.pool.begin().await?;
-            match write(&mut tx, id, (device, door), command, settlement, jams_limit).await {
-                Ok(()) => tx.commit().await.map_err(WalletError::from),
+            let mut work = self.storage.begin().await?;
+            match write(
+                &mut work,
+                id,
+                (device, door),
+                command,
+                settlement,
+                jams_limit,
+            )
+            .await
+            {
+                Ok(()) => work.commit().await.map_err(WalletError::from),
                 Err(e) => Err(WalletError::from(e)),
             }
         };
@@ -64,12 +95,13 @@ impl Orders {
              WHERE o.state = 'paid' ORDER BY o.created_at LIMIT 100",
             unlock::RECORD_COLUMNS
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(open_window.as_secs_f64())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<PaidRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_all(pool)
+                .await?
+        });
         for row in rows {
-            let verdict = unlock::settled_row(&row)?;
+            let verdict = row.record.settled(open_window);
             let (settlement, outcome) = match verdict {
                 Some(Verdict::Opened { already_open, .. }) => {
                     (Settlement::Completed { already_open }, "completed")
@@ -83,17 +115,17 @@ impl Orders {
                 ),
                 _ => continue, // not known yet
             };
-            let Some(target) = unlock::target(&row)? else {
+            let Some(target) = unlock::target(&row.device_id, row.door) else {
                 continue;
             };
-            let id: Uuid = row.try_get("id")?;
+            let id = row.id;
             let result = self
                 .settle(
-                    row.try_get("user_id")?,
+                    row.user_id,
                     id,
                     target,
-                    row.try_get("total")?,
-                    Some(row.try_get("command")?),
+                    row.total,
+                    Some(row.record.command),
                     settlement,
                 )
                 .await;
@@ -116,27 +148,28 @@ impl Orders {
         let Some(locks) = &self.locks else {
             return Ok(0); // without locks no order is ever placed
         };
-        let rows = sqlx::query(
-            "SELECT o.id, o.user_id, o.device_id, o.door, o.total FROM orders o
-             WHERE o.state = 'paid' AND o.unlock_command IS NULL
-               AND o.created_at < now() - interval '5 seconds'
-             LIMIT 100",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        const ABANDONED: &str = "SELECT id, user_id, device_id, door, total FROM orders
+             WHERE state = 'paid' AND unlock_command IS NULL AND created_at < $1
+             LIMIT 100";
+        let before = Utc::now() - chrono::Duration::seconds(5);
+        let rows: Vec<AbandonedRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(ABANDONED)
+                .bind(before)
+                .fetch_all(pool)
+                .await?
+        });
         let mut recovered = 0;
         for row in rows {
-            let id: Uuid = row.try_get("id")?;
-            let Some(target) = unlock::target(&row)? else {
+            let id = row.id;
+            let Some(target) = unlock::target(&row.device_id, row.door) else {
                 continue;
             };
-            let user: Uuid = row.try_get("user_id")?;
-            let total: i64 = row.try_get("total")?;
+            let (user, total) = (row.user_id, row.total);
             let work = async {
                 // Read under the lock: the request may have recorded its unlock just before.
                 let attach = "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL";
                 let reason = format!("order {id}");
-                if unlock::attach_sent(&self.pool, &reason, attach, id).await? {
+                if unlock::attach_sent(&self.storage, &reason, attach, id).await? {
                     return Ok(false); // settled like a timeout, by asking the locker
                 }
                 let cancelled = Settlement::Cancelled {
@@ -173,7 +206,7 @@ impl Orders {
 /// The order's settlement, its door's marks, the stock given back if cancelled, and its events.
 /// An order settled already (by another gateway) is `RowNotFound`: nothing changes.
 async fn write(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     id: Uuid,
     (device, door): (DeviceId, u16),
     command: Option<i64>,
@@ -192,36 +225,48 @@ async fn write(
         ),
         Settlement::Cancelled { reason, .. } => ("cancelled", Some(reason), Vec::new()),
     };
-    let updated = sqlx::query(
-        "UPDATE orders SET state = $2, cancel_reason = $3, flags = $4, settled_at = now(),
-                unlock_command = coalesce($5, unlock_command)
-         WHERE id = $1 AND state = 'paid'",
-    )
-    .bind(id)
-    .bind(state)
-    .bind(reason)
-    .bind(&flags)
-    .bind(command)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let now = Utc::now();
+    let updated = in_work!(&mut *work, |conn, dialect| {
+        sqlx::query(dialect.pick(
+            "UPDATE orders SET state = $2, cancel_reason = $3,
+                    flags = ARRAY(SELECT jsonb_array_elements_text($4)), settled_at = $6,
+                    unlock_command = coalesce($5, unlock_command)
+             WHERE id = $1 AND state = 'paid'",
+            "UPDATE orders SET state = $2, cancel_reason = $3, flags = $4, settled_at = $6,
+                    unlock_command = coalesce($5, unlock_command)
+             WHERE id = $1 AND state = 'paid'",
+        ))
+        .bind(id)
+        .bind(state)
+        .bind(reason)
+        .bind(sqlx::types::Json(&flags))
+        .bind(command)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
     if updated != 1 {
         return Err(sqlx::Error::RowNotFound);
     }
     let aggregate = id.to_string();
     match settlement {
         Settlement::Completed { .. } => {
-            unlock::mark_opened(conn, &device, door).await?;
+            unlock::mark_opened(work, &device, door).await?;
             let data = json!({ "order_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
-            append(
-                conn,
-                &Event::new("order.completed", "order", &aggregate, data.clone()),
-            )
+            work.append(&Event::new(
+                "order.completed",
+                "order",
+                &aggregate,
+                data.clone(),
+            ))
             .await?;
-            append(
-                conn,
-                &Event::new("device.unlocked", "device", device.as_str(), data),
-            )
+            work.append(&Event::new(
+                "device.unlocked",
+                "device",
+                device.as_str(),
+                data,
+            ))
             .await?;
         }
         Settlement::Cancelled {
@@ -229,24 +274,22 @@ async fn write(
             door: after,
         } => {
             // The goods never left the door: back into its stock.
-            sqlx::query(
-                "INSERT INTO door_stock (device_id, door, product_id, qty)
-                 SELECT $1, $2, product_id, qty FROM order_items WHERE order_id = $3
+            const RESTOCK: &str = "INSERT INTO door_stock (device_id, door, product_id, qty, updated_at)
+                 SELECT $1, $2, product_id, qty, $4 FROM order_items WHERE order_id = $3
                  ON CONFLICT (device_id, door, product_id)
-                 DO UPDATE SET qty = door_stock.qty + EXCLUDED.qty, updated_at = now()",
-            )
-            .bind(device.as_str())
-            .bind(i32::from(door))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            unlock::mark_door(conn, &device, door, after, jams_limit).await?;
+                 DO UPDATE SET qty = door_stock.qty + EXCLUDED.qty, updated_at = EXCLUDED.updated_at";
+            in_work!(&mut *work, |conn| sqlx::query(RESTOCK)
+                .bind(device.as_str())
+                .bind(i32::from(door))
+                .bind(id)
+                .bind(now)
+                .execute(conn)
+                .await?
+                .rows_affected());
+            unlock::mark_door(work, &device, door, after, jams_limit).await?;
             let data = json!({ "order_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
-            append(
-                conn,
-                &Event::new("order.cancelled", "order", &aggregate, data),
-            )
-            .await?;
+            work.append(&Event::new("order.cancelled", "order", &aggregate, data))
+                .await?;
         }
     }
     Ok(())

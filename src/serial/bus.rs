@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::storage::Storage;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use firmware_protocol::{
     CommandId, DeviceId, DeviceKey, DoorCause, DoorEvent, Downlink, Encoding, Envelope,
     MessageType, TopicKind, Unverified, Uplink,
 };
-use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -82,7 +82,7 @@ struct Board {
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     settings: BusSettings,
-    pool: PgPool,
+    storage: Storage,
     registry: DeviceRegistry,
     downlinks: Downlinks,
     injector: Injector,
@@ -127,7 +127,7 @@ pub fn start(
             })
             .collect(),
         settings,
-        pool,
+        storage,
         registry,
         downlinks,
         injector,
@@ -145,7 +145,7 @@ pub fn start(
 
 struct Bus {
     settings: BusSettings,
-    pool: PgPool,
+    storage: Storage,
     registry: DeviceRegistry,
     downlinks: Downlinks,
     injector: Injector,

@@ -6,9 +6,6 @@
 //! [`in_work`] expand it for both) and once per backend where they differ, with the same
 //! guarantees either way (CHECKs, the ledger and the outbox in the same transaction).
 //!
-//! Moving the services behind this interface goes domain by domain; code not moved yet reaches
-//! the PostgreSQL transaction with [`UnitOfWork::postgres`] and refuses to run on SQLite.
-//!
 //! SQLite is opened in WAL mode with a busy timeout, and every unit of work begins with
 //! `BEGIN IMMEDIATE`: writers queue for the one write lock at the start instead of failing with
 //! "database is locked" when two of them try to upgrade a read at once. SQLite keeps times as
@@ -19,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 /// Runs one statement, written once, on whichever backend a [`Storage`] is: `$run` is expanded
 /// for each, with `$pool` a `&PgPool` in one and a `&SqlitePool` in the other (so the SQL must
@@ -134,10 +131,34 @@ impl From<PgPool> for Storage {
     }
 }
 
-/// Work not yet moved behind the storage interface was asked to run on SQLite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{0} is not available on SQLite (edge mode) yet")]
-pub struct NotOnSqlite(pub &'static str);
+/// Why the configured storage could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// PostgreSQL is unreachable or its schema could not be migrated.
+    #[error("PostgreSQL at {url}: {source}")]
+    Postgres {
+        /// The URL, password redacted.
+        url: String,
+        /// What failed.
+        source: sqlx::Error,
+    },
+    /// The data directory cannot be made.
+    #[error("cannot make the data directory {path} (set LOCKER_DATA_DIR to change it): {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The SQLite file cannot be opened or its schema migrated.
+    #[error("SQLite file {path} (set LOCKER_DATA_DIR to change where it is): {source}")]
+    Sqlite {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: sqlx::Error,
+    },
+}
 
 impl Storage {
     /// Opens (creating it if needed) the SQLite file at `path` and brings its schema up to date.
@@ -155,6 +176,63 @@ impl Storage {
             .await?;
         SQLITE_MIGRATOR.run(&pool).await?;
         Ok(Self::Sqlite(pool))
+    }
+
+    /// The storage `config` names, schema brought up to date: PostgreSQL at `DATABASE_URL` (made
+    /// if the server has no such database) with `max_connections`, or, without one (or with
+    /// `LOCKER_MODE=edge`), the SQLite file in the data directory (made if missing). Whether the
+    /// mode can run as configured is the gateway's to check ([`crate::config::Config::mode`]);
+    /// administrative commands need only the database.
+    pub async fn open(
+        config: &crate::config::Config,
+        max_connections: u32,
+    ) -> Result<Self, OpenError> {
+        let edge = config.mode == Some(crate::config::Mode::Edge);
+        match config.database_url.as_deref().filter(|_| !edge) {
+            Some(url) => crate::db::connect(url, max_connections)
+                .await
+                .map(Self::Postgres)
+                .map_err(|source| OpenError::Postgres {
+                    url: crate::config::redact_url(url),
+                    source,
+                }),
+            None => {
+                let dir = &config.data_dir;
+                std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let path = config.sqlite_path();
+                Self::open_sqlite(&path)
+                    .await
+                    .map_err(|source| OpenError::Sqlite { path, source })
+            }
+        }
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, |pool| sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(pool)
+            .await
+            .map(drop))
+    }
+
+    /// The pool's connections: (open, idle, most).
+    pub fn connections(&self) -> (u32, usize, u32) {
+        on_pool!(self, |pool| (
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections()
+        ))
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
     }
 
     /// `postgresql` or `sqlite`.
@@ -180,15 +258,6 @@ impl UnitOfWork {
         match self {
             Self::Postgres(tx) => tx.commit().await,
             Self::Sqlite(tx) => tx.commit().await,
-        }
-    }
-
-    /// The PostgreSQL transaction, for work not yet moved behind this interface (`what` names it
-    /// in the error on SQLite).
-    pub fn postgres(&mut self, what: &'static str) -> Result<&mut PgConnection, NotOnSqlite> {
-        match self {
-            Self::Postgres(tx) => Ok(&mut *tx),
-            Self::Sqlite(_) => Err(NotOnSqlite(what)),
         }
     }
 

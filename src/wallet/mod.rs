@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -171,9 +170,6 @@ pub enum WalletError {
     /// The database failed.
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
-    /// Work done with the change is not available on this backend yet.
-    #[error(transparent)]
-    Unsupported(#[from] crate::storage::NotOnSqlite),
 }
 
 /// Wallets over a storage: each change in its own unit of work, retried when it loses a race.
@@ -194,9 +190,9 @@ async fn back_off(attempt: u32) {
 }
 
 impl Wallets {
-    /// Wallets in `currency` on PostgreSQL.
-    pub fn new(pool: PgPool, currency: Currency) -> Self {
-        Self::on(Storage::Postgres(pool), currency)
+    /// Wallets in `currency` on `storage` (a PostgreSQL pool converts into one).
+    pub fn new(storage: impl Into<Storage>, currency: Currency) -> Self {
+        Self::on(storage.into(), currency)
     }
 
     /// Wallets in `currency` on `storage`.

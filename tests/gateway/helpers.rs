@@ -240,6 +240,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         mqtt5_addr: None,
         external_broker: None,
         mode: None,
+        data_dir: std::env::temp_dir(),
         database_url: None,
         redis_url: Some(redis_url()),
         heartbeat: TEST_HEARTBEAT,

@@ -391,7 +391,7 @@ async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool)
         uptime_ms: 100_000,
     };
     assert!(
-        presence::hello(&pool, &id, &hello, 1, t0)
+        presence::hello(&pool.clone().into(), &id, &hello, 1, t0)
             .await
             .expect("hello")
     );
@@ -403,7 +403,8 @@ async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool)
         })
     };
     let at = |secs| t0 + chrono::Duration::seconds(secs);
-    let mut tx = pool.begin().await.expect("tx");
+    let storage: locker_gateway::storage::Storage = pool.clone().into();
+    let mut tx = storage.begin().await.expect("tx");
     // Sent at uptime 105 s but received 20 s after the hello: it waited 15 s somewhere. The locker
     // is at least at 100 + 20 = 120 s then, which the hello already says; the estimate stays.
     assert!(
@@ -414,7 +415,7 @@ async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool)
     tx.commit().await.expect("commit");
     assert_eq!(clock(&pool).await, (100_000, t0));
     // A prompt one says more than the hello: it becomes the estimate.
-    let mut tx = pool.begin().await.expect("tx");
+    let mut tx = storage.begin().await.expect("tx");
     assert!(
         presence::uplink(&mut tx, &id, 9, 3, &beat(130_000), at(25))
             .await

@@ -149,7 +149,7 @@ async fn a_killed_gateway_settles_its_command_in_flight_by_asking(pool: PgPool) 
     // it but its answer is lost, and the gateway is killed before it learns anything.
     locker.turn(Knob::DropAcks(1)).await;
     let id = queue::enqueue(
-        &pool,
+        &pool.clone().into(),
         &device("lk-1"),
         &Command::Unlock { door: 1 },
         Duration::from_secs(60),

@@ -137,7 +137,7 @@ async fn a_queued_command_past_its_time_to_live_is_never_executed(pool: PgPool) 
         );
     }
     assert_eq!(state_of(&pool, cancelled).await, "cancelled");
-    let listed = locker_gateway::command::queue::list(&pool, Some("lk-1"), None, 10)
+    let listed = locker_gateway::command::queue::list(&pool.clone().into(), Some("lk-1"), None, 10)
         .await
         .expect("list");
     assert_eq!(listed.len(), 2);

@@ -1,5 +1,5 @@
-//! The rental service. Starting a rental: pick a free door, lock it in Redis, create the rental and hold the deposit
-//! in one transaction, open the door, and settle by what the door did: a failed unlock never
+//! The rental service. Starting a rental: pick a free door, lock it (in Redis, or in the process
+//! in edge mode), create the rental and hold the deposit in one unit of work, open the door, and settle by what the door did: a failed unlock never
 //! charges anyone (the hold is released in the same transaction that cancels the rental).
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
 use serde_json::json;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::plan;
@@ -18,8 +18,9 @@ mod pickup;
 mod reconcile;
 
 use crate::command::{Command, CommandService, Origin};
-use crate::events::{Event, append};
+use crate::events::Event;
 use crate::lock::DoorLocks;
+use crate::storage::{Dialect, Storage, UnitOfWork, in_work, on_pool};
 pub use crate::unlock::DoorFailure;
 use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
@@ -78,28 +79,61 @@ pub struct Rental {
     pub created_at: DateTime<Utc>,
 }
 
-const HOLDING: &str = "('pending', 'active', 'ending')";
-
-fn rental(row: &sqlx::postgres::PgRow) -> Result<Rental, sqlx::Error> {
-    Ok(Rental {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        device_id: row.try_get("device_id")?,
-        door: row.try_get("door")?,
-        state: row.try_get("state")?,
-        deposit_held: row.try_get("deposit_held")?,
-        fee: row.try_get("fee")?,
-        refunded: row.try_get("refunded")?,
-        started_at: row.try_get("started_at")?,
-        ended_at: row.try_get("ended_at")?,
-        cancel_reason: row.try_get("cancel_reason")?,
-        flags: row.try_get("flags")?,
-        created_at: row.try_get("created_at")?,
-    })
+/// A rental row as both backends return it (PostgreSQL's `flags` array as JSON).
+#[derive(sqlx::FromRow)]
+pub(super) struct RentalRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    door: i32,
+    state: String,
+    deposit_held: i64,
+    fee: Option<i64>,
+    refunded: i64,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<String>,
+    flags: sqlx::types::Json<Vec<String>>,
+    created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, refunded, \
-                       started_at, ended_at, cancel_reason, flags, created_at";
+impl From<RentalRow> for Rental {
+    fn from(row: RentalRow) -> Self {
+        Self {
+            id: row.id,
+            user_id: row.user_id,
+            device_id: row.device_id,
+            door: row.door,
+            state: row.state,
+            deposit_held: row.deposit_held,
+            fee: row.fee,
+            refunded: row.refunded,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            cancel_reason: row.cancel_reason,
+            flags: row.flags.0,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// The columns of a [`RentalRow`] in PostgreSQL.
+const PG_COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, refunded, \
+                          started_at, ended_at, cancel_reason, to_jsonb(flags) AS flags, created_at";
+
+/// The columns of a [`RentalRow`] in `dialect`.
+pub(super) fn columns(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        PG_COLUMNS,
+        "id, user_id, device_id, door, state, deposit_held, fee, refunded, started_at, ended_at, \
+         cancel_reason, flags, created_at",
+    )
+}
+
+/// `SELECT` the rental columns `FROM rentals` and `tail` (its WHERE clause), in `dialect`.
+fn select(dialect: Dialect, tail: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!("SELECT {} FROM rentals {tail}", columns(dialect)))
+}
 
 /// What the door did, and so what becomes of the rental.
 #[derive(Clone, Copy)]
@@ -116,9 +150,7 @@ enum Settlement {
 /// Rentals.
 #[derive(Debug, Clone)]
 pub struct Rentals {
-    pool: PgPool,
-    /// The same database behind the storage interface (price plans are read through it).
-    storage: crate::storage::Storage,
+    storage: Storage,
     wallets: Wallets,
     commands: CommandService,
     locks: Option<DoorLocks>,
@@ -130,7 +162,7 @@ impl Rentals {
     /// Rentals paid from `wallets`, doors opened through `commands`, locked with `locks` (no
     /// locks: every rental is refused).
     pub fn new(
-        pool: PgPool,
+        storage: impl Into<Storage>,
         wallets: Wallets,
         commands: CommandService,
         locks: Option<DoorLocks>,
@@ -138,8 +170,7 @@ impl Rentals {
         cache: crate::cache::Cache,
     ) -> Self {
         Self {
-            storage: crate::storage::Storage::Postgres(pool.clone()),
-            pool,
+            storage: storage.into(),
             wallets,
             commands,
             locks,
@@ -150,13 +181,14 @@ impl Rentals {
 
     /// One of the user's rentals (another user's is `None`).
     pub async fn get(&self, user: Uuid, id: Uuid) -> Result<Option<Rental>, RentalError> {
-        let sql = format!("SELECT {COLUMNS} FROM rentals WHERE id = $1 AND user_id = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(user)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(rental).transpose()?)
+        let row: Option<RentalRow> = on_pool!(&self.storage, |pool, dialect| {
+            sqlx::query_as(select(dialect, "WHERE id = $1 AND user_id = $2"))
+                .bind(id)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(Rental::from))
     }
 
     /// Rents a door of `device` (of `size`, or door `door`) for `user` and opens it.
@@ -172,32 +204,50 @@ impl Rentals {
             .as_ref()
             .ok_or_else(|| RentalError::LocksUnavailable("REDIS_URL is not set".into()))?;
         let device_id = DeviceId::new(device).ok_or(RentalError::UnknownDevice)?;
-        // One round trip: the user's standing, the locker, and its free doors that fit.
-        let sql = format!(
-            "WITH free AS (
-                 SELECT d.door, d.size_class FROM doors d
-                 WHERE d.device_id = $2 AND ($3::text IS NULL OR d.size_class = $3)
-                   AND ($4::int IS NULL OR d.door = $4)
-                   AND NOT d.out_of_service AND NOT d.suspect AND d.sensor <> 'open'
-                   AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
-                                   AND s.door = d.door AND s.qty > 0)
-                   AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
-                                   AND r.door = d.door AND r.state IN {HOLDING})
-             )
-             SELECT (SELECT count(*) FROM rentals WHERE user_id = $1 AND state IN {HOLDING}),
-                    coalesce((SELECT debt FROM wallets WHERE user_id = $1), 0),
-                    EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL),
-                    coalesce((SELECT array_agg(door ORDER BY door) FROM free), '{{}}'),
-                    coalesce((SELECT array_agg(size_class ORDER BY door) FROM free), '{{}}')"
-        );
-        let (active, debt, exists, doors, sizes): (i64, i64, bool, Vec<i32>, Vec<String>) =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(user)
-                .bind(device)
-                .bind(size)
-                .bind(door.map(i32::from))
-                .fetch_one(&self.pool)
-                .await?;
+        // One round trip: the user's standing, the locker, and its free doors that fit (as a
+        // JSON array of [door, size class], in each dialect's words).
+        /// The statement, written once; `$free` aggregates the free doors.
+        macro_rules! standing_sql {
+            ($free:literal) => {
+                concat!(
+                    "WITH free AS (
+                         SELECT d.door, d.size_class FROM doors d
+                         WHERE d.device_id = $2 AND ($3 IS NULL OR d.size_class = $3)
+                           AND ($4 IS NULL OR d.door = $4)
+                           AND NOT d.out_of_service AND NOT d.suspect AND d.sensor <> 'open'
+                           AND NOT EXISTS (SELECT 1 FROM door_stock s WHERE s.device_id = d.device_id
+                                           AND s.door = d.door AND s.qty > 0)
+                           AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.device_id = d.device_id
+                                           AND r.door = d.door
+                                           AND r.state IN ('pending', 'active', 'ending'))
+                     )
+                     SELECT (SELECT count(*) FROM rentals WHERE user_id = $1
+                                AND state IN ('pending', 'active', 'ending')),
+                            coalesce((SELECT debt FROM wallets WHERE user_id = $1), 0),
+                            EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL), ",
+                    $free
+                )
+            };
+        }
+        type Standing = (i64, i64, bool, sqlx::types::Json<Vec<(i32, String)>>);
+        let (active, debt, exists, free): Standing = on_pool!(&self.storage, |pool, dialect| {
+            sqlx::query_as(dialect.pick(
+                standing_sql!(
+                    "coalesce((SELECT json_agg(json_build_array(door, size_class) ORDER BY door)
+                               FROM free), '[]')"
+                ),
+                standing_sql!(
+                    "(SELECT json_group_array(json_array(door, size_class) ORDER BY door)
+                      FROM free)"
+                ),
+            ))
+            .bind(user)
+            .bind(device)
+            .bind(size)
+            .bind(door.map(i32::from))
+            .fetch_one(pool)
+            .await?
+        });
         if !exists {
             return Err(RentalError::UnknownDevice);
         }
@@ -207,7 +257,7 @@ impl Rentals {
         if active >= self.settings.max_active {
             return Err(RentalError::TooManyActive(active));
         }
-        let candidates = doors.into_iter().zip(sizes);
+        let candidates = free.0;
         let mut lacked_plan = false;
         for (door, size_class) in candidates {
             let Ok(door) = u16::try_from(door) else {
@@ -253,13 +303,13 @@ impl Rentals {
 
     /// Any rental, whoever's (for operators).
     pub async fn any(&self, id: Uuid) -> Result<Rental, RentalError> {
-        let sql = format!("SELECT {COLUMNS} FROM rentals WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(RentalError::NotFound)?;
-        Ok(rental(&row)?)
+        let row: Option<RentalRow> = on_pool!(&self.storage, |pool, dialect| {
+            sqlx::query_as(select(dialect, "WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Rental::from).ok_or(RentalError::NotFound)
     }
 
     /// With the door's lock held: create and hold, open, settle.
@@ -283,7 +333,7 @@ impl Rentals {
             terms,
             deposit,
         };
-        match create_holding(&self.pool, &row).await {
+        match self.create_holding(&row).await {
             Ok(true) => {}
             Ok(false) => return Err(RentalError::InsufficientFunds),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -332,13 +382,14 @@ impl Rentals {
                 // The outcome is unknown: the locker is asked (`query_state`) and the rental is
                 // settled by its report in the background (`reconcile_pending`): active if the
                 // door opened, else cancelled with the hold released.
-                sqlx::query(
-                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'",
-                )
-                .bind(id)
-                .bind(command)
-                .execute(&self.pool)
-                .await?;
+                const ATTACH: &str =
+                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'";
+                on_pool!(&self.storage, |pool| sqlx::query(ATTACH)
+                    .bind(id)
+                    .bind(command)
+                    .execute(pool)
+                    .await?
+                    .rows_affected());
                 return Err(RentalError::Timeout(id));
             }
             Verdict::Broken(cause) => (
@@ -377,7 +428,7 @@ impl Rentals {
         let cancelled = match settlement {
             Settlement::Active { already_open } => {
                 let started =
-                    activate(&self.pool, id, (device, door), command, already_open).await?;
+                    activate(&self.storage, id, (device, door), command, already_open).await?;
                 self.doors_changed(device.as_str()).await;
                 return started.map(Some).ok_or(RentalError::AlreadySettled);
             }
@@ -388,8 +439,7 @@ impl Rentals {
             self.wallets
                 .change_with(user, &release, |work, _| {
                     Box::pin(async move {
-                        let conn = work.postgres("rentals")?;
-                        write_cancellation(conn, id, (device, door), command, cancelled, jams_limit)
+                        write_cancellation(work, id, (device, door), command, cancelled, jams_limit)
                             .await
                             .map_err(WalletError::from)
                     })
@@ -397,11 +447,18 @@ impl Rentals {
                 .await
                 .map(drop)
         } else {
-            let mut tx = self.pool.begin().await?;
-            match write_cancellation(&mut tx, id, (device, door), command, cancelled, jams_limit)
-                .await
+            let mut work = self.storage.begin().await?;
+            match write_cancellation(
+                &mut work,
+                id,
+                (device, door),
+                command,
+                cancelled,
+                jams_limit,
+            )
+            .await
             {
-                Ok(()) => tx.commit().await.map_err(WalletError::from),
+                Ok(()) => work.commit().await.map_err(WalletError::from),
                 Err(e) => Err(WalletError::from(e)),
             }
         };
@@ -414,10 +471,10 @@ impl Rentals {
 }
 
 /// The rental active (billing from now), the door's run of jams over, and its events
-/// (`rental.started`, `device.unlocked`), in one statement; the rental as it is now, or `None`
-/// if it was settled already (by another gateway's reconciler).
+/// (`rental.started`, `device.unlocked`), in one unit of work (on PostgreSQL one statement); the
+/// rental as it is now, or `None` if it was settled already (by another gateway's reconciler).
 async fn activate(
-    pool: &PgPool,
+    storage: &Storage,
     id: Uuid,
     (device, door): (DeviceId, u16),
     command: Option<i64>,
@@ -430,33 +487,66 @@ async fn activate(
     };
     let data =
         json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
-    let events = crate::events::outbox::Columns::of(vec![
+    let events = vec![
         Event::new("rental.started", "rental", &id.to_string(), data.clone()),
         Event::new("device.unlocked", "device", device.as_str(), data),
-    ]);
-    let sql = format!(
-        "WITH r AS (
-             UPDATE rentals SET state = 'active', started_at = now(), start_command = $2, flags = $3
-             WHERE id = $1 AND state = 'pending' RETURNING {COLUMNS}
-         ), d AS (
-             UPDATE doors SET jams_in_row = 0
-             WHERE device_id = $4 AND door = $5 AND jams_in_row <> 0 AND EXISTS (SELECT 1 FROM r)
-         ), e AS (
-             INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
-             SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
-                                  $11::timestamptz[])
-             WHERE EXISTS (SELECT 1 FROM r)
-         )
-         SELECT * FROM r"
-    );
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(command)
-        .bind(&flags)
-        .bind(device.as_str())
-        .bind(i32::from(door));
-    let row = events.bind(query).fetch_optional(pool).await?;
-    row.as_ref().map(rental).transpose()
+    ];
+    let now = Utc::now();
+    let row: Option<RentalRow> = match storage {
+        Storage::Postgres(pool) => {
+            let events = crate::events::outbox::Columns::of(events);
+            let sql = format!(
+                "WITH r AS (
+                     UPDATE rentals SET state = 'active', started_at = $12, start_command = $2,
+                            flags = $3
+                     WHERE id = $1 AND state = 'pending' RETURNING *
+                 ), d AS (
+                     UPDATE doors SET jams_in_row = 0
+                     WHERE device_id = $4 AND door = $5 AND jams_in_row <> 0
+                       AND EXISTS (SELECT 1 FROM r)
+                 ), e AS (
+                     INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload,
+                                         occurred_at)
+                     SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[],
+                                          $10::jsonb[], $11::timestamptz[])
+                     WHERE EXISTS (SELECT 1 FROM r)
+                 )
+                 SELECT {PG_COLUMNS} FROM r"
+            );
+            let query = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(id)
+                .bind(command)
+                .bind(&flags)
+                .bind(device.as_str())
+                .bind(i32::from(door));
+            events.bind_as(query).bind(now).fetch_optional(pool).await?
+        }
+        Storage::Sqlite(_) => {
+            let mut work = storage.begin().await?;
+            let sql = format!(
+                "UPDATE rentals SET state = 'active', started_at = $4, start_command = $2, flags = $3
+                 WHERE id = $1 AND state = 'pending' RETURNING {}",
+                columns(Dialect::Sqlite)
+            );
+            let row: Option<RentalRow> =
+                in_work!(&mut work, |conn| sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(command)
+                    .bind(sqlx::types::Json(&flags))
+                    .bind(now)
+                    .fetch_optional(conn)
+                    .await?);
+            if row.is_some() {
+                unlock::mark_opened(&mut work, &device, door).await?;
+                for event in &events {
+                    work.append(event).await?;
+                }
+                work.commit().await?;
+            }
+            row
+        }
+    };
+    Ok(row.map(Rental::from))
 }
 
 /// A rental to create.
@@ -471,72 +561,136 @@ struct NewRental {
     deposit: i64,
 }
 
-/// The rental, its deposit moved from available to held and the hold's ledger entry, in one
-/// statement: atomic, and one round trip on the busiest path. `false` (nothing written) if the
-/// wallet lacks the deposit; a unique violation if the door is taken (the database's fence).
-/// The wallet's version moves on, so optimistic writers elsewhere see the change.
-async fn create_holding(pool: &PgPool, new: &NewRental) -> Result<bool, sqlx::Error> {
-    let reference = format!("rental {}", new.id);
-    sqlx::query_scalar(
-        "WITH w AS (
-             UPDATE wallets SET available = available - $7, held = held + $7,
-                    version = version + 1, updated_at = now()
-             WHERE user_id = $2 AND available >= $7 AND $7 > 0
-             RETURNING id, available, held
-         ), l AS (
-             INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after,
-                                 held_after, reference)
-             SELECT id, 'hold', -$7, $7, available, held, $8 FROM w
-         ), r AS (
-             INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms, deposit_held)
-             SELECT $1, $2, $3, $4, 'pending', $5, $6, $7
-             WHERE $7 = 0 OR EXISTS (SELECT 1 FROM w)
-             RETURNING id
-         )
-         SELECT EXISTS (SELECT 1 FROM r)",
-    )
-    .bind(new.id)
-    .bind(new.user)
-    .bind(new.device.as_str())
-    .bind(i32::from(new.door))
-    .bind(new.plan_id)
-    .bind(&new.terms)
-    .bind(new.deposit)
-    .bind(reference)
-    .fetch_one(pool)
-    .await
+/// The rental's INSERT, given the values of a [`NewRental`] and the clock.
+const INSERT_RENTAL: &str = "INSERT INTO rentals (id, user_id, device_id, door, state, plan_id,
+                                                  terms, deposit_held, created_at)
+     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)";
+
+impl Rentals {
+    /// The rental, its deposit moved from available to held and the hold's ledger entry, in one
+    /// unit of work (on PostgreSQL one statement: atomic, and one round trip on the busiest
+    /// path). `false` (nothing written) if the wallet lacks the deposit; a unique violation if
+    /// the door is taken (the database's fence). The wallet's version moves on, so optimistic
+    /// writers elsewhere see the change.
+    async fn create_holding(&self, new: &NewRental) -> Result<bool, sqlx::Error> {
+        let reference = format!("rental {}", new.id);
+        let now = Utc::now();
+        if let Storage::Postgres(pool) = &self.storage {
+            return sqlx::query_scalar(
+                "WITH w AS (
+                     UPDATE wallets SET available = available - $7, held = held + $7,
+                            version = version + 1, updated_at = $9
+                     WHERE user_id = $2 AND available >= $7 AND $7 > 0
+                     RETURNING id, available, held
+                 ), l AS (
+                     INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
+                                         available_after, held_after, reference)
+                     SELECT id, 'hold', -$7, $7, available, held, $8 FROM w
+                 ), r AS (
+                     INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms,
+                                          deposit_held, created_at)
+                     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $9
+                     WHERE $7 = 0 OR EXISTS (SELECT 1 FROM w)
+                     RETURNING id
+                 )
+                 SELECT EXISTS (SELECT 1 FROM r)",
+            )
+            .bind(new.id)
+            .bind(new.user)
+            .bind(new.device.as_str())
+            .bind(i32::from(new.door))
+            .bind(new.plan_id)
+            .bind(&new.terms)
+            .bind(new.deposit)
+            .bind(reference)
+            .bind(now)
+            .fetch_one(pool)
+            .await;
+        }
+        // Elsewhere through the wallet's own unit of work: the hold, its ledger entry and the
+        // rental together.
+        if new.deposit == 0 {
+            let mut work = self.storage.begin().await?;
+            insert_rental(&mut work, new, now).await?;
+            work.commit().await?;
+            return Ok(true);
+        }
+        let hold = Movement::hold(new.deposit).for_(reference);
+        let held = self
+            .wallets
+            .change_with(new.user, &hold, |work, _| {
+                let new = new.clone();
+                Box::pin(async move {
+                    insert_rental(work, &new, now)
+                        .await
+                        .map_err(WalletError::from)
+                })
+            })
+            .await;
+        match held {
+            Ok(_) => Ok(true),
+            Err(WalletError::InsufficientFunds { .. }) => Ok(false),
+            Err(WalletError::Storage(e)) => Err(e),
+            Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
+        }
+    }
+}
+
+/// Writes a new rental, `pending`, in `work`.
+async fn insert_rental(
+    work: &mut UnitOfWork,
+    new: &NewRental,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    in_work!(work, |conn| sqlx::query(INSERT_RENTAL)
+        .bind(new.id)
+        .bind(new.user)
+        .bind(new.device.as_str())
+        .bind(i32::from(new.door))
+        .bind(new.plan_id)
+        .bind(&new.terms)
+        .bind(new.deposit)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected());
+    Ok(())
 }
 
 /// A rental cancelled by a failed unlock: its state, the door's marks and its event, in the
-/// caller's transaction (with the hold's release). `RowNotFound` if it was settled already (by
+/// caller's unit of work (with the hold's release). `RowNotFound` if it was settled already (by
 /// another gateway's reconciler): nothing changes.
 async fn write_cancellation(
-    conn: &mut PgConnection,
+    work: &mut UnitOfWork,
     id: Uuid,
     (device, door): (DeviceId, u16),
     command: Option<i64>,
     (reason, after): (&'static str, DoorAfter),
     jams_limit: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE rentals SET state = 'cancelled', ended_at = now(), cancel_reason = $2,
-                start_command = $3 WHERE id = $1 AND state = 'pending'",
-    )
-    .bind(id)
-    .bind(reason)
-    .bind(command)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
+    const CANCEL: &str =
+        "UPDATE rentals SET state = 'cancelled', ended_at = $4, cancel_reason = $2,
+                start_command = $3 WHERE id = $1 AND state = 'pending'";
+    let now = Utc::now();
+    in_work!(&mut *work, |conn| sqlx::query(CANCEL)
+        .bind(id)
+        .bind(reason)
+        .bind(command)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected())
     .eq(&1)
     .then_some(())
     .ok_or(sqlx::Error::RowNotFound)?;
-    unlock::mark_door(conn, &device, door, after, jams_limit).await?;
+    unlock::mark_door(work, &device, door, after, jams_limit).await?;
     let data =
         json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
-    append(
-        conn,
-        &Event::new("rental.cancelled", "rental", &id.to_string(), data),
-    )
+    work.append(&Event::new(
+        "rental.cancelled",
+        "rental",
+        &id.to_string(),
+        data,
+    ))
     .await
 }

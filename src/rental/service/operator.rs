@@ -3,11 +3,11 @@
 
 use chrono::Utc;
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Rental, RentalError, Rentals};
-use crate::events::{Event, append};
+use crate::events::Event;
+use crate::storage::{UnitOfWork, in_work};
 use crate::wallet::{Movement, WalletError};
 
 impl Rentals {
@@ -33,15 +33,15 @@ impl Rentals {
                 Movement::release(deposit).for_(format!("rental {id} cancelled by operator"));
             self.wallets
                 .change_with(rental.user_id, &release, |work, _| {
-                    Box::pin(async move { cancel_rental(work.postgres("rentals")?, id).await })
+                    Box::pin(async move { cancel_rental(work, id).await })
                 })
                 .await
                 .map(drop)
         } else {
-            let mut tx = self.pool.begin().await?;
-            let done = cancel_rental(&mut tx, id).await;
+            let mut work = self.storage.begin().await?;
+            let done = cancel_rental(&mut work, id).await;
             if done.is_ok() {
-                tx.commit().await?;
+                work.commit().await?;
             }
             done
         };
@@ -68,16 +68,14 @@ impl Rentals {
             .wallets
             .change_with(rental.user_id, &refund, |work, _| {
                 Box::pin(async move {
-                    let conn = work.postgres("rentals")?;
-                    let changed = sqlx::query(
-                        "UPDATE rentals SET refunded = refunded + $2
-                         WHERE id = $1 AND state = 'ended' AND refunded + $2 <= coalesce(fee, 0)",
-                    )
-                    .bind(id)
-                    .bind(amount)
-                    .execute(conn)
-                    .await?
-                    .rows_affected();
+                    const REFUND: &str = "UPDATE rentals SET refunded = refunded + $2
+                         WHERE id = $1 AND state = 'ended' AND refunded + $2 <= coalesce(fee, 0)";
+                    let changed = in_work!(work, |conn| sqlx::query(REFUND)
+                        .bind(id)
+                        .bind(amount)
+                        .execute(conn)
+                        .await?
+                        .rows_affected());
                     if changed == 0 {
                         return Err(WalletError::Invalid("more than the fee left to refund"));
                     }
@@ -94,24 +92,27 @@ impl Rentals {
 }
 
 /// Cancels a running rental by an operator's decision (no fee).
-async fn cancel_rental(conn: &mut PgConnection, id: Uuid) -> Result<(), WalletError> {
-    let changed = sqlx::query(
-        "UPDATE rentals SET state = 'cancelled', ended_at = now(), fee = 0,
+async fn cancel_rental(work: &mut UnitOfWork, id: Uuid) -> Result<(), WalletError> {
+    const CANCEL: &str = "UPDATE rentals SET state = 'cancelled', ended_at = $2, fee = 0,
                 cancel_reason = 'operator'
-         WHERE id = $1 AND state IN ('pending', 'active', 'ending')",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+         WHERE id = $1 AND state IN ('pending', 'active', 'ending')";
+    let now = Utc::now();
+    let changed = in_work!(&mut *work, |conn| sqlx::query(CANCEL)
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected());
     if changed == 0 {
         return Err(WalletError::Invalid("the rental is not running"));
     }
     let data = json!({ "rental_id": id, "reason": "operator" });
-    append(
-        conn,
-        &Event::new("rental.cancelled", "rental", &id.to_string(), data),
-    )
+    work.append(&Event::new(
+        "rental.cancelled",
+        "rental",
+        &id.to_string(),
+        data,
+    ))
     .await?;
     Ok(())
 }

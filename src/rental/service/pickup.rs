@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::{DoorFailure, Rental, RentalError, Rentals};
 use crate::command::{Command, Origin};
-use crate::events::{Event, append};
+use crate::events::Event;
+use crate::storage::{in_work, on_pool};
 use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::Movement;
 
@@ -34,18 +35,22 @@ impl Rentals {
     /// the rest. Pickup is never refused over money. If the door does not open, the rental goes
     /// on and nothing is charged.
     pub async fn end(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
-        let sql = format!(
-            "UPDATE rentals SET state = 'ending', ending_at = now()
-             WHERE id = $1 AND user_id = $2 AND state = 'active' RETURNING {}",
-            super::COLUMNS
-        );
-        let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(user)
-            .fetch_optional(&self.pool)
-            .await?;
+        let now = Utc::now();
+        let claimed: Option<super::RentalRow> = on_pool!(&self.storage, |pool, dialect| {
+            let sql = format!(
+                "UPDATE rentals SET state = 'ending', ending_at = $3
+                 WHERE id = $1 AND user_id = $2 AND state = 'active' RETURNING {}",
+                super::columns(dialect)
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(user)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
         let rental = match claimed {
-            Some(row) => super::rental(&row)?,
+            Some(row) => Rental::from(row),
             None => {
                 let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
                 return Err(RentalError::NotActive(rental.state));
@@ -56,12 +61,7 @@ impl Rentals {
         let pickup = async {
             crate::pause::point("rental.ending").await;
             if let Err(e) = self.open_door(user, &rental, "pickup").await {
-                sqlx::query(
-                    "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'",
-                )
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+                self.still_active(id).await?;
                 return Err(e);
             }
             crate::pause::point("rental.picked_up").await;
@@ -70,17 +70,24 @@ impl Rentals {
         let door = door_of(&rental)?;
         match self.locked(&rental.device_id, door, pickup).await {
             Err(e @ (RentalError::DoorBusy | RentalError::LocksUnavailable(_))) => {
-                sqlx::query(
-                    "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'",
-                )
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+                self.still_active(id).await?;
                 return Err(e);
             }
             other => other?,
         }
         self.get(user, id).await?.ok_or(RentalError::NotFound)
+    }
+
+    /// A rental left `ending` whose pickup did not happen runs on.
+    pub(super) async fn still_active(&self, id: Uuid) -> Result<(), RentalError> {
+        const ACTIVE: &str =
+            "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'";
+        on_pool!(&self.storage, |pool| sqlx::query(ACTIVE)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
     }
 
     /// Ends `rental` as of `ended_at`: the fee is captured from the hold, the rest released, any
@@ -92,11 +99,10 @@ impl Rentals {
         ended_at: DateTime<Utc>,
     ) -> Result<(), RentalError> {
         let (id, user) = (rental.id, rental.user_id);
-        let terms_json: serde_json::Value =
-            sqlx::query_scalar("SELECT terms FROM rentals WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
+        const TERMS: &str = "SELECT terms FROM rentals WHERE id = $1";
+        let terms_json: serde_json::Value = on_pool!(&self.storage, |pool| {
+            sqlx::query_scalar(TERMS).bind(id).fetch_one(pool).await?
+        });
         let terms: crate::rental::Terms = serde_json::from_value(terms_json)
             .map_err(|e| RentalError::Storage(format!("stored terms: {e}")))?;
         let elapsed = rental
@@ -124,17 +130,17 @@ impl Rentals {
                 |work| {
                     let device = device.clone();
                     Box::pin(async move {
-                        let conn = work.postgres("rentals")?;
-                        let ended = sqlx::query(
+                        const END: &str =
                             "UPDATE rentals SET state = 'ended', fee = $2, ended_at = $3
-                             WHERE id = $1 AND state IN ('active', 'ending')",
-                        )
-                        .bind(id)
-                        .bind(fee)
-                        .bind(ended_at)
-                        .execute(&mut *conn)
-                        .await?;
-                        if ended.rows_affected() != 1 {
+                             WHERE id = $1 AND state IN ('active', 'ending')";
+                        let ended = in_work!(&mut *work, |conn| sqlx::query(END)
+                            .bind(id)
+                            .bind(fee)
+                            .bind(ended_at)
+                            .execute(conn)
+                            .await?
+                            .rows_affected());
+                        if ended != 1 {
                             // Ended or cancelled meanwhile: charge nothing twice.
                             return Err(crate::wallet::WalletError::Aborted("settled meanwhile"));
                         }
@@ -142,11 +148,8 @@ impl Rentals {
                             "rental_id": id, "device_id": device, "door": door, "fee_minor": fee,
                             "billed_seconds": elapsed.as_secs(),
                         });
-                        append(
-                            conn,
-                            &Event::new("rental.ended", "rental", &id.to_string(), data),
-                        )
-                        .await?;
+                        work.append(&Event::new("rental.ended", "rental", &id.to_string(), data))
+                            .await?;
                         Ok(())
                     })
                 },
@@ -204,26 +207,35 @@ impl Rentals {
         let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
         match &failure {
             None => {
-                // One statement: no transaction needed.
-                let mut conn = self.pool.acquire().await?;
-                append(
-                    &mut conn,
-                    &Event::new("device.unlocked", "device", device.as_str(), data),
-                )
+                let mut work = self.storage.begin().await?;
+                work.append(&Event::new(
+                    "device.unlocked",
+                    "device",
+                    device.as_str(),
+                    data,
+                ))
                 .await?;
+                work.commit().await?;
             }
             Some((_, true)) => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2")
-                    .bind(device.as_str())
-                    .bind(rental.door)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE rentals SET flags = array_append(flags, 'door_failed') WHERE id = $1 AND NOT 'door_failed' = ANY(flags)")
-                    .bind(rental.id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+                const SUSPECT: &str =
+                    "UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2";
+                let (pg, sqlite) = crate::rental::add_flag_sql!("$2", "id = $1");
+                let mut work = self.storage.begin().await?;
+                in_work!(&mut work, |conn, dialect| {
+                    sqlx::query(SUSPECT)
+                        .bind(device.as_str())
+                        .bind(rental.door)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(dialect.pick(pg, sqlite))
+                        .bind(rental.id)
+                        .bind("door_failed")
+                        .execute(conn)
+                        .await?
+                        .rows_affected()
+                });
+                work.commit().await?;
             }
             Some((_, false)) => {}
         }

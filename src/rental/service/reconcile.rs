@@ -3,12 +3,51 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{RentalError, Rentals, Settlement};
-use crate::unlock::{self, DoorAfter, Verdict};
+use crate::storage::on_pool;
+use crate::unlock::{self, DoorAfter, RecordRow, Verdict};
+
+/// A pending rental with its opening unlock as recorded.
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    door: i32,
+    deposit_held: i64,
+    #[sqlx(flatten)]
+    record: RecordRow,
+}
+
+/// A rental a request left half done.
+#[derive(sqlx::FromRow)]
+struct AbandonedRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    door: i32,
+    deposit_held: i64,
+}
+
+/// A pickup unlock as recorded, and when its door opened.
+#[derive(sqlx::FromRow)]
+struct PickupRow {
+    #[sqlx(flatten)]
+    record: RecordRow,
+    opened_at: Option<DateTime<Utc>>,
+}
+
+/// The time `age` before now (long ago if that is before any time).
+fn ago(age: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(age)
+        .ok()
+        .and_then(|age| Utc::now().checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
 
 impl Rentals {
     /// Settles rentals whose opening unlock timed out, once the command's outcome is known (a
@@ -24,12 +63,13 @@ impl Rentals {
              WHERE r.state = 'pending' ORDER BY r.created_at LIMIT 100",
             unlock::RECORD_COLUMNS
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(open_window.as_secs_f64())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<PendingRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_all(pool)
+                .await?
+        });
         for row in rows {
-            let verdict = unlock::settled_row(&row)?;
+            let verdict = row.record.settled(open_window);
             let settlement = match verdict {
                 Some(Verdict::Opened { already_open, .. }) => Settlement::Active { already_open },
                 Some(Verdict::Failed { failure, door, .. }) => Settlement::Cancelled {
@@ -38,21 +78,18 @@ impl Rentals {
                 },
                 _ => continue, // not known yet
             };
-            let id: Uuid = row.try_get("id")?;
-            let device: String = row.try_get("device_id")?;
-            let (Some(device), Ok(door)) = (
-                DeviceId::new(&device),
-                u16::try_from(row.try_get::<i32, _>("door")?),
-            ) else {
+            let id = row.id;
+            let (Some(device), Ok(door)) = (DeviceId::new(&row.device_id), u16::try_from(row.door))
+            else {
                 continue;
             };
             let result = self
                 .settle(
-                    row.try_get("user_id")?,
+                    row.user_id,
                     id,
                     (device, door),
-                    row.try_get("deposit_held")?,
-                    Some(row.try_get("command")?),
+                    row.deposit_held,
+                    Some(row.record.command),
                     settlement,
                 )
                 .await;
@@ -110,30 +147,30 @@ impl Rentals {
     /// reason exists) it is attached and settled like a timeout, by asking the locker; if not,
     /// no door was opened, so the rental is cancelled and its hold released.
     pub async fn recover_interrupted(&self) -> Result<usize, RentalError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held
-             FROM rentals r
-             WHERE r.state = 'pending' AND r.start_command IS NULL
-               AND r.created_at < now() - make_interval(secs => $1)
-             LIMIT 100",
-        )
-        .bind(self.abandoned_after().as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?;
+        const ABANDONED: &str = "SELECT id, user_id, device_id, door, deposit_held FROM rentals
+             WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
+             LIMIT 100";
+        let before = ago(self.abandoned_after());
+        let rows: Vec<AbandonedRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(ABANDONED)
+                .bind(before)
+                .fetch_all(pool)
+                .await?
+        });
         let mut recovered = 0;
         for row in rows {
-            let id: Uuid = row.try_get("id")?;
-            let Some(target) = unlock::target(&row)? else {
+            let id = row.id;
+            let Some(target) = unlock::target(&row.device_id, row.door) else {
                 continue;
             };
-            let user: Uuid = row.try_get("user_id")?;
-            let deposit: i64 = row.try_get("deposit_held")?;
+            let user = row.user_id;
+            let deposit = row.deposit_held;
             let work = async {
                 // Read under the lock: the request may have recorded its unlock just before.
                 let attach =
                     "UPDATE rentals SET start_command = $2 WHERE id = $1 AND start_command IS NULL";
                 let reason = format!("rental {id}");
-                if unlock::attach_sent(&self.pool, &reason, attach, id).await? {
+                if unlock::attach_sent(&self.storage, &reason, attach, id).await? {
                     return Ok(false); // settled like a timeout, by asking the locker
                 }
                 let cancelled = Settlement::Cancelled {
@@ -167,77 +204,53 @@ impl Rentals {
     /// open, the rental runs on and nothing is charged; if its outcome is not known yet, the
     /// locker is asked and the rental looked at again.
     pub async fn recover_ending(&self, open_window: Duration) -> Result<usize, RentalError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.user_id, r.device_id, r.door FROM rentals r
-             WHERE r.state = 'ending' AND r.ending_at < now() - make_interval(secs => $1)
-             LIMIT 100",
-        )
-        .bind(self.abandoned_after().as_secs_f64())
-        .fetch_all(&self.pool)
-        .await?;
+        const ENDING: &str = "SELECT id, user_id, device_id, door, deposit_held FROM rentals
+             WHERE state = 'ending' AND ending_at < $1 LIMIT 100";
+        let pickup_sql = format!(
+            "SELECT {}, coalesce(c.door_at, c.answered_at) AS opened_at
+             FROM commands c JOIN rentals r ON r.id = $1
+             WHERE c.reason = $2 AND c.created_at >= r.ending_at
+             ORDER BY c.id DESC LIMIT 1",
+            unlock::RECORD_COLUMNS
+        );
+        let before = ago(self.abandoned_after());
+        let rows: Vec<AbandonedRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(ENDING).bind(before).fetch_all(pool).await?
+        });
         let mut recovered = 0;
         for row in rows {
-            let id: Uuid = row.try_get("id")?;
-            let user: Uuid = row.try_get("user_id")?;
-            let Some(target) = unlock::target(&row)? else {
+            let (id, user) = (row.id, row.user_id);
+            let Some(target) = unlock::target(&row.device_id, row.door) else {
                 continue;
             };
             let work = async {
-                let command = sqlx::query(
-                    "SELECT c.id, c.state, c.door_result, c.refusal,
-                            c.surfaced_at IS NOT NULL AS surfaced,
-                            coalesce(c.answered_at < now() - make_interval(secs => $2), false)
-                                AS window_passed,
-                            coalesce(c.door_at, c.answered_at) AS opened_at
-                     FROM commands c JOIN rentals r ON r.id = $1
-                     WHERE c.reason = 'rental ' || $1::text || ' pickup' AND c.created_at >= r.ending_at
-                     ORDER BY c.id DESC LIMIT 1",
-                )
-                .bind(id)
-                .bind(open_window.as_secs_f64())
-                .fetch_optional(&self.pool)
-                .await?;
+                let reason = format!("rental {id} pickup");
+                let command: Option<PickupRow> = on_pool!(&self.storage, |pool| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(pickup_sql.as_str()))
+                        .bind(id)
+                        .bind(&reason)
+                        .fetch_optional(pool)
+                        .await?
+                });
                 let verdict = match &command {
                     None => None,
-                    Some(c) => {
-                        let state: String = c.try_get("state")?;
-                        let door_result: Option<String> = c.try_get("door_result")?;
-                        let refusal: Option<String> = c.try_get("refusal")?;
-                        let record = unlock::Record {
-                            command: c.try_get("id")?,
-                            state: &state,
-                            door_result: door_result.as_deref(),
-                            refusal: refusal.as_deref(),
-                            surfaced: c.try_get("surfaced")?,
-                            window_passed: c.try_get("window_passed")?,
-                        };
-                        match unlock::settled(record) {
-                            Some(verdict) => Some(verdict),
-                            None => {
-                                // Not known yet: make sure the locker is asked; look again later.
-                                crate::command::store::mark_unknown(&self.pool, record.command)
-                                    .await?;
-                                return Ok(false);
-                            }
+                    Some(PickupRow { record, .. }) => match record.settled(open_window) {
+                        Some(verdict) => Some(verdict),
+                        None => {
+                            // Not known yet: make sure the locker is asked; look again later.
+                            crate::command::store::mark_unknown(&self.storage, record.command)
+                                .await?;
+                            return Ok(false);
                         }
-                    }
+                    },
                 };
-                match (verdict, &command) {
-                    (Some(Verdict::Opened { .. }), Some(c)) => {
-                        let opened_at: Option<chrono::DateTime<chrono::Utc>> =
-                            c.try_get("opened_at")?;
+                match (verdict, command) {
+                    (Some(Verdict::Opened { .. }), Some(PickupRow { opened_at, .. })) => {
                         let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
-                        self.finish(&rental, opened_at.unwrap_or_else(chrono::Utc::now))
+                        self.finish(&rental, opened_at.unwrap_or_else(Utc::now))
                             .await?;
                     }
-                    _ => {
-                        sqlx::query(
-                            "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'",
-                        )
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    }
+                    _ => self.still_active(id).await?,
                 }
                 Ok(true)
             };

@@ -83,7 +83,7 @@ impl Bus {
                 let _turn = self.downlinks.turn(&device).await;
                 if let Some(known) = known {
                     match crate::command::store::reserve_counters(
-                        &self.pool,
+                        &self.storage,
                         &device,
                         known,
                         POLL_COUNTERS,
@@ -147,7 +147,7 @@ impl Bus {
         };
         board.misses += 1;
         let device = board.device;
-        if let Err(e) = crate::link::doors::unanswered_read(&self.pool, &device).await {
+        if let Err(e) = crate::link::doors::unanswered_read(&self.storage, &device).await {
             tracing::warn!(error = %e, %device, "cannot record an unanswered read");
         }
         if board.misses < offline_after {
@@ -157,7 +157,8 @@ impl Bus {
             let device = board.device;
             tracing::warn!(%device, address = board.address, "a serial board stopped answering");
             if let Err(e) =
-                presence::went_offline(&self.pool, &device, session, OfflineReason::NoAnswer).await
+                presence::went_offline(&self.storage, &device, session, OfflineReason::NoAnswer)
+                    .await
             {
                 tracing::warn!(error = %e, %device, "cannot mark a board offline");
             }
@@ -170,7 +171,7 @@ impl Bus {
             board.misses = 0;
             if let Some(session) = board.session.take()
                 && let Err(e) = presence::went_offline(
-                    &self.pool,
+                    &self.storage,
                     &board.device,
                     session,
                     OfflineReason::NoAnswer,
