@@ -34,7 +34,7 @@ pub async fn customer(app: &TestApp, email: &str) -> String {
 /// Makes an operator (as `admin create` does) and logs in; returns the bearer token.
 pub async fn operator(app: &TestApp, email: &str) -> String {
     let accounts = locker_gateway::account::Accounts::new(
-        app.pool.clone(),
+        app.storage.clone(),
         locker_gateway::account::PasswordCost::TEST,
         std::time::Duration::from_secs(3600),
     );

@@ -59,12 +59,24 @@ async fn wrong_logins_are_refused(pool: PgPool) {
 
 #[sqlx::test]
 async fn revocation_drops_a_live_session(pool: PgPool) {
-    let broker = start_broker(pool.clone()).await;
+    revocation_drops_a_live_session_on(pool.into()).await;
+}
+
+/// In edge mode nothing announces a revocation (the CLI may revoke from another process): the
+/// watcher reads the revoked devices.
+#[tokio::test]
+async fn in_edge_mode_revocation_drops_a_live_session() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    revocation_drops_a_live_session_on(storage).await;
+}
+
+async fn revocation_drops_a_live_session_on(storage: locker_gateway::storage::Storage) {
+    let broker = start_broker(storage.clone()).await;
     let creds = broker.provision("lk-1", 4).await;
     let (link, _rx) = broker.broker.link("revocation-watch").expect("link");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(revocation::watch(
-        pool.into(),
+        storage,
         broker.revocations.clone(),
         locker_gateway::bus::BusTx::Embedded(link),
         async {

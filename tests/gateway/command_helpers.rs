@@ -83,10 +83,12 @@ pub async fn inject_ack(
     ack: firmware_protocol::Ack,
 ) {
     use firmware_protocol::{Direction, Envelope, Header, Uplink};
-    let session: i64 = sqlx::query_scalar("SELECT session FROM devices WHERE id = 'lk-1'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("session");
+    const SESSION: &str = "SELECT session FROM devices WHERE id = 'lk-1'";
+    let session: i64 =
+        crate::helpers::on_storage!(&app.storage, |pool| sqlx::query_scalar(SESSION)
+            .fetch_one(pool)
+            .await
+            .expect("session"));
     let payload = Envelope {
         header: Header {
             direction: Direction::Up,

@@ -35,8 +35,8 @@ pub struct TestBroker {
 }
 
 /// Starts the embedded broker on a free port (retrying if another test took it meanwhile).
-pub async fn start_broker(pool: PgPool) -> TestBroker {
-    let registry = DeviceRegistry::new(pool.clone());
+pub async fn start_broker(storage: impl Into<locker_gateway::storage::Storage>) -> TestBroker {
+    let registry = DeviceRegistry::new(storage);
     let revocations = Revocations::default();
     for _ in 0..20 {
         let addr = free_addr();
@@ -219,10 +219,28 @@ pub async fn link_silent(rx: &mut LinkRx, for_: Duration) {
 pub struct TestApp {
     pub app: locker_gateway::app::App,
     pub addr: SocketAddr,
+    /// The test's PostgreSQL database (fleet mode). An edge-mode app has none: this pool points
+    /// nowhere, and a test that uses it fails at once; such tests use `storage`.
     pub pool: PgPool,
+    /// Where the gateway keeps its state (either mode).
+    pub storage: locker_gateway::storage::Storage,
     /// An HTTP client for the API.
     pub http: reqwest::Client,
+    /// An edge-mode app's data directory, removed with it.
+    _data: Option<tempfile_dir::Dir>,
 }
+
+/// Runs one statement on a test app's storage, whichever it is: `$pool` is the backend's pool
+/// (write SQL both dialects read alike).
+macro_rules! on_storage {
+    ($storage:expr, |$pool:ident| $run:expr) => {
+        match $storage {
+            locker_gateway::storage::Storage::Postgres($pool) => $run,
+            locker_gateway::storage::Storage::Sqlite($pool) => $run,
+        }
+    };
+}
+pub(crate) use on_storage;
 
 /// The Redis the tests use (`REDIS_URL`, as `scripts/test.sh` sets it).
 pub fn redis_url() -> String {
@@ -294,8 +312,10 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
                 return TestApp {
                     app,
                     addr,
+                    storage: pool.clone().into(),
                     pool,
                     http: reqwest::Client::new(),
+                    _data: None,
                 };
             }
             Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
@@ -303,6 +323,52 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
         }
     }
     panic!("no free port for the gateway after 20 tries");
+}
+
+/// The gateway in edge mode (a SQLite file of its own, door locks and cache in the process, no
+/// PostgreSQL, no Redis), with the test configuration changed by `adjust`.
+pub async fn spawn_edge_app_with(adjust: impl Fn(&mut locker_gateway::Config)) -> TestApp {
+    init_tracing();
+    let data = tempfile_dir::Dir::new();
+    let nowhere = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(
+        sqlx::postgres::PgConnectOptions::new().host("edge-mode-has-no-postgresql"),
+    );
+    for _ in 0..20 {
+        let addr = free_addr();
+        let mut config = test_config(addr);
+        config.mode = Some(locker_gateway::config::Mode::Edge);
+        config.redis_url = None;
+        config.data_dir = data.path().to_owned();
+        adjust(&mut config);
+        assert_eq!(config.mode(), Ok(locker_gateway::config::Mode::Edge));
+        let storage = locker_gateway::storage::Storage::open(&config, 4)
+            .await
+            .expect("the SQLite file opens");
+        assert_eq!(storage.backend(), "sqlite");
+        match locker_gateway::app::App::with_storage(&config, storage.clone()).await {
+            Ok(app) => {
+                return TestApp {
+                    app,
+                    addr,
+                    pool: nowhere,
+                    storage,
+                    http: reqwest::Client::new(),
+                    _data: Some(data),
+                };
+            }
+            Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => {
+                storage.close().await;
+                continue;
+            }
+            Err(e) => panic!("gateway did not start: {e}"),
+        }
+    }
+    panic!("no free port for the gateway after 20 tries");
+}
+
+/// [`spawn_edge_app_with`] with the test configuration.
+pub async fn spawn_edge_app() -> TestApp {
+    spawn_edge_app_with(|_| {}).await
 }
 
 impl TestApp {
@@ -366,11 +432,12 @@ impl TestApp {
     }
 
     pub async fn online(&self, id: &str) -> bool {
-        sqlx::query_scalar("SELECT online FROM devices WHERE id = $1")
+        const ONLINE: &str = "SELECT online FROM devices WHERE id = $1";
+        on_storage!(&self.storage, |pool| sqlx::query_scalar(ONLINE)
             .bind(id)
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await
-            .expect("device row")
+            .expect("device row"))
     }
 }
 

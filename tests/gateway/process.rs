@@ -260,3 +260,87 @@ async fn the_demo_runs_simulated_lockers_and_boards_and_healthcheck_says_ready(p
     assert_eq!(gone.status.code(), Some(1), "{gone:?}");
     assert!(String::from_utf8_lossy(&gone.stderr).contains("LOCKER_HTTP_ADDR"));
 }
+
+/// With nothing configured the binary runs in edge mode: its state in a SQLite file under the
+/// data directory (made if missing), shared with the administrative commands, kept across a
+/// restart; no PostgreSQL, no Redis.
+#[tokio::test]
+async fn with_nothing_configured_the_gateway_runs_in_edge_mode_on_a_sqlite_file() {
+    let data = std::env::temp_dir()
+        .join(format!("locker-edge-{}", uuid::Uuid::new_v4()))
+        .join("data");
+    let data_dir = data.display().to_string();
+    // The data directory itself is made by the gateway; its parent holds the logs.
+    std::fs::create_dir_all(data.parent().expect("parent")).expect("temp dir");
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+            .args(args)
+            .env_clear()
+            .env("LOCKER_DATA_DIR", &data_dir)
+            .output()
+            .expect("the binary runs");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let start = || {
+        let (mqtt, http) = (free_addr(), free_addr());
+        let log = data.with_file_name(format!("gateway-{}.log", http.port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+            .env_clear()
+            .env("LOCKER_DATA_DIR", &data_dir)
+            .env("LOCKER_MQTT_ADDR", mqtt.to_string())
+            .env("LOCKER_HTTP_ADDR", http.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("the gateway binary starts");
+        (GatewayProcess { child, mqtt, http }, log)
+    };
+    let (mut gateway, log) = start();
+    let said: serde_json::Value = ready(&mut gateway, &log).await;
+    assert_eq!(
+        (&said["sqlite"], &said["postgres"], &said["redis"]),
+        (
+            &serde_json::json!("ok"),
+            &serde_json::json!("not_configured"),
+            &serde_json::json!("not_configured")
+        ),
+        "{said}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("mode: edge"), "{logged}");
+    assert!(data.join("gateway.sqlite").exists());
+    // The CLI writes to the same file while the gateway runs.
+    cli(&["device", "add", "lk-edge", "--doors", "4"]);
+    assert_eq!(gateway.terminate().code(), Some(0));
+    // A restart finds it.
+    let (mut gateway, log) = start();
+    ready(&mut gateway, &log).await;
+    assert!(cli(&["device", "list"]).contains("lk-edge"));
+    assert_eq!(gateway.terminate().code(), Some(0));
+    let _ = std::fs::remove_dir_all(data.parent().expect("parent"));
+}
+
+/// Waits until the gateway answers `/readyz` with 200, and returns what it said.
+async fn ready(gateway: &mut GatewayProcess, log: &std::path::Path) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let url = format!("http://{}/readyz", gateway.http);
+    loop {
+        if let Ok(response) = reqwest::get(&url).await
+            && response.status().is_success()
+        {
+            return response.json().await.expect("json");
+        }
+        if let Ok(Some(status)) = gateway.child.try_wait() {
+            let output = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("the gateway exited with {status}:\n{output}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

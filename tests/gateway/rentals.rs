@@ -9,7 +9,9 @@ use uuid::Uuid;
 use crate::accounts::{customer, operator};
 use crate::api::problem;
 use crate::command_helpers::online_locker;
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, on_storage, spawn_app, spawn_app_with, spawn_edge_app, spawn_edge_app_with,
+};
 
 /// A plan for size `m` (every test door's size): deposit 20.00.
 pub async fn plan(app: &TestApp) {
@@ -33,7 +35,7 @@ pub async fn funded(app: &TestApp, email: &str, amount: i64) -> (String, Uuid) {
         .parse()
         .expect("uuid");
     if amount > 0 {
-        let wallets = locker_gateway::wallet::Wallets::new(app.pool.clone(), Default::default());
+        let wallets = locker_gateway::wallet::Wallets::new(app.storage.clone(), Default::default());
         wallets
             .change(id, &locker_gateway::wallet::Movement::top_up(amount))
             .await
@@ -54,14 +56,35 @@ pub async fn rent(app: &TestApp, token: &str, body: Value) -> reqwest::Response 
 
 /// (available, held) and whether the ledger adds up.
 pub async fn money(app: &TestApp, user: Uuid) -> (i64, i64) {
-    let (available, held, sum, _) = crate::wallets::books(&app.pool, user).await;
+    let (available, held, sum, _) = crate::wallets::books(&app.storage, user).await;
     assert_eq!(available + held, sum, "the ledger adds up");
     (available, held)
 }
 
+/// One statement's single value, on the app's storage.
+pub async fn scalar<T>(app: &TestApp, sql: &'static str) -> T
+where
+    T: Send + Unpin,
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    on_storage!(&app.storage, |pool| sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect(sql))
+}
+
 #[sqlx::test]
 async fn a_rental_opens_a_door_and_holds_the_deposit(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    a_rental_opens_a_door_and_holds_the_deposit_in(spawn_app(pool).await).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_a_rental_opens_a_door_and_holds_the_deposit() {
+    a_rental_opens_a_door_and_holds_the_deposit_in(spawn_edge_app().await).await;
+}
+
+async fn a_rental_opens_a_door_and_holds_the_deposit_in(app: TestApp) {
     plan(&app).await;
     let _locker = online_locker(&app, "lk-1").await;
     let (token, id) = funded(&app, "r@example.com", 5000).await;
@@ -72,18 +95,17 @@ async fn a_rental_opens_a_door_and_holds_the_deposit(pool: PgPool) {
     assert_eq!(rental["deposit_held"], "20.00");
     assert!(rental["started_at"].is_string());
     assert_eq!(money(&app, id).await, (3000, 2000));
-    let door: String = sqlx::query_scalar(
+    let door: String = scalar(
+        &app,
         "SELECT c.door_result FROM rentals r JOIN commands c ON c.id = r.start_command",
     )
-    .fetch_one(&pool)
-    .await
-    .expect("command");
+    .await;
     assert_eq!(door, "opened");
-    let started: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'rental.started'")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
+    let started: i64 = scalar(
+        &app,
+        "SELECT count(*) FROM outbox WHERE event_type = 'rental.started'",
+    )
+    .await;
     assert_eq!(started, 1);
     // The owner sees it; another user does not even learn it exists.
     let path = format!("/v1/rentals/{}", rental["id"].as_str().expect("id"));
@@ -107,16 +129,21 @@ async fn a_rental_opens_a_door_and_holds_the_deposit(pool: PgPool) {
     // Not enough money: refused, nothing held.
     let poor = rent(&app, &other, json!({ "device_id": "lk-1" })).await;
     problem(poor, 402, "insufficient_funds").await;
-    let rentals: i64 = sqlx::query_scalar("SELECT count(*) FROM rentals")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let rentals: i64 = scalar(&app, "SELECT count(*) FROM rentals").await;
     assert_eq!(rentals, 1);
 }
 
 #[sqlx::test]
 async fn a_failed_unlock_cancels_the_rental_and_charges_nobody(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    a_failed_unlock_cancels_the_rental_and_charges_nobody_in(spawn_app(pool).await).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_a_failed_unlock_cancels_the_rental_and_charges_nobody() {
+    a_failed_unlock_cancels_the_rental_and_charges_nobody_in(spawn_edge_app().await).await;
+}
+
+async fn a_failed_unlock_cancels_the_rental_and_charges_nobody_in(app: TestApp) {
     plan(&app).await;
     let locker = online_locker(&app, "lk-1").await;
     let (token, id) = funded(&app, "r@example.com", 5000).await;
@@ -129,12 +156,12 @@ async fn a_failed_unlock_cancels_the_rental_and_charges_nobody(pool: PgPool) {
         "{body}"
     );
     assert_eq!(money(&app, id).await, (5000, 0));
-    let (suspect, jams): (bool, i32) = sqlx::query_as(
-        "SELECT suspect, jams_in_row FROM doors WHERE device_id = 'lk-1' AND door = 1",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("door");
+    const DOOR: &str =
+        "SELECT suspect, jams_in_row FROM doors WHERE device_id = 'lk-1' AND door = 1";
+    let (suspect, jams): (bool, i32) = on_storage!(&app.storage, |pool| sqlx::query_as(DOOR)
+        .fetch_one(pool)
+        .await
+        .expect("door"));
     assert_eq!((suspect, jams), (true, 1));
     // The next rental skips the suspect door.
     let next = rent(&app, &token, json!({ "device_id": "lk-1" })).await;
@@ -143,10 +170,12 @@ async fn a_failed_unlock_cancels_the_rental_and_charges_nobody(pool: PgPool) {
     assert_eq!(next["door"], 2);
     // An offline locker: cancelled at once, nothing held.
     app.provision("lk-off", 4).await;
-    sqlx::query("UPDATE doors SET sensor = 'closed' WHERE device_id = 'lk-off'")
-        .execute(&pool)
+    const CLOSED: &str = "UPDATE doors SET sensor = 'closed' WHERE device_id = 'lk-off'";
+    on_storage!(&app.storage, |pool| sqlx::query(CLOSED)
+        .execute(pool)
         .await
-        .expect("doors");
+        .expect("doors")
+        .rows_affected());
     let offline = rent(&app, &token, json!({ "device_id": "lk-off" })).await;
     problem(offline, 503, "device_offline").await;
     assert_eq!(
@@ -154,21 +183,34 @@ async fn a_failed_unlock_cancels_the_rental_and_charges_nobody(pool: PgPool) {
         (3000, 2000),
         "only the running rental holds money"
     );
-    let cancelled: Vec<String> = sqlx::query_scalar(
-        "SELECT cancel_reason FROM rentals WHERE state = 'cancelled' ORDER BY created_at",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("rentals");
+    const CANCELLED: &str =
+        "SELECT cancel_reason FROM rentals WHERE state = 'cancelled' ORDER BY created_at";
+    let cancelled: Vec<String> = on_storage!(&app.storage, |pool| sqlx::query_scalar(CANCELLED)
+        .fetch_all(pool)
+        .await
+        .expect("rentals"));
     assert_eq!(cancelled, ["jammed", "offline"]);
 }
 
 #[sqlx::test]
 async fn two_hundred_requests_for_four_doors_make_four_rentals(pool: PgPool) {
-    let app = spawn_app_with(pool.clone(), |config| {
+    let app = spawn_app_with(pool, |config| {
         config.rate_limits.per_ip_per_minute = 100_000;
     })
     .await;
+    two_hundred_requests_for_four_doors_make_four_rentals_in(app).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_two_hundred_requests_for_four_doors_make_four_rentals() {
+    let app = spawn_edge_app_with(|config| {
+        config.rate_limits.per_ip_per_minute = 100_000;
+    })
+    .await;
+    two_hundred_requests_for_four_doors_make_four_rentals_in(app).await;
+}
+
+async fn two_hundred_requests_for_four_doors_make_four_rentals_in(app: TestApp) {
     plan(&app).await;
     let _locker = online_locker(&app, "lk-1").await;
     let mut tokens = Vec::new();
@@ -207,11 +249,17 @@ async fn two_hundred_requests_for_four_doors_make_four_rentals(pool: PgPool) {
     doors.sort();
     assert_eq!(doors, [1, 2, 3, 4], "each door once");
     assert_eq!(refused, 196);
-    let held: i64 = sqlx::query_scalar("SELECT sum(held)::bigint FROM wallets")
-        .fetch_one(&pool)
-        .await
-        .expect("sum");
+    let held: i64 = scalar(&app, "SELECT CAST(sum(held) AS BIGINT) FROM wallets").await;
     assert_eq!(held, 4 * 2000, "only the four renters hold money");
+    // Money is never created or lost: every wallet's ledger adds up to its balances.
+    let unbalanced: i64 = scalar(
+        &app,
+        "SELECT count(*) FROM wallets w
+         WHERE w.available + w.held <> (SELECT coalesce(sum(available_delta + held_delta), 0)
+                                        FROM ledger l WHERE l.wallet_id = w.id)",
+    )
+    .await;
+    assert_eq!(unbalanced, 0);
 }
 
 #[sqlx::test]

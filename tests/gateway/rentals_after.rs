@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::accounts::operator;
 use crate::api::problem;
 use crate::command_helpers::online_locker;
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, on_storage, spawn_app, spawn_edge_app};
 use crate::rentals::{funded, money, plan, rent};
 
 async fn post_empty(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
@@ -23,7 +23,15 @@ async fn post_empty(app: &TestApp, token: &str, path: &str) -> reqwest::Response
 
 #[sqlx::test]
 async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    rent_close_reopen_end_and_the_fee_is_taken_from_the_hold_in(spawn_app(pool).await).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_rent_close_reopen_end_and_the_fee_is_taken_from_the_hold() {
+    rent_close_reopen_end_and_the_fee_is_taken_from_the_hold_in(spawn_edge_app().await).await;
+}
+
+async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold_in(app: TestApp) {
     let (_tap, mut bus) = app.tap("events/#");
     plan(&app).await;
     let locker = online_locker(&app, "lk-1").await;
@@ -58,11 +66,16 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) 
         .expect("sent");
     assert_eq!(published.status(), 201);
     // Three hours ago: 30 free minutes, then 3 started hours at 1.00.
-    sqlx::query("UPDATE rentals SET started_at = now() - interval '3 hours' WHERE id = $1::uuid")
-        .bind(&rid)
-        .execute(&pool)
+    const BACKDATE: &str = "UPDATE rentals SET started_at = $2 WHERE id = $1";
+    let three_hours_ago = chrono::Utc::now() - chrono::Duration::hours(3);
+    let rental_id: Uuid = rid.parse().expect("uuid");
+    on_storage!(&app.storage, |pool| sqlx::query(BACKDATE)
+        .bind(rental_id)
+        .bind(three_hours_ago)
+        .execute(pool)
         .await
-        .expect("backdated");
+        .expect("backdated")
+        .rows_affected());
     let ended = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
     assert_eq!(ended.status(), 200);
     let ended: Value = ended.json().await.expect("rental");
@@ -71,22 +84,20 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) 
         (&json!("ended"), &json!("3.00"))
     );
     assert_eq!(money(&app, id).await, (4700, 0));
-    let kinds: Vec<String> = sqlx::query_scalar(
-        "SELECT kind FROM ledger l JOIN wallets w ON w.id = l.wallet_id
-         WHERE w.user_id = $1 ORDER BY l.id",
-    )
-    .bind(id)
-    .fetch_all(&pool)
-    .await
-    .expect("ledger");
+    const KINDS: &str = "SELECT kind FROM ledger l JOIN wallets w ON w.id = l.wallet_id
+         WHERE w.user_id = $1 ORDER BY l.id";
+    let kinds: Vec<String> = on_storage!(&app.storage, |pool| sqlx::query_scalar(KINDS)
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .expect("ledger"));
     assert_eq!(kinds, ["top_up", "hold", "capture", "release"]);
-    let events: Vec<String> = sqlx::query_scalar(
-        "SELECT event_type FROM outbox WHERE event_type LIKE 'rental.%' OR event_type LIKE 'payment.%'
-         ORDER BY seq",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("events");
+    const EVENTS: &str = "SELECT event_type FROM outbox
+         WHERE event_type LIKE 'rental.%' OR event_type LIKE 'payment.%' ORDER BY seq";
+    let events: Vec<String> = on_storage!(&app.storage, |pool| sqlx::query_scalar(EVENTS)
+        .fetch_all(pool)
+        .await
+        .expect("events"));
     assert_eq!(
         events,
         ["rental.started", "payment.captured", "rental.ended"]
@@ -114,14 +125,13 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold(pool: PgPool) 
     }
     // The door is free again for the next renter, once its sensor says it closed.
     locker.turn(Knob::CloseDoor(door)).await;
+    const SENSOR: &str = "SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = $1";
     crate::helpers::eventually("the door closed", || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = $1",
-        )
-        .bind(i32::from(door))
-        .fetch_one(&pool)
-        .await
-        .is_ok_and(|s| s == "closed")
+        on_storage!(&app.storage, |pool| sqlx::query_scalar::<_, String>(SENSOR)
+            .bind(i32::from(door))
+            .fetch_one(pool)
+            .await
+            .is_ok_and(|s| s == "closed"))
     })
     .await;
     let next: Value = rent(&app, &token, json!({ "device_id": "lk-1", "door": door }))

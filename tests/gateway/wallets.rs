@@ -33,18 +33,17 @@ pub async fn user_on(storage: &Storage) -> Uuid {
 }
 
 /// available + held, and the sum of the ledger.
-pub async fn books(pool: &PgPool, user: Uuid) -> (i64, i64, i64, i64) {
-    sqlx::query_as(
-        "SELECT w.available, w.held,
-                coalesce((SELECT sum(available_delta + held_delta) FROM ledger l
-                          WHERE l.wallet_id = w.id), 0)::bigint,
+pub async fn books(storage: &Storage, user: Uuid) -> (i64, i64, i64, i64) {
+    const BOOKS: &str = "SELECT w.available, w.held,
+                CAST(coalesce((SELECT sum(available_delta + held_delta) FROM ledger l
+                               WHERE l.wallet_id = w.id), 0) AS BIGINT),
                 (SELECT count(*) FROM ledger l WHERE l.wallet_id = w.id)
-         FROM wallets w WHERE w.user_id = $1",
-    )
-    .bind(user)
-    .fetch_one(pool)
-    .await
-    .expect("books")
+         FROM wallets w WHERE w.user_id = $1";
+    crate::helpers::on_storage!(storage, |pool| sqlx::query_as(BOOKS)
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .expect("books"))
 }
 
 /// What the wallet API says of a user's books: (available, held, sum of the ledger, entries).
@@ -64,7 +63,7 @@ async fn a_thousand_concurrent_changes_apply_once_or_leave_no_trace(pool: PgPool
     let wallets = Wallets::new(pool.clone(), Currency::default());
     a_thousand_concurrent_changes(&wallets, user).await;
     // The database's own sums agree with what the API says.
-    let (available, held, sum, _) = books(&pool, user).await;
+    let (available, held, sum, _) = books(&pool.clone().into(), user).await;
     assert_eq!(available + held, sum);
 }
 

@@ -183,6 +183,7 @@ async fn the_payment_webhook_is_signed_and_applies_each_event_once(pool: PgPool)
             .await
             .expect("count");
     assert_eq!(events, 2);
-    let (available, held, sum, _) = crate::wallets::books(&pool, id.parse().expect("uuid")).await;
+    let (available, held, sum, _) =
+        crate::wallets::books(&pool.clone().into(), id.parse().expect("uuid")).await;
     assert_eq!(available + held, sum);
 }
