@@ -325,45 +325,72 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
     panic!("no free port for the gateway after 20 tries");
 }
 
-/// The gateway in edge mode (a SQLite file of its own, door locks and cache in the process, no
-/// PostgreSQL, no Redis), with the test configuration changed by `adjust`.
-pub async fn spawn_edge_app_with(adjust: impl Fn(&mut locker_gateway::Config)) -> TestApp {
-    init_tracing();
-    let data = tempfile_dir::Dir::new();
-    let nowhere = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(
-        sqlx::postgres::PgConnectOptions::new().host("edge-mode-has-no-postgresql"),
-    );
-    for _ in 0..20 {
-        let addr = free_addr();
-        let mut config = test_config(addr);
-        config.mode = Some(locker_gateway::config::Mode::Edge);
-        config.redis_url = None;
-        config.data_dir = data.path().to_owned();
-        adjust(&mut config);
-        assert_eq!(config.mode(), Ok(locker_gateway::config::Mode::Edge));
-        let storage = locker_gateway::storage::Storage::open(&config, 4)
-            .await
-            .expect("the SQLite file opens");
-        assert_eq!(storage.backend(), "sqlite");
-        match locker_gateway::app::App::with_storage(&config, storage.clone()).await {
-            Ok(app) => {
-                return TestApp {
-                    app,
-                    addr,
-                    pool: nowhere,
-                    storage,
-                    http: reqwest::Client::new(),
-                    _data: Some(data),
-                };
-            }
-            Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => {
-                storage.close().await;
-                continue;
-            }
-            Err(e) => panic!("gateway did not start: {e}"),
+/// Where a test's gateway keeps its state: the test's PostgreSQL database (fleet mode, with the
+/// shared Redis under a prefix of its own), or a SQLite file of its own (edge mode: door locks
+/// and cache in the process, no PostgreSQL, no Redis).
+pub enum Backend {
+    /// Fleet mode on this database.
+    Fleet(PgPool),
+    /// Edge mode on this file, in this directory.
+    Edge(locker_gateway::storage::Storage, tempfile_dir::Dir),
+}
+
+impl Backend {
+    /// A fresh edge-mode backend.
+    pub async fn edge() -> Self {
+        let (storage, dir) = sqlite().await;
+        Self::Edge(storage, dir)
+    }
+
+    /// Its storage (to prepare it before the gateway starts).
+    pub fn storage(&self) -> locker_gateway::storage::Storage {
+        match self {
+            Self::Fleet(pool) => pool.clone().into(),
+            Self::Edge(storage, _) => storage.clone(),
         }
     }
-    panic!("no free port for the gateway after 20 tries");
+
+    /// The gateway on it, with the test configuration changed by `adjust`.
+    pub async fn spawn_with(self, adjust: impl Fn(&mut locker_gateway::Config)) -> TestApp {
+        let (storage, data) = match self {
+            Self::Fleet(pool) => return spawn_app_with(pool, adjust).await,
+            Self::Edge(storage, data) => (storage, data),
+        };
+        init_tracing();
+        let nowhere = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(
+            sqlx::postgres::PgConnectOptions::new().host("edge-mode-has-no-postgresql"),
+        );
+        assert_eq!(storage.backend(), "sqlite");
+        for _ in 0..20 {
+            let addr = free_addr();
+            let mut config = test_config(addr);
+            config.mode = Some(locker_gateway::config::Mode::Edge);
+            config.redis_url = None;
+            config.data_dir = data.path().to_owned();
+            adjust(&mut config);
+            assert_eq!(config.mode(), Ok(locker_gateway::config::Mode::Edge));
+            match locker_gateway::app::App::with_storage(&config, storage.clone()).await {
+                Ok(app) => {
+                    return TestApp {
+                        app,
+                        addr,
+                        pool: nowhere,
+                        storage,
+                        http: reqwest::Client::new(),
+                        _data: Some(data),
+                    };
+                }
+                Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
+                Err(e) => panic!("gateway did not start: {e}"),
+            }
+        }
+        panic!("no free port for the gateway after 20 tries");
+    }
+}
+
+/// The gateway in edge mode, with the test configuration changed by `adjust`.
+pub async fn spawn_edge_app_with(adjust: impl Fn(&mut locker_gateway::Config)) -> TestApp {
+    Backend::edge().await.spawn_with(adjust).await
 }
 
 /// [`spawn_edge_app_with`] with the test configuration.
@@ -484,7 +511,7 @@ fn rand_suffix() -> u32 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A SQLite storage in a file of its own.
+/// A SQLite storage in a file of its own (`edge.db`, as `Storage::open` would name it otherwise).
 pub async fn sqlite() -> (locker_gateway::storage::Storage, tempfile_dir::Dir) {
     let dir = tempfile_dir::Dir::new();
     let storage = locker_gateway::storage::Storage::open_sqlite(&dir.path().join("edge.db"))

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::accounts::operator;
 use crate::api::problem;
 use crate::command_helpers::online_locker;
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, on_storage, spawn_app, spawn_edge_app};
 use crate::rentals::{funded, money};
 
 /// A product made by an operator; returns its id.
@@ -53,24 +53,34 @@ pub async fn order(app: &TestApp, token: &str, body: Value) -> reqwest::Response
 }
 
 pub async fn qty(pool: &PgPool, device: &str, door: i32, product: Uuid) -> i32 {
-    sqlx::query_scalar(
-        "SELECT coalesce((SELECT qty FROM door_stock
-                          WHERE device_id = $1 AND door = $2 AND product_id = $3), -1)",
-    )
-    .bind(device)
-    .bind(door)
-    .bind(product)
-    .fetch_one(pool)
-    .await
-    .expect("stock")
+    qty_on(&pool.clone().into(), device, door, product).await
 }
 
-async fn events(pool: &PgPool, kind: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = $1")
+/// What a door holds of a product (-1: no line), on either storage.
+pub async fn qty_on(
+    storage: &locker_gateway::storage::Storage,
+    device: &str,
+    door: i32,
+    product: Uuid,
+) -> i32 {
+    const QTY: &str = "SELECT coalesce((SELECT qty FROM door_stock
+                          WHERE device_id = $1 AND door = $2 AND product_id = $3), -1)";
+    on_storage!(storage, |pool| sqlx::query_scalar(QTY)
+        .bind(device)
+        .bind(door)
+        .bind(product)
+        .fetch_one(pool)
+        .await
+        .expect("stock"))
+}
+
+async fn events(storage: &locker_gateway::storage::Storage, kind: &str) -> i64 {
+    const COUNT: &str = "SELECT count(*) FROM outbox WHERE event_type = $1";
+    on_storage!(storage, |pool| sqlx::query_scalar(COUNT)
         .bind(kind)
         .fetch_one(pool)
         .await
-        .expect("count")
+        .expect("count"))
 }
 
 async fn availability(app: &TestApp, token: &str, device: &str) -> Value {
@@ -153,7 +163,7 @@ async fn an_order_is_paid_taken_from_one_door_and_that_door_opens(pool: PgPool) 
     .expect("unlock");
     assert_eq!(door, ("executed".into(), Some("opened".into()), 2));
     for kind in ["order.created", "order.paid", "order.completed"] {
-        assert_eq!(events(&pool, kind).await, 1, "{kind}");
+        assert_eq!(events(&app.storage, kind).await, 1, "{kind}");
     }
     // The availability shown was invalidated by the order, not left to expire.
     let after = availability(&app, &token, "vend-1").await;
@@ -341,7 +351,16 @@ async fn an_order_that_cannot_be_served_whole_writes_nothing(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_door_that_does_not_open_gives_money_and_stock_back(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    a_door_that_does_not_open_gives_money_and_stock_back_in(spawn_app(pool).await).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_a_door_that_does_not_open_gives_money_and_stock_back() {
+    a_door_that_does_not_open_gives_money_and_stock_back_in(spawn_edge_app().await).await;
+}
+
+async fn a_door_that_does_not_open_gives_money_and_stock_back_in(app: TestApp) {
+    let storage = app.storage.clone();
     let admin = operator(&app, "ops@example.com").await;
     let locker = online_locker(&app, "vend-1").await;
     let cola = product(&app, &admin, "cola", "2.50").await;
@@ -364,49 +383,62 @@ async fn a_door_that_does_not_open_gives_money_and_stock_back(pool: PgPool) {
         "{body}"
     );
     assert_eq!(money(&app, id).await, (1000, 0));
-    assert_eq!(qty(&pool, "vend-1", 1, cola).await, 2);
+    assert_eq!(qty_on(&storage, "vend-1", 1, cola).await, 2);
+    const ORDER: &str = "SELECT state, cancel_reason FROM orders";
     let (state, reason): (String, Option<String>) =
-        sqlx::query_as("SELECT state, cancel_reason FROM orders")
-            .fetch_one(&pool)
+        on_storage!(&storage, |pool| sqlx::query_as(ORDER)
+            .fetch_one(pool)
             .await
-            .expect("order");
+            .expect("order"));
     assert_eq!(
         (state.as_str(), reason.as_deref()),
         ("cancelled", Some("jammed"))
     );
     // The charge and the refund are both in the ledger, and the events say so.
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM ledger ORDER BY id")
-        .fetch_all(&pool)
+    const KINDS: &str = "SELECT kind FROM ledger ORDER BY id";
+    let kinds: Vec<String> = on_storage!(&storage, |pool| sqlx::query_scalar(KINDS)
+        .fetch_all(pool)
         .await
-        .expect("ledger");
+        .expect("ledger"));
     assert_eq!(kinds, ["top_up", "charge", "refund"]);
-    assert_eq!(events(&pool, "order.cancelled").await, 1);
-    assert_eq!(events(&pool, "payment.refunded").await, 1);
+    assert_eq!(events(&storage, "order.cancelled").await, 1);
+    assert_eq!(events(&storage, "payment.refunded").await, 1);
     // The jammed door is suspect: its goods are not sold until someone looks.
     let again = order(&app, &token, buy.clone()).await;
     problem(again, 409, "out_of_stock").await;
 
     // An offline locker: refunded at once, stock back.
-    sqlx::query("UPDATE doors SET suspect = false")
-        .execute(&pool)
+    const CLEAR: &str = "UPDATE doors SET suspect = false";
+    on_storage!(&storage, |pool| sqlx::query(CLEAR)
+        .execute(pool)
         .await
-        .expect("cleared");
+        .expect("cleared")
+        .rows_affected());
     locker.turn(Knob::Drop).await;
     crate::helpers::eventually("offline", || async { !app.online("vend-1").await }).await;
     let offline = order(&app, &token, buy).await;
     problem(offline, 503, "device_offline").await;
     assert_eq!(money(&app, id).await, (1000, 0));
-    assert_eq!(qty(&pool, "vend-1", 1, cola).await, 2);
-    let paid: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE state <> 'cancelled'")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    assert_eq!(qty_on(&storage, "vend-1", 1, cola).await, 2);
+    let paid: i64 = crate::rentals::scalar(
+        &app,
+        "SELECT count(*) FROM orders WHERE state <> 'cancelled'",
+    )
+    .await;
     assert_eq!(paid, 0);
 }
 
 #[sqlx::test]
 async fn concurrent_buyers_never_get_more_than_the_door_holds(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    concurrent_buyers_never_get_more_than_the_door_holds_in(spawn_app(pool).await).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_concurrent_buyers_never_get_more_than_the_door_holds() {
+    concurrent_buyers_never_get_more_than_the_door_holds_in(spawn_edge_app().await).await;
+}
+
+async fn concurrent_buyers_never_get_more_than_the_door_holds_in(app: TestApp) {
     let admin = operator(&app, "ops@example.com").await;
     // Buyers close the door 30 ms after it opens.
     let creds = app.provision("vend-1", 4).await;
@@ -464,8 +496,8 @@ async fn concurrent_buyers_never_get_more_than_the_door_holds(pool: PgPool) {
         }
     }
     assert_eq!((sold, out), (5, 25));
-    assert_eq!(qty(&pool, "vend-1", 1, cola).await, 0);
-    assert_eq!(qty(&pool, "vend-1", 2, cola).await, 0);
+    assert_eq!(qty_on(&app.storage, "vend-1", 1, cola).await, 0);
+    assert_eq!(qty_on(&app.storage, "vend-1", 2, cola).await, 0);
     let mut spent = 0;
     for (_, id) in &buyers {
         let (available, held) = money(&app, *id).await;

@@ -11,18 +11,23 @@ use simulator::serial::{BoardConfig, BoardEvent, SerialKnob, SimulatedBus, spawn
 use sqlx::PgPool;
 
 use crate::api::problem;
-use crate::helpers::{TestApp, device, eventually, provision, spawn_app_with};
+use crate::helpers::{Backend, TestApp, device, eventually, on_storage, provision};
 use crate::rentals::{funded, money, plan, rent};
 
 /// Two boards (addresses 1 and 2, four doors each) on one simulated bus, and the gateway
 /// driving it (polling every 100 ms).
 async fn cabinet(pool: PgPool) -> (TestApp, SimulatedBus) {
-    cabinet_polling(pool, Duration::from_millis(100)).await
+    cabinet_on(Backend::Fleet(pool), Duration::from_millis(100)).await
 }
 
 /// [`cabinet`], each board polled at least every `poll_every`.
 async fn cabinet_polling(pool: PgPool, poll_every: Duration) -> (TestApp, SimulatedBus) {
-    let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
+    cabinet_on(Backend::Fleet(pool), poll_every).await
+}
+
+/// [`cabinet_polling`] on either backend.
+async fn cabinet_on(backend: Backend, poll_every: Duration) -> (TestApp, SimulatedBus) {
+    let registry = locker_gateway::device::DeviceRegistry::new(backend.storage());
     let mut boards = Vec::new();
     for (address, id) in [(1u8, "cab-b1"), (2, "cab-b2")] {
         let creds = provision(&registry, id, 4).await;
@@ -35,16 +40,17 @@ async fn cabinet_polling(pool: PgPool, poll_every: Duration) -> (TestApp, Simula
     }
     let bus = spawn_bus(boards).expect("a pseudo-terminal");
     let line = format!("{}=1:cab-b1,2:cab-b2", bus.path());
-    let app = spawn_app_with(pool, move |config| {
-        let mut buses = locker_gateway::serial::parse_buses(&line).expect("buses");
-        for bus in &mut buses {
-            bus.poll_every = poll_every;
-            bus.gap = Duration::from_millis(2);
-            bus.timeout = Duration::from_millis(100);
-        }
-        config.serial_buses = buses;
-    })
-    .await;
+    let app = backend
+        .spawn_with(move |config| {
+            let mut buses = locker_gateway::serial::parse_buses(&line).expect("buses");
+            for bus in &mut buses {
+                bus.poll_every = poll_every;
+                bus.gap = Duration::from_millis(2);
+                bus.timeout = Duration::from_millis(100);
+            }
+            config.serial_buses = buses;
+        })
+        .await;
     eventually("both boards online", || async {
         app.online("cab-b1").await && app.online("cab-b2").await
     })
@@ -54,7 +60,16 @@ async fn cabinet_polling(pool: PgPool, poll_every: Duration) -> (TestApp, Simula
 
 #[sqlx::test]
 async fn boards_come_online_by_polling_and_open_their_doors(pool: PgPool) {
-    let (app, mut bus) = cabinet(pool.clone()).await;
+    boards_come_online_by_polling_and_open_their_doors_on(Backend::Fleet(pool)).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_boards_come_online_by_polling_and_open_their_doors() {
+    boards_come_online_by_polling_and_open_their_doors_on(Backend::edge().await).await;
+}
+
+async fn boards_come_online_by_polling_and_open_their_doors_on(backend: Backend) {
+    let (app, mut bus) = cabinet_on(backend, Duration::from_millis(100)).await;
     let outcome = app
         .app
         .commands()
@@ -70,18 +85,14 @@ async fn boards_come_online_by_polling_and_open_their_doors(pool: PgPool) {
         })
     );
     // The command went out as a binary envelope, and the door's state came back by polling.
-    let payload: String = sqlx::query_scalar("SELECT payload FROM commands")
-        .fetch_one(&pool)
-        .await
-        .expect("command");
+    let payload: String = crate::rentals::scalar(&app, "SELECT payload FROM commands").await;
     assert!(payload.starts_with("bin:"), "{payload}");
+    const SENSOR: &str = "SELECT sensor FROM doors WHERE device_id = 'cab-b2' AND door = 3";
     eventually("the door is open", || async {
-        sqlx::query_scalar::<_, String>(
-            "SELECT sensor FROM doors WHERE device_id = 'cab-b2' AND door = 3",
-        )
-        .fetch_one(&pool)
-        .await
-        .is_ok_and(|s| s == "open")
+        on_storage!(&app.storage, |pool| sqlx::query_scalar::<_, String>(SENSOR)
+            .fetch_one(pool)
+            .await
+            .is_ok_and(|s| s == "open"))
     })
     .await;
     let stats = &app.app.serial_buses()[0];
@@ -213,7 +224,16 @@ async fn an_idle_bus_takes_its_poll_counters_from_the_database_in_blocks(pool: P
 
 #[sqlx::test]
 async fn a_rental_on_a_serial_door_from_start_to_end(pool: PgPool) {
-    let (app, mut bus) = cabinet(pool.clone()).await;
+    a_rental_on_a_serial_door_from_start_to_end_on(Backend::Fleet(pool)).await;
+}
+
+#[tokio::test]
+async fn in_edge_mode_a_rental_on_a_serial_door_from_start_to_end() {
+    a_rental_on_a_serial_door_from_start_to_end_on(Backend::edge().await).await;
+}
+
+async fn a_rental_on_a_serial_door_from_start_to_end_on(backend: Backend) {
+    let (app, mut bus) = cabinet_on(backend, Duration::from_millis(100)).await;
     plan(&app).await;
     let (token, user) = funded(&app, "r@example.com", 5000).await;
     let started = rent(&app, &token, json!({ "device_id": "cab-b1", "door": 2 })).await;
