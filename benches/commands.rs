@@ -142,7 +142,7 @@ async fn bench() {
     let secs = env_number("SECONDS", 10);
     let door_ms = env_number("DOOR_MS", 500);
     let (url, pool) = fleet::bench_database("commands", 32).await;
-    let (provisioned, credentials) = fleet::provision(&pool, lockers, 12).await;
+    let (provisioned, credentials) = fleet::provision(pool.clone(), lockers, 12).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
@@ -158,7 +158,7 @@ async fn bench() {
     let ids: Vec<DeviceId> = provisioned.iter().map(|p| p.device_id).collect();
 
     println!("== round trip, lockers answering at once ==");
-    let fleet = start_fleet(&pool, addr, &credentials, lockers, 0, 0).await;
+    let fleet = start_fleet(pool.clone(), addr, &credentials, lockers, 0, 0).await;
     // rumqttd matches the first message on each topic against every subscription (and each new
     // subscription against every topic seen): the first command to each locker since the broker
     // started costs a scan of all lockers' filters. Measured, then out of the way.
@@ -182,7 +182,7 @@ async fn bench() {
 
     if door_ms > 0 {
         println!("== commands in flight, doors answering after {door_ms} ms ==");
-        let fleet = start_fleet(&pool, addr, &credentials, lockers, door_ms, 0).await;
+        let fleet = start_fleet(pool.clone(), addr, &credentials, lockers, door_ms, 0).await;
         for step in [1000u64, 2000, 4000, 8000, 8000, 8000] {
             let r = run(&app, &ids, step, 10).await;
             print_run(&format!("{step:>5}/s offered"), &r);

@@ -1,14 +1,16 @@
-//! Rental benchmark. The gateway runs in this process (HTTP API, embedded broker, PostgreSQL and
-//! Redis at `DATABASE_URL`/`REDIS_URL`), `LOCKERS` simulated lockers (12 doors each, answering at
-//! once, a person closing each door 50 ms after it opens) in a child process. `CONCURRENCY`
-//! clients rent and end (`PAUSE_MS` apart) as fast as they can for `SECONDS` over HTTP; then, in the same run, a bare
-//! loop does plain PostgreSQL commits at the same concurrency for as long.
+//! Rental benchmark, in each mode (`MODES`, default `fleet,edge`): the gateway runs in this
+//! process (HTTP API, embedded broker; fleet: PostgreSQL and Redis at `DATABASE_URL`/`REDIS_URL`;
+//! edge: a SQLite file and door locks in the process), `LOCKERS` simulated lockers (12 doors
+//! each, answering at once, a person closing each door 50 ms after it opens) in a child process.
+//! `CONCURRENCY` clients rent and end (`PAUSE_MS` apart) as fast as they can for `SECONDS` over
+//! HTTP; in fleet mode a bare loop then does plain PostgreSQL commits at the same concurrency for
+//! as long.
 //!
 //!   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench rentals
 //!
-//! Prints starts/s, ends/s, p50/p99 of each, the gateway's commits/s and the bare commits/s,
-//! and the cache's hit rate (`CACHE=off` runs with the cache turned off, to compare).
-//! Not a test: it asserts nothing, it measures.
+//! Prints starts/s, ends/s, p50/p99 of each, the gateway's commits/s and the bare commits/s
+//! (fleet), the cache's hit rate (`CACHE=off` runs with the cache turned off, to compare), and
+//! at the end the modes side by side. Not a test: it asserts nothing, it measures.
 
 #[path = "support/fleet.rs"]
 mod fleet;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use fleet::{env_number, percentile, start_fleet, stop_fleet};
 use locker_gateway::app::App;
+use locker_gateway::storage::{Storage, UnitOfWork};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
@@ -41,53 +44,58 @@ fn main() {
     runtime.block_on(bench());
 }
 
-/// Users with money and a bearer token each, written straight into the database.
-async fn users(pool: &PgPool, count: usize) -> Vec<String> {
-    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
-    let emails: Vec<String> = (0..count)
-        .map(|n| format!("bench{n}@example.com"))
-        .collect();
-    let tokens: Vec<String> = (0..count)
-        .map(|_| format!("lgw_{}", hex::encode(rand::random::<[u8; 32]>())))
-        .collect();
-    let digests: Vec<Vec<u8>> = tokens
-        .iter()
-        .map(|t| Sha256::digest(t.as_bytes()).to_vec())
-        .collect();
-    sqlx::query(
-        "INSERT INTO users (id, email, password_hash) SELECT * FROM unnest($1::uuid[], $2::text[],
-         array_fill('x'::text, ARRAY[cardinality($1::uuid[])]))",
-    )
-    .bind(&ids)
-    .bind(&emails)
-    .execute(pool)
-    .await
-    .expect("users");
-    sqlx::query(
-        "INSERT INTO wallets (id, user_id, currency, available)
-         SELECT gen_random_uuid(), id, 'EUR', 100000000 FROM unnest($1::uuid[]) AS id",
-    )
-    .bind(&ids)
-    .execute(pool)
-    .await
-    .expect("wallets");
-    // Each wallet's opening balance with its ledger entry, so the books add up.
-    sqlx::query(
-        "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after, held_after, reference)
-         SELECT id, 'top_up', available, 0, available, 0, 'bench' FROM wallets",
-    )
-    .execute(pool)
-    .await
-    .expect("ledger");
-    sqlx::query(
-        "INSERT INTO api_tokens (token_sha256, user_id, expires_at)
-         SELECT * FROM unnest($1::bytea[], $2::uuid[], array_fill(now() + interval '1 day', ARRAY[cardinality($2::uuid[])]))",
-    )
-    .bind(&digests)
-    .bind(&ids)
-    .execute(pool)
-    .await
-    .expect("tokens");
+/// Users with money (and its ledger entry, so the books add up) and a bearer token each, written
+/// straight into the database.
+async fn users(storage: &Storage, count: usize) -> Vec<String> {
+    const USER: &str = "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')";
+    const WALLET: &str = "INSERT INTO wallets (id, user_id, currency, available)
+         VALUES ($1, $2, 'EUR', 100000000)";
+    const LEDGER: &str = "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
+                              available_after, held_after, reference)
+         VALUES ($1, 'top_up', 100000000, 0, 100000000, 0, 'bench')";
+    const TOKEN: &str =
+        "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)";
+    let expires = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut work = storage.begin().await.expect("begin");
+    let mut tokens = Vec::with_capacity(count);
+    for n in 0..count {
+        let (user, wallet) = (Uuid::now_v7(), Uuid::now_v7());
+        let token = format!("lgw_{}", hex::encode(rand::random::<[u8; 32]>()));
+        let digest = Sha256::digest(token.as_bytes()).to_vec();
+        let email = format!("bench{n}@example.com");
+        macro_rules! write {
+            ($conn:expr) => {{
+                sqlx::query(USER)
+                    .bind(user)
+                    .bind(&email)
+                    .execute(&mut *$conn)
+                    .await?;
+                sqlx::query(WALLET)
+                    .bind(wallet)
+                    .bind(user)
+                    .execute(&mut *$conn)
+                    .await?;
+                sqlx::query(LEDGER)
+                    .bind(wallet)
+                    .execute(&mut *$conn)
+                    .await?;
+                sqlx::query(TOKEN)
+                    .bind(&digest)
+                    .bind(user)
+                    .bind(expires)
+                    .execute(&mut *$conn)
+                    .await
+                    .map(drop)
+            }};
+        }
+        let written: Result<(), sqlx::Error> = match &mut work {
+            UnitOfWork::Postgres(tx) => async { write!(&mut **tx) }.await,
+            UnitOfWork::Sqlite(tx) => async { write!(&mut **tx) }.await,
+        };
+        written.expect("user");
+        tokens.push(token);
+    }
+    work.commit().await.expect("commit");
     tokens
 }
 
@@ -111,35 +119,92 @@ struct Cycle {
     end_ms: Option<f64>,
 }
 
+/// The gateway's metrics page.
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    match http.get(format!("{base}/metrics")).send().await {
+        Ok(page) => page.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The sum of a metric's series on a metrics page.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
+}
+
+/// One mode's figures: starts/s, start p50 and p99 (ms).
+struct Figures {
+    mode: &'static str,
+    starts_per_s: f64,
+    p50: f64,
+    p99: f64,
+}
+
 async fn bench() {
+    let modes = std::env::var("MODES").unwrap_or_else(|_| "fleet,edge".into());
+    let mut figures = Vec::new();
+    for mode in modes.split(',').map(str::trim) {
+        match mode {
+            "fleet" => figures.push(run("fleet").await),
+            "edge" => figures.push(run("edge").await),
+            other => eprintln!("unknown mode {other:?} in MODES (fleet, edge)"),
+        }
+    }
+    println!("\nrental starts, side by side:");
+    println!("  mode   starts/s   start p50   start p99");
+    for f in &figures {
+        println!(
+            "  {:<6} {:>8.0} {:>9.1} ms {:>9.1} ms",
+            f.mode, f.starts_per_s, f.p50, f.p99
+        );
+    }
+}
+
+async fn run(mode: &'static str) -> Figures {
+    println!("\n== {mode} mode");
     let lockers = env_number("LOCKERS", 100) as usize;
     let concurrency = env_number("CONCURRENCY", 16) as usize;
     let secs = env_number("SECONDS", 10);
     // How long a client waits between its rental's start and its end.
     let pause = Duration::from_millis(env_number("PAUSE_MS", 0));
-    let (url, pool) = fleet::bench_database("rentals", 32).await;
-    let (_provisioned, credentials) = fleet::provision(&pool, lockers, 12).await;
-    let tokens = users(&pool, concurrency * 8).await;
+    let mut config = locker_gateway::Config::load(None, |_| None).expect("defaults");
+    let data = std::env::temp_dir().join(format!("locker-bench-edge-{}", std::process::id()));
+    let (url, pool, storage) = if mode == "fleet" {
+        let (url, pool) = fleet::bench_database("rentals", 32).await;
+        config.database_url = Some(url.clone());
+        config.redis_url =
+            Some(std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
+        config.redis_prefix = format!("bench-{}:", Uuid::new_v4());
+        (Some(url), Some(pool.clone()), Storage::Postgres(pool))
+    } else {
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data).expect("data directory");
+        config.data_dir = data.clone();
+        let storage = Storage::open_sqlite(&config.sqlite_path())
+            .await
+            .expect("SQLite");
+        (None, None, storage)
+    };
+    let (_provisioned, credentials) = fleet::provision(storage.clone(), lockers, 12).await;
+    let tokens = users(&storage, concurrency * 8).await;
     let mqtt = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
         .expect("addr");
-    let mut config = locker_gateway::Config::load(None, |_| None).expect("defaults");
     config.mqtt_addr = mqtt;
     config.http_addr = "127.0.0.1:0".parse().expect("addr");
-    config.database_url = Some(url.clone());
-    config.redis_url =
-        Some(std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
-    config.redis_prefix = format!("bench-{}:", Uuid::new_v4());
     config.rate_limits.per_ip_per_minute = 10_000_000;
     config.rate_limits.per_user_per_minute = 10_000_000;
     config.rentals.max_active = 1000;
-    // CACHE=off: every plan read goes to PostgreSQL (to compare).
+    // CACHE=off: every plan read goes to the database (to compare).
     if std::env::var("CACHE").is_ok_and(|v| v == "off") {
         config.cache_ttl = Duration::ZERO;
     }
     let app = Arc::new(
-        App::with_pool(&config, pool.clone())
+        App::with_storage(&config, storage.clone())
             .await
             .expect("gateway"),
     );
@@ -158,16 +223,18 @@ async fn bench() {
             overdue_price_per_unit: 500,
         },
     };
-    locker_gateway::rental::plan::publish(
-        &locker_gateway::storage::Storage::Postgres(pool.clone()),
-        &plan,
-    )
-    .await
-    .expect("plan");
-    let fleet = start_fleet(&pool, mqtt, &credentials, lockers, 0, 50).await;
+    locker_gateway::rental::plan::publish(&storage, &plan)
+        .await
+        .expect("plan");
+    let fleet = start_fleet(storage.clone(), mqtt, &credentials, lockers, 0, 50).await;
     let base = format!("http://{}", app.http_addr());
     let http = reqwest::Client::new();
-    let before = commits(&pool).await;
+    let before = match &pool {
+        Some(pool) => commits(pool).await,
+        None => 0,
+    };
+    // The metrics recorder is the process's: what this run added is after minus before.
+    let metrics_before = scrape(&http, &base).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let mut workers = tokio::task::JoinSet::new();
@@ -231,7 +298,10 @@ async fn bench() {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let after = commits(&pool).await;
+    let after = match &pool {
+        Some(pool) => commits(pool).await,
+        None => 0,
+    };
     let mut starts: Vec<f64> = cycles.iter().map(|c| c.start_ms).collect();
     let mut ends: Vec<f64> = cycles.iter().filter_map(|c| c.end_ms).collect();
     starts.sort_by(|a, b| a.total_cmp(b));
@@ -251,19 +321,16 @@ async fn bench() {
         percentile(&ends, 0.5),
         percentile(&ends, 0.99)
     );
-    println!(
-        "  gateway: {gateway_commits:.0} PostgreSQL commits/s ({:.1} per started-and-ended rental)",
-        (after - before) as f64 / (starts.len().max(1)) as f64
-    );
+    if pool.is_some() {
+        println!(
+            "  gateway: {gateway_commits:.0} PostgreSQL commits/s ({:.1} per started-and-ended rental)",
+            (after - before) as f64 / (starts.len().max(1)) as f64
+        );
+    }
     // Where the time went, from the gateway's own histograms (sum / count = mean).
-    if let Ok(text) = http.get(format!("{base}/metrics")).send().await {
-        let text = text.text().await.unwrap_or_default();
-        let value = |name: &str| -> f64 {
-            text.lines()
-                .filter(|l| l.starts_with(name))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .fold(0.0, |a, b| a + b)
-        };
+    {
+        let text = scrape(&http, &base).await;
+        let value = |name: &str| -> f64 { metric(&text, name) - metric(&metrics_before, name) };
         let hits = value("locker_cache_requests_total{result=\"hit\"}");
         let misses = value("locker_cache_requests_total{result=\"miss\"}");
         let errors = value("locker_cache_requests_total{result=\"error\"}");
@@ -288,6 +355,20 @@ async fn bench() {
         }
     }
     stop_fleet(fleet);
+    let figures = Figures {
+        mode,
+        starts_per_s: starts.len() as f64 / elapsed,
+        p50: percentile(&starts, 0.5),
+        p99: percentile(&starts, 0.99),
+    };
+    let _ = std::fs::remove_file(&credentials);
+    let (Some(url), Some(pool)) = (url, pool) else {
+        if let Ok(app) = Arc::try_unwrap(app) {
+            app.run_until_stopped(async {}).await;
+        }
+        let _ = std::fs::remove_dir_all(&data);
+        return figures;
+    };
     // The bare loop: plain commits at the same concurrency, for as long.
     sqlx::query("CREATE TABLE bare (id BIGSERIAL PRIMARY KEY, v BIGINT NOT NULL)")
         .execute(&pool)
@@ -326,10 +407,10 @@ async fn bench() {
         bare_commits,
         gateway_commits / bare_commits
     );
-    let _ = std::fs::remove_file(&credentials);
     if let Ok(app) = Arc::try_unwrap(app) {
         app.run_until_stopped(async {}).await;
     }
     pool.close().await;
     let _ = sqlx::Postgres::drop_database(&url).await;
+    figures
 }

@@ -94,7 +94,7 @@ async fn bench() {
     let secs = env_number("SECONDS", 20);
     let poll_every = Duration::from_millis(env_number("POLL_MS", 1000));
     let (url, pool) = fleet::bench_database("serial", 16).await;
-    let (provisioned, credentials) = fleet::provision(&pool, boards as usize, 4).await;
+    let (provisioned, credentials) = fleet::provision(pool.clone(), boards as usize, 4).await;
     let _ = std::fs::remove_file(&credentials);
     let configs: Vec<BoardConfig> = provisioned
         .iter()

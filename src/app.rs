@@ -90,19 +90,8 @@ impl App {
     /// Opens the storage the mode asks for (PostgreSQL in fleet mode, the SQLite file in edge
     /// mode; migrating it), starts the broker and the background tasks.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let mode = config.mode()?;
+        config.mode()?;
         let storage = Storage::open(config, 16).await?;
-        match mode {
-            crate::config::Mode::Edge => tracing::info!(
-                mode = mode.as_str(),
-                sqlite = %config.sqlite_path().display(),
-                "mode: edge (one gateway: SQLite, door locks in the process)"
-            ),
-            crate::config::Mode::Fleet => tracing::info!(
-                mode = mode.as_str(),
-                "mode: fleet (PostgreSQL, door locks in Redis)"
-            ),
-        }
         Self::with_storage(config, storage).await
     }
 
@@ -114,6 +103,17 @@ impl App {
     /// Starts the gateway on `storage`, whose schema is up to date: on PostgreSQL door locks and
     /// the cache are in Redis (`REDIS_URL`; no Redis, no rentals), on SQLite in the process.
     pub async fn with_storage(config: &Config, storage: Storage) -> Result<Self, StartError> {
+        match &storage {
+            Storage::Sqlite(_) => tracing::info!(
+                mode = "edge",
+                sqlite = %config.sqlite_path().display(),
+                "mode: edge (one gateway: SQLite, door locks in the process)"
+            ),
+            Storage::Postgres(_) => tracing::info!(
+                mode = "fleet",
+                "mode: fleet (PostgreSQL, door locks in Redis)"
+            ),
+        }
         let registry = DeviceRegistry::new(storage.clone());
         let revocations = Revocations::default();
         revocation::load_revoked(&storage, &revocations)

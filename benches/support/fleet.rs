@@ -73,7 +73,7 @@ pub async fn bench_database(name: &str, connections: u32) -> (String, PgPool) {
 
 /// Provisions `count` lockers of `doors` doors and writes their credentials file.
 pub async fn provision(
-    pool: &PgPool,
+    storage: impl Into<locker_gateway::storage::Storage>,
     count: usize,
     doors: u16,
 ) -> (Vec<Provisioned>, std::path::PathBuf) {
@@ -84,7 +84,7 @@ pub async fn provision(
             door_count: doors,
         })
         .collect();
-    let provisioned = DeviceRegistry::new(pool.clone())
+    let provisioned = DeviceRegistry::new(storage)
         .provision_batch(devices)
         .await
         .expect("provisioned");
@@ -136,7 +136,7 @@ fn simulate(args: &[String]) {
 
 /// Starts the lockers in a child process and waits until each has a session begun after now.
 pub async fn start_fleet(
-    pool: &PgPool,
+    storage: impl Into<locker_gateway::storage::Storage>,
     broker: SocketAddr,
     credentials: &std::path::Path,
     lockers: usize,
@@ -154,15 +154,16 @@ pub async fn start_fleet(
         .spawn()
         .expect("simulator process");
     let started = Instant::now();
-    loop {
-        let online: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM devices d WHERE online AND EXISTS (
+    let storage = storage.into();
+    const ONLINE: &str = "SELECT count(*) FROM devices d WHERE online AND EXISTS (
                  SELECT 1 FROM device_sessions s
-                 WHERE s.device_id = d.id AND s.session = d.session AND s.started_at >= $1)",
-        )
-        .bind(since)
-        .fetch_one(pool)
-        .await
+                 WHERE s.device_id = d.id AND s.session = d.session AND s.started_at >= $1)";
+    loop {
+        use locker_gateway::storage::Storage;
+        let online: i64 = match &storage {
+            Storage::Postgres(pool) => sqlx::query_scalar(ONLINE).bind(since).fetch_one(pool).await,
+            Storage::Sqlite(pool) => sqlx::query_scalar(ONLINE).bind(since).fetch_one(pool).await,
+        }
         .expect("count");
         if online as usize >= lockers {
             break;

@@ -1,7 +1,7 @@
 -- Edge mode (one gateway, one SQLite file): the same tables and guarantees as the PostgreSQL
 -- schema in ../, in SQLite's dialect. Money in integer minor units; CHECKs keep balances
 -- non-negative; available + held = the sum of the wallet's ledger, always. Times are UTC text in
--- RFC 3339. Until edge mode ships, these files may still change (no edge database exists yet).
+-- RFC 3339.
 
 -- The transactional outbox (see ../20261124090100_outbox.sql).
 CREATE TABLE outbox (
