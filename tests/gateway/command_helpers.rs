@@ -5,9 +5,9 @@ use std::time::Duration;
 use locker_gateway::command::CommandError;
 use locker_gateway::device::Provisioned;
 use simulator::mqtt::{Happening, Knob, expect};
-use sqlx::{PgPool, Row};
 
-use crate::helpers::{TestApp, WAIT, device, eventually};
+use crate::helpers::{TestApp, WAIT, device, eventually, on_storage};
+use locker_gateway::storage::Storage;
 
 pub async fn online_locker(app: &TestApp, id: &str) -> simulator::mqtt::LockerHandle {
     online_locker_with_credentials(app, id).await.0
@@ -30,17 +30,16 @@ pub async fn online_locker_with_credentials(
     (locker, creds)
 }
 
-pub async fn command_row(pool: &PgPool, id: i64) -> (String, Option<String>, i32) {
-    let row = sqlx::query("SELECT state, door_result, attempts FROM commands WHERE id = $1")
+pub async fn command_row(
+    storage: &locker_gateway::storage::Storage,
+    id: i64,
+) -> (String, Option<String>, i32) {
+    const ROW: &str = "SELECT state, door_result, attempts FROM commands WHERE id = $1";
+    crate::helpers::on_storage!(storage, |pool| sqlx::query_as(ROW)
         .bind(id)
         .fetch_one(pool)
         .await
-        .expect("command row");
-    (
-        row.get("state"),
-        row.get("door_result"),
-        row.get("attempts"),
-    )
+        .expect("command row"))
 }
 
 /// Sends an unlock whose ack the locker loses, and waits until the locker has it.
@@ -60,19 +59,20 @@ pub async fn unlock_with_lost_ack(
     sending
 }
 
-pub async fn settled(pool: &PgPool) -> (String, Option<String>, i32) {
-    let row = sqlx::query("SELECT state, settled_by, attempts FROM commands")
+pub async fn settled(storage: &Storage) -> (String, Option<String>, i32) {
+    const ONE: &str = "SELECT state, settled_by, attempts FROM commands";
+    on_storage!(storage, |pool| sqlx::query_as(ONE)
         .fetch_one(pool)
         .await
-        .expect("one command");
-    (row.get("state"), row.get("settled_by"), row.get("attempts"))
+        .expect("one command"))
 }
 
-pub async fn sending_id(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT id FROM commands")
+pub async fn sending_id(storage: &Storage) -> i64 {
+    const ID: &str = "SELECT id FROM commands";
+    on_storage!(storage, |pool| sqlx::query_scalar(ID)
         .fetch_one(pool)
         .await
-        .expect("id")
+        .expect("id"))
 }
 
 /// An authenticated uplink crafted with the device's own key (as if its counter jumped ahead).
@@ -106,10 +106,11 @@ pub async fn inject_ack(
         .expect("published");
 }
 
-pub async fn state_of(pool: &PgPool, id: i64) -> String {
-    sqlx::query_scalar("SELECT state FROM commands WHERE id = $1")
+pub async fn state_of(storage: &Storage, id: i64) -> String {
+    const STATE: &str = "SELECT state FROM commands WHERE id = $1";
+    on_storage!(storage, |pool| sqlx::query_scalar(STATE)
         .bind(id)
         .fetch_one(pool)
         .await
-        .expect("state")
+        .expect("state"))
 }

@@ -8,24 +8,25 @@ use simulator::mqtt::{Happening, Knob, expect};
 use sqlx::{PgPool, Row};
 
 use crate::command_helpers::*;
-use crate::helpers::{WAIT, device, eventually, spawn_app};
+use crate::helpers::{WAIT, device, eventually, in_both_modes, on_storage, spawn_app};
 
-#[sqlx::test]
-async fn an_unlock_is_executed_and_the_door_opens(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn an_unlock_is_executed_and_the_door_opens(backend: Backend) {
+    let app = backend.spawn().await;
     let _locker = online_locker(&app, "lk-1").await;
     let outcome = app.unlock("lk-1", 3).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
-    let (state, door, attempts) = command_row(&pool, outcome.command_id).await;
+    let (state, door, attempts) = command_row(&app.storage, outcome.command_id).await;
     assert_eq!(
         (state.as_str(), door.as_deref(), attempts),
         ("executed", Some("opened"), 1)
     );
 }
+}
 
-#[sqlx::test]
-async fn an_offline_locker_is_reported_at_once(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn an_offline_locker_is_reported_at_once(backend: Backend) {
+    let app = backend.spawn().await;
     app.provision("lk-1", 4).await; // never connects
     let started = Instant::now();
     let err = app.unlock("lk-1", 1).await.expect_err("offline");
@@ -35,52 +36,49 @@ async fn an_offline_locker_is_reported_at_once(pool: PgPool) {
         "took {:?}",
         started.elapsed()
     );
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM commands")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+    let stored: i64 = crate::rentals::scalar(&app, "SELECT count(*) FROM commands").await;
     assert_eq!(stored, 0, "nothing is stored for an offline locker");
     let err = app.unlock("nobody", 1).await.expect_err("unknown");
     assert_eq!(err, CommandError::UnknownDevice);
 }
+}
 
-#[sqlx::test]
-async fn a_refusal_comes_back_with_its_reason(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn a_refusal_comes_back_with_its_reason(backend: Backend) {
+    let app = backend.spawn().await;
     let _locker = online_locker(&app, "lk-1").await;
     let err = app.unlock("lk-1", 9).await.expect_err("no door 9");
     assert_eq!(err, CommandError::Refused(RefuseReason::NoSuchDoor));
     let refusal: String =
-        sqlx::query_scalar("SELECT refusal FROM commands WHERE state = 'refused'")
-            .fetch_one(&pool)
-            .await
-            .expect("stored refusal");
+        crate::rentals::scalar(&app, "SELECT refusal FROM commands WHERE state = 'refused'").await;
     assert_eq!(refusal, "no_such_door");
 }
+}
 
-#[sqlx::test]
-async fn a_jammed_door_is_reported_as_jammed(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn a_jammed_door_is_reported_as_jammed(backend: Backend) {
+    let app = backend.spawn().await;
     let locker = online_locker(&app, "lk-1").await;
     locker.turn(Knob::Jam(2)).await;
     let outcome = app.unlock("lk-1", 2).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Jammed));
-    let (state, door, _) = command_row(&pool, outcome.command_id).await;
+    let (state, door, _) = command_row(&app.storage, outcome.command_id).await;
     assert_eq!(
         (state.as_str(), door.as_deref()),
         ("executed", Some("jammed"))
     );
 }
+}
 
-#[sqlx::test]
-async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(backend: Backend) {
+    let app = backend.spawn().await;
     let locker = online_locker(&app, "lk-1").await;
     let mut watch = locker.watch();
     locker.turn(Knob::DropAcks(1)).await;
     let outcome = app.unlock("lk-1", 1).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
-    let (state, _, attempts) = command_row(&pool, outcome.command_id).await;
+    let (state, _, attempts) = command_row(&app.storage, outcome.command_id).await;
     assert_eq!(state, "executed");
     assert_eq!(attempts, 2, "the command was sent twice");
     // Both copies were the same envelope, and the door opened once.
@@ -100,10 +98,11 @@ async fn a_lost_ack_is_resent_with_the_same_id_and_executed_once(pool: PgPool) {
     );
     assert_eq!(opened, 1, "the relay pulsed twice");
 }
+}
 
-#[sqlx::test]
-async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn an_unlock_of_an_open_door_says_so(backend: Backend) {
+    let app = backend.spawn().await;
     let _locker = online_locker(&app, "lk-1").await;
     let first = app.unlock("lk-1", 1).await.expect("executed");
     assert_eq!(first.door, Some(DoorResult::Opened));
@@ -111,11 +110,12 @@ async fn an_unlock_of_an_open_door_says_so(pool: PgPool) {
     let second = app.unlock("lk-1", 1).await.expect("executed");
     assert_eq!(second.door, Some(DoorResult::AlreadyOpen));
 }
+}
 
-#[sqlx::test]
-async fn duplicate_and_conflicting_answers_change_nothing_and_are_flagged(pool: PgPool) {
+in_both_modes! {
+async fn duplicate_and_conflicting_answers_change_nothing_and_are_flagged(backend: Backend) {
     use firmware_protocol::{Ack, CommandId, CommandResult};
-    let app = spawn_app(pool.clone()).await;
+    let app = backend.spawn().await;
     let (_locker, creds) = online_locker_with_credentials(&app, "lk-1").await;
     let outcome = app.unlock("lk-1", 2).await.expect("executed");
     let id = CommandId::new(outcome.command_id as u64).expect("id");
@@ -139,21 +139,24 @@ async fn duplicate_and_conflicting_answers_change_nothing_and_are_flagged(pool: 
         },
     )
     .await;
+    const ANSWERS: &str = "SELECT duplicates, conflict FROM commands WHERE id = $1";
     eventually("both answers are recorded", || async {
-        let row = sqlx::query("SELECT duplicates, conflict FROM commands WHERE id = $1")
-            .bind(outcome.command_id)
-            .fetch_one(&pool)
-            .await
-            .expect("row");
-        row.get::<i32, _>("duplicates") == 1 && row.get::<Option<String>, _>("conflict").is_some()
+        let (duplicates, conflict): (i32, Option<String>) =
+            on_storage!(&app.storage, |pool| sqlx::query_as(ANSWERS)
+                .bind(outcome.command_id)
+                .fetch_one(pool)
+                .await
+                .expect("row"));
+        duplicates == 1 && conflict.is_some()
     })
     .await;
-    let (state, door, _) = command_row(&pool, outcome.command_id).await;
+    let (state, door, _) = command_row(&app.storage, outcome.command_id).await;
     assert_eq!(
         (state.as_str(), door.as_deref()),
         ("executed", Some("opened")),
         "the first answer stands"
     );
+}
 }
 
 #[sqlx::test]
@@ -253,7 +256,7 @@ async fn a_slow_ack_is_awaited_and_the_resend_executes_nothing_twice(pool: PgPoo
         .await;
     let outcome = app.unlock("lk-1", 4).await.expect("executed");
     assert_eq!(outcome.door, Some(DoorResult::Opened));
-    let (state, _, attempts) = command_row(&pool, outcome.command_id).await;
+    let (state, _, attempts) = command_row(&app.storage, outcome.command_id).await;
     assert_eq!(state, "executed");
     assert!(
         attempts >= 2,
@@ -335,7 +338,7 @@ async fn resends_back_off_so_a_silent_locker_is_not_flooded(pool: PgPool) {
     };
     // Test deadline 5 s, first resend after 2 s, the next one 4 s later: past the deadline. At a
     // fixed 2 s interval it would have gone out three times.
-    let (state, _, attempts) = command_row(&pool, command_id).await;
+    let (state, _, attempts) = command_row(&app.storage, command_id).await;
     assert_eq!(state, "unknown");
     assert_eq!(attempts, 2, "sent at 0 s and 2 s only");
 }

@@ -10,18 +10,21 @@ use locker_gateway::account::{Accounts, PasswordCost, Role};
 use locker_gateway::device::DeviceRegistry;
 use serde_json::{Value, json};
 use simulator::mqtt::{Credentials, LockerConfig, LockerHandle};
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{WAIT, free_addr};
-use crate::process::GatewayProcess;
+use crate::helpers::{Backend, WAIT, free_addr, in_both_modes, on_storage};
+use crate::process::{GatewayProcess, Keeping};
+use locker_gateway::storage::Storage;
 
 /// How long after the restart everything must be settled.
 const RECOVERED_WITHIN: Duration = Duration::from_secs(60);
 
 /// A gateway process, a simulated locker, an operator and a customer with 50.00.
 struct Site {
-    pool: PgPool,
+    storage: Storage,
+    keeping: Keeping,
+    /// Edge mode's data directory, removed with the site.
+    _data: Option<crate::helpers::tempfile_dir::Dir>,
     gateway: GatewayProcess,
     env: Vec<(&'static str, String)>,
     _locker: LockerHandle,
@@ -33,8 +36,13 @@ struct Site {
 }
 
 impl Site {
-    async fn new(pool: PgPool, pause_at: &str) -> Self {
-        let registry = DeviceRegistry::new(pool.clone());
+    async fn new(backend: Backend, pause_at: &str) -> Self {
+        let storage = backend.storage();
+        let (keeping, data) = match backend {
+            Backend::Fleet(pool) => (Keeping::Fleet(pool), None),
+            Backend::Edge(_, dir) => (Keeping::Edge(dir.path().to_owned()), Some(dir)),
+        };
+        let registry = DeviceRegistry::new(storage.clone());
         let creds = crate::helpers::provision(&registry, "lk-1", 4).await;
         let pause_file =
             std::env::temp_dir().join(format!("locker-pause-{}", Uuid::new_v4().simple()));
@@ -48,7 +56,7 @@ impl Site {
         let mut paused = env.clone();
         paused.push(("LOCKER_TEST_PAUSE_AT", pause_at.to_owned()));
         paused.push(("LOCKER_TEST_PAUSE_FILE", pause_file.display().to_string()));
-        let gateway = GatewayProcess::start_with(&pool, free_addr(), free_addr(), &paused).await;
+        let gateway = GatewayProcess::start_on(&keeping, free_addr(), free_addr(), &paused).await;
         let mut config = LockerConfig::new(
             gateway.mqtt,
             Credentials::from_secret(creds.device_id, &creds.secret),
@@ -57,7 +65,11 @@ impl Site {
         config.reconnect_after = Duration::from_millis(200);
         config.close_after = Some(Duration::from_millis(100));
         let locker = simulator::mqtt::spawn(config);
-        let accounts = Accounts::new(pool.clone(), PasswordCost::TEST, Duration::from_secs(3600));
+        let accounts = Accounts::new(
+            storage.clone(),
+            PasswordCost::TEST,
+            Duration::from_secs(3600),
+        );
         accounts
             .register("ops@example.com", "an operator password", Role::Admin)
             .await
@@ -77,13 +89,15 @@ impl Site {
             .await
             .expect("logged in")
             .token;
-        let wallets = locker_gateway::wallet::Wallets::new(pool.clone(), Default::default());
+        let wallets = locker_gateway::wallet::Wallets::new(storage.clone(), Default::default());
         wallets
             .change(user, &locker_gateway::wallet::Movement::top_up(5000))
             .await
             .expect("funded");
         let site = Self {
-            pool,
+            storage,
+            keeping,
+            _data: data,
             gateway,
             env,
             _locker: locker,
@@ -93,11 +107,12 @@ impl Site {
             user,
             pause_file,
         };
+        const ONLINE: &str = "SELECT online FROM devices WHERE id = 'lk-1'";
         crate::helpers::eventually("the locker is online", || async {
-            sqlx::query_scalar::<_, bool>("SELECT online FROM devices WHERE id = 'lk-1'")
-                .fetch_one(&site.pool)
+            on_storage!(&site.storage, |pool| sqlx::query_scalar::<_, bool>(ONLINE)
+                .fetch_one(pool)
                 .await
-                .unwrap_or(false)
+                .unwrap_or(false))
         })
         .await;
         site
@@ -144,7 +159,7 @@ impl Site {
     async fn kill_and_restart(&mut self) -> Instant {
         self.gateway.kill();
         let (mqtt, http) = (self.gateway.mqtt, self.gateway.http);
-        self.gateway = GatewayProcess::start_with(&self.pool, mqtt, http, &self.env).await;
+        self.gateway = GatewayProcess::start_on(&self.keeping, mqtt, http, &self.env).await;
         Instant::now()
     }
 
@@ -166,11 +181,9 @@ impl Site {
         }
         // Every event the crash left is delivered by then too.
         loop {
-            let unpublished: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                    .fetch_one(&self.pool)
-                    .await
-                    .expect("count");
+            let unpublished = self
+                .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .await;
             if unpublished == 0 {
                 break;
             }
@@ -183,50 +196,67 @@ impl Site {
         self.books_balance().await;
     }
 
+    /// One count.
+    async fn count(&self, sql: &'static str) -> i64 {
+        on_storage!(&self.storage, |pool| sqlx::query_scalar(sql)
+            .fetch_one(pool)
+            .await
+            .expect(sql))
+    }
+
     /// No door opened for a sale that did not happen; no money held or taken without a
     /// rental or an order, or given back; every ledger adds up.
     async fn books_balance(&self) {
-        let opened_for_nothing: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM commands c
-             WHERE c.door_result IN ('opened', 'already_open')
-               AND NOT EXISTS (SELECT 1 FROM rentals r WHERE c.reason LIKE 'rental ' || r.id || '%'
-                               AND r.state IN ('active', 'ended'))
-               AND NOT EXISTS (SELECT 1 FROM orders o WHERE c.reason = 'order ' || o.id
-                               AND o.state = 'completed')",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .expect("count");
-        assert_eq!(opened_for_nothing, 0, "a door opened without a sale");
-        let (available, held, ledger): (i64, i64, i64) = sqlx::query_as(
-            "SELECT w.available, w.held, (SELECT coalesce(sum(available_delta + held_delta), 0)
-                                          FROM ledger l WHERE l.wallet_id = w.id)::bigint
-             FROM wallets w WHERE w.user_id = $1",
-        )
-        .bind(self.user)
-        .fetch_one(&self.pool)
-        .await
-        .expect("wallet");
+        const OPENED: &str = "SELECT reason FROM commands
+             WHERE door_result IN ('opened', 'already_open') AND reason IS NOT NULL";
+        const SOLD: &str =
+            "SELECT 'rental ' || state, id FROM rentals WHERE state IN ('active', 'ended')
+             UNION ALL SELECT 'order ' || state, id FROM orders WHERE state = 'completed'";
+        const WALLET: &str = "SELECT w.available, w.held,
+                CAST((SELECT coalesce(sum(available_delta + held_delta), 0)
+                      FROM ledger l WHERE l.wallet_id = w.id) AS BIGINT)
+             FROM wallets w WHERE w.user_id = $1";
+        const DEPOSITS: &str = "SELECT CAST(coalesce(sum(deposit_held), 0) AS BIGINT) FROM rentals
+             WHERE user_id = $1 AND state IN ('pending', 'active', 'ending')";
+        const SPENT: &str = "SELECT CAST((SELECT coalesce(sum(fee - refunded), 0) FROM rentals
+                          WHERE user_id = $1 AND state = 'ended') AS BIGINT),
+                    CAST((SELECT coalesce(sum(total), 0) FROM orders
+                          WHERE user_id = $1 AND state = 'completed') AS BIGINT)";
+        let (opened, sold): (Vec<String>, Vec<(String, Uuid)>) =
+            on_storage!(&self.storage, |pool| (
+                sqlx::query_scalar(OPENED)
+                    .fetch_all(pool)
+                    .await
+                    .expect("opened"),
+                sqlx::query_as(SOLD).fetch_all(pool).await.expect("sold"),
+            ));
+        // A door opened for a rental (its start, a reopening, its pickup) or an order that
+        // happened: "rental ID …" or "order ID".
+        for reason in &opened {
+            let sale = sold.iter().any(|(what, id)| {
+                (what.starts_with("rental ") && reason.starts_with(&format!("rental {id}")))
+                    || (what.starts_with("order ") && reason == &format!("order {id}"))
+            });
+            assert!(sale, "a door opened without a sale: {reason}");
+        }
+        let (available, held, ledger): (i64, i64, i64) =
+            on_storage!(&self.storage, |pool| sqlx::query_as(WALLET)
+                .bind(self.user)
+                .fetch_one(pool)
+                .await
+                .expect("wallet"));
         assert_eq!(available + held, ledger, "the ledger adds up");
-        let deposits: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(deposit_held), 0)::bigint FROM rentals
-             WHERE user_id = $1 AND state IN ('pending', 'active', 'ending')",
-        )
-        .bind(self.user)
-        .fetch_one(&self.pool)
-        .await
-        .expect("deposits");
+        let deposits: i64 = on_storage!(&self.storage, |pool| sqlx::query_scalar(DEPOSITS)
+            .bind(self.user)
+            .fetch_one(pool)
+            .await
+            .expect("deposits"));
         assert_eq!(held, deposits, "money held only for running rentals");
-        let (fees, orders): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT coalesce(sum(fee - refunded), 0) FROM rentals
-                     WHERE user_id = $1 AND state = 'ended')::bigint,
-                    (SELECT coalesce(sum(total), 0) FROM orders
-                     WHERE user_id = $1 AND state = 'completed')::bigint",
-        )
-        .bind(self.user)
-        .fetch_one(&self.pool)
-        .await
-        .expect("spent");
+        let (fees, orders): (i64, i64) = on_storage!(&self.storage, |pool| sqlx::query_as(SPENT)
+            .bind(self.user)
+            .fetch_one(pool)
+            .await
+            .expect("spent"));
         assert_eq!(
             5000 - available - held,
             fees + orders,
@@ -236,11 +266,13 @@ impl Site {
 
     async fn state(&self, table: &str) -> String {
         let sql = format!("SELECT state FROM {table} ORDER BY created_at DESC LIMIT 1");
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_optional(&self.pool)
-            .await
-            .expect("state")
-            .unwrap_or_default()
+        let state: Option<String> = on_storage!(&self.storage, |pool| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_optional(pool)
+                .await
+                .expect("state")
+        });
+        state.unwrap_or_default()
     }
 
     async fn plan(&self) {
@@ -282,7 +314,7 @@ impl Site {
     }
 
     async fn stock(&self, product: Uuid) -> i32 {
-        crate::orders::qty(&self.pool, "lk-1", 1, product).await
+        crate::orders::qty_on(&self.storage, "lk-1", 1, product).await
     }
 
     /// A running rental; returns its id.
@@ -302,9 +334,9 @@ impl Site {
     }
 }
 
-#[sqlx::test]
-async fn killed_after_the_hold_before_the_unlock_the_rental_is_undone(pool: PgPool) {
-    let mut site = Site::new(pool, "rental.created").await;
+in_both_modes! {
+async fn killed_after_the_hold_before_the_unlock_the_rental_is_undone(backend: Backend) {
+    let mut site = Site::new(backend, "rental.created").await;
     site.plan().await;
     let rent = json!({ "device_id": "lk-1" });
     site.pause_in(
@@ -320,16 +352,14 @@ async fn killed_after_the_hold_before_the_unlock_the_rental_is_undone(pool: PgPo
         site.state("rentals").await == "cancelled"
     })
     .await;
-    let unlocks: i64 = sqlx::query_scalar("SELECT count(*) FROM commands")
-        .fetch_one(&site.pool)
-        .await
-        .expect("count");
+    let unlocks = site.count("SELECT count(*) FROM commands").await;
     assert_eq!(unlocks, 0, "no door was opened");
 }
+}
 
-#[sqlx::test]
-async fn killed_after_the_door_opened_the_rental_runs(pool: PgPool) {
-    let mut site = Site::new(pool, "rental.unlocked").await;
+in_both_modes! {
+async fn killed_after_the_door_opened_the_rental_runs(backend: Backend) {
+    let mut site = Site::new(backend, "rental.unlocked").await;
     site.plan().await;
     let rent = json!({ "device_id": "lk-1" });
     site.pause_in(
@@ -345,10 +375,11 @@ async fn killed_after_the_door_opened_the_rental_runs(pool: PgPool) {
     })
     .await;
 }
+}
 
-#[sqlx::test]
-async fn killed_before_the_pickup_unlock_the_rental_goes_on(pool: PgPool) {
-    let mut site = Site::new(pool, "rental.ending").await;
+in_both_modes! {
+async fn killed_before_the_pickup_unlock_the_rental_goes_on(backend: Backend) {
+    let mut site = Site::new(backend, "rental.ending").await;
     site.plan().await;
     let id = site.running_rental().await;
     let customer = site.customer.clone();
@@ -372,10 +403,11 @@ async fn killed_before_the_pickup_unlock_the_rental_goes_on(pool: PgPool) {
     assert_eq!(ended.status(), 200);
     site.books_balance().await;
 }
+}
 
-#[sqlx::test]
-async fn killed_after_the_pickup_unlock_the_rental_ends_and_is_paid(pool: PgPool) {
-    let mut site = Site::new(pool, "rental.picked_up").await;
+in_both_modes! {
+async fn killed_after_the_pickup_unlock_the_rental_ends_and_is_paid(backend: Backend) {
+    let mut site = Site::new(backend, "rental.picked_up").await;
     site.plan().await;
     let id = site.running_rental().await;
     let customer = site.customer.clone();
@@ -391,17 +423,16 @@ async fn killed_after_the_pickup_unlock_the_rental_ends_and_is_paid(pool: PgPool
         site.state("rentals").await == "ended"
     })
     .await;
-    let ended: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'rental.ended'")
-            .fetch_one(&site.pool)
-            .await
-            .expect("count");
+    let ended = site
+        .count("SELECT count(*) FROM outbox WHERE event_type = 'rental.ended'")
+        .await;
     assert_eq!(ended, 1);
 }
+}
 
-#[sqlx::test]
-async fn killed_after_the_charge_before_the_unlock_the_order_is_refunded(pool: PgPool) {
-    let mut site = Site::new(pool, "order.paid").await;
+in_both_modes! {
+async fn killed_after_the_charge_before_the_unlock_the_order_is_refunded(backend: Backend) {
+    let mut site = Site::new(backend, "order.paid").await;
     let cola = site.vending().await;
     let customer = site.customer.clone();
     let buy = json!({ "device_id": "lk-1", "items": [{ "product_id": cola, "qty": 2 }] });
@@ -415,10 +446,11 @@ async fn killed_after_the_charge_before_the_unlock_the_order_is_refunded(pool: P
     .await;
     assert_eq!(site.stock(cola).await, 3, "the stock is back");
 }
+}
 
-#[sqlx::test]
-async fn killed_after_the_door_opened_the_order_completes(pool: PgPool) {
-    let mut site = Site::new(pool, "order.unlocked").await;
+in_both_modes! {
+async fn killed_after_the_door_opened_the_order_completes(backend: Backend) {
+    let mut site = Site::new(backend, "order.unlocked").await;
     let cola = site.vending().await;
     let customer = site.customer.clone();
     let buy = json!({ "device_id": "lk-1", "items": [{ "product_id": cola, "qty": 2 }] });
@@ -430,6 +462,7 @@ async fn killed_after_the_door_opened_the_order_completes(pool: PgPool) {
     })
     .await;
     assert_eq!(site.stock(cola).await, 1);
+}
 }
 
 #[test]

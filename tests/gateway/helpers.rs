@@ -331,11 +331,41 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
 pub enum Backend {
     /// Fleet mode on this database.
     Fleet(PgPool),
-    /// Edge mode on this file, in this directory.
+    /// Edge mode on this file, in this data directory.
     Edge(locker_gateway::storage::Storage, tempfile_dir::Dir),
 }
 
+/// A test written once over a [`Backend`] and run in both modes: `NAME::fleet` on the test's
+/// PostgreSQL database (`#[sqlx::test]`) and `NAME::edge` on a SQLite file of its own.
+macro_rules! in_both_modes {
+    ($(#[doc = $doc:literal])* async fn $name:ident($backend:ident: Backend) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[sqlx::test]
+            async fn fleet(pool: sqlx::PgPool) {
+                run($crate::helpers::Backend::Fleet(pool)).await
+            }
+
+            #[tokio::test]
+            async fn edge() {
+                run($crate::helpers::Backend::edge().await).await
+            }
+
+            async fn run($backend: $crate::helpers::Backend) $body
+        }
+    };
+}
+pub(crate) use in_both_modes;
+
 impl Backend {
+    /// The gateway on it, with the test configuration.
+    pub async fn spawn(self) -> TestApp {
+        self.spawn_with(|_| {}).await
+    }
+
     /// A fresh edge-mode backend.
     pub async fn edge() -> Self {
         let (storage, dir) = sqlite().await;
@@ -511,17 +541,18 @@ fn rand_suffix() -> u32 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A SQLite storage in a file of its own (`edge.db`, as `Storage::open` would name it otherwise).
+/// A SQLite storage in a file of its own, named as the gateway names it in its data directory.
 pub async fn sqlite() -> (locker_gateway::storage::Storage, tempfile_dir::Dir) {
     let dir = tempfile_dir::Dir::new();
-    let storage = locker_gateway::storage::Storage::open_sqlite(&dir.path().join("edge.db"))
+    let file = dir.path().join(locker_gateway::config::SQLITE_FILE);
+    let storage = locker_gateway::storage::Storage::open_sqlite(&file)
         .await
         .expect("sqlite opens");
     (storage, dir)
 }
 
 /// A directory removed when dropped.
-mod tempfile_dir {
+pub mod tempfile_dir {
     pub struct Dir(std::path::PathBuf);
 
     impl Dir {

@@ -9,8 +9,7 @@ use simulator::mqtt::{Happening, Knob, expect};
 use sqlx::PgPool;
 
 use crate::helpers::{
-    WAIT, device, eventually, expect_event, link_next, spawn_app, spawn_app_with_heartbeat,
-    test_config,
+    WAIT, device, eventually, expect_event, in_both_modes, link_next, spawn_app, test_config,
 };
 
 /// A locker that never sends a heartbeat of its own.
@@ -31,9 +30,9 @@ async fn connected(
     .expect("the simulated locker connected")
 }
 
-#[sqlx::test]
-async fn a_locker_that_says_hello_is_online_and_announced(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn a_locker_that_says_hello_is_online_and_announced(backend: Backend) {
+    let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;
     let mut events = app.app.events();
     let (_observer, mut observed) = app.tap("events/#");
@@ -52,17 +51,20 @@ async fn a_locker_that_says_hello_is_online_and_announced(pool: PgPool) {
     let event: serde_json::Value = serde_json::from_slice(&payload).expect("json event");
     assert_eq!(event["id"], online.id.to_string());
     // Stored presence history.
-    let logged: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM presence_log WHERE device_id = 'lk-1' AND online")
-            .fetch_one(&pool)
-            .await
-            .expect("log");
+    let logged: i64 = crate::rentals::scalar(
+        &app,
+        "SELECT count(*) FROM presence_log WHERE device_id = 'lk-1' AND online",
+    )
+    .await;
     assert_eq!(logged, 1);
 }
+}
 
-#[sqlx::test]
-async fn a_silent_locker_goes_offline_after_three_heartbeats(pool: PgPool) {
-    let app = spawn_app_with_heartbeat(pool, Duration::from_secs(1)).await;
+in_both_modes! {
+async fn a_silent_locker_goes_offline_after_three_heartbeats(backend: Backend) {
+    let app = backend
+        .spawn_with(|config| config.heartbeat = Duration::from_secs(1))
+        .await;
     let creds = app.provision("lk-1", 4).await;
     let mut events = app.app.events();
     let locker = app.locker(&creds, SILENT); // connects, then never beats
@@ -78,10 +80,13 @@ async fn a_silent_locker_goes_offline_after_three_heartbeats(pool: PgPool) {
     let back = expect_event(&mut events, "device.online", "lk-1").await;
     assert_eq!(back.data["reason"], "uplink_resumed");
 }
+}
 
-#[sqlx::test]
-async fn a_beating_locker_stays_online(pool: PgPool) {
-    let app = spawn_app_with_heartbeat(pool, Duration::from_secs(1)).await;
+in_both_modes! {
+async fn a_beating_locker_stays_online(backend: Backend) {
+    let app = backend
+        .spawn_with(|config| config.heartbeat = Duration::from_secs(1))
+        .await;
     let creds = app.provision("lk-1", 4).await;
     let locker = app.locker(&creds, Duration::from_millis(300));
     let mut watch = locker.watch();
@@ -93,10 +98,11 @@ async fn a_beating_locker_stays_online(pool: PgPool) {
         "a locker sending heartbeats was marked offline"
     );
 }
+}
 
-#[sqlx::test]
-async fn a_lost_connection_fires_the_will_and_a_late_will_changes_nothing(pool: PgPool) {
-    let app = spawn_app(pool).await;
+in_both_modes! {
+async fn a_lost_connection_fires_the_will_and_a_late_will_changes_nothing(backend: Backend) {
+    let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;
     let mut events = app.app.events();
     let locker = app.locker(&creds, BEATING);
@@ -131,10 +137,11 @@ async fn a_lost_connection_fires_the_will_and_a_late_will_changes_nothing(pool: 
         "a stale will marked a reconnected locker offline"
     );
 }
+}
 
-#[sqlx::test]
-async fn forged_replayed_and_garbage_uplinks_are_dropped(pool: PgPool) {
-    let app = spawn_app(pool).await;
+in_both_modes! {
+async fn forged_replayed_and_garbage_uplinks_are_dropped(backend: Backend) {
+    let app = backend.spawn().await;
     let a = app.provision("lk-a", 4).await;
     app.provision("lk-b", 4).await;
     let stats = app.app.device_link().stats();
@@ -214,10 +221,11 @@ async fn forged_replayed_and_garbage_uplinks_are_dropped(pool: PgPool) {
     }
     assert_eq!(passed, stats.accepted());
 }
+}
 
-#[sqlx::test]
-async fn a_forced_door_raises_an_alarm_event(pool: PgPool) {
-    let app = spawn_app(pool).await;
+in_both_modes! {
+async fn a_forced_door_raises_an_alarm_event(backend: Backend) {
+    let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;
     let mut events = app.app.events();
     let locker = app.locker(&creds, BEATING);
@@ -233,37 +241,38 @@ async fn a_forced_door_raises_an_alarm_event(pool: PgPool) {
         stats.accepted() >= 3
     })
     .await;
-    let alarms: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE event_type = 'alarm.forced_open'")
-            .fetch_one(&app.pool)
-            .await
-            .expect("count");
+    let alarms: i64 = crate::rentals::scalar(
+        &app,
+        "SELECT count(*) FROM outbox WHERE event_type = 'alarm.forced_open'",
+    )
+    .await;
     assert_eq!(alarms, 1, "one opening, one alarm");
-    let sensor: String =
-        sqlx::query_scalar("SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = 2")
-            .fetch_one(&app.pool)
-            .await
-            .expect("door");
+    let sensor: String = crate::rentals::scalar(
+        &app,
+        "SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = 2",
+    )
+    .await;
     assert_eq!(sensor, "open");
 }
+}
 
-#[sqlx::test]
-async fn heartbeats_record_every_doors_state(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn heartbeats_record_every_doors_state(backend: Backend) {
+    let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;
     let locker = app.locker(&creds, BEATING);
     let mut watch = locker.watch();
     connected(&locker, &mut watch).await;
     eventually("every door's state is known", || async {
-        let unknown: i64 = sqlx::query_scalar(
+        let unknown: i64 = crate::rentals::scalar(
+            &app,
             "SELECT count(*) FROM doors WHERE device_id = 'lk-1' AND (sensor <> 'closed' OR NOT locked)",
         )
-        .fetch_one(&pool)
-        .await
-        .expect("count");
+        .await;
         unknown == 0
     })
     .await;
+}
 }
 
 #[sqlx::test]

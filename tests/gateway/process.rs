@@ -8,6 +8,15 @@ use sqlx::PgPool;
 
 use crate::helpers::{WAIT, free_addr};
 
+/// Where a gateway process keeps its state: the test's PostgreSQL database (with the shared
+/// Redis), or the SQLite file in a data directory.
+pub enum Keeping {
+    /// Fleet mode.
+    Fleet(PgPool),
+    /// Edge mode, in this data directory.
+    Edge(std::path::PathBuf),
+}
+
 /// A running `locker-gateway serve`.
 pub struct GatewayProcess {
     pub child: Child,
@@ -42,17 +51,39 @@ impl GatewayProcess {
         http: SocketAddr,
         env: &[(&str, String)],
     ) -> Self {
+        Self::start_on(&Keeping::Fleet(pool.clone()), mqtt, http, env).await
+    }
+
+    /// Starts the gateway keeping its state where `keeping` says, on these ports, with these
+    /// extra environment variables.
+    pub async fn start_on(
+        keeping: &Keeping,
+        mqtt: SocketAddr,
+        http: SocketAddr,
+        env: &[(&str, String)],
+    ) -> Self {
         let log = std::env::temp_dir().join(format!("locker-gateway-{}.log", mqtt.port()));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_locker-gateway"));
         command
             .arg("serve")
-            .env("DATABASE_URL", database_url(pool))
-            .env("REDIS_URL", crate::helpers::redis_url())
-            .env(
-                "LOCKER_REDIS_PREFIX",
-                format!("test-{}:", uuid::Uuid::new_v4()),
-            )
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL");
+        match keeping {
+            Keeping::Fleet(pool) => {
+                command
+                    .env("DATABASE_URL", database_url(pool))
+                    .env("REDIS_URL", crate::helpers::redis_url())
+                    .env(
+                        "LOCKER_REDIS_PREFIX",
+                        format!("test-{}:", uuid::Uuid::new_v4()),
+                    );
+            }
+            Keeping::Edge(dir) => {
+                command.env("LOCKER_DATA_DIR", dir);
+            }
+        }
+        command
             .env("LOCKER_MQTT_ADDR", mqtt.to_string())
             .env("LOCKER_HTTP_ADDR", http.to_string())
             .env("LOCKER_HEARTBEAT_SECS", "60")
@@ -66,6 +97,9 @@ impl GatewayProcess {
         let child = command.spawn().expect("the gateway binary starts");
         let mut process = Self { child, mqtt, http };
         let deadline = tokio::time::Instant::now() + WAIT;
+        // A restart on the same ports may find one briefly held (another test probing for a free
+        // port): try again for a while before calling it a failure.
+        let mut port_retries = 20;
         let ready = format!("http://{http}/readyz");
         let client = reqwest::Client::new();
         loop {
@@ -82,6 +116,14 @@ impl GatewayProcess {
             }
             if let Ok(Some(status)) = process.child.try_wait() {
                 let output = std::fs::read_to_string(&log).unwrap_or_default();
+                if output.contains("cannot listen for") && port_retries > 0 {
+                    port_retries -= 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let stderr = std::fs::File::create(&log).expect("log file");
+                    command.stderr(stderr);
+                    process.child = command.spawn().expect("the gateway binary starts");
+                    continue;
+                }
                 panic!("the gateway exited with {status}:\n{output}");
             }
             assert!(

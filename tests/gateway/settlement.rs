@@ -8,11 +8,11 @@ use simulator::mqtt::{Happening, Knob, expect};
 use sqlx::PgPool;
 
 use crate::command_helpers::*;
-use crate::helpers::{WAIT, device, eventually, spawn_app};
+use crate::helpers::{WAIT, device, eventually, in_both_modes, spawn_app};
 
-#[sqlx::test]
-async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resending(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resending(backend: Backend) {
+    let app = backend.spawn().await;
     let locker = online_locker(&app, "lk-1").await;
     let sending = unlock_with_lost_ack(&app, &locker).await;
     // The connection drops before any resend; the locker comes back (same boot, new session).
@@ -20,10 +20,10 @@ async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resendin
     locker.turn(Knob::Reconnect).await;
     eventually(
         "the command is settled from the locker's report",
-        || async { settled(&pool).await.1.as_deref() == Some("state_report") },
+        || async { settled(&app.storage).await.1.as_deref() == Some("state_report") },
     )
     .await;
-    let (state, _, attempts) = settled(&pool).await;
+    let (state, _, attempts) = settled(&app.storage).await;
     assert_eq!(state, "executed");
     assert_eq!(
         attempts, 1,
@@ -35,19 +35,20 @@ async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resendin
         Err(e) => panic!("unexpected {e}"),
     }
 }
+}
 
-#[sqlx::test]
-async fn a_reboot_mid_command_leaves_the_outcome_unknown_and_tells_operators(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn a_reboot_mid_command_leaves_the_outcome_unknown_and_tells_operators(backend: Backend) {
+    let app = backend.spawn().await;
     let mut events = app.app.events();
     let locker = online_locker(&app, "lk-1").await;
     let sending = unlock_with_lost_ack(&app, &locker).await;
     locker.turn(Knob::Reboot).await;
     let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "lk-1").await;
-    let (state, settled_by, attempts) = settled(&pool).await;
+    let (state, settled_by, attempts) = settled(&app.storage).await;
     assert_eq!(
         unknown.data["command_id"],
-        serde_json::json!(sending_id(&pool).await)
+        serde_json::json!(sending_id(&app.storage).await)
     );
     assert_eq!((state.as_str(), settled_by, attempts), ("unknown", None, 1));
     assert!(matches!(
@@ -55,11 +56,12 @@ async fn a_reboot_mid_command_leaves_the_outcome_unknown_and_tells_operators(poo
         Err(CommandError::Timeout { .. })
     ));
 }
+}
 
-#[sqlx::test]
-async fn a_queued_command_is_delivered_when_the_locker_comes(pool: PgPool) {
+in_both_modes! {
+async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
     use locker_gateway::command::Command;
-    let app = spawn_app(pool.clone()).await;
+    let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;
     let id = app
         .app
@@ -71,7 +73,7 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(pool: PgPool) {
         )
         .await
         .expect("queued");
-    assert_eq!(state_of(&pool, id).await, "pending");
+    assert_eq!(state_of(&app.storage, id).await, "pending");
     let locker = app.locker(&creds, Duration::from_secs(3600));
     let mut watch = locker.watch();
     let opened = expect(&mut watch, WAIT, |h| match h {
@@ -81,15 +83,16 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(pool: PgPool) {
     .await;
     assert!(opened.is_some(), "the queued unlock did not open the door");
     eventually("the queued command is executed", || async {
-        state_of(&pool, id).await == "executed"
+        state_of(&app.storage, id).await == "executed"
     })
     .await;
 }
+}
 
-#[sqlx::test]
-async fn a_queued_command_past_its_time_to_live_is_never_executed(pool: PgPool) {
+in_both_modes! {
+async fn a_queued_command_past_its_time_to_live_is_never_executed(backend: Backend) {
     use locker_gateway::command::Command;
-    let app = spawn_app(pool.clone()).await;
+    let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;
     let expiring = app
         .app
@@ -117,7 +120,7 @@ async fn a_queued_command_past_its_time_to_live_is_never_executed(pool: PgPool) 
         "cancelled twice"
     );
     eventually("the first expires", || async {
-        state_of(&pool, expiring).await == "expired"
+        state_of(&app.storage, expiring).await == "expired"
     })
     .await;
     // The locker comes now: neither command reaches it.
@@ -136,11 +139,12 @@ async fn a_queued_command_past_its_time_to_live_is_never_executed(pool: PgPool) 
             "a dead command reached the locker"
         );
     }
-    assert_eq!(state_of(&pool, cancelled).await, "cancelled");
-    let listed = locker_gateway::command::queue::list(&pool.clone().into(), Some("lk-1"), None, 10)
+    assert_eq!(state_of(&app.storage, cancelled).await, "cancelled");
+    let listed = locker_gateway::command::queue::list(&app.storage, Some("lk-1"), None, 10)
         .await
         .expect("list");
     assert_eq!(listed.len(), 2);
+}
 }
 
 #[sqlx::test]
@@ -159,10 +163,10 @@ async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: Pg
         .await
         .expect("restarted");
     eventually("the command is settled by asking the locker", || async {
-        settled(&pool).await.1.as_deref() == Some("state_report")
+        settled(&pool.clone().into()).await.1.as_deref() == Some("state_report")
     })
     .await;
-    let (state, _, attempts) = settled(&pool).await;
+    let (state, _, attempts) = settled(&pool.clone().into()).await;
     assert_eq!(
         (state.as_str(), attempts),
         ("executed", 1),
@@ -178,9 +182,9 @@ async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: Pg
     app.run_until_stopped(async {}).await;
 }
 
-#[sqlx::test]
-async fn a_slow_state_report_still_settles_the_command(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+in_both_modes! {
+async fn a_slow_state_report_still_settles_the_command(backend: Backend) {
+    let app = backend.spawn().await;
     let locker = online_locker(&app, "lk-1").await;
     locker
         .turn(Knob::StateReports(simulator::mqtt::Reports::Slow(
@@ -191,17 +195,18 @@ async fn a_slow_state_report_still_settles_the_command(pool: PgPool) {
     locker.turn(Knob::Drop).await;
     locker.turn(Knob::Reconnect).await;
     eventually("the command is settled from the late report", || async {
-        settled(&pool).await.1.as_deref() == Some("state_report")
+        settled(&app.storage).await.1.as_deref() == Some("state_report")
     })
     .await;
-    assert_eq!(settled(&pool).await.0, "executed");
+    assert_eq!(settled(&app.storage).await.0, "executed");
     let _ = sending.await;
 }
+}
 
-#[sqlx::test]
-async fn a_missing_state_report_is_asked_for_again_then_surfaced(pool: PgPool) {
+in_both_modes! {
+async fn a_missing_state_report_is_asked_for_again_then_surfaced(backend: Backend) {
     // Tests ask again after 1 s and surface after 4 s (helpers::test_config).
-    let app = spawn_app(pool.clone()).await;
+    let app = backend.spawn().await;
     let mut events = app.app.events();
     let locker = online_locker(&app, "lk-1").await;
     locker
@@ -226,6 +231,7 @@ async fn a_missing_state_report_is_asked_for_again_then_surfaced(pool: PgPool) {
     }
     let unknown = crate::helpers::expect_event(&mut events, "command.unknown", "lk-1").await;
     assert_eq!(unknown.data["reason"], "no_report");
-    assert_eq!(settled(&pool).await.0, "unknown");
+    assert_eq!(settled(&app.storage).await.0, "unknown");
     let _ = sending.await;
+}
 }
