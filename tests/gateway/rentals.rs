@@ -506,3 +506,56 @@ async fn a_door_that_was_already_open_starts_the_rental_flagged_for_operators(po
     assert_eq!(rental["flags"], json!(["already_open"]));
     assert_eq!(money(&app, id).await, (3000, 2000), "the hold stays");
 }
+
+/// The database's own fence, in both dialects: however the door locks fail, a door holds at
+/// most one running rental; ended and cancelled ones do not count.
+async fn the_database_fences_one_rental_per_door(storage: locker_gateway::storage::Storage) {
+    const RENTAL: &str = "INSERT INTO rentals (id, user_id, device_id, door, state, terms,
+                                               deposit_held, created_at)
+         VALUES ($1, $2, 'lk-1', $3, $4, '{}', 0, $5)";
+    let registry = locker_gateway::device::DeviceRegistry::new(storage.clone());
+    crate::helpers::provision(&registry, "lk-1", 2).await;
+    let user = crate::wallets::user_on(&storage).await;
+    let insert = |door: i32, state: &'static str| {
+        let storage = storage.clone();
+        async move {
+            on_storage!(&storage, |pool| sqlx::query(RENTAL)
+                .bind(Uuid::now_v7())
+                .bind(user)
+                .bind(door)
+                .bind(state)
+                .bind(chrono::Utc::now())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()))
+        }
+    };
+    insert(1, "ended").await.expect("an ended rental");
+    insert(1, "cancelled").await.expect("a cancelled one");
+    insert(1, "active").await.expect("the running one");
+    for state in ["pending", "active", "ending"] {
+        match insert(1, state).await {
+            Err(sqlx::Error::Database(e)) => assert!(e.is_unique_violation(), "{e}"),
+            other => panic!("a second {state} rental of door 1: {other:?}"),
+        }
+    }
+    insert(2, "pending").await.expect("another door");
+    let running: i64 = on_storage!(&storage, |pool| sqlx::query_scalar(
+        "SELECT count(*) FROM rentals WHERE state IN ('pending', 'active', 'ending')"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count"));
+    assert_eq!(running, 2);
+}
+
+#[sqlx::test]
+async fn the_database_fences_one_rental_per_door_on_postgresql(pool: PgPool) {
+    the_database_fences_one_rental_per_door(pool.into()).await;
+}
+
+#[tokio::test]
+async fn the_database_fences_one_rental_per_door_on_sqlite() {
+    let (storage, _dir) = crate::helpers::sqlite().await;
+    the_database_fences_one_rental_per_door(storage).await;
+}
