@@ -1,13 +1,12 @@
 //! The rental service. Starting a rental: pick a free door, lock it (in Redis, or in the process
-//! in edge mode), create the rental and hold the deposit in one unit of work, open the door, and settle by what the door did: a failed unlock never
-//! charges anyone (the hold is released in the same transaction that cancels the rental).
+//! in edge mode), create the rental and hold the deposit in one unit of work, open the door, and
+//! settle by what the door did: a failed unlock never charges anyone (the hold is released in the
+//! same unit of work that cancels the rental). Its statements are in `store`.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
-use serde_json::json;
-use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::plan;
@@ -16,11 +15,13 @@ mod error;
 mod operator;
 mod pickup;
 mod reconcile;
+mod store;
+
+use store::{NewRental, RentalRow, activate, select, write_cancellation};
 
 use crate::command::{Command, CommandService, Origin};
-use crate::events::Event;
 use crate::lock::DoorLocks;
-use crate::storage::{Dialect, Storage, UnitOfWork, in_work, on_pool};
+use crate::storage::{Storage, on_pool};
 pub use crate::unlock::DoorFailure;
 use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
@@ -77,62 +78,6 @@ pub struct Rental {
     pub flags: Vec<String>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
-}
-
-/// A rental row as both backends return it (PostgreSQL's `flags` array as JSON).
-#[derive(sqlx::FromRow)]
-pub(super) struct RentalRow {
-    id: Uuid,
-    user_id: Uuid,
-    device_id: String,
-    door: i32,
-    state: String,
-    deposit_held: i64,
-    fee: Option<i64>,
-    refunded: i64,
-    started_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-    cancel_reason: Option<String>,
-    flags: sqlx::types::Json<Vec<String>>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<RentalRow> for Rental {
-    fn from(row: RentalRow) -> Self {
-        Self {
-            id: row.id,
-            user_id: row.user_id,
-            device_id: row.device_id,
-            door: row.door,
-            state: row.state,
-            deposit_held: row.deposit_held,
-            fee: row.fee,
-            refunded: row.refunded,
-            started_at: row.started_at,
-            ended_at: row.ended_at,
-            cancel_reason: row.cancel_reason,
-            flags: row.flags.0,
-            created_at: row.created_at,
-        }
-    }
-}
-
-/// The columns of a [`RentalRow`] in PostgreSQL.
-const PG_COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, refunded, \
-                          started_at, ended_at, cancel_reason, to_jsonb(flags) AS flags, created_at";
-
-/// The columns of a [`RentalRow`] in `dialect`.
-pub(super) fn columns(dialect: Dialect) -> &'static str {
-    dialect.pick(
-        PG_COLUMNS,
-        "id, user_id, device_id, door, state, deposit_held, fee, refunded, started_at, ended_at, \
-         cancel_reason, flags, created_at",
-    )
-}
-
-/// `SELECT` the rental columns `FROM rentals` and `tail` (its WHERE clause), in `dialect`.
-fn select(dialect: Dialect, tail: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(format!("SELECT {} FROM rentals {tail}", columns(dialect)))
 }
 
 /// What the door did, and so what becomes of the rental.
@@ -468,229 +413,4 @@ impl Rentals {
             other => other.map(|()| None).map_err(RentalError::from),
         }
     }
-}
-
-/// The rental active (billing from now), the door's run of jams over, and its events
-/// (`rental.started`, `device.unlocked`), in one unit of work (on PostgreSQL one statement); the
-/// rental as it is now, or `None` if it was settled already (by another gateway's reconciler).
-async fn activate(
-    storage: &Storage,
-    id: Uuid,
-    (device, door): (DeviceId, u16),
-    command: Option<i64>,
-    already_open: bool,
-) -> Result<Option<Rental>, sqlx::Error> {
-    let flags: Vec<&str> = if already_open {
-        vec!["already_open"]
-    } else {
-        Vec::new()
-    };
-    let data =
-        json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
-    let events = vec![
-        Event::new("rental.started", "rental", &id.to_string(), data.clone()),
-        Event::new("device.unlocked", "device", device.as_str(), data),
-    ];
-    let now = Utc::now();
-    let row: Option<RentalRow> = match storage {
-        Storage::Postgres(pool) => {
-            let events = crate::events::outbox::Columns::of(events);
-            let sql = format!(
-                "WITH r AS (
-                     UPDATE rentals SET state = 'active', started_at = $12, start_command = $2,
-                            flags = $3
-                     WHERE id = $1 AND state = 'pending' RETURNING *
-                 ), d AS (
-                     UPDATE doors SET jams_in_row = 0
-                     WHERE device_id = $4 AND door = $5 AND jams_in_row <> 0
-                       AND EXISTS (SELECT 1 FROM r)
-                 ), e AS (
-                     INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload,
-                                         occurred_at)
-                     SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[],
-                                          $10::jsonb[], $11::timestamptz[])
-                     WHERE EXISTS (SELECT 1 FROM r)
-                 )
-                 SELECT {PG_COLUMNS} FROM r"
-            );
-            let query = sqlx::query_as(AssertSqlSafe(sql))
-                .bind(id)
-                .bind(command)
-                .bind(&flags)
-                .bind(device.as_str())
-                .bind(i32::from(door));
-            events.bind_as(query).bind(now).fetch_optional(pool).await?
-        }
-        Storage::Sqlite(_) => {
-            let mut work = storage.begin().await?;
-            let sql = format!(
-                "UPDATE rentals SET state = 'active', started_at = $4, start_command = $2, flags = $3
-                 WHERE id = $1 AND state = 'pending' RETURNING {}",
-                columns(Dialect::Sqlite)
-            );
-            let row: Option<RentalRow> =
-                in_work!(&mut work, |conn| sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind(command)
-                    .bind(sqlx::types::Json(&flags))
-                    .bind(now)
-                    .fetch_optional(conn)
-                    .await?);
-            if row.is_some() {
-                unlock::mark_opened(&mut work, &device, door).await?;
-                for event in &events {
-                    work.append(event).await?;
-                }
-                work.commit().await?;
-            }
-            row
-        }
-    };
-    Ok(row.map(Rental::from))
-}
-
-/// A rental to create.
-#[derive(Clone)]
-struct NewRental {
-    id: Uuid,
-    user: Uuid,
-    device: DeviceId,
-    door: u16,
-    plan_id: Uuid,
-    terms: serde_json::Value,
-    deposit: i64,
-}
-
-/// The rental's INSERT, given the values of a [`NewRental`] and the clock.
-const INSERT_RENTAL: &str = "INSERT INTO rentals (id, user_id, device_id, door, state, plan_id,
-                                                  terms, deposit_held, created_at)
-     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)";
-
-impl Rentals {
-    /// The rental, its deposit moved from available to held and the hold's ledger entry, in one
-    /// unit of work (on PostgreSQL one statement: atomic, and one round trip on the busiest
-    /// path). `false` (nothing written) if the wallet lacks the deposit; a unique violation if
-    /// the door is taken (the database's fence). The wallet's version moves on, so optimistic
-    /// writers elsewhere see the change.
-    async fn create_holding(&self, new: &NewRental) -> Result<bool, sqlx::Error> {
-        let reference = format!("rental {}", new.id);
-        let now = Utc::now();
-        if let Storage::Postgres(pool) = &self.storage {
-            return sqlx::query_scalar(
-                "WITH w AS (
-                     UPDATE wallets SET available = available - $7, held = held + $7,
-                            version = version + 1, updated_at = $9
-                     WHERE user_id = $2 AND available >= $7 AND $7 > 0
-                     RETURNING id, available, held
-                 ), l AS (
-                     INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
-                                         available_after, held_after, reference)
-                     SELECT id, 'hold', -$7, $7, available, held, $8 FROM w
-                 ), r AS (
-                     INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms,
-                                          deposit_held, created_at)
-                     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $9
-                     WHERE $7 = 0 OR EXISTS (SELECT 1 FROM w)
-                     RETURNING id
-                 )
-                 SELECT EXISTS (SELECT 1 FROM r)",
-            )
-            .bind(new.id)
-            .bind(new.user)
-            .bind(new.device.as_str())
-            .bind(i32::from(new.door))
-            .bind(new.plan_id)
-            .bind(&new.terms)
-            .bind(new.deposit)
-            .bind(reference)
-            .bind(now)
-            .fetch_one(pool)
-            .await;
-        }
-        // Elsewhere through the wallet's own unit of work: the hold, its ledger entry and the
-        // rental together.
-        if new.deposit == 0 {
-            let mut work = self.storage.begin().await?;
-            insert_rental(&mut work, new, now).await?;
-            work.commit().await?;
-            return Ok(true);
-        }
-        let hold = Movement::hold(new.deposit).for_(reference);
-        let held = self
-            .wallets
-            .change_with(new.user, &hold, |work, _| {
-                let new = new.clone();
-                Box::pin(async move {
-                    insert_rental(work, &new, now)
-                        .await
-                        .map_err(WalletError::from)
-                })
-            })
-            .await;
-        match held {
-            Ok(_) => Ok(true),
-            Err(WalletError::InsufficientFunds { .. }) => Ok(false),
-            Err(WalletError::Storage(e)) => Err(e),
-            Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
-        }
-    }
-}
-
-/// Writes a new rental, `pending`, in `work`.
-async fn insert_rental(
-    work: &mut UnitOfWork,
-    new: &NewRental,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    in_work!(work, |conn| sqlx::query(INSERT_RENTAL)
-        .bind(new.id)
-        .bind(new.user)
-        .bind(new.device.as_str())
-        .bind(i32::from(new.door))
-        .bind(new.plan_id)
-        .bind(&new.terms)
-        .bind(new.deposit)
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected());
-    Ok(())
-}
-
-/// A rental cancelled by a failed unlock: its state, the door's marks and its event, in the
-/// caller's unit of work (with the hold's release). `RowNotFound` if it was settled already (by
-/// another gateway's reconciler): nothing changes.
-async fn write_cancellation(
-    work: &mut UnitOfWork,
-    id: Uuid,
-    (device, door): (DeviceId, u16),
-    command: Option<i64>,
-    (reason, after): (&'static str, DoorAfter),
-    jams_limit: i32,
-) -> Result<(), sqlx::Error> {
-    const CANCEL: &str =
-        "UPDATE rentals SET state = 'cancelled', ended_at = $4, cancel_reason = $2,
-                start_command = $3 WHERE id = $1 AND state = 'pending'";
-    let now = Utc::now();
-    in_work!(&mut *work, |conn| sqlx::query(CANCEL)
-        .bind(id)
-        .bind(reason)
-        .bind(command)
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected())
-    .eq(&1)
-    .then_some(())
-    .ok_or(sqlx::Error::RowNotFound)?;
-    unlock::mark_door(work, &device, door, after, jams_limit).await?;
-    let data =
-        json!({ "rental_id": id, "device_id": device.as_str(), "door": door, "reason": reason });
-    work.append(&Event::new(
-        "rental.cancelled",
-        "rental",
-        &id.to_string(),
-        data,
-    ))
-    .await
 }

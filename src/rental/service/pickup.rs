@@ -36,11 +36,11 @@ impl Rentals {
     /// on and nothing is charged.
     pub async fn end(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
         let now = Utc::now();
-        let claimed: Option<super::RentalRow> = on_pool!(&self.storage, |pool, dialect| {
+        let claimed: Option<super::store::RentalRow> = on_pool!(&self.storage, |pool, dialect| {
             let sql = format!(
                 "UPDATE rentals SET state = 'ending', ending_at = $3
                  WHERE id = $1 AND user_id = $2 AND state = 'active' RETURNING {}",
-                super::columns(dialect)
+                super::store::columns(dialect)
             );
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(id)
