@@ -39,7 +39,7 @@ pub struct Wanted {
 }
 
 /// One line of an order, as paid for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderItem {
     /// The product.
     pub product_id: Uuid,
@@ -76,6 +76,21 @@ pub struct Order {
     pub settled_at: Option<DateTime<Utc>>,
     /// What was bought.
     pub items: Vec<OrderItem>,
+}
+
+/// An order's row as both backends return it (PostgreSQL's `flags` array as JSON).
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    door: i32,
+    state: String,
+    total: i64,
+    cancel_reason: Option<String>,
+    flags: sqlx::types::Json<Vec<String>>,
+    created_at: DateTime<Utc>,
+    settled_at: Option<DateTime<Utc>>,
 }
 
 /// An order's settlement.
@@ -162,29 +177,16 @@ impl Orders {
 
     /// One of the user's orders (another user's is `None`); any order with `user` `None`.
     pub async fn get(&self, user: Option<Uuid>, id: Uuid) -> Result<Option<Order>, OrderError> {
-        type Row = (
-            Uuid,
-            Uuid,
-            String,
-            i32,
-            String,
-            i64,
-            Option<String>,
-            sqlx::types::Json<Vec<String>>,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-        );
         const ITEMS: &str = "SELECT product_id, name, qty, unit_price FROM order_items
              WHERE order_id = $1 ORDER BY name, product_id";
-        type Items = Vec<(Uuid, String, i32, i64)>;
-        let found: Option<(Row, Items)> = on_pool!(&self.storage, |pool, dialect| {
-            let row: Option<Row> = sqlx::query_as(dialect.pick(
+        let found: Option<(OrderRow, Vec<OrderItem>)> = on_pool!(&self.storage, |pool, dialect| {
+            let row: Option<OrderRow> = sqlx::query_as(dialect.pick(
                 "SELECT id, user_id, device_id, door, state, total, cancel_reason,
-                            to_jsonb(flags), created_at, settled_at
-                     FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
+                        to_jsonb(flags) AS flags, created_at, settled_at
+                 FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
                 "SELECT id, user_id, device_id, door, state, total, cancel_reason, flags,
-                            created_at, settled_at
-                     FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
+                        created_at, settled_at
+                 FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
             ))
             .bind(id)
             .bind(user)
@@ -195,41 +197,18 @@ impl Orders {
                 Some(row) => Some((row, sqlx::query_as(ITEMS).bind(id).fetch_all(pool).await?)),
             }
         });
-        let Some((row, items)) = found else {
-            return Ok(None);
-        };
-        let (
-            id,
-            user_id,
-            device_id,
-            door,
-            state,
-            total,
-            cancel_reason,
-            flags,
-            created_at,
-            settled_at,
-        ) = row;
-        Ok(Some(Order {
-            id,
-            user_id,
-            device_id,
-            door,
-            state,
-            total,
-            cancel_reason,
-            flags: flags.0,
-            created_at,
-            settled_at,
-            items: items
-                .into_iter()
-                .map(|(product_id, name, qty, unit_price)| OrderItem {
-                    product_id,
-                    name,
-                    qty,
-                    unit_price,
-                })
-                .collect(),
+        Ok(found.map(|(row, items)| Order {
+            id: row.id,
+            user_id: row.user_id,
+            device_id: row.device_id,
+            door: row.door,
+            state: row.state,
+            total: row.total,
+            cancel_reason: row.cancel_reason,
+            flags: row.flags.0,
+            created_at: row.created_at,
+            settled_at: row.settled_at,
+            items,
         }))
     }
 

@@ -201,16 +201,19 @@ async fn the_registry_keeps_its_contract(storage: locker_gateway::storage::Stora
     .await
     .expect("search");
     assert_eq!(found.len(), 1);
+    let credentials = || async {
+        registry
+            .credentials(&device("lk-1"))
+            .await
+            .expect("storage")
+            .expect("device")
+    };
     // A rotation: both secrets admitted during the grace period, only the new one after.
     let new_secret = registry
         .rotate(device("lk-1"), Duration::from_secs(3600))
         .await
         .expect("rotated");
-    let creds = registry
-        .credentials(&device("lk-1"))
-        .await
-        .expect("storage")
-        .expect("device");
+    let creds = credentials().await;
     assert!(creds.admits(old.secret.mqtt_password().as_bytes()));
     assert!(creds.admits(new_secret.secret.mqtt_password().as_bytes()));
     assert_eq!(creds.tag_keys().count(), 2);
@@ -218,11 +221,7 @@ async fn the_registry_keeps_its_contract(storage: locker_gateway::storage::Stora
         .retire_previous_secret(device("lk-1"))
         .await
         .expect("retired");
-    let creds = registry
-        .credentials(&device("lk-1"))
-        .await
-        .expect("storage")
-        .expect("device");
+    let creds = credentials().await;
     assert!(!creds.admits(old.secret.mqtt_password().as_bytes()));
     assert!(creds.admits(new_secret.secret.mqtt_password().as_bytes()));
     // A grace period that has passed admits the new secret only.
@@ -230,11 +229,7 @@ async fn the_registry_keeps_its_contract(storage: locker_gateway::storage::Stora
         .rotate(device("lk-1"), Duration::ZERO)
         .await
         .expect("rotated");
-    let creds = registry
-        .credentials(&device("lk-1"))
-        .await
-        .expect("storage")
-        .expect("device");
+    let creds = credentials().await;
     assert!(!creds.admits(new_secret.secret.mqtt_password().as_bytes()));
     assert!(creds.admits(newest.secret.mqtt_password().as_bytes()));
     // Revocation: once, final, and refused by the credentials.
@@ -245,11 +240,7 @@ async fn the_registry_keeps_its_contract(storage: locker_gateway::storage::Stora
         .expect("twice is fine");
     let rotate = registry.rotate(device("lk-1"), Duration::ZERO).await;
     assert!(matches!(rotate, Err(RegistryError::Revoked(_))));
-    let creds = registry
-        .credentials(&device("lk-1"))
-        .await
-        .expect("storage")
-        .expect("device");
+    let creds = credentials().await;
     assert!(!creds.admits(newest.secret.mqtt_password().as_bytes()));
     assert!(matches!(
         registry.revoke(device("nope")).await,

@@ -161,6 +161,21 @@ pub(super) struct NewRental {
     pub(super) deposit: i64,
 }
 
+/// Binds a [`NewRental`]'s values and the clock as `$1` to `$8`, in [`INSERT_RENTAL`]'s order.
+macro_rules! bind_new_rental {
+    ($query:expr, $new:expr, $now:expr) => {
+        $query
+            .bind($new.id)
+            .bind($new.user)
+            .bind($new.device.as_str())
+            .bind(i32::from($new.door))
+            .bind($new.plan_id)
+            .bind(&$new.terms)
+            .bind($new.deposit)
+            .bind($now)
+    };
+}
+
 /// The rental's INSERT, given the values of a [`NewRental`] and the clock.
 const INSERT_RENTAL: &str = "INSERT INTO rentals (id, user_id, device_id, door, state, plan_id,
                                                   terms, deposit_held, created_at)
@@ -176,36 +191,29 @@ impl Rentals {
         let reference = format!("rental {}", new.id);
         let now = Utc::now();
         if let Storage::Postgres(pool) = &self.storage {
-            return sqlx::query_scalar(
+            let query = sqlx::query_scalar(
                 "WITH w AS (
                      UPDATE wallets SET available = available - $7, held = held + $7,
-                            version = version + 1, updated_at = $9
+                            version = version + 1, updated_at = $8
                      WHERE user_id = $2 AND available >= $7 AND $7 > 0
                      RETURNING id, available, held
                  ), l AS (
                      INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
                                          available_after, held_after, reference)
-                     SELECT id, 'hold', -$7, $7, available, held, $8 FROM w
+                     SELECT id, 'hold', -$7, $7, available, held, $9 FROM w
                  ), r AS (
                      INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms,
                                           deposit_held, created_at)
-                     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $9
+                     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $8
                      WHERE $7 = 0 OR EXISTS (SELECT 1 FROM w)
                      RETURNING id
                  )
                  SELECT EXISTS (SELECT 1 FROM r)",
-            )
-            .bind(new.id)
-            .bind(new.user)
-            .bind(new.device.as_str())
-            .bind(i32::from(new.door))
-            .bind(new.plan_id)
-            .bind(&new.terms)
-            .bind(new.deposit)
-            .bind(reference)
-            .bind(now)
-            .fetch_one(pool)
-            .await;
+            );
+            return bind_new_rental!(query, new, now)
+                .bind(reference)
+                .fetch_one(pool)
+                .await;
         }
         // Elsewhere through the wallet's own unit of work: the hold, its ledger entry and the
         // rental together.
@@ -242,18 +250,14 @@ async fn insert_rental(
     new: &NewRental,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    in_work!(work, |conn| sqlx::query(INSERT_RENTAL)
-        .bind(new.id)
-        .bind(new.user)
-        .bind(new.device.as_str())
-        .bind(i32::from(new.door))
-        .bind(new.plan_id)
-        .bind(&new.terms)
-        .bind(new.deposit)
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected());
+    in_work!(work, |conn| bind_new_rental!(
+        sqlx::query(INSERT_RENTAL),
+        new,
+        now
+    )
+    .execute(conn)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
