@@ -303,19 +303,60 @@ pub async fn attach_sent(
     let Some(command) = command else {
         return Ok(false);
     };
+    self::attach(storage, attach, sale, command).await?;
+    crate::command::store::mark_unknown(storage, command).await?;
+    Ok(true)
+}
+
+/// A sale (a rental and its deposit, an order and its total) as the reconcilers read it:
+/// `SELECT id, user_id, device_id, door, <the amount> AS amount`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SaleRow {
+    /// The rental or order.
+    pub id: uuid::Uuid,
+    /// Whose.
+    pub user_id: uuid::Uuid,
+    /// The locker.
+    pub device_id: String,
+    /// The door.
+    pub door: i32,
+    /// The deposit held, or the total paid (minor units).
+    pub amount: i64,
+}
+
+impl SaleRow {
+    /// Its locker and door (`None` for a sale no unlock could have reached).
+    pub fn target(&self) -> Option<(DeviceId, u16)> {
+        DeviceId::new(&self.device_id).zip(u16::try_from(self.door).ok())
+    }
+}
+
+/// A sale with its unlock as recorded ([`RECORD_COLUMNS`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SettlingRow {
+    /// The sale.
+    #[sqlx(flatten)]
+    pub sale: SaleRow,
+    /// Its unlock.
+    #[sqlx(flatten)]
+    pub record: RecordRow,
+}
+
+/// Records `command` as the unlock of `sale` with `attach` (an UPDATE taking `$1` the sale and
+/// `$2` the command).
+pub async fn attach(
+    storage: &Storage,
+    attach: &'static str,
+    sale: uuid::Uuid,
+    command: i64,
+) -> Result<(), sqlx::Error> {
     on_pool!(storage, |pool| sqlx::query(attach)
         .bind(sale)
         .bind(command)
         .execute(pool)
         .await?
         .rows_affected());
-    crate::command::store::mark_unknown(storage, command).await?;
-    Ok(true)
-}
-
-/// A sale's locker and door (`None` for a sale no unlock could have reached).
-pub fn target(device: &str, door: i32) -> Option<(DeviceId, u16)> {
-    DeviceId::new(device).zip(u16::try_from(door).ok())
+    Ok(())
 }
 
 #[cfg(test)]

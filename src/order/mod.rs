@@ -454,12 +454,7 @@ impl Orders {
                 // Settled by the locker's report in the background (`reconcile_pending`).
                 const ATTACH: &str =
                     "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND state = 'paid'";
-                on_pool!(&self.storage, |pool| sqlx::query(ATTACH)
-                    .bind(id)
-                    .bind(command)
-                    .execute(pool)
-                    .await?
-                    .rows_affected());
+                unlock::attach(&self.storage, ATTACH, id, command).await?;
                 return Err(OrderError::NotOpened(id, DoorFailure::Timeout));
             }
             Verdict::Broken(cause) => (

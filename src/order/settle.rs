@@ -12,29 +12,7 @@ use uuid::Uuid;
 use super::{OrderError, Orders, Settlement};
 use crate::events::Event;
 use crate::storage::{UnitOfWork, in_work, on_pool};
-use crate::unlock::{self, DoorAfter, RecordRow, Verdict};
-
-/// A paid order with its unlock as recorded.
-#[derive(sqlx::FromRow)]
-struct PaidRow {
-    id: Uuid,
-    user_id: Uuid,
-    device_id: String,
-    door: i32,
-    total: i64,
-    #[sqlx(flatten)]
-    record: RecordRow,
-}
-
-/// A paid order a request left half done.
-#[derive(sqlx::FromRow)]
-struct AbandonedRow {
-    id: Uuid,
-    user_id: Uuid,
-    device_id: String,
-    door: i32,
-    total: i64,
-}
+use crate::unlock::{self, DoorAfter, SaleRow, SettlingRow, Verdict};
 use crate::wallet::{Movement, WalletError};
 
 impl Orders {
@@ -90,12 +68,12 @@ impl Orders {
     pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, OrderError> {
         let mut settled = self.recover_interrupted().await?;
         let sql = format!(
-            "SELECT o.id, o.user_id, o.device_id, o.door, o.total, {}
+            "SELECT o.id, o.user_id, o.device_id, o.door, o.total AS amount, {}
              FROM orders o JOIN commands c ON c.id = o.unlock_command
              WHERE o.state = 'paid' ORDER BY o.created_at LIMIT 100",
             unlock::RECORD_COLUMNS
         );
-        let rows: Vec<PaidRow> = on_pool!(&self.storage, |pool| {
+        let rows: Vec<SettlingRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)
                 .await?
@@ -115,16 +93,16 @@ impl Orders {
                 ),
                 _ => continue, // not known yet
             };
-            let Some(target) = unlock::target(&row.device_id, row.door) else {
+            let Some(target) = row.sale.target() else {
                 continue;
             };
-            let id = row.id;
+            let id = row.sale.id;
             let result = self
                 .settle(
-                    row.user_id,
+                    row.sale.user_id,
                     id,
                     target,
-                    row.total,
+                    row.sale.amount,
                     Some(row.record.command),
                     settlement,
                 )
@@ -148,11 +126,11 @@ impl Orders {
         let Some(locks) = &self.locks else {
             return Ok(0); // without locks no order is ever placed
         };
-        const ABANDONED: &str = "SELECT id, user_id, device_id, door, total FROM orders
+        const ABANDONED: &str = "SELECT id, user_id, device_id, door, total AS amount FROM orders
              WHERE state = 'paid' AND unlock_command IS NULL AND created_at < $1
              LIMIT 100";
         let before = Utc::now() - chrono::Duration::seconds(5);
-        let rows: Vec<AbandonedRow> = on_pool!(&self.storage, |pool| {
+        let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(ABANDONED)
                 .bind(before)
                 .fetch_all(pool)
@@ -161,10 +139,10 @@ impl Orders {
         let mut recovered = 0;
         for row in rows {
             let id = row.id;
-            let Some(target) = unlock::target(&row.device_id, row.door) else {
+            let Some(target) = row.target() else {
                 continue;
             };
-            let (user, total) = (row.user_id, row.total);
+            let (user, total) = (row.user_id, row.amount);
             let work = async {
                 // Read under the lock: the request may have recorded its unlock just before.
                 let attach = "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL";

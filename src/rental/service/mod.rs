@@ -329,12 +329,7 @@ impl Rentals {
                 // door opened, else cancelled with the hold released.
                 const ATTACH: &str =
                     "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'";
-                on_pool!(&self.storage, |pool| sqlx::query(ATTACH)
-                    .bind(id)
-                    .bind(command)
-                    .execute(pool)
-                    .await?
-                    .rows_affected());
+                unlock::attach(&self.storage, ATTACH, id, command).await?;
                 return Err(RentalError::Timeout(id));
             }
             Verdict::Broken(cause) => (

@@ -5,33 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
-use uuid::Uuid;
 
 use super::{RentalError, Rentals, Settlement};
 use crate::storage::on_pool;
-use crate::unlock::{self, DoorAfter, RecordRow, Verdict};
-
-/// A pending rental with its opening unlock as recorded.
-#[derive(sqlx::FromRow)]
-struct PendingRow {
-    id: Uuid,
-    user_id: Uuid,
-    device_id: String,
-    door: i32,
-    deposit_held: i64,
-    #[sqlx(flatten)]
-    record: RecordRow,
-}
-
-/// A rental a request left half done.
-#[derive(sqlx::FromRow)]
-struct AbandonedRow {
-    id: Uuid,
-    user_id: Uuid,
-    device_id: String,
-    door: i32,
-    deposit_held: i64,
-}
+use crate::unlock::{self, DoorAfter, RecordRow, SaleRow, SettlingRow, Verdict};
 
 /// A pickup unlock as recorded, and when its door opened.
 #[derive(sqlx::FromRow)]
@@ -58,12 +35,12 @@ impl Rentals {
         let mut settled = self.recover_interrupted().await?;
         settled += self.recover_ending(open_window).await?;
         let sql = format!(
-            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held, {}
+            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held AS amount, {}
              FROM rentals r JOIN commands c ON c.id = r.start_command
              WHERE r.state = 'pending' ORDER BY r.created_at LIMIT 100",
             unlock::RECORD_COLUMNS
         );
-        let rows: Vec<PendingRow> = on_pool!(&self.storage, |pool| {
+        let rows: Vec<SettlingRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .fetch_all(pool)
                 .await?
@@ -78,17 +55,16 @@ impl Rentals {
                 },
                 _ => continue, // not known yet
             };
-            let id = row.id;
-            let (Some(device), Ok(door)) = (DeviceId::new(&row.device_id), u16::try_from(row.door))
-            else {
+            let id = row.sale.id;
+            let Some(target) = row.sale.target() else {
                 continue;
             };
             let result = self
                 .settle(
-                    row.user_id,
+                    row.sale.user_id,
                     id,
-                    (device, door),
-                    row.deposit_held,
+                    target,
+                    row.sale.amount,
                     Some(row.record.command),
                     settlement,
                 )
@@ -147,11 +123,12 @@ impl Rentals {
     /// reason exists) it is attached and settled like a timeout, by asking the locker; if not,
     /// no door was opened, so the rental is cancelled and its hold released.
     pub async fn recover_interrupted(&self) -> Result<usize, RentalError> {
-        const ABANDONED: &str = "SELECT id, user_id, device_id, door, deposit_held FROM rentals
+        const ABANDONED: &str = "SELECT id, user_id, device_id, door, deposit_held AS amount
+             FROM rentals
              WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
              LIMIT 100";
         let before = ago(self.abandoned_after());
-        let rows: Vec<AbandonedRow> = on_pool!(&self.storage, |pool| {
+        let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(ABANDONED)
                 .bind(before)
                 .fetch_all(pool)
@@ -160,11 +137,11 @@ impl Rentals {
         let mut recovered = 0;
         for row in rows {
             let id = row.id;
-            let Some(target) = unlock::target(&row.device_id, row.door) else {
+            let Some(target) = row.target() else {
                 continue;
             };
             let user = row.user_id;
-            let deposit = row.deposit_held;
+            let deposit = row.amount;
             let work = async {
                 // Read under the lock: the request may have recorded its unlock just before.
                 let attach =
@@ -204,7 +181,8 @@ impl Rentals {
     /// open, the rental runs on and nothing is charged; if its outcome is not known yet, the
     /// locker is asked and the rental looked at again.
     pub async fn recover_ending(&self, open_window: Duration) -> Result<usize, RentalError> {
-        const ENDING: &str = "SELECT id, user_id, device_id, door, deposit_held FROM rentals
+        const ENDING: &str =
+            "SELECT id, user_id, device_id, door, deposit_held AS amount FROM rentals
              WHERE state = 'ending' AND ending_at < $1 LIMIT 100";
         let pickup_sql = format!(
             "SELECT {}, coalesce(c.door_at, c.answered_at) AS opened_at
@@ -214,13 +192,13 @@ impl Rentals {
             unlock::RECORD_COLUMNS
         );
         let before = ago(self.abandoned_after());
-        let rows: Vec<AbandonedRow> = on_pool!(&self.storage, |pool| {
+        let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(ENDING).bind(before).fetch_all(pool).await?
         });
         let mut recovered = 0;
         for row in rows {
             let (id, user) = (row.id, row.user_id);
-            let Some(target) = unlock::target(&row.device_id, row.door) else {
+            let Some(target) = row.target() else {
                 continue;
             };
             let work = async {
