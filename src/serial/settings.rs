@@ -73,7 +73,7 @@ impl BusSettings {
     }
 
     /// The least time one round of polls of `boards` boards takes on this line: each poll and
-    /// its heartbeat (about [`POLL_EXCHANGE_BYTES`] together) plus a gap after each.
+    /// its heartbeat (about `POLL_EXCHANGE_BYTES` together) plus a gap after each.
     pub fn poll_round(&self, boards: usize) -> Duration {
         (self.transmit_time(POLL_EXCHANGE_BYTES) + self.gap) * boards as u32
     }

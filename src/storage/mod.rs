@@ -2,8 +2,8 @@
 //! fleet mode (any number of gateways), one SQLite file in edge mode (a single gateway). A
 //! service begins a [`UnitOfWork`] on the [`Storage`], calls store methods on it (each domain
 //! adds its own, in its own module: `wallet::store`, ...) and commits; it never names a database.
-//! A store method's statement is written once where the dialects agree ([`on_pool`],
-//! [`in_work`] expand it for both) and once per backend where they differ, with the same
+//! A store method's statement is written once where the dialects agree (the crate's `on_pool!`
+//! and `in_work!` expand it for both) and once per backend where they differ, with the same
 //! guarantees either way (CHECKs, the ledger and the outbox in the same transaction).
 //!
 //! SQLite is opened in WAL mode with a busy timeout, and every unit of work begins with
@@ -106,7 +106,7 @@ pub enum UnitOfWork {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
-/// Which SQL dialect a statement is being written for (see [`on_pool`]).
+/// Which SQL dialect a statement is being written for (see the crate's `on_pool!`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// PostgreSQL's.
