@@ -576,11 +576,9 @@ pub mod tempfile_dir {
 
 /// The outbox's events as (type, aggregate id), oldest first, on either storage.
 pub async fn outbox_events(storage: &locker_gateway::storage::Storage) -> Vec<(String, String)> {
-    use locker_gateway::storage::Storage;
     const SQL: &str = "SELECT event_type, aggregate_id FROM outbox ORDER BY seq";
-    match storage {
-        Storage::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
-        Storage::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
-    }
-    .expect("outbox")
+    on_storage!(storage, |pool| sqlx::query_as(SQL)
+        .fetch_all(pool)
+        .await
+        .expect("outbox"))
 }

@@ -130,7 +130,6 @@ async fn the_same_key_while_the_first_runs_is_a_conflict_and_the_door_opens_once
 
 /// Answers older than a day are forgotten by the purge, on either storage; younger ones stay.
 async fn old_answers_are_purged(storage: locker_gateway::storage::Storage) {
-    use locker_gateway::storage::Storage;
     let accounts = locker_gateway::account::Accounts::on(
         storage.clone(),
         locker_gateway::account::PasswordCost::TEST,
@@ -154,25 +153,15 @@ async fn old_answers_are_purged(storage: locker_gateway::storage::Storage) {
         ("new", chrono::Duration::hours(23)),
     ] {
         let digest = vec![7u8; 32];
-        match &storage {
-            Storage::Postgres(pool) => sqlx::query(KEEP)
-                .bind(user)
-                .bind(key)
-                .bind(digest)
-                .bind(now - age)
-                .execute(pool)
-                .await
-                .map(drop),
-            Storage::Sqlite(pool) => sqlx::query(KEEP)
-                .bind(user)
-                .bind(key)
-                .bind(digest)
-                .bind(now - age)
-                .execute(pool)
-                .await
-                .map(drop),
-        }
-        .expect("kept");
+        crate::helpers::on_storage!(&storage, |pool| sqlx::query(KEEP)
+            .bind(user)
+            .bind(key)
+            .bind(&digest)
+            .bind(now - age)
+            .execute(pool)
+            .await
+            .expect("kept")
+            .rows_affected());
     }
     assert_eq!(
         locker_gateway::api::idempotency::purge(&storage)
