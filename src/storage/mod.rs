@@ -134,6 +134,9 @@ impl From<PgPool> for Storage {
 /// Why the configured storage could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// Fleet mode named without its database.
+    #[error(transparent)]
+    Mode(#[from] crate::config::ModeError),
     /// PostgreSQL is unreachable or its schema could not be migrated.
     #[error("PostgreSQL at {url}: {source}")]
     Postgres {
@@ -180,15 +183,23 @@ impl Storage {
 
     /// The storage `config` names, schema brought up to date: PostgreSQL at `DATABASE_URL` (made
     /// if the server has no such database) with `max_connections`, or, without one (or with
-    /// `LOCKER_MODE=edge`), the SQLite file in the data directory (made if missing). Whether the
-    /// mode can run as configured is the gateway's to check ([`crate::config::Config::mode`]);
-    /// administrative commands need only the database.
+    /// `LOCKER_MODE=edge`), the SQLite file in the data directory (made if missing);
+    /// `LOCKER_MODE=fleet` without `DATABASE_URL` is refused. Whether the whole mode can run
+    /// (Redis too) is the gateway's to check ([`crate::config::Config::mode`]); administrative
+    /// commands need only the database.
     pub async fn open(
         config: &crate::config::Config,
         max_connections: u32,
     ) -> Result<Self, OpenError> {
-        let edge = config.mode == Some(crate::config::Mode::Edge);
-        match config.database_url.as_deref().filter(|_| !edge) {
+        use crate::config::{Mode, ModeError};
+        let url = match (config.mode, config.database_url.as_deref()) {
+            (Some(Mode::Edge), _) => None,
+            (Some(Mode::Fleet), None) => {
+                return Err(ModeError::FleetWithout("DATABASE_URL").into());
+            }
+            (_, url) => url,
+        };
+        match url {
             Some(url) => crate::db::connect(url, max_connections)
                 .await
                 .map(Self::Postgres)

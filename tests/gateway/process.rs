@@ -193,6 +193,17 @@ fn a_gateway_on_postgresql_without_redis_refuses_to_start_and_says_why() {
     );
     assert_ne!(code, Some(0));
     assert!(stderr.contains("LOCKER_MODE=edge"), "{stderr}");
+    // An administrative command in fleet mode without its database: refused, nothing written to
+    // a local file instead.
+    let data = std::env::temp_dir().join(format!("locker-fleet-{}", uuid::Uuid::new_v4()));
+    let data_dir = data.display().to_string();
+    let (code, stderr) = run_binary(
+        &["device", "list"],
+        &[("LOCKER_MODE", "fleet"), ("LOCKER_DATA_DIR", &data_dir)],
+    );
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+    assert!(!data.exists());
     // A mode that is neither.
     let (code, stderr) = run_binary(&["serve"], &[("LOCKER_MODE", "cloud")]);
     assert_ne!(code, Some(0));
