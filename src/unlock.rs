@@ -221,17 +221,15 @@ impl RecordRow {
 
     /// As a [`Record`].
     pub fn record(&self, open_window: std::time::Duration) -> Record<'_> {
-        let window = chrono::Duration::from_std(open_window).unwrap_or(chrono::Duration::MAX);
         Record {
             command: self.command,
             state: &self.state,
             door_result: self.door_result.as_deref(),
             refusal: self.refusal.as_deref(),
             surfaced: self.surfaced,
-            window_passed: self.answered_at.is_some_and(|at| {
-                at.checked_add_signed(window)
-                    .is_some_and(|end| end < Utc::now())
-            }),
+            window_passed: self
+                .answered_at
+                .is_some_and(|at| crate::storage::after(at, open_window) < Utc::now()),
         }
     }
 }

@@ -97,10 +97,7 @@ pub async fn retry_unknown(
            AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
                        AND c.surfaced_at IS NULL)
          ORDER BY d.id LIMIT 200";
-    let asked_before = chrono::Duration::from_std(ask_again)
-        .ok()
-        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let asked_before = crate::storage::before(chrono::Utc::now(), ask_again);
     let rows: Vec<(String, i64)> = on_pool!(storage, |pool| sqlx::query_as(TO_ASK)
         .bind(asked_before)
         .fetch_all(pool)

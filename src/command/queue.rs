@@ -63,10 +63,7 @@ pub async fn enqueue(
         return Err(store::StoreError::UnknownDevice);
     }
     let now = Utc::now();
-    let expires_at = chrono::Duration::from_std(ttl)
-        .ok()
-        .and_then(|ttl| now.checked_add_signed(ttl))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let expires_at = crate::storage::after(now, ttl);
     let mut work = storage.begin().await?;
     let id = in_work!(&mut work, |conn| sqlx::query_scalar(QUEUE)
         .bind(device.as_str())

@@ -349,10 +349,7 @@ pub async fn surface_stale_unknown(
          WHERE state = 'unknown' AND surfaced_at IS NULL AND coalesce(sent_at, created_at) < $2
          RETURNING id, device_id, door";
     let now = Utc::now();
-    let before = chrono::Duration::from_std(after)
-        .ok()
-        .and_then(|after| now.checked_sub_signed(after))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let before = crate::storage::before(now, after);
     let mut work = storage.begin().await?;
     let rows: Vec<(i64, String, Option<i32>)> = in_work!(&mut work, |conn| sqlx::query_as(STALE)
         .bind(now)

@@ -342,10 +342,7 @@ pub async fn went_offline(
 /// Marks offline every online device silent for longer than `timeout`. Returns how many.
 pub async fn sweep(storage: &Storage, timeout: std::time::Duration) -> Result<usize, sqlx::Error> {
     let now = Utc::now();
-    let silent_since = chrono::Duration::from_std(timeout)
-        .ok()
-        .and_then(|timeout| now.checked_sub_signed(timeout))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let silent_since = crate::storage::before(now, timeout);
     let mut work = storage.begin().await?;
     let rows: Vec<(String, Option<i64>)> = in_work!(&mut work, |conn, dialect| {
         sqlx::query_as(dialect.pick(

@@ -15,6 +15,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
@@ -104,6 +106,23 @@ pub enum UnitOfWork {
     Postgres(Transaction<'static, Postgres>),
     /// On SQLite.
     Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// The time `span` before `now`, or the earliest time there is if that is before it: the cutoff
+/// of "older than `span`", bound as the clock is (see the module's note on times).
+pub fn before(now: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(span)
+        .ok()
+        .and_then(|span| now.checked_sub_signed(span))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The time `span` after `now`, or the latest time there is if that is beyond it.
+pub fn after(now: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(span)
+        .ok()
+        .and_then(|span| now.checked_add_signed(span))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Which SQL dialect a statement is being written for (see the crate's `on_pool!`).

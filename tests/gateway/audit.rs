@@ -67,58 +67,42 @@ async fn entries_are_kept_and_read_back(storage: Storage) {
     assert_eq!(all[1].actor_email.as_deref(), Some("op@example.com"));
     assert_eq!(all[1].detail["reason"], "offline");
     assert_eq!(all[1].target.as_deref(), Some("lk-1/3"));
-    let refused = list(
-        &storage,
-        &Filter {
-            outcome: Some("refused".into()),
-            limit: 10,
-            ..Filter::default()
-        },
-    )
-    .await
-    .expect("listed");
+    let listed = |filter: Filter| {
+        let storage = storage.clone();
+        async move { list(&storage, &filter).await.expect("listed") }
+    };
+    let refused = listed(Filter {
+        outcome: Some("refused".into()),
+        limit: 10,
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(refused.len(), 1);
-    let by_admin = list(
-        &storage,
-        &Filter {
-            actor_id: Some(admin.id),
-            limit: 10,
-            ..Filter::default()
-        },
-    )
-    .await
-    .expect("listed");
+    let by_admin = listed(Filter {
+        actor_id: Some(admin.id),
+        limit: 10,
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(by_admin.len(), 2);
-    let by_action = list(
-        &storage,
-        &Filter {
-            action: Some("device.provision".into()),
-            limit: 10,
-            ..Filter::default()
-        },
-    )
-    .await
-    .expect("listed");
+    let by_action = listed(Filter {
+        action: Some("device.provision".into()),
+        limit: 10,
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(by_action.len(), 1);
-    let first_page = list(
-        &storage,
-        &Filter {
-            limit: 2,
-            ..Filter::default()
-        },
-    )
-    .await
-    .expect("listed");
-    let next = list(
-        &storage,
-        &Filter {
-            before: first_page.last().map(|e| e.id),
-            limit: 2,
-            ..Filter::default()
-        },
-    )
-    .await
-    .expect("listed");
+    let first_page = listed(Filter {
+        limit: 2,
+        ..Filter::default()
+    })
+    .await;
+    let next = listed(Filter {
+        before: first_page.last().map(|e| e.id),
+        limit: 2,
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(
         next.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
         vec!["device.provision"]

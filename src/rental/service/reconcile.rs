@@ -18,14 +18,6 @@ struct PickupRow {
     opened_at: Option<DateTime<Utc>>,
 }
 
-/// The time `age` before now (long ago if that is before any time).
-fn ago(age: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(age)
-        .ok()
-        .and_then(|age| Utc::now().checked_sub_signed(age))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
 impl Rentals {
     /// Settles rentals whose opening unlock timed out, once the command's outcome is known (a
     /// late answer, or the locker's state report): active if the door opened; cancelled, with the
@@ -127,7 +119,7 @@ impl Rentals {
              FROM rentals
              WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
              LIMIT 100";
-        let before = ago(self.abandoned_after());
+        let before = crate::storage::before(Utc::now(), self.abandoned_after());
         let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(ABANDONED)
                 .bind(before)
@@ -191,7 +183,7 @@ impl Rentals {
              ORDER BY c.id DESC LIMIT 1",
             unlock::RECORD_COLUMNS
         );
-        let before = ago(self.abandoned_after());
+        let before = crate::storage::before(Utc::now(), self.abandoned_after());
         let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(ENDING).bind(before).fetch_all(pool).await?
         });
