@@ -231,7 +231,7 @@ impl App {
             downlinks.clone(),
             async move { stop.cancelled().await },
         ));
-        tasks.spawn(command_housekeeping(
+        tasks.spawn(crate::background::command_housekeeping(
             storage.clone(),
             downlinks.clone(),
             (config.query_again, config.surface_unknown),
@@ -249,7 +249,10 @@ impl App {
         ));
         let accounts =
             crate::account::Accounts::new(storage.clone(), config.password_cost, config.token_ttl);
-        tasks.spawn(purge_expired(accounts.clone(), shutdown.clone()));
+        tasks.spawn(crate::background::purge_expired(
+            accounts.clone(),
+            shutdown.clone(),
+        ));
         let limits = crate::api::limits::RateLimits::new(&config.rate_limits);
         tasks.spawn(limits.clone().evict_until(shutdown.clone()));
         // Metrics are recorded from the start (the recorder is per process).
@@ -291,7 +294,21 @@ impl App {
             config.rentals.clone(),
             catalog.clone(),
         );
+        let workers = crate::worker::Registry::default();
+        let (stuck_tx, stuck_rx) = tokio::sync::mpsc::channel(64);
+        let policy = config.worker_policy;
+        let rental_items =
+            crate::worker::Items::new("rental_reconciler", policy, Some(stuck_tx.clone()));
+        let order_items = crate::worker::Items::new("order_reconciler", policy, Some(stuck_tx));
+        workers.register(&rental_items);
+        workers.register(&order_items);
+        tasks.spawn(crate::background::announce_stuck(
+            storage.clone(),
+            stuck_rx,
+            shutdown.clone(),
+        ));
         let state = ApiState::new(Parts {
+            workers,
             storage: storage.clone(),
             redis: redis.clone(),
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
@@ -321,9 +338,9 @@ impl App {
             addr: config.http_addr,
             source,
         })?;
-        tasks.spawn(reconcile_sales(
-            rentals.clone(),
-            orders.clone(),
+        tasks.spawn(crate::background::reconcile_sales(
+            (rentals.clone(), rental_items),
+            (orders.clone(), order_items),
             shutdown.clone(),
         ));
         Ok(Self {
@@ -446,114 +463,8 @@ impl App {
     }
 }
 
-/// Every second: expires queued commands past their time to live, and asks lockers again about
-/// commands of unknown outcome whose report did not come (`query_again`), surfacing those still
-/// unknown after `surface_unknown`.
-async fn command_housekeeping(
-    storage: Storage,
-    downlinks: Downlinks,
-    (query_again, surface_unknown): (std::time::Duration, std::time::Duration),
-    shutdown: CancellationToken,
-) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let expired = crate::command::queue::expire(&storage)
-            .await
-            .map(|n| n as usize);
-        let retried = crate::command::query::retry_unknown(
-            &storage,
-            &downlinks,
-            query_again,
-            surface_unknown,
-        )
-        .await;
-        for (what, result) in [
-            ("expired queued commands", expired),
-            ("asked again", retried),
-        ] {
-            match result {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(count = n, "{what}"),
-                Err(e) => {
-                    metrics::counter!("locker_worker_errors_total", "worker" => "command_housekeeping")
-                        .increment(1);
-                    tracing::warn!(error = %e, "command housekeeping failed: {what}");
-                }
-            }
-        }
-    }
-}
-
 /// A Redis connection that reconnects by itself.
 async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
     let client = redis::Client::open(url)?;
     redis::aio::ConnectionManager::new(client).await
-}
-
-/// Every ten minutes: forgets expired bearer tokens and idempotent answers older than a day.
-async fn purge_expired(accounts: crate::account::Accounts, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        match accounts.purge_expired_tokens().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(tokens = n, "expired tokens forgotten"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "token_purge")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot forget expired tokens");
-            }
-        }
-        match crate::api::idempotency::purge(accounts.storage()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(answers = n, "idempotent answers older than a day forgotten"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "idempotency_purge")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot forget old idempotent answers");
-            }
-        }
-    }
-}
-
-/// Every second: settles rentals and orders whose unlock had no answer, once the locker has said
-/// what happened, and those a request left half done (a crash between the charge and the unlock).
-async fn reconcile_sales(
-    rentals: crate::rental::Rentals,
-    orders: crate::order::Orders,
-    shutdown: CancellationToken,
-) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
-    let open_window = CommandSettings::default().open_window;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        match rentals.reconcile_pending(open_window).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rentals = n, "pending rentals settled"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "rental_reconciler")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot settle pending rentals");
-            }
-        }
-        match orders.reconcile_pending(open_window).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(orders = n, "paid orders settled"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "order_reconciler")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot settle paid orders");
-            }
-        }
-    }
 }

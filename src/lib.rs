@@ -10,6 +10,7 @@ pub mod account;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod background;
 pub mod broker;
 pub mod bus;
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod serial;
 pub mod storage;
 pub mod unlock;
 pub mod wallet;
+pub mod worker;
 
 pub use config::Config;
 

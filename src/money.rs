@@ -5,6 +5,12 @@
 //! from zero** (0.005 EUR → 1 cent, −0.005 → −1 cent). Amounts that come from outside (the API,
 //! a payment provider) are refused if they have more decimals than the currency has, so that
 //! rounding only ever applies to amounts the gateway computes itself (fees).
+//!
+//! **One grammar for every amount from outside** ([`parse_outside`]): a JSON string of ASCII
+//! digits, no sign, no exponent, no separators, no leading zeros (but `0.xx`), a point followed
+//! by one to the currency's exponent of digits: [`AMOUNT_PATTERN`]. And every amount, and every
+//! balance, has an upper bound ([`Currency::max_amount`], [`Currency::max_balance`]), so that
+//! sums of them stay far from what 64-bit minor units hold.
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -16,34 +22,125 @@ pub struct Currency {
     pub code: String,
     /// Digits after the decimal point in its minor unit (EUR 2, JPY 0, KWD 3).
     pub exponent: u32,
+    /// The largest amount accepted from outside in one piece (a top-up, a price, a refund), minor
+    /// units (`LOCKER_MAX_AMOUNT`, default 10000.00 in a two-decimal currency).
+    pub max_amount: i64,
+    /// The largest balance a wallet may reach, minor units (`LOCKER_MAX_BALANCE`, default
+    /// 1000000.00 in a two-decimal currency): a top-up that would pass it is refused.
+    pub max_balance: i64,
 }
+
+/// `LOCKER_MAX_AMOUNT`'s default, in major units.
+pub const DEFAULT_MAX_AMOUNT: i64 = 10_000;
+/// `LOCKER_MAX_BALANCE`'s default, in major units.
+pub const DEFAULT_MAX_BALANCE: i64 = 1_000_000;
+/// The most digits before the point an amount may have (far below what `i64` minor units hold in
+/// any exponent up to 4).
+const MAX_INTEGER_DIGITS: usize = 12;
 
 impl Default for Currency {
     fn default() -> Self {
-        Self {
-            code: "EUR".into(),
-            exponent: 2,
-        }
+        Self::new("EUR", 2)
     }
 }
+
+/// The grammar of an amount from outside, as a regular expression for a currency of two decimals
+/// (the OpenAPI document states the configured currency's: [`Currency::pattern`]).
+pub const AMOUNT_PATTERN: &str = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$";
 
 /// Why an amount cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    /// More decimals than the currency has.
-    #[error("{amount} has more than {exponent} decimals")]
-    TooPrecise {
-        /// The amount.
-        amount: Decimal,
-        /// The currency's exponent.
-        exponent: u32,
-    },
     /// Outside what 64-bit minor units hold.
     #[error("{0} is out of range")]
     OutOfRange(Decimal),
 }
 
+/// Why an amount from outside is refused; the text says what the grammar is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Not a JSON string (a number went through a binary float somewhere).
+    #[error("an amount is a decimal string such as \"20.50\", not a JSON {0}")]
+    NotAString(&'static str),
+    /// Not digits, an optional point and decimals.
+    #[error(
+        "{0:?} is not an amount: ASCII digits, no sign, exponent, separators or leading zeros, a point and at most {1} decimals (\"20.50\")"
+    )]
+    Malformed(String, u32),
+    /// More decimals than the currency has.
+    #[error("{0:?} has more than {1} decimals")]
+    TooPrecise(String, u32),
+    /// Above the configured bound.
+    #[error("{0:?} is more than the largest amount accepted, {1}")]
+    TooLarge(String, Decimal),
+}
+
 impl Currency {
+    /// `code` with `exponent` decimals and the default bounds.
+    pub fn new(code: &str, exponent: u32) -> Self {
+        let unit = 10_i64.pow(exponent.min(4));
+        Self {
+            code: code.to_owned(),
+            exponent,
+            max_amount: DEFAULT_MAX_AMOUNT * unit,
+            max_balance: DEFAULT_MAX_BALANCE * unit,
+        }
+    }
+
+    /// [`AMOUNT_PATTERN`] for this currency's exponent.
+    pub fn pattern(&self) -> String {
+        match self.exponent {
+            0 => format!(r"^(0|[1-9][0-9]{{0,{}}})$", MAX_INTEGER_DIGITS - 1),
+            e => format!(
+                r"^(0|[1-9][0-9]{{0,{}}})(\.[0-9]{{1,{e}}})?$",
+                MAX_INTEGER_DIGITS - 1
+            ),
+        }
+    }
+
+    /// Minor units for an amount from outside, by the one grammar, at most
+    /// [`Currency::max_amount`]. Never panics, whatever the text.
+    pub fn parse_outside(&self, text: &str) -> Result<i64, AmountError> {
+        let malformed = || AmountError::Malformed(shown(text), self.exponent);
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || whole.len() > MAX_INTEGER_DIGITS {
+            return Err(malformed());
+        }
+        if whole.len() > 1 && whole.starts_with('0') {
+            return Err(malformed());
+        }
+        let fraction = fraction.unwrap_or("");
+        if text.contains('.') && !digits(fraction) {
+            return Err(malformed());
+        }
+        if fraction.len() > self.exponent as usize {
+            return Err(AmountError::TooPrecise(shown(text), self.exponent));
+        }
+        // At most 12 + 4 digits: no overflow in i64.
+        let unit = 10_i64.pow(self.exponent);
+        let mut minor: i64 = 0;
+        for b in whole.bytes() {
+            minor = minor * 10 + i64::from(b - b'0');
+        }
+        minor *= unit;
+        let mut scale = unit;
+        for b in fraction.bytes() {
+            scale /= 10;
+            minor += i64::from(b - b'0') * scale;
+        }
+        if minor > self.max_amount {
+            return Err(AmountError::TooLarge(
+                shown(text),
+                self.from_minor(self.max_amount),
+            ));
+        }
+        Ok(minor)
+    }
+
     /// Minor units for `amount`, by the rounding rule above.
     pub fn to_minor(&self, amount: Decimal) -> Result<i64, MoneyError> {
         let rounded =
@@ -54,31 +151,15 @@ impl Currency {
         i64::try_from(scaled.trunc()).map_err(|_| MoneyError::OutOfRange(amount))
     }
 
-    /// Minor units for an amount from outside, which must not need rounding.
-    pub fn exact_minor(&self, amount: Decimal) -> Result<i64, MoneyError> {
-        if amount.normalize().scale() > self.exponent {
-            return Err(MoneyError::TooPrecise {
-                amount,
-                exponent: self.exponent,
-            });
-        }
-        self.to_minor(amount)
-    }
-
     /// The amount for `minor` units, with exactly the currency's decimals.
     pub fn from_minor(&self, minor: i64) -> Decimal {
         Decimal::new(minor, self.exponent)
     }
 }
 
-/// Deserializes an amount from a JSON string only (`"20.50"`): a JSON number would pass through a
-/// binary float somewhere on the client's side, so it is refused.
-pub fn from_str_only<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Decimal, D::Error> {
-    use serde::de::Error;
-    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(de)
-        .map_err(|_| D::Error::custom("an amount is a decimal string such as \"20.50\""))?;
-    text.parse::<Decimal>()
-        .map_err(|_| D::Error::custom(format!("{text:?} is not a decimal amount")))
+/// At most 40 characters of a text shown back in an error.
+fn shown(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 #[cfg(test)]
@@ -105,25 +186,15 @@ mod tests {
         ] {
             assert_eq!(eur.to_minor(d(amount)), Ok(minor), "{amount}");
         }
-        let yen = Currency {
-            code: "JPY".into(),
-            exponent: 0,
-        };
+        let yen = Currency::new("JPY", 0);
         assert_eq!(yen.to_minor(d("2.5")), Ok(3));
         assert_eq!(yen.from_minor(300), d("300"));
     }
 
     #[test]
-    fn outside_amounts_are_never_rounded_silently() {
-        let eur = Currency::default();
-        assert_eq!(eur.exact_minor(d("10.25")), Ok(1025));
-        assert_eq!(eur.exact_minor(d("10.250000")), Ok(1025));
+    fn amounts_beyond_minor_units_are_out_of_range() {
         assert!(matches!(
-            eur.exact_minor(d("10.255")),
-            Err(MoneyError::TooPrecise { .. })
-        ));
-        assert!(matches!(
-            eur.exact_minor(d("79228162514264337593543950335")),
+            Currency::default().to_minor(d("79228162514264337593543950335")),
             Err(MoneyError::OutOfRange(_))
         ));
     }
@@ -140,7 +211,7 @@ mod tests {
         #[test]
         fn minor_units_round_trip(minor in -1_000_000_000_000i64..1_000_000_000_000) {
             let eur = Currency::default();
-            proptest::prop_assert_eq!(eur.exact_minor(eur.from_minor(minor)), Ok(minor));
+            proptest::prop_assert_eq!(eur.to_minor(eur.from_minor(minor)), Ok(minor));
         }
     }
 }

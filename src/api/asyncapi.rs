@@ -286,6 +286,17 @@ pub fn event_data(event_type: &str) -> Option<Value> {
             &[],
         ),
         "wallet.topped_up" | "payment.captured" | "payment.refunded" => wallet(),
+        "worker.item_stuck" => object(
+            json!({
+                "worker": string("The background loop: rental_reconciler, order_reconciler."),
+                "item": string("What kept failing, such as `rental {id}`."),
+                "failures": int("Failures in a row."),
+                "last_error": string("The last failure."),
+                "first_failed_at": { "type": "string", "format": "date-time" },
+                "last_failed_at": { "type": "string", "format": "date-time" },
+            }),
+            &[],
+        ),
         _ => return None,
     })
 }

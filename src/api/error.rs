@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The body is well-formed but some fields are wrong.
     #[error("some fields are invalid")]
     Validation(Vec<FieldError>),
+    /// An amount is not written by the grammar or is beyond the configured bounds.
+    #[error("an amount is invalid")]
+    InvalidAmount(Vec<FieldError>),
     /// No valid credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -121,7 +124,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::InvalidAmount(_) | Self::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -144,6 +149,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Validation(_) => "validation_failed",
+            Self::InvalidAmount(_) => "invalid_amount",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -180,7 +186,7 @@ impl ApiError {
             detail: self.to_string(),
             code: self.code().to_owned(),
             errors: match self {
-                Self::Validation(errors) => errors.clone(),
+                Self::Validation(errors) | Self::InvalidAmount(errors) => errors.clone(),
                 _ => Vec::new(),
             },
         }

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod accounts;
+pub mod amount;
 pub mod asyncapi;
 pub mod audit;
 pub mod auth;
@@ -33,6 +34,7 @@ pub mod plans;
 pub mod products;
 pub mod rentals;
 pub mod wallets;
+pub mod workers;
 
 pub use error::{ApiError, FieldError, Problem};
 pub use json::Json;
@@ -77,6 +79,8 @@ pub struct Parts {
     pub cache: crate::cache::Cache,
     /// The payment provider's webhook secret, if payments are configured.
     pub payment_webhook_secret: Option<String>,
+    /// The background workers' failing items (operators list the stuck ones).
+    pub workers: crate::worker::Registry,
 }
 
 impl std::ops::Deref for ApiState {
@@ -176,6 +180,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(products::availability))
         .routes(routes!(orders::place))
         .routes(routes!(orders::get))
+        .routes(routes!(workers::stuck))
         .split_for_parts();
     utoipa::Modify::modify(&Conventions, &mut openapi);
     (router, openapi)
@@ -185,7 +190,14 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
 /// methods, the body size limit.
 pub fn app(state: ApiState) -> axum::Router {
     let body_limit = state.body_limit;
-    let (router, openapi) = routes();
+    let (router, mut openapi) = routes();
+    if let Some(components) = openapi.components.as_mut() {
+        // The amount grammar of the configured currency, not the two-decimal default.
+        let pattern = state.wallets.currency().pattern();
+        components
+            .schemas
+            .insert("Amount".to_owned(), amount::schema(&pattern).into());
+    }
     let openapi = Arc::new(openapi);
     router
         .route(

@@ -3,6 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use rust_decimal::Decimal;
+
+use super::amount::Amount;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,27 +25,19 @@ pub struct NewPlan {
     /// The door size class (`s`, `m`, `l`, ...).
     pub size_class: String,
     /// Held at the start.
-    #[schema(value_type = String, example = "20.00")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub deposit: Decimal,
+    pub deposit: Amount,
     /// Free minutes at the start.
     pub free_minutes: u32,
     /// Billing unit, minutes (at least 1).
     pub unit_minutes: u32,
     /// Price of each started unit.
-    #[schema(value_type = String, example = "1.00")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub price_per_unit: Decimal,
+    pub price_per_unit: Amount,
     /// Most charged per 24 hours from the start.
-    #[schema(value_type = String, example = "10.00")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub cap_per_24h: Decimal,
+    pub cap_per_24h: Amount,
     /// Minutes before the rental is overdue (at least 1).
     pub max_minutes: u32,
     /// Price of each started unit once overdue.
-    #[schema(value_type = String, example = "5.00")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub overdue_price_per_unit: Decimal,
+    pub overdue_price_per_unit: Amount,
 }
 
 /// A plan.
@@ -96,27 +90,23 @@ fn view(state: &ApiState, plan: Plan) -> PlanView {
 
 fn validate(state: &ApiState, body: &NewPlan) -> Result<Plan, ApiError> {
     let currency = state.wallets.currency();
-    let mut errors = Vec::new();
-    let mut amount = |field: &str, value: Decimal| match currency.exact_minor(value) {
-        Ok(minor) if minor >= 0 => minor,
-        Ok(_) => {
-            errors.push((field.to_owned(), "must not be negative".to_owned()));
+    let mut amount_errors = Vec::new();
+    let mut amount = |field: &str, value: &Amount| {
+        value.minor(currency, field, 0).unwrap_or_else(|e| {
+            amount_errors.push(e);
             0
-        }
-        Err(e) => {
-            errors.push((field.to_owned(), e.to_string()));
-            0
-        }
+        })
     };
     let terms = Terms {
-        deposit: amount("deposit", body.deposit),
+        deposit: amount("deposit", &body.deposit),
         free_minutes: body.free_minutes,
         unit_minutes: body.unit_minutes,
-        price_per_unit: amount("price_per_unit", body.price_per_unit),
-        cap_per_24h: amount("cap_per_24h", body.cap_per_24h),
+        price_per_unit: amount("price_per_unit", &body.price_per_unit),
+        cap_per_24h: amount("cap_per_24h", &body.cap_per_24h),
         max_minutes: body.max_minutes,
-        overdue_price_per_unit: amount("overdue_price_per_unit", body.overdue_price_per_unit),
+        overdue_price_per_unit: amount("overdue_price_per_unit", &body.overdue_price_per_unit),
     };
+    let mut errors = Vec::new();
     if !(1..=64).contains(&body.name.chars().count()) {
         errors.push(("name".into(), "1 to 64 characters".into()));
     }
@@ -134,13 +124,18 @@ fn validate(state: &ApiState, body: &NewPlan) -> Result<Plan, ApiError> {
     if body.free_minutes > i32::MAX as u32 {
         errors.push(("free_minutes".into(), "too large".into()));
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(
-            errors
-                .into_iter()
-                .map(|(field, message)| super::FieldError { field, message })
-                .collect(),
+    let others = errors
+        .into_iter()
+        .map(|(field, message)| super::FieldError { field, message });
+    if !amount_errors.is_empty() {
+        // One document with every wrong field, coded by the amounts.
+        return Err(ApiError::InvalidAmount(
+            amount_errors.into_iter().chain(others).collect(),
         ));
+    }
+    let others: Vec<_> = others.collect();
+    if !others.is_empty() {
+        return Err(ApiError::Validation(others));
     }
     Ok(Plan {
         id: Uuid::now_v7(),

@@ -5,6 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+
+use super::amount::Amount;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -25,9 +27,7 @@ pub struct NewProduct {
     /// What customers see (1 to 200 characters).
     pub name: String,
     /// The price, as a string.
-    #[schema(value_type = String, example = "2.50")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub price: Decimal,
+    pub price: Amount,
 }
 
 /// Changes to a product; absent fields stay as they are. Paid orders keep their prices.
@@ -37,15 +37,9 @@ pub struct ProductChange {
     /// A new name.
     pub name: Option<String>,
     /// A new price, as a string.
-    #[schema(value_type = Option<String>, example = "3.00")]
-    #[serde(default, deserialize_with = "optional_amount")]
-    pub price: Option<Decimal>,
+    pub price: Option<Amount>,
     /// `false` withdraws it from sale.
     pub active: Option<bool>,
-}
-
-fn optional_amount<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Decimal>, D::Error> {
-    crate::money::from_str_only(de).map(Some)
 }
 
 /// A product.
@@ -154,12 +148,8 @@ fn stock_view(lines: Vec<StockLine>) -> Vec<StockView> {
         .collect()
 }
 
-fn price(state: &ApiState, amount: Decimal) -> Result<i64, ApiError> {
-    match state.wallets.currency().exact_minor(amount) {
-        Ok(minor) if minor >= 0 => Ok(minor),
-        Ok(_) => Err(ApiError::field("price", "must not be negative")),
-        Err(e) => Err(ApiError::field("price", e.to_string())),
-    }
+fn price(state: &ApiState, amount: &Amount) -> Result<i64, ApiError> {
+    amount.checked(state.wallets.currency(), "price", 0)
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -185,7 +175,7 @@ pub async fn create(
     Json(body): Json<NewProduct>,
 ) -> Result<(StatusCode, Json<ProductView>), ApiError> {
     let result = async {
-        let minor = price(&state, body.price)?;
+        let minor = price(&state, &body.price)?;
         check_name(&body.name)?;
         let valid_sku = (1..=64).contains(&body.sku.len())
             && body
@@ -229,7 +219,7 @@ pub async fn update(
     Json(body): Json<ProductChange>,
 ) -> Result<Json<ProductView>, ApiError> {
     let result = async {
-        let minor = body.price.map(|p| price(&state, p)).transpose()?;
+        let minor = body.price.as_ref().map(|p| price(&state, p)).transpose()?;
         if let Some(name) = &body.name {
             check_name(name)?;
         }
@@ -241,7 +231,7 @@ pub async fn update(
     }
     .await;
     let detail = serde_json::json!({
-        "name": body.name, "price": body.price.map(|p| p.to_string()), "active": body.active,
+        "name": body.name, "price": body.price.as_ref().map(|p| p.to_string()), "active": body.active,
     });
     let target = id.to_string();
     super::audit::audited(

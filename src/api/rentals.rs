@@ -5,6 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+
+use super::amount::Amount;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -270,15 +272,9 @@ pub async fn end(
 #[serde(deny_unknown_fields)]
 pub struct Refund {
     /// The amount (at most the fee not yet refunded), as a string; the whole rest if absent.
-    #[schema(value_type = Option<String>, example = "1.00")]
-    #[serde(default, deserialize_with = "optional_amount")]
-    pub amount: Option<Decimal>,
+    pub amount: Option<Amount>,
     /// Why (kept in the audit log).
     pub reason: Option<String>,
-}
-
-fn optional_amount<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Decimal>, D::Error> {
-    crate::money::from_str_only(de).map(Some)
 }
 
 /// Answers an operator's action on a rental, audited with how it ended.
@@ -355,12 +351,8 @@ pub async fn admin_refund(
 ) -> Result<Json<RentalView>, ApiError> {
     let result = async {
         let rental = state.rentals.any(id).await?;
-        let amount = match body.amount {
-            Some(amount) => state
-                .wallets
-                .currency()
-                .exact_minor(amount)
-                .map_err(|e| ApiError::field("amount", e.to_string()))?,
+        let amount = match &body.amount {
+            Some(amount) => amount.checked(state.wallets.currency(), "amount", 1)?,
             None => rental.fee.unwrap_or(0) - rental.refunded,
         };
         let refunded = state.rentals.refund(id, amount).await?;
@@ -368,7 +360,7 @@ pub async fn admin_refund(
     }
     .await;
     let detail = serde_json::json!({
-        "amount": body.amount.map(|a| a.to_string()), "reason": body.reason,
+        "amount": body.amount.as_ref().map(|a| a.to_string()), "reason": body.reason,
     });
     let target = id.to_string();
     super::audit::audited(

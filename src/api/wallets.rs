@@ -8,6 +8,8 @@ use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use rust_decimal::Decimal;
+
+use super::amount::Amount;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::{IntoParams, ToSchema};
@@ -88,9 +90,7 @@ pub struct ListLedger {
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     /// A positive amount with at most the currency's decimals, as a string (`"20.00"`).
-    #[schema(value_type = String, example = "20.00")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub amount: Decimal,
+    pub amount: Amount,
     /// A note kept in the ledger (a receipt number).
     pub reference: Option<String>,
 }
@@ -103,9 +103,7 @@ pub struct PaymentEvent {
     /// The user who paid.
     pub user_id: Uuid,
     /// The amount, as a string.
-    #[schema(value_type = String, example = "20.00")]
-    #[serde(deserialize_with = "crate::money::from_str_only")]
-    pub amount: Decimal,
+    pub amount: Amount,
     /// Must be the gateway's currency.
     pub currency: String,
 }
@@ -134,6 +132,10 @@ impl From<WalletError> for ApiError {
                 code: "invalid_amount",
                 detail: message.to_owned(),
             },
+            WalletError::BalanceLimit { .. } => Self::Unprocessable {
+                code: "balance_limit",
+                detail: e.to_string(),
+            },
             WalletError::Aborted(why) => Self::Conflict {
                 code: "refused",
                 detail: why.into(),
@@ -153,16 +155,8 @@ fn view(state: &ApiState, balance: &Balance) -> WalletView {
     }
 }
 
-fn amount(state: &ApiState, field: &str, amount: Decimal) -> Result<i64, ApiError> {
-    let minor = state
-        .wallets
-        .currency()
-        .exact_minor(amount)
-        .map_err(|e| ApiError::field(field, e.to_string()))?;
-    if minor <= 0 {
-        return Err(ApiError::field(field, "must be more than zero"));
-    }
-    Ok(minor)
+fn amount(state: &ApiState, field: &str, amount: &Amount) -> Result<i64, ApiError> {
+    amount.checked(state.wallets.currency(), field, 1)
 }
 
 /// The caller's wallet.
@@ -232,7 +226,7 @@ pub async fn top_up(
     Json(body): Json<TopUp>,
 ) -> Result<Json<WalletView>, ApiError> {
     let result = async {
-        let minor = amount(&state, "amount", body.amount)?;
+        let minor = amount(&state, "amount", &body.amount)?;
         if !crate::account::exists(&state.storage, user_id).await? {
             return Err(ApiError::NotFound("user"));
         }
@@ -308,7 +302,7 @@ pub async fn webhook(
     if event.currency != state.wallets.currency().code {
         return Err(ApiError::field("currency", "not the gateway's currency"));
     }
-    let minor = amount(&state, "amount", event.amount)?;
+    let minor = amount(&state, "amount", &event.amount)?;
     if !crate::account::exists(&state.storage, event.user_id).await? {
         return Err(ApiError::NotFound("user"));
     }

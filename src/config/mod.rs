@@ -70,7 +70,8 @@ pub struct Config {
     /// `LOCKER_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `LOCKER_CURRENCY` (default `EUR`) and `LOCKER_CURRENCY_EXPONENT` (its minor-unit
-    /// digits, default 2).
+    /// digits, default 2); `LOCKER_MAX_AMOUNT` (largest amount accepted in one piece, default
+    /// 10000) and `LOCKER_MAX_BALANCE` (largest wallet balance, default 1000000).
     pub currency: crate::money::Currency,
     /// `LOCKER_PAYMENT_WEBHOOK_SECRET`: the payment provider's webhook signing secret; unset, the
     /// webhook answers 503.
@@ -91,6 +92,11 @@ pub struct Config {
     /// `LOCKER_SERIAL_TIMEOUT_MS` (200), `LOCKER_SERIAL_GAP_MS` (50), `LOCKER_SERIAL_RETRIES` (2),
     /// `LOCKER_SERIAL_POLL_MS` (1000) and `LOCKER_SERIAL_OFFLINE_POLLS` (3) for every bus.
     pub serial_buses: Vec<crate::serial::BusSettings>,
+    /// `LOCKER_WORKER_RETRY_SECS` (default 2): how long a background worker leaves an item that
+    /// failed before it tries again (doubled after each failure, at most 5 minutes);
+    /// `LOCKER_WORKER_STUCK_AFTER` (default 5): failures in a row after which the item is
+    /// flagged for operators and tried hourly.
+    pub worker_policy: crate::worker::Policy,
 }
 
 /// A setting that could not be used.
@@ -224,8 +230,8 @@ impl Config {
                 iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
                 parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
             },
-            currency: crate::money::Currency {
-                code: match get("LOCKER_CURRENCY") {
+            currency: {
+                let code = match get("LOCKER_CURRENCY") {
                     None => "EUR".to_owned(),
                     Some(code)
                         if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) =>
@@ -239,8 +245,27 @@ impl Config {
                             choices: "three capital letters (ISO 4217), such as EUR",
                         });
                     }
-                },
-                exponent: number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32,
+                };
+                let exponent = number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32;
+                let mut currency = crate::money::Currency::new(&code, exponent);
+                let unbounded = crate::money::Currency {
+                    max_amount: i64::MAX,
+                    ..currency.clone()
+                };
+                let bound = |name: &'static str, default: i64| match get(name) {
+                    None => Ok(default),
+                    Some(value) => match unbounded.parse_outside(value.trim()) {
+                        Ok(minor) if minor > 0 => Ok(minor),
+                        _ => Err(ConfigError::BadChoice {
+                            name,
+                            value,
+                            choices: "an amount more than zero such as 10000.00",
+                        }),
+                    },
+                };
+                currency.max_amount = bound("LOCKER_MAX_AMOUNT", currency.max_amount)?;
+                currency.max_balance = bound("LOCKER_MAX_BALANCE", currency.max_balance)?;
+                currency
             },
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
@@ -264,6 +289,11 @@ impl Config {
                         why: e.to_string(),
                     }
                 })?
+            },
+            worker_policy: crate::worker::Policy {
+                first_retry: Duration::from_secs(number("LOCKER_WORKER_RETRY_SECS", 2, 0, 3600)?),
+                flag_after: number("LOCKER_WORKER_STUCK_AFTER", 5, 1, 1000)? as u32,
+                ..Default::default()
             },
             redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
             rentals: crate::rental::RentalSettings {
@@ -514,9 +544,11 @@ impl std::fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "  money         {} ({} decimals), payment webhook {}",
+            "  money         {} ({} decimals), at most {} an amount and {} a balance, payment webhook {}",
             self.currency.code,
             self.currency.exponent,
+            self.currency.from_minor(self.currency.max_amount),
+            self.currency.from_minor(self.currency.max_balance),
             if self.payment_webhook_secret.is_some() {
                 "configured (secret masked)"
             } else {

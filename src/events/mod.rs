@@ -32,4 +32,5 @@ pub const TYPES: &[&str] = &[
     "wallet.topped_up",
     "payment.captured",
     "payment.refunded",
+    "worker.item_stuck",
 ];

@@ -14,6 +14,12 @@ use crate::events::Event;
 use crate::storage::{UnitOfWork, in_work, on_pool};
 use crate::unlock::{self, DoorAfter, SaleRow, SettlingRow, Verdict};
 use crate::wallet::{Movement, WalletError};
+use crate::worker::Items;
+
+/// How an order is named among a worker's failing items.
+fn item(id: Uuid) -> String {
+    format!("order {id}")
+}
 
 impl Orders {
     /// Writes what the unlock came to, in one transaction (with the refund if cancelled).
@@ -64,9 +70,14 @@ impl Orders {
 
     /// Settles paid orders whose unlock had no answer, once its outcome is known (a late answer,
     /// or the locker's state report), and orders whose request died before its unlock was
-    /// recorded. Returns how many were settled.
-    pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, OrderError> {
-        let mut settled = self.recover_interrupted().await?;
+    /// recorded. Returns how many were settled. An order that fails (or panics) is left to
+    /// `items` (backed off, flagged when stuck) and the others go on.
+    pub async fn reconcile_pending(
+        &self,
+        open_window: Duration,
+        items: &Items,
+    ) -> Result<usize, OrderError> {
+        let mut settled = self.recover_interrupted(items).await?;
         let sql = format!(
             "SELECT o.id, o.user_id, o.device_id, o.door, o.total AS amount, {}
              FROM orders o JOIN commands c ON c.id = o.unlock_command
@@ -97,22 +108,27 @@ impl Orders {
                 continue;
             };
             let id = row.sale.id;
-            let result = self
-                .settle(
-                    row.sale.user_id,
-                    id,
-                    target,
-                    row.sale.amount,
-                    Some(row.record.command),
-                    settlement,
-                )
-                .await;
-            metrics::counter!("locker_order_reconciliations_total", "outcome" => outcome)
-                .increment(1);
-            match result {
-                Ok(()) => settled += 1,
-                Err(OrderError::AlreadySettled) => {}
-                Err(e) => tracing::warn!(error = %e, order = %id, "cannot settle a paid order"),
+            let work = async {
+                let result = self
+                    .settle(
+                        row.sale.user_id,
+                        id,
+                        target,
+                        row.sale.amount,
+                        Some(row.record.command),
+                        settlement,
+                    )
+                    .await;
+                match result {
+                    Ok(()) => Ok(true),
+                    Err(OrderError::AlreadySettled) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            };
+            if items.attempt(&item(id), work).await == Some(true) {
+                settled += 1;
+                metrics::counter!("locker_order_reconciliations_total", "outcome" => outcome)
+                    .increment(1);
             }
         }
         Ok(settled)
@@ -122,7 +138,7 @@ impl Orders {
     /// the charge and the unlock's answer (a live request renews its door's lock). If the unlock
     /// was sent (a command with the order's reason exists) it is attached and settled like a
     /// timeout, by asking the locker; if not, no door was opened: cancelled, refunded, restocked.
-    pub async fn recover_interrupted(&self) -> Result<usize, OrderError> {
+    pub async fn recover_interrupted(&self, items: &Items) -> Result<usize, OrderError> {
         let Some(locks) = &self.locks else {
             return Ok(0); // without locks no order is ever placed
         };
@@ -161,20 +177,20 @@ impl Orders {
                 }
             };
             let ttl = self.settings.lock_ttl;
-            match locks
-                .while_held(target.0.as_str(), target.1, ttl, work)
-                .await
-            {
-                Ok(Some(Ok(true))) => {
-                    recovered += 1;
-                    metrics::counter!("locker_order_reconciliations_total", "outcome" => "interrupted")
-                        .increment(1);
+            let held = async {
+                match locks
+                    .while_held(target.0.as_str(), target.1, ttl, work)
+                    .await
+                {
+                    Ok(Some(result)) => result,
+                    Ok(None) => Ok(false), // a request is working on it
+                    Err(e) => Err(OrderError::LocksUnavailable(e.to_string())),
                 }
-                Ok(Some(Ok(false)) | None) => {}
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, order = %id, "cannot recover an order")
-                }
-                Err(e) => tracing::warn!(error = %e, order = %id, "cannot recover an order"),
+            };
+            if items.attempt(&item(id), held).await == Some(true) {
+                recovered += 1;
+                metrics::counter!("locker_order_reconciliations_total", "outcome" => "interrupted")
+                    .increment(1);
             }
         }
         Ok(recovered)

@@ -164,6 +164,13 @@ pub enum WalletError {
     /// A movement that moves nothing, or a negative amount.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The wallet would hold more than the configured largest balance (`LOCKER_MAX_BALANCE`), or
+    /// a sum would leave what minor units hold.
+    #[error("the balance would pass the largest balance this gateway keeps, {limit} minor units")]
+    BalanceLimit {
+        /// The limit, minor units.
+        limit: i64,
+    },
     /// The work done in the change's transaction refused it (nothing was written).
     #[error("refused: {0}")]
     Aborted(&'static str),
@@ -262,13 +269,13 @@ impl Wallets {
         also: F,
     ) -> Result<Balance, WalletError>
     where
-        B: Fn(&Balance) -> (Vec<Movement>, i64),
+        B: Fn(&Balance) -> Result<(Vec<Movement>, i64), WalletError>,
         F: for<'c> Fn(&'c mut UnitOfWork) -> Also<'c>,
     {
         'attempt: for attempt in 0..MAX_ATTEMPTS {
             let mut work = self.storage.begin().await?;
             let read = work.wallet_of(user, &self.currency).await?;
-            let (movements, debt_delta) = build(&read);
+            let (movements, debt_delta) = build(&read)?;
             let mut current = read;
             for movement in movements.iter().filter(|m| m.available != 0 || m.held != 0) {
                 match work.apply(&current, movement).await? {
@@ -281,6 +288,9 @@ impl Wallets {
                 }
             }
             if debt_delta != 0 {
+                if current.debt.checked_add(debt_delta).is_none() {
+                    return Err(WalletError::BalanceLimit { limit: i64::MAX });
+                }
                 let Some(debt) = work.add_debt(&current, debt_delta).await? else {
                     drop(work);
                     back_off(attempt).await;
@@ -325,12 +335,19 @@ impl Wallets {
         self.change_many_with(
             user,
             |read| {
-                let pay = read.debt.min(read.available + amount);
+                let limit = self.currency.max_balance;
+                let total = read
+                    .available
+                    .checked_add(read.held)
+                    .and_then(|t| t.checked_add(amount))
+                    .filter(|t| *t <= limit)
+                    .ok_or(WalletError::BalanceLimit { limit })?;
+                let pay = read.debt.min(total - read.held);
                 let mut moves = vec![Movement::top_up(amount).for_(reference)];
                 if pay > 0 {
                     moves.push(Movement::charge(pay).for_("debt paid"));
                 }
-                (moves, -pay)
+                Ok((moves, -pay))
             },
             also,
         )

@@ -56,8 +56,15 @@ fn after(read: &Balance, movement: &Movement) -> Result<(i64, i64), WalletError>
     if movement.available == 0 && movement.held == 0 {
         return Err(WalletError::Invalid("a movement must move money"));
     }
-    let available = read.available + movement.available;
-    let held = read.held + movement.held;
+    let overflow = WalletError::BalanceLimit { limit: i64::MAX };
+    let available = read
+        .available
+        .checked_add(movement.available)
+        .ok_or(overflow)?;
+    let held = read
+        .held
+        .checked_add(movement.held)
+        .ok_or(WalletError::BalanceLimit { limit: i64::MAX })?;
     if available < 0 {
         return Err(WalletError::InsufficientFunds {
             needed: -movement.available,

@@ -228,6 +228,11 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         ("get", "/v1/audit", as_admin(Method::GET, "/v1/audit")),
         (
             "get",
+            "/v1/admin/stuck",
+            as_admin(Method::GET, "/v1/admin/stuck"),
+        ),
+        (
+            "get",
             "/v1/wallet",
             app.http.get(app.url("/v1/wallet")).bearer_auth(&token),
         ),

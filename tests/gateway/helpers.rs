@@ -279,6 +279,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         shutdown_grace: Duration::from_secs(30),
         cache_ttl: Duration::from_secs(60),
         serial_buses: Vec::new(),
+        worker_policy: locker_gateway::worker::Policy::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
 
 mod accounts;
+mod amounts;
 mod api;
 mod asyncapi;
 mod audit;
@@ -24,6 +25,7 @@ mod outbox;
 mod plans;
 mod process;
 mod registry;
+mod rental_limits;
 mod rentals;
 mod rentals_after;
 mod restart;
@@ -32,3 +34,4 @@ mod settlement;
 mod shutdown;
 mod wallets;
 mod wallets_api;
+mod workers;

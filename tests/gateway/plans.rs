@@ -76,7 +76,7 @@ async fn operators_publish_plans_and_a_new_one_replaces_its_size_class(pool: PgP
     let mut bad = plan_body("l", "Large");
     bad["unit_minutes"] = json!(0);
     bad["deposit"] = json!("-1.00");
-    let refused = problem(publish(&app, &admin, &bad).await, 422, "validation_failed").await;
+    let refused = problem(publish(&app, &admin, &bad).await, 422, "invalid_amount").await;
     let fields: Vec<&str> = refused["errors"]
         .as_array()
         .expect("errors")

@@ -199,7 +199,11 @@ async fn a_change_beyond_the_balance_is_refused(wallets: &Wallets, user: Uuid) {
     assert_eq!(books_of(wallets, user).await, (500, 0, 500, 1));
     // A debt (a rental that cost more than there was), then a top-up pays it first.
     let owing = wallets
-        .change_many_with(user, |_| (Vec::new(), 100), |_| Box::pin(async { Ok(()) }))
+        .change_many_with(
+            user,
+            |_| Ok((Vec::new(), 100)),
+            |_| Box::pin(async { Ok(()) }),
+        )
         .await
         .expect("debt");
     assert_eq!(owing.debt, 100);

@@ -279,8 +279,11 @@ impl Rentals {
             deposit,
         };
         match self.create_holding(&row).await {
-            Ok(true) => {}
-            Ok(false) => return Err(RentalError::InsufficientFunds),
+            Ok(store::Created::Yes) => {}
+            Ok(store::Created::NoFunds) => return Err(RentalError::InsufficientFunds),
+            Ok(store::Created::TooMany(running)) => {
+                return Err(RentalError::TooManyActive(running));
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 return Err(RentalError::NoFreeDoor);
             }

@@ -119,13 +119,13 @@ impl Rentals {
                 |read| {
                     let captured = fee.min(deposit);
                     let beyond = fee - captured;
-                    let charged = beyond.min(read.available + (deposit - captured));
+                    let charged = beyond.min(read.available.saturating_add(deposit - captured));
                     let moves = vec![
                         Movement::capture(captured).for_(reference.clone()),
                         Movement::release(deposit - captured).for_(reference.clone()),
                         Movement::charge(charged).for_(reference.clone()),
                     ];
-                    (moves, beyond - charged)
+                    Ok((moves, beyond - charged))
                 },
                 |work| {
                     let device = device.clone();

@@ -9,6 +9,12 @@ use firmware_protocol::DeviceId;
 use super::{RentalError, Rentals, Settlement};
 use crate::storage::on_pool;
 use crate::unlock::{self, DoorAfter, RecordRow, SaleRow, SettlingRow, Verdict};
+use crate::worker::Items;
+
+/// How a rental is named among a worker's failing items.
+fn item(id: uuid::Uuid) -> String {
+    format!("rental {id}")
+}
 
 /// A pickup unlock as recorded, and when its door opened.
 #[derive(sqlx::FromRow)]
@@ -22,10 +28,15 @@ impl Rentals {
     /// Settles rentals whose opening unlock timed out, once the command's outcome is known (a
     /// late answer, or the locker's state report): active if the door opened; cancelled, with the
     /// hold released, if it was refused, jammed, or the locker could not say (the door is then
-    /// marked for a check). Returns how many were settled.
-    pub async fn reconcile_pending(&self, open_window: Duration) -> Result<usize, RentalError> {
-        let mut settled = self.recover_interrupted().await?;
-        settled += self.recover_ending(open_window).await?;
+    /// marked for a check). Returns how many were settled. A rental that fails (or panics) is
+    /// left to `items` (backed off, flagged when stuck) and the others go on.
+    pub async fn reconcile_pending(
+        &self,
+        open_window: Duration,
+        items: &Items,
+    ) -> Result<usize, RentalError> {
+        let mut settled = self.recover_interrupted(items).await?;
+        settled += self.recover_ending(open_window, items).await?;
         let sql = format!(
             "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held AS amount, {}
              FROM rentals r JOIN commands c ON c.id = r.start_command
@@ -51,28 +62,31 @@ impl Rentals {
             let Some(target) = row.sale.target() else {
                 continue;
             };
-            let result = self
-                .settle(
-                    row.sale.user_id,
-                    id,
-                    target,
-                    row.sale.amount,
-                    Some(row.record.command),
-                    settlement,
-                )
-                .await;
-            let outcome = match &settlement {
-                Settlement::Active { .. } => "active",
-                Settlement::Cancelled { .. } => "cancelled",
-            };
-            metrics::counter!("locker_rental_reconciliations_total", "outcome" => outcome)
-                .increment(1);
-            match result {
-                Ok(_) => settled += 1,
-                Err(RentalError::AlreadySettled) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, rental = %id, "cannot settle a pending rental")
+            let work = async {
+                let result = self
+                    .settle(
+                        row.sale.user_id,
+                        id,
+                        target,
+                        row.sale.amount,
+                        Some(row.record.command),
+                        settlement,
+                    )
+                    .await;
+                match result {
+                    Ok(_) => Ok(true),
+                    Err(RentalError::AlreadySettled) => Ok(false),
+                    Err(e) => Err(e),
                 }
+            };
+            if items.attempt(&item(id), work).await == Some(true) {
+                settled += 1;
+                let outcome = match &settlement {
+                    Settlement::Active { .. } => "active",
+                    Settlement::Cancelled { .. } => "cancelled",
+                };
+                metrics::counter!("locker_rental_reconciliations_total", "outcome" => outcome)
+                    .increment(1);
             }
         }
         Ok(settled)
@@ -114,7 +128,7 @@ impl Rentals {
     /// stopped or crashed in between): if the unlock was sent (a command with the rental's
     /// reason exists) it is attached and settled like a timeout, by asking the locker; if not,
     /// no door was opened, so the rental is cancelled and its hold released.
-    pub async fn recover_interrupted(&self) -> Result<usize, RentalError> {
+    pub async fn recover_interrupted(&self, items: &Items) -> Result<usize, RentalError> {
         const ABANDONED: &str = "SELECT id, user_id, device_id, door, deposit_held AS amount
              FROM rentals
              WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
@@ -155,14 +169,14 @@ impl Rentals {
                     Err(e) => Err(e),
                 }
             };
-            match self.if_abandoned(target, work).await {
-                Ok(Some(true)) => {
-                    recovered += 1;
-                    metrics::counter!("locker_rental_reconciliations_total", "outcome" => "interrupted")
-                        .increment(1);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, rental = %id, "cannot recover a rental"),
+            if items
+                .attempt(&item(id), self.if_abandoned(target, work))
+                .await
+                == Some(Some(true))
+            {
+                recovered += 1;
+                metrics::counter!("locker_rental_reconciliations_total", "outcome" => "interrupted")
+                    .increment(1);
             }
         }
         Ok(recovered)
@@ -172,7 +186,11 @@ impl Rentals {
     /// rental ends as of that moment (the fee is taken); if it was never sent or the door did not
     /// open, the rental runs on and nothing is charged; if its outcome is not known yet, the
     /// locker is asked and the rental looked at again.
-    pub async fn recover_ending(&self, open_window: Duration) -> Result<usize, RentalError> {
+    pub async fn recover_ending(
+        &self,
+        open_window: Duration,
+        items: &Items,
+    ) -> Result<usize, RentalError> {
         const ENDING: &str =
             "SELECT id, user_id, device_id, door, deposit_held AS amount FROM rentals
              WHERE state = 'ending' AND ending_at < $1 LIMIT 100";
@@ -224,16 +242,14 @@ impl Rentals {
                 }
                 Ok(true)
             };
-            match self.if_abandoned(target, work).await {
-                Ok(Some(true)) => {
-                    recovered += 1;
-                    metrics::counter!("locker_rental_reconciliations_total", "outcome" => "ending")
-                        .increment(1);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, rental = %id, "cannot recover an ending rental")
-                }
+            if items
+                .attempt(&item(id), self.if_abandoned(target, work))
+                .await
+                == Some(Some(true))
+            {
+                recovered += 1;
+                metrics::counter!("locker_rental_reconciliations_total", "outcome" => "ending")
+                    .increment(1);
             }
         }
         Ok(recovered)

@@ -181,26 +181,46 @@ const INSERT_RENTAL: &str = "INSERT INTO rentals (id, user_id, device_id, door, 
                                                   terms, deposit_held, created_at)
      VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)";
 
+/// What became of a new rental's unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Created {
+    /// Written, the deposit held.
+    Yes,
+    /// Nothing written: the wallet lacks the deposit.
+    NoFunds,
+    /// Nothing written: the user has this many running rentals, the limit.
+    TooMany(i64),
+}
+
+/// The user's running rentals, read inside the unit of work that adds one.
+const RUNNING: &str =
+    "SELECT count(*) FROM rentals WHERE user_id = $1 AND state IN ('pending', 'active', 'ending')";
+
 impl Rentals {
     /// The rental, its deposit moved from available to held and the hold's ledger entry, in one
-    /// unit of work (on PostgreSQL one statement: atomic, and one round trip on the busiest
-    /// path). `false` (nothing written) if the wallet lacks the deposit; a unique violation if
-    /// the door is taken (the database's fence). The wallet's version moves on, so optimistic
-    /// writers elsewhere see the change.
-    pub(super) async fn create_holding(&self, new: &NewRental) -> Result<bool, sqlx::Error> {
+    /// unit of work, which also keeps the user's running rentals within the limit: on
+    /// PostgreSQL the wallet's row is locked by the statement that writes the rental and the
+    /// hold, and the count is read after it, in the same transaction (a parallel request of the
+    /// same user waits for the lock and then counts this rental); on SQLite every unit of work
+    /// writes alone. A unique violation if the door is taken (the database's fence). The
+    /// wallet's version moves on, so optimistic writers elsewhere see the change.
+    pub(super) async fn create_holding(&self, new: &NewRental) -> Result<Created, sqlx::Error> {
         let reference = format!("rental {}", new.id);
         let now = Utc::now();
+        let max = self.settings.max_active;
         if let Storage::Postgres(pool) = &self.storage {
+            let mut tx = pool.begin().await?;
+            // The wallet's row is locked even for a plan without a deposit (it moves nothing).
             let query = sqlx::query_scalar(
                 "WITH w AS (
                      UPDATE wallets SET available = available - $7, held = held + $7,
                             version = version + 1, updated_at = $8
-                     WHERE user_id = $2 AND available >= $7 AND $7 > 0
+                     WHERE user_id = $2 AND available >= $7
                      RETURNING id, available, held
                  ), l AS (
                      INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
                                          available_after, held_after, reference)
-                     SELECT id, 'hold', -$7, $7, available, held, $9 FROM w
+                     SELECT id, 'hold', -$7, $7, available, held, $9 FROM w WHERE $7 > 0
                  ), r AS (
                      INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms,
                                           deposit_held, created_at)
@@ -210,34 +230,62 @@ impl Rentals {
                  )
                  SELECT EXISTS (SELECT 1 FROM r)",
             );
-            return bind_new_rental!(query, new, now)
+            let written: bool = bind_new_rental!(query, new, now)
                 .bind(reference)
-                .fetch_one(pool)
-                .await;
+                .fetch_one(&mut *tx)
+                .await?;
+            if !written {
+                return Ok(Created::NoFunds);
+            }
+            let running: i64 = sqlx::query_scalar(RUNNING)
+                .bind(new.user)
+                .fetch_one(&mut *tx)
+                .await?;
+            if running > max {
+                return Ok(Created::TooMany(running - 1)); // rolled back on drop
+            }
+            tx.commit().await?;
+            return Ok(Created::Yes);
         }
         // Elsewhere through the wallet's own unit of work: the hold, its ledger entry and the
-        // rental together.
-        if new.deposit == 0 {
-            let mut work = self.storage.begin().await?;
-            insert_rental(&mut work, new, now).await?;
-            work.commit().await?;
-            return Ok(true);
+        // rental together (SQLite: `BEGIN IMMEDIATE`, one writer at a time, so the count read in
+        // it stands until the commit).
+        const TOO_MANY: &str = "too many running rentals";
+        async fn count_then_insert(
+            work: &mut UnitOfWork,
+            new: &NewRental,
+            now: DateTime<Utc>,
+            max: i64,
+        ) -> Result<(), WalletError> {
+            let running: i64 = in_work!(&mut *work, |conn| sqlx::query_scalar(RUNNING)
+                .bind(new.user)
+                .fetch_one(conn)
+                .await?);
+            if running >= max {
+                return Err(WalletError::Aborted(TOO_MANY));
+            }
+            Ok(insert_rental(work, new, now).await?)
         }
-        let hold = Movement::hold(new.deposit).for_(reference);
-        let held = self
-            .wallets
-            .change_with(new.user, &hold, |work, _| {
-                let new = new.clone();
-                Box::pin(async move {
-                    insert_rental(work, &new, now)
-                        .await
-                        .map_err(WalletError::from)
+        let result = if new.deposit == 0 {
+            let mut work = self.storage.begin().await?;
+            match count_then_insert(&mut work, new, now, max).await {
+                Ok(()) => work.commit().await.map_err(WalletError::from),
+                Err(e) => Err(e),
+            }
+        } else {
+            let hold = Movement::hold(new.deposit).for_(reference);
+            self.wallets
+                .change_with(new.user, &hold, |work, _| {
+                    let new = new.clone();
+                    Box::pin(async move { count_then_insert(work, &new, now, max).await })
                 })
-            })
-            .await;
-        match held {
-            Ok(_) => Ok(true),
-            Err(WalletError::InsufficientFunds { .. }) => Ok(false),
+                .await
+                .map(drop)
+        };
+        match result {
+            Ok(()) => Ok(Created::Yes),
+            Err(WalletError::InsufficientFunds { .. }) => Ok(Created::NoFunds),
+            Err(WalletError::Aborted(TOO_MANY)) => Ok(Created::TooMany(max)),
             Err(WalletError::Storage(e)) => Err(e),
             Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
         }

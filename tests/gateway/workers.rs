@@ -1,0 +1,129 @@
+//! Background workers: one item that always fails never stops the others; it backs off, is
+//! flagged for operators (an event, a gauge, a list in the API) and retried hourly.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::accounts::operator;
+use crate::command_helpers::online_locker;
+use crate::helpers::{eventually, spawn_app_with};
+use crate::rentals::{funded, money, plan};
+
+/// A rental left `pending` by a request that died, ten minutes ago, holding `held` of its
+/// 20.00 deposit in the wallet (less than 20.00: releasing it can never succeed).
+async fn interrupted(pool: &PgPool, app_pool: &PgPool, user: Uuid, door: i32, held: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    if held > 0 {
+        locker_gateway::wallet::Wallets::new(app_pool.clone(), Default::default())
+            .change(
+                user,
+                &locker_gateway::wallet::Movement::hold(held).for_(format!("rental {id}")),
+            )
+            .await
+            .expect("held");
+    }
+    sqlx::query(
+        "INSERT INTO rentals (id, user_id, device_id, door, state, terms, deposit_held, created_at)
+         VALUES ($1, $2, 'lk-1', $3, 'pending', '{}', 2000, now() - interval '10 minutes')",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(door)
+    .execute(pool)
+    .await
+    .expect("rental");
+    id
+}
+
+#[sqlx::test]
+async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), |config| {
+        config.worker_policy.first_retry = std::time::Duration::from_millis(100);
+        config.worker_policy.max_retry = std::time::Duration::from_millis(200);
+        config.worker_policy.flag_after = 3;
+    })
+    .await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (_, user) = funded(&app, "r@example.com", 10_000).await;
+    // Its hold is not in its owner's wallet: releasing it breaks the wallet's CHECK every time.
+    let (_, unlucky) = funded(&app, "u@example.com", 0).await;
+    let broken = interrupted(&pool, &app.pool, unlucky, 1, 0).await;
+    let first = interrupted(&pool, &app.pool, user, 2, 2000).await;
+    let second = interrupted(&pool, &app.pool, user, 3, 2000).await;
+    let state = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    eventually("the good rentals settled beside the broken one", || async {
+        state(first).await == "cancelled" && state(second).await == "cancelled"
+    })
+    .await;
+    assert_eq!(money(&app, user).await, (10_000, 0), "both holds released");
+    let admin = operator(&app, "ops@example.com").await;
+    let stuck = || async {
+        app.http
+            .get(app.url("/v1/admin/stuck"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("sent")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    eventually("the broken rental is flagged", || async {
+        stuck().await.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let listed = stuck().await;
+    assert_eq!(listed[0]["worker"], "rental_reconciler");
+    assert_eq!(listed[0]["item"], format!("rental {broken}"));
+    assert_eq!(listed[0]["failures"], 3);
+    assert!(
+        listed[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
+    assert_eq!(state(broken).await, "pending", "nothing half written");
+    let events: Vec<Value> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = 'worker.item_stuck'")
+            .fetch_all(&pool)
+            .await
+            .expect("events");
+    assert_eq!(events.len(), 1, "announced once");
+    assert_eq!(events[0]["item"], format!("rental {broken}"));
+    // Retried hourly from now on: a few more passes do not fail it again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(stuck().await[0]["failures"], 3);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"locker_worker_items_stuck{worker="rental_reconciler"} 1"#),
+        "{metrics}"
+    );
+    // Customers do not see it.
+    let (customer, _) = funded(&app, "c@example.com", 0).await;
+    let refused = app
+        .http
+        .get(app.url("/v1/admin/stuck"))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .expect("sent");
+    crate::api::problem(refused, 403, "forbidden").await;
+}
