@@ -331,6 +331,7 @@ impl App {
         let http_addr = crate::api::serve(
             http_listener,
             crate::api::app(state),
+            config.http_server,
             &http_tasks,
             http_shutdown.clone(),
         )

@@ -10,7 +10,7 @@ use crate::command::CommandSettings;
 use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::storage::Storage;
-use crate::worker::{Items, Stuck};
+use crate::worker::{Items, Stuck, pass};
 
 /// Every second: expires queued commands past their time to live, and asks lockers again about
 /// commands of unknown outcome whose report did not come (`query_again`), surfacing those still
@@ -27,16 +27,20 @@ pub async fn command_housekeeping(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let expired = crate::command::queue::expire(&storage)
-            .await
-            .map(|n| n as usize);
-        let retried = crate::command::query::retry_unknown(
+        let worker = "command_housekeeping";
+        let Some(expired) = pass(worker, crate::command::queue::expire(&storage)).await else {
+            continue;
+        };
+        let expired = expired.map(|n| n as usize);
+        let retry = crate::command::query::retry_unknown(
             &storage,
             &downlinks,
             query_again,
             surface_unknown,
-        )
-        .await;
+        );
+        let Some(retried) = pass(worker, retry).await else {
+            continue;
+        };
         for (what, result) in [
             ("expired queued commands", expired),
             ("asked again", retried),
@@ -90,23 +94,16 @@ pub async fn reconcile_sales(
     (orders, order_items): (crate::order::Orders, Items),
     shutdown: CancellationToken,
 ) {
-    use futures_util::FutureExt;
-    use std::panic::AssertUnwindSafe;
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     let open_window = CommandSettings::default().open_window;
-    // A panic outside any one item (reading the rows) ends the pass, not the loop.
-    let panicked = |worker: &'static str| {
-        metrics::counter!("locker_worker_panics_total", "worker" => worker).increment(1);
-        tracing::error!(worker, "a reconciler pass panicked; the next pass goes on");
-    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let pass = AssertUnwindSafe(rentals.reconcile_pending(open_window, &rental_items));
-        let Ok(result) = pass.catch_unwind().await else {
-            panicked(rental_items.worker());
+        // A panic outside any one item (reading the rows) ends the pass, not the loop.
+        let rental_pass = rentals.reconcile_pending(open_window, &rental_items);
+        let Some(result) = pass(rental_items.worker(), rental_pass).await else {
             continue;
         };
         match result {
@@ -118,9 +115,8 @@ pub async fn reconcile_sales(
                 tracing::warn!(error = %e, "cannot settle pending rentals");
             }
         }
-        let pass = AssertUnwindSafe(orders.reconcile_pending(open_window, &order_items));
-        let Ok(result) = pass.catch_unwind().await else {
-            panicked(order_items.worker());
+        let order_pass = orders.reconcile_pending(open_window, &order_items);
+        let Some(result) = pass(order_items.worker(), order_pass).await else {
             continue;
         };
         match result {

@@ -119,6 +119,12 @@ pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
             },
             failure: DoorFailure::Refused(refusal_name(reason)),
         },
+        // A door the locker does not have: nothing was sent, and the door is not rented again.
+        Err(CommandError::NoSuchDoor { .. }) => Verdict::Failed {
+            command: None,
+            failure: DoorFailure::Refused("no_such_door".to_owned()),
+            door: DoorAfter::OutOfService,
+        },
         Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => Verdict::Failed {
             command: None,
             failure: DoorFailure::Offline,

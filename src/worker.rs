@@ -245,6 +245,22 @@ impl Items {
     }
 }
 
+/// Runs one pass of a background loop: its output, or `None` if it panicked (logged and counted
+/// as `locker_worker_panics_total{worker}`); the loop goes on with its next pass.
+pub async fn pass<T>(worker: &'static str, work: impl Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(value) => Some(value),
+        Err(_) => {
+            metrics::counter!("locker_worker_panics_total", "worker" => worker).increment(1);
+            tracing::error!(
+                worker,
+                "a pass of a background loop panicked; the next pass goes on"
+            );
+            None
+        }
+    }
+}
+
 /// Every worker's items, for the operator API.
 #[derive(Clone, Debug, Default)]
 pub struct Registry(Arc<Mutex<Vec<Items>>>);

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::json::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
@@ -383,7 +385,7 @@ pub async fn cancel(
         (status = 200, description = "Executed", body = UnlockResult),
         (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The locker is offline", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Refused by the locker, or invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused by the locker, invalid, or a door the locker does not have (`no_such_door`: nothing stored or sent)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "No answer in time", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn unlock(

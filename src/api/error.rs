@@ -80,6 +80,9 @@ pub enum ApiError {
         /// What conflicts.
         detail: String,
     },
+    /// The body did not arrive in time (`LOCKER_HTTP_BODY_TIMEOUT_SECS`).
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// The body is larger than allowed.
     #[error("the request body is larger than this gateway accepts (LOCKER_HTTP_BODY_LIMIT)")]
     PayloadTooLarge,
@@ -134,6 +137,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::DeviceUnavailable { .. } => {
@@ -160,6 +164,7 @@ impl ApiError {
             | Self::PaymentRequired { code, .. }
             | Self::DeviceUnavailable { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
@@ -243,6 +248,10 @@ impl From<crate::command::CommandError> for ApiError {
             E::UnknownDevice => Self::NotFound("device"),
             E::Invalid(_) => Self::Unprocessable {
                 code: "invalid_command",
+                detail,
+            },
+            E::NoSuchDoor { .. } => Self::Unprocessable {
+                code: "no_such_door",
                 detail,
             },
             E::Refused(_) => Self::Unprocessable {

@@ -4,15 +4,11 @@
 //! The api parses and authenticates; the services decide. Each area has its own router, merged
 //! here with one shared state.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,11 +29,13 @@ pub mod orders;
 pub mod plans;
 pub mod products;
 pub mod rentals;
+pub mod server;
 pub mod wallets;
 pub mod workers;
 
 pub use error::{ApiError, FieldError, Problem};
 pub use json::Json;
+pub use server::serve;
 
 use crate::broker::ListenerHealth;
 
@@ -225,25 +223,4 @@ pub fn app(state: ApiState) -> axum::Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-/// Serves `app` on an already-bound listener until `shutdown`; in-flight requests finish first.
-pub fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    tasks: &TaskTracker,
-    shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let addr = listener.local_addr()?;
-    tasks.spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-        {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
-    tracing::info!(%addr, "HTTP API listening");
-    Ok(addr)
 }

@@ -2,7 +2,9 @@
 //! are one transaction; if the door does not open, the order is cancelled and the money and the
 //! stock go back (the problem document names the order).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::json::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -123,7 +125,10 @@ impl From<OrderError> for ApiError {
                 code: "sku_taken",
                 detail,
             },
-            E::NoSuchDoor => Self::NotFound("door"),
+            E::NoSuchDoor => Self::Unprocessable {
+                code: "no_such_door",
+                detail,
+            },
             E::DoorRented => Self::Conflict {
                 code: "door_rented",
                 detail,

@@ -1,7 +1,9 @@
 //! `/v1/products` and what lockers hold: operators keep the catalog and say which door holds
 //! what; customers see the products on sale and a locker's availability (read through the cache).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::json::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -274,9 +276,9 @@ pub async fn list(
     responses(
         (status = 200, description = "What the door holds now", body = Vec<StockView>),
         (status = 403, description = "Not an operator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such door", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such locker", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The door is rented, or an order waits for it", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid items", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid items, or a door the locker does not have (`no_such_door`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_stock(
     State(state): State<ApiState>,

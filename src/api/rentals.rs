@@ -1,7 +1,9 @@
 //! `/v1/rentals`: rent a door, see a rental. A failed unlock cancels the rental and charges
 //! nothing; the problem document says why and names the rental.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::json::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -85,6 +87,14 @@ impl From<RentalError> for ApiError {
                 detail,
             },
             E::UnknownDevice => Self::NotFound("locker"),
+            E::NoSuchDoor => Self::Unprocessable {
+                code: "no_such_door",
+                detail,
+            },
+            E::NoSuchSize => Self::Unprocessable {
+                code: "no_such_size",
+                detail,
+            },
             E::NoPlan => Self::Unprocessable {
                 code: "no_plan",
                 detail,
@@ -192,7 +202,7 @@ fn view(state: &ApiState, r: Rental) -> RentalView {
         (status = 402, description = "Not enough money, or an unpaid debt", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such locker", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No free door, too many rentals, or the door jammed / the locker refused (cancelled, nothing charged)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No plan for the size", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No plan for the size, no such door (`no_such_door`) or no door of that size (`no_such_size`) on the locker", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Locker offline, or door locks unavailable (nothing charged)", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The locker did not answer (cancelled, nothing charged)", body = Problem, content_type = "application/problem+json"),
     ))]

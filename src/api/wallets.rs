@@ -3,7 +3,9 @@
 //! provider's event id). Amounts are decimal strings in the configured currency.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::json::Path;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};

@@ -50,18 +50,11 @@ pub async fn enqueue(
     command: &Command,
     ttl: std::time::Duration,
 ) -> Result<i64, store::StoreError> {
-    const EXISTS: &str = "SELECT true FROM devices WHERE id = $1 AND revoked_at IS NULL";
     const QUEUE: &str = "INSERT INTO commands (device_id, kind, door, body, queued, expires_at,
                               created_at)
          VALUES ($1, $2, $3, $4, true, $5, $6) RETURNING id";
     let (kind, door, body) = command.stored();
-    let exists: Option<bool> = on_pool!(storage, |pool| sqlx::query_scalar(EXISTS)
-        .bind(device.as_str())
-        .fetch_optional(pool)
-        .await?);
-    if exists.is_none() {
-        return Err(store::StoreError::UnknownDevice);
-    }
+    store::door_check(storage, device, door).await??;
     let now = Utc::now();
     let expires_at = crate::storage::after(now, ttl);
     let mut work = storage.begin().await?;

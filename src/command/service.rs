@@ -147,6 +147,14 @@ pub enum CommandError {
     /// The command is not valid.
     #[error("invalid command: {0}")]
     Invalid(String),
+    /// The locker has no such door: nothing was stored or sent.
+    #[error("the locker has no door {door}: its doors are 1 to {count}")]
+    NoSuchDoor {
+        /// The door asked for.
+        door: u16,
+        /// The locker's doors.
+        count: u16,
+    },
     /// The locker refused it, for this reason; nothing was done.
     #[error("the locker refused the command: {0:?}")]
     Refused(RefuseReason),
@@ -172,6 +180,7 @@ impl CommandError {
             Self::DeviceOffline => "device_offline",
             Self::UnknownDevice => "unknown_device",
             Self::Invalid(_) => "invalid_command",
+            Self::NoSuchDoor { .. } => "no_such_door",
             Self::Refused(_) => "refused",
             Self::Timeout { .. } => "timeout",
             Self::Overloaded => "overloaded",
@@ -185,6 +194,7 @@ impl From<StoreError> for CommandError {
         match e {
             StoreError::Offline => Self::DeviceOffline,
             StoreError::UnknownDevice => Self::UnknownDevice,
+            StoreError::NoSuchDoor { door, count } => Self::NoSuchDoor { door, count },
             StoreError::Database(e) => Self::Storage(e.to_string()),
         }
     }

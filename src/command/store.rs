@@ -21,6 +21,14 @@ pub enum StoreError {
     /// No such device.
     #[error("no such device")]
     UnknownDevice,
+    /// The locker has no such door (it has doors 1 to the number given).
+    #[error("the locker has no door {door}: its doors are 1 to {count}")]
+    NoSuchDoor {
+        /// The door asked for.
+        door: u16,
+        /// The locker's doors.
+        count: u16,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -105,6 +113,7 @@ pub async fn reserve(
 ) -> Result<Reserved, StoreError> {
     const TAKE: &str = "UPDATE devices SET down_counter = down_counter + 1
          WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
+           AND ($2 IS NULL OR $2 BETWEEN 1 AND door_count)
          RETURNING session, down_counter, tag_key, uptime_ms, uptime_at";
     const INSERT: &str = "INSERT INTO commands (device_id, kind, door, body, session, counter,
                               requested_by, reason, created_at)
@@ -116,6 +125,7 @@ pub async fn reserve(
                 "WITH d AS (
                      UPDATE devices SET down_counter = down_counter + 1
                      WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
+                       AND ($3::int IS NULL OR $3 BETWEEN 1 AND door_count)
                      RETURNING id, session, down_counter, tag_key, uptime_ms, uptime_at
                  ), c AS (
                      INSERT INTO commands (device_id, kind, door, body, session, counter,
@@ -140,6 +150,7 @@ pub async fn reserve(
             let mut work = storage.begin().await?;
             let taken: Option<TakenRow> = in_work!(&mut work, |conn| sqlx::query_as(TAKE)
                 .bind(device.as_str())
+                .bind(door.map(i32::from))
                 .fetch_optional(conn)
                 .await?);
             match taken {
@@ -165,14 +176,9 @@ pub async fn reserve(
     };
     let Some((id, session, counter, key, uptime_ms, uptime_since)) = row else {
         // Why not: a revoked device is as unknown as a missing one.
-        const ACTIVE: &str = "SELECT revoked_at IS NULL FROM devices WHERE id = $1";
-        let active: Option<bool> = on_pool!(storage, |pool| sqlx::query_scalar(ACTIVE)
-            .bind(device.as_str())
-            .fetch_optional(pool)
-            .await?);
-        return Err(match active {
-            Some(true) => StoreError::Offline,
-            _ => StoreError::UnknownDevice,
+        return Err(match door_check(storage, device, door).await? {
+            Ok(()) => StoreError::Offline,
+            Err(e) => e,
         });
     };
     let invalid = |what: &str| StoreError::Database(sqlx::Error::Protocol(what.into()));
@@ -185,6 +191,28 @@ pub async fn reserve(
         locker_uptime_ms: uptime_at(uptime_ms, uptime_since, now),
         session: u32::try_from(session).map_err(|_| invalid("session out of range"))?,
         counter: u32::try_from(counter).map_err(|_| invalid("counter out of range"))?,
+    })
+}
+
+/// Whether `device` is a known, unrevoked locker with `door` (if given) among its doors:
+/// `Err` says which is not so. Nothing is written.
+pub async fn door_check(
+    storage: &Storage,
+    device: &DeviceId,
+    door: Option<u16>,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    const DOORS: &str = "SELECT door_count FROM devices WHERE id = $1 AND revoked_at IS NULL";
+    let count: Option<i32> = on_pool!(storage, |pool| sqlx::query_scalar(DOORS)
+        .bind(device.as_str())
+        .fetch_optional(pool)
+        .await?);
+    let Some(count) = count else {
+        return Ok(Err(StoreError::UnknownDevice));
+    };
+    let count = u16::try_from(count).unwrap_or(0);
+    Ok(match door {
+        Some(door) if !(1..=count).contains(&door) => Err(StoreError::NoSuchDoor { door, count }),
+        _ => Ok(()),
     })
 }
 

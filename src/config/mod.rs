@@ -58,6 +58,9 @@ pub struct Config {
     pub commands_in_flight: usize,
     /// `LOCKER_HTTP_BODY_LIMIT`: largest HTTP request body in bytes (default 65536).
     pub http_body_limit: usize,
+    /// `LOCKER_HTTP_HEADER_TIMEOUT_SECS`, `LOCKER_HTTP_BODY_TIMEOUT_SECS`,
+    /// `LOCKER_HTTP_MAX_CONNECTIONS`: see [`HttpServer`].
+    pub http_server: HttpServer,
     /// `LOCKER_TOKEN_TTL_SECS`: how long a login's bearer token works (default 43200, 12 hours).
     pub token_ttl: Duration,
     /// `LOCKER_ARGON2_MEMORY_KIB`, `LOCKER_ARGON2_ITERATIONS`, `LOCKER_ARGON2_PARALLELISM`: the
@@ -97,6 +100,29 @@ pub struct Config {
     /// `LOCKER_WORKER_STUCK_AFTER` (default 5): failures in a row after which the item is
     /// flagged for operators and tried hourly.
     pub worker_policy: crate::worker::Policy,
+}
+
+/// How the HTTP server treats slow and idle clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpServer {
+    /// `LOCKER_HTTP_HEADER_TIMEOUT_SECS` (default 10): a request head must arrive within this; a
+    /// keep-alive connection idle this long is closed.
+    pub header_timeout: Duration,
+    /// `LOCKER_HTTP_BODY_TIMEOUT_SECS` (default 15): a request body must arrive within this
+    /// (else 408).
+    pub body_timeout: Duration,
+    /// `LOCKER_HTTP_MAX_CONNECTIONS` (default 1024): connections open at once; more wait.
+    pub max_connections: usize,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(15),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// A setting that could not be used.
@@ -353,6 +379,22 @@ impl Config {
                 100,
                 600_000,
             )?),
+            http_server: HttpServer {
+                header_timeout: Duration::from_secs(number(
+                    "LOCKER_HTTP_HEADER_TIMEOUT_SECS",
+                    10,
+                    1,
+                    3600,
+                )?),
+                body_timeout: Duration::from_secs(number(
+                    "LOCKER_HTTP_BODY_TIMEOUT_SECS",
+                    15,
+                    1,
+                    3600,
+                )?),
+                max_connections: number("LOCKER_HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000)?
+                    as usize,
+            },
             http_addr: addr("LOCKER_HTTP_ADDR", DEFAULT_HTTP_ADDR)?,
             mqtt_addr: addr("LOCKER_MQTT_ADDR", DEFAULT_MQTT_ADDR)?,
             mqtt5_addr: optional_addr("LOCKER_MQTT5_ADDR")?,

@@ -135,10 +135,12 @@ impl Publisher {
     /// what is left.
     pub async fn run(mut self, every: Duration, shutdown: CancellationToken) {
         loop {
-            let wait = match self.try_publish_batch().await {
-                Ok(Outcome::Published(n)) if n as i64 == self.batch => Duration::ZERO,
-                Ok(_) => every,
-                Err(e) => {
+            let batch = crate::worker::pass("outbox_publisher", self.try_publish_batch()).await;
+            let wait = match batch {
+                Some(Ok(Outcome::Published(n))) if n as i64 == self.batch => Duration::ZERO,
+                Some(Ok(_)) => every,
+                None => every.max(Duration::from_millis(500)),
+                Some(Err(e)) => {
                     metrics::counter!("locker_worker_errors_total", "worker" => "outbox_publisher")
                         .increment(1);
                     tracing::warn!(error = %e, "outbox publishing failed; retrying");

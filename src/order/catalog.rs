@@ -219,7 +219,19 @@ impl Catalog {
             .fetch_optional(conn)
             .await?
         });
-        let (rented, waited_for) = found.ok_or(OrderError::NoSuchDoor)?;
+        let Some((rented, waited_for)) = found else {
+            drop(work);
+            const KNOWN: &str = "SELECT count(*) FROM devices WHERE id = $1 AND revoked_at IS NULL";
+            let known: i64 = on_pool!(&self.storage, |pool| sqlx::query_scalar(KNOWN)
+                .bind(device)
+                .fetch_one(pool)
+                .await?);
+            return Err(if known == 0 {
+                OrderError::UnknownDevice
+            } else {
+                OrderError::NoSuchDoor
+            });
+        };
         if rented {
             return Err(OrderError::DoorRented);
         }

@@ -60,6 +60,45 @@ async fn unknown_routes_and_methods_are_problem_documents(pool: PgPool) {
     problem(wrong, 405, "method_not_allowed").await;
 }
 
+#[sqlx::test]
+async fn path_parameters_that_do_not_parse_are_problem_documents(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let token = crate::accounts::customer(&app, "c@example.com").await;
+    let admin = crate::accounts::operator(&app, "ops@example.com").await;
+    let rental = app
+        .http
+        .get(app.url("/v1/rentals/not-a-uuid"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    let body = problem(rental, 400, "bad_request").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("bad path")),
+        "{body}"
+    );
+    let door = app
+        .http
+        .post(app.url("/v1/devices/lk-1/doors/70000/unlock"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "reason": "x" }))
+        .send()
+        .await
+        .expect("sent");
+    problem(door, 400, "bad_request").await;
+    let wallet = app
+        .http
+        .post(app.url("/v1/wallets/42/top-ups"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "amount": "1.00" }))
+        .send()
+        .await
+        .expect("sent");
+    problem(wallet, 400, "bad_request").await;
+}
+
 #[test]
 fn json_bodies_name_what_is_wrong() {
     use locker_gateway::api::{ApiError, json::parse};

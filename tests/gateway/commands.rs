@@ -47,6 +47,17 @@ in_both_modes! {
 async fn a_refusal_comes_back_with_its_reason(backend: Backend) {
     let app = backend.spawn().await;
     let _locker = online_locker(&app, "lk-1").await;
+    // The gateway knows the locker has four doors: door 9 is refused before anything is sent.
+    let err = app.unlock("lk-1", 9).await.expect_err("no door 9");
+    assert_eq!(err, CommandError::NoSuchDoor { door: 9, count: 4 });
+    // Registered with more doors than it has, the locker itself refuses, with its reason.
+    on_storage!(&app.storage, |pool| sqlx::query(
+        "UPDATE devices SET door_count = 16 WHERE id = 'lk-1'"
+    )
+    .execute(pool)
+    .await
+    .expect("door count")
+    .rows_affected());
     let err = app.unlock("lk-1", 9).await.expect_err("no door 9");
     assert_eq!(err, CommandError::Refused(RefuseReason::NoSuchDoor));
     let refusal: String =

@@ -268,6 +268,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         surface_unknown: Duration::from_secs(4),
         commands_in_flight: 1000,
         http_body_limit: 64 * 1024,
+        http_server: locker_gateway::config::HttpServer::default(),
         token_ttl: Duration::from_secs(3600),
         password_cost: locker_gateway::account::PasswordCost::TEST,
         rate_limits: locker_gateway::api::limits::LimitSettings::default(),

@@ -544,7 +544,7 @@ async fn stock_is_for_operators_and_a_rented_door_keeps_its_content(pool: PgPool
         .send()
         .await
         .expect("sent");
-    problem(no_door, 404, "not_found").await;
+    problem(no_door, 422, "no_such_door").await;
     // A stocked door is not rented out.
     stock(
         &app,

@@ -21,6 +21,12 @@ pub enum RentalError {
     /// No such locker.
     #[error("no such locker")]
     UnknownDevice,
+    /// The locker has no door of that number.
+    #[error("the locker has no such door")]
+    NoSuchDoor,
+    /// None of the locker's doors is of that size class.
+    #[error("the locker has no door of this size")]
+    NoSuchSize,
     /// No plan for the door's size.
     #[error("no price plan for this door size")]
     NoPlan,

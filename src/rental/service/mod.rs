@@ -169,32 +169,50 @@ impl Rentals {
                      SELECT (SELECT count(*) FROM rentals WHERE user_id = $1
                                 AND state IN ('pending', 'active', 'ending')),
                             coalesce((SELECT debt FROM wallets WHERE user_id = $1), 0),
-                            EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL), ",
+                            EXISTS (SELECT 1 FROM devices WHERE id = $2 AND revoked_at IS NULL),
+                            EXISTS (SELECT 1 FROM doors WHERE device_id = $2
+                                    AND ($4 IS NULL OR door = $4)),
+                            EXISTS (SELECT 1 FROM doors WHERE device_id = $2
+                                    AND ($3 IS NULL OR size_class = $3)), ",
                     $free
                 )
             };
         }
-        type Standing = (i64, i64, bool, sqlx::types::Json<Vec<(i32, String)>>);
-        let (active, debt, exists, free): Standing = on_pool!(&self.storage, |pool, dialect| {
-            sqlx::query_as(dialect.pick(
-                standing_sql!(
+        type Standing = (
+            i64,
+            i64,
+            bool,
+            bool,
+            bool,
+            sqlx::types::Json<Vec<(i32, String)>>,
+        );
+        let (active, debt, exists, door_known, size_known, free): Standing =
+            on_pool!(&self.storage, |pool, dialect| {
+                sqlx::query_as(dialect.pick(
+                    standing_sql!(
                     "coalesce((SELECT json_agg(json_build_array(door, size_class) ORDER BY door)
                                FROM free), '[]')"
                 ),
-                standing_sql!(
-                    "(SELECT json_group_array(json_array(door, size_class) ORDER BY door)
+                    standing_sql!(
+                        "(SELECT json_group_array(json_array(door, size_class) ORDER BY door)
                       FROM free)"
-                ),
-            ))
-            .bind(user)
-            .bind(device)
-            .bind(size)
-            .bind(door.map(i32::from))
-            .fetch_one(pool)
-            .await?
-        });
+                    ),
+                ))
+                .bind(user)
+                .bind(device)
+                .bind(size)
+                .bind(door.map(i32::from))
+                .fetch_one(pool)
+                .await?
+            });
         if !exists {
             return Err(RentalError::UnknownDevice);
+        }
+        if !door_known {
+            return Err(RentalError::NoSuchDoor);
+        }
+        if !size_known {
+            return Err(RentalError::NoSuchSize);
         }
         if debt > 0 {
             return Err(RentalError::Debt);

@@ -1,0 +1,68 @@
+//! Text from outside with control characters is refused with 422 naming the field, on both
+//! backends, anonymous requests too; nothing is stored.
+
+use serde_json::json;
+
+use crate::accounts::operator;
+use crate::api::problem;
+use crate::helpers::in_both_modes;
+use crate::rentals::scalar;
+
+in_both_modes! {
+    /// A NUL in a login, a registration, a plan's name, a product; a newline in a query string.
+    async fn control_characters_are_refused_with_422_naming_the_field(backend: Backend) {
+        let app = backend.spawn().await;
+        let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+            let mut request = app.http.post(app.url(path)).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let login = post(
+            "/v1/sessions",
+            None,
+            json!({ "email": "a\u{0}@example.com", "password": "whatever-password" }),
+        )
+        .await
+        .expect("sent");
+        let body = problem(login, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "email");
+        let register = post(
+            "/v1/accounts",
+            None,
+            json!({ "email": "b@example.com", "password": "pass\u{0}word-long-enough" }),
+        )
+        .await
+        .expect("sent");
+        let body = problem(register, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "password");
+        let users: i64 = scalar(&app, "SELECT count(*) FROM users").await;
+        assert_eq!(users, 0, "nothing stored");
+        let admin = operator(&app, "ops@example.com").await;
+        let mut plan = crate::plans::plan_body("m", "Med\u{0}ium");
+        plan["size_class"] = json!("m");
+        let refused = post("/v1/plans", Some(&admin), plan).await.expect("sent");
+        let body = problem(refused, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "name");
+        let product = post(
+            "/v1/products",
+            Some(&admin),
+            json!({ "sku": "cola", "name": "Cola\u{7f}", "price": "2.50" }),
+        )
+        .await
+        .expect("sent");
+        problem(product, 422, "validation_failed").await;
+        let plans: i64 = scalar(&app, "SELECT count(*) FROM price_plans").await;
+        let products: i64 = scalar(&app, "SELECT count(*) FROM products").await;
+        assert_eq!((plans, products), (0, 0), "nothing stored");
+        let listed = app
+            .http
+            .get(app.url("/v1/audit?action=a%0Ab"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("sent");
+        problem(listed, 400, "bad_request").await;
+    }
+}
