@@ -245,6 +245,14 @@ impl Worker {
             .record(started.elapsed().as_secs_f64());
     }
 
+    /// Forgets what memory holds of a device (its credentials and its replay guard) after the
+    /// guard accepted a message the database then refused or could not write: nothing in memory
+    /// may stand that the database did not accept, so the next uplink reads the guard again from
+    /// what the database holds.
+    fn forget(&mut self, device: &DeviceId) {
+        self.devices.remove(device);
+    }
+
     fn reject(&self, device: &DeviceId, rejection: &Rejection) {
         self.stats.reject(rejection);
         tracing::warn!(%device, reason = rejection.kind(), "uplink dropped");
@@ -365,8 +373,13 @@ impl Worker {
                 self.accepted(accepted, Vec::new()).await;
                 Ok(())
             }
-            Ok(false) => Err(Rejection::Replay("fenced_by_database")),
+            Ok(false) => {
+                // The guard switched to this session in memory; the database did not.
+                self.forget(&accepted.device);
+                Err(Rejection::Replay("fenced_by_database"))
+            }
             Err(e) => {
+                self.forget(&accepted.device);
                 tracing::error!(error = %e, device = %accepted.device, "cannot record a hello");
                 Err(Rejection::Storage)
             }
@@ -404,6 +417,7 @@ impl Worker {
             match written {
                 Ok(settled) => self.accepted(accepted, settled).await,
                 Err(fenced) => {
+                    self.forget(&accepted.device);
                     let rejection = if fenced {
                         Rejection::Replay("fenced_by_database")
                     } else {

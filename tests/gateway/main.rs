@@ -30,6 +30,7 @@ mod registry;
 mod rental_limits;
 mod rentals;
 mod rentals_after;
+mod replay;
 mod restart;
 mod serial;
 mod settlement;
