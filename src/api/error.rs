@@ -18,6 +18,18 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// What a problem is about, when the request already changed something: its kind, id and state
+/// now (a rental left `pending` or `ending` while the locker is asked what happened).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Subject {
+    /// `rental` or `order`.
+    pub kind: &'static str,
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its state now (`pending`, `ending`, `active`, `paid`).
+    pub state: &'static str,
+}
+
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
@@ -35,6 +47,9 @@ pub struct Problem {
     /// For `validation_failed`: each invalid field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For `outcome_unknown`: what the request left waiting for the locker's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
 }
 
 /// Why a request failed.
@@ -117,6 +132,15 @@ pub enum ApiError {
     /// A locker did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
+    /// A locker did not answer in time and whether the door opened is not known yet: the locker
+    /// is being asked. Not "did not open".
+    #[error("{detail}")]
+    OutcomeUnknown {
+        /// What happened and what happens next.
+        detail: String,
+        /// What waits for the answer.
+        subject: Option<Subject>,
+    },
     /// A bug or an unexpected failure: logged with its cause, shown without it.
     #[error("internal error")]
     Internal(String),
@@ -143,7 +167,7 @@ impl ApiError {
             Self::Unavailable(_) | Self::DeviceUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::GatewayTimeout(_) | Self::OutcomeUnknown { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -169,6 +193,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::GatewayTimeout(_) => "device_timeout",
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
             Self::Internal(_) => "internal",
         }
     }
@@ -193,6 +218,10 @@ impl ApiError {
             errors: match self {
                 Self::Validation(errors) | Self::InvalidAmount(errors) => errors.clone(),
                 _ => Vec::new(),
+            },
+            subject: match self {
+                Self::OutcomeUnknown { subject, .. } => subject.clone(),
+                _ => None,
             },
         }
     }

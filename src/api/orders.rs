@@ -120,6 +120,14 @@ impl From<OrderError> for ApiError {
                 code: "wallet_busy",
                 detail,
             },
+            E::NotOpened(id, crate::unlock::DoorFailure::Timeout) => Self::OutcomeUnknown {
+                detail,
+                subject: Some(super::error::Subject {
+                    kind: "order",
+                    id,
+                    state: "paid",
+                }),
+            },
             E::NotOpened(_, why) => super::rentals::door_failure(&why, detail),
             E::SkuTaken(_) => Self::Conflict {
                 code: "sku_taken",
@@ -179,7 +187,7 @@ fn view(state: &ApiState, o: Order) -> OrderView {
         (status = 409, description = "Out of stock, door busy, or the door jammed / the locker refused (cancelled and refunded)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a valid order, an unknown or withdrawn product", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Locker offline, or door locks unavailable (refunded, or nothing charged)", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The locker did not answer (refunded unless the door opened)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`outcome_unknown`: the locker did not answer in time; the order stays `paid` (in `subject`) until the locker says whether the door opened: then it completes, or is cancelled and refunded", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn place(
     State(state): State<ApiState>,

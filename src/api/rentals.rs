@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use super::auth::Caller;
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, Problem, Subject};
 use super::json::Json;
 use crate::rental::{Rental, RentalError};
 
@@ -67,13 +67,10 @@ impl From<RentalError> for ApiError {
     fn from(e: RentalError) -> Self {
         use RentalError as E;
         let detail = match &e {
-            E::Jammed(id)
-            | E::Refused(id, _)
-            | E::Offline(id)
-            | E::Timeout(id)
-            | E::Overloaded(id) => {
+            E::Jammed(id) | E::Refused(id, _) | E::Offline(id) | E::Overloaded(id) => {
                 format!("{e} (rental {id} cancelled)")
             }
+            E::Timeout(id) => format!("{e} (rental {id} pending)"),
             _ => e.to_string(),
         };
         match e {
@@ -123,7 +120,22 @@ impl From<RentalError> for ApiError {
                 code: "overloaded",
                 detail,
             },
-            E::Timeout(_) => Self::GatewayTimeout(detail),
+            E::Timeout(id) => Self::OutcomeUnknown {
+                detail,
+                subject: Some(Subject {
+                    kind: "rental",
+                    id,
+                    state: "pending",
+                }),
+            },
+            E::OutcomeUnknown { id, state } => Self::OutcomeUnknown {
+                detail,
+                subject: Some(Subject {
+                    kind: "rental",
+                    id,
+                    state,
+                }),
+            },
             E::Busy => Self::Conflict {
                 code: "wallet_busy",
                 detail,
@@ -172,7 +184,10 @@ pub(super) fn door_failure(why: &crate::unlock::DoorFailure, detail: String) -> 
             code: "overloaded",
             detail,
         },
-        F::Timeout => ApiError::GatewayTimeout(detail),
+        F::Timeout => ApiError::OutcomeUnknown {
+            detail,
+            subject: None,
+        },
     }
 }
 
@@ -204,7 +219,7 @@ fn view(state: &ApiState, r: Rental) -> RentalView {
         (status = 409, description = "No free door, too many rentals, or the door jammed / the locker refused (cancelled, nothing charged)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No plan for the size, no such door (`no_such_door`) or no door of that size (`no_such_size`) on the locker", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Locker offline, or door locks unavailable (nothing charged)", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "The locker did not answer (cancelled, nothing charged)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`outcome_unknown`: the locker did not answer in time; the rental is `pending` (in `subject`) until the locker says whether the door opened: then it runs, or is cancelled with nothing charged", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start(
     State(state): State<ApiState>,
@@ -246,7 +261,7 @@ pub async fn get(
         (status = 404, description = "No such rental of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not active, door busy, jammed or refused (the rental continues)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Locker offline (the rental continues)", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "No answer in time (the rental continues)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`outcome_unknown`: the locker did not answer in time; whether the door opened is not known yet (the rental runs on)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn reopen(
     State(state): State<ApiState>,
@@ -266,7 +281,7 @@ pub async fn reopen(
         (status = 404, description = "No such rental of yours", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not active, door busy, jammed or refused (the rental continues, nothing charged)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Locker offline (the rental continues, nothing charged)", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "No answer in time (the rental continues, nothing charged)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`outcome_unknown`: the locker did not answer in time; the rental is `ending` (in `subject`) until the locker says whether the door opened: if it did, the rental ends as of that unlock; if not, it runs on and the wait is not billed", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn end(
     State(state): State<ApiState>,

@@ -101,7 +101,7 @@ impl Site {
             gateway,
             env,
             _locker: locker,
-            http: reqwest::Client::new(),
+            http: crate::helpers::http_client(),
             admin,
             customer,
             user,

@@ -284,6 +284,15 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
     }
 }
 
+/// An HTTP client that lets go of an idle connection before the gateway closes it (the server
+/// closes keep-alive connections idle for `LOCKER_HTTP_HEADER_TIMEOUT_SECS`, 10 s in tests).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("HTTP client")
+}
+
 /// Logs to the test's output, filtered by `RUST_LOG` (default: warnings of our crates).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -316,7 +325,7 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
                     addr,
                     storage: pool.clone().into(),
                     pool,
-                    http: reqwest::Client::new(),
+                    http: crate::helpers::http_client(),
                     _data: None,
                 };
             }
@@ -408,7 +417,7 @@ impl Backend {
                         addr,
                         pool: nowhere,
                         storage,
-                        http: reqwest::Client::new(),
+                        http: crate::helpers::http_client(),
                         _data: Some(data),
                     };
                 }

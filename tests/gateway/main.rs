@@ -24,6 +24,7 @@ mod mosquitto;
 mod mqtt5;
 mod orders;
 mod outbox;
+mod pickup_truth;
 mod plans;
 mod process;
 mod registry;

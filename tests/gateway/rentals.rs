@@ -351,11 +351,18 @@ async fn refused_unlocks_cancel_and_unanswered_ones_are_settled_by_asking_the_lo
     // so the rental runs and the hold stays.
     locker.turn(Knob::DropAcks(100)).await;
     let silent = rent(&app, &token, json!({ "device_id": "lk-1", "door": 1 })).await;
-    let body = problem(silent, 504, "device_timeout").await;
+    let body = problem(silent, 504, "outcome_unknown").await;
     assert!(
         body["detail"].as_str().unwrap_or("").contains("asked"),
         "{body}"
     );
+    // Not "cancelled": the rental waits for the locker's answer, and the document says so.
+    assert!(
+        !body["detail"].as_str().unwrap_or("").contains("cancelled)"),
+        "{body}"
+    );
+    assert_eq!(body["subject"]["kind"], "rental");
+    assert_eq!(body["subject"]["state"], "pending");
     let state_of = |door: i32| {
         let pool = pool.clone();
         async move {
@@ -379,7 +386,7 @@ async fn refused_unlocks_cancel_and_unanswered_ones_are_settled_by_asking_the_lo
         .turn(Knob::StateReports(simulator::mqtt::Reports::Missing))
         .await;
     let silent = rent(&app, &token, json!({ "device_id": "lk-1", "door": 2 })).await;
-    problem(silent, 504, "device_timeout").await;
+    problem(silent, 504, "outcome_unknown").await;
     crate::helpers::eventually("cancelled when the outcome is given up", || async {
         state_of(2).await == "cancelled"
     })

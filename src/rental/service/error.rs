@@ -45,12 +45,31 @@ pub enum RentalError {
     /// The locker is offline.
     #[error("the locker is offline; nothing was charged")]
     Offline(Uuid),
-    /// The locker did not answer in time; the rental waits for the locker's report.
+    /// The locker did not answer in time; the rental waits (`pending`) for the locker's report.
     #[error(
         "the locker did not answer in time; it is being asked what happened: if the door opened \
          the rental runs, else it is cancelled and nothing is charged"
     )]
     Timeout(Uuid),
+    /// During a rental (a pickup, a reopen) the locker did not answer in time: whether the door
+    /// opened is not known yet, and the locker is being asked. After a pickup the rental stays
+    /// `ending`: if the door opened, it ends as of that moment; if not, it runs on and the wait is
+    /// not billed.
+    #[error(
+        "the locker did not answer in time; whether the door opened is not known yet and the \
+         locker is being asked (the rental is {state}{})",
+        if *.state == "ending" {
+            ": if the door opened it ends as of that moment, else it runs on and the wait is not billed"
+        } else {
+            ""
+        }
+    )]
+    OutcomeUnknown {
+        /// The rental.
+        id: Uuid,
+        /// Its state now.
+        state: &'static str,
+    },
     /// The gateway is too busy to send the unlock now.
     #[error("too many commands in flight; nothing was charged")]
     Overloaded(Uuid),

@@ -60,9 +60,20 @@ impl Rentals {
         // its lock free was abandoned by a request that died (see `recover_ending`).
         let pickup = async {
             crate::pause::point("rental.ending").await;
-            if let Err(e) = self.open_door(user, &rental, "pickup").await {
-                self.still_active(id).await?;
-                return Err(e);
+            match self.open_door(user, &rental, "pickup").await {
+                Ok(()) => {}
+                // Not known yet: the rental stays `ending`, and the reconciler settles it by what
+                // the locker reports (`recover_ending`), once this request let go of the lock.
+                Err(RentalError::OutcomeUnknown { .. }) => {
+                    return Err(RentalError::OutcomeUnknown {
+                        id,
+                        state: "ending",
+                    });
+                }
+                Err(e) => {
+                    self.still_active(id).await?;
+                    return Err(e);
+                }
             }
             crate::pause::point("rental.picked_up").await;
             self.finish(&rental, Utc::now()).await
@@ -78,12 +89,26 @@ impl Rentals {
         self.get(user, id).await?.ok_or(RentalError::NotFound)
     }
 
-    /// A rental left `ending` whose pickup did not happen runs on.
+    /// A rental left `ending` whose pickup did not happen runs on; the time since the pickup was
+    /// asked for is not billed.
     pub(super) async fn still_active(&self, id: Uuid) -> Result<(), RentalError> {
-        const ACTIVE: &str =
-            "UPDATE rentals SET state = 'active' WHERE id = $1 AND state = 'ending'";
+        const ENDING_AT: &str = "SELECT ending_at FROM rentals WHERE id = $1 AND state = 'ending'";
+        const ACTIVE: &str = "UPDATE rentals SET state = 'active', unbilled_ms = unbilled_ms + $2
+             WHERE id = $1 AND state = 'ending' AND ending_at = $3";
+        let ending_at: Option<Option<DateTime<Utc>>> = on_pool!(&self.storage, |pool| {
+            sqlx::query_scalar(ENDING_AT)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(Some(ending_at)) = ending_at else {
+            return Ok(()); // settled meanwhile
+        };
+        let waited = (Utc::now() - ending_at).num_milliseconds().max(0);
         on_pool!(&self.storage, |pool| sqlx::query(ACTIVE)
             .bind(id)
+            .bind(waited)
+            .bind(ending_at)
             .execute(pool)
             .await?
             .rows_affected());
@@ -99,16 +124,19 @@ impl Rentals {
         ended_at: DateTime<Utc>,
     ) -> Result<(), RentalError> {
         let (id, user) = (rental.id, rental.user_id);
-        const TERMS: &str = "SELECT terms FROM rentals WHERE id = $1";
-        let terms_json: serde_json::Value = on_pool!(&self.storage, |pool| {
-            sqlx::query_scalar(TERMS).bind(id).fetch_one(pool).await?
+        const TERMS: &str = "SELECT terms, unbilled_ms FROM rentals WHERE id = $1";
+        let (terms_json, unbilled_ms): (serde_json::Value, i64) = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(TERMS).bind(id).fetch_one(pool).await?
         });
         let terms: crate::rental::Terms = serde_json::from_value(terms_json)
             .map_err(|e| RentalError::Storage(format!("stored terms: {e}")))?;
+        // Billing runs from the start to `ended_at`, less the waits of pickups that did not open.
+        let unbilled = std::time::Duration::from_millis(u64::try_from(unbilled_ms).unwrap_or(0));
         let elapsed = rental
             .started_at
             .map(|at| (ended_at - at).to_std().unwrap_or_default())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .saturating_sub(unbilled);
         let fee = crate::rental::fee(&terms, elapsed);
         let deposit = rental.deposit_held;
         let reference = format!("rental {id}");
@@ -202,6 +230,7 @@ impl Rentals {
             Verdict::Opened { .. } => None,
             Verdict::Failed { failure, door, .. } => Some((failure, door != DoorAfter::Free)),
             Verdict::Unknown { .. } => Some((DoorFailure::Timeout, true)),
+
             Verdict::Broken(cause) => return Err(RentalError::Storage(cause)),
         };
         let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
@@ -241,6 +270,10 @@ impl Rentals {
         }
         match failure {
             None => Ok(()),
+            Some((DoorFailure::Timeout, _)) => Err(RentalError::OutcomeUnknown {
+                id: rental.id,
+                state: "active",
+            }),
             Some((why, _)) => Err(RentalError::NotOpened(rental.id, why)),
         }
     }
