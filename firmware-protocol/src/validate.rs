@@ -74,6 +74,27 @@ impl Downlink {
         }
     }
 
+    /// Whether `answer` can be a serial board's answer to this request (PROTOCOL.md §5.3): a
+    /// command is answered by the `ack` naming its id, a `query_state` by the `state_report`
+    /// naming its query, a `ping` by a `pong`, a `poll` by what the board kept for it (a door
+    /// event, an alarm) or a heartbeat; and a board without a session answers anything with
+    /// its `hello`. Anything else answers some other request (one the gateway gave up on) and
+    /// must not be taken for this one's answer.
+    pub fn answered_by(&self, answer: &Uplink) -> bool {
+        match (self, answer) {
+            (_, Uplink::Hello(_)) => true,
+            (Self::Unlock(_) | Self::Configure(_), Uplink::Ack(ack)) => {
+                self.command_id() == Some(ack.command_id)
+            }
+            (Self::QueryState(query), Uplink::StateReport(report)) => {
+                query.query_id == report.query_id
+            }
+            (Self::Ping, Uplink::Pong) => true,
+            (Self::Poll(_), Uplink::Heartbeat(_) | Uplink::DoorEvent(_) | Uplink::Alarm(_)) => true,
+            _ => false,
+        }
+    }
+
     /// This message's type.
     pub fn message_type(&self) -> MessageType {
         match self {
@@ -135,5 +156,44 @@ impl Uplink {
             Self::StateReport(_) => MessageType::StateReport,
             Self::Pong => MessageType::Pong,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_answered_only_by_its_own_answer() {
+        let id = |n| CommandId::new(n).expect("id");
+        let unlock = Downlink::Unlock(Unlock {
+            command_id: id(7),
+            door: 1,
+            expires_at_ms: None,
+        });
+        let ack = |n| {
+            Uplink::Ack(Ack {
+                command_id: id(n),
+                result: CommandResult::Executed,
+            })
+        };
+        let heartbeat = Uplink::Heartbeat(Heartbeat {
+            uptime_ms: 1,
+            doors: Vec::new(),
+            signal: None,
+        });
+        assert!(unlock.answered_by(&ack(7)));
+        assert!(!unlock.answered_by(&ack(6)), "an older command's ack");
+        assert!(!unlock.answered_by(&heartbeat), "a poll's answer");
+        let poll = Downlink::Poll(Poll { ack_counter: 0 });
+        assert!(poll.answered_by(&heartbeat));
+        assert!(
+            !poll.answered_by(&ack(7)),
+            "a command's ack answers no poll"
+        );
+        let query = Downlink::QueryState(QueryState { query_id: 3 });
+        assert!(!query.answered_by(&heartbeat));
+        assert!(!Downlink::Ping.answered_by(&heartbeat));
+        assert!(Downlink::Ping.answered_by(&Uplink::Pong));
     }
 }

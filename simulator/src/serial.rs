@@ -68,6 +68,10 @@ pub enum SerialKnob {
     /// The line's speed in baud: each answer waits as long as the request and the answer take on
     /// a real line at that speed (10 bits a byte). 0: no wait (the default).
     Baud(u32),
+    /// Every board stops reading the line for this long (asleep, or powered up late): the
+    /// gateway's requests pile up in the line's buffer, and are then answered one after another,
+    /// a backlog of answers to requests the gateway gave up on.
+    Stall(Duration),
     /// Unplug the adapter for this long, then plug it in again: the port disappears (the
     /// gateway's reads fail) and comes back at the same path.
     Replug(Duration),
@@ -345,6 +349,7 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                             b.lose_after_next = Some(n);
                         },
                         SerialKnob::Baud(b) => baud = b,
+                        SerialKnob::Stall(d) => tokio::time::sleep(d).await,
                         SerialKnob::CloseAfter(after) => close_after = Some(after),
                         SerialKnob::DeadSensor(a, door) => if let Some(b) = boards.get_mut(&a) {
                             b.locker.faults.dead_sensors.insert(door);

@@ -13,7 +13,6 @@ use firmware_protocol::{
     CommandId, DeviceId, DeviceKey, DoorCause, DoorEvent, Downlink, Encoding, Envelope,
     MessageType, TopicKind, Unverified, Uplink,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_serial::SerialPortBuilderExt;
@@ -26,6 +25,7 @@ use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
 use crate::link::{Inbound, Injector};
 
+mod line;
 mod poll;
 
 /// What a bus did, for tests, benchmarks and logs.
@@ -49,6 +49,11 @@ pub struct BusStats {
     pub bad_frames: AtomicU64,
     /// Bytes skipped while looking for a frame.
     pub skipped_bytes: AtomicU64,
+    /// Whole frames from the board asked that answer some other request (one given up on).
+    pub not_the_answer: AtomicU64,
+    /// Bytes read and dropped while waiting for the line to fall silent (after a timeout, and
+    /// when the port opens).
+    pub flushed_bytes: AtomicU64,
     /// Times poll counters were taken from the database (a block of them each time).
     pub counter_blocks: AtomicU64,
 }
@@ -231,6 +236,12 @@ impl Bus {
         mut port: tokio_serial::SerialStream,
         shutdown: &CancellationToken,
     ) -> Stop {
+        // What the line holds from before (answers to requests of an earlier port, a board's
+        // backlog) answers nothing asked now: flushed before the first request.
+        self.input.clear();
+        if let Err(e) = self.until_silent(&mut port).await {
+            return Stop::Port(e);
+        }
         // Every board at once when the port opens: a restarted gateway (or a replugged adapter)
         // has its boards online after one round.
         self.schedule.all_due(Instant::now());
@@ -304,103 +315,6 @@ impl Bus {
             self.schedule.commanded(board, command);
         }
         Ok(())
-    }
-
-    /// Writes `envelope` to the board at `address` and waits for its answer, retrying with the
-    /// same bytes; `true` if it answered.
-    async fn exchange(
-        &mut self,
-        port: &mut tokio_serial::SerialStream,
-        address: u8,
-        envelope: &[u8],
-    ) -> std::io::Result<bool> {
-        let mut frame = BytesMut::with_capacity(envelope.len() + 8);
-        if let Err(e) = self.protocol.encode(address, envelope, &mut frame) {
-            tracing::error!(error = %e, address, "cannot frame a request");
-            return Ok(false);
-        }
-        let on_the_line = self.settings.transmit_time(frame.len());
-        for attempt in 0..=self.settings.retries {
-            if attempt > 0 {
-                metrics::counter!("locker_serial_requests_total", "result" => "retry").increment(1);
-            }
-            port.write_all(&frame).await?;
-            self.stats.written.fetch_add(1, Ordering::Relaxed);
-            let deadline = Instant::now() + on_the_line + self.settings.timeout;
-            let answered = self.answer_from(port, address, deadline).await?;
-            // The line's rest between frames (and the answer's own time on it).
-            tokio::time::sleep(self.settings.gap).await;
-            if answered {
-                self.stats.answered.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("locker_serial_requests_total", "result" => "answered")
-                    .increment(1);
-                return Ok(true);
-            }
-            self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-        }
-        self.stats.unanswered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("locker_serial_requests_total", "result" => "unanswered").increment(1);
-        Ok(false)
-    }
-
-    /// Reads until a whole frame from `address` arrives (handed to the link) or `deadline`.
-    async fn answer_from(
-        &mut self,
-        port: &mut tokio_serial::SerialStream,
-        address: u8,
-        deadline: Instant,
-    ) -> std::io::Result<bool> {
-        loop {
-            while let Some((from, envelope)) = self.protocol.decode(&mut self.input) {
-                if from == address {
-                    self.received(from, envelope).await;
-                    return Ok(true);
-                }
-                // Not the board asked: noise that happened to check out, or a board answering
-                // for another address. Dropped; a wrong door is never opened.
-                self.stats.unexpected.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("locker_serial_frames_dropped_total", "reason" => "unexpected_address")
-                    .increment(1);
-            }
-            match tokio::time::timeout_at(deadline, port.read_buf(&mut self.input)).await {
-                Err(_) => {
-                    // Silence: a frame half received by now will not be finished.
-                    self.input.clear();
-                    return Ok(false);
-                }
-                Ok(Ok(0)) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the port closed",
-                    ));
-                }
-                Ok(Ok(_)) => {
-                    self.count_noise();
-                    // Never more than a few frames' worth of bytes kept.
-                    if self.input.len() > 8 * firmware_protocol::MAX_FRAME {
-                        let excess = self.input.len() - firmware_protocol::MAX_FRAME;
-                        let _ = self.input.split_to(excess);
-                    }
-                }
-                Ok(Err(e)) => return Err(e),
-            }
-        }
-    }
-
-    /// Counts what the decoder dropped since last time (logged by metrics, never silently).
-    fn count_noise(&mut self) {
-        let (frames, bytes) = self.protocol.dropped();
-        let (seen_frames, seen_bytes) = (
-            self.stats.bad_frames.swap(frames, Ordering::Relaxed),
-            self.stats.skipped_bytes.swap(bytes, Ordering::Relaxed),
-        );
-        if frames > seen_frames {
-            metrics::counter!("locker_serial_frames_dropped_total", "reason" => "bad_frame")
-                .increment(frames - seen_frames);
-        }
-        if bytes > seen_bytes {
-            metrics::counter!("locker_serial_bytes_skipped_total").increment(bytes - seen_bytes);
-        }
     }
 
     /// An answer from a board: learn its session and counter, and hand it to the link.

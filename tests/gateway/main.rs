@@ -34,6 +34,7 @@ mod rentals_after;
 mod replay;
 mod restart;
 mod serial;
+mod serial_answers;
 mod settlement;
 mod shutdown;
 mod text_input;

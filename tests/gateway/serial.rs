@@ -27,6 +27,15 @@ async fn cabinet_polling(pool: PgPool, poll_every: Duration) -> (TestApp, Simula
 
 /// [`cabinet_polling`] on either backend.
 async fn cabinet_on(backend: Backend, poll_every: Duration) -> (TestApp, SimulatedBus) {
+    cabinet_with(backend, poll_every, |_| {}).await
+}
+
+/// [`cabinet_on`] with the gateway's configuration changed by `adjust`.
+pub async fn cabinet_with(
+    backend: Backend,
+    poll_every: Duration,
+    adjust: impl Fn(&mut locker_gateway::Config) + 'static,
+) -> (TestApp, SimulatedBus) {
     let registry = locker_gateway::device::DeviceRegistry::new(backend.storage());
     let mut boards = Vec::new();
     for (address, id) in [(1u8, "cab-b1"), (2, "cab-b2")] {
@@ -49,6 +58,7 @@ async fn cabinet_on(backend: Backend, poll_every: Duration) -> (TestApp, Simulat
                 bus.timeout = Duration::from_millis(100);
             }
             config.serial_buses = buses;
+            adjust(config);
         })
         .await;
     eventually("both boards online", || async {
