@@ -49,6 +49,9 @@ pub enum StartError {
         /// What failed.
         source: redis::RedisError,
     },
+    /// Another gateway runs on this database.
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
     /// The HTTP listen address is taken or not ours.
     #[error("cannot listen for HTTP on {addr} (set LOCKER_HTTP_ADDR to change it): {source}")]
     Http {
@@ -84,6 +87,10 @@ pub struct App {
     shutdown_grace: std::time::Duration,
     /// What each serial bus did.
     serial: Vec<Arc<crate::serial::BusStats>>,
+    /// The database's one-gateway lease this gateway holds.
+    lease: crate::lease::Lease,
+    /// Cancelled when another gateway took the lease: this one stops.
+    lease_lost: CancellationToken,
 }
 
 impl App {
@@ -101,8 +108,27 @@ impl App {
     }
 
     /// Starts the gateway on `storage`, whose schema is up to date: on PostgreSQL door locks and
-    /// the cache are in Redis (`REDIS_URL`; no Redis, no rentals), on SQLite in the process.
+    /// the cache are in Redis (`REDIS_URL`; no Redis, no rentals), on SQLite in the process. First
+    /// it takes the database's gateway lease ([`crate::lease`]): another live gateway on the
+    /// same database makes it refuse to start.
     pub async fn with_storage(config: &Config, storage: Storage) -> Result<Self, StartError> {
+        let holder = crate::lease::holder_name(config.http_addr);
+        let lease = crate::lease::Lease::acquire(&storage, holder, config.gateway_lease).await?;
+        match Self::holding(config, storage, lease.clone()).await {
+            Ok(app) => Ok(app),
+            Err(e) => {
+                lease.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`App::with_storage`] once the lease is held.
+    async fn holding(
+        config: &Config,
+        storage: Storage,
+        lease: crate::lease::Lease,
+    ) -> Result<Self, StartError> {
         match &storage {
             Storage::Sqlite(_) => tracing::info!(
                 mode = "edge",
@@ -344,7 +370,11 @@ impl App {
             (orders.clone(), order_items),
             shutdown.clone(),
         ));
+        let lease_lost = CancellationToken::new();
+        tasks.spawn(lease.clone().keep(shutdown.clone(), lease_lost.clone()));
         Ok(Self {
+            lease,
+            lease_lost,
             serial,
             shutdown_grace: config.shutdown_grace,
             http_addr,
@@ -428,7 +458,10 @@ impl App {
     /// Runs until `stop` resolves, then stops the HTTP server (finishing requests in flight), the
     /// background tasks, the broker and the pool.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) {
-        stop.await;
+        tokio::select! {
+            _ = stop => {}
+            _ = self.lease_lost.cancelled() => {}
+        }
         tracing::info!("stopping");
         self.start_draining();
         // Stop accepting; requests in flight (and the unlocks they wait for, the device link
@@ -459,6 +492,7 @@ impl App {
                 tracing::error!("the broker did not stop cleanly");
             }
         }
+        self.lease.release().await;
         self.storage.close().await;
         tracing::info!("stopped");
     }

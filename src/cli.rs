@@ -27,13 +27,16 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Manage devices (needs DATABASE_URL).
+    /// Manage devices (fleet mode: DATABASE_URL; edge mode: the gateway's SQLite file under
+    /// LOCKER_DATA_DIR, which must exist).
     #[command(subcommand)]
     Device(DeviceCommand),
-    /// List and cancel commands (needs DATABASE_URL).
+    /// List and cancel commands (fleet mode: DATABASE_URL; edge mode: the gateway's SQLite file
+    /// under LOCKER_DATA_DIR, which must exist).
     #[command(subcommand)]
     Command(CommandCommand),
-    /// Manage operator accounts (needs DATABASE_URL).
+    /// Manage operator accounts (fleet mode: DATABASE_URL; edge mode: the gateway's SQLite file
+    /// under LOCKER_DATA_DIR, which must exist).
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Register a device and print its credentials (shown once); same as `device add`.
@@ -50,14 +53,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent copy of edge mode's SQLite database to FILE while the gateway runs
+    /// (restore: stop the gateway, copy FILE to LOCKER_DATA_DIR/gateway.sqlite, start it). In
+    /// fleet mode use pg_dump.
+    Backup {
+        /// The new file to write.
+        file: std::path::PathBuf,
+    },
     /// Ask a running gateway whether it is ready (GET /readyz on LOCKER_HTTP_ADDR); exit 0 if it
     /// is, 1 if not. For container health checks.
     Healthcheck,
-    /// Run the gateway with simulated lockers connected to it (needs DATABASE_URL).
+    /// Run the gateway with simulated lockers connected to it (edge mode when nothing is
+    /// configured; fleet mode with DATABASE_URL and REDIS_URL).
     Demo {
         /// How many simulated lockers.
         #[arg(long, default_value_t = 5)]
         lockers: u16,
+        /// A simulated person closes each door this many seconds after it opened (0: doors stay
+        /// open until closed by hand), so the demo never runs out of doors.
+        #[arg(long, default_value_t = 5)]
+        close_after_secs: u64,
+        /// Start over: delete the edge-mode SQLite file (accounts, devices, rentals, money)
+        /// before starting. Refused in fleet mode (drop the database yourself).
+        #[arg(long)]
+        reset: bool,
     },
 }
 
@@ -200,8 +219,9 @@ pub enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Register `count` devices named `{prefix}{n}` (n from 1, zero-padded) in one transaction and
-    /// print one JSON credentials line each (the simulator's credentials file format).
+    /// Register COUNT devices named PREFIX followed by their number (from 1, zero-padded) in one
+    /// transaction and print one JSON credentials line each (the simulator's credentials file
+    /// format).
     AddMany {
         /// Name prefix.
         #[arg(long, default_value = "sim-")]

@@ -71,10 +71,19 @@ async fn fresh(
         .await
     {
         Ok(p) => Ok(p),
-        Err(RegistryError::AlreadyExists(_)) => registry
-            .rotate(id, Duration::ZERO)
-            .await
-            .map_err(|e| e.to_string()),
+        Err(RegistryError::AlreadyExists(_)) => {
+            registry
+                .rotate(id, Duration::ZERO)
+                .await
+                .map_err(|e| match e {
+                    RegistryError::Revoked(_) => format!(
+                        "the demo device {id} was revoked, so the demo cannot use it again; to \
+                         start over, run `locker-gateway demo --reset` (edge mode: it deletes \
+                         the demo's SQLite file) or point the demo at a new database"
+                    ),
+                    other => other.to_string(),
+                })
+        }
         Err(e) => Err(e.to_string()),
     }
 }
@@ -88,9 +97,11 @@ fn mode_name(config: &Config) -> &'static str {
 
 /// Runs the gateway, `lockers` simulated MQTT lockers and a cabinet of simulated serial lock
 /// boards until `stop`.
+/// `close_after`: a simulated person closes each door that long after it opened (`None`: doors
+/// stay open).
 pub async fn run(
     config: &Config,
-    lockers: u16,
+    (lockers, close_after): (u16, Option<Duration>),
     stop: impl Future<Output = ()>,
 ) -> Result<String, String> {
     let storage = crate::storage::Storage::open(config, 16)
@@ -111,6 +122,11 @@ pub async fn run(
     }
     let cabinet =
         simulator::serial::spawn_bus(boards).map_err(|e| format!("pseudo-terminal: {e}"))?;
+    if let Some(after) = close_after {
+        cabinet
+            .turn(simulator::serial::SerialKnob::CloseAfter(after))
+            .await;
+    }
     let line = (1..=SERIAL_BOARDS)
         .map(|a| format!("{a}:demo-board-{a}"))
         .collect::<Vec<_>>()
@@ -141,6 +157,7 @@ pub async fn run(
             simulator::mqtt::Credentials::from_secret(provisioned.device_id, &provisioned.secret);
         let mut locker = simulator::mqtt::LockerConfig::new(broker, credentials);
         locker.heartbeat = Duration::from_secs(10);
+        locker.close_after = close_after;
         fleet.lockers.push(simulator::mqtt::spawn(locker));
     }
     let accounts = Accounts::new(storage.clone(), config.password_cost, config.token_ttl);
@@ -188,7 +205,8 @@ pub async fn run(
          curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"device_id\":\"demo-1\"}}' http://{http}/v1/rentals\n  \
          curl -s -X POST -H \"Authorization: Bearer $TOKEN\" http://{http}/v1/rentals/RENTAL_ID/end\n  \
          As the operator (its token likewise): POST /v1/wallets/USER_ID/top-ups {{\"amount\":\"20.00\"}}, GET /v1/devices, GET /v1/audit; \
-         the whole API: http://{http}/v1/openapi.json"
+         the whole API: http://{http}/v1/openapi.json\n  \
+         Is it ready? LOCKER_HTTP_ADDR={http} locker-gateway healthcheck"
     );
     app.run_until_stopped(stop).await;
     drop(fleet);

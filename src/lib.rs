@@ -21,6 +21,7 @@ pub mod db;
 pub mod demo;
 pub mod device;
 pub mod events;
+pub mod lease;
 pub mod link;
 pub mod lock;
 pub mod money;

@@ -268,6 +268,51 @@ impl Accounts {
         Ok(row.map(User::from))
     }
 
+    /// Accounts whose email contains `text` (case-insensitive), by email, after `after`, at most
+    /// `limit`.
+    pub async fn search(
+        &self,
+        text: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>, sqlx::Error> {
+        const SEARCH: &str = "SELECT id, email, role, created_at FROM users
+             WHERE lower(email) LIKE $1 ESCAPE '\\' AND ($2 IS NULL OR email > $2)
+             ORDER BY email LIMIT $3";
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let rows: Vec<UserRow> = on_pool!(&self.storage, |pool| {
+            sqlx::query_as(SEARCH)
+                .bind(&pattern)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Revokes a token (a logout): it works no more. Whether it was a valid token.
+    pub async fn revoke_token(&self, token: &str) -> Result<bool, sqlx::Error> {
+        const REVOKE: &str = "DELETE FROM api_tokens WHERE token_sha256 = $1";
+        let digest = digest(token);
+        let revoked = on_pool!(&self.storage, |pool| {
+            sqlx::query(REVOKE)
+                .bind(digest)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(revoked > 0)
+    }
+
     /// Where the accounts are kept.
     pub fn storage(&self) -> &Storage {
         &self.storage

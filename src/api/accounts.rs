@@ -64,6 +64,23 @@ pub async fn log_in(
     ))
 }
 
+/// Logs out: the caller's token works no more.
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn log_out(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    headers: axum::http::HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    if let Some(token) = super::auth::bearer(&headers) {
+        state.accounts.revoke_token(token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The calling account.
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
     responses(
@@ -72,4 +89,57 @@ pub async fn log_in(
     ))]
 pub async fn me(Caller(user): Caller) -> Json<User> {
     Json(user)
+}
+
+/// Which accounts to find.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FindUsers {
+    /// Part of the email, any case (1 to 254 characters).
+    #[param(min_length = 1, max_length = 254)]
+    pub email: String,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// A page of accounts, by email.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct UserPage {
+    /// The accounts.
+    pub items: Vec<User>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// Finds accounts by email, for operators (a top-up needs the user's id).
+#[utoipa::path(get, path = "/v1/users", tag = "accounts", security(("bearer" = [])),
+    params(FindUsers),
+    responses(
+        (status = 200, description = "Accounts whose email contains the text", body = UserPage),
+        (status = 400, description = "A query parameter that does not parse", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An empty search, or a page size out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn find(
+    State(state): State<ApiState>,
+    _operator: super::auth::Operator,
+    super::json::Query(query): super::json::Query<FindUsers>,
+) -> Result<Json<UserPage>, ApiError> {
+    let limit = super::json::page_size(query.limit)?;
+    let text = query.email.trim();
+    if text.is_empty() || text.chars().count() > 254 {
+        return Err(ApiError::field("email", "1 to 254 characters"));
+    }
+    let users = state
+        .accounts
+        .search(text, query.after.as_deref(), limit)
+        .await?;
+    let next = (users.len() as i64 == limit)
+        .then(|| users.last().map(|u| u.email.clone()))
+        .flatten();
+    Ok(Json(UserPage { items: users, next }))
 }

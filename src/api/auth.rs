@@ -13,6 +13,18 @@ use crate::account::{Role, User};
 #[derive(Debug, Clone)]
 pub struct Caller(pub User);
 
+/// The bearer token of the request, as sent (for a logout).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
 /// An operator (admin) making the request.
 #[derive(Debug, Clone)]
 pub struct Operator(pub User);

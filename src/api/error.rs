@@ -33,7 +33,8 @@ pub struct Subject {
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI naming the kind of problem (`about:blank` style, stable per `code`).
+    /// A URI naming the kind of problem, stable per `code`: `/problems/{code}` on the gateway,
+    /// which explains it.
     #[serde(rename = "type")]
     pub problem_type: String,
     /// A short summary of the kind of problem.
@@ -210,7 +211,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         Problem {
-            problem_type: format!("https://locker-gateway.invalid/problems/{}", self.code()),
+            problem_type: super::problems::type_uri(self.code()),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: self.to_string(),

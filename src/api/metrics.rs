@@ -24,6 +24,11 @@ const BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+fn process() -> &'static metrics_process::Collector {
+    PROCESS.get_or_init(metrics_process::Collector::default)
+}
 
 /// The process's Prometheus recorder, installed on first use; `None` if another recorder was
 /// installed first.
@@ -34,7 +39,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    super::metric_help::describe_all(process());
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     None
@@ -66,6 +74,7 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
     let Some(handle) = handle() else {
         return ApiError::Unavailable("no metrics recorder in this process".into()).into_response();
     };
+    process().collect();
     const ONLINE: &str = "SELECT count(*) FROM devices WHERE online";
     const OLDEST: &str = "SELECT min(occurred_at) FROM outbox WHERE published_at IS NULL";
     let read: Result<(i64, Option<chrono::DateTime<chrono::Utc>>), sqlx::Error> =

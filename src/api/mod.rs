@@ -24,10 +24,15 @@ pub mod health;
 pub mod idempotency;
 pub mod json;
 pub mod limits;
+pub mod metric_help;
 pub mod metrics;
+pub mod order_list;
 pub mod orders;
 pub mod plans;
+pub mod problems;
 pub mod products;
+pub mod rental_bill;
+pub mod rental_list;
 pub mod rentals;
 pub mod server;
 pub mod wallets;
@@ -135,6 +140,15 @@ impl utoipa::Modify for Conventions {
                          again; a different request with the key is a 422, and the key while \
                          the first request runs a 409. Per user; ignored on anonymous requests.",
                     ))
+                    .schema(Some(
+                        utoipa::openapi::schema::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::SchemaType::Type(
+                                utoipa::openapi::schema::Type::String,
+                            ))
+                            .min_length(Some(1))
+                            .max_length(Some(255))
+                            .pattern(Some("^[\\x21-\\x7E]+$")),
+                    ))
                     .build();
                 post.parameters.get_or_insert_with(Vec::new).push(header);
             }
@@ -151,6 +165,8 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::register))
         .routes(routes!(accounts::log_in))
         .routes(routes!(accounts::me))
+        .routes(routes!(accounts::log_out))
+        .routes(routes!(accounts::find))
         .routes(routes!(devices::provision, devices::list))
         .routes(routes!(devices::get))
         .routes(routes!(devices::revoke))
@@ -164,7 +180,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallets::top_up))
         .routes(routes!(wallets::webhook))
         .routes(routes!(plans::publish, plans::list))
-        .routes(routes!(rentals::start))
+        .routes(routes!(rentals::start, rental_list::list))
         .routes(routes!(rentals::get))
         .routes(routes!(rentals::reopen))
         .routes(routes!(rentals::end))
@@ -176,7 +192,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(products::set_stock))
         .routes(routes!(products::stock))
         .routes(routes!(products::availability))
-        .routes(routes!(orders::place))
+        .routes(routes!(orders::place, order_list::list))
         .routes(routes!(orders::get))
         .routes(routes!(workers::stuck))
         .split_for_parts();
@@ -210,6 +226,7 @@ pub fn app(state: ApiState) -> axum::Router {
             get(|| async { axum::Json(asyncapi::document()) }),
         )
         .route("/metrics", get(metrics::scrape))
+        .route("/problems/{code}", get(problems::explain))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -151,7 +151,8 @@ impl From<OrderError> for ApiError {
     }
 }
 
-fn view(state: &ApiState, o: Order) -> OrderView {
+/// The view of an order.
+pub(super) fn view(state: &ApiState, o: Order) -> OrderView {
     let money = |minor| state.wallets.currency().from_minor(minor);
     OrderView {
         id: o.id,

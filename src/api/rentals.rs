@@ -42,7 +42,7 @@ pub struct RentalView {
     pub door: i32,
     /// `pending`, `active`, `ending`, `ended` or `cancelled`.
     pub state: String,
-    /// The deposit held.
+    /// The deposit held at the start (after the end: see `bill` for what became of it).
     #[schema(value_type = String)]
     pub deposit_held: Decimal,
     /// The fee charged at the end.
@@ -61,6 +61,8 @@ pub struct RentalView {
     pub flags: Vec<String>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
+    /// After the end: the fee, how it was made and where the deposit went.
+    pub bill: Option<super::rental_bill::BillView>,
 }
 
 impl From<RentalError> for ApiError {
@@ -191,9 +193,12 @@ pub(super) fn door_failure(why: &crate::unlock::DoorFailure, detail: String) -> 
     }
 }
 
-fn view(state: &ApiState, r: Rental) -> RentalView {
+/// The view of a rental.
+pub(super) fn view(state: &ApiState, r: Rental) -> RentalView {
     let money = |minor| state.wallets.currency().from_minor(minor);
+    let bill = super::rental_bill::bill(state.wallets.currency(), &r);
     RentalView {
+        bill,
         id: r.id,
         device_id: r.device_id,
         door: r.door,

@@ -95,6 +95,9 @@ pub struct Config {
     /// `LOCKER_SERIAL_TIMEOUT_MS` (200), `LOCKER_SERIAL_GAP_MS` (50), `LOCKER_SERIAL_RETRIES` (2),
     /// `LOCKER_SERIAL_POLL_MS` (1000) and `LOCKER_SERIAL_OFFLINE_POLLS` (3) for every bus.
     pub serial_buses: Vec<crate::serial::BusSettings>,
+    /// `LOCKER_GATEWAY_LEASE_SECS` (default 15): the one-gateway-per-database lease; a gateway
+    /// killed without stopping blocks its successor at most this long.
+    pub gateway_lease: Duration,
     /// `LOCKER_WORKER_RETRY_SECS` (default 2): how long a background worker leaves an item that
     /// failed before it tries again (doubled after each failure, at most 5 minutes);
     /// `LOCKER_WORKER_STUCK_AFTER` (default 5): failures in a row after which the item is
@@ -316,6 +319,7 @@ impl Config {
                     }
                 })?
             },
+            gateway_lease: Duration::from_secs(number("LOCKER_GATEWAY_LEASE_SECS", 15, 1, 600)?),
             worker_policy: crate::worker::Policy {
                 first_retry: Duration::from_secs(number("LOCKER_WORKER_RETRY_SECS", 2, 0, 3600)?),
                 flag_after: number("LOCKER_WORKER_STUCK_AFTER", 5, 1, 1000)? as u32,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 pub mod catalog;
 mod error;
+mod list;
 mod settle;
 
 pub use catalog::{Availability, Catalog, Product, StockLine};

@@ -43,27 +43,59 @@ fn starts_in(first: u64, unit: u64, lo: u64, hi: u64) -> u64 {
     count_before(hi).saturating_sub(count_before(lo))
 }
 
+/// How a fee was made, for the renter to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bill {
+    /// The fee, minor units.
+    pub total: i64,
+    /// Minutes billed from (started units of time, rounded up to whole minutes).
+    pub billed_minutes: u64,
+    /// Of them, free at the start.
+    pub free_minutes: u64,
+    /// Regular units charged (started units after the free minutes, before overdue).
+    pub units: u64,
+    /// Whether the daily cap lowered any 24 hours' charge.
+    pub capped: bool,
+    /// Overdue units charged (not capped).
+    pub overdue_units: u64,
+}
+
 /// The fee for a rental of `terms` that ran `elapsed`.
 pub fn fee(terms: &Terms, elapsed: Duration) -> i64 {
+    bill(terms, elapsed).total
+}
+
+/// The fee for a rental of `terms` that ran `elapsed`, with how it was made.
+pub fn bill(terms: &Terms, elapsed: Duration) -> Bill {
     let secs = elapsed.as_secs();
     let unit = u64::from(terms.unit_minutes.max(1)) * 60;
     let free = u64::from(terms.free_minutes) * 60;
     let regular_end = secs.min(u64::from(terms.max_minutes) * 60);
-    let mut total: i64 = 0;
+    let mut bill = Bill {
+        billed_minutes: secs.div_ceil(60),
+        free_minutes: free.min(secs).div_ceil(60),
+        ..Bill::default()
+    };
     if regular_end > free {
         for window in (free / DAY)..=((regular_end - 1) / DAY) {
             let lo = (window * DAY).max(free);
             let hi = ((window + 1) * DAY).min(regular_end);
-            let units = i64::try_from(starts_in(free, unit, lo, hi)).unwrap_or(i64::MAX);
+            let started = starts_in(free, unit, lo, hi);
+            bill.units = bill.units.saturating_add(started);
+            let units = i64::try_from(started).unwrap_or(i64::MAX);
             let charge = units.saturating_mul(terms.price_per_unit);
-            total = total.saturating_add(charge.min(terms.cap_per_24h));
+            bill.capped |= charge > terms.cap_per_24h;
+            bill.total = bill.total.saturating_add(charge.min(terms.cap_per_24h));
         }
     }
     if secs > regular_end {
-        let overdue_units = i64::try_from((secs - regular_end).div_ceil(unit)).unwrap_or(i64::MAX);
-        total = total.saturating_add(overdue_units.saturating_mul(terms.overdue_price_per_unit));
+        bill.overdue_units = (secs - regular_end).div_ceil(unit);
+        let overdue_units = i64::try_from(bill.overdue_units).unwrap_or(i64::MAX);
+        bill.total = bill
+            .total
+            .saturating_add(overdue_units.saturating_mul(terms.overdue_price_per_unit));
     }
-    total
+    bill
 }
 
 #[cfg(test)]
@@ -154,6 +186,38 @@ mod tests {
         assert_eq!(fee(&terms, minutes(24 * 60)), 400);
         assert_eq!(fee(&terms, minutes(24 * 60 + 1)), 400);
         assert_eq!(fee(&terms, minutes(28 * 60 + 1)), 500);
+    }
+
+    #[test]
+    fn a_bill_says_how_the_fee_was_made() {
+        let hour = 60;
+        // 30 free minutes, then 12 started hours on day 1 (capped at 10.00), 2 h overdue.
+        let capped = bill(&TERMS, minutes(30 + 12 * hour));
+        assert_eq!(
+            (
+                capped.total,
+                capped.units,
+                capped.capped,
+                capped.free_minutes
+            ),
+            (1000, 12, true, 30)
+        );
+        let overdue = bill(&TERMS, minutes(3 * 24 * hour + 2 * hour));
+        assert_eq!(overdue.overdue_units, 2);
+        assert_eq!(
+            overdue.total,
+            fee(&TERMS, minutes(3 * 24 * hour + 2 * hour))
+        );
+        let short = bill(&TERMS, minutes(10));
+        assert_eq!(
+            (
+                short.total,
+                short.units,
+                short.free_minutes,
+                short.billed_minutes
+            ),
+            (0, 0, 10, 10)
+        );
     }
 
     proptest::proptest! {

@@ -265,6 +265,35 @@ impl Storage {
         }
     }
 
+    /// Writes a consistent copy of edge mode's SQLite database to `to` (a new file), while the
+    /// gateway runs: SQLite's `VACUUM INTO` reads one snapshot (readers never block the WAL's
+    /// writer). Restoring is copying the file back as `gateway.sqlite` with the gateway stopped.
+    /// PostgreSQL is backed up with its own tools (`pg_dump`).
+    pub async fn backup(&self, to: &std::path::Path) -> Result<(), String> {
+        let Self::Sqlite(pool) = self else {
+            return Err(
+                "in fleet mode back up PostgreSQL with its own tools (pg_dump, or the \
+                 provider's snapshots)"
+                    .into(),
+            );
+        };
+        if to.exists() {
+            return Err(format!("{} exists already; name a new file", to.display()));
+        }
+        let target = to
+            .to_str()
+            .ok_or_else(|| format!("{} is not a UTF-8 path", to.display()))?;
+        if target.chars().any(char::is_control) {
+            return Err("the backup's path has a control character".into());
+        }
+        let sql = format!("VACUUM INTO '{}'", target.replace('\'', "''"));
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .map_err(|e| format!("cannot write the backup to {}: {e}", to.display()))?;
+        Ok(())
+    }
+
     /// `postgresql` or `sqlite`.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -166,5 +166,18 @@ in_both_modes! {
             doc["components"]["schemas"]["TopUp"]["properties"]["amount"]["$ref"],
             "#/components/schemas/Amount"
         );
+        // Every POST's Idempotency-Key header has a schema a tool can use.
+        let mut posts = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let Some(post) = item.get("post") else { continue };
+            posts += 1;
+            let header = post["parameters"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["name"] == "Idempotency-Key"))
+                .unwrap_or_else(|| panic!("{path}: no Idempotency-Key"));
+            assert_eq!(header["schema"]["type"], "string", "{path}");
+            assert_eq!(header["schema"]["maxLength"], 255, "{path}");
+        }
+        assert!(posts > 10);
     }
 }

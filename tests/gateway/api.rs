@@ -55,7 +55,23 @@ async fn unknown_routes_and_methods_are_problem_documents(pool: PgPool) {
         .send()
         .await
         .expect("sent");
-    problem(missing, 404, "no_such_route").await;
+    let body = problem(missing, 404, "no_such_route").await;
+    // The problem's type explains it.
+    assert_eq!(body["type"], "/problems/no_such_route");
+    let explained = app
+        .http
+        .get(app.url("/problems/no_such_route"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(explained.status(), 200);
+    assert!(
+        explained
+            .text()
+            .await
+            .expect("text")
+            .contains("no_such_route (HTTP 404)")
+    );
     let wrong = app.http.post(app.url("/livez")).send().await.expect("sent");
     problem(wrong, 405, "method_not_allowed").await;
 }

@@ -281,6 +281,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         cache_ttl: Duration::from_secs(60),
         serial_buses: Vec::new(),
         worker_policy: locker_gateway::worker::Policy::default(),
+        gateway_lease: Duration::from_secs(2),
     }
 }
 

@@ -2,6 +2,7 @@
 //! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
 
 mod accounts;
+mod admin_cli;
 mod amounts;
 mod api;
 mod asyncapi;
@@ -12,11 +13,13 @@ mod command_helpers;
 mod commands;
 mod contract;
 mod crashes;
+mod customer_lists;
 mod devices_api;
 mod doors_checked;
 mod helpers;
 mod http_limits;
 mod idempotency;
+mod lease;
 mod link;
 mod locks;
 mod metrics;

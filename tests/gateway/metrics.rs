@@ -53,8 +53,36 @@ async fn metrics_count_requests_by_route_and_read_gauges_when_scraped(pool: PgPo
     {
         let name = line.split(['{', ' ']).next().unwrap_or("");
         assert!(
-            name.starts_with("locker_"),
-            "a metric outside the locker_ namespace: {line}"
+            name.starts_with("locker_") || name.starts_with("process_"),
+            "a metric outside the locker_ and process_ namespaces: {line}"
         );
+        // Every metric says what it is and what it means.
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix).filter(|b| {
+                    text.contains(&format!("# TYPE {b} histogram"))
+                        || text.contains(&format!("# TYPE {b} summary"))
+                })
+            })
+            .unwrap_or(name);
+        assert!(
+            text.contains(&format!("# TYPE {base} ")),
+            "no TYPE for {base}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {base} ")),
+            "no HELP for {base}"
+        );
+    }
+    // The process's own figures, and what is running.
+    for expected in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "locker_build_info{",
+        &format!("version=\"{}\"", locker_gateway::VERSION),
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
 }

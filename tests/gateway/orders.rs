@@ -165,6 +165,36 @@ async fn an_order_is_paid_taken_from_one_door_and_that_door_opens(pool: PgPool) 
     for kind in ["order.created", "order.paid", "order.completed"] {
         assert_eq!(events(&app.storage, kind).await, 1, "{kind}");
     }
+    // The customer finds it among their orders, by state.
+    let mine = |query: &'static str| {
+        let (http, url, token) = (
+            app.http.clone(),
+            app.url(&format!("/v1/orders{query}")),
+            token.clone(),
+        );
+        async move {
+            let page: Value = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("page");
+            page
+        }
+    };
+    let completed = mine("?state=completed").await;
+    assert_eq!(completed["items"][0]["id"], body["id"]);
+    assert_eq!(
+        completed["items"][0]["items"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        mine("?state=paid").await["items"].as_array().map(Vec::len),
+        Some(0)
+    );
     // The availability shown was invalidated by the order, not left to expire.
     let after = availability(&app, &token, "vend-1").await;
     assert_eq!(offered(&after, cola)["in_stock"], 11);

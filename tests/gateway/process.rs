@@ -88,6 +88,7 @@ impl GatewayProcess {
             .env("LOCKER_HTTP_ADDR", http.to_string())
             .env("LOCKER_HEARTBEAT_SECS", "60")
             .env("LOCKER_OUTBOX_POLL_MS", "20")
+            .env("LOCKER_GATEWAY_LEASE_SECS", "2")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -156,7 +157,7 @@ impl Drop for GatewayProcess {
 }
 
 /// Runs the binary with `args`, the environment cleared but for `env`; returns (exit code, stderr).
-fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
         .args(args)
         .env_clear()

@@ -83,6 +83,22 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold_in(app: TestAp
         (&ended["state"], &ended["fee"]),
         (&json!("ended"), &json!("3.00"))
     );
+    // The money, plainly: how the fee was made and where the deposit went.
+    let bill = &ended["bill"];
+    assert_eq!(bill["fee"], "3.00", "{bill}");
+    assert_eq!(
+        (&bill["free_minutes"], &bill["units"]),
+        (&json!(30), &json!(3))
+    );
+    assert_eq!(bill["cap_applied"], false);
+    assert_eq!(bill["captured_from_deposit"], "3.00");
+    assert_eq!(bill["released_to_wallet"], "17.00");
+    assert_eq!(bill["beyond_deposit"], "0.00");
+    assert!(
+        bill["billed_minutes"]
+            .as_u64()
+            .is_some_and(|m| (180..=182).contains(&m))
+    );
     assert_eq!(money(&app, id).await, (4700, 0));
     const KINDS: &str = "SELECT kind FROM ledger l JOIN wallets w ON w.id = l.wallet_id
          WHERE w.user_id = $1 ORDER BY l.id";

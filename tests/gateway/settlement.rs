@@ -159,6 +159,12 @@ async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: Pg
     let options = (*pool.connect_options()).clone();
     drop(app); // no graceful stop: the broker goes, the caller is gone
     let pool = PgPool::connect_with(options).await.expect("pool");
+    // Its tasks live on in this test process (a dead process's would not): its lease is given
+    // up here as it would expire, and its renewals then find it gone.
+    sqlx::query("DELETE FROM gateway_lease")
+        .execute(&pool)
+        .await
+        .expect("lease");
     let app = locker_gateway::app::App::with_pool(&crate::helpers::test_config(addr), pool.clone())
         .await
         .expect("restarted");

@@ -78,6 +78,24 @@ pub struct Rental {
     pub flags: Vec<String>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
+    /// Its plan's terms as they were at the start (`None` if they cannot be read).
+    pub terms: Option<crate::rental::Terms>,
+    /// Time not billed (pickups that did not open), milliseconds.
+    pub unbilled_ms: i64,
+}
+
+impl Rental {
+    /// How its fee was made: for an ended rental, from its terms and the time billed.
+    pub fn bill(&self) -> Option<crate::rental::fee::Bill> {
+        let (terms, started, ended) = (self.terms?, self.started_at?, self.ended_at?);
+        let unbilled =
+            std::time::Duration::from_millis(u64::try_from(self.unbilled_ms).unwrap_or(0));
+        let elapsed = (ended - started)
+            .to_std()
+            .unwrap_or_default()
+            .saturating_sub(unbilled);
+        Some(crate::rental::fee::bill(&terms, elapsed))
+    }
 }
 
 /// What the door did, and so what becomes of the rental.

@@ -30,6 +30,8 @@ pub(super) struct RentalRow {
     cancel_reason: Option<String>,
     flags: sqlx::types::Json<Vec<String>>,
     created_at: DateTime<Utc>,
+    terms: sqlx::types::Json<serde_json::Value>,
+    unbilled_ms: i64,
 }
 
 impl From<RentalRow> for Rental {
@@ -48,20 +50,23 @@ impl From<RentalRow> for Rental {
             cancel_reason: row.cancel_reason,
             flags: row.flags.0,
             created_at: row.created_at,
+            terms: serde_json::from_value(row.terms.0).ok(),
+            unbilled_ms: row.unbilled_ms,
         }
     }
 }
 
 /// The columns of a [`RentalRow`] in PostgreSQL.
 const PG_COLUMNS: &str = "id, user_id, device_id, door, state, deposit_held, fee, refunded, \
-                          started_at, ended_at, cancel_reason, to_jsonb(flags) AS flags, created_at";
+                          started_at, ended_at, cancel_reason, to_jsonb(flags) AS flags, created_at, \
+                          terms, unbilled_ms";
 
 /// The columns of a [`RentalRow`] in `dialect`.
 pub(super) fn columns(dialect: Dialect) -> &'static str {
     dialect.pick(
         PG_COLUMNS,
         "id, user_id, device_id, door, state, deposit_held, fee, refunded, started_at, ended_at, \
-         cancel_reason, flags, created_at",
+         cancel_reason, flags, created_at, terms, unbilled_ms",
     )
 }
 
@@ -174,6 +179,33 @@ macro_rules! bind_new_rental {
             .bind($new.deposit)
             .bind($now)
     };
+}
+
+impl Rentals {
+    /// A page of the user's rentals, newest first, in `state` if given, older than `before` (a
+    /// rental id: ids grow with time), at most `limit`.
+    pub async fn of_user(
+        &self,
+        user: Uuid,
+        state: Option<&str>,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Rental>, super::RentalError> {
+        let rows: Vec<RentalRow> = crate::storage::on_pool!(&self.storage, |pool, dialect| {
+            sqlx::query_as(select(
+                dialect,
+                "WHERE user_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR id < $3)
+                 ORDER BY id DESC LIMIT $4",
+            ))
+            .bind(user)
+            .bind(state)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(Rental::from).collect())
+    }
 }
 
 /// The rental's INSERT, given the values of a [`NewRental`] and the clock.

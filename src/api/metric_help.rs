@@ -1,0 +1,256 @@
+//! What each metric means: the `# HELP` lines of `/metrics`, written once when the recorder is
+//! installed, with the process's own metrics (CPU seconds, resident memory, open file
+//! descriptors, threads: `metrics-process`) and `locker_build_info`.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram};
+
+/// A metric's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution.
+    Histogram,
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric the gateway records: name, kind, help.
+pub const METRICS: &[(&str, Kind, &str)] = &[
+    (
+        "locker_audit_write_failures_total",
+        Counter,
+        "Operator actions whose audit entry could not be written.",
+    ),
+    (
+        "locker_broker_logins_total",
+        Counter,
+        "Logins to the embedded broker, by result.",
+    ),
+    (
+        "locker_broker_refused_total",
+        Counter,
+        "Broker operations refused by the per-locker rules, by reason.",
+    ),
+    (
+        "locker_cache_requests_total",
+        Counter,
+        "Cache lookups, by result (hit, miss, error).",
+    ),
+    (
+        "locker_command_conflicts_total",
+        Counter,
+        "Answers that contradicted a command's recorded outcome.",
+    ),
+    (
+        "locker_commands_total",
+        Counter,
+        "Commands sent to lockers, by result.",
+    ),
+    (
+        "locker_devices_provisioned_total",
+        Counter,
+        "Devices registered.",
+    ),
+    (
+        "locker_door_lock_lost_total",
+        Counter,
+        "Door locks that expired before their work was done.",
+    ),
+    (
+        "locker_downlinks_dropped_total",
+        Counter,
+        "Downlinks that could not be queued to a transport.",
+    ),
+    (
+        "locker_events_published_total",
+        Counter,
+        "Outbox events delivered.",
+    ),
+    (
+        "locker_external_broker_errors_total",
+        Counter,
+        "Errors of the connection to an external broker.",
+    ),
+    (
+        "locker_gateway_lease_lost_total",
+        Counter,
+        "Times another gateway took this gateway's lease (it stops).",
+    ),
+    (
+        "locker_http_accept_errors_total",
+        Counter,
+        "HTTP connections that could not be accepted.",
+    ),
+    (
+        "locker_http_errors_total",
+        Counter,
+        "HTTP problem documents answered, by code.",
+    ),
+    (
+        "locker_http_idempotent_replays_total",
+        Counter,
+        "Requests answered from an Idempotency-Key's stored answer.",
+    ),
+    (
+        "locker_http_rate_limited_total",
+        Counter,
+        "Requests refused by a rate limit, by scope.",
+    ),
+    (
+        "locker_http_requests_total",
+        Counter,
+        "HTTP requests, by method, route and status.",
+    ),
+    (
+        "locker_order_reconciliations_total",
+        Counter,
+        "Orders settled by the reconciler, by outcome.",
+    ),
+    (
+        "locker_payment_webhooks_refused_total",
+        Counter,
+        "Payment webhook deliveries refused, by reason.",
+    ),
+    (
+        "locker_rental_reconciliations_total",
+        Counter,
+        "Rentals settled by the reconciler, by outcome.",
+    ),
+    (
+        "locker_serial_bytes_flushed_total",
+        Counter,
+        "Serial bytes dropped while waiting for a silent line.",
+    ),
+    (
+        "locker_serial_bytes_skipped_total",
+        Counter,
+        "Serial bytes skipped while looking for a frame.",
+    ),
+    (
+        "locker_serial_frames_dropped_total",
+        Counter,
+        "Serial frames dropped, by reason.",
+    ),
+    (
+        "locker_serial_port_errors_total",
+        Counter,
+        "Serial port failures (the port is reopened).",
+    ),
+    (
+        "locker_serial_requests_total",
+        Counter,
+        "Serial requests, by result (answered, retry, unanswered).",
+    ),
+    (
+        "locker_uplinks_accepted_total",
+        Counter,
+        "Uplinks verified and applied.",
+    ),
+    (
+        "locker_uplinks_rejected_total",
+        Counter,
+        "Uplinks dropped, by reason.",
+    ),
+    (
+        "locker_wallet_conflicts_total",
+        Counter,
+        "Wallet changes retried after an optimistic-lock conflict.",
+    ),
+    (
+        "locker_worker_errors_total",
+        Counter,
+        "Failed passes of background loops, by worker.",
+    ),
+    (
+        "locker_worker_item_failures_total",
+        Counter,
+        "Items a background worker failed on, by worker.",
+    ),
+    (
+        "locker_worker_panics_total",
+        Counter,
+        "Panics caught in background workers, by worker.",
+    ),
+    (
+        "locker_worker_stuck_unannounced_total",
+        Counter,
+        "Stuck items whose event could not be queued.",
+    ),
+    (
+        "locker_commands_in_flight",
+        Gauge,
+        "Commands awaiting a locker's answer.",
+    ),
+    (
+        "locker_db_pool_connections",
+        Gauge,
+        "Database connections open.",
+    ),
+    (
+        "locker_db_pool_max_connections",
+        Gauge,
+        "Database connections allowed.",
+    ),
+    ("locker_lockers_online", Gauge, "Lockers online."),
+    (
+        "locker_outbox_lag_seconds",
+        Gauge,
+        "Age of the oldest undelivered outbox event.",
+    ),
+    (
+        "locker_worker_items_stuck",
+        Gauge,
+        "Items a background worker flagged as stuck, by worker.",
+    ),
+    (
+        "locker_build_info",
+        Gauge,
+        "The gateway's version and protocol version (always 1).",
+    ),
+    (
+        "locker_command_round_trip_seconds",
+        Histogram,
+        "From a command's send to its answer.",
+    ),
+    (
+        "locker_http_request_duration_seconds",
+        Histogram,
+        "HTTP request latency, by method and route.",
+    ),
+    (
+        "locker_uplink_batch_size",
+        Histogram,
+        "Uplinks handled per batch.",
+    ),
+    (
+        "locker_uplink_handling_seconds",
+        Histogram,
+        "Time to handle one batch of uplinks.",
+    ),
+    (
+        "locker_uplink_lag_seconds",
+        Histogram,
+        "From an uplink's receipt to its handling.",
+    ),
+];
+
+/// Describes every metric (and the process's), and sets `locker_build_info`.
+pub fn describe_all(process: &metrics_process::Collector) {
+    for (name, kind, help) in METRICS {
+        match kind {
+            Counter => describe_counter!(*name, *help),
+            Gauge => describe_gauge!(*name, *help),
+            Histogram => describe_histogram!(*name, *help),
+        }
+    }
+    process.describe();
+    metrics::gauge!(
+        "locker_build_info",
+        "version" => crate::VERSION,
+        "protocol" => firmware_protocol::PROTOCOL_VERSION.to_string()
+    )
+    .set(1.0);
+}
