@@ -39,22 +39,39 @@ where
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// A request body as bytes (the payment webhook checks its signature over them), read within
+/// the body timeout and the size limit, every failure a problem document.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let timeout = req
             .extensions()
             .get::<super::server::BodyTimeout>()
             .map_or(std::time::Duration::from_secs(15), |t| t.0);
         let read = Bytes::from_request(req, state);
-        let bytes = tokio::time::timeout(timeout, read)
+        tokio::time::timeout(timeout, read)
             .await
             .map_err(|_| ApiError::RequestTimeout)?
+            .map(RawBody)
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::BadRequest(rejection.body_text())
                 }
-            })?;
-        parse(&bytes).map(Json)
+            })
     }
 }
 

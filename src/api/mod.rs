@@ -18,6 +18,7 @@ pub mod amount;
 pub mod asyncapi;
 pub mod audit;
 pub mod auth;
+pub mod conventions;
 pub mod devices;
 pub mod error;
 pub mod health;
@@ -116,46 +117,6 @@ impl ApiState {
 )]
 struct ApiDoc;
 
-/// What every operation shares: the `bearer` security scheme, and the optional
-/// `Idempotency-Key` header on each POST.
-struct Conventions;
-
-impl utoipa::Modify for Conventions {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        for item in openapi.paths.paths.values_mut() {
-            if let Some(post) = item.post.as_mut() {
-                let header = ParameterBuilder::new()
-                    .name("Idempotency-Key")
-                    .parameter_in(ParameterIn::Header)
-                    .description(Some(
-                        "Makes a retry safe: the same key and request within 24 hours gets the \
-                         first answer (with Idempotent-Replayed: true) without doing the work \
-                         again; a different request with the key is a 422, and the key while \
-                         the first request runs a 409. Per user; ignored on anonymous requests.",
-                    ))
-                    .schema(Some(
-                        utoipa::openapi::schema::ObjectBuilder::new()
-                            .schema_type(utoipa::openapi::schema::SchemaType::Type(
-                                utoipa::openapi::schema::Type::String,
-                            ))
-                            .min_length(Some(1))
-                            .max_length(Some(255))
-                            .pattern(Some("^[\\x21-\\x7E]+$")),
-                    ))
-                    .build();
-                post.parameters.get_or_insert_with(Vec::new).push(header);
-            }
-        }
-    }
-}
-
 /// The routes and their OpenAPI document, from one source: a handler is routed only through
 /// `routes!`, which documents it.
 pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
@@ -196,7 +157,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::get))
         .routes(routes!(workers::stuck))
         .split_for_parts();
-    utoipa::Modify::modify(&Conventions, &mut openapi);
+    utoipa::Modify::modify(&conventions::Conventions, &mut openapi);
     (router, openapi)
 }
 

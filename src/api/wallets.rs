@@ -2,7 +2,6 @@
 //! provider's webhook (the integration point for real payments: signed, idempotent on the
 //! provider's event id). Amounts are decimal strings in the configured currency.
 
-use axum::body::Bytes;
 use axum::extract::State;
 
 use super::json::Path;
@@ -286,7 +285,7 @@ fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
 pub async fn webhook(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    body: Bytes,
+    super::json::RawBody(body): super::json::RawBody,
 ) -> Result<Json<PaymentReceipt>, ApiError> {
     let Some(secret) = &state.payment_webhook_secret else {
         return Err(ApiError::Unavailable(

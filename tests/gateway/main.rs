@@ -25,6 +25,7 @@ mod locks;
 mod metrics;
 mod mosquitto;
 mod mqtt5;
+mod openapi_fuzz;
 mod orders;
 mod outbox;
 mod pickup_truth;

@@ -1,0 +1,139 @@
+//! What every operation of the OpenAPI document shares, added in one place so that no operation
+//! can leave it out: the `bearer` security scheme, the `Idempotency-Key` header (with its schema)
+//! on each POST, and the problem answers any operation can give: 400 (a path or query parameter
+//! that does not parse), 401 (an operation that needs a token), 429 (rate limits), 503 (the
+//! gateway is stopping or a dependency is down), and for an operation with a body 413, 415 and
+//! 422.
+
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+
+/// The modifier.
+pub struct Conventions;
+
+/// A problem answer with `description`.
+fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// Whether only operators may call `method path` (the `Operator` extractor: 403 for others).
+pub fn operator_only(method: &str, path: &str) -> bool {
+    let area = |prefix: &str| path.starts_with(prefix);
+    match method {
+        _ if area("/v1/admin/") || area("/v1/audit") || area("/v1/users") => true,
+        _ if area("/v1/wallets/") || path == "/v1/products/{id}" => true,
+        _ if area("/v1/devices") => !path.ends_with("/availability"),
+        "post" => path == "/v1/plans" || path == "/v1/products",
+        _ => false,
+    }
+}
+
+/// Adds the problem answers every operation can give, unless it documents them itself.
+fn common_answers(operation: &mut Operation, is_post: bool, operator: bool) {
+    let has_body = operation.request_body.is_some();
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut answers: Vec<(&str, &str)> = vec![
+        (
+            "400",
+            "`bad_request`: a path or query parameter, or the body's JSON, does not parse",
+        ),
+        ("429", "`rate_limited`: too many requests; see Retry-After"),
+        (
+            "503",
+            "`unavailable`: the gateway is stopping or a dependency does not answer",
+        ),
+    ];
+    if secured {
+        answers.push(("401", "`unauthorized`: no valid bearer token"));
+    }
+    if operator {
+        answers.push(("403", "`forbidden`: this needs an operator account"));
+    }
+    let queried = operation.parameters.as_ref().is_some_and(|p| {
+        p.iter()
+            .any(|p| matches!(p.parameter_in, ParameterIn::Query))
+    });
+    if queried || has_body {
+        answers.push((
+            "422",
+            "`validation_failed` (or `invalid_amount`): a field or query parameter is wrong or out of range; `errors` names it",
+        ));
+    }
+    if is_post {
+        answers.push((
+            "409",
+            "`idempotency_in_progress`: the first request with this Idempotency-Key still runs (or a conflict of the operation's own)",
+        ));
+    }
+    if has_body {
+        answers.push((
+            "413",
+            "`payload_too_large`: the body is over LOCKER_HTTP_BODY_LIMIT",
+        ));
+        answers.push(("415", "`unsupported_media_type`: send application/json"));
+        answers.push(("408", "`request_timeout`: the body did not arrive in time"));
+    }
+    for (status, description) in answers {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(description));
+    }
+}
+
+impl utoipa::Modify for Conventions {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if let Some(post) = item.post.as_mut() {
+                let header = ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .description(Some(
+                        "Makes a retry safe: the same key and request within 24 hours gets the \
+                         first answer (with Idempotent-Replayed: true) without doing the work \
+                         again; a different request with the key is a 422, and the key while \
+                         the first request runs a 409. Per user; ignored on anonymous requests.",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::Type(Type::String))
+                            .min_length(Some(1))
+                            .max_length(Some(255))
+                            .pattern(Some("^[\\x21-\\x7E]+$")),
+                    ))
+                    .build();
+                post.parameters.get_or_insert_with(Vec::new).push(header);
+            }
+            if let Some(post) = item.post.as_mut() {
+                common_answers(post, true, operator_only("post", path));
+            }
+            for (method, operation) in [
+                ("get", item.get.as_mut()),
+                ("put", item.put.as_mut()),
+                ("patch", item.patch.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ] {
+                if let Some(operation) = operation {
+                    common_answers(operation, false, operator_only(method, path));
+                }
+            }
+        }
+    }
+}
