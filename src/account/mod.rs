@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub mod password;
+mod profile;
 
 pub use password::PasswordCost;
 

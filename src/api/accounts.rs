@@ -143,3 +143,75 @@ pub async fn find(
         .flatten();
     Ok(Json(UserPage { items: users, next }))
 }
+
+/// A password change.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password now.
+    #[schema(max_length = 128)]
+    pub current_password: String,
+    /// The new password (10 to 128 characters).
+    #[schema(min_length = 10, max_length = 128)]
+    pub new_password: String,
+}
+
+/// Changes the caller's password; every other session of theirs ends.
+#[utoipa::path(put, path = "/v1/me/password", tag = "accounts", security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; other sessions ended"),
+        (status = 422, description = "The current password is wrong, or the new one breaks the rules", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let keep = super::auth::bearer(&headers).unwrap_or_default();
+    state
+        .accounts
+        .change_password(&user, &body.current_password, &body.new_password, keep)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the caller's account: the email and password are erased and every session ends; the
+/// wallet's ledger is kept (the books). Refused while a rental runs or an order waits for its door.
+#[utoipa::path(delete, path = "/v1/me", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "`account_busy`: a rental runs or an order waits for its door", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_me(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+) -> Result<StatusCode, ApiError> {
+    for running in ["pending", "active", "ending"] {
+        if !state
+            .rentals
+            .of_user(user.id, Some(running), None, 1)
+            .await?
+            .is_empty()
+        {
+            return Err(ApiError::Conflict {
+                code: "account_busy",
+                detail: "a rental is running: end it first".into(),
+            });
+        }
+    }
+    if !state
+        .orders
+        .of_user(user.id, Some("paid"), None, 1)
+        .await?
+        .is_empty()
+    {
+        return Err(ApiError::Conflict {
+            code: "account_busy",
+            detail: "an order waits for its door".into(),
+        });
+    }
+    state.accounts.erase(user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

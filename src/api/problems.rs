@@ -186,6 +186,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         409,
         "Only a queued command not yet sent can be cancelled.",
     ),
+    (
+        "account_busy",
+        409,
+        "The account cannot be deleted while a rental runs or an order waits for its door.",
+    ),
     ("email_taken", 409, "An account with this email exists."),
     (
         "idempotency_key_reused",

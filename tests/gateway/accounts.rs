@@ -49,7 +49,7 @@ pub async fn operator(app: &TestApp, email: &str) -> String {
     token(app, email, "an operator password").await
 }
 
-async fn token(app: &TestApp, email: &str, password: &str) -> String {
+pub async fn token(app: &TestApp, email: &str, password: &str) -> String {
     let response = log_in(app, email, password).await;
     assert_eq!(response.status(), 200);
     let session: Value = response.json().await.expect("a session");

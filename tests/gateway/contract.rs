@@ -164,6 +164,7 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
     let account = serde_json::json!({ "email": "f@example.com", "password": "a long password" });
     let token = crate::accounts::customer(&app, "g@example.com").await;
     let admin = crate::accounts::operator(&app, "ops@example.com").await;
+    let leaving = crate::accounts::customer(&app, "leaving@example.com").await;
     app.provision("lk-1", 4).await;
     app.provision("lk-2", 4).await;
     let queued = app
@@ -419,6 +420,21 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             app.http
                 .get(app.url("/v1/rentals?state=ended&limit=10"))
                 .bearer_auth(&token),
+        ),
+        (
+            "put",
+            "/v1/me/password",
+            app.http
+                .put(app.url("/v1/me/password"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({
+                    "current_password": "a long password", "new_password": "another long password"
+                })),
+        ),
+        (
+            "delete",
+            "/v1/me",
+            app.http.delete(app.url("/v1/me")).bearer_auth(&leaving),
         ),
         // Last: the token works no more after it.
         (

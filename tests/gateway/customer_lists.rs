@@ -123,3 +123,52 @@ in_both_modes! {
         problem(refused, 403, "forbidden").await;
     }
 }
+
+in_both_modes! {
+    /// A customer changes their password (other sessions end) and deletes their account (login
+    /// gone, the ledger kept); not while a rental runs.
+    async fn a_customer_changes_the_password_and_deletes_the_account(backend: Backend) {
+        let app = backend.spawn().await;
+        plan(&app).await;
+        let _locker = online_locker(&app, "lk-1").await;
+        let (token, id) = funded(&app, "leaving@example.com", 5000).await;
+        let other_session = crate::accounts::token(&app, "leaving@example.com", "a long password").await;
+        let change = |current: &str, new: &str| {
+            let body = json!({ "current_password": current, "new_password": new });
+            let (http, url, token) = (app.http.clone(), app.url("/v1/me/password"), token.clone());
+            async move { http.put(url).bearer_auth(token).json(&body).send().await.expect("sent") }
+        };
+        let wrong = change("not it", "a brand new password").await;
+        let body = problem(wrong, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "current_password");
+        assert_eq!(change("a long password", "a brand new password").await.status(), 204);
+        let me = |token: String| {
+            let (http, url) = (app.http.clone(), app.url("/v1/me"));
+            async move { http.get(url).bearer_auth(token).send().await.expect("sent") }
+        };
+        assert_eq!(me(token.clone()).await.status(), 200, "this session goes on");
+        problem(me(other_session).await, 401, "unauthorized").await;
+        let relogin = crate::accounts::log_in(&app, "leaving@example.com", "a brand new password").await;
+        assert_eq!(relogin.status(), 200);
+        // Not while a rental runs.
+        let rented: Value = rent(&app, &token, json!({ "device_id": "lk-1" })).await.json().await.expect("rental");
+        let delete = || {
+            let (http, url, token) = (app.http.clone(), app.url("/v1/me"), token.clone());
+            async move { http.delete(url).bearer_auth(token).send().await.expect("sent") }
+        };
+        problem(delete().await, 409, "account_busy").await;
+        let ended = app
+            .http
+            .post(app.url(&format!("/v1/rentals/{}/end", rented["id"].as_str().expect("id"))))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(ended.status(), 200);
+        assert_eq!(delete().await.status(), 204);
+        let gone = crate::accounts::log_in(&app, "leaving@example.com", "a brand new password").await;
+        assert_eq!(gone.status(), 401);
+        let (available, _) = crate::rentals::money(&app, id).await;
+        assert_eq!(available, 5000, "the wallet and its ledger are kept");
+    }
+}

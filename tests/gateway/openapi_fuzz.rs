@@ -226,8 +226,10 @@ async fn generated_requests_get_documented_answers_and_never_a_5xx(pool: PgPool)
                 ("customer", Some(customer.as_str())),
                 ("operator", Some(operator.as_str())),
             ] {
-                // A logout would end the session the other requests use.
-                if path == "/v1/sessions/current" && token.is_some() {
+                // A logout or an account's deletion would end the sessions the other requests use.
+                let ends_session =
+                    (path == "/v1/sessions/current" || path == "/v1/me") && method == "delete";
+                if ends_session && token.is_some() {
                     continue;
                 }
                 for n in 0..VARIANTS {
