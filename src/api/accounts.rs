@@ -138,9 +138,7 @@ pub async fn find(
         .accounts
         .search(text, query.after.as_deref(), limit)
         .await?;
-    let next = (users.len() as i64 == limit)
-        .then(|| users.last().map(|u| u.email.clone()))
-        .flatten();
+    let next = super::json::next_page(&users, limit, |u| u.email.clone());
     Ok(Json(UserPage { items: users, next }))
 }
 

@@ -13,7 +13,7 @@ use crate::account::{Role, User};
 #[derive(Debug, Clone)]
 pub struct Caller(pub User);
 
-/// The bearer token of the request, as sent (for a logout).
+/// The bearer token of the request, as sent.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
@@ -36,18 +36,9 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut RequestParts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized(
-                "send a bearer token: Authorization: Bearer <token>",
-            ))?;
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized(
+            "send a bearer token: Authorization: Bearer <token>",
+        ))?;
         match state.accounts.authenticate(token).await? {
             Some(user) => {
                 state.limits.check_user(user.id)?;

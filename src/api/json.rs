@@ -193,6 +193,24 @@ pub fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
     }
 }
 
+/// A `?state=` filter: one of `allowed`, else a 422 naming it.
+pub fn state_filter(state: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
+    match state {
+        Some(wanted) if !allowed.contains(&wanted) => Err(ApiError::field(
+            "state",
+            format!("one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The key to pass for the next page: the last item's, when the page came full.
+pub fn next_page<T, K>(items: &[T], limit: i64, key: impl Fn(&T) -> K) -> Option<K> {
+    (items.len() as i64 == limit)
+        .then(|| items.last().map(key))
+        .flatten()
+}
+
 /// Path parameters; one that does not parse (a rental id that is not a UUID, a door beyond
 /// 65535) is a 400 problem document naming it, never axum's plain-text answer.
 #[derive(Debug, Clone, Copy, Default)]

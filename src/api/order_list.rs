@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
-use super::json::{Json, Query, page_size};
+use super::json::{Json, Query, next_page, page_size, state_filter};
 use super::orders::OrderView;
 
 /// Filters and paging.
@@ -49,21 +49,12 @@ pub async fn list(
     Query(query): Query<ListOrders>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    if let Some(wanted) = &query.state
-        && !["paid", "completed", "cancelled"].contains(&wanted.as_str())
-    {
-        return Err(ApiError::field(
-            "state",
-            "one of paid, completed, cancelled",
-        ));
-    }
+    state_filter(query.state.as_deref(), &["paid", "completed", "cancelled"])?;
     let orders = state
         .orders
         .of_user(user.id, query.state.as_deref(), query.before, limit)
         .await?;
-    let next = (orders.len() as i64 == limit)
-        .then(|| orders.last().map(|o| o.id))
-        .flatten();
+    let next = next_page(&orders, limit, |o| o.id);
     let items = orders
         .into_iter()
         .map(|o| super::orders::view(&state, o))

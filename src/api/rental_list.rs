@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, Problem};
-use super::json::{Json, Query, page_size};
+use super::json::{Json, Query, next_page, page_size, state_filter};
 use super::rentals::RentalView;
 
 /// The states a rental can be in.
@@ -52,21 +52,12 @@ pub async fn list(
     Query(query): Query<ListRentals>,
 ) -> Result<Json<RentalPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    if let Some(wanted) = &query.state
-        && !STATES.contains(&wanted.as_str())
-    {
-        return Err(ApiError::field(
-            "state",
-            "one of pending, active, ending, ended, cancelled",
-        ));
-    }
+    state_filter(query.state.as_deref(), &STATES)?;
     let rentals = state
         .rentals
         .of_user(user.id, query.state.as_deref(), query.before, limit)
         .await?;
-    let next = (rentals.len() as i64 == limit)
-        .then(|| rentals.last().map(|r| r.id))
-        .flatten();
+    let next = next_page(&rentals, limit, |r| r.id);
     let items = rentals
         .into_iter()
         .map(|r| super::rentals::view(&state, r))

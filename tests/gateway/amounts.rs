@@ -150,15 +150,7 @@ in_both_modes! {
         let app = backend
             .spawn_with(|config| config.currency = locker_gateway::money::Currency::new("JPY", 0))
             .await;
-        let doc: Value = app
-            .http
-            .get(app.url("/v1/openapi.json"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let doc = crate::contract::openapi(&app).await;
         let amount = &doc["components"]["schemas"]["Amount"];
         assert_eq!(amount["type"], "string");
         assert_eq!(amount["pattern"], r"^(0|[1-9][0-9]{0,11})$");

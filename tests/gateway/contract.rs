@@ -107,6 +107,18 @@ pub fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(),
     Ok(())
 }
 
+/// The gateway's OpenAPI document.
+pub async fn openapi(app: &crate::helpers::TestApp) -> Value {
+    app.http
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("the OpenAPI document")
+}
+
 /// Checks one response against the documented operation `method path`.
 pub async fn conforms(doc: &Value, method: &str, path: &str, response: reqwest::Response) {
     let status = response.status().as_u16().to_string();
@@ -150,15 +162,7 @@ pub async fn conforms(doc: &Value, method: &str, path: &str, response: reqwest::
 #[sqlx::test]
 async fn every_documented_operation_answers_as_documented(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let doc: Value = app
-        .http
-        .get(app.url("/v1/openapi.json"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("the OpenAPI document");
+    let doc = openapi(&app).await;
     // Each operation, as a client calls it; adding a route means adding it here, and a
     // documented route missing here fails below.
     let account = serde_json::json!({ "email": "f@example.com", "password": "a long password" });
