@@ -363,6 +363,23 @@ pub async fn attach(
     Ok(())
 }
 
+/// Which sales (rentals or orders) to list; every field narrows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SaleFilter<'a> {
+    /// The renter's.
+    pub user: Option<uuid::Uuid>,
+    /// At this locker.
+    pub device: Option<&'a str>,
+    /// In this state.
+    pub state: Option<&'a str>,
+    /// Asked for at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Asked for before this.
+    pub until: Option<DateTime<Utc>>,
+    /// Older than this sale (ids grow with time): the page after it.
+    pub before: Option<uuid::Uuid>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod accounts;
+pub mod admin_lists;
 pub mod amount;
 pub mod asyncapi;
 pub mod audit;
@@ -157,6 +158,8 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::place, order_list::list))
         .routes(routes!(orders::get))
         .routes(routes!(workers::stuck))
+        .routes(routes!(admin_lists::rentals))
+        .routes(routes!(admin_lists::orders))
         .split_for_parts();
     utoipa::Modify::modify(&conventions::Conventions, &mut openapi);
     (router, openapi)

@@ -75,8 +75,15 @@ async fn ask_each(
             continue;
         };
         let key = &credentials.current.tag_key;
-        if ask_state(storage, downlinks, device, session, key).await? {
-            asked += 1;
+        // One locker that cannot be asked never stops the others; it is asked again next pass.
+        match ask_state(storage, downlinks, device, session, key).await {
+            Ok(true) => asked += 1,
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("locker_worker_item_failures_total", "worker" => "command_housekeeping")
+                    .increment(1);
+                tracing::warn!(error = %e, %device, "cannot ask a locker about its unknown commands; the others go on");
+            }
         }
     }
     Ok(asked)

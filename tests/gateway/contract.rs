@@ -247,6 +247,16 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         ),
         (
             "get",
+            "/v1/admin/rentals",
+            as_admin(Method::GET, "/v1/admin/rentals?device_id=lk-1&state=active&limit=5"),
+        ),
+        (
+            "get",
+            "/v1/admin/orders",
+            as_admin(Method::GET, "/v1/admin/orders?state=paid"),
+        ),
+        (
+            "get",
             "/v1/admin/stuck",
             as_admin(Method::GET, "/v1/admin/stuck"),
         ),

@@ -172,3 +172,51 @@ in_both_modes! {
         assert_eq!(available, 5000, "the wallet and its ledger are kept");
     }
 }
+
+in_both_modes! {
+    /// Operators list every rental by locker, user, state and time; customers may not.
+    async fn operators_list_every_rental_with_filters(backend: Backend) {
+        let app = backend.spawn().await;
+        plan(&app).await;
+        let _a = online_locker(&app, "lk-1").await;
+        let _b = online_locker(&app, "lk-2").await;
+        let admin = crate::accounts::operator(&app, "ops@example.com").await;
+        let (ann, ann_id) = funded(&app, "ann@example.com", 10_000).await;
+        let (bob, _) = funded(&app, "bob@example.com", 10_000).await;
+        let before_all = chrono::Utc::now();
+        assert_eq!(rent(&app, &ann, json!({ "device_id": "lk-1" })).await.status(), 201);
+        assert_eq!(rent(&app, &ann, json!({ "device_id": "lk-2" })).await.status(), 201);
+        assert_eq!(rent(&app, &bob, json!({ "device_id": "lk-2" })).await.status(), 201);
+        let find = |query: String| {
+            let (http, url, admin) = (app.http.clone(), app.url(&format!("/v1/admin/rentals{query}")), admin.clone());
+            async move { http.get(url).bearer_auth(admin).send().await.expect("sent") }
+        };
+        let count = |page: Value| page["items"].as_array().map_or(0, Vec::len);
+        assert_eq!(count(find(String::new()).await.json().await.expect("page")), 3);
+        assert_eq!(count(find("?device_id=lk-2".into()).await.json().await.expect("page")), 2);
+        assert_eq!(count(find(format!("?user_id={ann_id}")).await.json().await.expect("page")), 2);
+        assert_eq!(count(find("?state=ended".into()).await.json().await.expect("page")), 0);
+        let since = before_all.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        assert_eq!(count(find(format!("?since={since}")).await.json().await.expect("page")), 3);
+        assert_eq!(count(find(format!("?until={since}")).await.json().await.expect("page")), 0);
+        let refused = app
+            .http
+            .get(app.url("/v1/admin/rentals"))
+            .bearer_auth(&ann)
+            .send()
+            .await
+            .expect("sent");
+        problem(refused, 403, "forbidden").await;
+        let orders: Value = app
+            .http
+            .get(app.url("/v1/admin/orders?state=paid"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("page");
+        assert_eq!(count(orders), 0);
+    }
+}

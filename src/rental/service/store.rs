@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{Rental, Rentals};
 use crate::events::Event;
 use crate::storage::{Dialect, Storage, UnitOfWork, in_work};
-use crate::unlock::{self, DoorAfter};
+use crate::unlock::{self, DoorAfter, SaleFilter};
 use crate::wallet::{Movement, WalletError};
 
 /// A rental row as both backends return it (PostgreSQL's `flags` array as JSON).
@@ -182,8 +182,8 @@ macro_rules! bind_new_rental {
 }
 
 impl Rentals {
-    /// A page of the user's rentals, newest first, in `state` if given, older than `before` (a
-    /// rental id: ids grow with time), at most `limit`.
+    /// A page of the user's rentals, newest first, in `state` if given, older than `before`, at
+    /// most `limit`.
     pub async fn of_user(
         &self,
         user: Uuid,
@@ -191,15 +191,35 @@ impl Rentals {
         before: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Rental>, super::RentalError> {
+        let filter = SaleFilter {
+            user: Some(user),
+            state,
+            before,
+            ..SaleFilter::default()
+        };
+        self.find(&filter, limit).await
+    }
+
+    /// A page of the rentals `filter` names, newest first, at most `limit` (for operators).
+    pub async fn find(
+        &self,
+        filter: &SaleFilter<'_>,
+        limit: i64,
+    ) -> Result<Vec<Rental>, super::RentalError> {
         let rows: Vec<RentalRow> = crate::storage::on_pool!(&self.storage, |pool, dialect| {
             sqlx::query_as(select(
                 dialect,
-                "WHERE user_id = $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR id < $3)
-                 ORDER BY id DESC LIMIT $4",
+                "WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR device_id = $2)
+                   AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR created_at >= $4)
+                   AND ($5 IS NULL OR created_at < $5) AND ($6 IS NULL OR id < $6)
+                 ORDER BY id DESC LIMIT $7",
             ))
-            .bind(user)
-            .bind(state)
-            .bind(before)
+            .bind(filter.user)
+            .bind(filter.device)
+            .bind(filter.state)
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(filter.before)
             .bind(limit)
             .fetch_all(pool)
             .await?
