@@ -94,9 +94,12 @@ impl Probe {
             if let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
                 if stream.write_all(&packet).is_ok() && self.take(Duration::from_millis(500)) {
-                    // Read the CONNACK before closing: a close with it unread resets the
-                    // connection, which the broker logs as an error.
-                    let _ = stream.read(&mut [0u8; 4]);
+                    // Read the CONNACK before closing (a close with it unread resets the
+                    // connection, which the broker logs as an error), on a thread of its own:
+                    // the broker's start does not wait for it.
+                    std::thread::spawn(move || {
+                        let _ = stream.read(&mut [0u8; 4]);
+                    });
                     return true;
                 }
                 let _ = stream.read(&mut [0u8; 8]);

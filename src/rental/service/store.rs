@@ -251,53 +251,36 @@ const RUNNING: &str =
 impl Rentals {
     /// The rental, its deposit moved from available to held and the hold's ledger entry, in one
     /// unit of work, which also keeps the user's running rentals within the limit: on
-    /// PostgreSQL the wallet's row is locked by the statement that writes the rental and the
-    /// hold, and the count is read after it, in the same transaction (a parallel request of the
-    /// same user waits for the lock and then counts this rental); on SQLite every unit of work
-    /// writes alone. A unique violation if the door is taken (the database's fence). The
+    /// PostgreSQL one call of the `rental_create_holding` function (the user's row locked, then
+    /// counted with a fresh snapshot: a parallel request of the same user waits and counts this
+    /// rental); on SQLite every unit of work writes alone. A unique violation if the door is taken (the database's fence). The
     /// wallet's version moves on, so optimistic writers elsewhere see the change.
     pub(super) async fn create_holding(&self, new: &NewRental) -> Result<Created, sqlx::Error> {
         let reference = format!("rental {}", new.id);
         let now = Utc::now();
         let max = self.settings.max_active;
         if let Storage::Postgres(pool) = &self.storage {
-            let mut tx = pool.begin().await?;
-            // The wallet's row is locked even for a plan without a deposit (it moves nothing).
+            // One round trip: `rental_create_holding` (a migration) locks the user's row, counts
+            // the running rentals with a fresh snapshot, holds the deposit with its ledger entry
+            // and writes the rental.
             let query = sqlx::query_scalar(
-                "WITH w AS (
-                     UPDATE wallets SET available = available - $7, held = held + $7,
-                            version = version + 1, updated_at = $8
-                     WHERE user_id = $2 AND available >= $7
-                     RETURNING id, available, held
-                 ), l AS (
-                     INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
-                                         available_after, held_after, reference)
-                     SELECT id, 'hold', -$7, $7, available, held, $9 FROM w WHERE $7 > 0
-                 ), r AS (
-                     INSERT INTO rentals (id, user_id, device_id, door, state, plan_id, terms,
-                                          deposit_held, created_at)
-                     SELECT $1, $2, $3, $4, 'pending', $5, $6, $7, $8
-                     WHERE $7 = 0 OR EXISTS (SELECT 1 FROM w)
-                     RETURNING id
-                 )
-                 SELECT EXISTS (SELECT 1 FROM r)",
+                "SELECT rental_create_holding($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             );
-            let written: bool = bind_new_rental!(query, new, now)
+            let answer: String = bind_new_rental!(query, new, now)
                 .bind(reference)
-                .fetch_one(&mut *tx)
+                .bind(max)
+                .fetch_one(pool)
                 .await?;
-            if !written {
-                return Ok(Created::NoFunds);
-            }
-            let running: i64 = sqlx::query_scalar(RUNNING)
-                .bind(new.user)
-                .fetch_one(&mut *tx)
-                .await?;
-            if running > max {
-                return Ok(Created::TooMany(running - 1)); // rolled back on drop
-            }
-            tx.commit().await?;
-            return Ok(Created::Yes);
+            return Ok(match answer.as_str() {
+                "created" => Created::Yes,
+                "no_funds" => Created::NoFunds,
+                other => Created::TooMany(
+                    other
+                        .strip_prefix("too_many:")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(max),
+                ),
+            });
         }
         // Elsewhere through the wallet's own unit of work: the hold, its ledger entry and the
         // rental together (SQLite: `BEGIN IMMEDIATE`, one writer at a time, so the count read in
