@@ -175,11 +175,13 @@ impl App {
             None => {
                 let mut settings = BrokerSettings::on(config.mqtt_addr);
                 settings.v5_addr = config.mqtt5_addr;
+                // Subscribed before any locker can connect: a hello sent the moment the listener
+                // opens (lockers reconnecting after a restart) is never lost.
+                settings.early_links = vec![("gateway-uplinks".to_owned(), DeviceLink::filters())];
                 let auth =
                     RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
                 let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
-                let uplinks =
-                    bus::embedded(broker.link("gateway-uplinks")?, &DeviceLink::filters())?;
+                let uplinks = bus::embedded(broker.link("gateway-uplinks")?, &[])?;
                 let events_tx = BusTx::Embedded(broker.link("gateway-events")?.0);
                 let nudges = BusTx::Embedded(broker.link("gateway-revocations")?.0);
                 let downlinks = BusTx::Embedded(broker.link("gateway-downlinks")?.0);

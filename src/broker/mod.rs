@@ -71,6 +71,10 @@ pub struct BrokerSettings {
     pub max_payload: usize,
     /// How long a new connection may take to send CONNECT (ms).
     pub connect_timeout_ms: u16,
+    /// In-process links made and subscribed before any listener accepts a connection (name,
+    /// filters), so that nothing a locker sends at once (its hello) can arrive before the
+    /// gateway listens; [`EmbeddedBroker::link`] hands each out once.
+    pub early_links: Vec<(String, Vec<String>)>,
 }
 
 impl BrokerSettings {
@@ -82,6 +86,7 @@ impl BrokerSettings {
             max_connections: 20_000,
             max_payload: firmware_protocol::MAX_JSON_ENVELOPE,
             connect_timeout_ms: 5_000,
+            early_links: Vec::new(),
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct EmbeddedBroker {
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
     listening: ListenerHealth,
+    early: std::sync::Mutex<Vec<(String, (LinkTx, LinkRx))>>,
 }
 
 /// Whether every listener of the embedded broker is still running (for `/readyz`).
@@ -196,6 +202,18 @@ impl EmbeddedBroker {
             },
         );
         let router_tx = router.spawn();
+        // The gateway's own subscriptions reach the router before any locker can connect.
+        let mut early = Vec::new();
+        for (name, filters) in &settings.early_links {
+            let (mut tx, rx, _ack) = rumqttd::local::LinkBuilder::new(name, router_tx.clone())
+                .dynamic_filters(true)
+                .build()
+                .map_err(BrokerError::from)?;
+            for filter in filters {
+                tx.subscribe(filter.clone()).map_err(BrokerError::from)?;
+            }
+            early.push((name.clone(), (tx, rx)));
+        }
         let (stop, stop_rx) = watch::channel(false);
         let probe = probe::Probe::new();
         let auth: Arc<dyn Authenticator> = Arc::new(probe::Probing {
@@ -279,6 +297,7 @@ impl EmbeddedBroker {
             stop,
             threads,
             listening,
+            early: std::sync::Mutex::new(early),
         })
     }
 
@@ -294,7 +313,17 @@ impl EmbeddedBroker {
 
     /// An in-process client, not subject to login or topic rules: the gateway's own.
     pub fn link(&self, name: &str) -> Result<(LinkTx, LinkRx), BrokerError> {
-        (self.links)(name)
+        let early = {
+            let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+            early
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| early.remove(i).1)
+        };
+        match early {
+            Some(link) => Ok(link),
+            None => (self.links)(name),
+        }
     }
 
     /// Stops the listeners and drops every connection; returns when their threads have ended.

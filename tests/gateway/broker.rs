@@ -301,3 +301,54 @@ async fn mqtt_5_lockers_get_the_same_login_and_topic_rules(pool: PgPool) {
     );
     broker.stop();
 }
+
+#[sqlx::test]
+async fn the_gateways_early_link_is_subscribed_before_any_locker_connects(pool: PgPool) {
+    let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
+    let creds = crate::helpers::provision(&registry, "lk-early", 4).await;
+    let mut started = None;
+    for _ in 0..20 {
+        let addr = crate::helpers::free_addr();
+        let mut settings = BrokerSettings::on(addr);
+        settings.early_links = vec![("early".to_owned(), vec!["lockers/+/up".to_owned()])];
+        let auth = RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
+        match EmbeddedBroker::start(settings, auth, Revocations::default()) {
+            Ok(broker) => {
+                started = Some((broker, addr));
+                break;
+            }
+            Err(BrokerError::Bind { .. }) => continue,
+            Err(e) => panic!("broker did not start: {e}"),
+        }
+    }
+    let (broker, addr) = started.expect("a free port");
+    // The locker publishes the moment it is connected; the link is taken only afterwards, and
+    // subscribes to nothing itself: what it receives it was subscribed to before the listener.
+    let locker = Client::connect(
+        addr,
+        "lk-early",
+        "lk-early",
+        &creds.secret.mqtt_password(),
+        None,
+    )
+    .await
+    .expect("connected");
+    locker
+        .client
+        .publish(
+            "lockers/lk-early/up",
+            QoS::AtLeastOnce,
+            false,
+            b"first".to_vec(),
+        )
+        .await
+        .expect("published");
+    let (_tx, mut rx) = broker.link("early").expect("the early link");
+    let (topic, payload) = link_next(&mut rx).await;
+    assert_eq!(
+        (topic.as_str(), payload.as_slice()),
+        ("lockers/lk-early/up", &b"first"[..])
+    );
+    // A second link of that name is a new one (the early one is handed out once).
+    assert!(broker.link("early").is_ok());
+}
