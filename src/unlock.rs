@@ -380,6 +380,29 @@ pub struct SaleFilter<'a> {
     pub before: Option<uuid::Uuid>,
 }
 
+/// The WHERE clause, order and limit of a page of sales (`rentals` or `orders`) a [`SaleFilter`]
+/// names: `$1` to `$7`, bound by `bind_sale_filter!`.
+pub const SALE_FILTER_SQL: &str =
+    "WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR device_id = $2)
+       AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR created_at >= $4)
+       AND ($5 IS NULL OR created_at < $5) AND ($6 IS NULL OR id < $6)
+     ORDER BY id DESC LIMIT $7";
+
+/// Binds a [`SaleFilter`] and a page size to a query of [`SALE_FILTER_SQL`].
+macro_rules! bind_sale_filter {
+    ($query:expr, $filter:expr, $limit:expr) => {
+        $query
+            .bind($filter.user)
+            .bind($filter.device)
+            .bind($filter.state)
+            .bind($filter.since)
+            .bind($filter.until)
+            .bind($filter.before)
+            .bind($limit)
+    };
+}
+pub(crate) use bind_sale_filter;
+
 #[cfg(test)]
 mod tests {
     use super::*;

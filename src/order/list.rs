@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::{Order, OrderError, Orders};
 use crate::storage::on_pool;
+use crate::unlock::{SALE_FILTER_SQL, bind_sale_filter};
 
 impl Orders {
     /// A page of the user's orders, newest first, in `state` if given, older than `before`, at
@@ -31,21 +32,14 @@ impl Orders {
         filter: &crate::unlock::SaleFilter<'_>,
         limit: i64,
     ) -> Result<Vec<Order>, OrderError> {
-        const IDS: &str = "SELECT id FROM orders
-             WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR device_id = $2)
-               AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR created_at >= $4)
-               AND ($5 IS NULL OR created_at < $5) AND ($6 IS NULL OR id < $6)
-             ORDER BY id DESC LIMIT $7";
-        let ids: Vec<Uuid> = on_pool!(&self.storage, |pool| sqlx::query_scalar(IDS)
-            .bind(filter.user)
-            .bind(filter.device)
-            .bind(filter.state)
-            .bind(filter.since)
-            .bind(filter.until)
-            .bind(filter.before)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?);
+        let sql = format!("SELECT id FROM orders {SALE_FILTER_SQL}");
+        let ids: Vec<Uuid> = on_pool!(&self.storage, |pool| bind_sale_filter!(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())),
+            filter,
+            limit
+        )
+        .fetch_all(pool)
+        .await?);
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(order) = self.get(filter.user, id).await? {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{Rental, Rentals};
 use crate::events::Event;
 use crate::storage::{Dialect, Storage, UnitOfWork, in_work};
-use crate::unlock::{self, DoorAfter, SaleFilter};
+use crate::unlock::{self, DoorAfter, SaleFilter, bind_sale_filter};
 use crate::wallet::{Movement, WalletError};
 
 /// A rental row as both backends return it (PostgreSQL's `flags` array as JSON).
@@ -207,20 +207,11 @@ impl Rentals {
         limit: i64,
     ) -> Result<Vec<Rental>, super::RentalError> {
         let rows: Vec<RentalRow> = crate::storage::on_pool!(&self.storage, |pool, dialect| {
-            sqlx::query_as(select(
-                dialect,
-                "WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR device_id = $2)
-                   AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR created_at >= $4)
-                   AND ($5 IS NULL OR created_at < $5) AND ($6 IS NULL OR id < $6)
-                 ORDER BY id DESC LIMIT $7",
-            ))
-            .bind(filter.user)
-            .bind(filter.device)
-            .bind(filter.state)
-            .bind(filter.since)
-            .bind(filter.until)
-            .bind(filter.before)
-            .bind(limit)
+            bind_sale_filter!(
+                sqlx::query_as(select(dialect, crate::unlock::SALE_FILTER_SQL)),
+                filter,
+                limit
+            )
             .fetch_all(pool)
             .await?
         });
