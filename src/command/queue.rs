@@ -115,6 +115,9 @@ pub async fn deliver(
             Command::from_stored(&kind, &body),
             CommandId::new(id as u64),
         ) else {
+            // A stored command that cannot be read is never sent; it expires with its time to
+            // live, and the others go out.
+            undeliverable(&device, id, "its stored body cannot be read");
             continue;
         };
         let Some(counter) = store::next_counter_in(&mut work, &device, session).await? else {
@@ -133,6 +136,7 @@ pub async fn deliver(
         };
         // Sealed for the locker's transport; queued after the commit below.
         let Ok(payload) = downlinks.seal(&envelope, key) else {
+            undeliverable(&device, id, "it cannot be sealed");
             continue;
         };
         in_work!(&mut work, |conn| sqlx::query(SENT)
@@ -152,6 +156,13 @@ pub async fn deliver(
         downlinks.redeliver(&device, payload, Some(*left));
     }
     Ok(outgoing.len())
+}
+
+/// Logs and counts a queued command that cannot be sent (the others go on).
+fn undeliverable(device: &DeviceId, id: i64, why: &str) {
+    metrics::counter!("locker_worker_item_failures_total", "worker" => "queue_delivery")
+        .increment(1);
+    tracing::warn!(%device, command = id, why, "a queued command cannot be sent; the others go out");
 }
 
 /// Marks queued commands whose time to live has passed as expired. Returns how many.

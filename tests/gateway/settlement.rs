@@ -8,7 +8,7 @@ use simulator::mqtt::{Happening, Knob, expect};
 use sqlx::PgPool;
 
 use crate::command_helpers::*;
-use crate::helpers::{WAIT, device, eventually, in_both_modes, spawn_app};
+use crate::helpers::{WAIT, device, eventually, in_both_modes, on_storage, spawn_app};
 
 in_both_modes! {
 async fn an_answer_lost_with_the_connection_is_settled_by_asking_not_by_resending(backend: Backend) {
@@ -74,6 +74,22 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
         .await
         .expect("queued");
     assert_eq!(state_of(&app.storage, id).await, "pending");
+    // A queued command whose stored body cannot be read, beside it: skipped, logged and
+    // counted; the good one still goes out.
+    let broken = app
+        .app
+        .commands()
+        .queue(device("lk-1"), Command::Unlock { door: 3 }, Duration::from_secs(60))
+        .await
+        .expect("queued");
+    on_storage!(&app.storage, |pool| sqlx::query(
+        "UPDATE commands SET body = '{}' WHERE id = $1"
+    )
+    .bind(broken)
+    .execute(pool)
+    .await
+    .expect("broken")
+    .rows_affected());
     let locker = app.locker(&creds, Duration::from_secs(3600));
     let mut watch = locker.watch();
     let opened = expect(&mut watch, WAIT, |h| match h {
@@ -86,6 +102,20 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
         state_of(&app.storage, id).await == "executed"
     })
     .await;
+    assert_eq!(state_of(&app.storage, broken).await, "pending", "never sent");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"locker_worker_item_failures_total{worker="queue_delivery"}"#),
+        "counted"
+    );
 }
 }
 
