@@ -16,8 +16,10 @@ use axum::extract::State;
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     /// The login.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
     /// 10 to 128 characters.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
 }
 

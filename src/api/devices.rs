@@ -27,10 +27,12 @@ use crate::device::{NewDevice, Provisioned};
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceBody {
     /// 1 to 32 of `A-Z a-z 0-9 _ -`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub id: String,
     /// Its model (default `generic`).
     pub model: Option<String>,
     /// 1 to 512.
+    #[schema(minimum = 1, maximum = 512)]
     pub door_count: u16,
 }
 
@@ -122,6 +124,7 @@ pub struct Cancelled {
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceUnlock {
     /// Why the door is opened (1 to 200 characters); kept with the command and in the audit log.
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 

@@ -21,8 +21,10 @@ use crate::rental::plan::{self, Plan};
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     /// A name for people (1 to 64 characters).
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
-    /// The door size class (`s`, `m`, `l`, ...).
+    /// The door size class (`s`, `m`, `l`, ...; 1 to 16 characters).
+    #[schema(min_length = 1, max_length = 16)]
     pub size_class: String,
     /// Held at the start.
     pub deposit: Amount,

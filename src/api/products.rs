@@ -25,8 +25,10 @@ use crate::order::{Product, StockLine};
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// The operator's code (letters, digits, `.`, `_`, `-`; 1 to 64), unique.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
     /// What customers see (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The price, as a string.
     pub price: Amount,

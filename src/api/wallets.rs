@@ -99,7 +99,8 @@ pub struct TopUp {
 /// A payment provider's event: money received for a user.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PaymentEvent {
-    /// The provider's id for the event; the same id is applied once.
+    /// The provider's id for the event; the same id is applied once (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub event_id: String,
     /// The user who paid.
     pub user_id: Uuid,

@@ -171,5 +171,11 @@ in_both_modes! {
             assert_eq!(header["schema"]["maxLength"], 255, "{path}");
         }
         assert!(posts > 10);
+        // Limits the server enforces on text are in the schema.
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["Registration"]["properties"]["password"]["maxLength"], 128);
+        assert_eq!(schemas["MaintenanceUnlock"]["properties"]["reason"]["maxLength"], 200);
+        assert_eq!(schemas["NewPlan"]["properties"]["name"]["maxLength"], 64);
+        assert_eq!(schemas["NewProduct"]["properties"]["sku"]["pattern"], "^[A-Za-z0-9._-]{1,64}$");
     }
 }
