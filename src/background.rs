@@ -28,32 +28,33 @@ pub async fn command_housekeeping(
             _ = interval.tick() => {}
         }
         let worker = "command_housekeeping";
-        let Some(expired) = pass(worker, crate::command::queue::expire(&storage)).await else {
-            continue;
-        };
-        let expired = expired.map(|n| n as usize);
+        let expired = pass(worker, crate::command::queue::expire(&storage)).await;
+        report(worker, "expired queued commands", expired);
         let retry = crate::command::query::retry_unknown(
             &storage,
             &downlinks,
             query_again,
             surface_unknown,
         );
-        let Some(retried) = pass(worker, retry).await else {
-            continue;
-        };
-        for (what, result) in [
-            ("expired queued commands", expired),
-            ("asked again", retried),
-        ] {
-            match result {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(count = n, "{what}"),
-                Err(e) => {
-                    metrics::counter!("locker_worker_errors_total", "worker" => "command_housekeeping")
-                        .increment(1);
-                    tracing::warn!(error = %e, "command housekeeping failed: {what}");
-                }
-            }
+        report(worker, "asked again", pass(worker, retry).await);
+    }
+}
+
+/// Logs what a pass of `worker` did: how many things, or its error (counted as
+/// `locker_worker_errors_total{worker}`). `None` is a pass that panicked, which [`pass`] has
+/// logged and counted already.
+fn report<N, E>(worker: &'static str, what: &str, outcome: Option<Result<N, E>>)
+where
+    N: std::fmt::Display + PartialEq + Default,
+    E: std::fmt::Display,
+{
+    match outcome {
+        None => {}
+        Some(Ok(n)) if n == N::default() => {}
+        Some(Ok(n)) => tracing::info!(worker, count = %n, "{what}"),
+        Some(Err(e)) => {
+            metrics::counter!("locker_worker_errors_total", "worker" => worker).increment(1);
+            tracing::warn!(worker, error = %e, "failed: {what}");
         }
     }
 }
@@ -101,33 +102,21 @@ pub async fn reconcile_sales(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        // A panic outside any one item (reading the rows) ends the pass, not the loop.
-        let rental_pass = rentals.reconcile_pending(open_window, &rental_items);
-        let Some(result) = pass(rental_items.worker(), rental_pass).await else {
-            continue;
-        };
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rentals = n, "pending rentals settled"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "rental_reconciler")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot settle pending rentals");
-            }
-        }
-        let order_pass = orders.reconcile_pending(open_window, &order_items);
-        let Some(result) = pass(order_items.worker(), order_pass).await else {
-            continue;
-        };
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(orders = n, "paid orders settled"),
-            Err(e) => {
-                metrics::counter!("locker_worker_errors_total", "worker" => "order_reconciler")
-                    .increment(1);
-                tracing::warn!(error = %e, "cannot settle paid orders");
-            }
-        }
+        // A panic outside any one item (reading the rows) ends that pass, not the loop.
+        let (worker, settled) = (
+            rental_items.worker(),
+            rentals.reconcile_pending(open_window, &rental_items),
+        );
+        report(
+            worker,
+            "pending rentals settled",
+            pass(worker, settled).await,
+        );
+        let (worker, settled) = (
+            order_items.worker(),
+            orders.reconcile_pending(open_window, &order_items),
+        );
+        report(worker, "paid orders settled", pass(worker, settled).await);
     }
 }
 

@@ -227,7 +227,12 @@ impl Items {
     }
 
     fn publish_gauge(&self) {
-        let stuck = self.stuck().len();
+        let flag_after = self.0.policy.flag_after;
+        let stuck = self
+            .failing()
+            .values()
+            .filter(|f| f.stuck.failures >= flag_after)
+            .count();
         metrics::gauge!("locker_worker_items_stuck", "worker" => self.0.worker).set(stuck as f64);
     }
 

@@ -41,6 +41,7 @@ mod serial;
 mod serial_answers;
 mod settlement;
 mod shutdown;
+mod stock;
 mod text_input;
 mod wallets;
 mod wallets_api;

@@ -85,16 +85,20 @@ pub struct Rental {
 }
 
 impl Rental {
+    /// The time billed if it ends at `ended_at`: from the unlock at the start, less the waits
+    /// of pickups that did not open.
+    pub fn billed_until(&self, ended_at: DateTime<Utc>) -> Duration {
+        let unbilled = Duration::from_millis(u64::try_from(self.unbilled_ms).unwrap_or(0));
+        self.started_at
+            .map(|at| (ended_at - at).to_std().unwrap_or_default())
+            .unwrap_or_default()
+            .saturating_sub(unbilled)
+    }
+
     /// How its fee was made: for an ended rental, from its terms and the time billed.
     pub fn bill(&self) -> Option<crate::rental::fee::Bill> {
-        let (terms, started, ended) = (self.terms?, self.started_at?, self.ended_at?);
-        let unbilled =
-            std::time::Duration::from_millis(u64::try_from(self.unbilled_ms).unwrap_or(0));
-        let elapsed = (ended - started)
-            .to_std()
-            .unwrap_or_default()
-            .saturating_sub(unbilled);
-        Some(crate::rental::fee::bill(&terms, elapsed))
+        let (terms, ended) = (self.terms?, self.ended_at?);
+        Some(crate::rental::fee::bill(&terms, self.billed_until(ended)))
     }
 }
 

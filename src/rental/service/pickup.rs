@@ -124,19 +124,11 @@ impl Rentals {
         ended_at: DateTime<Utc>,
     ) -> Result<(), RentalError> {
         let (id, user) = (rental.id, rental.user_id);
-        const TERMS: &str = "SELECT terms, unbilled_ms FROM rentals WHERE id = $1";
-        let (terms_json, unbilled_ms): (serde_json::Value, i64) = on_pool!(&self.storage, |pool| {
-            sqlx::query_as(TERMS).bind(id).fetch_one(pool).await?
-        });
-        let terms: crate::rental::Terms = serde_json::from_value(terms_json)
-            .map_err(|e| RentalError::Storage(format!("stored terms: {e}")))?;
-        // Billing runs from the start to `ended_at`, less the waits of pickups that did not open.
-        let unbilled = std::time::Duration::from_millis(u64::try_from(unbilled_ms).unwrap_or(0));
-        let elapsed = rental
-            .started_at
-            .map(|at| (ended_at - at).to_std().unwrap_or_default())
-            .unwrap_or_default()
-            .saturating_sub(unbilled);
+        // The rental as its caller read it, with its terms and its unbilled time.
+        let terms = rental
+            .terms
+            .ok_or_else(|| RentalError::Storage(format!("rental {id}: stored terms unreadable")))?;
+        let elapsed = rental.billed_until(ended_at);
         let fee = crate::rental::fee(&terms, elapsed);
         let deposit = rental.deposit_held;
         let reference = format!("rental {id}");
@@ -230,7 +222,6 @@ impl Rentals {
             Verdict::Opened { .. } => None,
             Verdict::Failed { failure, door, .. } => Some((failure, door != DoorAfter::Free)),
             Verdict::Unknown { .. } => Some((DoorFailure::Timeout, true)),
-
             Verdict::Broken(cause) => return Err(RentalError::Storage(cause)),
         };
         let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });

@@ -244,8 +244,9 @@ impl Rentals {
     /// unit of work, which also keeps the user's running rentals within the limit: on
     /// PostgreSQL one call of the `rental_create_holding` function (the user's row locked, then
     /// counted with a fresh snapshot: a parallel request of the same user waits and counts this
-    /// rental); on SQLite every unit of work writes alone. A unique violation if the door is taken (the database's fence). The
-    /// wallet's version moves on, so optimistic writers elsewhere see the change.
+    /// rental); on SQLite every unit of work writes alone. A unique violation if the door is taken
+    /// (the database's fence). The wallet's version moves on, so optimistic writers elsewhere
+    /// see the change.
     pub(super) async fn create_holding(&self, new: &NewRental) -> Result<Created, sqlx::Error> {
         let reference = format!("rental {}", new.id);
         let now = Utc::now();
