@@ -242,8 +242,17 @@ impl App {
                 shutdown.clone(),
             ));
         }
+        let workers = crate::background::Workers::start(
+            &storage,
+            config.worker_policy,
+            &tasks,
+            shutdown.clone(),
+        )
+        .await;
         // Commands in flight when the gateway last stopped: nobody waits for them any more.
-        match crate::command::query::reconcile_at_start(&storage, &downlinks).await {
+        let at_start =
+            crate::command::query::reconcile_at_start(&storage, &downlinks, &workers.housekeeping);
+        match at_start.await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 lockers = n,
@@ -257,17 +266,19 @@ impl App {
         tasks.spawn(crate::command::queue::watch(
             storage.clone(),
             downlinks.clone(),
+            workers.queue.clone(),
             async move { stop.cancelled().await },
         ));
         tasks.spawn(crate::background::command_housekeeping(
             storage.clone(),
             downlinks.clone(),
+            workers.housekeeping.clone(),
             (config.query_again, config.surface_unknown),
             shutdown.clone(),
         ));
         let (events, _) = broadcast::channel(1024);
         let publisher = Publisher::new(storage.clone(), events_tx, events.clone());
-        tasks.spawn(publisher.run(config.outbox_poll, shutdown.clone()));
+        tasks.spawn(publisher.run(config.outbox_poll, workers.outbox.clone(), shutdown.clone()));
         let stop = shutdown.clone();
         tasks.spawn(revocation::watch(
             storage.clone(),
@@ -322,21 +333,7 @@ impl App {
             config.rentals.clone(),
             catalog.clone(),
         );
-        let workers = crate::worker::Registry::default();
-        let (stuck_tx, stuck_rx) = tokio::sync::mpsc::channel(64);
-        let policy = config.worker_policy;
-        let rental_items =
-            crate::worker::Items::new("rental_reconciler", policy, Some(stuck_tx.clone()));
-        let order_items = crate::worker::Items::new("order_reconciler", policy, Some(stuck_tx));
-        workers.register(&rental_items);
-        workers.register(&order_items);
-        tasks.spawn(crate::background::announce_stuck(
-            storage.clone(),
-            stuck_rx,
-            shutdown.clone(),
-        ));
         let state = ApiState::new(Parts {
-            workers,
             storage: storage.clone(),
             redis: redis.clone(),
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
@@ -368,8 +365,9 @@ impl App {
             source,
         })?;
         tasks.spawn(crate::background::reconcile_sales(
-            (rentals.clone(), rental_items),
-            (orders.clone(), order_items),
+            rentals.clone(),
+            orders.clone(),
+            workers,
             shutdown.clone(),
         ));
         let lease_lost = CancellationToken::new();

@@ -3,14 +3,84 @@
 //! and counted, never the end of the loop. The sale reconcilers hand each rental and order to
 //! [`crate::worker::Items`], which backs off and flags the ones that keep failing.
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::CommandSettings;
-use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::storage::Storage;
-use crate::worker::{Items, Stuck, pass};
+use crate::worker::{Items, Policy, pass};
+
+/// The background loops' failing items, one [`Items`] per worker, all telling one keeper of the
+/// stuck list ([`crate::worker::stuck::keep`]).
+#[derive(Debug, Clone)]
+pub struct Workers {
+    /// The rental reconciler's rentals (`rental {id}`).
+    pub rentals: Items,
+    /// The order reconciler's orders (`order {id}`).
+    pub orders: Items,
+    /// Command housekeeping's lockers (`device {id}`), asked about commands of unknown outcome.
+    pub housekeeping: Items,
+    /// Queue delivery's lockers (`device {id}`).
+    pub queue: Items,
+    /// The outbox publisher (one item, `outbox`). Its backoff is short (at most five seconds,
+    /// stuck or not): events must go out as soon as the broker takes them again.
+    pub outbox: Items,
+}
+
+impl Workers {
+    /// Every worker's items with `policy`; starts the keeper of the stuck list (until
+    /// `shutdown`) and takes back the items it lists (a restarted gateway tries each once).
+    pub async fn start(
+        storage: &Storage,
+        policy: Policy,
+        tasks: &tokio_util::task::TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tell, notices) = tokio::sync::mpsc::channel(256);
+        let items = |worker, policy| Items::new(worker, policy, Some(tell.clone()));
+        let outbox = Policy {
+            first_retry: policy
+                .first_retry
+                .min(std::time::Duration::from_millis(500)),
+            max_retry: policy.max_retry.min(std::time::Duration::from_secs(5)),
+            stuck_retry: policy.max_retry.min(std::time::Duration::from_secs(5)),
+            ..policy
+        };
+        let workers = Self {
+            rentals: items("rental_reconciler", policy),
+            orders: items("order_reconciler", policy),
+            housekeeping: items("command_housekeeping", policy),
+            queue: items("queue_delivery", policy),
+            outbox: items("outbox_publisher", outbox),
+        };
+        match crate::worker::stuck::list(storage).await {
+            Ok(stuck) => {
+                for each in workers.all() {
+                    each.restore(stuck.iter().cloned());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stuck list; each item is tried again")
+            }
+        }
+        tasks.spawn(crate::worker::stuck::keep(
+            storage.clone(),
+            notices,
+            shutdown,
+        ));
+        workers
+    }
+
+    fn all(&self) -> [&Items; 5] {
+        [
+            &self.rentals,
+            &self.orders,
+            &self.housekeeping,
+            &self.queue,
+            &self.outbox,
+        ]
+    }
+}
 
 /// Every second: expires queued commands past their time to live, and asks lockers again about
 /// commands of unknown outcome whose report did not come (`query_again`), surfacing those still
@@ -18,6 +88,7 @@ use crate::worker::{Items, Stuck, pass};
 pub async fn command_housekeeping(
     storage: Storage,
     downlinks: Downlinks,
+    items: Items,
     (query_again, surface_unknown): (std::time::Duration, std::time::Duration),
     shutdown: CancellationToken,
 ) {
@@ -33,8 +104,8 @@ pub async fn command_housekeeping(
         let retry = crate::command::query::retry_unknown(
             &storage,
             &downlinks,
-            query_again,
-            surface_unknown,
+            &items,
+            (query_again, surface_unknown),
         );
         report(worker, "asked again", pass(worker, retry).await);
     }
@@ -91,10 +162,12 @@ pub async fn purge_expired(accounts: crate::account::Accounts, shutdown: Cancell
 /// Every second: settles rentals and orders whose unlock had no answer, once the locker has said
 /// what happened, and those a request left half done (a crash between the charge and the unlock).
 pub async fn reconcile_sales(
-    (rentals, rental_items): (crate::rental::Rentals, Items),
-    (orders, order_items): (crate::order::Orders, Items),
+    rentals: crate::rental::Rentals,
+    orders: crate::order::Orders,
+    workers: Workers,
     shutdown: CancellationToken,
 ) {
+    let (rental_items, order_items) = (workers.rentals, workers.orders);
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
     let open_window = CommandSettings::default().open_window;
     loop {
@@ -117,35 +190,5 @@ pub async fn reconcile_sales(
             orders.reconcile_pending(open_window, &order_items),
         );
         report(worker, "paid orders settled", pass(worker, settled).await);
-    }
-}
-
-/// Turns each item a worker flagged as stuck into a `worker.item_stuck` event (on MQTT as
-/// `events/worker.item_stuck`), until shutdown.
-pub async fn announce_stuck(
-    storage: Storage,
-    mut stuck: mpsc::Receiver<Stuck>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let item = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            item = stuck.recv() => match item {
-                Some(item) => item,
-                None => return,
-            },
-        };
-        let data = serde_json::to_value(&item).unwrap_or_default();
-        let event = Event::new("worker.item_stuck", "worker", item.worker, data);
-        let written = async {
-            let mut work = storage.begin().await?;
-            work.append(&event).await?;
-            work.commit().await
-        };
-        if let Err(e) = written.await {
-            metrics::counter!("locker_worker_errors_total", "worker" => "stuck_announcer")
-                .increment(1);
-            tracing::warn!(error = %e, item = %item.item, "cannot announce a stuck item");
-        }
     }
 }

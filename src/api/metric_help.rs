@@ -177,7 +177,12 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     (
         "locker_worker_stuck_unannounced_total",
         Counter,
-        "Stuck items whose event could not be queued.",
+        "Notices of stuck items that could not be queued for the stuck list.",
+    ),
+    (
+        "locker_worker_items_flagged_total",
+        Counter,
+        "Items a background worker flagged as stuck, by worker.",
     ),
     (
         "locker_commands_in_flight",
@@ -203,7 +208,7 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
     (
         "locker_worker_items_stuck",
         Gauge,
-        "Items a background worker flagged as stuck, by worker.",
+        "Items this gateway's background workers hold as stuck, by worker.",
     ),
     (
         "locker_build_info",

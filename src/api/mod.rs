@@ -84,8 +84,6 @@ pub struct Parts {
     pub cache: crate::cache::Cache,
     /// The payment provider's webhook secret, if payments are configured.
     pub payment_webhook_secret: Option<String>,
-    /// The background workers' failing items (operators list the stuck ones).
-    pub workers: crate::worker::Registry,
 }
 
 impl std::ops::Deref for ApiState {

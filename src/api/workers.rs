@@ -14,9 +14,10 @@ use super::json::Json;
 /// as a `worker.item_stuck` event when it got stuck.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StuckItem {
-    /// The worker (`rental_reconciler`, `order_reconciler`).
+    /// The worker (`rental_reconciler`, `order_reconciler`, `command_housekeeping`,
+    /// `queue_delivery`, `outbox_publisher`).
     pub worker: String,
-    /// The item (`rental {id}`, `order {id}`).
+    /// The item (`rental {id}`, `order {id}`, `device {id}`, `command {id}`, `outbox`).
     pub item: String,
     /// Failures in a row.
     pub failures: u32,
@@ -28,7 +29,8 @@ pub struct StuckItem {
     pub last_failed_at: DateTime<Utc>,
 }
 
-/// The stuck items of this gateway's workers, oldest failure first.
+/// The stuck items of the background workers, oldest failure first (at most 1000): what they
+/// failed on again and again, kept in the database until it goes through.
 #[utoipa::path(get, path = "/v1/admin/stuck", tag = "operations", security(("bearer" = [])),
     responses(
         (status = 200, description = "Stuck items", body = Vec<StuckItem>),
@@ -39,12 +41,11 @@ pub async fn stuck(
     State(state): State<ApiState>,
     _operator: Operator,
 ) -> Result<Json<Vec<StuckItem>>, ApiError> {
-    let items = state
-        .workers
-        .stuck()
+    let items = crate::worker::stuck::list(&state.storage)
+        .await?
         .into_iter()
         .map(|s| StuckItem {
-            worker: s.worker.to_owned(),
+            worker: s.worker,
             item: s.item,
             failures: s.failures,
             last_error: s.last_error,

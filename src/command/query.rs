@@ -7,6 +7,7 @@ use super::store;
 use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
 use crate::storage::{Storage, on_pool};
+use crate::worker::Items;
 
 /// Sends a `QueryState` to `device` in `session` (taking the session's next downlink counter).
 pub async fn ask_state(
@@ -57,33 +58,38 @@ pub async fn ask_state(
 pub async fn reconcile_at_start(
     storage: &Storage,
     downlinks: &Downlinks,
+    items: &Items,
 ) -> Result<usize, sqlx::Error> {
     let devices = store::orphans_at_start(storage).await?;
-    ask_each(storage, downlinks, devices).await
+    ask_each(storage, downlinks, items, devices).await
 }
 
 /// Asks each of these lockers, in its session, about its commands; returns how many were asked.
+/// A locker that cannot be asked never stops the others: `items` logs and counts it, backs it
+/// off and flags it if it keeps failing.
 async fn ask_each(
     storage: &Storage,
     downlinks: &Downlinks,
+    items: &Items,
     devices: impl IntoIterator<Item = (DeviceId, u32)>,
 ) -> Result<usize, sqlx::Error> {
     let registry = DeviceRegistry::new(storage.clone());
     let mut asked = 0;
     for (device, session) in devices {
-        let Ok(Some(credentials)) = registry.credentials(&device).await else {
-            continue;
+        let item = format!("device {device}");
+        let ask = async {
+            // A device removed meanwhile has nobody to ask.
+            let credentials = registry.credentials(&device).await;
+            let Some(credentials) = credentials.map_err(|e| e.to_string())? else {
+                return Ok::<_, String>(false);
+            };
+            let key = &credentials.current.tag_key;
+            ask_state(storage, downlinks, device, session, key)
+                .await
+                .map_err(|e| e.to_string())
         };
-        let key = &credentials.current.tag_key;
-        // One locker that cannot be asked never stops the others; it is asked again next pass.
-        match ask_state(storage, downlinks, device, session, key).await {
-            Ok(true) => asked += 1,
-            Ok(false) => {}
-            Err(e) => {
-                metrics::counter!("locker_worker_item_failures_total", "worker" => "command_housekeeping")
-                    .increment(1);
-                tracing::warn!(error = %e, %device, "cannot ask a locker about its unknown commands; the others go on");
-            }
+        if items.attempt(&item, ask).await == Some(true) {
+            asked += 1;
         }
     }
     Ok(asked)
@@ -95,8 +101,8 @@ async fn ask_each(
 pub async fn retry_unknown(
     storage: &Storage,
     downlinks: &Downlinks,
-    ask_again: std::time::Duration,
-    surface_after: std::time::Duration,
+    items: &Items,
+    (ask_again, surface_after): (std::time::Duration, std::time::Duration),
 ) -> Result<usize, sqlx::Error> {
     const TO_ASK: &str = "SELECT d.id, d.session FROM devices d
          WHERE d.online AND d.session IS NOT NULL
@@ -112,7 +118,7 @@ pub async fn retry_unknown(
     let devices = rows
         .into_iter()
         .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)));
-    let asked = ask_each(storage, downlinks, devices).await?;
+    let asked = ask_each(storage, downlinks, items, devices).await?;
     store::surface_stale_unknown(storage, surface_after).await?;
     Ok(asked)
 }

@@ -12,6 +12,7 @@ use super::store;
 use crate::db::{Notice, listen};
 use crate::link::downlink::Downlinks;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
+use crate::worker::{Items, Stuck};
 
 /// One stored command, for the operator's list.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -115,9 +116,7 @@ pub async fn deliver(
             Command::from_stored(&kind, &body),
             CommandId::new(id as u64),
         ) else {
-            // A stored command that cannot be read is never sent; it expires with its time to
-            // live, and the others go out.
-            undeliverable(&device, id, "its stored body cannot be read");
+            never_deliverable(&mut work, &device, id, "its stored body cannot be read").await?;
             continue;
         };
         let Some(counter) = store::next_counter_in(&mut work, &device, session).await? else {
@@ -136,7 +135,7 @@ pub async fn deliver(
         };
         // Sealed for the locker's transport; queued after the commit below.
         let Ok(payload) = downlinks.seal(&envelope, key) else {
-            undeliverable(&device, id, "it cannot be sealed");
+            never_deliverable(&mut work, &device, id, "it cannot be sealed").await?;
             continue;
         };
         in_work!(&mut work, |conn| sqlx::query(SENT)
@@ -158,11 +157,37 @@ pub async fn deliver(
     Ok(outgoing.len())
 }
 
-/// Logs and counts a queued command that cannot be sent (the others go on).
-fn undeliverable(device: &DeviceId, id: i64, why: &str) {
+/// A queued command that can never be sent (trying again cannot help): logged and counted,
+/// expired in this unit of work, and flagged for operators at once (the stuck list and a
+/// `worker.item_stuck` event, written with it); the others go out.
+async fn never_deliverable(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+    id: i64,
+    why: &str,
+) -> Result<(), sqlx::Error> {
     metrics::counter!("locker_worker_item_failures_total", "worker" => "queue_delivery")
         .increment(1);
-    tracing::warn!(%device, command = id, why, "a queued command cannot be sent; the others go out");
+    metrics::counter!("locker_worker_items_flagged_total", "worker" => "queue_delivery")
+        .increment(1);
+    tracing::error!(%device, command = id, why, "a queued command can never be sent: expired and flagged; the others go out");
+    in_work!(&mut *work, |conn| sqlx::query(
+        "UPDATE commands SET state = 'expired' WHERE id = $1"
+    )
+    .bind(id)
+    .execute(conn)
+    .await?
+    .rows_affected());
+    let now = Utc::now();
+    let stuck = Stuck {
+        worker: "queue_delivery".to_owned(),
+        item: format!("command {id}"),
+        failures: 1,
+        last_error: format!("{why} (locker {device}); the command was expired, never sent"),
+        first_failed_at: now,
+        last_failed_at: now,
+    };
+    crate::worker::stuck::flag_in(work, &stuck, true).await
 }
 
 /// Marks queued commands whose time to live has passed as expired. Returns how many.
@@ -243,17 +268,18 @@ pub async fn deliver_if_online(
 pub async fn watch(
     storage: Storage,
     downlinks: Downlinks,
+    items: Items,
     stop: impl std::future::Future<Output = ()>,
 ) {
     match storage {
-        Storage::Postgres(pool) => listen_for_queued(pool, downlinks, stop).await,
+        Storage::Postgres(pool) => listen_for_queued(pool, downlinks, items, stop).await,
         Storage::Sqlite(_) => {
             let poll = async {
                 let mut interval = tokio::time::interval(EDGE_POLL);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
-                    if let Err(e) = deliver_all_waiting(&storage, &downlinks).await {
+                    if let Err(e) = deliver_all_waiting(&storage, &downlinks, &items).await {
                         tracing::warn!(error = %e, "cannot deliver queued commands");
                     }
                 }
@@ -269,6 +295,7 @@ pub async fn watch(
 async fn listen_for_queued(
     pool: PgPool,
     downlinks: Downlinks,
+    items: Items,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let storage = Storage::Postgres(pool.clone());
@@ -276,11 +303,15 @@ async fn listen_for_queued(
     let handle = async {
         while let Some(notice) = rx.recv().await {
             let delivered = match notice {
-                Notice::Listening => deliver_all_waiting(&storage, &downlinks).await,
+                Notice::Listening => deliver_all_waiting(&storage, &downlinks, &items).await,
                 Notice::Payload(device) => match DeviceId::new(&device) {
-                    Some(device) => deliver_if_online(&storage, &downlinks, device)
-                        .await
-                        .map(drop),
+                    Some(device) => {
+                        let item = format!("device {device}");
+                        items
+                            .attempt(&item, deliver_if_online(&storage, &downlinks, device))
+                            .await;
+                        Ok(())
+                    }
                     None => Ok(()),
                 },
             };
@@ -296,8 +327,13 @@ async fn listen_for_queued(
     }
 }
 
-/// Delivers the queued commands of every online locker that has some waiting.
-async fn deliver_all_waiting(storage: &Storage, downlinks: &Downlinks) -> Result<(), sqlx::Error> {
+/// Delivers the queued commands of every online locker that has some waiting. A locker whose
+/// delivery fails never stops the others: `items` logs, counts, backs it off and flags it.
+async fn deliver_all_waiting(
+    storage: &Storage,
+    downlinks: &Downlinks,
+    items: &Items,
+) -> Result<(), sqlx::Error> {
     const WAITING: &str = "SELECT DISTINCT c.device_id FROM commands c
          JOIN devices d ON d.id = c.device_id
          WHERE c.state = 'pending' AND c.queued AND d.online";
@@ -305,7 +341,10 @@ async fn deliver_all_waiting(storage: &Storage, downlinks: &Downlinks) -> Result
         .fetch_all(pool)
         .await?);
     for device in waiting.iter().filter_map(|id| DeviceId::new(id)) {
-        deliver_if_online(storage, downlinks, device).await?;
+        let item = format!("device {device}");
+        items
+            .attempt(&item, deliver_if_online(storage, downlinks, device))
+            .await;
     }
     Ok(())
 }

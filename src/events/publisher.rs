@@ -132,20 +132,21 @@ impl Publisher {
     }
 
     /// Publishes every `every` (at once while batches come full) until `shutdown`, then flushes
-    /// what is left.
-    pub async fn run(mut self, every: Duration, shutdown: CancellationToken) {
+    /// what is left. A batch that fails (or panics) is logged and counted by `items` (one item,
+    /// `outbox`), tried again after its backoff, and flagged for operators if it keeps failing.
+    pub async fn run(
+        mut self,
+        every: Duration,
+        items: crate::worker::Items,
+        shutdown: CancellationToken,
+    ) {
         loop {
-            let batch = crate::worker::pass("outbox_publisher", self.try_publish_batch()).await;
+            let batch = items.attempt("outbox", self.try_publish_batch()).await;
             let wait = match batch {
-                Some(Ok(Outcome::Published(n))) if n as i64 == self.batch => Duration::ZERO,
-                Some(Ok(_)) => every,
-                None => every.max(Duration::from_millis(500)),
-                Some(Err(e)) => {
-                    metrics::counter!("locker_worker_errors_total", "worker" => "outbox_publisher")
-                        .increment(1);
-                    tracing::warn!(error = %e, "outbox publishing failed; retrying");
-                    every.max(Duration::from_millis(500))
-                }
+                Some(Outcome::Published(n)) if n as i64 == self.batch => Duration::ZERO,
+                Some(_) => every,
+                // Failed (logged, counted, backed off) or not due yet.
+                None => every.max(Duration::from_millis(100)),
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,

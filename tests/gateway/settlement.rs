@@ -74,8 +74,8 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
         .await
         .expect("queued");
     assert_eq!(state_of(&app.storage, id).await, "pending");
-    // A queued command whose stored body cannot be read, beside it: skipped, logged and
-    // counted; the good one still goes out.
+    // A queued command whose stored body cannot be read, beside it: skipped, logged, counted
+    // and flagged; the good one still goes out.
     let broken = app
         .app
         .commands()
@@ -102,7 +102,35 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
         state_of(&app.storage, id).await == "executed"
     })
     .await;
-    assert_eq!(state_of(&app.storage, broken).await, "pending", "never sent");
+    // Trying again cannot help: it is expired at once and flagged for operators.
+    assert_eq!(state_of(&app.storage, broken).await, "expired", "never sent");
+    let admin = crate::accounts::operator(&app, "ops@example.com").await;
+    let stuck: serde_json::Value = app
+        .http
+        .get(app.url("/v1/admin/stuck"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stuck.as_array().map(Vec::len), Some(1), "{stuck}");
+    assert_eq!(stuck[0]["worker"], "queue_delivery");
+    assert_eq!(stuck[0]["item"], format!("command {broken}"));
+    assert!(
+        stuck[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be read")),
+        "{stuck}"
+    );
+    let announced: i64 = on_storage!(&app.storage, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE event_type = 'worker.item_stuck'"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("counted"));
+    assert_eq!(announced, 1, "announced once");
     let metrics = app
         .http
         .get(app.url("/metrics"))
@@ -113,8 +141,9 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
         .await
         .expect("text");
     assert!(
-        metrics.contains(r#"locker_worker_item_failures_total{worker="queue_delivery"}"#),
-        "counted"
+        metrics.contains(r#"locker_worker_item_failures_total{worker="queue_delivery"}"#)
+            && metrics.contains(r#"locker_worker_items_flagged_total{worker="queue_delivery"}"#),
+        "counted and flagged: {metrics}"
     );
 }
 }

@@ -1,5 +1,6 @@
 //! Background workers: one item that always fails never stops the others; it backs off, is
-//! flagged for operators (an event, a gauge, a list in the API) and retried hourly.
+//! flagged for operators (an event, a gauge, a list in the API, kept across restarts) and
+//! retried hourly.
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -36,14 +37,34 @@ async fn interrupted(pool: &PgPool, app_pool: &PgPool, user: Uuid, door: i32, he
     id
 }
 
+fn quick(config: &mut locker_gateway::Config) {
+    config.worker_policy.first_retry = std::time::Duration::from_millis(100);
+    config.worker_policy.max_retry = std::time::Duration::from_millis(200);
+    config.worker_policy.flag_after = 3;
+}
+
+async fn stuck_list(app: &crate::helpers::TestApp, token: &str) -> Value {
+    app.http
+        .get(app.url("/v1/admin/stuck"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json::<Value>()
+        .await
+        .expect("json")
+}
+
+async fn announced(pool: &PgPool) -> Vec<Value> {
+    sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = 'worker.item_stuck'")
+        .fetch_all(pool)
+        .await
+        .expect("events")
+}
+
 #[sqlx::test]
 async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPool) {
-    let app = spawn_app_with(pool.clone(), |config| {
-        config.worker_policy.first_retry = std::time::Duration::from_millis(100);
-        config.worker_policy.max_retry = std::time::Duration::from_millis(200);
-        config.worker_policy.flag_after = 3;
-    })
-    .await;
+    let app = spawn_app_with(pool.clone(), quick).await;
     plan(&app).await;
     let _locker = online_locker(&app, "lk-1").await;
     let (_, user) = funded(&app, "r@example.com", 10_000).await;
@@ -68,17 +89,7 @@ async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPoo
     .await;
     assert_eq!(money(&app, user).await, (10_000, 0), "both holds released");
     let admin = operator(&app, "ops@example.com").await;
-    let stuck = || async {
-        app.http
-            .get(app.url("/v1/admin/stuck"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("sent")
-            .json::<Value>()
-            .await
-            .expect("json")
-    };
+    let stuck = || stuck_list(&app, &admin);
     eventually("the broken rental is flagged", || async {
         stuck().await.as_array().is_some_and(|a| !a.is_empty())
     })
@@ -93,11 +104,7 @@ async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPoo
             .is_some_and(|e| !e.is_empty())
     );
     assert_eq!(state(broken).await, "pending", "nothing half written");
-    let events: Vec<Value> =
-        sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = 'worker.item_stuck'")
-            .fetch_all(&pool)
-            .await
-            .expect("events");
+    let events = announced(&pool).await;
     assert_eq!(events.len(), 1, "announced once");
     assert_eq!(events[0]["item"], format!("rental {broken}"));
     // Retried hourly from now on: a few more passes do not fail it again.
@@ -126,4 +133,52 @@ async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPoo
         .await
         .expect("sent");
     crate::api::problem(refused, 403, "forbidden").await;
+
+    // The stuck list is in the database: a restarted gateway lists it, tries it once at start
+    // (a fourth failure) and does not announce it again.
+    // (A stopped gateway closes its pool: each start gets a new one on the same database.)
+    let reopen = || async {
+        PgPool::connect_with((*pool.connect_options()).clone())
+            .await
+            .expect("reopened")
+    };
+    app.app.run_until_stopped(async {}).await;
+    let pool = reopen().await;
+    let app = spawn_app_with(pool.clone(), quick).await;
+    eventually("tried again once at start", || async {
+        stuck_list(&app, &admin).await[0]["failures"] == 4
+    })
+    .await;
+    assert_eq!(
+        stuck_list(&app, &admin).await[0]["item"],
+        format!("rental {broken}")
+    );
+    assert_eq!(announced(&pool).await.len(), 1, "not announced again");
+    // Mended (the hold is put where the rental says it is), the next start settles it and the
+    // list is empty again.
+    app.app.run_until_stopped(async {}).await;
+    let pool = reopen().await;
+    let wallets = locker_gateway::wallet::Wallets::new(pool.clone(), Default::default());
+    for movement in [
+        locker_gateway::wallet::Movement::top_up(2000),
+        locker_gateway::wallet::Movement::hold(2000).for_(format!("rental {broken}")),
+    ] {
+        wallets.change(unlucky, &movement).await.expect("mended");
+    }
+    let app = spawn_app_with(pool.clone(), quick).await;
+    eventually("the mended rental settled", || async {
+        sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
+            .bind(broken)
+            .fetch_one(&pool)
+            .await
+            .is_ok_and(|state| state == "cancelled")
+    })
+    .await;
+    eventually("the stuck list is empty", || async {
+        stuck_list(&app, &admin)
+            .await
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await;
 }

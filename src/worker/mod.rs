@@ -1,15 +1,16 @@
 //! What a background loop does with one item that fails: it logs it, counts it, leaves it alone
 //! for a while (backing off), and goes on with the others. A panic while working on an item is
 //! caught and treated as a failure of that item. After [`Policy::flag_after`] failures in a row
-//! the item is **stuck**: it is announced once (through the channel given to [`Items::new`], which
-//! the composition root turns into a `worker.item_stuck` event), counted in the gauge
-//! `locker_worker_items_stuck{worker}`, listed for operators ([`Registry::stuck`], served at
-//! `GET /v1/admin/stuck`), and tried again only every [`Policy::stuck_retry`]. An item that
-//! succeeds is forgotten.
+//! the item is **stuck**: it is counted in the gauge `locker_worker_items_stuck{worker}` and the
+//! counter `locker_worker_items_flagged_total{worker}`, and handed (a [`Notice`] on the channel
+//! given to [`Items::new`]) to [`stuck::keep`], which records it in the table `worker_stuck`
+//! (listed for operators at `GET /v1/admin/stuck`) and announces it once as a
+//! `worker.item_stuck` event. A stuck item is tried again only every [`Policy::stuck_retry`]; one
+//! that goes through is forgotten and leaves the table.
 //!
-//! What is remembered is per process and bounded ([`MAX_TRACKED`] items per worker): a restart
-//! tries every item again at once. The loops' items are rows in the database, so nothing of the
-//! work itself is lost with it.
+//! The backoff is per process and bounded ([`MAX_TRACKED`] items per worker); the stuck items are
+//! in the database, so a restarted gateway knows them ([`Items::restore`]): it tries each once
+//! at start and, if it fails again, waits for the stuck retry without announcing it again.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
+
+pub mod stuck;
 
 /// The most failing items one worker remembers; beyond it a failing item is retried at every pass.
 pub const MAX_TRACKED: usize = 10_000;
@@ -52,8 +55,8 @@ impl Default for Policy {
 /// An item that kept failing, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Stuck {
-    /// The loop (`rental_reconciler`, `order_reconciler`, ...).
-    pub worker: &'static str,
+    /// The loop (`rental_reconciler`, `order_reconciler`, `queue_delivery`, ...).
+    pub worker: String,
     /// What it works on (`rental 0193…`).
     pub item: String,
     /// Failures in a row.
@@ -72,11 +75,31 @@ struct Failing {
     next_try: Instant,
 }
 
+/// What [`Items`] tells the keeper of the stuck list ([`stuck::keep`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The item is stuck: it failed [`Policy::flag_after`] times in a row (`first`), or failed
+    /// again at a stuck retry.
+    Flagged {
+        /// The item and its failures.
+        stuck: Stuck,
+        /// Whether it has just become stuck (announced as an event only then).
+        first: bool,
+    },
+    /// A stuck item went through.
+    Cleared {
+        /// The worker.
+        worker: &'static str,
+        /// The item.
+        item: String,
+    },
+}
+
 struct Inner {
     worker: &'static str,
     policy: Policy,
     failing: Mutex<HashMap<String, Failing>>,
-    announce: Option<mpsc::Sender<Stuck>>,
+    announce: Option<mpsc::Sender<Notice>>,
 }
 
 /// One worker's failing items. Cheap to clone.
@@ -92,12 +115,12 @@ impl std::fmt::Debug for Items {
 }
 
 impl Items {
-    /// The failing items of `worker`, stuck ones announced on `announce` (dropped and counted if
-    /// it is full).
+    /// The failing items of `worker`; stuck ones are told to `announce` (a notice is dropped and
+    /// counted if it is full).
     pub fn new(
         worker: &'static str,
         policy: Policy,
-        announce: Option<mpsc::Sender<Stuck>>,
+        announce: Option<mpsc::Sender<Notice>>,
     ) -> Self {
         Self(Arc::new(Inner {
             worker,
@@ -157,6 +180,32 @@ impl Items {
         }
     }
 
+    /// Takes back the items a gateway had flagged as stuck before it stopped (those of this
+    /// worker among `stuck`): each is due at once, and stuck again if it fails once more.
+    pub fn restore(&self, stuck: impl IntoIterator<Item = Stuck>) {
+        let now = Instant::now();
+        {
+            let mut failing = self.failing();
+            for s in stuck.into_iter().filter(|s| s.worker == self.0.worker) {
+                if failing.len() >= MAX_TRACKED {
+                    break;
+                }
+                let stuck = Stuck {
+                    failures: s.failures.max(self.0.policy.flag_after),
+                    ..s
+                };
+                failing.insert(
+                    stuck.item.clone(),
+                    Failing {
+                        stuck,
+                        next_try: now,
+                    },
+                );
+            }
+        }
+        self.publish_gauge();
+    }
+
     fn succeeded(&self, item: &str) {
         let removed = self.failing().remove(item);
         if let Some(f) = removed {
@@ -167,6 +216,20 @@ impl Items {
                 "a failing item went through"
             );
             self.publish_gauge();
+            if f.stuck.failures >= self.0.policy.flag_after {
+                self.tell(Notice::Cleared {
+                    worker: self.0.worker,
+                    item: item.to_owned(),
+                });
+            }
+        }
+    }
+
+    fn tell(&self, notice: Notice) {
+        if let Some(announce) = &self.0.announce
+            && announce.try_send(notice).is_err()
+        {
+            metrics::counter!("locker_worker_stuck_unannounced_total").increment(1);
         }
     }
 
@@ -175,7 +238,7 @@ impl Items {
         let now = Utc::now();
         metrics::counter!("locker_worker_item_failures_total", "worker" => self.0.worker)
             .increment(1);
-        let newly_stuck = {
+        let stuck = {
             let mut failing = self.failing();
             if !failing.contains_key(item) && failing.len() >= MAX_TRACKED {
                 tracing::warn!(worker = self.0.worker, item, error = %error, "an item failed (too many failing items to back off)");
@@ -183,7 +246,7 @@ impl Items {
             }
             let entry = failing.entry(item.to_owned()).or_insert_with(|| Failing {
                 stuck: Stuck {
-                    worker: self.0.worker,
+                    worker: self.0.worker.to_owned(),
                     item: item.to_owned(),
                     failures: 0,
                     last_error: String::new(),
@@ -209,20 +272,21 @@ impl Items {
                 worker = self.0.worker, item, failures, error = %error,
                 retry_in_secs = wait.as_secs(), "an item failed; the others go on"
             );
-            (failures == policy.flag_after).then(|| entry.stuck.clone())
+            (failures >= policy.flag_after).then(|| entry.stuck.clone())
         };
-        if let Some(stuck) = newly_stuck {
-            tracing::error!(
-                worker = self.0.worker,
-                item,
-                "an item is stuck; operators are told"
-            );
-            self.publish_gauge();
-            if let Some(announce) = &self.0.announce
-                && announce.try_send(stuck).is_err()
-            {
-                metrics::counter!("locker_worker_stuck_unannounced_total").increment(1);
+        if let Some(stuck) = stuck {
+            let first = stuck.failures == policy.flag_after;
+            if first {
+                tracing::error!(
+                    worker = self.0.worker,
+                    item,
+                    "an item is stuck; operators are told"
+                );
+                metrics::counter!("locker_worker_items_flagged_total", "worker" => self.0.worker)
+                    .increment(1);
+                self.publish_gauge();
             }
+            self.tell(Notice::Flagged { stuck, first });
         }
     }
 
@@ -266,26 +330,6 @@ pub async fn pass<T>(worker: &'static str, work: impl Future<Output = T>) -> Opt
     }
 }
 
-/// Every worker's items, for the operator API.
-#[derive(Clone, Debug, Default)]
-pub struct Registry(Arc<Mutex<Vec<Items>>>);
-
-impl Registry {
-    /// Keeps `items` to list their stuck ones.
-    pub fn register(&self, items: &Items) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(items.clone());
-    }
-
-    /// Every registered worker's stuck items.
-    pub fn stuck(&self) -> Vec<Stuck> {
-        let workers: Vec<Items> = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        workers.iter().flat_map(Items::stuck).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,8 +363,30 @@ mod tests {
         assert_eq!(stuck.len(), 1);
         assert_eq!((stuck[0].item.as_str(), stuck[0].failures), ("bad", 3));
         assert!(!items.due("bad"), "a stuck item waits for the hourly retry");
-        assert_eq!(rx.try_recv().expect("announced").item, "bad");
-        assert!(rx.try_recv().is_err(), "announced once");
+        match rx.try_recv().expect("told") {
+            Notice::Flagged { stuck, first } => assert!(stuck.item == "bad" && first),
+            other => panic!("{other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "told once");
+        // Restored in another process: due at once, stuck again (not first) if it fails.
+        let (tx, mut rx) = mpsc::channel(4);
+        let again = Items::new("test", quick(), Some(tx));
+        again.restore(stuck);
+        assert!(again.due("bad"));
+        let failed: Option<()> = again.attempt("bad", async { Err("still") }).await;
+        assert!(failed.is_none() && !again.due("bad"));
+        match rx.try_recv().expect("told") {
+            Notice::Flagged { stuck, first } => assert!(stuck.failures == 4 && !first),
+            other => panic!("{other:?}"),
+        }
+        // Once it goes through, it is cleared.
+        assert_eq!(again.failing().len(), 1);
+        again.failing().get_mut("bad").expect("kept").next_try = Instant::now();
+        assert_eq!(
+            again.attempt("bad", async { Ok::<_, String>(1) }).await,
+            Some(1)
+        );
+        assert!(matches!(rx.try_recv(), Ok(Notice::Cleared { item, .. }) if item == "bad"));
     }
 
     #[tokio::test]
