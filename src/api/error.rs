@@ -207,6 +207,16 @@ impl ApiError {
         }])
     }
 
+    /// Refuses `text` (of `field`) unless it has `min` to `max` characters: the limit the
+    /// request's schema states (`minLength`/`maxLength`), as a 422 naming the field.
+    pub fn check_length(field: &str, text: &str, min: usize, max: usize) -> Result<(), Self> {
+        if (min..=max).contains(&text.chars().count()) {
+            Ok(())
+        } else {
+            Err(Self::field(field, format!("{min} to {max} characters")))
+        }
+    }
+
     /// The problem document.
     pub fn problem(&self) -> Problem {
         let status = self.status();

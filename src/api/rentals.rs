@@ -25,7 +25,8 @@ use crate::rental::{Rental, RentalError};
 pub struct NewRental {
     /// The locker.
     pub device_id: String,
-    /// A door size class (`s`, `m`, `l`, ...).
+    /// A door size class (`s`, `m`, `l`, ...; 1 to 16 characters, as a plan's).
+    #[schema(min_length = 1, max_length = 16)]
     pub size: Option<String>,
     /// A particular door.
     pub door: Option<u16>,
@@ -231,6 +232,9 @@ pub async fn start(
     Caller(user): Caller,
     Json(body): Json<NewRental>,
 ) -> Result<(StatusCode, Json<RentalView>), ApiError> {
+    if let Some(size) = &body.size {
+        ApiError::check_length("size", size, 1, 16)?;
+    }
     let rental = state
         .rentals
         .start(user.id, &body.device_id, body.size.as_deref(), body.door)
@@ -303,7 +307,8 @@ pub async fn end(
 pub struct Refund {
     /// The amount (at most the fee not yet refunded), as a string; the whole rest if absent.
     pub amount: Option<Amount>,
-    /// Why (kept in the audit log).
+    /// Why (kept in the audit log; 1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: Option<String>,
 }
 
@@ -380,6 +385,9 @@ pub async fn admin_refund(
     Json(body): Json<Refund>,
 ) -> Result<Json<RentalView>, ApiError> {
     let result = async {
+        if let Some(reason) = &body.reason {
+            ApiError::check_length("reason", reason, 1, 200)?;
+        }
         let rental = state.rentals.any(id).await?;
         let amount = match &body.amount {
             Some(amount) => amount.checked(state.wallets.currency(), "amount", 1)?,

@@ -92,7 +92,8 @@ pub struct ListLedger {
 pub struct TopUp {
     /// A positive amount with at most the currency's decimals, as a string (`"20.00"`).
     pub amount: Amount,
-    /// A note kept in the ledger (a receipt number).
+    /// A note kept in the ledger (a receipt number; 1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub reference: Option<String>,
 }
 
@@ -229,6 +230,9 @@ pub async fn top_up(
 ) -> Result<Json<WalletView>, ApiError> {
     let result = async {
         let minor = amount(&state, "amount", &body.amount)?;
+        if let Some(reference) = &body.reference {
+            ApiError::check_length("reference", reference, 1, 200)?;
+        }
         if !crate::account::exists(&state.storage, user_id).await? {
             return Err(ApiError::NotFound("user"));
         }
@@ -236,6 +240,7 @@ pub async fn top_up(
             .reference
             .clone()
             .unwrap_or_else(|| format!("top-up by {}", operator.0.email));
+        // The default names the operator, whose email may be longer than the ledger keeps.
         let reference: String = reference.chars().take(200).collect();
         let balance = state.wallets.top_up(user_id, minor, &reference).await?;
         Ok(Json(view(&state, &balance)))

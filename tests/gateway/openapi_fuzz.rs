@@ -2,7 +2,8 @@
 //! customer and an operator: valid-looking ones and invalid ones (path parameters that do not
 //! parse, query parameters of the wrong type or with control characters, bodies of the wrong
 //! shape, types, size or media type). No answer may be a 5xx, and every answer's status must be
-//! documented for its operation, with a problem document for every error.
+//! documented for its operation, with a problem document for every error, and its body (success
+//! or error) must match the documented schema.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -171,6 +172,30 @@ fn body_for(doc: &Value, schema: &Value, n: usize, rng: &mut StdRng) -> (&'stati
     }
 }
 
+/// Whether an answer's body is what its documented response says: nothing for a response
+/// without content, else JSON of the documented media type matching its schema.
+fn body_as_documented(
+    doc: &Value,
+    documented: &Value,
+    content_type: &str,
+    text: &str,
+) -> Result<(), String> {
+    let Some(content) = documented.get("content") else {
+        return if text.is_empty() {
+            Ok(())
+        } else {
+            Err("a body where none is documented".into())
+        };
+    };
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let schema = &content[media]["schema"];
+    if !schema.is_object() {
+        return Err(format!("content type {media} is not documented"));
+    }
+    let body: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e}): {text}"))?;
+    crate::contract::check(doc, schema, &body, "body").map_err(|e| format!("{e}; body: {body}"))
+}
+
 async fn send(
     app: &TestApp,
     method: &str,
@@ -203,6 +228,7 @@ async fn generated_requests_get_documented_answers_and_never_a_5xx(pool: PgPool)
     let mut rng = StdRng::seed_from_u64(17);
     let mut failures = Vec::new();
     let mut sent = 0;
+    let mut succeeded = std::collections::BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("operations") {
             if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
@@ -245,19 +271,34 @@ async fn generated_requests_get_documented_answers_and_never_a_5xx(pool: PgPool)
                         .unwrap_or("")
                         .to_owned();
                     let what = format!("{} {url} as {who}: {status}", method.to_uppercase());
+                    let documented = &operation["responses"][status.to_string()];
+                    if (200..300).contains(&status) {
+                        succeeded.insert(format!("{} {path}", method.to_uppercase()));
+                    }
+                    let text = response.text().await.unwrap_or_default();
                     if status >= 500 {
                         failures.push(format!("{what}: a server error"));
-                    } else if !operation["responses"][status.to_string()].is_object() {
+                    } else if !documented.is_object() {
                         failures.push(format!("{what}: not documented"));
                     } else if status >= 400 && !content_type.starts_with("application/problem+json")
                     {
                         failures.push(format!("{what}: not a problem document ({content_type})"));
+                    } else if let Err(e) =
+                        body_as_documented(&doc, documented, &content_type, &text)
+                    {
+                        failures.push(format!("{what}: {e}"));
                     }
                 }
             }
         }
     }
     assert!(sent > 500, "only {sent} requests");
+    // The generated requests also succeed often enough for their bodies to be checked.
+    assert!(
+        succeeded.len() >= 15,
+        "only {} operations answered a generated request with success: {succeeded:?}",
+        succeeded.len()
+    );
     failures.sort();
     failures.dedup();
     assert!(

@@ -66,3 +66,67 @@ in_both_modes! {
         problem(listed, 400, "bad_request").await;
     }
 }
+
+in_both_modes! {
+    /// Optional texts the server once truncated or only matched (a rental's size, a refund's
+    /// reason, a top-up's reference) have their limits in the schema, and a text beyond them is
+    /// a 422 naming the field, before anything is looked up or stored.
+    async fn texts_beyond_their_documented_limits_are_refused(backend: Backend) {
+        let app = backend.spawn().await;
+        let doc = crate::contract::openapi(&app).await;
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field, max) in [
+            ("NewRental", "size", 16),
+            ("Refund", "reason", 200),
+            ("TopUp", "reference", 200),
+        ] {
+            assert_eq!(
+                schemas[schema]["properties"][field]["maxLength"], max,
+                "{schema}.{field}: {}",
+                schemas[schema]
+            );
+        }
+        let admin = operator(&app, "ops@example.com").await;
+        let customer = crate::accounts::customer(&app, "c@example.com").await;
+        let some_id = uuid::Uuid::now_v7();
+        for (path, token, body, field) in [
+            (
+                "/v1/rentals".to_owned(),
+                &customer,
+                json!({ "device_id": "lk-1", "size": "m".repeat(17) }),
+                "size",
+            ),
+            (
+                "/v1/rentals".to_owned(),
+                &customer,
+                json!({ "device_id": "lk-1", "size": "" }),
+                "size",
+            ),
+            (
+                format!("/v1/admin/rentals/{some_id}/refund"),
+                &admin,
+                json!({ "reason": "r".repeat(201) }),
+                "reason",
+            ),
+            (
+                format!("/v1/wallets/{some_id}/top-ups"),
+                &admin,
+                json!({ "amount": "5.00", "reference": "x".repeat(201) }),
+                "reference",
+            ),
+        ] {
+            let refused = app
+                .http
+                .post(app.url(&path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            let problem = problem(refused, 422, "validation_failed").await;
+            assert_eq!(problem["errors"][0]["field"], field, "{path}: {problem}");
+        }
+        let rentals: i64 = scalar(&app, "SELECT count(*) FROM rentals").await;
+        assert_eq!(rentals, 0, "nothing stored");
+    }
+}
