@@ -5,6 +5,7 @@ mod accounts;
 mod admin_cli;
 mod amounts;
 mod api;
+mod architecture;
 mod asyncapi;
 mod audit;
 mod broker;

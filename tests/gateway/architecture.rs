@@ -1,0 +1,288 @@
+//! The layers of `src/`, checked: every `crate::` path of the production code (in `use` lines
+//! and written inline, macro bodies included; `#[cfg(test)]` items and comments left out) is an
+//! edge from the module it is written in to the module it names. No edge may go from a lower
+//! layer to a higher one, and no two modules may reach each other, against the layer table in
+//! ARCHITECTURE.md. The edges that break this today are [`ALLOWED`]: the list may only shrink.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+
+/// Edges that break the layers today, each to be removed (then deleted here).
+const ALLOWED: &[(&str, &str)] = &[
+    // Configuration holds other modules' settings types instead of plain ones of its own.
+    ("config", "account"),
+    ("config", "api"),
+    ("config", "bus"),
+    ("config", "rental"),
+    ("config", "serial"),
+    ("config", "worker"),
+    // Commands send through the device link's downlinks instead of a port they define.
+    ("command", "link"),
+    // The broker's login check and the revocation watcher live with the registry.
+    ("device", "broker"),
+    ("device", "bus"),
+    // The outbox publisher lives with the outbox.
+    ("events", "bus"),
+    ("events", "worker"),
+    // The outbox's append is written in storage.
+    ("storage", "events"),
+    // Rentals and orders reach into each other (a cache key; the rental settings).
+    ("order", "rental"),
+    ("rental", "order"),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The layer of each module, from ARCHITECTURE.md's layer block.
+fn layers() -> BTreeMap<String, u32> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
+    let block = text
+        .split("<!-- layers: read by tests/gateway/architecture.rs -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("the layer block in ARCHITECTURE.md");
+    let mut layers = BTreeMap::new();
+    for line in block.lines().skip(1) {
+        let line = line.split('(').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(Ok(layer)) = words.next().map(u32::from_str) else {
+            continue;
+        };
+        for module in words.filter(|w| *w != "·") {
+            assert!(
+                layers.insert(module.to_owned(), layer).is_none(),
+                "{module} is in two layers"
+            );
+        }
+    }
+    layers
+}
+
+fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, files);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+}
+
+/// Whether `tree` is the `[...]` of `#[cfg(test)]`.
+fn is_cfg_test(tree: &TokenTree) -> bool {
+    matches!(tree, TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket
+        && g.stream().to_string().replace(' ', "") == "cfg(test)")
+}
+
+/// The first identifier of each `,`-separated part of a `{...}` group.
+fn group_heads(stream: TokenStream) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut expecting = true;
+    for tree in stream {
+        match tree {
+            TokenTree::Ident(ident) if expecting => {
+                heads.push(ident.to_string());
+                expecting = false;
+            }
+            TokenTree::Punct(p) if p.as_char() == ',' => expecting = true,
+            _ => {}
+        }
+    }
+    heads
+}
+
+/// Every module named after `crate::` in `stream`, test items left out.
+fn crate_paths(stream: TokenStream, found: &mut BTreeSet<String>) {
+    let trees: Vec<TokenTree> = stream.into_iter().collect();
+    let mut i = 0;
+    while i < trees.len() {
+        // `#[cfg(test)]`: skip the item it guards (to its `;` or its body).
+        if matches!(&trees[i], TokenTree::Punct(p) if p.as_char() == '#')
+            && trees.get(i + 1).is_some_and(is_cfg_test)
+        {
+            i += 2;
+            while i < trees.len() {
+                match &trees[i] {
+                    TokenTree::Punct(p) if p.as_char() == ';' => break,
+                    TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => break,
+                    _ => i += 1,
+                }
+            }
+            i += 1;
+            continue;
+        }
+        match &trees[i] {
+            TokenTree::Ident(ident) if ident == "crate" => {
+                let after_dollar =
+                    i > 0 && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '$');
+                let path = matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':')
+                    && matches!(trees.get(i + 2), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                if path && !after_dollar {
+                    match trees.get(i + 3) {
+                        Some(TokenTree::Ident(module)) => {
+                            found.insert(module.to_string());
+                        }
+                        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
+                            found.extend(group_heads(g.stream()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            TokenTree::Group(g) => crate_paths(g.stream(), found),
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Every edge between the library's modules: (from, to) → the files that write it.
+fn edges(modules: &BTreeMap<String, u32>) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut edges: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&root).expect("under src");
+        let name = relative.to_string_lossy().replace('\\', "/");
+        if name == "lib.rs" || name == "main.rs" {
+            continue; // the crate root declares the modules; the binary is another crate
+        }
+        let module = name
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(".rs")
+            .to_owned();
+        assert!(
+            modules.contains_key(&module),
+            "src/{name}: module `{module}` is in no layer of ARCHITECTURE.md"
+        );
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let stream = TokenStream::from_str(&text)
+            .unwrap_or_else(|e| panic!("src/{name} does not tokenize: {e:?}"));
+        let mut found = BTreeSet::new();
+        crate_paths(stream, &mut found);
+        for target in found {
+            // `crate::VERSION` and the like are the crate root's own items.
+            if target != module && modules.contains_key(&target) {
+                edges
+                    .entry((module.clone(), target))
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+    }
+    edges
+}
+
+/// The modules on a cycle of `edges`, each cycle as a sorted list (Tarjan's algorithm would do;
+/// the graph is small, so reachability from every node is enough).
+fn cycles(edges: &BTreeSet<(String, String)>) -> BTreeSet<Vec<String>> {
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (from, to) in edges {
+        next.entry(from).or_default().push(to);
+    }
+    let reach = |start: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(node) = stack.pop() {
+            for &to in next.get(node).into_iter().flatten() {
+                if seen.insert(to) {
+                    stack.push(to);
+                }
+            }
+        }
+        seen
+    };
+    let reached: BTreeMap<&str, BTreeSet<&str>> =
+        next.keys().map(|&node| (node, reach(node))).collect();
+    let mut cycles = BTreeSet::new();
+    for (&node, from_node) in &reached {
+        if !from_node.contains(node) {
+            continue;
+        }
+        let mut component: Vec<String> = from_node
+            .iter()
+            .filter(|other| reached.get(**other).is_some_and(|r| r.contains(node)))
+            .map(|s| (*s).to_owned())
+            .collect();
+        component.sort();
+        cycles.insert(component);
+    }
+    cycles
+}
+
+#[test]
+fn modules_import_only_their_own_layer_and_below_without_cycles() {
+    let layers = layers();
+    assert!(
+        layers.len() >= 20,
+        "the layer block lists {} modules",
+        layers.len()
+    );
+    let edges = edges(&layers);
+    let allowed: BTreeSet<(String, String)> = ALLOWED
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    let mut problems = Vec::new();
+    for ((from, to), files) in &edges {
+        if layers[to] > layers[from] && !allowed.contains(&(from.clone(), to.clone())) {
+            problems.push(format!(
+                "{from} (layer {}) imports {to} (layer {}) in {files:?}",
+                layers[from], layers[to]
+            ));
+        }
+    }
+    for edge in &allowed {
+        if !edges.contains_key(edge) {
+            problems.push(format!(
+                "{} -> {} is gone: delete it from ALLOWED",
+                edge.0, edge.1
+            ));
+        }
+    }
+    let kept: BTreeSet<(String, String)> = edges
+        .keys()
+        .filter(|edge| !allowed.contains(*edge))
+        .cloned()
+        .collect();
+    for cycle in cycles(&kept) {
+        let inside: Vec<String> = kept
+            .iter()
+            .filter(|(a, b)| cycle.contains(a) && cycle.contains(b))
+            .map(|(a, b)| format!("{a} -> {b} {:?}", edges[&(a.clone(), b.clone())]))
+            .collect();
+        problems.push(format!("a cycle through {cycle:?}: {inside:#?}"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checker_sees_paths_in_groups_inline_and_in_macros_but_not_in_tests_or_comments() {
+    let source = r#"
+        //! crate::doc_comment
+        use crate::{alpha::A, beta::{B, C}};
+        use std::fmt;
+        fn f() { let _ = crate::gamma::g(); metrics!(crate::delta::D); }
+        pub(crate) fn g() {}
+        /// [`crate::in_doc`]
+        #[cfg(test)]
+        mod tests { use crate::hidden; }
+        macro_rules! m { () => { $crate::own::x }; }
+        const S: &str = "crate::in_string";
+    "#;
+    let mut found = BTreeSet::new();
+    crate_paths(TokenStream::from_str(source).expect("tokens"), &mut found);
+    let found: Vec<&str> = found.iter().map(String::as_str).collect();
+    assert_eq!(found, ["alpha", "beta", "delta", "gamma"]);
+}
