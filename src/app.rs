@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiState, Parts};
+use crate::background::Publisher;
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
 use crate::bus::{self, BusTx};
 use crate::command::{CommandService, CommandSettings, Waiters};
 use crate::config::{Config, redact_url};
 use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
-use crate::events::{Event, Publisher};
+use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
 use std::sync::Arc;
@@ -277,7 +278,7 @@ impl App {
             shutdown.clone(),
         ));
         let (events, _) = broadcast::channel(1024);
-        let publisher = Publisher::new(storage.clone(), events_tx, events.clone());
+        let publisher = Publisher::on(storage.clone(), events_tx, events.clone());
         tasks.spawn(publisher.run(config.outbox_poll, workers.outbox.clone(), shutdown.clone()));
         let stop = shutdown.clone();
         tasks.spawn(revocation::watch(

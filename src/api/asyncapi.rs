@@ -408,7 +408,7 @@ pub fn document() -> Value {
         channels.insert(
             id.clone(),
             json!({
-                "address": crate::events::publisher::event_topic(event_type),
+                "address": crate::events::event_topic(event_type),
                 "description": "Domain events, at least once, in order per aggregate.",
                 "messages": { event_type.to_string(): { "$ref": format!("#/components/messages/{id}") } },
             }),

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, DeviceKey, RefuseReason};
 
+use crate::events::Append;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 mod answers;

@@ -6,6 +6,7 @@ use firmware_protocol::{DeviceId, DeviceKey, DeviceSecret};
 use serde_json::json;
 
 use super::credentials::{StoredSecret, generate_secret};
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 

@@ -1,11 +1,15 @@
 //! Domain events: written to the outbox in the transaction that causes them (see [`outbox`]),
 //! delivered at least once afterwards.
 
+pub mod batch;
 pub mod outbox;
-pub mod publisher;
 
-pub use outbox::Event;
-pub use publisher::{Outcome, Publisher};
+pub use outbox::{Append, Event};
+
+/// The MQTT topic an event is published on.
+pub fn event_topic(event_type: &str) -> String {
+    format!("events/{event_type}")
+}
 
 /// Every event type the gateway writes, each published on MQTT as `events/{type}` (the AsyncAPI
 /// document at `/v1/asyncapi.json` describes each one's data).

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::storage::{UnitOfWork, in_work};
+
 /// One domain event, as stored and as delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -100,5 +102,33 @@ impl Columns {
             .bind(self.event_types)
             .bind(self.payloads)
             .bind(self.occurred_at)
+    }
+}
+
+/// Appending to the outbox, as an extension of the unit of work: the event is written in the
+/// caller's transaction, with the change that causes it.
+pub trait Append {
+    /// Appends `event` to the outbox in this unit of work.
+    fn append(
+        &mut self,
+        event: &Event,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+impl Append for UnitOfWork {
+    async fn append(&mut self, event: &Event) -> Result<(), sqlx::Error> {
+        in_work!(self, |conn| {
+            sqlx::query(APPEND)
+                .bind(event.id)
+                .bind(&event.aggregate_type)
+                .bind(&event.aggregate_id)
+                .bind(&event.event_type)
+                .bind(&event.data)
+                .bind(event.occurred_at)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use firmware_protocol::{
 };
 use serde_json::json;
 
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 

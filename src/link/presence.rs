@@ -3,6 +3,7 @@
 //! counter, so a replay that got past one gateway's memory (another gateway, a restart) is still
 //! refused by the database.
 
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 use chrono::{DateTime, Utc};

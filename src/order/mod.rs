@@ -18,6 +18,7 @@ pub use catalog::{Availability, Catalog, Product, StockLine};
 pub use error::OrderError;
 
 use crate::command::{Command, CommandService, Origin};
+use crate::events::Append;
 use crate::events::Event;
 use crate::lock::DoorLocks;
 use crate::rental::RentalSettings;

@@ -10,6 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{OrderError, Orders, Settlement};
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{UnitOfWork, in_work, on_pool};
 use crate::unlock::{self, DoorAfter, SaleRow, SettlingRow, Verdict};

@@ -319,21 +319,4 @@ impl UnitOfWork {
             Self::Sqlite(tx) => tx.commit().await,
         }
     }
-
-    /// Appends `event` to the outbox in this unit of work.
-    pub async fn append(&mut self, event: &crate::events::Event) -> Result<(), sqlx::Error> {
-        in_work!(self, |conn| {
-            sqlx::query(crate::events::outbox::APPEND)
-                .bind(event.id)
-                .bind(&event.aggregate_type)
-                .bind(&event.aggregate_id)
-                .bind(&event.event_type)
-                .bind(&event.data)
-                .bind(event.occurred_at)
-                .execute(conn)
-                .await?
-                .rows_affected()
-        });
-        Ok(())
-    }
 }

@@ -6,6 +6,7 @@
 use uuid::Uuid;
 
 use super::{Balance, LedgerEntry, Movement, MovementKind, WalletError};
+use crate::events::Append;
 use crate::events::Event;
 use crate::money::Currency;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Notice, Stuck};
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 

@@ -24,11 +24,6 @@ const ALLOWED: &[(&str, &str)] = &[
     // The broker's login check and the revocation watcher live with the registry.
     ("device", "broker"),
     ("device", "bus"),
-    // The outbox publisher lives with the outbox.
-    ("events", "bus"),
-    ("events", "worker"),
-    // The outbox's append is written in storage.
-    ("storage", "events"),
     // Rentals and orders reach into each other (a cache key; the rental settings).
     ("order", "rental"),
     ("rental", "order"),

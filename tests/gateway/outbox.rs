@@ -1,8 +1,8 @@
 //! The outbox publisher on either storage: events written with a change are delivered once
 //! published, in order, and never published twice.
 
+use locker_gateway::background::{Outcome, Publisher};
 use locker_gateway::bus::BusTx;
-use locker_gateway::events::{Outcome, Publisher};
 use locker_gateway::money::Currency;
 use locker_gateway::storage::Storage;
 use locker_gateway::wallet::Wallets;

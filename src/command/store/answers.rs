@@ -7,6 +7,7 @@ use firmware_protocol::{Ack, CommandResult, DeviceId};
 
 use super::{ProgressRow, progress_of, reason_name};
 use crate::command::Progress;
+use crate::events::Append;
 use crate::storage::{UnitOfWork, in_work};
 
 /// In what order a locker's uplinks reach the gateway, which decides what the door table says

@@ -6,6 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Rental, RentalError, Rentals};
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{UnitOfWork, in_work};
 use crate::wallet::{Movement, WalletError};

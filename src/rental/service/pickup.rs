@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{DoorFailure, Rental, RentalError, Rentals};
 use crate::command::{Command, Origin};
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{in_work, on_pool};
 use crate::unlock::{self, DoorAfter, Verdict};

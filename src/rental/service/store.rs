@@ -9,6 +9,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::{Rental, Rentals};
+use crate::events::Append;
 use crate::events::Event;
 use crate::storage::{Dialect, Storage, UnitOfWork, in_work};
 use crate::unlock::{self, DoorAfter, SaleFilter, bind_sale_filter};

@@ -5,6 +5,10 @@
 
 use tokio_util::sync::CancellationToken;
 
+pub mod publisher;
+
+pub use publisher::{Outcome, Publisher};
+
 use crate::command::CommandSettings;
 use crate::link::downlink::Downlinks;
 use crate::storage::Storage;
