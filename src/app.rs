@@ -12,10 +12,11 @@ use tokio_util::task::TaskTracker;
 use crate::api::{ApiState, Parts};
 use crate::background::Publisher;
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
+use crate::broker::{RegistryAuthenticator, revocation};
 use crate::bus::{self, BusTx};
 use crate::command::{CommandService, CommandSettings, Waiters};
 use crate::config::{Config, redact_url};
-use crate::device::{DeviceRegistry, RegistryAuthenticator, revocation};
+use crate::device::DeviceRegistry;
 use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
@@ -182,7 +183,8 @@ impl App {
                 let auth =
                     RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
                 let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
-                let uplinks = bus::embedded(broker.link("gateway-uplinks")?, &[])?;
+                let uplinks = bus::embedded(broker.link("gateway-uplinks")?, &[])
+                    .map_err(BrokerError::Link)?;
                 let events_tx = BusTx::Embedded(broker.link("gateway-events")?.0);
                 let nudges = BusTx::Embedded(broker.link("gateway-revocations")?.0);
                 let downlinks = BusTx::Embedded(broker.link("gateway-downlinks")?.0);

@@ -139,10 +139,9 @@ impl BusRx {
 pub fn embedded(
     (mut tx, rx): (LinkTx, LinkRx),
     filters: &[String],
-) -> Result<BusRx, crate::broker::BrokerError> {
+) -> Result<BusRx, Box<rumqttd::local::LinkError>> {
     for filter in filters {
-        tx.subscribe(filter.clone())
-            .map_err(crate::broker::BrokerError::from)?;
+        tx.subscribe(filter.clone()).map_err(Box::new)?;
     }
     Ok(BusRx::Embedded(tx, rx))
 }

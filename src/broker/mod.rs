@@ -7,7 +7,9 @@
 //! is dropped and every connection with it.
 
 pub mod acl;
+pub mod auth;
 pub mod probe;
+pub mod revocation;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -25,6 +27,7 @@ use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, Server
 use tokio::sync::watch;
 
 pub use acl::{LockerAcl, Revocations};
+pub use auth::RegistryAuthenticator;
 
 /// A boxed login decision.
 pub type AuthFuture = Pin<Box<dyn Future<Output = bool> + Send>>;

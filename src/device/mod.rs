@@ -1,10 +1,9 @@
-//! Devices: who a locker is (registry, credentials) and how it logs in to the broker.
+//! Devices: who a locker is (registry, credentials, directory) and which are revoked. How a
+//! locker logs in to the embedded broker is the broker's (`broker::auth`).
 
-pub mod auth;
 pub mod credentials;
 pub mod directory;
 pub mod registry;
 pub mod revocation;
 
-pub use auth::RegistryAuthenticator;
 pub use registry::{DeviceCredentials, DeviceRegistry, NewDevice, Provisioned, RegistryError};

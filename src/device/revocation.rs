@@ -1,146 +1,28 @@
-//! Keeps the broker's [`Revocations`] in step with the registry, across gateway processes: a
-//! revocation (by the CLI, the API or another gateway) is announced with `NOTIFY`; this watcher
-//! marks the device revoked, which refuses its next packet in either direction, and nudges its
-//! `down` topic so a live session is dropped at once rather than at its next keep-alive. On
-//! SQLite (edge mode: one gateway, but the CLI may revoke from another process) the watcher reads
-//! the revoked devices every [`EDGE_POLL`] instead.
+//! Revoked devices, as the transports need them to keep their sessions in step: which devices are
+//! revoked, whether one is, and the PostgreSQL channel on which a change is announced
+//! ([`DEVICE_CHANGES_CHANNEL`]). The watcher that drops live sessions is the broker's
+//! (`broker::revocation`).
 
-use firmware_protocol::{DeviceId, Topic};
-use std::time::Duration;
+use firmware_protocol::DeviceId;
 
-use sqlx::PgPool;
-
-use super::registry::DEVICE_CHANGES_CHANNEL;
-use crate::broker::Revocations;
-use crate::bus::BusTx;
-use crate::db::{Notice, listen};
+pub use super::registry::DEVICE_CHANGES_CHANNEL;
 use crate::storage::{Storage, on_pool};
 
-/// How often the edge-mode watcher reads the revoked devices.
-pub const EDGE_POLL: Duration = Duration::from_secs(1);
-
-/// Marks every device already revoked in the registry.
-pub async fn load_revoked(
-    storage: &Storage,
-    revocations: &Revocations,
-) -> Result<usize, sqlx::Error> {
-    let ids = revoked(storage).await?;
-    let count = ids.len();
-    for id in ids.iter().filter_map(|id| DeviceId::new(id)) {
-        revocations.revoke(id);
-    }
-    Ok(count)
-}
-
-/// The revoked devices' ids.
-async fn revoked(storage: &Storage) -> Result<Vec<String>, sqlx::Error> {
+/// The revoked devices.
+pub async fn revoked(storage: &Storage) -> Result<Vec<DeviceId>, sqlx::Error> {
     const REVOKED: &str = "SELECT id FROM devices WHERE revoked_at IS NOT NULL";
-    Ok(on_pool!(storage, |pool| sqlx::query_scalar(REVOKED)
+    let ids: Vec<String> = on_pool!(storage, |pool| sqlx::query_scalar(REVOKED)
         .fetch_all(pool)
-        .await?))
+        .await?);
+    Ok(ids.iter().filter_map(|id| DeviceId::new(id)).collect())
 }
 
-async fn is_revoked(pool: &PgPool, id: &DeviceId) -> Result<bool, sqlx::Error> {
-    let revoked: Option<bool> =
-        sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM devices WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(pool)
-            .await?;
+/// Whether `id` is revoked (an unknown device is not).
+pub async fn is_revoked(storage: &Storage, id: &DeviceId) -> Result<bool, sqlx::Error> {
+    const REVOKED: &str = "SELECT revoked_at IS NOT NULL FROM devices WHERE id = $1";
+    let revoked: Option<bool> = on_pool!(storage, |pool| sqlx::query_scalar(REVOKED)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?);
     Ok(revoked.unwrap_or(false))
-}
-
-/// Applies one change notification.
-pub async fn apply_change(
-    pool: &PgPool,
-    revocations: &Revocations,
-    link: &mut BusTx,
-    device: &str,
-) -> Result<(), sqlx::Error> {
-    let Some(id) = DeviceId::new(device) else {
-        return Ok(());
-    };
-    if is_revoked(pool, &id).await? {
-        drop_session(revocations, link, id).await;
-    }
-    Ok(())
-}
-
-/// Marks `id` revoked and drops its live session.
-async fn drop_session(revocations: &Revocations, link: &mut BusTx, id: DeviceId) {
-    revocations.revoke(id);
-    // The write to the revoked connection fails in the ACL, which drops it.
-    if let Err(e) = link
-        .publish(Topic::down(id).to_string(), Vec::new(), None)
-        .await
-    {
-        tracing::warn!(error = %e, %id, "could not nudge a revoked device's session");
-    }
-    tracing::info!(%id, "device revoked: its session is dropped");
-}
-
-/// Follows device changes until `stop` resolves: on PostgreSQL by listening (after every
-/// (re)connection of the listener it reloads the revoked devices it may have missed), on SQLite
-/// by reading the revoked devices every [`EDGE_POLL`].
-pub async fn watch(
-    storage: Storage,
-    revocations: Revocations,
-    link: BusTx,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    match storage {
-        Storage::Postgres(pool) => listen_for_changes(pool, revocations, link, stop).await,
-        Storage::Sqlite(_) => {
-            tokio::select! {
-                _ = stop => {}
-                _ = poll_revoked(&storage, &revocations, link) => {}
-            }
-        }
-    }
-}
-
-/// Edge mode: drops the session of every device revoked since the last look.
-async fn poll_revoked(storage: &Storage, revocations: &Revocations, mut link: BusTx) {
-    let mut interval = tokio::time::interval(EDGE_POLL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        match revoked(storage).await {
-            Ok(ids) => {
-                for id in ids.iter().filter_map(|id| DeviceId::new(id)) {
-                    if !revocations.contains(&id) {
-                        drop_session(revocations, &mut link, id).await;
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read the revoked devices"),
-        }
-    }
-}
-
-async fn listen_for_changes(
-    pool: PgPool,
-    revocations: Revocations,
-    mut link: BusTx,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    let storage = Storage::Postgres(pool.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-    let handle = async {
-        while let Some(notice) = rx.recv().await {
-            let applied = match notice {
-                Notice::Listening => load_revoked(&storage, &revocations).await.map(drop),
-                Notice::Payload(device) => {
-                    apply_change(&pool, &revocations, &mut link, &device).await
-                }
-            };
-            if let Err(e) = applied {
-                tracing::warn!(error = %e, "could not apply a device change");
-            }
-        }
-    };
-    tokio::select! {
-        _ = stop => {}
-        _ = listen(pool.clone(), DEVICE_CHANGES_CHANNEL, tx) => {}
-        _ = handle => {}
-    }
 }

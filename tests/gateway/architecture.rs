@@ -21,9 +21,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ("config", "worker"),
     // Commands send through the device link's downlinks instead of a port they define.
     ("command", "link"),
-    // The broker's login check and the revocation watcher live with the registry.
-    ("device", "broker"),
-    ("device", "bus"),
     // Rentals and orders reach into each other (a cache key; the rental settings).
     ("order", "rental"),
     ("rental", "order"),

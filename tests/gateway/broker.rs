@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use locker_gateway::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
-use locker_gateway::device::RegistryAuthenticator;
-use locker_gateway::device::revocation;
+use locker_gateway::broker::{RegistryAuthenticator, revocation};
 use rumqttc::{LastWill, QoS};
 use sqlx::PgPool;
 

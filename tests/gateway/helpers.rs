@@ -5,8 +5,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use firmware_protocol::DeviceId;
+use locker_gateway::broker::RegistryAuthenticator;
 use locker_gateway::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
-use locker_gateway::device::{DeviceRegistry, NewDevice, Provisioned, RegistryAuthenticator};
+use locker_gateway::device::{DeviceRegistry, NewDevice, Provisioned};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use rumqttd::Notification;
 use rumqttd::local::LinkRx;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use firmware_protocol::DeviceId;
 
-use super::registry::DeviceRegistry;
-use crate::broker::{AuthFuture, Authenticator};
+use super::{AuthFuture, Authenticator};
+use crate::device::DeviceRegistry;
 
 /// Admits a locker only with a known, unrevoked device id as username, the device's secret as
 /// password, and the same device id as client id. The query runs on the gateway's runtime (the
