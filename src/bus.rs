@@ -146,53 +146,7 @@ pub fn embedded(
     Ok(BusRx::Embedded(tx, rx))
 }
 
-/// Where and as whom to reach an external broker: `mqtt://user:password@host:port`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ExternalBroker {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Login, if the broker wants one.
-    pub credentials: Option<(String, String)>,
-}
-
-impl std::fmt::Debug for ExternalBroker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "mqtt://")?;
-        if let Some((user, _)) = &self.credentials {
-            write!(f, "{user}:***@")?;
-        }
-        write!(f, "{}:{}", self.host, self.port)
-    }
-}
-
-impl ExternalBroker {
-    /// Parses `mqtt://[user[:password]@]host[:port]` (port 1883 by default).
-    pub fn parse(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("mqtt://")?;
-        let rest = rest.trim_end_matches('/');
-        let (credentials, hostport) = match rest.rsplit_once('@') {
-            Some((userinfo, hostport)) => {
-                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                (Some((user.to_owned(), pass.to_owned())), hostport)
-            }
-            None => (None, rest),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse().ok()?),
-            None => (hostport, 1883),
-        };
-        if host.is_empty() {
-            return None;
-        }
-        Some(Self {
-            host: host.to_owned(),
-            port,
-            credentials,
-        })
-    }
-}
+pub use crate::config::ExternalBroker;
 
 /// Connects a client to an external broker, subscribing to `filters` on every (re)connect, and
 /// forwards what arrives. Reconnects with exponential backoff (rumqttc alone retries at once).

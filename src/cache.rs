@@ -17,6 +17,13 @@ use serde::de::DeserializeOwned;
 /// How long a cache call may take before PostgreSQL is asked instead.
 const CALL_WITHIN: Duration = Duration::from_millis(200);
 
+/// The cache key of a locker's availability (its free doors and products): read by the
+/// catalog, forgotten by whatever changes a door's stock or whether it is free (rentals,
+/// orders, stock).
+pub fn availability_key(device: &str) -> String {
+    format!("availability:{device}")
+}
+
 /// A typed cache-aside helper over Redis, in the process, or none (every read goes to the
 /// source).
 #[derive(Clone)]

@@ -4,39 +4,12 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-/// The cost of hashing a password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasswordCost {
-    /// Memory in KiB (`LOCKER_ARGON2_MEMORY_KIB`, default 19456).
-    pub memory_kib: u32,
-    /// Passes (`LOCKER_ARGON2_ITERATIONS`, default 2).
-    pub iterations: u32,
-    /// Lanes (`LOCKER_ARGON2_PARALLELISM`, default 1).
-    pub parallelism: u32,
-}
+pub use crate::config::PasswordCost;
 
-impl Default for PasswordCost {
-    fn default() -> Self {
-        Self {
-            memory_kib: 19 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
-
-impl PasswordCost {
-    /// Small and fast, for tests only.
-    pub const TEST: Self = Self {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
-
-    fn hasher(&self) -> Result<Argon2<'static>, argon2::Error> {
-        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-    }
+/// The argon2id hasher for `cost`.
+fn hasher(cost: &PasswordCost) -> Result<Argon2<'static>, argon2::Error> {
+    let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 /// 16 random bytes.
@@ -50,7 +23,7 @@ fn salt() -> Result<SaltString, String> {
 pub async fn hash(password: String, cost: PasswordCost) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
         let salt = salt()?;
-        let hasher = cost.hasher().map_err(|e| e.to_string())?;
+        let hasher = hasher(&cost).map_err(|e| e.to_string())?;
         hasher
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -70,7 +43,7 @@ pub async fn verify(password: String, stored: Option<String>, cost: PasswordCost
                 .is_ok()
         }),
         None => {
-            if let (Ok(salt), Ok(hasher)) = (salt(), cost.hasher()) {
+            if let (Ok(salt), Ok(hasher)) = (salt(), hasher(&cost)) {
                 let _ = hasher.hash_password(password.as_bytes(), &salt);
             }
             false

@@ -11,8 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, FieldError};
 
-/// Largest request body accepted by default (bytes); `LOCKER_HTTP_BODY_LIMIT` changes it.
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+pub use crate::config::DEFAULT_BODY_LIMIT;
 
 /// A JSON request or response body.
 #[derive(Debug, Clone, Copy, Default)]

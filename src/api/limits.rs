@@ -20,26 +20,7 @@ use uuid::Uuid;
 use super::ApiState;
 use super::error::ApiError;
 
-/// Limits, from configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitSettings {
-    /// Requests per minute per client IP (`LOCKER_RATE_LIMIT_PER_IP`, default 600).
-    pub per_ip_per_minute: u32,
-    /// Requests per minute per user (`LOCKER_RATE_LIMIT_PER_USER`, default 300).
-    pub per_user_per_minute: u32,
-    /// Peers whose `X-Forwarded-For` is believed (`LOCKER_TRUSTED_PROXIES`, comma-separated).
-    pub trusted_proxies: Vec<IpAddr>,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self {
-            per_ip_per_minute: 600,
-            per_user_per_minute: 300,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
+pub use crate::config::LimitSettings;
 
 /// The limiters.
 pub struct RateLimits {

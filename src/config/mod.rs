@@ -5,9 +5,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod layers;
+pub mod serial;
+mod settings;
 mod show;
 
 pub use layers::{LoadError, SETTINGS, file_key};
+pub use settings::{
+    DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost, RentalSettings, WorkerPolicy,
+};
 
 /// Where the embedded broker listens by default: the standard MQTT port on every interface, where
 /// lockers in the field expect it. If another broker holds it, the gateway stops with a message
@@ -29,7 +34,7 @@ pub struct Config {
     pub mqtt5_addr: Option<SocketAddr>,
     /// `LOCKER_MQTT_BROKER`: an external broker (`mqtt://user:password@host:port`) to use instead
     /// of the embedded one; unset for the embedded broker.
-    pub external_broker: Option<crate::bus::ExternalBroker>,
+    pub external_broker: Option<ExternalBroker>,
     /// `LOCKER_MODE`: `edge` (one gateway: SQLite and in-process door locks) or `fleet`
     /// (PostgreSQL and Redis, any number of gateways); unset: decided by what is configured
     /// (see [`Config::mode`]).
@@ -66,11 +71,11 @@ pub struct Config {
     pub token_ttl: Duration,
     /// `LOCKER_ARGON2_MEMORY_KIB`, `LOCKER_ARGON2_ITERATIONS`, `LOCKER_ARGON2_PARALLELISM`: the
     /// cost of hashing a password (defaults 19456, 2, 1).
-    pub password_cost: crate::account::PasswordCost,
+    pub password_cost: PasswordCost,
     /// `LOCKER_RATE_LIMIT_PER_IP`, `LOCKER_RATE_LIMIT_PER_USER` (requests per minute, defaults
     /// 600 and 300) and `LOCKER_TRUSTED_PROXIES` (comma-separated addresses whose
     /// `X-Forwarded-For` is believed; default none).
-    pub rate_limits: crate::api::limits::LimitSettings,
+    pub rate_limits: LimitSettings,
     /// `LOCKER_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `LOCKER_CURRENCY` (default `EUR`) and `LOCKER_CURRENCY_EXPONENT` (its minor-unit
@@ -84,7 +89,7 @@ pub struct Config {
     pub redis_prefix: String,
     /// `LOCKER_MAX_ACTIVE_RENTALS` (default 3), `LOCKER_DOOR_LOCK_TTL_MS` (default 30000),
     /// `LOCKER_JAMS_OUT_OF_SERVICE` (default 3).
-    pub rentals: crate::rental::RentalSettings,
+    pub rentals: RentalSettings,
     /// `LOCKER_SHUTDOWN_SECS`: at SIGTERM, how long requests and unlocks in flight may take to
     /// finish before the gateway stops anyway (default 30).
     pub shutdown_grace: Duration,
@@ -95,7 +100,7 @@ pub struct Config {
     /// `/dev/ttyUSB0@9600,8N1=1:cab-1-b1,2:cab-1-b2;/dev/ttyUSB1=1:cab-2-b1` (default none), with
     /// `LOCKER_SERIAL_TIMEOUT_MS` (200), `LOCKER_SERIAL_GAP_MS` (50), `LOCKER_SERIAL_RETRIES` (2),
     /// `LOCKER_SERIAL_POLL_MS` (1000) and `LOCKER_SERIAL_OFFLINE_POLLS` (3) for every bus.
-    pub serial_buses: Vec<crate::serial::BusSettings>,
+    pub serial_buses: Vec<serial::BusSettings>,
     /// `LOCKER_GATEWAY_LEASE_SECS` (default 15): the one-gateway-per-database lease; a gateway
     /// killed without stopping blocks its successor at most this long.
     pub gateway_lease: Duration,
@@ -103,7 +108,7 @@ pub struct Config {
     /// failed before it tries again (doubled after each failure, at most 5 minutes);
     /// `LOCKER_WORKER_STUCK_AFTER` (default 5): failures in a row after which the item is
     /// flagged for operators and tried hourly.
-    pub worker_policy: crate::worker::Policy,
+    pub worker_policy: WorkerPolicy,
 }
 
 /// How the HTTP server treats slow and idle clients.
@@ -240,13 +245,15 @@ impl Config {
         let external_broker = match get("LOCKER_MQTT_BROKER") {
             None => None,
             Some(value) if value.is_empty() => None,
-            Some(value) => Some(crate::bus::ExternalBroker::parse(&value).ok_or_else(|| {
-                ConfigError::BadUrl {
-                    name: "LOCKER_MQTT_BROKER",
-                    value: redact_url(&value),
-                    scheme: "mqtt",
-                }
-            })?),
+            Some(value) => {
+                Some(
+                    ExternalBroker::parse(&value).ok_or_else(|| ConfigError::BadUrl {
+                        name: "LOCKER_MQTT_BROKER",
+                        value: redact_url(&value),
+                        scheme: "mqtt",
+                    })?,
+                )
+            }
         };
         Ok(Self {
             external_broker,
@@ -255,7 +262,7 @@ impl Config {
             query_again: Duration::from_secs(number("LOCKER_QUERY_AGAIN_SECS", 15, 1, 3600)?),
             commands_in_flight: number("LOCKER_COMMANDS_IN_FLIGHT", 5_000, 1, 1_000_000)? as usize,
             token_ttl: Duration::from_secs(number("LOCKER_TOKEN_TTL_SECS", 43_200, 60, 2_592_000)?),
-            password_cost: crate::account::PasswordCost {
+            password_cost: PasswordCost {
                 memory_kib: number("LOCKER_ARGON2_MEMORY_KIB", 19 * 1024, 8, 1024 * 1024)? as u32,
                 iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
                 parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
@@ -302,7 +309,7 @@ impl Config {
             cache_ttl: Duration::from_secs(number("LOCKER_CACHE_TTL_SECS", 60, 0, 86_400)?),
             serial_buses: {
                 // Every bus's defaults; a bus's own `?options` override them.
-                let mut defaults = crate::serial::BusSettings::new("");
+                let mut defaults = serial::BusSettings::new("");
                 defaults.timeout =
                     Duration::from_millis(number("LOCKER_SERIAL_TIMEOUT_MS", 200, 10, 10_000)?);
                 defaults.gap =
@@ -312,22 +319,20 @@ impl Config {
                     Duration::from_millis(number("LOCKER_SERIAL_POLL_MS", 1000, 10, 600_000)?);
                 defaults.offline_after = number("LOCKER_SERIAL_OFFLINE_POLLS", 3, 1, 100)? as u32;
                 let text = get("LOCKER_SERIAL_BUSES").unwrap_or_default();
-                crate::serial::parse_buses_with(&text, &defaults).map_err(|e| {
-                    ConfigError::BadBuses {
-                        name: "LOCKER_SERIAL_BUSES",
-                        value: text.clone(),
-                        why: e.to_string(),
-                    }
+                serial::parse_buses_with(&text, &defaults).map_err(|e| ConfigError::BadBuses {
+                    name: "LOCKER_SERIAL_BUSES",
+                    value: text.clone(),
+                    why: e.to_string(),
                 })?
             },
             gateway_lease: Duration::from_secs(number("LOCKER_GATEWAY_LEASE_SECS", 15, 1, 600)?),
-            worker_policy: crate::worker::Policy {
+            worker_policy: WorkerPolicy {
                 first_retry: Duration::from_secs(number("LOCKER_WORKER_RETRY_SECS", 2, 0, 3600)?),
                 flag_after: number("LOCKER_WORKER_STUCK_AFTER", 5, 1, 1000)? as u32,
                 ..Default::default()
             },
             redis_prefix: get("LOCKER_REDIS_PREFIX").unwrap_or_else(|| "locker:".to_owned()),
-            rentals: crate::rental::RentalSettings {
+            rentals: RentalSettings {
                 max_active: number("LOCKER_MAX_ACTIVE_RENTALS", 3, 1, 1000)? as i64,
                 lock_ttl: Duration::from_millis(number(
                     "LOCKER_DOOR_LOCK_TTL_MS",
@@ -348,7 +353,7 @@ impl Config {
                     });
                 }
             },
-            rate_limits: crate::api::limits::LimitSettings {
+            rate_limits: LimitSettings {
                 per_ip_per_minute: number("LOCKER_RATE_LIMIT_PER_IP", 600, 1, 1_000_000)? as u32,
                 per_user_per_minute: number("LOCKER_RATE_LIMIT_PER_USER", 300, 1, 1_000_000)?
                     as u32,
@@ -368,7 +373,7 @@ impl Config {
             },
             http_body_limit: number(
                 "LOCKER_HTTP_BODY_LIMIT",
-                crate::api::json::DEFAULT_BODY_LIMIT as u64,
+                DEFAULT_BODY_LIMIT as u64,
                 1024,
                 16 * 1024 * 1024,
             )? as usize,

@@ -20,10 +20,7 @@ pub const AVAILABILITY_TTL: Duration = Duration::from_secs(5);
 
 const PRODUCTS_KEY: &str = "products:active";
 
-/// The cache key of a locker's availability.
-pub fn availability_key(device: &str) -> String {
-    format!("availability:{device}")
-}
+pub use crate::cache::availability_key;
 
 /// A product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]

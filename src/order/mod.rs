@@ -18,10 +18,10 @@ pub use catalog::{Availability, Catalog, Product, StockLine};
 pub use error::OrderError;
 
 use crate::command::{Command, CommandService, Origin};
+use crate::config::RentalSettings;
 use crate::events::Append;
 use crate::events::Event;
 use crate::lock::DoorLocks;
-use crate::rental::RentalSettings;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 use crate::unlock::{self, DoorAfter, DoorFailure, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};

@@ -18,10 +18,11 @@
 
 mod bus;
 mod schedule;
-mod settings;
 
+pub use crate::config::serial::{
+    BusSettings, Parity, SettingsError, parse_buses, parse_buses_with,
+};
 pub use bus::{BusStats, start};
-pub use settings::{BusSettings, Parity, SettingsError, parse_buses, parse_buses_with};
 
 pub use crate::link::downlink::{BusRequest, BusWork, SerialRoute};
 use bytes::{Bytes, BytesMut};

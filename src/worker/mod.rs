@@ -17,7 +17,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
@@ -28,29 +28,7 @@ pub mod stuck;
 /// The most failing items one worker remembers; beyond it a failing item is retried at every pass.
 pub const MAX_TRACKED: usize = 10_000;
 
-/// How a worker backs off a failing item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// The wait after the first failure; doubled after each further one.
-    pub first_retry: Duration,
-    /// The longest wait while the item is not stuck yet.
-    pub max_retry: Duration,
-    /// Failures in a row after which the item is stuck.
-    pub flag_after: u32,
-    /// The wait between tries of a stuck item.
-    pub stuck_retry: Duration,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            first_retry: Duration::from_secs(2),
-            max_retry: Duration::from_secs(300),
-            flag_after: 5,
-            stuck_retry: Duration::from_secs(3600),
-        }
-    }
-}
+pub use crate::config::WorkerPolicy as Policy;
 
 /// An item that kept failing, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -333,6 +311,7 @@ pub async fn pass<T>(worker: &'static str, work: impl Future<Output = T>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn quick() -> Policy {
         Policy {

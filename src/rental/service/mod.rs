@@ -27,27 +27,7 @@ use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
 pub use error::RentalError;
 
-/// Rules for rentals, from configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RentalSettings {
-    /// Most rentals one user may have running (`LOCKER_MAX_ACTIVE_RENTALS`, default 3).
-    pub max_active: i64,
-    /// How long a door's lock lasts; covers the unlock's deadline and open window
-    /// (`LOCKER_DOOR_LOCK_TTL_MS`, default 30000).
-    pub lock_ttl: Duration,
-    /// Jams in a row after which a door is out of service (`LOCKER_JAMS_OUT_OF_SERVICE`, 3).
-    pub jams_out_of_service: i32,
-}
-
-impl Default for RentalSettings {
-    fn default() -> Self {
-        Self {
-            max_active: 3,
-            lock_ttl: Duration::from_secs(30),
-            jams_out_of_service: 3,
-        }
-    }
-}
+pub use crate::config::RentalSettings;
 
 /// A rental as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +262,7 @@ impl Rentals {
     /// Forgets the locker's cached availability: a door was taken or freed.
     pub(super) async fn doors_changed(&self, device: &str) {
         self.cache
-            .invalidate(&crate::order::catalog::availability_key(device))
+            .invalidate(&crate::cache::availability_key(device))
             .await;
     }
 
