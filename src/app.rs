@@ -208,7 +208,7 @@ impl App {
         let waiters = Arc::new(Waiters::default());
         let commands = CommandService::new(
             storage.clone(),
-            downlinks.clone(),
+            Arc::new(downlinks.clone()),
             waiters.clone(),
             CommandSettings {
                 deadline: config.command_deadline,
@@ -268,7 +268,7 @@ impl App {
         let stop = shutdown.clone();
         tasks.spawn(crate::command::queue::watch(
             storage.clone(),
-            downlinks.clone(),
+            Arc::new(downlinks.clone()),
             workers.queue.clone(),
             async move { stop.cancelled().await },
         ));

@@ -9,6 +9,7 @@
 //! answer is flagged, never applied.
 
 pub mod history;
+pub mod outlet;
 pub mod query;
 pub mod queue;
 pub mod service;

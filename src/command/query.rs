@@ -3,22 +3,22 @@
 
 use firmware_protocol::{DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, QueryState};
 
+use super::outlet::Outlet;
 use super::store;
 use crate::device::DeviceRegistry;
-use crate::link::downlink::Downlinks;
 use crate::storage::{Storage, on_pool};
 use crate::worker::Items;
 
 /// Sends a `QueryState` to `device` in `session` (taking the session's next downlink counter).
 pub async fn ask_state(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     device: DeviceId,
     session: u32,
     key: &DeviceKey,
 ) -> Result<bool, sqlx::Error> {
     // The locker's turn until the query is queued.
-    let _turn = downlinks.turn(&device).await;
+    let _turn = downlinks.turns().turn(&device).await;
     let Some(counter) = store::next_counter(storage, &device, session).await? else {
         return Ok(false);
     };
@@ -57,7 +57,7 @@ pub async fn ask_state(
 /// concerned about them.
 pub async fn reconcile_at_start(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     items: &Items,
 ) -> Result<usize, sqlx::Error> {
     let devices = store::orphans_at_start(storage).await?;
@@ -69,7 +69,7 @@ pub async fn reconcile_at_start(
 /// off and flags it if it keeps failing.
 async fn ask_each(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     items: &Items,
     devices: impl IntoIterator<Item = (DeviceId, u32)>,
 ) -> Result<usize, sqlx::Error> {
@@ -100,7 +100,7 @@ async fn ask_each(
 /// unknown after `surface_after`. Returns how many lockers were asked.
 pub async fn retry_unknown(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     items: &Items,
     (ask_again, surface_after): (std::time::Duration, std::time::Duration),
 ) -> Result<usize, sqlx::Error> {

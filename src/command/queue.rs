@@ -3,14 +3,16 @@
 //! command carries its deadline in the locker's own clock, so it is never executed after its time
 //! to live, even if it is delivered late.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use firmware_protocol::{CommandId, DeviceId, DeviceKey, Direction, Envelope, Header};
 use sqlx::PgPool;
 
+use super::outlet::Outlet;
 use super::service::Command;
 use super::store;
 use crate::db::{Notice, listen};
-use crate::link::downlink::Downlinks;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 use crate::worker::{Items, Stuck};
 
@@ -83,7 +85,7 @@ pub async fn enqueue(
 /// sent (with its session, counter and sealed envelope) before anything is published.
 pub async fn deliver(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     device: DeviceId,
     session: u32,
     key: &DeviceKey,
@@ -92,7 +94,7 @@ pub async fn deliver(
                 payload = $4, attempts = attempts + 1, sent_at = $5
          WHERE id = $1";
     // The locker's turn until every counter taken here is queued, in order.
-    let _turn = downlinks.turn(&device).await;
+    let _turn = downlinks.turns().turn(&device).await;
     let now = Utc::now();
     let mut work = storage.begin().await?;
     let rows: Vec<(i64, String, serde_json::Value, DateTime<Utc>)> =
@@ -236,7 +238,7 @@ pub async fn list(
 /// Delivers the queued commands of `device` if it is online.
 pub async fn deliver_if_online(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     device: DeviceId,
 ) -> Result<usize, sqlx::Error> {
     let Some(session) = store::current_session(storage, &device).await? else {
@@ -267,7 +269,7 @@ pub async fn deliver_if_online(
 /// has queued commands waiting); on SQLite by looking every [`EDGE_POLL`].
 pub async fn watch(
     storage: Storage,
-    downlinks: Downlinks,
+    downlinks: Arc<dyn Outlet>,
     items: Items,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -279,7 +281,7 @@ pub async fn watch(
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
-                    if let Err(e) = deliver_all_waiting(&storage, &downlinks, &items).await {
+                    if let Err(e) = deliver_all_waiting(&storage, &*downlinks, &items).await {
                         tracing::warn!(error = %e, "cannot deliver queued commands");
                     }
                 }
@@ -294,7 +296,7 @@ pub async fn watch(
 
 async fn listen_for_queued(
     pool: PgPool,
-    downlinks: Downlinks,
+    downlinks: Arc<dyn Outlet>,
     items: Items,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -303,12 +305,12 @@ async fn listen_for_queued(
     let handle = async {
         while let Some(notice) = rx.recv().await {
             let delivered = match notice {
-                Notice::Listening => deliver_all_waiting(&storage, &downlinks, &items).await,
+                Notice::Listening => deliver_all_waiting(&storage, &*downlinks, &items).await,
                 Notice::Payload(device) => match DeviceId::new(&device) {
                     Some(device) => {
                         let item = format!("device {device}");
                         items
-                            .attempt(&item, deliver_if_online(&storage, &downlinks, device))
+                            .attempt(&item, deliver_if_online(&storage, &*downlinks, device))
                             .await;
                         Ok(())
                     }
@@ -331,7 +333,7 @@ async fn listen_for_queued(
 /// delivery fails never stops the others: `items` logs, counts, backs it off and flags it.
 async fn deliver_all_waiting(
     storage: &Storage,
-    downlinks: &Downlinks,
+    downlinks: &dyn Outlet,
     items: &Items,
 ) -> Result<(), sqlx::Error> {
     const WAITING: &str = "SELECT DISTINCT c.device_id FROM commands c

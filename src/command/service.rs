@@ -9,10 +9,10 @@ use firmware_protocol::{
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::outlet::Outlet;
 use super::store::{self, StoreError};
 use super::{CommandState, DoorResult, Progress, Waiters};
 use crate::device::DeviceRegistry;
-use crate::link::downlink::Downlinks;
 use crate::storage::{Storage, on_pool};
 
 /// What to ask a locker to do.
@@ -209,7 +209,7 @@ fn storage(e: sqlx::Error) -> CommandError {
 pub struct CommandService {
     storage: Storage,
     registry: DeviceRegistry,
-    downlinks: Downlinks,
+    downlinks: Arc<dyn Outlet>,
     waiters: Arc<Waiters>,
     settings: CommandSettings,
     in_flight: Arc<tokio::sync::Semaphore>,
@@ -231,7 +231,7 @@ impl CommandService {
     /// A service publishing through `downlinks`; the device link reports answers to `waiters`.
     pub fn new(
         storage: impl Into<Storage>,
-        downlinks: Downlinks,
+        downlinks: Arc<dyn Outlet>,
         waiters: Arc<Waiters>,
         settings: CommandSettings,
     ) -> Self {
@@ -267,7 +267,7 @@ impl CommandService {
                 .ok_or(CommandError::UnknownDevice)?;
             super::queue::deliver(
                 &self.storage,
-                &self.downlinks,
+                &*self.downlinks,
                 device,
                 session,
                 &credentials.current.tag_key,
@@ -317,7 +317,7 @@ impl CommandService {
         };
         let (kind, door, body) = command.stored();
         // The locker's turn, from taking the counter until the first copy is queued.
-        let turn = self.downlinks.turn(&device).await;
+        let turn = self.downlinks.turns().turn(&device).await;
         // One round trip: the command stored with its counter, and the key to seal it with.
         let reserved = store::reserve(&self.storage, &device, (kind, door, &body), origin).await?;
         let command_id = CommandId::new(reserved.id as u64)
@@ -470,7 +470,7 @@ impl CommandService {
             }
         } else if let Err(e) = super::query::ask_state(
             &self.storage,
-            &self.downlinks,
+            &*self.downlinks,
             device,
             reserved.session,
             &reserved.key,

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use firmware_protocol::{DeviceId, DeviceKey, Downlink, EncodeError, Envelope, Topic};
 
 use crate::bus::BusTx;
+use crate::command::outlet::{Outlet, Turns};
 
 /// One message for a locker.
 #[derive(Debug)]
@@ -25,7 +26,7 @@ struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct Downlinks {
     tx: mpsc::Sender<Outgoing>,
-    turns: std::sync::Arc<[tokio::sync::Mutex<()>]>,
+    turns: Turns,
     serial: std::sync::Arc<std::sync::RwLock<HashMap<DeviceId, SerialRoute>>>,
 }
 
@@ -60,9 +61,6 @@ pub enum BusWork {
 /// How the stored copy of a sealed downlink marks a binary envelope (the rest is hex).
 const BINARY: &str = "bin:";
 
-/// Shards of the per-locker turn (lockers hash onto them).
-const TURN_SHARDS: usize = 256;
-
 impl Downlinks {
     /// Starts the publishing task on `tasks`, until `shutdown` (it sends what is queued first).
     pub fn start(mut bus: BusTx, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
@@ -91,12 +89,9 @@ impl Downlinks {
                 }
             }
         });
-        let turns = (0..TURN_SHARDS)
-            .map(|_| tokio::sync::Mutex::new(()))
-            .collect();
         Self {
             tx,
-            turns,
+            turns: Turns::default(),
             serial: Default::default(),
         }
     }
@@ -194,11 +189,7 @@ impl Downlinks {
         &self,
         device: &firmware_protocol::DeviceId,
     ) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        device.as_str().hash(&mut hasher);
-        let shard = (hasher.finish() as usize) % self.turns.len();
-        self.turns[shard].lock().await
+        self.turns.turn(device).await
     }
 
     /// Queues a downlink; if the queue is full it is dropped and counted (callers retry by design).
@@ -229,5 +220,27 @@ impl Downlinks {
                 .increment(1);
         }
         queued
+    }
+}
+
+impl Outlet for Downlinks {
+    fn seal(&self, envelope: &Envelope<Downlink>, key: &DeviceKey) -> Result<String, EncodeError> {
+        Downlinks::seal(self, envelope, key)
+    }
+
+    fn redeliver(&self, device: &DeviceId, stored: &str, ttl: Option<Duration>) -> bool {
+        Downlinks::redeliver(self, device, stored, ttl)
+    }
+
+    fn drain(&self, device: &DeviceId) -> bool {
+        Downlinks::drain(self, device)
+    }
+
+    fn is_serial(&self, device: &DeviceId) -> bool {
+        Downlinks::is_serial(self, device)
+    }
+
+    fn turns(&self) -> &Turns {
+        &self.turns
     }
 }

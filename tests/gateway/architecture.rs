@@ -10,11 +10,8 @@ use std::str::FromStr;
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 
-/// Edges that break the layers today, each to be removed (then deleted here).
-const ALLOWED: &[(&str, &str)] = &[
-    // Commands send through the device link's downlinks instead of a port they define.
-    ("command", "link"),
-];
+/// Edges that break the layers, each to be removed (then deleted here). Empty: keep it so.
+const ALLOWED: &[(&str, &str)] = &[];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
