@@ -104,7 +104,8 @@ pub async fn run(
     (lockers, close_after): (u16, Option<Duration>),
     stop: impl Future<Output = ()>,
 ) -> Result<String, String> {
-    let storage = crate::storage::Storage::open(config, 16)
+    let target = crate::app::storage_target(config).map_err(|e| e.to_string())?;
+    let storage = crate::storage::Storage::open(&target, 16)
         .await
         .map_err(|e| e.to_string())?;
     let registry = crate::device::DeviceRegistry::new(storage.clone());

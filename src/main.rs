@@ -115,7 +115,8 @@ fn main() -> ExitCode {
 
 /// The storage the configuration names (PostgreSQL in fleet mode, the SQLite file in edge mode).
 async fn database(config: &Config) -> Result<Storage, String> {
-    Storage::open(config, 2).await.map_err(|e| e.to_string())
+    let target = locker_gateway::app::storage_target(config).map_err(|e| e.to_string())?;
+    Storage::open(&target, 2).await.map_err(|e| e.to_string())
 }
 
 /// `demo --reset`: deletes edge mode's SQLite file (and its journal files).

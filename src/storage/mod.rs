@@ -150,12 +150,28 @@ impl From<PgPool> for Storage {
     }
 }
 
-/// Why the configured storage could not be opened.
+/// Where the storage is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// PostgreSQL (fleet mode).
+    Postgres {
+        /// Its URL (made if the server has no such database).
+        url: String,
+        /// The URL as it may be shown (password hidden).
+        shown: String,
+    },
+    /// One SQLite file (edge mode).
+    Sqlite {
+        /// The data directory (made if missing).
+        dir: std::path::PathBuf,
+        /// The file in it (made if missing).
+        file: std::path::PathBuf,
+    },
+}
+
+/// Why the storage could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Fleet mode named without its database.
-    #[error(transparent)]
-    Mode(#[from] crate::config::ModeError),
     /// PostgreSQL is unreachable or its schema could not be migrated.
     #[error("PostgreSQL at {url}: {source}")]
     Postgres {
@@ -200,42 +216,29 @@ impl Storage {
         Ok(Self::Sqlite(pool))
     }
 
-    /// The storage `config` names, schema brought up to date: PostgreSQL at `DATABASE_URL` (made
-    /// if the server has no such database) with `max_connections`, or, without one (or with
-    /// `LOCKER_MODE=edge`), the SQLite file in the data directory (made if missing);
-    /// `LOCKER_MODE=fleet` without `DATABASE_URL` is refused. Whether the whole mode can run
-    /// (Redis too) is the gateway's to check ([`crate::config::Config::mode`]); administrative
-    /// commands need only the database.
-    pub async fn open(
-        config: &crate::config::Config,
-        max_connections: u32,
-    ) -> Result<Self, OpenError> {
-        use crate::config::{Mode, ModeError};
-        let url = match (config.mode, config.database_url.as_deref()) {
-            (Some(Mode::Edge), _) => None,
-            (Some(Mode::Fleet), None) => {
-                return Err(ModeError::FleetWithout("DATABASE_URL").into());
-            }
-            (_, url) => url,
-        };
-        match url {
-            Some(url) => crate::db::connect(url, max_connections)
+    /// The storage at `target`, schema brought up to date: PostgreSQL with `max_connections`
+    /// (the database made if the server has none of that name), or the SQLite file (its
+    /// directory and file made if missing).
+    pub async fn open(target: &Target, max_connections: u32) -> Result<Self, OpenError> {
+        match target {
+            Target::Postgres { url, shown } => crate::db::connect(url, max_connections)
                 .await
                 .map(Self::Postgres)
                 .map_err(|source| OpenError::Postgres {
-                    url: crate::config::redact_url(url),
+                    url: shown.clone(),
                     source,
                 }),
-            None => {
-                let dir = &config.data_dir;
+            Target::Sqlite { dir, file } => {
                 std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
                     path: dir.clone(),
                     source,
                 })?;
-                let path = config.sqlite_path();
-                Self::open_sqlite(&path)
+                Self::open_sqlite(file)
                     .await
-                    .map_err(|source| OpenError::Sqlite { path, source })
+                    .map_err(|source| OpenError::Sqlite {
+                        path: file.clone(),
+                        source,
+                    })
             }
         }
     }

@@ -1,6 +1,10 @@
 //! The composition root: builds every part of the gateway from the configuration, hands them to
 //! each other as plain values, runs them, and stops them in order.
 
+mod target;
+
+pub use target::storage_target;
+
 use std::future::Future;
 
 use sqlx::PgPool;
@@ -100,7 +104,7 @@ impl App {
     /// mode; migrating it), starts the broker and the background tasks.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         config.mode()?;
-        let storage = Storage::open(config, 16).await?;
+        let storage = Storage::open(&storage_target(config)?, 16).await?;
         Self::with_storage(config, storage).await
     }
 
