@@ -1,8 +1,10 @@
 //! The composition root: builds every part of the gateway from the configuration, hands them to
 //! each other as plain values, runs them, and stops them in order.
 
+mod error;
 mod target;
 
+pub use error::StartError;
 pub use target::storage_target;
 
 use std::future::Future;
@@ -26,47 +28,6 @@ use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-/// Why the gateway did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configured mode cannot run (fleet without one of its servers, edge with them).
-    #[error(transparent)]
-    Mode(#[from] crate::config::ModeError),
-    /// The database cannot be opened or its schema migrated.
-    #[error(transparent)]
-    Storage(#[from] crate::storage::OpenError),
-    /// The database failed at start.
-    #[error("{backend}: {source}")]
-    Database {
-        /// `postgresql` or `sqlite`.
-        backend: &'static str,
-        /// What failed.
-        source: sqlx::Error,
-    },
-    /// The broker could not start.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    /// Redis is unreachable.
-    #[error("Redis at {url}: {source}")]
-    Redis {
-        /// The URL, password redacted.
-        url: String,
-        /// What failed.
-        source: redis::RedisError,
-    },
-    /// Another gateway runs on this database.
-    #[error(transparent)]
-    Lease(#[from] crate::lease::LeaseError),
-    /// The HTTP listen address is taken or not ours.
-    #[error("cannot listen for HTTP on {addr} (set LOCKER_HTTP_ADDR to change it): {source}")]
-    Http {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// What failed.
-        source: std::io::Error,
-    },
-}
 
 /// The running gateway.
 pub struct App {

@@ -9,6 +9,7 @@
 //! answer is flagged, never applied.
 
 pub mod history;
+mod kind;
 pub mod outlet;
 pub mod query;
 pub mod queue;
@@ -21,7 +22,8 @@ use std::sync::Mutex;
 use firmware_protocol::RefuseReason;
 use tokio::sync::watch;
 
-pub use service::{Command, CommandError, CommandService, CommandSettings, Outcome};
+pub use kind::Command;
+pub use service::{CommandError, CommandService, CommandSettings, Outcome};
 
 /// Who asked for a command, and why; kept with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

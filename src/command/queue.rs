@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use firmware_protocol::{CommandId, DeviceId, DeviceKey, Direction, Envelope, Header};
 use sqlx::PgPool;
 
+use super::Command;
 use super::outlet::Outlet;
-use super::service::Command;
 use super::store;
 use crate::db::{Notice, listen};
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};

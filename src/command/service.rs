@@ -3,101 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use firmware_protocol::{
-    CommandId, Configure, DeviceId, Direction, Downlink, Envelope, Header, RefuseReason, Unlock,
-};
-use serde_json::json;
+use firmware_protocol::{CommandId, DeviceId, Direction, Envelope, Header, RefuseReason};
 use tokio::time::Instant;
 
+use super::kind::Command;
 use super::outlet::Outlet;
 use super::store::{self, StoreError};
 use super::{CommandState, DoorResult, Progress, Waiters};
 use crate::device::DeviceRegistry;
 use crate::storage::{Storage, on_pool};
-
-/// What to ask a locker to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Open a door's lock.
-    Unlock {
-        /// The door.
-        door: u16,
-    },
-    /// Change the locker's settings.
-    Configure {
-        /// Seconds between heartbeats.
-        heartbeat_secs: u16,
-        /// The open window (ms).
-        open_window_ms: u16,
-        /// Relay pulse length (ms).
-        pulse_ms: u16,
-        /// Door-ajar alarm after this many seconds; 0 = off.
-        ajar_alarm_secs: u16,
-    },
-}
-
-impl Command {
-    /// The stored kind, door and body.
-    pub fn stored(&self) -> (&'static str, Option<u16>, serde_json::Value) {
-        match self {
-            Command::Unlock { door } => ("unlock", Some(*door), json!({ "door": door })),
-            Command::Configure {
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-            } => (
-                "configure",
-                None,
-                json!({
-                    "heartbeat_secs": heartbeat_secs, "open_window_ms": open_window_ms,
-                    "pulse_ms": pulse_ms, "ajar_alarm_secs": ajar_alarm_secs,
-                }),
-            ),
-        }
-    }
-
-    /// The command from its stored kind and body.
-    pub fn from_stored(kind: &str, body: &serde_json::Value) -> Option<Self> {
-        let field = |name: &str| body[name].as_u64().and_then(|v| u16::try_from(v).ok());
-        match kind {
-            "unlock" => Some(Command::Unlock {
-                door: field("door")?,
-            }),
-            "configure" => Some(Command::Configure {
-                heartbeat_secs: field("heartbeat_secs")?,
-                open_window_ms: field("open_window_ms")?,
-                pulse_ms: field("pulse_ms")?,
-                ajar_alarm_secs: field("ajar_alarm_secs")?,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The downlink message, with its id and the locker-uptime deadline.
-    pub fn message(&self, command_id: CommandId, expires_at_ms: Option<u64>) -> Downlink {
-        match *self {
-            Command::Unlock { door } => Downlink::Unlock(Unlock {
-                command_id,
-                door,
-                expires_at_ms,
-            }),
-            Command::Configure {
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-            } => Downlink::Configure(Configure {
-                command_id,
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-                expires_at_ms,
-            }),
-        }
-    }
-}
 
 /// Timing of commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,14 +5,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod layers;
+mod mode;
 pub mod serial;
 mod settings;
 mod show;
 
 pub use layers::{LoadError, SETTINGS, file_key};
+pub use mode::{Mode, ModeError};
 pub use settings::{
     DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost, RentalSettings, WorkerPolicy,
 };
+pub use show::redact_url;
 
 /// Where the embedded broker listens by default: the standard MQTT port on every interface, where
 /// lockers in the field expect it. If another broker holds it, the gateway stops with a message
@@ -433,135 +436,7 @@ impl Config {
     pub fn sqlite_path(&self) -> std::path::PathBuf {
         self.data_dir.join(SQLITE_FILE)
     }
-
-    /// The mode in force: `LOCKER_MODE` if set, else `fleet` when `DATABASE_URL` or `REDIS_URL`
-    /// is set and `edge` when neither is. Fleet mode needs both: a gateway on PostgreSQL without
-    /// Redis would hold door locks in its own process, and two such gateways could open one door
-    /// for two people, so that is refused; edge mode keeps everything in the process and a file,
-    /// so the servers' settings must not be set.
-    pub fn mode(&self) -> Result<Mode, ModeError> {
-        let configured = (self.database_url.is_some(), self.redis_url.is_some());
-        let mode = self.mode.unwrap_or(match configured {
-            (false, false) => Mode::Edge,
-            _ => Mode::Fleet,
-        });
-        match (mode, configured) {
-            (Mode::Fleet, (true, true)) | (Mode::Edge, (false, false)) => Ok(mode),
-            (Mode::Fleet, (true, false)) => Err(ModeError::FleetWithout("REDIS_URL")),
-            (Mode::Fleet, (false, _)) => Err(ModeError::FleetWithout("DATABASE_URL")),
-            (Mode::Edge, _) => Err(ModeError::EdgeWithServers),
-        }
-    }
-}
-
-/// Where the gateway keeps its state, and who else may share it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// One gateway (a cabinet's box, a laptop): SQLite and door locks in the process.
-    Edge,
-    /// Any number of gateways: PostgreSQL, and door locks in Redis.
-    Fleet,
-}
-
-impl Mode {
-    /// `edge` or `fleet`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Edge => "edge",
-            Self::Fleet => "fleet",
-        }
-    }
-}
-
-/// Why the configured mode cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModeError {
-    /// Fleet mode without one of its servers.
-    #[error(
-        "fleet mode needs DATABASE_URL and REDIS_URL, and {0} is not set: several gateways on one database must share their door locks in Redis (for a single gateway without servers, unset DATABASE_URL and REDIS_URL, or set LOCKER_MODE=edge)"
-    )]
-    FleetWithout(&'static str),
-    /// Edge mode with servers configured.
-    #[error(
-        "LOCKER_MODE=edge keeps its data in a file and its door locks in the process; unset DATABASE_URL and REDIS_URL, or use LOCKER_MODE=fleet"
-    )]
-    EdgeWithServers,
-}
-
-/// The URL with any password replaced by `***`, for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| map.get(name).cloned())
-    }
-
-    #[test]
-    fn defaults_listen_where_lockers_expect_a_broker() {
-        let config = from(&[]).expect("defaults are valid");
-        assert_eq!(config.mqtt_addr.to_string(), "0.0.0.0:1883");
-        assert_eq!(config.database_url, None);
-        assert_eq!(config.external_broker, None);
-    }
-
-    #[test]
-    fn a_wrong_value_is_named_in_the_error() {
-        let err = from(&[("LOCKER_MQTT_ADDR", "localhost")]).expect_err("refused");
-        assert_eq!(
-            err.to_string(),
-            "LOCKER_MQTT_ADDR=\"localhost\" is not a socket address such as 127.0.0.1:8080"
-        );
-        let err = from(&[("DATABASE_URL", "mysql://u:secret@h/db")]).expect_err("refused");
-        assert!(
-            err.to_string()
-                .starts_with("DATABASE_URL=mysql://u:***@h/db"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn numbers_are_checked_against_their_range() {
-        let err = from(&[("LOCKER_HEARTBEAT_SECS", "0")]).expect_err("refused");
-        assert_eq!(
-            err.to_string(),
-            "LOCKER_HEARTBEAT_SECS=\"0\" is not a whole number from 1 to 3600"
-        );
-        let config = from(&[("LOCKER_HEARTBEAT_SECS", "5")]).expect("valid");
-        assert_eq!(config.heartbeat, Duration::from_secs(5));
-    }
-
-    #[test]
-    fn passwords_never_reach_the_output() {
-        let config = from(&[
-            ("DATABASE_URL", "postgres://app:hunter2@db:5432/lockers"),
-            ("REDIS_URL", "redis://:hunter2@cache:6379"),
-        ])
-        .expect("valid");
-        for text in [format!("{config}"), format!("{config:?}")] {
-            assert!(!text.contains("hunter2"), "{text}");
-            assert!(
-                text.contains("postgres://app:***@db:5432/lockers"),
-                "{text}"
-            );
-        }
-    }
-}
+mod tests;

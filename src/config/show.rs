@@ -1,7 +1,7 @@
 //! How a configuration shows itself: `Debug` with secrets masked, and the effective configuration
 //! the gateway logs at start.
 
-use super::{Config, redact_url};
+use super::Config;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,5 +109,19 @@ impl std::fmt::Display for Config {
             }
         )?;
         write!(f, "  logs          {:?}", self.log_format)
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }

@@ -10,6 +10,7 @@
 //! different shards are handled in parallel. Every queue is bounded: a slow database slows the
 //! dispatcher, which slows the broker link, rather than growing memory.
 
+mod batch;
 pub mod doors;
 pub mod downlink;
 pub mod presence;

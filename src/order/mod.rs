@@ -11,18 +11,18 @@ use uuid::Uuid;
 
 pub mod catalog;
 mod error;
+mod insert;
 mod list;
 mod settle;
 
 pub use catalog::{Availability, Catalog, Product, StockLine};
 pub use error::OrderError;
+use insert::{NewOrder, insert_order};
 
 use crate::command::{Command, CommandService, Origin};
 use crate::config::RentalSettings;
-use crate::events::Append;
-use crate::events::Event;
 use crate::lock::DoorLocks;
-use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
+use crate::storage::{Storage, on_pool};
 use crate::unlock::{self, DoorAfter, DoorFailure, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
 
@@ -478,80 +478,4 @@ impl Orders {
                 .ok_or_else(|| OrderError::Storage("the order vanished".into())),
         }
     }
-}
-
-/// An order to write.
-#[derive(Clone)]
-struct NewOrder {
-    id: Uuid,
-    user: Uuid,
-    device: DeviceId,
-    door: u16,
-    total: i64,
-    lines: Vec<Priced>,
-}
-
-/// The order, its items, the stock taken (every line or none: `Aborted` rolls it all back) and
-/// its events, in the caller's unit of work.
-async fn insert_order(work: &mut UnitOfWork, new: NewOrder) -> Result<(), WalletError> {
-    const ORDER: &str =
-        "INSERT INTO orders (id, user_id, device_id, door, state, total, created_at)
-         VALUES ($1, $2, $3, $4, 'paid', $5, $6)";
-    const ITEM: &str = "INSERT INTO order_items (order_id, product_id, name, qty, unit_price)
-         VALUES ($1, $2, $3, $4, $5)";
-    // Each line takes its own quantity, only if the door has it.
-    const TAKE: &str = "UPDATE door_stock SET qty = qty - $4, updated_at = $5
-         WHERE device_id = $1 AND door = $2 AND product_id = $3 AND qty >= $4";
-    let door = i32::from(new.door);
-    let now = Utc::now();
-    in_work!(&mut *work, |conn| sqlx::query(ORDER)
-        .bind(new.id)
-        .bind(new.user)
-        .bind(new.device.as_str())
-        .bind(door)
-        .bind(new.total)
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected());
-    for line in &new.lines {
-        let taken = in_work!(&mut *work, |conn| {
-            sqlx::query(ITEM)
-                .bind(new.id)
-                .bind(line.product_id)
-                .bind(&line.name)
-                .bind(line.qty)
-                .bind(line.unit_price)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(TAKE)
-                .bind(new.device.as_str())
-                .bind(door)
-                .bind(line.product_id)
-                .bind(line.qty)
-                .bind(now)
-                .execute(conn)
-                .await?
-                .rows_affected()
-        });
-        if taken != 1 {
-            return Err(WalletError::Aborted("an item is out of stock"));
-        }
-    }
-    let items: Vec<serde_json::Value> = new
-        .lines
-        .iter()
-        .map(|l| serde_json::json!({ "product_id": l.product_id, "qty": l.qty, "unit_price_minor": l.unit_price }))
-        .collect();
-    let aggregate = new.id.to_string();
-    let created = serde_json::json!({
-        "order_id": new.id, "device_id": new.device.as_str(), "door": door, "items": items,
-        "total_minor": new.total,
-    });
-    work.append(&Event::new("order.created", "order", &aggregate, created))
-        .await?;
-    let paid = serde_json::json!({ "order_id": new.id, "total_minor": new.total });
-    work.append(&Event::new("order.paid", "order", &aggregate, paid))
-        .await?;
-    Ok(())
 }

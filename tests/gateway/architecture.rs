@@ -274,3 +274,19 @@ fn the_checker_sees_paths_in_groups_inline_and_in_macros_but_not_in_tests_or_com
     let found: Vec<&str> = found.iter().map(String::as_str).collect();
     assert_eq!(found, ["alpha", "beta", "delta", "gamma"]);
 }
+
+/// Files short enough to read in one sitting.
+#[test]
+fn no_source_file_is_over_500_lines() {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).ok()?.lines().count();
+            (lines > 500).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these: {long:?}");
+}

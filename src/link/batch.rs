@@ -1,0 +1,102 @@
+//! Writing a batch of verified uplinks in one unit of work: each one's counter, presence, doors
+//! and what it says about commands.
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::{DeviceId, DeviceKey, Envelope, SessionChange, Uplink};
+
+use super::presence;
+use crate::command::store as commands;
+use crate::storage::{Storage, UnitOfWork};
+
+/// An uplink that passed every check that needs no database: parsed, tag verified, fresh.
+pub(super) struct Accepted {
+    pub(super) device: DeviceId,
+    pub(super) envelope: Envelope<Uplink>,
+    pub(super) change: SessionChange,
+    pub(super) key: DeviceKey,
+    pub(super) received_at: DateTime<Utc>,
+    /// In what order the locker's uplinks arrive (see [`commands::Arrival`]).
+    pub(super) arrival: commands::Arrival,
+}
+
+impl Accepted {
+    pub(super) fn is_hello(&self) -> bool {
+        matches!(self.envelope.message, Uplink::Hello(_))
+    }
+}
+
+/// Per message: the commands it settled, or `Err(true)` if the database fenced it (another
+/// gateway already accepted its counter) / `Err(false)` if it could not be written.
+pub(super) type Written = Result<Vec<(i64, crate::command::Progress)>, bool>;
+
+/// Writes verified uplinks (no hellos) in one unit of work: each one's counter, presence, doors
+/// and what it says about commands. All or nothing.
+pub(super) async fn write(
+    storage: &Storage,
+    batch: &[Accepted],
+) -> Result<Vec<Written>, sqlx::Error> {
+    let mut tx = storage.begin().await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for accepted in batch {
+        let header = accepted.envelope.header;
+        let message = &accepted.envelope.message;
+        let fresh = presence::uplink(
+            &mut tx,
+            &accepted.device,
+            header.session,
+            header.counter,
+            message,
+            accepted.received_at,
+        )
+        .await?;
+        out.push(if fresh {
+            Ok(settle_commands(&mut tx, &accepted.device, message, accepted.arrival).await?)
+        } else {
+            Err(true)
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Records what an uplink says about commands (answers, door results, a state report) in the
+/// uplink's transaction; returns the commands whose progress changed, to tell their waiters after
+/// the commit.
+async fn settle_commands(
+    conn: &mut UnitOfWork,
+    device: &DeviceId,
+    message: &Uplink,
+    arrival: commands::Arrival,
+) -> Result<Vec<(i64, crate::command::Progress)>, sqlx::Error> {
+    let recorded = match message {
+        Uplink::Ack(ack) => commands::record_ack(conn, device, ack, arrival).await?,
+        Uplink::DoorEvent(firmware_protocol::DoorEvent {
+            state: firmware_protocol::DoorMotion::Opened,
+            cause: firmware_protocol::DoorCause::Commanded(id),
+            ..
+        }) => commands::record_opened(conn, device, id.get() as i64).await?,
+        Uplink::Alarm(firmware_protocol::Alarm {
+            kind: firmware_protocol::AlarmKind::Jammed,
+            door: Some(door),
+            ..
+        }) => commands::record_jam(conn, device, *door).await?,
+        Uplink::StateReport(report) => {
+            let mut settled = commands::settle_from_report(conn, device, &report.recent).await?;
+            // A serial board answers a query at once, ahead of the events it keeps for a poll.
+            if arrival == commands::Arrival::AsItHappens {
+                settled.extend(commands::open_before_report(conn, device, &report.doors).await?);
+            }
+            return Ok(settled);
+        }
+        // Sent over a serial line only when the board has nothing queued: always after the
+        // events that came before it.
+        Uplink::Heartbeat(heartbeat) => {
+            return commands::open_before_report(conn, device, &heartbeat.doors).await;
+        }
+        _ => return Ok(Vec::new()),
+    };
+    if recorded.is_none() && matches!(message, Uplink::Ack(_)) {
+        tracing::warn!(%device, "an answer names no command of this device");
+    }
+    Ok(recorded.into_iter().collect())
+}
