@@ -51,7 +51,7 @@ pub struct BillView {
 
 /// The bill of an ended rental; `None` for one that did not end (or whose terms are unreadable).
 pub fn bill(currency: &Currency, rental: &Rental) -> Option<BillView> {
-    if rental.state != "ended" {
+    if rental.state != crate::rental::RentalState::Ended {
         return None;
     }
     let made = rental.bill()?;

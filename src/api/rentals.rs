@@ -136,7 +136,7 @@ impl From<RentalError> for ApiError {
                 subject: Some(Subject {
                     kind: "rental",
                     id,
-                    state,
+                    state: state.as_str(),
                 }),
             },
             E::Busy => Self::Conflict {
@@ -203,7 +203,7 @@ pub(super) fn view(state: &ApiState, r: Rental) -> RentalView {
         id: r.id,
         device_id: r.device_id,
         door: r.door,
-        state: r.state,
+        state: r.state.as_str().to_owned(),
         deposit_held: money(r.deposit_held),
         fee: r.fee.map(money),
         refunded: money(r.refunded),

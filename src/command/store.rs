@@ -61,8 +61,9 @@ fn reason_from(name: &str) -> Option<RefuseReason> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
 }
 
-fn progress(state: &str, refusal: Option<&str>, door: Option<&str>) -> Progress {
-    let state = match state {
+/// A stored state by its name; `None` for a name the schema does not allow.
+fn state_named(state: &str, refusal: Option<&str>) -> Option<CommandState> {
+    Some(match state {
         "pending" => CommandState::Pending,
         "sent" => CommandState::Sent,
         "executed" => CommandState::Executed,
@@ -73,19 +74,26 @@ fn progress(state: &str, refusal: Option<&str>, door: Option<&str>) -> Progress 
         ),
         "expired" => CommandState::Expired,
         "cancelled" => CommandState::Cancelled,
-        _ => CommandState::Unknown,
-    };
-    Progress {
-        state,
-        door: door.and_then(DoorResult::parse),
-    }
+        "unknown" => CommandState::Unknown,
+        _ => return None,
+    })
 }
 
 /// A command's state, refusal and door result as both backends return them.
 pub(super) type ProgressRow = (String, Option<String>, Option<String>);
 
-pub(super) fn progress_of((state, refusal, door): ProgressRow) -> Progress {
-    progress(&state, refusal.as_deref(), door.as_deref())
+/// The progress a stored row says; a state the schema does not allow is an error (never taken
+/// for `unknown`).
+pub(super) fn progress_of((state, refusal, door): ProgressRow) -> Result<Progress, sqlx::Error> {
+    let Some(state) = state_named(&state, refusal.as_deref()) else {
+        return Err(sqlx::Error::Decode(
+            format!("a command in the state {state:?}, which no command may be in").into(),
+        ));
+    };
+    Ok(Progress {
+        state,
+        door: door.as_deref().and_then(DoorResult::parse),
+    })
 }
 
 /// The locker's uptime (ms) at `now`, from the last one it reported (`ms` measured at `at`).
@@ -416,4 +424,22 @@ pub async fn record_door_result(
         .fetch_optional(pool)
         .await?);
     Ok(stored.flatten().as_deref().and_then(DoorResult::parse))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_state_no_command_may_be_in_is_an_error_not_unknown() {
+        let row = |state: &str| (state.to_owned(), None, Some("opened".to_owned()));
+        let executed = progress_of(row("executed")).expect("a state");
+        assert_eq!(executed.state, CommandState::Executed);
+        assert_eq!(executed.door, Some(DoorResult::Opened));
+        assert_eq!(
+            progress_of(row("unknown")).expect("a state").state,
+            CommandState::Unknown
+        );
+        assert!(progress_of(row("exploded")).is_err());
+    }
 }

@@ -4,9 +4,11 @@
 pub mod fee;
 pub mod plan;
 pub mod service;
+mod state;
 
 pub use fee::{Terms, fee};
 pub use service::{DoorFailure, Rental, RentalError, RentalSettings, Rentals};
+pub use state::RentalState;
 
 /// An UPDATE of `rentals` adding the flag bound as `$flag` (once) to the rows `$where` selects,
 /// for each dialect (`TEXT[]` in PostgreSQL, a JSON array in SQLite): expands to

@@ -65,7 +65,7 @@ pub async fn record_ack(
         .fetch_optional(conn)
         .await?);
     if let Some(row) = first {
-        return Ok(Some((id, progress_of(row))));
+        return Ok(Some((id, progress_of(row)?)));
     }
     // Already answered (a duplicate or a conflict), or no such command.
     let current: Option<(String, Option<String>)> = in_work!(&mut *work, |conn, dialect| {
@@ -101,7 +101,7 @@ pub async fn record_ack(
             .fetch_one(conn)
             .await?)
     };
-    Ok(Some((id, progress_of(row))))
+    Ok(Some((id, progress_of(row)?)))
 }
 
 /// A report of the locker's doors that says a door is open: an executed unlock of that door
@@ -151,10 +151,9 @@ pub async fn open_before_report(
             .fetch_all(conn)
             .await?
         });
-    Ok(rows
-        .into_iter()
-        .map(|(id, state, refusal, door)| (id, progress_of((state, refusal, door))))
-        .collect())
+    rows.into_iter()
+        .map(|(id, state, refusal, door)| Ok((id, progress_of((state, refusal, door))?)))
+        .collect()
 }
 
 /// A door opened because of command `id`: records it once.
@@ -174,7 +173,7 @@ pub async fn record_opened(
         .bind(now)
         .fetch_optional(conn)
         .await?);
-    Ok(row.map(|row| (id, progress_of(row))))
+    row.map(|row| Ok((id, progress_of(row)?))).transpose()
 }
 
 /// A door did not open after its pulse: the most recent unlock of that door without a door result
@@ -208,7 +207,8 @@ pub async fn record_jam(
                 .fetch_optional(conn)
                 .await?
         });
-    Ok(row.map(|(id, state, refusal, door)| (id, progress_of((state, refusal, door)))))
+    row.map(|(id, state, refusal, door)| Ok((id, progress_of((state, refusal, door))?)))
+        .transpose()
 }
 
 /// Settles the device's unknown commands from a `StateReport`: each one the locker remembers takes
@@ -250,7 +250,7 @@ pub async fn settle_from_report(
                     .bind(now)
                     .fetch_one(conn)
                     .await?);
-                settled.push((id, progress_of(row)));
+                settled.push((id, progress_of(row)?));
             }
             None => {
                 let surfaced = in_work!(&mut *work, |conn| sqlx::query(SURFACE)

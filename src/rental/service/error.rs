@@ -58,7 +58,7 @@ pub enum RentalError {
     #[error(
         "the locker did not answer in time; whether the door opened is not known yet and the \
          locker is being asked (the rental is {state}{})",
-        if *.state == "ending" {
+        if *.state == crate::rental::RentalState::Ending {
             ": if the door opened it ends as of that moment, else it runs on and the wait is not billed"
         } else {
             ""
@@ -68,7 +68,7 @@ pub enum RentalError {
         /// The rental.
         id: Uuid,
         /// Its state now.
-        state: &'static str,
+        state: crate::rental::RentalState,
     },
     /// The gateway is too busy to send the unlock now.
     #[error("too many commands in flight; nothing was charged")]
@@ -87,7 +87,7 @@ pub enum RentalError {
     NotRefundable(String),
     /// The rental is not running (ended, cancelled, or already ending).
     #[error("the rental is {0}, not active")]
-    NotActive(String),
+    NotActive(crate::rental::RentalState),
     /// Someone else is opening this door right now.
     #[error("the door is being opened by another request; try again")]
     DoorBusy,

@@ -41,7 +41,7 @@ pub struct Rental {
     /// The door.
     pub door: i32,
     /// `pending`, `active`, `ending`, `ended`, `cancelled`.
-    pub state: String,
+    pub state: crate::rental::RentalState,
     /// The deposit held, minor units.
     pub deposit_held: i64,
     /// The fee charged at the end, minor units.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{Rental, RentalError, Rentals};
 use crate::events::Append;
 use crate::events::Event;
+use crate::rental::RentalState;
 use crate::storage::{UnitOfWork, in_work};
 use crate::wallet::{Movement, WalletError};
 
@@ -15,7 +16,7 @@ impl Rentals {
     /// An operator ends a rental (without opening the door): charged as if picked up now.
     pub async fn end_by_operator(&self, id: Uuid) -> Result<Rental, RentalError> {
         let rental = self.any(id).await?;
-        if rental.state != "active" && rental.state != "ending" {
+        if !matches!(rental.state, RentalState::Active | RentalState::Ending) {
             return Err(RentalError::NotActive(rental.state));
         }
         self.finish(&rental, Utc::now()).await?;
@@ -25,7 +26,7 @@ impl Rentals {
     /// An operator cancels a running rental: no fee, the hold released.
     pub async fn cancel_by_operator(&self, id: Uuid) -> Result<Rental, RentalError> {
         let rental = self.any(id).await?;
-        if !matches!(rental.state.as_str(), "pending" | "active" | "ending") {
+        if !rental.state.is_running() {
             return Err(RentalError::NotActive(rental.state));
         }
         let deposit = rental.deposit_held;
@@ -49,7 +50,7 @@ impl Rentals {
         match result {
             // Cancelled meanwhile by someone else (its hold already released).
             Err(WalletError::Invalid(_) | WalletError::InsufficientFunds { .. }) => {
-                Err(RentalError::NotActive("cancelled".into()))
+                Err(RentalError::NotActive(RentalState::Cancelled))
             }
             other => other.map_err(RentalError::from),
         }?;

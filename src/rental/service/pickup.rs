@@ -10,6 +10,7 @@ use super::{DoorFailure, Rental, RentalError, Rentals};
 use crate::command::{Command, Origin};
 use crate::events::Append;
 use crate::events::Event;
+use crate::rental::RentalState;
 use crate::storage::{in_work, on_pool};
 use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::Movement;
@@ -18,7 +19,7 @@ impl Rentals {
     /// Opens the door of a running rental again (to add or take something); no charge.
     pub async fn reopen(&self, user: Uuid, id: Uuid) -> Result<Rental, RentalError> {
         let rental = self.get(user, id).await?.ok_or(RentalError::NotFound)?;
-        if rental.state != "active" {
+        if rental.state != RentalState::Active {
             return Err(RentalError::NotActive(rental.state));
         }
         let door = door_of(&rental)?;
@@ -68,7 +69,7 @@ impl Rentals {
                 Err(RentalError::OutcomeUnknown { .. }) => {
                     return Err(RentalError::OutcomeUnknown {
                         id,
-                        state: "ending",
+                        state: RentalState::Ending,
                     });
                 }
                 Err(e) => {
@@ -264,7 +265,7 @@ impl Rentals {
             None => Ok(()),
             Some((DoorFailure::Timeout, _)) => Err(RentalError::OutcomeUnknown {
                 id: rental.id,
-                state: "active",
+                state: RentalState::Active,
             }),
             Some((why, _)) => Err(RentalError::NotOpened(rental.id, why)),
         }

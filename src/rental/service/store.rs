@@ -22,7 +22,7 @@ pub(super) struct RentalRow {
     user_id: Uuid,
     device_id: String,
     door: i32,
-    state: String,
+    state: crate::rental::RentalState,
     deposit_held: i64,
     fee: Option<i64>,
     refunded: i64,
