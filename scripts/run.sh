@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the gateway with simulated lockers (`locker-gateway demo`): five MQTT lockers and a
+# Runs the gateway with simulated lockers (`locker-demo`): five MQTT lockers and a
 # cabinet of four serial lock boards, until Ctrl-C. The demo prints the HTTP address, the demo
 # accounts' passwords (first start) and curl commands to try.
 #
@@ -30,4 +30,4 @@ else
 fi
 
 cargo build --locked --workspace --bins
-exec target/debug/locker-gateway demo --lockers "${DEMO_LOCKERS:-5}"
+exec target/debug/locker-demo --lockers "${DEMO_LOCKERS:-5}"

@@ -63,21 +63,6 @@ pub enum Command {
     /// Ask a running gateway whether it is ready (GET /readyz on LOCKER_HTTP_ADDR); exit 0 if it
     /// is, 1 if not. For container health checks.
     Healthcheck,
-    /// Run the gateway with simulated lockers connected to it (edge mode when nothing is
-    /// configured; fleet mode with DATABASE_URL and REDIS_URL).
-    Demo {
-        /// How many simulated lockers.
-        #[arg(long, default_value_t = 5)]
-        lockers: u16,
-        /// A simulated person closes each door this many seconds after it opened (0: doors stay
-        /// open until closed by hand), so the demo never runs out of doors.
-        #[arg(long, default_value_t = 5)]
-        close_after_secs: u64,
-        /// Start over: delete the edge-mode SQLite file (accounts, devices, rentals, money)
-        /// before starting. Refused in fleet mode (drop the database yourself).
-        #[arg(long)]
-        reset: bool,
-    },
 }
 
 /// Operator accounts.
@@ -398,5 +383,55 @@ pub async fn healthcheck(addr: std::net::SocketAddr) -> Result<String, String> {
         Ok(format!("ready: {body}"))
     } else {
         Err(format!("not ready ({status}): {body}"))
+    }
+}
+
+/// Logs to standard error through `tracing`, filtered by `RUST_LOG` (`info` by default, the
+/// broker's and the database driver's own logs from `warn`), as text or JSON lines; colours only
+/// for a person at a terminal, never in a file or a log collector.
+pub fn init_logging(format: crate::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        crate::config::LogFormat::Text => logs.init(),
+        crate::config::LogFormat::Json => logs.json().init(),
+    }
+}
+
+/// A future that resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            (interrupt, terminate) => {
+                tracing::warn!(
+                    ?interrupt,
+                    ?terminate,
+                    "cannot listen for signals; Ctrl-C only"
+                );
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+}
+
+/// A future that resolves on Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -18,7 +18,6 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod device;
 pub mod events;
 pub mod lease;

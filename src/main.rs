@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use locker_gateway::app::App;
 use locker_gateway::cli::{
-    Cli, Command, run_admin_command, run_command_command, run_device_command,
+    Cli, Command, init_logging, run_admin_command, run_command_command, run_device_command,
+    shutdown_signal,
 };
-use locker_gateway::config::LogFormat;
 use locker_gateway::device::DeviceRegistry;
 use locker_gateway::storage::Storage;
 use locker_gateway::{Config, banner};
@@ -22,17 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
-    // Colours only for a person at a terminal, never in a file or a log collector.
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    init_logging(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -75,19 +65,6 @@ fn main() -> ExitCode {
                 Ok(format!("backup written to {}", file.display()))
             }
             Command::Healthcheck => locker_gateway::cli::healthcheck(config.http_addr).await,
-            Command::Demo {
-                lockers,
-                close_after_secs,
-                reset,
-            } => {
-                if reset {
-                    reset_demo(&config)?;
-                }
-                let stop = shutdown_signal();
-                let close_after = (close_after_secs > 0)
-                    .then(|| std::time::Duration::from_secs(close_after_secs));
-                locker_gateway::demo::run(&config, (lockers, close_after), stop).await
-            }
             Command::Admin(command) => {
                 let storage = existing_database(&config).await?;
                 let accounts = locker_gateway::account::Accounts::on(
@@ -117,27 +94,6 @@ fn main() -> ExitCode {
 async fn database(config: &Config) -> Result<Storage, String> {
     let target = locker_gateway::app::storage_target(config).map_err(|e| e.to_string())?;
     Storage::open(&target, 2).await.map_err(|e| e.to_string())
-}
-
-/// `demo --reset`: deletes edge mode's SQLite file (and its journal files).
-fn reset_demo(config: &Config) -> Result<(), String> {
-    if config.database_url.is_some() {
-        return Err(
-            "demo --reset only deletes edge mode's SQLite file; in fleet mode drop and create \
-             the database yourself"
-                .into(),
-        );
-    }
-    let path = config.sqlite_path();
-    for suffix in ["", "-wal", "-shm"] {
-        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
-        match std::fs::remove_file(&file) {
-            Ok(()) => eprintln!("locker-gateway: deleted {}", file.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot delete {}: {e}", file.display())),
-        }
-    }
-    Ok(())
 }
 
 /// The database an administrative command works on, which must exist: PostgreSQL if
@@ -181,38 +137,4 @@ async fn serve(config: Config) -> Result<String, String> {
     tracing::info!("gateway running; Ctrl-C to stop");
     app.run_until_stopped(stop).await;
     Ok(String::new())
-}
-
-/// A future that resolves on SIGINT or SIGTERM; the handlers are installed when this is called.
-#[cfg(unix)]
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    async move {
-        match (interrupt, terminate) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            (interrupt, terminate) => {
-                tracing::warn!(
-                    ?interrupt,
-                    ?terminate,
-                    "cannot listen for signals; Ctrl-C only"
-                );
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-}
-
-/// A future that resolves on Ctrl-C.
-#[cfg(not(unix))]
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

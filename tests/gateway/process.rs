@@ -255,8 +255,17 @@ fn configuration_errors_name_their_source_and_never_print_secrets() {
 #[sqlx::test]
 async fn the_demo_runs_simulated_lockers_and_boards_and_healthcheck_says_ready(pool: PgPool) {
     let (mqtt, http) = (free_addr(), free_addr());
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
-        .args(["demo", "--lockers", "2"])
+    // The demo is its own binary (the gateway does not carry the simulator), built beside the
+    // gateway's by the test command (`cargo test --workspace --all-targets`).
+    let binary =
+        std::path::Path::new(env!("CARGO_BIN_EXE_locker-gateway")).with_file_name("locker-demo");
+    assert!(
+        binary.exists(),
+        "{} is missing: build the workspace's binaries (cargo build --workspace --bins)",
+        binary.display()
+    );
+    let mut demo = Command::new(&binary)
+        .args(["--lockers", "2"])
         .env("DATABASE_URL", database_url(&pool))
         .env("REDIS_URL", crate::helpers::redis_url())
         .env(

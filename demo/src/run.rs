@@ -1,4 +1,4 @@
-//! `locker-gateway demo`: the gateway with simulated lockers connected to it, for trying the
+//! The demo: the gateway with simulated lockers connected to it, for trying the
 //! project on a laptop. The demo lockers are devices `demo-1` … `demo-N`; each start gives them
 //! fresh secrets (the demo owns them), and an operator account `admin@demo.local` is made on the
 //! first start, its password printed once.
@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use firmware_protocol::DeviceId;
 
-use crate::account::{AccountError, Accounts, Role};
-use crate::app::App;
-use crate::config::Config;
-use crate::device::{NewDevice, RegistryError};
+use locker_gateway::account::{AccountError, Accounts, Role};
+use locker_gateway::app::App;
+use locker_gateway::config::Config;
+use locker_gateway::device::{NewDevice, RegistryError};
 
 /// The demo operator's login.
 pub const DEMO_ADMIN: &str = "admin@demo.local";
@@ -23,7 +23,7 @@ async fn demo_account(
     accounts: &Accounts,
     email: &str,
     role: Role,
-    currency: &crate::money::Currency,
+    currency: &locker_gateway::money::Currency,
 ) -> Result<String, String> {
     let mut password = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut password);
@@ -36,8 +36,10 @@ async fn demo_account(
     match accounts.register(email, &password, role).await {
         Ok(user) => {
             if role == Role::User {
-                let wallets =
-                    crate::wallet::Wallets::on(accounts.storage().clone(), currency.clone());
+                let wallets = locker_gateway::wallet::Wallets::on(
+                    accounts.storage().clone(),
+                    currency.clone(),
+                );
                 wallets
                     .top_up(user.id, 50 * 10_i64.pow(currency.exponent), "demo money")
                     .await
@@ -57,11 +59,11 @@ const SERIAL_BOARDS: u8 = 4;
 
 /// The device, provisioned now or given a fresh secret (the demo owns its devices).
 async fn fresh(
-    registry: &crate::device::DeviceRegistry,
+    registry: &locker_gateway::device::DeviceRegistry,
     id: DeviceId,
     model: &str,
     doors: u16,
-) -> Result<crate::device::Provisioned, String> {
+) -> Result<locker_gateway::device::Provisioned, String> {
     match registry
         .provision(NewDevice {
             id,
@@ -92,7 +94,7 @@ async fn fresh(
 fn mode_name(config: &Config) -> &'static str {
     config
         .mode()
-        .map_or("(no mode)", crate::config::Mode::as_str)
+        .map_or("(no mode)", locker_gateway::config::Mode::as_str)
 }
 
 /// Runs the gateway, `lockers` simulated MQTT lockers and a cabinet of simulated serial lock
@@ -104,11 +106,11 @@ pub async fn run(
     (lockers, close_after): (u16, Option<Duration>),
     stop: impl Future<Output = ()>,
 ) -> Result<String, String> {
-    let target = crate::app::storage_target(config).map_err(|e| e.to_string())?;
-    let storage = crate::storage::Storage::open(&target, 16)
+    let target = locker_gateway::app::storage_target(config).map_err(|e| e.to_string())?;
+    let storage = locker_gateway::storage::Storage::open(&target, 16)
         .await
         .map_err(|e| e.to_string())?;
-    let registry = crate::device::DeviceRegistry::new(storage.clone());
+    let registry = locker_gateway::device::DeviceRegistry::new(storage.clone());
     // A cabinet of lock boards on a serial line (a pseudo-terminal) beside the MQTT lockers.
     let mut boards = Vec::new();
     for address in 1..=SERIAL_BOARDS {
@@ -134,7 +136,7 @@ pub async fn run(
         .join(",");
     let mut config = config.clone();
     config.serial_buses.extend(
-        crate::serial::parse_buses(&format!("{}={line}", cabinet.path()))
+        locker_gateway::serial::parse_buses(&format!("{}={line}", cabinet.path()))
             .map_err(|e| e.to_string())?,
     );
     let config = &config;
@@ -165,17 +167,17 @@ pub async fn run(
     let admin = demo_account(&accounts, DEMO_ADMIN, Role::Admin, &config.currency).await?;
     let customer = demo_account(&accounts, DEMO_CUSTOMER, Role::User, &config.currency).await?;
     // A price plan for the demo doors (size m), unless one is active.
-    if crate::rental::plan::for_size(&storage, "m")
+    if locker_gateway::rental::plan::for_size(&storage, "m")
         .await
         .map_err(|e| e.to_string())?
         .is_none()
     {
-        let plan = crate::rental::plan::Plan {
+        let plan = locker_gateway::rental::plan::Plan {
             id: uuid::Uuid::now_v7(),
             name: "Demo: 30 min free, then 1.00 per hour, 10.00 a day".into(),
             currency: config.currency.code.clone(),
             size_class: "m".into(),
-            terms: crate::rental::Terms {
+            terms: locker_gateway::rental::Terms {
                 deposit: 10 * 10_i64.pow(config.currency.exponent),
                 free_minutes: 30,
                 unit_minutes: 60,
@@ -185,7 +187,7 @@ pub async fn run(
                 overdue_price_per_unit: 5 * 10_i64.pow(config.currency.exponent),
             },
         };
-        crate::rental::plan::publish(&storage, &plan)
+        locker_gateway::rental::plan::publish(&storage, &plan)
             .await
             .map_err(|e| e.to_string())?;
     }
