@@ -29,7 +29,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --all-targets --locked --features locker-gateway/test-hooks "$@" 2>&1 | tee "$log" || status=$?
 if [ "$status" -eq 0 ]; then
   cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=$?
 fi

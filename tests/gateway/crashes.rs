@@ -53,6 +53,15 @@ impl Site {
             ),
             ("LOCKER_DOOR_LOCK_TTL_MS", "5000".to_owned()),
         ];
+        #[allow(clippy::assertions_on_constants)] // a build without the feature fails here
+        {
+            assert!(
+                locker_gateway::pause::ENABLED,
+                "the crash tests stop the gateway at its pause points, which only a build with the \
+             test-hooks feature has: run scripts/test.sh (cargo test --features \
+             locker-gateway/test-hooks)"
+            );
+        }
         let mut paused = env.clone();
         paused.push(("LOCKER_TEST_PAUSE_AT", pause_at.to_owned()));
         paused.push(("LOCKER_TEST_PAUSE_FILE", pause_file.display().to_string()));
