@@ -70,10 +70,10 @@ impl From<RentalError> for ApiError {
     fn from(e: RentalError) -> Self {
         use RentalError as E;
         let detail = match &e {
-            E::Jammed(id) | E::Refused(id, _) | E::Offline(id) | E::Overloaded(id) => {
-                format!("{e} (rental {id} cancelled)")
+            E::NotStarted(id, crate::unlock::DoorFailure::Timeout) => {
+                format!("{e} (rental {id} pending)")
             }
-            E::Timeout(id) => format!("{e} (rental {id} pending)"),
+            E::NotStarted(id, _) => format!("{e} (rental {id} cancelled)"),
             _ => e.to_string(),
         };
         match e {
@@ -107,23 +107,7 @@ impl From<RentalError> for ApiError {
                 code: "insufficient_funds",
                 detail,
             },
-            E::Jammed(_) => Self::Conflict {
-                code: "door_jammed",
-                detail,
-            },
-            E::Refused(..) => Self::Conflict {
-                code: "refused_by_device",
-                detail,
-            },
-            E::Offline(_) => Self::DeviceUnavailable {
-                code: "device_offline",
-                detail,
-            },
-            E::Overloaded(_) => Self::DeviceUnavailable {
-                code: "overloaded",
-                detail,
-            },
-            E::Timeout(id) => Self::OutcomeUnknown {
+            E::NotStarted(id, crate::unlock::DoorFailure::Timeout) => Self::OutcomeUnknown {
                 detail,
                 subject: Some(Subject {
                     kind: "rental",
@@ -160,7 +144,7 @@ impl From<RentalError> for ApiError {
                 code: "door_busy",
                 detail,
             },
-            E::NotOpened(_, why) => door_failure(&why, detail),
+            E::NotStarted(_, why) | E::NotOpened(_, why) => door_failure(&why, detail),
             E::Storage(cause) => Self::Internal(cause),
         }
     }

@@ -36,21 +36,11 @@ pub enum RentalError {
     /// Not enough money for the deposit.
     #[error("not enough money for the deposit")]
     InsufficientFunds,
-    /// The door did not open after its unlock.
-    #[error("the door did not open (jammed); nothing was charged")]
-    Jammed(Uuid),
-    /// The locker refused the unlock.
-    #[error("the locker refused to open the door ({1}); nothing was charged")]
-    Refused(Uuid, String),
-    /// The locker is offline.
-    #[error("the locker is offline; nothing was charged")]
-    Offline(Uuid),
-    /// The locker did not answer in time; the rental waits (`pending`) for the locker's report.
-    #[error(
-        "the locker did not answer in time; it is being asked what happened: if the door opened \
-         the rental runs, else it is cancelled and nothing is charged"
-    )]
-    Timeout(Uuid),
+    /// The door of a new rental did not open (jammed, refused, offline, overloaded): the rental
+    /// was cancelled and its hold released. For a timeout the rental waits (`pending`) for the
+    /// locker's report instead.
+    #[error("{}", not_started(.1))]
+    NotStarted(Uuid, DoorFailure),
     /// During a rental (a pickup, a reopen) the locker did not answer in time: whether the door
     /// opened is not known yet, and the locker is being asked. After a pickup the rental stays
     /// `ending`: if the door opened, it ends as of that moment; if not, it runs on and the wait is
@@ -70,9 +60,6 @@ pub enum RentalError {
         /// Its state now.
         state: crate::rental::RentalState,
     },
-    /// The gateway is too busy to send the unlock now.
-    #[error("too many commands in flight; nothing was charged")]
-    Overloaded(Uuid),
     /// The wallet kept changing under us.
     #[error("the wallet is busy; try again")]
     Busy,
@@ -97,6 +84,21 @@ pub enum RentalError {
     /// PostgreSQL failed.
     #[error("storage: {0}")]
     Storage(String),
+}
+
+fn not_started(failure: &DoorFailure) -> String {
+    match failure {
+        DoorFailure::Timeout => "the locker did not answer in time; it is being asked what \
+                                 happened: if the door opened the rental runs, else it is \
+                                 cancelled and nothing is charged"
+            .into(),
+        DoorFailure::Jammed => "the door did not open (jammed); nothing was charged".into(),
+        DoorFailure::Refused(reason) => {
+            format!("the locker refused to open the door ({reason}); nothing was charged")
+        }
+        DoorFailure::Offline => "the locker is offline; nothing was charged".into(),
+        DoorFailure::Overloaded => "too many commands in flight; nothing was charged".into(),
+    }
 }
 
 impl From<sqlx::Error> for RentalError {

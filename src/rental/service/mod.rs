@@ -330,13 +330,7 @@ impl Rentals {
                 door: after,
             } => {
                 let reason = failure.reason();
-                let error = match failure {
-                    DoorFailure::Jammed => RentalError::Jammed(id),
-                    DoorFailure::Refused(name) => RentalError::Refused(id, name),
-                    DoorFailure::Offline => RentalError::Offline(id),
-                    DoorFailure::Overloaded => RentalError::Overloaded(id),
-                    DoorFailure::Timeout => RentalError::Timeout(id),
-                };
+                let error = RentalError::NotStarted(id, failure);
                 (
                     Settlement::Cancelled {
                         reason,
@@ -353,7 +347,7 @@ impl Rentals {
                 const ATTACH: &str =
                     "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'";
                 unlock::attach(&self.storage, ATTACH, id, command).await?;
-                return Err(RentalError::Timeout(id));
+                return Err(RentalError::NotStarted(id, DoorFailure::Timeout));
             }
             Verdict::Broken(cause) => (
                 Settlement::Cancelled {
