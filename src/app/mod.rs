@@ -19,13 +19,13 @@ use crate::api::{ApiState, Parts};
 use crate::background::Publisher;
 use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
 use crate::broker::{RegistryAuthenticator, revocation};
-use crate::bus::{self, BusTx};
 use crate::command::{CommandService, CommandSettings, Waiters};
 use crate::config::{Config, redact_url};
 use crate::device::DeviceRegistry;
 use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
+use crate::mqtt::{self, MqttTx};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -148,17 +148,17 @@ impl App {
                 let auth =
                     RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
                 let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
-                let uplinks = bus::embedded(broker.link("gateway-uplinks")?, &[])
+                let uplinks = mqtt::embedded(broker.link("gateway-uplinks")?, &[])
                     .map_err(BrokerError::Link)?;
-                let events_tx = BusTx::Embedded(broker.link("gateway-events")?.0);
-                let nudges = BusTx::Embedded(broker.link("gateway-revocations")?.0);
-                let downlinks = BusTx::Embedded(broker.link("gateway-downlinks")?.0);
+                let events_tx = MqttTx::Embedded(broker.link("gateway-events")?.0);
+                let nudges = MqttTx::Embedded(broker.link("gateway-revocations")?.0);
+                let downlinks = MqttTx::Embedded(broker.link("gateway-downlinks")?.0);
                 (Some(broker), uplinks, events_tx, nudges, downlinks)
             }
             Some(external) => {
                 tracing::info!(broker = ?external, "using an external MQTT broker");
                 let client = |name, filters| {
-                    bus::external(external, name, filters, &bus_tasks, bus_shutdown.clone())
+                    mqtt::external(external, name, filters, &bus_tasks, bus_shutdown.clone())
                 };
                 let (_, uplinks, ready) = client("uplinks", DeviceLink::filters());
                 let (events_tx, _, _) = client("events", Vec::new());

@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::BusTx;
 use crate::events::batch::{Batch, Claim};
 use crate::events::{Event, event_topic};
+use crate::mqtt::MqttTx;
 use crate::storage::Storage;
 use crate::worker::Items;
 
@@ -32,14 +32,14 @@ pub enum Outcome {
 /// The outbox publisher.
 pub struct Publisher {
     storage: Storage,
-    link: BusTx,
+    link: MqttTx,
     bus: broadcast::Sender<Event>,
     batch: i64,
 }
 
 impl Publisher {
     /// A publisher of the outbox in `storage`, delivering through `link` and to `bus`.
-    pub fn on(storage: Storage, link: BusTx, bus: broadcast::Sender<Event>) -> Self {
+    pub fn on(storage: Storage, link: MqttTx, bus: broadcast::Sender<Event>) -> Self {
         Self {
             storage,
             link,

@@ -11,9 +11,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::Revocations;
-use crate::bus::BusTx;
 use crate::db::{Notice, listen};
 use crate::device::revocation::{DEVICE_CHANGES_CHANNEL, is_revoked, revoked};
+use crate::mqtt::MqttTx;
 use crate::storage::Storage;
 
 /// How often the edge-mode watcher reads the revoked devices.
@@ -36,7 +36,7 @@ pub async fn load_revoked(
 pub async fn apply_change(
     pool: &PgPool,
     revocations: &Revocations,
-    link: &mut BusTx,
+    link: &mut MqttTx,
     device: &str,
 ) -> Result<(), sqlx::Error> {
     let Some(id) = DeviceId::new(device) else {
@@ -49,7 +49,7 @@ pub async fn apply_change(
 }
 
 /// Marks `id` revoked and drops its live session.
-async fn drop_session(revocations: &Revocations, link: &mut BusTx, id: DeviceId) {
+async fn drop_session(revocations: &Revocations, link: &mut MqttTx, id: DeviceId) {
     revocations.revoke(id);
     // The write to the revoked connection fails in the ACL, which drops it.
     if let Err(e) = link
@@ -67,7 +67,7 @@ async fn drop_session(revocations: &Revocations, link: &mut BusTx, id: DeviceId)
 pub async fn watch(
     storage: Storage,
     revocations: Revocations,
-    link: BusTx,
+    link: MqttTx,
     stop: impl std::future::Future<Output = ()>,
 ) {
     match storage {
@@ -82,7 +82,7 @@ pub async fn watch(
 }
 
 /// Edge mode: drops the session of every device revoked since the last look.
-async fn poll_revoked(storage: &Storage, revocations: &Revocations, mut link: BusTx) {
+async fn poll_revoked(storage: &Storage, revocations: &Revocations, mut link: MqttTx) {
     let mut interval = tokio::time::interval(EDGE_POLL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -103,7 +103,7 @@ async fn poll_revoked(storage: &Storage, revocations: &Revocations, mut link: Bu
 async fn listen_for_changes(
     pool: PgPool,
     revocations: Revocations,
-    mut link: BusTx,
+    mut link: MqttTx,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let storage = Storage::Postgres(pool.clone());

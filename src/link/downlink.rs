@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use firmware_protocol::{DeviceId, DeviceKey, Downlink, EncodeError, Envelope, Topic};
 
-use crate::bus::BusTx;
 use crate::command::outlet::{Outlet, Turns};
+use crate::mqtt::MqttTx;
 
 /// One message for a locker.
 #[derive(Debug)]
@@ -34,23 +34,23 @@ pub struct Downlinks {
 #[derive(Debug, Clone)]
 pub struct SerialRoute {
     /// The bus task's queue.
-    pub requests: mpsc::Sender<BusRequest>,
+    pub requests: mpsc::Sender<SerialRequest>,
     /// The board's address on the bus.
     pub address: u8,
 }
 
 /// Work for the bus task, for one board.
 #[derive(Debug, Clone)]
-pub struct BusRequest {
+pub struct SerialRequest {
     /// The board's address.
     pub address: u8,
     /// What to do.
-    pub work: BusWork,
+    pub work: SerialWork,
 }
 
 /// What a bus is asked to do with a board.
 #[derive(Debug, Clone)]
-pub enum BusWork {
+pub enum SerialWork {
     /// Send this binary envelope and read the answer.
     Send(bytes::Bytes),
     /// Poll the board until it has sent everything it had queued: afterwards the gateway knows
@@ -63,7 +63,7 @@ const BINARY: &str = "bin:";
 
 impl Downlinks {
     /// Starts the publishing task on `tasks`, until `shutdown` (it sends what is queued first).
-    pub fn start(mut bus: BusTx, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+    pub fn start(mut bus: MqttTx, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
         let (tx, mut rx) = mpsc::channel::<Outgoing>(1024);
         tasks.spawn(async move {
             loop {
@@ -141,9 +141,9 @@ impl Downlinks {
         self.serial_route(device).is_some_and(|route| {
             route
                 .requests
-                .try_send(BusRequest {
+                .try_send(SerialRequest {
                     address: route.address,
-                    work: BusWork::Drain,
+                    work: SerialWork::Drain,
                 })
                 .is_ok()
         })
@@ -162,9 +162,9 @@ impl Downlinks {
                     .increment(1);
                 return false;
             };
-            let request = BusRequest {
+            let request = SerialRequest {
                 address: route.address,
-                work: BusWork::Send(bytes.into()),
+                work: SerialWork::Send(bytes.into()),
             };
             let queued = route.requests.try_send(request).is_ok();
             if !queued {

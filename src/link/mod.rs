@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 pub use worker::{Inbound, Rejection, Worker};
 
-use crate::bus::BusRx;
+use crate::mqtt::MqttRx;
 
 /// An uplink that passed every check and was recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,7 +156,7 @@ impl DeviceLink {
     /// workers and the presence sweeper on `tasks`, until `shutdown`.
     pub fn start(
         storage: impl Into<crate::storage::Storage>,
-        bus: BusRx,
+        bus: MqttRx,
         downlinks: downlink::Downlinks,
         waiters: Arc<crate::command::Waiters>,
         settings: LinkSettings,
@@ -219,7 +219,11 @@ fn shard_of(device: &DeviceId, shards: usize) -> usize {
 }
 
 /// Reads the bus and hands each locker message to its device's shard.
-async fn dispatch(mut bus: BusRx, shards: Vec<mpsc::Sender<Inbound>>, shutdown: CancellationToken) {
+async fn dispatch(
+    mut bus: MqttRx,
+    shards: Vec<mpsc::Sender<Inbound>>,
+    shutdown: CancellationToken,
+) {
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => break,

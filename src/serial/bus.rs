@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::schedule::{Schedule, Step};
-use super::{BoardProtocol, BusRequest, BusSettings, BusWork, LockerFrames, Parity, SerialRoute};
+use super::{
+    BoardProtocol, BusSettings, LockerFrames, Parity, SerialRequest, SerialRoute, SerialWork,
+};
 use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
 use crate::link::{Inbound, Injector};
@@ -154,7 +156,7 @@ struct Bus {
     registry: DeviceRegistry,
     downlinks: Downlinks,
     injector: Injector,
-    requests: mpsc::Receiver<BusRequest>,
+    requests: mpsc::Receiver<SerialRequest>,
     protocol: Box<dyn BoardProtocol>,
     boards: Vec<Board>,
     input: BytesMut,
@@ -282,15 +284,15 @@ impl Bus {
     async fn request(
         &mut self,
         port: &mut tokio_serial::SerialStream,
-        request: BusRequest,
+        request: SerialRequest,
     ) -> std::io::Result<()> {
         let board = self
             .boards
             .iter()
             .position(|b| b.address == request.address);
         let envelope = match request.work {
-            BusWork::Send(envelope) => envelope,
-            BusWork::Drain => {
+            SerialWork::Send(envelope) => envelope,
+            SerialWork::Drain => {
                 if let Some(board) = board {
                     self.schedule.commanded(board, None);
                 }

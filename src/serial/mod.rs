@@ -24,7 +24,7 @@ pub use crate::config::serial::{
 };
 pub use bus::{BusStats, start};
 
-pub use crate::link::downlink::{BusRequest, BusWork, SerialRoute};
+pub use crate::link::downlink::{SerialRequest, SerialRoute, SerialWork};
 use bytes::{Bytes, BytesMut};
 
 /// How requests and answers look on the wire for one family of boards.

@@ -77,7 +77,7 @@ async fn revocation_drops_a_live_session_on(storage: locker_gateway::storage::St
     let watcher = tokio::spawn(revocation::watch(
         storage,
         broker.revocations.clone(),
-        locker_gateway::bus::BusTx::Embedded(link),
+        locker_gateway::mqtt::MqttTx::Embedded(link),
         async {
             let _ = stopped.await;
         },

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use firmware_protocol::{DeviceSecret, Direction, Envelope, Header, Uplink};
 use locker_gateway::app::App;
-use locker_gateway::bus::ExternalBroker;
+use locker_gateway::mqtt::ExternalBroker;
 use simulator::mqtt::{Credentials, Happening, Knob, LockerConfig, expect};
 use sqlx::PgPool;
 

@@ -2,18 +2,18 @@
 //! published, in order, and never published twice.
 
 use locker_gateway::background::{Outcome, Publisher};
-use locker_gateway::bus::BusTx;
 use locker_gateway::money::Currency;
+use locker_gateway::mqtt::MqttTx;
 use locker_gateway::storage::Storage;
 use locker_gateway::wallet::Wallets;
 use sqlx::PgPool;
 
 /// A broker client never connected (its event loop is kept but not run): publishing only queues,
 /// with room for the test's events.
-fn unconnected_link() -> (BusTx, rumqttc::EventLoop) {
+fn unconnected_link() -> (MqttTx, rumqttc::EventLoop) {
     let options = rumqttc::MqttOptions::new("outbox-test", "127.0.0.1", 1);
     let (client, eventloop) = rumqttc::AsyncClient::new(options, 64);
-    (BusTx::External(client), eventloop)
+    (MqttTx::External(client), eventloop)
 }
 
 async fn events_are_delivered_in_order_and_once(storage: Storage) {

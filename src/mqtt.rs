@@ -1,7 +1,7 @@
 //! The gateway's own MQTT connection, whichever broker lockers use: the embedded one (an
 //! in-process `rumqttd` link, no network) or an external one (Mosquitto, EMQX) through `rumqttc`,
-//! reconnecting with backoff. The rest of the gateway sees one publisher ([`BusTx`]) and one
-//! stream of messages ([`BusRx`]).
+//! reconnecting with backoff. The rest of the gateway sees one publisher ([`MqttTx`]) and one
+//! stream of messages ([`MqttRx`]).
 
 use std::time::Duration;
 
@@ -23,21 +23,21 @@ pub struct Message {
 /// Why a publish or subscribe failed.
 #[derive(Debug, thiserror::Error)]
 #[error("MQTT: {0}")]
-pub struct BusError(String);
+pub struct MqttError(String);
 
 /// Publishing side.
-pub enum BusTx {
+pub enum MqttTx {
     /// The embedded broker's in-process link.
     Embedded(LinkTx),
     /// A client of an external broker.
     External(AsyncClient),
 }
 
-impl std::fmt::Debug for BusTx {
+impl std::fmt::Debug for MqttTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Embedded(_) => "BusTx::Embedded",
-            Self::External(_) => "BusTx::External",
+            Self::Embedded(_) => "MqttTx::Embedded",
+            Self::External(_) => "MqttTx::External",
         })
     }
 }
@@ -48,7 +48,7 @@ pub fn expiry_secs(ttl: Duration) -> u32 {
     u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX).max(1)
 }
 
-impl BusTx {
+impl MqttTx {
     /// Publishes without waiting for the broker (QoS 1 on an external broker; the embedded link
     /// delivers to each subscriber at its subscription's QoS). With `expiry`, the embedded broker
     /// drops the message once it has waited that long, and MQTT 5 subscribers receive it with a
@@ -60,7 +60,7 @@ impl BusTx {
         topic: String,
         payload: Vec<u8>,
         expiry: Option<Duration>,
-    ) -> Result<(), BusError> {
+    ) -> Result<(), MqttError> {
         match (self, expiry) {
             (Self::Embedded(link), Some(ttl)) => {
                 use rumqttd::protocol::{Packet, Publish, PublishProperties};
@@ -72,37 +72,37 @@ impl BusTx {
                 link.send(Packet::Publish(publish, Some(properties)))
                     .await
                     .map(drop)
-                    .map_err(|e| BusError(e.to_string()))
+                    .map_err(|e| MqttError(e.to_string()))
             }
             (Self::Embedded(link), None) => link
                 .try_publish(topic, payload)
                 .map(drop)
-                .map_err(|e| BusError(e.to_string())),
+                .map_err(|e| MqttError(e.to_string())),
             (Self::External(client), _) => client
                 .try_publish(topic, QoS::AtLeastOnce, false, payload)
-                .map_err(|e| BusError(e.to_string())),
+                .map_err(|e| MqttError(e.to_string())),
         }
     }
 }
 
 /// Receiving side.
-pub enum BusRx {
+pub enum MqttRx {
     /// The embedded broker's in-process link (its `LinkTx` kept alive with it).
     Embedded(LinkTx, LinkRx),
     /// Messages forwarded by the external client's task.
     External(mpsc::Receiver<Message>),
 }
 
-impl std::fmt::Debug for BusRx {
+impl std::fmt::Debug for MqttRx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Embedded(..) => "BusRx::Embedded",
-            Self::External(_) => "BusRx::External",
+            Self::Embedded(..) => "MqttRx::Embedded",
+            Self::External(_) => "MqttRx::External",
         })
     }
 }
 
-impl BusRx {
+impl MqttRx {
     /// The next message; `None` once the connection is gone for good.
     pub async fn next(&mut self) -> Option<Message> {
         match self {
@@ -139,11 +139,11 @@ impl BusRx {
 pub fn embedded(
     (mut tx, rx): (LinkTx, LinkRx),
     filters: &[String],
-) -> Result<BusRx, Box<rumqttd::local::LinkError>> {
+) -> Result<MqttRx, Box<rumqttd::local::LinkError>> {
     for filter in filters {
         tx.subscribe(filter.clone()).map_err(Box::new)?;
     }
-    Ok(BusRx::Embedded(tx, rx))
+    Ok(MqttRx::Embedded(tx, rx))
 }
 
 pub use crate::config::ExternalBroker;
@@ -161,7 +161,7 @@ pub fn external(
     filters: Vec<String>,
     tasks: &tokio_util::task::TaskTracker,
     shutdown: tokio_util::sync::CancellationToken,
-) -> (BusTx, BusRx, tokio::sync::watch::Receiver<bool>) {
+) -> (MqttTx, MqttRx, tokio::sync::watch::Receiver<bool>) {
     let persistent = !filters.is_empty();
     let client_id = if persistent {
         format!("locker-gateway-{name}")
@@ -238,7 +238,7 @@ pub fn external(
             }
         }
     });
-    (BusTx::External(client), BusRx::External(rx), ready)
+    (MqttTx::External(client), MqttRx::External(rx), ready)
 }
 
 #[cfg(test)]
