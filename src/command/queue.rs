@@ -144,7 +144,7 @@ pub async fn deliver(
             .bind(id)
             .bind(i64::from(session))
             .bind(i64::from(counter))
-            .bind(&payload)
+            .bind(payload.stored())
             .bind(now)
             .execute(conn)
             .await?

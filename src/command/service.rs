@@ -279,6 +279,8 @@ impl CommandService {
                     return Err(CommandError::Invalid(e.to_string()));
                 }
             };
+        // The copy kept with the command (written with the first send only).
+        let stored = payload.stored();
         let mut wait = self.settings.resend_every;
         let mut turn = Some(turn);
         let mut first = true;
@@ -292,7 +294,7 @@ impl CommandService {
             }
             first = false;
             drop(turn.take());
-            store::mark_sent(&self.storage, reserved.id, &payload)
+            store::mark_sent(&self.storage, reserved.id, &stored)
                 .await
                 .map_err(storage)?;
             let resend_at = (Instant::now() + wait).min(deadline);

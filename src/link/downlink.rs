@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use firmware_protocol::{DeviceId, DeviceKey, Downlink, EncodeError, Envelope, Topic};
 
-use crate::command::outlet::{Outlet, Turns};
+use crate::command::outlet::{Outlet, Sealed, Turns};
 use crate::mqtt::MqttTx;
 
 /// One message for a locker.
@@ -57,9 +57,6 @@ pub enum SerialWork {
     /// every door event and alarm from before, and the doors' state after them.
     Drain,
 }
-
-/// How the stored copy of a sealed downlink marks a binary envelope (the rest is hex).
-const BINARY: &str = "bin:";
 
 impl Downlinks {
     /// Starts the publishing task on `tasks`, until `shutdown` (it sends what is queued first).
@@ -108,17 +105,17 @@ impl Downlinks {
     }
 
     /// Seals `envelope` for the device's transport (JSON over MQTT, binary on a serial bus) and
-    /// queues it; on MQTT 5 it expires after `ttl`. Returns the sealed copy to store (a resend
+    /// queues it; on MQTT 5 it expires after `ttl`. Returns the sealed downlink (a resend
     /// repeats it byte for byte with [`Downlinks::redeliver`]).
     pub fn deliver(
         &self,
         envelope: &Envelope<Downlink>,
         key: &DeviceKey,
         ttl: Option<Duration>,
-    ) -> Result<String, EncodeError> {
-        let stored = self.seal(envelope, key)?;
-        self.redeliver(&envelope.header.device_id, &stored, ttl);
-        Ok(stored)
+    ) -> Result<Sealed, EncodeError> {
+        let sealed = self.seal(envelope, key)?;
+        self.redeliver(&envelope.header.device_id, &sealed, ttl);
+        Ok(sealed)
     }
 
     /// Seals `envelope` for the device's transport without queueing it (see
@@ -127,10 +124,10 @@ impl Downlinks {
         &self,
         envelope: &Envelope<Downlink>,
         key: &DeviceKey,
-    ) -> Result<String, EncodeError> {
+    ) -> Result<Sealed, EncodeError> {
         Ok(match self.serial_route(&envelope.header.device_id) {
-            Some(_) => format!("{BINARY}{}", hex::encode(envelope.seal_binary(key)?)),
-            None => envelope.seal_json(key)?,
+            Some(_) => Sealed::Binary(envelope.seal_binary(key)?.into()),
+            None => Sealed::Json(envelope.seal_json(key)?),
         })
     }
 
@@ -154,31 +151,37 @@ impl Downlinks {
         self.serial_route(device).is_some()
     }
 
-    /// Queues a copy sealed by [`Downlinks::deliver`] again.
-    pub fn redeliver(&self, device: &DeviceId, stored: &str, ttl: Option<Duration>) -> bool {
-        if let Some(binary) = stored.strip_prefix(BINARY) {
-            let (Some(route), Ok(bytes)) = (self.serial_route(device), hex::decode(binary)) else {
-                metrics::counter!("locker_downlinks_dropped_total", "reason" => "no_route")
-                    .increment(1);
-                return false;
-            };
-            let request = SerialRequest {
-                address: route.address,
-                work: SerialWork::Send(bytes.into()),
-            };
-            let queued = route.requests.try_send(request).is_ok();
-            if !queued {
-                metrics::counter!("locker_downlinks_dropped_total", "reason" => "queue_full")
-                    .increment(1);
-            }
-            return queued;
-        }
+    /// Queues a downlink sealed by [`Downlinks::deliver`] again.
+    pub fn redeliver(&self, device: &DeviceId, sealed: &Sealed, ttl: Option<Duration>) -> bool {
+        let json = match sealed {
+            Sealed::Json(json) => json,
+            Sealed::Binary(bytes) => return self.to_board(device, bytes.clone()),
+        };
         let topic = Topic::down(*device).to_string();
-        let payload = stored.as_bytes().to_vec();
+        let payload = json.as_bytes().to_vec();
         match ttl {
             Some(ttl) => self.send_expiring(topic, payload, ttl),
             None => self.send(topic, payload),
         }
+    }
+
+    /// Queues a binary envelope for the board's bus.
+    fn to_board(&self, device: &DeviceId, bytes: bytes::Bytes) -> bool {
+        let Some(route) = self.serial_route(device) else {
+            metrics::counter!("locker_downlinks_dropped_total", "reason" => "no_route")
+                .increment(1);
+            return false;
+        };
+        let request = SerialRequest {
+            address: route.address,
+            work: SerialWork::Send(bytes),
+        };
+        let queued = route.requests.try_send(request).is_ok();
+        if !queued {
+            metrics::counter!("locker_downlinks_dropped_total", "reason" => "queue_full")
+                .increment(1);
+        }
+        queued
     }
 
     /// The locker's turn to take a downlink counter and queue what it seals: a locker refuses a
@@ -224,12 +227,12 @@ impl Downlinks {
 }
 
 impl Outlet for Downlinks {
-    fn seal(&self, envelope: &Envelope<Downlink>, key: &DeviceKey) -> Result<String, EncodeError> {
+    fn seal(&self, envelope: &Envelope<Downlink>, key: &DeviceKey) -> Result<Sealed, EncodeError> {
         Downlinks::seal(self, envelope, key)
     }
 
-    fn redeliver(&self, device: &DeviceId, stored: &str, ttl: Option<Duration>) -> bool {
-        Downlinks::redeliver(self, device, stored, ttl)
+    fn redeliver(&self, device: &DeviceId, sealed: &Sealed, ttl: Option<Duration>) -> bool {
+        Downlinks::redeliver(self, device, sealed, ttl)
     }
 
     fn drain(&self, device: &DeviceId) -> bool {
