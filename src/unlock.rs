@@ -56,7 +56,7 @@ pub enum DoorAfter {
 }
 
 /// What an unlock came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Verdict {
     /// The door opened (or was already open).
     Opened {
@@ -80,7 +80,7 @@ pub enum Verdict {
         command: i64,
     },
     /// The gateway could not send it (storage failed, the command was invalid).
-    Broken(String),
+    Broken(CommandError),
 }
 
 /// The stable name of a refusal.
@@ -138,9 +138,7 @@ pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
             failure: DoorFailure::Overloaded,
             door: DoorAfter::Free,
         },
-        Err(e @ (CommandError::Invalid(_) | CommandError::Storage(_))) => {
-            Verdict::Broken(e.to_string())
-        }
+        Err(e @ (CommandError::Invalid(_) | CommandError::Unexpected(_))) => Verdict::Broken(e),
     }
 }
 
@@ -420,13 +418,13 @@ mod tests {
 
     #[test]
     fn a_recorded_unlock_is_settled_only_once_its_outcome_is_known() {
-        assert_eq!(
+        assert!(matches!(
             settled(record("executed", Some("opened"))),
             Some(Verdict::Opened {
                 command: 7,
                 already_open: false
             })
-        );
+        ));
         assert!(matches!(
             settled(record("executed", Some("jammed"))),
             Some(Verdict::Failed {
@@ -434,9 +432,9 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(settled(record("executed", None)), None);
-        assert_eq!(settled(record("sent", None)), None);
-        assert_eq!(settled(record("unknown", None)), None);
+        assert!(settled(record("executed", None)).is_none());
+        assert!(settled(record("sent", None)).is_none());
+        assert!(settled(record("unknown", None)).is_none());
         let asked = Record {
             surfaced: true,
             ..record("unknown", None)
@@ -464,10 +462,10 @@ mod tests {
 
     #[test]
     fn a_timeout_is_not_a_failure() {
-        assert_eq!(
+        assert!(matches!(
             verdict(Err(CommandError::Timeout { command_id: 3 })),
             Verdict::Unknown { command: 3 }
-        );
+        ));
         assert!(matches!(
             verdict(Err(CommandError::DeviceOffline)),
             Verdict::Failed {

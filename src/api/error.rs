@@ -207,6 +207,19 @@ impl ApiError {
         }])
     }
 
+    /// A 500 for an unexpected failure, its whole chain of causes kept for the log (never shown
+    /// to the client).
+    pub fn unexpected(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(inner) = source {
+            chain.push_str(": ");
+            chain.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        Self::Internal(chain)
+    }
+
     /// Refuses `text` (of `field`) unless it has `min` to `max` characters: the limit the
     /// request's schema states (`minLength`/`maxLength`), as a 422 naming the field.
     pub fn check_length(field: &str, text: &str, min: usize, max: usize) -> Result<(), Self> {
@@ -300,7 +313,7 @@ impl From<crate::command::CommandError> for ApiError {
             },
             E::Timeout { .. } => Self::GatewayTimeout(detail),
             E::Overloaded => Self::Unavailable(detail),
-            E::Storage(cause) => Self::Internal(cause),
+            E::Unexpected(cause) => Self::unexpected(&cause),
         }
     }
 }
@@ -344,6 +357,19 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unexpected_failure_keeps_its_cause_to_the_log_and_not_to_the_client() {
+        let cause = std::io::Error::other("disk full");
+        let error = crate::rental::RentalError::Unexpected(crate::storage::Unexpected::new(cause));
+        let source = std::error::Error::source(&error).expect("the cause is its source");
+        assert_eq!(source.to_string(), "disk full");
+        let api = ApiError::from(error);
+        assert!(matches!(&api, ApiError::Internal(chain) if chain.contains("disk full")));
+        let problem = api.problem();
+        assert_eq!(problem.code, "internal");
+        assert!(!problem.detail.contains("disk full"), "{}", problem.detail);
+    }
 
     #[test]
     fn every_error_has_its_status_and_a_problem_document() {

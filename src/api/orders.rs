@@ -146,7 +146,7 @@ impl From<OrderError> for ApiError {
                 code: "order_settled",
                 detail,
             },
-            E::Storage(cause) => Self::Internal(cause),
+            E::Unexpected(cause) => Self::unexpected(&cause),
         }
     }
 }

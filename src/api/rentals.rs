@@ -145,7 +145,7 @@ impl From<RentalError> for ApiError {
                 detail,
             },
             E::NotStarted(_, why) | E::NotOpened(_, why) => door_failure(&why, detail),
-            E::Storage(cause) => Self::Internal(cause),
+            E::Unexpected(cause) => Self::unexpected(&cause),
         }
     }
 }

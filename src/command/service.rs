@@ -50,7 +50,7 @@ pub struct Outcome {
 }
 
 /// Why a command did not execute, or its outcome is not known.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The locker is not connected: said at once, nothing was sent.
     #[error("the locker is offline")]
@@ -82,9 +82,9 @@ pub enum CommandError {
     /// Too many commands are awaiting answers; nothing was stored or sent. Try again later.
     #[error("too many commands in flight")]
     Overloaded,
-    /// PostgreSQL failed.
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The database failed, or an invariant broke (the cause kept).
+    #[error("unexpected: {0}")]
+    Unexpected(#[source] crate::storage::Unexpected),
 }
 
 impl CommandError {
@@ -98,7 +98,7 @@ impl CommandError {
             Self::Refused(_) => "refused",
             Self::Timeout { .. } => "timeout",
             Self::Overloaded => "overloaded",
-            Self::Storage(_) => "storage",
+            Self::Unexpected(_) => "storage",
         }
     }
 }
@@ -109,13 +109,13 @@ impl From<StoreError> for CommandError {
             StoreError::Offline => Self::DeviceOffline,
             StoreError::UnknownDevice => Self::UnknownDevice,
             StoreError::NoSuchDoor { door, count } => Self::NoSuchDoor { door, count },
-            StoreError::Database(e) => Self::Storage(e.to_string()),
+            StoreError::Database(e) => Self::Unexpected(e.into()),
         }
     }
 }
 
 fn storage(e: sqlx::Error) -> CommandError {
-    CommandError::Storage(e.to_string())
+    CommandError::Unexpected(e.into())
 }
 
 /// Sends commands to lockers and waits for their answers.
@@ -177,7 +177,7 @@ impl CommandService {
                 .registry
                 .credentials(&device)
                 .await
-                .map_err(|e| CommandError::Storage(e.to_string()))?
+                .map_err(|e| CommandError::Unexpected(crate::storage::Unexpected::new(e)))?
                 .ok_or(CommandError::UnknownDevice)?;
             super::queue::deliver(
                 &self.storage,
@@ -234,8 +234,9 @@ impl CommandService {
         let turn = self.downlinks.turns().turn(&device).await;
         // One round trip: the command stored with its counter, and the key to seal it with.
         let reserved = store::reserve(&self.storage, &device, (kind, door, &body), origin).await?;
-        let command_id = CommandId::new(reserved.id as u64)
-            .ok_or_else(|| CommandError::Storage("command id out of range".into()))?;
+        let command_id = CommandId::new(reserved.id as u64).ok_or_else(|| {
+            CommandError::Unexpected(crate::storage::Unexpected::new("command id out of range"))
+        })?;
         // The locker refuses it after the deadline by its own clock: a copy that arrives late is
         // never executed after the caller was told "timeout".
         let expires_at_ms = reserved

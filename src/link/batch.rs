@@ -25,9 +25,18 @@ impl Accepted {
     }
 }
 
-/// Per message: the commands it settled, or `Err(true)` if the database fenced it (another
-/// gateway already accepted its counter) / `Err(false)` if it could not be written.
-pub(super) type Written = Result<Vec<(i64, crate::command::Progress)>, bool>;
+/// Why a verified uplink was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotWritten {
+    /// The database fenced it: its session or counter was accepted before (by another gateway,
+    /// or before a restart).
+    Fenced,
+    /// It could not be written (logged where it failed).
+    Failed,
+}
+
+/// Per message: the commands it settled, or why it was not recorded.
+pub(super) type Written = Result<Vec<(i64, crate::command::Progress)>, NotWritten>;
 
 /// Writes verified uplinks (no hellos) in one unit of work: each one's counter, presence, doors
 /// and what it says about commands. All or nothing.
@@ -52,7 +61,7 @@ pub(super) async fn write(
         out.push(if fresh {
             Ok(settle_commands(&mut tx, &accepted.device, message, accepted.arrival).await?)
         } else {
-            Err(true)
+            Err(NotWritten::Fenced)
         });
     }
     tx.commit().await?;

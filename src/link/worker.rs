@@ -13,7 +13,7 @@ use firmware_protocol::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use super::batch::{Accepted, write};
+use super::batch::{Accepted, NotWritten, write};
 use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink, presence};
 use crate::command::query::ask_state;
@@ -352,10 +352,10 @@ impl Worker {
                 let mut one_by_one = Vec::with_capacity(batch.len());
                 for accepted in &batch {
                     one_by_one.push(match write(&self.storage, std::slice::from_ref(accepted)).await {
-                        Ok(mut one) => one.pop().unwrap_or(Err(false)),
+                        Ok(mut one) => one.pop().unwrap_or(Err(NotWritten::Failed)),
                         Err(e) => {
                             tracing::error!(error = %e, device = %accepted.device, "cannot record an uplink");
-                            Err(false)
+                            Err(NotWritten::Failed)
                         }
                     });
                 }
@@ -363,18 +363,17 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(error = %e, device = %batch[0].device, "cannot record an uplink");
-                vec![Err(false)]
+                vec![Err(NotWritten::Failed)]
             }
         };
         for (accepted, written) in batch.into_iter().zip(written) {
             match written {
                 Ok(settled) => self.accepted(accepted, settled).await,
-                Err(fenced) => {
+                Err(why) => {
                     self.forget(&accepted.device);
-                    let rejection = if fenced {
-                        Rejection::Replay("fenced_by_database")
-                    } else {
-                        Rejection::Storage
+                    let rejection = match why {
+                        NotWritten::Fenced => Rejection::Replay("fenced_by_database"),
+                        NotWritten::Failed => Rejection::Storage,
                     };
                     self.reject(&accepted.device, &rejection);
                 }

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::storage::Unexpected;
 use crate::unlock::DoorFailure;
 use crate::wallet::WalletError;
 
@@ -58,9 +59,9 @@ pub enum OrderError {
     /// Settled meanwhile (by another gateway's reconciler).
     #[error("the order was settled meanwhile")]
     AlreadySettled,
-    /// PostgreSQL failed.
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The database failed, or an invariant broke (the cause kept).
+    #[error("unexpected: {0}")]
+    Unexpected(#[source] Unexpected),
 }
 
 fn not_opened(failure: &DoorFailure) -> String {
@@ -75,7 +76,7 @@ fn not_opened(failure: &DoorFailure) -> String {
 
 impl From<sqlx::Error> for OrderError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Storage(e.to_string())
+        Self::Unexpected(e.into())
     }
 }
 
@@ -85,7 +86,7 @@ impl From<WalletError> for OrderError {
             WalletError::InsufficientFunds { .. } => Self::InsufficientFunds,
             WalletError::Busy => Self::Busy,
             WalletError::Storage(sqlx::Error::RowNotFound) => Self::AlreadySettled,
-            other => Self::Storage(other.to_string()),
+            other => Self::Unexpected(Unexpected::new(other)),
         }
     }
 }

@@ -465,17 +465,18 @@ impl Orders {
                     door: DoorAfter::Free,
                 },
                 None,
-                Some(OrderError::Storage(cause)),
+                Some(OrderError::Unexpected(crate::storage::Unexpected::new(
+                    cause,
+                ))),
             ),
         };
         self.settle(user, id, (device, door), total, command, settlement)
             .await?;
         match error {
             Some(error) => Err(error),
-            None => self
-                .get(Some(user), id)
-                .await?
-                .ok_or_else(|| OrderError::Storage("the order vanished".into())),
+            None => self.get(Some(user), id).await?.ok_or_else(|| {
+                OrderError::Unexpected(crate::storage::Unexpected::new("the order vanished"))
+            }),
         }
     }
 }

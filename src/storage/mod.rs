@@ -323,3 +323,22 @@ impl UnitOfWork {
         }
     }
 }
+
+/// A failure only an operator can act on (the database failed, an invariant broke), with its
+/// cause kept for the logs (`Display` and `source()` are the cause's).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Unexpected(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Unexpected {
+    /// An unexpected failure caused by `cause` (an error, or a sentence for a broken invariant).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self(cause.into())
+    }
+}
+
+impl From<sqlx::Error> for Unexpected {
+    fn from(e: sqlx::Error) -> Self {
+        Self::new(e)
+    }
+}

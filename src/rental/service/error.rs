@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::storage::Unexpected;
 use crate::unlock::DoorFailure;
 use crate::wallet::WalletError;
 
@@ -81,9 +82,9 @@ pub enum RentalError {
     /// During a rental, the door did not open; the rental continues and nothing was charged.
     #[error("the door did not open ({1}); the rental continues and nothing was charged")]
     NotOpened(Uuid, DoorFailure),
-    /// PostgreSQL failed.
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The database failed, or an invariant broke (the cause kept).
+    #[error("unexpected: {0}")]
+    Unexpected(#[source] Unexpected),
 }
 
 fn not_started(failure: &DoorFailure) -> String {
@@ -103,7 +104,7 @@ fn not_started(failure: &DoorFailure) -> String {
 
 impl From<sqlx::Error> for RentalError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Storage(e.to_string())
+        Self::Unexpected(e.into())
     }
 }
 
@@ -112,7 +113,7 @@ impl From<WalletError> for RentalError {
         match e {
             WalletError::InsufficientFunds { .. } => Self::InsufficientFunds,
             WalletError::Busy => Self::Busy,
-            other => Self::Storage(other.to_string()),
+            other => Self::Unexpected(Unexpected::new(other)),
         }
     }
 }

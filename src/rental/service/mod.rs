@@ -287,8 +287,8 @@ impl Rentals {
     ) -> Result<Rental, RentalError> {
         let id = Uuid::now_v7();
         let deposit = plan.terms.deposit;
-        let terms =
-            serde_json::to_value(plan.terms).map_err(|e| RentalError::Storage(e.to_string()))?;
+        let terms = serde_json::to_value(plan.terms)
+            .map_err(|e| RentalError::Unexpected(crate::storage::Unexpected::new(e)))?;
         let row = NewRental {
             id,
             user,
@@ -304,7 +304,7 @@ impl Rentals {
             Ok(store::Created::TooMany(running)) => {
                 return Err(RentalError::TooManyActive(running));
             }
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
                 return Err(RentalError::NoFreeDoor);
             }
             Err(e) => return Err(e.into()),
@@ -355,7 +355,9 @@ impl Rentals {
                     door: DoorAfter::Free,
                 },
                 None,
-                Some(RentalError::Storage(cause)),
+                Some(RentalError::Unexpected(crate::storage::Unexpected::new(
+                    cause,
+                ))),
             ),
         };
         let settled = self
@@ -364,10 +366,9 @@ impl Rentals {
         match (error, settled) {
             (Some(error), _) => Err(error),
             (None, Some(rental)) => Ok(rental),
-            (None, None) => self
-                .get(user, id)
-                .await?
-                .ok_or_else(|| RentalError::Storage("the rental vanished".into())),
+            (None, None) => self.get(user, id).await?.ok_or_else(|| {
+                RentalError::Unexpected(crate::storage::Unexpected::new("the rental vanished"))
+            }),
         }
     }
 

@@ -127,9 +127,11 @@ impl Rentals {
     ) -> Result<(), RentalError> {
         let (id, user) = (rental.id, rental.user_id);
         // The rental as its caller read it, with its terms and its unbilled time.
-        let terms = rental
-            .terms
-            .ok_or_else(|| RentalError::Storage(format!("rental {id}: stored terms unreadable")))?;
+        let terms = rental.terms.ok_or_else(|| {
+            RentalError::Unexpected(crate::storage::Unexpected::new(format!(
+                "rental {id}: stored terms unreadable"
+            )))
+        })?;
         let elapsed = rental.billed_until(ended_at);
         let fee = crate::rental::fee(&terms, elapsed);
         let deposit = rental.deposit_held;
@@ -224,7 +226,11 @@ impl Rentals {
             Verdict::Opened { .. } => None,
             Verdict::Failed { failure, door, .. } => Some((failure, door != DoorAfter::Free)),
             Verdict::Unknown { .. } => Some((DoorFailure::Timeout, true)),
-            Verdict::Broken(cause) => return Err(RentalError::Storage(cause)),
+            Verdict::Broken(cause) => {
+                return Err(RentalError::Unexpected(crate::storage::Unexpected::new(
+                    cause,
+                )));
+            }
         };
         let data = json!({ "rental_id": rental.id, "device_id": device.as_str(), "door": door, "why": why });
         match &failure {

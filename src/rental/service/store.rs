@@ -248,7 +248,7 @@ impl Rentals {
     /// rental); on SQLite every unit of work writes alone. A unique violation if the door is taken
     /// (the database's fence). The wallet's version moves on, so optimistic writers elsewhere
     /// see the change.
-    pub(super) async fn create_holding(&self, new: &NewRental) -> Result<Created, sqlx::Error> {
+    pub(super) async fn create_holding(&self, new: &NewRental) -> Result<Created, WalletError> {
         let reference = format!("rental {}", new.id);
         let now = Utc::now();
         let max = self.settings.max_active;
@@ -314,8 +314,7 @@ impl Rentals {
             Ok(()) => Ok(Created::Yes),
             Err(WalletError::InsufficientFunds { .. }) => Ok(Created::NoFunds),
             Err(WalletError::Aborted(TOO_MANY)) => Ok(Created::TooMany(max)),
-            Err(WalletError::Storage(e)) => Err(e),
-            Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
+            Err(e) => Err(e),
         }
     }
 }
