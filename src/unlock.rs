@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, RefuseReason};
 
 use crate::command::{CommandError, DoorResult, Outcome};
-use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
+use crate::storage::{Storage, UnitOfWork, on_pool};
 
 /// Why a door did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,28 +246,13 @@ pub async fn mark_door(
     after: DoorAfter,
     jams_limit: i32,
 ) -> Result<(), sqlx::Error> {
-    let sql = match after {
-        DoorAfter::Free => return Ok(()),
-        DoorAfter::Jammed => {
-            "UPDATE doors SET suspect = true, jams_in_row = jams_in_row + 1,
-                    out_of_service = out_of_service OR jams_in_row + 1 >= $3
-             WHERE device_id = $1 AND door = $2"
-        }
-        DoorAfter::Suspect => {
-            "UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2 AND $3 > 0"
-        }
-        DoorAfter::OutOfService => {
-            "UPDATE doors SET out_of_service = true WHERE device_id = $1 AND door = $2 AND $3 > 0"
-        }
-    };
-    in_work!(work, |conn| sqlx::query(sql)
-        .bind(device.as_str())
-        .bind(i32::from(door))
-        .bind(jams_limit)
-        .execute(conn)
-        .await?
-        .rows_affected());
-    Ok(())
+    use crate::device::doors;
+    match after {
+        DoorAfter::Free => Ok(()),
+        DoorAfter::Jammed => doors::jammed(work, device, door, jams_limit).await,
+        DoorAfter::Suspect => doors::suspect(work, device, door).await,
+        DoorAfter::OutOfService => doors::out_of_service(work, device, door).await,
+    }
 }
 
 /// Writes that the door opened: its run of jams is over.
@@ -276,15 +261,7 @@ pub async fn mark_opened(
     device: &DeviceId,
     door: u16,
 ) -> Result<(), sqlx::Error> {
-    const OPENED: &str =
-        "UPDATE doors SET jams_in_row = 0 WHERE device_id = $1 AND door = $2 AND jams_in_row <> 0";
-    in_work!(work, |conn| sqlx::query(OPENED)
-        .bind(device.as_str())
-        .bind(i32::from(door))
-        .execute(conn)
-        .await?
-        .rows_affected());
-    Ok(())
+    crate::device::doors::opened(work, device, door).await
 }
 
 /// For a sale whose request died before it recorded its unlock: attaches the first unlock sent

@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod directory;
+pub mod doors;
 pub mod registry;
 pub mod revocation;
 

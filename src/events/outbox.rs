@@ -48,6 +48,19 @@ pub(crate) const APPEND: &str =
     "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
      VALUES ($1, $2, $3, $4, $5, $6)";
 
+/// Appending [`Columns`] as a piece of a larger PostgreSQL statement (one round trip on a hot
+/// path): the six vectors are bound from placeholder `$first` on, and the events are written
+/// only `when` holds.
+pub fn append_columns_piece(first: u32, when: &str) -> String {
+    let [a, b, c, d, e, f] = [0, 1, 2, 3, 4, 5].map(|i| first + i);
+    format!(
+        "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
+         SELECT * FROM unnest(${a}::uuid[], ${b}::text[], ${c}::text[], ${d}::text[],
+                              ${e}::jsonb[], ${f}::timestamptz[])
+         WHERE {when}"
+    )
+}
+
 /// Events as columns, for appending them inside a larger statement (one round trip):
 /// `INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, occurred_at)
 /// SELECT * FROM unnest($a::uuid[], $b::text[], $c::text[], $d::text[], $e::jsonb[],

@@ -290,3 +290,168 @@ fn no_source_file_is_over_500_lines() {
         .collect();
     assert!(long.is_empty(), "split these: {long:?}");
 }
+
+/// Tables written outside their owner today, (table, writing module): each to be removed (then
+/// deleted here). The list may only shrink.
+const WRITES_ALLOWED: &[(&str, &str)] = &[
+    // The device link records answers, sessions and presence itself instead of handing them to
+    // the stores that own them.
+    ("commands", "link"),
+    ("devices", "command"),
+    ("devices", "link"),
+    ("device_sessions", "link"),
+    ("presence_log", "link"),
+    ("doors", "link"),
+];
+
+/// Which module owns each table, from ARCHITECTURE.md's owner block (`table: module` a line).
+fn owners() -> BTreeMap<String, String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
+    let block = text
+        .split("<!-- owners: read by tests/gateway/architecture.rs -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("the owner block in ARCHITECTURE.md");
+    block
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (table, module) = line.split_once(':')?;
+            let module = module.split('(').next().unwrap_or("").trim();
+            Some((table.trim().to_owned(), module.to_owned()))
+        })
+        .filter(|(table, module)| !table.is_empty() && !module.is_empty())
+        .collect()
+}
+
+/// Every string literal in `stream`, test items left out.
+fn literals(stream: TokenStream, found: &mut Vec<String>) {
+    let trees: Vec<TokenTree> = stream.into_iter().collect();
+    let mut i = 0;
+    while i < trees.len() {
+        if matches!(&trees[i], TokenTree::Punct(p) if p.as_char() == '#')
+            && trees.get(i + 1).is_some_and(is_cfg_test)
+        {
+            i += 2;
+            while i < trees.len() {
+                match &trees[i] {
+                    TokenTree::Punct(p) if p.as_char() == ';' => break,
+                    TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => break,
+                    _ => i += 1,
+                }
+            }
+            i += 1;
+            continue;
+        }
+        match &trees[i] {
+            // Doc comments are `#[doc = "..."]`: prose, not statements.
+            TokenTree::Punct(p) if p.as_char() == '#' => {
+                i += 2;
+                continue;
+            }
+            TokenTree::Literal(literal) => found.push(literal.to_string()),
+            TokenTree::Group(g) => literals(g.stream(), found),
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// The tables an SQL text writes.
+fn written_tables(sql: &str) -> Vec<String> {
+    let words: Vec<&str> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut tables = Vec::new();
+    for (i, pair) in words.windows(2).enumerate() {
+        let table = match pair {
+            ["UPDATE", table] => Some(*table),
+            ["INTO", table] if i > 0 && words[i - 1] == "INSERT" => Some(*table),
+            ["FROM", table] if i > 0 && words[i - 1] == "DELETE" => Some(*table),
+            _ => None,
+        };
+        if let Some(table) = table.filter(|t| {
+            t.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        }) {
+            tables.push(table.to_owned());
+        }
+    }
+    tables
+}
+
+#[test]
+fn every_table_is_written_only_by_the_module_that_owns_it() {
+    let owners = owners();
+    assert!(
+        owners.len() >= 20,
+        "the owner block lists {} tables",
+        owners.len()
+    );
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut writes: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let name = file
+            .strip_prefix(&root)
+            .expect("under src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let module = name
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(".rs")
+            .to_owned();
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let mut found = Vec::new();
+        literals(TokenStream::from_str(&text).expect("tokens"), &mut found);
+        for table in found.iter().flat_map(|sql| written_tables(sql)) {
+            writes
+                .entry((table, module.clone()))
+                .or_default()
+                .insert(name.clone());
+        }
+    }
+    let allowed: BTreeSet<(String, String)> = WRITES_ALLOWED
+        .iter()
+        .map(|(t, m)| ((*t).to_owned(), (*m).to_owned()))
+        .collect();
+    let mut problems = Vec::new();
+    for ((table, module), files) in &writes {
+        match owners.get(table) {
+            None => problems.push(format!(
+                "{table} (written in {files:?}) has no owner in ARCHITECTURE.md"
+            )),
+            Some(owner)
+                if owner != module && !allowed.contains(&(table.clone(), module.clone())) =>
+            {
+                problems.push(format!(
+                    "{table} is {owner}'s, but {module} writes it in {files:?}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    for (table, module) in &allowed {
+        if !writes.contains_key(&(table.clone(), module.clone())) {
+            problems.push(format!(
+                "{module} no longer writes {table}: delete it from WRITES_ALLOWED"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_table_reader_sees_writes_in_statements_only() {
+    assert_eq!(
+        written_tables("UPDATE doors SET x = 1; INSERT INTO outbox (a) SELECT 1; DELETE FROM t_1"),
+        ["doors", "outbox", "t_1"]
+    );
+    assert!(written_tables("SELECT * FROM doors WHERE updated").is_empty());
+}

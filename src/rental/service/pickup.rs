@@ -246,16 +246,10 @@ impl Rentals {
                 work.commit().await?;
             }
             Some((_, true)) => {
-                const SUSPECT: &str =
-                    "UPDATE doors SET suspect = true WHERE device_id = $1 AND door = $2";
                 let (pg, sqlite) = crate::rental::add_flag_sql!("$2", "id = $1");
                 let mut work = self.storage.begin().await?;
+                crate::device::doors::suspect(&mut work, &device, door).await?;
                 in_work!(&mut work, |conn, dialect| {
-                    sqlx::query(SUSPECT)
-                        .bind(device.as_str())
-                        .bind(rental.door)
-                        .execute(&mut *conn)
-                        .await?;
                     sqlx::query(dialect.pick(pg, sqlite))
                         .bind(rental.id)
                         .bind("door_failed")

@@ -101,23 +101,17 @@ pub(super) async fn activate(
     let row: Option<RentalRow> = match storage {
         Storage::Postgres(pool) => {
             let events = crate::events::outbox::Columns::of(events);
+            // Composed from each owner's piece: the door's (device) and the events' (outbox).
+            let when = "EXISTS (SELECT 1 FROM r)";
             let sql = format!(
                 "WITH r AS (
                      UPDATE rentals SET state = 'active', started_at = $12, start_command = $2,
                             flags = $3
                      WHERE id = $1 AND state = 'pending' RETURNING *
-                 ), d AS (
-                     UPDATE doors SET jams_in_row = 0
-                     WHERE device_id = $4 AND door = $5 AND jams_in_row <> 0
-                       AND EXISTS (SELECT 1 FROM r)
-                 ), e AS (
-                     INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload,
-                                         occurred_at)
-                     SELECT * FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[],
-                                          $10::jsonb[], $11::timestamptz[])
-                     WHERE EXISTS (SELECT 1 FROM r)
-                 )
-                 SELECT {PG_COLUMNS} FROM r"
+                 ), d AS ({}), e AS ({})
+                 SELECT {PG_COLUMNS} FROM r",
+                crate::device::doors::opened_piece("$4", "$5", when),
+                crate::events::outbox::append_columns_piece(6, when),
             );
             let query = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(id)
