@@ -104,22 +104,8 @@ impl Downlinks {
         self.serial.read().ok()?.get(device).cloned()
     }
 
-    /// Seals `envelope` for the device's transport (JSON over MQTT, binary on a serial bus) and
-    /// queues it; on MQTT 5 it expires after `ttl`. Returns the sealed downlink (a resend
-    /// repeats it byte for byte with [`Downlinks::redeliver`]).
-    pub fn deliver(
-        &self,
-        envelope: &Envelope<Downlink>,
-        key: &DeviceKey,
-        ttl: Option<Duration>,
-    ) -> Result<Sealed, EncodeError> {
-        let sealed = self.seal(envelope, key)?;
-        self.redeliver(&envelope.header.device_id, &sealed, ttl);
-        Ok(sealed)
-    }
-
-    /// Seals `envelope` for the device's transport without queueing it (see
-    /// [`Downlinks::deliver`]).
+    /// Seals `envelope` for the device's transport (JSON over MQTT, binary on a serial bus)
+    /// without queueing it (`Outlet::deliver` seals and queues).
     pub fn seal(
         &self,
         envelope: &Envelope<Downlink>,
@@ -151,7 +137,7 @@ impl Downlinks {
         self.serial_route(device).is_some()
     }
 
-    /// Queues a downlink sealed by [`Downlinks::deliver`] again.
+    /// Queues a sealed downlink (again); on MQTT 5 it expires after `ttl`.
     pub fn redeliver(&self, device: &DeviceId, sealed: &Sealed, ttl: Option<Duration>) -> bool {
         let json = match sealed {
             Sealed::Json(json) => json,

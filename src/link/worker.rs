@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::batch::{Accepted, NotWritten, write};
 use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink, presence};
+use crate::command::outlet::Outlet;
 use crate::command::query::ask_state;
 use crate::command::queue::deliver as deliver_queued;
 use crate::command::{Waiters, store as commands};

@@ -21,18 +21,49 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// The layer of each module, from ARCHITECTURE.md's layer block.
-fn layers() -> BTreeMap<String, u32> {
+/// The lines of ARCHITECTURE.md's fenced block after `<!-- {name}: read by ... -->`.
+fn architecture_block(name: &str) -> Vec<String> {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
             .expect("ARCHITECTURE.md");
+    let marker = format!("<!-- {name}: read by tests/gateway/architecture.rs -->");
     let block = text
-        .split("<!-- layers: read by tests/gateway/architecture.rs -->")
+        .split(marker.as_str())
         .nth(1)
         .and_then(|rest| rest.split("```").nth(1))
-        .expect("the layer block in ARCHITECTURE.md");
+        .unwrap_or_else(|| panic!("the {name} block in ARCHITECTURE.md"));
+    block.lines().skip(1).map(str::to_owned).collect()
+}
+
+/// Every source file of the library: (its path under `src/`, its top-level module, its text);
+/// the crate root (which declares the modules) and the binary (another crate) left out.
+fn library_files() -> Vec<(String, String, String)> {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let name = file
+                .strip_prefix(&root)
+                .expect("under src")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if name == "lib.rs" || name == "main.rs" {
+                return None;
+            }
+            let module = name.split('/').next()?.trim_end_matches(".rs").to_owned();
+            let text = std::fs::read_to_string(&file).expect("readable");
+            Some((name, module, text))
+        })
+        .collect()
+}
+
+/// The layer of each module, from ARCHITECTURE.md's layer block.
+fn layers() -> BTreeMap<String, u32> {
+    let block = architecture_block("layers");
     let mut layers = BTreeMap::new();
-    for line in block.lines().skip(1) {
+    for line in &block {
         let line = line.split('(').next().unwrap_or("");
         let mut words = line.split_whitespace();
         let Some(Ok(layer)) = words.next().map(u32::from_str) else {
@@ -82,8 +113,9 @@ fn group_heads(stream: TokenStream) -> Vec<String> {
     heads
 }
 
-/// Every module named after `crate::` in `stream`, test items left out.
-fn crate_paths(stream: TokenStream, found: &mut BTreeSet<String>) {
+/// Calls `visit` with every token of `stream` outside `#[cfg(test)]` items (as its level's
+/// tokens and its index there); a group is entered after its own visit if that says so.
+fn walk(stream: TokenStream, visit: &mut dyn FnMut(&[TokenTree], usize) -> bool) {
     let trees: Vec<TokenTree> = stream.into_iter().collect();
     let mut i = 0;
     while i < trees.len() {
@@ -102,54 +134,50 @@ fn crate_paths(stream: TokenStream, found: &mut BTreeSet<String>) {
             i += 1;
             continue;
         }
-        match &trees[i] {
-            TokenTree::Ident(ident) if ident == "crate" => {
-                let after_dollar =
-                    i > 0 && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '$');
-                let path = matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':')
-                    && matches!(trees.get(i + 2), Some(TokenTree::Punct(p)) if p.as_char() == ':');
-                if path && !after_dollar {
-                    match trees.get(i + 3) {
-                        Some(TokenTree::Ident(module)) => {
-                            found.insert(module.to_string());
-                        }
-                        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
-                            found.extend(group_heads(g.stream()));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            TokenTree::Group(g) => crate_paths(g.stream(), found),
-            _ => {}
+        let enter = visit(&trees, i);
+        if let TokenTree::Group(g) = &trees[i]
+            && enter
+        {
+            walk(g.stream(), visit);
         }
         i += 1;
     }
 }
 
+/// Every module named after `crate::` in `stream`, test items left out.
+fn crate_paths(stream: TokenStream, found: &mut BTreeSet<String>) {
+    walk(stream, &mut |trees, i| {
+        let TokenTree::Ident(ident) = &trees[i] else {
+            return true;
+        };
+        let after_dollar =
+            i > 0 && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '$');
+        let path = matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':')
+            && matches!(trees.get(i + 2), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+        if ident != "crate" || !path || after_dollar {
+            return true;
+        }
+        match trees.get(i + 3) {
+            Some(TokenTree::Ident(module)) => {
+                found.insert(module.to_string());
+            }
+            Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => {
+                found.extend(group_heads(g.stream()));
+            }
+            _ => {}
+        }
+        true
+    });
+}
+
 /// Every edge between the library's modules: (from, to) → the files that write it.
 fn edges(modules: &BTreeMap<String, u32>) -> BTreeMap<(String, String), BTreeSet<String>> {
-    let root = src();
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
     let mut edges: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(&root).expect("under src");
-        let name = relative.to_string_lossy().replace('\\', "/");
-        if name == "lib.rs" || name == "main.rs" {
-            continue; // the crate root declares the modules; the binary is another crate
-        }
-        let module = name
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .trim_end_matches(".rs")
-            .to_owned();
+    for (name, module, text) in library_files() {
         assert!(
             modules.contains_key(&module),
             "src/{name}: module `{module}` is in no layer of ARCHITECTURE.md"
         );
-        let text = std::fs::read_to_string(&file).expect("readable");
         let stream = TokenStream::from_str(&text)
             .unwrap_or_else(|e| panic!("src/{name} does not tokenize: {e:?}"));
         let mut found = BTreeSet::new();
@@ -306,17 +334,8 @@ const WRITES_ALLOWED: &[(&str, &str)] = &[
 
 /// Which module owns each table, from ARCHITECTURE.md's owner block (`table: module` a line).
 fn owners() -> BTreeMap<String, String> {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
-            .expect("ARCHITECTURE.md");
-    let block = text
-        .split("<!-- owners: read by tests/gateway/architecture.rs -->")
-        .nth(1)
-        .and_then(|rest| rest.split("```").nth(1))
-        .expect("the owner block in ARCHITECTURE.md");
-    block
-        .lines()
-        .skip(1)
+    architecture_block("owners")
+        .iter()
         .filter_map(|line| {
             let (table, module) = line.split_once(':')?;
             let module = module.split('(').next().unwrap_or("").trim();
@@ -326,37 +345,19 @@ fn owners() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every string literal in `stream`, test items left out.
+/// Every string literal in `stream` but doc comments (prose, not statements), test items left
+/// out.
 fn literals(stream: TokenStream, found: &mut Vec<String>) {
-    let trees: Vec<TokenTree> = stream.into_iter().collect();
-    let mut i = 0;
-    while i < trees.len() {
-        if matches!(&trees[i], TokenTree::Punct(p) if p.as_char() == '#')
-            && trees.get(i + 1).is_some_and(is_cfg_test)
-        {
-            i += 2;
-            while i < trees.len() {
-                match &trees[i] {
-                    TokenTree::Punct(p) if p.as_char() == ';' => break,
-                    TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => break,
-                    _ => i += 1,
-                }
-            }
-            i += 1;
-            continue;
+    walk(stream, &mut |trees, i| {
+        let doc = i > 0
+            && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '#')
+            && matches!(&trees[i], TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket
+                && g.stream().to_string().starts_with("doc"));
+        if let TokenTree::Literal(literal) = &trees[i] {
+            found.push(literal.to_string());
         }
-        match &trees[i] {
-            // Doc comments are `#[doc = "..."]`: prose, not statements.
-            TokenTree::Punct(p) if p.as_char() == '#' => {
-                i += 2;
-                continue;
-            }
-            TokenTree::Literal(literal) => found.push(literal.to_string()),
-            TokenTree::Group(g) => literals(g.stream(), found),
-            _ => {}
-        }
-        i += 1;
-    }
+        !doc
+    });
 }
 
 /// The tables an SQL text writes.
@@ -391,23 +392,8 @@ fn every_table_is_written_only_by_the_module_that_owns_it() {
         "the owner block lists {} tables",
         owners.len()
     );
-    let root = src();
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
     let mut writes: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for file in files {
-        let name = file
-            .strip_prefix(&root)
-            .expect("under src")
-            .to_string_lossy()
-            .replace('\\', "/");
-        let module = name
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .trim_end_matches(".rs")
-            .to_owned();
-        let text = std::fs::read_to_string(&file).expect("readable");
+    for (name, module, text) in library_files() {
         let mut found = Vec::new();
         literals(TokenStream::from_str(&text).expect("tokens"), &mut found);
         for table in found.iter().flat_map(|sql| written_tables(sql)) {

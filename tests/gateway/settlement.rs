@@ -105,16 +105,7 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
     // Trying again cannot help: it is expired at once and flagged for operators.
     assert_eq!(state_of(&app.storage, broken).await, "expired", "never sent");
     let admin = crate::accounts::operator(&app, "ops@example.com").await;
-    let stuck: serde_json::Value = app
-        .http
-        .get(app.url("/v1/admin/stuck"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let stuck = crate::workers::stuck_list(&app, &admin).await;
     assert_eq!(stuck.as_array().map(Vec::len), Some(1), "{stuck}");
     assert_eq!(stuck[0]["worker"], "queue_delivery");
     assert_eq!(stuck[0]["item"], format!("command {broken}"));

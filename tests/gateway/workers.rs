@@ -43,7 +43,8 @@ fn quick(config: &mut locker_gateway::Config) {
     config.worker_policy.flag_after = 3;
 }
 
-async fn stuck_list(app: &crate::helpers::TestApp, token: &str) -> Value {
+/// The operator's list of stuck items (`GET /v1/admin/stuck`).
+pub async fn stuck_list(app: &crate::helpers::TestApp, token: &str) -> Value {
     app.http
         .get(app.url("/v1/admin/stuck"))
         .bearer_auth(token)
