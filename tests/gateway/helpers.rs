@@ -332,6 +332,13 @@ pub async fn spawn_app_with(pool: PgPool, adjust: impl Fn(&mut locker_gateway::C
                 };
             }
             Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
+            // Seen once in a loaded run: the embedded broker's router gave no in-process link
+            // (rumqttd's `Channel recv error`); the gateway says so and stops, and a test starts
+            // a fresh broker (logged, so a repeat shows).
+            Err(locker_gateway::app::StartError::Broker(e @ BrokerError::Link(_))) => {
+                eprintln!("the embedded broker did not start ({e}); starting another");
+                continue;
+            }
             Err(e) => panic!("gateway did not start: {e}"),
         }
     }
@@ -424,6 +431,10 @@ impl Backend {
                     };
                 }
                 Err(locker_gateway::app::StartError::Broker(BrokerError::Bind { .. })) => continue,
+                Err(locker_gateway::app::StartError::Broker(e @ BrokerError::Link(_))) => {
+                    eprintln!("the embedded broker did not start ({e}); starting another");
+                    continue;
+                }
                 Err(e) => panic!("gateway did not start: {e}"),
             }
         }
