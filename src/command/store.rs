@@ -426,6 +426,24 @@ pub async fn record_door_result(
     Ok(stored.flatten().as_deref().and_then(DoorResult::parse))
 }
 
+/// A locker began a new `session` (in the unit of work that records it): commands sent in an
+/// earlier session and never answered are not resent; their outcome is unknown until the locker
+/// is asked.
+pub async fn earlier_sessions_unknown(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+    session: u32,
+) -> Result<u64, sqlx::Error> {
+    const UNKNOWN: &str = "UPDATE commands SET state = 'unknown'
+         WHERE device_id = $1 AND state IN ('pending', 'sent') AND session <> $2";
+    Ok(in_work!(work, |conn| sqlx::query(UNKNOWN)
+        .bind(device.as_str())
+        .bind(i64::from(session))
+        .execute(conn)
+        .await?
+        .rows_affected()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

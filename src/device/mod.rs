@@ -3,7 +3,9 @@
 
 pub mod credentials;
 pub mod directory;
+pub mod door_events;
 pub mod doors;
+pub mod presence;
 pub mod registry;
 pub mod revocation;
 

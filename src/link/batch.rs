@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, DeviceKey, Envelope, SessionChange, Uplink};
 
-use super::presence;
 use crate::command::store as commands;
+use crate::device::presence;
 use crate::storage::{Storage, UnitOfWork};
 
 /// An uplink that passed every check that needs no database: parsed, tag verified, fresh.
@@ -49,7 +49,7 @@ pub(super) async fn write(
     for accepted in batch {
         let header = accepted.envelope.header;
         let message = &accepted.envelope.message;
-        let fresh = presence::uplink(
+        let uplinked = presence::uplink(
             &mut tx,
             &accepted.device,
             header.session,
@@ -58,10 +58,14 @@ pub(super) async fn write(
             accepted.received_at,
         )
         .await?;
-        out.push(if fresh {
-            Ok(settle_commands(&mut tx, &accepted.device, message, accepted.arrival).await?)
-        } else {
-            Err(NotWritten::Fenced)
+        out.push(match uplinked {
+            presence::Uplinked::Fenced => Err(NotWritten::Fenced),
+            presence::Uplinked::Fresh { raised } => {
+                if let Some(raised) = raised {
+                    crate::rental::alarm::flag(&mut tx, &accepted.device, raised).await?;
+                }
+                Ok(settle_commands(&mut tx, &accepted.device, message, accepted.arrival).await?)
+            }
         });
     }
     tx.commit().await?;

@@ -11,9 +11,7 @@
 //! dispatcher, which slows the broker link, rather than growing memory.
 
 mod batch;
-pub mod doors;
 pub mod downlink;
-pub mod presence;
 pub mod worker;
 
 use std::collections::hash_map::DefaultHasher;
@@ -270,7 +268,7 @@ async fn sweep(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        match presence::sweep(&storage, timeout).await {
+        match crate::device::presence::sweep(&storage, timeout).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(devices = n, "marked offline after a heartbeat timeout"),
             Err(e) => {

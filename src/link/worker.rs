@@ -15,11 +15,12 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::batch::{Accepted, NotWritten, write};
 use super::downlink::Downlinks;
-use super::{LinkStats, VerifiedUplink, presence};
+use super::{LinkStats, VerifiedUplink};
 use crate::command::outlet::Outlet;
 use crate::command::query::ask_state;
 use crate::command::queue::deliver as deliver_queued;
 use crate::command::{Waiters, store as commands};
+use crate::device::presence;
 use crate::device::{DeviceCredentials, DeviceRegistry};
 use crate::storage::Storage;
 
@@ -314,15 +315,27 @@ impl Worker {
             return Ok(());
         };
         let header = accepted.envelope.header;
-        match presence::hello(
-            &self.storage,
-            &accepted.device,
-            hello,
-            header.counter,
-            accepted.received_at,
-        )
-        .await
-        {
+        let recorded = async {
+            let recorded = presence::hello(
+                &self.storage,
+                &accepted.device,
+                hello,
+                header.counter,
+                accepted.received_at,
+            )
+            .await?;
+            Ok::<_, sqlx::Error>(match recorded {
+                presence::HelloRecorded::New(mut work) => {
+                    commands::earlier_sessions_unknown(&mut work, &accepted.device, hello.session)
+                        .await?;
+                    work.commit().await?;
+                    true
+                }
+                presence::HelloRecorded::Again => true,
+                presence::HelloRecorded::Refused => false,
+            })
+        };
+        match recorded.await {
             Ok(true) => {
                 self.accepted(accepted, Vec::new()).await;
                 Ok(())

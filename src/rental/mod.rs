@@ -1,6 +1,7 @@
 //! Rentals: a customer rents a door, pays from a wallet, comes back, picks up. This module holds
 //! the price plans and the fee; the rental lifecycle builds on them.
 
+pub mod alarm;
 pub mod fee;
 pub mod plan;
 pub mod service;

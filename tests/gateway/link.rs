@@ -385,7 +385,7 @@ async fn clock(pool: &PgPool) -> (i64, chrono::DateTime<chrono::Utc>) {
 #[sqlx::test]
 async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool) {
     use firmware_protocol::{Heartbeat, Hello, Uplink};
-    use locker_gateway::link::presence;
+    use locker_gateway::device::presence;
     let registry = locker_gateway::device::DeviceRegistry::new(pool.clone());
     crate::helpers::provision(&registry, "lk-c", 1).await;
     let id = crate::helpers::device("lk-c");
@@ -399,11 +399,13 @@ async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool)
         session: 9,
         uptime_ms: 100_000,
     };
-    assert!(
-        presence::hello(&pool.clone().into(), &id, &hello, 1, t0)
-            .await
-            .expect("hello")
-    );
+    let recorded = presence::hello(&pool.clone().into(), &id, &hello, 1, t0)
+        .await
+        .expect("hello");
+    let presence::HelloRecorded::New(work) = recorded else {
+        panic!("a new session: {recorded:?}");
+    };
+    work.commit().await.expect("committed");
     let beat = |uptime_ms| {
         Uplink::Heartbeat(Heartbeat {
             uptime_ms,
@@ -416,20 +418,22 @@ async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool)
     let mut tx = storage.begin().await.expect("tx");
     // Sent at uptime 105 s but received 20 s after the hello: it waited 15 s somewhere. The locker
     // is at least at 100 + 20 = 120 s then, which the hello already says; the estimate stays.
-    assert!(
+    assert!(matches!(
         presence::uplink(&mut tx, &id, 9, 2, &beat(105_000), at(20))
             .await
-            .expect("late")
-    );
+            .expect("late"),
+        presence::Uplinked::Fresh { .. }
+    ));
     tx.commit().await.expect("commit");
     assert_eq!(clock(&pool).await, (100_000, t0));
     // A prompt one says more than the hello: it becomes the estimate.
     let mut tx = storage.begin().await.expect("tx");
-    assert!(
+    assert!(matches!(
         presence::uplink(&mut tx, &id, 9, 3, &beat(130_000), at(25))
             .await
-            .expect("prompt")
-    );
+            .expect("prompt"),
+        presence::Uplinked::Fresh { .. }
+    ));
     tx.commit().await.expect("commit");
     let (uptime, when) = clock(&pool).await;
     assert_eq!(uptime, 130_000);

@@ -7,7 +7,7 @@ use firmware_protocol::{CommandId, Direction, Downlink, Envelope, Header, Messag
 use tokio::time::Instant;
 
 use super::Bus;
-use crate::link::presence::{self, OfflineReason};
+use crate::device::presence::{self, OfflineReason};
 
 /// Polls in a row to one board while it answers with what it had queued.
 const DRAIN_POLLS: usize = 8;
@@ -147,7 +147,7 @@ impl Bus {
         };
         board.misses += 1;
         let device = board.device;
-        if let Err(e) = crate::link::doors::unanswered_read(&self.storage, &device).await {
+        if let Err(e) = crate::device::door_events::unanswered_read(&self.storage, &device).await {
             tracing::warn!(error = %e, %device, "cannot record an unanswered read");
         }
         if board.misses < offline_after {

@@ -100,29 +100,37 @@ fn presence_event(device: &DeviceId, online: bool, session: Option<u32>, reason:
     )
 }
 
+/// What recording a hello came to.
+#[derive(Debug)]
+pub enum HelloRecorded {
+    /// The database refused the session as used before (a replay): nothing written.
+    Refused,
+    /// The current session announced again (asked for after its first hello was lost):
+    /// recorded and committed.
+    Again,
+    /// A new session, recorded in this unit of work, not yet committed: the caller adds what
+    /// the new session means to others (commands of earlier sessions), then commits.
+    New(UnitOfWork),
+}
+
 /// A verified `Hello`: a new session begins. Records the session (refusing one used before, which
-/// is a replay), the device's firmware, and marks it online. Returns `false` if the database
-/// refused the session as used before.
+/// is a replay), the device's firmware, and marks it online.
 pub async fn hello(
     storage: &Storage,
     device: &DeviceId,
     hello: &Hello,
     counter: u32,
     received_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<HelloRecorded, sqlx::Error> {
     const SESSION: &str = "INSERT INTO device_sessions (device_id, session, started_at)
          VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     const ONLINE: &str = "UPDATE devices SET online = true, session = $2, up_counter = $3,
                 firmware = $4, serial_no = $5, last_seen_at = $6, presence_changed_at = $6,
                 down_counter = 0, uptime_ms = $7, uptime_at = $6
          WHERE id = $1";
-    // Commands sent in an earlier session and never answered are not resent: their outcome is
-    // unknown until the locker is asked.
-    const UNKNOWN: &str = "UPDATE commands SET state = 'unknown'
-         WHERE device_id = $1 AND state IN ('pending', 'sent') AND session <> $2";
     let mut work = storage.begin().await?;
     if read_device(&mut work, device).await?.is_none() {
-        return Ok(false);
+        return Ok(HelloRecorded::Refused);
     }
     let fresh = in_work!(&mut work, |conn| {
         sqlx::query(SESSION)
@@ -146,14 +154,14 @@ pub async fn hello(
         )
         .await?
         else {
-            return Ok(false);
+            return Ok(HelloRecorded::Refused);
         };
         if !was_online {
             let session = Some(hello.session);
             log(&mut work, device, true, session, "hello_again", received_at).await?;
         }
         work.commit().await?;
-        return Ok(true);
+        return Ok(HelloRecorded::Again);
     }
     in_work!(&mut work, |conn| {
         sqlx::query(ONLINE)
@@ -164,11 +172,6 @@ pub async fn hello(
             .bind(&hello.serial_no)
             .bind(received_at)
             .bind(i64::try_from(hello.uptime_ms).unwrap_or(i64::MAX))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(UNKNOWN)
-            .bind(device.as_str())
-            .bind(i64::from(hello.session))
             .execute(conn)
             .await?
             .rows_affected()
@@ -182,8 +185,7 @@ pub async fn hello(
         received_at,
     )
     .await?;
-    work.commit().await?;
-    Ok(true)
+    Ok(HelloRecorded::New(work))
 }
 
 /// The device's row as an uplink needs it: online, uptime and when it was measured. Locked for
@@ -267,7 +269,7 @@ pub async fn uplink(
     counter: u32,
     message: &Uplink,
     received_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Uplinked, sqlx::Error> {
     // The locker's clock, for deadlines it enforces itself (`expires_at_ms`).
     let uptime = match message {
         Uplink::Heartbeat(m) => Some(m.uptime_ms),
@@ -277,7 +279,7 @@ pub async fn uplink(
     };
     let Some(was_online) = advance(work, device, session, counter, received_at, uptime).await?
     else {
-        return Ok(false);
+        return Ok(Uplinked::Fenced);
     };
     if !was_online {
         log(
@@ -290,8 +292,20 @@ pub async fn uplink(
         )
         .await?;
     }
-    super::doors::record(work, device, session, message).await?;
-    Ok(true)
+    let raised = super::door_events::record(work, device, session, message).await?;
+    Ok(Uplinked::Fresh { raised })
+}
+
+/// What recording an uplink came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uplinked {
+    /// Its session or counter was accepted before: nothing written.
+    Fenced,
+    /// Recorded, with the alarm it raised, if any.
+    Fresh {
+        /// The alarm.
+        raised: Option<super::door_events::Raised>,
+    },
 }
 
 /// A last will naming `session`: the device goes offline only if that is still its current

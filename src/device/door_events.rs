@@ -23,7 +23,18 @@ fn sensor_name(sensor: DoorSensor) -> &'static str {
     }
 }
 
-fn alarm_kind(kind: AlarmKind) -> &'static str {
+/// An alarm an uplink raised (its event is written): what else must follow it (a running
+/// rental of its door flagged for operators) is the caller's to do, in the same unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raised {
+    /// What kind.
+    pub kind: AlarmKind,
+    /// Which door, if the locker said.
+    pub door: Option<u16>,
+}
+
+/// An alarm kind's stable name (`alarm.{name}` events, flags).
+pub fn alarm_kind(kind: AlarmKind) -> &'static str {
     match kind {
         AlarmKind::ForcedOpen => "forced_open",
         AlarmKind::DoorAjar => "door_ajar",
@@ -96,7 +107,7 @@ async fn alarm_event(
     kind: AlarmKind,
     door: Option<u16>,
     data: serde_json::Value,
-) -> Result<(), sqlx::Error> {
+) -> Result<Raised, sqlx::Error> {
     let name = alarm_kind(kind);
     let mut payload = json!({ "device_id": device.as_str(), "kind": name, "door": door });
     if let (Some(out), Some(extra)) = (payload.as_object_mut(), data.as_object()) {
@@ -104,24 +115,7 @@ async fn alarm_event(
     }
     let event = Event::new(&format!("alarm.{name}"), "device", device.as_str(), payload);
     work.append(&event).await?;
-    // A break-in or tampering during a rental is for operators to look at.
-    if matches!(kind, AlarmKind::ForcedOpen | AlarmKind::Tamper) {
-        let flag = format!("alarm.{name}");
-        let (pg, sqlite) = crate::rental::add_flag_sql!(
-            "$3",
-            "device_id = $1 AND ($2 IS NULL OR door = $2) AND state IN ('pending', 'active', 'ending')"
-        );
-        in_work!(work, |conn, dialect| {
-            sqlx::query(dialect.pick(pg, sqlite))
-                .bind(device.as_str())
-                .bind(door.map(i32::from))
-                .bind(&flag)
-                .execute(conn)
-                .await?
-                .rows_affected()
-        });
-    }
-    Ok(())
+    Ok(Raised { kind, door })
 }
 
 /// When the door last opened without a command, if it ever did (the row locked for the unit of
@@ -155,7 +149,7 @@ async fn door_event(
     session: u32,
     event: &DoorEvent,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<Raised>, sqlx::Error> {
     const UPDATE: &str = "UPDATE doors SET sensor = $3, state_at = $5,
                 locked = CASE WHEN $4 THEN false ELSE locked END,
                 uncommanded_open_at = CASE WHEN $4 THEN $5 ELSE uncommanded_open_at END
@@ -179,10 +173,12 @@ async fn door_event(
             .await?
             .rows_affected()
     });
+    let mut raised = None;
     if updated > 0 && uncommanded_open && !same_opening(before, now) {
         let data =
             json!({ "source": "door_sensor", "uptime_ms": event.uptime_ms, "session": session });
-        alarm_event(work, device, AlarmKind::ForcedOpen, Some(event.door), data).await?;
+        let door = Some(event.door);
+        raised = Some(alarm_event(work, device, AlarmKind::ForcedOpen, door, data).await?);
     }
     if event.state == DoorMotion::Closed {
         // The door shut (its lock engages): what rentals and orders wait for.
@@ -195,7 +191,7 @@ async fn door_event(
         ))
         .await?;
     }
-    Ok(())
+    Ok(raised)
 }
 
 async fn alarm(
@@ -204,32 +200,38 @@ async fn alarm(
     session: u32,
     alarm: &Alarm,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<Raised>, sqlx::Error> {
     if let (AlarmKind::ForcedOpen, Some(door)) = (alarm.kind, alarm.door) {
         // Already raised for this opening from the door sensor's event?
         if same_opening(last_uncommanded_open(work, device, door).await?, now) {
-            return Ok(());
+            return Ok(None);
         }
     }
     let data = json!({ "source": "locker", "uptime_ms": alarm.uptime_ms, "session": session });
-    alarm_event(work, device, alarm.kind, alarm.door, data).await
+    Ok(Some(
+        alarm_event(work, device, alarm.kind, alarm.door, data).await?,
+    ))
 }
 
-/// Records what `message` says about doors, and the alarms it raises, in the caller's unit of
-/// work.
+/// Records what `message` says about doors, and the alarm it raises (returned), in the caller's
+/// unit of work.
 pub async fn record(
     work: &mut UnitOfWork,
     device: &DeviceId,
     session: u32,
     message: &Uplink,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<Raised>, sqlx::Error> {
     let now = Utc::now();
     match message {
-        Uplink::Heartbeat(heartbeat) => store_doors(work, device, &heartbeat.doors, now).await,
-        Uplink::StateReport(report) => store_doors(work, device, &report.doors, now).await,
+        Uplink::Heartbeat(heartbeat) => store_doors(work, device, &heartbeat.doors, now)
+            .await
+            .map(|()| None),
+        Uplink::StateReport(report) => store_doors(work, device, &report.doors, now)
+            .await
+            .map(|()| None),
         Uplink::DoorEvent(event) => door_event(work, device, session, event, now).await,
         Uplink::Alarm(a) => alarm(work, device, session, a, now).await,
-        Uplink::Hello(_) | Uplink::Ack(_) | Uplink::Pong => Ok(()),
+        Uplink::Hello(_) | Uplink::Ack(_) | Uplink::Pong => Ok(None),
     }
 }
 
