@@ -22,14 +22,7 @@ pub async fn ask_state(
     let Some(counter) = store::next_counter(storage, &device, session).await? else {
         return Ok(false);
     };
-    const ASKED: &str = "UPDATE devices SET state_asked_at = $2 WHERE id = $1";
-    let now = chrono::Utc::now();
-    on_pool!(storage, |pool| sqlx::query(ASKED)
-        .bind(device.as_str())
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected());
+    crate::device::counters::state_asked(storage, &device, chrono::Utc::now()).await?;
     let query = Envelope {
         header: Header {
             direction: Direction::Down,

@@ -102,10 +102,6 @@ fn uptime_at(ms: Option<i64>, at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
     u64::try_from(ms?.saturating_add(since)).ok()
 }
 
-/// A device's session, counter, tag key and last reported uptime and when, as a command
-/// takes its counter.
-type TakenRow = (i64, i64, Vec<u8>, Option<i64>, Option<DateTime<Utc>>);
-
 /// What reserving a command reads back: its id, the device's session and counter, its tag key,
 /// its last reported uptime and when.
 type ReservedRow = (i64, i64, i64, Vec<u8>, Option<i64>, Option<DateTime<Utc>>);
@@ -120,48 +116,40 @@ pub async fn reserve(
     (kind, door, body): (&str, Option<u16>, &serde_json::Value),
     origin: &super::Origin,
 ) -> Result<Reserved, StoreError> {
-    const TAKE: &str = "UPDATE devices SET down_counter = down_counter + 1
-         WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
-           AND ($2 IS NULL OR $2 BETWEEN 1 AND door_count)
-         RETURNING session, down_counter, tag_key, uptime_ms, uptime_at";
     const INSERT: &str = "INSERT INTO commands (device_id, kind, door, body, session, counter,
                               requested_by, reason, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
     let now = Utc::now();
     let row: Option<ReservedRow> = match storage {
         Storage::Postgres(pool) => {
-            sqlx::query_as(
-                "WITH d AS (
-                     UPDATE devices SET down_counter = down_counter + 1
-                     WHERE id = $1 AND online AND session IS NOT NULL AND revoked_at IS NULL
-                       AND ($3::int IS NULL OR $3 BETWEEN 1 AND door_count)
-                     RETURNING id, session, down_counter, tag_key, uptime_ms, uptime_at
-                 ), c AS (
-                     INSERT INTO commands (device_id, kind, door, body, session, counter,
-                                           requested_by, reason, created_at)
-                     SELECT id, $2, $3, $4, session, down_counter, $5, $6, $7 FROM d
-                     RETURNING id
-                 )
-                 SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_ms, d.uptime_at
-                 FROM c, d",
-            )
-            .bind(device.as_str())
-            .bind(kind)
-            .bind(door.map(i32::from))
-            .bind(body)
-            .bind(origin.requested_by)
-            .bind(&origin.reason)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
+            // The counter taken (the device's piece) and the command stored in one statement.
+            static RESERVE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                format!(
+                    "WITH d AS ({}), c AS (
+                         INSERT INTO commands (device_id, kind, door, body, session, counter,
+                                               requested_by, reason, created_at)
+                         SELECT id, $2, $3, $4, session, down_counter, $5, $6, $7 FROM d
+                         RETURNING id
+                     )
+                     SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_ms, d.uptime_at
+                     FROM c, d",
+                    crate::device::counters::take_for_command_piece("$1", "$3::int")
+                )
+            });
+            sqlx::query_as(RESERVE.as_str())
+                .bind(device.as_str())
+                .bind(kind)
+                .bind(door.map(i32::from))
+                .bind(body)
+                .bind(origin.requested_by)
+                .bind(&origin.reason)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
         }
         Storage::Sqlite(_) => {
             let mut work = storage.begin().await?;
-            let taken: Option<TakenRow> = in_work!(&mut work, |conn| sqlx::query_as(TAKE)
-                .bind(device.as_str())
-                .bind(door.map(i32::from))
-                .fetch_optional(conn)
-                .await?);
+            let taken = crate::device::counters::take_for_command(&mut work, device, door).await?;
             match taken {
                 None => None,
                 Some((session, counter, key, uptime_ms, uptime_at)) => {
@@ -287,18 +275,7 @@ pub async fn reserve_counters(
     session: u32,
     n: u32,
 ) -> Result<Option<u32>, sqlx::Error> {
-    const TAKE: &str =
-        "UPDATE devices SET down_counter = down_counter + $3 WHERE id = $1 AND session = $2
-         RETURNING down_counter";
-    let last: Option<i64> = on_pool!(storage, |pool| sqlx::query_scalar(TAKE)
-        .bind(device.as_str())
-        .bind(i64::from(session))
-        .bind(i64::from(n.max(1)))
-        .fetch_optional(pool)
-        .await?);
-    Ok(last
-        .map(|last| last - i64::from(n.max(1)) + 1)
-        .and_then(|first| u32::try_from(first).ok()))
+    crate::device::counters::take(storage, device, session, n).await
 }
 
 /// The next downlink counter of the device's `session`, taken in `work` (queued commands going
@@ -308,15 +285,7 @@ pub(crate) async fn next_counter_in(
     device: &DeviceId,
     session: u32,
 ) -> Result<Option<u32>, sqlx::Error> {
-    const TAKE: &str =
-        "UPDATE devices SET down_counter = down_counter + 1 WHERE id = $1 AND session = $2
-         RETURNING down_counter";
-    let counter: Option<i64> = in_work!(work, |conn| sqlx::query_scalar(TAKE)
-        .bind(device.as_str())
-        .bind(i64::from(session))
-        .fetch_optional(conn)
-        .await?);
-    Ok(counter.and_then(|c| u32::try_from(c).ok()))
+    crate::device::counters::take_in(work, device, session).await
 }
 
 /// Whether the device has commands whose outcome is unknown.
