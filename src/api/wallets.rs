@@ -334,7 +334,7 @@ pub async fn webhook(
             applied: true,
         })),
         // The same event delivered twice at once: the other delivery applied it.
-        Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+        Err(e) if e.violation() == Some(crate::storage::Violation::Unique) => {
             Ok(Json(PaymentReceipt {
                 event_id: event.event_id,
                 applied: false,

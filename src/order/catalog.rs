@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::storage::{Storage, in_work, on_pool};
+use crate::storage::{Storage, Violation, in_work, on_pool};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -84,14 +84,10 @@ pub struct Catalog {
 
 /// Why writing a product failed, as the catalog says it.
 fn product_error(e: sqlx::Error, sku: Option<&str>) -> OrderError {
-    match e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            OrderError::SkuTaken(sku.unwrap_or_default().to_owned())
-        }
-        sqlx::Error::Database(d) if d.is_check_violation() => {
-            OrderError::Invalid(format!("not a valid product: {}", d.message()))
-        }
-        other => other.into(),
+    match crate::storage::violation(&e) {
+        Some(Violation::Unique) => OrderError::SkuTaken(sku.unwrap_or_default().to_owned()),
+        Some(Violation::Check) => OrderError::Invalid(format!("not a valid product: {e}")),
+        None => e.into(),
     }
 }
 

@@ -419,7 +419,8 @@ impl Orders {
             Err(WalletError::Aborted(_)) => {
                 return Err(OrderError::OutOfStock("sold meanwhile".into()));
             }
-            Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            // The database's fence: the door has a paid order already.
+            Err(e) if e.violation() == Some(crate::storage::Violation::Unique) => {
                 return Err(OrderError::DoorBusy);
             }
             Err(e) => return Err(e.into()),

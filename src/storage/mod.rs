@@ -342,3 +342,27 @@ impl From<sqlx::Error> for Unexpected {
         Self::new(e)
     }
 }
+
+/// A constraint of the schema that refused a write: read here, in one place, for every store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A unique index (one running rental per door, one paid order per door, an event id
+    /// applied once, a SKU taken).
+    Unique,
+    /// A CHECK (a value the schema does not allow).
+    Check,
+}
+
+/// Which constraint refused `e`, if a constraint did.
+pub fn violation(e: &sqlx::Error) -> Option<Violation> {
+    let sqlx::Error::Database(e) = e else {
+        return None;
+    };
+    if e.is_unique_violation() {
+        Some(Violation::Unique)
+    } else if e.is_check_violation() {
+        Some(Violation::Check)
+    } else {
+        None
+    }
+}

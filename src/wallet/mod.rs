@@ -179,6 +179,16 @@ pub enum WalletError {
     Storage(#[from] sqlx::Error),
 }
 
+impl WalletError {
+    /// The schema's constraint that refused the write made with the change, if one did.
+    pub fn violation(&self) -> Option<crate::storage::Violation> {
+        match self {
+            Self::Storage(e) => crate::storage::violation(e),
+            _ => None,
+        }
+    }
+}
+
 /// Wallets over a storage: each change in its own unit of work, retried when it loses a race.
 #[derive(Debug, Clone)]
 pub struct Wallets {

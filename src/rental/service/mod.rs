@@ -21,7 +21,7 @@ use store::{NewRental, RentalRow, activate, select, write_cancellation};
 
 use crate::command::{Command, CommandService, Origin};
 use crate::lock::DoorLocks;
-use crate::storage::{Storage, on_pool};
+use crate::storage::{Storage, Violation, on_pool};
 pub use crate::unlock::DoorFailure;
 use crate::unlock::{self, DoorAfter, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
@@ -304,7 +304,8 @@ impl Rentals {
             Ok(store::Created::TooMany(running)) => {
                 return Err(RentalError::TooManyActive(running));
             }
-            Err(WalletError::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            // The database's fence: the door has a running rental already.
+            Err(e) if e.violation() == Some(Violation::Unique) => {
                 return Err(RentalError::NoFreeDoor);
             }
             Err(e) => return Err(e.into()),
