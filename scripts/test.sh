@@ -29,7 +29,12 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets --locked --features locker-gateway/test-hooks "$@" 2>&1 | tee "$log" || status=$?
+# The process tests run the workspace's binaries, the demo's too (another package's, which
+# `cargo test` alone does not build as an executable): built first, with the same features.
+cargo build --workspace --bins --locked --features locker-gateway/test-hooks 2>&1 | tee "$log" || status=$?
+if [ "$status" -eq 0 ]; then
+  cargo test --workspace --all-targets --locked --features locker-gateway/test-hooks "$@" 2>&1 | tee -a "$log" || status=$?
+fi
 if [ "$status" -eq 0 ]; then
   cargo test --workspace --doc --locked 2>&1 | tee -a "$log" || status=$?
 fi

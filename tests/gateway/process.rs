@@ -256,12 +256,13 @@ fn configuration_errors_name_their_source_and_never_print_secrets() {
 async fn the_demo_runs_simulated_lockers_and_boards_and_healthcheck_says_ready(pool: PgPool) {
     let (mqtt, http) = (free_addr(), free_addr());
     // The demo is its own binary (the gateway does not carry the simulator), built beside the
-    // gateway's by the test command (`cargo test --workspace --all-targets`).
+    // gateway's by the test command (`cargo build --workspace --bins` before the tests).
     let binary =
         std::path::Path::new(env!("CARGO_BIN_EXE_locker-gateway")).with_file_name("locker-demo");
     assert!(
         binary.exists(),
-        "{} is missing: build the workspace's binaries (cargo build --workspace --bins)",
+        "{} is missing: run scripts/test.sh, which builds the workspace's binaries first \
+         (cargo build --workspace --bins)",
         binary.display()
     );
     let mut demo = Command::new(&binary)
