@@ -65,7 +65,7 @@ pub async fn rentals(
     let limit = page_size(query.limit)?;
     state_filter(
         query.state.as_deref(),
-        &["pending", "active", "ending", "ended", "cancelled"],
+        &crate::rental::RentalState::ALL.map(crate::rental::RentalState::as_str),
     )?;
     let rentals = state.rentals.find(&query.filter(), limit).await?;
     let next = next_page(&rentals, limit, |r| r.id);
@@ -89,7 +89,10 @@ pub async fn orders(
     Query(query): Query<FindSales>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    state_filter(query.state.as_deref(), &["paid", "completed", "cancelled"])?;
+    state_filter(
+        query.state.as_deref(),
+        &crate::order::OrderState::ALL.map(crate::order::OrderState::as_str),
+    )?;
     let orders = state.orders.find(&query.filter(), limit).await?;
     let next = next_page(&orders, limit, |o| o.id);
     let items = orders

@@ -49,7 +49,10 @@ pub async fn list(
     Query(query): Query<ListOrders>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    state_filter(query.state.as_deref(), &["paid", "completed", "cancelled"])?;
+    state_filter(
+        query.state.as_deref(),
+        &crate::order::OrderState::ALL.map(crate::order::OrderState::as_str),
+    )?;
     let orders = state
         .orders
         .of_user(user.id, query.state.as_deref(), query.before, limit)

@@ -158,7 +158,7 @@ pub(super) fn view(state: &ApiState, o: Order) -> OrderView {
         id: o.id,
         device_id: o.device_id,
         door: o.door,
-        state: o.state,
+        state: o.state.as_str().to_owned(),
         total: money(o.total),
         cancel_reason: o.cancel_reason,
         flags: o.flags,

@@ -11,9 +11,6 @@ use super::error::{ApiError, Problem};
 use super::json::{Json, Query, next_page, page_size, state_filter};
 use super::rentals::RentalView;
 
-/// The states a rental can be in.
-const STATES: [&str; 5] = ["pending", "active", "ending", "ended", "cancelled"];
-
 /// Filters and paging.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -52,7 +49,10 @@ pub async fn list(
     Query(query): Query<ListRentals>,
 ) -> Result<Json<RentalPage>, ApiError> {
     let limit = page_size(query.limit)?;
-    state_filter(query.state.as_deref(), &STATES)?;
+    state_filter(
+        query.state.as_deref(),
+        &crate::rental::RentalState::ALL.map(crate::rental::RentalState::as_str),
+    )?;
     let rentals = state
         .rentals
         .of_user(user.id, query.state.as_deref(), query.before, limit)

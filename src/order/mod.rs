@@ -14,10 +14,12 @@ mod error;
 mod insert;
 mod list;
 mod settle;
+mod state;
 
 pub use catalog::{Availability, Catalog, Product, StockLine};
 pub use error::OrderError;
 use insert::{NewOrder, insert_order};
+pub use state::OrderState;
 
 use crate::command::{Command, CommandService, Origin};
 use crate::config::RentalSettings;
@@ -64,8 +66,8 @@ pub struct Order {
     pub device_id: String,
     /// The door that holds the goods.
     pub door: i32,
-    /// `paid` (waiting for the door), `completed` or `cancelled`.
-    pub state: String,
+    /// Paid (waiting for the door), completed or cancelled.
+    pub state: OrderState,
     /// What was charged, minor units.
     pub total: i64,
     /// Why it was cancelled.
@@ -87,7 +89,7 @@ struct OrderRow {
     user_id: Uuid,
     device_id: String,
     door: i32,
-    state: String,
+    state: OrderState,
     total: i64,
     cancel_reason: Option<String>,
     flags: sqlx::types::Json<Vec<String>>,
