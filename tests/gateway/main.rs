@@ -43,6 +43,7 @@ mod serial_answers;
 mod settlement;
 mod shutdown;
 mod stock;
+mod test_broker;
 mod text_input;
 mod wallets;
 mod wallets_api;

@@ -122,15 +122,7 @@ async fn a_queued_command_is_delivered_when_the_locker_comes(backend: Backend) {
     .await
     .expect("counted"));
     assert_eq!(announced, 1, "announced once");
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"locker_worker_item_failures_total{worker="queue_delivery"}"#)
             && metrics.contains(r#"locker_worker_items_flagged_total{worker="queue_delivery"}"#),

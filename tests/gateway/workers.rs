@@ -111,15 +111,7 @@ async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPoo
     // Retried hourly from now on: a few more passes do not fail it again.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(stuck().await[0]["failures"], 3);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"locker_worker_items_stuck{worker="rental_reconciler"} 1"#),
         "{metrics}"
