@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, RefuseReason};
 
-use crate::command::{CommandError, DoorResult, Outcome};
+use crate::command::store::progress_of;
+use crate::command::{CommandError, CommandState, DoorResult, Outcome, Progress};
 use crate::storage::{Storage, UnitOfWork, on_pool};
 
 /// Why a door did not open.
@@ -16,8 +17,8 @@ pub enum DoorFailure {
     #[error("jammed")]
     Jammed,
     /// The locker refused, for this reason.
-    #[error("refused: {0}")]
-    Refused(String),
+    #[error("refused: {}", .0.name())]
+    Refused(RefuseReason),
     /// The locker is offline.
     #[error("the locker is offline")]
     Offline,
@@ -83,14 +84,6 @@ pub enum Verdict {
     Broken(CommandError),
 }
 
-/// The stable name of a refusal.
-pub fn refusal_name(reason: RefuseReason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{reason:?}"))
-}
-
 /// The verdict on an unlock just sent.
 pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
     match sent {
@@ -117,12 +110,12 @@ pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
             } else {
                 DoorAfter::Free
             },
-            failure: DoorFailure::Refused(refusal_name(reason)),
+            failure: DoorFailure::Refused(reason),
         },
         // A door the locker does not have: nothing was sent, and the door is not rented again.
         Err(CommandError::NoSuchDoor { .. }) => Verdict::Failed {
             command: None,
-            failure: DoorFailure::Refused("no_such_door".to_owned()),
+            failure: DoorFailure::Refused(RefuseReason::NoSuchDoor),
             door: DoorAfter::OutOfService,
         },
         Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => Verdict::Failed {
@@ -144,15 +137,11 @@ pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
 
 /// A recorded unlock, as the reconcilers read it back.
 #[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
+pub struct Record {
     /// The command.
     pub command: i64,
-    /// Its state (`sent`, `executed`, `refused`, `unknown`, ...).
-    pub state: &'a str,
-    /// What the door did, if it said.
-    pub door_result: Option<&'a str>,
-    /// Why it was refused.
-    pub refusal: Option<&'a str>,
+    /// Its state and what the door did, if it said.
+    pub progress: Progress,
     /// The locker was asked and could not say (surfaced to operators).
     pub surfaced: bool,
     /// The open window after its answer has passed.
@@ -160,39 +149,44 @@ pub struct Record<'a> {
 }
 
 /// The verdict on a recorded unlock, once its outcome is known (`None`: not yet).
-pub fn settled(record: Record<'_>) -> Option<Verdict> {
+pub fn settled(record: Record) -> Option<Verdict> {
+    use CommandState as S;
     let command = record.command;
     let jammed = Verdict::Failed {
         command: Some(command),
         failure: DoorFailure::Jammed,
         door: DoorAfter::Jammed,
     };
-    Some(match (record.state, record.door_result) {
-        ("executed", Some("opened")) => Verdict::Opened {
+    Some(match (record.progress.state, record.progress.door) {
+        (S::Executed, Some(DoorResult::Opened)) => Verdict::Opened {
             command,
             already_open: false,
         },
-        ("executed", Some("already_open")) => Verdict::Opened {
+        (S::Executed, Some(DoorResult::AlreadyOpen)) => Verdict::Opened {
             command,
             already_open: true,
         },
-        ("executed", Some(_)) => jammed,
-        ("executed", None) if record.window_passed => jammed,
-        ("refused", _) => Verdict::Failed {
+        (S::Executed, Some(DoorResult::Jammed)) => jammed,
+        (S::Executed, None) if record.window_passed => jammed,
+        (S::Refused(reason), _) => Verdict::Failed {
             command: Some(command),
-            door: if record.refusal == Some("no_such_door") {
+            door: if reason == RefuseReason::NoSuchDoor {
                 DoorAfter::OutOfService
             } else {
                 DoorAfter::Free
             },
-            failure: DoorFailure::Refused(record.refusal.unwrap_or_default().to_owned()),
+            failure: DoorFailure::Refused(reason),
         },
-        ("unknown", _) if record.surfaced => Verdict::Failed {
+        (S::Unknown, _) if record.surfaced => Verdict::Failed {
             command: Some(command),
             failure: DoorFailure::Timeout,
             door: DoorAfter::Suspect,
         },
-        _ => return None,
+        // Executed within the open window, unknown and still being asked, or not answered yet.
+        (S::Pending | S::Sent | S::Executed | S::Unknown, _) => return None,
+        // A sale's unlock is sent at once, never queued, so it neither expires nor is cancelled
+        // unsent; were one found so, nothing says what the door did: leave it to an operator.
+        (S::Expired | S::Cancelled, _) => return None,
     })
 }
 
@@ -218,23 +212,30 @@ pub struct RecordRow {
 }
 
 impl RecordRow {
-    /// The verdict on this unlock (`None`: not known yet), its open window being `open_window`.
-    pub fn settled(&self, open_window: std::time::Duration) -> Option<Verdict> {
-        settled(self.record(open_window))
+    /// The verdict on this unlock (`Ok(None)`: not known yet), its open window being
+    /// `open_window`; an error if the stored row says what no command may say.
+    pub fn settled(
+        &self,
+        open_window: std::time::Duration,
+    ) -> Result<Option<Verdict>, sqlx::Error> {
+        Ok(settled(self.record(open_window)?))
     }
 
     /// As a [`Record`].
-    pub fn record(&self, open_window: std::time::Duration) -> Record<'_> {
-        Record {
+    pub fn record(&self, open_window: std::time::Duration) -> Result<Record, sqlx::Error> {
+        let progress = progress_of((
+            self.state.clone(),
+            self.refusal.clone(),
+            self.door_result.clone(),
+        ))?;
+        Ok(Record {
             command: self.command,
-            state: &self.state,
-            door_result: self.door_result.as_deref(),
-            refusal: self.refusal.as_deref(),
+            progress,
             surfaced: self.surfaced,
             window_passed: self
                 .answered_at
                 .is_some_and(|at| crate::storage::after(at, open_window) < Utc::now()),
-        }
+        })
     }
 }
 
@@ -382,12 +383,10 @@ pub(crate) use bind_sale_filter;
 mod tests {
     use super::*;
 
-    fn record(state: &'static str, door_result: Option<&'static str>) -> Record<'static> {
+    fn record(state: CommandState, door: Option<DoorResult>) -> Record {
         Record {
             command: 7,
-            state,
-            door_result,
-            refusal: None,
+            progress: Progress { state, door },
             surfaced: false,
             window_passed: false,
         }
@@ -395,26 +394,38 @@ mod tests {
 
     #[test]
     fn a_recorded_unlock_is_settled_only_once_its_outcome_is_known() {
+        use CommandState as S;
         assert!(matches!(
-            settled(record("executed", Some("opened"))),
+            settled(record(S::Executed, Some(DoorResult::Opened))),
             Some(Verdict::Opened {
                 command: 7,
                 already_open: false
             })
         ));
         assert!(matches!(
-            settled(record("executed", Some("jammed"))),
+            settled(record(S::Executed, Some(DoorResult::Jammed))),
             Some(Verdict::Failed {
                 door: DoorAfter::Jammed,
                 ..
             })
         ));
-        assert!(settled(record("executed", None)).is_none());
-        assert!(settled(record("sent", None)).is_none());
-        assert!(settled(record("unknown", None)).is_none());
+        assert!(settled(record(S::Executed, None)).is_none());
+        let window_passed = Record {
+            window_passed: true,
+            ..record(S::Executed, None)
+        };
+        assert!(matches!(
+            settled(window_passed),
+            Some(Verdict::Failed {
+                failure: DoorFailure::Jammed,
+                ..
+            })
+        ));
+        assert!(settled(record(S::Sent, None)).is_none());
+        assert!(settled(record(S::Unknown, None)).is_none());
         let asked = Record {
             surfaced: true,
-            ..record("unknown", None)
+            ..record(S::Unknown, None)
         };
         assert!(matches!(
             settled(asked),
@@ -424,17 +435,34 @@ mod tests {
                 ..
             })
         ));
-        let no_door = Record {
-            refusal: Some("no_such_door"),
-            ..record("refused", None)
-        };
         assert!(matches!(
-            settled(no_door),
+            settled(record(S::Refused(RefuseReason::NoSuchDoor), None)),
             Some(Verdict::Failed {
                 door: DoorAfter::OutOfService,
                 ..
             })
         ));
+        assert!(matches!(
+            settled(record(S::Refused(RefuseReason::Busy), None)),
+            Some(Verdict::Failed {
+                door: DoorAfter::Free,
+                failure: DoorFailure::Refused(RefuseReason::Busy),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_stored_row_no_command_may_be_in_is_an_error() {
+        let row = RecordRow {
+            command: 1,
+            state: "exploded".into(),
+            door_result: None,
+            refusal: None,
+            surfaced: false,
+            answered_at: None,
+        };
+        assert!(row.settled(std::time::Duration::from_secs(5)).is_err());
     }
 
     #[test]

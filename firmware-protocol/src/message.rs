@@ -234,6 +234,25 @@ impl RefuseReason {
     pub fn from_code(code: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.code() == code)
     }
+
+    /// The reason's name in JSON (`no_such_door`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoSuchDoor => "no_such_door",
+            Self::Busy => "busy",
+            Self::Expired => "expired",
+            Self::BadTag => "bad_tag",
+            Self::StaleCounter => "stale_counter",
+            Self::Unsupported => "unsupported",
+            Self::WrongSession => "wrong_session",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    /// The reason for a JSON name; `None` for a name no reason has.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
 }
 
 /// What the locker did with a command: only that, not what the door did afterwards (that is a

@@ -50,28 +50,14 @@ pub struct Reserved {
     pub key: DeviceKey,
 }
 
-pub(super) fn reason_name(reason: RefuseReason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{reason:?}"))
-}
-
-fn reason_from(name: &str) -> Option<RefuseReason> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
-}
-
-/// A stored state by its name; `None` for a name the schema does not allow.
+/// A stored state by its name; `None` for a name the schema does not allow, or a refusal without
+/// a reason any locker gives.
 fn state_named(state: &str, refusal: Option<&str>) -> Option<CommandState> {
     Some(match state {
         "pending" => CommandState::Pending,
         "sent" => CommandState::Sent,
         "executed" => CommandState::Executed,
-        "refused" => CommandState::Refused(
-            refusal
-                .and_then(reason_from)
-                .unwrap_or(RefuseReason::Unsupported),
-        ),
+        "refused" => CommandState::Refused(refusal.and_then(RefuseReason::from_name)?),
         "expired" => CommandState::Expired,
         "cancelled" => CommandState::Cancelled,
         "unknown" => CommandState::Unknown,
@@ -80,11 +66,11 @@ fn state_named(state: &str, refusal: Option<&str>) -> Option<CommandState> {
 }
 
 /// A command's state, refusal and door result as both backends return them.
-pub(super) type ProgressRow = (String, Option<String>, Option<String>);
+pub type ProgressRow = (String, Option<String>, Option<String>);
 
 /// The progress a stored row says; a state the schema does not allow is an error (never taken
 /// for `unknown`).
-pub(super) fn progress_of((state, refusal, door): ProgressRow) -> Result<Progress, sqlx::Error> {
+pub fn progress_of((state, refusal, door): ProgressRow) -> Result<Progress, sqlx::Error> {
     let Some(state) = state_named(&state, refusal.as_deref()) else {
         return Err(sqlx::Error::Decode(
             format!("a command in the state {state:?}, which no command may be in").into(),
@@ -428,5 +414,14 @@ mod tests {
             CommandState::Unknown
         );
         assert!(progress_of(row("exploded")).is_err());
+        let refused = |reason: Option<&str>| {
+            progress_of(("refused".to_owned(), reason.map(str::to_owned), None))
+        };
+        assert_eq!(
+            refused(Some("busy")).expect("a state").state,
+            CommandState::Refused(RefuseReason::Busy)
+        );
+        assert!(refused(Some("exploded")).is_err());
+        assert!(refused(None).is_err());
     }
 }

@@ -91,7 +91,15 @@ impl Orders {
                 .await?
         });
         for row in rows {
-            let verdict = row.record.settled(open_window);
+            let verdict = match row.record.settled(open_window) {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    // A row no command may be in: this sale is flagged, the others go on.
+                    let failed = async { Err::<(), _>(OrderError::from(e)) };
+                    items.attempt(&item(row.sale.id), failed).await;
+                    continue;
+                }
+            };
             let (settlement, outcome) = match verdict {
                 Some(Verdict::Opened { already_open, .. }) => {
                     (Settlement::Completed { already_open }, "completed")

@@ -98,8 +98,15 @@ fn message_type_codes_and_names_are_unique_and_match_directions() {
     assert_eq!(MessageType::Pong.direction(), Direction::Up);
     for reason in RefuseReason::ALL {
         assert_eq!(RefuseReason::from_code(reason.code()), Some(reason));
+        assert_eq!(RefuseReason::from_name(reason.name()), Some(reason));
+        // The name is the one JSON carries.
+        assert_eq!(
+            serde_json::to_value(reason).expect("a reason serialises"),
+            serde_json::Value::String(reason.name().to_owned())
+        );
     }
     assert_eq!(RefuseReason::from_code(0), None);
+    assert_eq!(RefuseReason::from_name("exploded"), None);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use firmware_protocol::{Ack, CommandResult, DeviceId};
 
-use super::{ProgressRow, progress_of, reason_name};
+use super::{ProgressRow, progress_of};
 use crate::command::Progress;
 use crate::events::Append;
 use crate::storage::{UnitOfWork, in_work};
@@ -52,14 +52,14 @@ pub async fn record_ack(
     let id = ack.command_id.get() as i64;
     let (state, refusal) = match ack.result {
         CommandResult::Executed => ("executed", None),
-        CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
+        CommandResult::Refused(reason) => ("refused", Some(reason.name())),
     };
     let now = Utc::now();
     let first: Option<ProgressRow> = in_work!(&mut *work, |conn| sqlx::query_as(FIRST)
         .bind(id)
         .bind(device.as_str())
         .bind(state)
-        .bind(&refusal)
+        .bind(refusal)
         .bind(arrival == Arrival::AsItHappens)
         .bind(now)
         .fetch_optional(conn)
@@ -83,7 +83,7 @@ pub async fn record_ack(
     };
     // (The statement above settles any command still awaiting an answer, so this one was
     // answered before.)
-    let row: ProgressRow = if current == state && current_refusal == refusal {
+    let row: ProgressRow = if current == state && current_refusal.as_deref() == refusal {
         in_work!(work, |conn| sqlx::query_as(DUPLICATE)
             .bind(id)
             .fetch_one(conn)
@@ -241,12 +241,12 @@ pub async fn settle_from_report(
             Some(ack) => {
                 let (state, refusal) = match ack.result {
                     CommandResult::Executed => ("executed", None),
-                    CommandResult::Refused(reason) => ("refused", Some(reason_name(reason))),
+                    CommandResult::Refused(reason) => ("refused", Some(reason.name())),
                 };
                 let row: ProgressRow = in_work!(&mut *work, |conn| sqlx::query_as(SETTLE)
                     .bind(id)
                     .bind(state)
-                    .bind(&refusal)
+                    .bind(refusal)
                     .bind(now)
                     .fetch_one(conn)
                     .await?);

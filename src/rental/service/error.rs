@@ -95,7 +95,10 @@ fn not_started(failure: &DoorFailure) -> String {
             .into(),
         DoorFailure::Jammed => "the door did not open (jammed); nothing was charged".into(),
         DoorFailure::Refused(reason) => {
-            format!("the locker refused to open the door ({reason}); nothing was charged")
+            format!(
+                "the locker refused to open the door ({}); nothing was charged",
+                reason.name()
+            )
         }
         DoorFailure::Offline => "the locker is offline; nothing was charged".into(),
         DoorFailure::Overloaded => "too many commands in flight; nothing was charged".into(),

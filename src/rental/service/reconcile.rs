@@ -49,7 +49,15 @@ impl Rentals {
                 .await?
         });
         for row in rows {
-            let verdict = row.record.settled(open_window);
+            let verdict = match row.record.settled(open_window) {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    // A row no command may be in: this sale is flagged, the others go on.
+                    let failed = async { Err::<(), _>(RentalError::from(e)) };
+                    items.attempt(&item(row.sale.id), failed).await;
+                    continue;
+                }
+            };
             let settlement = match verdict {
                 Some(Verdict::Opened { already_open, .. }) => Settlement::Active { already_open },
                 Some(Verdict::Failed { failure, door, .. }) => Settlement::Cancelled {
@@ -222,7 +230,7 @@ impl Rentals {
                 });
                 let verdict = match &command {
                     None => None,
-                    Some(PickupRow { record, .. }) => match record.settled(open_window) {
+                    Some(PickupRow { record, .. }) => match record.settled(open_window)? {
                         Some(verdict) => Some(verdict),
                         None => {
                             // Not known yet: make sure the locker is asked; look again later.
