@@ -6,6 +6,8 @@
 //! and sends them one at a time in answer to polls (numbered when sent, again until a poll's
 //! `ack_counter` covers them), else a heartbeat.
 //!
+//! The same boards can sit behind any byte stream instead ([`spawn_bus_on`]: an in-memory pipe).
+//!
 //! Knobs make the line and the boards misbehave: bit flips and dropped bytes at a rate, slow
 //! boards, dead boards, a board answering for another address, a reboot.
 
@@ -16,7 +18,7 @@ use bytes::BytesMut;
 use firmware_protocol::{
     DeviceId, DeviceKey, Downlink, Envelope, Frame, FrameCodec, Unverified, Uplink,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::Decoder;
 
@@ -89,16 +91,24 @@ pub enum BoardEvent {
     },
 }
 
+/// The boards' end of a line.
+trait Line: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Line for T {}
+
 /// A running simulated bus.
 pub struct SimulatedBus {
+    /// The pseudo-terminal's path; empty for a bus on a stream.
     path: String,
+    /// The directory holding the path's link, removed when the bus is dropped.
+    dir: Option<std::path::PathBuf>,
     knobs: mpsc::Sender<SerialKnob>,
     events: mpsc::Receiver<BoardEvent>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SimulatedBus {
-    /// The path the gateway opens.
+    /// The path the gateway opens (empty for a bus on a stream).
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -125,7 +135,7 @@ impl SimulatedBus {
 impl Drop for SimulatedBus {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some(dir) = std::path::Path::new(&self.path).parent() {
+        if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -133,7 +143,7 @@ impl Drop for SimulatedBus {
 
 /// A new pseudo-terminal; its far end is reachable at `link` (a symbolic link, as
 /// `/dev/serial/by-id/…` is). Returns our end.
-fn plug(link: &std::path::Path) -> std::io::Result<tokio_serial::SerialStream> {
+fn plug(link: &std::path::Path) -> std::io::Result<Box<dyn Line>> {
     use tokio_serial::SerialPort;
     let (ours, theirs) = tokio_serial::SerialStream::pair()?;
     let name = theirs
@@ -146,7 +156,7 @@ fn plug(link: &std::path::Path) -> std::io::Result<tokio_serial::SerialStream> {
     let _ = std::fs::remove_file(&fresh);
     std::os::unix::fs::symlink(&name, &fresh)?;
     std::fs::rename(&fresh, link)?;
-    Ok(ours)
+    Ok(Box::new(ours))
 }
 
 struct Board {
@@ -285,6 +295,27 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
     let link = dir.join("bus");
     let ours = plug(&link)?;
     let path = link.display().to_string();
+    let mut bus = spawn(boards, ours, Some(link));
+    bus.path = path;
+    bus.dir = Some(dir);
+    Ok(bus)
+}
+
+/// Starts a bus with these boards behind `line` (an in-memory pipe, say: the gateway speaks on
+/// its other end). [`SerialKnob::Replug`] cuts such a line for good.
+pub fn spawn_bus_on(
+    boards: Vec<BoardConfig>,
+    line: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+) -> SimulatedBus {
+    spawn(boards, Box::new(line), None)
+}
+
+/// The boards' task on `ours`; `link`: the path to plug again after a replug.
+fn spawn(
+    boards: Vec<BoardConfig>,
+    ours: Box<dyn Line>,
+    link: Option<std::path::PathBuf>,
+) -> SimulatedBus {
     let (knob_tx, mut knob_rx) = mpsc::channel(64);
     let (event_tx, event_rx) = mpsc::channel(1024);
     let mut boards: BTreeMap<u8, Board> = boards
@@ -356,10 +387,11 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
                         },
                         SerialKnob::Replug(away) => {
                             // Both ends closed: the gateway's port fails; the path is gone.
-                            let _ = std::fs::remove_file(&link);
                             drop(ours.take());
+                            let Some(link) = &link else { continue };
+                            let _ = std::fs::remove_file(link);
                             tokio::time::sleep(away).await;
-                            match plug(&link) {
+                            match plug(link) {
                                 Ok(port) => ours = Some(port),
                                 Err(_) => return,
                             }
@@ -464,12 +496,13 @@ pub fn spawn_bus(boards: Vec<BoardConfig>) -> std::io::Result<SimulatedBus> {
             }
         }
     });
-    Ok(SimulatedBus {
-        path,
+    SimulatedBus {
+        path: String::new(),
+        dir: None,
         knobs: knob_tx,
         events: event_rx,
         task,
-    })
+    }
 }
 
 /// The door a frame's unlock names.

@@ -2,6 +2,7 @@
 //! each other as plain values, runs them, and stops them in order.
 
 mod error;
+mod serial;
 mod target;
 
 pub use error::StartError;
@@ -54,6 +55,8 @@ pub struct App {
     shutdown_grace: std::time::Duration,
     /// What each serial bus did.
     serial: Vec<Arc<crate::serial::BusStats>>,
+    /// Where downlinks go (serial buses attached later route their boards here).
+    downlinks: Downlinks,
     /// The database's one-gateway lease this gateway holds.
     lease: crate::lease::Lease,
     /// Cancelled when another gateway took the lease: this one stops.
@@ -202,10 +205,12 @@ impl App {
             };
             serial.push(crate::serial::start(
                 bus.clone(),
-                storage.clone(),
-                registry.clone(),
-                downlinks.clone(),
-                injector,
+                crate::serial::BusParts {
+                    storage: storage.clone(),
+                    registry: registry.clone(),
+                    downlinks: downlinks.clone(),
+                    injector,
+                },
                 &tasks,
                 shutdown.clone(),
             ));
@@ -344,6 +349,7 @@ impl App {
             lease,
             lease_lost,
             serial,
+            downlinks,
             shutdown_grace: config.shutdown_grace,
             http_addr,
             http_shutdown,

@@ -12,6 +12,7 @@
 
 mod batch;
 pub mod downlink;
+mod presence;
 pub mod worker;
 
 use std::collections::hash_map::DefaultHasher;
@@ -26,7 +27,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use worker::{Inbound, Rejection, Worker};
+pub use worker::{Inbound, InboundKind, Rejection, Worker};
 
 use crate::mqtt::MqttRx;
 
@@ -239,9 +240,14 @@ async fn dispatch(
                 .increment(1);
             continue;
         };
+        let kind = match topic.kind {
+            TopicKind::Up => InboundKind::Up,
+            TopicKind::Status => InboundKind::Status,
+            TopicKind::Down => continue, // the gateway's own downlinks: nothing to handle
+        };
         let inbound = Inbound {
             device: topic.device_id,
-            kind: topic.kind,
+            kind,
             payload: message.payload,
             encoding: firmware_protocol::Encoding::Json,
             received_at: Utc::now(),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use firmware_protocol::{
-    DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, Presence, ReplayError,
-    SessionChange, TopicKind, Unverified, Uplink, UplinkGuard,
+    DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, ReplayError,
+    SessionChange, Unverified, Uplink, UplinkGuard,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -29,14 +29,30 @@ use crate::storage::Storage;
 pub struct Inbound {
     /// Which locker, from the topic.
     pub device: DeviceId,
-    /// `up` or `status`.
-    pub kind: TopicKind,
+    /// What it is.
+    pub kind: InboundKind,
     /// The payload as received.
     pub payload: Bytes,
     /// How the envelope is encoded: JSON over MQTT, binary from a serial line.
     pub encoding: firmware_protocol::Encoding,
     /// Wall-clock time of receipt.
     pub received_at: DateTime<Utc>,
+}
+
+/// What an [`Inbound`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundKind {
+    /// An uplink envelope (MQTT `up`, or a serial board's answer).
+    Up,
+    /// A status message (MQTT `status`: a last will, or an announcement).
+    Status,
+    /// A serial board did not answer a poll (the payload is empty); `offline` names the session
+    /// that ends if that was one poll too many. It travels the same way as the board's answers,
+    /// so it is written in order with them, and never by the line's own task.
+    Unanswered {
+        /// The session that ends, if the board is now offline.
+        offline: Option<u32>,
+    },
 }
 
 struct DeviceState {
@@ -56,7 +72,7 @@ const ASK_HELLO_EVERY: Duration = Duration::from_secs(10);
 
 /// A shard's state.
 pub struct Worker {
-    storage: Storage,
+    pub(super) storage: Storage,
     registry: DeviceRegistry,
     devices: HashMap<DeviceId, DeviceState>,
     uplinks: broadcast::Sender<VerifiedUplink>,
@@ -172,7 +188,7 @@ impl Worker {
                 .unwrap_or_default();
             metrics::histogram!("locker_uplink_lag_seconds").record(lag.as_secs_f64());
             let result = match inbound.kind {
-                TopicKind::Up => match self.check(&inbound).await {
+                InboundKind::Up => match self.check(&inbound).await {
                     Ok(accepted) if accepted.is_hello() => {
                         // In order: what came before the hello is written before it.
                         self.flush(std::mem::take(&mut pending)).await;
@@ -184,11 +200,14 @@ impl Worker {
                     }
                     Err(rejection) => Err(rejection),
                 },
-                TopicKind::Status => {
+                InboundKind::Status => {
                     self.flush(std::mem::take(&mut pending)).await;
                     self.status(&inbound).await
                 }
-                TopicKind::Down => Ok(()),
+                InboundKind::Unanswered { offline } => {
+                    self.flush(std::mem::take(&mut pending)).await;
+                    self.unanswered(&inbound.device, offline).await
+                }
             };
             if let Err(rejection) = result {
                 self.reject(&inbound.device, &rejection);
@@ -448,29 +467,5 @@ impl Worker {
             message: envelope.message,
             received_at,
         });
-    }
-
-    async fn status(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
-        let presence =
-            Presence::parse(&inbound.payload).map_err(|e| Rejection::Malformed(e.kind()))?;
-        if presence.online {
-            // Online is decided by a verified Hello, not by this untagged message.
-            return Ok(());
-        }
-        let Some(session) = presence.session else {
-            return Err(Rejection::Malformed("will_without_session"));
-        };
-        match presence::last_will(&self.storage, &inbound.device, session).await {
-            Ok(changed) => {
-                if !changed {
-                    tracing::debug!(device = %inbound.device, session, "stale last will ignored");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, device = %inbound.device, "cannot record a last will");
-                Err(Rejection::Storage)
-            }
-        }
     }
 }

@@ -11,8 +11,9 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use firmware_protocol::{
     CommandId, DeviceId, DeviceKey, DoorCause, DoorEvent, Downlink, Encoding, Envelope,
-    MessageType, TopicKind, Unverified, Uplink,
+    MessageType, Unverified, Uplink,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_serial::SerialPortBuilderExt;
@@ -25,7 +26,7 @@ use super::{
 };
 use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
-use crate::link::{Inbound, Injector};
+use crate::link::{Inbound, InboundKind, Injector};
 
 mod line;
 mod poll;
@@ -84,18 +85,74 @@ struct Board {
     key: Option<DeviceKey>,
 }
 
-/// Starts the bus at `settings.path`: routes its boards' downlinks to it and spawns its task on
-/// `tasks`, until `shutdown`.
-#[allow(clippy::too_many_arguments)]
+/// A line the bus speaks on: a serial port, or anything that reads and writes bytes in order (a
+/// serial-over-TCP converter, an in-memory pipe in tests).
+pub trait Port: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Port for T {}
+
+/// Opens the serial port at `settings.path` as configured.
+pub fn open_tty(settings: &BusSettings) -> std::io::Result<tokio_serial::SerialStream> {
+    let s = settings;
+    let port = tokio_serial::new(&s.path, s.baud)
+        .data_bits(match s.data_bits {
+            5 => tokio_serial::DataBits::Five,
+            6 => tokio_serial::DataBits::Six,
+            7 => tokio_serial::DataBits::Seven,
+            _ => tokio_serial::DataBits::Eight,
+        })
+        .parity(match s.parity {
+            Parity::None => tokio_serial::Parity::None,
+            Parity::Even => tokio_serial::Parity::Even,
+            Parity::Odd => tokio_serial::Parity::Odd,
+        })
+        .stop_bits(if s.stop_bits == 2 {
+            tokio_serial::StopBits::Two
+        } else {
+            tokio_serial::StopBits::One
+        })
+        .open_native_async()?;
+    Ok(port)
+}
+
+/// The things a bus needs besides its settings and its port.
+#[derive(Clone)]
+pub struct BusParts {
+    /// The database.
+    pub storage: Storage,
+    /// The boards' credentials.
+    pub registry: DeviceRegistry,
+    /// Where the boards' downlinks are routed.
+    pub downlinks: Downlinks,
+    /// Where their answers go.
+    pub injector: Injector,
+}
+
+/// Starts the bus at `settings.path` (a serial port): routes its boards' downlinks to it and
+/// spawns its task on `tasks`, until `shutdown`.
 pub fn start(
     settings: BusSettings,
-    storage: Storage,
-    registry: DeviceRegistry,
-    downlinks: Downlinks,
-    injector: Injector,
+    parts: BusParts,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Arc<BusStats> {
+    start_on(settings, open_tty, parts, tasks, shutdown)
+}
+
+/// Starts a bus on the line `open` opens (again after it fails, with backoff).
+pub fn start_on<P: Port>(
+    settings: BusSettings,
+    open: impl FnMut(&BusSettings) -> std::io::Result<P> + Send + 'static,
+    parts: BusParts,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Arc<BusStats> {
+    let BusParts {
+        storage,
+        registry,
+        downlinks,
+        injector,
+    } = parts;
     let (tx, rx) = mpsc::channel(256);
     for (address, device) in &settings.boards {
         downlinks.route_serial(
@@ -146,7 +203,7 @@ pub fn start(
         last_commanded: None,
         schedule,
     };
-    tasks.spawn(task.run(shutdown));
+    tasks.spawn(task.run(open, shutdown));
     stats
 }
 
@@ -177,32 +234,14 @@ enum Stop {
 }
 
 impl Bus {
-    fn open(&self) -> Result<tokio_serial::SerialStream, tokio_serial::Error> {
-        let s = &self.settings;
-        tokio_serial::new(&s.path, s.baud)
-            .data_bits(match s.data_bits {
-                5 => tokio_serial::DataBits::Five,
-                6 => tokio_serial::DataBits::Six,
-                7 => tokio_serial::DataBits::Seven,
-                _ => tokio_serial::DataBits::Eight,
-            })
-            .parity(match s.parity {
-                Parity::None => tokio_serial::Parity::None,
-                Parity::Even => tokio_serial::Parity::Even,
-                Parity::Odd => tokio_serial::Parity::Odd,
-            })
-            .stop_bits(if s.stop_bits == 2 {
-                tokio_serial::StopBits::Two
-            } else {
-                tokio_serial::StopBits::One
-            })
-            .open_native_async()
-    }
-
-    async fn run(mut self, shutdown: CancellationToken) {
+    async fn run<P: Port>(
+        mut self,
+        mut open: impl FnMut(&BusSettings) -> std::io::Result<P>,
+        shutdown: CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let port = match self.open() {
+            let port = match open(&self.settings) {
                 Ok(port) => {
                     self.stats.opened.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(path = %self.settings.path, "serial bus open");
@@ -233,11 +272,7 @@ impl Bus {
     }
 
     /// Speaks on the open port as the [`Schedule`] says, until shutdown or a port error.
-    async fn speak(
-        &mut self,
-        mut port: tokio_serial::SerialStream,
-        shutdown: &CancellationToken,
-    ) -> Stop {
+    async fn speak<P: Port>(&mut self, mut port: P, shutdown: &CancellationToken) -> Stop {
         // What the line holds from before (answers to requests of an earlier port, a board's
         // backlog) answers nothing asked now: flushed before the first request.
         self.input.clear();
@@ -281,9 +316,9 @@ impl Bus {
 
     /// Does one queued request: a frame is sent (an answered command has its board polled next,
     /// to fetch its door event); a drain is scheduled like the poll after a command.
-    async fn request(
+    async fn request<P: Port>(
         &mut self,
-        port: &mut tokio_serial::SerialStream,
+        port: &mut P,
         request: SerialRequest,
     ) -> std::io::Result<()> {
         let board = self
@@ -353,7 +388,7 @@ impl Bus {
         }
         let inbound = Inbound {
             device: board.device,
-            kind: TopicKind::Up,
+            kind: InboundKind::Up,
             payload: envelope,
             encoding: Encoding::Binary,
             received_at: Utc::now(),

@@ -22,7 +22,7 @@ mod schedule;
 pub use crate::config::serial::{
     BusSettings, Parity, SettingsError, parse_buses, parse_buses_with,
 };
-pub use bus::{BusStats, start};
+pub use bus::{BusParts, BusStats, Port, open_tty, start, start_on};
 
 pub use crate::link::downlink::{SerialRequest, SerialRoute, SerialWork};
 use bytes::{Bytes, BytesMut};

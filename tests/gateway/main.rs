@@ -40,6 +40,7 @@ mod replay;
 mod restart;
 mod serial;
 mod serial_answers;
+mod serial_memory;
 mod settlement;
 mod shutdown;
 mod stock;

@@ -11,7 +11,7 @@ use firmware_protocol::{Downlink, Unverified, Uplink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::Bus;
+use super::{Bus, Port};
 
 /// The longest the bus waits for a babbling line to fall silent before it speaks anyway.
 const MOST_FLUSHING: Duration = Duration::from_secs(2);
@@ -19,9 +19,9 @@ const MOST_FLUSHING: Duration = Duration::from_secs(2);
 impl Bus {
     /// Writes `envelope` to the board at `address` and waits for its answer, retrying with the
     /// same bytes; `true` if it answered.
-    pub(super) async fn exchange(
+    pub(super) async fn exchange<P: Port>(
         &mut self,
-        port: &mut tokio_serial::SerialStream,
+        port: &mut P,
         address: u8,
         envelope: &[u8],
     ) -> std::io::Result<bool> {
@@ -66,9 +66,9 @@ impl Bus {
 
     /// Reads until a whole frame from `address` that answers `request` arrives (handed to the
     /// link) or `deadline`; after a deadline the line is left to fall silent.
-    async fn answer_from(
+    async fn answer_from<P: Port>(
         &mut self,
-        port: &mut tokio_serial::SerialStream,
+        port: &mut P,
         address: u8,
         request: Option<&Downlink>,
         deadline: Instant,
@@ -125,10 +125,7 @@ impl Bus {
     /// Reads and drops bytes until the line has been silent for one gap (at least four
     /// characters' time), for at most [`MOST_FLUSHING`]: after every request, answered or not,
     /// and when the port opens.
-    pub(super) async fn until_silent(
-        &mut self,
-        port: &mut tokio_serial::SerialStream,
-    ) -> std::io::Result<()> {
+    pub(super) async fn until_silent<P: Port>(&mut self, port: &mut P) -> std::io::Result<()> {
         let quiet = self.settings.gap.max(self.settings.transmit_time(4));
         let give_up = Instant::now() + MOST_FLUSHING;
         let mut scratch = BytesMut::with_capacity(1024);

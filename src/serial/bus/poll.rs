@@ -3,11 +3,15 @@
 
 use std::sync::atomic::Ordering;
 
-use firmware_protocol::{CommandId, Direction, Downlink, Envelope, Header, MessageType, Poll};
+use bytes::Bytes;
+use chrono::Utc;
+use firmware_protocol::{
+    CommandId, DeviceId, Direction, Downlink, Encoding, Envelope, Header, MessageType, Poll,
+};
 use tokio::time::Instant;
 
-use super::Bus;
-use crate::device::presence::{self, OfflineReason};
+use super::{Bus, Port};
+use crate::link::{Inbound, InboundKind};
 
 /// Polls in a row to one board while it answers with what it had queued.
 const DRAIN_POLLS: usize = 8;
@@ -19,9 +23,9 @@ impl Bus {
     /// Polls one board, again while it answers with uplinks it had queued (door events, alarms),
     /// so they never pile up behind one poll each; after a command, only until that command's
     /// door event has come (the rest waits for the cycle).
-    pub(super) async fn poll(
+    pub(super) async fn poll<P: Port>(
         &mut self,
-        port: &mut tokio_serial::SerialStream,
+        port: &mut P,
         index: usize,
         until: Option<CommandId>,
     ) -> std::io::Result<()> {
@@ -41,11 +45,7 @@ impl Bus {
 
     /// One poll: in the board's session with its next counter if it has one, else in session 0
     /// (it answers with a `hello`).
-    async fn poll_once(
-        &mut self,
-        port: &mut tokio_serial::SerialStream,
-        index: usize,
-    ) -> std::io::Result<()> {
+    async fn poll_once<P: Port>(&mut self, port: &mut P, index: usize) -> std::io::Result<()> {
         self.schedule.polled(index, Instant::now());
         let Some(board) = self.boards.get_mut(index) else {
             return Ok(());
@@ -147,39 +147,54 @@ impl Bus {
         };
         board.misses += 1;
         let device = board.device;
-        if let Err(e) = crate::device::door_events::unanswered_read(&self.storage, &device).await {
-            tracing::warn!(error = %e, %device, "cannot record an unanswered read");
-        }
-        if board.misses < offline_after {
-            return;
-        }
-        if let Some(session) = board.session.take() {
-            let device = board.device;
+        let offline = if board.misses >= offline_after {
+            board.session.take()
+        } else {
+            None
+        };
+        if offline.is_some() {
             tracing::warn!(%device, address = board.address, "a serial board stopped answering");
-            if let Err(e) =
-                presence::went_offline(&self.storage, &device, session, OfflineReason::NoAnswer)
-                    .await
-            {
-                tracing::warn!(error = %e, %device, "cannot mark a board offline");
-            }
         }
+        self.tell(device, offline).await;
     }
 
     /// The port is gone: every board is offline until it answers again.
     pub(super) async fn all_offline(&mut self) {
+        let mut gone = Vec::new();
         for board in &mut self.boards {
             board.misses = 0;
-            if let Some(session) = board.session.take()
-                && let Err(e) = presence::went_offline(
-                    &self.storage,
-                    &board.device,
-                    session,
-                    OfflineReason::NoAnswer,
-                )
-                .await
-            {
-                tracing::warn!(error = %e, device = %board.device, "cannot mark a board offline");
+            if let Some(session) = board.session.take() {
+                gone.push((board.device, session));
             }
+        }
+        for (device, session) in gone {
+            let news = Inbound {
+                device,
+                kind: InboundKind::Unanswered {
+                    offline: Some(session),
+                },
+                payload: Bytes::new(),
+                encoding: Encoding::Binary,
+                received_at: Utc::now(),
+            };
+            if !self.injector.inject(news).await {
+                tracing::warn!("the device link has stopped; a board's silence is not recorded");
+            }
+        }
+    }
+
+    /// Hands the link a poll `device` did not answer (in order with its answers; the link writes
+    /// it, never this task).
+    async fn tell(&mut self, device: DeviceId, offline: Option<u32>) {
+        let news = Inbound {
+            device,
+            kind: InboundKind::Unanswered { offline },
+            payload: Bytes::new(),
+            encoding: Encoding::Binary,
+            received_at: Utc::now(),
+        };
+        if !self.injector.inject(news).await {
+            tracing::warn!("the device link has stopped; a board's silence is not recorded");
         }
     }
 }
