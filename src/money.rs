@@ -6,7 +6,7 @@
 //! a payment provider) are refused if they have more decimals than the currency has, so that
 //! rounding only ever applies to amounts the gateway computes itself (fees).
 //!
-//! **One grammar for every amount from outside** ([`parse_outside`]): a JSON string of ASCII
+//! **One grammar for every amount from outside** ([`Currency::parse_outside`]): a JSON string of ASCII
 //! digits, no sign, no exponent, no separators, no leading zeros (but `0.xx`), a point followed
 //! by one to the currency's exponent of digits: [`AMOUNT_PATTERN`]. And every amount, and every
 //! balance, has an upper bound ([`Currency::max_amount`], [`Currency::max_balance`]), so that

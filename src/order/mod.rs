@@ -25,7 +25,7 @@ use crate::command::{Command, CommandService, Origin};
 use crate::config::RentalSettings;
 use crate::lock::DoorLocks;
 use crate::storage::{Storage, on_pool};
-use crate::unlock::{self, DoorAfter, DoorFailure, Verdict};
+use crate::unlock::{self, DoorAfter, DoorFailure, Settlement, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
 
 /// Most lines in one order.
@@ -95,18 +95,6 @@ struct OrderRow {
     flags: sqlx::types::Json<Vec<String>>,
     created_at: DateTime<Utc>,
     settled_at: Option<DateTime<Utc>>,
-}
-
-/// An order's settlement.
-#[derive(Debug, Clone, Copy)]
-enum Settlement {
-    Completed {
-        already_open: bool,
-    },
-    Cancelled {
-        reason: &'static str,
-        door: DoorAfter,
-    },
 }
 
 /// A line priced for the transaction.
@@ -442,7 +430,7 @@ impl Orders {
             Verdict::Opened {
                 command,
                 already_open,
-            } => (Settlement::Completed { already_open }, Some(command), None),
+            } => (Settlement::Opened { already_open }, Some(command), None),
             Verdict::Failed {
                 command,
                 failure,

@@ -9,18 +9,13 @@ use firmware_protocol::DeviceId;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{OrderError, Orders, Settlement};
+use super::{OrderError, Orders};
 use crate::events::Append;
 use crate::events::Event;
-use crate::storage::{UnitOfWork, in_work, on_pool};
-use crate::unlock::{self, DoorAfter, SaleRow, SettlingRow, Verdict};
+use crate::storage::{Storage, UnitOfWork, in_work};
+use crate::unlock::{self, SaleRow, Settlement};
 use crate::wallet::{Movement, WalletError};
 use crate::worker::Items;
-
-/// How an order is named among a worker's failing items.
-fn item(id: Uuid) -> String {
-    format!("order {id}")
-}
 
 impl Orders {
     /// Writes what the unlock came to, in one transaction (with the refund if cancelled).
@@ -71,138 +66,88 @@ impl Orders {
 
     /// Settles paid orders whose unlock had no answer, once its outcome is known (a late answer,
     /// or the locker's state report), and orders whose request died before its unlock was
-    /// recorded. Returns how many were settled. An order that fails (or panics) is left to
-    /// `items` (backed off, flagged when stuck) and the others go on.
+    /// recorded (the one reconciler of sales, [`unlock::settle_waiting`] and
+    /// [`unlock::recover_interrupted`]). Returns how many were settled. An order that fails (or
+    /// panics) is left to `items` (backed off, flagged when stuck) and the others go on.
     pub async fn reconcile_pending(
         &self,
         open_window: Duration,
         items: &Items,
     ) -> Result<usize, OrderError> {
-        let mut settled = self.recover_interrupted(items).await?;
-        let sql = format!(
-            "SELECT o.id, o.user_id, o.device_id, o.door, o.total AS amount, {}
-             FROM orders o JOIN commands c ON c.id = o.unlock_command
-             WHERE o.state = 'paid' ORDER BY o.created_at LIMIT 100",
-            unlock::RECORD_COLUMNS
-        );
-        let rows: Vec<SettlingRow> = on_pool!(&self.storage, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .fetch_all(pool)
-                .await?
-        });
-        for row in rows {
-            let verdict = match row.record.settled(open_window) {
-                Ok(verdict) => verdict,
-                Err(e) => {
-                    // A row no command may be in: this sale is flagged, the others go on.
-                    let failed = async { Err::<(), _>(OrderError::from(e)) };
-                    items.attempt(&item(row.sale.id), failed).await;
-                    continue;
-                }
-            };
-            let (settlement, outcome) = match verdict {
-                Some(Verdict::Opened { already_open, .. }) => {
-                    (Settlement::Completed { already_open }, "completed")
-                }
-                Some(Verdict::Failed { failure, door, .. }) => (
-                    Settlement::Cancelled {
-                        reason: failure.reason(),
-                        door,
-                    },
-                    "cancelled",
-                ),
-                _ => continue, // not known yet
-            };
-            let Some(target) = row.sale.target() else {
-                continue;
-            };
-            let id = row.sale.id;
-            let work = async {
-                let result = self
-                    .settle(
-                        row.sale.user_id,
-                        id,
-                        target,
-                        row.sale.amount,
-                        Some(row.record.command),
-                        settlement,
-                    )
-                    .await;
-                match result {
-                    Ok(()) => Ok(true),
-                    Err(OrderError::AlreadySettled) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            };
-            if items.attempt(&item(id), work).await == Some(true) {
-                settled += 1;
-                metrics::counter!("locker_order_reconciliations_total", "outcome" => outcome)
-                    .increment(1);
-            }
-        }
+        let mut settled = unlock::recover_interrupted(self, items).await?;
+        settled += unlock::settle_waiting(self, open_window, items).await?;
         Ok(settled)
     }
+}
 
-    /// Paid orders with no unlock recorded whose door's lock is free: the request died between
-    /// the charge and the unlock's answer (a live request renews its door's lock). If the unlock
-    /// was sent (a command with the order's reason exists) it is attached and settled like a
-    /// timeout, by asking the locker; if not, no door was opened: cancelled, refunded, restocked.
-    pub async fn recover_interrupted(&self, items: &Items) -> Result<usize, OrderError> {
-        let Some(locks) = &self.locks else {
-            return Ok(0); // without locks no order is ever placed
-        };
-        const ABANDONED: &str = "SELECT id, user_id, device_id, door, total AS amount FROM orders
-             WHERE state = 'paid' AND unlock_command IS NULL AND created_at < $1
-             LIMIT 100";
-        let before = Utc::now() - chrono::Duration::seconds(5);
-        let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
-            sqlx::query_as(ABANDONED)
-                .bind(before)
-                .fetch_all(pool)
-                .await?
-        });
-        let mut recovered = 0;
-        for row in rows {
-            let id = row.id;
-            let Some(target) = row.target() else {
-                continue;
-            };
-            let (user, total) = (row.user_id, row.amount);
-            let work = async {
-                // Read under the lock: the request may have recorded its unlock just before.
-                let attach = "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL";
-                let reason = format!("order {id}");
-                if unlock::attach_sent(&self.storage, &reason, attach, id).await? {
-                    return Ok(false); // settled like a timeout, by asking the locker
-                }
-                let cancelled = Settlement::Cancelled {
-                    reason: "interrupted",
-                    door: DoorAfter::Free,
-                };
-                match self.settle(user, id, target, total, None, cancelled).await {
-                    Ok(()) => Ok(true),
-                    Err(OrderError::AlreadySettled) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            };
-            let ttl = self.settings.lock_ttl;
-            let held = async {
-                match locks
-                    .while_held(target.0.as_str(), target.1, ttl, work)
-                    .await
-                {
-                    Ok(Some(result)) => result,
-                    Ok(None) => Ok(false), // a request is working on it
-                    Err(e) => Err(OrderError::LocksUnavailable(e.to_string())),
-                }
-            };
-            if items.attempt(&item(id), held).await == Some(true) {
-                recovered += 1;
-                metrics::counter!("locker_order_reconciliations_total", "outcome" => "interrupted")
-                    .increment(1);
-            }
+impl unlock::Sales for Orders {
+    type Error = OrderError;
+    const KIND: &'static str = "order";
+    const METRIC: &'static str = "locker_order_reconciliations_total";
+    const OPENED: &'static str = "completed";
+    const WAITING: &'static str = concat!(
+        "SELECT o.id, o.user_id, o.device_id, o.door, o.total AS amount, ",
+        unlock::record_columns!(),
+        " FROM orders o JOIN commands c ON c.id = o.unlock_command
+         WHERE o.state = 'paid' ORDER BY o.created_at LIMIT 100"
+    );
+    const ABANDONED: &'static str = "SELECT id, user_id, device_id, door, total AS amount
+         FROM orders
+         WHERE state = 'paid' AND unlock_command IS NULL AND created_at < $1
+         LIMIT 100";
+    const ATTACH: &'static str =
+        "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL";
+
+    fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// A live request renews its door's lock, so an order whose lock is free a few seconds
+    /// after it was paid was abandoned.
+    fn abandoned_after(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    async fn settle(
+        &self,
+        sale: &SaleRow,
+        target: (DeviceId, u16),
+        command: Option<i64>,
+        settlement: Settlement,
+    ) -> Result<bool, OrderError> {
+        let result = Orders::settle(
+            self,
+            sale.user_id,
+            sale.id,
+            target,
+            sale.amount,
+            command,
+            settlement,
+        );
+        match result.await {
+            Ok(()) => Ok(true),
+            Err(OrderError::AlreadySettled) => Ok(false),
+            Err(e) => Err(e),
         }
-        Ok(recovered)
+    }
+
+    async fn if_abandoned<T: Send>(
+        &self,
+        (device, door): (DeviceId, u16),
+        work: impl std::future::Future<Output = Result<T, OrderError>> + Send,
+    ) -> Result<Option<T>, OrderError> {
+        // Without locks no order is ever placed: none can have been abandoned.
+        let Some(locks) = &self.locks else {
+            return Ok(None);
+        };
+        match locks
+            .while_held(device.as_str(), door, self.settings.lock_ttl, work)
+            .await
+        {
+            Ok(Some(result)) => result.map(Some),
+            Ok(None) => Ok(None), // a request is working on it
+            Err(e) => Err(OrderError::LocksUnavailable(e.to_string())),
+        }
     }
 }
 
@@ -217,7 +162,7 @@ async fn write(
     jams_limit: i32,
 ) -> Result<(), sqlx::Error> {
     let (state, reason, flags): (&str, Option<&str>, Vec<&str>) = match settlement {
-        Settlement::Completed { already_open } => (
+        Settlement::Opened { already_open } => (
             "completed",
             None,
             if already_open {
@@ -254,7 +199,7 @@ async fn write(
     }
     let aggregate = id.to_string();
     match settlement {
-        Settlement::Completed { .. } => {
+        Settlement::Opened { .. } => {
             unlock::mark_opened(work, &device, door).await?;
             let data = json!({ "order_id": id, "device_id": device.as_str(), "door": door, "flags": flags });
             work.append(&Event::new(

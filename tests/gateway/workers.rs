@@ -175,3 +175,57 @@ async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPoo
     })
     .await;
 }
+
+/// A rental whose recorded unlock says what no locker says (a refusal with no such reason) is
+/// flagged by the sales' one reconciler, and nothing is settled from it; the other rental
+/// waiting beside it settles.
+#[sqlx::test]
+async fn an_unlock_recorded_with_a_refusal_no_locker_gives_is_flagged_not_guessed(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), quick).await;
+    plan(&app).await;
+    let _locker = online_locker(&app, "lk-1").await;
+    let (_, user) = funded(&app, "r@example.com", 10_000).await;
+    let odd = interrupted(&pool, &app.pool, user, 1, 2000).await;
+    let fine = interrupted(&pool, &app.pool, user, 2, 2000).await;
+    for (rental, refusal) in [(odd, "exploded"), (fine, "busy")] {
+        let command: i64 = sqlx::query_scalar(
+            "INSERT INTO commands (device_id, kind, door, body, state, refusal, reason, answered_at)
+             VALUES ('lk-1', 'unlock', 1, '{}', 'refused', $1, $2, now()) RETURNING id",
+        )
+        .bind(refusal)
+        .bind(format!("rental {rental}"))
+        .fetch_one(&pool)
+        .await
+        .expect("command");
+        sqlx::query("UPDATE rentals SET start_command = $2 WHERE id = $1")
+            .bind(rental)
+            .bind(command)
+            .execute(&pool)
+            .await
+            .expect("attached");
+    }
+    let admin = operator(&app, "ops@example.com").await;
+    eventually("the odd rental is flagged", || async {
+        stuck_list(&app, &admin)
+            .await
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["item"] == format!("rental {odd}")))
+    })
+    .await;
+    let state = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    eventually("the refused one is cancelled", || async {
+        state(fine).await == "cancelled"
+    })
+    .await;
+    assert_eq!(state(odd).await, "pending", "not guessed");
+    assert_eq!(money(&app, user).await, (8_000, 2_000), "its hold is kept");
+}

@@ -23,7 +23,7 @@ use crate::command::{Command, CommandService, Origin};
 use crate::lock::DoorLocks;
 use crate::storage::{Storage, Violation, on_pool};
 pub use crate::unlock::DoorFailure;
-use crate::unlock::{self, DoorAfter, Verdict};
+use crate::unlock::{self, DoorAfter, Settlement, Verdict};
 use crate::wallet::{Movement, WalletError, Wallets};
 pub use error::RentalError;
 
@@ -80,18 +80,6 @@ impl Rental {
         let (terms, ended) = (self.terms?, self.ended_at?);
         Some(crate::rental::fee::bill(&terms, self.billed_until(ended)))
     }
-}
-
-/// What the door did, and so what becomes of the rental.
-#[derive(Clone, Copy)]
-enum Settlement {
-    Active {
-        already_open: bool,
-    },
-    Cancelled {
-        reason: &'static str,
-        door: DoorAfter,
-    },
 }
 
 /// Rentals.
@@ -324,7 +312,7 @@ impl Rentals {
             Verdict::Opened {
                 command,
                 already_open,
-            } => (Settlement::Active { already_open }, Some(command), None),
+            } => (Settlement::Opened { already_open }, Some(command), None),
             Verdict::Failed {
                 command,
                 failure,
@@ -385,7 +373,7 @@ impl Rentals {
     ) -> Result<Option<Rental>, RentalError> {
         let jams_limit = self.settings.jams_out_of_service;
         let cancelled = match settlement {
-            Settlement::Active { already_open } => {
+            Settlement::Opened { already_open } => {
                 let started =
                     activate(&self.storage, id, (device, door), command, already_open).await?;
                 self.doors_changed(device.as_str()).await;

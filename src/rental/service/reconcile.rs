@@ -6,9 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use firmware_protocol::DeviceId;
 
-use super::{RentalError, Rentals, Settlement};
+use super::{RentalError, Rentals};
+use crate::storage::Storage;
 use crate::storage::on_pool;
-use crate::unlock::{self, DoorAfter, RecordRow, SaleRow, SettlingRow, Verdict};
+use crate::unlock::{self, RecordRow, SaleRow, Settlement, Verdict};
 use crate::worker::Items;
 
 /// How a rental is named among a worker's failing items.
@@ -28,75 +29,17 @@ impl Rentals {
     /// Settles rentals whose opening unlock timed out, once the command's outcome is known (a
     /// late answer, or the locker's state report): active if the door opened; cancelled, with the
     /// hold released, if it was refused, jammed, or the locker could not say (the door is then
-    /// marked for a check). Returns how many were settled. A rental that fails (or panics) is
-    /// left to `items` (backed off, flagged when stuck) and the others go on.
+    /// marked for a check); and rentals whose request died (see [`unlock::recover_interrupted`]
+    /// and [`Rentals::recover_ending`]). Returns how many were settled. A rental that fails (or
+    /// panics) is left to `items` (backed off, flagged when stuck) and the others go on.
     pub async fn reconcile_pending(
         &self,
         open_window: Duration,
         items: &Items,
     ) -> Result<usize, RentalError> {
-        let mut settled = self.recover_interrupted(items).await?;
+        let mut settled = unlock::recover_interrupted(self, items).await?;
         settled += self.recover_ending(open_window, items).await?;
-        let sql = format!(
-            "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held AS amount, {}
-             FROM rentals r JOIN commands c ON c.id = r.start_command
-             WHERE r.state = 'pending' ORDER BY r.created_at LIMIT 100",
-            unlock::RECORD_COLUMNS
-        );
-        let rows: Vec<SettlingRow> = on_pool!(&self.storage, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .fetch_all(pool)
-                .await?
-        });
-        for row in rows {
-            let verdict = match row.record.settled(open_window) {
-                Ok(verdict) => verdict,
-                Err(e) => {
-                    // A row no command may be in: this sale is flagged, the others go on.
-                    let failed = async { Err::<(), _>(RentalError::from(e)) };
-                    items.attempt(&item(row.sale.id), failed).await;
-                    continue;
-                }
-            };
-            let settlement = match verdict {
-                Some(Verdict::Opened { already_open, .. }) => Settlement::Active { already_open },
-                Some(Verdict::Failed { failure, door, .. }) => Settlement::Cancelled {
-                    reason: failure.reason(),
-                    door,
-                },
-                _ => continue, // not known yet
-            };
-            let id = row.sale.id;
-            let Some(target) = row.sale.target() else {
-                continue;
-            };
-            let work = async {
-                let result = self
-                    .settle(
-                        row.sale.user_id,
-                        id,
-                        target,
-                        row.sale.amount,
-                        Some(row.record.command),
-                        settlement,
-                    )
-                    .await;
-                match result {
-                    Ok(_) => Ok(true),
-                    Err(RentalError::AlreadySettled) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            };
-            if items.attempt(&item(id), work).await == Some(true) {
-                settled += 1;
-                let outcome = match &settlement {
-                    Settlement::Active { .. } => "active",
-                    Settlement::Cancelled { .. } => "cancelled",
-                };
-                metrics::counter!("locker_rental_reconciliations_total", "outcome" => outcome)
-                    .increment(1);
-            }
-        }
+        settled += unlock::settle_waiting(self, open_window, items).await?;
         Ok(settled)
     }
 
@@ -130,64 +73,6 @@ impl Rentals {
             Ok(None) => Ok(None),
             Err(e) => Err(RentalError::LocksUnavailable(e.to_string())),
         }
-    }
-
-    /// Rentals left `pending` with no command recorded by a request that died (the gateway
-    /// stopped or crashed in between): if the unlock was sent (a command with the rental's
-    /// reason exists) it is attached and settled like a timeout, by asking the locker; if not,
-    /// no door was opened, so the rental is cancelled and its hold released.
-    pub async fn recover_interrupted(&self, items: &Items) -> Result<usize, RentalError> {
-        const ABANDONED: &str = "SELECT id, user_id, device_id, door, deposit_held AS amount
-             FROM rentals
-             WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
-             LIMIT 100";
-        let before = crate::storage::before(Utc::now(), self.abandoned_after());
-        let rows: Vec<SaleRow> = on_pool!(&self.storage, |pool| {
-            sqlx::query_as(ABANDONED)
-                .bind(before)
-                .fetch_all(pool)
-                .await?
-        });
-        let mut recovered = 0;
-        for row in rows {
-            let id = row.id;
-            let Some(target) = row.target() else {
-                continue;
-            };
-            let user = row.user_id;
-            let deposit = row.amount;
-            let work = async {
-                // Read under the lock: the request may have recorded its unlock just before.
-                let attach =
-                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND start_command IS NULL";
-                let reason = format!("rental {id}");
-                if unlock::attach_sent(&self.storage, &reason, attach, id).await? {
-                    return Ok(false); // settled like a timeout, by asking the locker
-                }
-                let cancelled = Settlement::Cancelled {
-                    reason: "interrupted",
-                    door: DoorAfter::Free,
-                };
-                match self
-                    .settle(user, id, target, deposit, None, cancelled)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(RentalError::AlreadySettled) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            };
-            if items
-                .attempt(&item(id), self.if_abandoned(target, work))
-                .await
-                == Some(Some(true))
-            {
-                recovered += 1;
-                metrics::counter!("locker_rental_reconciliations_total", "outcome" => "interrupted")
-                    .increment(1);
-            }
-        }
-        Ok(recovered)
     }
 
     /// Rentals left `ending` by a request that died: if the pickup unlock opened the door, the
@@ -261,5 +146,63 @@ impl Rentals {
             }
         }
         Ok(recovered)
+    }
+}
+
+impl unlock::Sales for Rentals {
+    type Error = RentalError;
+    const KIND: &'static str = "rental";
+    const METRIC: &'static str = "locker_rental_reconciliations_total";
+    const OPENED: &'static str = "active";
+    const WAITING: &'static str = concat!(
+        "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held AS amount, ",
+        unlock::record_columns!(),
+        " FROM rentals r JOIN commands c ON c.id = r.start_command
+         WHERE r.state = 'pending' ORDER BY r.created_at LIMIT 100"
+    );
+    const ABANDONED: &'static str = "SELECT id, user_id, device_id, door, deposit_held AS amount
+         FROM rentals
+         WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
+         LIMIT 100";
+    const ATTACH: &'static str =
+        "UPDATE rentals SET start_command = $2 WHERE id = $1 AND start_command IS NULL";
+
+    fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    fn abandoned_after(&self) -> Duration {
+        Rentals::abandoned_after(self)
+    }
+
+    async fn settle(
+        &self,
+        sale: &SaleRow,
+        target: (DeviceId, u16),
+        command: Option<i64>,
+        settlement: Settlement,
+    ) -> Result<bool, RentalError> {
+        let result = Rentals::settle(
+            self,
+            sale.user_id,
+            sale.id,
+            target,
+            sale.amount,
+            command,
+            settlement,
+        );
+        match result.await {
+            Ok(_) => Ok(true),
+            Err(RentalError::AlreadySettled) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn if_abandoned<T: Send>(
+        &self,
+        target: (DeviceId, u16),
+        work: impl std::future::Future<Output = Result<T, RentalError>> + Send,
+    ) -> Result<Option<T>, RentalError> {
+        Rentals::if_abandoned(self, target, work).await
     }
 }
