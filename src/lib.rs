@@ -30,6 +30,7 @@ pub mod rental;
 pub mod serial;
 pub mod storage;
 pub mod unlock;
+pub mod uplink;
 pub mod wallet;
 pub mod worker;
 

@@ -184,11 +184,13 @@ impl App {
                 ..CommandSettings::default()
             },
         );
+        let recorder =
+            crate::uplink::Recorder::new(storage.clone(), Arc::new(downlinks.clone()), waiters);
         let link = DeviceLink::start(
-            storage.clone(),
+            recorder,
+            registry.clone(),
             uplinks,
             downlinks.clone(),
-            waiters,
             LinkSettings {
                 heartbeat: config.heartbeat,
                 ..LinkSettings::default()

@@ -10,7 +10,6 @@
 //! different shards are handled in parallel. Every queue is bounded: a slow database slows the
 //! dispatcher, which slows the broker link, rather than growing memory.
 
-mod batch;
 pub mod downlink;
 mod presence;
 pub mod worker;
@@ -152,35 +151,37 @@ impl DeviceLink {
     }
 
     /// Starts the dispatcher (reading `bus`, subscribed to [`DeviceLink::filters`]), the shard
-    /// workers and the presence sweeper on `tasks`, until `shutdown`.
-    pub fn start(
-        storage: impl Into<crate::storage::Storage>,
+    /// workers (lockers authenticated with `registry`'s credentials; what they verify handed to
+    /// `handler`, which the composition root chooses) and the presence sweeper on `tasks`, until
+    /// `shutdown`.
+    pub fn start<H: crate::uplink::Handler>(
+        handler: H,
+        registry: crate::device::DeviceRegistry,
         bus: MqttRx,
         downlinks: downlink::Downlinks,
-        waiters: Arc<crate::command::Waiters>,
         settings: LinkSettings,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
-        let storage = storage.into();
+        let handler = Arc::new(handler);
         let stats = Arc::new(LinkStats::default());
         let (uplinks, _) = broadcast::channel(1024);
         let mut shards = Vec::with_capacity(settings.shards.max(1));
         for _ in 0..settings.shards.max(1) {
             let (tx, rx) = mpsc::channel(settings.queue_depth.max(1));
             let worker = Worker::new(
-                storage.clone(),
+                handler.clone(),
+                registry.clone(),
                 uplinks.clone(),
                 stats.clone(),
                 downlinks.clone(),
-                waiters.clone(),
             );
             tasks.spawn(worker.run(rx));
             shards.push(tx);
         }
         tasks.spawn(dispatch(bus, shards.clone(), shutdown.clone()));
         tasks.spawn(sweep(
-            storage,
+            handler,
             settings.heartbeat * 3,
             settings.heartbeat / 2,
             shutdown,
@@ -261,8 +262,8 @@ async fn dispatch(
 }
 
 /// Marks offline the devices silent for longer than `timeout`, every `every`.
-async fn sweep(
-    storage: crate::storage::Storage,
+async fn sweep<H: crate::uplink::Handler>(
+    handler: Arc<H>,
     timeout: Duration,
     every: Duration,
     shutdown: CancellationToken,
@@ -274,7 +275,7 @@ async fn sweep(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        match crate::device::presence::sweep(&storage, timeout).await {
+        match handler.sweep(timeout).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(devices = n, "marked offline after a heartbeat timeout"),
             Err(e) => {

@@ -5,27 +5,19 @@
 use firmware_protocol::{DeviceId, Presence};
 
 use super::worker::{Inbound, Rejection, Worker};
-use crate::device::presence;
+use crate::uplink::Handler;
 
-impl Worker {
+impl<H: Handler> Worker<H> {
     /// A serial board silent to a poll: its doors' sensors age, and it is offline in `offline`.
     pub(super) async fn unanswered(
         &mut self,
         device: &DeviceId,
         offline: Option<u32>,
     ) -> Result<(), Rejection> {
-        if let Err(e) = crate::device::door_events::unanswered_read(&self.storage, device).await {
-            tracing::warn!(error = %e, %device, "cannot record an unanswered read");
-            return Err(Rejection::Storage);
-        }
-        if let Some(session) = offline {
-            let reason = presence::OfflineReason::NoAnswer;
-            if let Err(e) = presence::went_offline(&self.storage, device, session, reason).await {
-                tracing::warn!(error = %e, %device, "cannot mark a board offline");
-                return Err(Rejection::Storage);
-            }
-        }
-        Ok(())
+        self.handler.unanswered(device, offline).await.map_err(|e| {
+            tracing::warn!(error = %e, %device, "cannot record a poll without an answer");
+            Rejection::Storage
+        })
     }
 
     pub(super) async fn status(&mut self, inbound: &Inbound) -> Result<(), Rejection> {
@@ -38,7 +30,7 @@ impl Worker {
         let Some(session) = presence.session else {
             return Err(Rejection::Malformed("will_without_session"));
         };
-        match presence::last_will(&self.storage, &inbound.device, session).await {
+        match self.handler.last_will(&inbound.device, session).await {
             Ok(changed) => {
                 if !changed {
                     tracing::debug!(device = %inbound.device, session, "stale last will ignored");

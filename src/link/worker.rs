@@ -9,20 +9,15 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use firmware_protocol::{
     DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, ReplayError,
-    SessionChange, Unverified, Uplink, UplinkGuard,
+    Unverified, Uplink, UplinkGuard,
 };
 use tokio::sync::{broadcast, mpsc};
 
-use super::batch::{Accepted, NotWritten, write};
 use super::downlink::Downlinks;
 use super::{LinkStats, VerifiedUplink};
 use crate::command::outlet::Outlet;
-use crate::command::query::ask_state;
-use crate::command::queue::deliver as deliver_queued;
-use crate::command::{Waiters, store as commands};
-use crate::device::presence;
 use crate::device::{DeviceCredentials, DeviceRegistry};
-use crate::storage::Storage;
+use crate::uplink::{Arrival, Handler, NotWritten, Verified as Accepted};
 
 /// One message from a locker topic, as the dispatcher hands it to a shard.
 #[derive(Debug, Clone)]
@@ -70,16 +65,15 @@ const RELOAD_AFTER: Duration = Duration::from_secs(1);
 /// often.
 const ASK_HELLO_EVERY: Duration = Duration::from_secs(10);
 
-/// A shard's state.
-pub struct Worker {
-    pub(super) storage: Storage,
+/// A shard's state; `H` does what the books need with each verified uplink.
+pub struct Worker<H> {
+    pub(super) handler: Arc<H>,
     registry: DeviceRegistry,
     devices: HashMap<DeviceId, DeviceState>,
     uplinks: broadcast::Sender<VerifiedUplink>,
     stats: Arc<LinkStats>,
     downlinks: Downlinks,
     asked_hello: HashMap<DeviceId, Instant>,
-    waiters: Arc<Waiters>,
 }
 
 /// Why an uplink was dropped (the label of `locker_uplinks_rejected_total{reason}`).
@@ -110,19 +104,18 @@ impl Rejection {
     }
 }
 
-impl Worker {
-    /// A shard with an empty device cache.
+impl<H: Handler> Worker<H> {
+    /// A shard with an empty device cache: credentials from `registry`, uplinks to `handler`.
     pub fn new(
-        storage: Storage,
+        handler: Arc<H>,
+        registry: DeviceRegistry,
         uplinks: broadcast::Sender<VerifiedUplink>,
         stats: Arc<LinkStats>,
         downlinks: Downlinks,
-        waiters: Arc<Waiters>,
     ) -> Self {
         Self {
-            waiters,
-            registry: DeviceRegistry::new(storage.clone()),
-            storage,
+            handler,
+            registry,
             devices: HashMap::new(),
             uplinks,
             stats,
@@ -246,7 +239,9 @@ impl Worker {
                 .ok_or(Rejection::UnknownDevice)?;
             let guard = match self.devices.remove(device) {
                 Some(state) => state.guard,
-                None => presence::load_guard(&self.storage, device)
+                None => self
+                    .handler
+                    .guard(device)
                     .await
                     .map_err(|_| Rejection::Storage)?,
             };
@@ -321,39 +316,16 @@ impl Worker {
             received_at: inbound.received_at,
             arrival: match inbound.encoding {
                 // Over MQTT a locker sends everything as it happens, in order.
-                firmware_protocol::Encoding::Json => commands::Arrival::AsItHappens,
+                firmware_protocol::Encoding::Json => Arrival::AsItHappens,
                 // A serial board answers a command at once but keeps door events for a poll.
-                firmware_protocol::Encoding::Binary => commands::Arrival::EventsWhenPolled,
+                firmware_protocol::Encoding::Binary => Arrival::EventsWhenPolled,
             },
         })
     }
 
     /// Records a hello (a session starting, or announced again) in its own transaction.
     async fn hello(&mut self, accepted: Accepted) -> Result<(), Rejection> {
-        let Uplink::Hello(hello) = &accepted.envelope.message else {
-            return Ok(());
-        };
-        let header = accepted.envelope.header;
-        let recorded = async {
-            let recorded = presence::hello(
-                &self.storage,
-                &accepted.device,
-                hello,
-                header.counter,
-                accepted.received_at,
-            )
-            .await?;
-            Ok::<_, sqlx::Error>(match recorded {
-                presence::HelloRecorded::New(mut work) => {
-                    commands::earlier_sessions_unknown(&mut work, &accepted.device, hello.session)
-                        .await?;
-                    work.commit().await?;
-                    true
-                }
-                presence::HelloRecorded::Again => true,
-                presence::HelloRecorded::Refused => false,
-            })
-        };
+        let recorded = self.handler.hello(&accepted);
         match recorded.await {
             Ok(true) => {
                 self.accepted(accepted, Vec::new()).await;
@@ -378,13 +350,13 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
-        let written = match write(&self.storage, &batch).await {
+        let written = match self.handler.write(&batch).await {
             Ok(written) => written,
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, size = batch.len(), "a batch of uplinks failed: writing them one by one");
                 let mut one_by_one = Vec::with_capacity(batch.len());
                 for accepted in &batch {
-                    one_by_one.push(match write(&self.storage, std::slice::from_ref(accepted)).await {
+                    one_by_one.push(match self.handler.write(std::slice::from_ref(accepted)).await {
                         Ok(mut one) => one.pop().unwrap_or(Err(NotWritten::Failed)),
                         Err(e) => {
                             tracing::error!(error = %e, device = %accepted.device, "cannot record an uplink");
@@ -414,51 +386,22 @@ impl Worker {
         }
     }
 
-    /// What follows a recorded uplink: waiters told, a new session's work started, subscribers
-    /// told.
+    /// What follows a recorded uplink: the handler's follow-up (waiters told, a new session's
+    /// work started), subscribers told.
     async fn accepted(
         &mut self,
         accepted: Accepted,
         settled: Vec<(i64, crate::command::Progress)>,
     ) {
+        self.stats.accept();
+        self.handler.recorded(&accepted, settled).await;
         let Accepted {
             device,
             envelope,
-            change,
-            key,
             received_at,
             ..
         } = accepted;
         let header = envelope.header;
-        self.stats.accept();
-        for (id, progress) in settled {
-            self.waiters.update(id, progress);
-        }
-        let is_hello = matches!(envelope.message, Uplink::Hello(_));
-        if is_hello {
-            // Commands queued while the locker was away go out now: in a new session, or in the
-            // one a serial board announces again when it answers after being offline.
-            if let Err(e) =
-                deliver_queued(&self.storage, &self.downlinks, device, header.session, &key).await
-            {
-                tracing::error!(error = %e, %device, "cannot deliver queued commands");
-            }
-        }
-        if let SessionChange::New { .. } = change {
-            // Commands of the earlier session were marked unknown with this hello: ask about them.
-            match commands::has_unknown(&self.storage, &device).await {
-                Ok(true) => {
-                    if let Err(e) =
-                        ask_state(&self.storage, &self.downlinks, device, header.session, &key)
-                            .await
-                    {
-                        tracing::error!(error = %e, %device, "cannot ask a locker about its commands");
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, %device, "cannot look for unknown commands"),
-            }
-        }
         // Nobody listening is fine: the uplink is already recorded.
         let _ = self.uplinks.send(VerifiedUplink {
             device,

@@ -1,48 +1,19 @@
 //! Writing a batch of verified uplinks in one unit of work: each one's counter, presence, doors
 //! and what it says about commands.
 
-use chrono::{DateTime, Utc};
-use firmware_protocol::{DeviceId, DeviceKey, Envelope, SessionChange, Uplink};
+use firmware_protocol::{DeviceId, Uplink};
 
 use crate::command::store as commands;
 use crate::device::presence;
 use crate::storage::{Storage, UnitOfWork};
 
-/// An uplink that passed every check that needs no database: parsed, tag verified, fresh.
-pub(super) struct Accepted {
-    pub(super) device: DeviceId,
-    pub(super) envelope: Envelope<Uplink>,
-    pub(super) change: SessionChange,
-    pub(super) key: DeviceKey,
-    pub(super) received_at: DateTime<Utc>,
-    /// In what order the locker's uplinks arrive (see [`commands::Arrival`]).
-    pub(super) arrival: commands::Arrival,
-}
-
-impl Accepted {
-    pub(super) fn is_hello(&self) -> bool {
-        matches!(self.envelope.message, Uplink::Hello(_))
-    }
-}
-
-/// Why a verified uplink was not recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NotWritten {
-    /// The database fenced it: its session or counter was accepted before (by another gateway,
-    /// or before a restart).
-    Fenced,
-    /// It could not be written (logged where it failed).
-    Failed,
-}
-
-/// Per message: the commands it settled, or why it was not recorded.
-pub(super) type Written = Result<Vec<(i64, crate::command::Progress)>, NotWritten>;
+use super::{NotWritten, Verified, Written};
 
 /// Writes verified uplinks (no hellos) in one unit of work: each one's counter, presence, doors
 /// and what it says about commands. All or nothing.
 pub(super) async fn write(
     storage: &Storage,
-    batch: &[Accepted],
+    batch: &[Verified],
 ) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = storage.begin().await?;
     let mut out = Vec::with_capacity(batch.len());
