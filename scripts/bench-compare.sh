@@ -35,8 +35,10 @@ if [ ! -d "$before_src" ]; then
 fi
 echo "building $short (before) and the working tree (after)..."
 declare -A bin
-while read -r name path; do bin[before_$name]=$before_src/$path; done < <(build "$before_src" "$work/target-$short")
-while read -r name path; do bin[after_$name]=$root/$path; done < <(build "$root" "$root/target")
+# Cargo names the executables relative to the tree, or absolutely for a target directory given so.
+absolute() { case $2 in /*) echo "$2" ;; *) echo "$1/$2" ;; esac; }
+while read -r name path; do bin[before_$name]=$(absolute "$before_src" "$path"); done < <(build "$before_src" "$work/target-$short")
+while read -r name path; do bin[after_$name]=$(absolute "$root" "$path"); done < <(build "$root" "$root/target")
 for key in before_rentals before_commands after_rentals after_commands; do
     [ -x "${bin[$key]:-}" ] || { echo "bench-compare: the $key benchmark did not build"; exit 1; }
 done

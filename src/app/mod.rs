@@ -1,9 +1,12 @@
 //! The composition root: builds every part of the gateway from the configuration, hands them to
 //! each other as plain values, runs them, and stops them in order.
 
+mod domain;
 mod error;
 mod serial;
 mod target;
+mod transport;
+mod workers;
 
 pub use error::StartError;
 pub use target::storage_target;
@@ -17,16 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiState, Parts};
-use crate::background::Publisher;
-use crate::broker::{BrokerError, BrokerSettings, EmbeddedBroker, Revocations};
-use crate::broker::{RegistryAuthenticator, revocation};
+use crate::broker::{EmbeddedBroker, Revocations, revocation};
 use crate::command::{CommandService, CommandSettings, Waiters};
 use crate::config::{Config, redact_url};
 use crate::device::DeviceRegistry;
 use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::link::{DeviceLink, LinkSettings};
-use crate::mqtt::{self, MqttTx};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -139,40 +139,10 @@ impl App {
         let tasks = TaskTracker::new();
         let bus_shutdown = CancellationToken::new();
         let bus_tasks = TaskTracker::new();
-        // The gateway's MQTT connections: uplinks in, events and revocation nudges out.
-        let (ready_tx, mut mqtt_ready) = tokio::sync::watch::channel(true);
-        let (broker, uplinks, events_tx, nudges, downlinks) = match &config.external_broker {
-            None => {
-                let mut settings = BrokerSettings::on(config.mqtt_addr);
-                settings.v5_addr = config.mqtt5_addr;
-                // Subscribed before any locker can connect: a hello sent the moment the listener
-                // opens (lockers reconnecting after a restart) is never lost.
-                settings.early_links = vec![("gateway-uplinks".to_owned(), DeviceLink::filters())];
-                let auth =
-                    RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
-                let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
-                let uplinks = mqtt::embedded(broker.link("gateway-uplinks")?, &[])
-                    .map_err(BrokerError::Link)?;
-                let events_tx = MqttTx::Embedded(broker.link("gateway-events")?.0);
-                let nudges = MqttTx::Embedded(broker.link("gateway-revocations")?.0);
-                let downlinks = MqttTx::Embedded(broker.link("gateway-downlinks")?.0);
-                (Some(broker), uplinks, events_tx, nudges, downlinks)
-            }
-            Some(external) => {
-                tracing::info!(broker = ?external, "using an external MQTT broker");
-                let client = |name, filters| {
-                    mqtt::external(external, name, filters, &bus_tasks, bus_shutdown.clone())
-                };
-                let (_, uplinks, ready) = client("uplinks", DeviceLink::filters());
-                let (events_tx, _, _) = client("events", Vec::new());
-                let (nudges, _, _) = client("control", Vec::new());
-                let (downlinks, _, _) = client("downlinks", Vec::new());
-                mqtt_ready = ready;
-                (None, uplinks, events_tx, nudges, downlinks)
-            }
-        };
-        drop(ready_tx);
-        let downlinks = Downlinks::start(downlinks, &tasks, shutdown.clone());
+        // Transports: the MQTT connections, the device link (what it verifies handed to the
+        // uplink recorder), the serial buses.
+        let mqtt = transport::connect(config, &registry, &revocations, &bus_tasks, &bus_shutdown)?;
+        let downlinks = Downlinks::start(mqtt.downlinks, &tasks, shutdown.clone());
         let waiters = Arc::new(Waiters::default());
         let commands = CommandService::new(
             storage.clone(),
@@ -186,128 +156,46 @@ impl App {
         );
         let recorder =
             crate::uplink::Recorder::new(storage.clone(), Arc::new(downlinks.clone()), waiters);
+        let link_settings = LinkSettings {
+            heartbeat: config.heartbeat,
+            ..LinkSettings::default()
+        };
         let link = DeviceLink::start(
             recorder,
             registry.clone(),
-            uplinks,
+            mqtt.uplinks,
             downlinks.clone(),
-            LinkSettings {
-                heartbeat: config.heartbeat,
-                ..LinkSettings::default()
-            },
+            link_settings,
             &tasks,
             shutdown.clone(),
         );
-        // Lock boards on serial buses: their downlinks routed to their bus, their answers into
-        // the link like any uplink.
-        let mut serial = Vec::with_capacity(config.serial_buses.len());
-        for bus in &config.serial_buses {
-            let Some(injector) = link.injector() else {
-                break;
-            };
-            serial.push(crate::serial::start(
-                bus.clone(),
-                crate::serial::BusParts {
-                    storage: storage.clone(),
-                    registry: registry.clone(),
-                    downlinks: downlinks.clone(),
-                    injector,
-                },
-                &tasks,
-                shutdown.clone(),
-            ));
-        }
-        let workers = crate::background::Workers::start(
-            &storage,
-            config.worker_policy,
-            &tasks,
-            shutdown.clone(),
-        )
-        .await;
-        // Commands in flight when the gateway last stopped: nobody waits for them any more.
-        let at_start =
-            crate::command::query::reconcile_at_start(&storage, &downlinks, &workers.housekeeping);
-        match at_start.await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                lockers = n,
-                "asked lockers about commands in flight at the last stop"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reconcile commands in flight at the last stop")
-            }
-        }
-        let stop = shutdown.clone();
-        tasks.spawn(crate::command::queue::watch(
-            storage.clone(),
-            Arc::new(downlinks.clone()),
-            workers.queue.clone(),
-            async move { stop.cancelled().await },
-        ));
-        tasks.spawn(crate::background::command_housekeeping(
-            storage.clone(),
-            downlinks.clone(),
-            workers.housekeeping.clone(),
-            (config.query_again, config.surface_unknown),
-            shutdown.clone(),
-        ));
-        let (events, _) = broadcast::channel(1024);
-        let publisher = Publisher::on(storage.clone(), events_tx, events.clone());
-        tasks.spawn(publisher.run(config.outbox_poll, workers.outbox.clone(), shutdown.clone()));
-        let stop = shutdown.clone();
-        tasks.spawn(revocation::watch(
-            storage.clone(),
-            revocations,
-            nudges,
-            async move { stop.cancelled().await },
-        ));
+        let parts = (&storage, &registry, &downlinks);
+        let serial = transport::serial_buses(config, &link, parts, &tasks, &shutdown);
+        // Background loops.
         let accounts =
             crate::account::Accounts::new(storage.clone(), config.password_cost, config.token_ttl);
-        tasks.spawn(crate::background::purge_expired(
-            accounts.clone(),
-            shutdown.clone(),
-        ));
         let limits = crate::api::limits::RateLimits::new(&config.rate_limits);
-        tasks.spawn(limits.clone().evict_until(shutdown.clone()));
+        let outlets = workers::Outlets {
+            downlinks: downlinks.clone(),
+            events: mqtt.events,
+            nudges: mqtt.nudges,
+            revocations,
+        };
+        let (workers, events) = workers::start(
+            config,
+            &storage,
+            outlets,
+            (&accounts, &limits),
+            &tasks,
+            &shutdown,
+        )
+        .await;
         // Metrics are recorded from the start (the recorder is per process).
         let _ = crate::api::metrics::handle();
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let wallets = crate::wallet::Wallets::new(storage.clone(), config.currency.clone());
-        // One gateway on SQLite holds its door locks and cache itself; gateways sharing
-        // PostgreSQL share them in Redis (without Redis: no cache, and no rentals or orders).
-        let (cache, locks) = match &storage {
-            Storage::Sqlite(_) => (
-                crate::cache::Cache::in_process(config.cache_ttl),
-                Some(crate::lock::DoorLocks::in_process()),
-            ),
-            Storage::Postgres(_) => (
-                crate::cache::Cache::new(
-                    redis.clone().filter(|_| !config.cache_ttl.is_zero()),
-                    &config.redis_prefix,
-                    config.cache_ttl,
-                ),
-                redis
-                    .clone()
-                    .map(|r| crate::lock::DoorLocks::new(r, config.redis_prefix.clone())),
-            ),
-        };
-        let rentals = crate::rental::Rentals::new(
-            storage.clone(),
-            wallets.clone(),
-            commands.clone(),
-            locks.clone(),
-            config.rentals.clone(),
-            cache.clone(),
-        );
-        let catalog = crate::order::Catalog::new(storage.clone(), cache.clone());
-        let orders = crate::order::Orders::new(
-            storage.clone(),
-            wallets.clone(),
-            commands.clone(),
-            locks,
-            config.rentals.clone(),
-            catalog.clone(),
-        );
+        // The services that sell doors and move money, and the HTTP API over them.
+        let domain = domain::build(config, &storage, redis.as_ref(), &commands);
+        let (broker, mqtt_ready) = (mqtt.broker, mqtt.ready);
         let state = ApiState::new(Parts {
             storage: storage.clone(),
             redis: redis.clone(),
@@ -318,12 +206,12 @@ impl App {
             registry: registry.clone(),
             commands: commands.clone(),
             body_limit: config.http_body_limit,
-            limits: limits.clone(),
-            wallets: wallets.clone(),
-            rentals: rentals.clone(),
-            orders: orders.clone(),
-            catalog,
-            cache,
+            limits,
+            wallets: domain.wallets,
+            rentals: domain.rentals.clone(),
+            orders: domain.orders.clone(),
+            catalog: domain.catalog,
+            cache: domain.cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
         let http_shutdown = CancellationToken::new();
@@ -340,8 +228,8 @@ impl App {
             source,
         })?;
         tasks.spawn(crate::background::reconcile_sales(
-            rentals.clone(),
-            orders.clone(),
+            domain.rentals,
+            domain.orders,
             workers,
             shutdown.clone(),
         ));

@@ -8,13 +8,10 @@
 use firmware_protocol::{DeviceId, Topic};
 use std::time::Duration;
 
-use sqlx::PgPool;
-
 use super::Revocations;
-use crate::db::{Notice, listen};
 use crate::device::revocation::{DEVICE_CHANGES_CHANNEL, is_revoked, revoked};
 use crate::mqtt::MqttTx;
-use crate::storage::Storage;
+use crate::storage::{Notice, Storage};
 
 /// How often the edge-mode watcher reads the revoked devices.
 pub const EDGE_POLL: Duration = Duration::from_secs(1);
@@ -34,7 +31,7 @@ pub async fn load_revoked(
 
 /// Applies one change notification.
 pub async fn apply_change(
-    pool: &PgPool,
+    storage: &Storage,
     revocations: &Revocations,
     link: &mut MqttTx,
     device: &str,
@@ -42,8 +39,23 @@ pub async fn apply_change(
     let Some(id) = DeviceId::new(device) else {
         return Ok(());
     };
-    if is_revoked(&Storage::Postgres(pool.clone()), &id).await? {
+    if is_revoked(storage, &id).await? {
         drop_session(revocations, link, id).await;
+    }
+    Ok(())
+}
+
+/// Drops the session of every device revoked that was not known to be (revoked while
+/// announcements could not be heard, or by a process that announces nothing).
+async fn catch_up(
+    storage: &Storage,
+    revocations: &Revocations,
+    link: &mut MqttTx,
+) -> Result<(), sqlx::Error> {
+    for id in revoked(storage).await? {
+        if !revocations.contains(&id) {
+            drop_session(revocations, link, id).await;
+        }
     }
     Ok(())
 }
@@ -61,59 +73,23 @@ async fn drop_session(revocations: &Revocations, link: &mut MqttTx, id: DeviceId
     tracing::info!(%id, "device revoked: its session is dropped");
 }
 
-/// Follows device changes until `stop` resolves: on PostgreSQL by listening (after every
-/// (re)connection of the listener it reloads the revoked devices it may have missed), on SQLite
-/// by reading the revoked devices every [`EDGE_POLL`].
+/// Follows device changes until `stop` resolves: each announced change (a `NOTIFY` on
+/// PostgreSQL) is applied, and whenever announcements may have been missed (at every
+/// (re)connection of the listener; every [`EDGE_POLL`] on SQLite, where nothing is announced)
+/// every revoked device not known to be so has its session dropped.
 pub async fn watch(
     storage: Storage,
-    revocations: Revocations,
-    link: MqttTx,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    match storage {
-        Storage::Postgres(pool) => listen_for_changes(pool, revocations, link, stop).await,
-        Storage::Sqlite(_) => {
-            tokio::select! {
-                _ = stop => {}
-                _ = poll_revoked(&storage, &revocations, link) => {}
-            }
-        }
-    }
-}
-
-/// Edge mode: drops the session of every device revoked since the last look.
-async fn poll_revoked(storage: &Storage, revocations: &Revocations, mut link: MqttTx) {
-    let mut interval = tokio::time::interval(EDGE_POLL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        match revoked(storage).await {
-            Ok(ids) => {
-                for id in ids {
-                    if !revocations.contains(&id) {
-                        drop_session(revocations, &mut link, id).await;
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read the revoked devices"),
-        }
-    }
-}
-
-async fn listen_for_changes(
-    pool: PgPool,
     revocations: Revocations,
     mut link: MqttTx,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let storage = Storage::Postgres(pool.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     let handle = async {
         while let Some(notice) = rx.recv().await {
             let applied = match notice {
-                Notice::Listening => load_revoked(&storage, &revocations).await.map(drop),
+                Notice::Listening => catch_up(&storage, &revocations, &mut link).await,
                 Notice::Payload(device) => {
-                    apply_change(&pool, &revocations, &mut link, &device).await
+                    apply_change(&storage, &revocations, &mut link, &device).await
                 }
             };
             if let Err(e) = applied {
@@ -123,7 +99,7 @@ async fn listen_for_changes(
     };
     tokio::select! {
         _ = stop => {}
-        _ = listen(pool.clone(), DEVICE_CHANGES_CHANNEL, tx) => {}
+        _ = storage.notices(DEVICE_CHANGES_CHANNEL, EDGE_POLL, tx) => {}
         _ = handle => {}
     }
 }

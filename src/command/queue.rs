@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::{CommandId, DeviceId, DeviceKey, Direction, Envelope, Header};
-use sqlx::PgPool;
 
 use super::Command;
 use super::outlet::Outlet;
 use super::store;
-use crate::db::{Notice, listen};
-use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
+
+use crate::storage::{Notice, Storage, UnitOfWork, in_work, on_pool};
 use crate::worker::{Items, Stuck};
 
 /// One stored command, for the operator's list.
@@ -264,43 +263,16 @@ pub async fn deliver_if_online(
     .await
 }
 
-/// Delivers queued commands announced by other processes (the CLI), until `stop`: on PostgreSQL
-/// as they are announced (and, at every (re)connection of the listener, whatever online locker
-/// has queued commands waiting); on SQLite by looking every [`EDGE_POLL`].
+/// Delivers queued commands announced by other processes (the CLI), until `stop`: as they are
+/// announced, and, whenever announcements may have been missed (at every (re)connection of the
+/// PostgreSQL listener; every [`EDGE_POLL`] on SQLite, where nothing is announced), whatever
+/// online locker has queued commands waiting.
 pub async fn watch(
     storage: Storage,
     downlinks: Arc<dyn Outlet>,
     items: Items,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    match storage {
-        Storage::Postgres(pool) => listen_for_queued(pool, downlinks, items, stop).await,
-        Storage::Sqlite(_) => {
-            let poll = async {
-                let mut interval = tokio::time::interval(EDGE_POLL);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    interval.tick().await;
-                    if let Err(e) = deliver_all_waiting(&storage, &*downlinks, &items).await {
-                        tracing::warn!(error = %e, "cannot deliver queued commands");
-                    }
-                }
-            };
-            tokio::select! {
-                _ = stop => {}
-                _ = poll => {}
-            }
-        }
-    }
-}
-
-async fn listen_for_queued(
-    pool: PgPool,
-    downlinks: Arc<dyn Outlet>,
-    items: Items,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    let storage = Storage::Postgres(pool.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     let handle = async {
         while let Some(notice) = rx.recv().await {
@@ -324,7 +296,7 @@ async fn listen_for_queued(
     };
     tokio::select! {
         _ = stop => {}
-        _ = listen(pool, COMMANDS_QUEUED_CHANNEL, tx) => {}
+        _ = storage.notices(COMMANDS_QUEUED_CHANNEL, EDGE_POLL, tx) => {}
         _ = handle => {}
     }
 }

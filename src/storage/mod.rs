@@ -12,6 +12,9 @@
 //! text, compared as text: a time that is ever compared must be written by the gateway (bound,
 //! one format), never by a column `DEFAULT`, whose format differs.
 
+mod notices;
+pub use notices::Notice;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,0 +1,114 @@
+//! The transport builder: the gateway's MQTT connections (to its embedded broker, or to an
+//! external one) and its serial buses.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::StartError;
+use crate::broker::{
+    BrokerError, BrokerSettings, EmbeddedBroker, RegistryAuthenticator, Revocations,
+};
+use crate::config::Config;
+use crate::device::DeviceRegistry;
+use crate::link::DeviceLink;
+use crate::link::downlink::Downlinks;
+use crate::mqtt::{self, MqttRx, MqttTx};
+use crate::storage::Storage;
+
+/// The gateway's MQTT side.
+pub(super) struct Mqtt {
+    /// The embedded broker, if the gateway runs one.
+    pub broker: Option<EmbeddedBroker>,
+    /// The lockers' `up` and `status` messages.
+    pub uplinks: MqttRx,
+    /// Where events are published.
+    pub events: MqttTx,
+    /// Where revocations nudge a locker's `down` topic.
+    pub nudges: MqttTx,
+    /// Where downlinks leave.
+    pub downlinks: MqttTx,
+    /// Whether the uplink subscription is in place (always, with the embedded broker).
+    pub ready: watch::Receiver<bool>,
+}
+
+/// Starts the embedded broker (lockers logging in with the registry's credentials, refused once
+/// revoked) and links to it, or connects to the external broker the configuration names (its
+/// clients run on `tasks` until `shutdown`: they stop last, after the outbox is flushed).
+pub(super) fn connect(
+    config: &Config,
+    registry: &DeviceRegistry,
+    revocations: &Revocations,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<Mqtt, StartError> {
+    let Some(external) = &config.external_broker else {
+        let mut settings = BrokerSettings::on(config.mqtt_addr);
+        settings.v5_addr = config.mqtt5_addr;
+        // Subscribed before any locker can connect: a hello sent the moment the listener opens
+        // (lockers reconnecting after a restart) is never lost.
+        settings.early_links = vec![("gateway-uplinks".to_owned(), DeviceLink::filters())];
+        let auth = RegistryAuthenticator::new(registry.clone(), tokio::runtime::Handle::current());
+        let broker = EmbeddedBroker::start(settings, auth, revocations.clone())?;
+        let uplinks =
+            mqtt::embedded(broker.link("gateway-uplinks")?, &[]).map_err(BrokerError::Link)?;
+        let events = MqttTx::Embedded(broker.link("gateway-events")?.0);
+        let nudges = MqttTx::Embedded(broker.link("gateway-revocations")?.0);
+        let downlinks = MqttTx::Embedded(broker.link("gateway-downlinks")?.0);
+        let (_, ready) = watch::channel(true);
+        return Ok(Mqtt {
+            broker: Some(broker),
+            uplinks,
+            events,
+            nudges,
+            downlinks,
+            ready,
+        });
+    };
+    tracing::info!(broker = ?external, "using an external MQTT broker");
+    let client = |name, filters| mqtt::external(external, name, filters, tasks, shutdown.clone());
+    let (_, uplinks, ready) = client("uplinks", DeviceLink::filters());
+    let (events, _, _) = client("events", Vec::new());
+    let (nudges, _, _) = client("control", Vec::new());
+    let (downlinks, _, _) = client("downlinks", Vec::new());
+    Ok(Mqtt {
+        broker: None,
+        uplinks,
+        events,
+        nudges,
+        downlinks,
+        ready,
+    })
+}
+
+/// Starts the configured serial buses: their boards' downlinks routed to their bus, their
+/// answers into the device link like any uplink.
+pub(super) fn serial_buses(
+    config: &Config,
+    link: &DeviceLink,
+    (storage, registry, downlinks): (&Storage, &DeviceRegistry, &Downlinks),
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Vec<Arc<crate::serial::BusStats>> {
+    let mut serial = Vec::with_capacity(config.serial_buses.len());
+    for bus in &config.serial_buses {
+        let Some(injector) = link.injector() else {
+            break;
+        };
+        let parts = crate::serial::BusParts {
+            storage: storage.clone(),
+            registry: registry.clone(),
+            downlinks: downlinks.clone(),
+            injector,
+        };
+        serial.push(crate::serial::start(
+            bus.clone(),
+            parts,
+            tasks,
+            shutdown.clone(),
+        ));
+    }
+    serial
+}

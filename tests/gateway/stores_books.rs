@@ -1,0 +1,135 @@
+//! The audit log, the outbox, the gateway's lease and the workers' stuck list, called directly,
+//! on both backends (the store contract suite): what is written is read back in order, an
+//! outbox event is published once it is marked and not before, one gateway holds the lease,
+//! a stuck item is kept once and announced once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use locker_gateway::audit::{self, Filter, Outcome};
+use locker_gateway::events::batch::{Batch, Claim};
+use locker_gateway::events::{Append, Event};
+use locker_gateway::lease::Lease;
+use locker_gateway::worker::{Stuck, stuck};
+
+use crate::helpers::in_both_modes;
+
+in_both_modes! {
+    /// The audit log keeps what was done, newest first, and filters it.
+    async fn the_audit_log_is_read_back_newest_first(backend: Backend) {
+        let storage = backend.storage();
+        for (action, outcome) in [("device.revoke", Outcome::Ok), ("device.unlock", Outcome::Failed), ("device.revoke", Outcome::Refused)] {
+            audit::record(&storage, None, action, Some("lk-1"), outcome, serde_json::json!({ "why": action }))
+                .await
+                .expect("recorded");
+        }
+        let all = audit::list(&storage, &Filter { limit: 10, ..Filter::default() }).await.expect("listed");
+        assert_eq!(all.len(), 3);
+        assert!(all[0].id > all[1].id && all[1].id > all[2].id, "newest first");
+        assert_eq!(all[0].outcome, "refused");
+        let revokes = audit::list(&storage, &Filter { action: Some("device.revoke".into()), limit: 10, ..Filter::default() })
+            .await
+            .expect("listed");
+        assert_eq!(revokes.len(), 2);
+        let failed = audit::list(&storage, &Filter { outcome: Some("failed".into()), limit: 10, ..Filter::default() })
+            .await
+            .expect("listed");
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].detail["why"], "device.unlock");
+        let page = audit::list(&storage, &Filter { before: Some(all[0].id), limit: 1, ..Filter::default() })
+            .await
+            .expect("listed");
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, all[1].id);
+    }
+}
+
+in_both_modes! {
+    /// Events appended in a unit of work are pending only once it commits (a rolled back one
+    /// leaves none), claimed oldest first, and published once marked; a batch dropped unmarked
+    /// leaves them pending.
+    async fn outbox_events_are_claimed_in_order_and_published_once(backend: Backend) {
+        let storage = backend.storage();
+        let mut work = storage.begin().await.expect("begun");
+        for n in 0..3 {
+            work.append(&Event::new("test.happened", "test", "a", serde_json::json!({ "n": n })))
+                .await
+                .expect("appended");
+        }
+        work.commit().await.expect("committed");
+        let mut work = storage.begin().await.expect("begun");
+        work.append(&Event::new("test.rolled_back", "test", "b", serde_json::json!({})))
+            .await
+            .expect("appended");
+        drop(work);
+        let claim = |limit| Batch::claim(&storage, limit);
+        let Claim::Batch(batch) = claim(2).await.expect("claimed") else {
+            panic!("events are pending");
+        };
+        let seen: Vec<i64> = batch.events().iter().map(|e| e.data["n"].as_i64().unwrap_or(-1)).collect();
+        assert_eq!(seen, vec![0, 1], "oldest first, at most the limit");
+        drop(batch); // not marked: still pending
+        let Claim::Batch(batch) = claim(10).await.expect("claimed") else {
+            panic!("still pending");
+        };
+        assert_eq!(batch.events().len(), 3, "the rolled back event was never pending");
+        let published = batch.published().await.expect("marked");
+        assert_eq!(published.len(), 3);
+        assert!(matches!(claim(10).await.expect("claimed"), Claim::Empty));
+    }
+}
+
+in_both_modes! {
+    /// One gateway holds the lease while it renews it; released, the next one takes it, and the
+    /// first one finds it lost.
+    async fn one_gateway_holds_the_lease(backend: Backend) {
+        let storage = backend.storage();
+        let length = Duration::from_millis(900);
+        let first = Lease::acquire(&storage, "gw-1".into(), length).await.expect("acquired");
+        assert!(first.renew().await.expect("renewed"));
+        let (stop, lost) = (tokio_util::sync::CancellationToken::new(), tokio_util::sync::CancellationToken::new());
+        let kept = tokio::spawn(first.clone().keep(stop.clone(), lost.clone()));
+        let second = Lease::acquire(&storage, "gw-2".into(), length).await;
+        assert!(second.is_err(), "held by gw-1 while it renews");
+        stop.cancel();
+        kept.await.expect("stopped");
+        assert!(!lost.is_cancelled());
+        first.release().await;
+        let second = Lease::acquire(&storage, "gw-2".into(), length).await.expect("taken after the release");
+        assert!(second.renew().await.expect("renewed"));
+        assert!(!first.renew().await.expect("read"), "the first one lost it");
+    }
+}
+
+in_both_modes! {
+    /// A stuck item is kept once per worker and item, its failures updated, read back.
+    async fn stuck_items_are_kept_once(backend: Backend) {
+        let storage = backend.storage();
+        let item = |failures| Stuck {
+            worker: "rental_reconciler".into(),
+            item: "rental 1".into(),
+            failures,
+            last_error: format!("failed {failures} times"),
+            first_failed_at: Utc::now(),
+            last_failed_at: Utc::now(),
+        };
+        for (failures, announce) in [(3, true), (4, false)] {
+            let mut work = storage.begin().await.expect("begun");
+            stuck::flag_in(&mut work, &item(failures), announce).await.expect("flagged");
+            work.commit().await.expect("committed");
+        }
+        let listed = stuck::list(&storage).await.expect("listed");
+        assert_eq!(listed.len(), 1, "kept once");
+        assert_eq!(listed[0].failures, 4);
+        assert_eq!(listed[0].last_error, "failed 4 times");
+        let Claim::Batch(batch) = Batch::claim(&storage, 10).await.expect("claimed") else {
+            panic!("its announcement is pending");
+        };
+        let announced: Vec<&Event> = batch
+            .events()
+            .iter()
+            .filter(|e| e.event_type == "worker.item_stuck")
+            .collect();
+        assert_eq!(announced.len(), 1, "announced once");
+    }
+}
