@@ -5,7 +5,8 @@
 # both alike. Prints each run's figures, then the medians side by side, each also relative to the
 # bare PostgreSQL commit loop the rentals benchmark runs in the same round.
 #
-#   scripts/bench-compare.sh REV [ROUNDS]        (ROUNDS defaults to 3)
+#   scripts/bench-compare.sh REV [ROUNDS]        (ROUNDS defaults to 4: an even number, so that
+#                                                  each build runs first in a pair as often)
 #
 # Needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL; the defaults are the local servers).
 # Knobs passed to both builds: rentals with MODES=fleet, LOCKERS=100, CONCURRENCY=16, SECONDS=10;
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 rev=${1:?usage: scripts/bench-compare.sh REV [ROUNDS]}
-rounds=${2:-3}
+rounds=${2:-4}
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 short=$(git rev-parse --short "$rev")
@@ -46,6 +47,9 @@ done
 log=$work/runs-$(date +%Y%m%d-%H%M%S).log
 : > "$log"
 run() { # $1 = before|after, $2 = rentals|commands
+    # The database settles between runs (checkpoints, autovacuum after the last run's writes):
+    # without a pause, whichever build runs second in a pair is measured on a busier server.
+    sleep "${SETTLE_SECS:-15}"
     local dir=$root
     [ "$1" = before ] && dir=$before_src
     echo "== $1 $2" | tee -a "$log"
@@ -84,6 +88,9 @@ for line in open(log):
         current["cmd_rate"], current["cmd_p50"], current["cmd_p99"] = float(m[1]), float(m[2]), float(m[3])
     if m := re.search(r"highest sustained rate .*: (\d+) commands/s", line):
         current["best"] = float(m[1])
+    if m := re.search(r"^\s+(\d+)/s offered: \d+ sent, \d+ executed \((\d+)/s\), p50 ([\d.]+) ms, p99 ([\d.]+) ms", line):
+        step = m[1]
+        current[f"step{step}_rate"], current[f"step{step}_p50"], current[f"step{step}_p99"] = float(m[2]), float(m[3]), float(m[4])
 # Each command run is set against the bare loop of the rentals run of the same build and round.
 bare = {}
 for r in runs:
@@ -97,8 +104,12 @@ rows = [
     ("rental start p50 (ms)", "rentals", "start_p50", False),
     ("rental start p99 (ms)", "rentals", "start_p99", False),
     ("bare loop commits/s", "rentals", "bare", None),
-    ("commands: p50 at 1,000/s (ms)", "commands", "cmd_p50", False),
-    ("commands: p99 at 1,000/s (ms)", "commands", "cmd_p99", False),
+    ("commands: p50 right after the warm-up, 1,000/s for 5 s (ms)", "commands", "cmd_p50", False),
+    ("commands: p99 right after the warm-up (ms)", "commands", "cmd_p99", False),
+    ("commands: p50 at 1,000/s offered (ms)", "commands", "step1000_p50", False),
+    ("commands: p99 at 1,000/s offered (ms)", "commands", "step1000_p99", False),
+    ("commands: executed/s at 1,500/s offered", "commands", "step1500_rate", True),
+    ("commands: p50 at 1,500/s offered (ms)", "commands", "step1500_p50", False),
     ("commands: highest sustained rate (/s)", "commands", "best", True),
 ]
 print(f"\nmedians of the runs ({short} = before; the working tree = after); per 1,000 bare commits/s where it is a rate")

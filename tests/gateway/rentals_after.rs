@@ -412,16 +412,7 @@ async fn rentals_interrupted_by_a_crash_are_finished_or_undone(pool: PgPool) {
     .execute(&pool)
     .await
     .expect("command");
-    let state = |id: Uuid| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or_default()
-        }
-    };
+    let state = |id: Uuid| crate::workers::rental_state(&pool, id);
     crate::helpers::eventually("both settled", || async {
         state(undone).await == "cancelled" && state(finished).await == "active"
     })

@@ -37,6 +37,15 @@ async fn interrupted(pool: &PgPool, app_pool: &PgPool, user: Uuid, door: i32, he
     id
 }
 
+/// A rental's state (empty if there is no such rental).
+pub async fn rental_state(pool: &PgPool, id: Uuid) -> String {
+    sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_default()
+}
+
 fn quick(config: &mut locker_gateway::Config) {
     config.worker_policy.first_retry = std::time::Duration::from_millis(100);
     config.worker_policy.max_retry = std::time::Duration::from_millis(200);
@@ -74,16 +83,7 @@ async fn a_rental_that_always_fails_is_flagged_and_the_others_settle(pool: PgPoo
     let broken = interrupted(&pool, &app.pool, unlucky, 1, 0).await;
     let first = interrupted(&pool, &app.pool, user, 2, 2000).await;
     let second = interrupted(&pool, &app.pool, user, 3, 2000).await;
-    let state = |id: Uuid| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or_default()
-        }
-    };
+    let state = |id: Uuid| rental_state(&pool, id);
     eventually("the good rentals settled beside the broken one", || async {
         state(first).await == "cancelled" && state(second).await == "cancelled"
     })
@@ -212,16 +212,7 @@ async fn an_unlock_recorded_with_a_refusal_no_locker_gives_is_flagged_not_guesse
             .is_some_and(|a| a.iter().any(|s| s["item"] == format!("rental {odd}")))
     })
     .await;
-    let state = |id: Uuid| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, String>("SELECT state FROM rentals WHERE id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or_default()
-        }
-    };
+    let state = |id: Uuid| rental_state(&pool, id);
     eventually("the refused one is cancelled", || async {
         state(fine).await == "cancelled"
     })
