@@ -28,6 +28,7 @@ use crate::device::DeviceRegistry;
 use crate::link::downlink::Downlinks;
 use crate::link::{Inbound, InboundKind, Injector};
 
+mod counters;
 mod line;
 mod poll;
 
@@ -59,6 +60,10 @@ pub struct BusStats {
     pub flushed_bytes: AtomicU64,
     /// Times poll counters were taken from the database (a block of them each time).
     pub counter_blocks: AtomicU64,
+    /// Of those, the blocks the line's task had to wait for (none was ready: a board's first
+    /// poll in a session, or a command used up the block); the others were taken ahead by the
+    /// bus's counter task, off the line's timing loop.
+    pub counter_blocks_waited: AtomicU64,
 }
 
 impl BusStats {
@@ -82,6 +87,13 @@ struct Board {
     /// Downlink counters taken for polls and not used yet (taken `poll::POLL_COUNTERS` at a
     /// time, so an idle bus writes to the database once per that many polls, not once per poll).
     counters: std::ops::Range<u32>,
+    /// The next block, taken ahead by the counter task, in this session.
+    spare: Option<(u32, std::ops::Range<u32>)>,
+    /// A block has been asked of the counter task and has not come yet.
+    refilling: bool,
+    /// The highest downlink counter sent to it in its session: a block that does not start above
+    /// it is old for the board.
+    last_sent: u32,
     key: Option<DeviceKey>,
 }
 
@@ -128,6 +140,20 @@ pub struct BusParts {
     pub injector: Injector,
 }
 
+impl Board {
+    /// The spare block, if it is still good for the board (its session, above every counter the
+    /// board was sent): its first counter, the rest kept as the current block.
+    fn spare_block(&mut self) -> Option<u32> {
+        let (session, mut block) = self.spare.take()?;
+        if self.session != Some(session) || block.start <= self.last_sent {
+            return None;
+        }
+        let first = block.next();
+        self.counters = block;
+        first
+    }
+}
+
 /// Starts the bus at `settings.path` (a serial port): routes its boards' downlinks to it and
 /// spawns its task on `tasks`, until `shutdown`.
 pub fn start(
@@ -154,6 +180,8 @@ pub fn start_on<P: Port>(
         injector,
     } = parts;
     let (tx, rx) = mpsc::channel(256);
+    let (asks, asked) = mpsc::channel(settings.boards.len().max(1));
+    let (refilled, refills) = mpsc::channel(settings.boards.len().max(1));
     for (address, device) in &settings.boards {
         downlinks.route_serial(
             *device,
@@ -164,6 +192,12 @@ pub fn start_on<P: Port>(
         );
     }
     let stats = Arc::new(BusStats::default());
+    tasks.spawn(counters::keep(
+        (storage.clone(), downlinks.clone()),
+        asked,
+        refilled,
+        stats.clone(),
+    ));
     let schedule = Schedule::new(settings.boards.len(), settings.poll_every, Instant::now());
     let round = settings.poll_round(settings.boards.len());
     if round > settings.poll_every {
@@ -187,6 +221,9 @@ pub fn start_on<P: Port>(
                 last_queued: 0,
                 misses: 0,
                 counters: 0..0,
+                spare: None,
+                refilling: false,
+                last_sent: 0,
                 key: None,
             })
             .collect(),
@@ -195,6 +232,8 @@ pub fn start_on<P: Port>(
         registry,
         downlinks,
         injector,
+        asks,
+        refills,
         requests: rx,
         protocol: Box::new(LockerFrames::default()),
         input: BytesMut::with_capacity(4096),
@@ -213,6 +252,10 @@ struct Bus {
     registry: DeviceRegistry,
     downlinks: Downlinks,
     injector: Injector,
+    /// To the counter task: take the next block of a board's poll counters.
+    asks: mpsc::Sender<counters::Ask>,
+    /// From it: the blocks taken.
+    refills: mpsc::Receiver<counters::Refill>,
     requests: mpsc::Receiver<SerialRequest>,
     protocol: Box<dyn BoardProtocol>,
     boards: Vec<Board>,
@@ -341,6 +384,11 @@ impl Bus {
             // Taken after the poll counters: once it is sent, the board refuses them as old.
             board.counters = 0..0;
         }
+        if let (Some(raw), Some(board)) = (&raw, board.and_then(|b| self.boards.get_mut(b)))
+            && Some(raw.header().session) == board.session
+        {
+            board.last_sent = board.last_sent.max(raw.header().counter);
+        }
         let answered = self.exchange(port, request.address, &envelope).await?;
         let command = raw
             .and_then(|raw| raw.decode_unverified::<Downlink>().ok())
@@ -370,6 +418,8 @@ impl Bus {
                 board.session = Some(header.session);
                 board.last_queued = 0;
                 board.counters = 0..0;
+                board.spare = None;
+                board.last_sent = 0;
             }
             if raw.message_type().waits_for_poll() {
                 board.last_queued = board.last_queued.max(header.counter);

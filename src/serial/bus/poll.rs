@@ -17,7 +17,7 @@ use crate::link::{Inbound, InboundKind};
 const DRAIN_POLLS: usize = 8;
 
 /// Poll counters taken from the database at once (see `Board::counters`).
-const POLL_COUNTERS: u32 = 16;
+pub(super) const POLL_COUNTERS: u32 = 16;
 
 impl Bus {
     /// Polls one board, again while it answers with uplinks it had queued (door events, alarms),
@@ -60,6 +60,9 @@ impl Bus {
         let Some(key) = board.key.clone() else {
             return Ok(()); // not registered, or revoked: never polled
         };
+        // Blocks taken ahead, before the queue is emptied: what was queued before a block was
+        // taken is in the queue by then, and goes out before the poll that uses the block.
+        self.take_refills();
         // Requests waiting go first (a person may be waiting at a door); one to this board
         // makes the poll take fresh counters after it.
         while let Ok(request) = self.requests.try_recv() {
@@ -71,7 +74,8 @@ impl Bus {
         let known = board.session;
         let (mut session, mut counter) = (0, 0);
         let mut earlier = Vec::new();
-        match (known, board.counters.next()) {
+        let next = board.counters.next().or_else(|| board.spare_block());
+        match (known, next) {
             // A counter taken with the others before: everything queued before them was sent
             // then, and what was queued since has higher counters and follows the poll.
             (Some(known), Some(next)) => (session, counter) = (known, next),
@@ -92,6 +96,9 @@ impl Bus {
                     {
                         Ok(Some(first)) => {
                             self.stats.counter_blocks.fetch_add(1, Ordering::Relaxed);
+                            self.stats
+                                .counter_blocks_waited
+                                .fetch_add(1, Ordering::Relaxed);
                             (session, counter) = (known, first);
                             if let Some(board) = self.boards.get_mut(index) {
                                 board.counters =
@@ -117,6 +124,7 @@ impl Bus {
             return Ok(());
         };
         let ack_counter = board.last_queued;
+        self.ask_ahead(index);
         let poll = Envelope {
             header: Header {
                 direction: Direction::Down,
@@ -137,6 +145,47 @@ impl Bus {
             self.missed(index).await;
         }
         Ok(())
+    }
+
+    /// Takes the blocks the counter task has brought as the boards' spares.
+    fn take_refills(&mut self) {
+        while let Ok(refill) = self.refills.try_recv() {
+            let Some(board) = self.boards.get_mut(refill.index) else {
+                continue;
+            };
+            board.refilling = false;
+            if let Some(counters) = refill.counters
+                && board.session == Some(refill.session)
+            {
+                board.spare = Some((refill.session, counters));
+            }
+        }
+    }
+
+    /// Asks the counter task for a board's next block once half of this one is used, so it is
+    /// there before the board needs it.
+    fn ask_ahead(&mut self, index: usize) {
+        let Some(board) = self.boards.get_mut(index) else {
+            return;
+        };
+        let Some(session) = board.session else {
+            return;
+        };
+        if board.refilling
+            || board.spare.is_some()
+            || board.counters.len() as u32 > POLL_COUNTERS / 2
+        {
+            return;
+        }
+        let ask = super::counters::Ask {
+            index,
+            device: board.device,
+            session,
+        };
+        // A full queue: the task is busy with other boards; asked again at the next poll.
+        if self.asks.try_send(ask).is_ok() {
+            board.refilling = true;
+        }
     }
 
     /// A poll without an answer; enough in a row and the board is offline.
