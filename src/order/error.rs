@@ -74,6 +74,12 @@ fn not_opened(failure: &DoorFailure) -> String {
     }
 }
 
+impl From<crate::storage::Unexpected> for OrderError {
+    fn from(e: crate::storage::Unexpected) -> Self {
+        Self::Unexpected(e)
+    }
+}
+
 impl From<sqlx::Error> for OrderError {
     fn from(e: sqlx::Error) -> Self {
         Self::Unexpected(e.into())

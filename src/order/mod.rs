@@ -21,11 +21,11 @@ pub use error::OrderError;
 use insert::{NewOrder, insert_order};
 pub use state::OrderState;
 
-use crate::command::{Command, CommandService, Origin};
+use crate::command::CommandService;
 use crate::config::RentalSettings;
 use crate::lock::DoorLocks;
 use crate::storage::{Storage, on_pool};
-use crate::unlock::{self, DoorAfter, DoorFailure, Settlement, Verdict};
+use crate::unlock;
 use crate::wallet::{Movement, WalletError, Wallets};
 
 /// Most lines in one order.
@@ -417,57 +417,16 @@ impl Orders {
         }
         self.catalog.stock_changed(device.as_str()).await;
         crate::pause::point("order.paid").await;
-        let origin = Origin {
-            requested_by: Some(user),
-            reason: Some(format!("order {id}")),
+        let sale = unlock::SaleRow {
+            id,
+            user_id: user,
+            device_id: device.as_str().to_owned(),
+            door: i32::from(door),
+            amount: total,
         };
-        let sent = self
-            .commands
-            .send_with(device, Command::Unlock { door }, &origin)
-            .await;
-        crate::pause::point("order.unlocked").await;
-        let (settlement, command, error) = match unlock::verdict(sent) {
-            Verdict::Opened {
-                command,
-                already_open,
-            } => (Settlement::Opened { already_open }, Some(command), None),
-            Verdict::Failed {
-                command,
-                failure,
-                door: after,
-            } => (
-                Settlement::Cancelled {
-                    reason: failure.reason(),
-                    door: after,
-                },
-                command,
-                Some(OrderError::NotOpened(id, failure)),
-            ),
-            Verdict::Unknown { command } => {
-                // Settled by the locker's report in the background (`reconcile_pending`).
-                const ATTACH: &str =
-                    "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND state = 'paid'";
-                unlock::attach(&self.storage, ATTACH, id, command).await?;
-                return Err(OrderError::NotOpened(id, DoorFailure::Timeout));
-            }
-            Verdict::Broken(cause) => (
-                Settlement::Cancelled {
-                    reason: "failed",
-                    door: DoorAfter::Free,
-                },
-                None,
-                Some(OrderError::Unexpected(crate::storage::Unexpected::new(
-                    cause,
-                ))),
-            ),
-        };
-        self.settle(user, id, (device, door), total, command, settlement)
-            .await?;
-        match error {
-            Some(error) => Err(error),
-            None => self.get(Some(user), id).await?.ok_or_else(|| {
-                OrderError::Unexpected(crate::storage::Unexpected::new("the order vanished"))
-            }),
-        }
+        unlock::open(self, &self.commands, &sale, (device, door)).await?;
+        self.get(Some(user), id).await?.ok_or_else(|| {
+            OrderError::Unexpected(crate::storage::Unexpected::new("the order vanished"))
+        })
     }
 }

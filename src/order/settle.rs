@@ -82,9 +82,11 @@ impl Orders {
 
 impl unlock::Sales for Orders {
     type Error = OrderError;
+    type Settled = ();
     const KIND: &'static str = "order";
     const METRIC: &'static str = "locker_order_reconciliations_total";
     const OPENED: &'static str = "completed";
+    const UNLOCKED: &'static str = "order.unlocked";
     const WAITING: &'static str = concat!(
         "SELECT o.id, o.user_id, o.device_id, o.door, o.total AS amount, ",
         unlock::record_columns!(),
@@ -95,8 +97,8 @@ impl unlock::Sales for Orders {
          FROM orders
          WHERE state = 'paid' AND unlock_command IS NULL AND created_at < $1
          LIMIT 100";
-    const ATTACH: &'static str =
-        "UPDATE orders SET unlock_command = $2 WHERE id = $1 AND unlock_command IS NULL";
+    const ATTACH: &'static str = "UPDATE orders SET unlock_command = $2
+         WHERE id = $1 AND state = 'paid' AND unlock_command IS NULL";
 
     fn storage(&self) -> &Storage {
         &self.storage
@@ -114,21 +116,17 @@ impl unlock::Sales for Orders {
         target: (DeviceId, u16),
         command: Option<i64>,
         settlement: Settlement,
-    ) -> Result<bool, OrderError> {
-        let result = Orders::settle(
-            self,
-            sale.user_id,
-            sale.id,
-            target,
-            sale.amount,
-            command,
-            settlement,
-        );
-        match result.await {
-            Ok(()) => Ok(true),
-            Err(OrderError::AlreadySettled) => Ok(false),
-            Err(e) => Err(e),
-        }
+    ) -> Result<(), OrderError> {
+        let (user, id, total) = (sale.user_id, sale.id, sale.amount);
+        Orders::settle(self, user, id, target, total, command, settlement).await
+    }
+
+    fn already_settled(error: &OrderError) -> bool {
+        matches!(error, OrderError::AlreadySettled)
+    }
+
+    fn not_opened(id: Uuid, failure: unlock::DoorFailure) -> OrderError {
+        OrderError::NotOpened(id, failure)
     }
 
     async fn if_abandoned<T: Send>(

@@ -12,9 +12,11 @@ use crate::storage::UnitOfWork;
 
 mod reconcile;
 mod sale;
+mod sell;
 pub use reconcile::{Sales, recover_interrupted, settle_waiting};
 pub(crate) use sale::bind_sale_filter;
 pub use sale::{SALE_FILTER_SQL, SaleFilter, SaleRow, SettlingRow, attach, attach_sent};
+pub use sell::open;
 
 /// Why a door did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,7 +16,9 @@ use crate::worker::Items;
 /// A kind of sale, as the reconciler drives it.
 pub trait Sales: Send + Sync {
     /// The kind's error.
-    type Error: From<sqlx::Error> + std::fmt::Display + Send;
+    type Error: From<sqlx::Error> + From<crate::storage::Unexpected> + std::fmt::Display + Send;
+    /// What settling one gives its request.
+    type Settled: Send;
     /// What one is called (`rental`, `order`): its items among a worker's are `"{KIND} {id}"`,
     /// its unlocks' reason is `"{KIND} {id}"` too.
     const KIND: &'static str;
@@ -24,13 +26,15 @@ pub trait Sales: Send + Sync {
     const METRIC: &'static str;
     /// The `outcome` of one whose door opened (`active`, `completed`).
     const OPENED: &'static str;
+    /// The test pause point right after its unlock was sent (`rental.unlocked`, ...).
+    const UNLOCKED: &'static str;
     /// Sales waiting for their unlock's outcome, with it: the columns of a [`SettlingRow`],
     /// oldest first, at most 100.
     const WAITING: &'static str;
     /// Sales still waiting with no unlock recorded, created before `$1`: the columns of a
     /// [`SaleRow`], at most 100.
     const ABANDONED: &'static str;
-    /// Records command `$2` as the unlock of sale `$1` if it has none.
+    /// Records command `$2` as the unlock of sale `$1` if it is still waiting and has none.
     const ATTACH: &'static str;
 
     /// The database.
@@ -39,15 +43,22 @@ pub trait Sales: Send + Sync {
     /// How old a sale without an unlock must be before it counts as abandoned.
     fn abandoned_after(&self) -> Duration;
 
-    /// Settles `sale` (at `target`, its unlock `command`) as `settlement`: `Ok(false)` if it was
-    /// settled already (by its request, or another gateway).
+    /// Settles `sale` (at `target`, its unlock `command`) as `settlement`, in one transaction
+    /// with its money; an error that [`Sales::already_settled`] recognises if it was settled
+    /// already (by its request, or another gateway).
     fn settle(
         &self,
         sale: &SaleRow,
         target: (DeviceId, u16),
         command: Option<i64>,
         settlement: Settlement,
-    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Self::Settled, Self::Error>> + Send;
+
+    /// `error` says the sale was settled already.
+    fn already_settled(error: &Self::Error) -> bool;
+
+    /// The error a request gets when the door of sale `id` did not open (or nobody knows yet).
+    fn not_opened(id: uuid::Uuid, failure: super::DoorFailure) -> Self::Error;
 
     /// Runs `work` if no request is working on the door (its lock is free; held meanwhile), else
     /// `Ok(None)`.
@@ -60,6 +71,21 @@ pub trait Sales: Send + Sync {
 
 fn item<S: Sales>(id: uuid::Uuid) -> String {
     format!("{} {id}", S::KIND)
+}
+
+/// Settles `sale` as `settlement`: `Ok(false)` if it was settled already.
+async fn settle_once<S: Sales>(
+    sales: &S,
+    sale: &SaleRow,
+    target: (DeviceId, u16),
+    command: Option<i64>,
+    settlement: Settlement,
+) -> Result<bool, S::Error> {
+    match sales.settle(sale, target, command, settlement).await {
+        Ok(_) => Ok(true),
+        Err(e) if S::already_settled(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Settles the sales whose unlock's outcome is now known (a late answer, the locker's report):
@@ -98,7 +124,7 @@ pub async fn settle_waiting<S: Sales>(
             continue;
         };
         let command = Some(row.record.command);
-        let work = sales.settle(&row.sale, target, command, settlement);
+        let work = settle_once(sales, &row.sale, target, command, settlement);
         if items.attempt(&item::<S>(id), work).await == Some(true) {
             settled += 1;
             let outcome = match settlement {
@@ -138,7 +164,7 @@ pub async fn recover_interrupted<S: Sales>(sales: &S, items: &Items) -> Result<u
                 reason: "interrupted",
                 door: DoorAfter::Free,
             };
-            sales.settle(&row, target, None, cancelled).await
+            settle_once(sales, &row, target, None, cancelled).await
         };
         if items
             .attempt(&item::<S>(row.id), sales.if_abandoned(target, work))

@@ -105,6 +105,12 @@ fn not_started(failure: &DoorFailure) -> String {
     }
 }
 
+impl From<crate::storage::Unexpected> for RentalError {
+    fn from(e: crate::storage::Unexpected) -> Self {
+        Self::Unexpected(e)
+    }
+}
+
 impl From<sqlx::Error> for RentalError {
     fn from(e: sqlx::Error) -> Self {
         Self::Unexpected(e.into())

@@ -19,11 +19,11 @@ mod store;
 
 use store::{NewRental, RentalRow, activate, select, write_cancellation};
 
-use crate::command::{Command, CommandService, Origin};
+use crate::command::CommandService;
 use crate::lock::DoorLocks;
 use crate::storage::{Storage, Violation, on_pool};
 pub use crate::unlock::DoorFailure;
-use crate::unlock::{self, DoorAfter, Settlement, Verdict};
+use crate::unlock::{self, Settlement};
 use crate::wallet::{Movement, WalletError, Wallets};
 pub use error::RentalError;
 
@@ -299,63 +299,16 @@ impl Rentals {
             Err(e) => return Err(e.into()),
         }
         crate::pause::point("rental.created").await;
-        let origin = Origin {
-            requested_by: Some(user),
-            reason: Some(format!("rental {id}")),
+        let sale = unlock::SaleRow {
+            id,
+            user_id: user,
+            device_id: device.as_str().to_owned(),
+            door: i32::from(door),
+            amount: deposit,
         };
-        let sent = self
-            .commands
-            .send_with(device, Command::Unlock { door }, &origin)
-            .await;
-        crate::pause::point("rental.unlocked").await;
-        let (settlement, command, error) = match unlock::verdict(sent) {
-            Verdict::Opened {
-                command,
-                already_open,
-            } => (Settlement::Opened { already_open }, Some(command), None),
-            Verdict::Failed {
-                command,
-                failure,
-                door: after,
-            } => {
-                let reason = failure.reason();
-                let error = RentalError::NotStarted(id, failure);
-                (
-                    Settlement::Cancelled {
-                        reason,
-                        door: after,
-                    },
-                    command,
-                    Some(error),
-                )
-            }
-            Verdict::Unknown { command } => {
-                // The outcome is unknown: the locker is asked (`query_state`) and the rental is
-                // settled by its report in the background (`reconcile_pending`): active if the
-                // door opened, else cancelled with the hold released.
-                const ATTACH: &str =
-                    "UPDATE rentals SET start_command = $2 WHERE id = $1 AND state = 'pending'";
-                unlock::attach(&self.storage, ATTACH, id, command).await?;
-                return Err(RentalError::NotStarted(id, DoorFailure::Timeout));
-            }
-            Verdict::Broken(cause) => (
-                Settlement::Cancelled {
-                    reason: "failed",
-                    door: DoorAfter::Free,
-                },
-                None,
-                Some(RentalError::Unexpected(crate::storage::Unexpected::new(
-                    cause,
-                ))),
-            ),
-        };
-        let settled = self
-            .settle(user, id, (device, door), deposit, command, settlement)
-            .await?;
-        match (error, settled) {
-            (Some(error), _) => Err(error),
-            (None, Some(rental)) => Ok(rental),
-            (None, None) => self.get(user, id).await?.ok_or_else(|| {
+        match unlock::open(self, &self.commands, &sale, (device, door)).await? {
+            Some(rental) => Ok(rental),
+            None => self.get(user, id).await?.ok_or_else(|| {
                 RentalError::Unexpected(crate::storage::Unexpected::new("the rental vanished"))
             }),
         }

@@ -151,9 +151,11 @@ impl Rentals {
 
 impl unlock::Sales for Rentals {
     type Error = RentalError;
+    type Settled = Option<super::Rental>;
     const KIND: &'static str = "rental";
     const METRIC: &'static str = "locker_rental_reconciliations_total";
     const OPENED: &'static str = "active";
+    const UNLOCKED: &'static str = "rental.unlocked";
     const WAITING: &'static str = concat!(
         "SELECT r.id, r.user_id, r.device_id, r.door, r.deposit_held AS amount, ",
         unlock::record_columns!(),
@@ -164,8 +166,8 @@ impl unlock::Sales for Rentals {
          FROM rentals
          WHERE state = 'pending' AND start_command IS NULL AND created_at < $1
          LIMIT 100";
-    const ATTACH: &'static str =
-        "UPDATE rentals SET start_command = $2 WHERE id = $1 AND start_command IS NULL";
+    const ATTACH: &'static str = "UPDATE rentals SET start_command = $2
+         WHERE id = $1 AND state = 'pending' AND start_command IS NULL";
 
     fn storage(&self) -> &Storage {
         &self.storage
@@ -181,21 +183,17 @@ impl unlock::Sales for Rentals {
         target: (DeviceId, u16),
         command: Option<i64>,
         settlement: Settlement,
-    ) -> Result<bool, RentalError> {
-        let result = Rentals::settle(
-            self,
-            sale.user_id,
-            sale.id,
-            target,
-            sale.amount,
-            command,
-            settlement,
-        );
-        match result.await {
-            Ok(_) => Ok(true),
-            Err(RentalError::AlreadySettled) => Ok(false),
-            Err(e) => Err(e),
-        }
+    ) -> Result<Option<super::Rental>, RentalError> {
+        let (user, id, deposit) = (sale.user_id, sale.id, sale.amount);
+        Rentals::settle(self, user, id, target, deposit, command, settlement).await
+    }
+
+    fn already_settled(error: &RentalError) -> bool {
+        matches!(error, RentalError::AlreadySettled)
+    }
+
+    fn not_opened(id: uuid::Uuid, failure: unlock::DoorFailure) -> RentalError {
+        RentalError::NotStarted(id, failure)
     }
 
     async fn if_abandoned<T: Send>(
