@@ -45,6 +45,7 @@ mod settlement;
 mod shutdown;
 mod stock;
 mod stores_books;
+mod stores_catalog;
 mod stores_commands;
 mod stores_device;
 mod stores_money;
