@@ -167,3 +167,39 @@ in_both_modes! {
         assert_eq!(books(&storage, user).await.0, (700, 0), "nothing written the second time");
     }
 }
+
+in_both_modes! {
+    /// A password change keeps the token it was made with and ends the others; an erased
+    /// account keeps no email, no password and no token.
+    async fn a_password_change_ends_other_tokens_and_erasure_ends_all(backend: Backend) {
+        let storage = backend.storage();
+        let accounts = accounts(&storage);
+        let user = accounts
+            .register("st-e@example.com", "correct horse battery", Role::User)
+            .await
+            .expect("registered");
+        let here = accounts.log_in("st-e@example.com", "correct horse battery").await.expect("in");
+        let there = accounts.log_in("st-e@example.com", "correct horse battery").await.expect("in");
+        let wrong = accounts
+            .change_password(&user, "wrong horse battery", "staple battery horse", &here.token)
+            .await;
+        assert!(matches!(wrong, Err(AccountError::Invalid { field: "current_password", .. })), "{wrong:?}");
+        accounts
+            .change_password(&user, "correct horse battery", "staple battery horse", &here.token)
+            .await
+            .expect("changed");
+        assert!(accounts.authenticate(&here.token).await.expect("read").is_some(), "kept");
+        assert!(accounts.authenticate(&there.token).await.expect("read").is_none(), "ended");
+        assert!(accounts.log_in("st-e@example.com", "correct horse battery").await.is_err());
+        accounts.log_in("st-e@example.com", "staple battery horse").await.expect("the new one");
+        accounts.erase(user.id).await.expect("erased");
+        assert!(accounts.authenticate(&here.token).await.expect("read").is_none());
+        assert!(accounts.log_in("st-e@example.com", "staple battery horse").await.is_err());
+        let email: String = on_storage!(&storage, |pool| sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+            .bind(user.id)
+            .fetch_one(pool)
+            .await
+            .expect("kept for the books"));
+        assert!(email.starts_with("deleted-"), "{email}");
+    }
+}
