@@ -417,13 +417,7 @@ impl Orders {
         }
         self.catalog.stock_changed(device.as_str()).await;
         crate::pause::point("order.paid").await;
-        let sale = unlock::SaleRow {
-            id,
-            user_id: user,
-            device_id: device.as_str().to_owned(),
-            door: i32::from(door),
-            amount: total,
-        };
+        let sale = unlock::SaleRow::new(id, user, (device, door), total);
         unlock::open(self, &self.commands, &sale, (device, door)).await?;
         self.get(Some(user), id).await?.ok_or_else(|| {
             OrderError::Unexpected(crate::storage::Unexpected::new("the order vanished"))

@@ -47,6 +47,22 @@ pub struct SaleRow {
 }
 
 impl SaleRow {
+    /// Sale `id` of `user` at `target`, for `amount` (minor units).
+    pub fn new(
+        id: uuid::Uuid,
+        user: uuid::Uuid,
+        (device, door): (DeviceId, u16),
+        amount: i64,
+    ) -> Self {
+        Self {
+            id,
+            user_id: user,
+            device_id: device.as_str().to_owned(),
+            door: i32::from(door),
+            amount,
+        }
+    }
+
     /// Its locker and door (`None` for a sale no unlock could have reached).
     pub fn target(&self) -> Option<(DeviceId, u16)> {
         DeviceId::new(&self.device_id).zip(u16::try_from(self.door).ok())

@@ -299,13 +299,7 @@ impl Rentals {
             Err(e) => return Err(e.into()),
         }
         crate::pause::point("rental.created").await;
-        let sale = unlock::SaleRow {
-            id,
-            user_id: user,
-            device_id: device.as_str().to_owned(),
-            door: i32::from(door),
-            amount: deposit,
-        };
+        let sale = unlock::SaleRow::new(id, user, (device, door), deposit);
         match unlock::open(self, &self.commands, &sale, (device, door)).await? {
             Some(rental) => Ok(rental),
             None => self.get(user, id).await?.ok_or_else(|| {
