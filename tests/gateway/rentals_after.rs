@@ -248,125 +248,142 @@ async fn ending_while_the_locker_is_offline_charges_nothing_and_the_rental_goes_
     assert_eq!(state, "active");
 }
 
-#[sqlx::test]
-async fn operators_end_refund_and_cancel_rentals_and_alarms_flag_them(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    plan(&app).await;
-    let locker = online_locker(&app, "lk-1").await;
-    let admin = operator(&app, "boss@example.com").await;
-    let (token, id) = funded(&app, "r@example.com", 10_000).await;
-    let first: Value = rent(&app, &token, json!({ "device_id": "lk-1", "door": 1 }))
-        .await
-        .json()
-        .await
-        .expect("rental");
-    let first_id = first["id"].as_str().expect("id").to_owned();
-    // A forced opening during the rental flags it for operators.
-    locker.turn(Knob::CloseDoor(1)).await;
-    locker.turn(Knob::ForceOpen(1)).await;
-    crate::helpers::eventually("the rental is flagged", || async {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT 'alarm.forced_open' = ANY(flags) FROM rentals WHERE id = $1::uuid",
+crate::helpers::in_both_modes! {
+    /// Operators end, refund and cancel rentals (each audited, customers refused), on both
+    /// backends; an alarm during a rental flags it.
+    async fn operators_end_refund_and_cancel_rentals_and_alarms_flag_them(backend: Backend) {
+        let app = backend.spawn().await;
+        plan(&app).await;
+        let locker = online_locker(&app, "lk-1").await;
+        let admin = operator(&app, "boss@example.com").await;
+        let (token, id) = funded(&app, "r@example.com", 10_000).await;
+        let first: Value = rent(&app, &token, json!({ "device_id": "lk-1", "door": 1 }))
+            .await
+            .json()
+            .await
+            .expect("rental");
+        let first_id = first["id"].as_str().expect("id").to_owned();
+        // A forced opening during the rental flags it for operators.
+        locker.turn(Knob::CloseDoor(1)).await;
+        locker.turn(Knob::ForceOpen(1)).await;
+        crate::helpers::eventually("the rental is flagged", || async {
+            let listed: Value = app
+                .http
+                .get(app.url("/v1/admin/rentals?device_id=lk-1"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .expect("sent")
+                .json()
+                .await
+                .expect("a page");
+            listed["items"].as_array().is_some_and(|items| {
+                items.iter().any(|r| {
+                    r["id"] == first_id.as_str()
+                        && r["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "alarm.forced_open"))
+                })
+            })
+        })
+        .await;
+        // The operator ends it (2 hours: 2.00), then refunds 0.50, then the rest.
+        let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+        let first_uuid: Uuid = first_id.parse().expect("a uuid");
+        on_storage!(&app.storage, |pool| sqlx::query("UPDATE rentals SET started_at = $1 WHERE id = $2")
+            .bind(two_hours_ago)
+            .bind(first_uuid)
+            .execute(pool)
+            .await
+            .expect("backdated")
+            .rows_affected());
+        let admin_post = |path: String, body: Value| {
+            app.http
+                .post(app.url(&path))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+        };
+        let ended: Value = admin_post(format!("/v1/admin/rentals/{first_id}/end"), json!({}))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("rental");
+        assert_eq!(
+            (&ended["state"], &ended["fee"]),
+            (&json!("ended"), &json!("2.00"))
+        );
+        assert_eq!(money(&app, id).await, (9800, 0));
+        let refund = format!("/v1/admin/rentals/{first_id}/refund");
+        let part: Value = admin_post(
+            refund.clone(),
+            json!({ "amount": "0.50", "reason": "late" }),
         )
-        .bind(&first_id)
-        .fetch_one(&pool)
         .await
-        .unwrap_or(false)
-    })
-    .await;
-    // The operator ends it (2 hours: 2.00), then refunds 0.50, then the rest.
-    sqlx::query("UPDATE rentals SET started_at = now() - interval '2 hours' WHERE id = $1::uuid")
-        .bind(&first_id)
-        .execute(&pool)
+        .expect("sent")
+        .json()
         .await
-        .expect("backdated");
-    let admin_post = |path: String, body: Value| {
-        app.http
-            .post(app.url(&path))
-            .bearer_auth(&admin)
-            .json(&body)
+        .expect("rental");
+        assert_eq!(part["refunded"], "0.50");
+        let too_much = admin_post(refund.clone(), json!({ "amount": "5.00" }))
+            .await
+            .expect("sent");
+        problem(too_much, 422, "not_refundable").await;
+        let rest: Value = admin_post(refund.clone(), json!({}))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("rental");
+        assert_eq!(rest["refunded"], "2.00");
+        assert_eq!(money(&app, id).await, (10_000, 0));
+        // A running rental cancelled by the operator: no fee, the hold released.
+        let second: Value = rent(&app, &token, json!({ "device_id": "lk-1", "door": 2 }))
+            .await
+            .json()
+            .await
+            .expect("rental");
+        let second_id = second["id"].as_str().expect("id").to_owned();
+        assert_eq!(money(&app, id).await, (8000, 2000));
+        let cancelled: Value = admin_post(format!("/v1/admin/rentals/{second_id}/cancel"), json!({}))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("rental");
+        assert_eq!(cancelled["state"], "cancelled");
+        assert_eq!(money(&app, id).await, (10_000, 0));
+        let again = admin_post(format!("/v1/admin/rentals/{second_id}/cancel"), json!({}))
+            .await
+            .expect("sent");
+        problem(again, 409, "rental_not_active").await;
+        // Customers cannot; every operator action is audited.
+        let by_customer = app
+            .http
+            .post(app.url(&format!("/v1/admin/rentals/{second_id}/cancel")))
+            .bearer_auth(&token)
             .send()
-    };
-    let ended: Value = admin_post(format!("/v1/admin/rentals/{first_id}/end"), json!({}))
+            .await
+            .expect("sent");
+        problem(by_customer, 403, "forbidden").await;
+        let rows: Vec<(String, String)> = on_storage!(&app.storage, |pool| sqlx::query_as(
+            "SELECT action, outcome FROM audit_log WHERE action LIKE 'rental.%' ORDER BY id",
+        )
+        .fetch_all(pool)
         .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("rental");
-    assert_eq!(
-        (&ended["state"], &ended["fee"]),
-        (&json!("ended"), &json!("2.00"))
-    );
-    assert_eq!(money(&app, id).await, (9800, 0));
-    let refund = format!("/v1/admin/rentals/{first_id}/refund");
-    let part: Value = admin_post(
-        refund.clone(),
-        json!({ "amount": "0.50", "reason": "late" }),
-    )
-    .await
-    .expect("sent")
-    .json()
-    .await
-    .expect("rental");
-    assert_eq!(part["refunded"], "0.50");
-    let too_much = admin_post(refund.clone(), json!({ "amount": "5.00" }))
-        .await
-        .expect("sent");
-    problem(too_much, 422, "not_refundable").await;
-    let rest: Value = admin_post(refund.clone(), json!({}))
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("rental");
-    assert_eq!(rest["refunded"], "2.00");
-    assert_eq!(money(&app, id).await, (10_000, 0));
-    // A running rental cancelled by the operator: no fee, the hold released.
-    let second: Value = rent(&app, &token, json!({ "device_id": "lk-1", "door": 2 }))
-        .await
-        .json()
-        .await
-        .expect("rental");
-    let second_id = second["id"].as_str().expect("id").to_owned();
-    assert_eq!(money(&app, id).await, (8000, 2000));
-    let cancelled: Value = admin_post(format!("/v1/admin/rentals/{second_id}/cancel"), json!({}))
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("rental");
-    assert_eq!(cancelled["state"], "cancelled");
-    assert_eq!(money(&app, id).await, (10_000, 0));
-    let again = admin_post(format!("/v1/admin/rentals/{second_id}/cancel"), json!({}))
-        .await
-        .expect("sent");
-    problem(again, 409, "rental_not_active").await;
-    // Customers cannot; every operator action is audited.
-    let by_customer = app
-        .http
-        .post(app.url(&format!("/v1/admin/rentals/{second_id}/cancel")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    problem(by_customer, 403, "forbidden").await;
-    let actions: Vec<String> = sqlx::query_scalar(
-        "SELECT action || ':' || outcome FROM audit_log WHERE action LIKE 'rental.%' ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("audit");
-    assert_eq!(
-        actions,
-        [
-            "rental.end:ok",
-            "rental.refund:ok",
-            "rental.refund:refused",
-            "rental.refund:ok",
-            "rental.cancel:ok",
-            "rental.cancel:refused"
-        ]
-    );
+        .expect("audit"));
+        let actions: Vec<String> = rows.iter().map(|(a, o)| format!("{a}:{o}")).collect();
+        assert_eq!(
+            actions,
+            [
+                "rental.end:ok",
+                "rental.refund:ok",
+                "rental.refund:refused",
+                "rental.refund:ok",
+                "rental.cancel:ok",
+                "rental.cancel:refused"
+            ]
+        );
+    }
 }
 
 /// A rental left `pending` by a request that never finished (the gateway died mid-way), made
