@@ -52,10 +52,6 @@ pub async fn order(app: &TestApp, token: &str, body: Value) -> reqwest::Response
         .expect("sent")
 }
 
-pub async fn qty(pool: &PgPool, device: &str, door: i32, product: Uuid) -> i32 {
-    qty_on(&pool.clone().into(), device, door, product).await
-}
-
 /// What a door holds of a product (-1: no line), on either storage.
 pub async fn qty_on(
     storage: &locker_gateway::storage::Storage,
@@ -95,288 +91,292 @@ async fn availability(app: &TestApp, token: &str, device: &str) -> Value {
     got.json().await.expect("availability")
 }
 
-#[sqlx::test]
-async fn an_order_is_paid_taken_from_one_door_and_that_door_opens(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let admin = operator(&app, "ops@example.com").await;
-    let _locker = online_locker(&app, "vend-1").await;
-    let cola = product(&app, &admin, "cola", "2.50").await;
-    let chips = product(&app, &admin, "chips", "1.00").await;
-    stock(
-        &app,
-        &admin,
-        "vend-1",
-        2,
-        json!([{ "product_id": cola, "qty": 3 }, { "product_id": chips, "qty": 1 }]),
-    )
-    .await;
-    stock(
-        &app,
-        &admin,
-        "vend-1",
-        3,
-        json!([{ "product_id": cola, "qty": 10 }]),
-    )
-    .await;
-    let (token, id) = funded(&app, "buyer@example.com", 1000).await;
-    let before = availability(&app, &token, "vend-1").await;
-    let offered = |a: &Value, sku: Uuid| {
-        a["products"]
-            .as_array()
-            .and_then(|p| {
-                p.iter()
-                    .find(|o| o["product_id"] == sku.to_string())
-                    .cloned()
-            })
-            .unwrap_or(Value::Null)
-    };
-    assert_eq!(offered(&before, cola)["in_stock"], 13);
-    assert_eq!(offered(&before, cola)["most_per_order"], 10);
-    assert_eq!(offered(&before, cola)["price"], "2.50");
-    // Two doors are stocked, so two of the four are free for rent.
-    assert_eq!(before["doors_free"]["m"], 2);
-
-    // Cola and chips together: only door 2 holds both.
-    let placed = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": cola, "qty": 2 }, { "product_id": chips, "qty": 1 } ] }),
-    )
-    .await;
-    assert_eq!(placed.status(), 201);
-    let body: Value = placed.json().await.expect("order");
-    assert_eq!(body["state"], "completed");
-    assert_eq!(body["door"], 2);
-    assert_eq!(body["total"], "6.00");
-    assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
-    assert_eq!(money(&app, id).await, (400, 0));
-    assert_eq!(qty(&pool, "vend-1", 2, cola).await, 1);
-    assert_eq!(qty(&pool, "vend-1", 2, chips).await, 0);
-    assert_eq!(qty(&pool, "vend-1", 3, cola).await, 10);
-    let door: (String, Option<String>, i32) = sqlx::query_as(
-        "SELECT c.state, c.door_result, c.door FROM orders o
-         JOIN commands c ON c.id = o.unlock_command",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("unlock");
-    assert_eq!(door, ("executed".into(), Some("opened".into()), 2));
-    for kind in ["order.created", "order.paid", "order.completed"] {
-        assert_eq!(events(&app.storage, kind).await, 1, "{kind}");
-    }
-    // The customer finds it among their orders, by state.
-    let mine = |query: &'static str| {
-        let (http, url, token) = (
-            app.http.clone(),
-            app.url(&format!("/v1/orders{query}")),
-            token.clone(),
-        );
-        async move {
-            let page: Value = http
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("sent")
-                .json()
-                .await
-                .expect("page");
-            page
-        }
-    };
-    let completed = mine("?state=completed").await;
-    assert_eq!(completed["items"][0]["id"], body["id"]);
-    assert_eq!(
-        completed["items"][0]["items"].as_array().map(Vec::len),
-        Some(2)
-    );
-    assert_eq!(
-        mine("?state=paid").await["items"].as_array().map(Vec::len),
-        Some(0)
-    );
-    // The availability shown was invalidated by the order, not left to expire.
-    let after = availability(&app, &token, "vend-1").await;
-    assert_eq!(offered(&after, cola)["in_stock"], 11);
-    assert_eq!(offered(&after, chips), Value::Null);
-
-    // A price change later does not change what was paid.
-    let changed = app
-        .http
-        .patch(app.url(&format!("/v1/products/{cola}")))
-        .bearer_auth(&admin)
-        .json(&json!({ "price": "9.99" }))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(changed.status(), 200);
-    let path = format!("/v1/orders/{}", body["id"].as_str().expect("id"));
-    let mine: Value = app
-        .http
-        .get(app.url(&path))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("order");
-    assert_eq!(mine["total"], "6.00");
-    let snapshot = mine["items"]
-        .as_array()
-        .and_then(|i| {
-            i.iter()
-                .find(|i| i["product_id"] == cola.to_string())
-                .cloned()
-        })
-        .expect("cola line");
-    assert_eq!(snapshot["unit_price"], "2.50");
-    let (other, _) = funded(&app, "other@example.com", 0).await;
-    let theirs = app
-        .http
-        .get(app.url(&path))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("sent");
-    problem(theirs, 404, "not_found").await;
-}
-
-#[sqlx::test]
-async fn an_order_that_cannot_be_served_whole_writes_nothing(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let admin = operator(&app, "ops@example.com").await;
-    let _locker = online_locker(&app, "vend-1").await;
-    let cola = product(&app, &admin, "cola", "2.50").await;
-    let chips = product(&app, &admin, "chips", "1.00").await;
-    let gum = product(&app, &admin, "gum", "0.50").await;
-    stock(
-        &app,
-        &admin,
-        "vend-1",
-        1,
-        json!([{ "product_id": cola, "qty": 3 }]),
-    )
-    .await;
-    stock(
-        &app,
-        &admin,
-        "vend-1",
-        2,
-        json!([{ "product_id": chips, "qty": 5 }]),
-    )
-    .await;
-    let (token, id) = funded(&app, "buyer@example.com", 1000).await;
-    let nothing_written = |pool: PgPool| async move {
-        let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
-            .fetch_one(&pool)
-            .await
-            .expect("count");
-        assert_eq!(orders, 0);
-        assert_eq!(qty(&pool, "vend-1", 1, cola).await, 3);
-        assert_eq!(qty(&pool, "vend-1", 2, chips).await, 5);
-    };
-
-    // One item short: the whole order fails, the other item is not taken either.
-    let short = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": chips, "qty": 1 }, { "product_id": cola, "qty": 4 } ] }),
-    )
-    .await;
-    let body = problem(short, 409, "out_of_stock").await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Product cola"),
-        "{body}"
-    );
-    // Each item is there, but in different doors: one order is served from one door.
-    let spread = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": chips, "qty": 1 }, { "product_id": cola, "qty": 1 } ] }),
-    )
-    .await;
-    let body = problem(spread, 409, "out_of_stock").await;
-    assert!(
-        body["detail"].as_str().unwrap_or("").contains("single"),
-        "{body}"
-    );
-    // Not stocked anywhere.
-    let none = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": gum, "qty": 1 } ] }),
-    )
-    .await;
-    problem(none, 409, "out_of_stock").await;
-    // Not orders at all.
-    for items in [
-        json!([]),
-        json!([{ "product_id": cola, "qty": 0 }]),
-        json!([{ "product_id": cola, "qty": 100 }]),
-        json!([{ "product_id": cola, "qty": 1 }, { "product_id": cola, "qty": 1 }]),
-    ] {
-        let bad = order(
+crate::helpers::in_both_modes! {
+    /// An order is paid, taken from one door's stock, and that door opens.
+    async fn an_order_is_paid_taken_from_one_door_and_that_door_opens(backend: Backend) {
+        let app = backend.spawn().await;
+        let admin = operator(&app, "ops@example.com").await;
+        let _locker = online_locker(&app, "vend-1").await;
+        let cola = product(&app, &admin, "cola", "2.50").await;
+        let chips = product(&app, &admin, "chips", "1.00").await;
+        stock(
             &app,
-            &token,
-            json!({ "device_id": "vend-1", "items": items }),
+            &admin,
+            "vend-1",
+            2,
+            json!([{ "product_id": cola, "qty": 3 }, { "product_id": chips, "qty": 1 }]),
         )
         .await;
-        problem(bad, 422, "invalid_order").await;
-    }
-    let unknown = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": Uuid::new_v4(), "qty": 1 } ] }),
-    )
-    .await;
-    problem(unknown, 422, "unknown_product").await;
-    let nowhere = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-9", "items": [
-        { "product_id": cola, "qty": 1 } ] }),
-    )
-    .await;
-    problem(nowhere, 404, "not_found").await;
-    // Not enough money: nothing taken from stock.
-    let (poor, poor_id) = funded(&app, "poor@example.com", 100).await;
-    let broke = order(
-        &app,
-        &poor,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": cola, "qty": 1 } ] }),
-    )
-    .await;
-    problem(broke, 402, "insufficient_funds").await;
-    assert_eq!(money(&app, poor_id).await, (100, 0));
-    // A withdrawn product is not sold.
-    let withdrawn = app
-        .http
-        .patch(app.url(&format!("/v1/products/{cola}")))
-        .bearer_auth(&admin)
-        .json(&json!({ "active": false }))
-        .send()
+        stock(
+            &app,
+            &admin,
+            "vend-1",
+            3,
+            json!([{ "product_id": cola, "qty": 10 }]),
+        )
+        .await;
+        let (token, id) = funded(&app, "buyer@example.com", 1000).await;
+        let before = availability(&app, &token, "vend-1").await;
+        let offered = |a: &Value, sku: Uuid| {
+            a["products"]
+                .as_array()
+                .and_then(|p| {
+                    p.iter()
+                        .find(|o| o["product_id"] == sku.to_string())
+                        .cloned()
+                })
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(offered(&before, cola)["in_stock"], 13);
+        assert_eq!(offered(&before, cola)["most_per_order"], 10);
+        assert_eq!(offered(&before, cola)["price"], "2.50");
+        // Two doors are stocked, so two of the four are free for rent.
+        assert_eq!(before["doors_free"]["m"], 2);
+
+        // Cola and chips together: only door 2 holds both.
+        let placed = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": cola, "qty": 2 }, { "product_id": chips, "qty": 1 } ] }),
+        )
+        .await;
+        assert_eq!(placed.status(), 201);
+        let body: Value = placed.json().await.expect("order");
+        assert_eq!(body["state"], "completed");
+        assert_eq!(body["door"], 2);
+        assert_eq!(body["total"], "6.00");
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(money(&app, id).await, (400, 0));
+        assert_eq!(qty_on(&app.storage, "vend-1", 2, cola).await, 1);
+        assert_eq!(qty_on(&app.storage, "vend-1", 2, chips).await, 0);
+        assert_eq!(qty_on(&app.storage, "vend-1", 3, cola).await, 10);
+        let door: (String, Option<String>, i32) = on_storage!(&app.storage, |pool| sqlx::query_as(
+            "SELECT c.state, c.door_result, c.door FROM orders o
+             JOIN commands c ON c.id = o.unlock_command",
+        )
+        .fetch_one(pool)
         .await
-        .expect("sent");
-    assert_eq!(withdrawn.status(), 200);
-    let gone = order(
-        &app,
-        &token,
-        json!({ "device_id": "vend-1", "items": [
-        { "product_id": cola, "qty": 1 } ] }),
-    )
-    .await;
-    problem(gone, 422, "product_withdrawn").await;
-    nothing_written(pool.clone()).await;
-    assert_eq!(money(&app, id).await, (1000, 0));
+        .expect("unlock"));
+        assert_eq!(door, ("executed".into(), Some("opened".into()), 2));
+        for kind in ["order.created", "order.paid", "order.completed"] {
+            assert_eq!(events(&app.storage, kind).await, 1, "{kind}");
+        }
+        // The customer finds it among their orders, by state.
+        let mine = |query: &'static str| {
+            let (http, url, token) = (
+                app.http.clone(),
+                app.url(&format!("/v1/orders{query}")),
+                token.clone(),
+            );
+            async move {
+                let page: Value = http
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("sent")
+                    .json()
+                    .await
+                    .expect("page");
+                page
+            }
+        };
+        let completed = mine("?state=completed").await;
+        assert_eq!(completed["items"][0]["id"], body["id"]);
+        assert_eq!(
+            completed["items"][0]["items"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(
+            mine("?state=paid").await["items"].as_array().map(Vec::len),
+            Some(0)
+        );
+        // The availability shown was invalidated by the order, not left to expire.
+        let after = availability(&app, &token, "vend-1").await;
+        assert_eq!(offered(&after, cola)["in_stock"], 11);
+        assert_eq!(offered(&after, chips), Value::Null);
+
+        // A price change later does not change what was paid.
+        let changed = app
+            .http
+            .patch(app.url(&format!("/v1/products/{cola}")))
+            .bearer_auth(&admin)
+            .json(&json!({ "price": "9.99" }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(changed.status(), 200);
+        let path = format!("/v1/orders/{}", body["id"].as_str().expect("id"));
+        let mine: Value = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("order");
+        assert_eq!(mine["total"], "6.00");
+        let snapshot = mine["items"]
+            .as_array()
+            .and_then(|i| {
+                i.iter()
+                    .find(|i| i["product_id"] == cola.to_string())
+                    .cloned()
+            })
+            .expect("cola line");
+        assert_eq!(snapshot["unit_price"], "2.50");
+        let (other, _) = funded(&app, "other@example.com", 0).await;
+        let theirs = app
+            .http
+            .get(app.url(&path))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .expect("sent");
+        problem(theirs, 404, "not_found").await;
+    }
+}
+
+crate::helpers::in_both_modes! {
+    /// An order that cannot be served whole writes nothing: no order, no stock taken, no money.
+    async fn an_order_that_cannot_be_served_whole_writes_nothing(backend: Backend) {
+        let app = backend.spawn().await;
+        let admin = operator(&app, "ops@example.com").await;
+        let _locker = online_locker(&app, "vend-1").await;
+        let cola = product(&app, &admin, "cola", "2.50").await;
+        let chips = product(&app, &admin, "chips", "1.00").await;
+        let gum = product(&app, &admin, "gum", "0.50").await;
+        stock(
+            &app,
+            &admin,
+            "vend-1",
+            1,
+            json!([{ "product_id": cola, "qty": 3 }]),
+        )
+        .await;
+        stock(
+            &app,
+            &admin,
+            "vend-1",
+            2,
+            json!([{ "product_id": chips, "qty": 5 }]),
+        )
+        .await;
+        let (token, id) = funded(&app, "buyer@example.com", 1000).await;
+        let nothing_written = |storage: locker_gateway::storage::Storage| async move {
+            let orders: i64 = on_storage!(&storage, |pool| sqlx::query_scalar("SELECT count(*) FROM orders")
+                .fetch_one(pool)
+                .await
+                .expect("count"));
+            assert_eq!(orders, 0);
+            assert_eq!(qty_on(&storage, "vend-1", 1, cola).await, 3);
+            assert_eq!(qty_on(&storage, "vend-1", 2, chips).await, 5);
+        };
+
+        // One item short: the whole order fails, the other item is not taken either.
+        let short = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": chips, "qty": 1 }, { "product_id": cola, "qty": 4 } ] }),
+        )
+        .await;
+        let body = problem(short, 409, "out_of_stock").await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Product cola"),
+            "{body}"
+        );
+        // Each item is there, but in different doors: one order is served from one door.
+        let spread = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": chips, "qty": 1 }, { "product_id": cola, "qty": 1 } ] }),
+        )
+        .await;
+        let body = problem(spread, 409, "out_of_stock").await;
+        assert!(
+            body["detail"].as_str().unwrap_or("").contains("single"),
+            "{body}"
+        );
+        // Not stocked anywhere.
+        let none = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": gum, "qty": 1 } ] }),
+        )
+        .await;
+        problem(none, 409, "out_of_stock").await;
+        // Not orders at all.
+        for items in [
+            json!([]),
+            json!([{ "product_id": cola, "qty": 0 }]),
+            json!([{ "product_id": cola, "qty": 100 }]),
+            json!([{ "product_id": cola, "qty": 1 }, { "product_id": cola, "qty": 1 }]),
+        ] {
+            let bad = order(
+                &app,
+                &token,
+                json!({ "device_id": "vend-1", "items": items }),
+            )
+            .await;
+            problem(bad, 422, "invalid_order").await;
+        }
+        let unknown = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": Uuid::new_v4(), "qty": 1 } ] }),
+        )
+        .await;
+        problem(unknown, 422, "unknown_product").await;
+        let nowhere = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-9", "items": [
+            { "product_id": cola, "qty": 1 } ] }),
+        )
+        .await;
+        problem(nowhere, 404, "not_found").await;
+        // Not enough money: nothing taken from stock.
+        let (poor, poor_id) = funded(&app, "poor@example.com", 100).await;
+        let broke = order(
+            &app,
+            &poor,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": cola, "qty": 1 } ] }),
+        )
+        .await;
+        problem(broke, 402, "insufficient_funds").await;
+        assert_eq!(money(&app, poor_id).await, (100, 0));
+        // A withdrawn product is not sold.
+        let withdrawn = app
+            .http
+            .patch(app.url(&format!("/v1/products/{cola}")))
+            .bearer_auth(&admin)
+            .json(&json!({ "active": false }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(withdrawn.status(), 200);
+        let gone = order(
+            &app,
+            &token,
+            json!({ "device_id": "vend-1", "items": [
+            { "product_id": cola, "qty": 1 } ] }),
+        )
+        .await;
+        problem(gone, 422, "product_withdrawn").await;
+        nothing_written(app.storage.clone()).await;
+        assert_eq!(money(&app, id).await, (1000, 0));
+    }
 }
 
 #[sqlx::test]

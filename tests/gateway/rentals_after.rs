@@ -158,94 +158,103 @@ async fn rent_close_reopen_end_and_the_fee_is_taken_from_the_hold_in(app: TestAp
     assert_eq!(next["state"], "active");
 }
 
-#[sqlx::test]
-async fn a_fee_beyond_hold_and_balance_still_opens_the_door_and_leaves_a_debt(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    plan(&app).await;
-    let locker = online_locker(&app, "lk-1").await;
-    let (token, id) = funded(&app, "r@example.com", 2500).await;
-    let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
-        .await
-        .json()
-        .await
-        .expect("rental");
-    let rid = rental["id"].as_str().expect("id").to_owned();
-    locker.turn(Knob::CloseDoor(1)).await;
-    // Three full days: 30.00, against a 20.00 hold and 5.00 available.
-    sqlx::query("UPDATE rentals SET started_at = now() - interval '3 days' WHERE id = $1::uuid")
-        .bind(&rid)
-        .execute(&pool)
-        .await
-        .expect("backdated");
-    let ended = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
-    assert_eq!(ended.status(), 200, "pickup is never refused over money");
-    let ended: Value = ended.json().await.expect("rental");
-    assert_eq!(ended["fee"], "30.00");
-    assert_eq!(money(&app, id).await, (0, 0));
-    let wallet: Value = app
-        .http
-        .get(app.url("/v1/wallet"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("wallet");
-    assert_eq!(wallet["debt"], "5.00");
-    problem(
-        rent(&app, &token, json!({ "device_id": "lk-1" })).await,
-        402,
-        "unpaid_debt",
-    )
-    .await;
-    // A top-up pays the debt first.
-    let admin = operator(&app, "ops2@example.com").await;
-    let topped = app
-        .http
-        .post(app.url(&format!("/v1/wallets/{id}/top-ups")))
-        .bearer_auth(&admin)
-        .json(&json!({ "amount": "25.00" }))
-        .send()
-        .await
-        .expect("sent");
-    let topped: Value = topped.json().await.expect("wallet");
-    assert_eq!(
-        (&topped["available"], &topped["debt"]),
-        (&json!("20.00"), &json!("0.00"))
-    );
-    assert_eq!(money(&app, id).await, (2000, 0));
-    assert_eq!(
-        rent(&app, &token, json!({ "device_id": "lk-1" }))
+crate::helpers::in_both_modes! {
+    /// A fee beyond the hold and the balance: the door opens, the rest is a debt paid first by a top-up.
+    async fn a_fee_beyond_hold_and_balance_still_opens_the_door_and_leaves_a_debt(backend: Backend) {
+        let app = backend.spawn().await;
+        plan(&app).await;
+        let locker = online_locker(&app, "lk-1").await;
+        let (token, id) = funded(&app, "r@example.com", 2500).await;
+        let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
             .await
-            .status(),
-        201
-    );
+            .json()
+            .await
+            .expect("rental");
+        let rid = rental["id"].as_str().expect("id").to_owned();
+        locker.turn(Knob::CloseDoor(1)).await;
+        // Three full days: 30.00, against a 20.00 hold and 5.00 available.
+        let three_days_ago = chrono::Utc::now() - chrono::Duration::days(3);
+        let rental_id: Uuid = rid.parse().expect("uuid");
+        on_storage!(&app.storage, |pool| sqlx::query("UPDATE rentals SET started_at = $2 WHERE id = $1")
+            .bind(rental_id)
+            .bind(three_days_ago)
+            .execute(pool)
+            .await
+            .expect("backdated")
+            .rows_affected());
+        let ended = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
+        assert_eq!(ended.status(), 200, "pickup is never refused over money");
+        let ended: Value = ended.json().await.expect("rental");
+        assert_eq!(ended["fee"], "30.00");
+        assert_eq!(money(&app, id).await, (0, 0));
+        let wallet: Value = app
+            .http
+            .get(app.url("/v1/wallet"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("wallet");
+        assert_eq!(wallet["debt"], "5.00");
+        problem(
+            rent(&app, &token, json!({ "device_id": "lk-1" })).await,
+            402,
+            "unpaid_debt",
+        )
+        .await;
+        // A top-up pays the debt first.
+        let admin = operator(&app, "ops2@example.com").await;
+        let topped = app
+            .http
+            .post(app.url(&format!("/v1/wallets/{id}/top-ups")))
+            .bearer_auth(&admin)
+            .json(&json!({ "amount": "25.00" }))
+            .send()
+            .await
+            .expect("sent");
+        let topped: Value = topped.json().await.expect("wallet");
+        assert_eq!(
+            (&topped["available"], &topped["debt"]),
+            (&json!("20.00"), &json!("0.00"))
+        );
+        assert_eq!(money(&app, id).await, (2000, 0));
+        assert_eq!(
+            rent(&app, &token, json!({ "device_id": "lk-1" }))
+                .await
+                .status(),
+            201
+        );
+    }
 }
 
-#[sqlx::test]
-async fn ending_while_the_locker_is_offline_charges_nothing_and_the_rental_goes_on(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    plan(&app).await;
-    let locker = online_locker(&app, "lk-1").await;
-    let (token, id) = funded(&app, "r@example.com", 5000).await;
-    let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
-        .await
-        .json()
-        .await
-        .expect("rental");
-    let rid = rental["id"].as_str().expect("id").to_owned();
-    locker.turn(Knob::Drop).await;
-    crate::helpers::eventually("offline", || async { !app.online("lk-1").await }).await;
-    let refused = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
-    problem(refused, 503, "device_offline").await;
-    assert_eq!(money(&app, id).await, (3000, 2000));
-    let state: String = sqlx::query_scalar("SELECT state FROM rentals WHERE id = $1::uuid")
-        .bind(&rid)
-        .fetch_one(&pool)
-        .await
-        .expect("state");
-    assert_eq!(state, "active");
+crate::helpers::in_both_modes! {
+    /// Ending while the locker is offline is refused, charges nothing, and the rental goes on.
+    async fn ending_while_the_locker_is_offline_charges_nothing_and_the_rental_goes_on(backend: Backend) {
+        let app = backend.spawn().await;
+        plan(&app).await;
+        let locker = online_locker(&app, "lk-1").await;
+        let (token, id) = funded(&app, "r@example.com", 5000).await;
+        let rental: Value = rent(&app, &token, json!({ "device_id": "lk-1" }))
+            .await
+            .json()
+            .await
+            .expect("rental");
+        let rid = rental["id"].as_str().expect("id").to_owned();
+        locker.turn(Knob::Drop).await;
+        crate::helpers::eventually("offline", || async { !app.online("lk-1").await }).await;
+        let refused = post_empty(&app, &token, &format!("/v1/rentals/{rid}/end")).await;
+        problem(refused, 503, "device_offline").await;
+        assert_eq!(money(&app, id).await, (3000, 2000));
+        let rental_id: Uuid = rid.parse().expect("uuid");
+        let state: String = on_storage!(&app.storage, |pool| sqlx::query_scalar("SELECT state FROM rentals WHERE id = $1")
+            .bind(rental_id)
+            .fetch_one(pool)
+            .await
+            .expect("state"));
+        assert_eq!(state, "active");
+    }
 }
 
 crate::helpers::in_both_modes! {
