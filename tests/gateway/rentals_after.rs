@@ -398,7 +398,7 @@ crate::helpers::in_both_modes! {
 /// A rental left `pending` by a request that never finished (the gateway died mid-way), made
 /// to look ten minutes old.
 async fn interrupted_rental(app: &TestApp, user: Uuid, door: i32) -> Uuid {
-    let wallets = locker_gateway::wallet::Wallets::new(app.pool.clone(), Default::default());
+    let wallets = locker_gateway::wallet::Wallets::on(app.storage.clone(), Default::default());
     let id = Uuid::now_v7();
     wallets
         .change(
@@ -407,45 +407,64 @@ async fn interrupted_rental(app: &TestApp, user: Uuid, door: i32) -> Uuid {
         )
         .await
         .expect("held");
-    sqlx::query(
+    let ten_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    on_storage!(&app.storage, |pool| sqlx::query(
         "INSERT INTO rentals (id, user_id, device_id, door, state, terms, deposit_held, created_at)
-         VALUES ($1, $2, 'lk-1', $3, 'pending', '{}', 2000, now() - interval '10 minutes')",
+         VALUES ($1, $2, 'lk-1', $3, 'pending', '{}', 2000, $4)",
     )
     .bind(id)
     .bind(user)
     .bind(door)
-    .execute(&app.pool)
+    .bind(ten_minutes_ago)
+    .execute(pool)
     .await
-    .expect("rental");
+    .expect("rental")
+    .rows_affected());
     id
 }
 
-#[sqlx::test]
-async fn rentals_interrupted_by_a_crash_are_finished_or_undone(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    plan(&app).await;
-    let _locker = online_locker(&app, "lk-1").await;
-    let (_, user) = funded(&app, "r@example.com", 5000).await;
-    // Died before sending the unlock: no door opened, so nothing is charged.
-    let undone = interrupted_rental(&app, user, 1).await;
-    // Died after the locker opened the door: the rental runs.
-    let finished = interrupted_rental(&app, user, 2).await;
-    sqlx::query(
-        "INSERT INTO commands (device_id, kind, door, body, state, door_result, reason)
-         VALUES ('lk-1', 'unlock', 2, '{\"door\": 2}', 'executed', 'opened', $1)",
-    )
-    .bind(format!("rental {finished}"))
-    .execute(&pool)
-    .await
-    .expect("command");
-    let state = |id: Uuid| crate::workers::rental_state(&pool, id);
-    crate::helpers::eventually("both settled", || async {
-        state(undone).await == "cancelled" && state(finished).await == "active"
-    })
-    .await;
-    assert_eq!(
-        money(&app, user).await,
-        (3000, 2000),
-        "only the running rental holds money"
-    );
+crate::helpers::in_both_modes! {
+    /// Rentals a crash interrupted: undone if no unlock was sent, running if the door opened.
+    async fn rentals_interrupted_by_a_crash_are_finished_or_undone(backend: Backend) {
+        let app = backend.spawn().await;
+        plan(&app).await;
+        let _locker = online_locker(&app, "lk-1").await;
+        let (_, user) = funded(&app, "r@example.com", 5000).await;
+        // Died before sending the unlock: no door opened, so nothing is charged.
+        let undone = interrupted_rental(&app, user, 1).await;
+        // Died after the locker opened the door: the rental runs.
+        let finished = interrupted_rental(&app, user, 2).await;
+        on_storage!(&app.storage, |pool| sqlx::query(
+            "INSERT INTO commands (device_id, kind, door, body, state, door_result, reason, created_at)
+             VALUES ('lk-1', 'unlock', 2, '{\"door\": 2}', 'executed', 'opened', $1, $2)",
+        )
+        .bind(format!("rental {finished}"))
+        .bind(chrono::Utc::now())
+        .execute(pool)
+        .await
+        .expect("command")
+        .rows_affected());
+        let storage = app.storage.clone();
+        let state = |id: Uuid| {
+            let storage = storage.clone();
+            async move {
+                on_storage!(&storage, |pool| sqlx::query_scalar::<_, String>(
+                    "SELECT state FROM rentals WHERE id = $1"
+                )
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap_or_default())
+            }
+        };
+        crate::helpers::eventually("both settled", || async {
+            state(undone).await == "cancelled" && state(finished).await == "active"
+        })
+        .await;
+        assert_eq!(
+            money(&app, user).await,
+            (3000, 2000),
+            "only the running rental holds money"
+        );
+    }
 }
