@@ -133,3 +133,32 @@ in_both_modes! {
         assert_eq!(announced.len(), 1, "announced once");
     }
 }
+
+in_both_modes! {
+    /// What other processes announce: on PostgreSQL a NOTIFY's payload (after "look at
+    /// everything" at connection); on SQLite "look at everything" every tick.
+    async fn announcements_reach_the_watchers_on_either_backend(backend: Backend) {
+        use locker_gateway::storage::{Notice, Storage};
+        let storage = backend.storage();
+        storage.ping().await.expect("the storage answers");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let listening = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.notices("test_channel", Duration::from_millis(50), tx).await }
+        });
+        async fn next(rx: &mut tokio::sync::mpsc::Receiver<Notice>) -> Notice {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time").expect("a notice")
+        }
+        assert_eq!(next(&mut rx).await, Notice::Listening, "first: look at everything");
+        match &storage {
+            Storage::Postgres(pool) => {
+                sqlx::query("SELECT pg_notify('test_channel', 'lk-9')").execute(pool).await.expect("notified");
+                assert_eq!(next(&mut rx).await, Notice::Payload("lk-9".into()));
+            }
+            Storage::Sqlite(_) => {
+                assert_eq!(next(&mut rx).await, Notice::Listening, "again at the next tick");
+            }
+        }
+        listening.abort();
+    }
+}

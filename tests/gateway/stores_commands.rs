@@ -140,3 +140,123 @@ in_both_modes! {
         assert_eq!(row(&storage, queried.id).await.0, "unknown");
     }
 }
+
+in_both_modes! {
+    /// What a door did after an unlock, as the locker says it: an opening naming the command, a
+    /// jam of its door, a report of the doors right after the answer (open already); each
+    /// recorded once, the first one standing. Poll counters come in blocks of the session.
+    async fn door_results_are_recorded_once_from_what_the_locker_says(backend: Backend) {
+        use firmware_protocol::{DoorSensor, DoorStatus};
+        let storage = backend.storage();
+        let device = provisioned(&storage, "st-cmd-4", 3).await;
+        assert_eq!(say_hello(&storage, &device, 2).await, "new");
+        let opened = unlock(&storage, &device, 1).await;
+        let jammed = unlock(&storage, &device, 2).await;
+        let open_before = unlock(&storage, &device, 3).await;
+        for command in [opened.id, jammed.id, open_before.id] {
+            store::mark_sent(&storage, command, "{}").await.expect("sent");
+            assert_eq!(answer(&storage, &device, &ack(command, CommandResult::Executed)).await, Some(CommandState::Executed));
+        }
+        let door_result = |id: i64| {
+            let storage = storage.clone();
+            async move {
+                on_storage!(&storage, |pool| sqlx::query_scalar::<_, Option<String>>(
+                    "SELECT door_result FROM commands WHERE id = $1"
+                )
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .expect("a command"))
+            }
+        };
+        let mut work = storage.begin().await.expect("begun");
+        let first = store::record_opened(&mut work, &device, opened.id).await.expect("written");
+        let jam = store::record_jam(&mut work, &device, 2).await.expect("written");
+        let doors = [DoorSensor::Closed, DoorSensor::Closed, DoorSensor::Open].map(|sensor| DoorStatus {
+            sensor,
+            locked: sensor != DoorSensor::Open,
+            occupied: None,
+        });
+        let reported = store::open_before_report(&mut work, &device, &doors).await.expect("written");
+        work.commit().await.expect("committed");
+        assert_eq!(first.map(|(id, p)| (id, p.door)), Some((opened.id, Some(DoorResult::Opened))));
+        assert_eq!(jam.map(|(id, p)| (id, p.door)), Some((jammed.id, Some(DoorResult::Jammed))));
+        assert_eq!(reported.len(), 1);
+        assert_eq!((reported[0].0, reported[0].1.door), (open_before.id, Some(DoorResult::AlreadyOpen)));
+        // Later words change nothing: the first one stands.
+        let mut work = storage.begin().await.expect("begun");
+        store::record_opened(&mut work, &device, jammed.id).await.expect("written");
+        assert!(store::record_jam(&mut work, &device, 1).await.expect("written").is_none(), "no unlock of door 1 waits for its result");
+        work.commit().await.expect("committed");
+        assert_eq!(door_result(opened.id).await.as_deref(), Some("opened"));
+        assert_eq!(door_result(jammed.id).await.as_deref(), Some("jammed"));
+        assert_eq!(door_result(open_before.id).await.as_deref(), Some("already_open"));
+        // A block of poll counters: all above what commands took, only in the current session.
+        let block = store::reserve_counters(&storage, &device, 2, 16).await.expect("read").expect("a block");
+        assert!(block > open_before.counter);
+        assert_eq!(store::reserve_counters(&storage, &device, 2, 1).await.expect("read"), Some(block + 16));
+        assert!(store::reserve_counters(&storage, &device, 1, 16).await.expect("read").is_none());
+    }
+}
+
+in_both_modes! {
+    /// A sale's unlock recorded after the fact (its request died): the first unlock sent with
+    /// the sale's reason is attached, and asked about if it was still in flight; none sent, and
+    /// nothing is attached. A failed unlock's marks on its door.
+    async fn a_sales_unlock_is_attached_and_its_door_marked(backend: Backend) {
+        use locker_gateway::unlock::{self, DoorAfter};
+        let storage = backend.storage();
+        let device = provisioned(&storage, "st-cmd-5", 2).await;
+        assert_eq!(say_hello(&storage, &device, 2).await, "new");
+        let sale = uuid::Uuid::now_v7();
+        let nothing = unlock::attach_sent(&storage, &format!("rental {sale}"), "UPDATE commands SET reason = reason WHERE $1 IS NOT NULL AND id = $2", sale)
+            .await
+            .expect("read");
+        assert!(!nothing, "no unlock was sent for it");
+        let sent = store::reserve(
+            &storage,
+            &device,
+            ("unlock", Some(1), &json!({ "door": 1 })),
+            &Origin { requested_by: None, reason: Some(format!("rental {sale}")) },
+        )
+        .await
+        .expect("stored");
+        store::mark_sent(&storage, sent.id, "{}").await.expect("sent");
+        // The statement that records it on the sale: here, a command's own reason stands in.
+        let attached = unlock::attach_sent(&storage, &format!("rental {sale}"), "UPDATE commands SET conflict = 'attached' WHERE $1 IS NOT NULL AND id = $2", sale)
+            .await
+            .expect("written");
+        assert!(attached);
+        assert_eq!(row(&storage, sent.id).await, ("unknown".into(), 0, Some("attached".into())), "in flight: the locker is to be asked");
+        unlock::attach(&storage, "UPDATE commands SET conflict = 'again' WHERE $1 IS NOT NULL AND id = $2", sale, sent.id)
+            .await
+            .expect("written");
+        assert_eq!(row(&storage, sent.id).await.2.as_deref(), Some("again"));
+        // The marks of a failed unlock, and an opening that ends a run of jams.
+        let marks = |door: i32| {
+            let storage = storage.clone();
+            async move {
+                on_storage!(&storage, |pool| sqlx::query_as::<_, (bool, i32, bool)>(
+                    "SELECT suspect, jams_in_row, out_of_service FROM doors WHERE device_id = 'st-cmd-5' AND door = $1"
+                )
+                .bind(door)
+                .fetch_one(pool)
+                .await
+                .expect("a door"))
+            }
+        };
+        let mut work = storage.begin().await.expect("begun");
+        unlock::mark_door(&mut work, &device, 1, DoorAfter::Free, 3).await.expect("written");
+        unlock::mark_door(&mut work, &device, 1, DoorAfter::Jammed, 3).await.expect("written");
+        unlock::mark_door(&mut work, &device, 2, DoorAfter::Suspect, 3).await.expect("written");
+        work.commit().await.expect("committed");
+        assert_eq!(marks(1).await, (true, 1, false));
+        assert_eq!(marks(2).await, (true, 0, false));
+        let mut work = storage.begin().await.expect("begun");
+        unlock::mark_opened(&mut work, &device, 1).await.expect("written");
+        unlock::mark_door(&mut work, &device, 2, DoorAfter::OutOfService, 3).await.expect("written");
+        work.commit().await.expect("committed");
+        assert_eq!(marks(1).await.1, 0, "the run of jams is over");
+        assert!(marks(2).await.2);
+    }
+}
