@@ -313,6 +313,10 @@ impl CommandService {
             if let Some(p) = settled {
                 break Some(p);
             }
+            // The answer may have reached another gateway: the books say what it recorded.
+            if let Some(p) = self.answered_in_the_books(reserved.id).await? {
+                break Some(p);
+            }
             // Never resend into another session: a new session settles this by asking.
             let session = store::current_session(&self.storage, &device)
                 .await
@@ -321,14 +325,26 @@ impl CommandService {
                 break None;
             }
         };
-        let Some(answer) = answered else {
-            store::mark_unknown(&self.storage, reserved.id)
-                .await
-                .map_err(storage)?;
-            metrics::counter!("locker_commands_total", "result" => "timeout").increment(1);
-            return Err(CommandError::Timeout {
-                command_id: reserved.id,
-            });
+        let answer = match answered {
+            Some(answer) => answer,
+            None => {
+                store::mark_unknown(&self.storage, reserved.id)
+                    .await
+                    .map_err(storage)?;
+                // Never "timeout" for a command the books record as answered (an answer that
+                // came in the meantime, to this gateway or another): `unknown` is only written
+                // over `pending` and `sent`.
+                match self.answered_in_the_books(reserved.id).await? {
+                    Some(answer) => answer,
+                    None => {
+                        metrics::counter!("locker_commands_total", "result" => "timeout")
+                            .increment(1);
+                        return Err(CommandError::Timeout {
+                            command_id: reserved.id,
+                        });
+                    }
+                }
+            }
         };
         metrics::histogram!("locker_command_round_trip_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -353,6 +369,14 @@ impl CommandService {
             .ok()
             .and_then(|p| p.ok().and_then(|p| p.door)),
         };
+        // The door's event may have reached another gateway too.
+        let door = match door {
+            Some(door) => Some(door),
+            None => store::progress(&self.storage, reserved.id)
+                .await
+                .map_err(storage)?
+                .and_then(|p| p.door),
+        };
         let door = match (door, command) {
             // Neither an opening nor a jam alarm: by the protocol the door was open already
             // (PROTOCOL.md §7.4). Ask the locker what its sensor says rather than guess.
@@ -363,6 +387,12 @@ impl CommandService {
             command_id: reserved.id,
             door,
         })
+    }
+
+    /// The command's answer as the books record it, if it has one (executed or refused).
+    async fn answered_in_the_books(&self, id: i64) -> Result<Option<Progress>, CommandError> {
+        let stored = store::progress(&self.storage, id).await.map_err(storage)?;
+        Ok(stored.filter(|p| matches!(p.state, CommandState::Executed | CommandState::Refused(_))))
     }
 
     /// After an executed unlock with no door event and no jam alarm within the open window:

@@ -217,6 +217,17 @@ pub async fn mark_sent(storage: &Storage, id: i64, payload: &str) -> Result<(), 
     Ok(())
 }
 
+/// A command's progress as the books have it (`None`: no such command): what any gateway
+/// recorded, whichever one the locker's answer reached.
+pub async fn progress(storage: &Storage, id: i64) -> Result<Option<Progress>, sqlx::Error> {
+    const READ: &str = "SELECT state, refusal, door_result FROM commands WHERE id = $1";
+    let row: Option<ProgressRow> = on_pool!(storage, |pool| sqlx::query_as(READ)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    row.map(progress_of).transpose()
+}
+
 /// No answer came: the outcome is unknown (it may still be settled by asking the locker).
 pub async fn mark_unknown(storage: &Storage, id: i64) -> Result<(), sqlx::Error> {
     const UNKNOWN: &str =

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin_cli;
 mod amounts;
+mod answers_elsewhere;
 mod api;
 mod architecture;
 mod asyncapi;
