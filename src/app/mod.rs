@@ -154,8 +154,11 @@ impl App {
                 ..CommandSettings::default()
             },
         );
-        let recorder =
-            crate::uplink::Recorder::new(storage.clone(), Arc::new(downlinks.clone()), waiters);
+        let recorder = crate::uplink::Recorder::new(
+            storage.clone(),
+            Arc::new(downlinks.clone()),
+            waiters.clone(),
+        );
         let link_settings = LinkSettings {
             heartbeat: config.heartbeat,
             ..LinkSettings::default()
@@ -180,6 +183,7 @@ impl App {
             events: mqtt.events,
             nudges: mqtt.nudges,
             revocations,
+            waiters,
         };
         let (workers, events) = workers::start(
             config,

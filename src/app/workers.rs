@@ -28,6 +28,8 @@ pub(super) struct Outlets {
     pub nudges: MqttTx,
     /// The devices known to be revoked.
     pub revocations: Revocations,
+    /// The requests waiting for their commands' answers on this gateway.
+    pub waiters: Arc<crate::command::Waiters>,
 }
 
 /// Starts the background loops on `tasks` until `shutdown`; returns the workers' item lists (the
@@ -45,6 +47,7 @@ pub(super) async fn start(
         events: events_tx,
         nudges,
         revocations,
+        waiters,
     } = outlets;
     let workers = Workers::start(storage, config.worker_policy, tasks, shutdown.clone()).await;
     // Commands in flight when the gateway last stopped: nobody waits for them any more.
@@ -60,6 +63,12 @@ pub(super) async fn start(
             tracing::error!(error = %e, "cannot reconcile commands in flight at the last stop")
         }
     }
+    let stop = shutdown.clone();
+    tasks.spawn(crate::command::answered::watch(
+        storage.clone(),
+        waiters,
+        async move { stop.cancelled().await },
+    ));
     let stop = shutdown.clone();
     tasks.spawn(crate::command::queue::watch(
         storage.clone(),

@@ -8,6 +8,7 @@
 //! device link as they arrive, whoever is waiting; duplicates are counted and a conflicting second
 //! answer is flagged, never applied.
 
+pub mod answered;
 pub mod history;
 mod kind;
 pub mod outlet;
@@ -135,5 +136,17 @@ impl Waiters {
     /// Whether nobody waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The commands being waited for (a copy: the lock is not held after).
+    pub fn ids(&self) -> Vec<i64> {
+        self.map
+            .lock()
+            .map_or_else(|_| Vec::new(), |m| m.keys().copied().collect())
+    }
+
+    /// Whether `id` is being waited for.
+    pub fn waits_for(&self, id: i64) -> bool {
+        self.map.lock().is_ok_and(|m| m.contains_key(&id))
     }
 }

@@ -39,6 +39,14 @@ pub(super) async fn write(
             }
         });
     }
+    // Announced to every gateway, in the same transaction: a request waiting on another one
+    // learns its answer at once (`command::answered`).
+    let answered: Vec<i64> = out
+        .iter()
+        .filter_map(|written| written.as_ref().ok())
+        .flat_map(|settled| settled.iter().map(|(id, _)| *id))
+        .collect();
+    crate::command::answered::announce(&mut tx, &answered).await?;
     tx.commit().await?;
     Ok(out)
 }
