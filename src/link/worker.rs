@@ -299,7 +299,17 @@ impl<H: Handler> Worker<H> {
         let state = self.load(&device).await?;
         let is_hello = matches!(envelope.message, Uplink::Hello(_));
         let key = state.credentials.current.tag_key.clone();
-        let change = match state.guard.accept(&envelope.header, is_hello) {
+        let mut accepted = state.guard.accept(&envelope.header, is_hello);
+        if let Err(ReplayError::UnknownSession(_)) = accepted
+            && state.loaded.elapsed() > RELOAD_AFTER
+        {
+            // Another gateway may have recorded the locker's new session (its hello reached
+            // that one): read the session from the books again, once, before refusing.
+            self.devices.remove(&device);
+            let state = self.load(&device).await?;
+            accepted = state.guard.accept(&envelope.header, is_hello);
+        }
+        let change = match accepted {
             Ok(change) => change,
             Err(e) => {
                 if let ReplayError::UnknownSession(_) = e {

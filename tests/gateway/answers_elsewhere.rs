@@ -135,3 +135,57 @@ in_both_modes! {
         );
     }
 }
+
+in_both_modes! {
+    /// A locker's new session recorded by another gateway (its hello reached that one): this
+    /// gateway, which knew the old session, reads the session from the books again and takes
+    /// the locker's uplinks in the new one (they were dropped as of an unknown session).
+    async fn a_session_recorded_elsewhere_is_read_from_the_books(backend: Backend) {
+        use firmware_protocol::{
+            Direction, DoorSensor, DoorStatus, Envelope, Header, Heartbeat, Hello, Uplink,
+        };
+        use locker_gateway::device::presence::{self, HelloRecorded};
+        let app = backend.spawn().await;
+        let (locker, creds) = crate::command_helpers::online_locker_with_credentials(&app, "lk-1").await;
+        let device = creds.device_id;
+        // This gateway's memory of the locker is older than a second (it reads the books again
+        // at most that often).
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        // Another gateway records the locker's new session.
+        const SESSION: u32 = 0x5e55;
+        let hello = Hello {
+            protocol_version: firmware_protocol::PROTOCOL_VERSION,
+            firmware: "1.0.0".into(),
+            serial_no: "SN1".into(),
+            door_count: 4,
+            session: SESSION,
+            uptime_ms: 10,
+        };
+        match presence::hello(&app.storage, &device, &hello, 1, chrono::Utc::now()).await.expect("recorded") {
+            HelloRecorded::New(work) => work.commit().await.expect("committed"),
+            other => panic!("a new session, not {}", matches!(other, HelloRecorded::Again)),
+        }
+        // The locker's next uplink, in the new session, reaches this gateway.
+        let beat = Envelope {
+            header: Header { direction: Direction::Up, device_id: device, session: SESSION, counter: 2 },
+            message: Uplink::Heartbeat(Heartbeat {
+                uptime_ms: 20,
+                doors: vec![DoorStatus { sensor: DoorSensor::Closed, locked: true, occupied: None }; 4],
+                signal: None,
+            }),
+        };
+        let sealed = beat.seal_json(&creds.secret.tag_key()).expect("sealed");
+        locker.turn(Knob::SendRaw(sealed.into_bytes())).await;
+        let storage = app.storage.clone();
+        eventually("the uplink of the new session is taken", || async {
+            let (session, counter): (Option<i64>, Option<i64>) = on_storage!(&storage, |pool| sqlx::query_as(
+                "SELECT session, up_counter FROM devices WHERE id = 'lk-1'"
+            )
+            .fetch_one(pool)
+            .await
+            .expect("a device"));
+            (session, counter) == (Some(i64::from(SESSION)), Some(2))
+        })
+        .await;
+    }
+}
