@@ -378,16 +378,15 @@ impl Bus {
             }
         };
         let raw = Unverified::parse_binary(&envelope).ok();
-        if let (Some(raw), Some(board)) = (&raw, board.and_then(|b| self.boards.get_mut(b)))
-            && raw.header().counter >= board.counters.start
-        {
-            // Taken after the poll counters: once it is sent, the board refuses them as old.
-            board.counters = 0..0;
-        }
-        if let (Some(raw), Some(board)) = (&raw, board.and_then(|b| self.boards.get_mut(b)))
-            && Some(raw.header().session) == board.session
-        {
-            board.last_sent = board.last_sent.max(raw.header().counter);
+        if let (Some(raw), Some(board)) = (&raw, board.and_then(|b| self.boards.get_mut(b))) {
+            let header = raw.header();
+            if header.counter >= board.counters.start {
+                // Taken after the poll counters: once it is sent, the board refuses them as old.
+                board.counters = 0..0;
+            }
+            if Some(header.session) == board.session {
+                board.last_sent = board.last_sent.max(header.counter);
+            }
         }
         let answered = self.exchange(port, request.address, &envelope).await?;
         let command = raw
