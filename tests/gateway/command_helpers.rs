@@ -42,7 +42,8 @@ pub async fn command_row(
         .expect("command row"))
 }
 
-/// Sends an unlock whose ack the locker loses, and waits until the locker has it.
+/// Sends an unlock whose ack the locker loses, and waits until the locker has it and the
+/// gateway has recorded it sent.
 pub async fn unlock_with_lost_ack(
     app: &TestApp,
     locker: &simulator::mqtt::LockerHandle,
@@ -56,6 +57,11 @@ pub async fn unlock_with_lost_ack(
     })
     .await
     .expect("the locker received the unlock");
+    // The gateway records the send just after it queues it: the locker may have it first.
+    eventually("the unlock recorded as sent", || async {
+        settled(&app.storage).await.2 >= 1
+    })
+    .await;
     sending
 }
 
