@@ -44,6 +44,7 @@ pub mod message;
 pub mod mqtt;
 pub mod session;
 mod validate;
+pub mod window;
 
 pub use envelope::{
     EncodeError, Encoding, Envelope, Header, MAX_BINARY_BODY, MAX_ENVELOPE, MAX_JSON_BODY,
@@ -55,3 +56,4 @@ pub use identity::{DeviceId, DeviceKey, DeviceSecret};
 pub use message::*;
 pub use mqtt::{Presence, Qos, Topic, TopicKind};
 pub use session::{CommandGuard, ReplayError, SessionChange, UplinkGuard, Verdict};
+pub use window::ReplayWindow;

@@ -1,8 +1,9 @@
 //! Sessions and counters: the replay rules of both ends, as reference implementations.
 //!
-//! * [`UplinkGuard`] is the gateway's per-device state: it accepts an uplink only if its counter is
-//!   above every counter already seen in the session, and a `Hello` only for a session it has not
-//!   seen before (so neither a replayed `DoorEvent`, `Ack` nor `Hello` gets through).
+//! * [`UplinkGuard`] is the gateway's per-device state: it accepts an uplink's counter once, within
+//!   the session's anti-replay window ([`crate::window`]: in any order, never twice, never older
+//!   than the window), and a `Hello` only for a session it has not seen before (so neither a
+//!   replayed `DoorEvent`, `Ack` nor `Hello` gets through).
 //! * [`CommandGuard`] is what a locker keeps: its session, the last downlink counter accepted,
 //!   and the outcomes of its last commands, so that an exact repeat of a command is answered again
 //!   and never executed twice.
@@ -13,6 +14,7 @@ use std::collections::VecDeque;
 
 use crate::envelope::Header;
 use crate::message::{Ack, CommandId, CommandResult, RefuseReason};
+use crate::window::ReplayWindow;
 
 /// How many earlier sessions per device the gateway remembers to refuse a replayed `Hello`.
 pub const REMEMBERED_SESSIONS: usize = 32;
@@ -20,8 +22,10 @@ pub const REMEMBERED_SESSIONS: usize = 32;
 /// Why the gateway refused an authenticated uplink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
-    #[error("counter {counter} of session {session} is not above {last}")]
-    /// The counter is not above the last one accepted in the session.
+    #[error(
+        "counter {counter} of session {session} was seen before or is older than the window (highest {last})"
+    )]
+    /// The counter was accepted before in the session, or is a window or more below the highest.
     OldCounter {
         /// The session.
         session: u32,
@@ -70,7 +74,7 @@ pub enum SessionChange {
 /// The gateway's replay state for one device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UplinkGuard {
-    current: Option<(u32, u32)>,
+    current: Option<(u32, ReplayWindow)>,
     retired: VecDeque<u32>,
 }
 
@@ -80,9 +84,12 @@ impl UplinkGuard {
         Self::default()
     }
 
-    /// A guard restored from stored state: the current session and the last counter seen in it,
-    /// plus earlier sessions (oldest first; only the last [`REMEMBERED_SESSIONS`] are kept).
-    pub fn restore(current: Option<(u32, u32)>, retired: impl IntoIterator<Item = u32>) -> Self {
+    /// A guard restored from stored state: the current session and its window, plus earlier
+    /// sessions (oldest first; only the last [`REMEMBERED_SESSIONS`] are kept).
+    pub fn restore(
+        current: Option<(u32, ReplayWindow)>,
+        retired: impl IntoIterator<Item = u32>,
+    ) -> Self {
         let mut retired: VecDeque<u32> = retired.into_iter().collect();
         while retired.len() > REMEMBERED_SESSIONS {
             retired.pop_front();
@@ -90,8 +97,8 @@ impl UplinkGuard {
         Self { current, retired }
     }
 
-    /// The current session and the last uplink counter accepted in it.
-    pub fn current(&self) -> Option<(u32, u32)> {
+    /// The current session and the counters accepted in it.
+    pub fn current(&self) -> Option<(u32, ReplayWindow)> {
         self.current
     }
 
@@ -111,16 +118,16 @@ impl UplinkGuard {
         if session == 0 {
             return Err(ReplayError::ZeroSession);
         }
-        match self.current {
-            Some((current, last)) if current == session => {
-                if counter <= last {
-                    return Err(ReplayError::OldCounter {
+        match &mut self.current {
+            Some((current, window)) if *current == session => {
+                let last = window.highest();
+                window
+                    .accept(counter)
+                    .map_err(|_| ReplayError::OldCounter {
                         session,
                         counter,
                         last,
-                    });
-                }
-                self.current = Some((session, counter));
+                    })?;
                 Ok(SessionChange::Same)
             }
             _ if !is_hello => Err(ReplayError::UnknownSession(session)),
@@ -133,7 +140,7 @@ impl UplinkGuard {
                     }
                     self.retired.push_back(old);
                 }
-                self.current = Some((session, counter));
+                self.current = Some((session, ReplayWindow::starting_at(counter)));
                 Ok(SessionChange::New { previous })
             }
         }

@@ -35,6 +35,10 @@ pub struct Readiness {
     pub redis: String,
     /// The MQTT broker (embedded listeners running, the gateway's subscription in place): `ok`.
     pub broker: String,
+    /// This gateway's instance id (`LOCKER_GATEWAY_ID`).
+    pub gateway: String,
+    /// This gateway's lease among the gateways on its database (`GET /v1/gateways`): `held`.
+    pub lease: String,
 }
 
 /// Liveness: answers while the process runs; checks nothing else.
@@ -79,6 +83,18 @@ async fn redis(state: &ApiState) -> Result<&'static str, String> {
     }
 }
 
+async fn lease(state: &ApiState) -> Result<(), String> {
+    match tokio::time::timeout(CHECK_WITHIN, state.lease.held()).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(format!(
+            "lease: gateway {} does not hold its lease (another process took it, or it expired)",
+            state.lease.id()
+        )),
+        Ok(Err(e)) => Err(format!("lease: {e}")),
+        Err(_) => Err("lease: no answer in 2 s".into()),
+    }
+}
+
 fn broker(state: &ApiState) -> Result<(), String> {
     if let Some(listeners) = &state.broker_listeners
         && !listeners.all_running()
@@ -91,8 +107,8 @@ fn broker(state: &ApiState) -> Result<(), String> {
     Ok(())
 }
 
-/// Readiness: PostgreSQL, Redis (if configured) and the broker answer, and the gateway is not
-/// stopping. A 503 problem document names what failed.
+/// Readiness: PostgreSQL, Redis (if configured) and the broker answer, the gateway holds its
+/// lease, and it is not stopping. A 503 problem document names what failed.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -100,12 +116,15 @@ fn broker(state: &ApiState) -> Result<(), String> {
          body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Readiness>, ApiError> {
-    let (database, redis) = tokio::join!(database(&state), redis(&state));
+    let (database, redis, lease) = tokio::join!(database(&state), redis(&state), lease(&state));
     let broker = broker(&state);
-    let mut failing: Vec<String> = [database.err(), redis.as_ref().err().cloned(), broker.err()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let failures = [
+        database.err(),
+        redis.as_ref().err().cloned(),
+        broker.err(),
+        lease.err(),
+    ];
+    let mut failing: Vec<String> = failures.into_iter().flatten().collect();
     if state.is_draining() {
         failing.insert(0, "the gateway is stopping".into());
     }
@@ -121,5 +140,7 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Readiness>, Ap
         sqlite: database_state(&state, "sqlite").into(),
         redis: redis.unwrap_or("ok").into(),
         broker: "ok".into(),
+        gateway: state.lease.id().to_owned(),
+        lease: "held".into(),
     }))
 }

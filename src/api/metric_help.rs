@@ -150,6 +150,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Uplinks verified and applied.",
     ),
     (
+        "locker_uplinks_parked_total",
+        Counter,
+        "Uplinks of a session not known yet, looked at again shortly after (another gateway may be recording its hello).",
+    ),
+    (
         "locker_uplinks_rejected_total",
         Counter,
         "Uplinks dropped, by reason.",

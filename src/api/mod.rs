@@ -22,6 +22,7 @@ pub mod auth;
 pub mod conventions;
 pub mod devices;
 pub mod error;
+pub mod gateways;
 pub mod health;
 pub mod idempotency;
 pub mod json;
@@ -60,6 +61,8 @@ pub struct Parts {
     pub broker_listeners: Option<ListenerHealth>,
     /// Whether the gateway's MQTT subscription is in place.
     pub mqtt_ready: tokio::sync::watch::Receiver<bool>,
+    /// This gateway's lease (its id; `/readyz` checks it is held).
+    pub lease: crate::lease::Lease,
     /// Set when the gateway starts stopping: `/readyz` turns 503.
     pub draining: Arc<AtomicBool>,
     /// Accounts and tokens.
@@ -156,6 +159,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::place, order_list::list))
         .routes(routes!(orders::get))
         .routes(routes!(workers::stuck))
+        .routes(routes!(gateways::list))
         .routes(routes!(admin_lists::rentals))
         .routes(routes!(admin_lists::orders))
         .split_for_parts();

@@ -30,6 +30,9 @@ pub enum StartError {
         /// What failed.
         source: redis::RedisError,
     },
+    /// The external broker cannot carry a fleet (no shared subscriptions), or cannot be reached.
+    #[error(transparent)]
+    SharedSubscriptions(#[from] crate::mqtt::SharedSubscriptionError),
     /// Another gateway runs on this database.
     #[error(transparent)]
     Lease(#[from] crate::lease::LeaseError),

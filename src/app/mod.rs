@@ -57,7 +57,7 @@ pub struct App {
     serial: Vec<Arc<crate::serial::BusStats>>,
     /// Where downlinks go (serial buses attached later route their boards here).
     downlinks: Downlinks,
-    /// The database's one-gateway lease this gateway holds.
+    /// This gateway's lease among the gateways sharing its database.
     lease: crate::lease::Lease,
     /// Cancelled when another gateway took the lease: this one stops.
     lease_lost: CancellationToken,
@@ -79,11 +79,17 @@ impl App {
 
     /// Starts the gateway on `storage`, whose schema is up to date: on PostgreSQL door locks and
     /// the cache are in Redis (`REDIS_URL`; no Redis, no rentals), on SQLite in the process. First
-    /// it takes the database's gateway lease ([`crate::lease`]): another live gateway on the
-    /// same database makes it refuse to start.
+    /// it checks that an external broker delivers shared subscriptions, then takes its lease
+    /// ([`crate::lease`]): a live gateway with its id, or one it may not run beside (an embedded
+    /// broker or edge mode runs alone), makes it refuse to start.
     pub async fn with_storage(config: &Config, storage: Storage) -> Result<Self, StartError> {
-        let holder = crate::lease::holder_name(config.http_addr);
-        let lease = crate::lease::Lease::acquire(&storage, holder, config.gateway_lease).await?;
+        transport::check_broker(config).await?;
+        let lease = crate::lease::Lease::acquire(
+            &storage,
+            identity(config, &storage),
+            config.gateway_lease,
+        )
+        .await?;
         match Self::holding(config, storage, lease.clone()).await {
             Ok(app) => Ok(app),
             Err(e) => {
@@ -206,6 +212,7 @@ impl App {
             broker_listeners: broker.as_ref().map(EmbeddedBroker::health),
             mqtt_ready: mqtt_ready.clone(),
             draining: draining.clone(),
+            lease: lease.clone(),
             accounts,
             registry: registry.clone(),
             commands: commands.clone(),
@@ -363,6 +370,22 @@ impl App {
         self.lease.release().await;
         self.storage.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Who this gateway is in its database's list of gateways: alone on it with an embedded broker
+/// or in edge mode, beside others on an external broker in fleet mode.
+fn identity(config: &Config, storage: &Storage) -> crate::lease::Identity {
+    let broker = match config.external_broker {
+        Some(_) => crate::lease::BrokerKind::External,
+        None => crate::lease::BrokerKind::Embedded,
+    };
+    crate::lease::Identity {
+        id: config.gateway_id.clone(),
+        process: crate::lease::process_name(config.http_addr),
+        broker,
+        exclusive: broker == crate::lease::BrokerKind::Embedded
+            || matches!(storage, Storage::Sqlite(_)),
     }
 }
 

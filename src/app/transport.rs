@@ -34,6 +34,26 @@ pub(super) struct Mqtt {
     pub ready: watch::Receiver<bool>,
 }
 
+/// How long the start-up check of an external broker's shared subscriptions may take.
+const PROBE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// With an external broker: checks that it delivers shared subscriptions (a fleet's gateways
+/// share the lockers' uplinks through them), refusing to start if not.
+pub(super) async fn check_broker(config: &Config) -> Result<(), StartError> {
+    let Some(external) = &config.external_broker else {
+        return Ok(());
+    };
+    mqtt::check_shared_subscriptions(
+        external,
+        &config.gateway_id,
+        &config.shared_group,
+        PROBE_WITHIN,
+    )
+    .await?;
+    tracing::info!(broker = ?external, "the external broker delivers shared subscriptions");
+    Ok(())
+}
+
 /// Starts the embedded broker (lockers logging in with the registry's credentials, refused once
 /// revoked) and links to it, or connects to the external broker the configuration names (its
 /// clients run on `tasks` until `shutdown`: they stop last, after the outbox is flushed).
@@ -67,9 +87,19 @@ pub(super) fn connect(
             ready,
         });
     };
-    tracing::info!(broker = ?external, "using an external MQTT broker");
-    let client = |name, filters| mqtt::external(external, name, filters, tasks, shutdown.clone());
-    let (_, uplinks, ready) = client("uplinks", DeviceLink::filters());
+    tracing::info!(broker = ?external, gateway = %config.gateway_id, group = %config.shared_group, "using an external MQTT broker");
+    let gateway = config.gateway_id.as_str();
+    let client = |role, filters| {
+        let client = mqtt::ExternalClient::of(gateway, role, filters);
+        mqtt::external(external, client, tasks, shutdown.clone())
+    };
+    // Lockers' uplinks and status through the fleet's shared subscription: each message reaches
+    // one of the gateways.
+    let shared = DeviceLink::filters()
+        .iter()
+        .map(|filter| mqtt::shared(&config.shared_group, filter))
+        .collect();
+    let (_, uplinks, ready) = client("uplinks", shared);
     let (events, _, _) = client("events", Vec::new());
     let (nudges, _, _) = client("control", Vec::new());
     let (downlinks, _, _) = client("downlinks", Vec::new());

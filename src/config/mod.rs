@@ -4,11 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod fleet;
 mod layers;
 mod mode;
 pub mod serial;
 mod settings;
 mod show;
+
+pub use fleet::host_name;
 
 pub use layers::{LoadError, SETTINGS, file_key};
 pub use mode::{Mode, ModeError};
@@ -107,6 +110,13 @@ pub struct Config {
     /// `LOCKER_GATEWAY_LEASE_SECS` (default 15): the one-gateway-per-database lease; a gateway
     /// killed without stopping blocks its successor at most this long.
     pub gateway_lease: Duration,
+    /// `LOCKER_GATEWAY_ID` (default: the host name): this gateway's instance id, unique among
+    /// the live gateways on one database; it names the gateway's lease, its MQTT client ids and
+    /// the commands it sends.
+    pub gateway_id: String,
+    /// `LOCKER_SHARED_GROUP` (default `locker-gateways`): with an external broker, the gateways
+    /// share the lockers' uplinks through `$share/{group}/…` subscriptions.
+    pub shared_group: String,
     /// `LOCKER_WORKER_RETRY_SECS` (default 2): how long a background worker leaves an item that
     /// failed before it tries again (doubled after each failure, at most 5 minutes);
     /// `LOCKER_WORKER_STUCK_AFTER` (default 5): failures in a row after which the item is
@@ -329,6 +339,15 @@ impl Config {
                 })?
             },
             gateway_lease: Duration::from_secs(number("LOCKER_GATEWAY_LEASE_SECS", 15, 1, 600)?),
+            gateway_id: fleet::name(
+                "LOCKER_GATEWAY_ID",
+                get("LOCKER_GATEWAY_ID").unwrap_or_else(fleet::host_name),
+            )?,
+            shared_group: fleet::name(
+                "LOCKER_SHARED_GROUP",
+                get("LOCKER_SHARED_GROUP")
+                    .unwrap_or_else(|| fleet::DEFAULT_SHARED_GROUP.to_owned()),
+            )?,
             worker_policy: WorkerPolicy {
                 first_retry: Duration::from_secs(number("LOCKER_WORKER_RETRY_SECS", 2, 0, 3600)?),
                 flag_after: number("LOCKER_WORKER_STUCK_AFTER", 5, 1, 1000)? as u32,

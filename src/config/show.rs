@@ -30,6 +30,8 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("cache_ttl", &self.cache_ttl)
             .field("serial_buses", &self.serial_buses)
+            .field("gateway_id", &self.gateway_id)
+            .field("shared_group", &self.shared_group)
             .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),
@@ -60,6 +62,10 @@ impl std::fmt::Display for Config {
             Err(_) => "(not valid)",
         };
         writeln!(f, "  mode          {mode}")?;
+        writeln!(f, "  gateway id    {}", self.gateway_id)?;
+        if self.external_broker.is_some() {
+            writeln!(f, "  shared group  $share/{}/…", self.shared_group)?;
+        }
         if mode == "edge" {
             writeln!(f, "  data          {}", self.sqlite_path().display())?;
         }

@@ -57,10 +57,14 @@ macro_rules! store_doors_sql {
                 sensor_misses = CASE WHEN s.sensor <> 'unknown' THEN 0
                                      WHEN d.sensor_misses >= 1000 THEN 1000
                                      ELSE d.sensor_misses + 1 END,
-                locked = s.locked, occupied = s.occupied, state_at = $3
+                locked = s.locked, occupied = s.occupied, state_at = $3,
+                state_session = $4, state_counter = $5
              FROM ",
             $from,
-            " WHERE d.device_id = $1 AND d.door = s.door"
+            // Only a newer uplink's report: one recorded late (out of order, through another
+            // gateway) leaves the newer state alone.
+            " WHERE d.device_id = $1 AND d.door = s.door
+                AND (coalesce(d.state_session, -1) <> $4 OR coalesce(d.state_counter, 0) < $5)"
         )
     };
 }
@@ -68,6 +72,7 @@ macro_rules! store_doors_sql {
 async fn store_doors(
     work: &mut UnitOfWork,
     device: &DeviceId,
+    (session, counter): (u32, u32),
     doors: &[DoorStatus],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -94,6 +99,8 @@ async fn store_doors(
         .bind(device.as_str())
         .bind(&reported)
         .bind(now)
+        .bind(i64::from(session))
+        .bind(i64::from(counter))
         .execute(conn)
         .await?
         .rows_affected()
@@ -146,13 +153,27 @@ fn same_opening(before: Option<DateTime<Utc>>, at: DateTime<Utc>) -> bool {
 async fn door_event(
     work: &mut UnitOfWork,
     device: &DeviceId,
-    session: u32,
+    (session, counter): (u32, u32),
     event: &DoorEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<Raised>, sqlx::Error> {
-    const UPDATE: &str = "UPDATE doors SET sensor = $3, state_at = $5,
-                locked = CASE WHEN $4 THEN false ELSE locked END,
-                uncommanded_open_at = CASE WHEN $4 THEN $5 ELSE uncommanded_open_at END
+    // The door's state only from a newer uplink than the one it came from (an older event
+    // recorded late leaves it); the opening itself is noted (and alarmed) whatever the order.
+    const UPDATE: &str = "UPDATE doors SET
+                sensor = CASE WHEN coalesce(state_session, -1) <> $6
+                                   OR coalesce(state_counter, 0) < $7 THEN $3 ELSE sensor END,
+                state_at = CASE WHEN coalesce(state_session, -1) <> $6
+                                     OR coalesce(state_counter, 0) < $7 THEN $5 ELSE state_at END,
+                locked = CASE WHEN $4 AND (coalesce(state_session, -1) <> $6
+                                           OR coalesce(state_counter, 0) < $7)
+                              THEN false ELSE locked END,
+                uncommanded_open_at = CASE WHEN $4 THEN $5 ELSE uncommanded_open_at END,
+                state_session = CASE WHEN coalesce(state_session, -1) <> $6
+                                          OR coalesce(state_counter, 0) < $7 THEN $6
+                                     ELSE state_session END,
+                state_counter = CASE WHEN coalesce(state_session, -1) <> $6
+                                          OR coalesce(state_counter, 0) < $7 THEN $7
+                                     ELSE state_counter END
          WHERE device_id = $1 AND door = $2";
     let sensor = match event.state {
         DoorMotion::Opened => "open",
@@ -169,6 +190,8 @@ async fn door_event(
             .bind(sensor)
             .bind(uncommanded_open)
             .bind(now)
+            .bind(i64::from(session))
+            .bind(i64::from(counter))
             .execute(conn)
             .await?
             .rows_affected()
@@ -213,23 +236,25 @@ async fn alarm(
     ))
 }
 
-/// Records what `message` says about doors, and the alarm it raises (returned), in the caller's
-/// unit of work.
+/// Records what `message` (uplink `counter` of `session`) says about doors, and the alarm it
+/// raises (returned), in the caller's unit of work. A door's state is taken only from an uplink
+/// newer than the one it came from.
 pub async fn record(
     work: &mut UnitOfWork,
     device: &DeviceId,
-    session: u32,
+    (session, counter): (u32, u32),
     message: &Uplink,
 ) -> Result<Option<Raised>, sqlx::Error> {
     let now = Utc::now();
+    let uplink = (session, counter);
     match message {
-        Uplink::Heartbeat(heartbeat) => store_doors(work, device, &heartbeat.doors, now)
+        Uplink::Heartbeat(heartbeat) => store_doors(work, device, uplink, &heartbeat.doors, now)
             .await
             .map(|()| None),
-        Uplink::StateReport(report) => store_doors(work, device, &report.doors, now)
+        Uplink::StateReport(report) => store_doors(work, device, uplink, &report.doors, now)
             .await
             .map(|()| None),
-        Uplink::DoorEvent(event) => door_event(work, device, session, event, now).await,
+        Uplink::DoorEvent(event) => door_event(work, device, uplink, event, now).await,
         Uplink::Alarm(a) => alarm(work, device, session, a, now).await,
         Uplink::Hello(_) | Uplink::Ack(_) | Uplink::Pong => Ok(None),
     }

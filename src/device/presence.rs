@@ -8,7 +8,7 @@ use crate::events::Event;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 use chrono::{DateTime, Utc};
 use firmware_protocol::session::REMEMBERED_SESSIONS;
-use firmware_protocol::{DeviceId, Hello, Uplink, UplinkGuard};
+use firmware_protocol::{DeviceId, Hello, ReplayWindow, Uplink, UplinkGuard};
 use serde_json::json;
 
 /// Why a device went offline.
@@ -35,10 +35,10 @@ impl OfflineReason {
 
 /// The device's replay state as stored: current session and counter, and earlier sessions.
 pub async fn load_guard(storage: &Storage, device: &DeviceId) -> Result<UplinkGuard, sqlx::Error> {
-    const CURRENT: &str = "SELECT session, up_counter FROM devices WHERE id = $1";
+    const CURRENT: &str = "SELECT session, up_counter, up_window FROM devices WHERE id = $1";
     const RETIRED: &str = "SELECT session FROM device_sessions WHERE device_id = $1
          ORDER BY started_at DESC, session LIMIT $2";
-    type Current = Option<(Option<i64>, Option<i64>)>;
+    type Current = Option<(Option<i64>, Option<i64>, i64)>;
     let (current, mut retired): (Current, Vec<i64>) = on_pool!(storage, |pool| {
         let current = sqlx::query_as(CURRENT)
             .bind(device.as_str())
@@ -51,8 +51,9 @@ pub async fn load_guard(storage: &Storage, device: &DeviceId) -> Result<UplinkGu
             .await?;
         (current, retired)
     });
-    let current = current.and_then(|(session, counter)| {
-        Some((u32::try_from(session?).ok()?, u32::try_from(counter?).ok()?))
+    let current = current.and_then(|(session, counter, window)| {
+        let window = ReplayWindow::restore(u32::try_from(counter?).ok()?, window as u64);
+        Some((u32::try_from(session?).ok()?, window))
     });
     retired.reverse();
     let retired = retired
@@ -60,6 +61,24 @@ pub async fn load_guard(storage: &Storage, device: &DeviceId) -> Result<UplinkGu
         .filter_map(|s| u32::try_from(s).ok())
         .filter(|s| Some(*s) != current.map(|(c, _)| c));
     Ok(UplinkGuard::restore(current, retired))
+}
+
+/// The device's current session and its uplink window as `work` sees them (after the uplinks it
+/// recorded): whether everything a locker sent before some counter has been recorded.
+pub async fn window(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+) -> Result<Option<(u32, ReplayWindow)>, sqlx::Error> {
+    const WINDOW: &str = "SELECT session, up_counter, up_window FROM devices WHERE id = $1";
+    let row: Option<(Option<i64>, Option<i64>, i64)> =
+        in_work!(work, |conn| sqlx::query_as(WINDOW)
+            .bind(device.as_str())
+            .fetch_optional(conn)
+            .await?);
+    Ok(row.and_then(|(session, counter, window)| {
+        let window = ReplayWindow::restore(u32::try_from(counter?).ok()?, window as u64);
+        Some((u32::try_from(session?).ok()?, window))
+    }))
 }
 
 /// Logs a presence change and announces it, in `work`.
@@ -125,6 +144,7 @@ pub async fn hello(
     const SESSION: &str = "INSERT INTO device_sessions (device_id, session, started_at)
          VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
     const ONLINE: &str = "UPDATE devices SET online = true, session = $2, up_counter = $3,
+                up_window = -1,
                 firmware = $4, serial_no = $5, last_seen_at = $6, presence_changed_at = $6,
                 down_counter = 0, uptime_ms = $7, uptime_at = $6
          WHERE id = $1";
@@ -221,10 +241,12 @@ fn closer(
     boot(i64::try_from(uptime_ms).unwrap_or(i64::MAX), received_at) > boot(stored_ms, stored_at)
 }
 
-/// Moves the stored counter of the device's current session forward, updating last-seen and
-/// bringing it online, and the locker's clock if `uptime_ms` tells it better (see [`closer`]).
-/// `None` if the database refuses (another session, or a counter not above the stored one: a
-/// replay that got past a gateway's memory), else whether it was online before.
+/// Takes an uplink's counter into the stored anti-replay window of the device's current session
+/// (in one statement: check and update together), updating last-seen and bringing it online, and
+/// the locker's clock if `uptime_ms` tells it better (see [`closer`]). `None` if the database
+/// refuses (another session, or a counter seen before or older than the window: a replay that got
+/// past a gateway's memory, or an uplink another gateway recorded), else whether it was online
+/// before. Counters may arrive in any order (several gateways); each is taken once.
 async fn advance(
     work: &mut UnitOfWork,
     device: &DeviceId,
@@ -233,11 +255,25 @@ async fn advance(
     received_at: DateTime<Utc>,
     uptime_ms: Option<u64>,
 ) -> Result<Option<bool>, sqlx::Error> {
-    const ADVANCE: &str = "UPDATE devices SET up_counter = $3, last_seen_at = $4, online = true,
+    // `ahead`: how far the counter is above the highest; `behind`: below it. Shifts are guarded
+    // (a shift by 64 or more is not a shift in either database).
+    const ADVANCE: &str = "UPDATE devices SET
+                up_window = CASE
+                    WHEN $3 > coalesce(up_counter, 0) THEN CASE
+                        WHEN $3 - coalesce(up_counter, 0) >= 64 THEN 1
+                        ELSE (up_window << CAST($3 - coalesce(up_counter, 0) AS INTEGER)) | 1 END
+                    ELSE up_window | (CAST(1 AS BIGINT) << CAST(coalesce(up_counter, 0) - $3 AS INTEGER))
+                END,
+                up_counter = CASE WHEN $3 > coalesce(up_counter, 0) THEN $3 ELSE up_counter END,
+                last_seen_at = CASE WHEN last_seen_at > $4 THEN last_seen_at ELSE $4 END,
+                online = true,
                 presence_changed_at = CASE WHEN online THEN presence_changed_at ELSE $4 END,
                 uptime_ms = CASE WHEN $6 THEN $5 ELSE uptime_ms END,
                 uptime_at = CASE WHEN $6 THEN $4 ELSE uptime_at END
-         WHERE id = $1 AND session = $2 AND coalesce(up_counter, 0) < $3 AND revoked_at IS NULL";
+         WHERE id = $1 AND session = $2 AND revoked_at IS NULL AND $3 > 0
+           AND ($3 > coalesce(up_counter, 0)
+                OR (coalesce(up_counter, 0) - $3 < 64
+                    AND (up_window & (CAST(1 AS BIGINT) << CAST(coalesce(up_counter, 0) - $3 AS INTEGER))) = 0))";
     let Some((was_online, stored_ms, stored_at)) = read_device(work, device).await? else {
         return Ok(None);
     };
@@ -292,7 +328,7 @@ pub async fn uplink(
         )
         .await?;
     }
-    let raised = super::door_events::record(work, device, session, message).await?;
+    let raised = super::door_events::record(work, device, (session, counter), message).await?;
     Ok(Uplinked::Fresh { raised })
 }
 

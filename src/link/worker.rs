@@ -1,7 +1,7 @@
 //! One shard of the uplink pipeline: verifies, de-duplicates and applies the messages of the
 //! devices hashed to it, one message at a time, so each device's messages keep their order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,8 +59,15 @@ struct DeviceState {
 /// Most messages handled as one batch (one database transaction).
 pub const MAX_BATCH: usize = 64;
 
-/// Credentials are re-read on a tag failure, at most this often (a rotation changes the key).
-const RELOAD_AFTER: Duration = Duration::from_secs(1);
+/// Credentials are re-read on a tag failure, and the session on an unknown one, at most this
+/// often per locker (a rotation changes the key; another gateway may have recorded a new session).
+const RELOAD_AFTER: Duration = Duration::from_millis(50);
+/// An uplink of a session this gateway cannot find yet waits this long and is checked once more
+/// (the locker's hello may be on its way through another gateway, its transaction not yet
+/// committed), rather than dropped at once: a door event right after a hello is not lost.
+const UNKNOWN_SESSION_RETRY: Duration = Duration::from_millis(300);
+/// Most uplinks parked for that second look, per shard; more are dropped as before.
+const MAX_PARKED: usize = 1024;
 /// A locker whose session the gateway does not know is asked to announce it again, at most this
 /// often.
 const ASK_HELLO_EVERY: Duration = Duration::from_secs(10);
@@ -74,6 +81,8 @@ pub struct Worker<H> {
     stats: Arc<LinkStats>,
     downlinks: Downlinks,
     asked_hello: HashMap<DeviceId, Instant>,
+    /// Uplinks of an unknown session waiting for their second look, oldest first.
+    parked: VecDeque<(Instant, Inbound)>,
 }
 
 /// Why an uplink was dropped (the label of `locker_uplinks_rejected_total{reason}`).
@@ -121,7 +130,20 @@ impl<H: Handler> Worker<H> {
             stats,
             downlinks,
             asked_hello: HashMap::new(),
+            parked: VecDeque::new(),
         }
+    }
+
+    /// [`Worker::ask_for_hello`] with the locker's cached key.
+    fn ask_for_hello_of(&mut self, device: DeviceId) {
+        let Some(key) = self
+            .devices
+            .get(&device)
+            .map(|s| s.credentials.current.tag_key.clone())
+        else {
+            return;
+        };
+        self.ask_for_hello(device, &key);
     }
 
     /// Asks a locker to announce its session again (its `hello` never reached us): a `ping` for
@@ -162,15 +184,52 @@ impl<H: Handler> Worker<H> {
     /// [`MAX_BATCH`]) is handled as one batch.
     pub async fn run(mut self, mut inbox: mpsc::Receiver<Inbound>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        loop {
+            let due = self.parked.front().map(|(at, _)| *at);
+            let received = tokio::select! {
+                n = inbox.recv_many(&mut batch, MAX_BATCH) => n,
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    self.second_look().await;
+                    continue;
+                }
+            };
+            if received == 0 {
+                return;
+            }
             self.handle(batch.drain(..)).await;
         }
+    }
+
+    /// Checks the parked uplinks that are due once more; those still of an unknown session are
+    /// dropped now.
+    async fn second_look(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while self.parked.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, inbound)) = self.parked.pop_front() {
+                due.push(inbound);
+            }
+        }
+        for inbound in &due {
+            // Read the session from the books again, whatever the cache holds.
+            self.devices.remove(&inbound.device);
+        }
+        self.handle_checked(due, true).await;
     }
 
     /// Handles messages in order; a rejection is logged and counted, never propagated. Verified
     /// uplinks other than hellos are written in one transaction together (one commit for the
     /// batch instead of one per message); hellos and last wills are written on their own.
     pub async fn handle(&mut self, messages: impl IntoIterator<Item = Inbound>) {
+        self.handle_checked(messages, false).await;
+    }
+
+    /// [`Worker::handle`]; `second_look` says whether these were parked already.
+    async fn handle_checked(
+        &mut self,
+        messages: impl IntoIterator<Item = Inbound>,
+        second_look: bool,
+    ) {
         let started = Instant::now();
         let mut pending: Vec<Accepted> = Vec::new();
         let mut count = 0usize;
@@ -191,7 +250,20 @@ impl<H: Handler> Worker<H> {
                         pending.push(accepted);
                         Ok(())
                     }
-                    Err(rejection) => Err(rejection),
+                    Err(Rejection::Replay("unknown_session"))
+                        if !second_look && self.parked.len() < MAX_PARKED =>
+                    {
+                        metrics::counter!("locker_uplinks_parked_total").increment(1);
+                        let due = Instant::now() + UNKNOWN_SESSION_RETRY;
+                        self.parked.push_back((due, inbound));
+                        continue;
+                    }
+                    Err(rejection) => {
+                        if rejection == Rejection::Replay("unknown_session") {
+                            self.ask_for_hello_of(inbound.device);
+                        }
+                        Err(rejection)
+                    }
                 },
                 InboundKind::Status => {
                     self.flush(std::mem::take(&mut pending)).await;
@@ -309,15 +381,7 @@ impl<H: Handler> Worker<H> {
             let state = self.load(&device).await?;
             accepted = state.guard.accept(&envelope.header, is_hello);
         }
-        let change = match accepted {
-            Ok(change) => change,
-            Err(e) => {
-                if let ReplayError::UnknownSession(_) = e {
-                    self.ask_for_hello(device, &key);
-                }
-                return Err(Rejection::Replay(e.kind()));
-            }
-        };
+        let change = accepted.map_err(|e| Rejection::Replay(e.kind()))?;
         Ok(Accepted {
             device,
             envelope,

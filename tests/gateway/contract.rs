@@ -260,6 +260,7 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             "/v1/admin/stuck",
             as_admin(Method::GET, "/v1/admin/stuck"),
         ),
+        ("get", "/v1/gateways", as_admin(Method::GET, "/v1/gateways")),
         (
             "get",
             "/v1/wallet",

@@ -54,6 +54,7 @@ fn operator_endpoints() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "reason": "x" }),
         ),
         ("GET", "/v1/audit", Value::Null),
+        ("GET", "/v1/gateways", Value::Null),
         ("POST", "/v1/plans", crate::plans::plan_body("m", "M")),
         (
             "POST",

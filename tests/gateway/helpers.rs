@@ -41,6 +41,20 @@ pub struct TestApp {
     _data: Option<tempfile_dir::Dir>,
 }
 
+impl TestApp {
+    /// A test app around a gateway started on `pool` some other way.
+    pub fn around(app: locker_gateway::app::App, pool: PgPool) -> Self {
+        Self {
+            addr: app.http_addr(),
+            app,
+            storage: pool.clone().into(),
+            pool,
+            http: http_client(),
+            _data: None,
+        }
+    }
+}
+
 /// Runs one statement on a test app's storage, whichever it is: `$pool` is the backend's pool
 /// (write SQL both dialects read alike).
 macro_rules! on_storage {
@@ -93,6 +107,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         serial_buses: Vec::new(),
         worker_policy: locker_gateway::worker::Policy::default(),
         gateway_lease: Duration::from_secs(2),
+        gateway_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
+        shared_group: "locker-gateways".to_owned(),
     }
 }
 

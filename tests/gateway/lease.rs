@@ -79,7 +79,7 @@ async fn a_second_gateway_on_one_database_refuses_and_a_killed_one_is_succeeded(
 async fn a_gateway_whose_lease_was_taken_stops_by_itself(pool: PgPool) {
     let app = crate::helpers::spawn_app(pool.clone()).await;
     // Another gateway took the lease (this one could not renew it in time).
-    sqlx::query("UPDATE gateway_lease SET holder = 'another gateway'")
+    sqlx::query("UPDATE gateways SET process = 'another gateway'")
         .execute(&pool)
         .await
         .expect("taken");

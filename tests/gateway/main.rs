@@ -18,6 +18,7 @@ mod crashes;
 mod customer_lists;
 mod devices_api;
 mod doors_checked;
+mod fleet;
 mod helpers;
 mod http_limits;
 mod idempotency;

@@ -22,15 +22,15 @@ const GATEWAY_PASSWORD: &str = "gateway-password";
 /// The ACL of the README: each locker its own topics, the gateway everything.
 const ACL: &str = "user gateway\ntopic readwrite #\n\npattern write lockers/%u/up\npattern write lockers/%u/status\npattern read lockers/%u/down\n";
 
-struct Mosquitto {
+pub struct Mosquitto {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     dir: PathBuf,
 }
 
 impl Mosquitto {
     /// Starts Mosquitto with a password file for the gateway and `lockers`, with or without ACL.
-    async fn start(lockers: &[(&str, String)], acl: bool) -> Self {
+    pub async fn start(lockers: &[(&str, String)], acl: bool) -> Self {
         let addr = free_addr();
         let dir = std::env::temp_dir().join(format!("mosquitto-test-{}", addr.port()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -93,15 +93,29 @@ impl Drop for Mosquitto {
 }
 
 async fn gateway_on(mosquitto: &Mosquitto, pool: PgPool) -> App {
-    init_tracing();
-    let url = format!(
+    gateway_on_with(mosquitto, pool, |_| {}).await
+}
+
+/// The gateway's URL of this Mosquitto.
+pub fn gateway_url(mosquitto: &Mosquitto) -> String {
+    format!(
         "mqtt://{GATEWAY_USER}:{GATEWAY_PASSWORD}@{}",
         mosquitto.addr
-    );
-    let config = locker_gateway::Config {
-        external_broker: Some(ExternalBroker::parse(&url).expect("url")),
+    )
+}
+
+/// A gateway on `mosquitto`, its test configuration adjusted by `adjust`, subscribed.
+pub async fn gateway_on_with(
+    mosquitto: &Mosquitto,
+    pool: PgPool,
+    adjust: impl Fn(&mut locker_gateway::Config),
+) -> App {
+    init_tracing();
+    let mut config = locker_gateway::Config {
+        external_broker: Some(ExternalBroker::parse(&gateway_url(mosquitto)).expect("url")),
         ..test_config(free_addr())
     };
+    adjust(&mut config);
     let app = App::with_pool(&config, pool).await.expect("gateway starts");
     assert!(
         app.wait_mqtt_ready(WAIT).await,
@@ -114,7 +128,7 @@ async fn gateway_on(mosquitto: &Mosquitto, pool: PgPool) -> App {
     app
 }
 
-fn locker(
+pub fn locker(
     mosquitto: &Mosquitto,
     creds: &locker_gateway::device::Provisioned,
 ) -> simulator::mqtt::LockerHandle {
@@ -128,7 +142,7 @@ fn locker(
 }
 
 /// Waits until the simulated locker behind `watch` has connected and the gateway has it online.
-async fn online_through(
+pub async fn online_through(
     pool: &PgPool,
     watch: &mut tokio::sync::broadcast::Receiver<Happening>,
     id: &str,
@@ -148,7 +162,7 @@ async fn online_through(
     .await;
 }
 
-async fn provision(pool: &PgPool, id: &str) -> locker_gateway::device::Provisioned {
+pub async fn provision(pool: &PgPool, id: &str) -> locker_gateway::device::Provisioned {
     crate::helpers::provision(
         &locker_gateway::device::DeviceRegistry::new(pool.clone()),
         id,

@@ -203,7 +203,7 @@ async fn commands_in_flight_when_the_gateway_dies_are_settled_by_asking(pool: Pg
     let pool = PgPool::connect_with(options).await.expect("pool");
     // Its tasks live on in this test process (a dead process's would not): its lease is given
     // up here as it would expire, and its renewals then find it gone.
-    sqlx::query("DELETE FROM gateway_lease")
+    sqlx::query("DELETE FROM gateways")
         .execute(&pool)
         .await
         .expect("lease");

@@ -9,7 +9,7 @@ use chrono::Utc;
 use locker_gateway::audit::{self, Filter, Outcome};
 use locker_gateway::events::batch::{Batch, Claim};
 use locker_gateway::events::{Append, Event};
-use locker_gateway::lease::Lease;
+use locker_gateway::lease::{self, BrokerKind, Identity, Lease, LeaseError};
 use locker_gateway::worker::{Stuck, stuck};
 
 use crate::helpers::in_both_modes;
@@ -80,24 +80,43 @@ in_both_modes! {
 }
 
 in_both_modes! {
-    /// One gateway holds the lease while it renews it; released, the next one takes it, and the
-    /// first one finds it lost.
-    async fn one_gateway_holds_the_lease(backend: Backend) {
+    /// A gateway holds its lease while it renews it: another with its id, or one beside an
+    /// exclusive gateway, is refused; gateways with their own ids on an external broker run side
+    /// by side; released, the row shows it stopped and the id is free again; the first one finds
+    /// its row taken.
+    async fn gateways_hold_their_leases(backend: Backend) {
         let storage = backend.storage();
         let length = Duration::from_millis(900);
-        let first = Lease::acquire(&storage, "gw-1".into(), length).await.expect("acquired");
+        let me = |id: &str, process: &str, exclusive: bool| Identity {
+            id: id.into(),
+            process: process.into(),
+            broker: if exclusive { BrokerKind::Embedded } else { BrokerKind::External },
+            exclusive,
+        };
+        let first = Lease::acquire(&storage, me("gw-1", "p1", false), length).await.expect("acquired");
         assert!(first.renew().await.expect("renewed"));
         let (stop, lost) = (tokio_util::sync::CancellationToken::new(), tokio_util::sync::CancellationToken::new());
         let kept = tokio::spawn(first.clone().keep(stop.clone(), lost.clone()));
-        let second = Lease::acquire(&storage, "gw-2".into(), length).await;
-        assert!(second.is_err(), "held by gw-1 while it renews");
+        let same_id = Lease::acquire(&storage, me("gw-1", "p2", false), length).await;
+        assert!(matches!(same_id, Err(LeaseError::SameId { ref process, .. }) if process == "p1"), "{same_id:?}");
+        let alone = Lease::acquire(&storage, me("gw-9", "p9", true), length).await;
+        assert!(matches!(alone, Err(LeaseError::Alone { who: "this one", .. })), "{alone:?}");
+        let second = Lease::acquire(&storage, me("gw-2", "p2", false), length).await.expect("beside gw-1");
+        assert!(second.held().await.expect("read"));
+        let ids: Vec<(String, &str)> = lease::members(&storage).await.expect("listed").iter()
+            .map(|m| (m.id.clone(), m.state(Utc::now()))).collect();
+        assert_eq!(ids, [("gw-1".to_owned(), "live"), ("gw-2".to_owned(), "live")]);
         stop.cancel();
         kept.await.expect("stopped");
         assert!(!lost.is_cancelled());
         first.release().await;
-        let second = Lease::acquire(&storage, "gw-2".into(), length).await.expect("taken after the release");
-        assert!(second.renew().await.expect("renewed"));
-        assert!(!first.renew().await.expect("read"), "the first one lost it");
+        second.release().await;
+        let states: Vec<&str> = lease::members(&storage).await.expect("listed").iter().map(|m| m.state(Utc::now())).collect();
+        assert_eq!(states, ["stopped", "stopped"]);
+        let again = Lease::acquire(&storage, me("gw-1", "p3", true), length).await.expect("taken after the release");
+        assert!(again.renew().await.expect("renewed"));
+        assert!(!first.renew().await.expect("read"), "the first process lost it");
+        assert!(!first.held().await.expect("read"));
     }
 }
 

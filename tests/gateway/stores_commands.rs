@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use firmware_protocol::{Ack, CommandId, CommandResult, DeviceId, RefuseReason};
-use locker_gateway::command::store::{self, Arrival, StoreError};
+use locker_gateway::command::store::{self, Arrival, Position, StoreError};
 use locker_gateway::command::{CommandState, DoorResult, Origin};
 use locker_gateway::storage::Storage;
 use serde_json::json;
@@ -33,10 +33,33 @@ fn ack(id: i64, result: CommandResult) -> Ack {
     }
 }
 
-/// Records `ack` in its own unit of work.
+/// Uplink counters for the answers the tests record, in order.
+static NEXT_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(10);
+
+/// Records `ack` in its own unit of work, as the next uplink of the device's session, everything
+/// before it recorded.
 async fn answer(storage: &Storage, device: &DeviceId, ack: &Ack) -> Option<CommandState> {
+    let session: Option<i64> = on_storage!(storage, |pool| sqlx::query_scalar(
+        "SELECT session FROM devices WHERE id = $1"
+    )
+    .bind(device.as_str())
+    .fetch_one(pool)
+    .await
+    .expect("a device"));
+    let counter = NEXT_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let at = Position::in_order(session.unwrap_or(1) as u32, counter);
+    answer_at(storage, device, ack, at).await
+}
+
+/// Records `ack` at `at` in its own unit of work.
+async fn answer_at(
+    storage: &Storage,
+    device: &DeviceId,
+    ack: &Ack,
+    at: Position,
+) -> Option<CommandState> {
     let mut work = storage.begin().await.expect("begun");
-    let recorded = store::record_ack(&mut work, device, ack, Arrival::AsItHappens)
+    let recorded = store::record_ack(&mut work, device, ack, Arrival::AsItHappens, at)
         .await
         .expect("recorded");
     work.commit().await.expect("committed");
@@ -177,7 +200,8 @@ in_both_modes! {
             locked: sensor != DoorSensor::Open,
             occupied: None,
         });
-        let reported = store::open_before_report(&mut work, &device, &doors).await.expect("written");
+        let at = Position::in_order(2, u32::MAX);
+        let reported = store::open_before_report(&mut work, &device, &doors, at).await.expect("written");
         work.commit().await.expect("committed");
         assert_eq!(first.map(|(id, p)| (id, p.door)), Some((opened.id, Some(DoorResult::Opened))));
         assert_eq!(jam.map(|(id, p)| (id, p.door)), Some((jammed.id, Some(DoorResult::Jammed))));
@@ -258,5 +282,54 @@ in_both_modes! {
         work.commit().await.expect("committed");
         assert_eq!(marks(1).await.1, 0, "the run of jams is over");
         assert!(marks(2).await.2);
+    }
+}
+
+in_both_modes! {
+    /// Answers recorded out of order (several gateways record one locker's uplinks): an ack
+    /// recorded after a later report of its door does not take that report for the door as the
+    /// pulse found it; a report of an open door counts only when nothing the locker sent between
+    /// the ack and the report is still on its way.
+    async fn door_reports_count_only_in_the_lockers_order(backend: Backend) {
+        use firmware_protocol::{DoorSensor, DoorStatus, Heartbeat, Uplink};
+        use locker_gateway::device::presence;
+        let storage = backend.storage();
+        let device = provisioned(&storage, "st-cmd-order", 2).await;
+        assert_eq!(say_hello(&storage, &device, 4).await, "new");
+        let command = unlock(&storage, &device, 1).await;
+        store::mark_sent(&storage, command.id, "{}").await.expect("sent");
+        let open = [DoorSensor::Open, DoorSensor::Closed].map(|sensor| DoorStatus {
+            sensor,
+            locked: sensor != DoorSensor::Open,
+            occupied: None,
+        });
+        // Heartbeat 5 (door 1 open, after the pulse) is recorded before ack 3.
+        let beat = Uplink::Heartbeat(Heartbeat { uptime_ms: 9000, doors: open.to_vec(), signal: None });
+        let mut work = storage.begin().await.expect("begun");
+        presence::uplink(&mut work, &device, 4, 5, &beat, chrono::Utc::now()).await.expect("recorded");
+        work.commit().await.expect("committed");
+        let at = Position { session: 4, counter: 3, gap: 2 };
+        assert_eq!(answer_at(&storage, &device, &ack(command.id, CommandResult::Executed), at).await, Some(CommandState::Executed));
+        let door_result = || async {
+            on_storage!(&storage, |pool| sqlx::query_scalar::<_, Option<String>>(
+                "SELECT door_result FROM commands WHERE id = $1"
+            )
+            .bind(command.id)
+            .fetch_one(pool)
+            .await
+            .expect("a command"))
+        };
+        assert_eq!(door_result().await, None, "the open door was reported after the pulse");
+        // A report at counter 6 while counter 4 (the door's event, perhaps) is on its way: nothing.
+        let mut work = storage.begin().await.expect("begun");
+        let early = Position { session: 4, counter: 6, gap: 4 };
+        let reported = store::open_before_report(&mut work, &device, &open, early).await.expect("written");
+        assert!(reported.is_empty(), "{reported:?}");
+        // Everything between the ack and the report recorded: the door was open already.
+        let complete = Position { session: 4, counter: 7, gap: 0 };
+        let reported = store::open_before_report(&mut work, &device, &open, complete).await.expect("written");
+        work.commit().await.expect("committed");
+        assert_eq!(reported.iter().map(|(id, p)| (*id, p.door)).collect::<Vec<_>>(), [(command.id, Some(DoorResult::AlreadyOpen))]);
+        assert_eq!(door_result().await.as_deref(), Some("already_open"));
     }
 }

@@ -24,24 +24,53 @@ pub enum Arrival {
     EventsWhenPolled,
 }
 
+/// Where an uplink stands among its locker's: its counter, and the highest counter below it that
+/// has not been recorded yet and may still arrive (0: everything sent before it is recorded).
+/// Several gateways record one locker's uplinks out of order, so what the door table says when
+/// an answer is recorded is trusted only if nothing sent before the answer is still on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The uplink's session.
+    pub session: u32,
+    /// The uplink's counter.
+    pub counter: u32,
+    /// The latest counter below it not recorded yet (0 if none).
+    pub gap: u32,
+}
+
+impl Position {
+    /// An uplink whose predecessors are all recorded (one gateway, in order).
+    pub fn in_order(session: u32, counter: u32) -> Self {
+        Self {
+            session,
+            counter,
+            gap: 0,
+        }
+    }
+}
+
 /// Records a locker's answer. The first answer settles the command; the same answer again is
 /// counted as a duplicate; a different one is kept as a conflict and flagged, never applied.
 /// An executed unlock of a door the table says is open is `already_open` if the table can be
-/// trusted at this point ([`Arrival`]). Returns the command's progress, or `None` if the device
-/// has no such command.
+/// trusted at this point ([`Arrival`], and the ack's [`Position`]: everything sent before it
+/// recorded, the door's state from before it). Returns the command's progress, or `None` if the
+/// device has no such command.
 pub async fn record_ack(
     work: &mut UnitOfWork,
     device: &DeviceId,
     ack: &Ack,
     arrival: Arrival,
+    at: Position,
 ) -> Result<Option<(i64, Progress)>, sqlx::Error> {
     // The usual case, in one statement: the first answer to a command awaiting one.
     const FIRST: &str = "UPDATE commands AS c SET state = $3, refusal = $4, answered_at = $6,
-                settled_by = 'ack',
+                settled_by = 'ack', answer_counter = $8,
                 door_result = CASE
                     WHEN $3 = 'executed' AND c.kind = 'unlock' AND c.door_result IS NULL AND $5
                          AND EXISTS (SELECT 1 FROM doors d WHERE d.device_id = c.device_id
-                                     AND d.door = c.door AND d.sensor = 'open')
+                                     AND d.door = c.door AND d.sensor = 'open'
+                                     AND NOT (coalesce(d.state_session, -1) = $7
+                                              AND coalesce(d.state_counter, 0) > $8))
                     THEN 'already_open' ELSE c.door_result END
          WHERE id = $1 AND device_id = $2 AND state IN ('pending', 'sent', 'unknown')
          RETURNING state, refusal, door_result";
@@ -60,8 +89,10 @@ pub async fn record_ack(
         .bind(device.as_str())
         .bind(state)
         .bind(refusal)
-        .bind(arrival == Arrival::AsItHappens)
+        .bind(arrival == Arrival::AsItHappens && at.gap == 0)
         .bind(now)
+        .bind(i64::from(at.session))
+        .bind(i64::from(at.counter))
         .fetch_optional(conn)
         .await?);
     if let Some(row) = first {
@@ -108,12 +139,15 @@ pub async fn record_ack(
 /// answered before it, still without a door result, found the door open already, because a pulse
 /// that opens a door is reported by a `door_event` before any later report of the doors. The
 /// caller passes only reports that come after the events before them: heartbeats (a serial board
-/// sends one only when nothing is queued) and, over MQTT, state reports. Only unlocks answered
-/// within the last minute are considered (an open window is at most 60 s).
+/// sends one only when nothing is queued) and, over MQTT, state reports, at their [`Position`]:
+/// only unlocks answered before the report with everything in between recorded (none of the
+/// locker's uplinks between them still on its way through another gateway). Only unlocks
+/// answered within the last minute are considered (an open window is at most 60 s).
 pub async fn open_before_report(
     work: &mut UnitOfWork,
     device: &DeviceId,
     doors: &[firmware_protocol::DoorStatus],
+    at: Position,
 ) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
     /// The statement, written once; `$doors` lists the open doors (JSON array `$2`).
     macro_rules! already_open_sql {
@@ -121,7 +155,10 @@ pub async fn open_before_report(
             concat!(
                 "UPDATE commands SET door_result = 'already_open', door_at = $3
                  WHERE device_id = $1 AND kind = 'unlock' AND state = 'executed'
-                   AND door_result IS NULL AND answered_at > $4 AND door IN (",
+                   AND door_result IS NULL AND answered_at > $4
+                   AND (answer_counter IS NULL
+                        OR (session = $5 AND answer_counter < $6 AND answer_counter >= $7))
+                   AND door IN (",
                 $doors,
                 ") RETURNING id, state, refusal, door_result"
             )
@@ -148,6 +185,9 @@ pub async fn open_before_report(
             .bind(&open)
             .bind(now)
             .bind(now - chrono::Duration::seconds(60))
+            .bind(i64::from(at.session))
+            .bind(i64::from(at.counter))
+            .bind(i64::from(at.gap))
             .fetch_all(conn)
             .await?
         });

@@ -148,33 +148,55 @@ pub fn embedded(
 
 pub use crate::config::ExternalBroker;
 
-/// Connects a client to an external broker, subscribing to `filters` on every (re)connect, and
+mod probe;
+pub use probe::{SharedSubscriptionError, check_shared_subscriptions};
+
+/// One of the gateway's clients on an external broker.
+#[derive(Debug, Clone)]
+pub struct ExternalClient {
+    /// Its client id: `locker-gateway-{gateway id}-{role}`, unique in the fleet (a second live
+    /// gateway with the same id refuses to start, so no two clients knock each other off).
+    pub id: String,
+    /// What it subscribes to on every (re)connect (nothing for a publishing-only client).
+    pub filters: Vec<String>,
+}
+
+impl ExternalClient {
+    /// The client of gateway `gateway` for `role` (`uplinks`, `events`, `control`, `downlinks`).
+    pub fn of(gateway: &str, role: &str, filters: Vec<String>) -> Self {
+        Self {
+            id: format!("locker-gateway-{gateway}-{role}"),
+            filters,
+        }
+    }
+}
+
+/// `filter` as a subscription of the shared-subscription `group`: the broker hands each message
+/// to one of the group's subscribers.
+pub fn shared(group: &str, filter: &str) -> String {
+    format!("$share/{group}/{filter}")
+}
+
+/// Connects a client to an external broker, subscribing to its filters on every (re)connect, and
 /// forwards what arrives. Reconnects with exponential backoff (rumqttc alone retries at once).
-/// A client that subscribes (`filters` not empty) uses the fixed client id
-/// `locker-gateway-{name}` and a persistent session, so the broker keeps lockers' QoS 1 messages
-/// while the gateway restarts (one gateway per broker); a publishing-only client gets a unique id
-/// and a clean session. Runs on `tasks` until `shutdown`. The returned watch turns `true` once the
-/// client is connected and subscribed.
+/// Every session is clean: with shared subscriptions a broker keeps handing messages to the
+/// offline persistent session of a gateway that died (Mosquitto does, round robin), where they
+/// would wait until that gateway came back; a clean session ends with the connection, and the
+/// group's live members get everything after. Runs on `tasks` until `shutdown`. The returned
+/// watch turns `true` once the client is connected and subscribed.
 pub fn external(
     broker: &ExternalBroker,
-    name: &str,
-    filters: Vec<String>,
+    client: ExternalClient,
     tasks: &tokio_util::task::TaskTracker,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> (MqttTx, MqttRx, tokio::sync::watch::Receiver<bool>) {
-    let persistent = !filters.is_empty();
-    let client_id = if persistent {
-        format!("locker-gateway-{name}")
-    } else {
-        format!(
-            "locker-gateway-{name}-{}-{:04x}",
-            std::process::id(),
-            rand::random::<u16>()
-        )
-    };
+    let ExternalClient {
+        id: client_id,
+        filters,
+    } = client;
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
-    options.set_clean_session(!persistent);
+    options.set_clean_session(true);
     options.set_max_packet_size(
         firmware_protocol::MAX_JSON_ENVELOPE + 1024,
         firmware_protocol::MAX_JSON_ENVELOPE + 1024,
