@@ -290,3 +290,131 @@ async fn a_broker_that_does_not_deliver_shared_subscriptions_is_refused_at_start
         .expect("counted");
     assert_eq!(leases, 0);
 }
+
+/// The device row's uplink window: (highest counter, bitmap).
+async fn window(pool: &PgPool, id: &str) -> firmware_protocol::ReplayWindow {
+    let (highest, bits): (Option<i64>, i64) =
+        sqlx::query_as("SELECT up_counter, up_window FROM devices WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .expect("a device");
+    firmware_protocol::ReplayWindow::restore(highest.unwrap_or(0) as u32, bits as u64)
+}
+
+#[sqlx::test]
+async fn a_gateway_killed_with_sigkill_leaves_the_lockers_uplinks_to_the_others(pool: PgPool) {
+    use crate::process::GatewayProcess;
+    let ids = ["lk-1", "lk-2", "lk-3"];
+    let mut creds = Vec::new();
+    for id in ids {
+        creds.push(provision(&pool, id).await);
+    }
+    let passwords: Vec<(&str, String)> = ids
+        .iter()
+        .zip(&creds)
+        .map(|(id, c)| (*id, c.secret.mqtt_password()))
+        .collect();
+    let mosquitto = Mosquitto::start(&passwords, true).await;
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let env = |id: &str| {
+        vec![
+            (
+                "LOCKER_MQTT_BROKER",
+                crate::mosquitto::gateway_url(&mosquitto),
+            ),
+            ("LOCKER_GATEWAY_ID", id.to_owned()),
+            ("LOCKER_REDIS_PREFIX", prefix.clone()),
+        ]
+    };
+    // (Both "listen" on the broker's address: that is where a gateway on it is reached.)
+    let mut a = GatewayProcess::start_with(&pool, mosquitto.addr, free_addr(), &env("gw-a")).await;
+    let b = GatewayProcess::start_with(&pool, mosquitto.addr, free_addr(), &env("gw-b")).await;
+    let mut lockers = Vec::new();
+    for (id, c) in ids.iter().zip(&creds) {
+        let mut config = simulator::mqtt::LockerConfig::new(
+            mosquitto.addr,
+            simulator::mqtt::Credentials::from_secret(c.device_id, &c.secret),
+        );
+        config.doors = 4;
+        config.heartbeat = Duration::from_millis(150);
+        let handle = simulator::mqtt::spawn(config);
+        let mut watch = handle.watch();
+        online_through(&pool, &mut watch, id).await;
+        lockers.push(handle);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Gateway A dies without a word. What the broker had handed it and it had not written is
+    // lost with it; everything after goes to B.
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut after_kill = Vec::new();
+    for id in ids {
+        after_kill.push(window(&pool, id).await.highest());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (id, from) in ids.iter().zip(after_kill) {
+        let now = window(&pool, id).await;
+        assert!(
+            now.highest() >= from + 8,
+            "{id}: B records its heartbeats ({from} -> {})",
+            now.highest()
+        );
+        assert!(
+            now.has_seen_all_between(from, now.highest()),
+            "{id}: an uplink after the kill was lost (counters {from}..{}, window {:064b})",
+            now.highest(),
+            now.bits()
+        );
+    }
+    // Operators see A's lease expire (2 s here), B's live.
+    let b_app = crate::helpers::http_client();
+    let accounts = locker_gateway::account::Accounts::new(
+        locker_gateway::storage::Storage::Postgres(pool.clone()),
+        locker_gateway::account::PasswordCost::TEST,
+        Duration::from_secs(3600),
+    );
+    accounts
+        .register(
+            "ops@example.com",
+            "an operator password",
+            locker_gateway::account::Role::Admin,
+        )
+        .await
+        .expect("operator made");
+    let session: Value = b_app
+        .post(format!("http://{}/v1/sessions", b.http))
+        .json(
+            &serde_json::json!({ "email": "ops@example.com", "password": "an operator password" }),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = session["token"].as_str().expect("a token").to_owned();
+    eventually("A's lease expired", || async {
+        let listed: Value = b_app
+            .get(format!("http://{}/v1/gateways", b.http))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let state = |id: &str| {
+            listed
+                .as_array()
+                .and_then(|l| l.iter().find(|g| g["id"] == id))
+                .map(|g| g["state"].clone())
+        };
+        state("gw-a") == Some(Value::from("expired")) && state("gw-b") == Some(Value::from("live"))
+    })
+    .await;
+    for handle in lockers {
+        handle.stop();
+    }
+    drop(b);
+}

@@ -62,7 +62,11 @@ impl GatewayProcess {
         http: SocketAddr,
         env: &[(&str, String)],
     ) -> Self {
-        let log = std::env::temp_dir().join(format!("locker-gateway-{}.log", mqtt.port()));
+        let log = std::env::temp_dir().join(format!(
+            "locker-gateway-{}-{}.log",
+            mqtt.port(),
+            http.port()
+        ));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_locker-gateway"));
         command
