@@ -150,6 +150,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Uplinks verified and applied.",
     ),
     (
+        "locker_commands_orphaned_total",
+        Counter,
+        "Commands in flight nobody waits for any more (this gateway's previous run, or a gateway whose lease expired), marked unknown to be asked about.",
+    ),
+    (
         "locker_uplinks_parked_total",
         Counter,
         "Uplinks of a session not known yet, looked at again shortly after (another gateway may be recording its hello).",

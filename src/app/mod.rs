@@ -159,7 +159,8 @@ impl App {
                 max_in_flight: config.commands_in_flight,
                 ..CommandSettings::default()
             },
-        );
+        )
+        .on_gateway(&config.gateway_id);
         let recorder = crate::uplink::Recorder::new(
             storage.clone(),
             Arc::new(downlinks.clone()),

@@ -51,8 +51,12 @@ pub(super) async fn start(
     } = outlets;
     let workers = Workers::start(storage, config.worker_policy, tasks, shutdown.clone()).await;
     // Commands in flight when the gateway last stopped: nobody waits for them any more.
-    let at_start =
-        crate::command::query::reconcile_at_start(storage, &downlinks, &workers.housekeeping);
+    let at_start = crate::command::query::reconcile_at_start(
+        storage,
+        &downlinks,
+        &workers.housekeeping,
+        &config.gateway_id,
+    );
     match at_start.await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -81,6 +85,7 @@ pub(super) async fn start(
         downlinks,
         workers.housekeeping.clone(),
         (config.query_again, config.surface_unknown),
+        config.gateway_id.clone(),
         shutdown.clone(),
     ));
     let (events, _) = broadcast::channel(1024);

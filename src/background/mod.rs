@@ -86,14 +86,16 @@ impl Workers {
     }
 }
 
-/// Every second: expires queued commands past their time to live, and asks lockers again about
-/// commands of unknown outcome whose report did not come (`query_again`), surfacing those still
-/// unknown after `surface_unknown`.
+/// Every second: expires queued commands past their time to live, takes over the commands in
+/// flight of gateways whose lease expired (not `me`'s), and asks lockers again about commands of
+/// unknown outcome whose report did not come (`query_again`), surfacing those still unknown after
+/// `surface_unknown`. Safe on every gateway at once (each step is one fenced statement).
 pub async fn command_housekeeping(
     storage: Storage,
     downlinks: Downlinks,
     items: Items,
     (query_again, surface_unknown): (std::time::Duration, std::time::Duration),
+    me: String,
     shutdown: CancellationToken,
 ) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -105,6 +107,12 @@ pub async fn command_housekeeping(
         let worker = "command_housekeeping";
         let expired = pass(worker, crate::command::queue::expire(&storage)).await;
         report(worker, "expired queued commands", expired);
+        let taken = crate::command::store::orphans_of_expired_gateways(&storage, &me);
+        report(
+            worker,
+            "took over commands of expired gateways",
+            pass(worker, taken).await,
+        );
         let retry = crate::command::query::retry_unknown(
             &storage,
             &downlinks,

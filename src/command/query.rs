@@ -46,14 +46,16 @@ pub async fn ask_state(
     }
 }
 
-/// At start: marks the commands nobody waits for any more as unknown and asks each online locker
-/// concerned about them.
+/// At start of gateway `me`: marks the commands nobody waits for any more (its previous run's,
+/// and those of gateways whose lease expired; never a live gateway's) as unknown and asks each
+/// online locker concerned about them.
 pub async fn reconcile_at_start(
     storage: &Storage,
     downlinks: &dyn Outlet,
     items: &Items,
+    me: &str,
 ) -> Result<usize, sqlx::Error> {
-    let devices = store::orphans_at_start(storage).await?;
+    let devices = store::orphans_at_start(storage, me).await?;
     ask_each(storage, downlinks, items, devices).await
 }
 

@@ -127,6 +127,8 @@ pub struct CommandService {
     waiters: Arc<Waiters>,
     settings: CommandSettings,
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// The gateway whose requests wait here (recorded with each command it sends).
+    gateway: Option<Arc<str>>,
 }
 
 /// Stops waiting when the `send` future ends, however it ends.
@@ -157,7 +159,15 @@ impl CommandService {
             waiters,
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
             settings,
+            gateway: None,
         }
+    }
+
+    /// The service of gateway `id`: each command it sends records that gateway, so the others
+    /// take it over only once this gateway's lease expired.
+    pub fn on_gateway(mut self, id: &str) -> Self {
+        self.gateway = Some(Arc::from(id));
+        self
     }
 
     /// Queues a command for a locker that may be offline: it is sent in the locker's next session
@@ -233,7 +243,9 @@ impl CommandService {
         // The locker's turn, from taking the counter until the first copy is queued.
         let turn = self.downlinks.turns().turn(&device).await;
         // One round trip: the command stored with its counter, and the key to seal it with.
-        let reserved = store::reserve(&self.storage, &device, (kind, door, &body), origin).await?;
+        let gateway = self.gateway.as_deref();
+        let reserved =
+            store::reserve(&self.storage, &device, (kind, door, &body), origin, gateway).await?;
         let command_id = CommandId::new(reserved.id as u64).ok_or_else(|| {
             CommandError::Unexpected(crate::storage::Unexpected::new("command id out of range"))
         })?;

@@ -96,15 +96,18 @@ type ReservedRow = (i64, i64, i64, Vec<u8>, Option<i64>, Option<DateTime<Utc>>);
 /// session, atomically (on PostgreSQL in one statement, one round trip); also returns the
 /// device's current tag key, read with it, so a rotation cannot slip between the key and the
 /// counter.
+/// `gateway` is the gateway whose request waits for it: only once its lease expired do the others
+/// take the command over.
 pub async fn reserve(
     storage: &Storage,
     device: &DeviceId,
     (kind, door, body): (&str, Option<u16>, &serde_json::Value),
     origin: &super::Origin,
+    gateway: Option<&str>,
 ) -> Result<Reserved, StoreError> {
     const INSERT: &str = "INSERT INTO commands (device_id, kind, door, body, session, counter,
-                              requested_by, reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+                              requested_by, reason, created_at, gateway)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
     let now = Utc::now();
     let row: Option<ReservedRow> = match storage {
         Storage::Postgres(pool) => {
@@ -113,8 +116,8 @@ pub async fn reserve(
                 format!(
                     "WITH d AS ({}), c AS (
                          INSERT INTO commands (device_id, kind, door, body, session, counter,
-                                               requested_by, reason, created_at)
-                         SELECT id, $2, $3, $4, session, down_counter, $5, $6, $7 FROM d
+                                               requested_by, reason, created_at, gateway)
+                         SELECT id, $2, $3, $4, session, down_counter, $5, $6, $7, $8 FROM d
                          RETURNING id
                      )
                      SELECT c.id, d.session, d.down_counter, d.tag_key, d.uptime_ms, d.uptime_at
@@ -130,6 +133,7 @@ pub async fn reserve(
                 .bind(origin.requested_by)
                 .bind(&origin.reason)
                 .bind(now)
+                .bind(gateway)
                 .fetch_optional(pool)
                 .await?
         }
@@ -149,6 +153,7 @@ pub async fn reserve(
                         .bind(origin.requested_by)
                         .bind(&origin.reason)
                         .bind(now)
+                        .bind(gateway)
                         .fetch_one(conn)
                         .await?);
                     work.commit().await?;
@@ -295,26 +300,59 @@ pub async fn has_unknown(storage: &Storage, device: &DeviceId) -> Result<bool, s
         .await?))
 }
 
-/// At start: no one waits any more for commands that were pending or sent when the gateway
-/// stopped; their outcome is unknown until the lockers are asked. Returns the online devices
-/// with unknown commands not yet surfaced (those orphaned now among them), with their session.
-pub async fn orphans_at_start(storage: &Storage) -> Result<Vec<(DeviceId, u32)>, sqlx::Error> {
-    const ORPHANED: &str =
-        "UPDATE commands SET state = 'unknown' WHERE state IN ('pending', 'sent')";
+/// At start of gateway `me`: no one waits any more for the commands that were pending or sent by
+/// this gateway's previous run, or by a gateway whose lease has expired (it died or stopped); their
+/// outcome is unknown until the lockers are asked. A live gateway's commands are left to it.
+/// Returns the online devices with unknown commands not yet surfaced (those orphaned now among
+/// them), with their session.
+pub async fn orphans_at_start(
+    storage: &Storage,
+    me: &str,
+) -> Result<Vec<(DeviceId, u32)>, sqlx::Error> {
     const TO_ASK: &str = "SELECT d.id, d.session FROM devices d
          WHERE d.online AND d.session IS NOT NULL
            AND EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.state = 'unknown'
                        AND c.surfaced_at IS NULL)";
     let mut work = storage.begin().await?;
-    let rows: Vec<(String, i64)> = in_work!(&mut work, |conn| {
-        sqlx::query(ORPHANED).execute(&mut *conn).await?;
-        sqlx::query_as(TO_ASK).fetch_all(conn).await?
-    });
+    orphan(&mut work, me, true).await?;
+    let rows: Vec<(String, i64)> = in_work!(&mut work, |conn| sqlx::query_as(TO_ASK)
+        .fetch_all(conn)
+        .await?);
     work.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, session)| Some((DeviceId::new(&id)?, u32::try_from(session).ok()?)))
         .collect())
+}
+
+/// Takes over the commands in flight of gateways whose lease expired (not `me`'s): marked unknown,
+/// to be asked about by the housekeeping's next pass. Returns how many.
+pub async fn orphans_of_expired_gateways(storage: &Storage, me: &str) -> Result<u64, sqlx::Error> {
+    let mut work = storage.begin().await?;
+    let taken = orphan(&mut work, me, false).await?;
+    work.commit().await?;
+    Ok(taken)
+}
+
+/// Marks unknown the commands in flight whose gateway's lease is over (and, with `mine`, those of
+/// `me`'s previous run and those no gateway owns).
+async fn orphan(work: &mut UnitOfWork, me: &str, mine: bool) -> Result<u64, sqlx::Error> {
+    const ORPHANED: &str = "UPDATE commands SET state = 'unknown'
+         WHERE state IN ('pending', 'sent')
+           AND (CASE WHEN gateway IS NULL OR gateway = $1 THEN $2
+                     ELSE NOT EXISTS (SELECT 1 FROM gateways g
+                                      WHERE g.id = commands.gateway AND g.expires_at > $3) END)";
+    let taken = in_work!(work, |conn| sqlx::query(ORPHANED)
+        .bind(me)
+        .bind(mine)
+        .bind(Utc::now())
+        .execute(conn)
+        .await?
+        .rows_affected());
+    if taken > 0 {
+        metrics::counter!("locker_commands_orphaned_total").increment(taken);
+    }
+    Ok(taken)
 }
 
 /// A deadline `after` from now in the locker's clock, given its uptime now: less a margin for its

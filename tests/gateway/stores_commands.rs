@@ -21,6 +21,7 @@ async fn unlock(storage: &Storage, device: &DeviceId, door: u16) -> store::Reser
         device,
         ("unlock", Some(door), &json!({ "door": door })),
         &Origin::default(),
+        None,
     )
     .await
     .expect("stored")
@@ -90,7 +91,7 @@ in_both_modes! {
             store::door_check(&storage, &id("st-nobody"), None).await.expect("read"),
             Err(StoreError::UnknownDevice)
         ));
-        let offline = store::reserve(&storage, &device, ("unlock", Some(1), &json!({})), &Origin::default()).await;
+        let offline = store::reserve(&storage, &device, ("unlock", Some(1), &json!({})), &Origin::default(), None).await;
         assert!(matches!(offline, Err(StoreError::Offline)), "{offline:?}");
         assert_eq!(say_hello(&storage, &device, 3).await, "new");
         assert_eq!(store::current_session(&storage, &device).await.expect("read"), Some(3));
@@ -150,14 +151,14 @@ in_both_modes! {
         // A command in flight at a restart is unknown; the online locker is to be asked.
         let in_flight = unlock(&storage, &device, 1).await;
         store::mark_sent(&storage, in_flight.id, "{}").await.expect("sent");
-        let to_ask = store::orphans_at_start(&storage).await.expect("read");
+        let to_ask = store::orphans_at_start(&storage, "gw-test").await.expect("read");
         assert_eq!(to_ask, vec![(device, 3)]);
         assert_eq!(row(&storage, in_flight.id).await.0, "unknown");
         // Nobody settles it: operators are told once it is old enough, once.
         assert_eq!(store::surface_stale_unknown(&storage, Duration::from_secs(3600)).await.expect("read"), 0);
         assert_eq!(store::surface_stale_unknown(&storage, Duration::ZERO).await.expect("written"), 1);
         assert_eq!(store::surface_stale_unknown(&storage, Duration::ZERO).await.expect("written"), 0, "told once");
-        assert!(store::orphans_at_start(&storage).await.expect("read").is_empty(), "nothing left to ask");
+        assert!(store::orphans_at_start(&storage, "gw-test").await.expect("read").is_empty(), "nothing left to ask");
         let queried = unlock(&storage, &device, 2).await;
         store::mark_unknown(&storage, queried.id).await.expect("written");
         assert_eq!(row(&storage, queried.id).await.0, "unknown");
@@ -242,6 +243,7 @@ in_both_modes! {
             &device,
             ("unlock", Some(1), &json!({ "door": 1 })),
             &Origin { requested_by: None, reason: Some(format!("rental {sale}")) },
+            None,
         )
         .await
         .expect("stored");
@@ -331,5 +333,50 @@ in_both_modes! {
         work.commit().await.expect("committed");
         assert_eq!(reported.iter().map(|(id, p)| (*id, p.door)).collect::<Vec<_>>(), [(command.id, Some(DoorResult::AlreadyOpen))]);
         assert_eq!(door_result().await.as_deref(), Some("already_open"));
+    }
+}
+
+in_both_modes! {
+    /// Commands in flight belong to the gateway that sent them: at a gateway's start only its own
+    /// previous run's, ownerless ones and those of gateways whose lease expired are marked unknown
+    /// (to be asked about), never a live gateway's; once that one's lease ends, the others' next
+    /// housekeeping takes its commands over.
+    async fn only_an_expired_gateways_commands_in_flight_are_taken_over(backend: Backend) {
+        use locker_gateway::lease::{BrokerKind, Identity, Lease};
+        let storage = backend.storage();
+        let device = provisioned(&storage, "st-cmd-owned", 4).await;
+        assert_eq!(say_hello(&storage, &device, 9).await, "new");
+        let identity = |id: &str| Identity { id: id.into(), process: format!("{id} process"), broker: BrokerKind::External, exclusive: false };
+        let length = Duration::from_secs(30);
+        let live = Lease::acquire(&storage, identity("gw-live"), length).await.expect("live");
+        let dead = Lease::acquire(&storage, identity("gw-dead"), length).await.expect("taken");
+        dead.release().await; // its lease is over
+        let mut sent = Vec::new();
+        for (door, gateway) in [(1, Some("gw-live")), (2, Some("gw-dead")), (3, Some("gw-me")), (4, None)] {
+            let command = store::reserve(&storage, &device, ("unlock", Some(door), &json!({ "door": door })), &Origin::default(), gateway)
+                .await
+                .expect("stored");
+            store::mark_sent(&storage, command.id, "{}").await.expect("sent");
+            sent.push(command.id);
+        }
+        let state = |id: i64| {
+            let storage = storage.clone();
+            async move {
+                on_storage!(&storage, |pool| sqlx::query_scalar::<_, String>("SELECT state FROM commands WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+                    .expect("a command"))
+            }
+        };
+        let to_ask = store::orphans_at_start(&storage, "gw-me").await.expect("written");
+        assert_eq!(to_ask.iter().map(|(d, s)| (*d, *s)).collect::<Vec<_>>(), [(device, 9)]);
+        let states = [state(sent[0]).await, state(sent[1]).await, state(sent[2]).await, state(sent[3]).await];
+        assert_eq!(states, ["sent", "unknown", "unknown", "unknown"], "the live gateway's command is left to it");
+        assert_eq!(store::orphans_of_expired_gateways(&storage, "gw-me").await.expect("written"), 0);
+        assert_eq!(state(sent[0]).await, "sent");
+        live.release().await;
+        assert_eq!(store::orphans_of_expired_gateways(&storage, "gw-me").await.expect("written"), 1);
+        assert_eq!(state(sent[0]).await, "unknown", "taken over once its gateway's lease ended");
     }
 }
