@@ -19,6 +19,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect(url)
         .await?;
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(None);
+    crate::storage::schema_not_newer(&MIGRATOR, applied)?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }

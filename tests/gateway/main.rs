@@ -40,6 +40,7 @@ mod rentals;
 mod rentals_after;
 mod replay;
 mod restart;
+mod schema;
 mod serial;
 mod serial_answers;
 mod serial_memory;
