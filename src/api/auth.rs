@@ -42,6 +42,9 @@ impl FromRequestParts<ApiState> for Caller {
         match state.accounts.authenticate(token).await? {
             Some(user) => {
                 state.limits.check_user(user.id)?;
+                if let Some(fleet) = &state.fleet_limits {
+                    fleet.check_user(user.id).await?;
+                }
                 Ok(Caller(user))
             }
             None => Err(ApiError::Unauthorized(

@@ -139,6 +139,11 @@ pub async fn per_ip(
         if let Err(e) = state.limits.check_ip(ip) {
             return e.into_response();
         }
+        if let Some(fleet) = &state.fleet_limits
+            && let Err(e) = fleet.check_ip(ip).await
+        {
+            return e.into_response();
+        }
     }
     next.run(request).await
 }

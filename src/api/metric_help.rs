@@ -150,6 +150,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Uplinks verified and applied.",
     ),
     (
+        "locker_rate_limit_store_errors_total",
+        Counter,
+        "Checks of the fleet's shared rate limits that Redis did not answer (local limits only).",
+    ),
+    (
         "locker_commands_orphaned_total",
         Counter,
         "Commands in flight nobody waits for any more (this gateway's previous run, or a gateway whose lease expired), marked unknown to be asked about.",

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod conventions;
 pub mod devices;
 pub mod error;
+pub mod fleet_limits;
 pub mod gateways;
 pub mod health;
 pub mod idempotency;
@@ -75,6 +76,8 @@ pub struct Parts {
     pub body_limit: usize,
     /// Rate limits per client IP and per user.
     pub limits: Arc<limits::RateLimits>,
+    /// The same limits across the fleet, in Redis (fleet mode).
+    pub fleet_limits: Option<fleet_limits::FleetLimits>,
     /// Wallets.
     pub wallets: crate::wallet::Wallets,
     /// Rentals.

@@ -219,6 +219,16 @@ impl App {
             commands: commands.clone(),
             body_limit: config.http_body_limit,
             limits,
+            fleet_limits: redis.as_ref().map(|redis| {
+                crate::api::fleet_limits::FleetLimits::new(
+                    redis.clone(),
+                    &config.redis_prefix,
+                    (
+                        config.rate_limits.per_ip_per_minute,
+                        config.rate_limits.per_user_per_minute,
+                    ),
+                )
+            }),
             wallets: domain.wallets,
             rentals: domain.rentals.clone(),
             orders: domain.orders.clone(),

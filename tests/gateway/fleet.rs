@@ -418,3 +418,29 @@ async fn a_gateway_killed_with_sigkill_leaves_the_lockers_uplinks_to_the_others(
     }
     drop(b);
 }
+
+#[sqlx::test]
+async fn rate_limits_hold_across_the_fleet(pool: PgPool) {
+    let mosquitto = Mosquitto::start(&[], true).await;
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4());
+    let adjust = |c: &mut locker_gateway::Config| {
+        c.redis_prefix = prefix.clone();
+        c.rate_limits.per_ip_per_minute = 4;
+    };
+    let a = gateway_on_with(&mosquitto, own_pool(&pool).await, adjust).await;
+    let b = gateway_on_with(&mosquitto, own_pool(&pool).await, adjust).await;
+    let http = crate::helpers::http_client();
+    let mut statuses = Vec::new();
+    for gateway in [&a, &b, &a, &b, &a, &b] {
+        let response = http
+            .get(format!("http://{}/v1/me", gateway.http_addr()))
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(response.status().as_u16());
+    }
+    // Four for the client across both gateways, not four at each (without a token: 401).
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429], "{statuses:?}");
+    b.run_until_stopped(async {}).await;
+    a.run_until_stopped(async {}).await;
+}
