@@ -83,30 +83,6 @@ macro_rules! in_work {
 }
 pub(crate) use in_work;
 
-/// Refuses a database whose schema is newer than this gateway knows (`applied`: the newest
-/// migration recorded in it): a newer release migrated it, and this older one would read and
-/// write tables it does not understand. During a rolling upgrade the newer release migrates
-/// first; migrations only add (columns with defaults, tables), so gateways of the previous
-/// release keep working on the newer schema, but never the other way round.
-pub fn schema_not_newer(
-    migrator: &sqlx::migrate::Migrator,
-    applied: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    match applied {
-        Some(applied) if applied > known => Err(sqlx::Error::Configuration(
-            format!(
-                "the database's schema is at version {applied}, newer than this gateway ({}) \
-                 knows (its newest is {known}): a newer release migrated it; run that release or \
-                 a newer one on this database, never an older one",
-                crate::VERSION
-            )
-            .into(),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// The SQLite schema (`migrations/sqlite`), applied when the file is opened.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -244,7 +220,7 @@ impl Storage {
                 .fetch_one(&pool)
                 .await
                 .unwrap_or(None);
-        schema_not_newer(&SQLITE_MIGRATOR, applied)?;
+        crate::db::schema_not_newer(&SQLITE_MIGRATOR, applied)?;
         SQLITE_MIGRATOR.run(&pool).await?;
         Ok(Self::Sqlite(pool))
     }

@@ -75,7 +75,7 @@ async fn logs_to_a_file_carry_no_colour_codes_and_a_clean_start_logs_no_error() 
     )
     .await;
     assert!(gateway.terminate().success());
-    let log = std::env::temp_dir().join(format!("locker-gateway-{}.log", mqtt.port()));
+    let log = crate::process::log_file(mqtt, gateway.http);
     let written = std::fs::read_to_string(&log).expect("the log");
     assert!(written.contains("gateway running"), "{written}");
     assert!(

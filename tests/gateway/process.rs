@@ -38,6 +38,15 @@ pub fn database_url(pool: &PgPool) -> String {
     format!("{server}/{database}")
 }
 
+/// Where a gateway process started on these ports writes its log.
+pub fn log_file(mqtt: SocketAddr, http: SocketAddr) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "locker-gateway-{}-{}.log",
+        mqtt.port(),
+        http.port()
+    ))
+}
+
 impl GatewayProcess {
     /// Starts the gateway on `mqtt` (a free port if `None`) and waits until it listens.
     pub async fn start(pool: &PgPool, mqtt: Option<SocketAddr>) -> Self {
@@ -62,11 +71,7 @@ impl GatewayProcess {
         http: SocketAddr,
         env: &[(&str, String)],
     ) -> Self {
-        let log = std::env::temp_dir().join(format!(
-            "locker-gateway-{}-{}.log",
-            mqtt.port(),
-            http.port()
-        ));
+        let log = log_file(mqtt, http);
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_locker-gateway"));
         command
