@@ -149,7 +149,20 @@ impl DoorLocks {
         door: u16,
         ttl: Duration,
     ) -> Result<Option<DoorLock>, LockError> {
-        let key = self.key(device, door);
+        self.acquire_key(self.key(device, door), ttl).await
+    }
+
+    /// The key of a locker's downlink turn (see `command::outlet::Turns`).
+    pub fn turn_key(&self, device: &str) -> String {
+        format!("{}lock:turn:{device}", self.prefix)
+    }
+
+    /// Takes the lock named `key` for `ttl`; `None` if someone else holds it.
+    pub async fn acquire_key(
+        &self,
+        key: String,
+        ttl: Duration,
+    ) -> Result<Option<DoorLock>, LockError> {
         let token = uuid::Uuid::new_v4().to_string();
         let redis = match &self.backend {
             Backend::Redis { redis, .. } => redis,

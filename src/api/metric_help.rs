@@ -155,6 +155,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Checks of the fleet's shared rate limits that Redis did not answer (local limits only).",
     ),
     (
+        "locker_fleet_turn_failures_total",
+        Counter,
+        "Locker turns that could not be taken in the fleet (Redis failed, or it was not free within 3 s): sent without it.",
+    ),
+    (
+        "locker_fleet_turn_unacked_total",
+        Counter,
+        "Locker turns given up before the broker acknowledged what was sent in them (2 s).",
+    ),
+    (
         "locker_commands_orphaned_total",
         Counter,
         "Commands in flight nobody waits for any more (this gateway's previous run, or a gateway whose lease expired), marked unknown to be asked about.",

@@ -148,7 +148,12 @@ impl App {
         // Transports: the MQTT connections, the device link (what it verifies handed to the
         // uplink recorder), the serial buses.
         let mqtt = transport::connect(config, &registry, &revocations, &bus_tasks, &bus_shutdown)?;
-        let downlinks = Downlinks::start(mqtt.downlinks, &tasks, shutdown.clone());
+        let mut downlinks = Downlinks::start(mqtt.downlinks, &tasks, shutdown.clone());
+        if let (Some(redis), Some(_)) = (&redis, &config.external_broker) {
+            // Gateways sharing a broker take each locker's turn in Redis.
+            let locks = crate::lock::DoorLocks::new(redis.clone(), config.redis_prefix.clone());
+            downlinks = downlinks.with_fleet_turns(locks);
+        }
         let waiters = Arc::new(Waiters::default());
         let commands = CommandService::new(
             storage.clone(),

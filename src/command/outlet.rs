@@ -2,10 +2,12 @@
 //! [`Outlet`], which the device link implements (`link::downlink::Downlinks`: MQTT or a serial
 //! bus, whichever the locker is on). Commands never name a transport.
 //!
-//! A locker's [`Turns`] keep its downlink counters in order: a locker refuses a counter below one
-//! it has accepted (`stale_counter`), so whoever takes a counter holds that locker's turn until
-//! the message is queued (one database round trip), never while waiting for an answer. The turn
-//! is per process; the fleet of gateways replaces it (an anti-replay window on the locker).
+//! A locker's [`Turns`] keep its downlink counters in order: a locker (protocol version 1)
+//! refuses a counter below one it has accepted (`stale_counter`), so whoever takes a counter
+//! holds that locker's turn until the message is queued (one database round trip), never while
+//! waiting for an answer. In a fleet of gateways on one external broker the turn is also a lock
+//! in Redis, held until the broker has acknowledged the message (PUBACK): two gateways each
+//! sending through their own connection could otherwise reach the locker in the wrong order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,10 +83,16 @@ pub trait Outlet: Send + Sync + std::fmt::Debug {
 
 /// Each locker's turn to take downlink counters (see the module's documentation). Cheap to
 /// clone; clones share the turns.
-#[derive(Debug, Clone)]
-pub struct Turns(Arc<[tokio::sync::Mutex<()>]>);
+#[derive(Debug, Clone, Default)]
+pub struct Turns {
+    local: LocalTurns,
+    fleet: Option<Arc<FleetTurns>>,
+}
 
-impl Default for Turns {
+#[derive(Debug, Clone)]
+struct LocalTurns(Arc<[tokio::sync::Mutex<()>]>);
+
+impl Default for LocalTurns {
     fn default() -> Self {
         Self(
             (0..TURN_SHARDS)
@@ -94,14 +102,106 @@ impl Default for Turns {
     }
 }
 
+/// The fleet's side of a turn: a lock per locker in Redis, and what the broker acknowledged.
+#[derive(Debug)]
+struct FleetTurns {
+    locks: crate::lock::DoorLocks,
+    delivered: Arc<crate::mqtt::Delivered>,
+}
+
+/// How long a fleet turn's lock lives if its holder dies.
+const FLEET_TURN_TTL: Duration = Duration::from_secs(3);
+/// How long a gateway waits for a locker's fleet turn before it goes ahead without it (logged,
+/// counted): a lost turn costs at most a refused counter, which the caller sees.
+const FLEET_TURN_WAIT: Duration = Duration::from_secs(3);
+/// How long a fleet turn waits for the broker's acknowledgement before it is given up anyway.
+const ACK_WITHIN: Duration = Duration::from_secs(2);
+
+/// A locker's turn, held until dropped. In a fleet, dropping it gives the Redis lock up once the
+/// broker has acknowledged what was published while it was held (in a task of its own: the
+/// holder goes on at once).
+#[derive(Debug)]
+pub struct Turn<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    fleet: Option<(Arc<FleetTurns>, crate::lock::DoorLock)>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let Some((fleet, lock)) = self.fleet.take() else {
+            return;
+        };
+        let published = fleet.delivered.queued();
+        tokio::spawn(async move {
+            if !fleet.delivered.wait_acked(published, ACK_WITHIN).await {
+                metrics::counter!("locker_fleet_turn_unacked_total").increment(1);
+            }
+            if let Err(e) = fleet.locks.release(lock).await {
+                tracing::warn!(error = %e, "cannot give a locker's turn up; it expires by itself");
+            }
+        });
+    }
+}
+
 impl Turns {
-    /// Waits for `device`'s turn and holds it until the guard is dropped.
-    pub async fn turn(&self, device: &DeviceId) -> tokio::sync::MutexGuard<'_, ()> {
+    /// Turns shared with the fleet's other gateways through `locks` (Redis), each held until the
+    /// broker acknowledged what `delivered` counts as published meanwhile.
+    pub fn in_fleet(locks: crate::lock::DoorLocks, delivered: Arc<crate::mqtt::Delivered>) -> Self {
+        Self {
+            local: LocalTurns::default(),
+            fleet: Some(Arc::new(FleetTurns { locks, delivered })),
+        }
+    }
+
+    /// Waits for `device`'s turn (in this process, and in the fleet) and holds it until the
+    /// guard is dropped.
+    pub async fn turn(&self, device: &DeviceId) -> Turn<'_> {
+        let local = self.local_turn(device).await;
+        let fleet = match &self.fleet {
+            None => None,
+            Some(fleet) => fleet_lock(fleet, device)
+                .await
+                .map(|lock| (fleet.clone(), lock)),
+        };
+        Turn {
+            _local: local,
+            fleet,
+        }
+    }
+
+    /// `device`'s turn in this process only (a serial bus's own polls: its boards are on this
+    /// gateway's line alone).
+    pub async fn local_turn(&self, device: &DeviceId) -> tokio::sync::MutexGuard<'_, ()> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         device.as_str().hash(&mut hasher);
-        let shard = (hasher.finish() as usize) % self.0.len();
-        self.0[shard].lock().await
+        let shard = (hasher.finish() as usize) % self.local.0.len();
+        self.local.0[shard].lock().await
+    }
+}
+
+/// Takes `device`'s lock in the fleet, waiting for it at most [`FLEET_TURN_WAIT`].
+async fn fleet_lock(fleet: &FleetTurns, device: &DeviceId) -> Option<crate::lock::DoorLock> {
+    let key = fleet.locks.turn_key(device.as_str());
+    let give_up = tokio::time::Instant::now() + FLEET_TURN_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match fleet.locks.acquire_key(key.clone(), FLEET_TURN_TTL).await {
+            Ok(Some(lock)) => return Some(lock),
+            Ok(None) => {}
+            Err(e) => {
+                metrics::counter!("locker_fleet_turn_failures_total").increment(1);
+                tracing::warn!(error = %e, %device, "cannot take a locker's turn in the fleet; going ahead");
+                return None;
+            }
+        }
+        if tokio::time::Instant::now() >= give_up {
+            metrics::counter!("locker_fleet_turn_failures_total").increment(1);
+            tracing::warn!(%device, "a locker's turn in the fleet was not free in time; going ahead");
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 

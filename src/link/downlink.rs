@@ -28,6 +28,8 @@ pub struct Downlinks {
     tx: mpsc::Sender<Outgoing>,
     turns: Turns,
     serial: std::sync::Arc<std::sync::RwLock<HashMap<DeviceId, SerialRoute>>>,
+    /// What the external broker acknowledged of the downlinks (none on the embedded broker).
+    delivered: Option<std::sync::Arc<crate::mqtt::Delivered>>,
 }
 
 /// Where a board on a serial bus is reached: its bus's request queue and its address.
@@ -61,6 +63,8 @@ pub enum SerialWork {
 impl Downlinks {
     /// Starts the publishing task on `tasks`, until `shutdown` (it sends what is queued first).
     pub fn start(mut bus: MqttTx, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+        let delivered = bus.delivered();
+        let failed = delivered.clone();
         let (tx, mut rx) = mpsc::channel::<Outgoing>(1024);
         tasks.spawn(async move {
             loop {
@@ -80,6 +84,9 @@ impl Downlinks {
                     return;
                 };
                 if let Err(e) = bus.publish(topic, payload, expiry).await {
+                    if let Some(failed) = &failed {
+                        failed.give_up_one();
+                    }
                     metrics::counter!("locker_downlinks_dropped_total", "reason" => "broker")
                         .increment(1);
                     tracing::warn!(error = %e, "a downlink could not be published");
@@ -90,7 +97,18 @@ impl Downlinks {
             tx,
             turns: Turns::default(),
             serial: Default::default(),
+            delivered,
         }
+    }
+
+    /// In a fleet on an external broker: lockers' turns are shared with the other gateways
+    /// through `locks` (Redis), each held until the broker acknowledged what was published in it.
+    /// Call before cloning. (On the embedded broker the gateway runs alone: nothing to share.)
+    pub fn with_fleet_turns(mut self, locks: crate::lock::DoorLocks) -> Self {
+        if let Some(delivered) = &self.delivered {
+            self.turns = Turns::in_fleet(locks, delivered.clone());
+        }
+        self
     }
 
     /// From now on, `device` is a board at `route` on a serial bus, not an MQTT locker.
@@ -170,15 +188,16 @@ impl Downlinks {
         queued
     }
 
-    /// The locker's turn to take a downlink counter and queue what it seals: a locker refuses a
-    /// counter below one it has accepted (`stale_counter`), so two downlinks to one locker must
-    /// be queued in the order of their counters. Hold it from taking the counter until the
-    /// message is queued (one database round trip), never while waiting for an answer.
+    /// A serial board's turn (in this process: a bus is on this gateway alone) to take a
+    /// downlink counter and queue what it seals: a board refuses a counter below one it has
+    /// accepted (`stale_counter`), so two downlinks to one board must be queued in the order of
+    /// their counters. Hold it from taking the counter until the message is queued (one database
+    /// round trip), never while waiting for an answer.
     pub async fn turn(
         &self,
         device: &firmware_protocol::DeviceId,
     ) -> tokio::sync::MutexGuard<'_, ()> {
-        self.turns.turn(device).await
+        self.turns.local_turn(device).await
     }
 
     /// Queues a downlink; if the queue is full it is dropped and counted (callers retry by design).
@@ -204,6 +223,9 @@ impl Downlinks {
 
     fn queue(&self, outgoing: Outgoing) -> bool {
         let queued = self.tx.try_send(outgoing).is_ok();
+        if queued && let Some(delivered) = &self.delivered {
+            delivered.promise();
+        }
         if !queued {
             metrics::counter!("locker_downlinks_dropped_total", "reason" => "queue_full")
                 .increment(1);

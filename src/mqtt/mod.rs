@@ -3,6 +3,8 @@
 //! reconnecting with backoff. The rest of the gateway sees one publisher ([`MqttTx`]) and one
 //! stream of messages ([`MqttRx`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,15 +31,60 @@ pub struct MqttError(String);
 pub enum MqttTx {
     /// The embedded broker's in-process link.
     Embedded(LinkTx),
-    /// A client of an external broker.
-    External(AsyncClient),
+    /// A client of an external broker, and what the broker has acknowledged of its publishes.
+    External(AsyncClient, Arc<Delivered>),
+}
+
+/// How many QoS 1 publishes were promised to a client (queued for it, counted by whoever queues
+/// them), and how many the broker acknowledged (PUBACK) or were given up: whether the broker has
+/// everything queued up to some point.
+#[derive(Debug)]
+pub struct Delivered {
+    queued: AtomicU64,
+    acked: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Delivered {
+    fn default() -> Self {
+        Self {
+            queued: AtomicU64::new(0),
+            acked: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Delivered {
+    /// Publishes promised so far.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// One more publish is queued for the client.
+    pub fn promise(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A promised publish failed: it will never be acknowledged, count it as done.
+    pub fn give_up_one(&self) {
+        self.acked.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until the broker acknowledged `count` publishes (in the order they were queued: a
+    /// broker acknowledges one connection's QoS 1 publishes in order), at most `within`; `false`
+    /// if it did not.
+    pub async fn wait_acked(&self, count: u64, within: Duration) -> bool {
+        let mut acked = self.acked.subscribe();
+        tokio::time::timeout(within, acked.wait_for(|n| *n >= count))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
 }
 
 impl std::fmt::Debug for MqttTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Embedded(_) => "MqttTx::Embedded",
-            Self::External(_) => "MqttTx::External",
+            Self::External(..) => "MqttTx::External",
         })
     }
 }
@@ -49,6 +96,15 @@ pub fn expiry_secs(ttl: Duration) -> u32 {
 }
 
 impl MqttTx {
+    /// What the external broker has acknowledged of this client's publishes (`None` on the
+    /// embedded broker, where a publish is handed over in process).
+    pub fn delivered(&self) -> Option<Arc<Delivered>> {
+        match self {
+            Self::Embedded(_) => None,
+            Self::External(_, delivered) => Some(delivered.clone()),
+        }
+    }
+
     /// Publishes without waiting for the broker (QoS 1 on an external broker; the embedded link
     /// delivers to each subscriber at its subscription's QoS). With `expiry`, the embedded broker
     /// drops the message once it has waited that long, and MQTT 5 subscribers receive it with a
@@ -78,7 +134,7 @@ impl MqttTx {
                 .try_publish(topic, payload)
                 .map(drop)
                 .map_err(|e| MqttError(e.to_string())),
-            (Self::External(client), _) => client
+            (Self::External(client, _), _) => client
                 .try_publish(topic, QoS::AtLeastOnce, false, payload)
                 .map_err(|e| MqttError(e.to_string())),
         }
@@ -210,6 +266,8 @@ pub fn external(
     events.network_options.set_tcp_nodelay(true);
     let (tx, rx) = mpsc::channel(1024);
     let (ready_tx, ready) = tokio::sync::watch::channel(false);
+    let delivered = Arc::new(Delivered::default());
+    let acked = delivered.acked.clone();
     let subscriber = client.clone();
     tasks.spawn(async move {
         let mut backoff = Duration::from_millis(100);
@@ -239,6 +297,9 @@ pub fn external(
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     let _ = ready_tx.send(true);
                 }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acked.send_modify(|n| *n += 1);
+                }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     let message = Message {
                         topic: Bytes::from(publish.topic.into_bytes()),
@@ -260,7 +321,11 @@ pub fn external(
             }
         }
     });
-    (MqttTx::External(client), MqttRx::External(rx), ready)
+    (
+        MqttTx::External(client, delivered),
+        MqttRx::External(rx),
+        ready,
+    )
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 fn unconnected_link() -> (MqttTx, rumqttc::EventLoop) {
     let options = rumqttc::MqttOptions::new("outbox-test", "127.0.0.1", 1);
     let (client, eventloop) = rumqttc::AsyncClient::new(options, 64);
-    (MqttTx::External(client), eventloop)
+    (MqttTx::External(client, Default::default()), eventloop)
 }
 
 async fn events_are_delivered_in_order_and_once(storage: Storage) {
