@@ -102,11 +102,26 @@ impl Default for LocalTurns {
     }
 }
 
+/// What the transport tells of the downlinks queued for the broker: how many, and whether the
+/// broker has acknowledged them up to a point (the device link implements it over its MQTT
+/// client).
+pub trait Acknowledgements: Send + Sync + std::fmt::Debug {
+    /// Downlinks queued so far.
+    fn queued(&self) -> u64;
+
+    /// Waits until the broker acknowledged `count` downlinks, at most `within`; `false` if not.
+    fn wait_acked(
+        &self,
+        count: u64,
+        within: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
+}
+
 /// The fleet's side of a turn: a lock per locker in Redis, and what the broker acknowledged.
 #[derive(Debug)]
 struct FleetTurns {
     locks: crate::lock::DoorLocks,
-    delivered: Arc<crate::mqtt::Delivered>,
+    delivered: Arc<dyn Acknowledgements>,
 }
 
 /// How long a fleet turn's lock lives if its holder dies.
@@ -146,7 +161,7 @@ impl Drop for Turn<'_> {
 impl Turns {
     /// Turns shared with the fleet's other gateways through `locks` (Redis), each held until the
     /// broker acknowledged what `delivered` counts as published meanwhile.
-    pub fn in_fleet(locks: crate::lock::DoorLocks, delivered: Arc<crate::mqtt::Delivered>) -> Self {
+    pub fn in_fleet(locks: crate::lock::DoorLocks, delivered: Arc<dyn Acknowledgements>) -> Self {
         Self {
             local: LocalTurns::default(),
             fleet: Some(Arc::new(FleetTurns { locks, delivered })),

@@ -106,7 +106,7 @@ impl Downlinks {
     /// Call before cloning. (On the embedded broker the gateway runs alone: nothing to share.)
     pub fn with_fleet_turns(mut self, locks: crate::lock::DoorLocks) -> Self {
         if let Some(delivered) = &self.delivered {
-            self.turns = Turns::in_fleet(locks, delivered.clone());
+            self.turns = Turns::in_fleet(locks, std::sync::Arc::new(Acked(delivered.clone())));
         }
         self
     }
@@ -253,5 +253,23 @@ impl Outlet for Downlinks {
 
     fn turns(&self) -> &Turns {
         &self.turns
+    }
+}
+
+/// The MQTT client's count of acknowledged publishes, as the command module's turns read it.
+#[derive(Debug)]
+struct Acked(std::sync::Arc<crate::mqtt::Delivered>);
+
+impl crate::command::outlet::Acknowledgements for Acked {
+    fn queued(&self) -> u64 {
+        self.0.queued()
+    }
+
+    fn wait_acked(
+        &self,
+        count: u64,
+        within: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        Box::pin(self.0.wait_acked(count, within))
     }
 }

@@ -11,6 +11,7 @@
 //! dispatcher, which slows the broker link, rather than growing memory.
 
 pub mod downlink;
+mod hello_asks;
 mod presence;
 pub mod worker;
 
@@ -175,7 +176,8 @@ impl DeviceLink {
                 uplinks.clone(),
                 stats.clone(),
                 downlinks.clone(),
-            );
+            )
+            .asking_for_hello_every(settings.heartbeat);
             tasks.spawn(worker.run(rx));
             shards.push(tx);
         }

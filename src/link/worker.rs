@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use firmware_protocol::{
-    DecodeError, DeviceId, DeviceKey, Direction, Downlink, Envelope, Header, ReplayError,
-    Unverified, Uplink, UplinkGuard,
+    DecodeError, DeviceId, DeviceKey, Envelope, ReplayError, Unverified, Uplink, UplinkGuard,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -68,9 +67,6 @@ const RELOAD_AFTER: Duration = Duration::from_millis(50);
 const UNKNOWN_SESSION_RETRY: Duration = Duration::from_millis(300);
 /// Most uplinks parked for that second look, per shard; more are dropped as before.
 const MAX_PARKED: usize = 1024;
-/// A locker whose session the gateway does not know is asked to announce it again, at most this
-/// often.
-const ASK_HELLO_EVERY: Duration = Duration::from_secs(10);
 
 /// A shard's state; `H` does what the books need with each verified uplink.
 pub struct Worker<H> {
@@ -80,7 +76,7 @@ pub struct Worker<H> {
     uplinks: broadcast::Sender<VerifiedUplink>,
     stats: Arc<LinkStats>,
     downlinks: Downlinks,
-    asked_hello: HashMap<DeviceId, Instant>,
+    hello_asks: super::hello_asks::HelloAsks,
     /// Uplinks of an unknown session waiting for their second look, oldest first.
     parked: VecDeque<(Instant, Inbound)>,
 }
@@ -129,9 +125,16 @@ impl<H: Handler> Worker<H> {
             uplinks,
             stats,
             downlinks,
-            asked_hello: HashMap::new(),
+            hello_asks: Default::default(),
             parked: VecDeque::new(),
         }
+    }
+
+    /// Asks a locker whose hello was lost for it again at most once per `heartbeat` (its next
+    /// heartbeat after a lost answer asks again), and at most every 10 s.
+    pub fn asking_for_hello_every(mut self, heartbeat: Duration) -> Self {
+        self.hello_asks = super::hello_asks::HelloAsks::every_heartbeat(heartbeat);
+        self
     }
 
     /// [`Worker::ask_for_hello`] with the locker's cached key.
@@ -149,30 +152,13 @@ impl<H: Handler> Worker<H> {
     /// Asks a locker to announce its session again (its `hello` never reached us): a `ping` for
     /// session 0, which the locker answers with a `hello` (PROTOCOL.md §7.1). Rate-limited.
     fn ask_for_hello(&mut self, device: DeviceId, key: &DeviceKey) {
-        let now = Instant::now();
-        if self
-            .asked_hello
-            .get(&device)
-            .is_some_and(|at| now.duration_since(*at) < ASK_HELLO_EVERY)
-        {
+        if !self.hello_asks.may_ask(device) {
             return;
         }
-        // Keep the map bounded: forget old entries when it grows.
-        if self.asked_hello.len() > 10_000 {
-            self.asked_hello
-                .retain(|_, at| now.duration_since(*at) < ASK_HELLO_EVERY);
-        }
-        self.asked_hello.insert(device, now);
-        let ping = Envelope {
-            header: Header {
-                direction: Direction::Down,
-                device_id: device,
-                session: 0,
-                counter: 0,
-            },
-            message: Downlink::Ping,
-        };
-        match self.downlinks.deliver(&ping, key, None) {
+        match self
+            .downlinks
+            .deliver(&super::hello_asks::ping(device), key, None)
+        {
             Ok(_) => {
                 tracing::info!(%device, "uplink from an unknown session: asking the locker for a hello");
             }
