@@ -14,6 +14,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{TestApp, WAIT, device, eventually, free_addr, test_config};
 use crate::mosquitto::{Mosquitto, gateway_on_with, online_through, provision};
+use locker_gateway::device::Provisioned;
 
 /// A pool of its own on the test's database, as a gateway process of its own would have.
 async fn own_pool(pool: &PgPool) -> PgPool {
@@ -22,6 +23,40 @@ async fn own_pool(pool: &PgPool) -> PgPool {
         .connect(&crate::process::database_url(pool))
         .await
         .expect("connected")
+}
+
+/// `ids` provisioned (4 doors each), and a Mosquitto of the test's own that knows their
+/// passwords, with the README's ACL.
+async fn broker_for(pool: &PgPool, ids: &[&str]) -> (Mosquitto, Vec<Provisioned>) {
+    let mut creds = Vec::new();
+    for id in ids {
+        creds.push(provision(pool, id).await);
+    }
+    let passwords: Vec<(&str, String)> = ids
+        .iter()
+        .zip(&creds)
+        .map(|(id, c)| (*id, c.secret.mqtt_password()))
+        .collect();
+    (Mosquitto::start(&passwords, true).await, creds)
+}
+
+/// A simulated locker with 4 doors on `mosquitto`, adjusted by `adjust`, online in the books.
+async fn online_locker(
+    pool: &PgPool,
+    mosquitto: &Mosquitto,
+    c: &Provisioned,
+    adjust: impl FnOnce(&mut simulator::mqtt::LockerConfig),
+) -> simulator::mqtt::LockerHandle {
+    let mut config = simulator::mqtt::LockerConfig::new(
+        mosquitto.addr,
+        simulator::mqtt::Credentials::from_secret(c.device_id, &c.secret),
+    );
+    config.doors = 4;
+    adjust(&mut config);
+    let handle = simulator::mqtt::spawn(config);
+    let mut watch = handle.watch();
+    online_through(pool, &mut watch, c.device_id.as_str()).await;
+    handle
 }
 
 /// The verified uplinks a gateway's device link hands on, as (locker, session, counter).
@@ -47,16 +82,7 @@ fn count(seen: &Seen) -> usize {
 #[sqlx::test]
 async fn gateways_with_their_own_ids_share_the_lockers_of_one_broker(pool: PgPool) {
     let ids = ["lk-1", "lk-2", "lk-3", "lk-4"];
-    let mut creds = Vec::new();
-    for id in ids {
-        creds.push(provision(&pool, id).await);
-    }
-    let passwords: Vec<(&str, String)> = ids
-        .iter()
-        .zip(&creds)
-        .map(|(id, c)| (*id, c.secret.mqtt_password()))
-        .collect();
-    let mosquitto = Mosquitto::start(&passwords, true).await;
+    let (mosquitto, creds) = broker_for(&pool, &ids).await;
     // Two gateways, each with its own id, one Redis prefix (their door locks are shared).
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
     let a = gateway_on_with(&mosquitto, own_pool(&pool).await, |c| {
@@ -69,17 +95,11 @@ async fn gateways_with_their_own_ids_share_the_lockers_of_one_broker(pool: PgPoo
     .await;
     let (seen_a, seen_b) = (record_uplinks(&a), record_uplinks(&b));
     let mut lockers = Vec::new();
-    for (id, c) in ids.iter().zip(&creds) {
-        let mut config = simulator::mqtt::LockerConfig::new(
-            mosquitto.addr,
-            simulator::mqtt::Credentials::from_secret(c.device_id, &c.secret),
-        );
-        config.doors = 4;
-        config.heartbeat = Duration::from_millis(300);
-        let handle = simulator::mqtt::spawn(config);
-        let mut watch = handle.watch();
-        online_through(&pool, &mut watch, id).await;
-        lockers.push(handle);
+    for c in &creds {
+        let heartbeat = |l: &mut simulator::mqtt::LockerConfig| {
+            l.heartbeat = Duration::from_millis(300);
+        };
+        lockers.push(online_locker(&pool, &mosquitto, c, heartbeat).await);
     }
     // The broker hands each uplink to one of the two: both get a share, none gets one twice.
     eventually("both gateways receive uplinks", || async {
@@ -306,16 +326,7 @@ async fn window(pool: &PgPool, id: &str) -> firmware_protocol::ReplayWindow {
 async fn a_gateway_killed_with_sigkill_leaves_the_lockers_uplinks_to_the_others(pool: PgPool) {
     use crate::process::GatewayProcess;
     let ids = ["lk-1", "lk-2", "lk-3"];
-    let mut creds = Vec::new();
-    for id in ids {
-        creds.push(provision(&pool, id).await);
-    }
-    let passwords: Vec<(&str, String)> = ids
-        .iter()
-        .zip(&creds)
-        .map(|(id, c)| (*id, c.secret.mqtt_password()))
-        .collect();
-    let mosquitto = Mosquitto::start(&passwords, true).await;
+    let (mosquitto, creds) = broker_for(&pool, &ids).await;
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
     let env = |id: &str| {
         vec![
@@ -331,17 +342,11 @@ async fn a_gateway_killed_with_sigkill_leaves_the_lockers_uplinks_to_the_others(
     let mut a = GatewayProcess::start_with(&pool, mosquitto.addr, free_addr(), &env("gw-a")).await;
     let b = GatewayProcess::start_with(&pool, mosquitto.addr, free_addr(), &env("gw-b")).await;
     let mut lockers = Vec::new();
-    for (id, c) in ids.iter().zip(&creds) {
-        let mut config = simulator::mqtt::LockerConfig::new(
-            mosquitto.addr,
-            simulator::mqtt::Credentials::from_secret(c.device_id, &c.secret),
-        );
-        config.doors = 4;
-        config.heartbeat = Duration::from_millis(150);
-        let handle = simulator::mqtt::spawn(config);
-        let mut watch = handle.watch();
-        online_through(&pool, &mut watch, id).await;
-        lockers.push(handle);
+    for c in &creds {
+        let heartbeat = |l: &mut simulator::mqtt::LockerConfig| {
+            l.heartbeat = Duration::from_millis(150);
+        };
+        lockers.push(online_locker(&pool, &mosquitto, c, heartbeat).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Gateway A dies without a word. What the broker had handed it and it had not written is
@@ -447,21 +452,15 @@ async fn rate_limits_hold_across_the_fleet(pool: PgPool) {
 
 #[sqlx::test]
 async fn two_gateways_commanding_one_locker_at_once_are_never_refused_as_stale(pool: PgPool) {
-    let c = provision(&pool, "lk-1").await;
-    let mosquitto = Mosquitto::start(&[("lk-1", c.secret.mqtt_password())], true).await;
+    let (mosquitto, creds) = broker_for(&pool, &["lk-1"]).await;
     let prefix = format!("test-{}:", uuid::Uuid::new_v4());
     let adjust = |config: &mut locker_gateway::Config| config.redis_prefix = prefix.clone();
     let a = gateway_on_with(&mosquitto, own_pool(&pool).await, adjust).await;
     let b = gateway_on_with(&mosquitto, own_pool(&pool).await, adjust).await;
-    let mut config = simulator::mqtt::LockerConfig::new(
-        mosquitto.addr,
-        simulator::mqtt::Credentials::from_secret(c.device_id, &c.secret),
-    );
-    config.doors = 4;
-    config.close_after = Some(Duration::from_millis(20));
-    let handle = simulator::mqtt::spawn(config);
-    let mut watch = handle.watch();
-    online_through(&pool, &mut watch, "lk-1").await;
+    let closing = |l: &mut simulator::mqtt::LockerConfig| {
+        l.close_after = Some(Duration::from_millis(20));
+    };
+    let handle = online_locker(&pool, &mosquitto, &creds[0], closing).await;
     // Each gateway takes the locker's next counter and sends through its own connection: the
     // locker (protocol version 1) refuses a counter below one it has accepted, so whichever
     // message arrives second must never carry the lower counter.
