@@ -59,6 +59,18 @@ async fn online_locker(
     handle
 }
 
+/// `GET /v1/gateways` of the gateway at `base` (`http://host:port`), as `token`.
+async fn gateways_at(http: &reqwest::Client, base: &str, token: &str) -> Value {
+    http.get(format!("{}/v1/gateways", base.trim_end_matches('/')))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// The verified uplinks a gateway's device link hands on, as (locker, session, counter).
 type Seen = Arc<Mutex<HashSet<(String, u32, u32)>>>;
 
@@ -140,16 +152,7 @@ async fn gateways_with_their_own_ids_share_the_lockers_of_one_broker(pool: PgPoo
     // Operators see both gateways and their leases; each says who it is in /readyz.
     let a = TestApp::around(a, pool.clone());
     let token = crate::accounts::operator(&a, "ops@example.com").await;
-    let listed: Value = a
-        .http
-        .get(a.url("/v1/gateways"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed = gateways_at(&a.http, &a.url(""), &token).await;
     let listed = listed.as_array().expect("a list");
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(
@@ -400,15 +403,7 @@ async fn a_gateway_killed_with_sigkill_leaves_the_lockers_uplinks_to_the_others(
         .expect("json");
     let token = session["token"].as_str().expect("a token").to_owned();
     eventually("A's lease expired", || async {
-        let listed: Value = b_app
-            .get(format!("http://{}/v1/gateways", b.http))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let listed = gateways_at(&b_app, &format!("http://{}", b.http), &token).await;
         let state = |id: &str| {
             listed
                 .as_array()
