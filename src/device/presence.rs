@@ -63,24 +63,6 @@ pub async fn load_guard(storage: &Storage, device: &DeviceId) -> Result<UplinkGu
     Ok(UplinkGuard::restore(current, retired))
 }
 
-/// The device's current session and its uplink window as `work` sees them (after the uplinks it
-/// recorded): whether everything a locker sent before some counter has been recorded.
-pub async fn window(
-    work: &mut UnitOfWork,
-    device: &DeviceId,
-) -> Result<Option<(u32, ReplayWindow)>, sqlx::Error> {
-    const WINDOW: &str = "SELECT session, up_counter, up_window FROM devices WHERE id = $1";
-    let row: Option<(Option<i64>, Option<i64>, i64)> =
-        in_work!(work, |conn| sqlx::query_as(WINDOW)
-            .bind(device.as_str())
-            .fetch_optional(conn)
-            .await?);
-    Ok(row.and_then(|(session, counter, window)| {
-        let window = ReplayWindow::restore(u32::try_from(counter?).ok()?, window as u64);
-        Some((u32::try_from(session?).ok()?, window))
-    }))
-}
-
 /// Logs a presence change and announces it, in `work`.
 async fn log(
     work: &mut UnitOfWork,
@@ -164,7 +146,7 @@ pub async fn hello(
     if fresh == 0 {
         // A session used before: only a re-announcement of the current session (asked for with a
         // ping, after its first hello was lost) with a newer counter is accepted.
-        let Some(was_online) = advance(
+        let Some((was_online, _)) = advance(
             &mut work,
             device,
             hello.session,
@@ -246,7 +228,8 @@ fn closer(
 /// the locker's clock if `uptime_ms` tells it better (see [`closer`]). `None` if the database
 /// refuses (another session, or a counter seen before or older than the window: a replay that got
 /// past a gateway's memory, or an uplink another gateway recorded), else whether it was online
-/// before. Counters may arrive in any order (several gateways); each is taken once.
+/// before and the session's window after it. Counters may arrive in any order (several
+/// gateways); each is taken once.
 async fn advance(
     work: &mut UnitOfWork,
     device: &DeviceId,
@@ -254,7 +237,7 @@ async fn advance(
     counter: u32,
     received_at: DateTime<Utc>,
     uptime_ms: Option<u64>,
-) -> Result<Option<bool>, sqlx::Error> {
+) -> Result<Option<(bool, ReplayWindow)>, sqlx::Error> {
     // `ahead`: how far the counter is above the highest; `behind`: below it. Shifts are guarded
     // (a shift by 64 or more is not a shift in either database).
     const ADVANCE: &str = "UPDATE devices SET
@@ -273,24 +256,27 @@ async fn advance(
          WHERE id = $1 AND session = $2 AND revoked_at IS NULL AND $3 > 0
            AND ($3 > coalesce(up_counter, 0)
                 OR (coalesce(up_counter, 0) - $3 < 64
-                    AND (up_window & (CAST(1 AS BIGINT) << CAST(coalesce(up_counter, 0) - $3 AS INTEGER))) = 0))";
+                    AND (up_window & (CAST(1 AS BIGINT) << CAST(coalesce(up_counter, 0) - $3 AS INTEGER))) = 0))
+         RETURNING up_counter, up_window";
     let Some((was_online, stored_ms, stored_at)) = read_device(work, device).await? else {
         return Ok(None);
     };
     let closer = uptime_ms.is_some_and(|ms| closer(ms, received_at, stored_ms.zip(stored_at)));
-    let advanced = in_work!(work, |conn| {
-        sqlx::query(ADVANCE)
+    let advanced: Option<(Option<i64>, i64)> = in_work!(work, |conn| {
+        sqlx::query_as(ADVANCE)
             .bind(device.as_str())
             .bind(i64::from(session))
             .bind(i64::from(counter))
             .bind(received_at)
             .bind(uptime_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)))
             .bind(closer)
-            .execute(conn)
+            .fetch_optional(conn)
             .await?
-            .rows_affected()
     });
-    Ok((advanced > 0).then_some(was_online))
+    Ok(advanced.map(|(highest, bits)| {
+        let highest = highest.and_then(|h| u32::try_from(h).ok()).unwrap_or(0);
+        (was_online, ReplayWindow::restore(highest, bits as u64))
+    }))
 }
 
 /// Any other verified uplink: moves the stored counter forward (fenced: refused if another
@@ -313,7 +299,8 @@ pub async fn uplink(
         Uplink::Alarm(m) => Some(m.uptime_ms),
         _ => None,
     };
-    let Some(was_online) = advance(work, device, session, counter, received_at, uptime).await?
+    let Some((was_online, window)) =
+        advance(work, device, session, counter, received_at, uptime).await?
     else {
         return Ok(Uplinked::Fenced);
     };
@@ -329,7 +316,7 @@ pub async fn uplink(
         .await?;
     }
     let raised = super::door_events::record(work, device, (session, counter), message).await?;
-    Ok(Uplinked::Fresh { raised })
+    Ok(Uplinked::Fresh { raised, window })
 }
 
 /// What recording an uplink came to.
@@ -341,6 +328,8 @@ pub enum Uplinked {
     Fresh {
         /// The alarm.
         raised: Option<super::door_events::Raised>,
+        /// The session's uplink window after it (which counters before it are still to come).
+        window: ReplayWindow,
     },
 }
 

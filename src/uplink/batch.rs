@@ -31,11 +31,17 @@ pub(super) async fn write(
         .await?;
         out.push(match uplinked {
             presence::Uplinked::Fenced => Err(NotWritten::Fenced),
-            presence::Uplinked::Fresh { raised } => {
+            presence::Uplinked::Fresh { raised, window } => {
                 if let Some(raised) = raised {
                     crate::rental::alarm::flag(&mut tx, &accepted.device, raised).await?;
                 }
-                let at = (header.session, header.counter);
+                // Where it stands among the locker's uplinks recorded so far: the latest counter
+                // before it still on its way, if any.
+                let at = commands::Position {
+                    session: header.session,
+                    counter: header.counter,
+                    gap: window.latest_gap_below(header.counter),
+                };
                 Ok(
                     settle_commands(&mut tx, &accepted.device, at, message, accepted.arrival)
                         .await?,
@@ -61,15 +67,12 @@ pub(super) async fn write(
 async fn settle_commands(
     conn: &mut UnitOfWork,
     device: &DeviceId,
-    (session, counter): (u32, u32),
+    at: commands::Position,
     message: &Uplink,
     arrival: commands::Arrival,
 ) -> Result<Vec<(i64, crate::command::Progress)>, sqlx::Error> {
     let recorded = match message {
-        Uplink::Ack(ack) => {
-            let at = position(conn, device, session, counter).await?;
-            commands::record_ack(conn, device, ack, arrival, at).await?
-        }
+        Uplink::Ack(ack) => commands::record_ack(conn, device, ack, arrival, at).await?,
         Uplink::DoorEvent(firmware_protocol::DoorEvent {
             state: firmware_protocol::DoorMotion::Opened,
             cause: firmware_protocol::DoorCause::Commanded(id),
@@ -84,7 +87,6 @@ async fn settle_commands(
             let mut settled = commands::settle_from_report(conn, device, &report.recent).await?;
             // A serial board answers a query at once, ahead of the events it keeps for a poll.
             if arrival == commands::Arrival::AsItHappens && any_open(&report.doors) {
-                let at = position(conn, device, session, counter).await?;
                 settled
                     .extend(commands::open_before_report(conn, device, &report.doors, at).await?);
             }
@@ -93,7 +95,6 @@ async fn settle_commands(
         // Sent over a serial line only when the board has nothing queued: always after the
         // events that came before it.
         Uplink::Heartbeat(heartbeat) if any_open(&heartbeat.doors) => {
-            let at = position(conn, device, session, counter).await?;
             return commands::open_before_report(conn, device, &heartbeat.doors, at).await;
         }
         _ => return Ok(Vec::new()),
@@ -108,23 +109,4 @@ fn any_open(doors: &[firmware_protocol::DoorStatus]) -> bool {
     doors
         .iter()
         .any(|d| d.sensor == firmware_protocol::DoorSensor::Open)
-}
-
-/// Where uplink `counter` of `session` stands among the locker's uplinks recorded so far (in this
-/// unit of work, after it): the latest counter before it still on its way, if any.
-async fn position(
-    conn: &mut UnitOfWork,
-    device: &DeviceId,
-    session: u32,
-    counter: u32,
-) -> Result<commands::Position, sqlx::Error> {
-    let gap = match presence::window(conn, device).await? {
-        Some((current, window)) if current == session => window.latest_gap_below(counter),
-        _ => 0,
-    };
-    Ok(commands::Position {
-        session,
-        counter,
-        gap,
-    })
 }

@@ -218,7 +218,7 @@ in_both_modes! {
         assert_eq!(hello_at(&storage, &device, 5, 2).await, "again", "announced again, later");
         assert!(online(&storage, &device).await);
         let fresh = uplink(&storage, &device, (5, 3), &heartbeat([DoorSensor::Open, DoorSensor::Closed])).await;
-        assert!(matches!(fresh, Uplinked::Fresh { raised: None }));
+        assert!(matches!(fresh, Uplinked::Fresh { raised: None, .. }));
         assert_eq!(door(&storage, &device, 1).await.0, "open");
         assert_eq!(door(&storage, &device, 2).await.0, "closed");
         let replayed = uplink(&storage, &device, (5, 3), &heartbeat([DoorSensor::Closed; 2])).await;
