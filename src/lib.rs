@@ -42,7 +42,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// One line naming the gateway and the protocol it speaks.
 pub fn banner() -> String {
     format!(
-        "locker-gateway {VERSION}, locker protocol v{}",
+        "locker-gateway {VERSION}, locker protocol v{}-v{}",
+        firmware_protocol::OLDEST_PROTOCOL_VERSION,
         firmware_protocol::PROTOCOL_VERSION
     )
 }

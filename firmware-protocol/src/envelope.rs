@@ -21,8 +21,14 @@ use crate::error::{DecodeError, InvalidMessage};
 use crate::identity::{DeviceId, DeviceKey, MAX_DEVICE_ID_LEN};
 use crate::message::{Direction, MessageType, Payload};
 
-/// The protocol version in every envelope and in [`crate::Hello::protocol_version`].
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The envelope layout's version: the first byte of every envelope (`v` in JSON). Protocol
+/// versions 1 and 2 share this layout, so it is 1 in both.
+pub const ENVELOPE_VERSION: u8 = 1;
+/// The newest protocol version, announced by a locker in [`crate::Hello::protocol_version`]:
+/// version 2 adds the locker's anti-replay window for downlinks (see [`crate::CommandGuard`]).
+pub const PROTOCOL_VERSION: u8 = 2;
+/// The oldest protocol version still accepted in a `hello`.
+pub const OLDEST_PROTOCOL_VERSION: u8 = 1;
 /// Bytes of HMAC-SHA256 kept as the tag.
 pub const TAG_LEN: usize = 16;
 /// Largest binary body.
@@ -101,7 +107,7 @@ fn header_bytes(
 ) {
     let id = header.device_id.as_bytes();
     out(&[
-        PROTOCOL_VERSION,
+        ENVELOPE_VERSION,
         header.direction.code(),
         encoding as u8,
         id.len() as u8,
@@ -171,7 +177,7 @@ impl<M: Payload> Envelope<M> {
         let tag = compute_tag(key, &self.header, Encoding::Json, ty, &body);
         let body = String::from_utf8(body).map_err(|e| EncodeError::Json(e.to_string()))?;
         let out = JsonEnvelopeOut {
-            version: PROTOCOL_VERSION,
+            version: ENVELOPE_VERSION,
             direction: self.header.direction.name(),
             device_id: self.header.device_id.as_str(),
             session: self.header.session,
@@ -231,7 +237,7 @@ impl<'a> Unverified<'a> {
         }
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
-        if version != PROTOCOL_VERSION {
+        if version != ENVELOPE_VERSION {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let direction = r.u8()?;
@@ -281,7 +287,7 @@ impl<'a> Unverified<'a> {
             return Err(DecodeError::TooLong(payload.len()));
         }
         let raw: JsonEnvelopeIn<'_> = serde_json::from_slice(payload)?;
-        if raw.version != PROTOCOL_VERSION {
+        if raw.version != ENVELOPE_VERSION {
             return Err(DecodeError::UnsupportedVersion(raw.version));
         }
         let direction =

@@ -47,8 +47,9 @@ mod validate;
 pub mod window;
 
 pub use envelope::{
-    EncodeError, Encoding, Envelope, Header, MAX_BINARY_BODY, MAX_ENVELOPE, MAX_JSON_BODY,
-    MAX_JSON_ENVELOPE, MIN_ENVELOPE, PROTOCOL_VERSION, TAG_LEN, Unverified,
+    ENVELOPE_VERSION, EncodeError, Encoding, Envelope, Header, MAX_BINARY_BODY, MAX_ENVELOPE,
+    MAX_JSON_BODY, MAX_JSON_ENVELOPE, MIN_ENVELOPE, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    TAG_LEN, Unverified,
 };
 pub use error::{DecodeError, InvalidMessage};
 pub use frame::{Frame, FrameCodec, FrameError, FrameStats, MAX_FRAME};

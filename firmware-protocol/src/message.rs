@@ -140,7 +140,9 @@ pub enum Downlink {
 /// Sent on every connect (MQTT) and in answer to a poll from a board with no session (serial).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The protocol version the firmware speaks: [`crate::PROTOCOL_VERSION`].
+    /// The protocol version the firmware speaks, from [`crate::OLDEST_PROTOCOL_VERSION`] to
+    /// [`crate::PROTOCOL_VERSION`]: 2 when it keeps an anti-replay window for downlinks (so
+    /// several gateways may command it at once), 1 when it accepts only a counter above the last.
     pub protocol_version: u8,
     /// Firmware version, printable ASCII, `1..=32` bytes.
     pub firmware: String,

@@ -4,9 +4,11 @@
 //!   the session's anti-replay window ([`crate::window`]: in any order, never twice, never older
 //!   than the window), and a `Hello` only for a session it has not seen before (so neither a
 //!   replayed `DoorEvent`, `Ack` nor `Hello` gets through).
-//! * [`CommandGuard`] is what a locker keeps: its session, the last downlink counter accepted,
-//!   and the outcomes of its last commands, so that an exact repeat of a command is answered again
-//!   and never executed twice.
+//! * [`CommandGuard`] is what a locker keeps: its session, the downlink counters accepted (in
+//!   protocol version 1 the last one, and only a counter above it is new; in version 2 an
+//!   anti-replay window, so downlinks of several gateways may arrive in any order), and the
+//!   outcomes of its last commands, so that an exact repeat of a command is answered again and
+//!   never executed twice.
 //!
 //! Both are checked only **after** the tag verified ([`crate::Unverified::verify`]).
 
@@ -169,30 +171,43 @@ struct Handled {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandGuard {
     session: u32,
-    last_counter: u32,
+    /// The counters accepted in the session. In protocol version 1 only its highest counter is
+    /// used (a counter is new only above it); in version 2 the whole window.
+    window: ReplayWindow,
+    version: u8,
     capacity: usize,
     recent: VecDeque<Handled>,
 }
 
 impl CommandGuard {
-    /// A guard for a fresh session, remembering the outcomes of the last `capacity` commands
-    /// (at least [`crate::MIN_RECENT`]).
+    /// A protocol version 1 guard for a fresh session (a downlink is new only if its counter is
+    /// above the last accepted), remembering the outcomes of the last `capacity` commands (at
+    /// least [`crate::MIN_RECENT`]).
     pub fn new(session: u32, capacity: usize) -> Self {
+        Self::speaking(crate::OLDEST_PROTOCOL_VERSION, session, capacity)
+    }
+
+    /// A guard for a locker that announces `version` in its `hello`: from version 2 on, a
+    /// downlink is new if its counter is inside the anti-replay window and not seen before
+    /// ([`crate::window`]), whatever order counters arrive in; version 1 (or an unknown version
+    /// below it) needs a counter above the last.
+    pub fn speaking(version: u8, session: u32, capacity: usize) -> Self {
         let capacity = capacity.clamp(crate::MIN_RECENT, crate::MAX_RECENT);
         Self {
             session,
-            last_counter: 0,
+            window: ReplayWindow::new(),
+            version,
             capacity,
             recent: VecDeque::with_capacity(capacity),
         }
     }
 
-    /// Moves to a new session after a reconnect without a reboot: the counter starts again, the
+    /// Moves to a new session after a reconnect without a reboot: the counters start again, the
     /// remembered outcomes are kept (they answer the gateway's `QueryState` about commands of the
-    /// earlier session). A reboot loses them: start with [`CommandGuard::new`].
+    /// earlier session). A reboot loses them: start with [`CommandGuard::speaking`].
     pub fn renew(&mut self, session: u32) {
         self.session = session;
-        self.last_counter = 0;
+        self.window = ReplayWindow::new();
     }
 
     /// The session this guard belongs to.
@@ -200,14 +215,36 @@ impl CommandGuard {
         self.session
     }
 
+    /// The protocol version whose rules this guard keeps.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The highest downlink counter accepted in the session (0 before any).
+    pub fn last_counter(&self) -> u32 {
+        self.window.highest()
+    }
+
+    /// Takes `counter` as new if the version's rule allows: version 1, above the last; version
+    /// 2, inside the window and not seen before.
+    fn take(&mut self, counter: u32) -> bool {
+        if self.version >= 2 {
+            self.window.accept(counter).is_ok()
+        } else if counter > self.window.highest() {
+            self.window = ReplayWindow::restore(counter, 1);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Decides what to do with an authenticated downlink. `command` is its command id, if it is a
-    /// command (`Unlock`, `Configure`). Moves the counter forward when it returns `Execute`.
+    /// command (`Unlock`, `Configure`). Records the counter as accepted when it returns `Execute`.
     pub fn check(&mut self, header: &Header, command: Option<CommandId>) -> Verdict {
         if header.session != self.session {
             return Verdict::Refuse(RefuseReason::WrongSession);
         }
-        if header.counter > self.last_counter {
-            self.last_counter = header.counter;
+        if self.take(header.counter) {
             return Verdict::Execute;
         }
         let repeat = command.and_then(|id| {
@@ -229,11 +266,10 @@ impl CommandGuard {
         if header.session != self.session {
             return Verdict::Refuse(RefuseReason::WrongSession);
         }
-        if header.counter > self.last_counter {
-            self.last_counter = header.counter;
+        if self.take(header.counter) {
             return Verdict::Execute;
         }
-        if header.counter == self.last_counter && header.counter != 0 {
+        if header.counter == self.window.highest() && header.counter != 0 {
             return Verdict::Execute;
         }
         Verdict::Refuse(RefuseReason::StaleCounter)

@@ -113,7 +113,8 @@ impl Uplink {
         match self {
             Self::Hello(m) => {
                 check(
-                    m.protocol_version == crate::PROTOCOL_VERSION,
+                    (crate::OLDEST_PROTOCOL_VERSION..=crate::PROTOCOL_VERSION)
+                        .contains(&m.protocol_version),
                     "protocol_version",
                 )?;
                 check_text(&m.firmware, "firmware")?;

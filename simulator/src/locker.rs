@@ -72,6 +72,7 @@ pub struct SimLocker {
     /// Knobs a test or the demo turns.
     pub faults: Faults,
     guard: Option<CommandGuard>,
+    protocol: u8,
     up_counter: u32,
     executions: u64,
 }
@@ -93,6 +94,7 @@ impl SimLocker {
             settings: Settings::default(),
             faults: Faults::default(),
             guard: None,
+            protocol: PROTOCOL_VERSION,
             up_counter: 0,
             executions: 0,
         }
@@ -177,7 +179,13 @@ impl SimLocker {
         // A reconnect keeps the outcomes of earlier commands (RAM survives); see `reboot`.
         match self.guard.as_mut() {
             Some(guard) => guard.renew(session),
-            None => self.guard = Some(CommandGuard::new(session, RECENT_CAPACITY)),
+            None => {
+                self.guard = Some(CommandGuard::speaking(
+                    self.protocol,
+                    session,
+                    RECENT_CAPACITY,
+                ))
+            }
         }
         self.up_counter = 0;
         self.hello(session, uptime_ms)
@@ -185,13 +193,23 @@ impl SimLocker {
 
     fn hello(&mut self, session: u32, uptime_ms: u64) -> Envelope<Uplink> {
         self.up(Uplink::Hello(Hello {
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: self
+                .guard
+                .as_ref()
+                .map_or(self.protocol, CommandGuard::version),
             firmware: self.firmware.clone(),
             serial_no: self.serial_no.clone(),
             door_count: self.doors.len() as u16,
             session,
             uptime_ms,
         }))
+    }
+
+    /// The protocol version the firmware speaks from its next power-up on (the newest,
+    /// [`PROTOCOL_VERSION`], unless told otherwise): announced in `hello`; version 2 keeps a
+    /// downlink window, version 1 accepts only a counter above the last.
+    pub fn speak(&mut self, version: u8) {
+        self.protocol = version;
     }
 
     /// A power cycle: everything in RAM is gone (session, counters, remembered outcomes); the

@@ -64,6 +64,11 @@ struct RunOptions {
     /// Seconds between status lines.
     #[arg(long, default_value_t = 5)]
     report_secs: u64,
+    /// The protocol version the lockers speak: 2 (a downlink window: any gateway of a fleet
+    /// sends at once) or 1 (counters in order: one gateway at a time).
+    #[arg(long, default_value_t = firmware_protocol::PROTOCOL_VERSION,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    protocol: u8,
     /// Every this many seconds, make one random locker misbehave: lose its connection (will
     /// fired), disconnect politely, send garbage, or send a heartbeat tagged with a wrong key;
     /// each then recovers. 0: never.
@@ -112,6 +117,7 @@ async fn run(options: RunOptions) -> Result<(), String> {
     template.heartbeat = Duration::from_secs(options.heartbeat_secs.max(1));
     template.ack_delay = Duration::from_millis(options.ack_delay_ms);
     template.stats = stats.clone();
+    template.protocol = options.protocol;
     let started = Instant::now();
     let mut fleet = Simulator::default();
     // Start in tenths of a second's worth, to keep to the connect rate.

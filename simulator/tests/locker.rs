@@ -353,3 +353,35 @@ fn a_ping_for_an_unknown_session_makes_the_locker_announce_its_session_again() {
         })
     ));
 }
+
+#[test]
+fn a_version_2_locker_takes_two_gateways_commands_in_either_order() {
+    for version in [1u8, 2] {
+        let device = DeviceId::new("lk-7").expect("id");
+        let mut locker = SimLocker::new(device, locker_key().clone(), 4);
+        locker.speak(version);
+        let mut gateway = Gateway::new(device, locker_key().clone());
+        let Uplink::Hello(hello) = gateway.accept(locker.connect(1000, 0)) else {
+            panic!("a hello first");
+        };
+        assert_eq!(hello.protocol_version, version, "the hello announces it");
+        // Gateway A takes counter 1, gateway B counter 2; B's unlock reaches the locker first.
+        let from_a = gateway.envelope(unlock(1, 1));
+        let from_b = gateway.envelope(unlock(2, 2));
+        let answers = gateway.deliver(&mut locker, &from_b, true, 10);
+        assert_eq!(answers[0], ack(2, CommandResult::Executed));
+        let answers = gateway.deliver(&mut locker, &from_a, true, 20);
+        let expected = match version {
+            2 => CommandResult::Executed,
+            _ => CommandResult::Refused(RefuseReason::StaleCounter),
+        };
+        assert_eq!(answers[0], ack(1, expected), "version {version}");
+        assert_eq!(locker.is_open(1), version == 2);
+        // Either copy resent is answered again, never executed twice.
+        let executions = locker.executions();
+        for command in [&from_a, &from_b] {
+            gateway.deliver(&mut locker, command, true, 30);
+        }
+        assert_eq!(locker.executions(), executions);
+    }
+}

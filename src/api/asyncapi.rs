@@ -99,7 +99,12 @@ pub fn body_schema(ty: MessageType) -> Value {
         MessageType::Ping | MessageType::Pong => object(json!({}), &[]),
         MessageType::Hello => object(
             json!({
-                "protocol_version": int("1"),
+                "protocol_version": {
+                    "type": "integer",
+                    "minimum": firmware_protocol::OLDEST_PROTOCOL_VERSION,
+                    "maximum": firmware_protocol::PROTOCOL_VERSION,
+                    "description": "The protocol version the locker speaks: 2 keeps an anti-replay window for downlinks (any gateway of a fleet sends at once), 1 needs counters in order.",
+                },
                 "firmware": string("Firmware version."),
                 "serial_no": string("Hardware serial number."),
                 "door_count": int("Doors on this locker."),
@@ -161,7 +166,7 @@ fn envelope(ty: MessageType) -> Value {
     };
     object(
         json!({
-            "version": { "type": "integer", "const": firmware_protocol::PROTOCOL_VERSION },
+            "version": { "type": "integer", "const": firmware_protocol::ENVELOPE_VERSION },
             "direction": { "type": "string", "const": direction },
             "device_id": string("The locker's id (also in the topic)."),
             "session": int("The locker's session from its hello."),

@@ -160,6 +160,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Locker turns that could not be taken in the fleet (Redis failed, or it was not free within 3 s): sent without it.",
     ),
     (
+        "locker_fleet_turns_total",
+        Counter,
+        "Downlinks sent in a fleet, by whether the locker needed its turn (`taken`: protocol version 1) or keeps a downlink window (`not_needed`: version 2).",
+    ),
+    (
         "locker_fleet_turn_unacked_total",
         Counter,
         "Locker turns given up before the broker acknowledged what was sent in them (2 s).",

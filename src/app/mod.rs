@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiState, Parts};
 use crate::broker::{EmbeddedBroker, Revocations, revocation};
+use crate::command::outlet::Turns;
 use crate::command::{CommandService, CommandSettings, Waiters};
 use crate::config::{Config, redact_url};
 use crate::device::DeviceRegistry;
@@ -152,7 +153,10 @@ impl App {
         if let (Some(redis), Some(_)) = (&redis, &config.external_broker) {
             // Gateways sharing a broker take each locker's turn in Redis.
             let locks = crate::lock::DoorLocks::new(redis.clone(), config.redis_prefix.clone());
-            downlinks = downlinks.with_fleet_turns(locks);
+            if let Some(acked) = downlinks.acknowledgements() {
+                let turns = Turns::in_fleet(locks, acked, storage.clone());
+                downlinks = downlinks.with_turns(turns);
+            }
         }
         let waiters = Arc::new(Waiters::default());
         let commands = CommandService::new(

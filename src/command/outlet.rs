@@ -2,12 +2,15 @@
 //! [`Outlet`], which the device link implements (`link::downlink::Downlinks`: MQTT or a serial
 //! bus, whichever the locker is on). Commands never name a transport.
 //!
-//! A locker's [`Turns`] keep its downlink counters in order: a locker (protocol version 1)
+//! A locker's [`Turns`] keep its downlink counters in order: a locker of protocol version 1
 //! refuses a counter below one it has accepted (`stale_counter`), so whoever takes a counter
 //! holds that locker's turn until the message is queued (one database round trip), never while
 //! waiting for an answer. In a fleet of gateways on one external broker the turn is also a lock
 //! in Redis, held until the broker has acknowledged the message (PUBACK): two gateways each
-//! sending through their own connection could otherwise reach the locker in the wrong order.
+//! sending through their own connection could otherwise reach the locker in the wrong order. A
+//! locker of protocol version 2 keeps an anti-replay window for downlinks and takes them in any
+//! order: no gateway waits for another's turn to send to it (the version is read from its last
+//! `hello` in the books and kept here for [`VERSION_FRESH_FOR`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,11 +120,56 @@ pub trait Acknowledgements: Send + Sync + std::fmt::Debug {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
 }
 
-/// The fleet's side of a turn: a lock per locker in Redis, and what the broker acknowledged.
+/// The fleet's side of a turn: a lock per locker in Redis, what the broker acknowledged, and
+/// which lockers need the turn at all (protocol version 1).
 #[derive(Debug)]
 struct FleetTurns {
     locks: crate::lock::DoorLocks,
     delivered: Arc<dyn Acknowledgements>,
+    versions: Versions,
+}
+
+/// How long a locker's protocol version, once read from the books, is taken as it is.
+pub const VERSION_FRESH_FOR: Duration = Duration::from_secs(30);
+/// Lockers whose versions are kept before the oldest readings are dropped.
+const VERSIONS_KEPT: usize = 100_000;
+
+/// The protocol versions of lockers commanded lately, read from the books.
+#[derive(Debug)]
+struct Versions {
+    storage: crate::storage::Storage,
+    known: std::sync::Mutex<std::collections::HashMap<DeviceId, (u8, tokio::time::Instant)>>,
+}
+
+impl Versions {
+    /// Whether `device` keeps a downlink window (protocol version 2 or later). Read from the
+    /// books when not known or older than [`VERSION_FRESH_FOR`]; on a failed read, `false` (the
+    /// turn is taken: always safe).
+    async fn windowed(&self, device: &DeviceId) -> bool {
+        let now = tokio::time::Instant::now();
+        let known = {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.get(device).copied()
+        };
+        if let Some((version, read_at)) = known
+            && now.duration_since(read_at) < VERSION_FRESH_FOR
+        {
+            return version >= 2;
+        }
+        let version = match crate::device::counters::protocol_version(&self.storage, device).await {
+            Ok(version) => version.unwrap_or(1),
+            Err(e) => {
+                tracing::warn!(error = %e, %device, "cannot read a locker's protocol version");
+                return false;
+            }
+        };
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= VERSIONS_KEPT {
+            known.retain(|_, (_, read_at)| now.duration_since(*read_at) < VERSION_FRESH_FOR);
+        }
+        known.insert(*device, (version, now));
+        version >= 2
+    }
 }
 
 /// How long a fleet turn's lock lives if its holder dies.
@@ -161,22 +209,42 @@ impl Drop for Turn<'_> {
 impl Turns {
     /// Turns shared with the fleet's other gateways through `locks` (Redis), each held until the
     /// broker acknowledged what `delivered` counts as published meanwhile.
-    pub fn in_fleet(locks: crate::lock::DoorLocks, delivered: Arc<dyn Acknowledgements>) -> Self {
+    /// Versions are read from `storage`.
+    pub fn in_fleet(
+        locks: crate::lock::DoorLocks,
+        delivered: Arc<dyn Acknowledgements>,
+        storage: crate::storage::Storage,
+    ) -> Self {
+        let versions = Versions {
+            storage,
+            known: Default::default(),
+        };
         Self {
             local: LocalTurns::default(),
-            fleet: Some(Arc::new(FleetTurns { locks, delivered })),
+            fleet: Some(Arc::new(FleetTurns {
+                locks,
+                delivered,
+                versions,
+            })),
         }
     }
 
-    /// Waits for `device`'s turn (in this process, and in the fleet) and holds it until the
-    /// guard is dropped.
+    /// Waits for `device`'s turn (in this process, and in the fleet for a locker of protocol
+    /// version 1) and holds it until the guard is dropped.
     pub async fn turn(&self, device: &DeviceId) -> Turn<'_> {
         let local = self.local_turn(device).await;
         let fleet = match &self.fleet {
             None => None,
-            Some(fleet) => fleet_lock(fleet, device)
-                .await
-                .map(|lock| (fleet.clone(), lock)),
+            Some(fleet) if fleet.versions.windowed(device).await => {
+                metrics::counter!("locker_fleet_turns_total", "turn" => "not_needed").increment(1);
+                None
+            }
+            Some(fleet) => {
+                metrics::counter!("locker_fleet_turns_total", "turn" => "taken").increment(1);
+                fleet_lock(fleet, device)
+                    .await
+                    .map(|lock| (fleet.clone(), lock))
+            }
         };
         Turn {
             _local: local,

@@ -97,3 +97,17 @@ pub async fn state_asked(
         .rows_affected());
     Ok(())
 }
+
+/// The protocol version the locker announced in its last `hello` (1 for a locker never heard
+/// from); `None` for an unknown device.
+pub async fn protocol_version(
+    storage: &Storage,
+    device: &DeviceId,
+) -> Result<Option<u8>, sqlx::Error> {
+    const READ: &str = "SELECT protocol_version FROM devices WHERE id = $1";
+    let version: Option<i16> = on_pool!(storage, |pool| sqlx::query_scalar(READ)
+        .bind(device.as_str())
+        .fetch_optional(pool)
+        .await?);
+    Ok(version.map(|v| u8::try_from(v).unwrap_or(1)))
+}

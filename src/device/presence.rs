@@ -128,7 +128,7 @@ pub async fn hello(
     const ONLINE: &str = "UPDATE devices SET online = true, session = $2, up_counter = $3,
                 up_window = -1,
                 firmware = $4, serial_no = $5, last_seen_at = $6, presence_changed_at = $6,
-                down_counter = 0, uptime_ms = $7, uptime_at = $6
+                down_counter = 0, uptime_ms = $7, uptime_at = $6, protocol_version = $8
          WHERE id = $1";
     let mut work = storage.begin().await?;
     if read_device(&mut work, device).await?.is_none() {
@@ -174,6 +174,7 @@ pub async fn hello(
             .bind(&hello.serial_no)
             .bind(received_at)
             .bind(i64::try_from(hello.uptime_ms).unwrap_or(i64::MAX))
+            .bind(i16::from(hello.protocol_version))
             .execute(conn)
             .await?
             .rows_affected()

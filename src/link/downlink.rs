@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use firmware_protocol::{DeviceId, DeviceKey, Downlink, EncodeError, Envelope, Topic};
 
-use crate::command::outlet::{Outlet, Sealed, Turns};
+use crate::command::outlet::{Acknowledgements, Outlet, Sealed, Turns};
 use crate::mqtt::MqttTx;
 
 /// One message for a locker.
@@ -101,13 +101,18 @@ impl Downlinks {
         }
     }
 
-    /// In a fleet on an external broker: lockers' turns are shared with the other gateways
-    /// through `locks` (Redis), each held until the broker acknowledged what was published in it.
-    /// Call before cloning. (On the embedded broker the gateway runs alone: nothing to share.)
-    pub fn with_fleet_turns(mut self, locks: crate::lock::DoorLocks) -> Self {
-        if let Some(delivered) = &self.delivered {
-            self.turns = Turns::in_fleet(locks, std::sync::Arc::new(Acked(delivered.clone())));
-        }
+    /// What the broker acknowledged of the downlinks published so far (`None` without an MQTT
+    /// connection): what a fleet's turns wait for before they are given up.
+    pub fn acknowledgements(&self) -> Option<std::sync::Arc<dyn Acknowledgements>> {
+        let delivered = self.delivered.as_ref()?;
+        Some(std::sync::Arc::new(Acked(delivered.clone())))
+    }
+
+    /// In a fleet on an external broker: lockers' turns shared with the other gateways
+    /// ([`Turns::in_fleet`]). Call before cloning. (On the embedded broker the gateway runs
+    /// alone: nothing to share.)
+    pub fn with_turns(mut self, turns: Turns) -> Self {
+        self.turns = turns;
         self
     }
 
@@ -260,7 +265,7 @@ impl Outlet for Downlinks {
 #[derive(Debug)]
 struct Acked(std::sync::Arc<crate::mqtt::Delivered>);
 
-impl crate::command::outlet::Acknowledgements for Acked {
+impl Acknowledgements for Acked {
     fn queued(&self) -> u64 {
         self.0.queued()
     }

@@ -17,7 +17,7 @@ use crate::mosquitto::{Mosquitto, gateway_on_with, online_through, provision};
 use locker_gateway::device::Provisioned;
 
 /// A pool of its own on the test's database, as a gateway process of its own would have.
-async fn own_pool(pool: &PgPool) -> PgPool {
+pub(crate) async fn own_pool(pool: &PgPool) -> PgPool {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .connect(&crate::process::database_url(pool))
@@ -27,7 +27,7 @@ async fn own_pool(pool: &PgPool) -> PgPool {
 
 /// `ids` provisioned (4 doors each), and a Mosquitto of the test's own that knows their
 /// passwords, with the README's ACL.
-async fn broker_for(pool: &PgPool, ids: &[&str]) -> (Mosquitto, Vec<Provisioned>) {
+pub(crate) async fn broker_for(pool: &PgPool, ids: &[&str]) -> (Mosquitto, Vec<Provisioned>) {
     let mut creds = Vec::new();
     for id in ids {
         creds.push(provision(pool, id).await);
@@ -41,7 +41,7 @@ async fn broker_for(pool: &PgPool, ids: &[&str]) -> (Mosquitto, Vec<Provisioned>
 }
 
 /// A simulated locker with 4 doors on `mosquitto`, adjusted by `adjust`, online in the books.
-async fn online_locker(
+pub(crate) async fn online_locker(
     pool: &PgPool,
     mosquitto: &Mosquitto,
     c: &Provisioned,
@@ -454,10 +454,11 @@ async fn two_gateways_commanding_one_locker_at_once_are_never_refused_as_stale(p
     let b = gateway_on_with(&mosquitto, own_pool(&pool).await, adjust).await;
     let closing = |l: &mut simulator::mqtt::LockerConfig| {
         l.close_after = Some(Duration::from_millis(20));
+        l.protocol = 1;
     };
     let handle = online_locker(&pool, &mosquitto, &creds[0], closing).await;
     // Each gateway takes the locker's next counter and sends through its own connection: the
-    // locker (protocol version 1) refuses a counter below one it has accepted, so whichever
+    // locker (protocol version 1, so the gateways take its turn) refuses a counter below one it has accepted, so whichever
     // message arrives second must never carry the lower counter.
     for round in 0..30u16 {
         let (through_a, through_b) = tokio::join!(

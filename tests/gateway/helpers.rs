@@ -1,7 +1,7 @@
 //! Test helpers: the whole gateway in process on free ports, in either mode, with typed request
 //! helpers; the bare broker and raw MQTT clients are in `test_broker`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use firmware_protocol::DeviceId;
@@ -12,15 +12,7 @@ use sqlx::PgPool;
 
 pub use crate::test_broker::{Client, link_next, link_silent, provision, start_broker};
 
-/// The longest a test waits for something that should happen (a ceiling, not a sleep: loaded CI
-/// machines with every test running in parallel can be slow).
-pub const WAIT: Duration = Duration::from_secs(15);
-
-/// A port that was free a moment ago.
-pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr")
-}
+pub use crate::basics::{WAIT, eventually, free_addr, http_client, redis_url};
 
 pub fn device(id: &str) -> DeviceId {
     DeviceId::new(id).expect("valid device id")
@@ -67,11 +59,6 @@ macro_rules! on_storage {
 }
 pub(crate) use on_storage;
 
-/// The Redis the tests use (`REDIS_URL`, as `scripts/test.sh` sets it).
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
 /// The gateway's heartbeat interval in tests: long, so that a loaded CI machine never times a
 /// locker out by accident; the heartbeat test uses [`spawn_app_with_heartbeat`].
 pub const TEST_HEARTBEAT: Duration = Duration::from_secs(60);
@@ -114,13 +101,6 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
 
 /// An HTTP client that lets go of an idle connection before the gateway closes it (the server
 /// closes keep-alive connections idle for `LOCKER_HTTP_HEADER_TIMEOUT_SECS`, 10 s in tests).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()
-        .expect("HTTP client")
-}
-
 /// Logs to the test's output, filtered by `RUST_LOG` (default: warnings of our crates).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -379,22 +359,6 @@ pub async fn expect_event(
             Err(_) => panic!("no {event_type} event for {aggregate_id} in time"),
         }
     }
-}
-
-/// Waits until `check` holds, polling.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn rand_suffix() -> u32 {

@@ -1,6 +1,13 @@
 //! The gateway's integration tests, as one binary. They use a real PostgreSQL (a fresh database per
 //! test through `#[sqlx::test]`, from `DATABASE_URL`) and the real embedded broker on a free port.
 
+#[path = "../support/basics.rs"]
+mod basics;
+#[path = "../support/gateway_process.rs"]
+mod gateway_process;
+#[path = "../support/mosquitto_server.rs"]
+mod mosquitto_server;
+
 mod accounts;
 mod admin_cli;
 mod amounts;
@@ -19,6 +26,7 @@ mod customer_lists;
 mod devices_api;
 mod doors_checked;
 mod fleet;
+mod fleet_versions;
 mod helpers;
 mod http_limits;
 mod idempotency;

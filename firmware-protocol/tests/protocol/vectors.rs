@@ -129,7 +129,7 @@ fn uplinks() -> Vec<(&'static str, Uplink)> {
         (
             "hello",
             Uplink::Hello(Hello {
-                protocol_version: PROTOCOL_VERSION,
+                protocol_version: OLDEST_PROTOCOL_VERSION,
                 firmware: "1.4.2".into(),
                 serial_no: "LKR-2026-000123".into(),
                 door_count: 4,
@@ -215,6 +215,17 @@ fn uplinks() -> Vec<(&'static str, Uplink)> {
             }),
         ),
         ("pong", Uplink::Pong),
+        (
+            "hello_v2",
+            Uplink::Hello(Hello {
+                protocol_version: PROTOCOL_VERSION,
+                firmware: "2.0.0".into(),
+                serial_no: "LKR-2026-000123".into(),
+                door_count: 4,
+                session: SESSION,
+                uptime_ms: 12_345,
+            }),
+        ),
     ]
 }
 

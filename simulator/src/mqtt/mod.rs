@@ -2,9 +2,8 @@
 //! new session with `Hello`, sends heartbeats, answers commands through [`SimLocker`], and reconnects
 //! with a new session after losing the connection. Knobs make it misbehave on purpose.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use firmware_protocol::{DeviceId, DeviceKey, Envelope, Presence, Topic, Unverified, Uplink};
@@ -12,130 +11,10 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS}
 use tokio::sync::{broadcast, mpsc};
 
 pub use crate::credentials::{Credentials, CredentialsError};
+pub use setup::{FleetStats, Happening, Knob, LockerConfig};
+
+mod setup;
 use crate::locker::SimLocker;
-
-/// Counters shared by a fleet of simulated lockers.
-#[derive(Debug, Default)]
-pub struct FleetStats {
-    connected: AtomicU64,
-    connects: AtomicU64,
-    sent: AtomicU64,
-    received: AtomicU64,
-}
-
-impl FleetStats {
-    /// Lockers connected now (CONNACK received, Hello sent).
-    pub fn connected(&self) -> u64 {
-        self.connected.load(Ordering::Relaxed)
-    }
-
-    /// Connections made so far (each with a new session).
-    pub fn connects(&self) -> u64 {
-        self.connects.load(Ordering::Relaxed)
-    }
-
-    /// Uplinks published.
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-
-    /// Downlinks received.
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-}
-
-/// How one simulated locker behaves.
-#[derive(Debug, Clone)]
-pub struct LockerConfig {
-    /// The broker.
-    pub broker: SocketAddr,
-    /// Who it is.
-    pub credentials: Credentials,
-    /// Its doors.
-    pub doors: u16,
-    /// Heartbeat interval.
-    pub heartbeat: Duration,
-    /// MQTT keep-alive.
-    pub keep_alive: Duration,
-    /// Wait before reconnecting after a lost connection.
-    pub reconnect_after: Duration,
-    /// How long the locker takes to answer a command (a slow door mechanism); changeable later
-    /// with [`Knob::AckDelay`].
-    pub ack_delay: Duration,
-    /// A person who closes each door this long after a command opened it (`None`: doors stay
-    /// open until [`Knob::CloseDoor`]).
-    pub close_after: Option<Duration>,
-    /// Counters to update, shared with other lockers.
-    pub stats: Arc<FleetStats>,
-}
-
-impl LockerConfig {
-    /// Defaults: 12 doors, heartbeat 60 s, keep-alive 30 s, reconnect after 1 s, answers at once.
-    pub fn new(broker: SocketAddr, credentials: Credentials) -> Self {
-        Self {
-            broker,
-            credentials,
-            doors: 12,
-            heartbeat: Duration::from_secs(60),
-            keep_alive: Duration::from_secs(30),
-            reconnect_after: Duration::from_secs(1),
-            ack_delay: Duration::ZERO,
-            close_after: None,
-            stats: Arc::default(),
-        }
-    }
-}
-
-/// Things a test or the demo makes a locker do.
-#[derive(Debug, Clone)]
-pub enum Knob {
-    /// Close the connection politely (MQTT DISCONNECT: no last will) and stay away.
-    Disconnect,
-    /// Lose the connection abruptly (the broker fires the last will) and stay away.
-    Drop,
-    /// Connect again, with a new session.
-    Reconnect,
-    /// Publish these bytes on the `up` topic as they are.
-    SendRaw(Vec<u8>),
-    /// Tag uplinks with this key from now on (a wrong key, for tests).
-    UseKey(DeviceKey),
-    /// Send a heartbeat now.
-    Heartbeat,
-    /// A user closes a door.
-    CloseDoor(u16),
-    /// Someone forces a door open.
-    ForceOpen(u16),
-    /// Lose the next this many acks (the commands are still executed).
-    DropAcks(u32),
-    /// This door's lock pulses but the door never opens.
-    Jam(u16),
-    /// Power cycle: the connection is lost (will fired), RAM is gone (session, counters,
-    /// remembered outcomes), and it connects again with a new session.
-    Reboot,
-    /// Send every ack this much later.
-    AckDelay(Duration),
-    /// Send every uplink twice (the same bytes).
-    Duplicate(bool),
-    /// How to answer `query_state`.
-    StateReports(Reports),
-}
-
-/// What a simulated locker reports about itself.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Happening {
-    /// Connected and sent `Hello` for this session.
-    Connected {
-        /// The new session.
-        session: u32,
-    },
-    /// The connection ended.
-    Disconnected,
-    /// A sealed uplink was published (its JSON payload).
-    Sent(String),
-    /// A downlink arrived (raw payload).
-    Received(Vec<u8>),
-}
 
 /// A running simulated locker.
 #[derive(Debug)]
@@ -378,11 +257,15 @@ async fn run(
     happenings: broadcast::Sender<Happening>,
 ) {
     let mut locker = Locker {
-        sim: SimLocker::new(
-            config.credentials.device_id,
-            config.credentials.tag_key.clone(),
-            config.doors,
-        ),
+        sim: {
+            let mut sim = SimLocker::new(
+                config.credentials.device_id,
+                config.credentials.tag_key.clone(),
+                config.doors,
+            );
+            sim.speak(config.protocol);
+            sim
+        },
         key: config.credentials.tag_key.clone(),
         booted: Instant::now(),
         happenings,
