@@ -101,6 +101,26 @@ fn presence_event(device: &DeviceId, online: bool, session: Option<u32>, reason:
     )
 }
 
+/// Locks the rows of `devices` (any order, repeats allowed) for the unit of work, in one order
+/// (by id): units of work of several gateways that each write uplinks of several lockers then
+/// never wait for each other in a circle (a deadlock, which PostgreSQL breaks after a second by
+/// failing one of them). On SQLite the unit of work holds the whole file already.
+pub async fn lock_in_order(
+    work: &mut UnitOfWork,
+    devices: &[&DeviceId],
+) -> Result<(), sqlx::Error> {
+    const LOCK: &str = "SELECT id FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    if let UnitOfWork::Postgres(tx) = work {
+        let mut ids: Vec<&str> = devices.iter().map(|d| d.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > 1 {
+            sqlx::query(LOCK).bind(&ids).execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
 /// What recording a hello came to.
 #[derive(Debug)]
 pub enum HelloRecorded {

@@ -16,6 +16,10 @@ pub(super) async fn write(
     batch: &[Verified],
 ) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = storage.begin().await?;
+    // Every locker's row first, in one order for every gateway: another gateway's batch holding
+    // some of them waits or is waited for, never both.
+    let devices: Vec<&DeviceId> = batch.iter().map(|v| &v.device).collect();
+    presence::lock_in_order(&mut tx, &devices).await?;
     let mut out = Vec::with_capacity(batch.len());
     for accepted in batch {
         let header = accepted.envelope.header;
