@@ -25,17 +25,28 @@ pub use crate::config::HttpServer;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimeout(pub Duration);
 
-/// Serves `app` on `listener` until `shutdown`, then lets requests in flight finish (the caller
-/// bounds how long it waits for `tasks`). Returns the bound address.
+/// How the server stops: `stop` ends accepting and lets the requests in flight finish;
+/// `cut_off` (when they took too long) drops the connections still open, so that no request
+/// runs on once the gateway's pools are closed.
+#[derive(Debug, Clone, Default)]
+pub struct Stopping {
+    /// Stop accepting; finish what is in flight.
+    pub stop: CancellationToken,
+    /// Drop what is still in flight.
+    pub cut_off: CancellationToken,
+}
+
+/// Serves `app` on `listener` until `stopping.stop`, then lets requests in flight finish until
+/// `stopping.cut_off`; `tasks` ends when no connection is left. Returns the bound address.
 pub fn serve(
     listener: TcpListener,
     app: axum::Router,
     settings: HttpServer,
     tasks: &TaskTracker,
-    shutdown: CancellationToken,
+    stopping: Stopping,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
-    tasks.spawn(accept_loop(listener, app, settings, shutdown));
+    tasks.spawn(accept_loop(listener, app, settings, stopping));
     tracing::info!(%addr, "HTTP API listening");
     Ok(addr)
 }
@@ -44,8 +55,10 @@ async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
     settings: HttpServer,
-    shutdown: CancellationToken,
+    stopping: Stopping,
 ) {
+    let shutdown = stopping.stop;
+    let mut connections = tokio::task::JoinSet::new();
     let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -84,13 +97,22 @@ async fn accept_loop(
             tower_service::Service::call(&mut router, request)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
             }
             drop(permit);
         });
+        // Forget the connections that have ended.
+        while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    graceful.shutdown().await;
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = stopping.cut_off.cancelled() => {
+            tracing::warn!(connections = connections.len(), "HTTP connections cut off");
+            connections.abort_all();
+        }
+    }
+    while connections.join_next().await.is_some() {}
 }

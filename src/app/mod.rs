@@ -49,7 +49,7 @@ pub struct App {
     /// Where the HTTP API listens.
     http_addr: std::net::SocketAddr,
     /// The HTTP server stops first, finishing the requests in flight.
-    http_shutdown: CancellationToken,
+    http_stopping: crate::api::server::Stopping,
     http_tasks: TaskTracker,
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// How long requests in flight may take to finish at shutdown.
@@ -148,7 +148,8 @@ impl App {
         let bus_tasks = TaskTracker::new();
         // Transports: the MQTT connections, the device link (what it verifies handed to the
         // uplink recorder), the serial buses.
-        let mqtt = transport::connect(config, &registry, &revocations, &bus_tasks, &bus_shutdown)?;
+        let stops = (&bus_shutdown, &shutdown);
+        let mqtt = transport::connect(config, &registry, &revocations, &bus_tasks, stops)?;
         let mut downlinks = Downlinks::start(mqtt.downlinks, &tasks, shutdown.clone());
         if let (Some(redis), Some(_)) = (&redis, &config.external_broker) {
             // Gateways sharing a broker take each locker's turn in Redis.
@@ -245,14 +246,14 @@ impl App {
             cache: domain.cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
         });
-        let http_shutdown = CancellationToken::new();
+        let http_stopping = crate::api::server::Stopping::default();
         let http_tasks = TaskTracker::new();
         let http_addr = crate::api::serve(
             http_listener,
             crate::api::app(state),
             config.http_server,
             &http_tasks,
-            http_shutdown.clone(),
+            http_stopping.clone(),
         )
         .map_err(|source| StartError::Http {
             addr: config.http_addr,
@@ -273,7 +274,7 @@ impl App {
             downlinks,
             shutdown_grace: config.shutdown_grace,
             http_addr,
-            http_shutdown,
+            http_stopping,
             http_tasks,
             draining,
             storage,
@@ -361,7 +362,7 @@ impl App {
         self.start_draining();
         // Stop accepting; requests in flight (and the unlocks they wait for, the device link
         // still running) finish, within the grace period.
-        self.http_shutdown.cancel();
+        self.http_stopping.stop.cancel();
         self.http_tasks.close();
         if tokio::time::timeout(self.shutdown_grace, self.http_tasks.wait())
             .await
@@ -371,6 +372,9 @@ impl App {
                 grace_secs = self.shutdown_grace.as_secs(),
                 "requests still running after the grace period are cut off (LOCKER_SHUTDOWN_SECS)"
             );
+            // Dropped, not left running on pools about to close (they would answer 500).
+            self.http_stopping.cut_off.cancel();
+            self.http_tasks.wait().await;
         }
         self.shutdown.cancel();
         self.tasks.close();

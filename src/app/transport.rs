@@ -62,7 +62,7 @@ pub(super) fn connect(
     registry: &DeviceRegistry,
     revocations: &Revocations,
     tasks: &TaskTracker,
-    shutdown: &CancellationToken,
+    (shutdown, uplinks_stop): (&CancellationToken, &CancellationToken),
 ) -> Result<Mqtt, StartError> {
     let Some(external) = &config.external_broker else {
         let mut settings = BrokerSettings::on(config.mqtt_addr);
@@ -89,9 +89,9 @@ pub(super) fn connect(
     };
     tracing::info!(broker = ?external, gateway = %config.gateway_id, group = %config.shared_group, "using an external MQTT broker");
     let gateway = config.gateway_id.as_str();
-    let client = |role, filters| {
+    let client = |role, filters, stop: &CancellationToken| {
         let client = mqtt::ExternalClient::of(gateway, role, filters);
-        mqtt::external(external, client, tasks, shutdown.clone())
+        mqtt::external(external, client, tasks, stop.clone())
     };
     // Lockers' uplinks and status through the fleet's shared subscription: each message reaches
     // one of the gateways.
@@ -99,10 +99,12 @@ pub(super) fn connect(
         .iter()
         .map(|filter| mqtt::shared(&config.shared_group, filter))
         .collect();
-    let (_, uplinks, ready) = client("uplinks", shared);
-    let (events, _, _) = client("events", Vec::new());
-    let (nudges, _, _) = client("control", Vec::new());
-    let (downlinks, _, _) = client("downlinks", Vec::new());
+    // The uplinks' client stops with the device link (it unsubscribes and hands on what the
+    // broker had sent before the link drains); the others publish until the very end.
+    let (_, uplinks, ready) = client("uplinks", shared, uplinks_stop);
+    let (events, _, _) = client("events", Vec::new(), shutdown);
+    let (nudges, _, _) = client("control", Vec::new(), shutdown);
+    let (downlinks, _, _) = client("downlinks", Vec::new(), shutdown);
     Ok(Mqtt {
         broker: None,
         uplinks,

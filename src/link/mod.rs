@@ -220,19 +220,42 @@ fn shard_of(device: &DeviceId, shards: usize) -> usize {
     (hasher.finish() % shards as u64) as usize
 }
 
+/// How long a stopping gateway hands on what its broker connection still delivers.
+const DRAIN_WITHIN: Duration = Duration::from_secs(5);
+
 /// Reads the bus and hands each locker message to its device's shard.
 async fn dispatch(
     mut bus: MqttRx,
     shards: Vec<mpsc::Sender<Inbound>>,
     shutdown: CancellationToken,
 ) {
+    // Stopping, with a stream that ends by itself: everything before its end is still handed
+    // on (uplinks the broker gave this gateway are written, not dropped), within a bound.
+    let mut stopping_by: Option<tokio::time::Instant> = None;
     loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            message = bus.next() => message,
+        let message = match stopping_by {
+            None => tokio::select! {
+                _ = shutdown.cancelled() => {
+                    if !bus.ends_when_stopped() {
+                        break;
+                    }
+                    stopping_by = Some(tokio::time::Instant::now() + DRAIN_WITHIN);
+                    continue;
+                }
+                message = bus.next() => message,
+            },
+            Some(by) => match tokio::time::timeout_at(by, bus.next()).await {
+                Ok(message) => message,
+                Err(_) => {
+                    tracing::warn!("stopped before the broker's last messages were handed on");
+                    break;
+                }
+            },
         };
         let Some(message) = message else {
-            tracing::error!("the MQTT connection ended; the device link stops");
+            if stopping_by.is_none() {
+                tracing::error!("the MQTT connection ended; the device link stops");
+            }
             break;
         };
         let topic = std::str::from_utf8(&message.topic)

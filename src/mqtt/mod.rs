@@ -159,6 +159,13 @@ impl std::fmt::Debug for MqttRx {
 }
 
 impl MqttRx {
+    /// Whether the stream ends by itself once the gateway stops (the external client's task
+    /// unsubscribes, forwards what the broker had already sent, then ends it), so that a reader
+    /// should read on to its end rather than stop at once.
+    pub fn ends_when_stopped(&self) -> bool {
+        matches!(self, Self::External(_))
+    }
+
     /// The next message; `None` once the connection is gone for good.
     pub async fn next(&mut self) -> Option<Message> {
         match self {
@@ -274,7 +281,15 @@ pub fn external(
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => {
-                    // Best effort: say goodbye so the broker drops the session at once.
+                    // Nothing the broker handed this gateway is left behind: unsubscribed first
+                    // (the group's other members get everything after), what came before the
+                    // broker's acknowledgement forwarded, then goodbye, so the broker drops the
+                    // session at once.
+                    let unsubscribed = drain(&subscriber, &mut events, &filters, &tx).await;
+                    if !unsubscribed {
+                        metrics::counter!("locker_external_broker_errors_total").increment(1);
+                        tracing::warn!("stopping without the broker's acknowledgement of the unsubscription");
+                    }
                     let _ = subscriber.try_disconnect();
                     let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
                     return;
@@ -326,6 +341,46 @@ pub fn external(
         MqttRx::External(rx),
         ready,
     )
+}
+
+/// How long a stopping gateway waits for the broker to acknowledge its unsubscriptions.
+const UNSUBSCRIBE_WITHIN: Duration = Duration::from_secs(3);
+
+/// Unsubscribes from `filters` and forwards to `tx` what arrives until the broker has
+/// acknowledged every unsubscription (a broker sends a subscription's messages before its
+/// UNSUBACK on the same connection): `false` if that did not happen within
+/// [`UNSUBSCRIBE_WITHIN`] or the connection failed.
+async fn drain(
+    client: &AsyncClient,
+    events: &mut rumqttc::EventLoop,
+    filters: &[String],
+    tx: &mpsc::Sender<Message>,
+) -> bool {
+    let mut waiting = 0;
+    for filter in filters {
+        if client.try_unsubscribe(filter.clone()).is_ok() {
+            waiting += 1;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + UNSUBSCRIBE_WITHIN;
+    while waiting > 0 {
+        let Ok(event) = tokio::time::timeout_at(deadline, events.poll()).await else {
+            return false;
+        };
+        match event {
+            Ok(Event::Incoming(Packet::UnsubAck(_))) => waiting -= 1,
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let message = Message {
+                    topic: Bytes::from(publish.topic.into_bytes()),
+                    payload: publish.payload,
+                };
+                let _ = tx.send(message).await;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -26,11 +26,15 @@ pub fn speaks(locker: usize) -> u8 {
 /// within seconds.
 pub const LEASE_SECS: u64 = 2;
 pub const DOOR_LOCK_MS: u64 = 3_000;
+/// How long a gateway stopped with SIGTERM gives its requests in flight.
+pub const SHUTDOWN_SECS: u64 = 10;
 
 pub struct Fleet {
     pub pool: PgPool,
     pub mosquitto: Mosquitto,
-    pub gateways: Vec<GatewayProcess>,
+    /// The three gateways (each behind a lock held only for a moment, never across a wait: the
+    /// tests stop and restart them while requests go on).
+    gateways: Vec<std::sync::Mutex<GatewayProcess>>,
     pub lockers: Vec<LockerHandle>,
     pub ids: Vec<String>,
     pub http: reqwest::Client,
@@ -80,7 +84,7 @@ impl Fleet {
         };
         for n in 1..=3 {
             let gateway = fleet.start_gateway(n).await;
-            fleet.gateways.push(gateway);
+            fleet.gateways.push(std::sync::Mutex::new(gateway));
         }
         for (n, c) in credentials.iter().enumerate() {
             let mut config = LockerConfig::new(
@@ -97,8 +101,8 @@ impl Fleet {
         fleet
     }
 
-    /// Starts gateway `gw-{n}` (again) on a new HTTP port.
-    pub async fn start_gateway(&self, n: usize) -> GatewayProcess {
+    /// Starts gateway `gw-{n}` on a new HTTP port.
+    async fn start_gateway(&self, n: usize) -> GatewayProcess {
         let env = vec![
             ("LOCKER_MQTT_BROKER", gateway_url(&self.mosquitto)),
             ("LOCKER_GATEWAY_ID", format!("gw-{n}")),
@@ -106,13 +110,51 @@ impl Fleet {
             ("LOCKER_HEARTBEAT_SECS", "2".to_owned()),
             ("LOCKER_GATEWAY_LEASE_SECS", LEASE_SECS.to_string()),
             ("LOCKER_DOOR_LOCK_TTL_MS", DOOR_LOCK_MS.to_string()),
+            ("LOCKER_SHUTDOWN_SECS", SHUTDOWN_SECS.to_string()),
+            // Every client of the test comes from 127.0.0.1.
+            ("LOCKER_RATE_LIMIT_PER_IP", "1000000".to_owned()),
+            ("LOCKER_RATE_LIMIT_PER_USER", "1000000".to_owned()),
+            ("RUST_LOG", "info,sqlx=warn".to_owned()),
         ];
         GatewayProcess::start_with(&self.pool, self.mosquitto.addr, free_addr(), &env).await
     }
 
-    /// The base URL of gateway `n` (0-based).
+    fn gateway(&self, n: usize) -> std::sync::MutexGuard<'_, GatewayProcess> {
+        self.gateways[n].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The URL of `path` on gateway `n` (0-based).
     pub fn url(&self, n: usize, path: &str) -> String {
-        format!("http://{}{path}", self.gateways[n].http)
+        format!("http://{}{path}", self.gateway(n).http)
+    }
+
+    /// Sends gateway `n` (0-based) `signal` (`-KILL`, `-TERM`) and waits until it has exited;
+    /// returns how it exited.
+    pub async fn signal(&self, n: usize, signal: &str) -> std::process::ExitStatus {
+        let pid = self.gateway(n).child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "gateway {} signalled", n + 1);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.gateway(n).child.try_wait().expect("waitable") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway {} did not exit",
+                n + 1
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts gateway `n` (0-based) again, on a new HTTP port.
+    pub async fn restart(&self, n: usize) {
+        let started = self.start_gateway(n + 1).await;
+        *self.gateway(n) = started;
     }
 
     /// Waits until every locker is online in the books.
@@ -126,6 +168,13 @@ impl Fleet {
                 == want
         })
         .await;
+    }
+
+    /// Stops every simulated locker.
+    pub fn stop_lockers(self) {
+        for handle in self.lockers {
+            handle.stop();
+        }
     }
 
     fn accounts(&self) -> Accounts {

@@ -32,7 +32,7 @@ async fn rent(fleet: &Fleet, token: &str, customer: usize, gateway: usize) -> An
 #[sqlx::test]
 async fn three_gateways_serve_every_locker_and_lose_nothing_when_one_is_killed(pool: PgPool) {
     let _one = one_at_a_time().await;
-    let mut fleet = Fleet::start(pool.clone(), 20, "").await;
+    let fleet = Fleet::start(pool.clone(), 20, "").await;
     let admin = fleet.operator().await;
     let customers = fleet.customers(36).await;
     let mut answers = Vec::new();
@@ -108,18 +108,12 @@ async fn three_gateways_serve_every_locker_and_lose_nothing_when_one_is_killed(p
             .enumerate()
             .map(|(n, c)| rent(&fleet, &c.token, n + 7, n % 3)),
     );
-    let pid = fleet.gateways[2].child.id().to_string();
     let kill = async {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success(), "gateway 3 killed");
+        fleet.signal(2, "-KILL").await;
         Instant::now()
     };
     let (storm, killed_at) = tokio::join!(storm, kill);
-    fleet.gateways[2].child.wait().expect("reaped");
     let lost = storm.iter().filter(|a| a.status.is_none()).count();
     answers.extend(storm);
 
@@ -132,8 +126,7 @@ async fn three_gateways_serve_every_locker_and_lose_nothing_when_one_is_killed(p
         .settled(limit.saturating_sub(killed_at.elapsed()))
         .await;
     // Restarted, it serves again, with the others.
-    let restarted = fleet.start_gateway(3).await;
-    fleet.gateways[2] = restarted;
+    fleet.restart(2).await;
     let again = join_all(
         customers
             .iter()
@@ -157,7 +150,5 @@ async fn three_gateways_serve_every_locker_and_lose_nothing_when_one_is_killed(p
     assert!(tally.opened >= 36 + 6, "{tally:?}");
     assert_eq!(tally.ended, 18, "{tally:?}");
     assert!(tally.by_gateway.iter().all(|&n| n >= 12), "{tally:?}");
-    for handle in fleet.lockers.drain(..) {
-        handle.stop();
-    }
+    fleet.stop_lockers();
 }

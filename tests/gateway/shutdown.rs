@@ -63,10 +63,7 @@ async fn a_request_in_flight_finishes_before_the_gateway_stops(pool: PgPool) {
 #[sqlx::test]
 async fn the_wait_for_requests_in_flight_is_bounded(pool: PgPool) {
     let (status, took) = stop_with_slow_unlock(pool, Duration::from_secs(1), 4000).await;
-    assert_ne!(
-        status,
-        Some(200),
-        "the slow unlock outlived the grace period"
-    );
+    // Cut off: no answer at all, never a 5xx from a request left running on closed pools.
+    assert_eq!(status, None, "the slow unlock outlived the grace period");
     assert!(took < Duration::from_secs(3), "the stop took {took:?}");
 }
