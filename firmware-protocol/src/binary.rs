@@ -250,6 +250,16 @@ pub(crate) fn write_uplink(msg: &Uplink, out: &mut Vec<u8>) {
                 out.extend_from_slice(&ack.command_id.get().to_be_bytes());
                 put_result(out, ack.result);
             }
+            // Protocol version 2, appended (a version 1 reader ignores it): what the doors of
+            // executed unlocks did.
+            let results = &m.door_results[..m.door_results.len().min(MAX_RECENT)];
+            if !results.is_empty() {
+                out.push(results.len() as u8);
+                for result in results {
+                    out.extend_from_slice(&result.command_id.get().to_be_bytes());
+                    out.push(result.door.code());
+                }
+            }
         }
         Uplink::Pong => {}
     }
@@ -335,10 +345,24 @@ pub(crate) fn read_uplink(ty: MessageType, body: &[u8]) -> Result<Uplink, Decode
                     result: r.result()?,
                 });
             }
+            let mut door_results = Vec::new();
+            if !r.rest().is_empty() {
+                let count = usize::from(r.u8()?);
+                if count > MAX_RECENT {
+                    return Err(InvalidMessage::OutOfRange("door_results").into());
+                }
+                for _ in 0..count {
+                    let command_id = r.command_id()?;
+                    let door = DoorOutcome::from_code(r.u8()?)
+                        .ok_or(InvalidMessage::OutOfRange("door_results"))?;
+                    door_results.push(UnlockDoor { command_id, door });
+                }
+            }
             Uplink::StateReport(StateReport {
                 query_id,
                 doors,
                 recent,
+                door_results,
             })
         }
         MessageType::Pong => Uplink::Pong,

@@ -42,6 +42,7 @@ pub mod identity;
 pub mod json;
 pub mod message;
 pub mod mqtt;
+pub mod outcome;
 pub mod session;
 mod validate;
 pub mod window;

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidMessage;
+pub use crate::outcome::{DoorOutcome, RefuseReason, UnlockDoor};
 
 /// Largest door number a locker may have; doors are numbered `1..=door_count`.
 pub const MAX_DOORS: u16 = 512;
@@ -192,71 +193,6 @@ pub struct Heartbeat {
     pub signal: Option<i8>,
 }
 
-/// Why a locker refused a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefuseReason {
-    /// The door number is outside `1..=door_count`.
-    NoSuchDoor = 1,
-    /// The door (or the relay driver) is busy with another pulse.
-    Busy = 2,
-    /// Its `expires_at_ms` has passed.
-    Expired = 3,
-    /// The tag did not verify.
-    BadTag = 4,
-    /// The counter is not above the last one accepted and the command is not an exact repeat.
-    StaleCounter = 5,
-    /// The locker does not support this command or setting.
-    Unsupported = 6,
-    /// The envelope names another session than the current one.
-    WrongSession = 7,
-    /// The body could not be decoded.
-    Malformed = 8,
-}
-
-impl RefuseReason {
-    /// Every reason, in code order.
-    pub const ALL: [RefuseReason; 8] = [
-        Self::NoSuchDoor,
-        Self::Busy,
-        Self::Expired,
-        Self::BadTag,
-        Self::StaleCounter,
-        Self::Unsupported,
-        Self::WrongSession,
-        Self::Malformed,
-    ];
-
-    /// The reason's byte on the wire.
-    pub const fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The reason for a wire byte.
-    pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// The reason's name in JSON (`no_such_door`, ...).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::NoSuchDoor => "no_such_door",
-            Self::Busy => "busy",
-            Self::Expired => "expired",
-            Self::BadTag => "bad_tag",
-            Self::StaleCounter => "stale_counter",
-            Self::Unsupported => "unsupported",
-            Self::WrongSession => "wrong_session",
-            Self::Malformed => "malformed",
-        }
-    }
-
-    /// The reason for a JSON name; `None` for a name no reason has.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.name() == name)
-    }
-}
-
 /// What the locker did with a command: only that, not what the door did afterwards (that is a
 /// [`DoorEvent`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -371,6 +307,12 @@ pub struct StateReport {
     /// Outcomes of the locker's last commands since it booted (kept across reconnects), oldest
     /// first, at most [`MAX_RECENT`]; a locker keeps at least [`MIN_RECENT`].
     pub recent: Vec<Ack>,
+    /// Protocol version 2: what the door did after each of the executed unlocks among `recent`
+    /// whose open window has passed (oldest first, at most [`MAX_RECENT`]): the gateway learns
+    /// it here even when the door's event was lost. Empty from a version 1 locker (and then
+    /// left out of the JSON body and the binary body).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub door_results: Vec<UnlockDoor>,
 }
 
 /// What a locker sends to the gateway.

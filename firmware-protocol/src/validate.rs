@@ -141,7 +141,8 @@ impl Uplink {
             }
             Self::StateReport(m) => {
                 check_doors(&m.doors)?;
-                check(m.recent.len() <= MAX_RECENT, "recent")
+                check(m.recent.len() <= MAX_RECENT, "recent")?;
+                check(m.door_results.len() <= MAX_RECENT, "door_results")
             }
         }
     }

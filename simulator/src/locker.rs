@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 
 use firmware_protocol::{
     Ack, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DeviceId, DeviceKey,
-    Direction, DoorCause, DoorEvent, DoorMotion, DoorSensor, DoorStatus, Downlink, Envelope,
-    Header, Heartbeat, Hello, PROTOCOL_VERSION, RefuseReason, StateReport, Unverified, Uplink,
-    Verdict,
+    Direction, DoorCause, DoorEvent, DoorMotion, DoorOutcome, DoorSensor, DoorStatus, Downlink,
+    Envelope, Header, Heartbeat, Hello, PROTOCOL_VERSION, RefuseReason, StateReport, UnlockDoor,
+    Unverified, Uplink, Verdict,
 };
 
 /// How many command outcomes the simulated firmware remembers (the protocol asks for at least 16).
@@ -72,6 +72,8 @@ pub struct SimLocker {
     /// Knobs a test or the demo turns.
     pub faults: Faults,
     guard: Option<CommandGuard>,
+    /// What the doors of the last executed unlocks did (reported from protocol version 2 on).
+    door_results: std::collections::VecDeque<UnlockDoor>,
     protocol: u8,
     up_counter: u32,
     executions: u64,
@@ -94,6 +96,7 @@ impl SimLocker {
             settings: Settings::default(),
             faults: Faults::default(),
             guard: None,
+            door_results: std::collections::VecDeque::new(),
             protocol: PROTOCOL_VERSION,
             up_counter: 0,
             executions: 0,
@@ -216,6 +219,7 @@ impl SimLocker {
     /// locker is disconnected until [`SimLocker::connect`].
     pub fn reboot(&mut self) {
         self.guard = None;
+        self.door_results.clear();
         self.up_counter = 0;
     }
 
@@ -380,6 +384,18 @@ impl SimLocker {
                 let jammed = self.faults.jammed_doors.contains(&unlock.door);
                 let was_open = self.is_open(unlock.door);
                 let mut out = vec![self.record(id, counter, CommandResult::Executed)];
+                let door = match (jammed, was_open) {
+                    (true, _) => DoorOutcome::NotOpened,
+                    (false, true) => DoorOutcome::AlreadyOpen,
+                    (false, false) => DoorOutcome::Opened,
+                };
+                if self.door_results.len() == RECENT_CAPACITY {
+                    self.door_results.pop_front();
+                }
+                self.door_results.push_back(UnlockDoor {
+                    command_id: id,
+                    door,
+                });
                 if jammed {
                     out.push(self.up(Uplink::Alarm(Alarm {
                         kind: AlarmKind::Jammed,
@@ -427,10 +443,15 @@ impl SimLocker {
                     .map(CommandGuard::recent)
                     .unwrap_or_default();
                 let doors = self.door_states();
+                let door_results = match self.guard.as_ref().map(CommandGuard::version) {
+                    Some(version) if version >= 2 => self.door_results.iter().copied().collect(),
+                    _ => Vec::new(),
+                };
                 vec![self.up(Uplink::StateReport(StateReport {
                     query_id: query.query_id,
                     doors,
                     recent,
+                    door_results,
                 }))]
             }
             Downlink::Ping => vec![self.up(Uplink::Pong)],

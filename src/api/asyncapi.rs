@@ -151,8 +151,19 @@ pub fn body_schema(ty: MessageType) -> Value {
                 "query_id": int("The query answered."),
                 "doors": { "type": "array", "items": door_status() },
                 "recent": { "type": "array", "items": ack(), "description": "The last commands' outcomes." },
+                "door_results": {
+                    "type": "array",
+                    "description": "Protocol version 2: what the doors of executed unlocks did.",
+                    "items": object(
+                        json!({
+                            "command_id": int("The unlock."),
+                            "door": { "type": "string", "enum": ["opened", "already_open", "not_opened"] },
+                        }),
+                        &[],
+                    ),
+                },
             }),
-            &[],
+            &["door_results"],
         ),
     }
 }

@@ -75,6 +75,15 @@ impl DoorResult {
         }
     }
 
+    /// What a locker reports its door did (protocol version 2's `door_results`).
+    pub fn reported(outcome: firmware_protocol::DoorOutcome) -> Self {
+        match outcome {
+            firmware_protocol::DoorOutcome::Opened => Self::Opened,
+            firmware_protocol::DoorOutcome::AlreadyOpen => Self::AlreadyOpen,
+            firmware_protocol::DoorOutcome::NotOpened => Self::Jammed,
+        }
+    }
+
     /// The result for a stored name.
     pub fn parse(name: &str) -> Option<Self> {
         match name {

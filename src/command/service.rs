@@ -442,6 +442,14 @@ impl CommandService {
         let until = Instant::now() + DOOR_REPORT_WITHIN;
         while Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            // A locker of protocol version 2 says in its report what the door did (and an event
+            // may have come meanwhile): that is the answer, whatever the sensor reads now.
+            if let Ok(Some(Progress {
+                door: Some(door), ..
+            })) = store::progress(&self.storage, reserved.id).await
+            {
+                return Some(door);
+            }
             const SENSOR: &str =
                 "SELECT sensor FROM doors WHERE device_id = $1 AND door = $2 AND state_at >= $3";
             let sensor: Option<String> = on_pool!(&self.storage, |pool| sqlx::query_scalar(SENSOR)

@@ -89,6 +89,9 @@ async fn settle_commands(
         }) => commands::record_jam(conn, device, *door).await?,
         Uplink::StateReport(report) => {
             let mut settled = commands::settle_from_report(conn, device, &report.recent).await?;
+            // What the doors of its unlocks did (protocol version 2), events lost or not.
+            settled
+                .extend(commands::record_door_results(conn, device, &report.door_results).await?);
             // A serial board answers a query at once, ahead of the events it keeps for a poll.
             if arrival == commands::Arrival::AsItHappens && any_open(&report.doors) {
                 settled

@@ -134,6 +134,10 @@ fn uplinks() -> Vec<Uplink> {
             query_id: 9,
             doors,
             recent: vec![executed, refused],
+            door_results: vec![firmware_protocol::UnlockDoor {
+                command_id: executed.command_id,
+                door: firmware_protocol::DoorOutcome::Opened,
+            }],
         }),
         Uplink::Pong,
     ]

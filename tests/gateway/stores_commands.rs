@@ -216,6 +216,25 @@ in_both_modes! {
         assert_eq!(door_result(opened.id).await.as_deref(), Some("opened"));
         assert_eq!(door_result(jammed.id).await.as_deref(), Some("jammed"));
         assert_eq!(door_result(open_before.id).await.as_deref(), Some("already_open"));
+        // Protocol version 2: a state report's door results, for a door whose event was lost
+        // (recorded), and for one already known (the first word stands).
+        let lost = unlock(&storage, &device, 1).await;
+        store::mark_sent(&storage, lost.id, "{}").await.expect("sent");
+        let reported = |id: i64, door| firmware_protocol::UnlockDoor {
+            command_id: firmware_protocol::CommandId::new(id as u64).expect("id"),
+            door,
+        };
+        let mut work = storage.begin().await.expect("begun");
+        let results = [
+            reported(lost.id, firmware_protocol::DoorOutcome::Opened),
+            reported(jammed.id, firmware_protocol::DoorOutcome::Opened),
+        ];
+        let recorded = store::record_door_results(&mut work, &device, &results).await.expect("written");
+        work.commit().await.expect("committed");
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        assert_eq!((recorded[0].0, recorded[0].1.door), (lost.id, Some(DoorResult::Opened)));
+        assert_eq!(door_result(lost.id).await.as_deref(), Some("opened"));
+        assert_eq!(door_result(jammed.id).await.as_deref(), Some("jammed"));
         // A block of poll counters: all above what commands took, only in the current session.
         let block = store::reserve_counters(&storage, &device, 2, 16).await.expect("read").expect("a block");
         assert!(block > open_before.counter);

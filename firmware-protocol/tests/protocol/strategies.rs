@@ -58,6 +58,14 @@ fn result() -> impl Strategy<Value = CommandResult> {
     ]
 }
 
+fn unlock_door() -> impl Strategy<Value = UnlockDoor> {
+    (
+        command_id(),
+        proptest::sample::select(DoorOutcome::ALL.to_vec()),
+    )
+        .prop_map(|(command_id, door)| UnlockDoor { command_id, door })
+}
+
 fn ack() -> impl Strategy<Value = Ack> {
     (command_id(), result()).prop_map(|(command_id, result)| Ack { command_id, result })
 }
@@ -147,13 +155,15 @@ pub fn uplink() -> impl Strategy<Value = Uplink> {
         (
             any::<u32>(),
             doors(),
-            proptest::collection::vec(ack(), 0..=MAX_RECENT)
+            proptest::collection::vec(ack(), 0..=MAX_RECENT),
+            proptest::collection::vec(unlock_door(), 0..=MAX_RECENT)
         )
             .prop_map(
-                |(query_id, doors, recent)| Uplink::StateReport(StateReport {
+                |(query_id, doors, recent, door_results)| Uplink::StateReport(StateReport {
                     query_id,
                     doors,
-                    recent
+                    recent,
+                    door_results
                 })
             ),
         Just(Uplink::Pong),

@@ -212,9 +212,37 @@ fn uplinks() -> Vec<(&'static str, Uplink)> {
                         result: CommandResult::Executed,
                     },
                 ],
+                door_results: Vec::new(),
             }),
         ),
         ("pong", Uplink::Pong),
+        (
+            "state_report_v2",
+            Uplink::StateReport(StateReport {
+                query_id: 8,
+                doors: doors(),
+                recent: vec![
+                    Ack {
+                        command_id: command_id(42),
+                        result: CommandResult::Executed,
+                    },
+                    Ack {
+                        command_id: command_id(45),
+                        result: CommandResult::Executed,
+                    },
+                ],
+                door_results: vec![
+                    UnlockDoor {
+                        command_id: command_id(42),
+                        door: DoorOutcome::Opened,
+                    },
+                    UnlockDoor {
+                        command_id: command_id(45),
+                        door: DoorOutcome::NotOpened,
+                    },
+                ],
+            }),
+        ),
         (
             "hello_v2",
             Uplink::Hello(Hello {

@@ -3,7 +3,7 @@
 //! Each is fenced on the command's current state, so concurrent answers apply at most once.
 
 use chrono::Utc;
-use firmware_protocol::{Ack, CommandResult, DeviceId};
+use firmware_protocol::{Ack, CommandResult, DeviceId, UnlockDoor};
 
 use super::{ProgressRow, progress_of};
 use crate::command::Progress;
@@ -313,4 +313,35 @@ pub async fn settle_from_report(
         }
     }
     Ok(settled)
+}
+
+/// Protocol version 2: what the doors of executed unlocks did, as a locker's `state_report`
+/// tells it (`door_results`), so that a door whose own event was lost (with a gateway that died)
+/// is still known. Recorded once: a result already recorded (from the door's event) stands.
+pub async fn record_door_results(
+    work: &mut UnitOfWork,
+    device: &DeviceId,
+    results: &[UnlockDoor],
+) -> Result<Vec<(i64, Progress)>, sqlx::Error> {
+    const RESULT: &str = "UPDATE commands SET door_result = $3, door_at = $4
+         WHERE id = $1 AND device_id = $2 AND kind = 'unlock' AND door_result IS NULL
+           AND state IN ('sent', 'executed', 'unknown')
+         RETURNING state, refusal, door_result";
+    let now = Utc::now();
+    let mut recorded = Vec::new();
+    for result in results {
+        let id = result.command_id.get() as i64;
+        let door = crate::command::DoorResult::reported(result.door);
+        let row: Option<ProgressRow> = in_work!(&mut *work, |conn| sqlx::query_as(RESULT)
+            .bind(id)
+            .bind(device.as_str())
+            .bind(door.as_str())
+            .bind(now)
+            .fetch_optional(conn)
+            .await?);
+        if let Some(row) = row {
+            recorded.push((id, progress_of(row)?));
+        }
+    }
+    Ok(recorded)
 }
