@@ -19,6 +19,7 @@ mod mosquitto_server;
 mod answers;
 mod harness;
 mod proof;
+mod storm;
 mod upgrade;
 
 /// The tests of this binary run one at a time: each holds this for its whole run.
