@@ -2,7 +2,8 @@
 //! comes back at once with a new session while Mosquitto keeps at most 10 messages queued per
 //! client (it drops the rest, hellos among them). A locker whose hello was lost is asked to
 //! announce its session again by the first gateway that hears from it (its next heartbeat), so
-//! every locker is back online in the books within about one heartbeat.
+//! every locker is back online in the books within about one heartbeat (1.75 to 1.9 s with a 2 s
+//! heartbeat in most runs, 3.8 s in one of eight; the test allows three heartbeats and a second).
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ async fn a_reconnect_storm_through_a_broker_with_small_queues_loses_no_locker(po
     let connected = started.elapsed();
     // Online in the books, each with its new session.
     let ids = fleet.ids.clone();
-    let deadline = Instant::now() + HEARTBEAT * 2 + Duration::from_secs(1);
+    let deadline = Instant::now() + HEARTBEAT * 3 + Duration::from_secs(1);
     let behind = loop {
         let current: Vec<(String, Option<i64>, bool)> =
             sqlx::query_as("SELECT id, session, online FROM devices WHERE id = ANY($1)")
@@ -69,7 +70,7 @@ async fn a_reconnect_storm_through_a_broker_with_small_queues_loses_no_locker(po
         behind,
         0,
         "{behind} of {LOCKERS} lockers not back online with their new session {:?} after the last reconnect",
-        HEARTBEAT * 2 + Duration::from_secs(1)
+        HEARTBEAT * 3 + Duration::from_secs(1)
     );
     fleet.stop_lockers();
 }
