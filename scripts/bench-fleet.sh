@@ -26,7 +26,7 @@ ensure_redis "$REDIS_URL"
 command -v mosquitto >/dev/null && command -v mosquitto_passwd >/dev/null \
   || die "mosquitto is not installed (Debian: apt-get install mosquitto)"
 command -v psql >/dev/null || die "psql is needed (Debian: apt-get install postgresql-client)"
-need=$(( lockers * 2 + 1024 ))
+need=$(( lockers + 1024 ))
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
   die "the open-file limit is $hard; $lockers lockers need $need"
@@ -39,7 +39,7 @@ simulator=target/release/simulator
 work=$(mktemp -d)
 chmod 755 "$work" # Mosquitto started as root reads its files as the user mosquitto
 pids=()
-stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; pids=(); }
+stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=(); }
 cleanup() {
   stop_all
   kill "${broker_pid:-}" 2>/dev/null || true
@@ -96,7 +96,11 @@ for count in $counts; do
       "$gateway" serve 2>"$work/gw-$n.log" &
     pids+=($!)
     gateway_pids+=($!)
-    wait_for "gateway bench-gw-$n" 127.0.0.1 "$port" 150
+    for _ in $(seq 1 150); do
+      port_open 127.0.0.1 "$port" && break
+      kill -0 "${gateway_pids[-1]}" 2>/dev/null || { tail -5 "$work/gw-$n.log" >&2; die "gateway bench-gw-$n stopped"; }
+      sleep 0.2
+    done
   done
   started=$(date +%s.%N)
   "$simulator" run --broker "127.0.0.1:$mqtt_port" --credentials "$work/credentials.jsonl" \
