@@ -47,14 +47,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    port_open 127.0.0.1 "$port" || { printf '%s' "$port"; return 0; }
-  done
-  die "no free port found"
-}
 sql() { psql -qtA "$DATABASE_URL" -c "$1"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks_per_sec=$(getconf CLK_TCK)

@@ -45,14 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$(( 20000 + RANDOM % 20000 ))
-    port_open 127.0.0.1 "$port" || { printf '%s' "$port"; return 0; }
-  done
-  die "no free port found"
-}
 secret() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 say "database $database, lockers' credentials and the broker's password file in $work"

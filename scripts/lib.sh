@@ -43,3 +43,11 @@ ensure_redis() { # ensure_redis URL
     die "Redis does not answer at $(redacted "$1") and is not installed here; install it (Debian: apt-get install redis-server) or set REDIS_URL"
   fi
 }
+free_port() { # a TCP port on 127.0.0.1 that nothing listens on now
+  local port
+  for _ in $(seq 1 100); do
+    port=$(( 20000 + RANDOM % 20000 ))
+    port_open 127.0.0.1 "$port" || { printf '%s' "$port"; return 0; }
+  done
+  die "no free port found"
+}

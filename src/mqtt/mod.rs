@@ -316,12 +316,8 @@ pub fn external(
                     acked.send_modify(|n| *n += 1);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    let message = Message {
-                        topic: Bytes::from(publish.topic.into_bytes()),
-                        payload: publish.payload,
-                    };
                     // A publishing-only client has dropped its receiver: nothing to forward to.
-                    let _ = tx.send(message).await;
+                    let _ = tx.send(Message::from(publish)).await;
                 }
                 Ok(_) => {}
                 // Every client handle is gone: the gateway is stopping.
@@ -341,6 +337,15 @@ pub fn external(
         MqttRx::External(rx),
         ready,
     )
+}
+
+impl From<rumqttc::Publish> for Message {
+    fn from(publish: rumqttc::Publish) -> Self {
+        Self {
+            topic: Bytes::from(publish.topic.into_bytes()),
+            payload: publish.payload,
+        }
+    }
 }
 
 /// How long a stopping gateway waits for the broker to acknowledge its unsubscriptions.
@@ -370,11 +375,7 @@ async fn drain(
         match event {
             Ok(Event::Incoming(Packet::UnsubAck(_))) => waiting -= 1,
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let message = Message {
-                    topic: Bytes::from(publish.topic.into_bytes()),
-                    payload: publish.payload,
-                };
-                let _ = tx.send(message).await;
+                let _ = tx.send(Message::from(publish)).await;
             }
             Ok(_) => {}
             Err(_) => return false,

@@ -315,7 +315,7 @@ async fn a_broker_that_does_not_deliver_shared_subscriptions_is_refused_at_start
 }
 
 /// The device row's uplink window: (highest counter, bitmap).
-async fn window(pool: &PgPool, id: &str) -> firmware_protocol::ReplayWindow {
+pub(crate) async fn window(pool: &PgPool, id: &str) -> firmware_protocol::ReplayWindow {
     let (highest, bits): (Option<i64>, i64) =
         sqlx::query_as("SELECT up_counter, up_window FROM devices WHERE id = $1")
             .bind(id)

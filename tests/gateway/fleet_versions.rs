@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use locker_gateway::lock::DoorLocks;
 use sqlx::PgPool;
 
-use crate::fleet::{broker_for, online_locker, own_pool};
+use crate::fleet::{broker_for, online_locker, own_pool, window};
 use crate::helpers::{device, redis_url};
 use crate::mosquitto::gateway_on_with;
 
@@ -89,16 +89,6 @@ async fn a_version_2_locker_is_sent_to_by_two_gateways_at_once_without_a_turn(po
     v1.stop();
     b.run_until_stopped(async {}).await;
     a.run_until_stopped(async {}).await;
-}
-
-async fn window(pool: &PgPool, id: &str) -> firmware_protocol::ReplayWindow {
-    let (highest, bits): (Option<i64>, i64) =
-        sqlx::query_as("SELECT up_counter, up_window FROM devices WHERE id = $1")
-            .bind(id)
-            .fetch_one(pool)
-            .await
-            .expect("device row");
-    firmware_protocol::ReplayWindow::restore(highest.unwrap_or(0) as u32, bits as u64)
 }
 
 #[sqlx::test]
