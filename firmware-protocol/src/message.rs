@@ -307,10 +307,9 @@ pub struct StateReport {
     /// Outcomes of the locker's last commands since it booted (kept across reconnects), oldest
     /// first, at most [`MAX_RECENT`]; a locker keeps at least [`MIN_RECENT`].
     pub recent: Vec<Ack>,
-    /// Protocol version 2: what the door did after each of the executed unlocks among `recent`
-    /// whose open window has passed (oldest first, at most [`MAX_RECENT`]): the gateway learns
-    /// it here even when the door's event was lost. Empty from a version 1 locker (and then
-    /// left out of the JSON body and the binary body).
+    /// Protocol version 2: what the doors of the executed unlocks among `recent` did once their
+    /// open window passed (oldest first, at most [`MAX_RECENT`]), even if a door's event was
+    /// lost. Empty from a version 1 locker (and then left out of both bodies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub door_results: Vec<UnlockDoor>,
 }
