@@ -114,6 +114,8 @@ impl Fleet {
             // Every client of the test comes from 127.0.0.1.
             ("LOCKER_RATE_LIMIT_PER_IP", "1000000".to_owned()),
             ("LOCKER_RATE_LIMIT_PER_USER", "1000000".to_owned()),
+            // Each gateway's log (a file per process, named by its ports, in the temp dir) tells
+            // what it did when one of these tests fails: hellos asked for, stops, settlements.
             ("RUST_LOG", "info,sqlx=warn".to_owned()),
         ];
         GatewayProcess::start_with(&self.pool, self.mosquitto.addr, free_addr(), &env).await

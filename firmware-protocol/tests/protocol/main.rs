@@ -7,4 +7,5 @@ mod refusals;
 mod resync;
 mod roundtrip;
 mod strategies;
+mod vector_messages;
 mod vectors;
