@@ -58,6 +58,8 @@ pub struct App {
     serial: Vec<Arc<crate::serial::BusStats>>,
     /// Where downlinks go (serial buses attached later route their boards here).
     downlinks: Downlinks,
+    /// Who holds this gateway's serial lines (buses attached later record their boards so).
+    line: crate::serial::LineOwner,
     /// This gateway's lease among the gateways sharing its database.
     lease: crate::lease::Lease,
     /// Cancelled when another gateway took the lease: this one stops.
@@ -190,7 +192,12 @@ impl App {
             shutdown.clone(),
         );
         let parts = (&storage, &registry, &downlinks);
-        let serial = transport::serial_buses(config, &link, parts, &tasks, &shutdown);
+        let line = crate::serial::LineOwner {
+            gateway: config.gateway_id.clone(),
+            relay: mqtt.relay,
+        };
+        transport::release_boards_elsewhere(config, &storage).await;
+        let serial = transport::serial_buses(config, &link, parts, &line, &tasks, &shutdown);
         // Background loops.
         let accounts =
             crate::account::Accounts::new(storage.clone(), config.password_cost, config.token_ttl);
@@ -272,6 +279,7 @@ impl App {
             lease_lost,
             serial,
             downlinks,
+            line,
             shutdown_grace: config.shutdown_grace,
             http_addr,
             http_stopping,

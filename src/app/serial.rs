@@ -21,6 +21,7 @@ impl App {
             registry: self.registry.clone(),
             downlinks: self.downlinks.clone(),
             injector: self.link.injector()?,
+            line: self.line.clone(),
         };
         let stats =
             crate::serial::start_on(settings, open, parts, &self.tasks, self.shutdown.clone());

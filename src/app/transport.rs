@@ -32,6 +32,9 @@ pub(super) struct Mqtt {
     pub downlinks: MqttTx,
     /// Whether the uplink subscription is in place (always, with the embedded broker).
     pub ready: watch::Receiver<bool>,
+    /// With an external broker: the uplinks' client's subscriptions to the `down` topics of the
+    /// boards on this gateway's serial lines, which it relays to them (other gateways' downlinks).
+    pub relay: Option<mqtt::Subscriptions>,
 }
 
 /// How long the start-up check of an external broker's shared subscriptions may take.
@@ -85,12 +88,17 @@ pub(super) fn connect(
             nudges,
             downlinks,
             ready,
+            relay: None,
         });
     };
     tracing::info!(broker = ?external, gateway = %config.gateway_id, group = %config.shared_group, "using an external MQTT broker");
     let gateway = config.gateway_id.as_str();
+    let relay = mqtt::Subscriptions::default();
     let client = |role, filters, stop: &CancellationToken| {
-        let client = mqtt::ExternalClient::of(gateway, role, filters);
+        let mut client = mqtt::ExternalClient::of(gateway, role, filters);
+        if role == "uplinks" {
+            client.added = relay.clone();
+        }
         mqtt::external(external, client, tasks, stop.clone())
     };
     // Lockers' uplinks and status through the fleet's shared subscription: each message reaches
@@ -112,6 +120,7 @@ pub(super) fn connect(
         nudges,
         downlinks,
         ready,
+        relay: Some(relay),
     })
 }
 
@@ -121,6 +130,7 @@ pub(super) fn serial_buses(
     config: &Config,
     link: &DeviceLink,
     (storage, registry, downlinks): (&Storage, &DeviceRegistry, &Downlinks),
+    line: &crate::serial::LineOwner,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Vec<Arc<crate::serial::BusStats>> {
@@ -134,6 +144,7 @@ pub(super) fn serial_buses(
             registry: registry.clone(),
             downlinks: downlinks.clone(),
             injector,
+            line: line.clone(),
         };
         serial.push(crate::serial::start(
             bus.clone(),
@@ -143,4 +154,24 @@ pub(super) fn serial_buses(
         ));
     }
     serial
+}
+
+/// Forgets the boards the books put on this gateway's lines that its configuration no longer
+/// has (their buses record the others again as they start); a failure is logged, not fatal.
+pub(super) async fn release_boards_elsewhere(config: &Config, storage: &Storage) {
+    let kept: Vec<_> = config
+        .serial_buses
+        .iter()
+        .flat_map(|bus| bus.boards.iter().map(|(_, device)| *device))
+        .collect();
+    match crate::device::lines::release_others(storage, &config.gateway_id, &kept).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            boards = n,
+            "boards no longer on this gateway's serial lines"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read which boards were on this gateway's lines")
+        }
+    }
 }

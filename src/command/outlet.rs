@@ -134,11 +134,19 @@ pub const VERSION_FRESH_FOR: Duration = Duration::from_secs(30);
 /// Lockers whose versions are kept before the oldest readings are dropped.
 const VERSIONS_KEPT: usize = 100_000;
 
-/// The protocol versions of lockers commanded lately, read from the books.
+/// What sending to the lockers commanded lately depends on, read from the books: each one's
+/// protocol version, and whether it is a lock board on some gateway's serial line.
 #[derive(Debug)]
 struct Versions {
     storage: crate::storage::Storage,
-    known: std::sync::Mutex<std::collections::HashMap<DeviceId, (u8, tokio::time::Instant)>>,
+    known: std::sync::Mutex<std::collections::HashMap<DeviceId, (Known, tokio::time::Instant)>>,
+}
+
+/// A locker's facts as last read.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    version: u8,
+    on_a_line: bool,
 }
 
 impl Versions {
@@ -147,28 +155,35 @@ impl Versions {
     /// turn is taken: always safe).
     async fn windowed(&self, device: &DeviceId) -> bool {
         let now = tokio::time::Instant::now();
-        let known = {
-            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-            known.get(device).copied()
-        };
-        if let Some((version, read_at)) = known
-            && now.duration_since(read_at) < VERSION_FRESH_FOR
-        {
-            return version >= 2;
+        if let Some(known) = self.fresh(device, now) {
+            return known.version >= 2;
         }
-        let version = match crate::device::counters::protocol_version(&self.storage, device).await {
-            Ok(version) => version.unwrap_or(1),
+        let facts = match crate::device::counters::downlink_facts(&self.storage, device).await {
+            Ok(facts) => facts,
             Err(e) => {
                 tracing::warn!(error = %e, %device, "cannot read a locker's protocol version");
                 return false;
             }
         };
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= VERSIONS_KEPT {
-            known.retain(|_, (_, read_at)| now.duration_since(*read_at) < VERSION_FRESH_FOR);
+        let known = Known {
+            version: facts.as_ref().map_or(1, |f| f.protocol_version),
+            on_a_line: facts.is_some_and(|f| f.serial_gateway.is_some()),
+        };
+        let mut cache = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= VERSIONS_KEPT {
+            cache.retain(|_, (_, read_at)| now.duration_since(*read_at) < VERSION_FRESH_FOR);
         }
-        known.insert(*device, (version, now));
-        version >= 2
+        cache.insert(*device, (known, now));
+        known.version >= 2
+    }
+
+    /// What is known of `device`, if it was read less than [`VERSION_FRESH_FOR`] ago.
+    fn fresh(&self, device: &DeviceId, now: tokio::time::Instant) -> Option<Known> {
+        let cache = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(device)
+            .filter(|(_, read_at)| now.duration_since(*read_at) < VERSION_FRESH_FOR)
+            .map(|(known, _)| *known)
     }
 }
 
@@ -250,6 +265,20 @@ impl Turns {
             _local: local,
             fleet,
         }
+    }
+
+    /// In a fleet: whether `device` is a lock board on some gateway's serial line, as read from
+    /// the books with its turn (within [`VERSION_FRESH_FOR`]): its downlinks are sealed in binary
+    /// and, if the line is another gateway's, relayed by that gateway from the board's `down`
+    /// topic. `false` for a single gateway (its boards are on its own lines) and for a locker
+    /// not read yet.
+    pub fn on_a_line(&self, device: &DeviceId) -> bool {
+        self.fleet.as_ref().is_some_and(|fleet| {
+            fleet
+                .versions
+                .fresh(device, tokio::time::Instant::now())
+                .is_some_and(|known| known.on_a_line)
+        })
     }
 
     /// `device`'s turn in this process only (a serial bus's own polls: its boards are on this

@@ -98,16 +98,29 @@ pub async fn state_asked(
     Ok(())
 }
 
-/// The protocol version the locker announced in its last `hello` (1 for a locker never heard
-/// from); `None` for an unknown device.
-pub async fn protocol_version(
+/// What sending to a locker depends on, as the books say: the protocol version it announced in
+/// its last `hello` (1 for a locker never heard from), and, for a lock board, the gateway whose
+/// serial line it hangs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownlinkFacts {
+    /// The protocol version of its last `hello`.
+    pub protocol_version: u8,
+    /// The gateway holding its serial line (`None`: a locker on MQTT).
+    pub serial_gateway: Option<String>,
+}
+
+/// [`DownlinkFacts`] of `device`; `None` for an unknown device.
+pub async fn downlink_facts(
     storage: &Storage,
     device: &DeviceId,
-) -> Result<Option<u8>, sqlx::Error> {
-    const READ: &str = "SELECT protocol_version FROM devices WHERE id = $1";
-    let version: Option<i16> = on_pool!(storage, |pool| sqlx::query_scalar(READ)
+) -> Result<Option<DownlinkFacts>, sqlx::Error> {
+    const READ: &str = "SELECT protocol_version, serial_gateway FROM devices WHERE id = $1";
+    let row: Option<(i16, Option<String>)> = on_pool!(storage, |pool| sqlx::query_as(READ)
         .bind(device.as_str())
         .fetch_optional(pool)
         .await?);
-    Ok(version.map(|v| u8::try_from(v).unwrap_or(1)))
+    Ok(row.map(|(version, serial_gateway)| DownlinkFacts {
+        protocol_version: u8::try_from(version).unwrap_or(1),
+        serial_gateway,
+    }))
 }

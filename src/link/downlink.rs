@@ -134,10 +134,14 @@ impl Downlinks {
         envelope: &Envelope<Downlink>,
         key: &DeviceKey,
     ) -> Result<Sealed, EncodeError> {
-        Ok(match self.serial_route(&envelope.header.device_id) {
-            Some(_) => Sealed::Binary(envelope.seal_binary(key)?.into()),
-            None => Sealed::Json(envelope.seal_json(key)?),
-        })
+        let device = &envelope.header.device_id;
+        Ok(
+            if self.serial_route(device).is_some() || self.turns.on_a_line(device) {
+                Sealed::Binary(envelope.seal_binary(key)?.into())
+            } else {
+                Sealed::Json(envelope.seal_json(key)?)
+            },
+        )
     }
 
     /// For a board on a serial bus: has it polled until it has sent everything it had queued
@@ -155,23 +159,57 @@ impl Downlinks {
         })
     }
 
-    /// Whether the device is a board on a serial bus.
+    /// Whether the device is a board on a serial bus of this gateway.
     pub fn is_serial(&self, device: &DeviceId) -> bool {
         self.serial_route(device).is_some()
     }
 
     /// Queues a sealed downlink (again); on MQTT 5 it expires after `ttl`.
     pub fn redeliver(&self, device: &DeviceId, sealed: &Sealed, ttl: Option<Duration>) -> bool {
-        let json = match sealed {
-            Sealed::Json(json) => json,
-            Sealed::Binary(bytes) => return self.to_board(device, bytes.clone()),
+        let payload = match sealed {
+            Sealed::Json(json) => json.as_bytes().to_vec(),
+            Sealed::Binary(bytes) if self.is_serial(device) => {
+                return self.to_board(device, bytes.clone());
+            }
+            // A board on another gateway's line: that gateway relays it from the board's topic.
+            Sealed::Binary(bytes) => {
+                metrics::counter!("locker_serial_relayed_total", "way" => "published").increment(1);
+                bytes.to_vec()
+            }
         };
         let topic = Topic::down(*device).to_string();
-        let payload = json.as_bytes().to_vec();
         match ttl {
             Some(ttl) => self.send_expiring(topic, payload, ttl),
             None => self.send(topic, payload),
         }
+    }
+
+    /// A message on the `down` topic of `device` from the broker (only boards on this gateway's
+    /// lines are subscribed to): if it is a binary envelope for that board, it is queued for the
+    /// board's bus as it is (the board checks its tag); anything else is dropped and counted.
+    /// Returns whether it was queued.
+    pub fn relay(&self, device: &DeviceId, payload: &[u8]) -> bool {
+        let refused = |reason: &'static str| {
+            metrics::counter!("locker_serial_relay_refused_total", "reason" => reason).increment(1);
+            tracing::debug!(%device, reason, "a message on a board's topic is not relayed");
+            false
+        };
+        if !self.is_serial(device) {
+            return refused("not_on_this_gateway");
+        }
+        match firmware_protocol::Unverified::parse_binary(payload) {
+            Ok(raw) if raw.header().device_id != *device => return refused("other_device"),
+            Ok(raw) if raw.header().direction != firmware_protocol::Direction::Down => {
+                return refused("not_a_downlink");
+            }
+            Ok(_) => {}
+            Err(_) => return refused("not_a_binary_envelope"),
+        }
+        let queued = self.to_board(device, bytes::Bytes::copy_from_slice(payload));
+        if queued {
+            metrics::counter!("locker_serial_relayed_total", "way" => "to_line").increment(1);
+        }
+        queued
     }
 
     /// Queues a binary envelope for the board's bus.

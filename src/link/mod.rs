@@ -181,7 +181,7 @@ impl DeviceLink {
             tasks.spawn(worker.run(rx));
             shards.push(tx);
         }
-        tasks.spawn(dispatch(bus, shards.clone(), shutdown.clone()));
+        tasks.spawn(dispatch(bus, (shards.clone(), downlinks), shutdown.clone()));
         tasks.spawn(sweep(
             handler,
             settings.heartbeat * 3,
@@ -223,10 +223,12 @@ fn shard_of(device: &DeviceId, shards: usize) -> usize {
 /// How long a stopping gateway hands on what its broker connection still delivers.
 const DRAIN_WITHIN: Duration = Duration::from_secs(5);
 
-/// Reads the bus and hands each locker message to its device's shard.
+/// Reads the bus and hands each locker message to its device's shard; a message on the `down`
+/// topic of a board on this gateway's serial lines (another gateway's downlink) is relayed to
+/// its bus.
 async fn dispatch(
     mut bus: MqttRx,
-    shards: Vec<mpsc::Sender<Inbound>>,
+    (shards, downlinks): (Vec<mpsc::Sender<Inbound>>, downlink::Downlinks),
     shutdown: CancellationToken,
 ) {
     // Stopping, with a stream that ends by itself: everything before its end is still handed
@@ -269,7 +271,10 @@ async fn dispatch(
         let kind = match topic.kind {
             TopicKind::Up => InboundKind::Up,
             TopicKind::Status => InboundKind::Status,
-            TopicKind::Down => continue, // the gateway's own downlinks: nothing to handle
+            TopicKind::Down => {
+                downlinks.relay(&topic.device_id, &message.payload);
+                continue;
+            }
         };
         let inbound = Inbound {
             device: topic.device_id,

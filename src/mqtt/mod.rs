@@ -212,7 +212,9 @@ pub fn embedded(
 pub use crate::config::ExternalBroker;
 
 mod probe;
+mod subscriptions;
 pub use probe::{SharedSubscriptionError, check_shared_subscriptions};
+pub use subscriptions::Subscriptions;
 
 /// One of the gateway's clients on an external broker.
 #[derive(Debug, Clone)]
@@ -222,6 +224,8 @@ pub struct ExternalClient {
     pub id: String,
     /// What it subscribes to on every (re)connect (nothing for a publishing-only client).
     pub filters: Vec<String>,
+    /// What it subscribes to besides, added while it runs.
+    pub added: Subscriptions,
 }
 
 impl ExternalClient {
@@ -230,6 +234,7 @@ impl ExternalClient {
         Self {
             id: format!("locker-gateway-{gateway}-{role}"),
             filters,
+            added: Subscriptions::default(),
         }
     }
 }
@@ -256,6 +261,7 @@ pub fn external(
     let ExternalClient {
         id: client_id,
         filters,
+        added,
     } = client;
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
@@ -276,6 +282,7 @@ pub fn external(
     let delivered = Arc::new(Delivered::default());
     let acked = delivered.acked.clone();
     let subscriber = client.clone();
+    added.attach(client.clone());
     tasks.spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -285,7 +292,8 @@ pub fn external(
                     // (the group's other members get everything after), what came before the
                     // broker's acknowledgement forwarded, then goodbye, so the broker drops the
                     // session at once.
-                    let unsubscribed = drain(&subscriber, &mut events, &filters, &tx).await;
+                    let all = [filters.as_slice(), &added.filters()].concat();
+                    let unsubscribed = drain(&subscriber, &mut events, &all, &tx).await;
                     if !unsubscribed {
                         metrics::counter!("locker_external_broker_errors_total").increment(1);
                         tracing::warn!("stopping without the broker's acknowledgement of the unsubscription");
@@ -299,7 +307,7 @@ pub fn external(
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff = Duration::from_millis(100);
-                    for filter in &filters {
+                    for filter in filters.iter().chain(&added.filters()) {
                         if let Err(e) = subscriber.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                             tracing::error!(error = %e, filter, "cannot subscribe on the external broker");
                         }

@@ -138,6 +138,8 @@ pub struct BusParts {
     pub downlinks: Downlinks,
     /// Where their answers go.
     pub injector: Injector,
+    /// The gateway holding the line.
+    pub line: super::LineOwner,
 }
 
 impl Board {
@@ -178,6 +180,7 @@ pub fn start_on<P: Port>(
         registry,
         downlinks,
         injector,
+        line,
     } = parts;
     let (tx, rx) = mpsc::channel(256);
     let (asks, asked) = mpsc::channel(settings.boards.len().max(1));
@@ -191,6 +194,18 @@ pub fn start_on<P: Port>(
             },
         );
     }
+    let boards: Vec<DeviceId> = settings.boards.iter().map(|(_, device)| *device).collect();
+    if let Some(relay) = &line.relay {
+        for board in &boards {
+            relay.add(firmware_protocol::Topic::down(*board).to_string());
+        }
+    }
+    tasks.spawn(announce(
+        storage.clone(),
+        line.gateway,
+        boards,
+        shutdown.clone(),
+    ));
     let stats = Arc::new(BusStats::default());
     tasks.spawn(counters::keep(
         (storage.clone(), downlinks.clone()),
@@ -244,6 +259,28 @@ pub fn start_on<P: Port>(
     };
     tasks.spawn(task.run(open, shutdown));
     stats
+}
+
+/// Records `boards` as on `gateway`'s line, trying again every few seconds until it is written.
+async fn announce(
+    storage: Storage,
+    gateway: String,
+    boards: Vec<DeviceId>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match crate::device::lines::attach(&storage, &gateway, &boards).await {
+            Ok(()) => return,
+            Err(e) => {
+                metrics::counter!("locker_serial_announce_failures_total").increment(1);
+                tracing::warn!(error = %e, "cannot record the boards on this gateway's line; trying again");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
 }
 
 struct Bus {

@@ -24,6 +24,19 @@ pub use crate::config::serial::{
 };
 pub use bus::{BusParts, BusStats, Port, open_tty, start, start_on};
 
+/// The gateway a bus runs on, as the rest of the fleet must know it: each board on the bus is
+/// recorded in the books as on this gateway's line (`devices.serial_gateway`), so the other
+/// gateways seal its downlinks in binary and publish them on its `down` topic; with an external
+/// broker this gateway subscribes to those topics (`relay`) and passes what comes to the board.
+#[derive(Debug, Clone)]
+pub struct LineOwner {
+    /// The gateway's instance id.
+    pub gateway: String,
+    /// The subscriptions of the client whose messages reach the device link (`None` on the
+    /// embedded broker: a single gateway, nothing to relay).
+    pub relay: Option<crate::mqtt::Subscriptions>,
+}
+
 pub use crate::link::downlink::{SerialRequest, SerialRoute, SerialWork};
 use bytes::{Bytes, BytesMut};
 

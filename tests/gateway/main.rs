@@ -26,6 +26,7 @@ mod customer_lists;
 mod devices_api;
 mod doors_checked;
 mod fleet;
+mod fleet_serial;
 mod fleet_versions;
 mod helpers;
 mod http_limits;

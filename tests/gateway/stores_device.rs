@@ -10,7 +10,9 @@ use firmware_protocol::{
     DeviceId, DoorSensor, DoorStatus, Header, Heartbeat, Hello, SessionChange, Uplink,
 };
 use locker_gateway::device::presence::{self, HelloRecorded, OfflineReason, Uplinked};
-use locker_gateway::device::{DeviceRegistry, NewDevice, counters, directory, door_events, doors};
+use locker_gateway::device::{
+    DeviceRegistry, NewDevice, counters, directory, door_events, doors, lines,
+};
 use locker_gateway::storage::Storage;
 
 use crate::helpers::{in_both_modes, on_storage};
@@ -344,5 +346,37 @@ in_both_modes! {
         let next = counters::take(&storage, &device, 7, 1).await.expect("read").expect("one more");
         assert!(next >= block + 16, "the block is never handed out again");
         counters::state_asked(&storage, &device, Utc::now()).await.expect("written");
+    }
+}
+
+in_both_modes! {
+    /// Which gateway's serial line a board hangs on: recorded as its bus starts, read with the
+    /// locker's protocol version by whoever sends to it, forgotten when its gateway starts
+    /// without it; another gateway's boards are never touched.
+    async fn boards_are_recorded_on_the_line_that_holds_them(backend: Backend) {
+        let storage = backend.storage();
+        let one = provisioned(&storage, "st-line-1", 2).await;
+        let two = provisioned(&storage, "st-line-2", 2).await;
+        let three = provisioned(&storage, "st-line-3", 2).await;
+        let facts = |device: DeviceId| {
+            let storage = storage.clone();
+            async move {
+                counters::downlink_facts(&storage, &device).await.expect("read").expect("known")
+            }
+        };
+        assert_eq!(facts(one).await.serial_gateway, None, "on MQTT until a bus says otherwise");
+        assert_eq!(facts(one).await.protocol_version, 1, "never heard from");
+        lines::attach(&storage, "gw-a", &[one, two]).await.expect("written");
+        lines::attach(&storage, "gw-b", &[three]).await.expect("written");
+        assert_eq!(facts(two).await.serial_gateway.as_deref(), Some("gw-a"));
+        assert_eq!(lines::release_others(&storage, "gw-a", &[one]).await.expect("written"), 1);
+        assert_eq!(facts(one).await.serial_gateway.as_deref(), Some("gw-a"));
+        assert_eq!(facts(two).await.serial_gateway, None, "taken off gw-a's lines");
+        assert_eq!(facts(three).await.serial_gateway.as_deref(), Some("gw-b"), "not gw-a's");
+        // A board moved to another line is taken over there.
+        lines::attach(&storage, "gw-b", &[one]).await.expect("written");
+        assert_eq!(lines::release_others(&storage, "gw-a", &[]).await.expect("written"), 0);
+        assert_eq!(facts(one).await.serial_gateway.as_deref(), Some("gw-b"));
+        assert!(counters::downlink_facts(&storage, &id("st-line-none")).await.expect("read").is_none());
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::basics::{WAIT, free_addr};
 
-const GATEWAY_USER: &str = "gateway";
-const GATEWAY_PASSWORD: &str = "gateway-password";
+pub const GATEWAY_USER: &str = "gateway";
+pub const GATEWAY_PASSWORD: &str = "gateway-password";
 
 /// The ACL of the README: each locker its own topics, the gateway everything.
 const ACL: &str = "user gateway\ntopic readwrite #\n\npattern write lockers/%u/up\npattern write lockers/%u/status\npattern read lockers/%u/down\n";
