@@ -18,10 +18,9 @@ mod fleet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fleet::{env_number, percentile, start_fleet, stop_fleet};
+use fleet::{env_number, percentile, start_fleet, stop_fleet, users};
 use locker_gateway::app::App;
-use locker_gateway::storage::{Storage, UnitOfWork};
-use sha2::{Digest, Sha256};
+use locker_gateway::storage::Storage;
 use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
@@ -42,61 +41,6 @@ fn main() {
         .try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(bench());
-}
-
-/// Users with money (and its ledger entry, so the books add up) and a bearer token each, written
-/// straight into the database.
-async fn users(storage: &Storage, count: usize) -> Vec<String> {
-    const USER: &str = "INSERT INTO users (id, email, password_hash) VALUES ($1, $2, 'x')";
-    const WALLET: &str = "INSERT INTO wallets (id, user_id, currency, available)
-         VALUES ($1, $2, 'EUR', 100000000)";
-    const LEDGER: &str = "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta,
-                              available_after, held_after, reference)
-         VALUES ($1, 'top_up', 100000000, 0, 100000000, 0, 'bench')";
-    const TOKEN: &str =
-        "INSERT INTO api_tokens (token_sha256, user_id, expires_at) VALUES ($1, $2, $3)";
-    let expires = chrono::Utc::now() + chrono::Duration::days(1);
-    let mut work = storage.begin().await.expect("begin");
-    let mut tokens = Vec::with_capacity(count);
-    for n in 0..count {
-        let (user, wallet) = (Uuid::now_v7(), Uuid::now_v7());
-        let token = format!("lgw_{}", hex::encode(rand::random::<[u8; 32]>()));
-        let digest = Sha256::digest(token.as_bytes()).to_vec();
-        let email = format!("bench{n}@example.com");
-        macro_rules! write {
-            ($conn:expr) => {{
-                sqlx::query(USER)
-                    .bind(user)
-                    .bind(&email)
-                    .execute(&mut *$conn)
-                    .await?;
-                sqlx::query(WALLET)
-                    .bind(wallet)
-                    .bind(user)
-                    .execute(&mut *$conn)
-                    .await?;
-                sqlx::query(LEDGER)
-                    .bind(wallet)
-                    .execute(&mut *$conn)
-                    .await?;
-                sqlx::query(TOKEN)
-                    .bind(&digest)
-                    .bind(user)
-                    .bind(expires)
-                    .execute(&mut *$conn)
-                    .await
-                    .map(drop)
-            }};
-        }
-        let written: Result<(), sqlx::Error> = match &mut work {
-            UnitOfWork::Postgres(tx) => async { write!(&mut **tx) }.await,
-            UnitOfWork::Sqlite(tx) => async { write!(&mut **tx) }.await,
-        };
-        written.expect("user");
-        tokens.push(token);
-    }
-    work.commit().await.expect("commit");
-    tokens
 }
 
 async fn commits(pool: &PgPool) -> i64 {

@@ -120,6 +120,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Rentals settled by the reconciler, by outcome.",
     ),
     (
+        "locker_serial_announce_failures_total",
+        Counter,
+        "Failed writes of which boards are on this gateway's serial lines (retried).",
+    ),
+    (
         "locker_serial_bytes_flushed_total",
         Counter,
         "Serial bytes dropped while waiting for a silent line.",
@@ -138,6 +143,16 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "locker_serial_port_errors_total",
         Counter,
         "Serial port failures (the port is reopened).",
+    ),
+    (
+        "locker_serial_relay_refused_total",
+        Counter,
+        "Messages on a board's down topic not passed to its line, by reason.",
+    ),
+    (
+        "locker_serial_relayed_total",
+        Counter,
+        "Board downlinks relayed through the broker (published; passed to the line).",
     ),
     (
         "locker_serial_requests_total",
