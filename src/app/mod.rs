@@ -173,11 +173,15 @@ impl App {
             },
         )
         .on_gateway(&config.gateway_id);
-        let recorder = crate::uplink::Recorder::new(
+        let mut recorder = crate::uplink::Recorder::new(
             storage.clone(),
             Arc::new(downlinks.clone()),
             waiters.clone(),
         );
+        if config.external_broker.is_none() {
+            // On the embedded broker a gateway runs alone (`lease`): nobody else to tell.
+            recorder = recorder.alone();
+        }
         let link_settings = LinkSettings {
             heartbeat: config.heartbeat,
             ..LinkSettings::default()

@@ -48,7 +48,7 @@ pub async fn watch(
                 Notice::Payload(ids) => ids
                     .split(',')
                     .filter_map(|id| id.trim().parse().ok())
-                    .filter(|id| waiters.waits_for(*id))
+                    .filter(|id| waiters.needs_news(*id))
                     .collect(),
             };
             for id in ids {

@@ -158,4 +158,46 @@ impl Waiters {
     pub fn waits_for(&self, id: i64) -> bool {
         self.map.lock().is_ok_and(|m| m.contains_key(&id))
     }
+
+    /// Whether `id` is being waited for and its waiter may still learn something: its answer,
+    /// or (answered, executed) its door's result. What a gateway recorded itself its waiters
+    /// already know, so an announcement of it costs no read of the books.
+    pub fn needs_news(&self, id: i64) -> bool {
+        self.map.lock().is_ok_and(|m| {
+            m.get(&id).is_some_and(|tx| {
+                let known = *tx.borrow();
+                match known.state {
+                    CommandState::Refused(_) => false,
+                    CommandState::Executed => known.door.is_none(),
+                    _ => true,
+                }
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_needs_news_until_it_knows_the_answer_and_the_door() {
+        let waiters = Waiters::default();
+        assert!(!waiters.needs_news(1), "nobody waits");
+        let progress = |state, door| Progress { state, door };
+        let _waiting = waiters.register(1, progress(CommandState::Sent, None));
+        assert!(waiters.needs_news(1));
+        waiters.update(1, progress(CommandState::Executed, None));
+        assert!(waiters.needs_news(1), "the door may still come");
+        waiters.update(
+            1,
+            progress(CommandState::Executed, Some(DoorResult::Opened)),
+        );
+        assert!(!waiters.needs_news(1), "known here already");
+        let _refused =
+            waiters.register(2, progress(CommandState::Refused(RefuseReason::Busy), None));
+        assert!(!waiters.needs_news(2));
+        waiters.forget(1);
+        assert!(!waiters.needs_news(1));
+    }
 }

@@ -10,10 +10,12 @@ use crate::storage::{Storage, UnitOfWork};
 use super::{NotWritten, Verified, Written};
 
 /// Writes verified uplinks (no hellos) in one unit of work: each one's counter, presence, doors
-/// and what it says about commands. All or nothing.
+/// and what it says about commands, announcing the answers to the other gateways if `announce`.
+/// All or nothing.
 pub(super) async fn write(
     storage: &Storage,
     batch: &[Verified],
+    announce: bool,
 ) -> Result<Vec<Written>, sqlx::Error> {
     let mut tx = storage.begin().await?;
     // Every locker's row first, in one order for every gateway: another gateway's batch holding
@@ -54,13 +56,16 @@ pub(super) async fn write(
         });
     }
     // Announced to every gateway, in the same transaction: a request waiting on another one
-    // learns its answer at once (`command::answered`).
-    let answered: Vec<i64> = out
-        .iter()
-        .filter_map(|written| written.as_ref().ok())
-        .flat_map(|settled| settled.iter().map(|(id, _)| *id))
-        .collect();
-    crate::command::answered::announce(&mut tx, &answered).await?;
+    // learns its answer at once (`command::answered`). A gateway that runs alone tells its own
+    // waiters after the commit, and spares every commit PostgreSQL's lock on its notify queue.
+    if announce {
+        let answered: Vec<i64> = out
+            .iter()
+            .filter_map(|written| written.as_ref().ok())
+            .flat_map(|settled| settled.iter().map(|(id, _)| *id))
+            .collect();
+        crate::command::answered::announce(&mut tx, &answered).await?;
+    }
     tx.commit().await?;
     Ok(out)
 }

@@ -21,16 +21,27 @@ pub struct Recorder {
     storage: Storage,
     downlinks: Arc<dyn Outlet>,
     waiters: Arc<Waiters>,
+    announce: bool,
 }
 
 impl Recorder {
-    /// Writes to `storage`, sends through `downlinks`, tells `waiters`.
+    /// Writes to `storage`, sends through `downlinks`, tells `waiters`; announces every answer it
+    /// records to the other gateways (see [`Recorder::alone`]).
     pub fn new(storage: Storage, downlinks: Arc<dyn Outlet>, waiters: Arc<Waiters>) -> Self {
         Self {
             storage,
             downlinks,
             waiters,
+            announce: true,
         }
+    }
+
+    /// For a gateway that runs alone (on its embedded broker, or in edge mode: nobody else
+    /// records answers or waits for them): answers are not announced (`NOTIFY`); its own
+    /// waiters are told after each commit as always.
+    pub fn alone(mut self) -> Self {
+        self.announce = false;
+        self
     }
 }
 
@@ -67,7 +78,7 @@ impl Handler for Recorder {
     }
 
     async fn write(&self, batch: &[Verified]) -> Result<Vec<Written>, sqlx::Error> {
-        batch::write(&self.storage, batch).await
+        batch::write(&self.storage, batch, self.announce).await
     }
 
     async fn recorded(&self, uplink: &Verified, settled: Vec<(i64, Progress)>) {
