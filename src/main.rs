@@ -38,7 +38,11 @@ fn main() -> ExitCode {
                 .map(|_| "database is up to date".to_owned()),
             Command::Device(command) => {
                 let storage = existing_database(&config).await?;
-                run_device_command(&DeviceRegistry::new(storage), command).await
+                run_device_command(
+                    &DeviceRegistry::new(storage).sealing(config.secrets_key.clone()),
+                    command,
+                )
+                .await
             }
             Command::Command(command) => {
                 let storage = existing_database(&config).await?;
@@ -57,7 +61,11 @@ fn main() -> ExitCode {
                     model,
                     json,
                 };
-                run_device_command(&DeviceRegistry::new(storage), add).await
+                run_device_command(
+                    &DeviceRegistry::new(storage).sealing(config.secrets_key.clone()),
+                    add,
+                )
+                .await
             }
             Command::Backup { file } => {
                 let storage = existing_database(&config).await?;

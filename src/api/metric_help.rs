@@ -35,6 +35,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Broker operations refused by the per-locker rules, by reason.",
     ),
     (
+        "locker_broker_rights_total",
+        Counter,
+        "Changes to the external broker's clients and rights (dynamic security), by result.",
+    ),
+    (
         "locker_cache_requests_total",
         Counter,
         "Cache lookups, by result (hit, miss, error).",

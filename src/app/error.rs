@@ -33,6 +33,9 @@ pub enum StartError {
     /// The external broker cannot carry a fleet (no shared subscriptions), or cannot be reached.
     #[error(transparent)]
     SharedSubscriptions(#[from] crate::mqtt::SharedSubscriptionError),
+    /// The broker's dynamic-security plugin did not take the gateways' rights.
+    #[error("the broker's dynamic security (LOCKER_BROKER_RIGHTS=dynsec): {0}")]
+    BrokerRights(#[from] crate::background::broker_rights::RightsError),
     /// Another gateway runs on this database.
     #[error(transparent)]
     Lease(#[from] crate::lease::LeaseError),

@@ -86,7 +86,7 @@ impl App {
     /// ([`crate::lease`]): a live gateway with its id, or one it may not run beside (an embedded
     /// broker or edge mode runs alone), makes it refuse to start.
     pub async fn with_storage(config: &Config, storage: Storage) -> Result<Self, StartError> {
-        transport::check_broker(config).await?;
+        transport::check_broker(config, &storage).await?;
         let lease = crate::lease::Lease::acquire(
             &storage,
             identity(config, &storage),
@@ -119,7 +119,7 @@ impl App {
                 "mode: fleet (PostgreSQL, door locks in Redis)"
             ),
         }
-        let registry = DeviceRegistry::new(storage.clone());
+        let registry = DeviceRegistry::new(storage.clone()).sealing(config.secrets_key.clone());
         let revocations = Revocations::default();
         revocation::load_revoked(&storage, &revocations)
             .await
@@ -202,6 +202,11 @@ impl App {
         };
         transport::release_boards_elsewhere(config, &storage).await;
         let serial = transport::serial_buses(config, &link, parts, &line, &tasks, &shutdown);
+        if let Some(rights) =
+            transport::broker_rights(config, &storage, &bus_tasks, bus_shutdown.clone())
+        {
+            bus_tasks.spawn(rights.keep());
+        }
         // Background loops.
         let accounts =
             crate::account::Accounts::new(storage.clone(), config.password_cost, config.token_ttl);

@@ -40,12 +40,24 @@ pub(super) struct Mqtt {
 /// How long the start-up check of an external broker's shared subscriptions may take.
 const PROBE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// With an external broker: checks that it delivers shared subscriptions (a fleet's gateways
-/// share the lockers' uplinks through them), refusing to start if not.
-pub(super) async fn check_broker(config: &Config) -> Result<(), StartError> {
+/// With an external broker: gives the gateways' user its rights first if the gateways keep the
+/// broker's rights (dynamic security), then checks that it delivers shared subscriptions (a
+/// fleet's gateways share the lockers' uplinks through them), refusing to start if not.
+pub(super) async fn check_broker(config: &Config, storage: &Storage) -> Result<(), StartError> {
     let Some(external) = &config.external_broker else {
         return Ok(());
     };
+    if let Some(rights) = broker_rights(
+        config,
+        storage,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    ) {
+        let result = rights.grant_gateway().await;
+        rights.stop();
+        result?;
+        tracing::info!("the gateways' rights are granted on the broker (dynamic security)");
+    }
     mqtt::check_shared_subscriptions(
         external,
         &config.gateway_id,
@@ -174,4 +186,35 @@ pub(super) async fn release_boards_elsewhere(config: &Config, storage: &Storage)
             tracing::warn!(error = %e, "cannot read which boards were on this gateway's lines")
         }
     }
+}
+
+/// With `LOCKER_BROKER_RIGHTS=dynsec`: the keeper of the broker's clients and rights, its control
+/// client connected on `tasks` until `stop`.
+pub(super) fn broker_rights(
+    config: &Config,
+    storage: &Storage,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) -> Option<crate::background::broker_rights::BrokerRights> {
+    use crate::config::BrokerRights as Rights;
+    let (Rights::Dynsec, Some(external), Some(key)) = (
+        config.broker_rights,
+        &config.external_broker,
+        &config.secrets_key,
+    ) else {
+        return None;
+    };
+    let user = external
+        .credentials
+        .as_ref()
+        .map(|(user, _)| user.clone())
+        .unwrap_or_default();
+    let dynsec = mqtt::dynsec::Dynsec::connect(external, &config.gateway_id, tasks, stop.clone());
+    Some(crate::background::broker_rights::BrokerRights::new(
+        dynsec,
+        storage.clone(),
+        key.clone(),
+        user,
+        stop,
+    ))
 }

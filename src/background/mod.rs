@@ -5,6 +5,7 @@
 
 use tokio_util::sync::CancellationToken;
 
+pub mod broker_rights;
 pub mod publisher;
 
 pub use publisher::{Outcome, Publisher};

@@ -3,6 +3,7 @@
 //! (`LOCKER_SHARED_GROUP`).
 
 use super::ConfigError;
+use super::settings::{BrokerRights, SecretsKey};
 
 /// The shared-subscription group when `LOCKER_SHARED_GROUP` is not set.
 pub const DEFAULT_SHARED_GROUP: &str = "locker-gateways";
@@ -37,9 +38,81 @@ pub fn name(variable: &'static str, value: String) -> Result<String, ConfigError
     }
 }
 
+/// `LOCKER_BROKER_RIGHTS` and `LOCKER_SECRETS_KEY`, read with `get`; dynamic security needs an
+/// external broker (`external`) and the key.
+pub fn broker_rights(
+    get: &impl Fn(&'static str) -> Option<String>,
+    external: bool,
+) -> Result<(BrokerRights, Option<SecretsKey>), ConfigError> {
+    let secrets_key = match get("LOCKER_SECRETS_KEY").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(value) => Some(SecretsKey::from_hex(&value).ok_or(ConfigError::BadChoice {
+            name: "LOCKER_SECRETS_KEY",
+            value: "<redacted>".to_owned(),
+            choices: "64 hex digits (32 random bytes: openssl rand -hex 32)",
+        })?),
+    };
+    let broker_rights = match get("LOCKER_BROKER_RIGHTS").as_deref().map(str::trim) {
+        None | Some("") | Some("operator") => BrokerRights::Operator,
+        Some("dynsec") if !external || secrets_key.is_none() => {
+            return Err(ConfigError::Needs {
+                name: "LOCKER_BROKER_RIGHTS",
+                value: "dynsec".to_owned(),
+                needs: "LOCKER_MQTT_BROKER (a Mosquitto with the dynamic-security plugin, as its admin user) and LOCKER_SECRETS_KEY (to seal the lockers' passwords it is told)",
+            });
+        }
+        Some("dynsec") => BrokerRights::Dynsec,
+        Some(other) => {
+            return Err(ConfigError::BadChoice {
+                name: "LOCKER_BROKER_RIGHTS",
+                value: other.to_owned(),
+                choices: "operator or dynsec",
+            });
+        }
+    };
+    Ok((broker_rights, secrets_key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamic_security_needs_an_external_broker_and_the_key() {
+        let key = "ab".repeat(32);
+        let env = |rights: &'static str, key: Option<String>| {
+            move |name: &'static str| match name {
+                "LOCKER_BROKER_RIGHTS" => Some(rights.to_owned()),
+                "LOCKER_SECRETS_KEY" => key.clone(),
+                _ => None,
+            }
+        };
+        let (rights, sealed) =
+            broker_rights(&env("dynsec", Some(key.clone())), true).expect("valid");
+        assert_eq!(rights, BrokerRights::Dynsec);
+        assert!(sealed.is_some());
+        let no_key = broker_rights(&env("dynsec", None), true).expect_err("needs the key");
+        assert!(
+            no_key.to_string().contains("LOCKER_SECRETS_KEY"),
+            "{no_key}"
+        );
+        assert!(
+            broker_rights(&env("dynsec", Some(key.clone())), false).is_err(),
+            "needs a broker"
+        );
+        let bad = broker_rights(&env("operator", Some("12".into())), false).expect_err("bad key");
+        assert!(
+            !bad.to_string().contains("12"),
+            "the key is never printed: {bad}"
+        );
+        assert!(broker_rights(&env("emqx", None), true).is_err());
+        assert_eq!(
+            broker_rights(&env("operator", None), false)
+                .expect("valid")
+                .0,
+            BrokerRights::Operator
+        );
+    }
 
     #[test]
     fn names_fit_client_ids_and_topic_filters() {

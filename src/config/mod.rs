@@ -16,7 +16,8 @@ pub use fleet::host_name;
 pub use layers::{LoadError, SETTINGS, file_key};
 pub use mode::{Mode, ModeError};
 pub use settings::{
-    DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost, RentalSettings, WorkerPolicy,
+    BrokerRights, DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost, RentalSettings,
+    SecretsKey, WorkerPolicy,
 };
 pub use show::redact_url;
 
@@ -122,6 +123,15 @@ pub struct Config {
     /// `LOCKER_WORKER_STUCK_AFTER` (default 5): failures in a row after which the item is
     /// flagged for operators and tried hourly.
     pub worker_policy: WorkerPolicy,
+    /// `LOCKER_BROKER_RIGHTS`: who keeps an external broker's clients and topic rights:
+    /// `operator` (default: a password file and an ACL file) or `dynsec` (the gateways, through
+    /// Mosquitto's dynamic-security plugin; needs `LOCKER_MQTT_BROKER` with the plugin's admin
+    /// user and `LOCKER_SECRETS_KEY`).
+    pub broker_rights: BrokerRights,
+    /// `LOCKER_SECRETS_KEY` (64 hex digits; default none): seals each locker's MQTT password in
+    /// the database when it is provisioned or rotated, so that the gateways can tell a broker
+    /// that needs it (`LOCKER_BROKER_RIGHTS=dynsec`). Set it wherever devices are provisioned.
+    pub secrets_key: Option<SecretsKey>,
 }
 
 /// How the HTTP server treats slow and idle clients.
@@ -180,6 +190,12 @@ pub enum ConfigError {
         value: String,
         why: String,
     },
+    #[error("{name}={value} needs {needs}")]
+    Needs {
+        name: &'static str,
+        value: String,
+        needs: &'static str,
+    },
 }
 
 impl ConfigError {
@@ -191,6 +207,7 @@ impl ConfigError {
             | Self::BadAddressList { name, .. }
             | Self::BadUrl { name, .. }
             | Self::BadChoice { name, .. }
+            | Self::Needs { name, .. }
             | Self::BadBuses { name, .. } => name,
         }
     }
@@ -268,7 +285,10 @@ impl Config {
                 )
             }
         };
+        let (broker_rights, secrets_key) = fleet::broker_rights(&get, external_broker.is_some())?;
         Ok(Self {
+            broker_rights,
+            secrets_key,
             external_broker,
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),

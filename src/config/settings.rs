@@ -101,6 +101,42 @@ impl Default for RentalSettings {
     }
 }
 
+/// Who keeps the external broker's clients and their topic rights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BrokerRights {
+    /// The operator (a password file and an ACL file on the broker; README).
+    #[default]
+    Operator,
+    /// The gateways, through Mosquitto's dynamic-security plugin: every locker a client of its
+    /// own, with a role allowing only its own topics, in step with the registry.
+    Dynsec,
+}
+
+/// The key lockers' MQTT passwords are sealed with in the database (`LOCKER_SECRETS_KEY`, 32
+/// bytes as 64 hex digits). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretsKey([u8; 32]);
+
+impl SecretsKey {
+    /// The key written as 64 hex digits; `None` if it is not.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key).ok()?;
+        Some(Self(key))
+    }
+
+    /// The key's bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsKey(<redacted>)")
+    }
+}
+
 /// Where and as whom to reach an external broker: `mqtt://user:password@host:port`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExternalBroker {

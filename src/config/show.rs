@@ -1,6 +1,7 @@
 //! How a configuration shows itself: `Debug` with secrets masked, and the effective configuration
 //! the gateway logs at start.
 
+use super::BrokerRights;
 use super::Config;
 
 impl std::fmt::Debug for Config {
@@ -32,6 +33,8 @@ impl std::fmt::Debug for Config {
             .field("serial_buses", &self.serial_buses)
             .field("gateway_id", &self.gateway_id)
             .field("shared_group", &self.shared_group)
+            .field("broker_rights", &self.broker_rights)
+            .field("secrets_key", &self.secrets_key)
             .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),
@@ -45,7 +48,14 @@ impl std::fmt::Display for Config {
         let url = |u: &Option<String>| u.as_deref().map_or("(not set)".to_owned(), redact_url);
         writeln!(f, "  http api      {}", self.http_addr)?;
         match &self.external_broker {
-            Some(broker) => writeln!(f, "  mqtt broker   external, {broker:?}")?,
+            Some(broker) => writeln!(
+                f,
+                "  mqtt broker   external, {broker:?}; lockers' rights kept by {}",
+                match self.broker_rights {
+                    BrokerRights::Operator => "the operator (password and ACL files)",
+                    BrokerRights::Dynsec => "the gateways (dynamic security)",
+                }
+            )?,
             None => {
                 writeln!(
                     f,

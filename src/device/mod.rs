@@ -1,6 +1,7 @@
 //! Devices: who a locker is (registry, credentials, directory) and which are revoked. How a
 //! locker logs in to the embedded broker is the broker's (`broker::auth`).
 
+pub mod broker_passwords;
 pub mod counters;
 pub mod credentials;
 pub mod directory;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use firmware_protocol::{DeviceId, DeviceKey, DeviceSecret};
 use serde_json::json;
 
+use super::broker_passwords::SealingKey;
 use super::credentials::{StoredSecret, generate_secret};
 use crate::events::Append;
 use crate::events::Event;
@@ -118,6 +119,8 @@ pub enum RegistryError {
 #[derive(Debug, Clone)]
 pub struct DeviceRegistry {
     storage: Storage,
+    /// Seals each new secret's MQTT password for a broker that must be told it.
+    sealing: Option<std::sync::Arc<SealingKey>>,
 }
 
 fn key_from(bytes: &[u8]) -> Option<DeviceKey> {
@@ -222,7 +225,29 @@ impl DeviceRegistry {
     pub fn new(storage: impl Into<Storage>) -> Self {
         Self {
             storage: storage.into(),
+            sealing: None,
         }
+    }
+
+    /// From now on each new secret's MQTT password is also kept sealed with `key`
+    /// ([`super::broker_passwords`]), for a broker the gateways must tell it.
+    pub fn sealing(mut self, key: Option<SealingKey>) -> Self {
+        self.sealing = key.map(std::sync::Arc::new);
+        self
+    }
+
+    /// Keeps the password of `secret` sealed for `device`, if a key is set.
+    async fn seal(
+        &self,
+        work: &mut UnitOfWork,
+        device: &DeviceId,
+        secret: &DeviceSecret,
+    ) -> Result<(), sqlx::Error> {
+        if let Some(key) = &self.sealing {
+            let sealed = super::broker_passwords::seal(key, device, &secret.mqtt_password());
+            super::broker_passwords::keep(work, device, &sealed).await?;
+        }
+        Ok(())
     }
 
     /// Where devices are kept.
@@ -234,6 +259,9 @@ impl DeviceRegistry {
     pub async fn provision(&self, new: NewDevice) -> Result<Provisioned, RegistryError> {
         let mut work = self.storage.begin().await?;
         let provisioned = insert_device(&mut work, new).await?;
+        self.seal(&mut work, &provisioned.device_id, &provisioned.secret)
+            .await?;
+        announce_change(&mut work, &provisioned.device_id).await?;
         work.commit().await?;
         metrics::counter!("locker_devices_provisioned_total").increment(1);
         Ok(provisioned)
@@ -248,7 +276,11 @@ impl DeviceRegistry {
         let mut work = self.storage.begin().await?;
         let mut out = Vec::with_capacity(devices.len());
         for new in devices {
-            out.push(insert_device(&mut work, new).await?);
+            let provisioned = insert_device(&mut work, new).await?;
+            self.seal(&mut work, &provisioned.device_id, &provisioned.secret)
+                .await?;
+            announce_change(&mut work, &provisioned.device_id).await?;
+            out.push(provisioned);
         }
         work.commit().await?;
         metrics::counter!("locker_devices_provisioned_total").increment(out.len() as u64);
@@ -316,6 +348,7 @@ impl DeviceRegistry {
                 .await?
                 .rows_affected()
         });
+        self.seal(&mut work, &id, &secret).await?;
         announce_change(&mut work, &id).await?;
         work.commit().await?;
         Ok(Provisioned {

@@ -211,6 +211,7 @@ pub fn embedded(
 
 pub use crate::config::ExternalBroker;
 
+pub mod dynsec;
 mod probe;
 mod subscriptions;
 pub use probe::{SharedSubscriptionError, check_shared_subscriptions};

@@ -96,6 +96,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         gateway_lease: Duration::from_secs(2),
         gateway_id: format!("test-{}", uuid::Uuid::new_v4().simple()),
         shared_group: "locker-gateways".to_owned(),
+        broker_rights: locker_gateway::config::BrokerRights::Operator,
+        secrets_key: None,
     }
 }
 

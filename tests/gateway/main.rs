@@ -25,6 +25,7 @@ mod crashes;
 mod customer_lists;
 mod devices_api;
 mod doors_checked;
+mod dynsec;
 mod fleet;
 mod fleet_serial;
 mod fleet_versions;

@@ -82,6 +82,88 @@ impl Mosquitto {
     }
 }
 
+impl Mosquitto {
+    /// Starts Mosquitto with the dynamic-security plugin, its admin the gateway's user (made by
+    /// `mosquitto_ctrl dynsec init`): no other client until the gateways create them.
+    pub async fn start_dynsec() -> Self {
+        let addr = free_addr();
+        let dir = std::env::temp_dir().join(format!("mosquitto-dynsec-{}", addr.port()));
+        let mut mosquitto = Self {
+            child: Command::new("true").spawn().expect("a child"),
+            addr,
+            dir,
+        };
+        mosquitto.replace().await;
+        mosquitto
+    }
+
+    /// Kills this broker and starts a new one with the dynamic-security plugin on the same port,
+    /// its state lost: only the admin user is left (a broker replaced).
+    pub async fn replace(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir).expect("temp dir");
+        let dynsec = self.dir.join("dynsec.json");
+        let status = Command::new("mosquitto_ctrl")
+            .args(["dynsec", "init"])
+            .arg(&dynsec)
+            .args([GATEWAY_USER, GATEWAY_PASSWORD])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mosquitto_ctrl runs (Debian: apt-get install mosquitto)");
+        assert!(status.success(), "mosquitto_ctrl dynsec init failed");
+        // Mosquitto started as root runs as the user mosquitto, and writes the file on each change.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o777));
+        let _ = std::fs::set_permissions(&dynsec, std::fs::Permissions::from_mode(0o666));
+        let plugin = [
+            "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+            "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+            "/usr/lib/mosquitto_dynamic_security.so",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect(
+            "mosquitto's dynamic-security plugin is installed (Debian: apt-get install mosquitto)",
+        );
+        let conf = format!(
+            "listener {} 127.0.0.1\nallow_anonymous false\nplugin {plugin}\nplugin_opt_config_file {}\npersistence false\nlog_dest stderr\nlog_type error\n",
+            self.addr.port(),
+            dynsec.display()
+        );
+        let conf_file = self.dir.join("mosquitto.conf");
+        std::fs::write(&conf_file, conf).expect("conf file");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            self.child = Command::new("mosquitto")
+                .arg("-c")
+                .arg(&conf_file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("mosquitto starts (Debian: apt-get install mosquitto)");
+            // The port of the broker just killed may take a moment to be free again.
+            while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "mosquitto did not listen on {}",
+                    self.addr
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if let Ok(None) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         let _ = self.child.kill();
