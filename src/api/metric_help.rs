@@ -30,6 +30,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Logins to the embedded broker, by result.",
     ),
     (
+        "locker_broker_hook_calls_total",
+        Counter,
+        "Calls of a broker's HTTP hooks (authenticate, authorize), by result.",
+    ),
+    (
         "locker_broker_refused_total",
         Counter,
         "Broker operations refused by the per-locker rules, by reason.",

@@ -19,6 +19,7 @@ pub mod amount;
 pub mod asyncapi;
 pub mod audit;
 pub mod auth;
+pub mod broker_hooks;
 pub mod conventions;
 pub mod devices;
 pub mod error;
@@ -90,6 +91,8 @@ pub struct Parts {
     pub cache: crate::cache::Cache,
     /// The payment provider's webhook secret, if payments are configured.
     pub payment_webhook_secret: Option<String>,
+    /// The hooks a broker asks over HTTP (`None`: off).
+    pub broker_hooks: Option<broker_hooks::BrokerHooks>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -163,6 +166,8 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::get))
         .routes(routes!(workers::stuck))
         .routes(routes!(gateways::list))
+        .routes(routes!(broker_hooks::authenticate))
+        .routes(routes!(broker_hooks::authorize))
         .routes(routes!(admin_lists::rentals))
         .routes(routes!(admin_lists::orders))
         .split_for_parts();

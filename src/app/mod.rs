@@ -261,6 +261,15 @@ impl App {
             catalog: domain.catalog,
             cache: domain.cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
+            broker_hooks: config.broker_hook_secret.as_ref().map(|secret| {
+                crate::api::broker_hooks::BrokerHooks {
+                    secret: secret.clone(),
+                    gateway_login: config
+                        .external_broker
+                        .as_ref()
+                        .and_then(|b| b.credentials.clone()),
+                }
+            }),
         });
         let http_stopping = crate::api::server::Stopping::default();
         let http_tasks = TaskTracker::new();

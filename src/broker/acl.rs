@@ -20,6 +20,26 @@ use bytes::BytesMut;
 use firmware_protocol::{DeviceId, Topic, TopicKind};
 use rumqttd::protocol::{Error, Packet, Protocol};
 
+/// What a client asks to do on a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicAction {
+    /// Publish on it.
+    Publish,
+    /// Subscribe to it (a filter).
+    Subscribe,
+}
+
+/// Whether a locker may do `action` on `topic`, by the rules this module enforces: publish only
+/// on its own `up` and `status` topics, subscribe only to its own `down` topic (no wildcards).
+/// The same rules for a broker that asks over HTTP (`api::broker_hooks`).
+pub fn locker_may(device: &DeviceId, action: TopicAction, topic: &str) -> bool {
+    let allowed: &[TopicKind] = match action {
+        TopicAction::Publish => &[TopicKind::Up, TopicKind::Status],
+        TopicAction::Subscribe => &[TopicKind::Down],
+    };
+    Topic::parse(topic).is_ok_and(|t| t.device_id == *device && allowed.contains(&t.kind))
+}
+
 /// Devices revoked while connected: their sessions are dropped at their next packet. Shared by all
 /// connections; the lock is never held across an `.await`.
 #[derive(Debug, Clone, Default)]
@@ -103,11 +123,8 @@ impl<P> LockerAcl<P> {
         }
     }
 
-    fn own_topic(&self, device: DeviceId, topic: &[u8], allowed: &[TopicKind]) -> bool {
-        std::str::from_utf8(topic)
-            .ok()
-            .and_then(|t| Topic::parse(t).ok())
-            .is_some_and(|t| t.device_id == device && allowed.contains(&t.kind))
+    fn own_topic(&self, device: DeviceId, topic: &[u8], action: TopicAction) -> bool {
+        std::str::from_utf8(topic).is_ok_and(|t| locker_may(&device, action, t))
     }
 
     /// Decides on one incoming packet; on CONNECT, remembers the device.
@@ -118,7 +135,8 @@ impl<P> LockerAcl<P> {
                 return Err(Refusal::NotCleanSession);
             }
             if let Some(will) = will
-                && !self.own_topic(device, &will.topic, &[TopicKind::Status])
+                && !(self.own_topic(device, &will.topic, TopicAction::Publish)
+                    && will.topic.ends_with(b"/status"))
             {
                 return Err(Refusal::ForeignWill);
             }
@@ -133,17 +151,16 @@ impl<P> LockerAcl<P> {
             return Err(Refusal::Revoked);
         }
         match packet {
-            Packet::Publish(publish, _) => {
-                let allowed = [TopicKind::Up, TopicKind::Status];
-                if !self.own_topic(device, &publish.topic, &allowed) {
-                    return Err(Refusal::ForeignPublish);
-                }
+            Packet::Publish(publish, _)
+                if !self.own_topic(device, &publish.topic, TopicAction::Publish) =>
+            {
+                return Err(Refusal::ForeignPublish);
             }
             Packet::Subscribe(subscribe, _) => {
                 let own = subscribe
                     .filters
                     .iter()
-                    .all(|f| self.own_topic(device, f.path.as_bytes(), &[TopicKind::Down]));
+                    .all(|f| self.own_topic(device, f.path.as_bytes(), TopicAction::Subscribe));
                 if !own || subscribe.filters.is_empty() {
                     return Err(Refusal::ForeignSubscribe);
                 }

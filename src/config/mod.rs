@@ -132,6 +132,9 @@ pub struct Config {
     /// the database when it is provisioned or rotated, so that the gateways can tell a broker
     /// that needs it (`LOCKER_BROKER_RIGHTS=dynsec`). Set it wherever devices are provisioned.
     pub secrets_key: Option<SecretsKey>,
+    /// `LOCKER_BROKER_HOOK_SECRET` (default none: the hooks answer 503): what a broker asking
+    /// over HTTP (EMQX's HTTP authenticator and authorizer) sends as `Authorization: Bearer`.
+    pub broker_hook_secret: Option<String>,
 }
 
 /// How the HTTP server treats slow and idle clients.
@@ -289,6 +292,7 @@ impl Config {
         Ok(Self {
             broker_rights,
             secrets_key,
+            broker_hook_secret: get("LOCKER_BROKER_HOOK_SECRET").filter(|s| !s.is_empty()),
             external_broker,
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),

@@ -36,6 +36,10 @@ impl std::fmt::Debug for Config {
             .field("broker_rights", &self.broker_rights)
             .field("secrets_key", &self.secrets_key)
             .field(
+                "broker_hook_secret",
+                &self.broker_hook_secret.as_ref().map(|_| "***"),
+            )
+            .field(
                 "payment_webhook_secret",
                 &self.payment_webhook_secret.as_ref().map(|_| "***"),
             )

@@ -98,6 +98,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         shared_group: "locker-gateways".to_owned(),
         broker_rights: locker_gateway::config::BrokerRights::Operator,
         secrets_key: None,
+        broker_hook_secret: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod architecture;
 mod asyncapi;
 mod audit;
 mod broker;
+mod broker_hooks;
 mod cache;
 mod command_helpers;
 mod commands;
