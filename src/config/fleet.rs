@@ -3,7 +3,7 @@
 //! (`LOCKER_SHARED_GROUP`).
 
 use super::ConfigError;
-use super::settings::{BrokerRights, SecretsKey};
+use super::settings::{BrokerRights, BrokerTls, ExternalBroker, SecretsKey};
 
 /// The shared-subscription group when `LOCKER_SHARED_GROUP` is not set.
 pub const DEFAULT_SHARED_GROUP: &str = "locker-gateways";
@@ -73,9 +73,97 @@ pub fn broker_rights(
     Ok((broker_rights, secrets_key))
 }
 
+/// The TLS files of an `mqtts://` broker (`LOCKER_MQTT_CA_FILE`, `LOCKER_MQTT_CLIENT_CERT`,
+/// `LOCKER_MQTT_CLIENT_KEY`), read and checked now so that a wrong one stops the start with its
+/// name; refused for a plaintext `mqtt://` broker, where they would do nothing.
+pub fn broker_tls(
+    get: &impl Fn(&'static str) -> Option<String>,
+    mut broker: ExternalBroker,
+) -> Result<ExternalBroker, ConfigError> {
+    let read = |name: &'static str, what: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = get(name).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let bad = |why: String| ConfigError::BadBuses {
+            name,
+            value: path.clone(),
+            why,
+        };
+        let pem = std::fs::read(&path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let found = match what {
+            "key" => rustls_pemfile::private_key(&mut &pem[..])
+                .ok()
+                .flatten()
+                .is_some(),
+            _ => rustls_pemfile::certs(&mut &pem[..]).any(|c| c.is_ok()),
+        };
+        if !found {
+            return Err(bad(format!("no PEM {what} in it")));
+        }
+        Ok(Some(pem))
+    };
+    let ca = read("LOCKER_MQTT_CA_FILE", "certificate")?;
+    let cert = read("LOCKER_MQTT_CLIENT_CERT", "certificate")?;
+    let key = read("LOCKER_MQTT_CLIENT_KEY", "key")?;
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::Needs {
+                name: "LOCKER_MQTT_CLIENT_CERT",
+                value: "(or LOCKER_MQTT_CLIENT_KEY) alone".to_owned(),
+                needs: "both a client certificate and its key",
+            });
+        }
+    };
+    match &mut broker.tls {
+        Some(tls) => *tls = BrokerTls { ca, client },
+        None if ca.is_some() || client.is_some() => {
+            return Err(ConfigError::Needs {
+                name: "LOCKER_MQTT_CA_FILE",
+                value: "(or a client certificate) with mqtt://".to_owned(),
+                needs: "an mqtts:// LOCKER_MQTT_BROKER: TLS files do nothing on a plaintext connection",
+            });
+        }
+        None => {}
+    }
+    Ok(broker)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_files_are_read_checked_and_only_for_mqtts() {
+        let dir = std::env::temp_dir().join(format!("tls-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "not a certificate").expect("file");
+        let path = not_pem.display().to_string();
+        let env = |name: &'static str, value: String| {
+            move |asked: &'static str| (asked == name).then(|| value.clone())
+        };
+        let tls = ExternalBroker::parse("mqtts://gw:pw@broker").expect("url");
+        assert_eq!(tls.port, 8883, "the TLS port by default");
+        let plain = ExternalBroker::parse("mqtt://gw:pw@broker").expect("url");
+        let bad = broker_tls(&env("LOCKER_MQTT_CA_FILE", path.clone()), tls.clone())
+            .expect_err("not PEM");
+        assert!(bad.to_string().contains("no PEM certificate"), "{bad}");
+        let missing = broker_tls(
+            &env("LOCKER_MQTT_CA_FILE", "/nonexistent.pem".into()),
+            tls.clone(),
+        )
+        .expect_err("missing");
+        assert!(missing.to_string().contains("cannot read it"), "{missing}");
+        let alone = broker_tls(&env("LOCKER_MQTT_CLIENT_CERT", path.clone()), tls.clone());
+        assert!(alone.is_err(), "a certificate without its key");
+        let on_plain = broker_tls(&env("LOCKER_MQTT_CLIENT_KEY", path), plain.clone());
+        assert!(on_plain.is_err());
+        assert_eq!(broker_tls(&|_| None, plain.clone()).expect("plain"), plain);
+        assert_eq!(broker_tls(&|_| None, tls.clone()).expect("system CAs"), tls);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn dynamic_security_needs_an_external_broker_and_the_key() {

@@ -16,8 +16,8 @@ pub use fleet::host_name;
 pub use layers::{LoadError, SETTINGS, file_key};
 pub use mode::{Mode, ModeError};
 pub use settings::{
-    BrokerRights, DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost, RentalSettings,
-    SecretsKey, WorkerPolicy,
+    BrokerRights, BrokerTls, DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost,
+    RentalSettings, SecretsKey, WorkerPolicy,
 };
 pub use show::redact_url;
 
@@ -279,13 +279,12 @@ impl Config {
             None => None,
             Some(value) if value.is_empty() => None,
             Some(value) => {
-                Some(
-                    ExternalBroker::parse(&value).ok_or_else(|| ConfigError::BadUrl {
-                        name: "LOCKER_MQTT_BROKER",
-                        value: redact_url(&value),
-                        scheme: "mqtt",
-                    })?,
-                )
+                let broker = ExternalBroker::parse(&value).ok_or_else(|| ConfigError::BadUrl {
+                    name: "LOCKER_MQTT_BROKER",
+                    value: redact_url(&value),
+                    scheme: "mqtt or mqtts",
+                })?;
+                Some(fleet::broker_tls(&get, broker)?)
             }
         };
         let (broker_rights, secrets_key) = fleet::broker_rights(&get, external_broker.is_some())?;

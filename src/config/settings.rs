@@ -137,7 +137,31 @@ impl std::fmt::Debug for SecretsKey {
     }
 }
 
-/// Where and as whom to reach an external broker: `mqtt://user:password@host:port`.
+/// TLS to an external broker (`mqtts://`): whom to trust, and what to show if it asks.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BrokerTls {
+    /// PEM certificates of the authorities to trust (`LOCKER_MQTT_CA_FILE`); `None`: the
+    /// system's store.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its private key, PEM (`LOCKER_MQTT_CLIENT_CERT`,
+    /// `LOCKER_MQTT_CLIENT_KEY`), for a broker that wants one (AWS IoT Core does).
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for BrokerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerTls")
+            .field("ca", &self.ca.as_ref().map(|_| "file"))
+            .field(
+                "client",
+                &self.client.as_ref().map(|_| "certificate and key"),
+            )
+            .finish()
+    }
+}
+
+/// Where and as whom to reach an external broker: `mqtt://user:password@host:port`, or
+/// `mqtts://…` over TLS.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExternalBroker {
     /// Host name or address.
@@ -146,11 +170,21 @@ pub struct ExternalBroker {
     pub port: u16,
     /// Login, if the broker wants one.
     pub credentials: Option<(String, String)>,
+    /// TLS, for `mqtts://`.
+    pub tls: Option<BrokerTls>,
 }
 
 impl std::fmt::Debug for ExternalBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "mqtt://")?;
+        write!(
+            f,
+            "{}",
+            if self.tls.is_some() {
+                "mqtts://"
+            } else {
+                "mqtt://"
+            }
+        )?;
         if let Some((user, _)) = &self.credentials {
             write!(f, "{user}:***@")?;
         }
@@ -159,9 +193,13 @@ impl std::fmt::Debug for ExternalBroker {
 }
 
 impl ExternalBroker {
-    /// Parses `mqtt://[user[:password]@]host[:port]` (port 1883 by default).
+    /// Parses `mqtt://[user[:password]@]host[:port]` (port 1883 by default) or `mqtts://…`
+    /// (TLS, port 8883 by default; its files are set by [`ExternalBroker::tls`]).
     pub fn parse(url: &str) -> Option<Self> {
-        let rest = url.strip_prefix("mqtt://")?;
+        let (rest, tls) = match url.strip_prefix("mqtts://") {
+            Some(rest) => (rest, Some(BrokerTls::default())),
+            None => (url.strip_prefix("mqtt://")?, None),
+        };
         let rest = rest.trim_end_matches('/');
         let (credentials, hostport) = match rest.rsplit_once('@') {
             Some((userinfo, hostport)) => {
@@ -172,7 +210,7 @@ impl ExternalBroker {
         };
         let (host, port) = match hostport.rsplit_once(':') {
             Some((host, port)) => (host, port.parse().ok()?),
-            None => (hostport, 1883),
+            None => (hostport, if tls.is_some() { 8883 } else { 1883 }),
         };
         if host.is_empty() {
             return None;
@@ -181,6 +219,7 @@ impl ExternalBroker {
             host: host.to_owned(),
             port,
             credentials,
+            tls,
         })
     }
 }

@@ -214,6 +214,7 @@ pub use crate::config::ExternalBroker;
 pub mod dynsec;
 mod probe;
 mod subscriptions;
+pub mod tls;
 pub use probe::{SharedSubscriptionError, check_shared_subscriptions};
 pub use subscriptions::Subscriptions;
 
@@ -264,16 +265,23 @@ pub fn external(
         filters,
         added,
     } = client;
-    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    let (mut options, usable) = match tls::options(broker, client_id.clone()) {
+        Ok(options) => (options, true),
+        Err(e) => {
+            // Checked at start (the probe uses the same options): never plaintext instead.
+            tracing::error!(error = %e, "this client of the external broker cannot connect");
+            (
+                MqttOptions::new(client_id, broker.host.clone(), broker.port),
+                false,
+            )
+        }
+    };
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_session(true);
     options.set_max_packet_size(
         firmware_protocol::MAX_JSON_ENVELOPE + 1024,
         firmware_protocol::MAX_JSON_ENVELOPE + 1024,
     );
-    if let Some((user, pass)) = &broker.credentials {
-        options.set_credentials(user.clone(), pass.clone());
-    }
     let (client, mut events) = AsyncClient::new(options, 1024);
     // Downlinks go out back to back; Nagle's algorithm would hold each second one for the
     // broker's delayed ACK of the first (about 40 ms).
@@ -285,6 +293,9 @@ pub fn external(
     let subscriber = client.clone();
     added.attach(client.clone());
     tasks.spawn(async move {
+        if !usable {
+            return;
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             let event = tokio::select! {

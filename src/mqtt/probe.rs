@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{AsyncClient, Event, Packet, QoS, SubscribeReasonCode};
 
 use super::{ExternalBroker, shared};
 
@@ -70,16 +70,14 @@ pub async fn check_shared_subscriptions(
         rand::random::<u64>()
     );
     let filter = shared(group, &topic);
-    let mut options = MqttOptions::new(
-        format!("locker-gateway-{gateway}-probe"),
-        broker.host.clone(),
-        broker.port,
-    );
+    let mut options = super::tls::options(broker, format!("locker-gateway-{gateway}-probe"))
+        .map_err(|e| SharedSubscriptionError::Unreachable {
+            broker: format!("{broker:?}"),
+            secs: within.as_secs(),
+            why: e.to_string(),
+        })?;
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_session(true);
-    if let Some((user, pass)) = &broker.credentials {
-        options.set_credentials(user.clone(), pass.clone());
-    }
     let (client, mut events) = AsyncClient::new(options, 10);
     let deadline = tokio::time::Instant::now() + within;
     let (mut subscribed, mut last_error) = (false, "no answer".to_owned());

@@ -38,6 +38,7 @@ mod link;
 mod locks;
 mod metrics;
 mod mosquitto;
+mod mosquitto_tls;
 mod mqtt5;
 mod openapi_fuzz;
 mod orders;
