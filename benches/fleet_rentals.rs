@@ -122,24 +122,7 @@ async fn bench() {
     let storage = Storage::Postgres(pool.clone());
     let (provisioned, credentials) = fleet::provision(storage.clone(), lockers, 12).await;
     let tokens = users(&storage, concurrency * 8).await;
-    let plan = locker_gateway::rental::plan::Plan {
-        id: Uuid::now_v7(),
-        name: "bench".into(),
-        currency: "EUR".into(),
-        size_class: "m".into(),
-        terms: locker_gateway::rental::Terms {
-            deposit: 1000,
-            free_minutes: 30,
-            unit_minutes: 60,
-            price_per_unit: 100,
-            cap_per_24h: 1000,
-            max_minutes: 4320,
-            overdue_price_per_unit: 500,
-        },
-    };
-    locker_gateway::rental::plan::publish(&storage, &plan)
-        .await
-        .expect("plan");
+    fleet::publish_plan(&storage).await;
     let passwords: Vec<(&str, String)> = provisioned
         .iter()
         .map(|p| (p.device_id.as_str(), p.secret.mqtt_password()))

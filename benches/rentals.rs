@@ -152,24 +152,7 @@ async fn run(mode: &'static str) -> Figures {
             .await
             .expect("gateway"),
     );
-    let plan = locker_gateway::rental::plan::Plan {
-        id: Uuid::now_v7(),
-        name: "bench".into(),
-        currency: "EUR".into(),
-        size_class: "m".into(),
-        terms: locker_gateway::rental::Terms {
-            deposit: 1000,
-            free_minutes: 30,
-            unit_minutes: 60,
-            price_per_unit: 100,
-            cap_per_24h: 1000,
-            max_minutes: 4320,
-            overdue_price_per_unit: 500,
-        },
-    };
-    locker_gateway::rental::plan::publish(&storage, &plan)
-        .await
-        .expect("plan");
+    fleet::publish_plan(&storage).await;
     let fleet = start_fleet(storage.clone(), mqtt, &credentials, lockers, 0, 50).await;
     let base = format!("http://{}", app.http_addr());
     let http = reqwest::Client::new();

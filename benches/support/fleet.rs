@@ -246,3 +246,25 @@ pub async fn users(storage: &Storage, count: usize) -> Vec<String> {
     work.commit().await.expect("commit");
     tokens
 }
+
+/// Publishes the benchmarks' price plan for size `m` (every bench door's size).
+pub async fn publish_plan(storage: &Storage) {
+    let plan = locker_gateway::rental::plan::Plan {
+        id: Uuid::now_v7(),
+        name: "bench".into(),
+        currency: "EUR".into(),
+        size_class: "m".into(),
+        terms: locker_gateway::rental::Terms {
+            deposit: 1000,
+            free_minutes: 30,
+            unit_minutes: 60,
+            price_per_unit: 100,
+            cap_per_24h: 1000,
+            max_minutes: 4320,
+            overdue_price_per_unit: 500,
+        },
+    };
+    locker_gateway::rental::plan::publish(storage, &plan)
+        .await
+        .expect("plan");
+}

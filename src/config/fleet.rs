@@ -78,8 +78,8 @@ pub fn broker_rights(
 /// name; refused for a plaintext `mqtt://` broker, where they would do nothing.
 pub fn broker_tls(
     get: &impl Fn(&'static str) -> Option<String>,
-    mut broker: ExternalBroker,
-) -> Result<ExternalBroker, ConfigError> {
+    broker: Option<ExternalBroker>,
+) -> Result<Option<ExternalBroker>, ConfigError> {
     let read = |name: &'static str, what: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
         let Some(path) = get(name).filter(|p| !p.is_empty()) else {
             return Ok(None);
@@ -116,6 +116,16 @@ pub fn broker_tls(
             });
         }
     };
+    let Some(mut broker) = broker else {
+        if ca.is_some() || client.is_some() {
+            return Err(ConfigError::Needs {
+                name: "LOCKER_MQTT_CA_FILE",
+                value: "(or a client certificate) without LOCKER_MQTT_BROKER".to_owned(),
+                needs: "an mqtts:// LOCKER_MQTT_BROKER: TLS files do nothing with the embedded broker",
+            });
+        }
+        return Ok(None);
+    };
     match &mut broker.tls {
         Some(tls) => *tls = BrokerTls { ca, client },
         None if ca.is_some() || client.is_some() => {
@@ -127,7 +137,7 @@ pub fn broker_tls(
         }
         None => {}
     }
-    Ok(broker)
+    Ok(Some(broker))
 }
 
 #[cfg(test)]
@@ -147,21 +157,38 @@ mod tests {
         let tls = ExternalBroker::parse("mqtts://gw:pw@broker").expect("url");
         assert_eq!(tls.port, 8883, "the TLS port by default");
         let plain = ExternalBroker::parse("mqtt://gw:pw@broker").expect("url");
-        let bad = broker_tls(&env("LOCKER_MQTT_CA_FILE", path.clone()), tls.clone())
+        let bad = broker_tls(&env("LOCKER_MQTT_CA_FILE", path.clone()), Some(tls.clone()))
             .expect_err("not PEM");
         assert!(bad.to_string().contains("no PEM certificate"), "{bad}");
         let missing = broker_tls(
             &env("LOCKER_MQTT_CA_FILE", "/nonexistent.pem".into()),
-            tls.clone(),
+            Some(tls.clone()),
         )
         .expect_err("missing");
         assert!(missing.to_string().contains("cannot read it"), "{missing}");
-        let alone = broker_tls(&env("LOCKER_MQTT_CLIENT_CERT", path.clone()), tls.clone());
+        let alone = broker_tls(
+            &env("LOCKER_MQTT_CLIENT_CERT", path.clone()),
+            Some(tls.clone()),
+        );
         assert!(alone.is_err(), "a certificate without its key");
-        let on_plain = broker_tls(&env("LOCKER_MQTT_CLIENT_KEY", path), plain.clone());
+        let on_plain = broker_tls(
+            &env("LOCKER_MQTT_CLIENT_KEY", path.clone()),
+            Some(plain.clone()),
+        );
         assert!(on_plain.is_err());
-        assert_eq!(broker_tls(&|_| None, plain.clone()).expect("plain"), plain);
-        assert_eq!(broker_tls(&|_| None, tls.clone()).expect("system CAs"), tls);
+        assert!(
+            broker_tls(&env("LOCKER_MQTT_CA_FILE", path), None).is_err(),
+            "no broker"
+        );
+        assert_eq!(
+            broker_tls(&|_| None, Some(plain.clone())).expect("plain"),
+            Some(plain)
+        );
+        assert_eq!(
+            broker_tls(&|_| None, Some(tls.clone())).expect("system CAs"),
+            Some(tls)
+        );
+        assert_eq!(broker_tls(&|_| None, None).expect("embedded"), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

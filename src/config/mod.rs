@@ -279,14 +279,16 @@ impl Config {
             None => None,
             Some(value) if value.is_empty() => None,
             Some(value) => {
-                let broker = ExternalBroker::parse(&value).ok_or_else(|| ConfigError::BadUrl {
-                    name: "LOCKER_MQTT_BROKER",
-                    value: redact_url(&value),
-                    scheme: "mqtt or mqtts",
-                })?;
-                Some(fleet::broker_tls(&get, broker)?)
+                Some(
+                    ExternalBroker::parse(&value).ok_or_else(|| ConfigError::BadUrl {
+                        name: "LOCKER_MQTT_BROKER",
+                        value: redact_url(&value),
+                        scheme: "mqtt or mqtts",
+                    })?,
+                )
             }
         };
+        let external_broker = fleet::broker_tls(&get, external_broker)?;
         let (broker_rights, secrets_key) = fleet::broker_rights(&get, external_broker.is_some())?;
         Ok(Self {
             broker_rights,

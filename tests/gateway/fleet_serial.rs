@@ -71,19 +71,7 @@ async fn line_on_one_gateway(pool: &PgPool) -> LineOnOneGateway {
     );
     bus.turn(SerialKnob::CloseAfter(Duration::from_secs(2)))
         .await;
-    let mut settings = locker_gateway::serial::parse_buses("memory=1:sb-1")
-        .expect("buses")
-        .remove(0);
-    settings.poll_every = Duration::from_millis(100);
-    settings.gap = Duration::from_millis(2);
-    settings.timeout = Duration::from_millis(100);
-    let mut line = Some(gateway_end);
-    holder
-        .attach_serial_bus(settings, move |_| {
-            line.take()
-                .ok_or_else(|| std::io::Error::other("the pipe is gone"))
-        })
-        .expect("the device link runs");
+    crate::serial_memory::attach_pipe(&mut holder, "memory=1:sb-1", gateway_end);
     eventually("the board online", || online(pool, "sb-1")).await;
     LineOnOneGateway {
         _mosquitto: mosquitto,

@@ -10,6 +10,28 @@ use simulator::serial::{BoardConfig, BoardEvent, SerialKnob, spawn_bus_on};
 
 use crate::helpers::{device, eventually, in_both_modes};
 
+/// Attaches a bus with the boards of `spec` (`memory=address:device,…`) to `app` on the
+/// gateway's end of an in-memory pipe, with short timings; the pipe opens once (opening it
+/// again, after it failed, finds nothing).
+pub(crate) fn attach_pipe(
+    app: &mut locker_gateway::app::App,
+    spec: &str,
+    gateway_end: tokio::io::DuplexStream,
+) -> std::sync::Arc<BusStats> {
+    let mut settings = locker_gateway::serial::parse_buses(spec)
+        .expect("buses")
+        .remove(0);
+    settings.poll_every = Duration::from_millis(100);
+    settings.gap = Duration::from_millis(2);
+    settings.timeout = Duration::from_millis(100);
+    let mut line = Some(gateway_end);
+    app.attach_serial_bus(settings, move |_| {
+        line.take()
+            .ok_or_else(|| std::io::Error::other("the pipe is gone"))
+    })
+    .expect("the device link runs")
+}
+
 in_both_modes! {
     /// Two boards behind a `tokio::io::duplex` pipe attached to a running gateway.
     async fn boards_behind_an_in_memory_pipe_work_like_those_on_a_port(backend: Backend) {
@@ -26,21 +48,7 @@ in_both_modes! {
         }
         let (gateway_end, boards_end) = tokio::io::duplex(4096);
         let mut bus = spawn_bus_on(boards, boards_end);
-        let mut settings = locker_gateway::serial::parse_buses("memory=1:mem-b1,2:mem-b2")
-            .expect("buses")
-            .remove(0);
-        settings.poll_every = Duration::from_millis(100);
-        settings.gap = Duration::from_millis(2);
-        settings.timeout = Duration::from_millis(100);
-        // The pipe opens once; opening it again (after it failed) finds nothing.
-        let mut line = Some(gateway_end);
-        let stats = app
-            .app
-            .attach_serial_bus(settings, move |_| {
-                line.take()
-                    .ok_or_else(|| std::io::Error::other("the pipe is gone"))
-            })
-            .expect("the device link runs");
+        let stats = attach_pipe(&mut app.app, "memory=1:mem-b1,2:mem-b2", gateway_end);
         eventually("both boards online", || async {
             app.online("mem-b1").await && app.online("mem-b2").await
         })

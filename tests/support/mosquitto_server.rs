@@ -63,22 +63,37 @@ impl Mosquitto {
         conf.push_str(extra);
         let conf_file = dir.join("mosquitto.conf");
         std::fs::write(&conf_file, conf).expect("conf file");
-        let child = Command::new("mosquitto")
+        let child = run(&conf_file, addr).await;
+        Self { child, addr, dir }
+    }
+}
+
+/// Runs Mosquitto with `conf_file` until it listens on `addr`, starting it again if it exits
+/// first (the port of a broker just killed may take a moment to be free again).
+async fn run(conf_file: &std::path::Path, addr: SocketAddr) -> Child {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut child = Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf_file)
+            .arg(conf_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto starts (Debian: apt-get install mosquitto)");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return child;
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "mosquitto did not listen on {addr}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self { child, addr, dir }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -135,32 +150,7 @@ impl Mosquitto {
         );
         let conf_file = self.dir.join("mosquitto.conf");
         std::fs::write(&conf_file, conf).expect("conf file");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            self.child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&conf_file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("mosquitto starts (Debian: apt-get install mosquitto)");
-            // The port of the broker just killed may take a moment to be free again.
-            while tokio::net::TcpStream::connect(self.addr).await.is_err() {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "mosquitto did not listen on {}",
-                    self.addr
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            if let Ok(None) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.child = run(&conf_file, self.addr).await;
     }
 }
 
