@@ -4,8 +4,6 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::helpers::spawn_app;
-
 /// Resolves a `$ref` to `#/components/schemas/...`.
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     match schema.get("$ref").and_then(Value::as_str) {
@@ -161,7 +159,10 @@ pub async fn conforms(doc: &Value, method: &str, path: &str, response: reqwest::
 
 #[sqlx::test]
 async fn every_documented_operation_answers_as_documented(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = crate::helpers::spawn_app_with(pool, |c| {
+        c.broker_hook_secret = Some("contract-hook-secret".into());
+    })
+    .await;
     let doc = openapi(&app).await;
     // Each operation, as a client calls it; adding a route means adding it here, and a
     // documented route missing here fails below.
@@ -394,6 +395,23 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
                 .get(app.url(&format!("/v1/orders/{}", uuid::Uuid::now_v7())))
                 .bearer_auth(&token),
         ),
+        ("post", "/v1/broker/authenticate", {
+            app.http
+                .post(app.url("/v1/broker/authenticate"))
+                .bearer_auth("contract-hook-secret")
+                .json(&serde_json::json!({
+                    "clientid": "lk-2", "username": "lk-2", "password": "wrong"
+                }))
+        }),
+        ("post", "/v1/broker/authorize", {
+            app.http
+                .post(app.url("/v1/broker/authorize"))
+                .bearer_auth("contract-hook-secret")
+                .json(&serde_json::json!({
+                    "clientid": "lk-2", "username": "lk-2", "topic": "lockers/lk-2/up",
+                    "action": "publish"
+                }))
+        }),
         ("post", "/v1/payments/webhook", {
             let event = serde_json::json!({
                 "event_id": "evt_c", "user_id": user_id, "amount": "1.00", "currency": "EUR"
