@@ -11,6 +11,8 @@
 //! * SUBSCRIBE: only `lockers/{id}/down` (no wildcards, no other locker's topics);
 //! * anything at all, in either direction, once the device is revoked.
 //!
+//! Nothing a locker sends is retained: its `status` and last will are passed on unretained.
+//!
 //! The gateway's in-process link does not go through a `Protocol`, so it is not restricted.
 
 use std::collections::HashSet;
@@ -171,11 +173,32 @@ impl<P> LockerAcl<P> {
     }
 }
 
+/// What a locker sends is passed on as it comes and kept for nobody: presence lives in the
+/// database, and the broker's retained store (one message per locker, pinning the buffer it was
+/// read into, matched against every new subscription) would only grow. So a retained publish
+/// (the locker's `status`) is passed on unretained, and its last will, held for as long as it is
+/// connected, is unretained and copied out of the connection's read buffer.
+fn kept_for_nobody(packet: Packet) -> Packet {
+    match packet {
+        Packet::Publish(mut publish, properties) if publish.retain => {
+            publish.retain = false;
+            Packet::Publish(publish, properties)
+        }
+        Packet::Connect(connect, properties, Some(mut will), will_properties, login) => {
+            will.retain = false;
+            will.topic = bytes::Bytes::copy_from_slice(&will.topic);
+            will.message = bytes::Bytes::copy_from_slice(&will.message);
+            Packet::Connect(connect, properties, Some(will), will_properties, login)
+        }
+        other => other,
+    }
+}
+
 impl<P: Protocol> Protocol for LockerAcl<P> {
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
         let packet = self.inner.read_mut(stream, max_size)?;
         match self.check(&packet) {
-            Ok(()) => Ok(packet),
+            Ok(()) => Ok(kept_for_nobody(packet)),
             Err(refusal) => {
                 tracing::warn!(
                     device = ?self.device,

@@ -18,6 +18,7 @@ mod asyncapi;
 mod audit;
 mod broker;
 mod broker_hooks;
+mod broker_retained;
 mod cache;
 mod command_helpers;
 mod commands;
