@@ -105,12 +105,8 @@ pub(super) fn connect(
     };
     tracing::info!(broker = ?external, gateway = %config.gateway_id, group = %config.shared_group, "using an external MQTT broker");
     let gateway = config.gateway_id.as_str();
-    let relay = mqtt::Subscriptions::default();
     let client = |role, filters, stop: &CancellationToken| {
-        let mut client = mqtt::ExternalClient::of(gateway, role, filters);
-        if role == "uplinks" {
-            client.added = relay.clone();
-        }
+        let client = mqtt::ExternalClient::of(gateway, role, filters);
         mqtt::external(external, client, tasks, stop.clone())
     };
     // Lockers' uplinks and status through the fleet's shared subscription: each message reaches
@@ -121,7 +117,11 @@ pub(super) fn connect(
         .collect();
     // The uplinks' client stops with the device link (it unsubscribes and hands on what the
     // broker had sent before the link drains); the others publish until the very end.
-    let (_, uplinks, ready) = client("uplinks", shared, uplinks_stop);
+    // It also takes the `down` topics of the boards on this gateway's serial lines, as their
+    // buses start (`relay`).
+    let uplinks_client = mqtt::ExternalClient::of(gateway, "uplinks", shared);
+    let relay = uplinks_client.added.clone();
+    let (_, uplinks, ready) = mqtt::external(external, uplinks_client, tasks, uplinks_stop.clone());
     let (events, _, _) = client("events", Vec::new(), shutdown);
     let (nudges, _, _) = client("control", Vec::new(), shutdown);
     let (downlinks, _, _) = client("downlinks", Vec::new(), shutdown);

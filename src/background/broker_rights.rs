@@ -171,30 +171,34 @@ impl BrokerRights {
         }
     }
 
-    /// The commands that create `account`'s role and client (with its password, if it can be
-    /// opened); `None` if it cannot be created.
-    fn create(&self, account: &BrokerAccount) -> Option<[Value; 2]> {
-        let Some(password) = account
+    /// `account`'s MQTT password, opened from its sealed copy; `None` (logged and counted) if it
+    /// has none this key opens.
+    fn password(&self, account: &BrokerAccount) -> Option<String> {
+        let password = account
             .sealed
             .as_deref()
-            .and_then(|sealed| broker_passwords::open(&self.key, &account.device, sealed))
-        else {
+            .and_then(|sealed| broker_passwords::open(&self.key, &account.device, sealed));
+        if password.is_none() {
             metrics::counter!("locker_broker_rights_total", "result" => "no_password").increment(1);
             tracing::warn!(device = %account.device, "cannot create the locker's client on the broker: no password sealed with LOCKER_SECRETS_KEY (provisioned before the key was set, or under another key); rotate its secret");
-            return None;
-        };
-        let id = account.device.as_str();
-        let role = locker_role(&account.device);
+        }
+        password
+    }
+
+    /// The commands that create `device`'s role and its client with `password`.
+    fn create(device: &DeviceId, password: &str) -> [Value; 2] {
+        let id = device.as_str();
+        let role = locker_role(device);
         let acls = vec![
             allow("publishClientSend", format!("lockers/{id}/up")),
             allow("publishClientSend", format!("lockers/{id}/status")),
             allow("subscribeLiteral", format!("lockers/{id}/down")),
         ];
-        Some([
+        [
             json!({ "command": "createRole", "rolename": role, "acls": acls }),
             json!({ "command": "createClient", "username": id, "clientid": id,
                     "password": password, "roles": [{ "rolename": role }] }),
-        ])
+        ]
     }
 
     /// Applies one locker's registry state to the broker (after a change was announced).
@@ -211,16 +215,18 @@ impl BrokerRights {
                 .await?;
             return count(answers, "disabled");
         }
-        let Some(create) = self.create(&account) else {
+        let Some(password) = self.password(&account) else {
             return Ok(());
         };
-        let answers = self.dynsec.call(create.to_vec()).await?;
+        let answers = self
+            .dynsec
+            .call(Self::create(device, &password).to_vec())
+            .await?;
         let client_existed = matches!(answers.get(1), Some(Err(e)) if exists(e));
         if !client_existed {
             return count(answers, "created");
         }
         // Rotated (or announced again): its password now, and enabled.
-        let password = create[1]["password"].clone();
         let answers = self
             .dynsec
             .call(vec![
@@ -289,10 +295,10 @@ impl BrokerRights {
             if listed_as.is_some()
                 && !account.revoked
                 && account.rotated
-                && let Some([_, create]) = self.create(&account)
+                && let Some(password) = self.password(&account)
             {
                 commands.push(json!({ "command": "setClientPassword", "username": id,
-                                      "password": create["password"] }));
+                                      "password": password }));
             }
             match (listed_as, account.revoked) {
                 (Some(false), true) => {
@@ -301,7 +307,11 @@ impl BrokerRights {
                 (Some(true), false) => {
                     commands.push(json!({ "command": "enableClient", "username": id }));
                 }
-                (None, false) => commands.extend(self.create(&account).into_iter().flatten()),
+                (None, false) => {
+                    if let Some(password) = self.password(&account) {
+                        commands.extend(Self::create(&account.device, &password));
+                    }
+                }
                 _ => {}
             }
         }

@@ -84,7 +84,7 @@ pub fn broker_tls(
         let Some(path) = get(name).filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
-        let bad = |why: String| ConfigError::BadBuses {
+        let bad = |why: String| ConfigError::BadValue {
             name,
             value: path.clone(),
             why,

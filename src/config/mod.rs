@@ -188,7 +188,7 @@ pub enum ConfigError {
         scheme: &'static str,
     },
     #[error("{name}={value:?}: {why}")]
-    BadBuses {
+    BadValue {
         name: &'static str,
         value: String,
         why: String,
@@ -211,7 +211,7 @@ impl ConfigError {
             | Self::BadUrl { name, .. }
             | Self::BadChoice { name, .. }
             | Self::Needs { name, .. }
-            | Self::BadBuses { name, .. } => name,
+            | Self::BadValue { name, .. } => name,
         }
     }
 }
@@ -357,7 +357,7 @@ impl Config {
                     Duration::from_millis(number("LOCKER_SERIAL_POLL_MS", 1000, 10, 600_000)?);
                 defaults.offline_after = number("LOCKER_SERIAL_OFFLINE_POLLS", 3, 1, 100)? as u32;
                 let text = get("LOCKER_SERIAL_BUSES").unwrap_or_default();
-                serial::parse_buses_with(&text, &defaults).map_err(|e| ConfigError::BadBuses {
+                serial::parse_buses_with(&text, &defaults).map_err(|e| ConfigError::BadValue {
                     name: "LOCKER_SERIAL_BUSES",
                     value: text.clone(),
                     why: e.to_string(),

@@ -188,7 +188,7 @@ impl Downlinks {
     /// lines are subscribed to): if it is a binary envelope for that board, it is queued for the
     /// board's bus as it is (the board checks its tag); anything else is dropped and counted.
     /// Returns whether it was queued.
-    pub fn relay(&self, device: &DeviceId, payload: &[u8]) -> bool {
+    pub fn relay(&self, device: &DeviceId, payload: bytes::Bytes) -> bool {
         let refused = |reason: &'static str| {
             metrics::counter!("locker_serial_relay_refused_total", "reason" => reason).increment(1);
             tracing::debug!(%device, reason, "a message on a board's topic is not relayed");
@@ -197,7 +197,7 @@ impl Downlinks {
         if !self.is_serial(device) {
             return refused("not_on_this_gateway");
         }
-        match firmware_protocol::Unverified::parse_binary(payload) {
+        match firmware_protocol::Unverified::parse_binary(&payload) {
             Ok(raw) if raw.header().device_id != *device => return refused("other_device"),
             Ok(raw) if raw.header().direction != firmware_protocol::Direction::Down => {
                 return refused("not_a_downlink");
@@ -205,7 +205,7 @@ impl Downlinks {
             Ok(_) => {}
             Err(_) => return refused("not_a_binary_envelope"),
         }
-        let queued = self.to_board(device, bytes::Bytes::copy_from_slice(payload));
+        let queued = self.to_board(device, payload);
         if queued {
             metrics::counter!("locker_serial_relayed_total", "way" => "to_line").increment(1);
         }

@@ -272,7 +272,7 @@ async fn dispatch(
             TopicKind::Up => InboundKind::Up,
             TopicKind::Status => InboundKind::Status,
             TopicKind::Down => {
-                downlinks.relay(&topic.device_id, &message.payload);
+                downlinks.relay(&topic.device_id, message.payload);
                 continue;
             }
         };
