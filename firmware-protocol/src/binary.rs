@@ -2,6 +2,7 @@
 //! are in `PROTOCOL.md`. A reader tolerates bytes after the last field it knows (a newer firmware
 //! may append fields) and ignores reserved bits, but never reads past the end.
 
+use crate::envelope::MAX_BINARY_BODY;
 use crate::error::{DecodeError, InvalidMessage};
 use crate::message::*;
 
@@ -242,6 +243,7 @@ pub(crate) fn write_uplink(msg: &Uplink, out: &mut Vec<u8>) {
             out.extend_from_slice(&m.uptime_ms.to_be_bytes());
         }
         Uplink::StateReport(m) => {
+            let start = out.len();
             out.extend_from_slice(&m.query_id.to_be_bytes());
             put_doors(out, &m.doors);
             let recent = &m.recent[..m.recent.len().min(MAX_RECENT)];
@@ -253,6 +255,10 @@ pub(crate) fn write_uplink(msg: &Uplink, out: &mut Vec<u8>) {
             // Protocol version 2, appended (a version 1 reader ignores it): what the doors of
             // executed unlocks did.
             let results = &m.door_results[..m.door_results.len().min(MAX_RECENT)];
+            // As many of the newest as the body has room for (a locker of many doors with full
+            // lists would not fit otherwise): the gateway reads the sensor for the others.
+            let room = MAX_BINARY_BODY.saturating_sub(out.len() - start + 1) / 9;
+            let results = &results[results.len().saturating_sub(room)..];
             if !results.is_empty() {
                 out.push(results.len() as u8);
                 for result in results {

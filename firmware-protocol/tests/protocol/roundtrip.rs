@@ -6,7 +6,8 @@ use proptest::prelude::*;
 use crate::helpers::{decode_all, frame_bytes, key};
 use crate::strategies::{down_envelope, up_envelope};
 
-fn binary_round_trip<M: Payload>(envelope: &Envelope<M>, address: u8) {
+/// Seals `envelope` in binary, frames it, reads it back: what the other side opens.
+fn binary_round_trip<M: Payload>(envelope: &Envelope<M>, address: u8) -> Envelope<M> {
     let k = key(1);
     let sealed = envelope.seal_binary(&k).expect("valid message seals");
     let frame = frame_bytes(address, sealed.clone());
@@ -19,7 +20,9 @@ fn binary_round_trip<M: Payload>(envelope: &Envelope<M>, address: u8) {
     let opened: Envelope<M> = raw
         .verify(&envelope.header.device_id, &k)
         .expect("verifies");
-    assert_eq!(&opened, envelope);
+    // Sealing again gives the same bytes: the encoding is canonical.
+    assert_eq!(opened.seal_binary(&k).expect("seals"), sealed);
+    opened
 }
 
 fn json_round_trip<M: Payload>(envelope: &Envelope<M>) {
@@ -37,12 +40,25 @@ fn json_round_trip<M: Payload>(envelope: &Envelope<M>) {
 proptest! {
     #[test]
     fn downlinks_round_trip_in_binary(env in down_envelope(), address in 1u8..=247) {
-        binary_round_trip(&env, address);
+        prop_assert_eq!(binary_round_trip(&env, address), env);
     }
 
     #[test]
     fn uplinks_round_trip_in_binary(env in up_envelope(), address in 1u8..=247) {
-        binary_round_trip(&env, address);
+        let opened = binary_round_trip(&env, address);
+        match (&opened.message, &env.message) {
+            // A report of many doors with full lists keeps the newest door results it has room
+            // for (PROTOCOL.md §2.1): what came through is the end of what was sent.
+            (Uplink::StateReport(got), Uplink::StateReport(sent)) => {
+                prop_assert!(sent.door_results.ends_with(&got.door_results));
+                let mut trimmed = env.clone();
+                if let Uplink::StateReport(report) = &mut trimmed.message {
+                    report.door_results = got.door_results.clone();
+                }
+                prop_assert_eq!(&opened, &trimmed);
+            }
+            _ => prop_assert_eq!(opened, env),
+        }
     }
 
     #[test]
@@ -135,4 +151,49 @@ fn json_bodies_read_as_documented() {
     ));
     let pong = Uplink::read_json(MessageType::Pong, br#"{"future":true}"#).expect("pong reads");
     assert_eq!(pong, Uplink::Pong);
+}
+
+#[test]
+fn a_report_of_512_doors_with_full_lists_fits_a_frame_with_its_newest_door_results() {
+    let results: Vec<UnlockDoor> = (1..=MAX_RECENT as u64)
+        .map(|n| UnlockDoor {
+            command_id: CommandId::new(n).expect("id"),
+            door: DoorOutcome::Opened,
+        })
+        .collect();
+    let report = StateReport {
+        query_id: 1,
+        doors: vec![
+            DoorStatus {
+                sensor: DoorSensor::Closed,
+                locked: true,
+                occupied: None,
+            };
+            usize::from(MAX_DOORS)
+        ],
+        recent: results
+            .iter()
+            .map(|r| Ack {
+                command_id: r.command_id,
+                result: CommandResult::Executed,
+            })
+            .collect(),
+        door_results: results.clone(),
+    };
+    let envelope = Envelope {
+        header: Header {
+            direction: Direction::Up,
+            device_id: DeviceId::new("lk-0001").expect("id"),
+            session: 1,
+            counter: 1,
+        },
+        message: Uplink::StateReport(report),
+    };
+    let opened = binary_round_trip(&envelope, 1);
+    let Uplink::StateReport(got) = opened.message else {
+        panic!("a report");
+    };
+    // 4 + 2 + 512 + 1 + 32 × 9 = 807 bytes before them; 1 + 24 × 9 = 217 fit in the 1,024.
+    assert_eq!(got.door_results.len(), 24);
+    assert_eq!(got.door_results[..], results[8..], "the newest are kept");
 }
