@@ -1,10 +1,12 @@
 //! The embedded MQTT broker (`rumqttd`), with login checked by an [`Authenticator`] and topics
 //! restricted per locker by [`acl::LockerAcl`].
 //!
-//! `rumqttd`'s listener binds its address itself and runs forever, so each listener (MQTT 3.1.1,
-//! and optionally MQTT 5 on a second address) runs on its own thread with its own single-threaded
-//! runtime, and stops when [`EmbeddedBroker::stop`] is called or the broker is dropped: its runtime
-//! is dropped and every connection with it.
+//! `rumqttd` (0.20 with the patches in `vendor/rumqttd/PATCHES.md`) binds its listen address
+//! itself and runs forever, so the listeners (MQTT 3.1.1, and optionally MQTT 5 on a second
+//! address) run on a thread of their own with a runtime of [`BROKER_WORKERS`] worker threads for
+//! the connections (a slow client, or a connect waiting for the router, never stalls the others),
+//! and stop when [`EmbeddedBroker::stop`] is called or the broker is dropped: the runtime is
+//! dropped and every connection with it.
 
 pub mod acl;
 pub mod auth;
@@ -38,6 +40,9 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Whether `client_id` may connect with this username and password.
     fn admit(&self, client_id: String, username: String, password: String) -> AuthFuture;
 }
+
+/// Worker threads of the listeners' runtime (the router has a thread of its own).
+pub const BROKER_WORKERS: usize = 2;
 
 /// Bytes of messages kept per segment for a filter a locker subscribes to (its `down` topic).
 const LOCKER_FILTER_SEGMENT: usize = 8 * 1024;
@@ -74,6 +79,9 @@ pub struct BrokerSettings {
     pub max_payload: usize,
     /// How long a new connection may take to send CONNECT (ms).
     pub connect_timeout_ms: u16,
+    /// Bytes each connection's read and write buffers start with (they grow for a larger
+    /// packet, up to `max_payload`).
+    pub buffer_bytes: usize,
     /// In-process links made and subscribed before any listener accepts a connection (name,
     /// filters), so that nothing a locker sends at once (its hello) can arrive before the
     /// gateway listens; [`EmbeddedBroker::link`] hands each out once.
@@ -89,6 +97,8 @@ impl BrokerSettings {
             max_connections: 20_000,
             max_payload: firmware_protocol::MAX_JSON_ENVELOPE,
             connect_timeout_ms: 5_000,
+            // A locker's messages are a few hundred bytes.
+            buffer_bytes: 1024,
             early_links: Vec::new(),
         }
     }
@@ -130,7 +140,7 @@ pub struct EmbeddedBroker {
     settings: BrokerSettings,
     links: LinkFactory,
     stop: watch::Sender<bool>,
-    threads: Vec<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
     listening: ListenerHealth,
     early: std::sync::Mutex<Vec<(String, (LinkTx, LinkRx))>>,
 }
@@ -140,6 +150,7 @@ pub struct EmbeddedBroker {
 pub struct ListenerHealth {
     started: usize,
     running: Arc<std::sync::atomic::AtomicUsize>,
+    ended: Vec<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ListenerHealth {
@@ -147,14 +158,39 @@ impl ListenerHealth {
     pub fn all_running(&self) -> bool {
         self.running.load(std::sync::atomic::Ordering::Relaxed) == self.started
     }
+
+    /// Counts one more listener as running until the returned guard is dropped.
+    fn add(&mut self) -> Running {
+        self.started += 1;
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.ended.push(ended.clone());
+        Running {
+            running: self.running.clone(),
+            ended,
+        }
+    }
+
+    /// Whether the `i`th listener started has ended.
+    fn ended(&self, i: usize) -> bool {
+        self.ended
+            .get(i)
+            .is_some_and(|e| e.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
-/// Counts a listener thread as running until it ends, however it ends.
-struct Running(Arc<std::sync::atomic::AtomicUsize>);
+/// Counts a listener as running until it ends, however it ends.
+struct Running {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -223,7 +259,6 @@ impl EmbeddedBroker {
             probe: probe.clone(),
             inner: auth,
         });
-        let mut threads = Vec::new();
         let mut listening = ListenerHealth::default();
         let listener = |name: &str, addr: SocketAddr| {
             let mut server = ServerSettings {
@@ -238,41 +273,40 @@ impl EmbeddedBroker {
                     auth: None,
                     external_auth: None,
                     dynamic_filters: true,
+                    buffer_capacity: settings.buffer_bytes,
                 },
             };
             let auth = auth.clone();
             server.set_auth_handler(move |client_id, user, pass| auth.admit(client_id, user, pass));
             server
         };
-        threads.push(spawn_listener(
+        let mut listeners: Vec<Listener> = vec![Box::pin(listen(
             Server::new(
                 listener("mqtt-v4", settings.v4_addr),
                 router_tx.clone(),
                 LockerAcl::new(V4, revocations.clone()).without_properties(),
             ),
-            stop_rx.clone(),
-            &mut listening,
-        )?);
+            listening.add(),
+        ))];
         if let Some(addr) = settings.v5_addr {
-            threads.push(spawn_listener(
+            listeners.push(Box::pin(listen(
                 Server::new(
                     listener("mqtt-v5", addr),
                     router_tx.clone(),
                     LockerAcl::new(V5, revocations.clone()),
                 ),
-                stop_rx,
-                &mut listening,
-            )?);
+                listening.add(),
+            )));
         }
+        let thread = spawn_listeners(listeners, stop_rx)?;
         // Prove that each listener is ours before reporting success.
         let mut listeners = vec![(settings.v4_addr, 4u8, "LOCKER_MQTT_ADDR")];
         if let Some(addr) = settings.v5_addr {
             listeners.push((addr, 5, "LOCKER_MQTT5_ADDR"));
         }
         for (i, (addr, level, setting)) in listeners.into_iter().enumerate() {
-            let thread = &threads[i];
             let ours = probe.confirm(addr, level, Duration::from_secs(10), || {
-                thread.is_finished()
+                thread.is_finished() || listening.ended(i)
             });
             if !ours {
                 let _ = stop.send(true);
@@ -298,7 +332,7 @@ impl EmbeddedBroker {
             settings,
             links,
             stop,
-            threads,
+            thread: Some(thread),
             listening,
             early: std::sync::Mutex::new(early),
         })
@@ -336,9 +370,9 @@ impl EmbeddedBroker {
 
     fn shutdown(&mut self) {
         let _ = self.stop.send(true);
-        for thread in self.threads.drain(..) {
+        if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
-                tracing::error!("a broker listener thread panicked");
+                tracing::error!("the broker's listener thread panicked");
             }
         }
     }
@@ -350,44 +384,43 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-fn spawn_listener<P>(
-    mut server: Server<P>,
-    mut stop: watch::Receiver<bool>,
-    health: &mut ListenerHealth,
-) -> Result<JoinHandle<()>, BrokerError>
+type Listener = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One listener's accept loop, counted as running until it ends.
+async fn listen<P>(mut server: Server<P>, running: Running)
 where
     P: Protocol + Clone + Send + 'static,
 {
-    health.started += 1;
-    health
-        .running
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let running = Running(health.running.clone());
+    let _running = running;
+    if let Err(e) = server.start(LinkType::Remote).await {
+        tracing::error!(error = %e, "MQTT listener stopped");
+    }
+}
+
+/// Runs the listeners on a thread of their own until `stop`; their connections are tasks on
+/// the runtime's worker threads.
+fn spawn_listeners(
+    listeners: Vec<Listener>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, BrokerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(BROKER_WORKERS)
+        .thread_name("mqtt-connections")
+        .enable_all()
+        .build()
+        .map_err(BrokerError::Thread)?;
     std::thread::Builder::new()
         .name("mqtt-listener".into())
         .spawn(move || {
-            let _running = running;
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the broker's runtime");
-                    return;
-                }
-            };
             runtime.block_on(async move {
+                let listeners = futures_util::future::join_all(listeners);
                 tokio::select! {
-                    result = server.start(LinkType::Remote) => {
-                        if let Err(e) = result {
-                            tracing::error!(error = %e, "MQTT listener stopped");
-                        }
-                    }
+                    _ = listeners => {}
                     _ = stop.wait_for(|stopped| *stopped) => {}
                 }
             });
-            // Dropping the runtime here cancels every connection task of this listener.
+            // Dropping the runtime here cancels every connection task.
+            drop(runtime);
         })
         .map_err(BrokerError::Thread)
 }

@@ -152,6 +152,15 @@ pub struct ConnectionSettings {
     pub external_auth: Option<AuthHandler>,
     #[serde(default)]
     pub dynamic_filters: bool,
+    /// PATCH (locker-gateway): bytes each connection's read and write buffers start with (they
+    /// grow as a larger packet needs; upstream reserved 10 KiB each). Default 1 KiB: a locker
+    /// sends a few small messages a minute.
+    #[serde(default = "default_buffer_capacity")]
+    pub buffer_capacity: usize,
+}
+
+fn default_buffer_capacity() -> usize {
+    1024
 }
 
 impl ConnectionSettings {

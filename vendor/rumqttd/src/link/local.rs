@@ -99,6 +99,34 @@ impl<'a> LinkBuilder<'a> {
     }
 
     pub fn build(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (router_tx, event, link_rx, outgoing_data_buffer, incoming_data_buffer) =
+            self.prepare();
+        router_tx.send((0, event))?;
+        link_rx.recv()?;
+        finish(router_tx, link_rx, outgoing_data_buffer, incoming_data_buffer)
+    }
+
+    /// PATCH (locker-gateway): [`LinkBuilder::build`] without blocking the thread while the
+    /// router registers the connection, for a connection task on an async runtime (upstream
+    /// blocked its listener's thread, and every other connection of it, for a router round).
+    pub async fn build_async(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (router_tx, event, link_rx, outgoing_data_buffer, incoming_data_buffer) =
+            self.prepare();
+        router_tx.send_async((0, event)).await?;
+        link_rx.recv_async().await?;
+        finish(router_tx, link_rx, outgoing_data_buffer, incoming_data_buffer)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        self,
+    ) -> (
+        Sender<(ConnectionId, Event)>,
+        Event,
+        Receiver<()>,
+        Arc<Mutex<VecDeque<Notification>>>,
+        Arc<Mutex<VecDeque<Packet>>>,
+    ) {
         // Connect to router
         // Local connections to the router shall have access to all subscriptions
         let mut connection = Connection::new(
@@ -121,11 +149,27 @@ impl<'a> LinkBuilder<'a> {
             incoming,
             outgoing,
         };
+        (
+            self.router_tx,
+            event,
+            link_rx,
+            outgoing_data_buffer,
+            incoming_data_buffer,
+        )
+    }
+}
 
-        self.router_tx.send((0, event))?;
-
-        link_rx.recv()?;
-        let notification = outgoing_data_buffer.lock().pop_front().unwrap();
+fn finish(
+    router_tx: Sender<(ConnectionId, Event)>,
+    link_rx: Receiver<()>,
+    outgoing_data_buffer: Arc<Mutex<VecDeque<Notification>>>,
+    incoming_data_buffer: Arc<Mutex<VecDeque<Packet>>>,
+) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+    {
+        let notification = outgoing_data_buffer
+            .lock()
+            .pop_front()
+            .ok_or(LinkError::NotConnectionAck)?;
 
         // Right now link identifies failure with dropped rx in router,
         // which is probably ok. We need this here to get id assigned by router
@@ -134,8 +178,8 @@ impl<'a> LinkBuilder<'a> {
             _message => return Err(LinkError::NotConnectionAck),
         };
 
-        let tx = LinkTx::new(id, self.router_tx.clone(), incoming_data_buffer);
-        let rx = LinkRx::new(id, self.router_tx, link_rx, outgoing_data_buffer);
+        let tx = LinkTx::new(id, router_tx.clone(), incoming_data_buffer);
+        let rx = LinkRx::new(id, router_tx, link_rx, outgoing_data_buffer);
         Ok((tx, rx, notification))
     }
 }
@@ -336,7 +380,8 @@ impl LinkRx {
             router_tx,
             router_rx,
             send_buffer: outgoing_data_buffer,
-            cache: VecDeque::with_capacity(100),
+            // PATCH (locker-gateway): grows if used.
+            cache: VecDeque::new(),
         }
     }
 
@@ -452,5 +497,67 @@ mod test {
         }
 
         // TODO: Write a similar test to benchmark buffer vs channels
+    }
+
+    /// PATCH (locker-gateway): a connection waiting for the router to register it leaves its
+    /// thread to the others (upstream's `build` blocked it, and with it every connection of a
+    /// single-threaded listener).
+    #[test]
+    fn a_connect_waiting_for_the_router_does_not_block_its_thread() {
+        use super::LinkBuilder;
+        use crate::protocol::{ConnAck, ConnectReturnCode};
+        use crate::router::{Ack, Event, Notification};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let (router_tx, router_rx) = bounded(10);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticked = ticks.clone();
+        // The fake router answers only once the other task has run on the same thread.
+        let router = thread::spawn(move || {
+            let (_, event) = router_rx.recv().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while ticked.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+                thread::yield_now();
+            }
+            let others_ran = ticked.load(Ordering::SeqCst) >= 3;
+            let Event::Connect { outgoing, .. } = event else {
+                panic!("not a connect");
+            };
+            let ack = ConnAck {
+                session_present: false,
+                code: ConnectReturnCode::Success,
+            };
+            outgoing
+                .buffer()
+                .lock()
+                .push_back(Notification::DeviceAck(Ack::ConnAck(7, ack, None)));
+            outgoing.handle.send(()).unwrap();
+            // Keep the connection's channels open until the link is built.
+            thread::sleep(std::time::Duration::from_millis(200));
+            others_ran
+        });
+        let (tx, _rx, _) = runtime.block_on(async move {
+            let other = tokio::spawn(async move {
+                for _ in 0..3 {
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            });
+            let link = LinkBuilder::new("locker-1", router_tx)
+                .build_async()
+                .await
+                .unwrap();
+            other.await.unwrap();
+            link
+        });
+        assert_eq!(tx.connection_id, 7);
+        assert!(
+            router.join().unwrap(),
+            "the other task did not run while the connect waited"
+        );
     }
 }

@@ -49,10 +49,21 @@ impl<P: Protocol> Network<P> {
         max_connection_buffer_len: usize,
         protocol: P,
     ) -> Network<P> {
+        Self::with_capacity(socket, max_incoming_size, max_connection_buffer_len, protocol, 10 * 1024)
+    }
+
+    /// PATCH (locker-gateway): buffers of `capacity` bytes to begin with.
+    pub fn with_capacity(
+        socket: Box<dyn N>,
+        max_incoming_size: usize,
+        max_connection_buffer_len: usize,
+        protocol: P,
+        capacity: usize,
+    ) -> Network<P> {
         Network {
             socket,
-            read: BytesMut::with_capacity(10 * 1024),
-            write: BytesMut::with_capacity(10 * 1024),
+            read: BytesMut::with_capacity(capacity),
+            write: BytesMut::with_capacity(capacity),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we

@@ -100,7 +100,9 @@ impl<P: Protocol> RemoteLink<P> {
             .last_will_properties(lastwill_props)
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
-            .build()?;
+            // PATCH (locker-gateway): without blocking the listener's thread.
+            .build_async()
+            .await?;
 
         let id = link_rx.id();
         Span::current().record("connection_id", id);
@@ -120,7 +122,8 @@ impl<P: Protocol> RemoteLink<P> {
             network,
             link_tx,
             link_rx,
-            notifications: VecDeque::with_capacity(100),
+            // PATCH (locker-gateway): grows as needed.
+            notifications: VecDeque::new(),
             will_delay_interval,
         })
     }
@@ -283,6 +286,7 @@ mod tests {
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            buffer_capacity: 1024,
         }
     }
 

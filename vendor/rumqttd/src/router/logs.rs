@@ -58,15 +58,35 @@ pub struct DataLog {
     pub native: Slab<Data<PublishData>>,
     /// Map of subscription filter name to filter index
     filter_indexes: HashMap<Filter, FilterIdx>,
+    /// PATCH (locker-gateway): the filters with a wildcard level (`+`, `#`), the only ones a
+    /// new topic is matched against one by one; an exact filter is found in `filter_indexes`.
+    wildcard_filters: Vec<(Filter, FilterIdx)>,
     retained_publishes: HashMap<Topic, PublishData>,
-    /// List of filters associated with a topic
+    /// List of filters associated with a topic (also when none: a topic nobody subscribes to
+    /// is not matched again at its next publish)
     publish_filters: HashMap<Topic, Vec<FilterIdx>>,
+    /// PATCH (locker-gateway): topic/filter pairs compared one by one so far (for tests).
+    pub(crate) scans: u64,
+}
+
+/// PATCH (locker-gateway): whether a filter has a wildcard level, so that a topic must be
+/// compared with it level by level; any other filter matches exactly its own topic (see
+/// [`matches`]: also never a topic starting with `$`).
+pub(crate) fn is_wildcard(filter: &str) -> bool {
+    filter.split('/').any(|level| level == "+" || level == "#")
+}
+
+/// PATCH (locker-gateway): whether an exact (wildcard-free) filter can match its own topic, as
+/// [`matches`] decides it (never a topic starting with `$`).
+fn matches_itself(filter: &str) -> bool {
+    !filter.starts_with('$')
 }
 
 impl DataLog {
     pub fn new(config: RouterConfig) -> io::Result<DataLog> {
         let mut native = Slab::new();
         let mut filter_indexes = HashMap::new();
+        let mut wildcard_filters = Vec::new();
         let retained_publishes = HashMap::new();
         let publish_filters = HashMap::new();
 
@@ -77,6 +97,9 @@ impl DataLog {
                 // Add commitlog to datalog and add datalog index to filter to
                 // datalog index map
                 let idx = native.insert(data);
+                if is_wildcard(&filter) {
+                    wildcard_filters.push((filter.clone(), idx));
+                }
                 filter_indexes.insert(filter, idx);
             }
         }
@@ -86,7 +109,9 @@ impl DataLog {
             native,
             publish_filters,
             filter_indexes,
+            wildcard_filters,
             retained_publishes,
+            scans: 0,
         })
     }
 
@@ -128,16 +153,24 @@ impl DataLog {
         match &self.publish_filters.get(topic) {
             Some(v) => Some(v.to_vec()),
             None => {
-                let v: Vec<usize> = self
-                    .filter_indexes
-                    .iter()
-                    .filter(|(filter, _)| matches(topic, filter))
-                    .map(|(_, filter_idx)| *filter_idx)
-                    .collect();
-
-                if !v.is_empty() {
-                    self.publish_filters.insert(topic.to_owned(), v.clone());
+                // PATCH (locker-gateway): the exact filter by lookup, only the wildcard filters
+                // one by one, and the answer kept even when empty (a filter added later updates
+                // it in `next_native_offset`).
+                let mut v: Vec<usize> = Vec::new();
+                if let Some(idx) = self.filter_indexes.get(topic) {
+                    if matches_itself(topic) && !is_wildcard(topic) {
+                        v.push(*idx);
+                    }
                 }
+                self.scans += self.wildcard_filters.len() as u64;
+                v.extend(
+                    self.wildcard_filters
+                        .iter()
+                        .filter(|(filter, _)| matches(topic, filter))
+                        .map(|(_, filter_idx)| *filter_idx),
+                );
+
+                self.publish_filters.insert(topic.to_owned(), v.clone());
 
                 Some(v)
             }
@@ -159,8 +192,17 @@ impl DataLog {
                 self.filter_indexes.insert(filter.to_owned(), idx);
 
                 // Match new filter to existing topics and add to publish_filters if it matches
-                for (topic, filters) in publish_filters.iter_mut() {
-                    if matches(topic, filter) {
+                // PATCH (locker-gateway): an exact filter can only match its own topic.
+                if is_wildcard(filter) {
+                    self.wildcard_filters.push((filter.to_owned(), idx));
+                    self.scans += publish_filters.len() as u64;
+                    for (topic, filters) in publish_filters.iter_mut() {
+                        if matches(topic, filter) {
+                            filters.push(idx);
+                        }
+                    }
+                } else if let Some(filters) = publish_filters.get_mut(filter) {
+                    if matches_itself(filter) {
                         filters.push(idx);
                     }
                 }
@@ -245,11 +287,33 @@ impl DataLog {
         data.waiters.register(id, request);
     }
 
-    /// Cleanup a connection from all the waiters
-    pub fn clean(&mut self, id: ConnectionId) -> Vec<DataRequest> {
+    /// Cleanup a connection from the waiters of the filters it subscribed to
+    ///
+    /// PATCH (locker-gateway): only its own filters (`$share/{group}/` prefixes allowed), not
+    /// every filter of the broker.
+    pub fn clean<'a>(
+        &mut self,
+        id: ConnectionId,
+        subscriptions: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<DataRequest> {
         let mut inflight = Vec::new();
-        for (_, data) in self.native.iter_mut() {
-            inflight.append(&mut data.waiters.remove(id));
+        let mut seen = Vec::new();
+        for filter in subscriptions {
+            let filter = match filter.strip_prefix("$share/") {
+                Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
+                None => filter.as_str(),
+            };
+            let Some(&idx) = self.filter_indexes.get(filter) else {
+                continue;
+            };
+            if seen.contains(&idx) {
+                continue;
+            }
+            seen.push(idx);
+            self.scans += 1;
+            if let Some(data) = self.native.get_mut(idx) {
+                inflight.append(&mut data.waiters.remove(id));
+            }
         }
 
         inflight
@@ -261,6 +325,11 @@ impl DataLog {
         publish_properties: Option<PublishProperties>,
         topic: Topic,
     ) {
+        // PATCH (locker-gateway): the retained copy holds its own bytes, not a slice pinning
+        // the sender's read buffer.
+        let mut publish = publish;
+        publish.topic = bytes::Bytes::copy_from_slice(&publish.topic);
+        publish.payload = bytes::Bytes::copy_from_slice(&publish.payload);
         let pub_with_props = (publish, publish_properties);
         self.retained_publishes.insert(topic, pub_with_props.into());
     }
@@ -273,31 +342,26 @@ impl DataLog {
         trace!(info = "reading retain msg", filter = &filter);
         let now = Instant::now();
 
-        // discard expired retained messages
-        self.retained_publishes.retain(|_, pubdata| {
-            // Keep data if no properties exists, which implies no message expiry!
-            let Some(properties) = pubdata.properties.as_mut() else {
-                return true;
-            };
-
-            // Keep data if there is no message_expiry_interval
-            let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
-                return true;
-            };
-
-            let time_spent = (now - pubdata.timestamp).as_secs() as u32;
-
-            let is_valid = time_spent < *message_expiry_interval;
-
-            // ignore expired messages
-            if is_valid {
-                // set message_expiry_interval to (original value - time spent waiting in server)
-                // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
-                *message_expiry_interval -= time_spent;
+        // PATCH (locker-gateway): an exact filter reads its own topic's message; only a
+        // wildcard filter goes through them all. Expired messages are dropped when read.
+        if !is_wildcard(filter) {
+            if !matches_itself(filter) {
+                return Vec::new();
             }
+            let Some(pubdata) = self.retained_publishes.get_mut(filter) else {
+                return Vec::new();
+            };
+            if !still_valid(pubdata, now) {
+                self.retained_publishes.remove(filter);
+                return Vec::new();
+            }
+            return vec![(pubdata.publish.clone(), pubdata.properties.clone())];
+        }
 
-            is_valid
-        });
+        // discard expired retained messages
+        self.scans += self.retained_publishes.len() as u64;
+        self.retained_publishes
+            .retain(|_, pubdata| still_valid(pubdata, now));
 
         // no need to include timestamp when returning
         self.retained_publishes
@@ -305,6 +369,37 @@ impl DataLog {
             .filter(|(topic, _)| matches(topic, filter))
             .map(|(_, p)| (p.publish.clone(), p.properties.clone()))
             .collect()
+    }
+}
+
+/// Whether a retained message has not expired, its expiry interval made the time it has left
+/// (ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112).
+fn still_valid(pubdata: &mut PublishData, now: Instant) -> bool {
+    // Keep data if no properties exists, which implies no message expiry!
+    let Some(properties) = pubdata.properties.as_mut() else {
+        return true;
+    };
+
+    // Keep data if there is no message_expiry_interval
+    let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
+        return true;
+    };
+
+    let time_spent = (now - pubdata.timestamp).as_secs() as u32;
+    if time_spent >= *message_expiry_interval {
+        return false;
+    }
+    // set message_expiry_interval to (original value - time spent waiting in server), once
+    *message_expiry_interval -= time_spent;
+    pubdata.timestamp = now;
+    true
+}
+
+impl DataLog {
+    /// PATCH (locker-gateway): the filters known, for tests.
+    #[cfg(test)]
+    pub(crate) fn filter_count(&self) -> usize {
+        self.filter_indexes.len()
     }
 }
 
@@ -337,7 +432,8 @@ where
         // max_segment_size: usize, max_mem_segments: usize
         let log = CommitLog::new(max_segment_size, max_mem_segments).unwrap();
 
-        let waiters = Waiters::with_capacity(10);
+        // PATCH (locker-gateway): most filters (a locker's own) have one waiter at most.
+        let waiters = Waiters::with_capacity(0);
         let metrics = SubscriptionMeter::default();
         Data {
             filter: filter.to_owned(),
@@ -380,8 +476,9 @@ impl AckLog {
     /// New log
     pub fn new() -> AckLog {
         AckLog {
-            committed: VecDeque::with_capacity(100),
-            recorded: VecDeque::with_capacity(100),
+            // PATCH (locker-gateway): grow as needed, not 2 x 100 per client.
+            committed: VecDeque::new(),
+            recorded: VecDeque::new(),
         }
     }
 
@@ -475,6 +572,174 @@ mod test {
         data.matches("topic/a");
 
         assert_eq!(data.publish_filters.get("topic/a").unwrap().len(), 1);
+    }
+
+    // PATCH (locker-gateway): the tests of the patch (vendor/rumqttd/PATCHES.md).
+
+    fn config() -> RouterConfig {
+        RouterConfig {
+            max_segment_size: 1024,
+            max_connections: 10,
+            max_segment_count: 10,
+            max_outgoing_packet_count: 1024,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Strategy::RoundRobin,
+        }
+    }
+
+    /// A locker connecting: it subscribes to its own `down` topic and publishes on `up` and
+    /// `status`. Returns the topic/filter comparisons it cost.
+    fn locker_connects(data: &mut DataLog, i: usize) -> u64 {
+        let before = data.scans;
+        data.next_native_offset(&format!("lockers/{i}/down"));
+        data.matches(&format!("lockers/{i}/up"));
+        data.matches(&format!("lockers/{i}/status"));
+        data.scans - before
+    }
+
+    #[test]
+    fn comparisons_per_connecting_locker_stay_flat_from_100_to_1000_lockers() {
+        let mut data = DataLog::new(config()).unwrap();
+        // The gateway's subscriptions (wildcards) and an events topic nobody subscribes to.
+        data.next_native_offset("lockers/+/up");
+        data.next_native_offset("lockers/+/status");
+        let mut at = std::collections::HashMap::new();
+        for i in 0..1000 {
+            let cost = locker_connects(&mut data, i);
+            if i == 99 || i == 999 {
+                at.insert(i + 1, cost);
+            }
+        }
+        assert_eq!(data.filter_count(), 1002);
+        // Two topics, each compared with the two wildcard filters only.
+        assert_eq!(at[&100], 4);
+        assert_eq!(at[&1000], 4);
+        // A publish nobody subscribes to is matched once, then found in the cache.
+        let before = data.scans;
+        for _ in 0..10 {
+            assert_eq!(data.matches("events/rental.started"), Some(vec![]));
+        }
+        assert_eq!(data.scans - before, 2);
+    }
+
+    #[test]
+    fn matching_agrees_with_comparing_every_filter() {
+        let filters = [
+            "a/b", "a/+", "a/#", "#", "+/b", "a/b/c", "$SYS/x", "$SYS/#", "+", "a", "a/b/+",
+        ];
+        let topics = ["a/b", "a", "a/b/c", "x/b", "$SYS/x", "b", "a/c", "", "/"];
+        let mut data = DataLog::new(config()).unwrap();
+        // Half the filters before the topics are first published, half after.
+        let (early, late) = filters.split_at(filters.len() / 2);
+        for f in early {
+            data.next_native_offset(f);
+        }
+        for t in topics {
+            data.matches(t);
+        }
+        for f in late {
+            data.next_native_offset(f);
+        }
+        for t in topics.iter().chain(["a/b/d", "$SYS/y"].iter()) {
+            let mut got = data.matches(t).unwrap();
+            got.sort();
+            let mut want: Vec<usize> = filters
+                .iter()
+                .filter(|f| crate::protocol::matches(t, f))
+                .map(|f| *data.filter_indexes.get(*f).unwrap())
+                .collect();
+            want.sort();
+            assert_eq!(got, want, "topic {t:?}");
+        }
+    }
+
+    #[test]
+    fn a_retained_message_of_an_exact_filter_is_looked_up_not_searched() {
+        use crate::protocol::Publish;
+        let mut data = DataLog::new(config()).unwrap();
+        for i in 0..1000 {
+            let topic = format!("lockers/{i}/status");
+            let publish = Publish::new(topic.clone(), "online".to_owned(), true);
+            data.insert_to_retained_publishes(publish, None, topic);
+        }
+        let before = data.scans;
+        let found = data.read_retained_messages("lockers/7/status");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.payload.as_ref(), b"online");
+        assert!(data.read_retained_messages("lockers/7/up").is_empty());
+        assert_eq!(data.scans, before);
+        // A wildcard filter still finds every match.
+        assert_eq!(data.read_retained_messages("lockers/+/status").len(), 1000);
+        assert_eq!(data.scans - before, 1000);
+    }
+
+    #[test]
+    fn kept_messages_hold_their_own_bytes_and_queues_start_empty() {
+        use crate::protocol::Publish;
+        use crate::router::iobufs::{Incoming, Outgoing};
+        // A retained message read out of a connection's 10 KiB buffer does not keep it.
+        let buffer = bytes::Bytes::from(vec![b'x'; 10 * 1024]);
+        let topic = "lockers/1/status".to_owned();
+        let publish = Publish {
+            dup: false,
+            qos: crate::protocol::QoS::AtMostOnce,
+            retain: true,
+            topic: bytes::Bytes::from(topic.clone()),
+            pkid: 0,
+            payload: buffer.slice(0..6),
+        };
+        let mut data = DataLog::new(config()).unwrap();
+        data.insert_to_retained_publishes(publish, None, topic.clone());
+        let kept = &data.retained_publishes[&topic].publish.payload;
+        let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        assert!(!range.contains(&(kept.as_ptr() as usize)));
+        // A new connection's queues reserve nothing until used.
+        let incoming = Incoming::new("locker-1".to_owned());
+        assert_eq!(incoming.buffer.lock().capacity(), 0);
+        let (outgoing, _rx) = Outgoing::new("locker-1".to_owned());
+        assert_eq!(outgoing.data_buffer.lock().capacity(), 0);
+        assert_eq!(super::AckLog::new().committed.capacity(), 0);
+        let (idx, _) = data.next_native_offset("lockers/1/down");
+        assert_eq!(data.native[idx].waiters.waiters().capacity(), 0);
+    }
+
+    #[test]
+    fn a_disconnect_cleans_the_waiters_of_its_own_filters_only() {
+        use crate::router::DataRequest;
+        let mut data = DataLog::new(config()).unwrap();
+        let request = |filter: &str, filter_idx| DataRequest {
+            filter: filter.to_owned(),
+            filter_idx,
+            qos: 1,
+            cursor: (0, 0),
+            read_count: 0,
+            max_count: 100,
+            forward_retained: false,
+            group: None,
+        };
+        // 1,000 lockers parked on their own filters, connection 5000 on two filters.
+        for i in 0..1000 {
+            let filter = format!("lockers/{i}/down");
+            let (idx, _) = data.next_native_offset(&filter);
+            data.park(i, request(&filter, idx));
+        }
+        let (up, _) = data.next_native_offset("lockers/+/up");
+        data.park(5000, request("lockers/+/up", up));
+        data.park(7, request("lockers/+/up", up));
+        let (ev, _) = data.next_native_offset("events/#");
+        data.park(5000, request("events/#", ev));
+        let subscriptions = vec![
+            "$share/gateways/lockers/+/up".to_owned(),
+            "events/#".to_owned(),
+        ];
+        let before = data.scans;
+        let cleaned = data.clean(5000, subscriptions.iter());
+        assert_eq!(cleaned.len(), 2);
+        assert_eq!(data.scans - before, 2, "only its own two filters were visited");
+        // The others are still parked.
+        assert_eq!(data.native[up].waiters.waiters().len(), 1);
+        assert_eq!(data.native[0].waiters.waiters().len(), 1);
     }
 
     //     #[test]

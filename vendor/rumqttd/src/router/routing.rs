@@ -124,7 +124,8 @@ impl Router {
         Router {
             id: router_id,
             config: config.clone(),
-            graveyard: Graveyard::new(),
+            // PATCH (locker-gateway): history of at most as many clients as may connect.
+            graveyard: Graveyard::with_limit(config.max_connections),
             meters,
             alerts,
             connections,
@@ -347,7 +348,11 @@ impl Router {
             connection.events.events.pop_front();
         }
 
-        if let Some(will) = connection.last_will.take() {
+        if let Some(mut will) = connection.last_will.take() {
+            // PATCH (locker-gateway): the will kept as its own bytes, not as a slice pinning
+            // the connection's read buffer for as long as it is connected.
+            will.topic = bytes::Bytes::copy_from_slice(&will.topic);
+            will.message = bytes::Bytes::copy_from_slice(&will.message);
             self.last_wills.insert(
                 client_id.clone(),
                 (will, connection.last_will_properties.take()),
@@ -463,7 +468,7 @@ impl Router {
         // connection in readyqueue and allow 'consume()' method to deal with this
         // self.readyqueue.remove(id);
 
-        let inflight_data_requests = self.datalog.clean(id);
+        let inflight_data_requests = self.datalog.clean(id, connection.subscriptions.iter());
         let retransmissions = outgoing.retransmission_map();
 
         // Remove connections from all groups and
@@ -1214,6 +1219,10 @@ fn append_to_commitlog(
         validate_and_set_topic_alias(&mut publish, connection, alias)?;
     };
 
+    // PATCH (locker-gateway): a message kept in the log holds its own bytes, not a slice of
+    // the sender's read buffer (which it would keep whole until the log drops it).
+    owned_bytes(&mut publish);
+
     let topic = std::str::from_utf8(&publish.topic)?;
 
     // Ensure that only clients associated with a tenant can publish to tenant's topic
@@ -1265,6 +1274,12 @@ fn append_to_commitlog(
 
     // error!("{:15.15}[E] {:20} topic = {}", connections[id].client_id, "no-filter", topic);
     Ok(o)
+}
+
+/// PATCH (locker-gateway): a publish whose topic and payload are its own allocations.
+fn owned_bytes(publish: &mut Publish) {
+    publish.topic = bytes::Bytes::copy_from_slice(&publish.topic);
+    publish.payload = bytes::Bytes::copy_from_slice(&publish.payload);
 }
 
 fn append_will_message(

@@ -461,8 +461,34 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 ),
             };
 
-            time::sleep(delay).await;
+            // PATCH (locker-gateway): no sleep (about 1 ms even for a zero delay) after every
+            // accept unless a delay is configured.
+            if let Some(delay) = pause_after_accept(delay) {
+                time::sleep(delay).await;
+            }
         }
+    }
+}
+
+/// PATCH (locker-gateway): the pause between two accepts: none when no delay is configured
+/// (a zero sleep still waits for the timer wheel's next tick, about 1 ms, which held upstream's
+/// listener to about 1,000 connections a second).
+fn pause_after_accept(delay: Duration) -> Option<Duration> {
+    (!delay.is_zero()).then_some(delay)
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::pause_after_accept;
+    use std::time::Duration;
+
+    #[test]
+    fn no_pause_between_accepts_without_a_configured_delay() {
+        assert_eq!(pause_after_accept(Duration::ZERO), None);
+        assert_eq!(
+            pause_after_accept(Duration::from_millis(5)),
+            Some(Duration::from_millis(5))
+        );
     }
 }
 
@@ -497,11 +523,12 @@ async fn remote<P: Protocol>(
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
 ) {
-    let mut network = Network::new(
+    let mut network = Network::with_capacity(
         stream,
         config.max_payload_size,
         config.max_inflight_count,
         protocol,
+        config.buffer_capacity,
     );
 
     let dynamic_filters = config.dynamic_filters;
@@ -596,7 +623,8 @@ async fn remote<P: Protocol>(
     if send_disconnect {
         let disconnect = Event::Disconnect;
         let message = (connection_id, disconnect);
-        router_tx.send(message).ok();
+        // PATCH (locker-gateway): waits without blocking the listener's thread.
+        router_tx.send_async(message).await.ok();
     }
 
     // this is important to stop the connection
@@ -624,6 +652,6 @@ async fn remote<P: Protocol>(
         // might be using this connection ID!
         // It won't matter in this case as we don't use it
         // but might affect logs?
-        router_tx.send((connection_id, message)).ok();
+        router_tx.send_async((connection_id, message)).await.ok();
     }
 }
