@@ -370,10 +370,10 @@ impl EmbeddedBroker {
 
     fn shutdown(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the broker's listener thread panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the broker's listener thread panicked");
         }
     }
 }
