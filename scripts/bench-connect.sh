@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Benchmark: N simulated lockers connect to the gateway's embedded broker (default 10,000).
-# Prints: time until every locker has its CONNACK (simulator side) and until the gateway has every
-# one online in PostgreSQL, gateway memory per connected locker, and gateway CPU at idle while the
-# lockers send heartbeats. Uses a throwaway database on the PostgreSQL of DATABASE_URL's server.
+# Benchmark: LOCKERS simulated lockers (default 10,000) connect all at once, side by side in one
+# run, to the gateway's embedded broker and to an external Mosquitto that this script starts on a
+# free port (never the shared one), with the same simulator and the same gateway build. For each
+# broker it prints: the time until every locker has its CONNACK (simulator side) and until the
+# gateway has every one online in PostgreSQL; memory per connected locker (the gateway's, and
+# Mosquitto's for the external broker); the same after WAVES waves in which half the fleet drops
+# (SIGKILL: its wills fire) and reconnects; CPU at idle while the lockers send heartbeats. Then
+# the ratios embedded / Mosquitto. Uses a throwaway database on DATABASE_URL's server.
 #
-#   LOCKERS=10000 CONNECT_RATE=1000 HEARTBEAT_SECS=60 IDLE_SECS=60 scripts/bench-connect.sh
-#   (CONNECT_RATE: new connections per second, 0 for all at once)
+#   LOCKERS=10000 HEARTBEAT_SECS=60 IDLE_SECS=60 WAVES=5 BROKERS="embedded mosquitto" \
+#     CONNECT_RATE=0 scripts/bench-connect.sh
+#   (CONNECT_RATE: new connections per second for each of the two simulators, 0: all at once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -13,6 +18,9 @@ cd "$(dirname "$0")/.."
 lockers="${LOCKERS:-10000}"
 heartbeat="${HEARTBEAT_SECS:-60}"
 idle="${IDLE_SECS:-60}"
+waves="${WAVES:-5}"
+brokers="${BROKERS:-embedded mosquitto}"
+rate="${CONNECT_RATE:-0}"
 server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
 database="locker_bench_$$"
@@ -22,12 +30,17 @@ export LOCKER_REDIS_PREFIX="bench-$$:"
 ensure_postgres "$DATABASE_URL"
 ensure_redis "$REDIS_URL"
 command -v psql >/dev/null || die "psql is needed to create and drop the benchmark database"
+case " $brokers " in *" mosquitto "*)
+  command -v mosquitto >/dev/null && command -v mosquitto_passwd >/dev/null \
+    || die "mosquitto is not installed (Debian: apt-get install mosquitto)" ;;
+esac
 
-# One file descriptor per connection in each process (gateway, simulator), plus some.
+# One file descriptor per connection in each process (gateway or broker, simulator), plus some.
 need=$(( lockers + 1024 ))
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
-  die "the open-file limit is $hard; $lockers lockers need $need (raise the hard limit: ulimit -Hn, /etc/security/limits.conf)"
+  ulimit -Hn "$need" 2>/dev/null \
+    || die "the open-file limit is $hard; $lockers lockers need $need (raise the hard limit: ulimit -Hn, /etc/security/limits.conf)"
 fi
 ulimit -n "$need"
 
@@ -35,60 +48,149 @@ cargo build --release --locked --workspace --bins
 gateway=target/release/locker-gateway
 simulator=target/release/simulator
 work=$(mktemp -d)
+chmod 755 "$work" # Mosquitto started as root reads its files as the user mosquitto
+pids=()
+stop_all() { kill -9 "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=(); }
 cleanup() {
-  kill "${simulator_pid:-}" "${gateway_pid:-}" 2>/dev/null || true
-  mkdir -p target/bench && cp "$work"/*.log "$work"/*.out target/bench/ 2>/dev/null || true
+  stop_all
+  kill "${broker_pid:-}" 2>/dev/null || true
+  mkdir -p target/bench && cp "$work"/*.log target/bench/ 2>/dev/null || true
   wait 2>/dev/null || true
   psql -q "$server_url/postgres" -c "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-
-mqtt_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 21883)
-export LOCKER_MQTT_ADDR="127.0.0.1:$mqtt_port" LOCKER_HEARTBEAT_SECS="$heartbeat" RUST_LOG="${RUST_LOG:-error}"
-
-say "provisioning $lockers lockers"
-"$gateway" migrate >/dev/null
-"$gateway" device add-many --prefix bench- --count "$lockers" --doors 12 > "$work/credentials.jsonl"
-
-"$gateway" serve 2>"$work/gateway.log" &
-gateway_pid=$!
-wait_for gateway 127.0.0.1 "$mqtt_port" 100
+sql() { psql -qtA "$DATABASE_URL" -c "$1"; }
+online() { sql "SELECT count(*) FROM devices WHERE online"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-online() { psql -qtA "$DATABASE_URL" -c "SELECT count(*) FROM devices WHERE online"; }
-sleep 1
-rss_before=$(rss_kb "$gateway_pid")
-
-start=$(date +%s.%N)
-"$simulator" run --broker "$LOCKER_MQTT_ADDR" --credentials "$work/credentials.jsonl" \
-  --heartbeat-secs "$heartbeat" --connect-rate "${CONNECT_RATE:-1000}" --report-secs 3600 > "$work/simulator.out" 2>"$work/simulator.log" &
-simulator_pid=$!
-last=0; stalled=0
-while [ "$(online)" -lt "$lockers" ]; do
-  kill -0 "$gateway_pid" 2>/dev/null || die "the gateway died: $(tail -5 "$work/gateway.log")"
-  kill -0 "$simulator_pid" 2>/dev/null || die "the simulator died: $(tail -5 "$work/simulator.log")"
-  sleep 0.1
-  now=$(online)
-  if [ "$now" -eq "$last" ]; then stalled=$((stalled + 1)); else stalled=0; last=$now; fi
-  # Lost hellos are asked for again at the lockers' next heartbeat: allow three intervals.
-  [ "$stalled" -lt $(( heartbeat * 30 )) ] || die "stuck at $now of $lockers online for $(( heartbeat * 3 )) s (logs in target/bench/)"
-done
-end=$(date +%s.%N)
-connected_line=$(grep -m1 'all .* connected' "$work/simulator.out" || echo "(simulator did not report)")
-sleep 2
-rss_after=$(rss_kb "$gateway_pid")
-
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+now() { date +%s.%N; }
 ticks_per_sec=$(getconf CLK_TCK)
-t0=$(cpu_ticks "$gateway_pid")
-sleep "$idle"
-t1=$(cpu_ticks "$gateway_pid")
+
+say "provisioning $lockers lockers"
+psql -q "$server_url/postgres" -c "CREATE DATABASE $database" >/dev/null
+"$gateway" migrate >/dev/null
+"$gateway" device add-many --prefix bench- --count "$lockers" --doors 12 > "$work/credentials.jsonl"
+half=$(( lockers / 2 ))
+head -n "$half" "$work/credentials.jsonl" > "$work/half-a.jsonl"
+tail -n +"$(( half + 1 ))" "$work/credentials.jsonl" > "$work/half-b.jsonl"
+
+# wait_online COUNT LIMIT_SECS: until at least COUNT lockers are online; prints the seconds taken.
+wait_online() {
+  local from last=0 stalled=0 n
+  from=$(now)
+  while n=$(online); [ "$n" -lt "$1" ]; do
+    kill -0 "$gateway_pid" 2>/dev/null || die "the gateway died: $(tail -5 "$work/gateway-$broker.log")"
+    if [ "$n" -eq "$last" ]; then stalled=$((stalled + 1)); else stalled=0; last=$n; fi
+    [ "$stalled" -lt $(( $2 * 10 )) ] || die "stuck at $n of $1 online for $2 s on the $broker broker (logs in target/bench/)"
+    sleep 0.1
+  done
+  calc "$(now) - $from" 2
+}
+# wait_offline COUNT: until at most COUNT lockers are online (wills delivered), at most 60 s.
+wait_offline() {
+  for _ in $(seq 1 600); do [ "$(online)" -le "$1" ] && return 0; sleep 0.1; done
+  say "warning: more than $1 lockers still online 60 s after their simulator was killed"
+}
+simulate() { # simulate NAME CREDENTIALS
+  "$simulator" run --broker "$mqtt" --credentials "$2" --heartbeat-secs "$heartbeat" \
+    --connect-rate "$rate" --report-secs 3600 > "$work/simulator-$1.out" 2>"$work/simulator-$1-$broker.log" &
+  pids+=($!)
+  eval "sim_$1=$!"
+}
+
+results=()
+for broker in $brokers; do
+  sql "UPDATE devices SET online = false" >/dev/null
+  http_port=$(free_port)
+  export LOCKER_HTTP_ADDR="127.0.0.1:$http_port" LOCKER_HEARTBEAT_SECS="$heartbeat" RUST_LOG="${RUST_LOG:-error}"
+  unset LOCKER_MQTT_BROKER LOCKER_MQTT_ADDR
+  broker_pid=""
+  case "$broker" in
+    embedded)
+      port=$(free_port)
+      export LOCKER_MQTT_ADDR="127.0.0.1:$port"
+      mqtt="$LOCKER_MQTT_ADDR" ;;
+    mosquitto)
+      password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+      mosquitto_passwd -c -b "$work/passwd" gateway "$password" 2>/dev/null
+      sed -E 's/.*"device_id":"([^"]+)".*"mqtt_password":"([^"]+)".*/\1:\2/' "$work/credentials.jsonl" > "$work/passwd.plain"
+      mosquitto_passwd -U "$work/passwd.plain" 2>/dev/null
+      cat "$work/passwd.plain" >> "$work/passwd"
+      port=$(free_port)
+      cat > "$work/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous false
+password_file $work/passwd
+persistence false
+log_dest stderr
+log_type error
+max_queued_messages 10000
+CONF
+      mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
+      broker_pid=$!
+      wait_for Mosquitto 127.0.0.1 "$port"
+      export LOCKER_MQTT_BROKER="mqtt://gateway:$password@127.0.0.1:$port"
+      mqtt="127.0.0.1:$port" ;;
+    *) die "unknown broker $broker (embedded or mosquitto)" ;;
+  esac
+  "$gateway" serve 2>"$work/gateway-$broker.log" &
+  gateway_pid=$!
+  pids+=("$gateway_pid")
+  wait_for gateway 127.0.0.1 "$http_port" 150
+  wait_for broker 127.0.0.1 "$port" 150
+  sleep 1
+  rss_before=$(rss_kb "$gateway_pid")
+  broker_rss_before=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
+
+  say "$broker: $lockers lockers connecting"
+  simulate a "$work/half-a.jsonl"
+  simulate b "$work/half-b.jsonl"
+  online_s=$(wait_online "$lockers" $(( heartbeat * 3 )))
+  sleep 2
+  rss_after=$(rss_kb "$gateway_pid")
+  broker_rss_after=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
+
+  wave_times=""
+  for w in $(seq 1 "$waves"); do
+    kill -9 "$sim_b" 2>/dev/null || true
+    wait "$sim_b" 2>/dev/null || true
+    wait_offline "$half"
+    simulate b "$work/half-b.jsonl"
+    wave_times+="$(wait_online "$lockers" $(( heartbeat * 3 ))) "
+  done
+  sleep 2
+  rss_waves=$(rss_kb "$gateway_pid")
+  broker_rss_waves=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
+
+  t0=$(cpu_ticks "$gateway_pid")
+  b0=$([ -n "$broker_pid" ] && cpu_ticks "$broker_pid" || echo 0)
+  sleep "$idle"
+  t1=$(cpu_ticks "$gateway_pid")
+  b1=$([ -n "$broker_pid" ] && cpu_ticks "$broker_pid" || echo 0)
+
+  per_locker=$(calc "($rss_after - $rss_before) / $lockers")
+  per_locker_waves=$(calc "($rss_waves - $rss_before) / $lockers")
+  broker_per=$(calc "($broker_rss_after - $broker_rss_before) / $lockers")
+  broker_per_waves=$(calc "($broker_rss_waves - $broker_rss_before) / $lockers")
+  cpu=$(calc "100 * ($t1 - $t0) / $ticks_per_sec / $idle")
+  broker_cpu=$(calc "100 * ($b1 - $b0) / $ticks_per_sec / $idle")
+  eval "online_$broker=$online_s; mem_$broker=$per_locker"
+  results+=("| $broker | $online_s s | $wave_times| $per_locker KiB (+ broker $broker_per) | $per_locker_waves KiB (+ broker $broker_per_waves) | $(calc "$per_locker_waves / ($per_locker > 0 ? $per_locker : 1)" 2) × | $cpu % (+ broker $broker_cpu %) |")
+  stop_all
+  [ -z "$broker_pid" ] || { kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; }
+  broker_pid=""
+  sleep 2
+done
 
 echo
-echo "lockers:                     $lockers (heartbeat every ${heartbeat} s)"
-echo "simulator:                   $connected_line"
-calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
-echo "all online in PostgreSQL:    $(calc "$end - $start") s after the simulator started"
-printf 'gateway memory:              %d MiB before, %d MiB with every locker connected\n' $((rss_before / 1024)) $((rss_after / 1024))
-echo "memory per connected locker: $(calc "($rss_after - $rss_before) / $lockers") KiB"
-echo "gateway CPU at idle:         $(calc "100 * ($t1 - $t0) / $ticks_per_sec / $idle") % of one core over $idle s of heartbeats"
+echo "$lockers lockers, two simulators of $half each connecting at ${rate:-0}/s (0: all at once), heartbeat every $heartbeat s; $waves waves of $half reconnecting; CPU over $idle s of heartbeats"
+echo
+echo "| broker | all online in PostgreSQL | each wave, all online again (s) | gateway memory per locker | after the waves | waves / first | CPU at idle (% of a core) |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${results[@]}"
+if [ -n "${online_embedded:-}" ] && [ -n "${online_mosquitto:-}" ]; then
+  echo
+  echo "embedded / Mosquitto, time until all online: $(calc "$online_embedded / $online_mosquitto" 2) ×"
+fi

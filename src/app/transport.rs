@@ -82,6 +82,7 @@ pub(super) fn connect(
     let Some(external) = &config.external_broker else {
         let mut settings = BrokerSettings::on(config.mqtt_addr);
         settings.v5_addr = config.mqtt5_addr;
+        settings.tls = config.mqtts.clone();
         // Subscribed before any locker can connect: a hello sent the moment the listener opens
         // (lockers reconnecting after a restart) is never lost.
         settings.early_links = vec![("gateway-uplinks".to_owned(), DeviceLink::filters())];

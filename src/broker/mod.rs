@@ -12,6 +12,7 @@ pub mod acl;
 pub mod auth;
 pub mod probe;
 pub mod revocation;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -73,6 +74,8 @@ pub struct BrokerSettings {
     pub v4_addr: SocketAddr,
     /// MQTT 5 listener, if any.
     pub v5_addr: Option<SocketAddr>,
+    /// MQTT 3.1.1 over TLS, if any.
+    pub tls: Option<crate::config::MqttsListener>,
     /// Most simultaneous connections.
     pub max_connections: usize,
     /// Largest payload a client may publish (bytes).
@@ -94,6 +97,7 @@ impl BrokerSettings {
         Self {
             v4_addr,
             v5_addr: None,
+            tls: None,
             max_connections: 20_000,
             max_payload: firmware_protocol::MAX_JSON_ENVELOPE,
             connect_timeout_ms: 5_000,
@@ -122,6 +126,9 @@ pub enum BrokerError {
     /// A thread could not be started.
     #[error("cannot start a broker thread: {0}")]
     Thread(std::io::Error),
+    /// The TLS listener's certificate, key or client authority does not load.
+    #[error(transparent)]
+    Tls(#[from] tls::ListenerTlsError),
     /// The router refused an in-process link.
     #[error("cannot open an in-process link: {0}")]
     Link(Box<LinkError>),
@@ -224,6 +231,13 @@ impl EmbeddedBroker {
         if let Some(addr) = settings.v5_addr {
             check_free(addr, "LOCKER_MQTT5_ADDR")?;
         }
+        let tls = match &settings.tls {
+            Some(listener) => {
+                check_free(listener.addr, "LOCKER_MQTTS_ADDR")?;
+                Some((listener.addr, tls::ListenerTls::load(listener.clone())?))
+            }
+            None => None,
+        };
         let router = Router::new(
             0,
             RouterConfig {
@@ -297,6 +311,15 @@ impl EmbeddedBroker {
                 ),
                 listening.add(),
             )));
+        }
+        if let Some((addr, tls)) = &tls {
+            let mut server = Server::new(
+                listener("mqtts", *addr),
+                router_tx.clone(),
+                LockerAcl::new(V4, revocations.clone()).without_properties(),
+            );
+            server.set_stream_acceptor(tls.acceptor());
+            listeners.push(Box::pin(listen(server, listening.add())));
         }
         let thread = spawn_listeners(listeners, stop_rx)?;
         // Prove that each listener is ours before reporting success.

@@ -7,6 +7,7 @@ use std::time::Duration;
 mod fleet;
 mod layers;
 mod mode;
+mod mqtts;
 pub mod serial;
 mod settings;
 mod show;
@@ -15,6 +16,7 @@ pub use fleet::host_name;
 
 pub use layers::{LoadError, SETTINGS, file_key};
 pub use mode::{Mode, ModeError};
+pub use mqtts::MqttsListener;
 pub use settings::{
     BrokerRights, BrokerTls, DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost,
     RentalSettings, SecretsKey, WorkerPolicy,
@@ -39,6 +41,8 @@ pub struct Config {
     pub mqtt_addr: SocketAddr,
     /// `LOCKER_MQTT5_ADDR`: a second listener for MQTT 5; unset for none.
     pub mqtt5_addr: Option<SocketAddr>,
+    /// `LOCKER_MQTTS_*`: the embedded broker's TLS listener; unset for none.
+    pub mqtts: Option<MqttsListener>,
     /// `LOCKER_MQTT_BROKER`: an external broker (`mqtt://user:password@host:port`) to use instead
     /// of the embedded one; unset for the embedded broker.
     pub external_broker: Option<ExternalBroker>,
@@ -291,6 +295,7 @@ impl Config {
         let external_broker = fleet::broker_tls(&get, external_broker)?;
         let (broker_rights, secrets_key) = fleet::broker_rights(&get, external_broker.is_some())?;
         Ok(Self {
+            mqtts: mqtts::mqtts(&get, external_broker.is_some())?,
             broker_rights,
             secrets_key,
             broker_hook_secret: get("LOCKER_BROKER_HOOK_SECRET").filter(|s| !s.is_empty()),

@@ -11,6 +11,7 @@ impl std::fmt::Debug for Config {
             .field("http_addr", &self.http_addr)
             .field("mqtt_addr", &self.mqtt_addr)
             .field("mqtt5_addr", &self.mqtt5_addr)
+            .field("mqtts", &self.mqtts)
             .field("external_broker", &self.external_broker)
             .field("database_url", &url(&self.database_url))
             .field("redis_url", &url(&self.redis_url))
@@ -68,6 +69,14 @@ impl std::fmt::Display for Config {
                 )?;
                 if let Some(addr) = self.mqtt5_addr {
                     writeln!(f, "  mqtt 5        {addr}")?;
+                }
+                if let Some(tls) = &self.mqtts {
+                    let clients = match (&tls.client_ca, tls.client_cert_required) {
+                        (None, _) => "no client certificates",
+                        (Some(_), false) => "client certificates optional",
+                        (Some(_), true) => "client certificates required",
+                    };
+                    writeln!(f, "  mqtt over tls {} ({clients})", tls.addr)?;
                 }
             }
         }

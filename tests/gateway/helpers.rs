@@ -68,6 +68,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         http_addr: "127.0.0.1:0".parse().expect("address"),
         mqtt_addr,
         mqtt5_addr: None,
+        mqtts: None,
         external_broker: None,
         mode: None,
         data_dir: std::env::temp_dir(),

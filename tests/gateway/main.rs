@@ -19,6 +19,7 @@ mod audit;
 mod broker;
 mod broker_hooks;
 mod broker_retained;
+mod broker_tls;
 mod cache;
 mod command_helpers;
 mod commands;

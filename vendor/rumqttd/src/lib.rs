@@ -23,7 +23,9 @@ pub use link::local;
 pub use link::meters;
 pub use router::{Alert, Forward, IncomingMeter, Meter, Notification, OutgoingMeter, Router};
 use segments::Storage;
-pub use server::{Broker, LinkType, Server};
+pub use server::{Accepted, Broker, ClientIdCheck, LinkType, Server, StreamAcceptor};
+/// PATCH (locker-gateway): the stream a connection is read from, for a [`StreamAcceptor`].
+pub use link::network::N as ConnectionStream;
 
 pub use self::router::shared_subs::Strategy;
 

@@ -349,7 +349,29 @@ pub struct Server<P> {
     router_tx: Sender<(ConnectionId, Event)>,
     protocol: P,
     awaiting_will_handler: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
+    acceptor: Option<StreamAcceptor>,
 }
+
+/// PATCH (locker-gateway): a check the client id of a connection must pass (for example, that a
+/// client certificate names it); a connection whose CONNECT fails it is closed.
+pub type ClientIdCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// PATCH (locker-gateway): what a [`StreamAcceptor`] makes of an accepted TCP connection.
+pub struct Accepted {
+    /// The stream MQTT is read from and written to (a TLS stream, for one).
+    pub stream: Box<dyn N>,
+    /// A check the client id in its CONNECT must pass, if any.
+    pub client_id_check: Option<ClientIdCheck>,
+}
+
+/// PATCH (locker-gateway): turns an accepted TCP connection into the stream MQTT is read from
+/// (a TLS handshake, for one). It runs in the connection's own task, not in the accept loop,
+/// and must end within the connection timeout or the connection is dropped.
+pub type StreamAcceptor = Arc<
+    dyn Fn(TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<Accepted>> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl<P: Protocol + Clone + Send + 'static> Server<P> {
     pub fn new(
@@ -362,7 +384,14 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             router_tx,
             protocol,
             awaiting_will_handler: Arc::new(Mutex::new(HashMap::default())),
+            acceptor: None,
         }
+    }
+
+    /// PATCH (locker-gateway): accepted connections go through `acceptor` (in their own task,
+    /// within the connection timeout) instead of the listener's own TLS setting.
+    pub fn set_stream_acceptor(&mut self, acceptor: StreamAcceptor) {
+        self.acceptor = Some(acceptor);
     }
 
     // Depending on TLS or not create a new Network
@@ -400,6 +429,40 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 }
             };
 
+            // PATCH (locker-gateway): a configured acceptor runs in the connection's task.
+            if let Some(acceptor) = self.acceptor.clone() {
+                let config = config.clone();
+                let router_tx = self.router_tx.clone();
+                let protocol = self.protocol.clone();
+                let wills = self.awaiting_will_handler.clone();
+                let within = Duration::from_millis(config.connection_timeout_ms.into());
+                count += 1;
+                task::spawn(async move {
+                    let accepted = match time::timeout(within, acceptor(stream)).await {
+                        Ok(Ok(accepted)) => accepted,
+                        Ok(Err(e)) => {
+                            warn!(error = %e, ?addr, "connection refused while it was set up");
+                            return;
+                        }
+                        Err(_) => {
+                            warn!(?addr, "connection not set up within the connection timeout");
+                            return;
+                        }
+                    };
+                    remote(
+                        config,
+                        None,
+                        router_tx,
+                        accepted.stream,
+                        protocol,
+                        wills,
+                        accepted.client_id_check,
+                    )
+                    .await
+                });
+                continue;
+            }
+
             let (network, tenant_id) = match self.tls_accept(stream).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -435,6 +498,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                             stream,
                             protocol,
                             self.awaiting_will_handler.clone(),
+                            None,
                         )
                         .instrument(tracing::info_span!(
                             "websocket_link",
@@ -451,6 +515,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                         network,
                         protocol,
                         self.awaiting_will_handler.clone(),
+                        None,
                     )
                     .instrument(tracing::error_span!(
                         "remote_link",
@@ -522,6 +587,7 @@ async fn remote<P: Protocol>(
     stream: Box<dyn N>,
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
+    client_id_check: Option<ClientIdCheck>,
 ) {
     let mut network = Network::with_capacity(
         stream,
@@ -547,6 +613,15 @@ async fn remote<P: Protocol>(
         }
         _ => unreachable!(),
     };
+
+    // PATCH (locker-gateway): the client id must pass the acceptor's check (a certificate naming
+    // another client, for one): the connection is closed before the router knows of it.
+    if let Some(check) = &client_id_check {
+        if !check(&client_id) {
+            warn!(client_id, "client id refused by the connection's check (its certificate?)");
+            return;
+        }
+    }
 
     let mut assigned_client_id = None;
     if client_id.is_empty() {
