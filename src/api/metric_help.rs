@@ -35,6 +35,21 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Calls of a broker's HTTP hooks (authenticate, authorize), by result.",
     ),
     (
+        "locker_mqtts_reloads_total",
+        Counter,
+        "Times the TLS listener's changed certificate files were loaded again, by outcome.",
+    ),
+    (
+        "locker_mqtts_handshakes_failed_total",
+        Counter,
+        "TLS handshakes on the embedded broker's TLS listener that failed.",
+    ),
+    (
+        "locker_mqtts_certificate_refused_total",
+        Counter,
+        "Logins refused because the client certificate names another client id.",
+    ),
+    (
         "locker_broker_refused_total",
         Counter,
         "Broker operations refused by the per-locker rules, by reason.",
