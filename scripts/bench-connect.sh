@@ -113,25 +113,10 @@ for broker in $brokers; do
       export LOCKER_MQTT_ADDR="127.0.0.1:$port"
       mqtt="$LOCKER_MQTT_ADDR" ;;
     mosquitto)
-      password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-      mosquitto_passwd -c -b "$work/passwd" gateway "$password" 2>/dev/null
-      sed -E 's/.*"device_id":"([^"]+)".*"mqtt_password":"([^"]+)".*/\1:\2/' "$work/credentials.jsonl" > "$work/passwd.plain"
-      mosquitto_passwd -U "$work/passwd.plain" 2>/dev/null
-      cat "$work/passwd.plain" >> "$work/passwd"
-      port=$(free_port)
-      cat > "$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous false
-password_file $work/passwd
-persistence false
-log_dest stderr
-log_type error
-max_queued_messages 10000
-CONF
-      mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
-      broker_pid=$!
-      wait_for Mosquitto 127.0.0.1 "$port"
-      export LOCKER_MQTT_BROKER="mqtt://gateway:$password@127.0.0.1:$port"
+      start_mosquitto "$work" "$work/credentials.jsonl"
+      broker_pid=$mosquitto_pid
+      port=$mosquitto_port
+      export LOCKER_MQTT_BROKER="mqtt://gateway:$mosquitto_password@127.0.0.1:$port"
       mqtt="127.0.0.1:$port" ;;
     *) die "unknown broker $broker (embedded or mosquitto)" ;;
   esac

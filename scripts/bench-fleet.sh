@@ -55,26 +55,10 @@ psql -q "$server_url/postgres" -c "CREATE DATABASE $database" >/dev/null
 "$gateway" migrate >/dev/null
 say "provisioning $lockers lockers"
 "$gateway" device add-many --prefix bench- --count "$lockers" --doors 4 > "$work/credentials.jsonl"
-password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-mosquitto_passwd -c -b "$work/passwd" gateway "$password" 2>/dev/null
-sed -E 's/.*"device_id":"([^"]+)".*"mqtt_password":"([^"]+)".*/\1 \2/' "$work/credentials.jsonl" |
-  while read -r id pass; do printf '%s:%s\n' "$id" "$pass"; done >> "$work/passwd.plain"
-mosquitto_passwd -U "$work/passwd.plain" 2>/dev/null
-cat "$work/passwd.plain" >> "$work/passwd"
-mqtt_port=$(free_port)
-cat > "$work/mosquitto.conf" <<CONF
-listener $mqtt_port 127.0.0.1
-allow_anonymous false
-password_file $work/passwd
-persistence false
-log_dest stderr
-log_type error
-max_queued_messages 10000
-CONF
-mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
-broker_pid=$!
-wait_for Mosquitto 127.0.0.1 "$mqtt_port"
-export LOCKER_MQTT_BROKER="mqtt://gateway:$password@127.0.0.1:$mqtt_port"
+start_mosquitto "$work" "$work/credentials.jsonl"
+broker_pid=$mosquitto_pid
+mqtt_port=$mosquitto_port
+export LOCKER_MQTT_BROKER="mqtt://gateway:$mosquitto_password@127.0.0.1:$mqtt_port"
 export LOCKER_HEARTBEAT_SECS="$heartbeat" RUST_LOG="${RUST_LOG:-error}"
 
 offered=$(( lockers / heartbeat ))

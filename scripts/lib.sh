@@ -51,3 +51,28 @@ free_port() { # a TCP port on 127.0.0.1 that nothing listens on now
   done
   die "no free port found"
 }
+# start_mosquitto DIR CREDENTIALS: a Mosquitto on a free port of 127.0.0.1 (never the shared
+# one) that knows the gateway (user `gateway`, a random password) and every locker in
+# CREDENTIALS (`device add-many`'s JSON lines); its files and log in DIR. Sets mosquitto_pid,
+# mosquitto_port and mosquitto_password.
+start_mosquitto() {
+  local dir=$1 credentials=$2
+  mosquitto_password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  mosquitto_passwd -c -b "$dir/passwd" gateway "$mosquitto_password" 2>/dev/null
+  sed -E 's/.*"device_id":"([^"]+)".*"mqtt_password":"([^"]+)".*/\1:\2/' "$credentials" > "$dir/passwd.plain"
+  mosquitto_passwd -U "$dir/passwd.plain" 2>/dev/null
+  cat "$dir/passwd.plain" >> "$dir/passwd"
+  mosquitto_port=$(free_port)
+  cat > "$dir/mosquitto.conf" <<CONF
+listener $mosquitto_port 127.0.0.1
+allow_anonymous false
+password_file $dir/passwd
+persistence false
+log_dest stderr
+log_type error
+max_queued_messages 10000
+CONF
+  mosquitto -c "$dir/mosquitto.conf" 2>"$dir/mosquitto.log" &
+  mosquitto_pid=$!
+  wait_for Mosquitto 127.0.0.1 "$mosquitto_port"
+}

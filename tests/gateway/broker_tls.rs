@@ -115,6 +115,28 @@ async fn start(pool: PgPool, listener: impl Fn(SocketAddr) -> MqttsListener) -> 
     panic!("no free port after 20 tries");
 }
 
+/// The broker with a server certificate of `ca` written into `files`, and locker `tls-1`.
+async fn start_signed_by(
+    pool: PgPool,
+    ca: &Authority,
+    files: &Files,
+    client_ca: Option<PathBuf>,
+) -> (TlsBroker, String) {
+    let (server_cert, server_key) = ca.issue(server_names());
+    let cert = files.write("server.pem", &server_cert);
+    let key = files.write("server.key", &server_key);
+    let broker = start(pool, |addr| MqttsListener {
+        addr,
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: client_ca.clone(),
+        client_cert_required: false,
+    })
+    .await;
+    let one = provision(&broker.registry, "tls-1", 4).await;
+    (broker, one.secret.mqtt_password())
+}
+
 fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
     rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -186,21 +208,9 @@ async fn connect_tls(
 async fn lockers_connect_over_tls_and_a_certificate_must_name_its_holder(pool: PgPool) {
     let files = Files::new();
     let ca = Authority::new("locker-test-ca");
-    let (server_cert, server_key) = ca.issue(server_names());
-    let cert = files.write("server.pem", &server_cert);
-    let key = files.write("server.key", &server_key);
     let client_ca = files.write("ca.pem", &ca.pem());
-    let broker = start(pool, |addr| MqttsListener {
-        addr,
-        cert: cert.clone(),
-        key: key.clone(),
-        client_ca: Some(client_ca.clone()),
-        client_cert_required: false,
-    })
-    .await;
-    let one = provision(&broker.registry, "tls-1", 4).await;
+    let (broker, password) = start_signed_by(pool, &ca, &files, Some(client_ca)).await;
     let two = provision(&broker.registry, "tls-2", 4).await;
-    let password = one.secret.mqtt_password();
 
     // With its password alone (client certificates are optional here).
     connect_tls(broker.tls, "tls-1", &password, client_tls(&ca.pem(), None))
@@ -257,18 +267,7 @@ async fn lockers_connect_over_tls_and_a_certificate_must_name_its_holder(pool: P
 async fn a_client_that_stalls_its_handshake_delays_nobody(pool: PgPool) {
     let files = Files::new();
     let ca = Authority::new("locker-test-ca");
-    let (server_cert, server_key) = ca.issue(server_names());
-    let cert = files.write("server.pem", &server_cert);
-    let key = files.write("server.key", &server_key);
-    let broker = start(pool, |addr| MqttsListener {
-        addr,
-        cert: cert.clone(),
-        key: key.clone(),
-        client_ca: None,
-        client_cert_required: false,
-    })
-    .await;
-    let one = provision(&broker.registry, "tls-1", 4).await;
+    let (broker, password) = start_signed_by(pool, &ca, &files, None).await;
     // Ten clients open a connection and never say a word, a half-sent ClientHello among them.
     let mut stalled = Vec::new();
     for i in 0..10 {
@@ -286,14 +285,9 @@ async fn a_client_that_stalls_its_handshake_delays_nobody(pool: PgPool) {
     }
     // A locker still gets in, while they hang (upstream's listener handshook in its accept loop,
     // with no time limit: it would wait for them forever).
-    connect_tls(
-        broker.tls,
-        "tls-1",
-        &one.secret.mqtt_password(),
-        client_tls(&ca.pem(), None),
-    )
-    .await
-    .expect("a locker connects past stalled handshakes");
+    connect_tls(broker.tls, "tls-1", &password, client_tls(&ca.pem(), None))
+        .await
+        .expect("a locker connects past stalled handshakes");
     drop(stalled);
 }
 
@@ -301,19 +295,7 @@ async fn a_client_that_stalls_its_handshake_delays_nobody(pool: PgPool) {
 async fn a_renewed_certificate_is_used_without_a_restart(pool: PgPool) {
     let files = Files::new();
     let old_ca = Authority::new("old-ca");
-    let (server_cert, server_key) = old_ca.issue(server_names());
-    let cert = files.write("server.pem", &server_cert);
-    let key = files.write("server.key", &server_key);
-    let broker = start(pool, |addr| MqttsListener {
-        addr,
-        cert: cert.clone(),
-        key: key.clone(),
-        client_ca: None,
-        client_cert_required: false,
-    })
-    .await;
-    let one = provision(&broker.registry, "tls-1", 4).await;
-    let password = one.secret.mqtt_password();
+    let (broker, password) = start_signed_by(pool, &old_ca, &files, None).await;
     let new_ca = Authority::new("new-ca");
     assert!(
         connect_tls(
