@@ -155,28 +155,20 @@ pub struct EmbeddedBroker {
 /// Whether every listener of the embedded broker is still running (for `/readyz`).
 #[derive(Debug, Clone, Default)]
 pub struct ListenerHealth {
-    started: usize,
-    running: Arc<std::sync::atomic::AtomicUsize>,
     ended: Vec<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ListenerHealth {
     /// Whether every listener started is still running.
     pub fn all_running(&self) -> bool {
-        self.running.load(std::sync::atomic::Ordering::Relaxed) == self.started
+        (0..self.ended.len()).all(|i| !self.ended(i))
     }
 
-    /// Counts one more listener as running until the returned guard is dropped.
+    /// One more listener, running until the returned guard is dropped.
     fn add(&mut self) -> Running {
-        self.started += 1;
-        self.running
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
         self.ended.push(ended.clone());
-        Running {
-            running: self.running.clone(),
-            ended,
-        }
+        Running(ended)
     }
 
     /// Whether the `i`th listener started has ended.
@@ -187,17 +179,12 @@ impl ListenerHealth {
     }
 }
 
-/// Counts a listener as running until it ends, however it ends.
-struct Running {
-    running: Arc<std::sync::atomic::AtomicUsize>,
-    ended: Arc<std::sync::atomic::AtomicBool>,
-}
+/// Marks a listener as ended when it ends, however it ends.
+struct Running(Arc<std::sync::atomic::AtomicBool>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.running
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

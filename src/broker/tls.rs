@@ -45,9 +45,7 @@ fn read(path: &Path) -> Result<Vec<u8>, ListenerTlsError> {
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ListenerTlsError> {
-    let pem = read(path)?;
-    let certs = rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<Vec<_>, _>>()
+    let certs = crate::mqtt::tls::pem_certificates(&read(path)?)
         .map_err(|e| ListenerTlsError(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(ListenerTlsError(format!(
@@ -159,9 +157,7 @@ fn server_config(settings: &MqttsListener) -> Result<ServerConfig, ListenerTlsEr
         .ok_or_else(|| {
             ListenerTlsError(format!("{}: no private key in it", settings.key.display()))
         })?;
-    // ring: see `mqtt::tls` (aws-lc-rs needs cmake).
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::mqtt::tls::provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ListenerTlsError(e.to_string()))?;

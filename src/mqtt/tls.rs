@@ -15,10 +15,21 @@ use crate::config::BrokerTls;
 #[error("TLS to the MQTT broker: {0}")]
 pub struct TlsError(String);
 
+/// The certificates in a PEM text (none if it holds none).
+pub fn pem_certificates(pem: &[u8]) -> std::io::Result<Vec<CertificateDer<'static>>> {
+    rustls_pemfile::certs(&mut &pem[..]).collect()
+}
+
 fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError(format!("a certificate does not parse: {e}")))
+    pem_certificates(pem).map_err(|e| TlsError(format!("a certificate does not parse: {e}")))
+}
+
+/// The crypto provider of every TLS connection of the gateway: *ring*, which has no
+/// post-quantum key exchange (hence rustls's deprecation note) but builds with a C compiler
+/// alone; aws-lc-rs, which has one, needs cmake.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The rustls client configuration for `tls`.
@@ -44,11 +55,7 @@ pub fn client_config(tls: &BrokerTls) -> Result<rustls::ClientConfig, TlsError> 
             }
         }
     }
-    // ring has no post-quantum key exchange (hence rustls's deprecation note), but builds with a
-    // C compiler alone; aws-lc-rs, which has one, needs cmake.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(e.to_string()))?
         .with_root_certificates(roots);

@@ -20,10 +20,6 @@ pub struct Graveyard {
 }
 
 impl Graveyard {
-    pub fn new() -> Graveyard {
-        Graveyard::with_limit(10_000)
-    }
-
     /// PATCH (locker-gateway): history kept for at most `limit` clean-session clients.
     pub fn with_limit(limit: usize) -> Graveyard {
         Graveyard {

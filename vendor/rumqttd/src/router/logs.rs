@@ -69,6 +69,14 @@ pub struct DataLog {
     pub(crate) scans: u64,
 }
 
+/// PATCH (locker-gateway): makes a publish's topic and payload its own allocations, so that
+/// keeping it (in a filter's log, or retained) does not keep the whole read buffer it was
+/// parsed out of.
+pub(crate) fn owned_bytes(publish: &mut Publish) {
+    publish.topic = bytes::Bytes::copy_from_slice(&publish.topic);
+    publish.payload = bytes::Bytes::copy_from_slice(&publish.payload);
+}
+
 /// PATCH (locker-gateway): whether a filter has a wildcard level, so that a topic must be
 /// compared with it level by level; any other filter matches exactly its own topic (see
 /// [`matches`]: also never a topic starting with `$`).
@@ -325,11 +333,8 @@ impl DataLog {
         publish_properties: Option<PublishProperties>,
         topic: Topic,
     ) {
-        // PATCH (locker-gateway): the retained copy holds its own bytes, not a slice pinning
-        // the sender's read buffer.
-        let mut publish = publish;
-        publish.topic = bytes::Bytes::copy_from_slice(&publish.topic);
-        publish.payload = bytes::Bytes::copy_from_slice(&publish.payload);
+        // Its bytes are its own already (`owned_bytes` in `append_to_commitlog`; a will's are
+        // copied when its connection is registered).
         let pub_with_props = (publish, publish_properties);
         self.retained_publishes.insert(topic, pub_with_props.into());
     }
@@ -678,7 +683,7 @@ mod test {
     fn kept_messages_hold_their_own_bytes_and_queues_start_empty() {
         use crate::protocol::Publish;
         use crate::router::iobufs::{Incoming, Outgoing};
-        // A retained message read out of a connection's 10 KiB buffer does not keep it.
+        // A message read out of a connection's 10 KiB buffer, once kept, does not keep it.
         let buffer = bytes::Bytes::from(vec![b'x'; 10 * 1024]);
         let topic = "lockers/1/status".to_owned();
         let publish = Publish {
@@ -689,9 +694,12 @@ mod test {
             pkid: 0,
             payload: buffer.slice(0..6),
         };
+        let mut publish = publish;
+        super::owned_bytes(&mut publish);
         let mut data = DataLog::new(config()).unwrap();
         data.insert_to_retained_publishes(publish, None, topic.clone());
         let kept = &data.retained_publishes[&topic].publish.payload;
+        assert_eq!(kept.as_ref(), b"xxxxxx");
         let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
         assert!(!range.contains(&(kept.as_ptr() as usize)));
         // A new connection's queues reserve nothing until used.

@@ -1219,9 +1219,9 @@ fn append_to_commitlog(
         validate_and_set_topic_alias(&mut publish, connection, alias)?;
     };
 
-    // PATCH (locker-gateway): a message kept in the log holds its own bytes, not a slice of
-    // the sender's read buffer (which it would keep whole until the log drops it).
-    owned_bytes(&mut publish);
+    // PATCH (locker-gateway): a message kept in the log (or retained) holds its own bytes, not
+    // a slice of the sender's read buffer (which it would keep whole until the log drops it).
+    super::logs::owned_bytes(&mut publish);
 
     let topic = std::str::from_utf8(&publish.topic)?;
 
@@ -1274,12 +1274,6 @@ fn append_to_commitlog(
 
     // error!("{:15.15}[E] {:20} topic = {}", connections[id].client_id, "no-filter", topic);
     Ok(o)
-}
-
-/// PATCH (locker-gateway): a publish whose topic and payload are its own allocations.
-fn owned_bytes(publish: &mut Publish) {
-    publish.topic = bytes::Bytes::copy_from_slice(&publish.topic);
-    publish.payload = bytes::Bytes::copy_from_slice(&publish.payload);
 }
 
 fn append_will_message(
