@@ -162,6 +162,9 @@ impl<P: Protocol> RemoteLink<P> {
                         }
 
                     }
+                    // PATCH (locker-gateway): swapped back to the router empty and without
+                    // capacity, so an idle connection holds no notification queue.
+                    self.notifications.shrink_to_fit();
                     self.network.writev(packets).await?;
                     if unscheduled {
                         self.link_rx.wake().await?;

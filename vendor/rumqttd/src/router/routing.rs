@@ -885,6 +885,9 @@ impl Router {
             }
         }
 
+        // PATCH (locker-gateway): handed to the next connection that sends, empty and without
+        // capacity: a locker's incoming queue holds memory only while it has something queued.
+        packets.shrink_to_fit();
         self.cache = Some(packets);
 
         // Prepare AcksRequest in tracker if router is operating in a
@@ -1398,9 +1401,36 @@ fn ack_device_data(ackslog: &mut AckLog, outgoing: &mut Outgoing) -> bool {
         count += 1;
     }
 
+    // PATCH (locker-gateway): a connection's acks queue holds memory only while acks wait.
+    acks.shrink_to_fit();
+
     debug!(acks_count = count, "Acks sent to device");
     outgoing.handle.try_send(()).ok();
     true
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::ack_device_data;
+    use crate::protocol::{ConnAck, ConnectReturnCode};
+    use crate::router::iobufs::Outgoing;
+    use crate::router::logs::AckLog;
+
+    /// PATCH (locker-gateway): acks handed on leave no capacity behind.
+    #[test]
+    fn an_acks_queue_handed_on_keeps_no_memory() {
+        let mut acks = AckLog::new();
+        let (mut outgoing, _rx) = Outgoing::new("locker-1".to_owned());
+        let ack = ConnAck {
+            session_present: false,
+            code: ConnectReturnCode::Success,
+        };
+        acks.connack(1, ack, None);
+        assert!(acks.readv().capacity() > 0);
+        assert!(ack_device_data(&mut acks, &mut outgoing));
+        assert_eq!(acks.readv().capacity(), 0);
+        assert_eq!(outgoing.data_buffer.lock().len(), 1);
+    }
 }
 
 enum ConsumeStatus {

@@ -517,7 +517,9 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                         self.awaiting_will_handler.clone(),
                         None,
                     )
-                    .instrument(tracing::error_span!(
+                    // PATCH (locker-gateway): a debug span, not an error span: at the usual
+                    // levels no span (with its formatted fields) is kept per connection.
+                    .instrument(tracing::debug_span!(
                         "remote_link",
                         ?tenant_id,
                         client_id = field::Empty,
@@ -599,7 +601,9 @@ async fn remote<P: Protocol>(
 
     let dynamic_filters = config.dynamic_filters;
 
-    let connect_packet = match mqtt_connect(config, &mut network).await {
+    // PATCH (locker-gateway): the setup steps boxed, so that their futures take no room in the
+    // connection's task for as long as it lives.
+    let connect_packet = match Box::pin(mqtt_connect(config, &mut network)).await {
         Ok(p) => p,
         Err(e) => {
             error!(error=?e, "Error while handling MQTT connect packet");
@@ -653,14 +657,14 @@ async fn remote<P: Protocol>(
         .insert(client_id.clone(), will_tx);
 
     // Start the link
-    let mut link = match RemoteLink::new(
+    let mut link = match Box::pin(RemoteLink::new(
         router_tx.clone(),
         tenant_id.clone(),
         network,
         connect_packet,
         dynamic_filters,
         assigned_client_id,
-    )
+    ))
     .await
     {
         Ok(l) => l,
@@ -728,5 +732,36 @@ async fn remote<P: Protocol>(
         // It won't matter in this case as we don't use it
         // but might affect logs?
         router_tx.send_async((connection_id, message)).await.ok();
+    }
+}
+#[cfg(test)]
+mod task_size {
+    /// PATCH (locker-gateway): the connect and link set-up steps are boxed, so the task of a
+    /// connection that lives for days does not carry their room (with this toolchain, in a
+    /// debug build: 3,928 bytes before, 2,728 after).
+    #[test]
+    fn a_connection_task_does_not_carry_its_set_up_steps() {
+        let (router_tx, _rx) = flume::bounded(1);
+        let (stream, _other) = tokio::io::duplex(64);
+        let config = std::sync::Arc::new(crate::ConnectionSettings {
+            connection_timeout_ms: 1,
+            max_payload_size: 1,
+            max_inflight_count: 1,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: false,
+            buffer_capacity: 1,
+        });
+        let task = super::remote(
+            config,
+            None,
+            router_tx,
+            Box::new(stream),
+            crate::protocol::v4::V4,
+            Default::default(),
+            None,
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 3_200, "a connection's task takes {size} bytes");
     }
 }
