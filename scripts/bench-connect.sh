@@ -9,8 +9,14 @@
 # the ratios embedded / Mosquitto. Uses a throwaway database on DATABASE_URL's server.
 #
 #   LOCKERS=10000 HEARTBEAT_SECS=60 IDLE_SECS=60 WAVES=5 BROKERS="embedded mosquitto" \
-#     CONNECT_RATE=0 scripts/bench-connect.sh
-#   (CONNECT_RATE: new connections per second for each of the two simulators, 0: all at once)
+#     CONNECT_RATE=0 SIMULATORS=2 scripts/bench-connect.sh
+#   (CONNECT_RATE: new connections per second for each simulator, 0: all at once)
+#
+# The fleet is split over SIMULATORS processes (an even number), the k-th connecting to
+# 127.0.0.(k+1): one loopback address gives about 28,000 source ports, so 50,000 lockers need at
+# least two (SIMULATORS=6 keeps each process under 10,000 connections). For that the brokers
+# listen on 0.0.0.0 while the benchmark runs (logins are still checked). The soft open-file
+# limit is raised to what the fleet needs (the hard limit too where allowed: root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -72,9 +78,15 @@ say "provisioning $lockers lockers"
 psql -q "$server_url/postgres" -c "CREATE DATABASE $database" >/dev/null
 "$gateway" migrate >/dev/null
 "$gateway" device add-many --prefix bench- --count "$lockers" --doors 12 > "$work/credentials.jsonl"
-half=$(( lockers / 2 ))
-head -n "$half" "$work/credentials.jsonl" > "$work/half-a.jsonl"
-tail -n +"$(( half + 1 ))" "$work/credentials.jsonl" > "$work/half-b.jsonl"
+simulators="${SIMULATORS:-2}"
+[ $(( simulators % 2 )) -eq 0 ] && [ "$simulators" -ge 2 ] && [ "$simulators" -le 200 ] \
+  || die "SIMULATORS must be an even number from 2 to 200"
+split -n "l/$simulators" -d -a 3 "$work/credentials.jsonl" "$work/part-"
+parts=("$work"/part-*)
+# The second half of the simulators is the half that drops and comes back in each wave.
+second=$(( simulators / 2 ))
+half=0
+for k in $(seq 0 $(( second - 1 ))); do half=$(( half + $(wc -l < "${parts[$k]}") )); done
 
 # wait_online COUNT LIMIT_SECS: until at least COUNT lockers are online; prints the seconds taken.
 wait_online() {
@@ -93,11 +105,13 @@ wait_offline() {
   for _ in $(seq 1 600); do [ "$(online)" -le "$1" ] && return 0; sleep 0.1; done
   say "warning: more than $1 lockers still online 60 s after their simulator was killed"
 }
-simulate() { # simulate NAME CREDENTIALS
-  "$simulator" run --broker "$mqtt" --credentials "$2" --heartbeat-secs "$heartbeat" \
-    --connect-rate "$rate" --report-secs 3600 > "$work/simulator-$1.out" 2>"$work/simulator-$1-$broker.log" &
+sims=()
+simulate() { # simulate K: the K-th part of the fleet, through 127.0.0.(K+1)
+  "$simulator" run --broker "127.0.0.$(( $1 + 1 )):$port" --credentials "${parts[$1]}" \
+    --heartbeat-secs "$heartbeat" --connect-rate "$rate" --report-secs 3600 \
+    > "$work/simulator-$1.out" 2>"$work/simulator-$1-$broker.log" &
   pids+=($!)
-  eval "sim_$1=$!"
+  sims[$1]=$!
 }
 
 results=()
@@ -110,14 +124,12 @@ for broker in $brokers; do
   case "$broker" in
     embedded)
       port=$(free_port)
-      export LOCKER_MQTT_ADDR="127.0.0.1:$port"
-      mqtt="$LOCKER_MQTT_ADDR" ;;
+      export LOCKER_MQTT_ADDR="0.0.0.0:$port" ;;
     mosquitto)
-      start_mosquitto "$work" "$work/credentials.jsonl"
+      start_mosquitto "$work" "$work/credentials.jsonl" 0.0.0.0
       broker_pid=$mosquitto_pid
       port=$mosquitto_port
-      export LOCKER_MQTT_BROKER="mqtt://gateway:$mosquitto_password@127.0.0.1:$port"
-      mqtt="127.0.0.1:$port" ;;
+      export LOCKER_MQTT_BROKER="mqtt://gateway:$mosquitto_password@127.0.0.1:$port" ;;
     *) die "unknown broker $broker (embedded or mosquitto)" ;;
   esac
   "$gateway" serve 2>"$work/gateway-$broker.log" &
@@ -130,8 +142,7 @@ for broker in $brokers; do
   broker_rss_before=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
 
   say "$broker: $lockers lockers connecting"
-  simulate a "$work/half-a.jsonl"
-  simulate b "$work/half-b.jsonl"
+  for k in $(seq 0 $(( simulators - 1 ))); do simulate "$k"; done
   online_s=$(wait_online "$lockers" $(( heartbeat * 3 )))
   sleep 2
   rss_after=$(rss_kb "$gateway_pid")
@@ -139,10 +150,12 @@ for broker in $brokers; do
 
   wave_times=""
   for w in $(seq 1 "$waves"); do
-    kill -9 "$sim_b" 2>/dev/null || true
-    wait "$sim_b" 2>/dev/null || true
+    for k in $(seq "$second" $(( simulators - 1 ))); do
+      kill -9 "${sims[$k]}" 2>/dev/null || true
+      wait "${sims[$k]}" 2>/dev/null || true
+    done
     wait_offline "$half"
-    simulate b "$work/half-b.jsonl"
+    for k in $(seq "$second" $(( simulators - 1 ))); do simulate "$k"; done
     wave_times+="$(wait_online "$lockers" $(( heartbeat * 3 ))) "
   done
   sleep 2
@@ -170,7 +183,7 @@ for broker in $brokers; do
 done
 
 echo
-echo "$lockers lockers, two simulators of $half each connecting at ${rate:-0}/s (0: all at once), heartbeat every $heartbeat s; $waves waves of $half reconnecting; CPU over $idle s of heartbeats"
+echo "$lockers lockers, $simulators simulators connecting at ${rate:-0}/s each (0: all at once), heartbeat every $heartbeat s; $waves waves of $(( lockers - half )) reconnecting; CPU over $idle s of heartbeats"
 echo
 echo "| broker | all online in PostgreSQL | each wave, all online again (s) | gateway memory per locker | after the waves | waves / first | CPU at idle (% of a core) |"
 echo "|---|---|---|---|---|---|---|"

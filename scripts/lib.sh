@@ -51,12 +51,12 @@ free_port() { # a TCP port on 127.0.0.1 that nothing listens on now
   done
   die "no free port found"
 }
-# start_mosquitto DIR CREDENTIALS: a Mosquitto on a free port of 127.0.0.1 (never the shared
-# one) that knows the gateway (user `gateway`, a random password) and every locker in
+# start_mosquitto DIR CREDENTIALS [BIND]: a Mosquitto on a free port (never the shared one),
+# listening on BIND (default 127.0.0.1), that knows the gateway (user `gateway`, a random password) and every locker in
 # CREDENTIALS (`device add-many`'s JSON lines); its files and log in DIR. Sets mosquitto_pid,
 # mosquitto_port and mosquitto_password.
 start_mosquitto() {
-  local dir=$1 credentials=$2
+  local dir=$1 credentials=$2 bind=${3:-127.0.0.1}
   mosquitto_password=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
   mosquitto_passwd -c -b "$dir/passwd" gateway "$mosquitto_password" 2>/dev/null
   sed -E 's/.*"device_id":"([^"]+)".*"mqtt_password":"([^"]+)".*/\1:\2/' "$credentials" > "$dir/passwd.plain"
@@ -64,7 +64,7 @@ start_mosquitto() {
   cat "$dir/passwd.plain" >> "$dir/passwd"
   mosquitto_port=$(free_port)
   cat > "$dir/mosquitto.conf" <<CONF
-listener $mosquitto_port 127.0.0.1
+listener $mosquitto_port $bind
 allow_anonymous false
 password_file $dir/passwd
 persistence false
