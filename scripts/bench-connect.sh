@@ -27,6 +27,7 @@ idle="${IDLE_SECS:-60}"
 waves="${WAVES:-5}"
 brokers="${BROKERS:-embedded mosquitto}"
 rate="${CONNECT_RATE:-0}"
+limit="${ONLINE_LIMIT_SECS:-600}"
 server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
 database="locker_bench_$$"
@@ -88,14 +89,19 @@ second=$(( simulators / 2 ))
 half=0
 for k in $(seq 0 $(( second - 1 ))); do half=$(( half + $(wc -l < "${parts[$k]}") )); done
 
-# wait_online COUNT LIMIT_SECS: until at least COUNT lockers are online; prints the seconds taken.
+# wait_online COUNT STALL_SECS: until at least COUNT lockers are online; prints the seconds
+# taken, or "not all (N of COUNT after S s)" when no new locker came online for STALL_SECS or
+# the whole wait passed ONLINE_LIMIT_SECS (default 600).
 wait_online() {
   local from last=0 stalled=0 n
   from=$(now)
   while n=$(online); [ "$n" -lt "$1" ]; do
     kill -0 "$gateway_pid" 2>/dev/null || die "the gateway died: $(tail -5 "$work/gateway-$broker.log")"
-    if [ "$n" -eq "$last" ]; then stalled=$((stalled + 1)); else stalled=0; last=$n; fi
-    [ "$stalled" -lt $(( $2 * 10 )) ] || die "stuck at $n of $1 online for $2 s on the $broker broker (logs in target/bench/)"
+    if [ "$n" -le "$last" ]; then stalled=$((stalled + 1)); else stalled=0; last=$n; fi
+    if [ "$stalled" -ge $(( $2 * 10 )) ] || [ "$(calc "($(now) - $from > $limit)" 0)" = 1 ]; then
+      printf 'not all (%s of %s after %s s)' "$n" "$1" "$(calc "$(now) - $from" 0)"
+      return
+    fi
     sleep 0.1
   done
   calc "$(now) - $from" 2
@@ -149,6 +155,7 @@ for broker in $brokers; do
   broker_rss_after=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
 
   wave_times=""
+  case "$online_s" in not*) say "$broker: $online_s; no waves" ;; *)
   for w in $(seq 1 "$waves"); do
     for k in $(seq "$second" $(( simulators - 1 ))); do
       kill -9 "${sims[$k]}" 2>/dev/null || true
@@ -157,7 +164,7 @@ for broker in $brokers; do
     wait_offline "$half"
     for k in $(seq "$second" $(( simulators - 1 ))); do simulate "$k"; done
     wave_times+="$(wait_online "$lockers" $(( heartbeat * 3 ))) "
-  done
+  done ;; esac
   sleep 2
   rss_waves=$(rss_kb "$gateway_pid")
   broker_rss_waves=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
@@ -174,8 +181,10 @@ for broker in $brokers; do
   broker_per_waves=$(calc "($broker_rss_waves - $broker_rss_before) / $lockers")
   cpu=$(calc "100 * ($t1 - $t0) / $ticks_per_sec / $idle")
   broker_cpu=$(calc "100 * ($b1 - $b0) / $ticks_per_sec / $idle")
-  eval "online_$broker=$online_s; mem_$broker=$per_locker"
-  results+=("| $broker | $online_s s | $wave_times| $per_locker KiB (+ broker $broker_per) | $per_locker_waves KiB (+ broker $broker_per_waves) | $(calc "$per_locker_waves / ($per_locker > 0 ? $per_locker : 1)" 2) × | $cpu % (+ broker $broker_cpu %) |")
+  case "$online_s" in not*) ;; *) eval "online_$broker=$online_s" ;; esac
+  case "$online_s" in not*) shown=$online_s ;; *) shown="$online_s s" ;; esac
+  results+=("| $broker | $shown | $wave_times| $per_locker KiB (+ broker $broker_per) | $per_locker_waves KiB (+ broker $broker_per_waves) | $(calc "$per_locker_waves / ($per_locker > 0 ? $per_locker : 1)" 2) × | $cpu % (+ broker $broker_cpu %) |")
+  say "measured: ${results[-1]}"
   stop_all
   [ -z "$broker_pid" ] || { kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; }
   broker_pid=""
