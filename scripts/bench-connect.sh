@@ -12,6 +12,12 @@
 #     CONNECT_RATE=0 SIMULATORS=2 scripts/bench-connect.sh
 #   (CONNECT_RATE: new connections per second for each simulator, 0: all at once)
 #
+# Memory is measured at rest, SETTLE_SECS (default 12) after the last locker came online (the
+# gateway gives freed heap back every 10 s). GATEWAY_ENV adds environment variables to the
+# gateway's (an allocator to try: GATEWAY_ENV="LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+# GATEWAY_WRAPPER runs it under a tool (GATEWAY_WRAPPER="heaptrack -o /tmp/gateway"); the
+# memory figures are then those of the wrapper's process.
+#
 # The fleet is split over SIMULATORS processes (an even number), the k-th connecting to
 # 127.0.0.(k+1): one loopback address gives about 28,000 source ports, so 50,000 lockers need at
 # least two (SIMULATORS=6 keeps each process under 10,000 connections). For that the brokers
@@ -28,6 +34,7 @@ waves="${WAVES:-5}"
 brokers="${BROKERS:-embedded mosquitto}"
 rate="${CONNECT_RATE:-0}"
 limit="${ONLINE_LIMIT_SECS:-600}"
+settle="${SETTLE_SECS:-12}"
 server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
 database="locker_bench_$$"
@@ -138,7 +145,7 @@ for broker in $brokers; do
       export LOCKER_MQTT_BROKER="mqtt://gateway:$mosquitto_password@127.0.0.1:$port" ;;
     *) die "unknown broker $broker (embedded or mosquitto)" ;;
   esac
-  "$gateway" serve 2>"$work/gateway-$broker.log" &
+  env ${GATEWAY_ENV:-} ${GATEWAY_WRAPPER:-} "$gateway" serve 2>"$work/gateway-$broker.log" &
   gateway_pid=$!
   pids+=("$gateway_pid")
   wait_for gateway 127.0.0.1 "$http_port" 150
@@ -150,7 +157,7 @@ for broker in $brokers; do
   say "$broker: $lockers lockers connecting"
   for k in $(seq 0 $(( simulators - 1 ))); do simulate "$k"; done
   online_s=$(wait_online "$lockers" $(( heartbeat * 3 )))
-  sleep 2
+  sleep "$settle"
   rss_after=$(rss_kb "$gateway_pid")
   broker_rss_after=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
 
@@ -165,7 +172,7 @@ for broker in $brokers; do
     for k in $(seq "$second" $(( simulators - 1 ))); do simulate "$k"; done
     wave_times+="$(wait_online "$lockers" $(( heartbeat * 3 ))) "
   done ;; esac
-  sleep 2
+  sleep "$settle"
   rss_waves=$(rss_kb "$gateway_pid")
   broker_rss_waves=$([ -n "$broker_pid" ] && rss_kb "$broker_pid" || echo 0)
 

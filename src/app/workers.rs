@@ -103,5 +103,8 @@ pub(super) async fn start(
         shutdown.clone(),
     ));
     tasks.spawn(limits.clone().evict_until(shutdown.clone()));
+    tasks.spawn(crate::background::heap::give_back_freed_heap(
+        shutdown.clone(),
+    ));
     (workers, events)
 }

@@ -6,6 +6,7 @@
 use tokio_util::sync::CancellationToken;
 
 pub mod broker_rights;
+pub mod heap;
 pub mod publisher;
 
 pub use publisher::{Outcome, Publisher};

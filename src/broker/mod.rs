@@ -45,11 +45,24 @@ pub trait Authenticator: Send + Sync + 'static {
 /// Worker threads of the listeners' runtime (the router has a thread of its own).
 pub const BROKER_WORKERS: usize = 2;
 
-/// Bytes of messages kept per segment for a filter a locker subscribes to (its `down` topic).
-const LOCKER_FILTER_SEGMENT: usize = 8 * 1024;
+/// rumqttd keeps each subscribed filter's messages in a log of segments. With the carried patch
+/// a message is counted with its entry (232 bytes besides topic and payload), so a log's limit
+/// (segment size × count) bounds its memory, and the segments every reader has read are given
+/// back once a reader catches up: the limit is the backlog a reader may fall behind by before
+/// rumqttd skips it ahead (logged), and a log whose readers keep up holds one or two segments.
+///
+/// A locker's own `down` topic: 16 segments of 1 KiB, room for about 22 commands not yet
+/// delivered; at rest at most 2 KiB.
+const LOCKER_FILTER_SEGMENT: usize = 1024;
+const LOCKER_FILTER_SEGMENTS: usize = 16;
 
-/// Memory for the filters that carry every locker's traffic (the gateway's own subscriptions, and
-/// event subscribers'): 8 segments of 1 MiB each.
+/// The filters that carry every locker's traffic (the gateway's own subscriptions, and event
+/// subscribers'): 64 segments of 256 KiB, room for a reconnect storm of about 22,000 `hello`s
+/// (or 55,000 presence messages) that the gateway has not read yet (the embedded broker takes
+/// 20,000 connections by default); at rest at most 512 KiB each.
+const GATEWAY_FILTER_SEGMENT: usize = 256 * 1024;
+const GATEWAY_FILTER_SEGMENTS: usize = 64;
+
 fn gateway_filter_segments() -> std::collections::HashMap<String, rumqttd::SegmentConfig> {
     [
         Topic::filter_all(TopicKind::Up),
@@ -59,8 +72,8 @@ fn gateway_filter_segments() -> std::collections::HashMap<String, rumqttd::Segme
     .into_iter()
     .map(|filter| {
         let segments = rumqttd::SegmentConfig {
-            max_segment_size: 1024 * 1024,
-            max_segment_count: 8,
+            max_segment_size: GATEWAY_FILTER_SEGMENT,
+            max_segment_count: GATEWAY_FILTER_SEGMENTS,
         };
         (filter, segments)
     })
@@ -230,15 +243,16 @@ impl EmbeddedBroker {
             RouterConfig {
                 max_connections: settings.max_connections,
                 max_outgoing_packet_count: 200,
-                // rumqttd keeps every subscribed filter's recent messages in memory, delivered or
-                // not, up to size × count: kept small for each locker's own topic (thousands of
-                // them; a command is resent anyway), large for the gateway's, which carry every
-                // locker's uplinks and absorb its bursts.
+                // Small for each locker's own topic (thousands of them), large for the
+                // gateway's, which carry every locker's uplinks and absorb their bursts.
                 max_segment_size: LOCKER_FILTER_SEGMENT,
-                max_segment_count: 2,
+                max_segment_count: LOCKER_FILTER_SEGMENTS,
                 custom_segment: Some(gateway_filter_segments()),
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
+                // Connection events of clients gone are only shown by rumqttd's own console,
+                // which the gateway does not run: none kept (presence lives in the database).
+                max_connection_history: Some(0),
             },
         );
         let router_tx = router.spawn();

@@ -213,6 +213,10 @@ pub struct RouterConfig {
     // defaults to Round Robin
     #[serde(default)]
     pub shared_subscriptions_strategy: Strategy,
+    /// PATCH (locker-gateway): how many clean-session clients' connection events (metrics only)
+    /// the router remembers after they disconnect; `None`: `max_connections`.
+    #[serde(default)]
+    pub max_connection_history: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

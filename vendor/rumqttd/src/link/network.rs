@@ -42,6 +42,9 @@ pub struct Network<P> {
     protocol: P,
 }
 
+/// PATCH (locker-gateway): the write buffer kept between sends (room for acks).
+const KEPT_WRITE_CAPACITY: usize = 64;
+
 impl<P: Protocol> Network<P> {
     pub fn new(
         socket: Box<dyn N>,
@@ -63,7 +66,8 @@ impl<P: Protocol> Network<P> {
         Network {
             socket,
             read: BytesMut::with_capacity(capacity),
-            write: BytesMut::with_capacity(capacity),
+            // PATCH (locker-gateway): grows for a write and is given back after (`written`).
+            write: BytesMut::new(),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we
@@ -145,7 +149,7 @@ impl<P: Protocol> Network<P> {
     pub async fn write(&mut self, packet: Packet) -> Result<(), Error> {
         Protocol::write(&self.protocol, packet, &mut self.write)?;
         self.socket.write_all(&self.write).await?;
-        self.write.clear();
+        self.written();
         Ok(())
     }
 
@@ -154,10 +158,52 @@ impl<P: Protocol> Network<P> {
             Protocol::write(&self.protocol, packet, &mut self.write)?;
         }
         self.socket.write_all(&self.write).await?;
-        self.write.clear();
+        self.written();
         Ok(())
+    }
+
+    /// PATCH (locker-gateway): a connection that is sent something now and then (a device's
+    /// acks and commands) does not keep a write buffer between sends: one that grew beyond
+    /// [`KEPT_WRITE_CAPACITY`] is given back.
+    fn written(&mut self) {
+        self.write.clear();
+        if self.write.capacity() > KEPT_WRITE_CAPACITY {
+            self.write = BytesMut::new();
+        }
     }
 }
 
 pub trait N: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T> N for T where T: AsyncRead + AsyncWrite + Unpin + Send {}
+
+#[cfg(test)]
+mod tests {
+    use super::Network;
+    use crate::protocol::{v4::V4, Packet, PubAck, Publish, QoS};
+
+    /// PATCH (locker-gateway): after a command has gone out, an idle connection holds only its
+    /// read buffer.
+    #[tokio::test]
+    async fn the_write_buffer_is_given_back_after_a_large_send() {
+        let (stream, _peer) = tokio::io::duplex(64 * 1024);
+        let mut network = Network::with_capacity(Box::new(stream), 1024, 100, V4, 1024);
+        assert_eq!(network.write.capacity(), 0);
+        let ack = PubAck {
+            pkid: 1,
+            reason: crate::protocol::PubAckReason::Success,
+        };
+        network.write(Packet::PubAck(ack, None)).await.unwrap();
+        assert!(network.write.capacity() <= super::KEPT_WRITE_CAPACITY);
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "lockers/lk-1/down".into(),
+            pkid: 2,
+            payload: vec![b'x'; 600].into(),
+        };
+        network.write(Packet::Publish(publish, None)).await.unwrap();
+        assert_eq!(network.write.capacity(), 0);
+        assert_eq!(network.read.capacity(), 1024);
+    }
+}

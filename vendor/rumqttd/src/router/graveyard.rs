@@ -109,6 +109,12 @@ impl Graveyard {
         }
     }
 
+    /// PATCH (locker-gateway): whether a persistent session waits for its client (its requests
+    /// hold cursors into filters' logs).
+    pub fn has_sessions(&self) -> bool {
+        self.connections.len() > self.histories
+    }
+
     /// PATCH (locker-gateway): clients remembered, for tests.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -160,5 +166,15 @@ mod test {
         assert!(graveyard.retrieve("locker-0").is_none());
         let saved = graveyard.retrieve("persistent").expect("a session is not forgotten");
         assert!(saved.session_state.is_some());
+    }
+
+    #[test]
+    fn a_limit_of_zero_keeps_no_clean_session_history() {
+        let mut graveyard = Graveyard::with_limit(0);
+        for i in 0..1000 {
+            graveyard.save_metrics(format!("locker-{i}"), ConnectionEvents::default());
+        }
+        assert_eq!(graveyard.len(), 0);
+        assert!(graveyard.history.len() <= 32);
     }
 }

@@ -36,10 +36,13 @@ impl From<PubWithProp> for PublishData {
 
 // TODO: remove this from here
 impl Storage for PublishData {
-    // TODO: calculate size of publish properties as well!
+    /// PATCH (locker-gateway): the memory a kept message takes, so that a filter's segment limit
+    /// bounds memory: the entry itself (232 bytes, whatever the payload) besides its topic and
+    /// payload. Upstream counted only `4 + topic + payload`, so a 40-byte status message took
+    /// about six times the room it was counted for.
     fn size(&self) -> usize {
         let publish = &self.publish;
-        4 + publish.topic.len() + publish.payload.len()
+        std::mem::size_of::<PublishData>() + publish.topic.len() + publish.payload.len()
     }
 }
 
@@ -419,6 +422,11 @@ impl<T> Data<T>
 where
     T: Storage + Clone,
 {
+    /// PATCH (locker-gateway): the filter this log is kept for.
+    pub(crate) fn filter(&self) -> &str {
+        &self.filter
+    }
+
     pub fn new(filter: &str, router_config: &RouterConfig) -> Data<T> {
         let mut max_segment_size = router_config.max_segment_size;
         let mut max_mem_segments = router_config.max_segment_count;
@@ -550,6 +558,7 @@ mod test {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Strategy::RoundRobin,
+            max_connection_history: None,
         };
         let mut data = DataLog::new(config).unwrap();
         data.next_native_offset("topic/a");
@@ -570,6 +579,7 @@ mod test {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Strategy::RoundRobin,
+            max_connection_history: None,
         };
         let mut data = DataLog::new(config).unwrap();
         data.next_native_offset("+/+");
@@ -590,6 +600,7 @@ mod test {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Strategy::RoundRobin,
+            max_connection_history: None,
         }
     }
 
@@ -710,6 +721,43 @@ mod test {
         assert_eq!(super::AckLog::new().committed.capacity(), 0);
         let (idx, _) = data.next_native_offset("lockers/1/down");
         assert_eq!(data.native[idx].waiters.waiters().capacity(), 0);
+        // A filter's log has room for its one segment, not for `max_segment_count` (10 here).
+        assert_eq!(data.native[idx].log.room(), 1);
+    }
+
+    #[test]
+    fn a_filters_segment_limit_bounds_the_memory_its_messages_take() {
+        use crate::protocol::Publish;
+        let mut config = config();
+        let segment = 16 * 1024;
+        config.max_segment_size = segment;
+        config.max_segment_count = 2;
+        let mut data = super::Data::<super::PublishData>::new("lockers/+/status", &config);
+        let mut notifications = std::collections::VecDeque::new();
+        for i in 0..5_000 {
+            let publish = Publish {
+                dup: false,
+                qos: crate::protocol::QoS::AtLeastOnce,
+                retain: false,
+                topic: bytes::Bytes::from(format!("lockers/lk-{i:05}/status")),
+                pkid: 0,
+                payload: bytes::Bytes::from_static(br#"{"online":false,"session":12345678}"#),
+            };
+            data.append((publish, None).into(), &mut notifications);
+        }
+        let entry = std::mem::size_of::<super::PublishData>();
+        let memory: usize = data
+            .log
+            .segments()
+            .map(|s| {
+                let bytes: usize =
+                    s.data.iter().map(|d| d.publish.topic.len() + d.publish.payload.len()).sum();
+                s.data.capacity() * entry + bytes
+            })
+            .sum();
+        // Two full segments and the active one, each within a segment and one entry.
+        let bound = 3 * (segment + entry + 64);
+        assert!(memory <= bound, "{memory} bytes kept for a limit of 2 x {segment}");
     }
 
     #[test]

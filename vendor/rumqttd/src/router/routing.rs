@@ -125,7 +125,9 @@ impl Router {
             id: router_id,
             config: config.clone(),
             // PATCH (locker-gateway): history of at most as many clients as may connect.
-            graveyard: Graveyard::with_limit(config.max_connections),
+            graveyard: Graveyard::with_limit(
+                config.max_connection_history.unwrap_or(config.max_connections),
+            ),
             meters,
             alerts,
             connections,
@@ -1003,6 +1005,17 @@ impl Router {
     /// To activate a connection, first connection's tracker is fetched and
     /// all the requests are handled.
     fn consume(&mut self) -> Option<()> {
+        // PATCH (locker-gateway): a filter whose log holds full segments and that a reader has
+        // just caught up with is trimmed of what every reader has read (`trim.rs`).
+        let mut caught_up = None;
+        let consumed = self.consume_requests(&mut caught_up);
+        if let Some(filter_idx) = caught_up {
+            self.trim_read_segments(filter_idx);
+        }
+        consumed
+    }
+
+    fn consume_requests(&mut self, caught_up: &mut Option<FilterIdx>) -> Option<()> {
         let (id, mut requests) = self.scheduler.poll()?;
 
         let span = tracing::info_span!("[<] outgoing", connection_id = id);
@@ -1083,6 +1096,10 @@ impl Router {
                     // When all the data in the log is caught up, current request is
                     // registered in waiters and not added back to the tracker. This
                     // ensures that tracker.next() stops when all the requests are done
+                    let filter_idx = request.filter_idx;
+                    if caught_up.is_none() && datalog.native[filter_idx].log.has_sealed() {
+                        *caught_up = Some(filter_idx);
+                    }
                     datalog.park(id, request);
                 }
                 ConsumeStatus::PartialRead => {
@@ -1408,6 +1425,8 @@ fn ack_device_data(ackslog: &mut AckLog, outgoing: &mut Outgoing) -> bool {
     outgoing.handle.try_send(()).ok();
     true
 }
+
+mod trim;
 
 #[cfg(test)]
 mod patch_tests {

@@ -71,7 +71,9 @@ where
             panic!("at least 1 segment needs to exist in memory else what's the point of log");
         }
 
-        let mut segments = VecDeque::with_capacity(max_mem_segments);
+        // PATCH (locker-gateway): room for the segments as they come (a locker's own filter
+        // mostly holds one), not for `max_mem_segments` of them in every filter.
+        let mut segments = VecDeque::with_capacity(1);
         segments.push_back(Segment::new());
 
         Ok(Self {
@@ -149,6 +151,9 @@ where
             // segment allowed.
             let absolute_offset = self.active_segment().next_offset();
             // If active segment is full and segments are full, apply retention policy.
+            // PATCH (locker-gateway): a full segment takes no more entries; the spare room its
+            // vector grew by (up to as much again) is given back.
+            self.active_segment_mut().data.shrink_to_fit();
             if self.memory_segments_count() >= self.max_mem_segments {
                 self.segments.pop_front();
                 self.head += 1;
@@ -165,6 +170,32 @@ where
     #[inline]
     pub fn last(&self) -> Option<T> {
         self.active_segment().last()
+    }
+
+    /// PATCH (locker-gateway): whether full segments are held besides the active one.
+    pub(crate) fn has_sealed(&self) -> bool {
+        self.segments.len() > 1
+    }
+
+    /// PATCH (locker-gateway): drops the full segments numbered below `segment` (every reader is
+    /// at or past it), never the active one.
+    pub(crate) fn drop_segments_before(&mut self, segment: u64) {
+        while self.head < segment && self.segments.len() > 1 {
+            self.segments.pop_front();
+            self.head += 1;
+        }
+    }
+
+    /// PATCH (locker-gateway): how many segments the log has room for without growing.
+    #[cfg(test)]
+    pub(crate) fn room(&self) -> usize {
+        self.segments.capacity()
+    }
+
+    /// PATCH (locker-gateway): the segments held, oldest first, for tests.
+    #[cfg(test)]
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &Segment<T>> {
+        self.segments.iter()
     }
 
     /// Read `len` Ts at once. More efficient than reading 1 at a time. Returns
