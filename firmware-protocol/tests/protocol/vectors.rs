@@ -16,37 +16,37 @@ const DOC_END: &str = "<!-- vectors:end -->";
 const ADDRESS: u8 = 7;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct VectorFile {
+pub(crate) struct VectorFile {
     about: String,
-    secret: String,
+    pub(crate) secret: String,
     mqtt_password: String,
     password_sha256: String,
-    tag_key: String,
+    pub(crate) tag_key: String,
     crc16_of_123456789: String,
-    vectors: Vec<Vector>,
+    pub(crate) vectors: Vec<Vector>,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Vector {
-    name: String,
+pub(crate) struct Vector {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    ty: String,
-    type_code: String,
-    direction: String,
-    device_id: String,
-    session: u32,
-    counter: u32,
-    bus_address: u8,
-    body_json: String,
-    body_binary: String,
-    signed_binary: String,
-    tag_binary: String,
-    envelope_binary: String,
-    frame: String,
-    mqtt_topic: String,
-    json_signed_header: String,
-    tag_json: String,
-    mqtt_payload: String,
+    pub(crate) ty: String,
+    pub(crate) type_code: String,
+    pub(crate) direction: String,
+    pub(crate) device_id: String,
+    pub(crate) session: u32,
+    pub(crate) counter: u32,
+    pub(crate) bus_address: u8,
+    pub(crate) body_json: String,
+    pub(crate) body_binary: String,
+    pub(crate) signed_binary: String,
+    pub(crate) tag_binary: String,
+    pub(crate) envelope_binary: String,
+    pub(crate) frame: String,
+    pub(crate) mqtt_topic: String,
+    pub(crate) json_signed_header: String,
+    pub(crate) tag_json: String,
+    pub(crate) mqtt_payload: String,
 }
 
 fn updating() -> bool {
@@ -139,7 +139,7 @@ fn build() -> VectorFile {
     }
 }
 
-fn load() -> VectorFile {
+pub(crate) fn load() -> VectorFile {
     let text = std::fs::read_to_string(FILE).expect("vectors/vectors.json is readable");
     serde_json::from_str(&text).expect("vectors/vectors.json parses")
 }

@@ -1,0 +1,163 @@
+//! The reference C library (`c/`): built with the system's C compiler as C99 with every warning
+//! an error, run under AddressSanitizer and UndefinedBehaviorSanitizer, and checked against every
+//! vector of `vectors/vectors.json` and the negative cases its test program builds from them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::vectors::{VectorFile, load};
+
+const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/c");
+
+/// The compiler: `CC`, else `cc`.
+fn compiler() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".to_owned())
+}
+
+fn sources() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(C_DIR).join("src"))
+        .expect("c/src is readable")
+        .map(|e| e.expect("c/src entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no C sources in c/src");
+    files
+}
+
+/// Builds the test program with `flags`; panics with one line saying what is missing.
+fn build(name: &str, flags: &[&str]) -> PathBuf {
+    let cc = compiler();
+    let dir = std::env::temp_dir().join(format!("locker-proto-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for the C build");
+    let exe = dir.join(name);
+    let output = Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .args(flags)
+        .arg("-I")
+        .arg(Path::new(C_DIR).join("include"))
+        .args(sources())
+        .arg(Path::new(C_DIR).join("test/vectors_test.c"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "no C compiler: `{cc}` cannot run ({e}); install one (Debian: apt-get install gcc)"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "the C library does not build with `{cc} -std=c99 -Wall -Wextra -Werror -pedantic {}`:\n{}",
+        flags.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    exe
+}
+
+/// The vectors in the test program's line format.
+fn input(file: &VectorFile) -> String {
+    let mut lines = format!("secret {}\nkey {}\n", file.secret, file.tag_key);
+    for v in &file.vectors {
+        let direction = match v.direction.as_str() {
+            "down" => 1,
+            "up" => 2,
+            other => panic!("direction {other}"),
+        };
+        let or_dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        lines += &format!(
+            "vector {} {} {} {} {} {} {} {} {} {} {} {} {}\n",
+            v.name,
+            direction,
+            v.device_id,
+            v.session,
+            v.counter,
+            v.type_code.trim_start_matches("0x"),
+            v.bus_address,
+            or_dash(&v.body_binary),
+            v.envelope_binary,
+            v.tag_binary,
+            v.frame,
+            or_dash(&hex::encode(v.body_json.as_bytes())),
+            v.tag_json,
+        );
+    }
+    lines
+}
+
+fn run(exe: &Path, input: &str) -> String {
+    let mut child = Command::new(exe)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the C test program starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("vectors written");
+    let output = child.wait_with_output().expect("the C test program ends");
+    assert!(
+        output.status.success(),
+        "the C library disagrees with the vectors ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
+    let file = load();
+    let exe = build(
+        "vectors_test_sanitized",
+        &[
+            "-g",
+            "-O1",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+        ],
+    );
+    let out = run(&exe, &input(&file));
+    assert!(
+        out.contains(&format!("{} vectors", file.vectors.len())),
+        "the C test program checked fewer vectors than the file holds: {out}"
+    );
+}
+
+#[test]
+fn the_c_library_refuses_a_vector_that_is_wrong() {
+    // The same program, told a wrong tag for the first vector, must fail: the comparison is real.
+    let mut file = load();
+    let first = &mut file.vectors[0];
+    let mut tag = hex::decode(&first.tag_binary).expect("hex");
+    tag[0] ^= 1;
+    first.tag_binary = hex::encode(tag);
+    let exe = build("vectors_test_plain", &["-O2"]);
+    let output = Command::new(&exe)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input(&file).as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("the C test program runs");
+    assert_eq!(output.status.code(), Some(1), "a wrong tag was not noticed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("binary tag"), "{stderr}");
+}
