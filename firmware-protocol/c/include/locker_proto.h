@@ -76,7 +76,8 @@ typedef enum {
     LP_ERR_DEVICE_ID,   /* a device id of the wrong length or characters */
     LP_ERR_TYPE,        /* an unknown message type */
     LP_ERR_BAD_TAG,     /* the tag does not verify: the message was not made with this key */
-    LP_ERR_ADDRESS      /* a bus address outside 1 to 247 */
+    LP_ERR_ADDRESS,     /* a bus address outside 1 to 247 */
+    LP_ERR_RANGE        /* a body's field outside its range */
 } lp_status;
 
 /* A short English name of a status, for logs. */
@@ -148,6 +149,104 @@ lp_status lp_envelope_open(const uint8_t *in, size_t len, const uint8_t key[LP_K
 
 /* The tag as MQTT carries it: 32 lowercase hex digits and a NUL. */
 void lp_tag_hex(const uint8_t tag[LP_TAG_LEN], char hex[2 * LP_TAG_LEN + 1]);
+
+/* ---- Bodies (section 2.1): what a locker reads and what it writes ---- */
+
+#define LP_MAX_SAFE_INTEGER 9007199254740991ull /* 2^53 - 1: ids, uptimes, expiries */
+#define LP_MAX_DOORS 512u
+#define LP_MAX_TEXT 32u   /* firmware, serial number */
+#define LP_MAX_RECENT 32u /* recent outcomes, door results */
+#define LP_SIGNAL_NONE (-128) /* heartbeat: no radio signal reported */
+
+/* Command results and refusal reasons (the ack's result byte). */
+enum lp_result {
+    LP_EXECUTED = 0,
+    LP_NO_SUCH_DOOR = 1,
+    LP_BUSY = 2,
+    LP_EXPIRED = 3,
+    LP_REFUSED_BAD_TAG = 4,
+    LP_STALE_COUNTER = 5,
+    LP_UNSUPPORTED = 6,
+    LP_WRONG_SESSION = 7,
+    LP_MALFORMED = 8
+};
+
+/* Door byte: bits 0-1 sensor, bit 2 locked, bits 3-4 item sensor (section 2.1). */
+enum lp_sensor { LP_SENSOR_UNKNOWN = 0, LP_SENSOR_CLOSED = 1, LP_SENSOR_OPEN = 2 };
+enum lp_item { LP_ITEM_NONE = 0, LP_ITEM_EMPTY = 1, LP_ITEM_OCCUPIED = 2 };
+#define LP_DOOR_BYTE(sensor, locked, item) \
+    ((uint8_t)(((sensor) & 3u) | ((locked) ? 4u : 0u) | (((item) & 3u) << 3)))
+
+enum lp_motion { LP_OPENED = 1, LP_CLOSED = 2 };
+enum lp_alarm_kind {
+    LP_FORCED_OPEN = 1, LP_DOOR_AJAR = 2, LP_TAMPER = 3, LP_POWER_LOSS = 4, LP_JAMMED = 5
+};
+enum lp_door_outcome { LP_DOOR_OPENED = 1, LP_DOOR_ALREADY_OPEN = 2, LP_DOOR_NOT_OPENED = 3 };
+
+/* Downlinks. A reader accepts bytes after the fields it knows (a newer gateway may add some). */
+typedef struct {
+    uint64_t command_id;    /* 1 .. 2^53 - 1 */
+    uint16_t door;          /* 1 .. 512; the locker checks it against its own door count */
+    uint64_t expires_at_ms; /* locker uptime after which it is refused as expired; 0: never */
+} lp_unlock;
+
+typedef struct {
+    uint64_t command_id;
+    uint16_t heartbeat_secs;  /* 5 .. 3600 */
+    uint16_t open_window_ms;  /* 1000 .. 60000 */
+    uint16_t pulse_ms;        /* 50 .. 5000 */
+    uint16_t ajar_alarm_secs; /* 0 (off) or 10 .. 3600 */
+    uint64_t expires_at_ms;
+} lp_configure;
+
+/* Each returns LP_OK, LP_ERR_LENGTH (the body is shorter than its fields) or LP_ERR_RANGE (a
+ * field outside its range): both are answered `malformed` for a command (section 2.1). For an
+ * `unlock` or `configure` too short to hold its command id, no ack can name it: answer nothing. */
+lp_status lp_read_unlock(const uint8_t *body, size_t len, lp_unlock *out);
+lp_status lp_read_configure(const uint8_t *body, size_t len, lp_configure *out);
+lp_status lp_read_query_state(const uint8_t *body, size_t len, uint32_t *query_id);
+lp_status lp_read_poll(const uint8_t *body, size_t len, uint32_t *ack_counter);
+/* The command id of a command's body, if it holds one (to answer a refusal): 1 when found. */
+int lp_read_command_id(const uint8_t *body, size_t len, uint64_t *command_id);
+
+/* Uplinks. Each writes the body to out (out_cap bytes) and its length to *out_len; it returns
+ * LP_ERR_RANGE for a field outside its range and LP_ERR_SPACE for a buffer too small. */
+typedef struct {
+    uint8_t protocol_version; /* 1 or 2 */
+    const char *firmware;     /* 1 .. 32 printable ASCII */
+    const char *serial_no;    /* 1 .. 32 printable ASCII */
+    uint16_t door_count;      /* 1 .. 512 */
+    uint32_t session;         /* never 0 */
+    uint64_t uptime_ms;
+} lp_hello;
+
+typedef struct {
+    uint64_t command_id;
+    uint8_t result; /* enum lp_result */
+} lp_outcome;
+
+typedef struct {
+    uint64_t command_id; /* an executed unlock's */
+    uint8_t door;        /* enum lp_door_outcome */
+} lp_door_result;
+
+lp_status lp_write_hello(const lp_hello *m, uint8_t *out, size_t out_cap, size_t *out_len);
+lp_status lp_write_heartbeat(uint64_t uptime_ms, int signal_dbm, const uint8_t *doors,
+                             uint16_t door_count, uint8_t *out, size_t out_cap, size_t *out_len);
+lp_status lp_write_ack(uint64_t command_id, uint8_t result, uint8_t *out, size_t out_cap,
+                       size_t *out_len);
+/* command_id 0: uncommanded. */
+lp_status lp_write_door_event(uint16_t door, uint8_t motion, uint64_t command_id,
+                              uint64_t uptime_ms, uint8_t *out, size_t out_cap, size_t *out_len);
+/* door 0: the whole cabinet. */
+lp_status lp_write_alarm(uint8_t kind, uint16_t door, uint64_t uptime_ms, uint8_t *out,
+                         size_t out_cap, size_t *out_len);
+/* recent: oldest first (at most 32); door_results (protocol version 2): oldest first, at most
+ * 32; the oldest are left out when the whole list does not fit the 1,024-byte body. */
+lp_status lp_write_state_report(uint32_t query_id, const uint8_t *doors, uint16_t door_count,
+                                const lp_outcome *recent, uint8_t recent_count,
+                                const lp_door_result *door_results, uint8_t door_result_count,
+                                uint8_t *out, size_t out_cap, size_t *out_len);
 
 /* ---- Serial frames (section 5) ---- */
 

@@ -19,6 +19,7 @@ const char *lp_status_name(lp_status status) {
     case LP_ERR_TYPE: return "unknown message type";
     case LP_ERR_BAD_TAG: return "bad tag";
     case LP_ERR_ADDRESS: return "bus address outside 1..247";
+    case LP_ERR_RANGE: return "field outside its range";
     }
     return "unknown status";
 }

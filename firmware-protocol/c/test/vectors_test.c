@@ -16,6 +16,10 @@
 
 static unsigned checks, failures;
 static const char *current = "-";
+static char current_name[64];
+/* The last vector's binary body, for its `fields` line. */
+static uint8_t last_body[LP_MAX_BINARY_BODY];
+static size_t last_body_len;
 
 #define CHECK(cond, what)                                                                    \
     do {                                                                                     \
@@ -108,8 +112,11 @@ static void vector(char *line, const uint8_t key[LP_KEY_LEN]) {
         fprintf(stderr, "a vector line with missing fields\n");
         exit(2);
     }
-    current = name;
+    strncpy(current_name, name, sizeof current_name - 1u);
+    current = current_name;
     body_len = unhex(body_hex, body, sizeof body);
+    memcpy(last_body, body, body_len);
+    last_body_len = body_len;
     env_len = unhex(env_hex, envelope, sizeof envelope);
     unhex(tag_hex, tag, sizeof tag);
     frame_len = unhex(frame_hex, frame, sizeof frame);
@@ -200,12 +207,166 @@ static void vector(char *line, const uint8_t key[LP_KEY_LEN]) {
           "a frame after a gap drops the half before it");
 }
 
+
+static uint64_t num(const char *s) { return s == NULL ? 0u : strtoull(s, NULL, 10); }
+
+/* "cid:code,cid:code" or "-" into pairs; returns the count. */
+static uint8_t pairs(const char *text, uint64_t ids[], uint8_t codes[]) {
+    uint8_t n = 0;
+    const char *p = text;
+    if (strcmp(text, "-") == 0) {
+        return 0;
+    }
+    while (*p != '\0' && n < LP_MAX_RECENT) {
+        char *end;
+        ids[n] = strtoull(p, &end, 10);
+        codes[n] = (uint8_t)strtoul(end + 1, &end, 10);
+        n++;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+/* Checks a vector's body against its message's fields: a downlink read, an uplink written. */
+static void fields(char *line) {
+    static uint8_t out[LP_MAX_BINARY_BODY], doors[LP_MAX_DOORS];
+    char *kind = strtok(line, " \n");
+    char *a = strtok(NULL, " \n"), *b = strtok(NULL, " \n"), *c = strtok(NULL, " \n");
+    char *d = strtok(NULL, " \n"), *e = strtok(NULL, " \n"), *f = strtok(NULL, " \n");
+    const uint8_t *body = last_body;
+    size_t len = last_body_len, out_len = 0;
+    lp_status st;
+    if (kind == NULL) {
+        fprintf(stderr, "an empty fields line\n");
+        exit(2);
+    }
+    if (strcmp(kind, "unlock") == 0) {
+        lp_unlock m;
+        uint64_t id = 0;
+        CHECK(lp_read_unlock(body, len, &m) == LP_OK && m.command_id == num(a) &&
+                  m.door == num(b) && m.expires_at_ms == num(c),
+              "unlock read");
+        CHECK(lp_read_command_id(body, len, &id) == 1 && id == num(a), "command id read");
+        CHECK(lp_read_unlock(body, len - 1u, &m) == LP_ERR_LENGTH, "a short unlock");
+        CHECK(lp_read_command_id(body, 7, &id) == 0, "no command id in 7 bytes");
+        memcpy(out, body, len);
+        out[8] = 0;
+        out[9] = 0;
+        CHECK(lp_read_unlock(out, len, &m) == LP_ERR_RANGE, "door 0 is out of range");
+        memcpy(out, body, len);
+        out[len] = 0xEE; /* a newer gateway's extra byte */
+        CHECK(lp_read_unlock(out, len + 1u, &m) == LP_OK, "bytes after the fields are ignored");
+    } else if (strcmp(kind, "configure") == 0) {
+        lp_configure m;
+        CHECK(lp_read_configure(body, len, &m) == LP_OK && m.command_id == num(a) &&
+                  m.heartbeat_secs == num(b) && m.open_window_ms == num(c) && m.pulse_ms == num(d) &&
+                  m.ajar_alarm_secs == num(e) && m.expires_at_ms == num(f),
+              "configure read");
+        memcpy(out, body, len);
+        out[8] = 0;
+        out[9] = 4; /* heartbeat every 4 s */
+        CHECK(lp_read_configure(out, len, &m) == LP_ERR_RANGE, "heartbeat 4 s is out of range");
+        CHECK(lp_read_configure(body, 23, &m) == LP_ERR_LENGTH, "a short configure");
+    } else if (strcmp(kind, "query_state") == 0) {
+        uint32_t q = 0;
+        CHECK(lp_read_query_state(body, len, &q) == LP_OK && q == num(a), "query_state read");
+        CHECK(lp_read_query_state(body, 3, &q) == LP_ERR_LENGTH, "a short query_state");
+    } else if (strcmp(kind, "poll") == 0) {
+        uint32_t n = 0;
+        CHECK(lp_read_poll(body, len, &n) == LP_OK && n == num(a), "poll read");
+        CHECK(lp_read_poll(body, 3, &n) == LP_ERR_LENGTH, "a short poll");
+    } else if (strcmp(kind, "ping") == 0 || strcmp(kind, "pong") == 0) {
+        CHECK(len == 0u, "an empty body");
+    } else if (strcmp(kind, "hello") == 0) {
+        lp_hello m;
+        m.protocol_version = (uint8_t)num(a);
+        m.firmware = b;
+        m.serial_no = c;
+        m.door_count = (uint16_t)num(d);
+        m.session = (uint32_t)num(e);
+        m.uptime_ms = num(f);
+        st = lp_write_hello(&m, out, sizeof out, &out_len);
+        CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "hello written");
+        CHECK(lp_write_hello(&m, out, len - 1u, &out_len) == LP_ERR_SPACE, "hello: no room");
+        m.session = 0;
+        CHECK(lp_write_hello(&m, out, sizeof out, &out_len) == LP_ERR_RANGE, "session 0 refused");
+        m.session = 1;
+        m.firmware = "tab\there";
+        CHECK(lp_write_hello(&m, out, sizeof out, &out_len) == LP_ERR_RANGE, "firmware not printable");
+    } else if (strcmp(kind, "heartbeat") == 0) {
+        size_t n = unhex(c, doors, sizeof doors);
+        st = lp_write_heartbeat(num(a), atoi(b), doors, (uint16_t)n, out, sizeof out, &out_len);
+        CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "heartbeat written");
+        doors[0] = 3; /* sensor 3 is invalid */
+        CHECK(lp_write_heartbeat(num(a), atoi(b), doors, (uint16_t)n, out, sizeof out, &out_len) ==
+                  LP_ERR_RANGE,
+              "an invalid door byte refused");
+    } else if (strcmp(kind, "ack") == 0) {
+        st = lp_write_ack(num(a), (uint8_t)num(b), out, sizeof out, &out_len);
+        CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "ack written");
+        CHECK(lp_write_ack(0, 0, out, sizeof out, &out_len) == LP_ERR_RANGE, "command id 0 refused");
+    } else if (strcmp(kind, "door_event") == 0) {
+        st = lp_write_door_event((uint16_t)num(a), (uint8_t)num(b), num(c), num(d), out, sizeof out,
+                                 &out_len);
+        CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "door_event written");
+    } else if (strcmp(kind, "alarm") == 0) {
+        st = lp_write_alarm((uint8_t)num(a), (uint16_t)num(b), num(c), out, sizeof out, &out_len);
+        CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "alarm written");
+        CHECK(lp_write_alarm(6, 0, 0, out, sizeof out, &out_len) == LP_ERR_RANGE, "alarm kind 6 refused");
+    } else if (strcmp(kind, "state_report") == 0) {
+        uint64_t ids[LP_MAX_RECENT], rids[LP_MAX_RECENT];
+        uint8_t codes[LP_MAX_RECENT], rcodes[LP_MAX_RECENT];
+        lp_outcome recent[LP_MAX_RECENT];
+        lp_door_result results[LP_MAX_RECENT];
+        size_t n = unhex(b, doors, sizeof doors);
+        uint8_t r = pairs(c, ids, codes), k = pairs(d, rids, rcodes), i;
+        for (i = 0; i < r; i++) {
+            recent[i].command_id = ids[i];
+            recent[i].result = codes[i];
+        }
+        for (i = 0; i < k; i++) {
+            results[i].command_id = rids[i];
+            results[i].door = rcodes[i];
+        }
+        st = lp_write_state_report((uint32_t)num(a), doors, (uint16_t)n, recent, r, results, k, out,
+                                   sizeof out, &out_len);
+        CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "state_report written");
+    } else {
+        fprintf(stderr, "unknown message %s in a fields line\n", kind);
+        exit(2);
+    }
+}
+
+/* 512 doors with full lists: the newest door results that fit the 1,024-byte body. */
+static void a_full_state_report(void) {
+    static uint8_t doors[LP_MAX_DOORS], out[LP_MAX_BINARY_BODY];
+    lp_outcome recent[LP_MAX_RECENT];
+    lp_door_result results[LP_MAX_RECENT];
+    size_t len = 0;
+    unsigned i;
+    current = "512 doors, full lists";
+    memset(doors, LP_DOOR_BYTE(LP_SENSOR_CLOSED, 1, LP_ITEM_NONE), sizeof doors);
+    for (i = 0; i < LP_MAX_RECENT; i++) {
+        recent[i].command_id = 100u + i;
+        recent[i].result = LP_EXECUTED;
+        results[i].command_id = 100u + i;
+        results[i].door = LP_DOOR_OPENED;
+    }
+    CHECK(lp_write_state_report(9, doors, LP_MAX_DOORS, recent, LP_MAX_RECENT, results,
+                                LP_MAX_RECENT, out, sizeof out, &len) == LP_OK,
+          "written");
+    /* 7 + 512 + 288 = 807 bytes, then room for 24 results (1 + 216 bytes): the newest 24. */
+    CHECK(len == 807u + 1u + 24u * 9u && out[807] == 24u, "24 door results fit");
+    CHECK(out[808 + 7] == (uint8_t)(100u + 8u), "the oldest left out");
+}
+
 int main(void) {
     static char line[16 * 1024];
     uint8_t secret[LP_KEY_LEN], key[LP_KEY_LEN], derived[LP_KEY_LEN];
-    unsigned vectors = 0;
+    unsigned vectors = 0, bodies = 0;
     int have_secret = 0, have_key = 0;
     known_answers();
+    a_full_state_report();
     while (fgets(line, sizeof line, stdin) != NULL) {
         if (strncmp(line, "secret ", 7) == 0) {
             line[strcspn(line, "\n")] = '\0';
@@ -213,6 +374,9 @@ int main(void) {
         } else if (strncmp(line, "key ", 4) == 0) {
             line[strcspn(line, "\n")] = '\0';
             have_key = unhex(line + 4, key, sizeof key) == LP_KEY_LEN;
+        } else if (strncmp(line, "fields ", 7) == 0) {
+            fields(line + 7);
+            bodies++;
         } else if (strncmp(line, "vector ", 7) == 0) {
             if (!have_key) {
                 fprintf(stderr, "a vector before the key\n");
@@ -234,6 +398,6 @@ int main(void) {
         fprintf(stderr, "%u of %u checks failed\n", failures, checks);
         return 1;
     }
-    printf("locker_proto: %u vectors, %u checks passed\n", vectors, checks);
+    printf("locker_proto: %u vectors, %u bodies, %u checks passed\n", vectors, bodies, checks);
     return 0;
 }

@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use firmware_protocol::*;
+
+use crate::vector_messages::{downlinks, uplinks};
 use crate::vectors::{VectorFile, load};
 
 const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/c");
@@ -56,6 +59,101 @@ fn build(name: &str, flags: &[&str]) -> PathBuf {
     exe
 }
 
+/// The fields of a vector's message, for the test program to read a downlink's body and compare,
+/// or to write an uplink's body and compare it with the vector's.
+fn fields(name: &str) -> String {
+    use firmware_protocol::binary::door_byte;
+    let doors =
+        |doors: &[DoorStatus]| hex::encode(doors.iter().map(|d| door_byte(*d)).collect::<Vec<_>>());
+    let result = |r: CommandResult| match r {
+        CommandResult::Executed => 0,
+        CommandResult::Refused(reason) => reason.code(),
+    };
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(",")
+        }
+    };
+    if let Some((_, m)) = downlinks().into_iter().find(|(n, _)| *n == name) {
+        return match m {
+            Downlink::Unlock(m) => format!(
+                "unlock {} {} {}",
+                m.command_id.get(),
+                m.door,
+                m.expires_at_ms.unwrap_or(0)
+            ),
+            Downlink::Configure(m) => format!(
+                "configure {} {} {} {} {} {}",
+                m.command_id.get(),
+                m.heartbeat_secs,
+                m.open_window_ms,
+                m.pulse_ms,
+                m.ajar_alarm_secs,
+                m.expires_at_ms.unwrap_or(0)
+            ),
+            Downlink::QueryState(m) => format!("query_state {}", m.query_id),
+            Downlink::Poll(m) => format!("poll {}", m.ack_counter),
+            Downlink::Ping => "ping".to_owned(),
+        };
+    }
+    let (_, m) = uplinks()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no message for vector {name}"));
+    match m {
+        Uplink::Hello(m) => format!(
+            "hello {} {} {} {} {} {}",
+            m.protocol_version, m.firmware, m.serial_no, m.door_count, m.session, m.uptime_ms
+        ),
+        Uplink::Heartbeat(m) => format!(
+            "heartbeat {} {} {}",
+            m.uptime_ms,
+            m.signal.map_or(-128, i32::from),
+            doors(&m.doors)
+        ),
+        Uplink::Ack(m) => format!("ack {} {}", m.command_id.get(), result(m.result)),
+        Uplink::DoorEvent(m) => format!(
+            "door_event {} {} {} {}",
+            m.door,
+            match m.state {
+                DoorMotion::Opened => 1,
+                DoorMotion::Closed => 2,
+            },
+            match m.cause {
+                DoorCause::Commanded(id) => id.get(),
+                DoorCause::Uncommanded => 0,
+            },
+            m.uptime_ms
+        ),
+        Uplink::Alarm(m) => format!(
+            "alarm {} {} {}",
+            m.kind.code(),
+            m.door.unwrap_or(0),
+            m.uptime_ms
+        ),
+        Uplink::StateReport(m) => format!(
+            "state_report {} {} {} {}",
+            m.query_id,
+            doors(&m.doors),
+            list(
+                m.recent
+                    .iter()
+                    .map(|a| format!("{}:{}", a.command_id.get(), result(a.result)))
+                    .collect()
+            ),
+            list(
+                m.door_results
+                    .iter()
+                    .map(|d| format!("{}:{}", d.command_id.get(), d.door.code()))
+                    .collect()
+            ),
+        ),
+        Uplink::Pong => "pong".to_owned(),
+    }
+}
+
 /// The vectors in the test program's line format.
 fn input(file: &VectorFile) -> String {
     let mut lines = format!("secret {}\nkey {}\n", file.secret, file.tag_key);
@@ -88,6 +186,7 @@ fn input(file: &VectorFile) -> String {
             or_dash(&hex::encode(v.body_json.as_bytes())),
             v.tag_json,
         );
+        lines += &format!("fields {}\n", fields(&v.name));
     }
     lines
 }
@@ -128,8 +227,9 @@ fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
         ],
     );
     let out = run(&exe, &input(&file));
+    let n = file.vectors.len();
     assert!(
-        out.contains(&format!("{} vectors", file.vectors.len())),
+        out.contains(&format!("{n} vectors, {n} bodies")),
         "the C test program checked fewer vectors than the file holds: {out}"
     );
 }
