@@ -248,6 +248,67 @@ lp_status lp_write_state_report(uint32_t query_id, const uint8_t *doors, uint16_
                                 const lp_door_result *door_results, uint8_t door_result_count,
                                 uint8_t *out, size_t out_cap, size_t *out_len);
 
+/* ---- The locker's rules for downlinks (section 7.2) ---- */
+
+/* The anti-replay window: the highest counter accepted and a map of the 63 below it. */
+#define LP_WINDOW 64u
+typedef struct {
+    uint32_t highest;
+    uint64_t seen; /* bit n: highest - n was accepted */
+} lp_window;
+
+/* 1 when `counter` is new (above the highest, or inside the window and not accepted before). */
+int lp_window_check(const lp_window *w, uint32_t counter);
+/* Accepts `counter` if it is new: 1 then, else 0 and nothing changes. */
+int lp_window_accept(lp_window *w, uint32_t counter);
+
+/* What the locker remembers of its last commands: kept across reconnects (a new session without
+ * a reboot), forgotten at reboot. */
+#define LP_RECENT 32u
+typedef struct {
+    uint64_t command_id;
+    uint32_t counter;
+    uint8_t result;
+} lp_handled;
+
+typedef struct {
+    uint32_t session; /* the current session, announced in the hello */
+    uint8_t version;  /* protocol version announced: 1 (last counter) or 2 (window) */
+    lp_window window;
+    lp_handled recent[LP_RECENT]; /* a ring, oldest at `first` */
+    uint8_t first, count;
+} lp_guard;
+
+typedef enum {
+    LP_EXECUTE, /* new: do it, then lp_guard_record its result (commands) */
+    LP_REPEAT,  /* an exact repeat of a handled command: answer `result` again, do nothing */
+    LP_REFUSE   /* a command: answer ack refused `result`; a request: ignore it (see below) */
+} lp_verdict_kind;
+
+typedef struct {
+    lp_verdict_kind kind;
+    uint8_t result; /* LP_REPEAT: the stored result; LP_REFUSE: the reason (enum lp_result) */
+} lp_verdict;
+
+/* A guard for a new session after a reboot (nothing remembered). */
+void lp_guard_init(lp_guard *g, uint8_t version, uint32_t session);
+/* A new session without a reboot (a reconnect): the counters start again, the recent outcomes
+ * stay (they settle commands whose answer was lost with the old connection). */
+void lp_guard_renew(lp_guard *g, uint32_t session);
+/* Checks a command (`unlock`, `configure`) whose tag verified: another session is refused
+ * `wrong_session`, a counter that is not new `stale_counter`, unless it is an exact repeat (same
+ * command id and counter) of one still remembered. */
+lp_verdict lp_guard_check_command(lp_guard *g, const lp_envelope *env, uint64_t command_id);
+/* Checks a request (`poll`, `ping`, `query_state`) of the current session: LP_EXECUTE when new,
+ * and for a `poll` repeating the highest counter accepted (its answer was lost); else LP_REFUSE,
+ * which means: ignore it. A request naming another session is answered with a `hello` for the
+ * current one (section 7.1): this returns LP_REFUSE / LP_WRONG_SESSION for it. */
+lp_verdict lp_guard_check_request(lp_guard *g, const lp_envelope *env);
+/* Remembers a command's outcome (the oldest is forgotten beyond LP_RECENT). */
+void lp_guard_record(lp_guard *g, uint64_t command_id, uint32_t counter, uint8_t result);
+/* The remembered outcomes, oldest first, for a state report; returns how many. */
+uint8_t lp_guard_recent(const lp_guard *g, lp_outcome out[LP_RECENT]);
+
 /* ---- Serial frames (section 5) ---- */
 
 /* CRC-16/MODBUS: polynomial 0xA001 (reflected 0x8005), initial 0xFFFF, no final XOR. */

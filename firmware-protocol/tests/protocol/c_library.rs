@@ -29,8 +29,9 @@ fn sources() -> Vec<PathBuf> {
     files
 }
 
-/// Builds the test program with `flags`; panics with one line saying what is missing.
-fn build(name: &str, flags: &[&str]) -> PathBuf {
+/// Builds the test program `test/{program}.c` with `flags`; panics with one line saying what is
+/// missing.
+pub(crate) fn build(program: &str, name: &str, flags: &[&str]) -> PathBuf {
     let cc = compiler();
     let dir = std::env::temp_dir().join(format!("locker-proto-c-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory for the C build");
@@ -41,7 +42,7 @@ fn build(name: &str, flags: &[&str]) -> PathBuf {
         .arg("-I")
         .arg(Path::new(C_DIR).join("include"))
         .args(sources())
-        .arg(Path::new(C_DIR).join("test/vectors_test.c"))
+        .arg(Path::new(C_DIR).join(format!("test/{program}.c")))
         .arg("-o")
         .arg(&exe)
         .output()
@@ -191,7 +192,8 @@ fn input(file: &VectorFile) -> String {
     lines
 }
 
-fn run(exe: &Path, input: &str) -> String {
+/// Runs a test program with `input` on its standard input; its output, once it passed.
+pub(crate) fn run(exe: &Path, input: &str) -> String {
     let mut child = Command::new(exe)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -207,7 +209,7 @@ fn run(exe: &Path, input: &str) -> String {
     let output = child.wait_with_output().expect("the C test program ends");
     assert!(
         output.status.success(),
-        "the C library disagrees with the vectors ({}):\n{}",
+        "the C library disagrees with the Rust crate ({}):\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
@@ -218,6 +220,7 @@ fn run(exe: &Path, input: &str) -> String {
 fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
     let file = load();
     let exe = build(
+        "vectors_test",
         "vectors_test_sanitized",
         &[
             "-g",
@@ -242,7 +245,7 @@ fn the_c_library_refuses_a_vector_that_is_wrong() {
     let mut tag = hex::decode(&first.tag_binary).expect("hex");
     tag[0] ^= 1;
     first.tag_binary = hex::encode(tag);
-    let exe = build("vectors_test_plain", &["-O2"]);
+    let exe = build("vectors_test", "vectors_test_plain", &["-O2"]);
     let output = Command::new(&exe)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

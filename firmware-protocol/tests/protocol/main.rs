@@ -1,5 +1,6 @@
 //! The protocol's tests, as one binary.
 
+mod c_guard;
 mod c_library;
 mod downlink_window;
 mod garbage;
