@@ -159,7 +159,7 @@ fn guards(rng: &mut Lcg, version: u8, lines: &mut String) {
 
 #[test]
 fn the_c_librarys_downlink_rules_agree_with_the_crates_on_random_sequences() {
-    let mut rng = Lcg(0x10c4_e2_5eed);
+    let mut rng = Lcg(0x0010_c4e2_5eed);
     let mut lines = String::new();
     windows(&mut rng, &mut lines);
     guards(&mut rng, 1, &mut lines);
