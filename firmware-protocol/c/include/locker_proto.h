@@ -343,8 +343,10 @@ void lp_decoder_init(lp_decoder *dec);
  * valid frame after noise is always found. A board still checks that the address is its own. */
 int lp_decoder_feed(lp_decoder *dec, uint8_t byte, lp_frame *frame);
 
-/* The line was silent for longer than the inter-frame gap: a half-received frame is dropped. */
-void lp_decoder_gap(lp_decoder *dec);
+/* The line was silent for longer than the inter-frame gap (section 5.2): the unfinished frame at
+ * the start is given up one byte at a time, and a whole valid frame still held behind it (after
+ * a corrupted length, say) is returned: 1 and *frame filled, else 0 with nothing held. */
+int lp_decoder_gap(lp_decoder *dec, lp_frame *frame);
 
 #ifdef __cplusplus
 }

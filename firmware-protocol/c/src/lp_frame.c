@@ -47,12 +47,6 @@ lp_status lp_frame_encode(uint8_t address, const uint8_t *envelope, size_t len, 
 
 void lp_decoder_init(lp_decoder *dec) { memset(dec, 0, sizeof *dec); }
 
-void lp_decoder_gap(lp_decoder *dec) {
-    dec->skipped += (uint32_t)(dec->len - dec->start);
-    dec->start = 0;
-    dec->len = 0;
-    dec->consumed = 0;
-}
 
 /* Looks for a whole valid frame in buf[start..len); drops one byte at a time past anything
  * wrong. Returns 1 with *frame filled, or 0 when more bytes are needed. */
@@ -121,4 +115,19 @@ int lp_decoder_feed(lp_decoder *dec, uint8_t byte, lp_frame *frame) {
     }
     dec->buf[dec->len++] = byte;
     return scan(dec, frame);
+}
+
+int lp_decoder_gap(lp_decoder *dec, lp_frame *frame) {
+    dec->start += dec->consumed;
+    dec->consumed = 0;
+    while (dec->start < dec->len) {
+        dec->start++;
+        dec->skipped++;
+        if (scan(dec, frame)) {
+            return 1;
+        }
+    }
+    dec->start = 0;
+    dec->len = 0;
+    return 0;
 }

@@ -202,9 +202,20 @@ static void vector(char *line, const uint8_t key[LP_KEY_LEN]) {
     frames += feed(&dec, frame, frame_len, &found, copy, &copy_len);
     CHECK(frames == 2, "frames back to back");
     feed(&dec, frame, frame_len / 2u, &found, copy, &copy_len);
-    lp_decoder_gap(&dec);
+    CHECK(lp_decoder_gap(&dec, &found) == 0, "half a frame and a gap: nothing");
     CHECK(feed(&dec, frame, frame_len, &found, copy, &copy_len) == 1 && copy_len == env_len,
           "a frame after a gap drops the half before it");
+    /* A header whose length was corrupted (1,024: the decoder waits for more), then a whole
+     * frame: the gap gives up on the first and finds the second. */
+    {
+        static const uint8_t corrupt[] = {0xA5, 0x5A, 0x04, 0x00, 0x07};
+        CHECK(feed(&dec, corrupt, sizeof corrupt, &found, copy, &copy_len) == 0 &&
+                  feed(&dec, frame, frame_len, &found, copy, &copy_len) == 0,
+              "a frame behind a corrupted length waits");
+        CHECK(lp_decoder_gap(&dec, &found) == 1 && found.len == env_len &&
+                  memcmp(found.envelope, envelope, env_len) == 0,
+              "the gap finds the frame behind a corrupted length");
+    }
 }
 
 
