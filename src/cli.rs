@@ -126,6 +126,27 @@ pub enum CommandCommand {
         #[arg(long, default_value_t = 600)]
         ttl_secs: u64,
     },
+    /// Queue new settings for a locker (a `configure` command), checked against the protocol's
+    /// ranges: sent as an unlock is, its answer recorded.
+    Configure {
+        /// The device.
+        device: String,
+        /// Seconds between heartbeats (MQTT): 5 to 3600.
+        #[arg(long)]
+        heartbeat_secs: u16,
+        /// How long after a pulse an opening counts as commanded (ms): 1000 to 60000.
+        #[arg(long)]
+        open_window_ms: u16,
+        /// How long the lock's relay is energised (ms): 50 to 5000.
+        #[arg(long)]
+        pulse_ms: u16,
+        /// Door-ajar alarm after this many seconds: 0 (off) or 10 to 3600.
+        #[arg(long)]
+        ajar_alarm_secs: u16,
+        /// Seconds the command may wait.
+        #[arg(long, default_value_t = 600)]
+        ttl_secs: u64,
+    },
     /// Cancel a queued command that has not been sent yet.
     Cancel {
         /// The command id.
@@ -171,6 +192,28 @@ pub async fn run_command_command(
         } => {
             let device = device_id(&device)?;
             let command = crate::command::Command::Unlock { door };
+            let ttl = Duration::from_secs(ttl_secs);
+            let id = queue::enqueue(storage, &device, &command, ttl)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!("command {id} queued"))
+        }
+        CommandCommand::Configure {
+            device,
+            heartbeat_secs,
+            open_window_ms,
+            pulse_ms,
+            ajar_alarm_secs,
+            ttl_secs,
+        } => {
+            let device = device_id(&device)?;
+            let command = crate::command::Command::configure(
+                heartbeat_secs,
+                open_window_ms,
+                pulse_ms,
+                ajar_alarm_secs,
+            )
+            .map_err(|e| e.to_string())?;
             let ttl = Duration::from_secs(ttl_secs);
             let id = queue::enqueue(storage, &device, &command, ttl)
                 .await

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod broker_hooks;
 pub mod conventions;
+pub mod device_settings;
 pub mod devices;
 pub mod error;
 pub mod fleet_limits;
@@ -144,6 +145,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::commands))
         .routes(routes!(devices::cancel))
         .routes(routes!(devices::unlock))
+        .routes(routes!(device_settings::configure))
         .routes(routes!(audit::list))
         .routes(routes!(wallets::mine))
         .routes(routes!(wallets::ledger))

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use firmware_protocol::RefuseReason;
 use tokio::sync::watch;
 
-pub use kind::Command;
+pub use kind::{Command, OutOfRange};
 pub use service::{CommandError, CommandService, CommandSettings, Outcome};
 
 /// Who asked for a command, and why; kept with it.

@@ -95,3 +95,50 @@ async fn logs_to_a_file_carry_no_colour_codes_and_a_clean_start_logs_no_error() 
         "an error of the gateway at a clean start: {written}"
     );
 }
+
+#[test]
+fn an_operator_queues_new_settings_from_the_command_line_and_bad_ones_are_refused() {
+    let live = Dir::new();
+    let data = in_dir(&live);
+    let env = [("LOCKER_DATA_DIR", data.as_str())];
+    let (code, stderr) = run_binary(&["migrate"], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run_binary(&["device", "add", "lk-0001", "--doors", "4"], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let settings = |heartbeat: &'static str| {
+        [
+            "command",
+            "configure",
+            "lk-0001",
+            "--heartbeat-secs",
+            heartbeat,
+            "--open-window-ms",
+            "10000",
+            "--pulse-ms",
+            "300",
+            "--ajar-alarm-secs",
+            "120",
+        ]
+    };
+    let (code, stderr) = run_binary(&settings("4"), &env);
+    assert_ne!(code, Some(0), "a heartbeat of 4 s is refused: {stderr}");
+    assert!(
+        stderr.contains("heartbeat_secs must be 5 to 3600"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_binary(&settings("30"), &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+        .args(["command", "list", "--device", "lk-0001"])
+        .env_clear()
+        .env("LOCKER_DATA_DIR", live.path())
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(
+        listed.matches("configure").count(),
+        1,
+        "one command queued: {listed}"
+    );
+    assert!(listed.contains("pending"), "{listed}");
+}

@@ -232,6 +232,12 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         ),
         (
             "post",
+            "/v1/devices/{id}/configure",
+            as_admin(Method::POST, "/v1/devices/lk-2/configure")
+                .json(&crate::device_settings::settings(60, "contract")),
+        ),
+        (
+            "post",
             "/v1/devices/{id}/rotate",
             as_admin(Method::POST, "/v1/devices/lk-1/rotate").json(&serde_json::json!({})),
         ),

@@ -8,7 +8,7 @@ use crate::api::problem;
 use crate::command_helpers::online_locker;
 use crate::helpers::{TestApp, device, spawn_app};
 
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
     app.http
         .post(app.url(path))
         .bearer_auth(token)
@@ -18,7 +18,7 @@ async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::R
         .expect("sent")
 }
 
-async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
     app.http
         .get(app.url(path))
         .bearer_auth(token)
@@ -27,7 +27,7 @@ async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
         .expect("sent")
 }
 
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let actual = response.status().as_u16();
     let body: Value = response.json().await.expect("json");
     assert_eq!(actual, status, "{body}");
@@ -52,6 +52,11 @@ fn operator_endpoints() -> Vec<(&'static str, &'static str, Value)> {
             "POST",
             "/v1/devices/lk-1/doors/1/unlock",
             json!({ "reason": "x" }),
+        ),
+        (
+            "POST",
+            "/v1/devices/lk-1/configure",
+            crate::device_settings::settings(60, "x"),
         ),
         ("GET", "/v1/audit", Value::Null),
         ("GET", "/v1/gateways", Value::Null),

@@ -26,6 +26,7 @@ mod commands;
 mod contract;
 mod crashes;
 mod customer_lists;
+mod device_settings;
 mod devices_api;
 mod doors_checked;
 mod dynsec;
