@@ -339,7 +339,7 @@ pub enum LinkType {
 }
 
 #[derive(PartialEq)]
-enum AwaitingWill {
+pub(crate) enum AwaitingWill {
     Cancel,
     Fire,
 }
@@ -641,20 +641,13 @@ async fn remote<P: Protocol>(
         client_id = format!("{tenant_id}.{client_id}");
     }
 
-    if let Some(sender) = will_handlers.lock().unwrap().remove(&client_id) {
-        let awaiting_will = if clean_session {
-            AwaitingWill::Fire
-        } else {
-            AwaitingWill::Cancel
-        };
-        sender.try_send(awaiting_will).unwrap();
-    }
-
+    // PATCH (locker-gateway): `wills.rs`: an earlier connection of this client is told what to
+    // do with its will without a panic if it has ended already, and this connection's handler is
+    // registered so that it can be taken out again, by this connection only.
+    super::wills::tell_previous(&will_handlers, &client_id, clean_session);
     let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
-    will_handlers
-        .lock()
-        .unwrap()
-        .insert(client_id.clone(), will_tx);
+    let own_will = will_tx.clone();
+    super::wills::register(&will_handlers, &client_id, will_tx);
 
     // Start the link
     let mut link = match Box::pin(RemoteLink::new(
@@ -670,6 +663,10 @@ async fn remote<P: Protocol>(
         Ok(l) => l,
         Err(e) => {
             error!(error=?e, "Remote link error");
+            // PATCH (locker-gateway): upstream left the handler behind with its receiver gone,
+            // and the client's next connect panicked on it while holding the map's lock: every
+            // connect after that panicked too.
+            super::wills::forget_own(&will_handlers, &client_id, &own_will);
             return;
         }
     };
@@ -718,7 +715,8 @@ async fn remote<P: Protocol>(
         Ok(w) => w.is_ok_and(|k| k == AwaitingWill::Fire),
         Err(_) => {
             // no need to keep the sender after timeout
-            will_handlers.lock().unwrap().remove(&client_id);
+            // PATCH (locker-gateway): our own only, not a later connection's of the same client.
+            super::wills::forget_own(&will_handlers, &client_id, &own_will);
             // as will delay interval has passed, publish the will message
             true
         }

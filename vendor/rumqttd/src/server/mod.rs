@@ -1,6 +1,7 @@
 // use tokio::io::{AsyncRead, AsyncWrite};
 
 mod broker;
+mod wills;
 #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
 mod tls;
 
