@@ -24,8 +24,8 @@ fn an_admin_command_without_a_database_refuses_and_names_the_path() {
     );
 }
 
-#[test]
-fn a_backup_restores_the_data_and_never_overwrites_a_file() {
+/// An edge data directory, migrated, with locker `lk-0001` of 4 doors; `add`'s standard error.
+fn edge_with_a_locker() -> (Dir, String) {
     let live = Dir::new();
     let data = in_dir(&live);
     let env = [("LOCKER_DATA_DIR", data.as_str())];
@@ -33,6 +33,14 @@ fn a_backup_restores_the_data_and_never_overwrites_a_file() {
     assert_eq!(code, Some(0), "{stderr}");
     let (code, stderr) = run_binary(&["device", "add", "lk-0001", "--doors", "4"], &env);
     assert_eq!(code, Some(0), "{stderr}");
+    (live, stderr)
+}
+
+#[test]
+fn a_backup_restores_the_data_and_never_overwrites_a_file() {
+    let (live, stderr) = edge_with_a_locker();
+    let data = in_dir(&live);
+    let env = [("LOCKER_DATA_DIR", data.as_str())];
     assert!(
         stderr.contains("using the SQLite database") && stderr.contains("gateway.sqlite"),
         "says which database: {stderr}"
@@ -98,13 +106,9 @@ async fn logs_to_a_file_carry_no_colour_codes_and_a_clean_start_logs_no_error() 
 
 #[test]
 fn an_operator_queues_new_settings_from_the_command_line_and_bad_ones_are_refused() {
-    let live = Dir::new();
+    let (live, _) = edge_with_a_locker();
     let data = in_dir(&live);
     let env = [("LOCKER_DATA_DIR", data.as_str())];
-    let (code, stderr) = run_binary(&["migrate"], &env);
-    assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr) = run_binary(&["device", "add", "lk-0001", "--doors", "4"], &env);
-    assert_eq!(code, Some(0), "{stderr}");
     let settings = |heartbeat: &'static str| {
         [
             "command",
