@@ -309,6 +309,46 @@ void lp_guard_record(lp_guard *g, uint64_t command_id, uint32_t counter, uint8_t
 /* The remembered outcomes, oldest first, for a state report; returns how many. */
 uint8_t lp_guard_recent(const lp_guard *g, lp_outcome out[LP_RECENT]);
 
+/* ---- A serial board's queue of door events and alarms (section 5.3) ---- */
+
+#define LP_QUEUE 16u /* the protocol's minimum */
+#define LP_MAX_QUEUED_BODY 19u /* a door_event's body; an alarm's is 11 */
+
+typedef struct {
+    uint8_t type; /* LP_DOOR_EVENT or LP_ALARM */
+    uint8_t len;
+    uint8_t body[LP_MAX_QUEUED_BODY];
+} lp_queued;
+
+typedef struct {
+    lp_queued items[LP_QUEUE]; /* a ring, oldest at `first` */
+    uint8_t first, count;
+    uint8_t in_flight;        /* 1 while `flight` waits for a poll's ack_counter to reach it */
+    lp_queued flight;         /* the queued uplink last sent */
+    uint32_t flight_counter;  /* the counter it was last sent with */
+} lp_board_queue;
+
+void lp_queue_init(lp_board_queue *q);
+/* A power cut: what was queued and in flight is gone. */
+#define lp_queue_forget(q) lp_queue_init(q)
+/* Keeps a door event or alarm (its body, written with lp_write_door_event / lp_write_alarm) for
+ * the next polls. When full, the oldest door event makes room; a door event finding only alarms
+ * is dropped, and an alarm finding only alarms drops the oldest. Returns 1 when it was kept. */
+int lp_queue_push(lp_board_queue *q, uint8_t type, const uint8_t *body, uint8_t len);
+
+typedef enum {
+    LP_SEND_HEARTBEAT, /* nothing queued: a fresh heartbeat, with the next uplink counter */
+    LP_SEND_QUEUED     /* *uplink, with *counter (the next counter, or the same as last time) */
+} lp_poll_answer;
+
+/* Answers a poll (its ack_counter), given the counter of the last uplink the board sent of any
+ * kind (`last_sent`) and the next uplink counter (`next`): an uplink in flight that the poll
+ * acknowledges is dropped; with none in flight the oldest queued one is taken; one still in
+ * flight is sent again with the same counter if it was the last uplink sent, else with the next.
+ * When the answer uses `next`, the caller moves its counter on. */
+lp_poll_answer lp_queue_answer_poll(lp_board_queue *q, uint32_t ack_counter, uint32_t last_sent,
+                                    uint32_t next, const lp_queued **uplink, uint32_t *counter);
+
 /* ---- Serial frames (section 5) ---- */
 
 /* CRC-16/MODBUS: polynomial 0xA001 (reflected 0x8005), initial 0xFFFF, no final XOR. */

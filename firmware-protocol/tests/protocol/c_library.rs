@@ -264,3 +264,17 @@ fn the_c_library_refuses_a_vector_that_is_wrong() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("binary tag"), "{stderr}");
 }
+
+#[test]
+fn the_c_board_queue_follows_the_serial_bus_rules() {
+    // PROTOCOL.md §5.3: numbered when sent, the same counter for a repeated poll, the next one
+    // after another answer, the oldest door event dropped first when full, never for a door event
+    // an alarm; written out in c/test/board_test.c.
+    let exe = build(
+        "board_test",
+        "board_test_sanitized",
+        &["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
+    );
+    let out = run(&exe, "");
+    assert!(out.contains("lp_queue: 20 checks passed"), "{out}");
+}
