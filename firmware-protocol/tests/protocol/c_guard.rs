@@ -4,7 +4,7 @@
 
 use firmware_protocol::*;
 
-use crate::c_library::{build, run};
+use crate::c_library::{SANITIZED, build, run};
 use crate::helpers::device;
 
 /// A small deterministic generator (the same sequences on every run).
@@ -165,16 +165,7 @@ fn the_c_librarys_downlink_rules_agree_with_the_crates_on_random_sequences() {
     guards(&mut rng, 1, &mut lines);
     guards(&mut rng, 2, &mut lines);
     let steps = lines.lines().count();
-    let exe = build(
-        "guard_test",
-        "guard_test_sanitized",
-        &[
-            "-g",
-            "-O1",
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=all",
-        ],
-    );
+    let exe = build("guard_test", "guard_test_sanitized", SANITIZED);
     let out = run(&exe, &lines);
     assert!(out.contains(&format!("lp_guard: {steps} steps")), "{out}");
 }

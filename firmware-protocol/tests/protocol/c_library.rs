@@ -13,6 +13,14 @@ use crate::vectors::{VectorFile, load};
 
 const C_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/c");
 
+/// A build under AddressSanitizer and UndefinedBehaviorSanitizer that stops at the first report.
+pub(crate) const SANITIZED: &[&str] = &[
+    "-g",
+    "-O1",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+];
+
 /// The compiler: `CC`, else `cc`.
 fn compiler() -> String {
     std::env::var("CC").unwrap_or_else(|_| "cc".to_owned())
@@ -219,16 +227,7 @@ pub(crate) fn run(exe: &Path, input: &str) -> String {
 #[test]
 fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
     let file = load();
-    let exe = build(
-        "vectors_test",
-        "vectors_test_sanitized",
-        &[
-            "-g",
-            "-O1",
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=all",
-        ],
-    );
+    let exe = build("vectors_test", "vectors_test_sanitized", SANITIZED);
     let out = run(&exe, &input(&file));
     let n = file.vectors.len();
     assert!(
@@ -270,11 +269,7 @@ fn the_c_board_queue_follows_the_serial_bus_rules() {
     // PROTOCOL.md §5.3: numbered when sent, the same counter for a repeated poll, the next one
     // after another answer, the oldest door event dropped first when full, never for a door event
     // an alarm; written out in c/test/board_test.c.
-    let exe = build(
-        "board_test",
-        "board_test_sanitized",
-        &["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
-    );
+    let exe = build("board_test", "board_test_sanitized", SANITIZED);
     let out = run(&exe, "");
     assert!(out.contains("lp_queue: 20 checks passed"), "{out}");
 }
