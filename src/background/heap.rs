@@ -8,17 +8,30 @@
 //! heap of a few hundred megabytes, so it runs now and then, off the async workers. On other C
 //! libraries (musl, macOS) there is nothing to do and the task ends at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How often the freed heap is given back.
 pub const EVERY: Duration = Duration::from_secs(10);
 
-/// Gives freed heap back every [`EVERY`] until `shutdown`.
+/// Whether a task of this process gives freed heap back already: the allocator is the
+/// process's, so one is enough however many gateways a process runs (the tests run hundreds).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Gives freed heap back every [`EVERY`] until `shutdown`; returns at once where another task of
+/// the process does it already (it hands over when its gateway stops).
 pub async fn give_back_freed_heap(shutdown: CancellationToken) {
-    if !supported() {
+    if !supported() || RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
+    struct HandOver;
+    impl Drop for HandOver {
+        fn drop(&mut self) {
+            RUNNING.store(false, Ordering::Release);
+        }
+    }
+    let _hand_over = HandOver;
     let mut interval = tokio::time::interval(EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -78,5 +91,23 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_task_per_process_gives_heap_back() {
+        let first = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(super::give_back_freed_heap(first.clone()));
+        tokio::task::yield_now().await;
+        // A second gateway in the same process: its task ends at once.
+        let second = tokio_util::sync::CancellationToken::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            super::give_back_freed_heap(second),
+        )
+        .await
+        .expect("a second task returns at once");
+        first.cancel();
+        running.await.expect("the first ends");
+        assert!(!super::RUNNING.load(std::sync::atomic::Ordering::Acquire));
     }
 }
