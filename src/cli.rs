@@ -154,6 +154,21 @@ pub enum CommandCommand {
     },
 }
 
+/// Queues `command` for `device`, to wait at most `ttl_secs`; what to print.
+async fn enqueue(
+    storage: &crate::storage::Storage,
+    device: &str,
+    command: &crate::command::Command,
+    ttl_secs: u64,
+) -> Result<String, String> {
+    let device = device_id(device)?;
+    let ttl = Duration::from_secs(ttl_secs);
+    let id = crate::command::queue::enqueue(storage, &device, command, ttl)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("command {id} queued"))
+}
+
 /// Runs one command subcommand and returns what to print.
 pub async fn run_command_command(
     storage: &crate::storage::Storage,
@@ -190,13 +205,8 @@ pub async fn run_command_command(
             door,
             ttl_secs,
         } => {
-            let device = device_id(&device)?;
             let command = crate::command::Command::Unlock { door };
-            let ttl = Duration::from_secs(ttl_secs);
-            let id = queue::enqueue(storage, &device, &command, ttl)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(format!("command {id} queued"))
+            enqueue(storage, &device, &command, ttl_secs).await
         }
         CommandCommand::Configure {
             device,
@@ -206,7 +216,6 @@ pub async fn run_command_command(
             ajar_alarm_secs,
             ttl_secs,
         } => {
-            let device = device_id(&device)?;
             let command = crate::command::Command::configure(
                 heartbeat_secs,
                 open_window_ms,
@@ -214,11 +223,7 @@ pub async fn run_command_command(
                 ajar_alarm_secs,
             )
             .map_err(|e| e.to_string())?;
-            let ttl = Duration::from_secs(ttl_secs);
-            let id = queue::enqueue(storage, &device, &command, ttl)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(format!("command {id} queued"))
+            enqueue(storage, &device, &command, ttl_secs).await
         }
         CommandCommand::Cancel { id } => match queue::cancel(storage, id).await {
             Ok(true) => Ok(format!("command {id} cancelled")),

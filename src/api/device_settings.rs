@@ -3,16 +3,16 @@
 //! and recorded like any command (its history, its outcome), and audited.
 
 use axum::extract::State;
-use firmware_protocol::DeviceId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ApiState;
 use super::audit::audited;
 use super::auth::Operator;
+use super::devices::{device_id, origin};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Path};
-use crate::command::{Command, Origin};
+use crate::command::Command;
 
 /// A locker's new settings, and why.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -66,10 +66,8 @@ pub async fn configure(
 ) -> Result<Json<ConfigureResult>, ApiError> {
     let reason = body.reason.trim().to_owned();
     let result = async {
-        let device = DeviceId::new(&id).ok_or(ApiError::NotFound("device"))?;
-        if reason.is_empty() || reason.chars().count() > 200 {
-            return Err(ApiError::field("reason", "1 to 200 characters"));
-        }
+        let device = device_id(&id)?;
+        let origin = origin(&operator, &reason)?;
         let command = Command::configure(
             body.heartbeat_secs,
             body.open_window_ms,
@@ -77,10 +75,6 @@ pub async fn configure(
             body.ajar_alarm_secs,
         )
         .map_err(|e| ApiError::field(e.field, e.allowed))?;
-        let origin = Origin {
-            requested_by: Some(operator.0.id),
-            reason: Some(reason.clone()),
-        };
         let outcome = state.commands.send_with(device, command, &origin).await?;
         Ok(Json(ConfigureResult {
             command_id: outcome.command_id,

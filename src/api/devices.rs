@@ -137,8 +137,20 @@ pub struct UnlockResult {
     pub door: Option<String>,
 }
 
-fn device_id(id: &str) -> Result<DeviceId, ApiError> {
+pub(super) fn device_id(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::new(id).ok_or(ApiError::NotFound("device"))
+}
+
+/// Who asks for an operator's command and why: the reason (already trimmed) must be 1 to 200
+/// characters; it is kept with the command and in the audit log.
+pub(super) fn origin(operator: &Operator, reason: &str) -> Result<Origin, ApiError> {
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(ApiError::field("reason", "1 to 200 characters"));
+    }
+    Ok(Origin {
+        requested_by: Some(operator.0.id),
+        reason: Some(reason.to_owned()),
+    })
 }
 
 /// Provisions a device: its credentials are in the answer, once.
@@ -400,13 +412,7 @@ pub async fn unlock(
     let reason = body.reason.trim().to_owned();
     let result = async {
         let device = device_id(&id)?;
-        if reason.is_empty() || reason.chars().count() > 200 {
-            return Err(ApiError::field("reason", "1 to 200 characters"));
-        }
-        let origin = Origin {
-            requested_by: Some(operator.0.id),
-            reason: Some(reason.clone()),
-        };
+        let origin = origin(&operator, &reason)?;
         let outcome = state
             .commands
             .send_with(device, Command::Unlock { door }, &origin)
