@@ -20,6 +20,8 @@ mod broker;
 mod broker_hooks;
 mod broker_retained;
 mod broker_tls;
+mod c_board;
+mod c_build;
 mod cache;
 mod command_helpers;
 mod commands;
