@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod conform;
 pub mod credentials;
 pub mod locker;
 pub mod mqtt;

@@ -3,6 +3,8 @@
 //! * `simulator run` connects simulated lockers (from a credentials file) to a broker and keeps
 //!   them going: sessions, heartbeats, answers to commands. `--until-connected` makes it a
 //!   connection benchmark.
+//! * `simulator conform --serial PATH --address N --device ID` plays a scripted gateway against
+//!   a lock board under test and runs the protocol's cases (see `simulator::conform`).
 //! * `simulator transcript` prints one rental's worth of traffic between the gateway and a
 //!   simulated locker, as MQTT payloads and as serial frames: what firmware authors see on the wire.
 
@@ -33,7 +35,12 @@ enum Command {
     Transcript,
     /// Run simulated lockers against a broker until Ctrl-C, printing how many are connected.
     Run(RunOptions),
+    /// Check a device under test against the protocol: a scripted gateway runs every case and
+    /// prints each as passed or failed (with the bytes exchanged); exit code 0 when all passed.
+    Conform(conform_cli::ConformOptions),
 }
+
+mod conform_cli;
 
 #[derive(Debug, clap::Args)]
 struct RunOptions {
@@ -89,6 +96,13 @@ fn main() -> ExitCode {
         Command::Transcript => transcript(),
         Command::Run(options) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(run(options)),
+            Err(e) => Err(format!("cannot start the runtime: {e}")),
+        },
+        Command::Conform(options) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => match runtime.block_on(conform_cli::conform(options)) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(format!("cannot start the runtime: {e}")),
         },
     };

@@ -243,3 +243,50 @@ async fn the_c_lock_board_works_with_the_gateway(pool: PgPool) {
         "unlock, jam, rental start and end, the cut one"
     );
 }
+
+/// The conformance tool (`simulator conform`) against the C board: every case passes, the reboot
+/// included (the board's process killed and started again, as a power cycle).
+#[tokio::test]
+async fn the_c_lock_board_passes_the_conformance_cases() {
+    use simulator::conform::{Reboot, Target, run_serial};
+    let secret = firmware_protocol::DeviceSecret::from_bytes([0x31; 32]);
+    let cable = cable();
+    let board = Arc::new(tokio::sync::Mutex::new(
+        Board::start(&cable.board_path, &secret.mqtt_password()).await,
+    ));
+    let (path, hex) = (cable.board_path.clone(), secret.mqtt_password());
+    let power = board.clone();
+    let pulsed_before = Arc::new(Mutex::new(Vec::new()));
+    let pulsed = pulsed_before.clone();
+    let reboot: Reboot = Box::new(move || {
+        let (power, path, hex) = (power.clone(), path.clone(), hex.clone());
+        let pulsed = pulsed.clone();
+        Box::pin(async move {
+            let mut board = power.lock().await;
+            board.child.kill().await.map_err(|e| e.to_string())?;
+            *pulsed.lock().expect("pulses") = board.lines("pulse");
+            *board = Board::start(&path, &hex).await;
+            Ok(())
+        })
+    });
+    let target = Target {
+        device_id: device(ID),
+        key: secret.tag_key(),
+        door: 2,
+        wait: Duration::from_millis(200),
+        reboot: Some(reboot),
+    };
+    let report = run_serial(&cable.gateway_path, ADDRESS, target)
+        .await
+        .expect("the port opens");
+    let text = report.to_text();
+    assert!(report.passed(), "{text}");
+    assert_eq!(report.cases.len(), 16, "{text}");
+    // One pulse for the unlock, whatever was resent, refused or replayed; none after the reboot.
+    let pulsed = pulsed_before.lock().expect("pulses").clone();
+    assert!(
+        pulsed.len() == 1 && pulsed[0].starts_with("pulse 2 "),
+        "{pulsed:?}"
+    );
+    assert_eq!(board.lock().await.lines("pulse"), Vec::<String>::new());
+}
