@@ -165,7 +165,7 @@ fn the_c_librarys_downlink_rules_agree_with_the_crates_on_random_sequences() {
     guards(&mut rng, 1, &mut lines);
     guards(&mut rng, 2, &mut lines);
     let steps = lines.lines().count();
-    let exe = build("guard_test", "guard_test_sanitized", SANITIZED);
+    let exe = build(&["test/guard_test.c"], "guard_test_sanitized", SANITIZED);
     let out = run(&exe, &lines);
     assert!(out.contains(&format!("lp_guard: {steps} steps")), "{out}");
 }

@@ -37,9 +37,9 @@ fn sources() -> Vec<PathBuf> {
     files
 }
 
-/// Builds the test program `test/{program}.c` with `flags`; panics with one line saying what is
-/// missing.
-pub(crate) fn build(program: &str, name: &str, flags: &[&str]) -> PathBuf {
+/// Builds a program of the library and `files` (paths under `c/`) with `flags`; panics with one
+/// line saying what is missing.
+pub(crate) fn build(files: &[&str], name: &str, flags: &[&str]) -> PathBuf {
     let cc = compiler();
     let dir = std::env::temp_dir().join(format!("locker-proto-c-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory for the C build");
@@ -50,7 +50,7 @@ pub(crate) fn build(program: &str, name: &str, flags: &[&str]) -> PathBuf {
         .arg("-I")
         .arg(Path::new(C_DIR).join("include"))
         .args(sources())
-        .arg(Path::new(C_DIR).join(format!("test/{program}.c")))
+        .args(files.iter().map(|f| Path::new(C_DIR).join(f)))
         .arg("-o")
         .arg(&exe)
         .output()
@@ -227,7 +227,7 @@ pub(crate) fn run(exe: &Path, input: &str) -> String {
 #[test]
 fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
     let file = load();
-    let exe = build("vectors_test", "vectors_test_sanitized", SANITIZED);
+    let exe = build(&["test/vectors_test.c"], "vectors_test_sanitized", SANITIZED);
     let out = run(&exe, &input(&file));
     let n = file.vectors.len();
     assert!(
@@ -244,7 +244,7 @@ fn the_c_library_refuses_a_vector_that_is_wrong() {
     let mut tag = hex::decode(&first.tag_binary).expect("hex");
     tag[0] ^= 1;
     first.tag_binary = hex::encode(tag);
-    let exe = build("vectors_test", "vectors_test_plain", &["-O2"]);
+    let exe = build(&["test/vectors_test.c"], "vectors_test_plain", &["-O2"]);
     let output = Command::new(&exe)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -269,7 +269,34 @@ fn the_c_board_queue_follows_the_serial_bus_rules() {
     // PROTOCOL.md §5.3: numbered when sent, the same counter for a repeated poll, the next one
     // after another answer, the oldest door event dropped first when full, never for a door event
     // an alarm; written out in c/test/board_test.c.
-    let exe = build("board_test", "board_test_sanitized", SANITIZED);
+    let exe = build(&["test/board_test.c"], "board_test_sanitized", SANITIZED);
     let out = run(&exe, "");
     assert!(out.contains("lp_queue: 20 checks passed"), "{out}");
+}
+
+/// The fuzzing corpus (`c/fuzz/corpus`, grown by `c/fuzz/run.sh` with libFuzzer) replayed through
+/// the fuzz target under the sanitizers: every input that ever reached new code still runs clean.
+#[test]
+fn c_fuzz_corpus_replays_clean() {
+    let exe = build(
+        &["fuzz/fuzz_locker.c", "fuzz/replay.c"],
+        "fuzz_replay_sanitized",
+        SANITIZED,
+    );
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(Path::new(C_DIR).join("fuzz/corpus"))
+        .expect("c/fuzz/corpus is readable")
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 50, "a corpus of {} inputs", inputs.len());
+    let output = Command::new(&exe).args(&inputs).output().expect("the replay runs");
+    assert!(
+        output.status.success(),
+        "a corpus input fails:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("replayed {} inputs", inputs.len())
+    );
 }
