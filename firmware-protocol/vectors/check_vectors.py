@@ -29,6 +29,54 @@ def header(version, direction, encoding, device_id, session, counter, type_code,
             + struct.pack(">IIBH", session, counter, type_code, body_len))
 
 
+def frames(data: bytes):
+    """Every whole frame with a good CRC in `data` (a receiver's scan: drop one byte on anything
+    wrong), as (address, envelope)."""
+    found, i = [], 0
+    while i + 7 <= len(data):
+        if data[i:i + 2] != b"\xa5\x5a":
+            i += 1
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        end = i + 5 + length + 2
+        if not 32 <= length <= 1087 or end > len(data):
+            i += 1
+            continue
+        (crc,) = struct.unpack("<H", data[end - 2:end])
+        if crc16_modbus(data[i + 2:end - 2]) != crc or not 1 <= data[i + 4] <= 247:
+            i += 1
+            continue
+        found.append((data[i + 4], data[i + 5:end - 2]))
+        i = end
+    return found
+
+
+def check_exchanges(data, key):
+    """Each step's frames: a board step is one frame whose tag verifies; a gateway step's frame
+    for address 7 verifies unless the step says the tag is wrong; an ignored frame with a bad
+    CRC or for another address is not found for address 7."""
+    steps = 0
+    for ex in data["exchanges"]:
+        for i, step in enumerate(ex["steps"]):
+            where = f"{ex['name']} step {i + 1}"
+            steps += 1
+            if step["expect"] == "power_cut":
+                assert step["bytes"] == "", where
+                continue
+            mine = [env for (address, env) in frames(bytes.fromhex(step["bytes"])) if address == 7]
+            if step["from"] == "board":
+                assert len(mine) == 1, f"{where}: one frame"
+            if not mine:
+                assert step["expect"] == "ignore", f"{where}: no frame for the board"
+                continue
+            envelope = mine[0]
+            signed, sent = envelope[:-16], envelope[-16:].hex()
+            good = tag(key, signed) == sent
+            assert good == (step["expect"] != "refuse:bad_tag" and "another key" not in step["note"]), \
+                f"{where}: tag"
+    return steps
+
+
 def main():
     data = json.loads((HERE / "vectors.json").read_text())
     secret = bytes.fromhex(data["secret"])
@@ -56,7 +104,9 @@ def main():
                              payload["counter"], code, len(json_body)) + json_body
         assert tag(key, signed_json) == payload["tag"] == v["tag_json"], f"{name}: json tag"
         assert v["mqtt_topic"] == f"lockers/{v['device_id']}/{v['direction']}", f"{name}: topic"
-    print(f"check_vectors.py: {len(data['vectors'])} vectors agree with an independent implementation")
+    steps = check_exchanges(data, key)
+    print(f"check_vectors.py: {len(data['vectors'])} vectors and {len(data['exchanges'])} exchanges "
+          f"({steps} steps) agree with an independent implementation")
 
 
 if __name__ == "__main__":

@@ -227,7 +227,11 @@ pub(crate) fn run(exe: &Path, input: &str) -> String {
 #[test]
 fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
     let file = load();
-    let exe = build(&["test/vectors_test.c"], "vectors_test_sanitized", SANITIZED);
+    let exe = build(
+        &["test/vectors_test.c"],
+        "vectors_test_sanitized",
+        SANITIZED,
+    );
     let out = run(&exe, &input(&file));
     let n = file.vectors.len();
     assert!(
@@ -289,7 +293,10 @@ fn c_fuzz_corpus_replays_clean() {
         .collect();
     inputs.sort();
     assert!(inputs.len() >= 50, "a corpus of {} inputs", inputs.len());
-    let output = Command::new(&exe).args(&inputs).output().expect("the replay runs");
+    let output = Command::new(&exe)
+        .args(&inputs)
+        .output()
+        .expect("the replay runs");
     assert!(
         output.status.success(),
         "a corpus input fails:\n{}",

@@ -3,6 +3,8 @@
 mod c_guard;
 mod c_library;
 mod downlink_window;
+mod exchange_check;
+mod exchanges;
 mod garbage;
 mod helpers;
 mod refusals;

@@ -24,6 +24,8 @@ pub(crate) struct VectorFile {
     pub(crate) tag_key: String,
     crc16_of_123456789: String,
     pub(crate) vectors: Vec<Vector>,
+    /// Whole exchanges on a serial line, step by step (`exchanges.rs`).
+    pub(crate) exchanges: Vec<crate::exchanges::Exchange>,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +138,7 @@ fn build() -> VectorFile {
         tag_key: hex::encode(s.tag_key().as_bytes()),
         crc16_of_123456789: format!("{:04x}", crc16(b"123456789")),
         vectors,
+        exchanges: crate::exchanges::build(),
     }
 }
 
@@ -392,6 +395,7 @@ fn render(file: &VectorFile) -> String {
             v.mqtt_payload,
         ));
     }
+    out.push_str(&crate::exchanges::render(&file.exchanges));
     out
 }
 
