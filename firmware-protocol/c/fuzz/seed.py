@@ -15,4 +15,6 @@ for v in vectors:
     put("envelope-" + v["name"], bytes.fromhex(v["envelope_binary"]))
     put("noise-" + v["name"], b"\x00\xa5\x5a\xff\xff\x13" + frame)
     put("gap-" + v["name"], frame[:9] + b"\xfe\xfd" + frame)
+    put("mqtt-" + v["name"], v["mqtt_payload"].encode())
+    put("json-" + v["name"], v["body_json"].encode())
 put("two-frames", bytes.fromhex(vectors[0]["frame"]) + bytes.fromhex(vectors[-1]["frame"]))

@@ -150,6 +150,36 @@ lp_status lp_envelope_open(const uint8_t *in, size_t len, const uint8_t key[LP_K
 /* The tag as MQTT carries it: 32 lowercase hex digits and a NUL. */
 void lp_tag_hex(const uint8_t tag[LP_TAG_LEN], char hex[2 * LP_TAG_LEN + 1]);
 
+/* ---- JSON for MQTT (sections 2.1 and 4.4) ---- */
+
+#define LP_MAX_JSON_PAYLOAD 131072u /* payloads over 128 KiB are refused unread */
+
+/* The JSON name of a message type ("unlock", "door_event", ...), or NULL. */
+const char *lp_type_name(uint8_t type);
+
+/* Writes the MQTT payload of `env` (encoding LP_JSON; env->body is the JSON body text, tagged
+ * as it stands): {"version":1,"direction":...,"body":"<the body as a JSON string>","tag":...}. */
+lp_status lp_json_seal(const lp_envelope *env, const uint8_t key[LP_KEY_LEN], char *out,
+                       size_t out_cap, size_t *out_len);
+
+/* Reads an MQTT payload and checks its tag with key K: LP_OK only for a message made with K.
+ * The body string is unescaped into `body` (body_cap bytes; the tag covers these bytes) and
+ * env->body points to it. Fields may come in any order; unknown ones are ignored. On
+ * LP_ERR_BAD_TAG `env` holds what was read: use it only to answer `bad_tag` (section 7.6). */
+lp_status lp_json_open(const char *payload, size_t len, const uint8_t key[LP_KEY_LEN],
+                       lp_envelope *env, char *body, size_t body_cap);
+
+/* An uplink's JSON body from its binary body (written with lp_write_*), field for field in the
+ * gateway's order: a firmware builds every body once, in binary, for both transports. */
+lp_status lp_json_from_binary(uint8_t type, const uint8_t *body, size_t len, char *out,
+                              size_t out_cap, size_t *out_len);
+
+/* A downlink's binary body from its JSON body, for lp_read_unlock and the others (which check
+ * the ranges): LP_ERR_LENGTH for a required field missing, LP_ERR_RANGE for a field that is not
+ * an integer in its field's width (or an expiry of 0), both answered `malformed`. */
+lp_status lp_json_to_binary(uint8_t type, const char *json, size_t len, uint8_t *out,
+                            size_t out_cap, size_t *out_len);
+
 /* ---- Bodies (section 2.1): what a locker reads and what it writes ---- */
 
 #define LP_MAX_SAFE_INTEGER 9007199254740991ull /* 2^53 - 1: ids, uptimes, expiries */

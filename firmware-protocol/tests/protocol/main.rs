@@ -1,6 +1,7 @@
 //! The protocol's tests, as one binary.
 
 mod c_guard;
+mod c_json;
 mod c_library;
 mod downlink_window;
 mod exchange_check;
