@@ -76,3 +76,20 @@ CONF
   mosquitto_pid=$!
   wait_for Mosquitto 127.0.0.1 "$mosquitto_port"
 }
+
+# ensure_package CHECK PACKAGE WHAT: when the test `CHECK` (a shell condition) fails, installs the
+# Debian package PACKAGE (apt-get install -y, as root), or stops with one line saying what is
+# missing and why (WHAT).
+ensure_package() {
+  eval "$1" && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    say "installing $2 ($3)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1; } \
+      || die "$2 is missing and could not be installed; $3 (Debian: apt-get install $2)"
+    eval "$1" || die "$2 was installed but still not found; $3"
+  else
+    die "$2 is missing; $3 (Debian, as root: apt-get install $2)"
+  fi
+}
+

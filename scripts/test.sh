@@ -17,6 +17,12 @@ ensure_redis "$REDIS_URL"
 command -v mosquitto >/dev/null && command -v mosquitto_passwd >/dev/null \
   || die "mosquitto is not installed; the external-broker tests need it (Debian: apt-get install mosquitto)"
 
+# The C library's tests and examples (firmware-protocol/c) build with the system's C compiler;
+# the MQTT locker example links libmosquitto.
+ensure_package "command -v cc >/dev/null" gcc "the C library's tests build with it"
+ensure_package "[ -f /usr/include/mosquitto.h ]" libmosquitto-dev \
+  "the example MQTT locker (firmware-protocol/c/examples) links it"
+
 say "PostgreSQL at $(redacted "$DATABASE_URL"), Redis at $(redacted "$REDIS_URL")"
 
 # An implementation of the tag and CRC written apart from the Rust code checks the test vectors.

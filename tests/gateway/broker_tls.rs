@@ -19,13 +19,13 @@ use crate::helpers::{WAIT, free_addr};
 use crate::test_broker::{Client, provision};
 
 /// An authority that signs a server certificate for 127.0.0.1 and client certificates.
-struct Authority {
+pub(crate) struct Authority {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
 
 impl Authority {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -37,7 +37,7 @@ impl Authority {
     }
 
     /// A certificate with these subject alternative names, and its key (PEM).
-    fn issue(&self, names: Vec<SanType>) -> (String, String) {
+    pub(crate) fn issue(&self, names: Vec<SanType>) -> (String, String) {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.subject_alt_names = names;
         let key = KeyPair::generate().expect("key");
@@ -47,12 +47,12 @@ impl Authority {
         (cert.pem(), key.serialize_pem())
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.cert.pem()
     }
 }
 
-fn server_names() -> Vec<SanType> {
+pub(crate) fn server_names() -> Vec<SanType> {
     vec![SanType::IpAddress("127.0.0.1".parse().expect("ip"))]
 }
 
@@ -60,18 +60,18 @@ fn client_name(id: &str) -> Vec<SanType> {
     vec![SanType::DnsName(id.try_into().expect("dns name"))]
 }
 
-struct Files {
+pub(crate) struct Files {
     dir: PathBuf,
 }
 
 impl Files {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("mqtts-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("dir");
         Self { dir }
     }
 
-    fn write(&self, name: &str, pem: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, pem: &str) -> PathBuf {
         let path = self.dir.join(name);
         // Written beside and renamed, as a certificate manager does.
         let partial = self.dir.join(format!("{name}.new"));

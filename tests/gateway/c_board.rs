@@ -10,7 +10,7 @@ use std::time::Duration;
 use locker_gateway::command::{Command, CommandError, DoorResult};
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Backend, TestApp, device, eventually, expect_event, provision};
 use crate::rentals::{funded, money, plan, rent};
@@ -68,61 +68,20 @@ async fn carry(
     }
 }
 
-/// The C board as a child process: what it printed, and its standard input to act on doors.
-struct Board {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    said: Arc<Mutex<Vec<String>>>,
-}
-
 const ADDRESS: u8 = 5;
 const ID: &str = "c-board";
 
-impl Board {
-    async fn start(path: &str, secret_hex: &str) -> Board {
-        let exe = crate::c_build::example("lock_board", &[]);
-        let mut child = tokio::process::Command::new(exe)
-            .args([path, &ADDRESS.to_string(), ID, secret_hex, "4"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the C board starts");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let said = Arc::new(Mutex::new(Vec::new()));
-        let log = said.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.lock().expect("log").push(line);
-            }
-        });
-        let board = Board { child, stdin, said };
-        board.expect("ready").await;
-        board
-    }
+/// The C board as a child process, at address 5 with four doors.
+type Board = crate::c_build::Process;
 
-    fn lines(&self, prefix: &str) -> Vec<String> {
-        let said = self.said.lock().expect("log");
-        said.iter()
-            .filter(|l| l.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
-
-    async fn expect(&self, line: &str) {
-        eventually(&format!("the board says {line:?}"), || async {
-            self.lines(line).iter().any(|l| l.starts_with(line))
-        })
-        .await;
-    }
-
-    async fn tell(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("the board reads its console");
-    }
+async fn start_board(path: &str, secret_hex: &str) -> Board {
+    let exe = crate::c_build::example("lock_board", &[]);
+    Board::start(
+        &exe,
+        &[path, &ADDRESS.to_string(), ID, secret_hex, "4"],
+        &[],
+    )
+    .await
 }
 
 /// A door's sensor as the gateway recorded it.
@@ -156,7 +115,7 @@ async fn the_c_lock_board_works_with_the_gateway(pool: PgPool) {
     let creds = provision(&registry, ID, 4).await;
     let secret = creds.secret.mqtt_password();
     let cable = cable();
-    let mut board = Board::start(&cable.board_path, &secret).await;
+    let mut board = start_board(&cable.board_path, &secret).await;
     let app = gateway(pool.clone(), &cable).await;
     eventually("the board online", || async { app.online(ID).await }).await;
     let firmware: String = sqlx::query_scalar("SELECT firmware FROM devices WHERE id = $1")
@@ -228,7 +187,7 @@ async fn the_c_lock_board_works_with_the_gateway(pool: PgPool) {
     let status = board.child.wait().await.expect("the board ended");
     assert_eq!(status.code(), Some(75), "a power cut");
     let pulses_before = board.lines("pulse").len();
-    let rebooted = Board::start(&cable.board_path, &secret).await;
+    let rebooted = start_board(&cable.board_path, &secret).await;
     expect_event(&mut events, "command.unknown", ID).await;
     rebooted.expect("session").await;
     let again = commands.unlock(device(ID), 2).await.expect("executed");
@@ -252,7 +211,7 @@ async fn the_c_lock_board_passes_the_conformance_cases() {
     let secret = firmware_protocol::DeviceSecret::from_bytes([0x31; 32]);
     let cable = cable();
     let board = Arc::new(tokio::sync::Mutex::new(
-        Board::start(&cable.board_path, &secret.mqtt_password()).await,
+        start_board(&cable.board_path, &secret.mqtt_password()).await,
     ));
     let (path, hex) = (cable.board_path.clone(), secret.mqtt_password());
     let power = board.clone();
@@ -265,7 +224,7 @@ async fn the_c_lock_board_passes_the_conformance_cases() {
             let mut board = power.lock().await;
             board.child.kill().await.map_err(|e| e.to_string())?;
             *pulsed.lock().expect("pulses") = board.lines("pulse");
-            *board = Board::start(&path, &hex).await;
+            *board = start_board(&path, &hex).await;
             Ok(())
         })
     });

@@ -55,3 +55,63 @@ pub fn example(name: &str, libs: &[&str]) -> PathBuf {
     built.insert(name.to_owned(), exe.clone());
     exe
 }
+
+/// An example running as a child process: what it printed, line by line, and its standard input.
+pub struct Process {
+    pub child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    said: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `exe` with `args` and `env`, and waits until it prints `ready`.
+    pub async fn start(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(exe)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the C example starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let said = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = said.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().expect("log").push(line);
+            }
+        });
+        let process = Process { child, stdin, said };
+        process.expect("ready").await;
+        process
+    }
+
+    /// The lines printed so far that start with `prefix`.
+    pub fn lines(&self, prefix: &str) -> Vec<String> {
+        let said = self.said.lock().expect("log");
+        said.iter()
+            .filter(|l| l.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until a line starting with `line` has been printed.
+    pub async fn expect(&self, line: &str) {
+        crate::helpers::eventually(&format!("the example says {line:?}"), || async {
+            !self.lines(line).is_empty()
+        })
+        .await;
+    }
+
+    /// Writes a line to its standard input.
+    pub async fn tell(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("the example reads its console");
+    }
+}

@@ -22,6 +22,7 @@ mod broker_retained;
 mod broker_tls;
 mod c_board;
 mod c_build;
+mod c_locker;
 mod cache;
 mod command_helpers;
 mod commands;

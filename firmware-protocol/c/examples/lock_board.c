@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "example_util.h"
 #include "locker_proto.h"
 
 #define MAX_DOORS 64u
@@ -61,31 +62,11 @@ static struct {
     struct timespec start;
 } b;
 
-static uint64_t uptime_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)(now.tv_sec - b.start.tv_sec) * 1000u +
-           (uint64_t)((now.tv_nsec - b.start.tv_nsec) / 1000000);
-}
+static uint64_t uptime_ms(void) { return example_uptime_ms(&b.start); }
 
 static void say(const char *what, unsigned long a, unsigned long long c) {
     printf("%s %lu %llu\n", what, a, c);
     fflush(stdout);
-}
-
-static int hex_key(const char *hex, uint8_t out[LP_KEY_LEN]) {
-    unsigned i;
-    if (strlen(hex) != 2u * LP_KEY_LEN) {
-        return 0;
-    }
-    for (i = 0; i < LP_KEY_LEN; i++) {
-        unsigned v;
-        if (sscanf(hex + 2u * i, "%2x", &v) != 1) {
-            return 0;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return 1;
 }
 
 static int open_port(const char *path) {
@@ -160,16 +141,7 @@ static void hello(void) {
 }
 
 static void new_session(void) {
-    uint32_t session = 0;
-    int fd = open("/dev/urandom", O_RDONLY);
-    while (session == 0u) {
-        if (fd < 0 || read(fd, &session, sizeof session) != (ssize_t)sizeof session) {
-            session = (uint32_t)time(NULL) ^ (uint32_t)getpid();
-        }
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
+    uint32_t session = example_session();
     lp_guard_init(&b.guard, 2, session);
     b.in_session = 1;
     b.next_up = 1;
@@ -447,7 +419,7 @@ int main(int argc, char **argv) {
     doors = strtol(argv[5], NULL, 10);
     if (address < (long)LP_MIN_ADDRESS || address > (long)LP_MAX_ADDRESS || doors < 1 ||
         doors > (long)MAX_DOORS || strlen(argv[3]) < 1 || strlen(argv[3]) > LP_MAX_DEVICE_ID ||
-        !hex_key(argv[4], secret)) {
+        !example_hex_key(argv[4], secret)) {
         fprintf(stderr, "lock_board: a bad address, door count, device id or secret\n");
         return 2;
     }

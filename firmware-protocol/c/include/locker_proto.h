@@ -180,6 +180,10 @@ lp_status lp_json_from_binary(uint8_t type, const uint8_t *body, size_t len, cha
 lp_status lp_json_to_binary(uint8_t type, const char *json, size_t len, uint8_t *out,
                             size_t out_cap, size_t *out_len);
 
+/* The command id of a JSON command body, if it holds a valid one (to answer a refusal, such as
+ * `malformed` for a body whose other fields are wrong): 1 when found. */
+int lp_json_command_id(const char *json, size_t len, uint64_t *command_id);
+
 /* ---- Bodies (section 2.1): what a locker reads and what it writes ---- */
 
 #define LP_MAX_SAFE_INTEGER 9007199254740991ull /* 2^53 - 1: ids, uptimes, expiries */

@@ -241,3 +241,8 @@ lp_status lp_json_to_binary(uint8_t type, const char *json, size_t len, uint8_t 
     *out_len = at;
     return LP_OK;
 }
+
+int lp_json_command_id(const char *json, size_t len, uint64_t *command_id) {
+    return lpj_int_member(json, len, "command_id", LP_MAX_SAFE_INTEGER, command_id) == 1 &&
+           *command_id >= 1u;
+}

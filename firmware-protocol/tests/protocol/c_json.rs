@@ -11,7 +11,11 @@ fn input() -> String {
     let mut input = format!("key {}\n", file.tag_key);
     for v in &file.vectors {
         let code = u8::from_str_radix(v.type_code.trim_start_matches("0x"), 16).expect("code");
-        let bin = if v.body_binary.is_empty() { "-" } else { &v.body_binary };
+        let bin = if v.body_binary.is_empty() {
+            "-"
+        } else {
+            &v.body_binary
+        };
         input.push_str(&format!(
             "json {} {} {code} {} {} {bin} {} {}\n",
             v.name,
@@ -36,7 +40,11 @@ fn the_c_library_reads_and_writes_every_vectors_json() {
 #[test]
 fn the_c_json_check_bites() {
     // A payload whose tag was changed must make the program fail.
-    let exe = build(&["test/json_test.c"], "json_test_sanitized_bites", SANITIZED);
+    let exe = build(
+        &["test/json_test.c"],
+        "json_test_sanitized_bites",
+        SANITIZED,
+    );
     let file = load();
     let first = &file.vectors[0];
     let wrong = first.mqtt_payload.replace(&first.tag_json, &"0".repeat(32));
@@ -48,7 +56,12 @@ fn the_c_json_check_bites() {
         .spawn()
         .expect("starts");
     use std::io::Write;
-    child.stdin.as_ref().expect("stdin").write_all(input.as_bytes()).expect("written");
+    child
+        .stdin
+        .as_ref()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("written");
     let output = child.wait_with_output().expect("ends");
     assert!(!output.status.success(), "a wrong tag passed");
     assert!(String::from_utf8_lossy(&output.stderr).contains("the payload opens"));
