@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use firmware_protocol::{DeviceId, DeviceKey};
 
+mod cases;
+mod probe;
 mod serial;
-mod serial_cases;
 
 pub use serial::SerialProbe;
 
@@ -137,5 +138,5 @@ impl Report {
 /// Runs every case against the board at `address` on the serial port at `path`.
 pub async fn run_serial(path: &str, address: u8, target: Target) -> Result<Report, String> {
     let probe = SerialProbe::open(path, address, &target)?;
-    Ok(serial_cases::run(probe, target).await)
+    Ok(cases::serial::run(probe, target).await)
 }

@@ -14,6 +14,7 @@ use tokio_serial::SerialPortBuilderExt;
 use tokio_util::codec::Decoder;
 
 use super::Target;
+use super::probe::Probe;
 
 /// How long the tool listens after an answer for a second one (a board answers once).
 const SECOND_ANSWER: Duration = Duration::from_millis(30);
@@ -27,14 +28,11 @@ pub struct SerialProbe {
     wait: Duration,
     codec: FrameCodec,
     input: BytesMut,
-    /// The board's session as last announced (0: none known yet).
-    pub session: u32,
-    /// The highest downlink counter used in the session.
-    pub counter: u32,
+    session: u32,
+    counter: u32,
     /// The bytes exchanged since the log was last taken.
     log: Vec<String>,
-    /// The slowest answer so far.
-    pub slowest: Duration,
+    slowest: Duration,
 }
 
 impl SerialProbe {
@@ -58,106 +56,9 @@ impl SerialProbe {
         })
     }
 
-    /// The bytes exchanged since the last call.
-    pub fn take_log(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.log)
-    }
-
-    /// A note in the log (what the next bytes are).
-    pub fn note(&mut self, text: impl Into<String>) {
-        self.log.push(format!("# {}", text.into()));
-    }
-
-    /// The board's tag key.
-    pub fn key(&self) -> DeviceKey {
-        self.key.clone()
-    }
-
     /// The board's address.
     pub fn address(&self) -> u8 {
         self.address
-    }
-
-    /// The frame of `message` sealed for `session` and `counter` with `key`.
-    pub fn seal_with(
-        &self,
-        key: &DeviceKey,
-        session: u32,
-        counter: u32,
-        message: Downlink,
-    ) -> Vec<u8> {
-        let envelope = Envelope {
-            header: Header {
-                direction: Direction::Down,
-                device_id: self.device,
-                session,
-                counter,
-            },
-            message,
-        };
-        let sealed = envelope
-            .seal_binary(key)
-            .expect("the tool's own messages are valid");
-        Frame {
-            address: self.address,
-            envelope: sealed.into(),
-        }
-        .to_bytes()
-        .expect("the tool's own frames fit")
-        .to_vec()
-    }
-
-    /// The frame of `message` in the current session with `counter`.
-    pub fn seal(&self, counter: u32, message: Downlink) -> Vec<u8> {
-        self.seal_with(&self.key, self.session, counter, message)
-    }
-
-    /// The frame of `message` in the current session with the next counter.
-    pub fn next(&mut self, message: Downlink) -> Vec<u8> {
-        self.counter += 1;
-        self.seal(self.counter, message)
-    }
-
-    /// Sends `bytes` and returns the board's answer, if one came within the wait.
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<Option<Envelope<Uplink>>, String> {
-        self.input.clear();
-        self.log.push(format!("> {}", hex::encode(bytes)));
-        self.port
-            .write_all(bytes)
-            .await
-            .map_err(|e| format!("cannot write to the port: {e}"))?;
-        let sent = Instant::now();
-        let Some(frame) = self.frame_within(self.wait).await? else {
-            self.log.push("< (nothing)".into());
-            return Ok(None);
-        };
-        self.slowest = self.slowest.max(sent.elapsed());
-        let answer = self.read_answer(&frame)?;
-        if let Some(second) = self.frame_within(SECOND_ANSWER).await? {
-            return Err(format!(
-                "answered twice: a second frame ({} bytes) followed the answer",
-                second.envelope.len()
-            ));
-        }
-        Ok(Some(answer))
-    }
-
-    /// Sends `bytes` and expects an answer.
-    pub async fn ask(&mut self, bytes: &[u8], what: &str) -> Result<Envelope<Uplink>, String> {
-        self.send(bytes)
-            .await?
-            .ok_or_else(|| format!("no answer to {what} within {} ms", self.wait.as_millis()))
-    }
-
-    /// Sends `bytes` and expects no answer.
-    pub async fn silent(&mut self, bytes: &[u8], what: &str) -> Result<(), String> {
-        match self.send(bytes).await? {
-            None => Ok(()),
-            Some(answer) => Err(format!(
-                "{what} was answered ({}); it must be ignored",
-                answer.message.message_type().name()
-            )),
-        }
     }
 
     /// Waits a gap's worth and forgets whatever arrived.
@@ -206,5 +107,90 @@ impl SerialProbe {
             answer.header.counter
         ));
         Ok(answer)
+    }
+}
+
+impl Probe for SerialProbe {
+    fn session(&self) -> u32 {
+        self.session
+    }
+
+    fn set_session(&mut self, session: u32) {
+        self.session = session;
+    }
+
+    fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    fn set_counter(&mut self, counter: u32) {
+        self.counter = counter;
+    }
+
+    fn key(&self) -> DeviceKey {
+        self.key.clone()
+    }
+
+    /// The frame of `message` sealed for `session` and `counter` with `key`.
+    fn seal_with(&self, key: &DeviceKey, session: u32, counter: u32, message: Downlink) -> Vec<u8> {
+        let envelope = Envelope {
+            header: Header {
+                direction: Direction::Down,
+                device_id: self.device,
+                session,
+                counter,
+            },
+            message,
+        };
+        let sealed = envelope
+            .seal_binary(key)
+            .expect("the tool's own messages are valid");
+        Frame {
+            address: self.address,
+            envelope: sealed.into(),
+        }
+        .to_bytes()
+        .expect("the tool's own frames fit")
+        .to_vec()
+    }
+
+    /// Sends `bytes` and returns the board's answer, if one came within the wait.
+    async fn send(&mut self, bytes: &[u8]) -> Result<Option<Envelope<Uplink>>, String> {
+        self.input.clear();
+        self.log.push(format!("> {}", hex::encode(bytes)));
+        self.port
+            .write_all(bytes)
+            .await
+            .map_err(|e| format!("cannot write to the port: {e}"))?;
+        let sent = Instant::now();
+        let Some(frame) = self.frame_within(self.wait).await? else {
+            self.log.push("< (nothing)".into());
+            return Ok(None);
+        };
+        self.slowest = self.slowest.max(sent.elapsed());
+        let answer = self.read_answer(&frame)?;
+        if let Some(second) = self.frame_within(SECOND_ANSWER).await? {
+            return Err(format!(
+                "answered twice: a second frame ({} bytes) followed the answer",
+                second.envelope.len()
+            ));
+        }
+        Ok(Some(answer))
+    }
+
+    fn note(&mut self, text: &str) {
+        self.log.push(format!("# {text}"));
+    }
+
+    fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    fn slowest(&self) -> Duration {
+        self.slowest
+    }
+
+    fn wait(&self) -> Duration {
+        self.wait
     }
 }

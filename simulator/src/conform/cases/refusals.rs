@@ -4,8 +4,9 @@
 use firmware_protocol::{CommandResult, DeviceKey, Downlink, Poll, RefuseReason, Unlock, Uplink};
 
 use super::{Run, defaults, expect_result, refused};
+use crate::conform::probe::Probe;
 
-impl Run {
+impl<P: Probe> Run<P> {
     pub(super) async fn stale_counter(&mut self) -> Result<(), String> {
         let Some((_, _, counter)) = self.unlock.clone() else {
             return Err("the unlock case did not get its command executed".into());
@@ -30,27 +31,30 @@ impl Run {
     }
 
     pub(super) async fn wrong_session(&mut self) -> Result<(), String> {
-        let other = (self.p.session ^ 0x5a5a_0000).max(1);
+        let other = (self.p.session() ^ 0x5a5a_0000).max(1);
         let id = self.id();
-        self.p.counter += 1;
+        self.p.set_counter(self.p.counter() + 1);
         let unlock = Downlink::Unlock(Unlock {
             command_id: id,
             door: self.door,
             expires_at_ms: None,
         });
-        let bytes = self.p.seal_with(&self.key(), other, self.p.counter, unlock);
-        let ack = self.ack(&bytes, "an unlock naming another session").await?;
-        expect_result(&ack, id, refused(RefuseReason::WrongSession))?;
-        self.p.counter += 1;
         let bytes = self
             .p
-            .seal_with(&self.key(), other, self.p.counter, Downlink::Ping);
+            .seal_with(&self.key(), other, self.p.counter(), unlock);
+        let ack = self.ack(&bytes, "an unlock naming another session").await?;
+        expect_result(&ack, id, refused(RefuseReason::WrongSession))?;
+        self.p.set_counter(self.p.counter() + 1);
+        let bytes = self
+            .p
+            .seal_with(&self.key(), other, self.p.counter(), Downlink::Ping);
         let answer = self.p.ask(&bytes, "a ping naming another session").await?;
         match self.uplink(answer)? {
-            Uplink::Hello(h) if h.session == self.p.session => Ok(()),
+            Uplink::Hello(h) if h.session == self.p.session() => Ok(()),
             Uplink::Hello(h) => Err(format!(
                 "a hello for session {}, the current is {}",
-                h.session, self.p.session
+                h.session,
+                self.p.session()
             )),
             other => Err(format!(
                 "answered {}, expected a hello for the current session",
@@ -66,7 +70,7 @@ impl Run {
     pub(super) async fn bad_tag(&mut self) -> Result<(), String> {
         let wrong = DeviceKey::from_bytes([0x5a; 32]);
         let id = self.id();
-        self.p.counter += 1;
+        self.p.set_counter(self.p.counter() + 1);
         let unlock = Downlink::Unlock(Unlock {
             command_id: id,
             door: self.door,
@@ -74,14 +78,14 @@ impl Run {
         });
         let bytes = self
             .p
-            .seal_with(&wrong, self.p.session, self.p.counter, unlock);
+            .seal_with(&wrong, self.p.session(), self.p.counter(), unlock);
         let ack = self.ack(&bytes, "an unlock with a wrong tag").await?;
         expect_result(&ack, id, refused(RefuseReason::BadTag))?;
-        self.p.counter += 1;
+        self.p.set_counter(self.p.counter() + 1);
         let bytes = self.p.seal_with(
             &wrong,
-            self.p.session,
-            self.p.counter,
+            self.p.session(),
+            self.p.counter(),
             Downlink::Poll(Poll {
                 ack_counter: self.acked,
             }),
@@ -96,12 +100,12 @@ impl Run {
         self.p
             .silent(&ping, "an earlier ping's bytes again")
             .await?;
-        self.p.counter += 100;
+        self.p.set_counter(self.p.counter() + 100);
         self.ping().await?;
         let below = if self.version >= 2 {
-            self.p.counter - 64
+            self.p.counter() - 64
         } else {
-            self.p.counter - 1
+            self.p.counter() - 1
         };
         let id = self.id();
         let bytes = self.p.seal(
@@ -153,9 +157,9 @@ impl Run {
 
     pub(super) async fn out_of_order(&mut self) -> Result<(), String> {
         let (first, second) = (self.id(), self.id());
-        let later = self.p.seal(self.p.counter + 2, defaults(first));
-        let earlier = self.p.seal(self.p.counter + 1, defaults(second));
-        self.p.counter += 2;
+        let later = self.p.seal(self.p.counter() + 2, defaults(first));
+        let earlier = self.p.seal(self.p.counter() + 1, defaults(second));
+        self.p.set_counter(self.p.counter() + 2);
         let ack = self.ack(&later, "a configure with counter n + 2").await?;
         expect_result(&ack, first, CommandResult::Executed)?;
         let want = if self.version >= 2 {

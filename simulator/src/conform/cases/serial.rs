@@ -4,12 +4,172 @@
 use std::time::Duration;
 
 use firmware_protocol::{
-    CommandResult, DoorCause, DoorMotion, Downlink, Poll, RefuseReason, Unlock, Uplink,
+    CommandResult, DoorCause, DoorMotion, Downlink, Envelope, Poll, RefuseReason, Unlock, Uplink,
 };
 
-use super::{COUNTER_BASE, EVENT_WAIT, Reboot, Run, expect_result, refused};
+use super::{COUNTER_BASE, Case, EVENT_WAIT, Reboot, Run, expect_result, refused};
+use crate::conform::probe::Probe;
+use crate::conform::{Report, SerialProbe, Target};
 
-impl Run {
+const CASES: [Case; 15] = [
+    (
+        "hello",
+        "a poll naming session 0 is answered with a hello (7.1)",
+    ),
+    (
+        "heartbeat",
+        "polls drain the queue and end with a heartbeat of every door (5.3)",
+    ),
+    ("ping", "a ping is answered with a pong"),
+    (
+        "query_state",
+        "a query_state is answered with a state_report echoing its id",
+    ),
+    (
+        "unlock_queue",
+        "an unlock is executed; its door event is queued and polled (5.3 rules 1-3)",
+    ),
+    (
+        "exact_repeat",
+        "a resent unlock is answered from memory, never executed twice (7.2)",
+    ),
+    (
+        "stale_counter",
+        "a new command with a used counter is refused stale_counter (7.2)",
+    ),
+    (
+        "wrong_session",
+        "another session: a command refused, a request answered hello (7.1)",
+    ),
+    (
+        "bad_tag",
+        "a command with a wrong tag is refused bad_tag; a request is ignored (7.6)",
+    ),
+    (
+        "replay",
+        "an old request is ignored; a command below the window is refused (7.2)",
+    ),
+    (
+        "expired",
+        "a command past its expiry is refused expired and remembered (7.6)",
+    ),
+    (
+        "no_such_door",
+        "an unlock of a door the board lacks is refused no_such_door",
+    ),
+    (
+        "out_of_order",
+        "two commands whose counters arrive out of order (8)",
+    ),
+    (
+        "lost_answer",
+        "a command whose answer was lost, sent again: the stored result (5.3)",
+    ),
+    (
+        "noise",
+        "frames after noise, after a bad CRC, after a gap, and for others (5.2)",
+    ),
+];
+
+/// Runs every case against a board on a serial line.
+pub(in crate::conform) async fn run(p: SerialProbe, target: Target) -> Report {
+    Run::new(p, target)
+        .all(&CASES, Run::case, Run::rebooted)
+        .await
+}
+
+impl Run<SerialProbe> {
+    async fn case(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "hello" => self.hello().await,
+            "heartbeat" => self.drain().await.map(|_| ()),
+            "ping" => self.ping().await,
+            "query_state" => self.report().await.map(|_| ()),
+            "unlock_queue" => self.unlock_queue().await,
+            "exact_repeat" => self.exact_repeat().await,
+            "stale_counter" => self.stale_counter().await,
+            "wrong_session" => self.wrong_session().await,
+            "bad_tag" => self.bad_tag().await,
+            "replay" => self.replay().await,
+            "expired" => self.expired().await,
+            "no_such_door" => self.no_such_door().await,
+            "out_of_order" => self.out_of_order().await,
+            "lost_answer" => self.lost_answer().await,
+            _ => self.noise().await,
+        }
+    }
+
+    async fn hello(&mut self) -> Result<(), String> {
+        self.p.set_session(0);
+        self.p.set_counter(COUNTER_BASE);
+        let bytes = self.p.next(Downlink::Poll(Poll { ack_counter: 0 }));
+        let answer = self.p.ask(&bytes, "a poll naming session 0").await?;
+        let Uplink::Hello(hello) = &answer.message else {
+            return Err(format!(
+                "answered {}, expected a hello",
+                answer.message.message_type().name()
+            ));
+        };
+        if hello.session != answer.header.session || hello.session == 0 {
+            return Err(format!(
+                "hello.session {} and the envelope's {} must be equal and not 0",
+                hello.session, answer.header.session
+            ));
+        }
+        if self.door > hello.door_count {
+            return Err(format!(
+                "the tool was told door {}, the board has {}",
+                self.door, hello.door_count
+            ));
+        }
+        self.p.set_session(hello.session);
+        self.version = hello.protocol_version;
+        self.doors = hello.door_count;
+        self.up = answer.header.counter;
+        self.acked = 0;
+        Ok(())
+    }
+
+    /// A poll: a heartbeat, or a queued door event or alarm (then acknowledged by the next poll).
+    async fn poll(&mut self) -> Result<Envelope<Uplink>, String> {
+        let bytes = self.p.next(Downlink::Poll(Poll {
+            ack_counter: self.acked,
+        }));
+        self.poll_answer(&bytes).await
+    }
+
+    async fn poll_answer(&mut self, bytes: &[u8]) -> Result<Envelope<Uplink>, String> {
+        let answer = self.p.ask(bytes, "a poll").await?;
+        let counter = answer.header.counter;
+        let header = answer.header;
+        match self.uplink(answer)? {
+            Uplink::Heartbeat(beat) if beat.doors.len() != usize::from(self.doors) => Err(format!(
+                "a heartbeat of {} doors from a board of {}",
+                beat.doors.len(),
+                self.doors
+            )),
+            message @ (Uplink::DoorEvent(_) | Uplink::Alarm(_)) => {
+                self.acked = counter;
+                Ok(Envelope { header, message })
+            }
+            message @ Uplink::Heartbeat(_) => Ok(Envelope { header, message }),
+            other => Err(format!("a poll answered {}", other.message_type().name())),
+        }
+    }
+
+    /// Polls until a heartbeat; returns the queued uplinks on the way.
+    async fn drain(&mut self) -> Result<Vec<Uplink>, String> {
+        let mut queued = Vec::new();
+        for _ in 0..40 {
+            let answer = self.poll().await?;
+            if matches!(answer.message, Uplink::Heartbeat(_)) {
+                return Ok(queued);
+            }
+            queued.push(answer.message);
+        }
+        Err("40 polls and no heartbeat: the queue never empties".into())
+    }
+
     pub(super) async fn unlock_queue(&mut self) -> Result<(), String> {
         self.drain().await?;
         let id = self.id();
@@ -21,7 +181,7 @@ impl Run {
         let bytes = self.p.next(unlock);
         let ack = self.ack(&bytes, "an unlock").await?;
         expect_result(&ack, id, CommandResult::Executed)?;
-        self.unlock = Some((bytes, id, self.p.counter));
+        self.unlock = Some((bytes, id, self.p.counter()));
         let prior = self.acked;
         // Poll until the door's event (or a jam's alarm) is queued.
         let deadline = tokio::time::Instant::now() + EVENT_WAIT;
@@ -151,7 +311,7 @@ impl Run {
     /// The board is power-cycled: a new session (its hello numbered 1), a command of the old
     /// session refused, and nothing of the old commands remembered.
     pub(super) async fn rebooted(&mut self, reboot: &mut Reboot) -> Result<(), String> {
-        let old = self.p.session;
+        let old = self.p.session();
         self.p.note("the board is power-cycled");
         reboot().await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -183,18 +343,20 @@ impl Run {
             ));
         }
         let before = std::mem::take(&mut self.ids);
-        self.p.session = hello.session;
-        self.p.counter = COUNTER_BASE;
+        self.p.set_session(hello.session);
+        self.p.set_counter(COUNTER_BASE);
         self.up = 1;
         self.acked = 0;
         let id = self.id();
-        self.p.counter += 1;
+        self.p.set_counter(self.p.counter() + 1);
         let unlock = Downlink::Unlock(Unlock {
             command_id: id,
             door: self.door,
             expires_at_ms: None,
         });
-        let bytes = self.p.seal_with(&self.p.key(), old, self.p.counter, unlock);
+        let bytes = self
+            .p
+            .seal_with(&self.p.key(), old, self.p.counter(), unlock);
         let ack = self
             .ack(&bytes, "an unlock naming the session before the reboot")
             .await?;
