@@ -190,6 +190,24 @@ impl<M: Payload> Envelope<M> {
     }
 }
 
+/// Seals a JSON body given as text, as it stands: the tag is right, the body is not checked. For
+/// tools that test how a locker answers a malformed command (a field out of range, a field
+/// missing); never for real traffic.
+pub fn seal_json_text(header: &Header, ty: MessageType, body: &str, key: &DeviceKey) -> String {
+    let tag = compute_tag(key, header, Encoding::Json, ty, body.as_bytes());
+    let out = JsonEnvelopeOut {
+        version: ENVELOPE_VERSION,
+        direction: header.direction.name(),
+        device_id: header.device_id.as_str(),
+        session: header.session,
+        counter: header.counter,
+        ty: ty.name(),
+        body,
+        tag: &hex::encode(tag),
+    };
+    serde_json::to_string(&out).expect("a struct of strings and numbers serialises")
+}
+
 #[derive(Serialize)]
 struct JsonEnvelopeOut<'a> {
     version: u8,
@@ -362,6 +380,24 @@ impl<'a> Unverified<'a> {
         mac.verify_truncated_left(&self.tag)
             .map_err(|_| DecodeError::BadTag)?;
         self.decode_unverified()
+    }
+
+    /// The command id in a command's body (`unlock`, `configure`), read without decoding the
+    /// rest: how a locker names a command it refuses as `bad_tag` or `malformed` (PROTOCOL.md
+    /// §7.6). `None` for other types, or when the body holds no id in range.
+    pub fn command_id_hint(&self) -> Option<crate::CommandId> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            command_id: u64,
+        }
+        if !matches!(self.message_type, MessageType::Unlock | MessageType::Configure) {
+            return None;
+        }
+        let id = match self.encoding {
+            Encoding::Binary => u64::from_be_bytes(self.body.get(..8)?.try_into().ok()?),
+            Encoding::Json => serde_json::from_slice::<IdOnly>(&self.body).ok()?.command_id,
+        };
+        crate::CommandId::new(id)
     }
 
     /// Decodes the body **without** checking the tag. Only for building a refusal (a locker

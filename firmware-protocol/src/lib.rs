@@ -50,7 +50,7 @@ pub mod window;
 pub use envelope::{
     ENVELOPE_VERSION, EncodeError, Encoding, Envelope, Header, MAX_BINARY_BODY, MAX_ENVELOPE,
     MAX_JSON_BODY, MAX_JSON_ENVELOPE, MIN_ENVELOPE, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
-    TAG_LEN, Unverified,
+    TAG_LEN, Unverified, seal_json_text,
 };
 pub use error::{DecodeError, InvalidMessage};
 pub use frame::{Frame, FrameCodec, FrameError, FrameStats, MAX_FRAME};

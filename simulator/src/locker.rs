@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use firmware_protocol::{
-    Ack, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DeviceId, DeviceKey,
+    Ack, DecodeError, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DeviceId, DeviceKey,
     Direction, DoorCause, DoorEvent, DoorMotion, DoorOutcome, DoorSensor, DoorStatus, Downlink,
     Envelope, Header, Heartbeat, Hello, PROTOCOL_VERSION, RefuseReason, StateReport, UnlockDoor,
     Unverified, Uplink, Verdict,
@@ -116,6 +116,11 @@ impl SimLocker {
     /// The current settings.
     pub fn settings(&self) -> Settings {
         self.settings
+    }
+
+    /// The outcomes of the last commands, oldest first (what a state report lists).
+    pub fn recent(&self) -> Vec<Ack> {
+        self.guard.as_ref().map(CommandGuard::recent).unwrap_or_default()
     }
 
     /// The current session, if connected.
@@ -306,17 +311,19 @@ impl SimLocker {
     fn answer(&mut self, raw: &Unverified<'_>, uptime_ms: u64) -> Vec<Envelope<Uplink>> {
         let envelope = match raw.verify::<Downlink>(&self.device_id, &self.key) {
             Ok(envelope) => envelope,
-            Err(_) => {
-                // Answer a command we can read with `bad_tag`; ignore anything else.
-                let command = raw
-                    .decode_unverified::<Downlink>()
-                    .ok()
-                    .and_then(|e| e.message.command_id());
-                return command
+            // Another device's, or a wrong tag: a command whose id can be read is refused
+            // `bad_tag`; anything else is ignored (PROTOCOL.md §7.6, step 2).
+            Err(DecodeError::BadTag | DecodeError::WrongDevice { .. }) => {
+                return raw
+                    .command_id_hint()
                     .map(|id| self.refuse(id, RefuseReason::BadTag))
                     .into_iter()
                     .collect();
             }
+            Err(DecodeError::WrongDirection) => return Vec::new(),
+            // The tag is good but the body cannot be decoded: a command whose id can be read is
+            // answered `malformed` once its session and counter pass (steps 4 to 6).
+            Err(_) => return self.malformed(raw),
         };
         let Some(guard) = self.guard.as_mut() else {
             return Vec::new(); // not connected: nothing to answer with
@@ -344,6 +351,26 @@ impl SimLocker {
                 .collect(),
             Verdict::Execute => self.execute(envelope, uptime_ms),
         }
+    }
+
+    /// A command whose tag verified but whose body does not decode.
+    fn malformed(&mut self, raw: &Unverified<'_>) -> Vec<Envelope<Uplink>> {
+        let (Some(id), Some(guard)) = (raw.command_id_hint(), self.guard.as_mut()) else {
+            return Vec::new(); // no id to name in an ack, or no session to answer in
+        };
+        let result = match guard.check(raw.header(), Some(id)) {
+            Verdict::Execute => {
+                let result = CommandResult::Refused(RefuseReason::Malformed);
+                guard.record(id, raw.header().counter, result);
+                result
+            }
+            Verdict::Repeat(result) => result,
+            Verdict::Refuse(reason) => CommandResult::Refused(reason),
+        };
+        vec![self.up(Uplink::Ack(Ack {
+            command_id: id,
+            result,
+        }))]
     }
 
     fn refuse(&mut self, command_id: CommandId, reason: RefuseReason) -> Envelope<Uplink> {

@@ -385,3 +385,41 @@ fn a_version_2_locker_takes_two_gateways_commands_in_either_order() {
         assert_eq!(locker.executions(), executions);
     }
 }
+
+#[test]
+fn a_malformed_command_is_refused_malformed_once_and_remembered() {
+    let (mut locker, mut gateway) = setup();
+    gateway.counter += 1;
+    let header = Header {
+        direction: Direction::Down,
+        device_id: gateway.device,
+        session: gateway.session,
+        counter: gateway.counter,
+    };
+    // heartbeat_secs 1 is outside 5..=3600; the tag is right.
+    let body = r#"{"command_id":9,"heartbeat_secs":1,"open_window_ms":1000,"pulse_ms":300,"ajar_alarm_secs":0}"#;
+    let payload = seal_json_text(&header, MessageType::Configure, body, locker_key());
+    let raw = Unverified::parse_json(payload.as_bytes()).expect("parses");
+    let malformed = CommandResult::Refused(RefuseReason::Malformed);
+    let answers: Vec<Uplink> = locker
+        .receive(&raw, 10)
+        .into_iter()
+        .map(|up| gateway.accept(up))
+        .collect();
+    assert_eq!(answers, vec![ack(9, malformed)]);
+    // Sent again (its answer was lost): the stored result, nothing applied.
+    let again: Vec<Uplink> = locker
+        .receive(&raw, 20)
+        .into_iter()
+        .map(|up| gateway.accept(up))
+        .collect();
+    assert_eq!(again, vec![ack(9, malformed)]);
+    assert_eq!(locker.settings().heartbeat_secs, 60, "nothing applied");
+    assert_eq!(locker.recent(), vec![Ack { command_id: CommandId::new(9).expect("id"), result: malformed }]);
+    // A body without a command id cannot be answered.
+    gateway.counter += 1;
+    let header = Header { counter: gateway.counter, ..header };
+    let payload = seal_json_text(&header, MessageType::Unlock, r#"{"door":1}"#, locker_key());
+    let raw = Unverified::parse_json(payload.as_bytes()).expect("parses");
+    assert!(locker.receive(&raw, 30).is_empty());
+}

@@ -257,6 +257,29 @@ async fn a_forced_door_raises_an_alarm_event(backend: Backend) {
 }
 
 in_both_modes! {
+async fn a_door_forced_while_offline_is_reported_after_the_next_hello(backend: Backend) {
+    let app = backend.spawn().await;
+    let creds = app.provision("lk-1", 4).await;
+    let mut events = app.app.events();
+    let locker = app.locker(&creds, BEATING);
+    let mut watch = locker.watch();
+    connected(&locker, &mut watch).await;
+    locker.turn(Knob::Drop).await;
+    eventually("lk-1 offline", || async { !app.online("lk-1").await }).await;
+    // Forced while offline: kept by the locker, sent in its next session (PROTOCOL.md 7.6).
+    locker.turn(Knob::ForceOpen(2)).await;
+    locker.turn(Knob::Reconnect).await;
+    let alarm = expect_event(&mut events, "alarm.forced_open", "lk-1").await;
+    assert_eq!(alarm.data["door"], 2);
+    const SENSOR: &str = "SELECT sensor FROM doors WHERE device_id = 'lk-1' AND door = 2";
+    eventually("door 2 open", || async {
+        crate::rentals::scalar::<String>(&app, SENSOR).await == "open"
+    })
+    .await;
+}
+}
+
+in_both_modes! {
 async fn heartbeats_record_every_doors_state(backend: Backend) {
     let app = backend.spawn().await;
     let creds = app.provision("lk-1", 4).await;

@@ -183,6 +183,9 @@ struct Locker {
     held: std::collections::VecDeque<(tokio::time::Instant, Envelope<Uplink>)>,
     /// Doors the simulated person will close, due in order.
     closing: std::collections::VecDeque<(tokio::time::Instant, u16)>,
+    /// Door events and alarms that happened with no session (offline, or connecting), sent after
+    /// the next hello (PROTOCOL.md §7.6), numbered then.
+    offline: std::collections::VecDeque<Envelope<Uplink>>,
 }
 
 impl Locker {
@@ -219,6 +222,37 @@ impl Locker {
                 self.held
                     .push_back((tokio::time::Instant::now() + delay, uplink));
             }
+        }
+    }
+
+    /// Keeps door events and alarms for the next session: at most [`OFFLINE_QUEUE`]; when full
+    /// the oldest door event makes room, an alarm is never dropped for a door event.
+    fn keep_offline(&mut self, events: Vec<Envelope<Uplink>>) {
+        for event in events {
+            if self.offline.len() >= OFFLINE_QUEUE {
+                let oldest_event = self
+                    .offline
+                    .iter()
+                    .position(|e| matches!(e.message, Uplink::DoorEvent(_)));
+                match oldest_event {
+                    Some(at) => {
+                        self.offline.remove(at);
+                    }
+                    None if matches!(event.message, Uplink::DoorEvent(_)) => continue,
+                    None => {
+                        self.offline.pop_front();
+                    }
+                }
+            }
+            self.offline.push_back(event);
+        }
+    }
+
+    /// A door event or alarm: sent now when in session, else kept.
+    fn happened(&mut self, conn: Option<&Connection>, events: Vec<Envelope<Uplink>>) {
+        match conn {
+            Some(conn) if conn.announced => self.send(&conn.client, events),
+            _ => self.keep_offline(events),
         }
     }
 
@@ -275,6 +309,7 @@ async fn run(
         reports: Reports::Prompt,
         held: std::collections::VecDeque::new(),
         closing: std::collections::VecDeque::new(),
+        offline: std::collections::VecDeque::new(),
     };
     let down = Topic::down(locker.config.credentials.device_id).to_string();
     let status = Topic::status(locker.config.credentials.device_id).to_string();
@@ -299,6 +334,21 @@ async fn run(
                     connection = Some(connect(&locker.config));
                 }
                 Some(Knob::UseKey(key)) => locker.key = key,
+                Some(Knob::CloseDoor(door)) => {
+                    let events = locker.sim.close_door(door, locker.uptime());
+                    locker.keep_offline(events);
+                }
+                Some(Knob::ForceOpen(door)) => {
+                    let events = locker.sim.force_open(door, locker.uptime());
+                    locker.keep_offline(events);
+                }
+                Some(Knob::Reboot) => {
+                    locker.sim.reboot();
+                    locker.booted = Instant::now();
+                    locker.offline.clear();
+                    retry_at = None;
+                    connection = Some(connect(&locker.config));
+                }
                 Some(_) => {}
             }
             continue;
@@ -312,7 +362,15 @@ async fn run(
                     // Answers held back for the old connection belong to its session: gone.
                     locker.held.clear();
                     let hello = locker.sim.connect(conn.session, locker.uptime());
-                    locker.send(&conn.client, vec![hello]);
+                    // A heartbeat at once: the gateway knows every door from the start (§7.6).
+                    let beat = locker.sim.heartbeat(locker.uptime());
+                    locker.send(&conn.client, vec![hello, beat]);
+                    // Then what happened while offline, numbered in this session.
+                    let mut kept: Vec<_> = locker.offline.drain(..).collect();
+                    for event in &mut kept {
+                        locker.sim.restamp(event);
+                    }
+                    locker.send(&conn.client, kept);
                     let _ = locker.happenings.send(Happening::Connected { session: conn.session });
                     locker.config.stats.connected.fetch_add(1, Ordering::Relaxed);
                     locker.config.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -384,11 +442,11 @@ async fn run(
                 }
                 Some(Knob::CloseDoor(door)) => {
                     let events = locker.sim.close_door(door, locker.uptime());
-                    locker.send(&conn.client, events);
+                    locker.happened(connection.as_ref(), events);
                 }
                 Some(Knob::ForceOpen(door)) => {
                     let events = locker.sim.force_open(door, locker.uptime());
-                    locker.send(&conn.client, events);
+                    locker.happened(connection.as_ref(), events);
                 }
                 Some(Knob::DropAcks(n)) => locker.sim.faults.drop_acks += n,
                 Some(Knob::AckDelay(delay)) => locker.ack_delay = delay,
@@ -397,6 +455,7 @@ async fn run(
                 Some(Knob::Reboot) => {
                     locker.sim.reboot();
                     locker.booted = Instant::now();
+                    locker.offline.clear();
                     connection = Some(connect(&locker.config));
                     let _ = locker.happenings.send(Happening::Disconnected);
                 }
@@ -407,6 +466,9 @@ async fn run(
         }
     }
 }
+
+/// Door events and alarms a locker keeps while offline (the protocol's minimum).
+const OFFLINE_QUEUE: usize = 16;
 
 /// A fleet of simulated lockers.
 #[derive(Debug, Default)]
