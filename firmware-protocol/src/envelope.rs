@@ -390,12 +390,19 @@ impl<'a> Unverified<'a> {
         struct IdOnly {
             command_id: u64,
         }
-        if !matches!(self.message_type, MessageType::Unlock | MessageType::Configure) {
+        if !matches!(
+            self.message_type,
+            MessageType::Unlock | MessageType::Configure
+        ) {
             return None;
         }
         let id = match self.encoding {
             Encoding::Binary => u64::from_be_bytes(self.body.get(..8)?.try_into().ok()?),
-            Encoding::Json => serde_json::from_slice::<IdOnly>(&self.body).ok()?.command_id,
+            Encoding::Json => {
+                serde_json::from_slice::<IdOnly>(&self.body)
+                    .ok()?
+                    .command_id
+            }
         };
         crate::CommandId::new(id)
     }

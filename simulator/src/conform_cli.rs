@@ -3,17 +3,38 @@
 use std::time::Duration;
 
 use firmware_protocol::{DeviceId, DeviceSecret};
-use simulator::conform::{Reboot, Target, run_serial};
+use simulator::conform::{Reboot, Target, run_mqtt, run_serial};
 
 /// Play a scripted gateway against a device under test and run the protocol's cases.
 #[derive(Debug, clap::Args)]
 pub struct ConformOptions {
     /// The serial port the lock board under test is on (for example /dev/ttyUSB0).
-    #[arg(long)]
-    serial: String,
-    /// The board's bus address.
+    #[arg(
+        long,
+        required_unless_present = "mqtt",
+        conflicts_with = "mqtt",
+        requires = "address"
+    )]
+    serial: Option<String>,
+    /// The board's bus address (with --serial).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=247))]
-    address: u8,
+    address: Option<u8>,
+    /// The MQTT broker (HOST:PORT, plain TCP) the locker under test connects to; the tool logs
+    /// in beside it as the gateway would. A local Mosquitto with anonymous access will do.
+    #[arg(long)]
+    mqtt: Option<String>,
+    /// The tool's login on the broker (an account that may publish on the locker's down topic
+    /// and read its up and status topics); none: anonymous.
+    #[arg(long, requires = "mqtt")]
+    user: Option<String>,
+    /// Its password (or the environment's LOCKER_CONFORM_PASSWORD).
+    #[arg(
+        long,
+        env = "LOCKER_CONFORM_PASSWORD",
+        hide_env_values = true,
+        requires = "user"
+    )]
+    password: Option<String>,
     /// The board's device id.
     #[arg(long)]
     device: String,
@@ -64,7 +85,16 @@ pub async fn conform(options: ConformOptions) -> Result<u8, String> {
         wait: Duration::from_millis(options.wait_ms),
         reboot,
     };
-    let report = run_serial(&options.serial, options.address, target).await?;
+    let report = match (options.serial, options.address, options.mqtt) {
+        (Some(path), Some(address), _) => run_serial(&path, address, target).await?,
+        (_, _, Some(broker)) => {
+            let login = options
+                .user
+                .map(|u| (u, options.password.unwrap_or_default()));
+            run_mqtt(&broker, login, target).await?
+        }
+        _ => return Err("give --serial PATH --address N, or --mqtt HOST:PORT".into()),
+    };
     print!("{}", report.to_text());
     Ok(report.exit_code())
 }

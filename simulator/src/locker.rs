@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 
 use firmware_protocol::{
-    Ack, DecodeError, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DeviceId, DeviceKey,
-    Direction, DoorCause, DoorEvent, DoorMotion, DoorOutcome, DoorSensor, DoorStatus, Downlink,
-    Envelope, Header, Heartbeat, Hello, PROTOCOL_VERSION, RefuseReason, StateReport, UnlockDoor,
-    Unverified, Uplink, Verdict,
+    Ack, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DecodeError,
+    DeviceId, DeviceKey, Direction, DoorCause, DoorEvent, DoorMotion, DoorOutcome, DoorSensor,
+    DoorStatus, Downlink, Envelope, Header, Heartbeat, Hello, PROTOCOL_VERSION, RefuseReason,
+    StateReport, UnlockDoor, Unverified, Uplink, Verdict,
 };
 
 /// How many command outcomes the simulated firmware remembers (the protocol asks for at least 16).
@@ -120,7 +120,10 @@ impl SimLocker {
 
     /// The outcomes of the last commands, oldest first (what a state report lists).
     pub fn recent(&self) -> Vec<Ack> {
-        self.guard.as_ref().map(CommandGuard::recent).unwrap_or_default()
+        self.guard
+            .as_ref()
+            .map(CommandGuard::recent)
+            .unwrap_or_default()
     }
 
     /// The current session, if connected.

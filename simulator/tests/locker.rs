@@ -415,10 +415,19 @@ fn a_malformed_command_is_refused_malformed_once_and_remembered() {
         .collect();
     assert_eq!(again, vec![ack(9, malformed)]);
     assert_eq!(locker.settings().heartbeat_secs, 60, "nothing applied");
-    assert_eq!(locker.recent(), vec![Ack { command_id: CommandId::new(9).expect("id"), result: malformed }]);
+    assert_eq!(
+        locker.recent(),
+        vec![Ack {
+            command_id: CommandId::new(9).expect("id"),
+            result: malformed
+        }]
+    );
     // A body without a command id cannot be answered.
     gateway.counter += 1;
-    let header = Header { counter: gateway.counter, ..header };
+    let header = Header {
+        counter: gateway.counter,
+        ..header
+    };
     let payload = seal_json_text(&header, MessageType::Unlock, r#"{"door":1}"#, locker_key());
     let raw = Unverified::parse_json(payload.as_bytes()).expect("parses");
     assert!(locker.receive(&raw, 30).is_empty());

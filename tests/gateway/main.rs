@@ -26,6 +26,7 @@ mod c_locker;
 mod cache;
 mod command_helpers;
 mod commands;
+mod conform_mqtt;
 mod contract;
 mod crashes;
 mod customer_lists;

@@ -1,5 +1,5 @@
 //! The conformance tool: a scripted gateway played against a device under test (a lock board on
-//! a serial line), running the protocol's cases one after another and reporting each as passed
+//! a serial line, or a locker on an MQTT broker), running the protocol's cases one after another and reporting each as passed
 //! or failed, with the bytes exchanged when it failed. `simulator conform` is its command line;
 //! the test suite runs it against the simulator's boards and the C library's example board.
 //!
@@ -16,9 +16,11 @@ use std::time::Duration;
 use firmware_protocol::{DeviceId, DeviceKey};
 
 mod cases;
+mod mqtt;
 mod probe;
 mod serial;
 
+pub use mqtt::MqttProbe;
 pub use serial::SerialProbe;
 
 /// Power-cycles the device under test (its RAM is lost): a bench relay, or in tests a process
@@ -139,4 +141,16 @@ impl Report {
 pub async fn run_serial(path: &str, address: u8, target: Target) -> Result<Report, String> {
     let probe = SerialProbe::open(path, address, &target)?;
     Ok(cases::serial::run(probe, target).await)
+}
+
+/// Runs every case against the locker `target` names on the MQTT broker at `broker`
+/// (`host:port`), logging in with `login` if given (an account that may publish on the locker's
+/// `down` topic and read its `up` and `status` topics, as the gateway's).
+pub async fn run_mqtt(
+    broker: &str,
+    login: Option<(String, String)>,
+    target: Target,
+) -> Result<Report, String> {
+    let probe = MqttProbe::connect(broker, login, &target).await?;
+    Ok(cases::mqtt::run(probe, target).await)
 }

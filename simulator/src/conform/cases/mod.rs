@@ -12,6 +12,7 @@ use firmware_protocol::{
 use super::probe::Probe;
 use super::{CaseResult, Reboot, Report, Target, Verdict};
 
+pub(super) mod mqtt;
 mod refusals;
 pub(super) mod serial;
 

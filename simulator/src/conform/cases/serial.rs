@@ -74,7 +74,11 @@ const CASES: [Case; 15] = [
 /// Runs every case against a board on a serial line.
 pub(in crate::conform) async fn run(p: SerialProbe, target: Target) -> Report {
     Run::new(p, target)
-        .all(&CASES, Run::case, Run::rebooted)
+        .all(
+            &CASES,
+            Run::<SerialProbe>::case,
+            Run::<SerialProbe>::rebooted,
+        )
         .await
 }
 
