@@ -117,7 +117,22 @@ impl<P: Probe> Run<P> {
             }),
         );
         let ack = self.ack(&bytes, "an unlock below the window").await?;
-        expect_result(&ack, id, refused(RefuseReason::StaleCounter))
+        expect_result(&ack, id, refused(RefuseReason::StaleCounter))?;
+        // The unlock case's command replayed, its counter now far below the window: still
+        // remembered, so answered from memory and never executed again.
+        let Some((old, old_id, _)) = self.unlock.clone() else {
+            return Ok(());
+        };
+        self.p
+            .note("the unlock case's bytes replayed, its counter now 100 below the highest");
+        let ack = self.ack(&old, "an old unlock replayed").await?;
+        expect_result(&ack, old_id, CommandResult::Executed)?;
+        match self.remembered(old_id).await?.len() {
+            1 => Ok(()),
+            n => Err(format!(
+                "command {old_id} is {n} times among the recent outcomes"
+            )),
+        }
     }
 
     pub(super) async fn expired(&mut self) -> Result<(), String> {

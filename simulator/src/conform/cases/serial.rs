@@ -47,7 +47,7 @@ const CASES: [Case; 15] = [
     ),
     (
         "replay",
-        "an old request is ignored; a command below the window is refused (7.2)",
+        "an old request is ignored, a new command below the window refused, an old one answered from memory (7.2)",
     ),
     (
         "expired",
@@ -63,7 +63,7 @@ const CASES: [Case; 15] = [
     ),
     (
         "lost_answer",
-        "a command whose answer was lost, sent again: the stored result (5.3)",
+        "a command whose answer was lost or late, sent again: the stored result, once (5.3)",
     ),
     (
         "noise",
