@@ -68,12 +68,16 @@ pub enum Command {
 /// Operator accounts.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Create an operator (admin) account; the password is read from the first line of standard
-    /// input, so it never appears in the shell's history or the process list.
+    /// Create an operator account; the password is read from the first line of standard input,
+    /// so it never appears in the shell's history or the process list.
     Create {
         /// The operator's email (the login).
         #[arg(long)]
         email: String,
+        /// What the operator may do: admin (everything), support (no money movements, no
+        /// revocation), technician (maintenance unlocks and door service) or viewer (read only).
+        #[arg(long, default_value = "admin", value_parser = ["admin", "support", "technician", "viewer"])]
+        role: String,
     },
 }
 
@@ -84,17 +88,27 @@ pub async fn run_admin_command(
     mut input: impl std::io::BufRead,
 ) -> Result<String, String> {
     match command {
-        AdminCommand::Create { email } => {
+        AdminCommand::Create { email, role } => {
+            let role = crate::account::Role::from_name(&role)
+                .filter(|r| r.is_operator())
+                .ok_or_else(|| {
+                    format!("--role {role}: one of admin, support, technician, viewer")
+                })?;
             let mut password = String::new();
             input
                 .read_line(&mut password)
                 .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
             let password = password.trim_end_matches(['\r', '\n']);
             let user = accounts
-                .register(&email, password, crate::account::Role::Admin)
+                .register(&email, password, role)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(format!("operator {} created (id {})", user.email, user.id))
+            Ok(format!(
+                "operator {} created (id {}, role {})",
+                user.email,
+                user.id,
+                user.role.as_str()
+            ))
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Accounts: people who use the API. Customers register themselves (role `user`); operators
-//! (role `admin`) are made with `locker-gateway admin create`. A login gives a bearer token that
+//! (roles `admin`, `support`, `technician`, `viewer`: [`Role`]) are made with
+//! `locker-gateway admin create`. A login gives a bearer token that
 //! expires; only the token's SHA-256 is stored.
 
 use chrono::{DateTime, Utc};
@@ -10,10 +11,13 @@ use crate::storage::{Storage, on_pool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+mod operators;
 pub mod password;
 mod profile;
+mod role;
 
 pub use password::PasswordCost;
+pub use role::{Capability, Role};
 
 /// Whether a user with this id exists.
 pub async fn exists(storage: &Storage, id: Uuid) -> Result<bool, sqlx::Error> {
@@ -23,33 +27,6 @@ pub async fn exists(storage: &Storage, id: Uuid) -> Result<bool, sqlx::Error> {
         .fetch_optional(pool)
         .await?);
     Ok(found.is_some())
-}
-
-/// What an account may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// A customer: rents doors, sees only their own things.
-    User,
-    /// An operator: manages devices, sees everything, reads the audit log.
-    Admin,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        }
-    }
 }
 
 /// An account, as the API shows it.
@@ -133,6 +110,8 @@ struct UserRow {
     id: Uuid,
     email: String,
     role: String,
+    #[sqlx(default)]
+    operator_role: Option<String>,
     created_at: DateTime<Utc>,
     #[sqlx(default)]
     password_hash: Option<String>,
@@ -143,7 +122,7 @@ impl From<UserRow> for User {
         Self {
             id: row.id,
             email: row.email,
-            role: Role::parse(&row.role),
+            role: Role::parse(&row.role, row.operator_role.as_deref()),
             created_at: row.created_at,
         }
     }
@@ -192,16 +171,17 @@ impl Accounts {
         let hash = password::hash(password.to_owned(), self.cost)
             .await
             .map_err(AccountError::Hash)?;
-        const INSERT: &str =
-            "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING RETURNING id, email, role, created_at";
+        const INSERT: &str = "INSERT INTO users (id, email, password_hash, role, operator_role)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING RETURNING id, email, role, operator_role, created_at";
         let id = Uuid::now_v7();
         let row: Option<UserRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(INSERT)
                 .bind(id)
                 .bind(email)
                 .bind(hash)
-                .bind(role.as_str())
+                .bind(role.columns().0)
+                .bind(role.columns().1)
                 .fetch_optional(pool)
                 .await?
         });
@@ -210,7 +190,7 @@ impl Accounts {
 
     /// Checks an email and password and gives a new token.
     pub async fn log_in(&self, email: &str, password: &str) -> Result<Session, AccountError> {
-        const FIND: &str = "SELECT id, email, role, created_at, password_hash FROM users WHERE lower(email) = lower($1)";
+        const FIND: &str = "SELECT id, email, role, operator_role, created_at, password_hash FROM users WHERE lower(email) = lower($1)";
         let email = email.trim();
         let row: Option<UserRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(FIND)
@@ -255,7 +235,8 @@ impl Accounts {
             return Ok(None);
         }
         // The clock is bound, not read by the database: one statement for both backends.
-        const FIND: &str = "SELECT u.id, u.email, u.role, u.created_at FROM api_tokens t
+        const FIND: &str =
+            "SELECT u.id, u.email, u.role, u.operator_role, u.created_at FROM api_tokens t
              JOIN users u ON u.id = t.user_id
              WHERE t.token_sha256 = $1 AND t.expires_at > $2";
         let (digest, now) = (digest(token), Utc::now());
@@ -277,7 +258,7 @@ impl Accounts {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<User>, sqlx::Error> {
-        const SEARCH: &str = "SELECT id, email, role, created_at FROM users
+        const SEARCH: &str = "SELECT id, email, role, operator_role, created_at FROM users
              WHERE lower(email) LIKE $1 ESCAPE '\\' AND ($2 IS NULL OR email > $2)
              ORDER BY email LIMIT $3";
         let escaped: String = text

@@ -16,8 +16,7 @@ impl Accounts {
         new: &str,
         keep: &str,
     ) -> Result<(), AccountError> {
-        const FIND: &str =
-            "SELECT id, email, role, created_at, password_hash FROM users WHERE id = $1";
+        const FIND: &str = "SELECT id, email, role, operator_role, created_at, password_hash FROM users WHERE id = $1";
         let row: Option<UserRow> = on_pool!(&self.storage, |pool| {
             sqlx::query_as(FIND)
                 .bind(user.id)

@@ -10,6 +10,7 @@ use super::error::{ApiError, Problem};
 use super::json::Json;
 use crate::account::{Role, Session, User};
 use axum::extract::State;
+use uuid::Uuid;
 
 /// A new account. Only these fields: anything else (a `role`, an `id`) is refused.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -214,4 +215,54 @@ pub async fn delete_me(
     }
     state.accounts.erase(user.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An operator's new role.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// `admin`, `support`, `technician` or `viewer`.
+    pub role: crate::account::Role,
+}
+
+/// Changes an operator account's role (customers' accounts are not operators'); an admin cannot
+/// change their own, so a fleet always keeps one. Audited as `user.role`.
+#[utoipa::path(put, path = "/v1/users/{id}/role", tag = "accounts", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The operator account")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The account with its new role", body = User),
+        (status = 404, description = "`not_found`: no operator account has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`own_role`: an admin cannot change their own role", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_role(
+    State(state): State<ApiState>,
+    super::auth::AccountAdmin(admin): super::auth::AccountAdmin,
+    super::json::Path(id): super::json::Path<Uuid>,
+    Json(body): Json<RoleChange>,
+) -> Result<Json<User>, ApiError> {
+    let detail = serde_json::json!({ "role": body.role.as_str() });
+    let result = async {
+        if id == admin.id {
+            return Err(ApiError::Conflict {
+                code: "own_role",
+                detail: "an admin cannot change their own role: ask another admin".into(),
+            });
+        }
+        state
+            .accounts
+            .set_operator_role(id, body.role)
+            .await?
+            .map(Json)
+            .ok_or(ApiError::NotFound("operator account"))
+    }
+    .await;
+    super::audit::audited(
+        &state,
+        &admin,
+        ("user.role", &id.to_string()),
+        detail,
+        result,
+    )
+    .await
 }

@@ -1,5 +1,6 @@
 //! Who is calling: `Authorization: Bearer <token>`. [`Caller`] is any logged-in account;
-//! [`Operator`] an admin (403 for others). No or bad token: 401 with `WWW-Authenticate`.
+//! [`Operator`] any operator, and [`DoorServicer`], [`Manager`], [`Treasurer`], [`Revoker`] and
+//! [`AccountAdmin`] an operator whose role may do that (403 for others, audited). No or bad token: 401 with `WWW-Authenticate`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -7,7 +8,7 @@ use axum::http::request::Parts as RequestParts;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::account::{Role, User};
+use crate::account::{Capability, User};
 
 /// The logged-in account making the request.
 #[derive(Debug, Clone)]
@@ -24,10 +25,6 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         })
         .map(str::trim)
 }
-
-/// An operator (admin) making the request.
-#[derive(Debug, Clone)]
-pub struct Operator(pub User);
 
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
@@ -54,37 +51,72 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-impl FromRequestParts<ApiState> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut RequestParts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
-        let Caller(user) = Caller::from_request_parts(parts, state).await?;
-        if user.role == Role::Admin {
-            return Ok(Operator(user));
-        }
-        // A refused attempt at an operator action is audited too.
-        let route = parts
-            .extensions
-            .get::<axum::extract::MatchedPath>()
-            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
-        let action = format!("{} {route}", parts.method);
-        let target = parts.uri.path().to_owned();
-        if let Err(e) = crate::audit::record(
-            &state.storage,
-            Some(&user),
-            &action,
-            Some(&target),
-            crate::audit::Outcome::Refused,
-            serde_json::json!({ "error": "forbidden" }),
-        )
-        .await
-        {
-            metrics::counter!("locker_audit_write_failures_total").increment(1);
-            tracing::error!(error = %e, %action, "cannot write the audit log");
-        }
-        Err(ApiError::Forbidden)
+/// An operator whose role may do `capability`; else 403 `forbidden`, and the refused attempt is
+/// audited.
+async fn operator_who_may(
+    parts: &mut RequestParts,
+    state: &ApiState,
+    capability: Capability,
+) -> Result<User, ApiError> {
+    let Caller(user) = Caller::from_request_parts(parts, state).await?;
+    if user.role.may(capability) {
+        return Ok(user);
     }
+    // A refused attempt at an operator action is audited too.
+    let route = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let action = format!("{} {route}", parts.method);
+    let target = parts.uri.path().to_owned();
+    if let Err(e) = crate::audit::record(
+        &state.storage,
+        Some(&user),
+        &action,
+        Some(&target),
+        crate::audit::Outcome::Refused,
+        serde_json::json!({ "error": "forbidden", "role": user.role.as_str() }),
+    )
+    .await
+    {
+        metrics::counter!("locker_audit_write_failures_total").increment(1);
+        tracing::error!(error = %e, %action, "cannot write the audit log");
+    }
+    Err(ApiError::Forbidden)
+}
+
+/// Extractors for operators by what they may do ([`Capability`]): each is the user behind the
+/// request once their role allows it.
+macro_rules! operators {
+    ($($(#[$doc:meta])* $name:ident => $capability:expr;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub User);
+
+        impl FromRequestParts<ApiState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut RequestParts,
+                state: &ApiState,
+            ) -> Result<Self, Self::Rejection> {
+                operator_who_may(parts, state, $capability).await.map($name)
+            }
+        }
+    )*};
+}
+
+operators! {
+    /// Any operator (viewer and up): reads the fleet, the books and the audit log.
+    Operator => Capability::Read;
+    /// A technician, support or admin: maintenance unlocks and door service.
+    DoorServicer => Capability::DoorService;
+    /// Support or an admin: lockers, plans, products and stock, customers' rentals.
+    Manager => Capability::Manage;
+    /// An admin: top-ups and refunds.
+    Treasurer => Capability::Money;
+    /// An admin: revokes a locker's credentials.
+    Revoker => Capability::Revoke;
+    /// An admin: operator accounts and their roles.
+    AccountAdmin => Capability::Accounts;
 }

@@ -1,6 +1,7 @@
 //! What every operation of the OpenAPI document shares, added in one place so that no operation
 //! can leave it out: the `bearer` security scheme, the `Idempotency-Key` header (with its schema)
-//! on each POST, and the problem answers any operation can give: 400 (a path or query parameter
+//! on each POST, the roles an operator operation needs (its 403 and a line of its description),
+//! and the problem answers any operation can give: 400 (a path or query parameter
 //! that does not parse), 401 (an operation that needs a token), 429 (rate limits), 503 (the
 //! gateway is stopping or a dependency is down), and for an operation with a body 413, 415 and
 //! 422.
@@ -9,6 +10,8 @@ use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+
+use crate::account::Capability;
 
 /// The modifier.
 pub struct Conventions;
@@ -27,20 +30,51 @@ fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
-/// Whether only operators may call `method path` (the `Operator` extractor: 403 for others).
-pub fn operator_only(method: &str, path: &str) -> bool {
-    let area = |prefix: &str| path.starts_with(prefix);
-    match method {
-        _ if area("/v1/admin/") || area("/v1/audit") || area("/v1/users") => true,
-        _ if area("/v1/wallets/") || path == "/v1/products/{id}" => true,
-        _ if area("/v1/devices") => !path.ends_with("/availability"),
-        "post" => path == "/v1/plans" || path == "/v1/products",
-        _ => false,
-    }
+/// What an operator must be allowed to do to call `method path` (the extractors of `auth`: 403
+/// for others), or `None` for an operation open to customers or anonymous callers. One table, so
+/// that the document names the roles each operation needs; a test calls every operation with
+/// every role and checks it against this.
+pub fn needs(method: &str, path: &str) -> Option<Capability> {
+    use Capability::*;
+    const TABLE: &[(&str, &str, Capability)] = &[
+        ("get", "/v1/users", Read),
+        ("get", "/v1/audit", Read),
+        ("get", "/v1/gateways", Read),
+        ("get", "/v1/admin/rentals", Read),
+        ("get", "/v1/admin/orders", Read),
+        ("get", "/v1/admin/stuck", Read),
+        ("get", "/v1/devices", Read),
+        ("get", "/v1/devices/{id}", Read),
+        ("get", "/v1/devices/{id}/commands", Read),
+        ("get", "/v1/devices/{id}/stock", Read),
+        ("post", "/v1/devices/{id}/doors/{door}/unlock", DoorService),
+        (
+            "post",
+            "/v1/devices/{id}/commands/{command_id}/cancel",
+            DoorService,
+        ),
+        ("post", "/v1/devices", Manage),
+        ("post", "/v1/devices/{id}/rotate", Manage),
+        ("post", "/v1/devices/{id}/configure", Manage),
+        ("put", "/v1/devices/{id}/doors/{door}/stock", Manage),
+        ("post", "/v1/plans", Manage),
+        ("post", "/v1/products", Manage),
+        ("patch", "/v1/products/{id}", Manage),
+        ("post", "/v1/admin/rentals/{id}/end", Manage),
+        ("post", "/v1/admin/rentals/{id}/cancel", Manage),
+        ("post", "/v1/admin/rentals/{id}/refund", Money),
+        ("post", "/v1/wallets/{user_id}/top-ups", Money),
+        ("post", "/v1/devices/{id}/revoke", Revoke),
+        ("put", "/v1/users/{id}/role", Accounts),
+    ];
+    TABLE
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, capability)| *capability)
 }
 
 /// Adds the problem answers every operation can give, unless it documents them itself.
-fn common_answers(operation: &mut Operation, is_post: bool, operator: bool) {
+fn common_answers(operation: &mut Operation, is_post: bool, needs: Option<Capability>) {
     let has_body = operation.request_body.is_some();
     let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut answers: Vec<(&str, &str)> = vec![
@@ -57,8 +91,17 @@ fn common_answers(operation: &mut Operation, is_post: bool, operator: bool) {
     if secured {
         answers.push(("401", "`unauthorized`: no valid bearer token"));
     }
-    if operator {
-        answers.push(("403", "`forbidden`: this needs an operator account"));
+    if let Some(capability) = needs {
+        let who = capability.roles();
+        operation.responses.responses.insert(
+            "403".to_owned(),
+            problem(&format!("`forbidden`: only {who} may do this")),
+        );
+        let said = operation.description.get_or_insert_with(String::new);
+        if !said.is_empty() {
+            said.push_str("\n\n");
+        }
+        said.push_str(&format!("**Who may:** {who}."));
     }
     let queried = operation.parameters.as_ref().is_some_and(|p| {
         p.iter()
@@ -131,7 +174,7 @@ impl utoipa::Modify for Conventions {
                 post.parameters.get_or_insert_with(Vec::new).push(header);
             }
             if let Some(post) = item.post.as_mut() {
-                common_answers(post, true, operator_only("post", path));
+                common_answers(post, true, needs("post", path));
             }
             for (method, operation) in [
                 ("get", item.get.as_mut()),
@@ -140,7 +183,7 @@ impl utoipa::Modify for Conventions {
                 ("delete", item.delete.as_mut()),
             ] {
                 if let Some(operation) = operation {
-                    common_answers(operation, false, operator_only(method, path));
+                    common_answers(operation, false, needs(method, path));
                 }
             }
         }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::audit::audited;
-use super::auth::Operator;
+use super::auth::Manager;
 use super::devices::{device_id, origin};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Path};
@@ -60,14 +60,14 @@ pub struct ConfigureResult {
     ))]
 pub async fn configure(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: Manager,
     Path(id): Path<String>,
     Json(body): Json<SettingsBody>,
 ) -> Result<Json<ConfigureResult>, ApiError> {
     let reason = body.reason.trim().to_owned();
     let result = async {
         let device = device_id(&id)?;
-        let origin = origin(&operator, &reason)?;
+        let origin = origin(&operator.0, &reason)?;
         let command = Command::configure(
             body.heartbeat_secs,
             body.open_window_ms,

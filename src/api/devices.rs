@@ -14,9 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::audit::audited;
-use super::auth::Operator;
+use super::auth::{DoorServicer, Manager, Operator, Revoker};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Query, page_size};
+use crate::account::User;
 use crate::command::history::{self, CommandView};
 use crate::command::{Command, Origin};
 use crate::device::directory::{self, DeviceDetail, DeviceSearch, DeviceView};
@@ -143,12 +144,12 @@ pub(super) fn device_id(id: &str) -> Result<DeviceId, ApiError> {
 
 /// Who asks for an operator's command and why: the reason (already trimmed) must be 1 to 200
 /// characters; it is kept with the command and in the audit log.
-pub(super) fn origin(operator: &Operator, reason: &str) -> Result<Origin, ApiError> {
+pub(super) fn origin(operator: &User, reason: &str) -> Result<Origin, ApiError> {
     if reason.is_empty() || reason.chars().count() > 200 {
         return Err(ApiError::field("reason", "1 to 200 characters"));
     }
     Ok(Origin {
-        requested_by: Some(operator.0.id),
+        requested_by: Some(operator.id),
         reason: Some(reason.to_owned()),
     })
 }
@@ -163,7 +164,7 @@ pub(super) fn origin(operator: &Operator, reason: &str) -> Result<Origin, ApiErr
     ))]
 pub async fn provision(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: Manager,
     Json(body): Json<NewDeviceBody>,
 ) -> Result<(StatusCode, Json<DeviceCredentialsView>), ApiError> {
     let result = async {
@@ -259,7 +260,7 @@ pub async fn get(
     ))]
 pub async fn revoke(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: Revoker,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let result = async {
@@ -295,7 +296,7 @@ pub async fn revoke(
     ))]
 pub async fn rotate(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: Manager,
     Path(id): Path<String>,
     Json(body): Json<RotateBody>,
 ) -> Result<Json<DeviceCredentialsView>, ApiError> {
@@ -361,7 +362,7 @@ pub async fn commands(
     ))]
 pub async fn cancel(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: DoorServicer,
     Path((id, command_id)): Path<(String, i64)>,
 ) -> Result<Json<Cancelled>, ApiError> {
     let result = async {
@@ -405,14 +406,14 @@ pub async fn cancel(
     ))]
 pub async fn unlock(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: DoorServicer,
     Path((id, door)): Path<(String, u16)>,
     Json(body): Json<MaintenanceUnlock>,
 ) -> Result<Json<UnlockResult>, ApiError> {
     let reason = body.reason.trim().to_owned();
     let result = async {
         let device = device_id(&id)?;
-        let origin = origin(&operator, &reason)?;
+        let origin = origin(&operator.0, &reason)?;
         let outcome = state
             .commands
             .send_with(device, Command::Unlock { door }, &origin)

@@ -138,6 +138,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::change_password))
         .routes(routes!(accounts::log_out))
         .routes(routes!(accounts::find))
+        .routes(routes!(accounts::set_role))
         .routes(routes!(devices::provision, devices::list))
         .routes(routes!(devices::get))
         .routes(routes!(devices::revoke))

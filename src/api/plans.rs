@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ApiState;
-use super::auth::{Caller, Operator};
+use super::auth::{Caller, Manager};
 use super::error::{ApiError, Problem};
 use super::json::Json;
 use crate::rental::Terms;
@@ -158,7 +158,7 @@ fn validate(state: &ApiState, body: &NewPlan) -> Result<Plan, ApiError> {
     ))]
 pub async fn publish(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: Manager,
     Json(body): Json<NewPlan>,
 ) -> Result<(StatusCode, Json<PlanView>), ApiError> {
     let result: Result<_, ApiError> = async {

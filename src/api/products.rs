@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::ApiState;
-use super::auth::{Caller, Operator};
+use super::auth::{Caller, Manager, Operator};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Query};
 use crate::order::{Product, StockLine};
@@ -175,7 +175,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     ))]
 pub async fn create(
     State(state): State<ApiState>,
-    Operator(operator): Operator,
+    Manager(operator): Manager,
     Json(body): Json<NewProduct>,
 ) -> Result<(StatusCode, Json<ProductView>), ApiError> {
     let result = async {
@@ -218,7 +218,7 @@ pub async fn create(
     ))]
 pub async fn update(
     State(state): State<ApiState>,
-    Operator(operator): Operator,
+    Manager(operator): Manager,
     Path(id): Path<Uuid>,
     Json(body): Json<ProductChange>,
 ) -> Result<Json<ProductView>, ApiError> {
@@ -261,7 +261,7 @@ pub async fn list(
     Caller(user): Caller,
     Query(filter): Query<ProductFilter>,
 ) -> Result<Json<Vec<ProductView>>, ApiError> {
-    if filter.all && user.role != crate::account::Role::Admin {
+    if filter.all && !user.role.is_operator() {
         return Err(ApiError::Forbidden);
     }
     let products = state.catalog.list(filter.all).await?;
@@ -284,7 +284,7 @@ pub async fn list(
     ))]
 pub async fn set_stock(
     State(state): State<ApiState>,
-    Operator(operator): Operator,
+    Manager(operator): Manager,
     Path((device, door)): Path<(String, i32)>,
     Json(body): Json<DoorStock>,
 ) -> Result<Json<Vec<StockView>>, ApiError> {

@@ -329,7 +329,7 @@ async fn operator_action(
     ))]
 pub async fn admin_end(
     State(state): State<ApiState>,
-    super::auth::Operator(operator): super::auth::Operator,
+    super::auth::Manager(operator): super::auth::Manager,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RentalView>, ApiError> {
     let result = state.rentals.end_by_operator(id).await;
@@ -346,7 +346,7 @@ pub async fn admin_end(
     ))]
 pub async fn admin_cancel(
     State(state): State<ApiState>,
-    super::auth::Operator(operator): super::auth::Operator,
+    super::auth::Manager(operator): super::auth::Manager,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RentalView>, ApiError> {
     let result = state.rentals.cancel_by_operator(id).await;
@@ -364,7 +364,7 @@ pub async fn admin_cancel(
     ))]
 pub async fn admin_refund(
     State(state): State<ApiState>,
-    super::auth::Operator(operator): super::auth::Operator,
+    super::auth::Treasurer(operator): super::auth::Treasurer,
     Path(id): Path<Uuid>,
     Json(body): Json<Refund>,
 ) -> Result<Json<RentalView>, ApiError> {

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::ApiState;
-use super::auth::{Caller, Operator};
+use super::auth::{Caller, Treasurer};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Query, parse};
 use crate::wallet::{Balance, LedgerEntry, WalletError};
@@ -224,7 +224,7 @@ pub async fn ledger(
     ))]
 pub async fn top_up(
     State(state): State<ApiState>,
-    operator: Operator,
+    operator: Treasurer,
     Path(user_id): Path<Uuid>,
     Json(body): Json<TopUp>,
 ) -> Result<Json<WalletView>, ApiError> {

@@ -33,17 +33,22 @@ pub async fn customer(app: &TestApp, email: &str) -> String {
 
 /// Makes an operator (as `admin create` does) and logs in; returns the bearer token.
 pub async fn operator(app: &TestApp, email: &str) -> String {
+    operator_as(app, email, locker_gateway::account::Role::Admin).await
+}
+
+/// Makes an operator with `role` and logs in; returns the bearer token.
+pub async fn operator_as(
+    app: &TestApp,
+    email: &str,
+    role: locker_gateway::account::Role,
+) -> String {
     let accounts = locker_gateway::account::Accounts::new(
         app.storage.clone(),
         locker_gateway::account::PasswordCost::TEST,
         std::time::Duration::from_secs(3600),
     );
     accounts
-        .register(
-            email,
-            "an operator password",
-            locker_gateway::account::Role::Admin,
-        )
+        .register(email, "an operator password", role)
         .await
         .expect("operator made");
     token(app, email, "an operator password").await
@@ -186,6 +191,37 @@ async fn the_first_operator_is_made_on_the_command_line(pool: PgPool) {
     let token = token(&app, "ops@example.com", "an operator password").await;
     let body: Value = me(&app, &token).await.json().await.expect("me");
     assert_eq!(body["role"], "admin");
+    // Another operator with a narrower role; an unknown role is refused before anything.
+    for (role, ok) in [("technician", true), ("user", false), ("root", false)] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+            .args([
+                "admin",
+                "create",
+                "--email",
+                &format!("{role}@example.com"),
+                "--role",
+                role,
+            ])
+            .env("DATABASE_URL", crate::process::database_url(&pool))
+            .env("LOCKER_ARGON2_MEMORY_KIB", "64")
+            .env("LOCKER_ARGON2_ITERATIONS", "1")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"an operator password\n")
+            .expect("password written");
+        drop(stdin);
+        let output = child.wait_with_output().expect("finished");
+        assert_eq!(output.status.success(), ok, "{role}: {output:?}");
+    }
+    let technician = self::token(&app, "technician@example.com", "an operator password").await;
+    let body: Value = me(&app, &technician).await.json().await.expect("me");
+    assert_eq!(body["role"], "technician");
 }
 
 /// The id of the account behind `token`.

@@ -253,6 +253,12 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             as_admin(Method::GET, "/v1/users?email=example"),
         ),
         (
+            "put",
+            "/v1/users/{id}/role",
+            as_admin(Method::PUT, "/v1/users/00000000-0000-7000-8000-000000000009/role")
+                .json(&serde_json::json!({ "role": "viewer" })),
+        ),
+        (
             "get",
             "/v1/admin/rentals",
             as_admin(Method::GET, "/v1/admin/rentals?device_id=lk-1&state=active&limit=5"),

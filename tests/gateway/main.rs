@@ -59,6 +59,7 @@ mod rentals;
 mod rentals_after;
 mod replay;
 mod restart;
+mod roles;
 mod schema;
 mod serial;
 mod serial_answers;
