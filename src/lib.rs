@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod alarm;
 pub mod api;
 pub mod app;
 pub mod audit;

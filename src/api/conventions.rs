@@ -39,6 +39,9 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
     const TABLE: &[(&str, &str, Capability)] = &[
         ("get", "/v1/users", Read),
         ("get", "/v1/audit", Read),
+        ("get", "/v1/alarms", Read),
+        ("post", "/v1/alarms/{id}/acknowledge", DoorService),
+        ("post", "/v1/alarms/{id}/resolve", DoorService),
         ("get", "/v1/gateways", Read),
         ("get", "/v1/admin/rentals", Read),
         ("get", "/v1/admin/orders", Read),

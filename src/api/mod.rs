@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 pub mod accounts;
 pub mod admin_lists;
+pub mod alarms;
 pub mod amount;
 pub mod asyncapi;
 pub mod audit;
@@ -139,6 +140,9 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::log_out))
         .routes(routes!(accounts::find))
         .routes(routes!(accounts::set_role))
+        .routes(routes!(alarms::list))
+        .routes(routes!(alarms::acknowledge))
+        .routes(routes!(alarms::resolve))
         .routes(routes!(devices::provision, devices::list))
         .routes(routes!(devices::get))
         .routes(routes!(devices::revoke))

@@ -40,6 +40,15 @@ pub(super) async fn write(
             presence::Uplinked::Fresh { raised, window } => {
                 if let Some(raised) = raised {
                     crate::rental::alarm::flag(&mut tx, &accepted.device, raised).await?;
+                    let (kind, door) = (raised.kind, raised.door);
+                    crate::alarm::raise(
+                        &mut tx,
+                        &accepted.device,
+                        kind,
+                        door,
+                        accepted.received_at,
+                    )
+                    .await?;
                 }
                 // Where it stands among the locker's uplinks recorded so far: the latest counter
                 // before it still on its way, if any.

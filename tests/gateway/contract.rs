@@ -247,6 +247,18 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
             as_admin(Method::POST, "/v1/devices/lk-1/revoke"),
         ),
         ("get", "/v1/audit", as_admin(Method::GET, "/v1/audit")),
+        ("get", "/v1/alarms", as_admin(Method::GET, "/v1/alarms?state=open")),
+        (
+            "post",
+            "/v1/alarms/{id}/acknowledge",
+            as_admin(Method::POST, "/v1/alarms/1/acknowledge"),
+        ),
+        (
+            "post",
+            "/v1/alarms/{id}/resolve",
+            as_admin(Method::POST, "/v1/alarms/1/resolve")
+                .json(&serde_json::json!({ "resolution": "done" })),
+        ),
         (
             "get",
             "/v1/users",

@@ -10,6 +10,7 @@ mod mosquitto_server;
 
 mod accounts;
 mod admin_cli;
+mod alarms;
 mod amounts;
 mod answers_elsewhere;
 mod api;
