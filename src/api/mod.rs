@@ -182,8 +182,8 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
     (router, openapi)
 }
 
-/// The complete application: routes, `/v1/openapi.json` and `/v1/asyncapi.json`, problem documents for unknown routes and
-/// methods, the body size limit.
+/// The complete application: routes, `/v1/openapi.json` and `/v1/asyncapi.json`, the API
+/// explorer at `/docs`, problem documents for unknown routes and methods, the body size limit.
 pub fn app(state: ApiState) -> axum::Router {
     let body_limit = state.body_limit;
     let (router, mut openapi) = routes();
@@ -206,6 +206,11 @@ pub fn app(state: ApiState) -> axum::Router {
         .route(
             "/v1/asyncapi.json",
             get(|| async { axum::Json(asyncapi::document()) }),
+        )
+        // The API explorer: Swagger UI (bundled in the binary) reading the document above.
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .config(utoipa_swagger_ui::Config::from("/v1/openapi.json")),
         )
         .route("/metrics", get(metrics::scrape))
         .route("/problems/{code}", get(problems::explain))

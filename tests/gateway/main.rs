@@ -35,6 +35,7 @@ mod device_settings;
 mod devices_api;
 mod doors_checked;
 mod dynsec;
+mod explorer;
 mod fleet;
 mod fleet_serial;
 mod fleet_versions;
