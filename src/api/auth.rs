@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts as RequestParts;
 
 use super::ApiState;
+use super::console::session::{CSRF_HEADER, SESSION_COOKIE, csrf_of, same};
 use super::error::ApiError;
 use crate::account::{Capability, User};
 
@@ -33,10 +34,35 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut RequestParts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized(
-            "send a bearer token: Authorization: Bearer <token>",
-        ))?;
+        // A bearer token, or the console's session cookie (then a state-changing request must
+        // carry the session's CSRF token).
+        let (token, by_cookie) = match bearer(&parts.headers) {
+            Some(token) => (token.to_owned(), false),
+            None => match super::console::session::cookie(&parts.headers, SESSION_COOKIE) {
+                Some(token) => (token.to_owned(), true),
+                None => {
+                    return Err(ApiError::Unauthorized(
+                        "send a bearer token: Authorization: Bearer <token>",
+                    ));
+                }
+            },
+        };
+        if by_cookie && !parts.method.is_safe() {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !same(sent, &csrf_of(&token)) {
+                return Err(ApiError::CsrfFailed);
+            }
+        }
+        let token = token.as_str();
         match state.accounts.authenticate(token).await? {
+            // The console is for operators only.
+            Some(user) if by_cookie && !user.role.is_operator() => Err(ApiError::Unauthorized(
+                "the console is for operator accounts",
+            )),
             Some(user) => {
                 state.limits.check_user(user.id)?;
                 if let Some(fleet) = &state.fleet_limits {

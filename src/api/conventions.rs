@@ -40,6 +40,7 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
         ("get", "/v1/users", Read),
         ("get", "/v1/audit", Read),
         ("get", "/v1/alarms", Read),
+        ("get", "/v1/overview", Read),
         ("post", "/v1/alarms/{id}/acknowledge", DoorService),
         ("post", "/v1/alarms/{id}/resolve", DoorService),
         ("get", "/v1/gateways", Read),

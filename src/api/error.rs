@@ -77,8 +77,11 @@ pub enum ApiError {
         detail: String,
     },
     /// Not allowed for this user.
-    #[error("this needs the operator (admin) role")]
+    #[error("your account's role does not allow this")]
     Forbidden,
+    /// A console request (authenticated by its session cookie) without its CSRF token.
+    #[error("this request needs the console's CSRF token")]
+    CsrfFailed,
     /// No such thing, or not yours.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -157,7 +160,7 @@ impl ApiError {
             }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -181,6 +184,7 @@ impl ApiError {
             Self::InvalidAmount(_) => "invalid_amount",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::CsrfFailed => "csrf_failed",
             Self::NotFound(_) => "not_found",
             Self::NoRoute => "no_such_route",
             Self::MethodNotAllowed => "method_not_allowed",

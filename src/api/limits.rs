@@ -95,6 +95,16 @@ impl RateLimits {
         (self.per_ip.len(), self.per_user.len())
     }
 
+    /// Whether the request came over TLS, as a trusted proxy says (`X-Forwarded-Proto: https`);
+    /// the gateway itself serves plain HTTP.
+    pub fn over_tls(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        self.trusted_proxies.contains(&peer)
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+    }
+
     /// The client's address: the peer, or what a trusted proxy says.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if !self.trusted_proxies.contains(&peer) {

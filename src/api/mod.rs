@@ -21,6 +21,7 @@ pub mod asyncapi;
 pub mod audit;
 pub mod auth;
 pub mod broker_hooks;
+pub mod console;
 pub mod conventions;
 pub mod device_settings;
 pub mod devices;
@@ -35,6 +36,7 @@ pub mod metric_help;
 pub mod metrics;
 pub mod order_list;
 pub mod orders;
+pub mod overview;
 pub mod plans;
 pub mod problems;
 pub mod products;
@@ -141,6 +143,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::find))
         .routes(routes!(accounts::set_role))
         .routes(routes!(alarms::list))
+        .routes(routes!(overview::overview))
         .routes(routes!(alarms::acknowledge))
         .routes(routes!(alarms::resolve))
         .routes(routes!(devices::provision, devices::list))
@@ -207,6 +210,7 @@ pub fn app(state: ApiState) -> axum::Router {
             "/v1/asyncapi.json",
             get(|| async { axum::Json(asyncapi::document()) }),
         )
+        .merge(console::routes())
         // The API explorer: Swagger UI (bundled in the binary) reading the document above.
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs")

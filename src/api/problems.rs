@@ -35,7 +35,16 @@ pub const CODES: &[(&str, u16, &str)] = &[
         401,
         "No valid bearer token: log in with POST /v1/sessions.",
     ),
-    ("forbidden", 403, "This needs an operator account."),
+    (
+        "forbidden",
+        403,
+        "Your account's role does not allow this: the operation's document says who may (*Who may*).",
+    ),
+    (
+        "csrf_failed",
+        403,
+        "A state-changing request authenticated by the console's session cookie came without the session's CSRF token (the `X-CSRF-Token` header, or the form's `csrf` field). Nothing was done. Requests with a bearer token need none.",
+    ),
     ("not_found", 404, "No such thing, or it is not yours."),
     (
         "no_such_route",

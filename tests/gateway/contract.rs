@@ -248,6 +248,7 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         ),
         ("get", "/v1/audit", as_admin(Method::GET, "/v1/audit")),
         ("get", "/v1/alarms", as_admin(Method::GET, "/v1/alarms?state=open")),
+        ("get", "/v1/overview", as_admin(Method::GET, "/v1/overview")),
         (
             "post",
             "/v1/alarms/{id}/acknowledge",

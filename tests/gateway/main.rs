@@ -28,6 +28,7 @@ mod cache;
 mod command_helpers;
 mod commands;
 mod conform_mqtt;
+mod console;
 mod contract;
 mod crashes;
 mod customer_lists;
