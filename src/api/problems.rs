@@ -254,8 +254,19 @@ mod tests {
     fn every_code_the_api_answers_with_is_explained() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
         let mut missing = Vec::new();
-        for entry in std::fs::read_dir(dir).expect("src/api") {
-            let path = entry.expect("entry").path();
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(dir)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src/api") {
+                let path = entry.expect("entry").path();
+                match path.extension() {
+                    None if path.is_dir() => dirs.push(path),
+                    Some(ext) if ext == "rs" => files.push(path),
+                    _ => {}
+                }
+            }
+        }
+        for path in files {
             let text = std::fs::read_to_string(&path).expect("source");
             for marker in ["code: \"", "=> \""] {
                 for piece in text.split(marker).skip(1) {
