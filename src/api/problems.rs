@@ -41,6 +41,16 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "Your account's role does not allow this: the operation's document says who may (*Who may*).",
     ),
     (
+        "own_role",
+        409,
+        "An admin tried to change their own role: another admin must do it, so a fleet always keeps one.",
+    ),
+    (
+        "alarm_resolved",
+        409,
+        "The alarm is resolved already: it cannot be acknowledged or resolved again. A new alarm of its kind at its door opens a new one.",
+    ),
+    (
         "csrf_failed",
         403,
         "A state-changing request authenticated by the console's session cookie came without the session's CSRF token (the `X-CSRF-Token` header, or the form's `csrf` field). Nothing was done. Requests with a bearer token need none.",
