@@ -22,6 +22,10 @@ command -v mosquitto >/dev/null && command -v mosquitto_passwd >/dev/null \
 ensure_package "command -v cc >/dev/null" gcc "the C library's tests build with it"
 ensure_package "[ -f /usr/include/mosquitto.h ]" libmosquitto-dev \
   "the example MQTT locker (firmware-protocol/c/examples) links it"
+# The console's browser tests drive Debian's Chromium through its WebDriver.
+ensure_package "command -v chromium >/dev/null" chromium "the console's browser tests run in it"
+ensure_package "command -v chromedriver >/dev/null" chromium-driver \
+  "the console's browser tests drive Chromium with it"
 
 say "PostgreSQL at $(redacted "$DATABASE_URL"), Redis at $(redacted "$REDIS_URL")"
 

@@ -21,6 +21,7 @@ mod broker;
 mod broker_hooks;
 mod broker_retained;
 mod broker_tls;
+mod browser;
 mod c_board;
 mod c_build;
 mod c_locker;
