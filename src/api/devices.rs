@@ -65,6 +65,11 @@ impl DeviceCredentialsView {
 pub struct ListDevices {
     /// Ids starting with this.
     pub prefix: Option<String>,
+    /// Ids containing this (any case, 1 to 32 characters; on PostgreSQL a trigram index serves
+    /// fragments of three characters or more). Overrides `prefix`.
+    pub q: Option<String>,
+    /// Only devices with an alarm not yet resolved (`true`), or without one (`false`).
+    pub open_alarms: Option<bool>,
     /// Only online (`true`) or offline (`false`) devices.
     pub online: Option<bool>,
     /// Only this model.
@@ -202,7 +207,8 @@ pub async fn provision(
     .await
 }
 
-/// Lists devices: search by id prefix, filter by presence and model, page by id.
+/// Lists devices: search by id prefix or fragment, filter by presence, model and open alarms,
+/// page by id.
 #[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])),
     params(ListDevices),
     responses(
@@ -219,6 +225,13 @@ pub async fn list(
         &state.storage,
         &DeviceSearch {
             prefix: query.prefix,
+            fragment: match query.q.as_deref().map(str::trim) {
+                Some(q) if q.is_empty() || q.chars().count() > 32 => {
+                    return Err(ApiError::field("q", "1 to 32 characters"));
+                }
+                q => q.map(str::to_owned),
+            },
+            open_alarms: query.open_alarms,
             online: query.online,
             model: query.model,
             after: query.after,

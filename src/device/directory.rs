@@ -60,6 +60,10 @@ pub struct DeviceDetail {
 pub struct DeviceSearch {
     /// Ids starting with this.
     pub prefix: Option<String>,
+    /// Ids containing this, in any case.
+    pub fragment: Option<String>,
+    /// Only those with an alarm not yet resolved (`true`) or without (`false`).
+    pub open_alarms: Option<bool>,
     /// Only online (`true`) or offline (`false`) ones.
     pub online: Option<bool>,
     /// Only this model.
@@ -70,12 +74,27 @@ pub struct DeviceSearch {
     pub limit: i64,
 }
 
-const SEARCH: &str =
-    "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at
-     FROM devices
-     WHERE ($1 IS NULL OR substr(id, 1, length($1)) = $1) AND ($2 IS NULL OR online = $2)
-       AND ($3 IS NULL OR model = $3) AND ($4 IS NULL OR id > $4)
-     ORDER BY id LIMIT $5";
+/// The search's statement: the filters, then `$6`, the id condition (a prefix, or a fragment the
+/// trigram index serves on PostgreSQL).
+macro_rules! search_sql {
+    ($id:literal) => {
+        concat!(
+            "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no,
+                    created_at
+             FROM devices
+             WHERE ($1 IS NULL OR online = $1) AND ($2 IS NULL OR model = $2)
+               AND ($3 IS NULL OR id > $3)
+               AND ($4 IS NULL OR $4 = EXISTS (SELECT 1 FROM alarms a
+                    WHERE a.device_id = devices.id AND a.state <> 'resolved'))
+               AND ",
+            $id,
+            " ORDER BY id LIMIT $5"
+        )
+    };
+}
+
+const SEARCH: &str = search_sql!("($6 IS NULL OR substr(id, 1, length($6)) = $6)");
+const SEARCH_FRAGMENT: &str = search_sql!("lower(id) LIKE $6 ESCAPE '\\'");
 
 const ONE: &str =
     "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at
@@ -89,13 +108,29 @@ pub async fn search(
     storage: &Storage,
     search: &DeviceSearch,
 ) -> Result<Vec<DeviceView>, sqlx::Error> {
+    // A fragment as a LIKE pattern: its own `%`, `_` and `\` taken literally.
+    let (statement, id) = match &search.fragment {
+        Some(fragment) => {
+            let escaped: String = fragment
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            (SEARCH_FRAGMENT, Some(format!("%{escaped}%")))
+        }
+        None => (SEARCH, search.prefix.clone()),
+    };
     Ok(on_pool!(storage, |pool| {
-        sqlx::query_as(SEARCH)
-            .bind(&search.prefix)
+        sqlx::query_as(statement)
             .bind(search.online)
             .bind(&search.model)
             .bind(&search.after)
+            .bind(search.open_alarms)
             .bind(search.limit)
+            .bind(&id)
             .fetch_all(pool)
             .await?
     }))

@@ -33,6 +33,7 @@ mod console;
 mod contract;
 mod crashes;
 mod customer_lists;
+mod device_search;
 mod device_settings;
 mod devices_api;
 mod doors_checked;

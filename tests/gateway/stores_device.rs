@@ -312,6 +312,7 @@ in_both_modes! {
                 model: None,
                 after: None,
                 limit: 10,
+                ..Default::default()
             },
         )
         .await
