@@ -171,3 +171,116 @@ async fn an_operator_signs_in_sees_the_overview_at_360_px_and_signs_out(pool: Pg
     find(&client, "input[name=password]").await;
     client.close().await.expect("closed");
 }
+
+/// The class of door `door`'s cell on a locker's page.
+async fn door_class(client: &Client, door: u16) -> String {
+    find(client, &format!("li.door[data-door=\"{door}\"]"))
+        .await
+        .attr("class")
+        .await
+        .expect("attr")
+        .unwrap_or_default()
+}
+
+/// Waits until `check` holds on the page, at most [`PAGE_WAIT`].
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test]
+async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_maintenance(
+    pool: PgPool,
+) {
+    use simulator::mqtt::Knob;
+    let app = spawn_app(pool).await;
+    let creds = app.provision("cab-west-07", 4).await;
+    app.provision("cab-east-01", 4).await;
+    operator_as(&app, "tech@example.com", Role::Technician).await;
+    let locker = app.locker(&creds, Duration::from_millis(300));
+    crate::helpers::eventually("online", || async { app.online("cab-west-07").await }).await;
+    let client = browser().await;
+    sign_in(&client, &app, "tech@example.com").await;
+    client
+        .goto(&app.url("/console/lockers"))
+        .await
+        .expect("goto");
+    find(&client, "input[name=q]")
+        .await
+        .send_keys("west")
+        .await
+        .expect("typed");
+    find(&client, "form.filters button")
+        .await
+        .click()
+        .await
+        .expect("searched");
+    until("one result", || async {
+        client
+            .find_all(Locator::Css("tbody tr"))
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0)
+            == 1
+    })
+    .await;
+    find(&client, "tbody a")
+        .await
+        .click()
+        .await
+        .expect("opened the locker");
+    find(&client, "main[data-live=yes]").await;
+    assert!(door_class(&client, 2).await.contains("closed"));
+    // The simulator's door 2 is forced open: the grid shows it without a reload.
+    locker.turn(Knob::ForceOpen(2)).await;
+    until("door 2 open on the page", || async {
+        door_class(&client, 2).await.contains("open")
+    })
+    .await;
+    // A maintenance unlock of door 3, with a reason.
+    find(&client, "#reason")
+        .await
+        .send_keys("replacing the hinge")
+        .await
+        .expect("typed");
+    find(&client, "button.unlock[data-door=\"3\"]")
+        .await
+        .click()
+        .await
+        .expect("clicked");
+    until("the unlock's answer", || async {
+        find(&client, "#result")
+            .await
+            .text()
+            .await
+            .is_ok_and(|t| t.contains("Door 3: opened"))
+    })
+    .await;
+    until("door 3 open on the page", || async {
+        door_class(&client, 3).await.contains("open")
+    })
+    .await;
+    client.set_window_size(360, 800).await.expect("resized");
+    assert!(
+        !scrolls_sideways(&client).await,
+        "the locker page scrolls sideways at 360 px"
+    );
+    let unlocks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'door.unlock' AND outcome = 'ok'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(unlocks, 1);
+    client.close().await.expect("closed");
+}

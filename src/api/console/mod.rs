@@ -15,11 +15,13 @@ use serde::Deserialize;
 use super::ApiState;
 use crate::account::User;
 
+mod lockers;
 pub mod session;
 
 use session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf_of, same, set_cookie};
 
 const CSS: &str = include_str!("assets/console.css");
+const LOCKER_JS: &str = include_str!("assets/locker.js");
 
 /// The console's routes (pages, not API operations: they are not in the OpenAPI document).
 pub fn routes() -> axum::Router<ApiState> {
@@ -27,7 +29,11 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console", get(overview_page))
         .route("/console/login", get(login_page).post(log_in))
         .route("/console/logout", axum::routing::post(log_out))
+        .route("/console/lockers", get(lockers::list))
+        .route("/console/lockers/{id}", get(lockers::one))
+        .route("/console/lockers/{id}/live", get(lockers::live))
         .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/assets/locker.js", get(locker_script))
 }
 
 /// Text for HTML: `<`, `>`, `&`, quotes escaped.
@@ -47,7 +53,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A whole page: the document, the stylesheet, no outside assets, never cached or framed.
-fn page(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, body: &str, cookies: &[String]) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -76,8 +82,15 @@ async fn stylesheet() -> impl IntoResponse {
     ([(CONTENT_TYPE, "text/css; charset=utf-8")], CSS)
 }
 
+async fn locker_script() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        LOCKER_JS,
+    )
+}
+
 /// The operator whose session cookie came with the request, if it is valid.
-async fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<(User, String)> {
+pub(super) async fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<(User, String)> {
     let token = cookie(headers, SESSION_COOKIE)?;
     let user = state.accounts.authenticate(token).await.ok().flatten()?;
     user.role.is_operator().then(|| (user, token.to_owned()))
@@ -221,9 +234,11 @@ async fn record(state: &ApiState, user: &User, action: &str) {
 }
 
 /// The bar at the top of every signed-in page: who, and sign-out.
-fn bar(user: &User, token: &str) -> String {
+pub(super) fn bar(user: &User, token: &str) -> String {
     format!(
         "<header class=\"bar\"><strong>Locker console</strong>\
+         <nav class=\"sections\"><a href=\"/console\">Overview</a>\
+         <a href=\"/console/lockers\">Lockers</a></nav>\
          <span class=\"who\">{} · {}</span>\
          <form method=\"post\" action=\"/console/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -245,9 +260,22 @@ async fn overview_page(State(state): State<ApiState>, headers: HeaderMap) -> Res
     let card = |class: &str, n: i64, what: &str| {
         format!("<div class=\"card {class}\"><span class=\"n\">{n}</span>{what}</div>")
     };
+    let linked = |class: &str, n: i64, what: &str, href: &str| {
+        format!("<a class=\"card {class}\" href=\"{href}\"><span class=\"n\">{n}</span>{what}</a>")
+    };
     let cards = [
-        card("ok", counts.lockers.online, "lockers online"),
-        card("", counts.lockers.offline, "lockers offline"),
+        linked(
+            "ok",
+            counts.lockers.online,
+            "lockers online",
+            "/console/lockers?online=true",
+        ),
+        linked(
+            "",
+            counts.lockers.offline,
+            "lockers offline",
+            "/console/lockers?online=false",
+        ),
         card("critical", counts.alarms.critical, "critical alarms"),
         card("major", counts.alarms.major, "major alarms"),
         card("minor", counts.alarms.minor, "minor alarms"),
