@@ -284,3 +284,71 @@ async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_mai
     assert_eq!(unlocks, 1);
     client.close().await.expect("closed");
 }
+
+#[sqlx::test]
+async fn an_alarm_raised_by_the_simulator_is_acknowledged_and_resolved_on_the_page(pool: PgPool) {
+    use simulator::mqtt::Knob;
+    let app = spawn_app(pool).await;
+    let creds = app.provision("cab-alarm", 4).await;
+    operator_as(&app, "tech@example.com", Role::Technician).await;
+    let locker = app.locker(&creds, Duration::from_millis(300));
+    crate::helpers::eventually("online", || async { app.online("cab-alarm").await }).await;
+    locker.turn(Knob::ForceOpen(1)).await;
+    let client = browser().await;
+    sign_in(&client, &app, "tech@example.com").await;
+    // From the overview's critical count to the list.
+    until("the critical alarm counted", || async {
+        client.refresh().await.is_ok()
+            && find(&client, "a.card.critical .n")
+                .await
+                .text()
+                .await
+                .is_ok_and(|t| t == "1")
+    })
+    .await;
+    find(&client, "a.card.critical")
+        .await
+        .click()
+        .await
+        .expect("to the alarms");
+    let row = "tbody#alarms tr.critical";
+    let state = || async {
+        find(&client, &format!("{row} td.state"))
+            .await
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    assert_eq!(state().await, "open");
+    find(&client, &format!("{row} button[data-act=acknowledge]"))
+        .await
+        .click()
+        .await
+        .expect("acknowledged");
+    until("acknowledged", || async { state().await == "acknowledged" }).await;
+    find(&client, "#resolution")
+        .await
+        .send_keys("door re-hung")
+        .await
+        .expect("typed");
+    find(&client, &format!("{row} button[data-act=resolve]"))
+        .await
+        .click()
+        .await
+        .expect("resolved");
+    until("resolved", || async { state().await == "resolved" }).await;
+    let (state, by): (String, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT state, acknowledged_by FROM alarms")
+            .fetch_one(&app.pool)
+            .await
+            .expect("alarm");
+    assert_eq!(state, "resolved");
+    assert!(by.is_some(), "who acknowledged it is kept");
+    client.set_window_size(360, 800).await.expect("resized");
+    // The table scrolls inside its box; the page itself does not.
+    assert!(
+        !scrolls_sideways(&client).await,
+        "the alarms page scrolls sideways at 360 px"
+    );
+    client.close().await.expect("closed");
+}

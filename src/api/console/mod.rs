@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::ApiState;
 use crate::account::User;
 
+mod alarms;
 mod lockers;
 pub mod session;
 
@@ -22,6 +23,7 @@ use session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf_of, same, set_cookie};
 
 const CSS: &str = include_str!("assets/console.css");
 const LOCKER_JS: &str = include_str!("assets/locker.js");
+const ALARMS_JS: &str = include_str!("assets/alarms.js");
 
 /// The console's routes (pages, not API operations: they are not in the OpenAPI document).
 pub fn routes() -> axum::Router<ApiState> {
@@ -34,6 +36,8 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console/lockers/{id}/live", get(lockers::live))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/locker.js", get(locker_script))
+        .route("/console/alarms", get(alarms::list))
+        .route("/console/assets/alarms.js", get(alarms_script))
 }
 
 /// Text for HTML: `<`, `>`, `&`, quotes escaped.
@@ -238,7 +242,8 @@ pub(super) fn bar(user: &User, token: &str) -> String {
     format!(
         "<header class=\"bar\"><strong>Locker console</strong>\
          <nav class=\"sections\"><a href=\"/console\">Overview</a>\
-         <a href=\"/console/lockers\">Lockers</a></nav>\
+         <a href=\"/console/lockers\">Lockers</a>\
+         <a href=\"/console/alarms\">Alarms</a></nav>\
          <span class=\"who\">{} · {}</span>\
          <form method=\"post\" action=\"/console/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -276,9 +281,24 @@ async fn overview_page(State(state): State<ApiState>, headers: HeaderMap) -> Res
             "lockers offline",
             "/console/lockers?online=false",
         ),
-        card("critical", counts.alarms.critical, "critical alarms"),
-        card("major", counts.alarms.major, "major alarms"),
-        card("minor", counts.alarms.minor, "minor alarms"),
+        linked(
+            "critical",
+            counts.alarms.critical,
+            "critical alarms",
+            "/console/alarms?severity=critical",
+        ),
+        linked(
+            "major",
+            counts.alarms.major,
+            "major alarms",
+            "/console/alarms?severity=major",
+        ),
+        linked(
+            "minor",
+            counts.alarms.minor,
+            "minor alarms",
+            "/console/alarms?severity=minor",
+        ),
         card(
             "",
             counts.commands_last_24h.unknown,
@@ -303,4 +323,11 @@ async fn overview_page(State(state): State<ApiState>, headers: HeaderMap) -> Res
         response.headers_mut().insert("x-csrf-token", csrf);
     }
     response
+}
+
+async fn alarms_script() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        ALARMS_JS,
+    )
 }
