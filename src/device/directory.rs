@@ -124,7 +124,10 @@ pub async fn search(
         None => (SEARCH, search.prefix.clone()),
     };
     Ok(on_pool!(storage, |pool| {
+        // Not kept as a prepared statement: PostgreSQL plans each search for its own pattern
+        // (a generic plan would not know a fragment's selectivity, and scans).
         sqlx::query_as(statement)
+            .persistent(search.fragment.is_none())
             .bind(search.online)
             .bind(&search.model)
             .bind(&search.after)
