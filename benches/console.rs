@@ -14,7 +14,6 @@ use locker_gateway::storage::Storage;
 use sqlx::PgPool;
 
 #[path = "support/fleet.rs"]
-#[allow(dead_code)]
 mod support;
 
 use support::{bench_database, env_number, percentile};
