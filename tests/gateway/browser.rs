@@ -270,6 +270,15 @@ async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_mai
         door_class(&client, 3).await.contains("open")
     })
     .await;
+    // The unlock is among the locker's commands, with its reason and state.
+    client.refresh().await.expect("reloaded");
+    let commands = find(&client, "#commands").await.text().await.expect("text");
+    assert!(
+        commands.contains("replacing the hinge")
+            && commands.contains("executed")
+            && commands.contains("opened"),
+        "{commands}"
+    );
     client.set_window_size(360, 800).await.expect("resized");
     assert!(
         !scrolls_sideways(&client).await,

@@ -156,13 +156,40 @@ pub(super) async fn one(
     };
     let d = &detail.device;
     let doors: String = detail.doors.iter().map(door_cell).collect();
+    let commands = crate::command::history::list(&state.storage, &d.id, None, None, 20)
+        .await
+        .unwrap_or_default();
+    let command_rows: String = commands
+        .iter()
+        .map(|c| {
+            let outcome = c
+                .door_result
+                .as_deref()
+                .or(c.refusal.as_deref())
+                .unwrap_or("");
+            format!(
+                "<tr><td>{id}</td><td>{kind}</td><td>{door}</td><td class=\"state\">{state}</td>\
+                 <td>{outcome}</td><td>{reason}</td><td>{at}</td></tr>",
+                id = c.id,
+                kind = escape(&c.kind),
+                door = c.door.map(|n| n.to_string()).unwrap_or_default(),
+                state = escape(&c.state),
+                outcome = escape(outcome),
+                reason = escape(c.reason.as_deref().unwrap_or("")),
+                at = c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            )
+        })
+        .collect();
     let body = format!(
         "{}<main data-locker=\"{id}\" data-csrf=\"{csrf}\"><h1>Locker {id}</h1>\
          <p>{model} · {count} doors · <span id=\"presence\">{presence}</span> · firmware {firmware}</p>\
          <h2>Doors</h2><ul class=\"doors\" id=\"doors\" aria-live=\"polite\">{doors}</ul>\
          <p><label>Reason for a maintenance unlock \
          <input id=\"reason\" maxlength=\"200\" placeholder=\"why the door is opened\"></label></p>\
-         <p id=\"result\" role=\"status\"></p></main>\
+         <p id=\"result\" role=\"status\"></p>\
+         <h2>Latest commands</h2><div class=\"table\"><table><thead><tr><th>Id</th><th>Kind</th>\
+         <th>Door</th><th>State</th><th>Outcome</th><th>Reason</th><th>Created</th></tr></thead>\
+         <tbody id=\"commands\">{command_rows}</tbody></table></div></main>\
          <script src=\"/console/assets/locker.js\"></script>",
         bar(&user, &token),
         id = escape(&d.id),
