@@ -96,6 +96,15 @@ async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css} on the page in time: {e}"))
 }
 
+/// Saves the page as `name` in `SCREENSHOTS_DIR`, when it is set (the README's pictures are made
+/// so: `SCREENSHOTS_DIR=docs cargo test --features test-hooks --test gateway browser`).
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("SCREENSHOTS_DIR") {
+        let png = client.screenshot().await.expect("screenshot");
+        std::fs::write(std::path::Path::new(&dir).join(name), png).expect("saved");
+    }
+}
+
 /// Whether the page scrolls sideways.
 async fn scrolls_sideways(client: &Client) -> bool {
     let wider = client
@@ -272,6 +281,8 @@ async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_mai
     .await;
     // The unlock is among the locker's commands, with its reason and state.
     client.refresh().await.expect("reloaded");
+    find(&client, "main[data-live=yes]").await;
+    screenshot(&client, "console-locker.png").await;
     let commands = find(&client, "#commands").await.text().await.expect("text");
     assert!(
         commands.contains("replacing the hinge")
@@ -315,6 +326,7 @@ async fn an_alarm_raised_by_the_simulator_is_acknowledged_and_resolved_on_the_pa
                 .is_ok_and(|t| t == "1")
     })
     .await;
+    screenshot(&client, "console-overview.png").await;
     find(&client, "a.card.critical")
         .await
         .click()
