@@ -52,6 +52,7 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
         ("get", "/v1/devices/{id}/commands", Read),
         ("get", "/v1/devices/{id}/stock", Read),
         ("post", "/v1/devices/{id}/doors/{door}/unlock", DoorService),
+        ("post", "/v1/devices/{id}/doors/{door}/service", DoorService),
         (
             "post",
             "/v1/devices/{id}/commands/{command_id}/cancel",

@@ -25,6 +25,7 @@ pub mod console;
 pub mod conventions;
 pub mod device_settings;
 pub mod devices;
+pub mod door_service;
 pub mod error;
 pub mod fleet_limits;
 pub mod gateways;
@@ -144,6 +145,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::set_role))
         .routes(routes!(alarms::list))
         .routes(routes!(overview::overview))
+        .routes(routes!(door_service::back_in_service))
         .routes(routes!(alarms::acknowledge))
         .routes(routes!(alarms::resolve))
         .routes(routes!(devices::provision, devices::list))

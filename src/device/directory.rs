@@ -44,6 +44,10 @@ pub struct DoorView {
     pub occupied: Option<bool>,
     /// When the locker last said so.
     pub state_at: Option<DateTime<Utc>>,
+    /// Nobody knows what the door last did (a jam, an unknown outcome): a person should look.
+    pub suspect: bool,
+    /// Not rented or sold from until an operator puts it back in service.
+    pub out_of_service: bool,
 }
 
 /// One device with its doors.
@@ -100,8 +104,9 @@ const ONE: &str =
     "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at
      FROM devices WHERE id = $1";
 
-const DOORS: &str = "SELECT door, size_class, sensor, locked, occupied, state_at FROM doors
-     WHERE device_id = $1 ORDER BY door";
+const DOORS: &str = "SELECT door, size_class, sensor, locked, occupied, state_at, suspect,
+            out_of_service
+     FROM doors WHERE device_id = $1 ORDER BY door";
 
 /// Devices matching `search`, by id.
 pub async fn search(

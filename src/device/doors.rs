@@ -70,6 +70,25 @@ pub async fn opened(
     mark(work, OPENED, (device, door), 0).await
 }
 
+/// An operator looked at the door and puts it back in service: no longer suspect or out of
+/// service, its run of jams forgotten. Whether the door exists.
+pub async fn back_in_service(
+    storage: &crate::storage::Storage,
+    device: &DeviceId,
+    door: u16,
+) -> Result<bool, sqlx::Error> {
+    const SERVICE: &str = "UPDATE doors SET suspect = false, out_of_service = false,
+                jams_in_row = 0
+         WHERE device_id = $1 AND door = $2";
+    let changed = crate::storage::on_pool!(storage, |pool| sqlx::query(SERVICE)
+        .bind(device.as_str())
+        .bind(i32::from(door))
+        .execute(pool)
+        .await?
+        .rows_affected());
+    Ok(changed > 0)
+}
+
 /// [`opened`] as a piece of a larger PostgreSQL statement (one round trip on a hot path): the
 /// door is `$device`/`$door` there (placeholders), and it is written only `when` holds.
 pub fn opened_piece(device: &str, door: &str, when: &str) -> String {

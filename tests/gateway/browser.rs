@@ -279,6 +279,38 @@ async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_mai
         door_class(&client, 3).await.contains("open")
     })
     .await;
+    // Door 4 is marked suspect and out of service (as a rental whose unlock jammed leaves it):
+    // shown live; a technician looks and puts it back in service.
+    sqlx::query("UPDATE doors SET suspect = true, out_of_service = true WHERE door = 4")
+        .execute(&app.pool)
+        .await
+        .expect("marked");
+    let marks = || async {
+        find(&client, "li.door[data-door=\"4\"] .marks")
+            .await
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    until("door 4 suspect on the page", || async {
+        marks().await.contains("suspect")
+    })
+    .await;
+    let reason = find(&client, "#reason").await;
+    reason.clear().await.expect("cleared");
+    reason
+        .send_keys("bolt freed and oiled")
+        .await
+        .expect("typed");
+    find(&client, "button.service[data-door=\"4\"]")
+        .await
+        .click()
+        .await
+        .expect("clicked");
+    until("door 4 back in service", || async {
+        marks().await.is_empty()
+    })
+    .await;
     // The unlock is among the locker's commands, with its reason and state.
     client.refresh().await.expect("reloaded");
     find(&client, "main[data-live=yes]").await;
@@ -302,6 +334,13 @@ async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_mai
     .await
     .expect("audit");
     assert_eq!(unlocks, 1);
+    let serviced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'door.service' AND outcome = 'ok'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(serviced, 1);
     client.close().await.expect("closed");
 }
 

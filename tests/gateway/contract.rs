@@ -251,6 +251,12 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         ("get", "/v1/overview", as_admin(Method::GET, "/v1/overview")),
         (
             "post",
+            "/v1/devices/{id}/doors/{door}/service",
+            as_admin(Method::POST, "/v1/devices/lk-1/doors/1/service")
+                .json(&serde_json::json!({ "reason": "hinge replaced" })),
+        ),
+        (
+            "post",
             "/v1/alarms/{id}/acknowledge",
             as_admin(Method::POST, "/v1/alarms/1/acknowledge"),
         ),

@@ -129,10 +129,21 @@ fn door_cell(door: &DoorView) -> String {
         Some(false) => "unlocked",
         None => "",
     };
+    let marks = [
+        (door.suspect, "suspect"),
+        (door.out_of_service, "out of service"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(", ");
     format!(
         "<li class=\"door {sensor}\" data-door=\"{n}\"><span class=\"num\">{n}</span>\
          <span class=\"sensor\">{sensor}</span><span class=\"lock\">{locked}</span>\
-         <button type=\"button\" class=\"quiet unlock\" data-door=\"{n}\">Unlock</button></li>",
+         <span class=\"marks\">{marks}</span>\
+         <button type=\"button\" class=\"quiet unlock\" data-door=\"{n}\">Unlock</button>\
+         <button type=\"button\" class=\"quiet service\" data-door=\"{n}\">Back in service</button></li>",
         n = door.door,
         sensor = escape(&door.sensor),
     )
@@ -184,8 +195,8 @@ pub(super) async fn one(
         "{}<main data-locker=\"{id}\" data-csrf=\"{csrf}\"><h1>Locker {id}</h1>\
          <p>{model} · {count} doors · <span id=\"presence\">{presence}</span> · firmware {firmware}</p>\
          <h2>Doors</h2><ul class=\"doors\" id=\"doors\" aria-live=\"polite\">{doors}</ul>\
-         <p><label>Reason for a maintenance unlock \
-         <input id=\"reason\" maxlength=\"200\" placeholder=\"why the door is opened\"></label></p>\
+         <p><label>Reason (for an unlock, or what was done to put a door back in service) \
+         <input id=\"reason\" maxlength=\"200\" placeholder=\"why\"></label></p>\
          <p id=\"result\" role=\"status\"></p>\
          <h2>Latest commands</h2><div class=\"table\"><table><thead><tr><th>Id</th><th>Kind</th>\
          <th>Door</th><th>State</th><th>Outcome</th><th>Reason</th><th>Created</th></tr></thead>\

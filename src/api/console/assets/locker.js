@@ -18,10 +18,16 @@
       cell.querySelector(".sensor").textContent = door.sensor;
       cell.querySelector(".lock").textContent =
         door.locked === true ? "locked" : door.locked === false ? "unlocked" : "";
+      var marks = [];
+      if (door.suspect) { marks.push("suspect"); }
+      if (door.out_of_service) { marks.push("out of service"); }
+      cell.querySelector(".marks").textContent = marks.join(", ");
     });
     main.setAttribute("data-live", "yes");
   });
   document.getElementById("doors").addEventListener("click", function (event) {
+    var service = event.target.closest("button.service");
+    if (service) { backInService(service); return; }
     var button = event.target.closest("button.unlock");
     if (!button) { return; }
     var reason = document.getElementById("reason").value.trim();
@@ -43,4 +49,25 @@
       result.textContent = "The gateway did not answer.";
     }).then(function () { button.disabled = false; });
   });
+  function backInService(button) {
+    var reason = document.getElementById("reason").value.trim();
+    if (!reason) { result.textContent = "Say what was done first."; return; }
+    var door = button.getAttribute("data-door");
+    button.disabled = true;
+    fetch("/v1/devices/" + encodeURIComponent(id) + "/doors/" + door + "/service", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf },
+      body: JSON.stringify({ reason: reason })
+    }).then(function (response) {
+      if (response.ok) {
+        result.textContent = "Door " + door + " is back in service.";
+        return;
+      }
+      return response.json().then(function (body) {
+        result.textContent = (body.title || "Refused") + (body.detail ? ": " + body.detail : "");
+      });
+    }).catch(function () {
+      result.textContent = "The gateway did not answer.";
+    }).then(function () { button.disabled = false; });
+  }
 })();
