@@ -100,6 +100,12 @@ pub struct Filter {
     pub outcome: Option<String>,
     /// Only older than this id (the page before).
     pub before: Option<i64>,
+    /// Only by the account with this email (as it was then).
+    pub actor_email: Option<String>,
+    /// Only at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only before this time.
+    pub to: Option<DateTime<Utc>>,
     /// At most this many.
     pub limit: i64,
 }
@@ -111,6 +117,8 @@ pub async fn list(storage: &Storage, filter: &Filter) -> Result<Vec<Entry>, sqlx
          FROM audit_log
          WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action = $2)
            AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR id < $4)
+           AND ($6 IS NULL OR lower(actor_email) = lower($6))
+           AND ($7 IS NULL OR at >= $7) AND ($8 IS NULL OR at < $8)
          ORDER BY id DESC LIMIT $5";
     Ok(on_pool!(storage, |pool| {
         sqlx::query_as(LIST)
@@ -119,6 +127,9 @@ pub async fn list(storage: &Storage, filter: &Filter) -> Result<Vec<Entry>, sqlx
             .bind(&filter.outcome)
             .bind(filter.before)
             .bind(filter.limit)
+            .bind(&filter.actor_email)
+            .bind(filter.from)
+            .bind(filter.to)
             .fetch_all(pool)
             .await?
     }))

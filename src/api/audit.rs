@@ -61,6 +61,12 @@ pub struct ListAudit {
     pub action: Option<String>,
     /// Only `ok`, `refused` or `failed`.
     pub outcome: Option<String>,
+    /// Only by the account with this email (any case).
+    pub actor_email: Option<String>,
+    /// Only at or after this time (RFC 3339).
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only before this time (RFC 3339).
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// The `next` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 200 (default 50).
@@ -96,6 +102,9 @@ pub async fn list(
             action: query.action,
             outcome: query.outcome,
             before: query.before,
+            actor_email: query.actor_email,
+            from: query.from,
+            to: query.to,
             limit,
         },
     )

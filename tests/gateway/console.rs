@@ -283,3 +283,88 @@ async fn customers_cannot_sign_in_and_sessions_expire(pool: PgPool) {
     assert_eq!(page.status(), 303);
     assert_eq!(page.headers()[LOCATION], "/console/login");
 }
+
+#[sqlx::test]
+async fn the_audit_log_page_filters_by_who_what_outcome_and_time(pool: PgPool) {
+    let app = app(pool).await;
+    let admin = operator_as(
+        &app,
+        "ops@example.com",
+        locker_gateway::account::Role::Admin,
+    )
+    .await;
+    let viewer = operator_as(&app, "v@example.com", locker_gateway::account::Role::Viewer).await;
+    for (token, id) in [(&admin, "lk-audit-1"), (&viewer, "lk-audit-2")] {
+        app.http
+            .post(app.url("/v1/devices"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "id": id, "door_count": 2 }))
+            .send()
+            .await
+            .expect("sent");
+    }
+    let signed = sign_in(&app, "ops@example.com", "an operator password", false).await;
+    let (session, _) = set_cookie(&signed, "lgw_console").expect("a session cookie");
+    let client = browser();
+    let show = |query: &'static str| {
+        let cookie = format!("lgw_console={session}");
+        let client = client.clone();
+        let url = app.url(&format!("/console/audit{query}"));
+        async move {
+            let page = client
+                .get(url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(page.status(), 200);
+            let html = page.text().await.expect("html");
+            let body = &html[html.find("<tbody").expect("a table")..];
+            body.matches("<tr").count()
+        }
+    };
+    assert_eq!(
+        show("?action=device.provision").await,
+        1,
+        "the admin's provisioning"
+    );
+    assert_eq!(
+        show("?outcome=refused").await,
+        1,
+        "the viewer's refused attempt"
+    );
+    assert_eq!(show("?actor=V%40EXAMPLE.COM").await, 1, "any case");
+    assert_eq!(
+        show("?from=2000-01-01T00%3A00&to=2999-01-01T00%3A00&action=device.provision").await,
+        1
+    );
+    assert_eq!(show("?from=2999-01-01T00%3A00").await, 0);
+    // The same filters through the API.
+    let page: Value = app
+        .http
+        .get(app.url("/v1/audit?actor_email=ops@example.com&from=2000-01-01T00:00:00Z"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let actions: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"device.provision") && actions.contains(&"console.sign_in"),
+        "{actions:?}"
+    );
+    assert!(
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|e| e["actor_email"] == "ops@example.com")
+    );
+}

@@ -16,6 +16,7 @@ use super::ApiState;
 use crate::account::User;
 
 mod alarms;
+mod audit;
 mod lockers;
 pub mod session;
 
@@ -37,6 +38,7 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/locker.js", get(locker_script))
         .route("/console/alarms", get(alarms::list))
+        .route("/console/audit", get(audit::list))
         .route("/console/assets/alarms.js", get(alarms_script))
 }
 
@@ -243,7 +245,8 @@ pub(super) fn bar(user: &User, token: &str) -> String {
         "<header class=\"bar\"><strong>Locker console</strong>\
          <nav class=\"sections\"><a href=\"/console\">Overview</a>\
          <a href=\"/console/lockers\">Lockers</a>\
-         <a href=\"/console/alarms\">Alarms</a></nav>\
+         <a href=\"/console/alarms\">Alarms</a>\
+         <a href=\"/console/audit\">Audit log</a></nav>\
          <span class=\"who\">{} · {}</span>\
          <form method=\"post\" action=\"/console/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
