@@ -59,6 +59,7 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
             DoorService,
         ),
         ("post", "/v1/devices", Manage),
+        ("post", "/v1/devices/import", Manage),
         ("post", "/v1/devices/{id}/rotate", Manage),
         ("post", "/v1/devices/{id}/configure", Manage),
         ("put", "/v1/devices/{id}/doors/{door}/stock", Manage),

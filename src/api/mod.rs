@@ -23,6 +23,7 @@ pub mod auth;
 pub mod broker_hooks;
 pub mod console;
 pub mod conventions;
+pub mod device_import;
 pub mod device_settings;
 pub mod devices;
 pub mod door_service;
@@ -146,6 +147,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alarms::list))
         .routes(routes!(overview::overview))
         .routes(routes!(door_service::back_in_service))
+        .routes(routes!(device_import::import))
         .routes(routes!(alarms::acknowledge))
         .routes(routes!(alarms::resolve))
         .routes(routes!(devices::provision, devices::list))

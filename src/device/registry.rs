@@ -273,12 +273,35 @@ impl DeviceRegistry {
         &self,
         devices: Vec<NewDevice>,
     ) -> Result<Vec<Provisioned>, RegistryError> {
+        self.provision_sized(devices.into_iter().map(|d| (d, Vec::new())).collect())
+            .await
+    }
+
+    /// [`DeviceRegistry::provision_batch`], each device with its doors' size classes: one for
+    /// every door, or one per door (door 1 first); none leaves the default.
+    pub async fn provision_sized(
+        &self,
+        devices: Vec<(NewDevice, Vec<String>)>,
+    ) -> Result<Vec<Provisioned>, RegistryError> {
+        const SIZE: &str = "UPDATE doors SET size_class = $3
+             WHERE device_id = $1 AND ($2 = 0 OR door = $2)";
         let mut work = self.storage.begin().await?;
         let mut out = Vec::with_capacity(devices.len());
-        for new in devices {
+        for (new, sizes) in devices {
             let provisioned = insert_device(&mut work, new).await?;
             self.seal(&mut work, &provisioned.device_id, &provisioned.secret)
                 .await?;
+            let every = sizes.len() == 1;
+            for (i, size) in sizes.iter().enumerate() {
+                let door = if every { 0 } else { i as i32 + 1 };
+                in_work!(&mut work, |conn| sqlx::query(SIZE)
+                    .bind(provisioned.device_id.as_str())
+                    .bind(door)
+                    .bind(size)
+                    .execute(conn)
+                    .await?
+                    .rows_affected());
+            }
             announce_change(&mut work, &provisioned.device_id).await?;
             out.push(provisioned);
         }

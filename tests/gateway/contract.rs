@@ -251,6 +251,13 @@ async fn every_documented_operation_answers_as_documented(pool: PgPool) {
         ("get", "/v1/overview", as_admin(Method::GET, "/v1/overview")),
         (
             "post",
+            "/v1/devices/import",
+            as_admin(Method::POST, "/v1/devices/import")
+                .header("content-type", "text/csv")
+                .body("id,doors,model,size_classes\ncontract-csv,2,m,s\n"),
+        ),
+        (
+            "post",
             "/v1/devices/{id}/doors/{door}/service",
             as_admin(Method::POST, "/v1/devices/lk-1/doors/1/service")
                 .json(&serde_json::json!({ "reason": "hinge replaced" })),

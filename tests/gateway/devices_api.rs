@@ -483,3 +483,66 @@ async fn a_locker_that_does_not_answer_is_a_504_and_audited_as_failed(pool: PgPo
     assert_eq!(audit["items"][0]["outcome"], "failed");
     assert_eq!(audit["items"][0]["detail"]["error"], "device_timeout");
 }
+
+/// A CSV upload provisions lockers all or none: a bad row is named with its line and nothing is
+/// made; a good file gives every locker's credentials once, and its doors their size classes.
+#[sqlx::test]
+async fn lockers_are_provisioned_from_a_csv_upload_all_or_none(pool: sqlx::PgPool) {
+    let app = crate::helpers::spawn_app(pool.clone()).await;
+    let support = crate::accounts::operator_as(
+        &app,
+        "s@example.com",
+        locker_gateway::account::Role::Support,
+    )
+    .await;
+    let upload = |body: String| {
+        app.http
+            .post(app.url("/v1/devices/import"))
+            .bearer_auth(&support)
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+    };
+    let mut good = String::from("id,doors,model,size_classes\n");
+    for i in 1..=100 {
+        good.push_str(&format!("csv-{i:03},4,lx-4,s s m l\n"));
+    }
+    let mut bad = good.clone();
+    bad.push_str("csv-101,0,lx-4,m\n");
+    let refused = json_of(upload(bad).await.expect("sent"), 422).await;
+    assert_eq!(refused["code"], "validation_failed");
+    assert_eq!(refused["errors"][0]["field"], "line 102: doors");
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM devices")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(none, 0, "nothing provisioned");
+    let made = json_of(upload(good.clone()).await.expect("sent"), 201).await;
+    assert_eq!(made["count"], 100);
+    assert_eq!(made["credentials"][0]["device_id"], "csv-001");
+    assert_eq!(
+        made["credentials"][99]["mqtt_password"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    let sizes: Vec<String> = sqlx::query_scalar(
+        "SELECT size_class FROM doors WHERE device_id = 'csv-042' ORDER BY door",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("doors");
+    assert_eq!(sizes, ["s", "s", "m", "l"]);
+    // The same file again: they exist; nothing more made.
+    let again = json_of(upload(good).await.expect("sent"), 409).await;
+    assert_eq!(again["code"], "device_exists");
+    let json = app
+        .http
+        .post(app.url("/v1/devices/import"))
+        .bearer_auth(&support)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(json.status(), 415);
+}
