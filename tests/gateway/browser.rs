@@ -412,3 +412,91 @@ async fn an_alarm_raised_by_the_simulator_is_acknowledged_and_resolved_on_the_pa
     );
     client.close().await.expect("closed");
 }
+
+#[sqlx::test]
+async fn a_csv_of_a_hundred_lockers_is_uploaded_and_some_of_them_connect(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    operator_as(&app, "support@example.com", Role::Support).await;
+    let dir = std::env::temp_dir().join(format!("console-import-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("lockers.csv");
+    let mut csv = String::from("id,doors,model,size_classes\n");
+    for i in 1..=100 {
+        csv.push_str(&format!("site-{i:03},4,lx-4,m\n"));
+    }
+    std::fs::write(&file, csv).expect("written");
+    let client = browser().await;
+    sign_in(&client, &app, "support@example.com").await;
+    client
+        .goto(&app.url("/console/import"))
+        .await
+        .expect("goto");
+    find(&client, "#file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("chosen");
+    find(&client, "#import button")
+        .await
+        .click()
+        .await
+        .expect("sent");
+    until("the upload's answer", || async {
+        find(&client, "#result")
+            .await
+            .text()
+            .await
+            .is_ok_and(|t| t.starts_with("100 lockers provisioned"))
+    })
+    .await;
+    assert!(
+        find(&client, "#download")
+            .await
+            .attr("href")
+            .await
+            .expect("attr")
+            .is_some_and(|h| h.starts_with("blob:"))
+    );
+    let credentials = find(&client, "#credentials")
+        .await
+        .prop("value")
+        .await
+        .expect("prop")
+        .unwrap_or_default();
+    let lines: Vec<serde_json::Value> = credentials
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 100);
+    // Three of them connect with the credentials the page gave.
+    let mut lockers = Vec::new();
+    for line in &lines[..3] {
+        let creds = locker_gateway::device::Provisioned {
+            device_id: crate::helpers::device(line["device_id"].as_str().expect("id")),
+            secret: firmware_protocol::DeviceSecret::from_hex(
+                line["secret"].as_str().expect("secret"),
+            )
+            .expect("a secret"),
+        };
+        lockers.push(app.locker(&creds, Duration::from_millis(300)));
+    }
+    for line in &lines[..3] {
+        let id = line["device_id"].as_str().expect("id").to_owned();
+        crate::helpers::eventually("online", || async { app.online(&id).await }).await;
+    }
+    client
+        .goto(&app.url("/console/lockers?online=true"))
+        .await
+        .expect("goto");
+    until("three online on the list", || async {
+        client
+            .find_all(Locator::Css("tbody tr"))
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0)
+            == 3
+    })
+    .await;
+    client.close().await.expect("closed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

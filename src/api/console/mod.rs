@@ -17,6 +17,7 @@ use crate::account::User;
 
 mod alarms;
 mod audit;
+mod import;
 mod lockers;
 pub mod session;
 
@@ -25,6 +26,7 @@ use session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf_of, same, set_cookie};
 const CSS: &str = include_str!("assets/console.css");
 const LOCKER_JS: &str = include_str!("assets/locker.js");
 const ALARMS_JS: &str = include_str!("assets/alarms.js");
+const IMPORT_JS: &str = include_str!("assets/import.js");
 
 /// The console's routes (pages, not API operations: they are not in the OpenAPI document).
 pub fn routes() -> axum::Router<ApiState> {
@@ -39,6 +41,8 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console/assets/locker.js", get(locker_script))
         .route("/console/alarms", get(alarms::list))
         .route("/console/audit", get(audit::list))
+        .route("/console/import", get(import::form))
+        .route("/console/assets/import.js", get(import_script))
         .route("/console/assets/alarms.js", get(alarms_script))
 }
 
@@ -246,6 +250,7 @@ pub(super) fn bar(user: &User, token: &str) -> String {
          <nav class=\"sections\"><a href=\"/console\">Overview</a>\
          <a href=\"/console/lockers\">Lockers</a>\
          <a href=\"/console/alarms\">Alarms</a>\
+         <a href=\"/console/import\">Import</a>\
          <a href=\"/console/audit\">Audit log</a></nav>\
          <span class=\"who\">{} · {}</span>\
          <form method=\"post\" action=\"/console/logout\">\
@@ -332,5 +337,12 @@ async fn alarms_script() -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
         ALARMS_JS,
+    )
+}
+
+async fn import_script() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        IMPORT_JS,
     )
 }
