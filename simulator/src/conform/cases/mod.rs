@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use firmware_protocol::{
     Ack, CommandId, CommandResult, Configure, Downlink, Envelope, QueryState, RefuseReason,
-    StateReport, Uplink,
+    StateReport, Unlock, Uplink,
 };
 
 use super::probe::Probe;
@@ -197,6 +197,37 @@ impl<P: Probe> Run<P> {
                 other.message_type().name()
             )),
         }
+    }
+
+    /// After a power cycle, in the new session: a command naming the session `old` is refused
+    /// `wrong_session`, and none of the commands `before` it is remembered (PROTOCOL.md 7.4).
+    async fn forgot(&mut self, old: u32, before: &[CommandId]) -> Result<(), String> {
+        let id = self.id();
+        self.p.set_counter(self.p.counter() + 1);
+        let unlock = Downlink::Unlock(Unlock {
+            command_id: id,
+            door: self.door,
+            expires_at_ms: None,
+        });
+        let bytes = self
+            .p
+            .seal_with(&self.p.key(), old, self.p.counter(), unlock);
+        let ack = self
+            .ack(&bytes, "an unlock naming the session before the reboot")
+            .await?;
+        expect_result(&ack, id, refused(RefuseReason::WrongSession))?;
+        let report = self.report().await?;
+        if let Some(kept) = report
+            .recent
+            .iter()
+            .find(|a| before.contains(&a.command_id))
+        {
+            return Err(format!(
+                "command {} of the session before the reboot is still remembered",
+                kept.command_id
+            ));
+        }
+        Ok(())
     }
 
     /// How often `id` is among the recent outcomes.

@@ -308,31 +308,6 @@ impl Run<MqttProbe> {
             .ok_or("no hello for a new session within 30 s of the power cycle")?;
         let before = std::mem::take(&mut self.ids);
         self.take_hello(hello, true).await?;
-        let id = self.id();
-        self.p.set_counter(self.p.counter() + 1);
-        let unlock = Downlink::Unlock(Unlock {
-            command_id: id,
-            door: self.door,
-            expires_at_ms: None,
-        });
-        let bytes = self
-            .p
-            .seal_with(&self.p.key(), old, self.p.counter(), unlock);
-        let ack = self
-            .ack(&bytes, "an unlock naming the session before the reboot")
-            .await?;
-        expect_result(&ack, id, refused(RefuseReason::WrongSession))?;
-        let report = self.report().await?;
-        if let Some(kept) = report
-            .recent
-            .iter()
-            .find(|a| before.contains(&a.command_id))
-        {
-            return Err(format!(
-                "command {} of the session before the reboot is still remembered",
-                kept.command_id
-            ));
-        }
-        Ok(())
+        self.forgot(old, &before).await
     }
 }

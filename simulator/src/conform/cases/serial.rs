@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use firmware_protocol::{
-    CommandResult, DoorCause, DoorMotion, Downlink, Envelope, Poll, RefuseReason, Unlock, Uplink,
+    CommandResult, DoorCause, DoorMotion, Downlink, Envelope, Poll, Unlock, Uplink,
 };
 
-use super::{COUNTER_BASE, Case, EVENT_WAIT, Reboot, Run, expect_result, refused};
+use super::{COUNTER_BASE, Case, EVENT_WAIT, Reboot, Run, expect_result};
 use crate::conform::probe::Probe;
 use crate::conform::{Report, SerialProbe, Target};
 
@@ -351,31 +351,6 @@ impl Run<SerialProbe> {
         self.p.set_counter(COUNTER_BASE);
         self.up = 1;
         self.acked = 0;
-        let id = self.id();
-        self.p.set_counter(self.p.counter() + 1);
-        let unlock = Downlink::Unlock(Unlock {
-            command_id: id,
-            door: self.door,
-            expires_at_ms: None,
-        });
-        let bytes = self
-            .p
-            .seal_with(&self.p.key(), old, self.p.counter(), unlock);
-        let ack = self
-            .ack(&bytes, "an unlock naming the session before the reboot")
-            .await?;
-        expect_result(&ack, id, refused(RefuseReason::WrongSession))?;
-        let report = self.report().await?;
-        if let Some(kept) = report
-            .recent
-            .iter()
-            .find(|a| before.contains(&a.command_id))
-        {
-            return Err(format!(
-                "command {} of the session before the reboot is still remembered",
-                kept.command_id
-            ));
-        }
-        Ok(())
+        self.forgot(old, &before).await
     }
 }
