@@ -35,7 +35,13 @@ fn driver() -> &'static str {
             // The driver lives as long as this process holds the wrapper's standard input: when
             // the test binary ends, the pipe closes and the wrapper stops it.
             let child = Command::new("sh")
-                .args(["-c", "chromedriver --port=\"$1\" >/dev/null 2>&1 & d=$!; read -r _; kill $d", "sh"])
+                .args([
+                    "-c",
+                    // Then the browsers it started, even those a failed test left open.
+                    "chromedriver --port=\"$1\" >/dev/null 2>&1 & d=$!; read -r _; \
+                     pkill -TERM -P $d; kill $d",
+                    "sh",
+                ])
                 .arg(port.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
