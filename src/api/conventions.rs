@@ -71,6 +71,9 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
         ("post", "/v1/admin/rentals/{id}/refund", Money),
         ("post", "/v1/wallets/{user_id}/top-ups", Money),
         ("post", "/v1/devices/{id}/revoke", Revoke),
+        ("post", "/v1/bulk/unlock", DoorService),
+        ("post", "/v1/bulk/configure", Manage),
+        ("post", "/v1/bulk/revoke", Revoke),
         ("put", "/v1/users/{id}/role", Accounts),
     ];
     TABLE

@@ -21,6 +21,7 @@ pub mod asyncapi;
 pub mod audit;
 pub mod auth;
 pub mod broker_hooks;
+pub mod bulk;
 pub mod console;
 pub mod conventions;
 pub mod device_import;
@@ -158,6 +159,9 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(devices::cancel))
         .routes(routes!(devices::unlock))
         .routes(routes!(device_settings::configure))
+        .routes(routes!(bulk::unlock))
+        .routes(routes!(bulk::configure))
+        .routes(routes!(bulk::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(wallets::mine))
         .routes(routes!(wallets::ledger))

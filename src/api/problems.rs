@@ -149,6 +149,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "The door is rented; its content is the renter's.",
     ),
     (
+        "door_occupied",
+        409,
+        "A bulk unlock left this door shut: it is rented or stocked. Send `override_occupied` to open it anyway (the audit log records it).",
+    ),
+    (
         "no_free_door",
         409,
         "Every matching door is rented, out of service or open.",

@@ -10,6 +10,7 @@ use crate::command::store::progress_of;
 use crate::command::{CommandError, CommandState, DoorResult, Outcome, Progress};
 use crate::storage::UnitOfWork;
 
+pub mod occupant;
 mod reconcile;
 mod sale;
 mod sell;
