@@ -20,7 +20,7 @@ use super::json::{Json, Query, page_size};
 use crate::account::User;
 use crate::command::history::{self, CommandView};
 use crate::command::{Command, Origin};
-use crate::device::directory::{self, DeviceDetail, DeviceSearch, DeviceView};
+use crate::device::directory::{self, DeviceDetail, DeviceSearch, DeviceView, Order, Transport};
 use crate::device::{NewDevice, Provisioned};
 
 /// A device to provision. Only these fields.
@@ -74,8 +74,17 @@ pub struct ListDevices {
     pub online: Option<bool>,
     /// Only this model.
     pub model: Option<String>,
-    /// The `next` of the previous page.
+    /// Only lockers on `mqtt`, or lock boards on a `serial` line.
+    pub transport: Option<String>,
+    /// Only lock boards on a serial line held by this gateway (its `LOCKER_GATEWAY_ID`).
+    pub serial_gateway: Option<String>,
+    /// `id` (default; page with `after`) or `last_seen` (most recently seen first, never seen
+    /// last; page with `offset`).
+    pub sort: Option<String>,
+    /// The `next` of the previous page (sorted by id).
     pub after: Option<String>,
+    /// The `next_offset` of the previous page (sorted by last seen), at most 100000.
+    pub offset: Option<u32>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
 }
@@ -85,8 +94,29 @@ pub struct ListDevices {
 pub struct DevicePage {
     /// The devices, by id.
     pub items: Vec<DeviceView>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Pass as `after` for the next page (sorted by id); absent on the last page.
     pub next: Option<String>,
+    /// Pass as `offset` for the next page (sorted by last seen); absent on the last page.
+    pub next_offset: Option<u32>,
+}
+
+/// A list's `transport` filter.
+fn transport(value: Option<&str>) -> Result<Option<Transport>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some("mqtt") => Ok(Some(Transport::Mqtt)),
+        Some("serial") => Ok(Some(Transport::Serial)),
+        Some(_) => Err(ApiError::field("transport", "mqtt or serial")),
+    }
+}
+
+/// A list's `sort`.
+fn order(value: Option<&str>) -> Result<Order, ApiError> {
+    match value {
+        None | Some("id") => Ok(Order::Id),
+        Some("last_seen") => Ok(Order::LastSeen),
+        Some(_) => Err(ApiError::field("sort", "id or last_seen")),
+    }
 }
 
 /// A rotation.
@@ -221,6 +251,11 @@ pub async fn list(
     Query(query): Query<ListDevices>,
 ) -> Result<Json<DevicePage>, ApiError> {
     let limit = page_size(query.limit)?;
+    let offset = query.offset.unwrap_or(0);
+    if offset > 100_000 {
+        return Err(ApiError::field("offset", "at most 100000"));
+    }
+    let order = order(query.sort.as_deref())?;
     let items = directory::search(
         &state.storage,
         &DeviceSearch {
@@ -234,15 +269,25 @@ pub async fn list(
             open_alarms: query.open_alarms,
             online: query.online,
             model: query.model,
+            transport: transport(query.transport.as_deref())?,
+            serial_gateway: query.serial_gateway,
+            order,
             after: query.after,
+            offset: i64::from(offset),
             limit,
         },
     )
     .await?;
-    let next = (items.len() as i64 == limit)
+    let full = items.len() as i64 == limit;
+    let next = (full && order == Order::Id)
         .then(|| items.last().map(|d| d.id.clone()))
         .flatten();
-    Ok(Json(DevicePage { items, next }))
+    let next_offset = (full && order == Order::LastSeen).then(|| offset + limit as u32);
+    Ok(Json(DevicePage {
+        items,
+        next,
+        next_offset,
+    }))
 }
 
 /// One device with its doors' states.

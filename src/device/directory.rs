@@ -25,6 +25,8 @@ pub struct DeviceView {
     pub firmware: Option<String>,
     /// Serial number from its last hello.
     pub serial_no: Option<String>,
+    /// For a lock board on a serial line: the gateway holding the line (absent on MQTT).
+    pub serial_gateway: Option<String>,
     /// When it was provisioned.
     pub created_at: DateTime<Utc>,
 }
@@ -72,36 +74,84 @@ pub struct DeviceSearch {
     pub online: Option<bool>,
     /// Only this model.
     pub model: Option<String>,
-    /// Ids after this one (the next page).
+    /// Only lockers on MQTT ([`Transport::Mqtt`]) or on a serial line ([`Transport::Serial`]).
+    pub transport: Option<Transport>,
+    /// Only lock boards on a serial line held by this gateway.
+    pub serial_gateway: Option<String>,
+    /// The order: by id (the default) or by when they were last seen.
+    pub order: Order,
+    /// Ids after this one (the next page, by id).
     pub after: Option<String>,
+    /// Rows to skip (the next page, by last seen).
+    pub offset: i64,
     /// At most this many.
     pub limit: i64,
 }
 
+/// How a locker reaches the gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Over MQTT, through the broker.
+    Mqtt,
+    /// A lock board on a serial line of one gateway.
+    Serial,
+}
+
+/// The order of a device list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By id.
+    #[default]
+    Id,
+    /// Last seen first (never seen last), then by id.
+    LastSeen,
+}
+
 /// The search's statement: the filters, then `$6`, the id condition (a prefix, or a fragment the
-/// trigram index serves on PostgreSQL).
+/// trigram index serves on PostgreSQL), then the order.
 macro_rules! search_sql {
-    ($id:literal) => {
+    ($id:literal, $order:literal) => {
         concat!(
             "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no,
-                    created_at
+                    serial_gateway, created_at
              FROM devices
              WHERE ($1 IS NULL OR online = $1) AND ($2 IS NULL OR model = $2)
                AND ($3 IS NULL OR id > $3)
                AND ($4 IS NULL OR $4 = EXISTS (SELECT 1 FROM alarms a
                     WHERE a.device_id = devices.id AND a.state <> 'resolved'))
+               AND ($7 IS NULL OR $7 = (serial_gateway IS NOT NULL))
+               AND ($8 IS NULL OR serial_gateway = $8)
                AND ",
             $id,
-            " ORDER BY id LIMIT $5"
+            $order,
+            " LIMIT $5 OFFSET $9"
         )
     };
 }
 
-const SEARCH: &str = search_sql!("($6 IS NULL OR substr(id, 1, length($6)) = $6)");
-const SEARCH_FRAGMENT: &str = search_sql!("lower(id) LIKE $6 ESCAPE '\\'");
+/// The statements, by (fragment, order).
+const SEARCH: [[&str; 2]; 2] = [
+    [
+        search_sql!(
+            "($6 IS NULL OR substr(id, 1, length($6)) = $6)",
+            " ORDER BY id"
+        ),
+        search_sql!(
+            "($6 IS NULL OR substr(id, 1, length($6)) = $6)",
+            " ORDER BY last_seen_at IS NULL, last_seen_at DESC, id"
+        ),
+    ],
+    [
+        search_sql!("lower(id) LIKE $6 ESCAPE '\\'", " ORDER BY id"),
+        search_sql!(
+            "lower(id) LIKE $6 ESCAPE '\\'",
+            " ORDER BY last_seen_at IS NULL, last_seen_at DESC, id"
+        ),
+    ],
+];
 
-const ONE: &str =
-    "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware, serial_no, created_at
+const ONE: &str = "SELECT id, model, door_count, online, revoked_at, last_seen_at, firmware,
+            serial_no, serial_gateway, created_at
      FROM devices WHERE id = $1";
 
 const DOORS: &str = "SELECT door, size_class, sensor, locked, occupied, state_at, suspect,
@@ -124,10 +174,12 @@ pub async fn search(
                     c => vec![c],
                 })
                 .collect();
-            (SEARCH_FRAGMENT, Some(format!("%{escaped}%")))
+            (SEARCH[1], Some(format!("%{escaped}%")))
         }
-        None => (SEARCH, search.prefix.clone()),
+        None => (SEARCH[0], search.prefix.clone()),
     };
+    let statement = statement[usize::from(search.order == Order::LastSeen)];
+    let serial = search.transport.map(|t| t == Transport::Serial);
     Ok(on_pool!(storage, |pool| {
         // Not kept as a prepared statement: PostgreSQL plans each search for its own pattern
         // (a generic plan would not know a fragment's selectivity, and scans).
@@ -139,6 +191,9 @@ pub async fn search(
             .bind(search.open_alarms)
             .bind(search.limit)
             .bind(&id)
+            .bind(serial)
+            .bind(&search.serial_gateway)
+            .bind(search.offset)
             .fetch_all(pool)
             .await?
     }))

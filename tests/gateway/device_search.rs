@@ -59,3 +59,53 @@ async fn lockers_are_found_by_any_fragment_of_their_id(backend: Backend) {
     assert_eq!(ids(&app, &viewer, "?q=b&open_alarms=false").await.1.len(), 3);
 }
 }
+
+in_both_modes! {
+/// Filters by model and transport (MQTT, or the serial line of one gateway), sorted by last seen.
+async fn lockers_are_filtered_by_transport_and_model_and_sorted_by_last_seen(backend: Backend) {
+    let app = backend.spawn().await;
+    for id in ["a-mqtt", "b-board", "c-board", "d-never"] {
+        app.provision(id, 2).await;
+    }
+    let now = chrono::Utc::now();
+    for (id, gateway, seen_secs_ago) in
+        [("a-mqtt", None, 30), ("b-board", Some("gw-1"), 300), ("c-board", Some("gw-2"), 5)]
+    {
+        let seen = now - chrono::Duration::seconds(seen_secs_ago);
+        crate::helpers::on_storage!(&app.storage, |pool| {
+            sqlx::query("UPDATE devices SET serial_gateway = $2, last_seen_at = $3, model = $4 WHERE id = $1")
+                .bind(id)
+                .bind(gateway)
+                .bind(seen)
+                .bind(if gateway.is_some() { "board-v2" } else { "generic" })
+                .execute(pool)
+                .await
+                .expect("set");
+        });
+    }
+    let viewer = operator_as(&app, "v@example.com", locker_gateway::account::Role::Viewer).await;
+    assert_eq!(ids(&app, &viewer, "?transport=serial").await.1, ["b-board", "c-board"]);
+    assert_eq!(ids(&app, &viewer, "?transport=mqtt").await.1, ["a-mqtt", "d-never"]);
+    assert_eq!(ids(&app, &viewer, "?serial_gateway=gw-2").await.1, ["c-board"]);
+    assert_eq!(ids(&app, &viewer, "?model=board-v2&q=b-").await.1, ["b-board"]);
+    assert_eq!(
+        ids(&app, &viewer, "?sort=last_seen").await.1,
+        ["c-board", "a-mqtt", "b-board", "d-never"],
+        "most recently seen first, never seen last"
+    );
+    let page: Value = app
+        .http
+        .get(app.url("/v1/devices?sort=last_seen&limit=2"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((page["next_offset"].as_u64(), page["next"].as_str()), (Some(2), None));
+    assert_eq!(ids(&app, &viewer, "?sort=last_seen&offset=2").await.1, ["b-board", "d-never"]);
+    assert_eq!(ids(&app, &viewer, "?transport=carrier-pigeon").await.0, 422);
+    assert_eq!(ids(&app, &viewer, "?sort=name").await.0, 422);
+}
+}

@@ -22,6 +22,8 @@ mod broker_hooks;
 mod broker_retained;
 mod broker_tls;
 mod browser;
+mod browser_bulk;
+mod browser_support;
 mod bulk;
 mod c_board;
 mod c_build;

@@ -1,31 +1,30 @@
-//! The console's lockers: the list (search by any fragment of the id, filters, pages) and one
-//! locker's page with its doors as a grid kept live by server-sent events, and a maintenance
-//! unlock (the API's `POST /v1/devices/{id}/doors/{door}/unlock`, called by the page's script
-//! with the session's CSRF token).
+//! The console's lockers list: search by any fragment of the id, filters (presence, open alarms,
+//! model, transport and the gateway holding a serial line), sorted by id or by last seen, in
+//! pages; and commands to the lockers selected on the page (the API's `/v1/bulk/…`, called by the
+//! page's script with the session's CSRF token), with one result per locker.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{bar, escape, page, signed_in};
 use crate::api::ApiState;
-use crate::device::directory::{self, DeviceSearch, DoorView};
+use crate::device::directory::{self, DeviceSearch, DeviceView, Order, Transport};
 
-/// The list's search form and filters.
+/// The list's search form and filters, as the page's form sends them (empty for "any").
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ListQuery {
-    #[serde(default)]
     q: String,
-    #[serde(default)]
     online: String,
-    #[serde(default)]
     open_alarms: String,
+    model: String,
+    transport: String,
+    gateway: String,
+    sort: String,
     after: Option<String>,
+    offset: Option<u32>,
 }
 
 fn flag(value: &str) -> Option<bool> {
@@ -41,7 +40,108 @@ fn option(value: &str, current: &str, label: &str) -> String {
     format!("<option value=\"{value}\"{selected}>{label}</option>")
 }
 
+fn select(name: &str, label: &str, current: &str, choices: &[(&str, &str)]) -> String {
+    let options: String = choices
+        .iter()
+        .map(|(value, text)| option(value, current, text))
+        .collect();
+    format!("<label>{label} <select name=\"{name}\">{options}</select></label>")
+}
+
+/// `text`, trimmed and cut to `max` characters; `None` when empty.
+fn given(text: &str, max: usize) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.chars().take(max).collect())
+}
+
 const PAGE: i64 = 50;
+
+impl ListQuery {
+    fn search(&self) -> DeviceSearch {
+        DeviceSearch {
+            fragment: given(&self.q, 32),
+            online: flag(&self.online),
+            open_alarms: flag(&self.open_alarms),
+            model: given(&self.model, 64),
+            transport: match self.transport.as_str() {
+                "mqtt" => Some(Transport::Mqtt),
+                "serial" => Some(Transport::Serial),
+                _ => None,
+            },
+            serial_gateway: given(&self.gateway, 64),
+            order: if self.sort == "last_seen" {
+                Order::LastSeen
+            } else {
+                Order::Id
+            },
+            after: self.after.clone(),
+            offset: i64::from(self.offset.unwrap_or(0).min(100_000)),
+            limit: PAGE,
+            ..DeviceSearch::default()
+        }
+    }
+
+    /// The query string of the same search, for the next page's link.
+    fn again(&self) -> String {
+        [
+            ("q", &self.q),
+            ("online", &self.online),
+            ("open_alarms", &self.open_alarms),
+            ("model", &self.model),
+            ("transport", &self.transport),
+            ("gateway", &self.gateway),
+            ("sort", &self.sort),
+        ]
+        .iter()
+        .map(|(name, value)| format!("{name}={}", urlencode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+fn row(d: &DeviceView) -> String {
+    let seen = d
+        .last_seen_at
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "never".into());
+    let presence = if d.revoked_at.is_some() {
+        "revoked"
+    } else if d.online {
+        "online"
+    } else {
+        "offline"
+    };
+    let transport = match &d.serial_gateway {
+        Some(gateway) => format!("serial · {}", escape(gateway)),
+        None => "MQTT".to_owned(),
+    };
+    format!(
+        "<tr><td><input type=\"checkbox\" class=\"pick\" value=\"{id}\" \
+         aria-label=\"Select {id}\"></td><td><a href=\"/console/lockers/{id}\">{id}</a></td>\
+         <td>{model}</td><td>{doors}</td><td>{transport}</td>\
+         <td class=\"{presence}\">{presence}</td><td>{seen}</td></tr>",
+        id = escape(&d.id),
+        model = escape(&d.model),
+        doors = d.door_count,
+    )
+}
+
+/// The form that sends a command to the selected lockers.
+const BULK_FORM: &str = "<h2>Command the selected lockers</h2>\
+    <form id=\"bulk\" class=\"filters\"><span id=\"picked\" role=\"status\">0 selected</span>\
+    <label>Command <select id=\"bulk-action\" name=\"action\">\
+    <option value=\"unlock\">Unlock a door</option><option value=\"configure\">Settings</option>\
+    <option value=\"revoke\">Revoke</option></select></label>\
+    <label data-for=\"unlock\">Door <input name=\"door\" type=\"number\" min=\"1\" max=\"512\" value=\"1\"></label>\
+    <label data-for=\"unlock\"><input name=\"override\" type=\"checkbox\"> also rented or stocked doors</label>\
+    <label data-for=\"configure\">Heartbeat (s) <input name=\"heartbeat_secs\" type=\"number\" min=\"5\" max=\"3600\" value=\"60\"></label>\
+    <label data-for=\"configure\">Open window (ms) <input name=\"open_window_ms\" type=\"number\" min=\"1000\" max=\"60000\" value=\"5000\"></label>\
+    <label data-for=\"configure\">Pulse (ms) <input name=\"pulse_ms\" type=\"number\" min=\"50\" max=\"5000\" value=\"300\"></label>\
+    <label data-for=\"configure\">Door ajar alarm (s) <input name=\"ajar_alarm_secs\" type=\"number\" min=\"0\" max=\"3600\" value=\"120\"></label>\
+    <label>Reason <input name=\"reason\" maxlength=\"200\" placeholder=\"why\"></label>\
+    <button type=\"submit\">Send</button></form><p id=\"bulk-status\" role=\"status\"></p>\
+    <div class=\"table\"><table><thead><tr><th>Locker</th><th>Result</th><th>Detail</th></tr>\
+    </thead><tbody id=\"bulk-results\"></tbody></table></div>";
 
 pub(super) async fn list(
     State(state): State<ApiState>,
@@ -51,68 +151,73 @@ pub(super) async fn list(
     let Some((user, token)) = signed_in(&state, &headers).await else {
         return Redirect::to("/console/login").into_response();
     };
-    let fragment = query.q.trim();
-    let search = DeviceSearch {
-        fragment: (!fragment.is_empty()).then(|| fragment.chars().take(32).collect()),
-        online: flag(&query.online),
-        open_alarms: flag(&query.open_alarms),
-        after: query.after.clone(),
-        limit: PAGE,
-        ..DeviceSearch::default()
-    };
+    let search = query.search();
     let found = match directory::search(&state.storage, &search).await {
         Ok(found) => found,
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
-    let rows: String = found
-        .iter()
-        .map(|d| {
-            let seen = d
-                .last_seen_at
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                .unwrap_or_else(|| "never".into());
-            let presence = if d.online { "online" } else { "offline" };
-            format!(
-                "<tr><td><a href=\"/console/lockers/{id}\">{id}</a></td><td>{model}</td>\
-                 <td>{doors}</td><td class=\"{presence}\">{presence}</td><td>{seen}</td></tr>",
-                id = escape(&d.id),
-                model = escape(&d.model),
-                doors = d.door_count,
-            )
-        })
-        .collect();
+    let rows: String = found.iter().map(row).collect();
     let next = match found.last() {
-        Some(last) if found.len() as i64 == PAGE => format!(
-            "<p><a href=\"/console/lockers?q={}&amp;online={}&amp;open_alarms={}&amp;after={}\">Next page</a></p>",
-            escape(&urlencode(fragment)),
-            escape(&query.online),
-            escape(&query.open_alarms),
-            escape(&urlencode(&last.id))
-        ),
+        Some(last) if found.len() as i64 == PAGE => {
+            let page = if search.order == Order::LastSeen {
+                format!("offset={}", search.offset + PAGE)
+            } else {
+                format!("after={}", urlencode(&last.id))
+            };
+            format!(
+                "<p><a href=\"/console/lockers?{}&amp;{page}\">Next page</a></p>",
+                escape(&query.again())
+            )
+        }
         _ => String::new(),
     };
     let body = format!(
-        "{}<main><h1>Lockers</h1>\
+        "{bar}<main data-csrf=\"{csrf}\"><h1>Lockers</h1>\
          <form class=\"filters\" method=\"get\" action=\"/console/lockers\" role=\"search\">\
-         <label>Id contains <input name=\"q\" value=\"{}\" maxlength=\"32\"></label>\
-         <label>Presence <select name=\"online\">{}{}{}</select></label>\
-         <label>Alarms <select name=\"open_alarms\">{}{}</select></label>\
-         <button type=\"submit\">Search</button></form>\
-         <div class=\"table\"><table><thead><tr><th>Id</th><th>Model</th><th>Doors</th>\
-         <th>Presence</th><th>Last seen</th></tr></thead><tbody>{rows}</tbody></table></div>{next}</main>",
-        bar(&user, &token),
-        escape(fragment),
-        option("", &query.online, "any"),
-        option("true", &query.online, "online"),
-        option("false", &query.online, "offline"),
-        option("", &query.open_alarms, "any"),
-        option("true", &query.open_alarms, "with open alarms"),
+         <label>Id contains <input name=\"q\" value=\"{q}\" maxlength=\"32\"></label>\
+         {online}{alarms}<label>Model <input name=\"model\" value=\"{model}\" maxlength=\"64\" \
+         size=\"10\"></label>{transport}\
+         <label>Serial gateway <input name=\"gateway\" value=\"{gateway}\" maxlength=\"64\" \
+         size=\"10\"></label>{sort}<button type=\"submit\">Search</button></form>\
+         <div class=\"table\"><table><thead><tr><th><input type=\"checkbox\" id=\"select-all\" \
+         aria-label=\"Select all on this page\"></th><th>Id</th><th>Model</th><th>Doors</th>\
+         <th>Transport</th><th>Presence</th><th>Last seen</th></tr></thead><tbody>{rows}</tbody>\
+         </table></div>{next}{BULK_FORM}</main><script src=\"/console/assets/bulk.js\"></script>",
+        bar = bar(&user, &token),
+        csrf = super::session::csrf_of(&token),
+        q = escape(query.q.trim()),
+        online = select(
+            "online",
+            "Presence",
+            &query.online,
+            &[("", "any"), ("true", "online"), ("false", "offline")]
+        ),
+        alarms = select(
+            "open_alarms",
+            "Alarms",
+            &query.open_alarms,
+            &[("", "any"), ("true", "with open alarms")]
+        ),
+        model = escape(query.model.trim()),
+        transport = select(
+            "transport",
+            "Transport",
+            &query.transport,
+            &[("", "any"), ("mqtt", "MQTT"), ("serial", "serial line")]
+        ),
+        gateway = escape(query.gateway.trim()),
+        sort = select(
+            "sort",
+            "Sort by",
+            &query.sort,
+            &[("", "id"), ("last_seen", "last seen")]
+        ),
     );
     page(StatusCode::OK, "Lockers", &body, &[])
 }
 
 /// `text` for a URL's query.
-fn urlencode(text: &str) -> String {
+pub(super) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -121,136 +226,4 @@ fn urlencode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-fn door_cell(door: &DoorView) -> String {
-    let locked = match door.locked {
-        Some(true) => "locked",
-        Some(false) => "unlocked",
-        None => "",
-    };
-    let marks = [
-        (door.suspect, "suspect"),
-        (door.out_of_service, "out of service"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, name)| *name)
-    .collect::<Vec<_>>()
-    .join(", ");
-    format!(
-        "<li class=\"door {sensor}\" data-door=\"{n}\"><span class=\"num\">{n}</span>\
-         <span class=\"sensor\">{sensor}</span><span class=\"lock\">{locked}</span>\
-         <span class=\"marks\">{marks}</span>\
-         <button type=\"button\" class=\"quiet unlock\" data-door=\"{n}\">Unlock</button>\
-         <button type=\"button\" class=\"quiet service\" data-door=\"{n}\">Back in service</button></li>",
-        n = door.door,
-        sensor = escape(&door.sensor),
-    )
-}
-
-pub(super) async fn one(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let Some((user, token)) = signed_in(&state, &headers).await else {
-        return Redirect::to("/console/login").into_response();
-    };
-    let detail = match directory::get(&state.storage, &id).await {
-        Ok(Some(detail)) => detail,
-        Ok(None) => {
-            let body = format!("{}<main><h1>No such locker</h1></main>", bar(&user, &token));
-            return page(StatusCode::NOT_FOUND, "No such locker", &body, &[]);
-        }
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
-    };
-    let d = &detail.device;
-    let doors: String = detail.doors.iter().map(door_cell).collect();
-    let commands = crate::command::history::list(&state.storage, &d.id, None, None, 20)
-        .await
-        .unwrap_or_default();
-    let command_rows: String = commands
-        .iter()
-        .map(|c| {
-            let outcome = c
-                .door_result
-                .as_deref()
-                .or(c.refusal.as_deref())
-                .unwrap_or("");
-            format!(
-                "<tr><td>{id}</td><td>{kind}</td><td>{door}</td><td class=\"state\">{state}</td>\
-                 <td>{outcome}</td><td>{reason}</td><td>{at}</td></tr>",
-                id = c.id,
-                kind = escape(&c.kind),
-                door = c.door.map(|n| n.to_string()).unwrap_or_default(),
-                state = escape(&c.state),
-                outcome = escape(outcome),
-                reason = escape(c.reason.as_deref().unwrap_or("")),
-                at = c.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            )
-        })
-        .collect();
-    let body = format!(
-        "{}<main data-locker=\"{id}\" data-csrf=\"{csrf}\"><h1>Locker {id}</h1>\
-         <p>{model} · {count} doors · <span id=\"presence\">{presence}</span> · firmware {firmware}</p>\
-         <h2>Doors</h2><ul class=\"doors\" id=\"doors\" aria-live=\"polite\">{doors}</ul>\
-         <p><label>Reason (for an unlock, or what was done to put a door back in service) \
-         <input id=\"reason\" maxlength=\"200\" placeholder=\"why\"></label></p>\
-         <p id=\"result\" role=\"status\"></p>\
-         <h2>Latest commands</h2><div class=\"table\"><table><thead><tr><th>Id</th><th>Kind</th>\
-         <th>Door</th><th>State</th><th>Outcome</th><th>Reason</th><th>Created</th></tr></thead>\
-         <tbody id=\"commands\">{command_rows}</tbody></table></div></main>\
-         <script src=\"/console/assets/locker.js\"></script>",
-        bar(&user, &token),
-        id = escape(&d.id),
-        model = escape(&d.model),
-        count = d.door_count,
-        presence = if d.online { "online" } else { "offline" },
-        firmware = escape(d.firmware.as_deref().unwrap_or("unknown")),
-        csrf = super::session::csrf_of(&token),
-    );
-    page(StatusCode::OK, &format!("Locker {}", d.id), &body, &[])
-}
-
-/// The doors of a locker as server-sent events: one `doors` event with every door's state when
-/// the stream opens and whenever they change (read from the books each second, so changes any
-/// gateway records show).
-pub(super) async fn live(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if signed_in(&state, &headers).await.is_none() {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let storage = state.storage.clone();
-    let stream = futures_util::stream::unfold(
-        (storage, id, String::new(), true),
-        |(storage, id, last, first)| async move {
-            let mut wait = !first;
-            loop {
-                if wait {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                wait = true;
-                let now = match directory::get(&storage, &id).await {
-                    Ok(Some(detail)) => serde_json::json!({
-                        "online": detail.device.online,
-                        "doors": detail.doors,
-                    })
-                    .to_string(),
-                    Ok(None) => return None,
-                    Err(_) => continue,
-                };
-                if now != last {
-                    let event = Event::default().event("doors").data(now.clone());
-                    return Some((Ok::<_, Infallible>(event), (storage, id, now, false)));
-                }
-            }
-        },
-    );
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
 }

@@ -18,15 +18,25 @@ use crate::account::User;
 mod alarms;
 mod audit;
 mod import;
+mod locker;
 mod lockers;
 pub mod session;
 
 use session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf_of, same, set_cookie};
 
-const CSS: &str = include_str!("assets/console.css");
-const LOCKER_JS: &str = include_str!("assets/locker.js");
-const ALARMS_JS: &str = include_str!("assets/alarms.js");
-const IMPORT_JS: &str = include_str!("assets/import.js");
+/// The console's static files, embedded in the binary: (name, content type, content).
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/console.css"),
+    ),
+    ("locker.js", JS, include_str!("assets/locker.js")),
+    ("alarms.js", JS, include_str!("assets/alarms.js")),
+    ("import.js", JS, include_str!("assets/import.js")),
+    ("bulk.js", JS, include_str!("assets/bulk.js")),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 
 /// The console's routes (pages, not API operations: they are not in the OpenAPI document).
 pub fn routes() -> axum::Router<ApiState> {
@@ -35,15 +45,12 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console/login", get(login_page).post(log_in))
         .route("/console/logout", axum::routing::post(log_out))
         .route("/console/lockers", get(lockers::list))
-        .route("/console/lockers/{id}", get(lockers::one))
-        .route("/console/lockers/{id}/live", get(lockers::live))
-        .route("/console/assets/console.css", get(stylesheet))
-        .route("/console/assets/locker.js", get(locker_script))
+        .route("/console/lockers/{id}", get(locker::one))
+        .route("/console/lockers/{id}/live", get(locker::live))
+        .route("/console/assets/{name}", get(asset))
         .route("/console/alarms", get(alarms::list))
         .route("/console/audit", get(audit::list))
         .route("/console/import", get(import::form))
-        .route("/console/assets/import.js", get(import_script))
-        .route("/console/assets/alarms.js", get(alarms_script))
 }
 
 /// Text for HTML: `<`, `>`, `&`, quotes escaped.
@@ -88,15 +95,14 @@ pub(super) fn page(status: StatusCode, title: &str, body: &str, cookies: &[Strin
     response
 }
 
-async fn stylesheet() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/css; charset=utf-8")], CSS)
-}
-
-async fn locker_script() -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        LOCKER_JS,
-    )
+/// One of the console's static files (404 for another name).
+async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, content)) => {
+            ([(CONTENT_TYPE, *content_type)], *content).into_response()
+        }
+        None => crate::api::ApiError::NotFound("file").into_response(),
+    }
 }
 
 /// The operator whose session cookie came with the request, if it is valid.
@@ -331,18 +337,4 @@ async fn overview_page(State(state): State<ApiState>, headers: HeaderMap) -> Res
         response.headers_mut().insert("x-csrf-token", csrf);
     }
     response
-}
-
-async fn alarms_script() -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        ALARMS_JS,
-    )
-}
-
-async fn import_script() -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        IMPORT_JS,
-    )
 }

@@ -10,18 +10,16 @@
   var source = new EventSource("/console/lockers/" + encodeURIComponent(id) + "/live");
   source.addEventListener("doors", function (event) {
     var state = JSON.parse(event.data);
-    document.getElementById("presence").textContent = state.online ? "online" : "offline";
-    state.doors.forEach(function (door) {
+    document.getElementById("presence").textContent =
+      state.revoked ? "revoked" : state.online ? "online" : "offline";
+    state.doors.forEach(function (door, i) {
       var cell = document.querySelector("li.door[data-door=\"" + door.door + "\"]");
       if (!cell) { return; }
       cell.className = "door " + door.sensor;
       cell.querySelector(".sensor").textContent = door.sensor;
       cell.querySelector(".lock").textContent =
         door.locked === true ? "locked" : door.locked === false ? "unlocked" : "";
-      var marks = [];
-      if (door.suspect) { marks.push("suspect"); }
-      if (door.out_of_service) { marks.push("out of service"); }
-      cell.querySelector(".marks").textContent = marks.join(", ");
+      cell.querySelector(".marks").textContent = state.marks[i] || "";
     });
     main.setAttribute("data-live", "yes");
   });
@@ -48,6 +46,35 @@
     }).catch(function () {
       result.textContent = "The gateway did not answer.";
     }).then(function () { button.disabled = false; });
+  });
+  function call(path, body) {
+    return fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (answer) {
+        if (!response.ok) {
+          throw new Error((answer.title || "Refused") + (answer.detail ? ": " + answer.detail : ""));
+        }
+        return answer;
+      });
+    });
+  }
+  var base = "/v1/devices/" + encodeURIComponent(id);
+  document.getElementById("rotate").addEventListener("click", function () {
+    if (!window.confirm("Give locker " + id + " a new secret? Its old one works for one more day.")) { return; }
+    call(base + "/rotate", {}).then(function (answer) {
+      document.getElementById("secret").textContent = answer.secret;
+      document.getElementById("credentials").hidden = false;
+      result.textContent = "New secret issued; the old one works until " + answer.previous_valid_until + ".";
+    }).catch(function (e) { result.textContent = e.message; });
+  });
+  document.getElementById("revoke").addEventListener("click", function () {
+    if (!window.confirm("Revoke locker " + id + "? It can never connect again.")) { return; }
+    call(base + "/revoke", {}).then(function () {
+      result.textContent = "Locker " + id + " is revoked.";
+    }).catch(function (e) { result.textContent = e.message; });
   });
   function backInService(button) {
     var reason = document.getElementById("reason").value.trim();
