@@ -33,6 +33,7 @@ pub mod storage;
 pub mod unlock;
 pub mod uplink;
 pub mod wallet;
+pub mod webhook;
 pub mod worker;
 
 pub use config::Config;

@@ -74,6 +74,15 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
         ("post", "/v1/bulk/unlock", DoorService),
         ("post", "/v1/bulk/configure", Manage),
         ("post", "/v1/bulk/revoke", Revoke),
+        ("get", "/v1/webhooks", Read),
+        ("get", "/v1/webhooks/{id}/deliveries", Read),
+        ("post", "/v1/webhooks", Manage),
+        ("delete", "/v1/webhooks/{id}", Manage),
+        (
+            "post",
+            "/v1/webhooks/{id}/deliveries/{delivery}/replay",
+            Manage,
+        ),
         ("put", "/v1/users/{id}/role", Accounts),
     ];
     TABLE

@@ -95,6 +95,21 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Outbox events delivered.",
     ),
     (
+        "locker_webhook_attempts_total",
+        Counter,
+        "Webhook delivery attempts, by outcome (delivered, retry, failed: the last attempt failed).",
+    ),
+    (
+        "locker_webhook_record_failures_total",
+        Counter,
+        "Webhook attempts whose answer could not be written back (tried again when the claim lapses).",
+    ),
+    (
+        "locker_webhook_claim_failures_total",
+        Counter,
+        "Times the webhook deliverer could not claim due deliveries.",
+    ),
+    (
         "locker_external_broker_errors_total",
         Counter,
         "Errors of the connection to an external broker.",

@@ -48,6 +48,7 @@ pub mod rental_list;
 pub mod rentals;
 pub mod server;
 pub mod wallets;
+pub mod webhooks;
 pub mod workers;
 
 pub use error::{ApiError, FieldError, Problem};
@@ -162,6 +163,10 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(bulk::unlock))
         .routes(routes!(bulk::configure))
         .routes(routes!(bulk::revoke))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::replay))
         .routes(routes!(audit::list))
         .routes(routes!(wallets::mine))
         .routes(routes!(wallets::ledger))

@@ -1,6 +1,6 @@
 //! The worker builder: the background loops every gateway runs (commands in flight at the last
-//! stop, queued commands, command housekeeping, the outbox publisher, revocations, expired
-//! tokens, rate-limit eviction).
+//! stop, queued commands, command housekeeping, the outbox publisher, webhook deliveries,
+//! revocations, expired tokens, rate-limit eviction).
 
 use std::sync::Arc;
 
@@ -17,6 +17,9 @@ use crate::events::Event;
 use crate::link::downlink::Downlinks;
 use crate::mqtt::MqttTx;
 use crate::storage::Storage;
+
+/// How often the webhook deliverer looks for due deliveries (at least).
+const WEBHOOK_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the background loops need from the transports.
 pub(super) struct Outlets {
@@ -91,6 +94,14 @@ pub(super) async fn start(
     let (events, _) = broadcast::channel(1024);
     let publisher = Publisher::on(storage.clone(), events_tx, events.clone());
     tasks.spawn(publisher.run(config.outbox_poll, workers.outbox.clone(), shutdown.clone()));
+    // Webhooks: every gateway delivers (claims keep them apart). A client that cannot be built
+    // (no TLS roots at all) is a warning, not a failed start: deliveries wait in the table.
+    match crate::background::webhooks::Deliverer::new(storage.clone(), config.webhooks.clone()) {
+        Ok(deliverer) => {
+            tasks.spawn(deliverer.run(config.outbox_poll.max(WEBHOOK_TICK), shutdown.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "webhooks are not delivered: no HTTP client"),
+    }
     let stop = shutdown.clone();
     tasks.spawn(revocation::watch(
         storage.clone(),

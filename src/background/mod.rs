@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 pub mod broker_rights;
 pub mod heap;
 pub mod publisher;
+pub mod webhooks;
 
 pub use publisher::{Outcome, Publisher};
 

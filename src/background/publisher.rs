@@ -50,7 +50,7 @@ impl Publisher {
 
     /// Delivers one batch of pending events.
     pub async fn try_publish_batch(&mut self) -> Result<Outcome, PublishError> {
-        let batch = match Batch::claim(&self.storage, self.batch).await? {
+        let mut batch = match Batch::claim(&self.storage, self.batch).await? {
             Claim::Batch(batch) => batch,
             Claim::Empty => return Ok(Outcome::Empty),
             Claim::NotLeader => return Ok(Outcome::NotLeader),
@@ -63,6 +63,10 @@ impl Publisher {
                 .await
                 .map_err(|e| PublishError::Mqtt(e.to_string()))?;
         }
+        // Each event's webhook deliveries, written with the mark that it was published: none
+        // lost if the process dies, none doubled when a batch is delivered again.
+        let (work, events) = batch.work_with_events();
+        crate::webhook::fan_out(work, events).await?;
         let events = batch.published().await?;
         let published = events.len();
         for event in events {

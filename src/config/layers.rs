@@ -70,6 +70,9 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_MQTT_CLIENT_CERT",
     "LOCKER_MQTT_CLIENT_KEY",
     "LOCKER_WORKER_STUCK_AFTER",
+    "LOCKER_WEBHOOK_ATTEMPTS",
+    "LOCKER_WEBHOOK_TIMEOUT_SECS",
+    "LOCKER_TIME_ZONE",
 ];
 
 /// A setting's key in the file.

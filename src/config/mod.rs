@@ -8,6 +8,7 @@ mod fleet;
 mod layers;
 mod mode;
 mod mqtts;
+mod operations;
 pub mod serial;
 mod settings;
 mod show;
@@ -17,6 +18,7 @@ pub use fleet::host_name;
 pub use layers::{LoadError, SETTINGS, file_key};
 pub use mode::{Mode, ModeError};
 pub use mqtts::MqttsListener;
+pub use operations::WebhookPolicy;
 pub use settings::{
     BrokerRights, BrokerTls, DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost,
     RentalSettings, SecretsKey, WorkerPolicy,
@@ -139,6 +141,11 @@ pub struct Config {
     /// `LOCKER_BROKER_HOOK_SECRET` (default none: the hooks answer 503): what a broker asking
     /// over HTTP (EMQX's HTTP authenticator and authorizer) sends as `Authorization: Bearer`.
     pub broker_hook_secret: Option<String>,
+    /// `LOCKER_WEBHOOK_ATTEMPTS`, `LOCKER_WEBHOOK_TIMEOUT_SECS`: how webhook deliveries are tried.
+    pub webhooks: WebhookPolicy,
+    /// `LOCKER_TIME_ZONE` (IANA name, default `UTC`): where "today" begins, for the console's
+    /// money taken today.
+    pub time_zone: chrono_tz::Tz,
 }
 
 /// How the HTTP server treats slow and idle clients.
@@ -310,43 +317,9 @@ impl Config {
                 iterations: number("LOCKER_ARGON2_ITERATIONS", 2, 1, 10)? as u32,
                 parallelism: number("LOCKER_ARGON2_PARALLELISM", 1, 1, 16)? as u32,
             },
-            currency: {
-                let code = match get("LOCKER_CURRENCY") {
-                    None => "EUR".to_owned(),
-                    Some(code)
-                        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) =>
-                    {
-                        code
-                    }
-                    Some(other) => {
-                        return Err(ConfigError::BadChoice {
-                            name: "LOCKER_CURRENCY",
-                            value: other,
-                            choices: "three capital letters (ISO 4217), such as EUR",
-                        });
-                    }
-                };
-                let exponent = number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32;
-                let mut currency = crate::money::Currency::new(&code, exponent);
-                let unbounded = crate::money::Currency {
-                    max_amount: i64::MAX,
-                    ..currency.clone()
-                };
-                let bound = |name: &'static str, default: i64| match get(name) {
-                    None => Ok(default),
-                    Some(value) => match unbounded.parse_outside(value.trim()) {
-                        Ok(minor) if minor > 0 => Ok(minor),
-                        _ => Err(ConfigError::BadChoice {
-                            name,
-                            value,
-                            choices: "an amount more than zero such as 10000.00",
-                        }),
-                    },
-                };
-                currency.max_amount = bound("LOCKER_MAX_AMOUNT", currency.max_amount)?;
-                currency.max_balance = bound("LOCKER_MAX_BALANCE", currency.max_balance)?;
-                currency
-            },
+            currency: operations::currency(&get, &number)?,
+            webhooks: operations::webhooks(&number)?,
+            time_zone: operations::time_zone(&get)?,
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
             cache_ttl: Duration::from_secs(number("LOCKER_CACHE_TTL_SECS", 60, 0, 86_400)?),

@@ -84,6 +84,12 @@ impl Batch {
         &self.events
     }
 
+    /// The batch's unit of work with its events, for writes that must commit with the batch (the
+    /// webhook deliveries of its events).
+    pub fn work_with_events(&mut self) -> (&mut UnitOfWork, &[Event]) {
+        (&mut self.work, &self.events)
+    }
+
     /// Marks every event of the batch published; returns them.
     pub async fn published(mut self) -> Result<Vec<Event>, sqlx::Error> {
         let now = chrono::Utc::now();

@@ -14,7 +14,57 @@ pub async fn calls(
 ) -> Vec<(&'static str, &'static str, RequestBuilder)> {
     let as_admin =
         |method: Method, path: &str| app.http.request(method, app.url(path)).bearer_auth(admin);
+    // An endpoint nobody listens on, with one delivery (the provisioning below).
+    let made: serde_json::Value = as_admin(Method::POST, "/v1/webhooks")
+        .json(&json!({ "url": "http://127.0.0.1:9/hook", "event_types": ["device.*"] }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let hook = made["webhook"]["id"].as_str().expect("id").to_owned();
+    app.provision("lk-hooked", 1).await;
+    let log = format!("/v1/webhooks/{hook}/deliveries");
+    crate::helpers::eventually("a delivery", || async {
+        let page: serde_json::Value = as_admin(Method::GET, &log)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        page["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+    })
+    .await;
     vec![
+        (
+            "post",
+            "/v1/webhooks",
+            as_admin(Method::POST, "/v1/webhooks")
+                .json(&json!({ "url": "https://hooks.example.com/x", "event_types": ["alarm.*"] })),
+        ),
+        ("get", "/v1/webhooks", as_admin(Method::GET, "/v1/webhooks")),
+        (
+            "get",
+            "/v1/webhooks/{id}/deliveries",
+            as_admin(Method::GET, &format!("{log}?limit=5")),
+        ),
+        (
+            "post",
+            "/v1/webhooks/{id}/deliveries/{delivery}/replay",
+            as_admin(Method::POST, &format!("{log}/1/replay")),
+        ),
+        (
+            "delete",
+            "/v1/webhooks/{id}",
+            as_admin(
+                Method::DELETE,
+                &format!("/v1/webhooks/{}", uuid::Uuid::now_v7()),
+            ),
+        ),
         (
             "post",
             "/v1/bulk/unlock",

@@ -100,6 +100,8 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         broker_rights: locker_gateway::config::BrokerRights::Operator,
         secrets_key: None,
         broker_hook_secret: None,
+        webhooks: locker_gateway::config::WebhookPolicy::default(),
+        time_zone: chrono_tz::UTC,
     }
 }
 

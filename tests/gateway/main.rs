@@ -86,4 +86,5 @@ mod test_broker;
 mod text_input;
 mod wallets;
 mod wallets_api;
+mod webhooks;
 mod workers;

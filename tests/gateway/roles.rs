@@ -23,6 +23,7 @@ fn concrete(path: &str) -> String {
         .replace("{user_id}", "00000000-0000-7000-8000-000000000002")
         .replace("{door}", "1")
         .replace("{command_id}", "1")
+        .replace("{delivery}", "1")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str) -> u16 {
@@ -32,6 +33,7 @@ async fn call(app: &TestApp, method: &str, path: &str, token: &str) -> u16 {
         "post" => app.http.post(url).json(&json!({})),
         "put" => app.http.put(url).json(&json!({})),
         "patch" => app.http.patch(url).json(&json!({})),
+        "delete" => app.http.delete(url),
         other => panic!("no {other} operations expected"),
     };
     request

@@ -1,0 +1,96 @@
+//! Settings of how operators run the fleet: the money's currency, the time zone "today" is
+//! counted in, how webhooks are delivered.
+
+use std::time::Duration;
+
+use super::ConfigError;
+
+/// How webhook deliveries are tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// The wait after the first failed attempt; doubled after each further one.
+    pub first_retry: Duration,
+    /// The longest wait between attempts.
+    pub max_retry: Duration,
+    /// `LOCKER_WEBHOOK_ATTEMPTS` (default 15, about a day): attempts after which a delivery is
+    /// `failed` (replayed by an operator once the endpoint is fixed).
+    pub max_attempts: u32,
+    /// `LOCKER_WEBHOOK_TIMEOUT_SECS` (default 10): how long one attempt may take.
+    pub timeout: Duration,
+}
+
+impl Default for WebhookPolicy {
+    fn default() -> Self {
+        Self {
+            first_retry: Duration::from_secs(10),
+            max_retry: Duration::from_secs(3600),
+            max_attempts: 15,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A number setting: its name, default, least and greatest value.
+pub(super) type Number<'a> = &'a dyn Fn(&'static str, u64, u64, u64) -> Result<u64, ConfigError>;
+
+/// `LOCKER_WEBHOOK_ATTEMPTS` and `LOCKER_WEBHOOK_TIMEOUT_SECS`.
+pub(super) fn webhooks(number: Number<'_>) -> Result<WebhookPolicy, ConfigError> {
+    Ok(WebhookPolicy {
+        max_attempts: number("LOCKER_WEBHOOK_ATTEMPTS", 15, 1, 100)? as u32,
+        timeout: Duration::from_secs(number("LOCKER_WEBHOOK_TIMEOUT_SECS", 10, 1, 120)?),
+        ..WebhookPolicy::default()
+    })
+}
+
+/// `LOCKER_TIME_ZONE`: an IANA name such as `Europe/Berlin` (default `UTC`).
+pub(super) fn time_zone(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<chrono_tz::Tz, ConfigError> {
+    match get("LOCKER_TIME_ZONE").filter(|v| !v.trim().is_empty()) {
+        None => Ok(chrono_tz::UTC),
+        Some(name) => name.trim().parse().map_err(|_| ConfigError::BadValue {
+            name: "LOCKER_TIME_ZONE",
+            value: name.clone(),
+            why: "not an IANA time zone name such as Europe/Berlin or UTC".to_owned(),
+        }),
+    }
+}
+
+/// `LOCKER_CURRENCY` (ISO 4217, default EUR), `LOCKER_CURRENCY_EXPONENT` (default 2),
+/// `LOCKER_MAX_AMOUNT` and `LOCKER_MAX_BALANCE`.
+pub(super) fn currency(
+    get: &impl Fn(&'static str) -> Option<String>,
+    number: Number<'_>,
+) -> Result<crate::money::Currency, ConfigError> {
+    let code = match get("LOCKER_CURRENCY") {
+        None => "EUR".to_owned(),
+        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) => code,
+        Some(other) => {
+            return Err(ConfigError::BadChoice {
+                name: "LOCKER_CURRENCY",
+                value: other,
+                choices: "three capital letters (ISO 4217), such as EUR",
+            });
+        }
+    };
+    let exponent = number("LOCKER_CURRENCY_EXPONENT", 2, 0, 4)? as u32;
+    let mut currency = crate::money::Currency::new(&code, exponent);
+    let unbounded = crate::money::Currency {
+        max_amount: i64::MAX,
+        ..currency.clone()
+    };
+    let bound = |name: &'static str, default: i64| match get(name) {
+        None => Ok(default),
+        Some(value) => match unbounded.parse_outside(value.trim()) {
+            Ok(minor) if minor > 0 => Ok(minor),
+            _ => Err(ConfigError::BadChoice {
+                name,
+                value,
+                choices: "an amount more than zero such as 10000.00",
+            }),
+        },
+    };
+    currency.max_amount = bound("LOCKER_MAX_AMOUNT", currency.max_amount)?;
+    currency.max_balance = bound("LOCKER_MAX_BALANCE", currency.max_balance)?;
+    Ok(currency)
+}
