@@ -98,11 +98,13 @@ async fn main() {
         seeding.elapsed().as_secs_f64()
     );
     let storage = Storage::from(pool.clone());
+    let currency = locker_gateway::money::Currency::default();
+    let zone: chrono_tz::Tz = "Europe/Berlin".parse().expect("a zone");
     let mut rows = Vec::new();
     rows.push((
         "overview (every count)",
         time(runs, |_| async {
-            locker_gateway::api::overview::counts(&storage)
+            locker_gateway::api::overview::counts(&storage, &currency, zone)
                 .await
                 .expect("counted");
             1

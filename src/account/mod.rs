@@ -250,6 +250,17 @@ impl Accounts {
         Ok(row.map(User::from))
     }
 
+    /// The account `id`, if there is one.
+    pub async fn get(&self, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+        const ONE: &str =
+            "SELECT id, email, role, operator_role, created_at FROM users WHERE id = $1";
+        let row: Option<UserRow> = on_pool!(&self.storage, |pool| sqlx::query_as(ONE)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(User::from))
+    }
+
     /// Accounts whose email contains `text` (case-insensitive), by email, after `after`, at most
     /// `limit`.
     pub async fn search(

@@ -43,6 +43,26 @@ where
     }
 }
 
+/// A JSON body that may be left out: `None` for an empty body, else parsed as [`Json`] is.
+#[derive(Debug, Clone)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        parse(&bytes).map(|body| Self(Some(body)))
+    }
+}
+
 /// A request body as bytes (the payment webhook checks its signature over them), read within
 /// the body timeout and the size limit, every failure a problem document.
 #[derive(Debug, Clone)]

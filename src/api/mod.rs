@@ -43,6 +43,7 @@ pub mod overview;
 pub mod plans;
 pub mod problems;
 pub mod products;
+pub mod rental_admin;
 pub mod rental_bill;
 pub mod rental_list;
 pub mod rentals;
@@ -101,6 +102,8 @@ pub struct Parts {
     pub payment_webhook_secret: Option<String>,
     /// The hooks a broker asks over HTTP (`None`: off).
     pub broker_hooks: Option<broker_hooks::BrokerHooks>,
+    /// Where "today" begins (`LOCKER_TIME_ZONE`).
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl std::ops::Deref for ApiState {
@@ -177,9 +180,9 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rentals::get))
         .routes(routes!(rentals::reopen))
         .routes(routes!(rentals::end))
-        .routes(routes!(rentals::admin_end))
-        .routes(routes!(rentals::admin_cancel))
-        .routes(routes!(rentals::admin_refund))
+        .routes(routes!(rental_admin::admin_end))
+        .routes(routes!(rental_admin::admin_cancel))
+        .routes(routes!(rental_admin::admin_refund))
         .routes(routes!(products::create, products::list))
         .routes(routes!(products::update))
         .routes(routes!(products::set_stock))

@@ -1,9 +1,11 @@
 //! `GET /v1/overview`: the fleet at a glance, for the console's first page: lockers online and
 //! offline, open alarms by severity, commands that ended unknown or failed in the last 24 hours,
-//! rentals running, the gateways sharing the database.
+//! rentals running and overdue, money taken today (in `LOCKER_TIME_ZONE`), the gateways sharing
+//! the database.
 
 use axum::extract::State;
-use chrono::Utc;
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -53,8 +55,40 @@ pub struct Overview {
     pub commands_last_24h: CommandCounts,
     /// Rentals running (pending, active or ending).
     pub rentals_running: i64,
+    /// Active rentals past their plan's `max_minutes` (charged the overdue price).
+    pub rentals_overdue: i64,
+    /// Money taken since midnight in the configured time zone.
+    pub money_today: MoneyToday,
     /// Gateways holding a lease on this database.
     pub gateways: i64,
+}
+
+/// Money taken since the start of today.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MoneyToday {
+    /// Midnight in `time_zone`, as a UTC time.
+    pub since: DateTime<Utc>,
+    /// `LOCKER_TIME_ZONE`.
+    pub time_zone: String,
+    /// Fees taken (captured from holds) and orders charged.
+    #[schema(value_type = String, example = "120.50")]
+    pub taken: Decimal,
+    /// Given back (refunds).
+    #[schema(value_type = String, example = "4.00")]
+    pub refunded: Decimal,
+    /// Taken less refunded.
+    #[schema(value_type = String, example = "116.50")]
+    pub net: Decimal,
+}
+
+/// The start of today in `zone`, as a UTC time (the earliest midnight on a day that has two).
+pub fn start_of_today(zone: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(&zone).date_naive();
+    // A day whose midnight does not exist (a gap at 00:00) starts at the first hour that does.
+    (0..24)
+        .filter_map(|hour| today.and_hms_opt(hour, 0, 0))
+        .find_map(|t| zone.from_local_datetime(&t).earliest())
+        .map_or(now, |t| t.with_timezone(&Utc))
 }
 
 /// The fleet at a glance.
@@ -64,11 +98,17 @@ pub async fn overview(
     State(state): State<ApiState>,
     _operator: Operator,
 ) -> Result<Json<Overview>, ApiError> {
-    Ok(Json(counts(&state.storage).await?))
+    Ok(Json(
+        counts(&state.storage, state.wallets.currency(), state.time_zone).await?,
+    ))
 }
 
-/// The counts of the overview, read from the books.
-pub async fn counts(storage: &crate::storage::Storage) -> Result<Overview, sqlx::Error> {
+/// The counts of the overview, read from the books; money in `currency`, "today" in `zone`.
+pub async fn counts(
+    storage: &crate::storage::Storage,
+    currency: &crate::money::Currency,
+    zone: chrono_tz::Tz,
+) -> Result<Overview, sqlx::Error> {
     const LOCKERS: &str = "SELECT
             COALESCE(SUM(CASE WHEN online THEN 1 ELSE 0 END), 0),
             COALESCE(SUM(CASE WHEN online THEN 0 ELSE 1 END), 0)
@@ -85,6 +125,13 @@ pub async fn counts(storage: &crate::storage::Storage) -> Result<Overview, sqlx:
     const RENTALS: &str =
         "SELECT count(*) FROM rentals WHERE state IN ('pending', 'active', 'ending')";
     const GATEWAYS: &str = "SELECT count(*) FROM gateways WHERE expires_at > $1";
+    // Money out of wallets (captures and charges) and back into them (refunds) since $1.
+    const MONEY: &str = "SELECT
+            CAST(COALESCE(SUM(CASE WHEN kind IN ('capture', 'charge')
+                         THEN -(available_delta + held_delta) ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(SUM(CASE WHEN kind = 'refund'
+                         THEN available_delta + held_delta ELSE 0 END), 0) AS BIGINT)
+         FROM ledger WHERE created_at >= $1 AND kind IN ('capture', 'charge', 'refund')";
     let (now, since) = (Utc::now(), Utc::now() - chrono::Duration::hours(24));
     let (online, offline): (i64, i64) = on_pool!(storage, |pool| sqlx::query_as(LOCKERS)
         .fetch_one(pool)
@@ -104,7 +151,37 @@ pub async fn counts(storage: &crate::storage::Storage) -> Result<Overview, sqlx:
         .bind(now)
         .fetch_one(pool)
         .await?);
+    let since = start_of_today(zone, now);
+    let (taken, refunded): (i64, i64) = on_pool!(storage, |pool| sqlx::query_as(MONEY)
+        .bind(since)
+        .fetch_one(pool)
+        .await?);
+    // Each rental's own terms say when it is overdue (JSON: `max_minutes`).
+    let rentals_overdue: i64 = on_pool!(storage, |pool, dialect| {
+        let sql = format!(
+            "SELECT count(*) FROM rentals WHERE state = 'active' AND started_at IS NOT NULL
+               AND {}",
+            dialect.pick(
+                "started_at + make_interval(mins => (terms->>'max_minutes')::int) < $1",
+                "julianday(started_at) + json_extract(terms, '$.max_minutes') / 1440.0
+                   < julianday($1)",
+            )
+        );
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+    });
+    let money = |minor: i64| currency.from_minor(minor);
     Ok(Overview {
+        money_today: MoneyToday {
+            since,
+            time_zone: zone.name().to_owned(),
+            taken: money(taken),
+            refunded: money(refunded),
+            net: money(taken - refunded),
+        },
+        rentals_overdue,
         lockers: LockerCounts { online, offline },
         alarms: AlarmCounts {
             critical,

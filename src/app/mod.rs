@@ -261,6 +261,7 @@ impl App {
             catalog: domain.catalog,
             cache: domain.cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
+            time_zone: config.time_zone,
             broker_hooks: config.broker_hook_secret.as_ref().map(|secret| {
                 crate::api::broker_hooks::BrokerHooks {
                     secret: secret.clone(),

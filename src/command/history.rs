@@ -76,3 +76,41 @@ pub async fn belongs_to(storage: &Storage, id: i64, device: &str) -> Result<bool
         .await?);
     Ok(found.is_some())
 }
+
+/// A command with its locker, for fleet-wide lists.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FleetCommand {
+    /// The locker.
+    pub device_id: String,
+    /// The command.
+    #[sqlx(flatten)]
+    pub command: CommandView,
+}
+
+/// Commands of any locker made since `since` that ended `unknown` (`failed` = false) or refused
+/// or expired (`failed` = true), newest first, at most `limit`.
+pub async fn needing_a_look(
+    storage: &Storage,
+    failed: bool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<FleetCommand>, sqlx::Error> {
+    const LOOK: &str = "SELECT device_id, id, kind, door, state, refusal, door_result, attempts,
+                queued, conflict, duplicates, requested_by, reason, created_at, sent_at,
+                answered_at
+         FROM commands
+         WHERE created_at > $1 AND state IN ($2, $3)
+         ORDER BY id DESC LIMIT $4";
+    let (a, b) = if failed {
+        ("refused", "expired")
+    } else {
+        ("unknown", "unknown")
+    };
+    Ok(on_pool!(storage, |pool| sqlx::query_as(LOOK)
+        .bind(since)
+        .bind(a)
+        .bind(b)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+}

@@ -29,18 +29,6 @@ pub struct Batch {
     seqs: Vec<i64>,
 }
 
-/// An outbox row as both backends return it.
-#[derive(sqlx::FromRow)]
-struct OutboxRow {
-    seq: i64,
-    id: uuid::Uuid,
-    aggregate_type: String,
-    aggregate_id: String,
-    event_type: String,
-    payload: serde_json::Value,
-    occurred_at: chrono::DateTime<chrono::Utc>,
-}
-
 impl Batch {
     /// Claims at most `limit` pending events, oldest first.
     pub async fn claim(storage: &Storage, limit: i64) -> Result<Claim, sqlx::Error> {
@@ -58,24 +46,13 @@ impl Batch {
                 return Ok(Claim::NotLeader);
             }
         }
-        let rows: Vec<OutboxRow> = in_work!(&mut work, |conn| {
+        let rows: Vec<super::tail::Row> = in_work!(&mut work, |conn| {
             sqlx::query_as(PENDING).bind(limit).fetch_all(conn).await?
         });
         if rows.is_empty() {
             return Ok(Claim::Empty);
         }
-        let seqs = rows.iter().map(|row| row.seq).collect();
-        let events = rows
-            .into_iter()
-            .map(|row| Event {
-                id: row.id,
-                event_type: row.event_type,
-                aggregate_type: row.aggregate_type,
-                aggregate_id: row.aggregate_id,
-                occurred_at: row.occurred_at,
-                data: row.payload,
-            })
-            .collect();
+        let (seqs, events) = rows.into_iter().map(super::tail::Row::into_pair).unzip();
         Ok(Claim::Batch(Self { work, events, seqs }))
     }
 

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod outbox;
+pub mod tail;
 
 pub use outbox::{Append, Event};
 

@@ -143,8 +143,8 @@ impl UnitOfWork {
              WHERE id = $1 AND version = $4";
         const LEDGER: &str =
             "INSERT INTO ledger (wallet_id, kind, available_delta, held_delta, available_after,
-                             held_after, reference)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+                             held_after, reference, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
         let now = chrono::Utc::now();
         let updated = in_work!(self, |conn| {
             sqlx::query(UPDATE)
@@ -170,6 +170,7 @@ impl UnitOfWork {
                 .bind(available)
                 .bind(held)
                 .bind(&movement.reference)
+                .bind(now)
                 .fetch_one(conn)
                 .await?
         });

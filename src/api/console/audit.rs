@@ -4,9 +4,9 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
+use super::html::{moment, text};
 use super::{bar, escape, page, signed_in};
 use crate::api::ApiState;
 use crate::audit::{self, Filter};
@@ -24,18 +24,6 @@ pub struct AuditQuery {
     from: String,
     #[serde(default)]
     to: String,
-}
-
-/// A `datetime-local` value (`2026-12-05T17:20`), taken as UTC.
-fn moment(value: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-fn text(value: &str) -> Option<String> {
-    let value = value.trim();
-    (!value.is_empty() && value.chars().count() <= 254).then(|| value.to_owned())
 }
 
 pub(super) async fn list(

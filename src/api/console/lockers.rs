@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::html::select;
 use super::{bar, escape, page, signed_in};
 use crate::api::ApiState;
 use crate::device::directory::{self, DeviceSearch, DeviceView, Order, Transport};
@@ -33,19 +34,6 @@ fn flag(value: &str) -> Option<bool> {
         "false" => Some(false),
         _ => None,
     }
-}
-
-fn option(value: &str, current: &str, label: &str) -> String {
-    let selected = if value == current { " selected" } else { "" };
-    format!("<option value=\"{value}\"{selected}>{label}</option>")
-}
-
-fn select(name: &str, label: &str, current: &str, choices: &[(&str, &str)]) -> String {
-    let options: String = choices
-        .iter()
-        .map(|(value, text)| option(value, current, text))
-        .collect();
-    format!("<label>{label} <select name=\"{name}\">{options}</select></label>")
 }
 
 /// `text`, trimmed and cut to `max` characters; `None` when empty.

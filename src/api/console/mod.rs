@@ -17,10 +17,17 @@ use crate::account::User;
 
 mod alarms;
 mod audit;
+mod catalog;
+mod hooks;
+mod html;
 mod import;
 mod locker;
 mod lockers;
+mod overview;
+mod people;
+mod sales;
 pub mod session;
+mod tail;
 
 use session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf_of, same, set_cookie};
 
@@ -35,13 +42,25 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("alarms.js", JS, include_str!("assets/alarms.js")),
     ("import.js", JS, include_str!("assets/import.js")),
     ("bulk.js", JS, include_str!("assets/bulk.js")),
+    ("act.js", JS, include_str!("assets/act.js")),
+    ("tail.js", JS, include_str!("assets/tail.js")),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// The console's routes (pages, not API operations: they are not in the OpenAPI document).
 pub fn routes() -> axum::Router<ApiState> {
     axum::Router::new()
-        .route("/console", get(overview_page))
+        .route("/console", get(overview::overview_page))
+        .route("/console/gateways", get(overview::gateways))
+        .route("/console/commands", get(overview::commands))
+        .route("/console/rentals", get(sales::rentals))
+        .route("/console/orders", get(sales::orders))
+        .route("/console/users", get(people::list))
+        .route("/console/users/{id}", get(people::one))
+        .route("/console/catalog", get(catalog::page_of))
+        .route("/console/webhooks", get(hooks::page_of))
+        .route("/console/events", get(tail::page_of))
+        .route("/console/events/live", get(tail::live))
         .route("/console/login", get(login_page).post(log_in))
         .route("/console/logout", axum::routing::post(log_out))
         .route("/console/lockers", get(lockers::list))
@@ -256,7 +275,13 @@ pub(super) fn bar(user: &User, token: &str) -> String {
          <nav class=\"sections\"><a href=\"/console\">Overview</a>\
          <a href=\"/console/lockers\">Lockers</a>\
          <a href=\"/console/alarms\">Alarms</a>\
+         <a href=\"/console/rentals\">Rentals</a>\
+         <a href=\"/console/orders\">Orders</a>\
+         <a href=\"/console/users\">Users</a>\
+         <a href=\"/console/catalog\">Catalog</a>\
          <a href=\"/console/import\">Import</a>\
+         <a href=\"/console/webhooks\">Webhooks</a>\
+         <a href=\"/console/events\">Live events</a>\
          <a href=\"/console/audit\">Audit log</a></nav>\
          <span class=\"who\">{} · {}</span>\
          <form method=\"post\" action=\"/console/logout\">\
@@ -266,75 +291,4 @@ pub(super) fn bar(user: &User, token: &str) -> String {
         user.role.as_str(),
         csrf_of(token)
     )
-}
-
-async fn overview_page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let Some((user, token)) = signed_in(&state, &headers).await else {
-        return Redirect::to("/console/login").into_response();
-    };
-    let counts = match super::overview::counts(&state.storage).await {
-        Ok(counts) => counts,
-        Err(e) => return super::ApiError::from(e).into_response(),
-    };
-    let card = |class: &str, n: i64, what: &str| {
-        format!("<div class=\"card {class}\"><span class=\"n\">{n}</span>{what}</div>")
-    };
-    let linked = |class: &str, n: i64, what: &str, href: &str| {
-        format!("<a class=\"card {class}\" href=\"{href}\"><span class=\"n\">{n}</span>{what}</a>")
-    };
-    let cards = [
-        linked(
-            "ok",
-            counts.lockers.online,
-            "lockers online",
-            "/console/lockers?online=true",
-        ),
-        linked(
-            "",
-            counts.lockers.offline,
-            "lockers offline",
-            "/console/lockers?online=false",
-        ),
-        linked(
-            "critical",
-            counts.alarms.critical,
-            "critical alarms",
-            "/console/alarms?severity=critical",
-        ),
-        linked(
-            "major",
-            counts.alarms.major,
-            "major alarms",
-            "/console/alarms?severity=major",
-        ),
-        linked(
-            "minor",
-            counts.alarms.minor,
-            "minor alarms",
-            "/console/alarms?severity=minor",
-        ),
-        card(
-            "",
-            counts.commands_last_24h.unknown,
-            "commands unknown (24 h)",
-        ),
-        card(
-            "",
-            counts.commands_last_24h.failed,
-            "commands failed (24 h)",
-        ),
-        card("", counts.rentals_running, "rentals running"),
-        card("", counts.gateways, "gateways"),
-    ]
-    .concat();
-    let body = format!(
-        "{}<main><h1>Fleet overview</h1><section class=\"cards\" aria-label=\"The fleet\">{cards}</section></main>",
-        bar(&user, &token)
-    );
-    let mut response = page(StatusCode::OK, "Overview", &body, &[]);
-    if let Ok(csrf) = HeaderValue::from_str(&csrf_of(&token)) {
-        // For a page's script that calls the API: the session's CSRF token.
-        response.headers_mut().insert("x-csrf-token", csrf);
-    }
-    response
 }

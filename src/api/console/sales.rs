@@ -1,0 +1,251 @@
+//! The console's rentals and orders: found by user (email), locker, state and time; a running
+//! rental ended or cancelled, an ended one refunded, each with a reason (the API's
+//! `/v1/admin/rentals/{id}/…`, audited).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::html::{action, input, moment, select, table, text, when};
+use super::{bar, escape, page, signed_in};
+use crate::api::ApiState;
+use crate::rental::{Rental, RentalState};
+use crate::unlock::SaleFilter;
+
+/// The filters of both lists.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SalesQuery {
+    user: String,
+    locker: String,
+    state: String,
+    from: String,
+    to: String,
+}
+
+/// Whom `email` names: `Ok(None)` for no filter, `Err` with what to tell the operator.
+async fn user_of(state: &ApiState, email: &str) -> Result<Option<Uuid>, String> {
+    let Some(email) = text(email) else {
+        return Ok(None);
+    };
+    let found = state
+        .accounts
+        .search(&email, None, 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    match found.iter().find(|u| u.email.eq_ignore_ascii_case(&email)) {
+        Some(user) => Ok(Some(user.id)),
+        None if found.len() == 1 => Ok(Some(found[0].id)),
+        None if found.is_empty() => Err(format!("No account's email contains {email}.")),
+        None => Err(format!(
+            "{} accounts match {email}; give the whole address.",
+            found.len()
+        )),
+    }
+}
+
+fn filters(path: &str, query: &SalesQuery, states: &[(&str, &str)]) -> String {
+    format!(
+        "<form class=\"filters\" method=\"get\" action=\"{path}\">{}{}{}\
+         <label>From (UTC) <input type=\"datetime-local\" name=\"from\" value=\"{}\"></label>\
+         <label>To (UTC) <input type=\"datetime-local\" name=\"to\" value=\"{}\"></label>\
+         <button type=\"submit\">Show</button></form>",
+        input("user", "User (email)", &query.user),
+        input("locker", "Locker", &query.locker),
+        select("state", "State", &query.state, states),
+        escape(&query.from),
+        escape(&query.to),
+    )
+}
+
+fn rental_row(state: &ApiState, r: &Rental) -> String {
+    let money = |minor: i64| state.wallets.currency().from_minor(minor).to_string();
+    let id = r.id.to_string();
+    let reason = "<input name=\"reason\" maxlength=\"200\" placeholder=\"reason\" required>";
+    let actions = match r.state {
+        RentalState::Active | RentalState::Pending | RentalState::Ending => [
+            action(
+                ("POST", &format!("/v1/admin/rentals/{id}/end")),
+                reason,
+                "End",
+                Some("End this rental now? It is charged as if picked up now."),
+                true,
+            ),
+            action(
+                ("POST", &format!("/v1/admin/rentals/{id}/cancel")),
+                reason,
+                "Cancel",
+                Some("Cancel this rental? No fee; the hold is released."),
+                true,
+            ),
+        ]
+        .concat(),
+        RentalState::Ended if r.fee.unwrap_or(0) > r.refunded => action(
+            ("POST", &format!("/v1/admin/rentals/{id}/refund")),
+            &format!(
+                "<input name=\"amount\" size=\"7\" placeholder=\"all\" aria-label=\"Amount\">{reason}"
+            ),
+            "Refund",
+            Some("Refund this rental's fee?"),
+            true,
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "<tr data-rental=\"{id}\"><td><code>{short}</code></td><td>{at}</td>\
+         <td><a href=\"/console/users/{user}\">{user_short}</a></td>\
+         <td><a href=\"/console/lockers/{locker}\">{locker}</a> · {door}</td>\
+         <td class=\"state\">{st}</td><td>{deposit}</td><td>{fee}</td><td>{refunded}</td>\
+         <td>{actions}</td></tr>",
+        short = &id[..8],
+        at = when(&r.created_at),
+        user = r.user_id,
+        user_short = &r.user_id.to_string()[..8],
+        locker = escape(&r.device_id),
+        door = r.door,
+        st = r.state.as_str(),
+        deposit = money(r.deposit_held),
+        fee = r.fee.map(money).unwrap_or_default(),
+        refunded = money(r.refunded),
+    )
+}
+
+pub(super) async fn rentals(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<SalesQuery>,
+) -> Response {
+    let Some((user, token)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/console/login").into_response();
+    };
+    let mut states = vec![("", "any")];
+    states.extend(RentalState::ALL.map(|s| (s.as_str(), s.as_str())));
+    let wanted = states
+        .iter()
+        .any(|(s, _)| *s == query.state && !s.is_empty())
+        .then_some(query.state.as_str());
+    let (rows, note) = match user_of(&state, &query.user).await {
+        Err(note) => (String::new(), note),
+        Ok(renter) => {
+            let locker = text(&query.locker);
+            let filter = SaleFilter {
+                user: renter,
+                device: locker.as_deref(),
+                state: wanted,
+                since: moment(&query.from),
+                until: moment(&query.to),
+                before: None,
+            };
+            match state.rentals.find(&filter, 100).await {
+                Ok(found) => (
+                    found.iter().map(|r| rental_row(&state, r)).collect(),
+                    format!("{} rentals (at most 100, newest first).", found.len()),
+                ),
+                Err(e) => return crate::api::ApiError::from(e).into_response(),
+            }
+        }
+    };
+    let body = format!(
+        "{}<main data-csrf=\"{}\"><h1>Rentals</h1>{}<p role=\"status\">{}</p>{}</main>\
+         <script src=\"/console/assets/act.js\"></script>",
+        bar(&user, &token),
+        super::session::csrf_of(&token),
+        filters("/console/rentals", &query, &states),
+        escape(&note),
+        table(
+            "rentals",
+            &[
+                "Id",
+                "Asked (UTC)",
+                "User",
+                "Locker · door",
+                "State",
+                "Deposit",
+                "Fee",
+                "Refunded",
+                ""
+            ],
+            &rows
+        ),
+    );
+    page(StatusCode::OK, "Rentals", &body, &[])
+}
+
+pub(super) async fn orders(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<SalesQuery>,
+) -> Response {
+    let Some((user, token)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/console/login").into_response();
+    };
+    let mut states = vec![("", "any")];
+    states.extend(crate::order::OrderState::ALL.map(|s| (s.as_str(), s.as_str())));
+    let wanted = states
+        .iter()
+        .any(|(s, _)| *s == query.state && !s.is_empty())
+        .then_some(query.state.as_str());
+    let money = |minor: i64| state.wallets.currency().from_minor(minor).to_string();
+    let (rows, note) = match user_of(&state, &query.user).await {
+        Err(note) => (String::new(), note),
+        Ok(buyer) => {
+            let locker = text(&query.locker);
+            let filter = SaleFilter {
+                user: buyer,
+                device: locker.as_deref(),
+                state: wanted,
+                since: moment(&query.from),
+                until: moment(&query.to),
+                before: None,
+            };
+            match state.orders.find(&filter, 100).await {
+                Ok(found) => (
+                    found
+                        .iter()
+                        .map(|o| {
+                            format!(
+                                "<tr><td><code>{}</code></td><td>{}</td>\
+                                 <td><a href=\"/console/users/{}\">{}</a></td>\
+                                 <td><a href=\"/console/lockers/{locker}\">{locker}</a> · {}</td>\
+                                 <td class=\"state\">{}</td><td>{}</td><td>{}</td></tr>",
+                                &o.id.to_string()[..8],
+                                when(&o.created_at),
+                                o.user_id,
+                                &o.user_id.to_string()[..8],
+                                o.door,
+                                o.state.as_str(),
+                                money(o.total),
+                                escape(o.cancel_reason.as_deref().unwrap_or("")),
+                                locker = escape(&o.device_id),
+                            )
+                        })
+                        .collect(),
+                    format!("{} orders (at most 100, newest first).", found.len()),
+                ),
+                Err(e) => return crate::api::ApiError::from(e).into_response(),
+            }
+        }
+    };
+    let body = format!(
+        "{}<main><h1>Orders</h1>{}<p role=\"status\">{}</p>{}</main>",
+        bar(&user, &token),
+        filters("/console/orders", &query, &states),
+        escape(&note),
+        table(
+            "orders",
+            &[
+                "Id",
+                "Placed (UTC)",
+                "User",
+                "Locker · door",
+                "State",
+                "Total",
+                "Why cancelled"
+            ],
+            &rows
+        ),
+    );
+    page(StatusCode::OK, "Orders", &body, &[])
+}
