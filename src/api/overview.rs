@@ -193,3 +193,40 @@ pub async fn counts(
         gateways,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("a time")
+    }
+
+    #[test]
+    fn today_starts_at_local_midnight_even_on_a_day_without_one() {
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().expect("zone");
+        // 23:30 in Berlin (summer time): today began at 22:00 UTC the day before.
+        assert_eq!(
+            start_of_today(berlin, at(2026, 7, 1, 21, 30)),
+            at(2026, 6, 30, 22, 0)
+        );
+        // 00:30 the next day there.
+        assert_eq!(
+            start_of_today(berlin, at(2026, 7, 1, 22, 30)),
+            at(2026, 7, 1, 22, 0)
+        );
+        // São Paulo, 2018-11-04: clocks jumped from 00:00 to 01:00 (-03 to -02); the day began
+        // at 01:00 local, 03:00 UTC.
+        let sao: chrono_tz::Tz = "America/Sao_Paulo".parse().expect("zone");
+        assert_eq!(
+            start_of_today(sao, at(2018, 11, 4, 15, 0)),
+            at(2018, 11, 4, 3, 0)
+        );
+        assert_eq!(
+            start_of_today(chrono_tz::UTC, at(2026, 12, 5, 18, 0)),
+            at(2026, 12, 5, 0, 0)
+        );
+    }
+}
