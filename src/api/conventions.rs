@@ -69,6 +69,7 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
         ("post", "/v1/admin/rentals/{id}/end", Manage),
         ("post", "/v1/admin/rentals/{id}/cancel", Manage),
         ("post", "/v1/admin/rentals/{id}/refund", Money),
+        ("post", "/v1/admin/orders/{id}/refund", Money),
         ("post", "/v1/wallets/{user_id}/top-ups", Money),
         ("post", "/v1/devices/{id}/revoke", Revoke),
         ("post", "/v1/bulk/unlock", DoorService),

@@ -37,6 +37,7 @@ pub mod json;
 pub mod limits;
 pub mod metric_help;
 pub mod metrics;
+pub mod order_admin;
 pub mod order_list;
 pub mod orders;
 pub mod overview;
@@ -196,6 +197,7 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(broker_hooks::authorize))
         .routes(routes!(admin_lists::rentals))
         .routes(routes!(admin_lists::orders))
+        .routes(routes!(order_admin::refund))
         .split_for_parts();
     utoipa::Modify::modify(&conventions::Conventions, &mut openapi);
     (router, openapi)

@@ -66,6 +66,9 @@ pub struct OrderView {
     /// What was charged.
     #[schema(value_type = String)]
     pub total: Decimal,
+    /// Given back by an operator so far.
+    #[schema(value_type = String, example = "0.00")]
+    pub refunded: Decimal,
     /// Why it was cancelled.
     pub cancel_reason: Option<String>,
     /// Things operators look at (`already_open`).
@@ -142,6 +145,10 @@ impl From<OrderError> for ApiError {
                 detail,
             },
             E::NotFound => Self::NotFound("order"),
+            E::NotRefundable(_) => Self::Unprocessable {
+                code: "not_refundable",
+                detail,
+            },
             E::AlreadySettled => Self::Conflict {
                 code: "order_settled",
                 detail,
@@ -160,6 +167,7 @@ pub(super) fn view(state: &ApiState, o: Order) -> OrderView {
         door: o.door,
         state: o.state.as_str().to_owned(),
         total: money(o.total),
+        refunded: money(o.refunded),
         cancel_reason: o.cancel_reason,
         flags: o.flags,
         created_at: o.created_at,

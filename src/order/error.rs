@@ -56,6 +56,10 @@ pub enum OrderError {
     /// No such order.
     #[error("no such order")]
     NotFound,
+    /// A refund that cannot be: the order is not completed, or more than its total would be
+    /// given back.
+    #[error("not refundable: {0}")]
+    NotRefundable(String),
     /// Settled meanwhile (by another gateway's reconciler).
     #[error("the order was settled meanwhile")]
     AlreadySettled,

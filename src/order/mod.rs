@@ -13,6 +13,7 @@ pub mod catalog;
 mod error;
 mod insert;
 mod list;
+mod refund;
 mod settle;
 mod state;
 
@@ -70,6 +71,8 @@ pub struct Order {
     pub state: OrderState,
     /// What was charged, minor units.
     pub total: i64,
+    /// Given back by an operator so far (minor units).
+    pub refunded: i64,
     /// Why it was cancelled.
     pub cancel_reason: Option<String>,
     /// For operators: `already_open`.
@@ -91,6 +94,7 @@ struct OrderRow {
     door: i32,
     state: OrderState,
     total: i64,
+    refunded: i64,
     cancel_reason: Option<String>,
     flags: sqlx::types::Json<Vec<String>>,
     created_at: DateTime<Utc>,
@@ -173,11 +177,11 @@ impl Orders {
              WHERE order_id = $1 ORDER BY name, product_id";
         let found: Option<(OrderRow, Vec<OrderItem>)> = on_pool!(&self.storage, |pool, dialect| {
             let row: Option<OrderRow> = sqlx::query_as(dialect.pick(
-                "SELECT id, user_id, device_id, door, state, total, cancel_reason,
+                "SELECT id, user_id, device_id, door, state, total, refunded, cancel_reason,
                         to_jsonb(flags) AS flags, created_at, settled_at
                  FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
-                "SELECT id, user_id, device_id, door, state, total, cancel_reason, flags,
-                        created_at, settled_at
+                "SELECT id, user_id, device_id, door, state, total, refunded, cancel_reason,
+                        flags, created_at, settled_at
                  FROM orders WHERE id = $1 AND ($2 IS NULL OR user_id = $2)",
             ))
             .bind(id)
@@ -196,6 +200,7 @@ impl Orders {
             door: row.door,
             state: row.state,
             total: row.total,
+            refunded: row.refunded,
             cancel_reason: row.cancel_reason,
             flags: row.flags.0,
             created_at: row.created_at,

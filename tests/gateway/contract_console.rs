@@ -42,6 +42,15 @@ pub async fn calls(
     vec![
         (
             "post",
+            "/v1/admin/orders/{id}/refund",
+            as_admin(
+                Method::POST,
+                &format!("/v1/admin/orders/{}/refund", uuid::Uuid::now_v7()),
+            )
+            .json(&json!({ "reason": "contract" })),
+        ),
+        (
+            "post",
             "/v1/webhooks",
             as_admin(Method::POST, "/v1/webhooks")
                 .json(&json!({ "url": "https://hooks.example.com/x", "event_types": ["alarm.*"] })),

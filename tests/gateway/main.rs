@@ -60,6 +60,7 @@ mod mosquitto;
 mod mosquitto_tls;
 mod mqtt5;
 mod openapi_fuzz;
+mod order_refunds;
 mod orders;
 mod outbox;
 mod overview;

@@ -1,6 +1,6 @@
 //! The console's rentals and orders: found by user (email), locker, state and time; a running
-//! rental ended or cancelled, an ended one refunded, each with a reason (the API's
-//! `/v1/admin/rentals/{id}/…`, audited).
+//! rental ended or cancelled, an ended one or a completed order refunded, each with a reason (the
+//! API's `/v1/admin/rentals/{id}/…` and `/v1/admin/orders/{id}/refund`, audited).
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -60,6 +60,18 @@ fn filters(path: &str, query: &SalesQuery, states: &[(&str, &str)]) -> String {
     )
 }
 
+/// A refund of part (an amount) or all (none) of what was paid, with a reason.
+fn refund_form(api: &str) -> String {
+    action(
+        ("POST", api),
+        "<input name=\"amount\" size=\"7\" placeholder=\"all\" aria-label=\"Amount\">\
+         <input name=\"reason\" maxlength=\"200\" placeholder=\"reason\" required>",
+        "Refund",
+        Some("Give this money back to the customer's wallet?"),
+        true,
+    )
+}
+
 fn rental_row(state: &ApiState, r: &Rental) -> String {
     let money = |minor: i64| state.wallets.currency().from_minor(minor).to_string();
     let id = r.id.to_string();
@@ -82,15 +94,9 @@ fn rental_row(state: &ApiState, r: &Rental) -> String {
             ),
         ]
         .concat(),
-        RentalState::Ended if r.fee.unwrap_or(0) > r.refunded => action(
-            ("POST", &format!("/v1/admin/rentals/{id}/refund")),
-            &format!(
-                "<input name=\"amount\" size=\"7\" placeholder=\"all\" aria-label=\"Amount\">{reason}"
-            ),
-            "Refund",
-            Some("Refund this rental's fee?"),
-            true,
-        ),
+        RentalState::Ended if r.fee.unwrap_or(0) > r.refunded => {
+            refund_form(&format!("/v1/admin/rentals/{id}/refund"))
+        }
         _ => String::new(),
     };
     format!(
@@ -205,11 +211,20 @@ pub(super) async fn orders(
                     found
                         .iter()
                         .map(|o| {
+                            let refund = if o.state == crate::order::OrderState::Completed
+                                && o.refunded < o.total
+                            {
+                                refund_form(&format!("/v1/admin/orders/{}/refund", o.id))
+                            } else {
+                                String::new()
+                            };
                             format!(
-                                "<tr><td><code>{}</code></td><td>{}</td>\
+                                "<tr data-order=\"{}\"><td><code>{}</code></td><td>{}</td>\
                                  <td><a href=\"/console/users/{}\">{}</a></td>\
                                  <td><a href=\"/console/lockers/{locker}\">{locker}</a> · {}</td>\
-                                 <td class=\"state\">{}</td><td>{}</td><td>{}</td></tr>",
+                                 <td class=\"state\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                                 <td>{refund}</td></tr>",
+                                o.id,
                                 &o.id.to_string()[..8],
                                 when(&o.created_at),
                                 o.user_id,
@@ -217,6 +232,7 @@ pub(super) async fn orders(
                                 o.door,
                                 o.state.as_str(),
                                 money(o.total),
+                                money(o.refunded),
                                 escape(o.cancel_reason.as_deref().unwrap_or("")),
                                 locker = escape(&o.device_id),
                             )
@@ -229,8 +245,10 @@ pub(super) async fn orders(
         }
     };
     let body = format!(
-        "{}<main><h1>Orders</h1>{}<p role=\"status\">{}</p>{}</main>",
+        "{}<main data-csrf=\"{}\"><h1>Orders</h1>{}<p role=\"status\">{}</p>{}</main>\
+         <script src=\"/console/assets/act.js\"></script>",
         bar(&user, &token),
+        super::session::csrf_of(&token),
         filters("/console/orders", &query, &states),
         escape(&note),
         table(
