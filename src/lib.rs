@@ -20,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod device;
 pub mod events;
+pub mod firmware;
 pub mod lease;
 pub mod link;
 pub mod lock;

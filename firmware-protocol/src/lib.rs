@@ -39,6 +39,7 @@ pub mod envelope;
 pub mod error;
 pub mod frame;
 pub mod identity;
+pub mod image;
 pub mod json;
 pub mod message;
 pub mod mqtt;

@@ -223,6 +223,11 @@ impl SimLocker {
         self.protocol = version;
     }
 
+    /// Runs firmware `version` (what its `hello` announces).
+    pub fn run_firmware(&mut self, version: &str) {
+        self.firmware = version.to_owned();
+    }
+
     /// A power cycle: everything in RAM is gone (session, counters, remembered outcomes); the
     /// locker is disconnected until [`SimLocker::connect`].
     pub fn reboot(&mut self) {

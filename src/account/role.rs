@@ -36,6 +36,8 @@ pub enum Capability {
     Revoke,
     /// Create operators and change their roles: admins.
     Accounts,
+    /// Upload firmware images for the fleet: admins.
+    Firmware,
 }
 
 impl Capability {
@@ -45,7 +47,10 @@ impl Capability {
             Capability::Read => "any operator (viewer, technician, support, admin)",
             Capability::DoorService => "a technician, support or admin",
             Capability::Manage => "support or an admin",
-            Capability::Money | Capability::Revoke | Capability::Accounts => "an admin",
+            Capability::Money
+            | Capability::Revoke
+            | Capability::Accounts
+            | Capability::Firmware => "an admin",
         }
     }
 }

@@ -145,4 +145,6 @@ operators! {
     Revoker => Capability::Revoke;
     /// An admin: operator accounts and their roles.
     AccountAdmin => Capability::Accounts;
+    /// An admin: firmware images.
+    FirmwareAdmin => Capability::Firmware;
 }

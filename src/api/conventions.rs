@@ -85,6 +85,10 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
             Manage,
         ),
         ("put", "/v1/users/{id}/role", Accounts),
+        ("post", "/v1/firmware", Firmware),
+        ("get", "/v1/firmware", Read),
+        ("get", "/v1/firmware/{id}", Read),
+        ("get", "/v1/devices/{id}/firmware", Read),
     ];
     TABLE
         .iter()

@@ -29,6 +29,7 @@ pub mod device_settings;
 pub mod devices;
 pub mod door_service;
 pub mod error;
+pub mod firmware;
 pub mod fleet_limits;
 pub mod gateways;
 pub mod health;
@@ -105,6 +106,8 @@ pub struct Parts {
     pub broker_hooks: Option<broker_hooks::BrokerHooks>,
     /// Where "today" begins (`LOCKER_TIME_ZONE`).
     pub time_zone: chrono_tz::Tz,
+    /// The vendors' firmware keys, the largest image.
+    pub firmware: crate::config::FirmwareSettings,
 }
 
 impl std::ops::Deref for ApiState {
@@ -198,6 +201,9 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin_lists::rentals))
         .routes(routes!(admin_lists::orders))
         .routes(routes!(order_admin::refund))
+        .routes(routes!(firmware::upload, firmware::list))
+        .routes(routes!(firmware::get))
+        .routes(routes!(firmware::device_history))
         .split_for_parts();
     utoipa::Modify::modify(&conventions::Conventions, &mut openapi);
     (router, openapi)

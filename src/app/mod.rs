@@ -262,6 +262,7 @@ impl App {
             cache: domain.cache,
             payment_webhook_secret: config.payment_webhook_secret.clone(),
             time_zone: config.time_zone,
+            firmware: config.firmware.clone(),
             broker_hooks: config.broker_hook_secret.as_ref().map(|secret| {
                 crate::api::broker_hooks::BrokerHooks {
                     secret: secret.clone(),

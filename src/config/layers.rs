@@ -73,6 +73,8 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_WEBHOOK_ATTEMPTS",
     "LOCKER_WEBHOOK_TIMEOUT_SECS",
     "LOCKER_TIME_ZONE",
+    "LOCKER_FIRMWARE_KEYS",
+    "LOCKER_FIRMWARE_MAX_BYTES",
 ];
 
 /// A setting's key in the file.

@@ -18,7 +18,7 @@ pub use fleet::host_name;
 pub use layers::{LoadError, SETTINGS, file_key};
 pub use mode::{Mode, ModeError};
 pub use mqtts::MqttsListener;
-pub use operations::WebhookPolicy;
+pub use operations::{FirmwareSettings, VendorKey, WebhookPolicy};
 pub use settings::{
     BrokerRights, BrokerTls, DEFAULT_BODY_LIMIT, ExternalBroker, LimitSettings, PasswordCost,
     RentalSettings, SecretsKey, WorkerPolicy,
@@ -146,6 +146,9 @@ pub struct Config {
     /// `LOCKER_TIME_ZONE` (IANA name, default `UTC`): where "today" begins, for the console's
     /// money taken today.
     pub time_zone: chrono_tz::Tz,
+    /// `LOCKER_FIRMWARE_KEYS`, `LOCKER_FIRMWARE_MAX_BYTES`: the vendors' signing keys, the
+    /// largest image.
+    pub firmware: FirmwareSettings,
 }
 
 /// How the HTTP server treats slow and idle clients.
@@ -320,6 +323,7 @@ impl Config {
             currency: operations::currency(&get, &number)?,
             webhooks: operations::webhooks(&number)?,
             time_zone: operations::time_zone(&get)?,
+            firmware: operations::firmware(&get, &number)?,
             payment_webhook_secret: get("LOCKER_PAYMENT_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_secs(number("LOCKER_SHUTDOWN_SECS", 30, 1, 600)?),
             cache_ttl: Duration::from_secs(number("LOCKER_CACHE_TTL_SECS", 60, 0, 86_400)?),

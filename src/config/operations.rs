@@ -1,5 +1,5 @@
 //! Settings of how operators run the fleet: the money's currency, the time zone "today" is
-//! counted in, how webhooks are delivered.
+//! counted in, how webhooks are delivered, whose firmware is accepted.
 
 use std::time::Duration;
 
@@ -93,4 +93,99 @@ pub(super) fn currency(
     currency.max_amount = bound("LOCKER_MAX_AMOUNT", currency.max_amount)?;
     currency.max_balance = bound("LOCKER_MAX_BALANCE", currency.max_balance)?;
     Ok(currency)
+}
+
+/// A vendor's firmware signing key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VendorKey {
+    /// Its name (1 to 32 of `A-Z a-z 0-9 . _ -`), recorded with each image it signed.
+    pub name: String,
+    /// The Ed25519 public key.
+    pub key: [u8; 32],
+    /// After this day (UTC) images it signs are refused at upload (a rotated key).
+    pub retire_after: Option<chrono::NaiveDate>,
+}
+
+impl std::fmt::Debug for VendorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, hex::encode(self.key))
+    }
+}
+
+/// Firmware images: who may sign them, how large they may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareSettings {
+    /// `LOCKER_FIRMWARE_KEYS`: `name=<64 hex digits>[@YYYY-MM-DD],...` (none: no image is
+    /// accepted).
+    pub keys: Vec<VendorKey>,
+    /// `LOCKER_FIRMWARE_MAX_BYTES` (default 1 MiB): the largest image.
+    pub max_bytes: usize,
+}
+
+impl Default for FirmwareSettings {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `LOCKER_FIRMWARE_KEYS` and `LOCKER_FIRMWARE_MAX_BYTES`.
+pub(super) fn firmware(
+    get: &impl Fn(&'static str) -> Option<String>,
+    number: Number<'_>,
+) -> Result<FirmwareSettings, ConfigError> {
+    let text = get("LOCKER_FIRMWARE_KEYS").unwrap_or_default();
+    let bad = |why: &str| ConfigError::BadValue {
+        name: "LOCKER_FIRMWARE_KEYS",
+        value: text.clone(),
+        why: why.to_owned(),
+    };
+    let mut keys: Vec<VendorKey> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, rest) = item
+            .split_once('=')
+            .ok_or_else(|| bad("each key is name=<64 hex digits>[@YYYY-MM-DD]"))?;
+        let (hex_key, retire) = match rest.split_once('@') {
+            Some((key, date)) => (key, Some(date)),
+            None => (rest, None),
+        };
+        let named = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !named || keys.iter().any(|k| k.name == name) {
+            return Err(bad(
+                "a key's name is 1 to 32 of A-Z a-z 0-9 . _ -, each once",
+            ));
+        }
+        let key: [u8; 32] = hex::decode(hex_key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .filter(|k: &[u8; 32]| firmware_protocol::image::check_key(k).is_ok())
+            .ok_or_else(|| bad("a key is 64 hex digits of an Ed25519 public key"))?;
+        let retire_after = match retire {
+            None => None,
+            Some(date) => Some(
+                chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                    .map_err(|_| bad("a retirement date is YYYY-MM-DD"))?,
+            ),
+        };
+        keys.push(VendorKey {
+            name: name.to_owned(),
+            key,
+            retire_after,
+        });
+    }
+    Ok(FirmwareSettings {
+        keys,
+        max_bytes: number(
+            "LOCKER_FIRMWARE_MAX_BYTES",
+            1024 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        )? as usize,
+    })
 }

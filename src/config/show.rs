@@ -36,6 +36,9 @@ impl std::fmt::Debug for Config {
             .field("shared_group", &self.shared_group)
             .field("broker_rights", &self.broker_rights)
             .field("secrets_key", &self.secrets_key)
+            .field("webhooks", &self.webhooks)
+            .field("time_zone", &self.time_zone)
+            .field("firmware", &self.firmware)
             .field(
                 "broker_hook_secret",
                 &self.broker_hook_secret.as_ref().map(|_| "***"),

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod directory;
 pub mod door_events;
 pub mod doors;
+pub mod firmware;
 pub mod lines;
 pub mod presence;
 pub mod registry;

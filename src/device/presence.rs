@@ -208,6 +208,7 @@ pub async fn hello(
         received_at,
     )
     .await?;
+    super::firmware::seen(&mut work, device, &hello.firmware, received_at).await?;
     Ok(HelloRecorded::New(work))
 }
 

@@ -1,5 +1,5 @@
-//! The contract test's calls of the operations the console added (issue 23): bulk commands and
-//! webhooks, each as a client calls it.
+//! The contract test's calls of the operations added for the console (issue 23: bulk commands,
+//! webhooks, order refunds) and for firmware (issue 24), each as a client calls it.
 
 use reqwest::{Method, RequestBuilder};
 use serde_json::json;
@@ -40,6 +40,33 @@ pub async fn calls(
     })
     .await;
     vec![
+        (
+            "post",
+            "/v1/firmware",
+            as_admin(
+                Method::POST,
+                &format!(
+                    "/v1/firmware?version=1.0.0&models=lk&signature={}",
+                    "00".repeat(64)
+                ),
+            )
+            .header("content-type", "application/octet-stream")
+            .body(vec![1u8; 1024]),
+        ),
+        ("get", "/v1/firmware", as_admin(Method::GET, "/v1/firmware")),
+        (
+            "get",
+            "/v1/firmware/{id}",
+            as_admin(
+                Method::GET,
+                &format!("/v1/firmware/{}", uuid::Uuid::now_v7()),
+            ),
+        ),
+        (
+            "get",
+            "/v1/devices/{id}/firmware",
+            as_admin(Method::GET, "/v1/devices/lk-1/firmware"),
+        ),
         (
             "post",
             "/v1/admin/orders/{id}/refund",

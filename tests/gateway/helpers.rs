@@ -102,6 +102,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         broker_hook_secret: None,
         webhooks: locker_gateway::config::WebhookPolicy::default(),
         time_zone: chrono_tz::UTC,
+        firmware: locker_gateway::config::FirmwareSettings::default(),
     }
 }
 

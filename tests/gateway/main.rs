@@ -46,6 +46,7 @@ mod devices_api;
 mod doors_checked;
 mod dynsec;
 mod explorer;
+mod firmware;
 mod fleet;
 mod fleet_serial;
 mod fleet_versions;

@@ -298,6 +298,9 @@ async fn run(
                 config.doors,
             );
             sim.speak(config.protocol);
+            if let Some(firmware) = &config.firmware {
+                sim.run_firmware(firmware);
+            }
             sim
         },
         key: config.credentials.tag_key.clone(),

@@ -67,6 +67,8 @@ pub struct LockerConfig {
     /// The protocol version its firmware speaks and announces in `hello`: 2 (a downlink window;
     /// several gateways may command it at once) or 1 (a counter above the last).
     pub protocol: u8,
+    /// The firmware version its `hello` announces (`None`: the simulator's own, `sim-<version>`).
+    pub firmware: Option<String>,
 }
 
 impl LockerConfig {
@@ -84,6 +86,7 @@ impl LockerConfig {
             close_after: None,
             stats: Arc::default(),
             protocol: firmware_protocol::PROTOCOL_VERSION,
+            firmware: None,
         }
     }
 }

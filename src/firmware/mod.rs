@@ -1,0 +1,237 @@
+//! Firmware images operators upload for lockers: bounded in size, signed by a vendor's Ed25519
+//! key (`LOCKER_FIRMWARE_KEYS`), checked at upload over the image's manifest (its size, SHA-256
+//! and version: `firmware_protocol::image`), kept whole with their hash and signature so that the
+//! gateway can offer them and a locker can check them again. An image signed by a key past its
+//! retirement date is refused. This module owns `firmware_images`.
+
+use chrono::{DateTime, Utc};
+use firmware_protocol::image::{self, ImageError};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::config::FirmwareSettings;
+use crate::storage::{Storage, on_pool};
+
+/// An image as operators see it (not its bytes).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Image {
+    /// Its id.
+    pub id: Uuid,
+    /// Its version, as lockers announce it in `hello`.
+    pub version: String,
+    /// The models it fits.
+    pub models: Vec<String>,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The vendor's signature of its manifest, hex.
+    pub signature: String,
+    /// The name of the key that signed it.
+    pub key_name: String,
+    /// Who uploaded it.
+    pub uploaded_by: Option<Uuid>,
+    /// When.
+    pub uploaded_at: DateTime<Utc>,
+}
+
+/// An image to upload.
+#[derive(Debug, Clone)]
+pub struct NewImage<'a> {
+    /// Its version (1 to 32 printable ASCII characters).
+    pub version: &'a str,
+    /// The models it fits (1 to 16, each 1 to 32 of `A-Z a-z 0-9 . _ -`).
+    pub models: Vec<String>,
+    /// The image.
+    pub bytes: &'a [u8],
+    /// The vendor's signature of its manifest (64 bytes).
+    pub signature: &'a [u8],
+}
+
+/// Why an image was not taken (nothing was stored).
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareError {
+    /// A field is wrong.
+    #[error("{field}: {why}")]
+    Invalid {
+        /// Which.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// Larger than `LOCKER_FIRMWARE_MAX_BYTES`.
+    #[error("the image is larger than {0} bytes")]
+    TooLarge(usize),
+    /// No configured key's signature holds for it.
+    #[error("the signature does not hold for this image and version under any vendor key")]
+    BadSignature,
+    /// Only a key past its retirement date signed it.
+    #[error("signed by key {0}, retired")]
+    RetiredKey(String),
+    /// An image of this version exists.
+    #[error("an image of version {0} exists")]
+    VersionTaken(String),
+    /// No such image.
+    #[error("no such image")]
+    NotFound,
+    /// The database failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Which configured key signed `bytes` as `version` with `signature`, checked today.
+fn signer<'k>(
+    settings: &'k FirmwareSettings,
+    new: &NewImage<'_>,
+    today: chrono::NaiveDate,
+) -> Result<&'k crate::config::VendorKey, FirmwareError> {
+    let manifest = image::manifest(
+        new.version,
+        new.bytes.len() as u64,
+        &image::digest(new.bytes),
+    )
+    .map_err(|e| match e {
+        ImageError::BadVersion => FirmwareError::Invalid {
+            field: "version",
+            why: e.to_string(),
+        },
+        other => FirmwareError::Invalid {
+            field: "image",
+            why: other.to_string(),
+        },
+    })?;
+    let key = settings
+        .keys
+        .iter()
+        .find(|k| image::verify(&k.key, &manifest, new.signature).is_ok())
+        .ok_or(FirmwareError::BadSignature)?;
+    match key.retire_after {
+        Some(last) if today > last => Err(FirmwareError::RetiredKey(key.name.clone())),
+        _ => Ok(key),
+    }
+}
+
+fn check_models(models: &[String]) -> Result<(), FirmwareError> {
+    let named = |m: &String| {
+        !m.is_empty()
+            && m.len() <= 32
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    if models.is_empty() || models.len() > 16 || !models.iter().all(named) {
+        return Err(FirmwareError::Invalid {
+            field: "models",
+            why: "1 to 16 models, each 1 to 32 of A-Z a-z 0-9 . _ -".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks and stores an image uploaded by `by`.
+pub async fn upload(
+    storage: &Storage,
+    settings: &FirmwareSettings,
+    new: &NewImage<'_>,
+    by: Uuid,
+) -> Result<Image, FirmwareError> {
+    if new.bytes.len() > settings.max_bytes {
+        return Err(FirmwareError::TooLarge(settings.max_bytes));
+    }
+    if new.bytes.is_empty() {
+        return Err(FirmwareError::Invalid {
+            field: "image",
+            why: "empty".into(),
+        });
+    }
+    check_models(&new.models)?;
+    let key = signer(settings, new, Utc::now().date_naive())?;
+    const INSERT: &str = "INSERT INTO firmware_images (id, version, models, size, sha256,
+            signature, key_name, image, uploaded_by, uploaded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (version) DO NOTHING";
+    let stored = Image {
+        id: Uuid::now_v7(),
+        version: new.version.to_owned(),
+        models: new.models.clone(),
+        size: new.bytes.len() as i64,
+        sha256: hex::encode(image::digest(new.bytes)),
+        signature: hex::encode(new.signature),
+        key_name: key.name.clone(),
+        uploaded_by: Some(by),
+        uploaded_at: Utc::now(),
+    };
+    let inserted = on_pool!(storage, |pool| sqlx::query(INSERT)
+        .bind(stored.id)
+        .bind(&stored.version)
+        .bind(stored.models.join(" "))
+        .bind(stored.size)
+        .bind(image::digest(new.bytes).to_vec())
+        .bind(new.signature)
+        .bind(&stored.key_name)
+        .bind(new.bytes)
+        .bind(stored.uploaded_by)
+        .bind(stored.uploaded_at)
+        .execute(pool)
+        .await?
+        .rows_affected());
+    if inserted == 0 {
+        return Err(FirmwareError::VersionTaken(stored.version));
+    }
+    Ok(stored)
+}
+
+/// An image's row without its bytes.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    version: String,
+    models: String,
+    size: i64,
+    sha256: Vec<u8>,
+    signature: Vec<u8>,
+    key_name: String,
+    uploaded_by: Option<Uuid>,
+    uploaded_at: DateTime<Utc>,
+}
+
+impl From<Row> for Image {
+    fn from(row: Row) -> Self {
+        Self {
+            id: row.id,
+            version: row.version,
+            models: row.models.split(' ').map(str::to_owned).collect(),
+            size: row.size,
+            sha256: hex::encode(row.sha256),
+            signature: hex::encode(row.signature),
+            key_name: row.key_name,
+            uploaded_by: row.uploaded_by,
+            uploaded_at: row.uploaded_at,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, version, models, size, sha256, signature, key_name, uploaded_by, uploaded_at";
+
+/// Every image, newest first.
+pub async fn list(storage: &Storage) -> Result<Vec<Image>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM firmware_images ORDER BY uploaded_at DESC, id");
+    let rows: Vec<Row> = on_pool!(storage, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .fetch_all(pool)
+    .await?);
+    Ok(rows.into_iter().map(Image::from).collect())
+}
+
+/// Image `id`, if there is one.
+pub async fn get(storage: &Storage, id: Uuid) -> Result<Option<Image>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM firmware_images WHERE id = $1");
+    let row: Option<Row> = on_pool!(storage, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?);
+    Ok(row.map(Image::from))
+}
