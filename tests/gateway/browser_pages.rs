@@ -153,5 +153,33 @@ async fn an_admin_cancels_a_rental_tops_up_a_wallet_subscribes_a_webhook_and_tai
     })
     .await;
     assert!(!text_of(&client, "#tail").await.contains("rental.cancelled"));
+
+    // A technician's phone: no page scrolls sideways at 360 px.
+    client.set_window_size(360, 800).await.expect("resized");
+    let user_page = format!("/console/users/{renter_id}");
+    for path in [
+        "/console",
+        "/console/lockers",
+        "/console/lockers/lk-1",
+        "/console/alarms",
+        "/console/rentals",
+        "/console/orders",
+        "/console/users?q=renter",
+        user_page.as_str(),
+        "/console/catalog?locker=lk-1",
+        "/console/webhooks",
+        "/console/events",
+        "/console/gateways",
+        "/console/commands",
+        "/console/import",
+        "/console/audit",
+    ] {
+        client.goto(&app.url(path)).await.expect("goto");
+        find(&client, "main h1").await;
+        assert!(
+            !scrolls_sideways(&client).await,
+            "{path} scrolls sideways at 360 px"
+        );
+    }
     client.close().await.expect("closed");
 }

@@ -149,7 +149,7 @@ async fn stock_of(state: &ApiState, locker: &str) -> String {
     let set = action(
         ("PUT", &format!("/v1/devices/{locker}/doors/{{door}}/stock")),
         "<label>Door <input name=\"door\" type=\"number\" min=\"1\" max=\"512\" required></label>\
-         <label>Product id <input name=\"product_id\" size=\"36\" required></label>\
+         <label>Product id <input name=\"product_id\" size=\"20\" required></label>\
          <label>Quantity <input name=\"qty\" type=\"number\" min=\"0\" value=\"1\"></label>",
         "Set the door's stock",
         None,
