@@ -7,7 +7,7 @@ use clap::Parser;
 use locker_gateway::app::App;
 use locker_gateway::cli::{
     Cli, Command, init_logging, run_admin_command, run_command_command, run_device_command,
-    shutdown_signal,
+    run_firmware_command, shutdown_signal,
 };
 use locker_gateway::device::DeviceRegistry;
 use locker_gateway::storage::Storage;
@@ -47,6 +47,10 @@ fn main() -> ExitCode {
             Command::Command(command) => {
                 let storage = existing_database(&config).await?;
                 run_command_command(&storage, command).await
+            }
+            Command::Firmware(command) => {
+                let storage = existing_database(&config).await?;
+                run_firmware_command(&storage, &config.firmware, command).await
             }
             Command::Provision {
                 id,

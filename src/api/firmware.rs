@@ -107,7 +107,8 @@ pub async fn upload(
             bytes: &bytes,
             signature: &signature,
         };
-        let image = firmware::upload(&state.storage, &state.firmware, &new, operator.id).await?;
+        let image =
+            firmware::upload(&state.storage, &state.firmware, &new, Some(operator.id)).await?;
         Ok((StatusCode::CREATED, Json(image)))
     }
     .await;

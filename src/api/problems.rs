@@ -149,6 +149,16 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "The door is rented; its content is the renter's.",
     ),
     (
+        "bad_signature",
+        422,
+        "The firmware image's signature does not hold under any configured vendor key (a changed byte, another version or size, an unknown key), or only under a retired one. Nothing was stored.",
+    ),
+    (
+        "version_exists",
+        409,
+        "A firmware image of this version was uploaded before; versions are never replaced. Upload it under a new version.",
+    ),
+    (
         "door_occupied",
         409,
         "A bulk unlock left this door shut: it is rented or stocked. Send `override_occupied` to open it anyway (the audit log records it).",

@@ -128,12 +128,12 @@ fn check_models(models: &[String]) -> Result<(), FirmwareError> {
     Ok(())
 }
 
-/// Checks and stores an image uploaded by `by`.
+/// Checks and stores an image uploaded by operator `by` (`None`: from the command line).
 pub async fn upload(
     storage: &Storage,
     settings: &FirmwareSettings,
     new: &NewImage<'_>,
-    by: Uuid,
+    by: Option<Uuid>,
 ) -> Result<Image, FirmwareError> {
     if new.bytes.len() > settings.max_bytes {
         return Err(FirmwareError::TooLarge(settings.max_bytes));
@@ -157,7 +157,7 @@ pub async fn upload(
         sha256: hex::encode(image::digest(new.bytes)),
         signature: hex::encode(new.signature),
         key_name: key.name.clone(),
-        uploaded_by: Some(by),
+        uploaded_by: by,
         uploaded_at: Utc::now(),
     };
     let inserted = on_pool!(storage, |pool| sqlx::query(INSERT)

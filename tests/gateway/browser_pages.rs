@@ -1,6 +1,7 @@
 //! The console's forms in a real browser (see [`crate::browser_support`]): an admin cancels a
 //! rental with a reason (after confirming), tops up a wallet and sees the ledger, subscribes a
-//! webhook and is shown its secret once, and watches the live tail as a locker is provisioned.
+//! webhook and is shown its secret once, watches the live tail as a locker is provisioned, and
+//! uploads a signed firmware image from a file; no page scrolls sideways at 360 px.
 
 use fantoccini::{Client, Locator};
 use locker_gateway::account::Role;
@@ -9,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::accounts::operator_as;
 use crate::browser_support::{browser, find, scrolls_sideways, sign_in, until};
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_app_with;
 
 /// The element's text, once it is on the page (found again if the page was replaced meanwhile).
 async fn text_of(client: &Client, css: &str) -> String {
@@ -42,7 +43,16 @@ async fn type_into(client: &Client, css: &str, text: &str) {
 async fn an_admin_cancels_a_rental_tops_up_a_wallet_subscribes_a_webhook_and_tails_events(
     pool: PgPool,
 ) {
-    let app = spawn_app(pool).await;
+    let vendor = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let public = vendor.verifying_key().to_bytes();
+    let app = spawn_app_with(pool, move |c| {
+        c.firmware.keys = vec![locker_gateway::config::VendorKey {
+            name: "acme".into(),
+            key: public,
+            retire_after: None,
+        }];
+    })
+    .await;
     crate::rentals::plan(&app).await;
     operator_as(&app, "ops@example.com", Role::Admin).await;
     let _locker = crate::command_helpers::online_locker(&app, "lk-1").await;
@@ -154,6 +164,43 @@ async fn an_admin_cancels_a_rental_tops_up_a_wallet_subscribes_a_webhook_and_tai
     .await;
     assert!(!text_of(&client, "#tail").await.contains("rental.cancelled"));
 
+    // A firmware image uploaded from a file, with its signature.
+    let image: Vec<u8> = (0..8192u32).map(|i| (i % 241) as u8).collect();
+    let dir = crate::helpers::tempfile_dir::Dir::new();
+    let file = dir.path().join("fw-4.0.0.bin");
+    std::fs::write(&file, &image).expect("written");
+    let hash: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        &image,
+    ))
+    .into();
+    let manifest = firmware_protocol::image::manifest("4.0.0", 8192, &hash).expect("manifest");
+    let signature = hex::encode(ed25519_dalek::Signer::sign(&vendor, &manifest).to_bytes());
+    client
+        .goto(&app.url("/console/firmware"))
+        .await
+        .expect("goto");
+    type_into(
+        &client,
+        "#upload input[name=file]",
+        &file.display().to_string(),
+    )
+    .await;
+    type_into(&client, "#upload input[name=version]", "4.0.0").await;
+    type_into(&client, "#upload input[name=models]", "lk-4").await;
+    type_into(&client, "#upload input[name=signature]", &signature).await;
+    find(&client, "#upload button")
+        .await
+        .click()
+        .await
+        .expect("clicked");
+    until("the image is listed", || async {
+        text_now(&client, "#images")
+            .await
+            .contains(&hex::encode(hash))
+    })
+    .await;
+
     // A technician's phone: no page scrolls sideways at 360 px.
     client.set_window_size(360, 800).await.expect("resized");
     let user_page = format!("/console/users/{renter_id}");
@@ -168,6 +215,7 @@ async fn an_admin_cancels_a_rental_tops_up_a_wallet_subscribes_a_webhook_and_tai
         user_page.as_str(),
         "/console/catalog?locker=lk-1",
         "/console/webhooks",
+        "/console/firmware",
         "/console/events",
         "/console/gateways",
         "/console/commands",

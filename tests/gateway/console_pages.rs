@@ -24,6 +24,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/console/users?q=renter", "renter@example.com"),
     ("/console/catalog?locker=lk-1", "cola"),
     ("/console/webhooks", "https://hooks.example.com/lockers"),
+    ("/console/firmware", "LOCKER_FIRMWARE_KEYS"),
     ("/console/events", "Live events"),
     ("/console/gateways", "live"),
     ("/console/commands?failed=false", "outcome is unknown"),

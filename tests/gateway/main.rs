@@ -47,6 +47,7 @@ mod doors_checked;
 mod dynsec;
 mod explorer;
 mod firmware;
+mod firmware_cli;
 mod fleet;
 mod fleet_serial;
 mod fleet_versions;

@@ -23,6 +23,25 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) 
     )
 }
 
+/// Runs the gateway binary with `args` and only `env`: its exit code, standard output and
+/// standard error.
+pub fn run_binary_with_output(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_locker-gateway"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_gateway_on_postgresql_without_redis_refuses_to_start_and_says_why() {
     // Two such gateways would each hold door locks in their own process.

@@ -18,6 +18,7 @@ use crate::account::User;
 mod alarms;
 mod audit;
 mod catalog;
+mod firmware;
 mod hooks;
 mod html;
 mod import;
@@ -44,6 +45,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("bulk.js", JS, include_str!("assets/bulk.js")),
     ("act.js", JS, include_str!("assets/act.js")),
     ("tail.js", JS, include_str!("assets/tail.js")),
+    ("firmware.js", JS, include_str!("assets/firmware.js")),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -59,6 +61,7 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console/users/{id}", get(people::one))
         .route("/console/catalog", get(catalog::page_of))
         .route("/console/webhooks", get(hooks::page_of))
+        .route("/console/firmware", get(firmware::page_of))
         .route("/console/events", get(tail::page_of))
         .route("/console/events/live", get(tail::live))
         .route("/console/login", get(login_page).post(log_in))
@@ -280,6 +283,7 @@ pub(super) fn bar(user: &User, token: &str) -> String {
          <a href=\"/console/users\">Users</a>\
          <a href=\"/console/catalog\">Catalog</a>\
          <a href=\"/console/import\">Import</a>\
+         <a href=\"/console/firmware\">Firmware</a>\
          <a href=\"/console/webhooks\">Webhooks</a>\
          <a href=\"/console/events\">Live events</a>\
          <a href=\"/console/audit\">Audit log</a></nav>\

@@ -1,5 +1,6 @@
 //! The command line: `serve` (the default) runs the gateway; `device …` provisions, revokes and
-//! rotates devices; `migrate` brings the database schema up to date.
+//! rotates devices; `command …` queues and cancels commands; `firmware …` uploads images;
+//! `migrate` brings the database schema up to date.
 
 use std::time::Duration;
 
@@ -7,6 +8,12 @@ use clap::{Parser, Subcommand};
 use firmware_protocol::DeviceId;
 
 use crate::device::{DeviceRegistry, NewDevice, Provisioned};
+
+mod commands;
+mod firmware;
+
+pub use commands::{CommandCommand, run_command_command};
+pub use firmware::{FirmwareCommand, run_firmware_command};
 
 /// The locker gateway.
 #[derive(Debug, Parser)]
@@ -39,6 +46,10 @@ pub enum Command {
     /// under LOCKER_DATA_DIR, which must exist).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Upload and list firmware images (fleet mode: DATABASE_URL; edge mode: the gateway's SQLite
+    /// file under LOCKER_DATA_DIR, which must exist).
+    #[command(subcommand)]
+    Firmware(FirmwareCommand),
     /// Register a device and print its credentials (shown once); same as `device add`.
     Provision {
         /// Device id: 1 to 32 of A-Z a-z 0-9 _ -.
@@ -110,142 +121,6 @@ pub async fn run_admin_command(
                 user.role.as_str()
             ))
         }
-    }
-}
-
-/// Command administration.
-#[derive(Debug, Subcommand)]
-pub enum CommandCommand {
-    /// List commands, newest first.
-    List {
-        /// Only this device's.
-        #[arg(long)]
-        device: Option<String>,
-        /// Only in this state (pending, sent, executed, refused, expired, cancelled, unknown).
-        #[arg(long)]
-        state: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-    },
-    /// Queue an unlock for a locker: the running gateway sends it at once if the locker is online,
-    /// else in its next session, unless its time to live passes first.
-    Unlock {
-        /// The device.
-        device: String,
-        /// The door.
-        #[arg(long)]
-        door: u16,
-        /// Seconds the command may wait.
-        #[arg(long, default_value_t = 600)]
-        ttl_secs: u64,
-    },
-    /// Queue new settings for a locker (a `configure` command), checked against the protocol's
-    /// ranges: sent as an unlock is, its answer recorded.
-    Configure {
-        /// The device.
-        device: String,
-        /// Seconds between heartbeats (MQTT): 5 to 3600.
-        #[arg(long)]
-        heartbeat_secs: u16,
-        /// How long after a pulse an opening counts as commanded (ms): 1000 to 60000.
-        #[arg(long)]
-        open_window_ms: u16,
-        /// How long the lock's relay is energised (ms): 50 to 5000.
-        #[arg(long)]
-        pulse_ms: u16,
-        /// Door-ajar alarm after this many seconds: 0 (off) or 10 to 3600.
-        #[arg(long)]
-        ajar_alarm_secs: u16,
-        /// Seconds the command may wait.
-        #[arg(long, default_value_t = 600)]
-        ttl_secs: u64,
-    },
-    /// Cancel a queued command that has not been sent yet.
-    Cancel {
-        /// The command id.
-        id: i64,
-    },
-}
-
-/// Queues `command` for `device`, to wait at most `ttl_secs`; what to print.
-async fn enqueue(
-    storage: &crate::storage::Storage,
-    device: &str,
-    command: &crate::command::Command,
-    ttl_secs: u64,
-) -> Result<String, String> {
-    let device = device_id(device)?;
-    let ttl = Duration::from_secs(ttl_secs);
-    let id = crate::command::queue::enqueue(storage, &device, command, ttl)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(format!("command {id} queued"))
-}
-
-/// Runs one command subcommand and returns what to print.
-pub async fn run_command_command(
-    storage: &crate::storage::Storage,
-    command: CommandCommand,
-) -> Result<String, String> {
-    use crate::command::queue;
-    match command {
-        CommandCommand::List {
-            device,
-            state,
-            limit,
-        } => {
-            let rows = queue::list(storage, device.as_deref(), state.as_deref(), limit)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut out = format!(
-                "{:>8} {:<32} {:<9} {:>4} {:<9} {:<6} {}",
-                "ID", "DEVICE", "KIND", "DOOR", "STATE", "QUEUED", "EXPIRES"
-            );
-            for r in rows {
-                let door = r.door.map_or_else(|| "-".to_owned(), |d| d.to_string());
-                let expires = r
-                    .expires_at
-                    .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
-                out.push_str(&format!(
-                    "\n{:>8} {:<32} {:<9} {:>4} {:<9} {:<6} {}",
-                    r.id, r.device_id, r.kind, door, r.state, r.queued, expires
-                ));
-            }
-            Ok(out)
-        }
-        CommandCommand::Unlock {
-            device,
-            door,
-            ttl_secs,
-        } => {
-            let command = crate::command::Command::Unlock { door };
-            enqueue(storage, &device, &command, ttl_secs).await
-        }
-        CommandCommand::Configure {
-            device,
-            heartbeat_secs,
-            open_window_ms,
-            pulse_ms,
-            ajar_alarm_secs,
-            ttl_secs,
-        } => {
-            let command = crate::command::Command::configure(
-                heartbeat_secs,
-                open_window_ms,
-                pulse_ms,
-                ajar_alarm_secs,
-            )
-            .map_err(|e| e.to_string())?;
-            enqueue(storage, &device, &command, ttl_secs).await
-        }
-        CommandCommand::Cancel { id } => match queue::cancel(storage, id).await {
-            Ok(true) => Ok(format!("command {id} cancelled")),
-            Ok(false) => Err(format!(
-                "command {id} is not a queued command waiting to be sent"
-            )),
-            Err(e) => Err(e.to_string()),
-        },
     }
 }
 
