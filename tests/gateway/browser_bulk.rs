@@ -112,16 +112,7 @@ async fn a_bulk_unlock_to_five_lockers_with_one_offline_shows_five_results(pool:
     );
     // Each opened door is a command of its locker's, with the reason the page sent.
     let admin = crate::accounts::operator(&app, "ops@example.com").await;
-    let commands: serde_json::Value = app
-        .http
-        .get(app.url("/v1/devices/bulk-3/commands"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let commands = app.get_json("/v1/devices/bulk-3/commands", &admin).await;
     assert_eq!(commands["items"][0]["door"], 2);
     assert_eq!(commands["items"][0]["reason"], "weekly check");
     // A technician's phone: the list with its forms does not scroll sideways.

@@ -10,16 +10,9 @@ use crate::command_helpers::online_locker;
 use crate::helpers::{TestApp, in_both_modes};
 
 async fn bulk(app: &TestApp, token: &str, what: &str, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/bulk/{what}")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    let path = format!("/v1/bulk/{what}");
+    app.json(reqwest::Method::POST, &path, token, Some(&body))
         .await
-        .expect("sent");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
 }
 
 /// Each result's (device, ok, problem code).
@@ -86,16 +79,7 @@ async fn a_bulk_unlock_answers_per_locker_and_opens_occupied_doors_only_when_tol
     })).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(summary(&answer), vec![row("lk-b", true, None), row("lk-c", true, None)]);
-    let audit: Value = app
-        .http
-        .get(app.url("/v1/audit?action=door.unlock&limit=50"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let audit = app.get_json("/v1/audit?action=door.unlock&limit=50", &admin).await;
     let entries = audit["items"].as_array().expect("items");
     assert_eq!(entries.len(), 7, "each locker's unlock audited: {audit}");
     let overridden = entries
@@ -137,16 +121,7 @@ async fn a_bulk_request_is_checked_whole_before_anything_is_sent(backend: Backen
     })).await;
     assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("heartbeat_secs")));
     // Nothing was sent to lk-a by any of them.
-    let commands: Value = app
-        .http
-        .get(app.url("/v1/devices/lk-a/commands"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let commands = app.get_json("/v1/devices/lk-a/commands", &admin).await;
     assert_eq!(commands["items"].as_array().map(Vec::len), Some(0));
     // Settings and revocation, per locker.
     let (status, answer) = bulk(&app, &admin, "configure", json!({
@@ -161,16 +136,7 @@ async fn a_bulk_request_is_checked_whole_before_anything_is_sent(backend: Backen
     assert_eq!(status, 403, "support does not revoke");
     let (status, answer) = bulk(&app, &admin, "revoke", revoke).await;
     assert_eq!((status, summary(&answer)), (200, vec![row("lk-a", true, None)]));
-    let device: Value = app
-        .http
-        .get(app.url("/v1/devices/lk-a"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let device = app.get_json("/v1/devices/lk-a", &admin).await;
     assert!(device["device"]["revoked_at"].is_string(), "{device}");
 }
 }

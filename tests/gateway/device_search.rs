@@ -93,16 +93,7 @@ async fn lockers_are_filtered_by_transport_and_model_and_sorted_by_last_seen(bac
         ["c-board", "a-mqtt", "b-board", "d-never"],
         "most recently seen first, never seen last"
     );
-    let page: Value = app
-        .http
-        .get(app.url("/v1/devices?sort=last_seen&limit=2"))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let page = app.get_json("/v1/devices?sort=last_seen&limit=2", &viewer).await;
     assert_eq!((page["next_offset"].as_u64(), page["next"].as_str()), (Some(2), None));
     assert_eq!(ids(&app, &viewer, "?sort=last_seen&offset=2").await.1, ["b-board", "d-never"]);
     assert_eq!(ids(&app, &viewer, "?transport=carrier-pigeon").await.0, 422);

@@ -57,15 +57,7 @@ async fn upload(
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> Value {
-    app.http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json")
+    app.get_json(path, token).await
 }
 
 in_both_modes! {

@@ -271,6 +271,32 @@ impl TestApp {
         format!("http://{}{path}", self.app.http_addr())
     }
 
+    /// `method` on `path` with `token` and, if given, a JSON `body`: the status and the JSON
+    /// answer (`Null` when there is none).
+    pub async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// GET `path` with `token`: the JSON answer, whatever the status.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        self.json(reqwest::Method::GET, path, token, None).await.1
+    }
+
     /// What `/metrics` says now.
     pub async fn metrics(&self) -> String {
         self.http

@@ -11,29 +11,13 @@ use crate::orders::{order, product, stock};
 use crate::rentals::funded;
 
 async fn refund(app: &TestApp, token: &str, id: &str, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/admin/orders/{id}/refund")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    let path = format!("/v1/admin/orders/{id}/refund");
+    app.json(reqwest::Method::POST, &path, token, Some(&body))
         .await
-        .expect("sent");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
 }
 
 async fn available(app: &TestApp, token: &str) -> String {
-    let wallet: Value = app
-        .http
-        .get(app.url("/v1/wallet"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let wallet = app.get_json("/v1/wallet", token).await;
     wallet["available"].as_str().expect("available").to_owned()
 }
 
@@ -70,16 +54,7 @@ async fn a_completed_order_is_refunded_in_parts_never_beyond_its_total(backend: 
     let (status, _) = refund(&app, &admin, &uuid::Uuid::now_v7().to_string(), json!({})).await;
     assert_eq!(status, 404);
     // Each refund is in the ledger and the audit log with its reason.
-    let ledger: Value = app
-        .http
-        .get(app.url("/v1/wallet/ledger"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let ledger = app.get_json("/v1/wallet/ledger", &token).await;
     let refunds: Vec<&Value> = ledger["items"]
         .as_array()
         .expect("items")
@@ -87,16 +62,7 @@ async fn a_completed_order_is_refunded_in_parts_never_beyond_its_total(backend: 
         .filter(|e| e["kind"] == "refund")
         .collect();
     assert_eq!(refunds.len(), 2, "{ledger}");
-    let audit: Value = app
-        .http
-        .get(app.url("/v1/audit?action=order.refund"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let audit = app.get_json("/v1/audit?action=order.refund", &admin).await;
     let reasons: Vec<&str> = audit["items"]
         .as_array()
         .expect("items")

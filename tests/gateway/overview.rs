@@ -11,15 +11,7 @@ use crate::command_helpers::online_locker;
 use crate::helpers::{TestApp, in_both_modes, on_storage};
 
 async fn overview(app: &TestApp, token: &str) -> Value {
-    app.http
-        .get(app.url("/v1/overview"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json")
+    app.get_json("/v1/overview", token).await
 }
 
 async fn backdate(app: &TestApp, rental: &str, hours: i64) {
@@ -89,16 +81,7 @@ async fn the_overview_counts_money_taken_today_and_overdue_rentals(backend: Back
     let since: chrono::DateTime<Utc> = money["since"].as_str().expect("since").parse().expect("a time");
     assert_eq!(since, local_midnight, "today begins at midnight in the configured zone");
     // The reason went into the audit log.
-    let audit: Value = app
-        .http
-        .get(app.url("/v1/audit?action=rental.end"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let audit = app.get_json("/v1/audit?action=rental.end", &admin).await;
     assert_eq!(audit["items"][0]["detail"]["reason"], "left early");
 }
 }
