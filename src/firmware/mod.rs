@@ -2,7 +2,10 @@
 //! key (`LOCKER_FIRMWARE_KEYS`), checked at upload over the image's manifest (its size, SHA-256
 //! and version: `firmware_protocol::image`), kept whole with their hash and signature so that the
 //! gateway can offer them and a locker can check them again. An image signed by a key past its
-//! retirement date is refused. This module owns `firmware_images`.
+//! retirement date is refused. How a campaign of updates proceeds (waves, thresholds, maintenance
+//! windows) is decided by the pure functions of [`plan`]. This module owns `firmware_images`.
+
+pub mod plan;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::image::{self, ImageError};

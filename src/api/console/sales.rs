@@ -25,6 +25,25 @@ pub struct SalesQuery {
     to: String,
 }
 
+impl SalesQuery {
+    /// The sales this query names: `user`'s (looked up by email), at `locker`, in `state`.
+    fn filter<'a>(
+        &self,
+        user: Option<Uuid>,
+        locker: &'a Option<String>,
+        state: Option<&'a str>,
+    ) -> SaleFilter<'a> {
+        SaleFilter {
+            user,
+            device: locker.as_deref(),
+            state,
+            since: moment(&self.from),
+            until: moment(&self.to),
+            before: None,
+        }
+    }
+}
+
 /// Whom `email` names: `Ok(None)` for no filter, `Err` with what to tell the operator.
 async fn user_of(state: &ApiState, email: &str) -> Result<Option<Uuid>, String> {
     let Some(email) = text(email) else {
@@ -136,15 +155,11 @@ pub(super) async fn rentals(
         Err(note) => (String::new(), note),
         Ok(renter) => {
             let locker = text(&query.locker);
-            let filter = SaleFilter {
-                user: renter,
-                device: locker.as_deref(),
-                state: wanted,
-                since: moment(&query.from),
-                until: moment(&query.to),
-                before: None,
-            };
-            match state.rentals.find(&filter, 100).await {
+            match state
+                .rentals
+                .find(&query.filter(renter, &locker, wanted), 100)
+                .await
+            {
                 Ok(found) => (
                     found.iter().map(|r| rental_row(&state, r)).collect(),
                     format!("{} rentals (at most 100, newest first).", found.len()),
@@ -198,15 +213,11 @@ pub(super) async fn orders(
         Err(note) => (String::new(), note),
         Ok(buyer) => {
             let locker = text(&query.locker);
-            let filter = SaleFilter {
-                user: buyer,
-                device: locker.as_deref(),
-                state: wanted,
-                since: moment(&query.from),
-                until: moment(&query.to),
-                before: None,
-            };
-            match state.orders.find(&filter, 100).await {
+            match state
+                .orders
+                .find(&query.filter(buyer, &locker, wanted), 100)
+                .await
+            {
                 Ok(found) => (
                     found
                         .iter()
