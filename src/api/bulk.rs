@@ -212,7 +212,14 @@ pub async fn unlock(
                         ),
                     });
                 }
-                let sent = send(state, device, Command::Unlock { door }, origin).await?;
+                let sent = crate::unlock::maintenance_unlock(
+                    &state.commands,
+                    &state.storage,
+                    (device, door),
+                    origin,
+                    state.jams_out_of_service,
+                )
+                .await?;
                 Ok((
                     Some(sent.command_id),
                     sent.door.map(|d| d.as_str().to_owned()),

@@ -18,8 +18,8 @@ use super::auth::{DoorServicer, Manager, Operator, Revoker};
 use super::error::{ApiError, Problem};
 use super::json::{Json, Query, page_size};
 use crate::account::User;
+use crate::command::Origin;
 use crate::command::history::{self, CommandView};
-use crate::command::{Command, Origin};
 use crate::device::directory::{self, DeviceDetail, DeviceSearch, DeviceView, Order, Transport};
 use crate::device::{NewDevice, Provisioned};
 
@@ -472,10 +472,14 @@ pub async fn unlock(
     let result = async {
         let device = device_id(&id)?;
         let origin = origin(&operator.0, &reason)?;
-        let outcome = state
-            .commands
-            .send_with(device, Command::Unlock { door }, &origin)
-            .await?;
+        let outcome = crate::unlock::maintenance_unlock(
+            &state.commands,
+            &state.storage,
+            (device, door),
+            &origin,
+            state.jams_out_of_service,
+        )
+        .await?;
         Ok(Json(UnlockResult {
             command_id: outcome.command_id,
             door: outcome.door.map(|d| d.as_str().to_owned()),

@@ -95,6 +95,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Outbox events delivered.",
     ),
     (
+        "locker_door_mark_failures_total",
+        Counter,
+        "Doors whose state after a maintenance unlock (jammed, opened) could not be written.",
+    ),
+    (
         "locker_webhook_attempts_total",
         Counter,
         "Webhook delivery attempts, by outcome (delivered, retry, failed: the last attempt failed).",

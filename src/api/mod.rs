@@ -108,6 +108,8 @@ pub struct Parts {
     pub time_zone: chrono_tz::Tz,
     /// The vendors' firmware keys, the largest image.
     pub firmware: crate::config::FirmwareSettings,
+    /// Jams in a row after which a door is out of service (`LOCKER_JAMS_OUT_OF_SERVICE`).
+    pub jams_out_of_service: i32,
 }
 
 impl std::ops::Deref for ApiState {

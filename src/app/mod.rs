@@ -263,6 +263,7 @@ impl App {
             payment_webhook_secret: config.payment_webhook_secret.clone(),
             time_zone: config.time_zone,
             firmware: config.firmware.clone(),
+            jams_out_of_service: config.rentals.jams_out_of_service,
             broker_hooks: config.broker_hook_secret.as_ref().map(|secret| {
                 crate::api::broker_hooks::BrokerHooks {
                     secret: secret.clone(),

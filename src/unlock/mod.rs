@@ -10,10 +10,12 @@ use crate::command::store::progress_of;
 use crate::command::{CommandError, CommandState, DoorResult, Outcome, Progress};
 use crate::storage::UnitOfWork;
 
+mod maintenance;
 pub mod occupant;
 mod reconcile;
 mod sale;
 mod sell;
+pub use maintenance::maintenance_unlock;
 pub use reconcile::{Sales, recover_interrupted, settle_waiting};
 pub(crate) use sale::bind_sale_filter;
 pub use sale::{SALE_FILTER_SQL, SaleFilter, SaleRow, SettlingRow, attach, attach_sent};

@@ -57,6 +57,7 @@ mod idempotency;
 mod lease;
 mod link;
 mod locks;
+mod maintenance;
 mod metrics;
 mod mosquitto;
 mod mosquitto_tls;
