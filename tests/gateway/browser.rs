@@ -193,6 +193,19 @@ async fn a_locker_found_by_a_fragment_shows_its_doors_live_and_opens_one_for_mai
     .await
     .expect("audit");
     assert_eq!(serviced, 1);
+    // The operator sees it in the audit log's page too.
+    client.set_window_size(1280, 900).await.expect("resized");
+    client
+        .goto(&app.url("/console/audit?action=door.unlock"))
+        .await
+        .expect("goto");
+    let entries = find(&client, "#entries").await.text().await.expect("text");
+    assert!(
+        entries.contains("tech@example.com")
+            && entries.contains("cab-west-07")
+            && entries.contains("replacing the hinge"),
+        "{entries}"
+    );
     client.close().await.expect("closed");
 }
 
