@@ -145,7 +145,12 @@ impl Deliverer {
     /// Delivers every `every` (at once while batches come full) until `shutdown`. A batch that
     /// cannot be claimed is logged and counted, and tried again at the next tick.
     pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+        let mut forgot_at = tokio::time::Instant::now();
         loop {
+            if forgot_at.elapsed() >= FORGET_EVERY {
+                forgot_at = tokio::time::Instant::now();
+                self.forget_old().await;
+            }
             let wait = match self.try_deliver_batch().await {
                 Ok(Outcome::Attempted(n)) if n as i64 == self.batch => Duration::ZERO,
                 Ok(_) => every,
@@ -159,6 +164,24 @@ impl Deliverer {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+}
+
+/// How often settled deliveries past [`KEEP_SETTLED`] are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
+/// How long a delivered or failed delivery stays in the log.
+pub const KEEP_SETTLED: Duration = Duration::from_secs(30 * 86_400);
+
+impl Deliverer {
+    /// Forgets the deliveries settled more than [`KEEP_SETTLED`] ago (logged, never fatal).
+    pub async fn forget_old(&self) {
+        let before = Utc::now()
+            - chrono::Duration::from_std(KEEP_SETTLED).unwrap_or(chrono::Duration::zero());
+        match webhook::forget_settled(&self.storage, before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "old webhook deliveries forgotten"),
+            Err(e) => tracing::warn!(error = %e, "cannot forget old webhook deliveries"),
         }
     }
 }

@@ -119,3 +119,18 @@ pub async fn not_delivered(
         .rows_affected());
     Ok(())
 }
+
+/// Forgets the deliveries settled (delivered or failed) before `before`: the log keeps what an
+/// operator may still look into, not every event forever. How many went.
+pub async fn forget_settled(
+    storage: &Storage,
+    before: chrono::DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    const FORGET: &str =
+        "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1";
+    Ok(on_pool!(storage, |pool| sqlx::query(FORGET)
+        .bind(before)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+}

@@ -8,7 +8,7 @@
 mod attempts;
 mod store;
 
-pub use attempts::{Due, claim, delivered, endpoints_of, not_delivered};
+pub use attempts::{Due, claim, delivered, endpoints_of, forget_settled, not_delivered};
 pub use store::{Delivery, DeliveryFilter, Endpoint, NewEndpoint, WebhookError};
 pub use store::{create, deliveries, fan_out, list, remove, replay};
 

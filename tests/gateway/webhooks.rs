@@ -193,6 +193,23 @@ async fn an_endpoint_that_never_answers_ends_failed_and_bad_subscriptions_are_re
     assert_eq!(failed["attempts"], 2);
     assert!(failed["last_status"].is_null());
     assert!(failed["last_error"].as_str().is_some_and(|e| e.contains("connect")), "{failed}");
+    // The log forgets settled deliveries past its keeping time; a pending one would stay.
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(31);
+    crate::helpers::on_storage!(&app.storage, |pool| sqlx::query(
+        "UPDATE webhook_deliveries SET created_at = $1"
+    )
+    .bind(long_ago)
+    .execute(pool)
+    .await
+    .expect("backdated")
+    .rows_affected());
+    let month_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    let forgotten = locker_gateway::webhook::forget_settled(&app.storage, month_ago)
+        .await
+        .expect("forgot");
+    assert_eq!(forgotten, 1);
+    let (_, page) = call(&app, &admin, reqwest::Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None).await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(0));
     // Unsubscribed: gone with its log, and audited.
     let (status, _) = call(&app, &admin, reqwest::Method::DELETE, &format!("/v1/webhooks/{id}"), None).await;
     assert_eq!(status, 204);
