@@ -110,6 +110,8 @@ pub struct Parts {
     pub firmware: crate::config::FirmwareSettings,
     /// Jams in a row after which a door is out of service (`LOCKER_JAMS_OUT_OF_SERVICE`).
     pub jams_out_of_service: i32,
+    /// What secrets the gateway must read back are sealed with (`LOCKER_SECRETS_KEY`).
+    pub secrets_key: Option<crate::config::SecretsKey>,
 }
 
 impl std::ops::Deref for ApiState {

@@ -120,7 +120,8 @@ pub async fn create(
             created_by: operator.id,
         };
         let secret = new_secret();
-        let webhook = webhook::create(&state.storage, &new, &secret).await?;
+        let webhook =
+            webhook::create(&state.storage, &new, &secret, state.secrets_key.as_ref()).await?;
         Ok((
             StatusCode::CREATED,
             Json(CreatedWebhook { webhook, secret }),

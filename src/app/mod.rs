@@ -264,6 +264,7 @@ impl App {
             time_zone: config.time_zone,
             firmware: config.firmware.clone(),
             jams_out_of_service: config.rentals.jams_out_of_service,
+            secrets_key: config.secrets_key.clone(),
             broker_hooks: config.broker_hook_secret.as_ref().map(|secret| {
                 crate::api::broker_hooks::BrokerHooks {
                     secret: secret.clone(),

@@ -96,7 +96,11 @@ pub(super) async fn start(
     tasks.spawn(publisher.run(config.outbox_poll, workers.outbox.clone(), shutdown.clone()));
     // Webhooks: every gateway delivers (claims keep them apart). A client that cannot be built
     // (no TLS roots at all) is a warning, not a failed start: deliveries wait in the table.
-    match crate::background::webhooks::Deliverer::new(storage.clone(), config.webhooks.clone()) {
+    match crate::background::webhooks::Deliverer::new(
+        storage.clone(),
+        config.webhooks.clone(),
+        config.secrets_key.clone(),
+    ) {
         Ok(deliverer) => {
             tasks.spawn(deliverer.run(config.outbox_poll.max(WEBHOOK_TICK), shutdown.clone()));
         }

@@ -43,14 +43,20 @@ enum Answer {
 /// The deliverer of one gateway.
 pub struct Deliverer {
     storage: Storage,
+    key: Option<crate::config::SecretsKey>,
     client: reqwest::Client,
     policy: Policy,
     batch: i64,
 }
 
 impl Deliverer {
-    /// A deliverer of the deliveries in `storage`, trying them by `policy`.
-    pub fn new(storage: Storage, policy: Policy) -> Result<Self, reqwest::Error> {
+    /// A deliverer of the deliveries in `storage`, trying them by `policy`, opening sealed signing
+    /// secrets with `key`.
+    pub fn new(
+        storage: Storage,
+        policy: Policy,
+        key: Option<crate::config::SecretsKey>,
+    ) -> Result<Self, reqwest::Error> {
         // HTTPS with the system's CA store, through rustls and ring.
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
@@ -58,6 +64,7 @@ impl Deliverer {
             .user_agent(concat!("locker-gateway/", env!("CARGO_PKG_VERSION")));
         Ok(Self {
             storage,
+            key,
             client: client.build()?,
             policy,
             batch: 32,
@@ -73,13 +80,19 @@ impl Deliverer {
         if due.is_empty() {
             return Ok(Outcome::Idle);
         }
-        let endpoints = webhook::endpoints_of(&self.storage, &due).await?;
+        let endpoints = webhook::endpoints_of(&self.storage, &due, self.key.as_ref()).await?;
         let attempts = due.len();
         let mut answers = futures_util::stream::iter(due.into_iter().map(|due| {
             let endpoint = endpoints.get(&due.webhook_id);
             async move {
                 let answer = match endpoint {
-                    Some((url, secret)) => self.attempt(url, secret, &due).await,
+                    Some((url, Some(secret))) => self.attempt(url, secret, &due).await,
+                    Some((_, None)) => Answer::Refused(
+                        None,
+                        "the signing secret cannot be opened: LOCKER_SECRETS_KEY is unset or \
+                         not the key it was sealed with"
+                            .into(),
+                    ),
                     None => Answer::Refused(None, "the endpoint was removed".into()),
                 };
                 (due, answer)

@@ -5,47 +5,20 @@
 //! operator's `LOCKER_SECRETS_KEY`, the device id bound in as associated data (a copy moved to
 //! another device's row does not open). Without the key nothing is sealed.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use firmware_protocol::DeviceId;
 
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
 pub use crate::config::SecretsKey as SealingKey;
 
-/// Nonce bytes before the ciphertext.
-const NONCE: usize = 12;
-
-/// `password` sealed for `device` with `key`: a random nonce, then the ciphertext and its tag.
+/// `password` sealed for `device` with `key` (see [`crate::sealing`]).
 pub fn seal(key: &SealingKey, device: &DeviceId, password: &str) -> Vec<u8> {
-    let cipher = ChaCha20Poly1305::new(key.bytes().into());
-    let nonce: [u8; NONCE] = rand::random();
-    let payload = Payload {
-        msg: password.as_bytes(),
-        aad: device.as_str().as_bytes(),
-    };
-    let mut out = nonce.to_vec();
-    // Encryption fails only for messages beyond 256 GiB.
-    out.extend(
-        cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default(),
-    );
-    out
+    crate::sealing::seal(key, device.as_str().as_bytes(), password.as_bytes())
 }
 
 /// The password sealed for `device`; `None` if `sealed` was not sealed with `key` for it.
 pub fn open(key: &SealingKey, device: &DeviceId, sealed: &[u8]) -> Option<String> {
-    if sealed.len() <= NONCE {
-        return None;
-    }
-    let (nonce, ciphertext) = sealed.split_at(NONCE);
-    let cipher = ChaCha20Poly1305::new(key.bytes().into());
-    let payload = Payload {
-        msg: ciphertext,
-        aad: device.as_str().as_bytes(),
-    };
-    let plain = cipher.decrypt(Nonce::from_slice(nonce), payload).ok()?;
+    let plain = crate::sealing::open(key, device.as_str().as_bytes(), sealed)?;
     String::from_utf8(plain).ok()
 }
 

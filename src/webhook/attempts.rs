@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
+use crate::config::SecretsKey;
 use crate::storage::{Storage, on_pool};
 
 /// A delivery claimed for an attempt.
@@ -54,11 +55,13 @@ pub async fn claim(
     }))
 }
 
-/// The URL and secret of each endpoint of `due` that still exists.
+/// The URL and signing secret of each endpoint of `due` that still exists (`None` for a secret
+/// sealed with another key than `key`, or with none now).
 pub async fn endpoints_of(
     storage: &Storage,
     due: &[Due],
-) -> Result<HashMap<Uuid, (String, String)>, sqlx::Error> {
+    key: Option<&SecretsKey>,
+) -> Result<HashMap<Uuid, (String, Option<String>)>, sqlx::Error> {
     const ONE: &str = "SELECT url, secret FROM webhooks WHERE id = $1";
     let mut found = HashMap::new();
     for due in due {
@@ -69,8 +72,9 @@ pub async fn endpoints_of(
             .bind(due.webhook_id)
             .fetch_optional(pool)
             .await?);
-        if let Some(row) = row {
-            found.insert(due.webhook_id, row);
+        if let Some((url, kept)) = row {
+            let secret = super::store::secret_of(&kept, due.webhook_id, key);
+            found.insert(due.webhook_id, (url, secret));
         }
     }
     Ok(found)

@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::config::SecretsKey;
 use crate::events::Event;
 use crate::storage::{Storage, UnitOfWork, in_work, on_pool};
 
@@ -90,15 +91,33 @@ pub struct DeliveryFilter {
     pub limit: i64,
 }
 
+/// How a sealed secret is written in `webhooks.secret`: this, then the sealed bytes in hex.
+const SEALED: &str = "sealed:";
+
+/// The signing secret of endpoint `id` as kept: opened with `key` if it was sealed (`None` if it
+/// cannot be: no key, or not the key it was sealed with).
+pub(super) fn secret_of(kept: &str, id: Uuid, key: Option<&SecretsKey>) -> Option<String> {
+    match kept.strip_prefix(SEALED) {
+        None => Some(kept.to_owned()),
+        Some(sealed) => {
+            let sealed = hex::decode(sealed).ok()?;
+            let plain = crate::sealing::open(key?, id.as_bytes(), &sealed)?;
+            String::from_utf8(plain).ok()
+        }
+    }
+}
+
 const ENDPOINT_COLUMNS: &str = "id, url, event_types, description, created_by, created_at";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, event_type, state, attempts,
     next_attempt_at, last_status, last_error, created_at, delivered_at";
 
-/// Subscribes an endpoint with `secret`; returns it.
+/// Subscribes an endpoint with `secret` (kept sealed with `key` when there is one: see
+/// [`crate::sealing`]); returns it.
 pub async fn create(
     storage: &Storage,
     new: &NewEndpoint,
     secret: &str,
+    key: Option<&SecretsKey>,
 ) -> Result<Endpoint, sqlx::Error> {
     const INSERT: &str = "INSERT INTO webhooks
             (id, url, event_types, secret, description, created_by, created_at)
@@ -111,11 +130,22 @@ pub async fn create(
         created_by: Some(new.created_by),
         created_at: Utc::now(),
     };
+    let kept = match key {
+        Some(key) => format!(
+            "{SEALED}{}",
+            hex::encode(crate::sealing::seal(
+                key,
+                endpoint.id.as_bytes(),
+                secret.as_bytes()
+            ))
+        ),
+        None => secret.to_owned(),
+    };
     on_pool!(storage, |pool| sqlx::query(INSERT)
         .bind(endpoint.id)
         .bind(&endpoint.url)
         .bind(&endpoint.event_types)
-        .bind(secret)
+        .bind(&kept)
         .bind(&endpoint.description)
         .bind(endpoint.created_by)
         .bind(endpoint.created_at)

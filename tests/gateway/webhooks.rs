@@ -96,6 +96,7 @@ async fn device_events_reach_a_subscribed_endpoint_signed_retried_logged_and_rep
         .spawn_with(|c| {
             c.webhooks.first_retry = Duration::from_millis(200);
             c.webhooks.max_attempts = 3;
+            c.secrets_key = locker_gateway::config::SecretsKey::from_hex(&"5a".repeat(32));
         })
         .await;
     let admin = operator(&app, "ops@example.com").await;
@@ -107,6 +108,14 @@ async fn device_events_reach_a_subscribed_endpoint_signed_retried_logged_and_rep
     assert_eq!(status, 201, "{created}");
     let secret = created["secret"].as_str().expect("secret once").to_owned();
     let id = created["webhook"]["id"].as_str().expect("id").to_owned();
+    // Kept sealed with LOCKER_SECRETS_KEY: the database alone does not give it away.
+    let kept: String = crate::helpers::on_storage!(&app.storage, |pool| sqlx::query_scalar(
+        "SELECT secret FROM webhooks"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("kept"));
+    assert!(kept.starts_with("sealed:") && !kept.contains(&secret[6..]), "{kept}");
     let (_, listed) = call(&app, &viewer, reqwest::Method::GET, "/v1/webhooks", None).await;
     assert_eq!(listed["items"][0]["event_types"], "device.*");
     assert!(listed["items"][0].get("secret").is_none(), "never shown again");
