@@ -14,6 +14,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/console", "taken today"),
     ("/console/lockers", "Command the selected lockers"),
     ("/console/lockers/lk-1", "Rotate secret"),
+    ("/console/lockers/lk-1", "sim-0.1.0"),
     ("/console/alarms", "Alarms"),
     ("/console/rentals", "lk-1"),
     (

@@ -1,6 +1,6 @@
 //! The console's page of one locker: its doors as a grid kept live by server-sent events, a
 //! maintenance unlock and putting a door back in service (the API's operations, called by the
-//! page's script with the session's CSRF token), its latest commands.
+//! page's script with the session's CSRF token), its latest commands, the firmware it ran.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -74,6 +74,18 @@ pub(super) async fn one(
     let commands = crate::command::history::list(&state.storage, &d.id, None, None, 20)
         .await
         .unwrap_or_default();
+    let firmware_rows: String = crate::device::firmware::history(&state.storage, &d.id)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            super::html::row(&[
+                &f.firmware,
+                &super::html::when(&f.first_seen_at),
+                &super::html::when(&f.last_seen_at),
+            ])
+        })
+        .collect();
     let command_rows: String = commands
         .iter()
         .map(|c| {
@@ -105,6 +117,7 @@ pub(super) async fn one(
          <h2>Latest commands</h2><div class=\"table\"><table><thead><tr><th>Id</th><th>Kind</th>\
          <th>Door</th><th>State</th><th>Outcome</th><th>Reason</th><th>Created</th></tr></thead>\
          <tbody id=\"commands\">{command_rows}</tbody></table></div>\
+         <h2>Firmware history</h2>{firmware_history}\
          <h2>Credentials</h2><p>A new secret replaces the locker's (the old one keeps working for \
          a day); revoking is final: the locker never connects again.</p>\
          <p class=\"actions\"><button type=\"button\" class=\"quiet\" id=\"rotate\">Rotate secret</button> \
@@ -125,6 +138,11 @@ pub(super) async fn one(
         },
         firmware = escape(d.firmware.as_deref().unwrap_or("unknown")),
         csrf = super::session::csrf_of(&token),
+        firmware_history = super::html::table(
+            "firmware",
+            &["Firmware", "First hello (UTC)", "Last hello (UTC)"],
+            &firmware_rows
+        ),
     );
     page(StatusCode::OK, &format!("Locker {}", d.id), &body, &[])
 }
