@@ -313,6 +313,17 @@ pub fn event_data(event_type: &str) -> Option<Value> {
             }),
             &[],
         ),
+        "firmware.uploaded" => object(
+            json!({
+                "image_id": uuid(),
+                "version": string("As lockers will announce it."),
+                "models": { "type": "array", "items": { "type": "string" } },
+                "size": int("Bytes."),
+                "sha256": string("Hex."),
+                "key_name": string("The vendor key that signed it."),
+            }),
+            &[],
+        ),
         _ => return None,
     })
 }

@@ -38,4 +38,5 @@ pub const TYPES: &[&str] = &[
     "payment.captured",
     "payment.refunded",
     "worker.item_stuck",
+    "firmware.uploaded",
 ];

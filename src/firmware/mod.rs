@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::config::FirmwareSettings;
-use crate::storage::{Storage, on_pool};
+use crate::events::{Append, Event};
+use crate::storage::{Storage, in_work, on_pool};
 
 /// An image as operators see it (not its bytes).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -163,7 +164,9 @@ pub async fn upload(
         uploaded_by: by,
         uploaded_at: Utc::now(),
     };
-    let inserted = on_pool!(storage, |pool| sqlx::query(INSERT)
+    // The image and its `firmware.uploaded` event in one unit of work.
+    let mut work = storage.begin().await?;
+    let inserted = in_work!(&mut work, |conn| sqlx::query(INSERT)
         .bind(stored.id)
         .bind(&stored.version)
         .bind(stored.models.join(" "))
@@ -174,12 +177,23 @@ pub async fn upload(
         .bind(new.bytes)
         .bind(stored.uploaded_by)
         .bind(stored.uploaded_at)
-        .execute(pool)
+        .execute(conn)
         .await?
         .rows_affected());
     if inserted == 0 {
         return Err(FirmwareError::VersionTaken(stored.version));
     }
+    let event = Event::new(
+        "firmware.uploaded",
+        "firmware",
+        &stored.id.to_string(),
+        serde_json::json!({
+            "image_id": stored.id, "version": stored.version, "models": stored.models,
+            "size": stored.size, "sha256": stored.sha256, "key_name": stored.key_name,
+        }),
+    );
+    work.append(&event).await?;
+    work.commit().await?;
     Ok(stored)
 }
 

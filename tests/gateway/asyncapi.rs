@@ -15,7 +15,7 @@ use sqlx::{PgPool, Row};
 use crate::accounts::operator;
 use crate::command_helpers::online_locker;
 use crate::contract::check;
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_app_with;
 use crate::rentals::{funded, plan, rent};
 
 fn doc() -> Value {
@@ -283,7 +283,16 @@ fn every_event_type_written_in_the_code_has_a_channel() {
 
 #[sqlx::test]
 async fn every_event_a_day_of_business_writes_matches_its_documented_data(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    let vendor = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let public = vendor.verifying_key().to_bytes();
+    let app = spawn_app_with(pool.clone(), move |c| {
+        c.firmware.keys = vec![locker_gateway::config::VendorKey {
+            name: "acme".into(),
+            key: public,
+            retire_after: None,
+        }];
+    })
+    .await;
     plan(&app).await;
     let admin = operator(&app, "ops@example.com").await;
     let locker = online_locker(&app, "lk-1").await;
@@ -340,6 +349,25 @@ async fn every_event_a_day_of_business_writes_matches_its_documented_data(pool: 
     .await;
     locker.turn(Knob::Jam(3)).await;
     assert_eq!(crate::orders::order(&app, &token, buy).await.status(), 409);
+    // A firmware image uploaded.
+    let image = vec![0x5au8; 2048];
+    let hash: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        &image,
+    ))
+    .into();
+    let manifest = firmware_protocol::image::manifest("5.0.0", 2048, &hash).expect("manifest");
+    let signature = hex::encode(ed25519_dalek::Signer::sign(&vendor, &manifest).to_bytes());
+    let path = format!("/v1/firmware?version=5.0.0&models=lk-4&signature={signature}");
+    let uploaded = app
+        .http
+        .post(app.url(&path))
+        .bearer_auth(&admin)
+        .body(image)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(uploaded.status(), 201);
     // A forced door, the locker gone, the device revoked.
     locker.turn(Knob::ForceOpen(4)).await;
     crate::helpers::eventually("the alarm", || async {
@@ -413,6 +441,7 @@ async fn every_event_a_day_of_business_writes_matches_its_documented_data(pool: 
         "wallet.topped_up",
         "payment.captured",
         "payment.refunded",
+        "firmware.uploaded",
     ] {
         assert!(
             types.contains(expected),
