@@ -17,7 +17,8 @@ use super::auth::{DoorServicer, Manager, Revoker};
 use super::devices::{device_id, origin};
 use super::error::{ApiError, Problem};
 use super::json::Json;
-use crate::command::{Command, Origin};
+use crate::account::User;
+use crate::command::Command;
 use crate::device::directory;
 use crate::unlock::occupant::{self, Occupant};
 
@@ -134,11 +135,15 @@ fn selection(devices: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn result_of(
-    device: &str,
+/// One locker's action audited as the single operation would be (`action` on `device`), and
+/// its result.
+async fn audited_result(
+    (state, operator): (&ApiState, &User),
+    (action, device): (&str, &str),
+    detail: serde_json::Value,
     answer: Result<(Option<i64>, Option<String>), ApiError>,
 ) -> LockerResult {
-    match answer {
+    match audited(state, operator, (action, device), detail, answer).await {
         Ok((command_id, door)) => LockerResult {
             device_id: device.to_owned(),
             ok: true,
@@ -226,21 +231,11 @@ pub async fn unlock(
                 ))
             }
             .await;
-            let answer = audited(state, operator, ("door.unlock", &id), detail, answer).await;
-            result_of(&id, answer)
+            audited_result((state, operator), ("door.unlock", &id), detail, answer).await
         }
     })
     .await;
     Ok(Json(results))
-}
-
-async fn send(
-    state: &ApiState,
-    device: DeviceId,
-    command: Command,
-    origin: &Origin,
-) -> Result<crate::command::Outcome, ApiError> {
-    Ok(state.commands.send_with(device, command, origin).await?)
 }
 
 /// Sends the same settings to each locker.
@@ -275,19 +270,20 @@ pub async fn configure(
             (&state, &operator, &origin, &command, &detail);
         async move {
             let answer = async {
-                let sent = send(state, device_id(&id)?, command.clone(), origin).await?;
+                let sent = state
+                    .commands
+                    .send_with(device_id(&id)?, command.clone(), origin)
+                    .await?;
                 Ok((Some(sent.command_id), None))
             }
             .await;
-            let answer = audited(
-                state,
-                operator,
+            audited_result(
+                (state, operator),
                 ("device.configure", &id),
                 detail.clone(),
                 answer,
             )
-            .await;
-            result_of(&id, answer)
+            .await
         }
     })
     .await;
@@ -325,15 +321,13 @@ pub async fn revoke(
                 Ok((None, None))
             }
             .await;
-            let answer = audited(
-                state,
-                operator,
+            audited_result(
+                (state, operator),
                 ("device.revoke", &id),
                 detail.clone(),
                 answer,
             )
-            .await;
-            result_of(&id, answer)
+            .await
         }
     })
     .await;

@@ -163,8 +163,9 @@ pub async fn counts(
                AND {}",
             dialect.pick(
                 "started_at + make_interval(mins => (terms->>'max_minutes')::int) < $1",
-                "julianday(started_at) + json_extract(terms, '$.max_minutes') / 1440.0
-                   < julianday($1)",
+                "CAST(strftime('%s', started_at) AS INTEGER)
+                   + json_extract(terms, '$.max_minutes') * 60
+                   < CAST(strftime('%s', $1) AS INTEGER)",
             )
         );
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

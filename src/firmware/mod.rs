@@ -84,27 +84,25 @@ pub enum FirmwareError {
     Storage(#[from] sqlx::Error),
 }
 
-/// Which configured key signed `bytes` as `version` with `signature`, checked today.
+/// Which configured key signed the image (its SHA-256 `sha256`) as its version with its
+/// signature, checked today.
 fn signer<'k>(
     settings: &'k FirmwareSettings,
     new: &NewImage<'_>,
+    sha256: &[u8; 32],
     today: chrono::NaiveDate,
 ) -> Result<&'k crate::config::VendorKey, FirmwareError> {
-    let manifest = image::manifest(
-        new.version,
-        new.bytes.len() as u64,
-        &image::digest(new.bytes),
-    )
-    .map_err(|e| match e {
-        ImageError::BadVersion => FirmwareError::Invalid {
-            field: "version",
-            why: e.to_string(),
-        },
-        other => FirmwareError::Invalid {
-            field: "image",
-            why: other.to_string(),
-        },
-    })?;
+    let manifest =
+        image::manifest(new.version, new.bytes.len() as u64, sha256).map_err(|e| match e {
+            ImageError::BadVersion => FirmwareError::Invalid {
+                field: "version",
+                why: e.to_string(),
+            },
+            other => FirmwareError::Invalid {
+                field: "image",
+                why: other.to_string(),
+            },
+        })?;
     let key = settings
         .keys
         .iter()
@@ -149,7 +147,8 @@ pub async fn upload(
         });
     }
     check_models(&new.models)?;
-    let key = signer(settings, new, Utc::now().date_naive())?;
+    let sha256 = image::digest(new.bytes);
+    let key = signer(settings, new, &sha256, Utc::now().date_naive())?;
     const INSERT: &str = "INSERT INTO firmware_images (id, version, models, size, sha256,
             signature, key_name, image, uploaded_by, uploaded_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (version) DO NOTHING";
@@ -158,7 +157,7 @@ pub async fn upload(
         version: new.version.to_owned(),
         models: new.models.clone(),
         size: new.bytes.len() as i64,
-        sha256: hex::encode(image::digest(new.bytes)),
+        sha256: hex::encode(sha256),
         signature: hex::encode(new.signature),
         key_name: key.name.clone(),
         uploaded_by: by,
@@ -171,7 +170,7 @@ pub async fn upload(
         .bind(&stored.version)
         .bind(stored.models.join(" "))
         .bind(stored.size)
-        .bind(image::digest(new.bytes).to_vec())
+        .bind(sha256.to_vec())
         .bind(new.signature)
         .bind(&stored.key_name)
         .bind(new.bytes)

@@ -71,7 +71,7 @@ impl ListQuery {
 
     /// The query string of the same search, for the next page's link.
     fn again(&self) -> String {
-        [
+        query_string(&[
             ("q", &self.q),
             ("online", &self.online),
             ("open_alarms", &self.open_alarms),
@@ -79,11 +79,7 @@ impl ListQuery {
             ("transport", &self.transport),
             ("gateway", &self.gateway),
             ("sort", &self.sort),
-        ]
-        .iter()
-        .map(|(name, value)| format!("{name}={}", urlencode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+        ])
     }
 }
 
@@ -150,7 +146,7 @@ pub(super) async fn list(
             let page = if search.order == Order::LastSeen {
                 format!("offset={}", search.offset + PAGE)
             } else {
-                format!("after={}", urlencode(&last.id))
+                query_string(&[("after", &last.id)])
             };
             format!(
                 "<p><a href=\"/console/lockers?{}&amp;{page}\">Next page</a></p>",
@@ -204,14 +200,7 @@ pub(super) async fn list(
     page(StatusCode::OK, "Lockers", &body, &[])
 }
 
-/// `text` for a URL's query.
-pub(super) fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+/// `pairs` as a URL's query string.
+pub(super) fn query_string(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }

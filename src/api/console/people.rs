@@ -106,10 +106,11 @@ pub(super) async fn one(
         Some("Add this amount to the wallet?"),
         true,
     );
+    let by_user = escape(&super::lockers::query_string(&[("user", &person.email)]));
     let body = format!(
         "{}<main data-csrf=\"{}\"><h1>{}</h1><p>{} · account since {} · \
-         <a href=\"/console/rentals?user={}\">rentals</a> · \
-         <a href=\"/console/orders?user={}\">orders</a></p>\
+         <a href=\"/console/rentals?{by_user}\">rentals</a> · \
+         <a href=\"/console/orders?{by_user}\">orders</a></p>\
          <h2>Wallet</h2><p id=\"balance\">Available {} · held {} · owed {} {}</p>\
          <h3>Top-up</h3>{top_up}<h2>Ledger</h2>{}</main>\
          <script src=\"/console/assets/act.js\"></script>",
@@ -118,8 +119,6 @@ pub(super) async fn one(
         escape(&person.email),
         person.role.as_str(),
         when(&person.created_at),
-        escape(&super::lockers::urlencode(&person.email)),
-        escape(&super::lockers::urlencode(&person.email)),
         money(balance.available),
         money(balance.held),
         money(balance.debt),

@@ -26,6 +26,16 @@ pub struct SalesQuery {
 }
 
 impl SalesQuery {
+    /// The state filter's choices (any, then `names`), and the state asked for if it is one.
+    fn states<'a>(&'a self, names: &[&'static str]) -> (Vec<(&'a str, &'a str)>, Option<&'a str>) {
+        let mut choices = vec![("", "any")];
+        choices.extend(names.iter().map(|n| (*n, *n)));
+        let wanted = names
+            .contains(&self.state.as_str())
+            .then_some(self.state.as_str());
+        (choices, wanted)
+    }
+
     /// The sales this query names: `user`'s (looked up by email), at `locker`, in `state`.
     fn filter<'a>(
         &self,
@@ -145,12 +155,7 @@ pub(super) async fn rentals(
     let Some((user, token)) = signed_in(&state, &headers).await else {
         return Redirect::to("/console/login").into_response();
     };
-    let mut states = vec![("", "any")];
-    states.extend(RentalState::ALL.map(|s| (s.as_str(), s.as_str())));
-    let wanted = states
-        .iter()
-        .any(|(s, _)| *s == query.state && !s.is_empty())
-        .then_some(query.state.as_str());
+    let (states, wanted) = query.states(&RentalState::ALL.map(RentalState::as_str));
     let (rows, note) = match user_of(&state, &query.user).await {
         Err(note) => (String::new(), note),
         Ok(renter) => {
@@ -202,12 +207,8 @@ pub(super) async fn orders(
     let Some((user, token)) = signed_in(&state, &headers).await else {
         return Redirect::to("/console/login").into_response();
     };
-    let mut states = vec![("", "any")];
-    states.extend(crate::order::OrderState::ALL.map(|s| (s.as_str(), s.as_str())));
-    let wanted = states
-        .iter()
-        .any(|(s, _)| *s == query.state && !s.is_empty())
-        .then_some(query.state.as_str());
+    let (states, wanted) =
+        query.states(&crate::order::OrderState::ALL.map(crate::order::OrderState::as_str));
     let money = |minor: i64| state.wallets.currency().from_minor(minor).to_string();
     let (rows, note) = match user_of(&state, &query.user).await {
         Err(note) => (String::new(), note),
