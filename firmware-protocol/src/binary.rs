@@ -25,7 +25,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut out = [0; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
@@ -51,7 +51,7 @@ impl<'a> Reader<'a> {
         self.bytes
     }
 
-    fn text(&mut self) -> Result<String, DecodeError> {
+    pub(crate) fn text(&mut self) -> Result<String, DecodeError> {
         let len = usize::from(self.u8()?);
         let bytes = self.take(len)?;
         // Printable ASCII is checked by `validate`; here only valid UTF-8 is needed.
@@ -90,7 +90,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_text(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn put_text(out: &mut Vec<u8>, text: &str) {
     // Validation limits texts to 32 bytes; clamp so an unvalidated call cannot corrupt framing.
     let bytes = &text.as_bytes()[..text.len().min(usize::from(u8::MAX))];
     out.push(bytes.len() as u8);
@@ -175,6 +175,9 @@ pub(crate) fn write_downlink(msg: &Downlink, out: &mut Vec<u8>) {
         }
         Downlink::Ping => {}
         Downlink::Poll(m) => out.extend_from_slice(&m.ack_counter.to_be_bytes()),
+        Downlink::UpdateOffer(m) => crate::update::write_offer(m, out),
+        Downlink::Chunk(m) => crate::update::write_chunk(m, out),
+        Downlink::Install(m) => out.extend_from_slice(&m.update_id.to_be_bytes()),
     }
 }
 
@@ -199,6 +202,11 @@ pub(crate) fn read_downlink(ty: MessageType, body: &[u8]) -> Result<Downlink, De
         MessageType::Poll => Downlink::Poll(Poll {
             ack_counter: r.u32()?,
         }),
+        MessageType::UpdateOffer => Downlink::UpdateOffer(crate::update::read_offer(&mut r)?),
+        MessageType::Chunk => Downlink::Chunk(crate::update::read_chunk(&mut r)?),
+        MessageType::Install => Downlink::Install(Install {
+            update_id: r.u32()?,
+        }),
         _ => return Err(DecodeError::WrongDirection),
     };
     msg.validate()?;
@@ -214,6 +222,10 @@ pub(crate) fn write_uplink(msg: &Uplink, out: &mut Vec<u8>) {
             out.extend_from_slice(&m.door_count.to_be_bytes());
             out.extend_from_slice(&m.session.to_be_bytes());
             out.extend_from_slice(&m.uptime_ms.to_be_bytes());
+            // Appended (an older reader ignores it): the locker takes updates.
+            if let Some(max_chunk) = m.max_chunk {
+                out.extend_from_slice(&max_chunk.to_be_bytes());
+            }
         }
         Uplink::Heartbeat(m) => {
             out.extend_from_slice(&m.uptime_ms.to_be_bytes());
@@ -268,6 +280,11 @@ pub(crate) fn write_uplink(msg: &Uplink, out: &mut Vec<u8>) {
             }
         }
         Uplink::Pong => {}
+        Uplink::ChunkRequest(m) => {
+            out.extend_from_slice(&m.update_id.to_be_bytes());
+            out.extend_from_slice(&m.index.to_be_bytes());
+        }
+        Uplink::UpdateReport(m) => crate::update::write_report(m, out),
     }
 }
 
@@ -281,6 +298,10 @@ pub(crate) fn read_uplink(ty: MessageType, body: &[u8]) -> Result<Uplink, Decode
             door_count: r.u16()?,
             session: r.u32()?,
             uptime_ms: r.u64()?,
+            max_chunk: match r.rest().is_empty() {
+                true => None,
+                false => Some(r.u16()?).filter(|n| *n != 0),
+            },
         }),
         MessageType::Heartbeat => {
             let uptime_ms = r.u64()?;
@@ -372,6 +393,11 @@ pub(crate) fn read_uplink(ty: MessageType, body: &[u8]) -> Result<Uplink, Decode
             })
         }
         MessageType::Pong => Uplink::Pong,
+        MessageType::ChunkRequest => Uplink::ChunkRequest(ChunkRequest {
+            update_id: r.u32()?,
+            index: r.u32()?,
+        }),
+        MessageType::UpdateReport => Uplink::UpdateReport(crate::update::read_report(&mut r)?),
         _ => return Err(DecodeError::WrongDirection),
     };
     msg.validate()?;

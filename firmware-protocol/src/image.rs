@@ -89,6 +89,38 @@ pub fn verify_image(
     verify(key, &message, signature)
 }
 
+/// RFC 8032 §7.1, TEST 1, TEST 2, TEST 3 and TEST SHA(abc): (public key, message, signature),
+/// in hex (whitespace ignored); for the tests of this crate and of other implementations (the C
+/// library's).
+#[doc(hidden)]
+pub const RFC8032_TEST_VECTORS: &[(&str, &str, &str)] = &[
+    (
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "",
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155
+         5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    ),
+    (
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        "72",
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da
+         085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    ),
+    (
+        "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+        "af82",
+        "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac
+         18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+    ),
+    (
+        "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a
+         2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+        "dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b589
+         09351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,38 +129,9 @@ mod tests {
         hex::decode(text.split_whitespace().collect::<String>()).expect("hex")
     }
 
-    /// RFC 8032 §7.1, TEST 1, TEST 2, TEST 3 and TEST SHA(abc): (public key, message, signature).
-    const RFC8032: &[(&str, &str, &str)] = &[
-        (
-            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
-            "",
-            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155
-             5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
-        ),
-        (
-            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
-            "72",
-            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da
-             085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
-        ),
-        (
-            "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
-            "af82",
-            "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac
-             18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
-        ),
-        (
-            "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
-            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a
-             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
-            "dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b589
-             09351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704",
-        ),
-    ];
-
     #[test]
     fn rfc_8032_vectors_verify_and_a_changed_bit_does_not() {
-        for (key, message, signature) in RFC8032 {
+        for (key, message, signature) in RFC8032_TEST_VECTORS {
             let (key, message, signature) = (unhex(key), unhex(message), unhex(signature));
             assert_eq!(verify(&key, &message, &signature), Ok(()));
             let mut flipped = signature.clone();
@@ -148,7 +151,7 @@ mod tests {
 
     #[test]
     fn malformed_keys_and_signatures_are_refused_not_panicked_on() {
-        let (key, _, signature) = RFC8032[0];
+        let (key, _, signature) = RFC8032_TEST_VECTORS[0];
         let (key, signature) = (unhex(key), unhex(signature));
         assert_eq!(
             verify(&key[..31], b"", &signature),

@@ -26,6 +26,9 @@ pub(crate) fn write_downlink(msg: &Downlink, out: &mut Vec<u8>) -> Result<(), se
         Downlink::Configure(m) => write(m, out),
         Downlink::Ping => write(&Empty {}, out),
         Downlink::Poll(m) => write(m, out),
+        Downlink::UpdateOffer(m) => write(m, out),
+        Downlink::Chunk(m) => write(m, out),
+        Downlink::Install(m) => write(m, out),
     }
 }
 
@@ -36,6 +39,9 @@ pub(crate) fn read_downlink(ty: MessageType, body: &[u8]) -> Result<Downlink, De
         MessageType::Configure => Downlink::Configure(read(body)?),
         MessageType::Ping => read::<Empty>(body).map(|_| Downlink::Ping)?,
         MessageType::Poll => Downlink::Poll(read(body)?),
+        MessageType::UpdateOffer => Downlink::UpdateOffer(read(body)?),
+        MessageType::Chunk => Downlink::Chunk(read(body)?),
+        MessageType::Install => Downlink::Install(read(body)?),
         _ => return Err(DecodeError::WrongDirection),
     };
     msg.validate()?;
@@ -51,6 +57,8 @@ pub(crate) fn write_uplink(msg: &Uplink, out: &mut Vec<u8>) -> Result<(), serde_
         Uplink::Alarm(m) => write(m, out),
         Uplink::StateReport(m) => write(m, out),
         Uplink::Pong => write(&Empty {}, out),
+        Uplink::ChunkRequest(m) => write(m, out),
+        Uplink::UpdateReport(m) => write(m, out),
     }
 }
 
@@ -63,6 +71,8 @@ pub(crate) fn read_uplink(ty: MessageType, body: &[u8]) -> Result<Uplink, Decode
         MessageType::Alarm => Uplink::Alarm(read(body)?),
         MessageType::StateReport => Uplink::StateReport(read(body)?),
         MessageType::Pong => read::<Empty>(body).map(|_| Uplink::Pong)?,
+        MessageType::ChunkRequest => Uplink::ChunkRequest(read(body)?),
+        MessageType::UpdateReport => Uplink::UpdateReport(read(body)?),
         _ => return Err(DecodeError::WrongDirection),
     };
     msg.validate()?;

@@ -8,6 +8,7 @@
 //! * [`mqtt`]: the MQTT topic layout, QoS and presence payload.
 //! * [`session`]: the replay rules of both ends (sessions, counters, repeated commands).
 //! * [`identity`]: device ids, provisioning secrets and tag keys.
+//! * [`update`] and [`image`]: firmware updates and the images' signatures.
 //!
 //! `PROTOCOL.md` beside this crate describes all of it for firmware authors, with test vectors
 //! (`vectors/vectors.json`) that the tests check against this code.
@@ -42,9 +43,11 @@ pub mod identity;
 pub mod image;
 pub mod json;
 pub mod message;
+mod message_type;
 pub mod mqtt;
 pub mod outcome;
 pub mod session;
+pub mod update;
 mod validate;
 pub mod window;
 

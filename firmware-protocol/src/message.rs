@@ -10,7 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidMessage;
+pub use crate::message_type::{Direction, MessageType};
 pub use crate::outcome::{DoorOutcome, RefuseReason, UnlockDoor};
+pub use crate::update::{
+    Chunk, ChunkRequest, Install, UpdateFailure, UpdateOffer, UpdateReport, UpdateStatus,
+};
 
 /// Largest door number a locker may have; doors are numbered `1..=door_count`.
 pub const MAX_DOORS: u16 = 512;
@@ -136,6 +140,12 @@ pub enum Downlink {
     Ping,
     /// Serial bus turn-taking.
     Poll(Poll),
+    /// Offer a firmware image; answered by a [`ChunkRequest`] or an [`UpdateReport`].
+    UpdateOffer(UpdateOffer),
+    /// One piece of an offered image, answering a [`ChunkRequest`].
+    Chunk(Chunk),
+    /// Install a downloaded image now; answered by an [`UpdateReport`].
+    Install(Install),
 }
 
 /// Sent on every connect (MQTT) and in answer to a poll from a board with no session (serial).
@@ -155,6 +165,11 @@ pub struct Hello {
     pub session: u32,
     /// Locker uptime (ms), `0..=2^53 − 1`.
     pub uptime_ms: u64,
+    /// The locker takes firmware updates (PROTOCOL.md §11) in chunks of at most this many bytes,
+    /// [`crate::update::MIN_CHUNK`] to [`crate::update::MAX_CHUNK`]; `None`: it takes no updates
+    /// and is never offered one. Appended to the binary body (absent or `0`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chunk: Option<u16>,
 }
 
 /// What a door's sensor says.
@@ -331,143 +346,10 @@ pub enum Uplink {
     StateReport(StateReport),
     /// The answer to [`Downlink::Ping`].
     Pong,
-}
-
-/// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Gateway to locker.
-    Down = 1,
-    /// Locker to gateway.
-    Up = 2,
-}
-
-impl Direction {
-    /// The direction's byte in the envelope.
-    pub const fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The direction for an envelope byte.
-    pub fn from_code(code: u8) -> Option<Self> {
-        match code {
-            1 => Some(Self::Down),
-            2 => Some(Self::Up),
-            _ => None,
-        }
-    }
-
-    /// `"down"` or `"up"`, as in the JSON envelope.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Down => "down",
-            Self::Up => "up",
-        }
-    }
-
-    /// The direction for its JSON name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "down" => Some(Self::Down),
-            "up" => Some(Self::Up),
-            _ => None,
-        }
-    }
-}
-
-/// Every message type, with its byte code and its JSON name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageType {
-    /// [`Downlink::Unlock`].
-    Unlock = 0x01,
-    /// [`Downlink::QueryState`].
-    QueryState = 0x02,
-    /// [`Downlink::Configure`].
-    Configure = 0x03,
-    /// [`Downlink::Ping`].
-    Ping = 0x04,
-    /// [`Downlink::Poll`].
-    Poll = 0x05,
-    /// [`Uplink::Hello`].
-    Hello = 0x81,
-    /// [`Uplink::Heartbeat`].
-    Heartbeat = 0x82,
-    /// [`Uplink::Ack`].
-    Ack = 0x83,
-    /// [`Uplink::DoorEvent`].
-    DoorEvent = 0x84,
-    /// [`Uplink::Alarm`].
-    Alarm = 0x85,
-    /// [`Uplink::StateReport`].
-    StateReport = 0x86,
-    /// [`Uplink::Pong`].
-    Pong = 0x87,
-}
-
-impl MessageType {
-    /// Every type, downlinks first.
-    pub const ALL: [MessageType; 12] = [
-        Self::Unlock,
-        Self::QueryState,
-        Self::Configure,
-        Self::Ping,
-        Self::Poll,
-        Self::Hello,
-        Self::Heartbeat,
-        Self::Ack,
-        Self::DoorEvent,
-        Self::Alarm,
-        Self::StateReport,
-        Self::Pong,
-    ];
-
-    /// Whether a serial board keeps an uplink of this type in its queue until a `poll` fetches
-    /// it (`door_event`, `alarm`; PROTOCOL.md §5.3); every other uplink answers a request.
-    pub const fn waits_for_poll(self) -> bool {
-        matches!(self, Self::DoorEvent | Self::Alarm)
-    }
-
-    /// The type's byte in the envelope; uplink codes have the high bit set.
-    pub const fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The type for an envelope byte.
-    pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.code() == code)
-    }
-
-    /// The type's name in the JSON envelope.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Unlock => "unlock",
-            Self::QueryState => "query_state",
-            Self::Configure => "configure",
-            Self::Ping => "ping",
-            Self::Poll => "poll",
-            Self::Hello => "hello",
-            Self::Heartbeat => "heartbeat",
-            Self::Ack => "ack",
-            Self::DoorEvent => "door_event",
-            Self::Alarm => "alarm",
-            Self::StateReport => "state_report",
-            Self::Pong => "pong",
-        }
-    }
-
-    /// The type for its JSON name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    /// Which way messages of this type travel.
-    pub const fn direction(self) -> Direction {
-        if self.code() & 0x80 == 0 {
-            Direction::Down
-        } else {
-            Direction::Up
-        }
-    }
+    /// The next piece of an offered image the locker wants.
+    ChunkRequest(ChunkRequest),
+    /// Where an update stands on the locker.
+    UpdateReport(UpdateReport),
 }
 
 /// The messages of one direction: what an envelope can carry.

@@ -27,7 +27,7 @@ fn check_expiry(expiry: Option<u64>) -> Result<(), InvalidMessage> {
     }
 }
 
-fn check_text(text: &str, field: &'static str) -> Result<(), InvalidMessage> {
+pub(crate) fn check_text(text: &str, field: &'static str) -> Result<(), InvalidMessage> {
     check(
         !text.is_empty()
             && text.len() <= MAX_TEXT_LEN
@@ -52,6 +52,9 @@ impl Downlink {
                 check_expiry(m.expires_at_ms)
             }
             Self::QueryState(_) | Self::Ping | Self::Poll(_) => Ok(()),
+            Self::UpdateOffer(m) => crate::update::validate_offer(m),
+            Self::Chunk(m) => crate::update::validate_chunk(m),
+            Self::Install(m) => check(m.update_id != 0, "update_id"),
             Self::Configure(m) => {
                 check((5..=3600).contains(&m.heartbeat_secs), "heartbeat_secs")?;
                 check((1000..=60000).contains(&m.open_window_ms), "open_window_ms")?;
@@ -70,7 +73,7 @@ impl Downlink {
         match self {
             Self::Unlock(m) => Some(m.command_id),
             Self::Configure(m) => Some(m.command_id),
-            Self::QueryState(_) | Self::Ping | Self::Poll(_) => None,
+            _ => None,
         }
     }
 
@@ -91,6 +94,13 @@ impl Downlink {
             }
             (Self::Ping, Uplink::Pong) => true,
             (Self::Poll(_), Uplink::Heartbeat(_) | Uplink::DoorEvent(_) | Uplink::Alarm(_)) => true,
+            (Self::UpdateOffer(_) | Self::Chunk(_), Uplink::ChunkRequest(request)) => {
+                self.update_id() == Some(request.update_id)
+            }
+            (
+                Self::UpdateOffer(_) | Self::Chunk(_) | Self::Install(_),
+                Uplink::UpdateReport(report),
+            ) => self.update_id() == Some(report.update_id),
             _ => false,
         }
     }
@@ -103,6 +113,19 @@ impl Downlink {
             Self::Configure(_) => MessageType::Configure,
             Self::Ping => MessageType::Ping,
             Self::Poll(_) => MessageType::Poll,
+            Self::UpdateOffer(_) => MessageType::UpdateOffer,
+            Self::Chunk(_) => MessageType::Chunk,
+            Self::Install(_) => MessageType::Install,
+        }
+    }
+
+    /// The update id, for the three messages of an update (`update_offer`, `chunk`, `install`).
+    pub fn update_id(&self) -> Option<u32> {
+        match self {
+            Self::UpdateOffer(m) => Some(m.update_id),
+            Self::Chunk(m) => Some(m.update_id),
+            Self::Install(m) => Some(m.update_id),
+            _ => None,
         }
     }
 }
@@ -121,6 +144,12 @@ impl Uplink {
                 check_text(&m.serial_no, "serial_no")?;
                 check((1..=MAX_DOORS).contains(&m.door_count), "door_count")?;
                 check(m.session != 0, "session")?;
+                check(
+                    m.max_chunk.is_none_or(|n| {
+                        (crate::update::MIN_CHUNK..=crate::update::MAX_CHUNK).contains(&n)
+                    }),
+                    "max_chunk",
+                )?;
                 check_uptime(m.uptime_ms, "uptime_ms")
             }
             Self::Heartbeat(m) => {
@@ -129,6 +158,8 @@ impl Uplink {
                 check(m.signal != Some(i8::MIN), "signal")
             }
             Self::Ack(_) | Self::Pong => Ok(()),
+            Self::ChunkRequest(m) => check(m.update_id != 0, "update_id"),
+            Self::UpdateReport(m) => crate::update::validate_report(m),
             Self::DoorEvent(m) => {
                 check_door(m.door)?;
                 check_uptime(m.uptime_ms, "uptime_ms")
@@ -157,6 +188,8 @@ impl Uplink {
             Self::Alarm(_) => MessageType::Alarm,
             Self::StateReport(_) => MessageType::StateReport,
             Self::Pong => MessageType::Pong,
+            Self::ChunkRequest(_) => MessageType::ChunkRequest,
+            Self::UpdateReport(_) => MessageType::UpdateReport,
         }
     }
 }

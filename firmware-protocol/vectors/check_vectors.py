@@ -6,6 +6,7 @@ import hmac
 import json
 import pathlib
 import struct
+import zlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -77,6 +78,96 @@ def check_exchanges(data, key):
     return steps
 
 
+# Ed25519 verification as in RFC 8032 section 6 (the reference code, verification only).
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def point_add(a, b):
+    A, B = (a[1] - a[0]) * (b[1] - b[0]) % P, (a[1] + a[0]) * (b[1] + b[0]) % P
+    C, Dd = 2 * a[3] * b[3] * D % P, 2 * a[2] * b[2] % P
+    E, F, G, H = B - A, Dd - C, Dd + C, B + A
+    return (E * F % P, G * H % P, F * G % P, E * H % P)
+
+
+def point_mul(s, p):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = point_add(q, p)
+        p, s = point_add(p, p), s >> 1
+    return q
+
+
+def point_equal(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % P == 0 and (a[1] * b[2] - b[1] * a[2]) % P == 0
+
+
+def point_decompress(s: bytes):
+    y = int.from_bytes(s, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    if x2 == 0:
+        return None if sign else (0, y, 1, 0)
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+G_Y = 4 * pow(5, P - 2, P) % P
+G = point_decompress(G_Y.to_bytes(32, "little"))
+
+
+def ed25519_verify(public: bytes, msg: bytes, signature: bytes) -> bool:
+    a, r = point_decompress(public), point_decompress(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= L:
+        return False
+    h = int.from_bytes(hashlib.sha512(signature[:32] + public + msg).digest(), "little") % L
+    return point_equal(point_mul(8 * s, G), point_add(point_mul(8, r), point_mul(8 * h, a)))
+
+
+def check_update(data):
+    """The update section: the manifest from its fields (PROTOCOL.md section 11), the vendor's
+    signature, each chunk's CRC-32, and the offer's and chunks' bodies field by field."""
+    u = data["update"]
+    image = bytes.fromhex(u["image"])
+    digest = hashlib.sha256(image).digest()
+    assert digest.hex() == u["sha256"], "update: image sha256"
+    version = u["version"].encode("ascii")
+    manifest = b"LKFW\x01" + struct.pack(">I", len(image)) + digest + version
+    assert manifest.hex() == u["manifest"], "update: manifest"
+    public, signature = bytes.fromhex(u["vendor_public_key"]), bytes.fromhex(u["signature"])
+    assert ed25519_verify(public, manifest, signature), "update: signature"
+    assert not ed25519_verify(public, manifest[:-1] + b"9", signature), "update: a changed version"
+    size = u["chunk_size"]
+    chunks = [image[i:i + size] for i in range(0, len(image), size)]
+    assert [f"{zlib.crc32(c):08x}" for c in chunks] == u["chunk_crc32"], "update: chunk crcs"
+    by_name = {v["name"]: v for v in data["vectors"]}
+    offer = bytes.fromhex(by_name["update_offer"]["body_binary"])
+    (update_id,) = struct.unpack(">I", offer[:4])
+    n = offer[4]
+    assert offer[5:5 + n] == version, "update_offer: version"
+    rest = offer[5 + n:]
+    assert struct.unpack(">I", rest[:4])[0] == len(image), "update_offer: size"
+    assert rest[4:36] == digest and rest[36:100] == signature, "update_offer: hash, signature"
+    assert struct.unpack(">H", rest[100:102])[0] == size, "update_offer: chunk size"
+    chunk = bytes.fromhex(by_name["chunk"]["body_binary"])
+    cid, index, crc, length = struct.unpack(">IIIH", chunk[:14])
+    assert cid == update_id and chunk[14:14 + length] == chunks[index], "chunk: data"
+    assert crc == zlib.crc32(chunks[index]), "chunk: crc"
+    return len(chunks)
+
+
 def main():
     data = json.loads((HERE / "vectors.json").read_text())
     secret = bytes.fromhex(data["secret"])
@@ -105,8 +196,10 @@ def main():
         assert tag(key, signed_json) == payload["tag"] == v["tag_json"], f"{name}: json tag"
         assert v["mqtt_topic"] == f"lockers/{v['device_id']}/{v['direction']}", f"{name}: topic"
     steps = check_exchanges(data, key)
-    print(f"check_vectors.py: {len(data['vectors'])} vectors and {len(data['exchanges'])} exchanges "
-          f"({steps} steps) agree with an independent implementation")
+    chunks = check_update(data)
+    print(f"check_vectors.py: {len(data['vectors'])} vectors, {len(data['exchanges'])} exchanges "
+          f"({steps} steps) and a signed update ({chunks} chunks) agree with an independent "
+          "implementation")
 
 
 if __name__ == "__main__":

@@ -213,6 +213,7 @@ impl SimLocker {
             door_count: self.doors.len() as u16,
             session,
             uptime_ms,
+            max_chunk: None,
         }))
     }
 
@@ -491,6 +492,9 @@ impl SimLocker {
             }
             Downlink::Ping => vec![self.up(Uplink::Pong)],
             Downlink::Poll(_) => vec![self.heartbeat(uptime_ms)],
+            // This locker announces no `max_chunk`, so no gateway offers it an update; what
+            // arrives anyway is ignored, as PROTOCOL.md §11 lets a locker without updates do.
+            Downlink::UpdateOffer(_) | Downlink::Chunk(_) | Downlink::Install(_) => Vec::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod admin_lists;
 pub mod alarms;
 pub mod amount;
 pub mod asyncapi;
+mod asyncapi_bodies;
 pub mod audit;
 pub mod auth;
 pub mod broker_hooks;

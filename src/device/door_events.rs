@@ -256,7 +256,11 @@ pub async fn record(
             .map(|()| None),
         Uplink::DoorEvent(event) => door_event(work, device, uplink, event, now).await,
         Uplink::Alarm(a) => alarm(work, device, session, a, now).await,
-        Uplink::Hello(_) | Uplink::Ack(_) | Uplink::Pong => Ok(None),
+        Uplink::Hello(_)
+        | Uplink::Ack(_)
+        | Uplink::Pong
+        | Uplink::ChunkRequest(_)
+        | Uplink::UpdateReport(_) => Ok(None),
     }
 }
 

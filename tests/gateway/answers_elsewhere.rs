@@ -160,6 +160,7 @@ in_both_modes! {
             door_count: 4,
             session: SESSION,
             uptime_ms: 10,
+            max_chunk: None,
         };
         match presence::hello(&app.storage, &device, &hello, 1, chrono::Utc::now()).await.expect("recorded") {
             HelloRecorded::New(work) => work.commit().await.expect("committed"),

@@ -63,6 +63,21 @@ fn downlinks() -> Vec<Downlink> {
         }),
         Downlink::Ping,
         Downlink::Poll(Poll { ack_counter: 5 }),
+        Downlink::UpdateOffer(firmware_protocol::UpdateOffer {
+            update_id: 3,
+            version: "2.1.0".into(),
+            size: 40,
+            sha256: [7; 32],
+            signature: [9; 64],
+            chunk_size: 16,
+        }),
+        Downlink::Chunk(firmware_protocol::Chunk {
+            update_id: 3,
+            index: 1,
+            crc32: firmware_protocol::update::chunk_crc(b"sixteen bytes..."),
+            data: b"sixteen bytes...".to_vec(),
+        }),
+        Downlink::Install(firmware_protocol::Install { update_id: 3 }),
     ]
 }
 
@@ -95,6 +110,7 @@ fn uplinks() -> Vec<Uplink> {
             door_count: 4,
             session: 7,
             uptime_ms: 10,
+            max_chunk: Some(512),
         }),
         Uplink::Heartbeat(Heartbeat {
             uptime_ms: 1000,
@@ -140,6 +156,22 @@ fn uplinks() -> Vec<Uplink> {
             }],
         }),
         Uplink::Pong,
+        Uplink::ChunkRequest(firmware_protocol::ChunkRequest {
+            update_id: 3,
+            index: 2,
+        }),
+        Uplink::UpdateReport(firmware_protocol::UpdateReport {
+            update_id: 3,
+            version: "2.1.0".into(),
+            status: firmware_protocol::UpdateStatus::Failed(
+                firmware_protocol::UpdateFailure::BadHash,
+            ),
+        }),
+        Uplink::UpdateReport(firmware_protocol::UpdateReport {
+            update_id: 3,
+            version: "2.1.0".into(),
+            status: firmware_protocol::UpdateStatus::Installed,
+        }),
     ]
 }
 

@@ -421,6 +421,7 @@ async fn a_late_uplink_never_drags_the_lockers_clock_estimate_back(pool: PgPool)
         door_count: 1,
         session: 9,
         uptime_ms: 100_000,
+        max_chunk: None,
     };
     let recorded = presence::hello(&pool.clone().into(), &id, &hello, 1, t0)
         .await

@@ -44,6 +44,7 @@ async fn an_unlock_to_an_mqtt_5_locker_carries_a_message_expiry_within_its_deadl
             door_count: 2,
             session: 77,
             uptime_ms: 1_000,
+            max_chunk: None,
         }),
     }
     .seal_json(&creds.secret.tag_key())

@@ -42,6 +42,7 @@ fn hello(session: u32, doors: u16) -> Hello {
         door_count: doors,
         session,
         uptime_ms: 1000,
+        max_chunk: None,
     }
 }
 

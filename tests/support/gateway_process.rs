@@ -50,7 +50,12 @@ pub fn log_file(mqtt: SocketAddr, http: SocketAddr) -> std::path::PathBuf {
 impl GatewayProcess {
     /// Starts the gateway on `mqtt` (a free port if `None`) and waits until it listens.
     pub async fn start(pool: &PgPool, mqtt: Option<SocketAddr>) -> Self {
-        Self::start_with(pool, mqtt.unwrap_or_else(free_addr), free_addr(), &[]).await
+        let keeping = Keeping::Fleet(pool.clone());
+        match mqtt {
+            Some(mqtt) => Self::start_on(&keeping, mqtt, free_addr(), &[]).await,
+            // Ports of our own choosing: a conflict moves to other free ones.
+            None => Self::start_inner(&keeping, free_addr(), free_addr(), &[], true).await,
+        }
     }
 
     /// Starts the gateway on these ports with these extra environment variables.
@@ -71,7 +76,19 @@ impl GatewayProcess {
         http: SocketAddr,
         env: &[(&str, String)],
     ) -> Self {
-        let log = log_file(mqtt, http);
+        Self::start_inner(keeping, mqtt, http, env, false).await
+    }
+
+    /// As `start_on`; with `movable`, a port found taken (a "free" port another process took
+    /// since, such as an outgoing connection's) is given up for other free ones.
+    async fn start_inner(
+        keeping: &Keeping,
+        mut mqtt: SocketAddr,
+        mut http: SocketAddr,
+        env: &[(&str, String)],
+        movable: bool,
+    ) -> Self {
+        let mut log = log_file(mqtt, http);
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_locker-gateway"));
         command
@@ -110,14 +127,13 @@ impl GatewayProcess {
         // A restart on the same ports may find one briefly held (another test probing for a free
         // port): try again for a while before calling it a failure.
         let mut port_retries = 20;
-        let ready = format!("http://{http}/readyz");
         let client = reqwest::Client::new();
         loop {
             // Ready: the broker listens and the gateway's own subscription is in place (a
             // locker's hello before that would be lost).
             if tokio::net::TcpStream::connect(mqtt).await.is_ok()
                 && client
-                    .get(&ready)
+                    .get(format!("http://{http}/readyz"))
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success())
@@ -129,6 +145,14 @@ impl GatewayProcess {
                 if output.contains("cannot listen for") && port_retries > 0 {
                     port_retries -= 1;
                     tokio::time::sleep(Duration::from_millis(250)).await;
+                    if movable {
+                        (mqtt, http) = (free_addr(), free_addr());
+                        (process.mqtt, process.http) = (mqtt, http);
+                        log = log_file(mqtt, http);
+                        command
+                            .env("LOCKER_MQTT_ADDR", mqtt.to_string())
+                            .env("LOCKER_HTTP_ADDR", http.to_string());
+                    }
                     let stderr = std::fs::File::create(&log).expect("log file");
                     command.stderr(stderr);
                     process.child = command.spawn().expect("the gateway binary starts");

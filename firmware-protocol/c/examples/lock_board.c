@@ -135,6 +135,7 @@ static void hello(void) {
     m.door_count = b.doors;
     m.session = b.guard.session;
     m.uptime_ms = uptime_ms();
+    m.max_chunk = 0; /* this example takes no updates */
     if (lp_write_hello(&m, body, sizeof body, &len) == LP_OK) {
         answer(LP_HELLO, body, len);
     }

@@ -250,6 +250,7 @@ static void hello(void) {
     m.door_count = l.doors;
     m.session = l.guard.session;
     m.uptime_ms = uptime_ms();
+    m.max_chunk = 0; /* this example takes no updates */
     if (lp_write_hello(&m, body, sizeof body, &len) == LP_OK) {
         publish(LP_HELLO, body, len);
     }

@@ -1,6 +1,7 @@
 /*
  * A libFuzzer target for everything a locker does with bytes from outside: the frame decoder
- * (fed byte by byte, with gaps), envelope parsing and opening, every body reader, the guard's
+ * (fed byte by byte, with gaps), envelope parsing and opening, every body reader (firmware
+ * updates and their Ed25519 check too), the guard's
  * verdicts and the board's queue, and writing the answers. Any crash, sanitizer report or
  * out-of-bounds access is a bug. Run it with ./run.sh (clang, outside the test command); the
  * test command replays the corpus in corpus/ through replay.c under the sanitizers.
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "locker_proto.h"
+#include "locker_update.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,6 +37,26 @@ static void bodies(const uint8_t *body, size_t len) {
     (void)lp_read_poll(body, len, &v);
     if (lp_read_command_id(body, len, &id)) {
         (void)lp_write_ack(id, LP_MALFORMED, out, sizeof out, &n);
+    }
+    {
+        lp_update_offer offer;
+        lp_chunk chunk;
+        uint8_t keys[1][32] = {{0}};
+        if (lp_read_update_offer(body, len, &offer) == LP_OK) {
+            (void)lp_chunk_len(&offer, lp_chunk_count(&offer) - 1u);
+            (void)lp_update_signature_ok(&offer, (const uint8_t(*)[32])keys, 1);
+            (void)lp_write_update_report(offer.update_id, offer.version, LP_UPDATE_REFUSED,
+                                         LP_UPDATE_BAD_SIGNATURE, out, sizeof out, &n);
+        }
+        if (lp_read_chunk(body, len, &chunk) == LP_OK) {
+            (void)lp_crc32(0, chunk.data, chunk.len);
+            (void)lp_write_chunk_request(chunk.update_id, chunk.index + 1u, out, sizeof out, &n);
+        }
+        (void)lp_read_install(body, len, &v);
+        /* Any 96 bytes as a key and a signature over the rest. */
+        if (len >= 96u) {
+            (void)lp_ed25519_verify(body, body + 96, len - 96u, body + 32);
+        }
     }
     if (len <= LP_MAX_QUEUED_BODY) {
         (void)lp_queue_push(&queue, len % 2 ? LP_ALARM : LP_DOOR_EVENT, body, (uint8_t)len);
@@ -90,9 +112,10 @@ static void envelope(const uint8_t *bytes, size_t len) {
  * uplink's binary body turned into JSON. */
 static void json(const uint8_t *data, size_t size) {
     static char body[LP_MAX_JSON_BODY], out[LP_MAX_JSON_PAYLOAD];
-    static const uint8_t down[] = {LP_UNLOCK, LP_QUERY_STATE, LP_CONFIGURE, LP_PING, LP_POLL};
+    static const uint8_t down[] = {LP_UNLOCK, LP_QUERY_STATE, LP_CONFIGURE, LP_PING, LP_POLL,
+                                   LP_UPDATE_OFFER, LP_CHUNK, LP_INSTALL};
     static const uint8_t up[] = {LP_HELLO, LP_HEARTBEAT, LP_ACK, LP_DOOR_EVENT, LP_ALARM,
-                                 LP_STATE_REPORT, LP_PONG};
+                                 LP_STATE_REPORT, LP_PONG, LP_CHUNK_REQUEST, LP_UPDATE_REPORT};
     uint8_t bin[LP_MAX_BINARY_BODY];
     lp_envelope env;
     size_t i, n;

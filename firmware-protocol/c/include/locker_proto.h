@@ -53,13 +53,18 @@ enum lp_type {
     LP_CONFIGURE = 0x03,
     LP_PING = 0x04,
     LP_POLL = 0x05,
+    LP_UPDATE_OFFER = 0x06, /* firmware updates: locker_update.h */
+    LP_CHUNK = 0x07,
+    LP_INSTALL = 0x08,
     LP_HELLO = 0x81,
     LP_HEARTBEAT = 0x82,
     LP_ACK = 0x83,
     LP_DOOR_EVENT = 0x84,
     LP_ALARM = 0x85,
     LP_STATE_REPORT = 0x86,
-    LP_PONG = 0x87
+    LP_PONG = 0x87,
+    LP_CHUNK_REQUEST = 0x88,
+    LP_UPDATE_REPORT = 0x89
 };
 
 /* Whether `type` is a message type of the protocol. */
@@ -252,6 +257,7 @@ typedef struct {
     uint16_t door_count;      /* 1 .. 512 */
     uint32_t session;         /* never 0 */
     uint64_t uptime_ms;
+    uint16_t max_chunk;       /* largest update chunk taken (16 .. 32768); 0: no updates */
 } lp_hello;
 
 typedef struct {

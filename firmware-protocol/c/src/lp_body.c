@@ -119,11 +119,13 @@ static int doors_ok(const uint8_t *doors, uint16_t count) {
 }
 
 lp_status lp_write_hello(const lp_hello *m, uint8_t *out, size_t out_cap, size_t *out_len) {
-    size_t f = text_len(m->firmware), s = text_len(m->serial_no), n = 17u + f + s;
+    size_t f = text_len(m->firmware), s = text_len(m->serial_no);
+    size_t n = 17u + f + s + (m->max_chunk != 0u ? 2u : 0u);
     uint8_t *p = out;
     if (m->protocol_version < 1u || m->protocol_version > 2u || f == 0u || s == 0u ||
         m->door_count < 1u || m->door_count > LP_MAX_DOORS || m->session == 0u ||
-        !uptime_ok(m->uptime_ms)) {
+        !uptime_ok(m->uptime_ms) ||
+        (m->max_chunk != 0u && (m->max_chunk < 16u || m->max_chunk > 32768u))) {
         return LP_ERR_RANGE;
     }
     if (out_cap < n) {
@@ -138,7 +140,10 @@ lp_status lp_write_hello(const lp_hello *m, uint8_t *out, size_t out_cap, size_t
     p += s;
     p = put16(p, m->door_count);
     p = put32(p, m->session);
-    put64(p, m->uptime_ms);
+    p = put64(p, m->uptime_ms);
+    if (m->max_chunk != 0u) {
+        put16(p, m->max_chunk); /* appended: the locker takes updates (section 11) */
+    }
     *out_len = n;
     return LP_OK;
 }

@@ -4,7 +4,8 @@
 #include <string.h>
 
 int lp_type_known(uint8_t type) {
-    return (type >= LP_UNLOCK && type <= LP_POLL) || (type >= LP_HELLO && type <= LP_PONG);
+    return (type >= LP_UNLOCK && type <= LP_INSTALL) ||
+           (type >= LP_HELLO && type <= LP_UPDATE_REPORT);
 }
 
 const char *lp_status_name(lp_status status) {

@@ -284,7 +284,10 @@ static const struct {
              {LP_POLL, "poll"},           {LP_HELLO, "hello"},
              {LP_HEARTBEAT, "heartbeat"}, {LP_ACK, "ack"},
              {LP_DOOR_EVENT, "door_event"}, {LP_ALARM, "alarm"},
-             {LP_STATE_REPORT, "state_report"}, {LP_PONG, "pong"}};
+             {LP_STATE_REPORT, "state_report"}, {LP_PONG, "pong"},
+             {LP_UPDATE_OFFER, "update_offer"}, {LP_CHUNK, "chunk"},
+             {LP_INSTALL, "install"}, {LP_CHUNK_REQUEST, "chunk_request"},
+             {LP_UPDATE_REPORT, "update_report"}};
 
 const char *lp_type_name(uint8_t type) {
     size_t i;

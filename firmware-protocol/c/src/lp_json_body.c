@@ -127,11 +127,15 @@ lp_status lp_json_from_binary(uint8_t type, const uint8_t *b, size_t len, char *
         if (len < 1u) break;
         field_u(&s, "protocol_version", b[0], 1);
         ok = text(&s, "firmware", b, len, &at) && text(&s, "serial_no", b, len, &at) &&
-             len - at == 14u;
+             (len - at == 14u || len - at == 16u);
         if (ok) {
             field_u(&s, "door_count", get(b + at, 2), 0);
             field_u(&s, "session", get(b + at + 2, 4), 0);
             field_u(&s, "uptime_ms", get(b + at + 6, 8), 0);
+            /* Appended: the locker takes updates in chunks of at most this (section 11). */
+            if (len - at == 16u && get(b + at + 14, 2) != 0u) {
+                field_u(&s, "max_chunk", get(b + at + 14, 2), 0);
+            }
             lpj_puts(&s, "}");
         }
         break;
@@ -183,7 +187,8 @@ lp_status lp_json_from_binary(uint8_t type, const uint8_t *b, size_t len, char *
         ok = len == 0u;
         break;
     default:
-        return LP_ERR_TYPE;
+        ok = lpj_update_from_binary(&s, type, b, len);
+        if (ok < 0) return LP_ERR_TYPE;
     }
     return ok ? lpj_done(&s, out_len) : LP_ERR_RANGE;
 }
@@ -227,7 +232,7 @@ lp_status lp_json_to_binary(uint8_t type, const char *json, size_t len, uint8_t 
         if (lpj_member(json, len, "", &none) < 0) return LP_ERR_RANGE;
         *out_len = 0;
         return LP_OK;
-    default: return LP_ERR_TYPE;
+    default: return lpj_update_to_binary(type, json, len, out, out_cap, out_len);
     }
     for (i = 0; i < count; i++) {
         const field *f = &fields[i];

@@ -36,4 +36,11 @@ void lpj_quoted(sink *s, const char *text, size_t len);
 /* LP_ERR_SPACE if something did not fit, else the length written. */
 lp_status lpj_done(sink *s, size_t *out_len);
 
+/* The update messages (lp_update_json.c): a downlink's JSON body into its binary body
+ * (LP_ERR_TYPE for another type); an uplink's binary body written as JSON: 1 written, 0 not a
+ * valid body, -1 another type. */
+lp_status lpj_update_to_binary(uint8_t type, const char *json, size_t len, uint8_t *out,
+                               size_t out_cap, size_t *out_len);
+int lpj_update_from_binary(sink *s, uint8_t type, const uint8_t *b, size_t len);
+
 #endif

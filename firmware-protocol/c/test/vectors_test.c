@@ -9,6 +9,7 @@
  * ("-" for an empty body), and against negative cases built from each vector (a bad tag, a wrong key, a cut envelope,
  * noise before a frame, a bad CRC, a gap). Prints what failed and exits 1, or a summary. */
 #include "locker_proto.h"
+#include "update_fields.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,7 @@ static void fields(char *line) {
     char *kind = strtok(line, " \n");
     char *a = strtok(NULL, " \n"), *b = strtok(NULL, " \n"), *c = strtok(NULL, " \n");
     char *d = strtok(NULL, " \n"), *e = strtok(NULL, " \n"), *f = strtok(NULL, " \n");
+    char *g = strtok(NULL, " \n");
     const uint8_t *body = last_body;
     size_t len = last_body_len, out_len = 0;
     lp_status st;
@@ -296,6 +298,7 @@ static void fields(char *line) {
         m.door_count = (uint16_t)num(d);
         m.session = (uint32_t)num(e);
         m.uptime_ms = num(f);
+        m.max_chunk = (uint16_t)num(g);
         st = lp_write_hello(&m, out, sizeof out, &out_len);
         CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "hello written");
         CHECK(lp_write_hello(&m, out, len - 1u, &out_len) == LP_ERR_SPACE, "hello: no room");
@@ -304,6 +307,9 @@ static void fields(char *line) {
         m.session = 1;
         m.firmware = "tab\there";
         CHECK(lp_write_hello(&m, out, sizeof out, &out_len) == LP_ERR_RANGE, "firmware not printable");
+        m.firmware = b;
+        m.max_chunk = 8;
+        CHECK(lp_write_hello(&m, out, sizeof out, &out_len) == LP_ERR_RANGE, "max_chunk 8 refused");
     } else if (strcmp(kind, "heartbeat") == 0) {
         size_t n = unhex(c, doors, sizeof doors);
         st = lp_write_heartbeat(num(a), atoi(b), doors, (uint16_t)n, out, sizeof out, &out_len);
@@ -343,8 +349,15 @@ static void fields(char *line) {
                                    sizeof out, &out_len);
         CHECK(st == LP_OK && out_len == len && memcmp(out, body, len) == 0, "state_report written");
     } else {
-        fprintf(stderr, "unknown message %s in a fields line\n", kind);
-        exit(2);
+        char *args[6];
+        int bad;
+        args[0] = a; args[1] = b; args[2] = c; args[3] = d; args[4] = e; args[5] = f;
+        bad = update_fields(kind, args, body, len, &checks);
+        if (bad < 0) {
+            fprintf(stderr, "unknown message %s in a fields line\n", kind);
+            exit(2);
+        }
+        failures += (unsigned)bad;
     }
 }
 

@@ -105,6 +105,23 @@ fn fields(name: &str) -> String {
             Downlink::QueryState(m) => format!("query_state {}", m.query_id),
             Downlink::Poll(m) => format!("poll {}", m.ack_counter),
             Downlink::Ping => "ping".to_owned(),
+            Downlink::UpdateOffer(m) => format!(
+                "update_offer {} {} {} {} {} {}",
+                m.update_id,
+                m.version,
+                m.size,
+                hex::encode(m.sha256),
+                hex::encode(m.signature),
+                m.chunk_size
+            ),
+            Downlink::Chunk(m) => format!(
+                "chunk {} {} {} {}",
+                m.update_id,
+                m.index,
+                m.crc32,
+                hex::encode(&m.data)
+            ),
+            Downlink::Install(m) => format!("install {}", m.update_id),
         };
     }
     let (_, m) = uplinks()
@@ -113,8 +130,14 @@ fn fields(name: &str) -> String {
         .unwrap_or_else(|| panic!("no message for vector {name}"));
     match m {
         Uplink::Hello(m) => format!(
-            "hello {} {} {} {} {} {}",
-            m.protocol_version, m.firmware, m.serial_no, m.door_count, m.session, m.uptime_ms
+            "hello {} {} {} {} {} {} {}",
+            m.protocol_version,
+            m.firmware,
+            m.serial_no,
+            m.door_count,
+            m.session,
+            m.uptime_ms,
+            m.max_chunk.unwrap_or(0)
         ),
         Uplink::Heartbeat(m) => format!(
             "heartbeat {} {} {}",
@@ -160,6 +183,17 @@ fn fields(name: &str) -> String {
             ),
         ),
         Uplink::Pong => "pong".to_owned(),
+        Uplink::ChunkRequest(m) => format!("chunk_request {} {}", m.update_id, m.index),
+        Uplink::UpdateReport(m) => format!(
+            "update_report {} {} {} {}",
+            m.update_id,
+            m.version,
+            m.status.code(),
+            match m.status {
+                UpdateStatus::Refused(reason) | UpdateStatus::Failed(reason) => reason.code(),
+                _ => 0,
+            }
+        ),
     }
 }
 
@@ -228,7 +262,7 @@ pub(crate) fn run(exe: &Path, input: &str) -> String {
 fn the_c_library_agrees_with_every_vector_under_the_sanitizers() {
     let file = load();
     let exe = build(
-        &["test/vectors_test.c"],
+        &["test/vectors_test.c", "test/update_fields.c"],
         "vectors_test_sanitized",
         SANITIZED,
     );
@@ -248,7 +282,11 @@ fn the_c_library_refuses_a_vector_that_is_wrong() {
     let mut tag = hex::decode(&first.tag_binary).expect("hex");
     tag[0] ^= 1;
     first.tag_binary = hex::encode(tag);
-    let exe = build(&["test/vectors_test.c"], "vectors_test_plain", &["-O2"]);
+    let exe = build(
+        &["test/vectors_test.c", "test/update_fields.c"],
+        "vectors_test_plain",
+        &["-O2"],
+    );
     let output = Command::new(&exe)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

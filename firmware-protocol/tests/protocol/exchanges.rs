@@ -52,6 +52,9 @@ fn downlink_note(m: &Downlink) -> String {
         Downlink::QueryState(q) => format!("query_state id {}", q.query_id),
         Downlink::Ping => "ping".into(),
         Downlink::Poll(p) => format!("poll ack_counter {}", p.ack_counter),
+        Downlink::UpdateOffer(o) => format!("update_offer id {} {}", o.update_id, o.version),
+        Downlink::Chunk(c) => format!("chunk id {} index {}", c.update_id, c.index),
+        Downlink::Install(i) => format!("install id {}", i.update_id),
     }
 }
 
@@ -72,6 +75,8 @@ fn uplink_note(m: &Uplink) -> String {
             format!("state_report id {} recent {}", r.query_id, r.recent.len())
         }
         Uplink::Pong => "pong".into(),
+        Uplink::ChunkRequest(c) => format!("chunk_request id {} index {}", c.update_id, c.index),
+        Uplink::UpdateReport(r) => format!("update_report id {} {:?}", r.update_id, r.status),
     }
 }
 
@@ -194,6 +199,7 @@ fn hello(session: u32) -> Uplink {
         door_count: 4,
         session,
         uptime_ms: 1_000,
+        max_chunk: None,
     })
 }
 

@@ -3,6 +3,7 @@
 mod c_guard;
 mod c_json;
 mod c_library;
+mod c_update;
 mod downlink_window;
 mod exchange_check;
 mod exchanges;

@@ -34,6 +34,7 @@ fn hello(session: u32) -> Uplink {
         door_count: 4,
         session,
         uptime_ms: 5,
+        max_chunk: None,
     })
 }
 

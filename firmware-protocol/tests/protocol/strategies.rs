@@ -100,23 +100,76 @@ pub fn downlink() -> impl Strategy<Value = Downlink> {
             }),
         Just(Downlink::Ping),
         any::<u32>().prop_map(|ack_counter| Downlink::Poll(Poll { ack_counter })),
+        (
+            1..=u32::MAX,
+            text(),
+            1..=update::MAX_IMAGE,
+            any::<[u8; 32]>(),
+            proptest::collection::vec(any::<u8>(), 64),
+            update::MIN_CHUNK..=update::MAX_BINARY_CHUNK
+        )
+            .prop_map(
+                |(update_id, version, size, sha256, signature, chunk_size)| {
+                    Downlink::UpdateOffer(UpdateOffer {
+                        update_id,
+                        version,
+                        size,
+                        sha256,
+                        signature: signature.try_into().expect("64 bytes"),
+                        chunk_size,
+                    })
+                }
+            ),
+        (
+            1..=u32::MAX,
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 1..=usize::from(update::MAX_BINARY_CHUNK))
+        )
+            .prop_map(|(update_id, index, data)| Downlink::Chunk(Chunk {
+                update_id,
+                index,
+                crc32: update::chunk_crc(&data),
+                data,
+            })),
+        (1..=u32::MAX).prop_map(|update_id| Downlink::Install(Install { update_id })),
+    ]
+}
+
+fn update_status() -> impl Strategy<Value = UpdateStatus> {
+    let reason = proptest::sample::select(UpdateFailure::ALL.to_vec());
+    prop_oneof![
+        reason.clone().prop_map(UpdateStatus::Refused),
+        Just(UpdateStatus::Downloaded),
+        Just(UpdateStatus::Installing),
+        Just(UpdateStatus::Installed),
+        reason.prop_map(UpdateStatus::Failed),
+        Just(UpdateStatus::RolledBack),
     ]
 }
 
 pub fn uplink() -> impl Strategy<Value = Uplink> {
     prop_oneof![
-        (text(), text(), 1..=MAX_DOORS, 1..=u32::MAX, uptime()).prop_map(
-            |(firmware, serial_no, door_count, session, uptime_ms)| {
-                Uplink::Hello(Hello {
-                    protocol_version: PROTOCOL_VERSION,
-                    firmware,
-                    serial_no,
-                    door_count,
-                    session,
-                    uptime_ms,
-                })
-            }
-        ),
+        (
+            text(),
+            text(),
+            1..=MAX_DOORS,
+            1..=u32::MAX,
+            uptime(),
+            proptest::option::of(update::MIN_CHUNK..=update::MAX_CHUNK)
+        )
+            .prop_map(
+                |(firmware, serial_no, door_count, session, uptime_ms, max_chunk)| {
+                    Uplink::Hello(Hello {
+                        protocol_version: PROTOCOL_VERSION,
+                        firmware,
+                        serial_no,
+                        door_count,
+                        session,
+                        uptime_ms,
+                        max_chunk,
+                    })
+                }
+            ),
         (uptime(), doors(), proptest::option::of(-127i8..=127)).prop_map(
             |(uptime_ms, doors, signal)| Uplink::Heartbeat(Heartbeat {
                 uptime_ms,
@@ -167,6 +220,16 @@ pub fn uplink() -> impl Strategy<Value = Uplink> {
                 })
             ),
         Just(Uplink::Pong),
+        (1..=u32::MAX, any::<u32>()).prop_map(|(update_id, index)| {
+            Uplink::ChunkRequest(ChunkRequest { update_id, index })
+        }),
+        (1..=u32::MAX, text(), update_status()).prop_map(|(update_id, version, status)| {
+            Uplink::UpdateReport(UpdateReport {
+                update_id,
+                version,
+                status,
+            })
+        }),
     ]
 }
 

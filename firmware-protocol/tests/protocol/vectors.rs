@@ -26,6 +26,42 @@ pub(crate) struct VectorFile {
     pub(crate) vectors: Vec<Vector>,
     /// Whole exchanges on a serial line, step by step (`exchanges.rs`).
     pub(crate) exchanges: Vec<crate::exchanges::Exchange>,
+    /// The firmware update the `update_*` and `chunk*` vectors carry (PROTOCOL.md §11).
+    pub(crate) update: UpdateVector,
+}
+
+/// A signed image, its manifest and its chunks.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UpdateVector {
+    about: String,
+    pub(crate) vendor_secret_key: String,
+    pub(crate) vendor_public_key: String,
+    pub(crate) version: String,
+    pub(crate) image: String,
+    pub(crate) sha256: String,
+    pub(crate) manifest: String,
+    pub(crate) signature: String,
+    pub(crate) chunk_size: u16,
+    pub(crate) chunk_crc32: Vec<String>,
+}
+
+fn update_vector() -> UpdateVector {
+    use crate::vector_messages as m;
+    let offer = m::update_offer();
+    UpdateVector {
+        about: "The image of the update_offer and chunk vectors; the vendor key is RFC 8032 section 7.1 TEST 1's. chunk_crc32: CRC-32/ISO-HDLC of each chunk's data.".into(),
+        vendor_secret_key: m::VENDOR_SECRET.into(),
+        vendor_public_key: m::vendor_public(),
+        version: offer.version.clone(),
+        image: hex::encode(m::update_image()),
+        sha256: hex::encode(offer.sha256),
+        manifest: hex::encode(offer.manifest().expect("manifest")),
+        signature: hex::encode(offer.signature),
+        chunk_size: offer.chunk_size,
+        chunk_crc32: (0..offer.chunk_count())
+            .map(|i| format!("{:08x}", m::chunk(i).crc32))
+            .collect(),
+    }
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -139,6 +175,7 @@ fn build() -> VectorFile {
         crc16_of_123456789: format!("{:04x}", crc16(b"123456789")),
         vectors,
         exchanges: crate::exchanges::build(),
+        update: update_vector(),
     }
 }
 
