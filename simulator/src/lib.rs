@@ -8,8 +8,11 @@
 
 pub mod conform;
 pub mod credentials;
+pub mod knobs;
 pub mod locker;
 pub mod mqtt;
 pub mod serial;
+pub mod updater;
 
 pub use locker::{Faults, RECENT_CAPACITY, Settings, SimLocker};
+pub use updater::{UpdateFaults, Updater};

@@ -4,8 +4,6 @@
 //!
 //! Time is the locker's uptime in milliseconds, passed in by the caller, so tests are exact.
 
-use std::collections::BTreeSet;
-
 use firmware_protocol::{
     Ack, Alarm, AlarmKind, CommandGuard, CommandId, CommandResult, Configure, DecodeError,
     DeviceId, DeviceKey, Direction, DoorCause, DoorEvent, DoorMotion, DoorOutcome, DoorSensor,
@@ -16,42 +14,8 @@ use firmware_protocol::{
 /// How many command outcomes the simulated firmware remembers (the protocol asks for at least 16).
 pub const RECENT_CAPACITY: usize = 32;
 
-/// Settings a `configure` command changes; the protocol's defaults before any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// Seconds between heartbeats.
-    pub heartbeat_secs: u16,
-    /// How long after a pulse an opening counts as commanded (ms).
-    pub open_window_ms: u16,
-    /// How long the relay is energised (ms).
-    pub pulse_ms: u16,
-    /// Seconds open before a `door_ajar` alarm; 0 = off.
-    pub ajar_alarm_secs: u16,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            heartbeat_secs: 60,
-            open_window_ms: 10_000,
-            pulse_ms: 300,
-            ajar_alarm_secs: 120,
-        }
-    }
-}
-
-/// Fault knobs: ways the simulated hardware misbehaves on purpose.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Doors whose lock pulses but which never open (`alarm jammed` follows the ack).
-    pub jammed_doors: BTreeSet<u16>,
-    /// Doors whose sensor does not answer (reported `unknown`).
-    pub dead_sensors: BTreeSet<u16>,
-    /// Doors that are busy: unlocks are refused with `busy`.
-    pub busy_doors: BTreeSet<u16>,
-    /// Acks to lose (the command is still handled): the next this many are never sent.
-    pub drop_acks: u32,
-}
+pub use crate::knobs::{Faults, Settings};
+use crate::updater::Updater;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Door {
@@ -71,6 +35,8 @@ pub struct SimLocker {
     settings: Settings,
     /// Knobs a test or the demo turns.
     pub faults: Faults,
+    /// The firmware updater (its flash slot survives reboots); `None`: takes no updates.
+    pub updater: Option<Updater>,
     guard: Option<CommandGuard>,
     /// What the doors of the last executed unlocks did (reported from protocol version 2 on).
     door_results: std::collections::VecDeque<UnlockDoor>,
@@ -95,6 +61,7 @@ impl SimLocker {
             doors: vec![door; usize::from(door_count)],
             settings: Settings::default(),
             faults: Faults::default(),
+            updater: None,
             guard: None,
             door_results: std::collections::VecDeque::new(),
             protocol: PROTOCOL_VERSION,
@@ -213,7 +180,7 @@ impl SimLocker {
             door_count: self.doors.len() as u16,
             session,
             uptime_ms,
-            max_chunk: None,
+            max_chunk: self.updater.as_ref().map(Updater::max_chunk),
         }))
     }
 
@@ -232,6 +199,10 @@ impl SimLocker {
     /// A power cycle: everything in RAM is gone (session, counters, remembered outcomes); the
     /// locker is disconnected until [`SimLocker::connect`].
     pub fn reboot(&mut self) {
+        // An image being installed boots (and confirms itself, or is rolled back).
+        if let Some(version) = self.updater.as_mut().and_then(Updater::boot) {
+            self.firmware = version;
+        }
         self.guard = None;
         self.door_results.clear();
         self.up_counter = 0;
@@ -492,9 +463,32 @@ impl SimLocker {
             }
             Downlink::Ping => vec![self.up(Uplink::Pong)],
             Downlink::Poll(_) => vec![self.heartbeat(uptime_ms)],
-            // This locker announces no `max_chunk`, so no gateway offers it an update; what
-            // arrives anyway is ignored, as PROTOCOL.md §11 lets a locker without updates do.
-            Downlink::UpdateOffer(_) | Downlink::Chunk(_) | Downlink::Install(_) => Vec::new(),
+            Downlink::UpdateOffer(offer) => self.update(|u, running| Some(u.offer(offer, running))),
+            Downlink::Chunk(chunk) => self.update(|u, _| u.chunk(chunk)),
+            Downlink::Install(install) => {
+                self.update(|u, running| Some(u.install(install.update_id, running)))
+            }
         }
+    }
+
+    /// An update message handed to the updater; a locker without one (it announced no
+    /// `max_chunk`) ignores it.
+    fn update(
+        &mut self,
+        step: impl FnOnce(&mut Updater, &str) -> Option<Uplink>,
+    ) -> Vec<Envelope<Uplink>> {
+        let Some(updater) = self.updater.as_mut() else {
+            return Vec::new();
+        };
+        step(updater, &self.firmware)
+            .map(|uplink| self.up(uplink))
+            .into_iter()
+            .collect()
+    }
+
+    /// The report of an install the last power-up finished, once: sent after `hello` on MQTT.
+    pub fn boot_report(&mut self) -> Option<Envelope<Uplink>> {
+        let report = self.updater.as_mut()?.take_boot_report()?;
+        Some(self.up(report))
     }
 }

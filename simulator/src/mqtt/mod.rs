@@ -6,62 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use firmware_protocol::{DeviceId, DeviceKey, Envelope, Presence, Topic, Unverified, Uplink};
+use firmware_protocol::{DeviceKey, Envelope, Presence, Topic, Unverified, Uplink};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{broadcast, mpsc};
 
 pub use crate::credentials::{Credentials, CredentialsError};
 pub use setup::{FleetStats, Happening, Knob, LockerConfig};
 
+mod handle;
 mod setup;
 use crate::locker::SimLocker;
-
-/// A running simulated locker.
-#[derive(Debug)]
-pub struct LockerHandle {
-    /// Its device id.
-    pub device_id: DeviceId,
-    knobs: mpsc::Sender<Knob>,
-    happenings: broadcast::Sender<Happening>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LockerHandle {
-    /// Turns a knob.
-    pub async fn turn(&self, knob: Knob) {
-        let _ = self.knobs.send(knob).await;
-    }
-
-    /// What it does from now on.
-    pub fn watch(&self) -> broadcast::Receiver<Happening> {
-        self.happenings.subscribe()
-    }
-
-    /// Stops it abruptly (as a power cut).
-    pub fn stop(self) {
-        self.task.abort();
-    }
-}
-
-/// Waits until `watch` reports something that `want` accepts, or `timeout` passes.
-pub async fn expect<T>(
-    watch: &mut broadcast::Receiver<Happening>,
-    timeout: Duration,
-    mut want: impl FnMut(&Happening) -> Option<T>,
-) -> Option<T> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, watch.recv()).await {
-            Ok(Ok(happening)) => {
-                if let Some(found) = want(&happening) {
-                    return Some(found);
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return None,
-        }
-    }
-}
+pub use handle::{LockerHandle, Simulator, expect};
 
 /// Starts a simulated locker.
 pub fn spawn(config: LockerConfig) -> LockerHandle {
@@ -267,6 +222,14 @@ impl Locker {
         }
     }
 
+    /// A power cycle: RAM is gone (an image being installed boots), a new connection.
+    fn power_cycle(&mut self) -> Connection {
+        self.sim.reboot();
+        self.booted = Instant::now();
+        self.offline.clear();
+        connect(&self.config)
+    }
+
     fn publish(&self, client: &AsyncClient, uplink: &Envelope<Uplink>) {
         let topic = Topic::up(self.config.credentials.device_id).to_string();
         let Ok(payload) = uplink.seal_json(&self.key) else {
@@ -285,6 +248,16 @@ impl Locker {
     }
 }
 
+/// A polite MQTT DISCONNECT (no last will), letting what was queued go out first.
+async fn disconnect(conn: &mut Connection) {
+    let _ = conn.client.try_disconnect();
+    // The poller ends after the DISCONNECT is written.
+    let flush = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(Ok(_)) = conn.events.recv().await {}
+    });
+    let _ = flush.await;
+}
+
 async fn run(
     config: LockerConfig,
     mut knobs: mpsc::Receiver<Knob>,
@@ -301,6 +274,7 @@ async fn run(
             if let Some(firmware) = &config.firmware {
                 sim.run_firmware(firmware);
             }
+            sim.updater = config.updater.clone();
             sim
         },
         key: config.credentials.tag_key.clone(),
@@ -346,11 +320,8 @@ async fn run(
                     locker.keep_offline(events);
                 }
                 Some(Knob::Reboot) => {
-                    locker.sim.reboot();
-                    locker.booted = Instant::now();
-                    locker.offline.clear();
                     retry_at = None;
-                    connection = Some(connect(&locker.config));
+                    connection = Some(locker.power_cycle());
                 }
                 Some(_) => {}
             }
@@ -367,7 +338,9 @@ async fn run(
                     let hello = locker.sim.connect(conn.session, locker.uptime());
                     // A heartbeat at once: the gateway knows every door from the start (§7.6).
                     let beat = locker.sim.heartbeat(locker.uptime());
-                    locker.send(&conn.client, vec![hello, beat]);
+                    // And the report of an install this power-up finished (PROTOCOL.md §11.2).
+                    let report = locker.sim.boot_report();
+                    locker.send(&conn.client, [hello, beat].into_iter().chain(report).collect());
                     // Then what happened while offline, numbered in this session.
                     let mut kept: Vec<_> = locker.offline.drain(..).collect();
                     for event in &mut kept {
@@ -385,7 +358,19 @@ async fn run(
                     if let Ok(raw) = Unverified::parse_json(&publish.payload) {
                         let uptime = locker.uptime();
                         let answers = locker.sim.receive(&raw, uptime);
-                        locker.send(&conn.client, answers);
+                        // A power cut mid-download loses the answer; an install reboots after it.
+                        let updater = locker.sim.updater.as_mut();
+                        let (cut, install) = updater.map_or((false, false), |u| (u.power_cut_due(), u.take_reboot()));
+                        if !cut {
+                            locker.send(&conn.client, answers);
+                        }
+                        if install {
+                            disconnect(conn).await;
+                        }
+                        if cut || install {
+                            connection = Some(locker.power_cycle());
+                            let _ = locker.happenings.send(Happening::Disconnected);
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -416,12 +401,7 @@ async fn run(
             knob = knobs.recv() => match knob {
                 None => return,
                 Some(Knob::Disconnect) => {
-                    let _ = conn.client.try_disconnect();
-                    // Let the DISCONNECT go out (the poller ends after it) before dropping.
-                    let flush = tokio::time::timeout(Duration::from_millis(500), async {
-                        while let Some(Ok(_)) = conn.events.recv().await {}
-                    });
-                    let _ = flush.await;
+                    disconnect(conn).await;
                     connection = None;
                     retry_at = None;
                     let _ = locker.happenings.send(Happening::Disconnected);
@@ -456,11 +436,13 @@ async fn run(
                 Some(Knob::Duplicate(on)) => locker.duplicates = on,
                 Some(Knob::StateReports(mode)) => locker.reports = mode,
                 Some(Knob::Reboot) => {
-                    locker.sim.reboot();
-                    locker.booted = Instant::now();
-                    locker.offline.clear();
-                    connection = Some(connect(&locker.config));
+                    connection = Some(locker.power_cycle());
                     let _ = locker.happenings.send(Happening::Disconnected);
+                }
+                Some(Knob::UpdateFaults(faults)) => {
+                    if let Some(updater) = locker.sim.updater.as_mut() {
+                        updater.faults = faults;
+                    }
                 }
                 Some(Knob::Jam(door)) => {
                     locker.sim.faults.jammed_doors.insert(door);
@@ -472,26 +454,3 @@ async fn run(
 
 /// Door events and alarms a locker keeps while offline (the protocol's minimum).
 const OFFLINE_QUEUE: usize = 16;
-
-/// A fleet of simulated lockers.
-#[derive(Debug, Default)]
-pub struct Simulator {
-    /// One handle per locker.
-    pub lockers: Vec<LockerHandle>,
-}
-
-impl Simulator {
-    /// Starts one locker per credentials entry, all with `template`'s settings.
-    pub fn spawn(template: &LockerConfig, credentials: Vec<Credentials>) -> Self {
-        let lockers = credentials
-            .into_iter()
-            .map(|credentials| {
-                spawn(LockerConfig {
-                    credentials,
-                    ..template.clone()
-                })
-            })
-            .collect();
-        Self { lockers }
-    }
-}

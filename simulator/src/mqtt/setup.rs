@@ -69,6 +69,9 @@ pub struct LockerConfig {
     pub protocol: u8,
     /// The firmware version its `hello` announces (`None`: the simulator's own, `sim-<version>`).
     pub firmware: Option<String>,
+    /// Its firmware updater, with its trusted vendor keys and fault knobs (`None`: it takes no
+    /// updates and announces no `max_chunk`).
+    pub updater: Option<crate::updater::Updater>,
 }
 
 impl LockerConfig {
@@ -87,6 +90,7 @@ impl LockerConfig {
             stats: Arc::default(),
             protocol: firmware_protocol::PROTOCOL_VERSION,
             firmware: None,
+            updater: None,
         }
     }
 }
@@ -123,6 +127,8 @@ pub enum Knob {
     Duplicate(bool),
     /// How to answer `query_state`.
     StateReports(Reports),
+    /// Turn the updater's fault knobs (a locker without an updater ignores it).
+    UpdateFaults(crate::updater::UpdateFaults),
 }
 
 /// What a simulated locker reports about itself.
