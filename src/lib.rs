@@ -29,6 +29,7 @@ pub mod mqtt;
 pub mod order;
 pub mod pause;
 pub mod rental;
+pub mod rollout;
 pub mod sealing;
 pub mod serial;
 pub mod storage;

@@ -166,6 +166,43 @@ pub fn event_data(event_type: &str) -> Option<Value> {
             }),
             &[],
         ),
+        "firmware.campaign_created" => object(
+            json!({
+                "campaign_id": int("The campaign."),
+                "name": string("Its name."),
+                "image_id": uuid(),
+                "version": string("The image's version."),
+                "lockers": int("Lockers it updates."),
+                "waves": { "type": "array", "items": int("Lockers in the wave."), "description": "Each wave's size." },
+            }),
+            &[],
+        ),
+        "firmware.wave_started" => object(
+            json!({ "campaign_id": int("The campaign."), "wave": int("The wave, 0 first.") }),
+            &[],
+        ),
+        "firmware.campaign_paused"
+        | "firmware.campaign_resumed"
+        | "firmware.campaign_cancelled"
+        | "firmware.campaign_stopped"
+        | "firmware.campaign_finished" => object(
+            json!({
+                "campaign_id": int("The campaign."),
+                "state": string("Its state now."),
+                "reason": { "type": ["string", "null"], "description": "Why it stopped (stopped only)." },
+            }),
+            &["reason"],
+        ),
+        "firmware.update_finished" => object(
+            json!({
+                "update_id": int("The update (its id on the wire)."),
+                "campaign_id": int("Its campaign."),
+                "device_id": string("The locker."),
+                "result": { "type": "string", "enum": ["installed", "failed", "rolled_back"] },
+                "reason": { "type": ["string", "null"], "description": "Why it failed." },
+            }),
+            &[],
+        ),
         _ => return None,
     })
 }

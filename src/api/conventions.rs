@@ -89,6 +89,12 @@ pub fn needs(method: &str, path: &str) -> Option<Capability> {
         ("get", "/v1/firmware", Read),
         ("get", "/v1/firmware/{id}", Read),
         ("get", "/v1/devices/{id}/firmware", Read),
+        ("post", "/v1/firmware/campaigns", Firmware),
+        ("get", "/v1/firmware/campaigns", Read),
+        ("get", "/v1/firmware/campaigns/{id}", Read),
+        ("post", "/v1/firmware/campaigns/{id}/pause", Firmware),
+        ("post", "/v1/firmware/campaigns/{id}/resume", Firmware),
+        ("post", "/v1/firmware/campaigns/{id}/cancel", Firmware),
     ];
     TABLE
         .iter()

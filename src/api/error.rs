@@ -317,6 +317,10 @@ impl From<crate::command::CommandError> for ApiError {
             },
             E::Timeout { .. } => Self::GatewayTimeout(detail),
             E::Overloaded => Self::Unavailable(detail),
+            E::Updating => Self::Conflict {
+                code: "updating",
+                detail,
+            },
             E::Unexpected(cause) => Self::unexpected(&cause),
         }
     }

@@ -100,6 +100,26 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Doors whose state after a maintenance unlock (jammed, opened) could not be written.",
     ),
     (
+        "locker_firmware_offers_total",
+        Counter,
+        "Firmware update offers sent to lockers (first offers and offers again to resume).",
+    ),
+    (
+        "locker_firmware_chunks_total",
+        Counter,
+        "Firmware image chunks sent, each answering a locker's chunk request.",
+    ),
+    (
+        "locker_firmware_installs_total",
+        Counter,
+        "Install orders sent to lockers holding a downloaded image, inside their maintenance window.",
+    ),
+    (
+        "locker_firmware_reports_total",
+        Counter,
+        "Lockers' update reports recorded, by the state they left the update in (state).",
+    ),
+    (
         "locker_webhook_attempts_total",
         Counter,
         "Webhook delivery attempts, by outcome (delivered, retry, failed: the last attempt failed).",

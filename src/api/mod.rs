@@ -23,6 +23,7 @@ pub mod audit;
 pub mod auth;
 pub mod broker_hooks;
 pub mod bulk;
+pub mod campaigns;
 pub mod console;
 pub mod conventions;
 pub mod device_import;
@@ -209,6 +210,11 @@ pub fn routes() -> (axum::Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(firmware::upload, firmware::list))
         .routes(routes!(firmware::get))
         .routes(routes!(firmware::device_history))
+        .routes(routes!(campaigns::create, campaigns::list))
+        .routes(routes!(campaigns::get))
+        .routes(routes!(campaigns::pause))
+        .routes(routes!(campaigns::resume))
+        .routes(routes!(campaigns::cancel))
         .split_for_parts();
     utoipa::Modify::modify(&conventions::Conventions, &mut openapi);
     (router, openapi)

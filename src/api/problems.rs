@@ -159,6 +159,21 @@ pub const CODES: &[(&str, u16, &str)] = &[
         "A firmware image of this version was uploaded before; versions are never replaced. Upload it under a new version.",
     ),
     (
+        "updating",
+        409,
+        "The locker is installing new firmware (a campaign told it to); nothing was sent. Try again once it is back: its update report ends the install.",
+    ),
+    (
+        "no_lockers",
+        422,
+        "No locker matches the campaign's target: lockers must have announced update support, be of a model the image fits, run another version and be in no other update.",
+    ),
+    (
+        "campaign_state",
+        409,
+        "The campaign is not in a state that allows this (pause a running one, resume a paused one, cancel one that has not ended).",
+    ),
+    (
         "door_occupied",
         409,
         "A bulk unlock left this door shut: it is rented or stocked. Send `override_occupied` to open it anyway (the audit log records it).",

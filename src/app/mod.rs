@@ -173,11 +173,25 @@ impl App {
             },
         )
         .on_gateway(&config.gateway_id);
+        // Firmware campaigns: the engine steps on every gateway; lockers' chunk requests and
+        // reports reach it through the recorder.
+        let rollout = crate::rollout::Rollout::new(
+            storage.clone(),
+            Arc::new(downlinks.clone()),
+            registry.clone(),
+            crate::rollout::RolloutSettings::default(),
+        );
+        tasks.spawn(crate::rollout::run(
+            rollout.clone(),
+            config.rollout_tick,
+            shutdown.clone(),
+        ));
         let mut recorder = crate::uplink::Recorder::new(
             storage.clone(),
             Arc::new(downlinks.clone()),
             waiters.clone(),
-        );
+        )
+        .with_rollout(rollout);
         if config.external_broker.is_none() {
             // On the embedded broker a gateway runs alone (`lease`): nobody else to tell.
             recorder = recorder.alone();

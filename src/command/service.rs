@@ -79,6 +79,10 @@ pub enum CommandError {
         /// The command, stored as `unknown`.
         command_id: i64,
     },
+    /// The locker is installing new firmware (from the gateway's `install` until it reports):
+    /// nothing was stored or sent. Try again once it is back.
+    #[error("the locker is installing new firmware; try again once it reports")]
+    Updating,
     /// Too many commands are awaiting answers; nothing was stored or sent. Try again later.
     #[error("too many commands in flight")]
     Overloaded,
@@ -98,6 +102,7 @@ impl CommandError {
             Self::Refused(_) => "refused",
             Self::Timeout { .. } => "timeout",
             Self::Overloaded => "overloaded",
+            Self::Updating => "updating",
             Self::Unexpected(_) => "storage",
         }
     }
@@ -239,6 +244,13 @@ impl CommandService {
             metrics::counter!("locker_commands_total", "result" => "overloaded").increment(1);
             return Err(CommandError::Overloaded);
         };
+        if crate::firmware::updates::is_installing(&self.storage, &device)
+            .await
+            .map_err(storage)?
+        {
+            metrics::counter!("locker_commands_total", "result" => "updating").increment(1);
+            return Err(CommandError::Updating);
+        }
         let (kind, door, body) = command.stored();
         // The locker's turn, from taking the counter until the first copy is queued.
         let turn = self.downlinks.turns().turn(&device).await;

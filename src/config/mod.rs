@@ -64,6 +64,9 @@ pub struct Config {
     pub heartbeat: Duration,
     /// `LOCKER_OUTBOX_POLL_MS`: how often the outbox publisher looks for new events (default 200).
     pub outbox_poll: Duration,
+    /// `LOCKER_ROLLOUT_TICK_MS`: how often the firmware rollout engine steps its campaigns
+    /// (default 1000).
+    pub rollout_tick: Duration,
     /// `LOCKER_COMMAND_DEADLINE_MS`: how long a command waits for the locker's answer (default
     /// 10000).
     pub command_deadline: Duration,
@@ -312,6 +315,12 @@ impl Config {
             external_broker,
             heartbeat: Duration::from_secs(number("LOCKER_HEARTBEAT_SECS", 60, 1, 3600)?),
             outbox_poll: Duration::from_millis(number("LOCKER_OUTBOX_POLL_MS", 200, 10, 60_000)?),
+            rollout_tick: Duration::from_millis(number(
+                "LOCKER_ROLLOUT_TICK_MS",
+                1000,
+                20,
+                60_000,
+            )?),
             query_again: Duration::from_secs(number("LOCKER_QUERY_AGAIN_SECS", 15, 1, 3600)?),
             commands_in_flight: number("LOCKER_COMMANDS_IN_FLIGHT", 5_000, 1, 1_000_000)? as usize,
             token_ttl: Duration::from_secs(number("LOCKER_TOKEN_TTL_SECS", 43_200, 60, 2_592_000)?),

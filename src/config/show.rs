@@ -17,6 +17,7 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &url(&self.redis_url))
             .field("heartbeat", &self.heartbeat)
             .field("outbox_poll", &self.outbox_poll)
+            .field("rollout_tick", &self.rollout_tick)
             .field("command_deadline", &self.command_deadline)
             .field("query_again", &self.query_again)
             .field("surface_unknown", &self.surface_unknown)
@@ -107,6 +108,7 @@ impl std::fmt::Display for Config {
             self.surface_unknown.as_secs()
         )?;
         writeln!(f, "  outbox poll   {} ms", self.outbox_poll.as_millis())?;
+        writeln!(f, "  rollout tick  {} ms", self.rollout_tick.as_millis())?;
         writeln!(
             f,
             "  http          body limit {} bytes, tokens valid {} s",

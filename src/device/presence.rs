@@ -148,7 +148,8 @@ pub async fn hello(
     const ONLINE: &str = "UPDATE devices SET online = true, session = $2, up_counter = $3,
                 up_window = -1,
                 firmware = $4, serial_no = $5, last_seen_at = $6, presence_changed_at = $6,
-                down_counter = 0, uptime_ms = $7, uptime_at = $6, protocol_version = $8
+                down_counter = 0, uptime_ms = $7, uptime_at = $6, protocol_version = $8,
+                update_chunk = $9
          WHERE id = $1";
     let mut work = storage.begin().await?;
     if read_device(&mut work, device).await?.is_none() {
@@ -195,6 +196,7 @@ pub async fn hello(
             .bind(received_at)
             .bind(i64::try_from(hello.uptime_ms).unwrap_or(i64::MAX))
             .bind(i16::from(hello.protocol_version))
+            .bind(hello.max_chunk.map(i32::from))
             .execute(conn)
             .await?
             .rows_affected()

@@ -39,4 +39,12 @@ pub const TYPES: &[&str] = &[
     "payment.refunded",
     "worker.item_stuck",
     "firmware.uploaded",
+    "firmware.campaign_created",
+    "firmware.wave_started",
+    "firmware.campaign_paused",
+    "firmware.campaign_resumed",
+    "firmware.campaign_cancelled",
+    "firmware.campaign_stopped",
+    "firmware.campaign_finished",
+    "firmware.update_finished",
 ];

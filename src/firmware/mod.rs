@@ -3,9 +3,13 @@
 //! and version: `firmware_protocol::image`), kept whole with their hash and signature so that the
 //! gateway can offer them and a locker can check them again. An image signed by a key past its
 //! retirement date is refused. How a campaign of updates proceeds (waves, thresholds, maintenance
-//! windows) is decided by the pure functions of [`plan`]. This module owns `firmware_images`.
+//! windows) is decided by the pure functions of [`plan`]; campaigns are made and steered in
+//! [`campaign`], and the rollout engine's statements are in [`updates`]. This module owns
+//! `firmware_images`, `firmware_campaigns` and `firmware_updates`.
 
+pub mod campaign;
 pub mod plan;
+pub mod updates;
 
 use chrono::{DateTime, Utc};
 use firmware_protocol::image::{self, ImageError};
@@ -250,4 +254,40 @@ pub async fn get(storage: &Storage, id: Uuid) -> Result<Option<Image>, sqlx::Err
     .fetch_optional(pool)
     .await?);
     Ok(row.map(Image::from))
+}
+
+/// The bytes and the signed facts of image `id` (what an offer carries), if there is one.
+pub async fn image_bytes(storage: &Storage, id: Uuid) -> Result<Option<StoredImage>, sqlx::Error> {
+    const SQL: &str = "SELECT version, sha256, signature, image FROM firmware_images WHERE id = $1";
+    #[derive(sqlx::FromRow)]
+    struct Stored {
+        version: String,
+        sha256: Vec<u8>,
+        signature: Vec<u8>,
+        image: Vec<u8>,
+    }
+    let row: Option<Stored> = on_pool!(storage, |pool| {
+        sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?
+    });
+    Ok(row.and_then(|row| {
+        Some(StoredImage {
+            version: row.version,
+            sha256: row.sha256.try_into().ok()?,
+            signature: row.signature.try_into().ok()?,
+            bytes: row.image,
+        })
+    }))
+}
+
+/// An image as the gateway offers it.
+#[derive(Debug, Clone)]
+pub struct StoredImage {
+    /// Its version.
+    pub version: String,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+    /// The vendor's signature of its manifest.
+    pub signature: [u8; 64],
+    /// The image.
+    pub bytes: Vec<u8>,
 }

@@ -6,8 +6,11 @@
 
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 
-/// How large one wave is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How large one wave is (JSON: `{"count": 10}` or `{"percent": 25}`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum WaveSize {
     /// This many lockers.
     Count(u32),

@@ -146,11 +146,14 @@ pub fn verdict(sent: Result<Outcome, CommandError>) -> Verdict {
             failure: DoorFailure::Refused(RefuseReason::NoSuchDoor),
             door: DoorAfter::OutOfService,
         },
-        Err(CommandError::DeviceOffline | CommandError::UnknownDevice) => Verdict::Failed {
-            command: None,
-            failure: DoorFailure::Offline,
-            door: DoorAfter::Free,
-        },
+        // A locker installing firmware is unavailable as an offline one is: nothing was sent.
+        Err(CommandError::DeviceOffline | CommandError::UnknownDevice | CommandError::Updating) => {
+            Verdict::Failed {
+                command: None,
+                failure: DoorFailure::Offline,
+                door: DoorAfter::Free,
+            }
+        }
         Err(CommandError::Timeout { command_id }) => Verdict::Unknown {
             command: command_id,
         },

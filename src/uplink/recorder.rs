@@ -22,6 +22,7 @@ pub struct Recorder {
     downlinks: Arc<dyn Outlet>,
     waiters: Arc<Waiters>,
     announce: bool,
+    rollout: Option<crate::rollout::Rollout>,
 }
 
 impl Recorder {
@@ -33,7 +34,15 @@ impl Recorder {
             downlinks,
             waiters,
             announce: true,
+            rollout: None,
         }
+    }
+
+    /// Hands firmware update uplinks (chunk requests, reports, and hellos of lockers that take
+    /// updates) to `rollout` once recorded.
+    pub fn with_rollout(mut self, rollout: crate::rollout::Rollout) -> Self {
+        self.rollout = Some(rollout);
+        self
     }
 
     /// For a gateway that runs alone (on its embedded broker, or in edge mode: nobody else
@@ -86,6 +95,11 @@ impl Handler for Recorder {
             self.waiters.update(id, progress);
         }
         let (device, session, key) = (uplink.device, uplink.envelope.header.session, &uplink.key);
+        if let Some(rollout) = &self.rollout {
+            rollout
+                .uplink(device, session, key, &uplink.envelope.message)
+                .await;
+        }
         if uplink.is_hello() {
             // Commands queued while the locker was away go out now: in a new session, or in the
             // one a serial board announces again when it answers after being offline.

@@ -69,6 +69,42 @@ pub async fn calls(
         ),
         (
             "post",
+            "/v1/firmware/campaigns",
+            as_admin(Method::POST, "/v1/firmware/campaigns").json(&json!({
+                "name": "contract", "image_id": uuid::Uuid::now_v7(),
+                "target": { "model": "lk", "from_version": "0.9", "id_prefix": "lk-", "devices": ["lk-1"] },
+                "waves": [{ "count": 1 }, { "percent": 50 }], "success_threshold": 90,
+                "error_threshold": 10, "window_start": "22:00", "window_end": "04:00",
+                "time_zone": "Europe/Berlin",
+            })),
+        ),
+        (
+            "get",
+            "/v1/firmware/campaigns",
+            as_admin(Method::GET, "/v1/firmware/campaigns"),
+        ),
+        (
+            "get",
+            "/v1/firmware/campaigns/{id}",
+            as_admin(Method::GET, "/v1/firmware/campaigns/999"),
+        ),
+        (
+            "post",
+            "/v1/firmware/campaigns/{id}/pause",
+            as_admin(Method::POST, "/v1/firmware/campaigns/999/pause"),
+        ),
+        (
+            "post",
+            "/v1/firmware/campaigns/{id}/resume",
+            as_admin(Method::POST, "/v1/firmware/campaigns/999/resume"),
+        ),
+        (
+            "post",
+            "/v1/firmware/campaigns/{id}/cancel",
+            as_admin(Method::POST, "/v1/firmware/campaigns/999/cancel"),
+        ),
+        (
+            "post",
             "/v1/admin/orders/{id}/refund",
             as_admin(
                 Method::POST,

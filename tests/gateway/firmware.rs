@@ -14,19 +14,23 @@ use sha2::{Digest, Sha256};
 use crate::accounts::{operator, operator_as};
 use crate::helpers::{TestApp, eventually, in_both_modes};
 
-fn key(seed: u8) -> SigningKey {
+pub(crate) fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
 /// The vendor's signature of `image` as `version` (hex).
-fn sign(key: &SigningKey, version: &str, image: &[u8]) -> String {
+pub(crate) fn sign(key: &SigningKey, version: &str, image: &[u8]) -> String {
     let hash: [u8; 32] = Sha256::digest(image).into();
     let manifest =
         firmware_protocol::image::manifest(version, image.len() as u64, &hash).expect("manifest");
     hex::encode(key.sign(&manifest).to_bytes())
 }
 
-fn vendor(name: &str, key: &SigningKey, retire_after: Option<chrono::NaiveDate>) -> VendorKey {
+pub(crate) fn vendor(
+    name: &str,
+    key: &SigningKey,
+    retire_after: Option<chrono::NaiveDate>,
+) -> VendorKey {
     VendorKey {
         name: name.to_owned(),
         key: key.verifying_key().to_bytes(),

@@ -30,6 +30,7 @@ mod c_board;
 mod c_build;
 mod c_locker;
 mod cache;
+mod campaigns;
 mod command_helpers;
 mod commands;
 mod conform_mqtt;
