@@ -25,7 +25,10 @@ fn image() -> Vec<u8> {
 async fn app_with_vendor(backend: crate::helpers::Backend, acme: &SigningKey) -> TestApp {
     let keys = vec![vendor("acme", acme, None)];
     backend
-        .spawn_with(move |c| c.firmware.keys = keys.clone())
+        .spawn_with(move |c| {
+            c.firmware.keys = keys.clone();
+            c.rollout_tick = Duration::from_millis(50);
+        })
         .await
 }
 

@@ -76,7 +76,7 @@ pub fn test_config(mqtt_addr: SocketAddr) -> locker_gateway::Config {
         redis_url: Some(redis_url()),
         heartbeat: TEST_HEARTBEAT,
         outbox_poll: Duration::from_millis(20),
-        rollout_tick: Duration::from_millis(50),
+        rollout_tick: Duration::from_millis(250),
         command_deadline: Duration::from_secs(5),
         query_again: Duration::from_secs(1),
         surface_unknown: Duration::from_secs(4),
