@@ -50,7 +50,8 @@ fn main() -> ExitCode {
             }
             Command::Firmware(command) => {
                 let storage = existing_database(&config).await?;
-                run_firmware_command(&storage, &config.firmware, command).await
+                let zone = config.time_zone.name();
+                run_firmware_command(&storage, &config.firmware, zone, command).await
             }
             Command::Provision {
                 id,

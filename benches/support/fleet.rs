@@ -124,6 +124,14 @@ fn simulate(args: &[String]) {
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
+        // Lockers that take firmware updates signed by this vendor key (32 KiB chunks, 1 MiB slot).
+        if let Some(key) = std::env::var("LOCKER_BENCH_VENDOR_KEY")
+            .ok()
+            .and_then(|hex_key| hex::decode(hex_key).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        {
+            template.updater = Some(simulator::Updater::new(vec![key], 32 * 1024, 1 << 20));
+        }
         let mut fleet = Simulator::default();
         // 1,000 connections a second.
         for chunk in credentials.chunks(100) {
@@ -146,6 +154,27 @@ pub async fn start_fleet(
     ack_delay_ms: u64,
     close_after_ms: u64,
 ) -> Child {
+    start_fleet_with(
+        storage,
+        broker,
+        credentials,
+        lockers,
+        (ack_delay_ms, close_after_ms),
+        &[],
+    )
+    .await
+}
+
+/// [`start_fleet`] with these environment variables for the child (`LOCKER_BENCH_VENDOR_KEY`:
+/// the lockers take firmware updates signed by this key, hex).
+pub async fn start_fleet_with(
+    storage: impl Into<locker_gateway::storage::Storage>,
+    broker: SocketAddr,
+    credentials: &std::path::Path,
+    lockers: usize,
+    (ack_delay_ms, close_after_ms): (u64, u64),
+    env: &[(&str, &str)],
+) -> Child {
     let since: DateTime<Utc> = Utc::now();
     let child = Command::new(std::env::current_exe().expect("own path"))
         .arg("--simulate")
@@ -153,6 +182,7 @@ pub async fn start_fleet(
         .arg(credentials)
         .arg(ack_delay_ms.to_string())
         .arg(close_after_ms.to_string())
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .spawn()
         .expect("simulator process");

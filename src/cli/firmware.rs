@@ -27,15 +27,25 @@ pub enum FirmwareCommand {
     },
     /// List the images, newest first.
     List,
+    /// Firmware campaigns: start, list, show, pause, resume, cancel.
+    Campaign {
+        /// What to do.
+        #[command(subcommand)]
+        command: super::campaigns::CampaignCommand,
+    },
 }
 
 /// Runs one firmware subcommand and returns what to print.
 pub async fn run_firmware_command(
     storage: &Storage,
     settings: &FirmwareSettings,
+    zone: &str,
     command: FirmwareCommand,
 ) -> Result<String, String> {
     match command {
+        FirmwareCommand::Campaign { command } => {
+            super::campaigns::run_campaign_command(storage, zone, command).await
+        }
         FirmwareCommand::Upload {
             file,
             version,

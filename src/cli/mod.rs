@@ -9,6 +9,7 @@ use firmware_protocol::DeviceId;
 
 use crate::device::{DeviceRegistry, NewDevice, Provisioned};
 
+mod campaigns;
 mod commands;
 mod firmware;
 

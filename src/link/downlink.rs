@@ -32,11 +32,14 @@ pub struct Downlinks {
     delivered: Option<std::sync::Arc<crate::mqtt::Delivered>>,
 }
 
-/// Where a board on a serial bus is reached: its bus's request queue and its address.
+/// Where a board on a serial bus is reached: its bus's request queues and its address.
 #[derive(Debug, Clone)]
 pub struct SerialRoute {
     /// The bus task's queue.
     pub requests: mpsc::Sender<SerialRequest>,
+    /// Its queue for firmware updates (`update_offer`, `chunk`, `install`), served only when
+    /// no request waits and no poll is due (PROTOCOL.md §11.3).
+    pub updates: mpsc::Sender<SerialRequest>,
     /// The board's address on the bus.
     pub address: u8,
 }
@@ -219,11 +222,20 @@ impl Downlinks {
                 .increment(1);
             return false;
         };
+        let update = firmware_protocol::Unverified::parse_binary(&bytes).is_ok_and(|raw| {
+            use firmware_protocol::MessageType as T;
+            matches!(raw.message_type(), T::UpdateOffer | T::Chunk | T::Install)
+        });
         let request = SerialRequest {
             address: route.address,
             work: SerialWork::Send(bytes),
         };
-        let queued = route.requests.try_send(request).is_ok();
+        let lane = if update {
+            &route.updates
+        } else {
+            &route.requests
+        };
+        let queued = lane.try_send(request).is_ok();
         if !queued {
             metrics::counter!("locker_downlinks_dropped_total", "reason" => "queue_full")
                 .increment(1);

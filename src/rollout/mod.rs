@@ -425,15 +425,33 @@ impl Rollout {
         let Some(active) = updates::active_for(&self.storage, &device).await? else {
             return Ok(());
         };
-        self.offer(
-            device,
-            session,
-            active.update_id,
-            active.campaign_id,
-            max_chunk,
-        )
-        .await
-        .map(drop)
+        if matches!(active.state.as_str(), "offered" | "downloading") {
+            // It resumes where it stopped.
+            let (update, campaign) = (active.update_id, active.campaign_id);
+            return self
+                .offer(device, session, update, campaign, max_chunk)
+                .await
+                .map(drop);
+        }
+        // Downloaded or installing: the same offer again, answered with where the locker stands
+        // (a serial board cannot speak first: after an install's reboot this is how its report
+        // comes).
+        let (Ok(id), Some(image), Some(key)) = (
+            u32::try_from(active.update_id),
+            self.image(active.campaign_id).await?,
+            self.key(&device).await,
+        ) else {
+            return Ok(());
+        };
+        let mut offer = self.offer_of(&device, id, &image, max_chunk);
+        if let Ok(size) = u16::try_from(active.chunk_size)
+            && size > 0
+        {
+            offer.chunk_size = size;
+        }
+        self.send(device, session, &key, Downlink::UpdateOffer(offer))
+            .await
+            .map(drop)
     }
 
     /// Drops the images kept in memory (for tests of what a restart forgets).

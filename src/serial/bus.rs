@@ -3,7 +3,7 @@
 //! the device link, boards offline after polls without an answer, the port reopened with backoff.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::storage::Storage;
@@ -31,47 +31,9 @@ use crate::link::{Inbound, InboundKind, Injector};
 mod counters;
 mod line;
 mod poll;
+mod stats;
 
-/// What a bus did, for tests, benchmarks and logs.
-#[derive(Debug, Default)]
-pub struct BusStats {
-    /// Frames written (first tries and retries).
-    pub written: AtomicU64,
-    /// Requests answered.
-    pub answered: AtomicU64,
-    /// Tries that had no answer in time.
-    pub timeouts: AtomicU64,
-    /// Requests given up after every retry.
-    pub unanswered: AtomicU64,
-    /// Polls sent.
-    pub polls: AtomicU64,
-    /// Whole frames from a board other than the one asked.
-    pub unexpected: AtomicU64,
-    /// Times the port was opened (the first time included).
-    pub opened: AtomicU64,
-    /// Candidate frames dropped as noise (bad CRC, impossible length, bad address).
-    pub bad_frames: AtomicU64,
-    /// Bytes skipped while looking for a frame.
-    pub skipped_bytes: AtomicU64,
-    /// Whole frames from the board asked that answer some other request (one given up on).
-    pub not_the_answer: AtomicU64,
-    /// Bytes read and dropped while waiting for the line to fall silent (after a timeout, and
-    /// when the port opens).
-    pub flushed_bytes: AtomicU64,
-    /// Times poll counters were taken from the database (a block of them each time).
-    pub counter_blocks: AtomicU64,
-    /// Of those, the blocks the line's task had to wait for (none was ready: a board's first
-    /// poll in a session, or a command used up the block); the others were taken ahead by the
-    /// bus's counter task, off the line's timing loop.
-    pub counter_blocks_waited: AtomicU64,
-}
-
-impl BusStats {
-    /// A counter's value.
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
+pub use stats::BusStats;
 
 /// One board as the bus sees it.
 struct Board {
@@ -183,6 +145,8 @@ pub fn start_on<P: Port>(
         line,
     } = parts;
     let (tx, rx) = mpsc::channel(256);
+    // Update messages wait in their own queue: one chunk per board in flight at most.
+    let (updates_tx, updates_rx) = mpsc::channel(settings.boards.len().max(1) * 2);
     let (asks, asked) = mpsc::channel(settings.boards.len().max(1));
     let (refilled, refills) = mpsc::channel(settings.boards.len().max(1));
     for (address, device) in &settings.boards {
@@ -190,6 +154,7 @@ pub fn start_on<P: Port>(
             *device,
             SerialRoute {
                 requests: tx.clone(),
+                updates: updates_tx.clone(),
                 address: *address,
             },
         );
@@ -250,6 +215,7 @@ pub fn start_on<P: Port>(
         asks,
         refills,
         requests: rx,
+        updates: updates_rx,
         protocol: Box::new(LockerFrames::default()),
         input: BytesMut::with_capacity(4096),
         stats: stats.clone(),
@@ -294,6 +260,8 @@ struct Bus {
     /// From it: the blocks taken.
     refills: mpsc::Receiver<counters::Refill>,
     requests: mpsc::Receiver<SerialRequest>,
+    /// Firmware update messages, sent only in the time requests and polls leave.
+    updates: mpsc::Receiver<SerialRequest>,
     protocol: Box<dyn BoardProtocol>,
     boards: Vec<Board>,
     input: BytesMut,
@@ -376,6 +344,12 @@ impl Bus {
                 },
                 Step::AfterCommand(board, command) => self.poll(&mut port, board, command).await,
                 Step::Cycle(board) => self.poll(&mut port, board, None).await,
+                // Nothing else to do: an update exchange may take the line (a command that comes
+                // meanwhile waits for this one exchange, never more).
+                Step::Wait(_) if !self.updates.is_empty() => match self.updates.try_recv() {
+                    Ok(update) => self.request(&mut port, update).await,
+                    Err(_) => Ok(()),
+                },
                 Step::Wait(until) => {
                     tokio::select! {
                         biased;
@@ -385,6 +359,7 @@ impl Bus {
                             None => return Stop::Shutdown,
                         },
                         _ = tokio::time::sleep_until(until) => Ok(()),
+                        Some(update) = self.updates.recv() => self.request(&mut port, update).await,
                     }
                 }
             };

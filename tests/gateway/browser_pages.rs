@@ -200,6 +200,23 @@ async fn an_admin_cancels_a_rental_tops_up_a_wallet_subscribes_a_webhook_and_tai
             .contains(&hex::encode(hash))
     })
     .await;
+    // A campaign of it, from the form: no locker here announced update support, and the page
+    // says so (the form's waves and target reached the API as the API wants them).
+    client.refresh().await.expect("reloaded");
+    type_into(&client, "#campaign input[name=name]", "4.0.0 north").await;
+    type_into(&client, "#campaign input[name=waves]", "1,50%,100%").await;
+    type_into(&client, "#campaign input[name=id_prefix]", "north-").await;
+    find(&client, "#campaign button")
+        .await
+        .click()
+        .await
+        .expect("clicked");
+    until("the campaign is refused: no lockers", || async {
+        text_now(&client, "#campaign [data-result]")
+            .await
+            .contains("no locker matches")
+    })
+    .await;
 
     // A technician's phone: no page scrolls sideways at 360 px.
     client.set_window_size(360, 800).await.expect("resized");

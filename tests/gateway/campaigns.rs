@@ -28,12 +28,15 @@ async fn app_with_vendor(backend: crate::helpers::Backend, acme: &SigningKey) ->
         .spawn_with(move |c| {
             c.firmware.keys = keys.clone();
             c.rollout_tick = Duration::from_millis(50);
+            // The tests follow campaigns closely through the API.
+            c.rate_limits.per_user_per_minute = 100_000;
+            c.rate_limits.per_ip_per_minute = 100_000;
         })
         .await
 }
 
 /// Uploads the image as `version`; its id.
-async fn upload(app: &TestApp, token: &str, acme: &SigningKey, version: &str) -> String {
+pub(crate) async fn upload(app: &TestApp, token: &str, acme: &SigningKey, version: &str) -> String {
     let image = image();
     let signature = sign(acme, version, &image);
     let response = app
@@ -81,7 +84,7 @@ async fn lockers(
     handles
 }
 
-async fn campaign(app: &TestApp, token: &str, body: Value) -> Value {
+pub(crate) async fn campaign(app: &TestApp, token: &str, body: Value) -> Value {
     let (status, created) = app
         .json(
             reqwest::Method::POST,
@@ -95,18 +98,19 @@ async fn campaign(app: &TestApp, token: &str, body: Value) -> Value {
 }
 
 /// Waits until campaign `id` is in `state`; its progress then.
-async fn until_state(app: &TestApp, token: &str, id: i64, state: &str) -> Value {
+pub(crate) async fn until_state(app: &TestApp, token: &str, id: i64, state: &str) -> Value {
     let path = format!("/v1/firmware/campaigns/{id}");
     let mut last = Value::Null;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while tokio::time::Instant::now() < deadline {
         last = app.get_json(&path, token).await;
         if last["state"] == json!(state) {
             return last;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Within the API's rate limit for one operator.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    panic!("campaign {id} never {state}: {last:#}");
+    panic!("campaign {id} never {state}: {last}");
 }
 
 in_both_modes! {
@@ -116,10 +120,15 @@ async fn a_campaign_installs_wave_after_wave_and_a_cut_off_locker_resumes(backen
     let admin = operator(&app, "ops@example.com").await;
     let mut events = app.app.events();
     let image_id = upload(&app, &admin, &acme, "2.0.0").await;
-    // lk-03 loses its power after writing five chunks.
+    // lk-03 loses its power after writing five chunks; lk-05 takes the image in one chunk
+    // (16 KiB, a 22 KB MQTT message).
+    let vendor_key = acme.verifying_key().to_bytes();
     let handles = lockers(&app, 10, &acme, |i, u| {
         if i == 3 {
             u.faults = UpdateFaults { power_cut_after: Some(5), ..UpdateFaults::default() };
+        }
+        if i == 5 {
+            *u = Updater::new(vec![vendor_key], 16 * 1024, 64 * 1024);
         }
     })
     .await;
@@ -141,6 +150,8 @@ async fn a_campaign_installs_wave_after_wave_and_a_cut_off_locker_resumes(backen
     for locker in done["lockers"].as_array().expect("lockers") {
         assert_eq!(locker["state"], json!("installed"), "{done:#}");
         assert_eq!(locker["from_version"], json!("1.0.0"));
+        let chunks = if locker["device_id"] == json!("lk-05") { 1 } else { 16 };
+        assert_eq!(locker["chunks"], json!(chunks), "{done:#}");
     }
     // Each locker runs the new image, as its last hello says.
     for i in 0..10 {
@@ -294,14 +305,9 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
     .await;
     // A locker marked installing (as the engine does when it sends `install`) takes no command.
     let sql = "UPDATE firmware_updates SET state = 'installing' WHERE device_id = 'lk-00'";
-    match &app.storage {
-        locker_gateway::storage::Storage::Postgres(pool) => {
-            sqlx::query(sql).execute(pool).await.expect("marked");
-        }
-        locker_gateway::storage::Storage::Sqlite(pool) => {
-            sqlx::query(sql).execute(pool).await.expect("marked");
-        }
-    }
+    crate::helpers::on_storage!(&app.storage, |pool| {
+        sqlx::query(sql).execute(pool).await.expect("marked");
+    });
     let (status, body) = app
         .json(reqwest::Method::POST, "/v1/devices/lk-00/doors/1/unlock", &admin, Some(&json!({ "reason": "check" })))
         .await;
@@ -310,6 +316,26 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
         .json(reqwest::Method::POST, "/v1/devices/lk-01/doors/1/unlock", &admin, Some(&json!({ "reason": "check" })))
         .await;
     assert_eq!(status, 200, "the other locker is not installing");
+    // The console shows the campaign, its wave and its lockers, to an operator only.
+    let console = |cookie: Option<String>| {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut request = client.get(app.url(&format!("/console/firmware/campaigns/{id}")));
+        if let Some(cookie) = cookie {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        request.send()
+    };
+    let page = console(Some(format!("lgw_console={admin}"))).await.expect("sent");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("html");
+    for shown in ["4.0.0 tonight", "lk-00", "lk-01", "downloaded", "Pause", "Cancel"] {
+        assert!(html.contains(shown), "the campaign page shows {shown}");
+    }
+    let anonymous = console(None).await.expect("sent");
+    assert_eq!(anonymous.status().as_u16(), 303, "no session: to the login page");
     // Pause, resume, cancel; a second cancel is refused.
     for (action, state) in [("pause", "paused"), ("resume", "running"), ("cancel", "cancelled")] {
         let (status, body) = app

@@ -84,6 +84,11 @@ fn connect(config: &LockerConfig) -> Connection {
     options.set_credentials(id.as_str(), config.credentials.password.clone());
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(true);
+    // Firmware chunks of up to 32 KiB come as base64 in a JSON envelope (up to 128 KiB).
+    options.set_max_packet_size(
+        firmware_protocol::MAX_JSON_ENVELOPE + 1024,
+        firmware_protocol::MAX_JSON_ENVELOPE + 1024,
+    );
     let will = Presence {
         online: false,
         session: Some(session),

@@ -299,6 +299,9 @@ fn spawn(
                             b.locker.reboot();
                             b.forget_queue();
                         },
+                        SerialKnob::Updater(a, updater) => if let Some(b) = boards.get_mut(&a) {
+                            b.locker.updater = Some(*updater);
+                        },
                         SerialKnob::CloseDoor(a, door) => if let Some(b) = boards.get_mut(&a) {
                             let uptime = b.uptime(started);
                             for event in b.locker.close_door(door, uptime) {
@@ -383,6 +386,16 @@ fn spawn(
                             board.power_cut_after_next = false;
                             board.locker.reboot();
                             board.forget_queue();
+                            continue;
+                        }
+                        // An update: a power cut loses the answer; an install reboots after it.
+                        let updater = board.locker.updater.as_mut();
+                        let (cut, install) = updater.map_or((false, false), |u| (u.power_cut_due(), u.take_reboot()));
+                        if cut || install {
+                            board.locker.reboot();
+                            board.forget_queue();
+                        }
+                        if cut {
                             continue;
                         }
                         if board.answers_to_lose > 0 {

@@ -33,6 +33,9 @@ pub enum SerialKnob {
     AnswerAs(u8, Option<u8>),
     /// Power-cycle the board at this address: RAM (session, counters, outcomes) is gone.
     Reboot(u8),
+    /// The board at this address takes firmware updates with this updater (its `hello`
+    /// announces `max_chunk` from its next session on; its faults apply).
+    Updater(u8, Box<crate::updater::Updater>),
     /// Someone closes a door of the board at this address.
     CloseDoor(u8, u16),
     /// This door of the board at this address jams (pulses but never opens).

@@ -1,6 +1,7 @@
 //! The console's firmware page: the images uploaded (version, models, size, SHA-256, the key that
 //! signed each) and an upload form for admins (the API's `POST /v1/firmware`, sent by
-//! `firmware.js` with the session's CSRF token).
+//! `firmware.js` with the session's CSRF token); the campaigns and a form to start one
+//! (`campaigns::section`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +17,10 @@ pub(super) async fn page_of(State(state): State<ApiState>, headers: HeaderMap) -
     };
     let images = match crate::firmware::list(&state.storage).await {
         Ok(images) => images,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let campaigns = match crate::firmware::campaign::list(&state.storage).await {
+        Ok(campaigns) => campaigns,
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
     let rows: String = images
@@ -55,7 +60,8 @@ pub(super) async fn page_of(State(state): State<ApiState>, headers: HeaderMap) -
          <label>Models <input name=\"models\" maxlength=\"500\" size=\"14\" placeholder=\"lk-4,lk-12\" required></label>\
          <label>Signature <input name=\"signature\" maxlength=\"128\" size=\"20\" required></label>\
          <button type=\"submit\">Upload</button><span id=\"result\" role=\"status\"></span></form>\
-         </main><script src=\"/console/assets/firmware.js\"></script>",
+         {}</main><script src=\"/console/assets/firmware.js\"></script>\
+         <script src=\"/console/assets/act.js\"></script>",
         bar(&user, &token),
         super::session::csrf_of(&token),
         super::escape(&keys),
@@ -72,6 +78,7 @@ pub(super) async fn page_of(State(state): State<ApiState>, headers: HeaderMap) -
             ],
             &rows
         ),
+        super::campaigns::section(&campaigns, &images, state.time_zone.name()),
     );
     page(StatusCode::OK, "Firmware", &body, &[])
 }

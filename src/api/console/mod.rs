@@ -17,6 +17,7 @@ use crate::account::User;
 
 mod alarms;
 mod audit;
+mod campaigns;
 mod catalog;
 mod firmware;
 mod hooks;
@@ -62,6 +63,7 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/console/catalog", get(catalog::page_of))
         .route("/console/webhooks", get(hooks::page_of))
         .route("/console/firmware", get(firmware::page_of))
+        .route("/console/firmware/campaigns/{id}", get(campaigns::one))
         .route("/console/events", get(tail::page_of))
         .route("/console/events/live", get(tail::live))
         .route("/console/login", get(login_page).post(log_in))

@@ -40,6 +40,17 @@
     say(form, "Sending…");
     var api = form.getAttribute("data-api");
     var body = bodyOf(form);
+    if (form.hasAttribute("data-campaign")) {
+      // A campaign: waves as counts ("10") and shares ("25%"), the target's filters together.
+      body.waves = String(body.waves || "").split(",").map(function (w) {
+        w = w.trim();
+        return /%$/.test(w) ? { percent: Number(w.slice(0, -1)) } : { count: Number(w) };
+      });
+      body.target = {};
+      ["model", "from_version", "id_prefix"].forEach(function (k) {
+        if (body[k] !== undefined) { body.target[k] = body[k]; delete body[k]; }
+      });
+    }
     if (form.hasAttribute("data-stock")) {
       // One door's stock: the door goes in the path, one product line in the body.
       api = api.replace("{door}", encodeURIComponent(body.door));
