@@ -44,9 +44,15 @@ fn main() {
         )
         .try_init();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // PARTS=mqtt or PARTS=serial runs one part.
+    let parts = std::env::var("PARTS").unwrap_or_default();
     runtime.block_on(async {
-        over_mqtt().await;
-        on_a_serial_bus().await;
+        if parts != "serial" {
+            over_mqtt().await;
+        }
+        if parts != "mqtt" {
+            on_a_serial_bus().await;
+        }
     });
 }
 
@@ -299,6 +305,14 @@ async fn on_a_serial_bus() {
     let (_, _, before) = tally(&pool, id).await;
     let busy = unlocks(&app, "bench-00001", secs).await;
     let (_, _, after) = tally(&pool, id).await;
+    let rows: Vec<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT device_id, state, next_chunk, chunks, reason FROM firmware_updates WHERE campaign_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    println!("  the update: {rows:?}");
     let settings = &config.serial_buses[0];
     // One chunk exchange: the chunk's frame (59 + 256 bytes for an 11-character id: 63 + 256)
     // and the board's chunk request (57), and the gap.

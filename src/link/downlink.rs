@@ -37,8 +37,8 @@ pub struct Downlinks {
 pub struct SerialRoute {
     /// The bus task's queue.
     pub requests: mpsc::Sender<SerialRequest>,
-    /// Its queue for firmware updates (`update_offer`, `chunk`, `install`), served only when
-    /// no request waits and no poll is due (PROTOCOL.md §11.3).
+    /// Its queue for firmware updates (`update_offer`, `chunk`, `install`), served when no
+    /// request waits, else one step in four (PROTOCOL.md §11.3).
     pub updates: mpsc::Sender<SerialRequest>,
     /// The board's address on the bus.
     pub address: u8,

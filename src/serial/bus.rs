@@ -260,7 +260,8 @@ struct Bus {
     /// From it: the blocks taken.
     refills: mpsc::Receiver<counters::Refill>,
     requests: mpsc::Receiver<SerialRequest>,
-    /// Firmware update messages, sent only in the time requests and polls leave.
+    /// Firmware update messages, sent when the schedule gives them the line
+    /// (`Schedule::next_with`).
     updates: mpsc::Receiver<SerialRequest>,
     protocol: Box<dyn BoardProtocol>,
     boards: Vec<Board>,
@@ -334,9 +335,11 @@ impl Bus {
             if shutdown.is_cancelled() {
                 return Stop::Shutdown;
             }
-            let step = self
-                .schedule
-                .next(Instant::now(), !self.requests.is_empty());
+            let step = self.schedule.next_with(
+                Instant::now(),
+                !self.requests.is_empty(),
+                !self.updates.is_empty(),
+            );
             let result = match step {
                 Step::Request => match self.requests.try_recv() {
                     Ok(request) => self.request(&mut port, request).await,
@@ -344,9 +347,9 @@ impl Bus {
                 },
                 Step::AfterCommand(board, command) => self.poll(&mut port, board, command).await,
                 Step::Cycle(board) => self.poll(&mut port, board, None).await,
-                // Nothing else to do: an update exchange may take the line (a command that comes
-                // meanwhile waits for this one exchange, never more).
-                Step::Wait(_) if !self.updates.is_empty() => match self.updates.try_recv() {
+                // A firmware update exchange (a command that comes meanwhile waits for this one
+                // exchange, never more).
+                Step::Update => match self.updates.try_recv() {
                     Ok(update) => self.request(&mut port, update).await,
                     Err(_) => Ok(()),
                 },

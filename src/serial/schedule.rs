@@ -21,6 +21,9 @@ pub enum Step {
     AfterCommand(usize, Option<CommandId>),
     /// Poll this board (index) for the cycle.
     Cycle(usize),
+    /// Send the next firmware update message (a chunk exchange): only when no command work
+    /// waits, taking turns with an overdue cycle (PROTOCOL.md §11.3).
+    Update,
     /// Nothing to do until a request comes or this instant (the next board due).
     Wait(Instant),
 }
@@ -33,6 +36,8 @@ pub struct Schedule {
     after_command: VecDeque<(usize, Option<CommandId>)>,
     /// Command steps since the cycle's last turn.
     served_since_cycle: u32,
+    /// Whose turn it is when the cycle is overdue and an update waits: the update's.
+    update_next: bool,
 }
 
 /// Command steps (requests and the polls after them) the cycle lets go first when it is late.
@@ -46,6 +51,7 @@ impl Schedule {
             last_polled: vec![now; boards],
             after_command: VecDeque::new(),
             served_since_cycle: 0,
+            update_next: true,
         };
         schedule.all_due(now);
         schedule
@@ -84,16 +90,33 @@ impl Schedule {
             .map(|(i, at)| (i, *at + self.poll_every))
     }
 
-    /// What to do now, given whether a request is waiting.
+    /// What to do now, given whether a request is waiting (no update waiting).
+    #[cfg(test)]
     pub fn next(&mut self, now: Instant, request_waiting: bool) -> Step {
+        self.next_with(now, request_waiting, false)
+    }
+
+    /// What to do now, given whether a request and a firmware update message are waiting.
+    /// An update exchange takes the line when no command work waits, and otherwise the turn the
+    /// cycle gets (one step after [`COMMAND_SHARE`] command steps), the two alternating when both
+    /// want it: so a download goes on however busy the line is, and an unlock waits for at most
+    /// the one update exchange under way.
+    pub fn next_with(&mut self, now: Instant, request_waiting: bool, update_waiting: bool) -> Step {
         let cycle = self.next_in_cycle();
         let overdue = cycle.filter(|(_, due)| *due <= now).map(|(i, _)| i);
         let command_work = request_waiting || !self.after_command.is_empty();
-        if let Some(index) = overdue
-            && (self.served_since_cycle >= COMMAND_SHARE || !command_work)
-        {
-            self.served_since_cycle = 0;
-            return Step::Cycle(index);
+        let free_turn = self.served_since_cycle >= COMMAND_SHARE || !command_work;
+        if free_turn && (overdue.is_some() || (update_waiting && command_work)) {
+            if update_waiting && (self.update_next || overdue.is_none()) {
+                self.update_next = false;
+                self.served_since_cycle = 0;
+                return Step::Update;
+            }
+            if let Some(index) = overdue {
+                self.update_next = true;
+                self.served_since_cycle = 0;
+                return Step::Cycle(index);
+            }
         }
         if let Some((index, command)) = self.after_command.pop_front() {
             self.served_since_cycle = self.served_since_cycle.saturating_add(1);
@@ -102,6 +125,9 @@ impl Schedule {
         if request_waiting {
             self.served_since_cycle = self.served_since_cycle.saturating_add(1);
             return Step::Request;
+        }
+        if update_waiting {
+            return Step::Update;
         }
         match cycle {
             Some((_, due)) => Step::Wait(due),
@@ -160,6 +186,42 @@ mod tests {
         s.commanded(0, None);
         s.commanded(0, id(10));
         assert_eq!(s.next(t0, false), Step::AfterCommand(0, None));
+    }
+
+    #[test]
+    fn updates_wait_for_commands_and_take_turns_with_a_late_cycle() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(2, Duration::from_millis(100), t0);
+        // The cycle is late (every board due) and an update waits: they take turns.
+        let mut steps = Vec::new();
+        for _ in 0..4 {
+            let step = s.next_with(t0, false, true);
+            if let Step::Cycle(i) = step {
+                s.polled(i, t0);
+            }
+            steps.push(step);
+        }
+        assert_eq!(
+            steps,
+            vec![Step::Update, Step::Cycle(0), Step::Update, Step::Cycle(1)]
+        );
+        // A command waiting goes first, and the poll after it; then the update.
+        assert_eq!(s.next_with(t0, true, true), Step::Request);
+        s.commanded(0, id(5));
+        assert_eq!(s.next_with(t0, false, true), Step::AfterCommand(0, id(5)));
+        s.polled(0, t0);
+        assert_eq!(s.next_with(t0, false, true), Step::Update);
+        // Nothing late, nothing else: the update; without it, a wait.
+        assert_eq!(s.next_with(t0, false, true), Step::Update);
+        assert!(matches!(s.next_with(t0, false, false), Step::Wait(_)));
+        // Commands back to back: the update still gets one step in four.
+        let steps: Vec<Step> = (0..8).map(|_| s.next_with(t0, true, true)).collect();
+        let updates = steps.iter().filter(|s| **s == Step::Update).count();
+        assert_eq!(updates, 2, "{steps:?}");
+        assert!(
+            steps.windows(4).all(|w| w.contains(&Step::Update)),
+            "never four commands without the update: {steps:?}"
+        );
     }
 
     #[test]

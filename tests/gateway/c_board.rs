@@ -17,9 +17,9 @@ use crate::rentals::{funded, money, plan, rent};
 
 /// Two pseudo-terminals joined by a task that copies bytes both ways: the gateway opens
 /// `gateway_path`, the board `board_path`, each as it would open `/dev/ttyUSB0`.
-struct Cable {
-    gateway_path: String,
-    board_path: String,
+pub(crate) struct Cable {
+    pub(crate) gateway_path: String,
+    pub(crate) board_path: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -31,7 +31,7 @@ impl Drop for Cable {
     }
 }
 
-fn cable() -> Cable {
+pub(crate) fn cable() -> Cable {
     use tokio_serial::SerialPort;
     let (gateway_end, gateway_far) = tokio_serial::SerialStream::pair().expect("a pseudo-terminal");
     let (board_end, board_far) = tokio_serial::SerialStream::pair().expect("a pseudo-terminal");
@@ -68,8 +68,8 @@ async fn carry(
     }
 }
 
-const ADDRESS: u8 = 5;
-const ID: &str = "c-board";
+pub(crate) const ADDRESS: u8 = 5;
+pub(crate) const ID: &str = "c-board";
 
 /// The C board as a child process, at address 5 with four doors.
 type Board = crate::c_build::Process;

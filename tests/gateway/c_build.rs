@@ -27,6 +27,18 @@ pub fn example(name: &str, libs: &[&str]) -> PathBuf {
         .collect();
     sources.sort();
     sources.push(Path::new(C_DIR).join(format!("examples/{name}.c")));
+    // Its parts in files of their own (`lock_board_update.c`).
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(Path::new(C_DIR).join("examples"))
+        .expect("c/examples is readable")
+        .map(|e| e.expect("c/examples entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with(&format!("{name}_")) && f.ends_with(".c"))
+        })
+        .collect();
+    parts.sort();
+    sources.extend(parts);
     let output = Command::new(&cc)
         .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"])
         .args([

@@ -27,6 +27,7 @@ mod browser_pages;
 mod browser_support;
 mod bulk;
 mod c_board;
+mod c_board_update;
 mod c_build;
 mod c_locker;
 mod cache;

@@ -16,7 +16,9 @@
  *   jam D      door D jams from now on         cut        a power cut right after the next
  *                                                         command is executed (exit 75, no answer)
  * It exits when standard input closes. It prints what it does on standard output, one line
- * each: "session S", "pulse D COMMAND", "open D", "closed D", "jammed D", "configured".
+ * each: "session S", "pulse D COMMAND", "open D", "closed D", "jammed D", "configured",
+ * "rebooted". With LOCK_BOARD_FLASH and LOCK_BOARD_VENDOR_KEY it takes firmware updates
+ * (lock_board_update.c).
  */
 #define _DEFAULT_SOURCE /* cfmakeraw */
 #include <errno.h>
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include "example_util.h"
+#include "lock_board_update.h"
 #include "locker_proto.h"
 
 #define MAX_DOORS 64u
@@ -130,12 +133,12 @@ static void hello(void) {
     char serial[LP_MAX_DEVICE_ID + 3];
     snprintf(serial, sizeof serial, "C-%s", b.id);
     m.protocol_version = 2;
-    m.firmware = "c-lock-board-1.0";
+    m.firmware = board_firmware();
     m.serial_no = serial;
     m.door_count = b.doors;
     m.session = b.guard.session;
     m.uptime_ms = uptime_ms();
-    m.max_chunk = 0; /* this example takes no updates */
+    m.max_chunk = board_max_chunk(); /* with LOCK_BOARD_FLASH: updates (section 11) */
     if (lp_write_hello(&m, body, sizeof body, &len) == LP_OK) {
         answer(LP_HELLO, body, len);
     }
@@ -315,6 +318,16 @@ static void request(const lp_envelope *env) {
         if (lp_read_poll(env->body, env->body_len, &value) == LP_OK) {
             poll_answer(value);
         }
+    } else if (board_update_message(env->type)) {
+        lp_update_answer a;
+        board_update(env, &a);
+        if (a.type != 0u) {
+            answer(a.type, a.body, a.len);
+        }
+        if (board_update_reboot()) {
+            b.in_session = 0; /* rebooted into the new image: the next request opens a session */
+            say("rebooted", 0, 0);
+        }
     }
 }
 
@@ -435,6 +448,7 @@ int main(int argc, char **argv) {
         b.door[d].locked = 1;
     }
     lp_queue_init(&b.queue);
+    board_update_init();
     lp_decoder_init(&dec);
     clock_gettime(CLOCK_MONOTONIC, &b.start);
     b.fd = open_port(argv[1]);

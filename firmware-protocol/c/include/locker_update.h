@@ -86,6 +86,74 @@ size_t lp_update_manifest(const lp_update_offer *offer, uint8_t out[LP_MAX_MANIF
 int lp_update_signature_ok(const lp_update_offer *offer, const uint8_t (*keys)[32],
                            size_t count);
 
+/* ---- The locker's updater (section 11.2) ----
+ *
+ * The rules of section 11.2 over the caller's spare flash slot: an offer checked (size, the
+ * vendor's signature under any trusted key), chunks checked (CRC on receipt and read back from
+ * flash) and written in order, resume after a power cut from the saved record, the whole image
+ * hashed at the end, install on command, the report after the boot. */
+
+enum lp_update_phase {
+    LP_PHASE_IDLE = 0,
+    LP_PHASE_DOWNLOADING = 1,
+    LP_PHASE_DOWNLOADED = 2,
+    LP_PHASE_INSTALLING = 3,
+    LP_PHASE_FINISHED = 4
+};
+
+/* What the updater keeps across power cuts: the slot's `save` is called with it after every
+ * change; pass it back to lp_updater_init at power-up. */
+typedef struct {
+    uint8_t phase;          /* enum lp_update_phase */
+    lp_update_offer offer;  /* the update held */
+    uint32_t next;          /* DOWNLOADING: the next chunk wanted */
+    uint8_t status, reason; /* FINISHED: its last report */
+} lp_update_record;
+
+/* The spare flash slot, the caller's: each returns 0 when it worked. */
+typedef struct {
+    void *ctx;
+    int (*erase)(void *ctx, uint32_t size);
+    int (*write)(void *ctx, uint32_t offset, const uint8_t *data, size_t len);
+    int (*read)(void *ctx, uint32_t offset, uint8_t *data, size_t len);
+    int (*save)(void *ctx, const lp_update_record *record);
+} lp_slot;
+
+typedef struct {
+    const uint8_t (*keys)[32]; /* the vendor keys the firmware trusts */
+    size_t key_count;
+    uint32_t capacity;         /* the slot's size */
+    lp_slot slot;
+    lp_update_record record;
+    uint8_t tries;             /* failed tries of the chunk wanted */
+    uint8_t reboot;            /* set by an install: reboot after sending the answer */
+} lp_updater;
+
+/* What to send back: `type` LP_CHUNK_REQUEST or LP_UPDATE_REPORT, or 0 for nothing. */
+typedef struct {
+    uint8_t type;
+    uint8_t body[7u + LP_MAX_TEXT];
+    size_t len;
+} lp_update_answer;
+
+/* An updater over `slot`, trusting `keys`; `saved` is the record saved before (NULL: none). */
+void lp_updater_init(lp_updater *u, const uint8_t (*keys)[32], size_t key_count,
+                     uint32_t capacity, lp_slot slot, const lp_update_record *saved);
+/* The answer to an update_offer, given the version the locker runs. */
+void lp_updater_offer(lp_updater *u, const lp_update_offer *offer, const char *running,
+                      lp_update_answer *answer);
+/* The answer to a chunk (nothing for another update's). */
+void lp_updater_chunk(lp_updater *u, const lp_chunk *chunk, lp_update_answer *answer);
+/* The answer to an install; a downloaded image sets u->reboot: send the answer, then reboot. */
+void lp_updater_install(lp_updater *u, uint32_t update_id, const char *running,
+                        lp_update_answer *answer);
+/* At power-up after an install: whether the new image confirmed itself (else the boot loader
+ * went back to the old one). The report is then the answer to the next offer of the update
+ * (and an MQTT locker sends it after its hello: lp_updater_report). */
+void lp_updater_boot(lp_updater *u, int confirmed);
+/* The last report of a finished update, if there is one: 1 and the answer filled. */
+int lp_updater_report(const lp_updater *u, lp_update_answer *answer);
+
 /* ---- Ed25519 and SHA-512 ---- */
 
 typedef struct {

@@ -68,3 +68,17 @@ fn the_c_library_checks_signatures_like_rfc_8032() {
         "the C test program checked fewer signatures than it was given: {out}"
     );
 }
+
+#[test]
+fn the_c_updater_follows_the_lockers_rules() {
+    // PROTOCOL.md §11.2 on a RAM slot: download, resume from the saved record, a write read back
+    // wrong, three bad CRCs, another image, refused offers, install and boot (c/test/updater_test.c).
+    let exe = build(
+        &["test/updater_test.c"],
+        "updater_test_sanitized",
+        SANITIZED,
+    );
+    let update = input(0);
+    let out = run(&exe, update.lines().last().expect("the update line"));
+    assert!(out.contains("lp_updater: 23 checks passed"), "{out}");
+}
