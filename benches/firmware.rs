@@ -302,17 +302,12 @@ async fn on_a_serial_bus() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The download alone on the bus (polls go on), then with the client unlocking back to back.
+    let (_, _, idle_from) = tally(&pool, id).await;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
     let (_, _, before) = tally(&pool, id).await;
     let busy = unlocks(&app, "bench-00001", secs).await;
     let (_, _, after) = tally(&pool, id).await;
-    let rows: Vec<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT device_id, state, next_chunk, chunks, reason FROM firmware_updates WHERE campaign_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&pool)
-    .await
-    .unwrap_or_default();
-    println!("  the update: {rows:?}");
     let settings = &config.serial_buses[0];
     // One chunk exchange: the chunk's frame (59 + 256 bytes for an 11-character id: 63 + 256)
     // and the board's chunk request (57), and the gap.
@@ -333,9 +328,16 @@ async fn on_a_serial_bus() {
     );
     row("no update", &quiet);
     row("board 2 downloading", &busy);
+    let idle = (before - idle_from) as f64 / secs as f64;
+    println!(
+        "  the download with no command: {} chunks in {secs} s ({idle:.2}/s, {:.0} B/s): the whole image in {:.1} min",
+        before - idle_from,
+        idle * 256.0,
+        (kib * 4) as f64 / idle.max(0.001) / 60.0,
+    );
     let per_second = (after - before) as f64 / secs as f64;
     println!(
-        "  the download meanwhile: {} chunks in {secs} s ({per_second:.1}/s, {:.0} B/s); the whole image at that pace: {:.0} min (the bus alone: {:.1} min)",
+        "  the download with the client: {} chunks in {secs} s ({per_second:.2}/s, {:.0} B/s); the whole image at that pace: {:.0} min (one exchange after another: {:.1} min)",
         after - before,
         per_second * 256.0,
         (kib * 4) as f64 / per_second.max(0.001) / 60.0,

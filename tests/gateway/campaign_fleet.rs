@@ -39,22 +39,16 @@ async fn two_hundred_lockers_and_a_cabinet_are_updated_in_three_waves(pool: sqlx
         .await;
     let admin = operator(&app, "ops@example.com").await;
     // A tampered image is refused at upload; nothing is stored.
-    let image: Vec<u8> = (0..16 * 1024).map(|i| (i * 37 % 253) as u8).collect();
+    let image = crate::campaigns::image();
     let mut tampered = image.clone();
     tampered[100] ^= 1;
     let signature = sign(&acme, "2.0.0", &image);
-    let response = app
-        .http
-        .post(app.url(&format!(
-            "/v1/firmware?version=2.0.0&models=test&signature={signature}"
-        )))
-        .bearer_auth(&admin)
-        .header("content-type", "application/octet-stream")
-        .body(tampered)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 422);
+    let (status, body) =
+        crate::firmware::upload_for(&app, &admin, ("2.0.0", "test"), &signature, tampered).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (422, json!("bad_signature"))
+    );
     let image_id = upload(&app, &admin, &acme, "2.0.0").await;
 
     let trusted = acme.verifying_key().to_bytes();

@@ -18,7 +18,7 @@ use crate::helpers::{TestApp, eventually, in_both_modes};
 const IMAGE_LEN: usize = 16 * 1024;
 const CHUNK: u16 = 1024;
 
-fn image() -> Vec<u8> {
+pub(crate) fn image() -> Vec<u8> {
     (0..IMAGE_LEN).map(|i| (i * 37 % 253) as u8).collect()
 }
 
@@ -39,19 +39,9 @@ async fn app_with_vendor(backend: crate::helpers::Backend, acme: &SigningKey) ->
 pub(crate) async fn upload(app: &TestApp, token: &str, acme: &SigningKey, version: &str) -> String {
     let image = image();
     let signature = sign(acme, version, &image);
-    let response = app
-        .http
-        .post(app.url(&format!(
-            "/v1/firmware?version={version}&models=test&signature={signature}"
-        )))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(image)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 201);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) =
+        crate::firmware::upload_for(app, token, (version, "test"), &signature, image).await;
+    assert_eq!(status, 201, "{body}");
     body["id"].as_str().expect("id").to_owned()
 }
 

@@ -45,10 +45,21 @@ async fn upload(
     signature: &str,
     image: Vec<u8>,
 ) -> (u16, Value) {
+    upload_for(app, token, (version, "lk-4,lk-12"), signature, image).await
+}
+
+/// Uploads `image` as `version` for `models` (comma-separated): the status and the answer.
+pub(crate) async fn upload_for(
+    app: &TestApp,
+    token: &str,
+    (version, models): (&str, &str),
+    signature: &str,
+    image: Vec<u8>,
+) -> (u16, Value) {
     let response = app
         .http
         .post(app.url(&format!(
-            "/v1/firmware?version={version}&models=lk-4,lk-12&signature={signature}"
+            "/v1/firmware?version={version}&models={models}&signature={signature}"
         )))
         .bearer_auth(token)
         .header("content-type", "application/octet-stream")

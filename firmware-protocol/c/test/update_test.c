@@ -7,39 +7,9 @@
  *
  * Prints what failed and exits 1, or a summary. */
 #include "locker_update.h"
+#include "test_util.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-static unsigned checks, failures;
-static const char *current = "-";
-
-#define CHECK(cond, what)                                                                    \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "FAIL %s: %s (%s:%d)\n", current, what, __FILE__, __LINE__);      \
-        }                                                                                    \
-    } while (0)
-
-static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
-    size_t n = hex == NULL || strcmp(hex, "-") == 0 ? 0u : strlen(hex), i;
-    if (n % 2u != 0u || n / 2u > cap) {
-        fprintf(stderr, "bad hex in the input (%s)\n", current);
-        exit(2);
-    }
-    for (i = 0; i < n / 2u; i++) {
-        unsigned byte;
-        if (sscanf(hex + 2u * i, "%2x", &byte) != 1) {
-            fprintf(stderr, "bad hex in the input (%s)\n", current);
-            exit(2);
-        }
-        out[i] = (uint8_t)byte;
-    }
-    return n / 2u;
-}
 
 static void known_answers(void) {
     static const uint8_t abc512[64] = {

@@ -7,22 +7,8 @@
  * a chunk whose CRC fails three times, an image that is not the signed one, a bad signature, an
  * image too large, install and boot (confirmed, rolled back). Exits 1 on a failure. */
 #include "locker_update.h"
+#include "test_util.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static unsigned checks, failures;
-static const char *current = "-";
-
-#define CHECK(cond, what)                                                                    \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "FAIL %s: %s (%s:%d)\n", current, what, __FILE__, __LINE__);      \
-        }                                                                                    \
-    } while (0)
 
 static uint8_t flash[4096];      /* the spare slot */
 static lp_update_record saved;   /* what the board keeps in flash */
@@ -60,19 +46,6 @@ static int save_record(void *ctx, const lp_update_record *record) {
     return 0;
 }
 
-static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
-    size_t n = strlen(hex), i;
-    if (n % 2u != 0u || n / 2u > cap) {
-        fprintf(stderr, "bad hex in the input\n");
-        exit(2);
-    }
-    for (i = 0; i < n / 2u; i++) {
-        unsigned byte;
-        if (sscanf(hex + 2u * i, "%2x", &byte) != 1) exit(2);
-        out[i] = (uint8_t)byte;
-    }
-    return n / 2u;
-}
 
 static uint8_t image[4096];
 static size_t image_len;

@@ -9,45 +9,13 @@
  * ("-" for an empty body), and against negative cases built from each vector (a bad tag, a wrong key, a cut envelope,
  * noise before a frame, a bad CRC, a gap). Prints what failed and exits 1, or a summary. */
 #include "locker_proto.h"
+#include "test_util.h"
 #include "update_fields.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static unsigned checks, failures;
-static const char *current = "-";
 static char current_name[64];
 /* The last vector's binary body, for its `fields` line. */
 static uint8_t last_body[LP_MAX_BINARY_BODY];
 static size_t last_body_len;
-
-#define CHECK(cond, what)                                                                    \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "FAIL %s: %s (%s:%d)\n", current, what, __FILE__, __LINE__);      \
-        }                                                                                    \
-    } while (0)
-
-/* Hex digits to bytes; "-" stands for no bytes. */
-static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
-    size_t n = strcmp(hex, "-") == 0 ? 0u : strlen(hex), i;
-    if (n % 2u != 0u || n / 2u > cap) {
-        fprintf(stderr, "bad hex in the input (%s)\n", current);
-        exit(2);
-    }
-    for (i = 0; i < n / 2u; i++) {
-        unsigned byte;
-        if (sscanf(hex + 2u * i, "%2x", &byte) != 1) {
-            fprintf(stderr, "bad hex in the input (%s)\n", current);
-            exit(2);
-        }
-        out[i] = (uint8_t)byte;
-    }
-    return n / 2u;
-}
 
 static void known_answers(void) {
     static const uint8_t abc_sha[32] = {
@@ -218,7 +186,6 @@ static void vector(char *line, const uint8_t key[LP_KEY_LEN]) {
               "the gap finds the frame behind a corrupted length");
     }
 }
-
 
 static uint64_t num(const char *s) { return s == NULL ? 0u : strtoull(s, NULL, 10); }
 
