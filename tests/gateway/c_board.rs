@@ -190,6 +190,21 @@ async fn the_c_lock_board_works_with_the_gateway(pool: PgPool) {
     let rebooted = start_board(&cable.board_path, &secret).await;
     expect_event(&mut events, "command.unknown", ID).await;
     rebooted.expect("session").await;
+    // The gateway has its new session's hello before the next command is sent.
+    let session: i64 = rebooted.lines("session")[0]
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("the session's number");
+    eventually("the new session recorded", || async {
+        let recorded: Option<i64> = sqlx::query_scalar("SELECT session FROM devices WHERE id = $1")
+            .bind(ID)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(None);
+        recorded == Some(session)
+    })
+    .await;
     let again = commands.unlock(device(ID), 2).await.expect("executed");
     assert_eq!(again.door, Some(DoorResult::Opened));
     assert_eq!(

@@ -268,7 +268,7 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
     let app = app_with_vendor(backend, &acme).await;
     let admin = operator(&app, "ops@example.com").await;
     let image_id = upload(&app, &admin, &acme, "4.0.0").await;
-    let _handles = lockers(&app, 2, &acme, |_, _| {}).await;
+    let handles = lockers(&app, 2, &acme, |_, _| {}).await;
     // A window that is never open now: the lockers download and then wait to install.
     let closed = chrono::Utc::now() + chrono::Duration::hours(12);
     let start = closed.format("%H:%M").to_string();
@@ -293,6 +293,33 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
         progress["lockers"].as_array().is_some_and(|l| l.iter().all(|l| l["state"] == json!("downloaded")))
     })
     .await;
+    // A locker with a command in flight is not due its install: lk-01's unlock waits for a slow
+    // door while the engine's query is asked.
+    handles[1]
+        .turn(simulator::mqtt::Knob::AckDelay(Duration::from_secs(3)))
+        .await;
+    let commands = app.app.commands().clone();
+    let unlock =
+        tokio::spawn(async move { commands.unlock(crate::helpers::device("lk-01"), 2).await });
+    eventually("lk-01's unlock in flight", || async {
+        let sql = "SELECT COUNT(*) FROM commands WHERE device_id = 'lk-01' AND state = 'sent'";
+        let n: i64 = crate::helpers::on_storage!(&app.storage, |pool| sqlx::query_scalar(sql)
+            .fetch_one(pool)
+            .await
+            .expect("count"));
+        n == 1
+    })
+    .await;
+    let due = locker_gateway::firmware::updates::due_installs(&app.storage, id, 10)
+        .await
+        .expect("due");
+    let due: Vec<&str> = due.iter().map(|d| d.device_id.as_str()).collect();
+    assert_eq!(due, vec!["lk-00"], "lk-01 has a command in flight");
+    unlock.await.expect("joined").expect("executed");
+    let due = locker_gateway::firmware::updates::due_installs(&app.storage, id, 10)
+        .await
+        .expect("due");
+    assert_eq!(due.len(), 2, "once answered, lk-01 is due too");
     // A locker marked installing (as the engine does when it sends `install`) takes no command.
     let sql = "UPDATE firmware_updates SET state = 'installing' WHERE device_id = 'lk-00'";
     crate::helpers::on_storage!(&app.storage, |pool| {
