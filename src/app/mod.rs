@@ -179,7 +179,10 @@ impl App {
             storage.clone(),
             Arc::new(downlinks.clone()),
             registry.clone(),
-            crate::rollout::RolloutSettings::default(),
+            crate::rollout::RolloutSettings {
+                install_timeout: config.firmware.install_timeout,
+                ..crate::rollout::RolloutSettings::default()
+            },
         );
         tasks.spawn(crate::rollout::run(
             rollout.clone(),

@@ -76,6 +76,7 @@ pub const SETTINGS: &[&str] = &[
     "LOCKER_TIME_ZONE",
     "LOCKER_FIRMWARE_KEYS",
     "LOCKER_FIRMWARE_MAX_BYTES",
+    "LOCKER_FIRMWARE_INSTALL_SECS",
 ];
 
 /// A setting's key in the file.

@@ -149,8 +149,8 @@ pub struct Config {
     /// `LOCKER_TIME_ZONE` (IANA name, default `UTC`): where "today" begins, for the console's
     /// money taken today.
     pub time_zone: chrono_tz::Tz,
-    /// `LOCKER_FIRMWARE_KEYS`, `LOCKER_FIRMWARE_MAX_BYTES`: the vendors' signing keys, the
-    /// largest image.
+    /// `LOCKER_FIRMWARE_KEYS`, `LOCKER_FIRMWARE_MAX_BYTES`, `LOCKER_FIRMWARE_INSTALL_SECS`: the
+    /// vendors' signing keys, the largest image, how long an install may take.
     pub firmware: FirmwareSettings,
 }
 

@@ -120,6 +120,9 @@ pub struct FirmwareSettings {
     pub keys: Vec<VendorKey>,
     /// `LOCKER_FIRMWARE_MAX_BYTES` (default 1 MiB): the largest image.
     pub max_bytes: usize,
+    /// `LOCKER_FIRMWARE_INSTALL_SECS` (default 900): a locker told to install that has not
+    /// reported within this is counted failed (`no_report`), so its wave can settle.
+    pub install_timeout: std::time::Duration,
 }
 
 impl Default for FirmwareSettings {
@@ -127,11 +130,12 @@ impl Default for FirmwareSettings {
         Self {
             keys: Vec::new(),
             max_bytes: 1024 * 1024,
+            install_timeout: std::time::Duration::from_secs(900),
         }
     }
 }
 
-/// `LOCKER_FIRMWARE_KEYS` and `LOCKER_FIRMWARE_MAX_BYTES`.
+/// `LOCKER_FIRMWARE_KEYS`, `LOCKER_FIRMWARE_MAX_BYTES` and `LOCKER_FIRMWARE_INSTALL_SECS`.
 pub(super) fn firmware(
     get: &impl Fn(&'static str) -> Option<String>,
     number: Number<'_>,
@@ -187,5 +191,11 @@ pub(super) fn firmware(
             1024,
             16 * 1024 * 1024,
         )? as usize,
+        install_timeout: std::time::Duration::from_secs(number(
+            "LOCKER_FIRMWARE_INSTALL_SECS",
+            900,
+            1,
+            7 * 24 * 3600,
+        )?),
     })
 }

@@ -256,6 +256,42 @@ pub async fn due_installs(
         .await?))
 }
 
+/// Fails the updates of `campaign` installing since before `before` whose locker never reported
+/// (bricked, or gone), with `firmware.update_finished` (`no_report`): its wave can settle. How
+/// many.
+pub async fn installs_overdue(
+    storage: &Storage,
+    campaign: i64,
+    before: DateTime<Utc>,
+) -> Result<usize, sqlx::Error> {
+    const SQL: &str = "UPDATE firmware_updates SET state = 'failed', reason = 'no_report',
+            updated_at = $3, finished_at = $3
+         WHERE campaign_id = $1 AND state = 'installing' AND updated_at < $2
+         RETURNING id, device_id";
+    let now = Utc::now();
+    let mut work = storage.begin().await?;
+    let failed: Vec<(i64, String)> = in_work!(&mut work, |conn| sqlx::query_as(SQL)
+        .bind(campaign)
+        .bind(before)
+        .bind(now)
+        .fetch_all(conn)
+        .await?);
+    for (id, device) in &failed {
+        let event = Event::new(
+            "firmware.update_finished",
+            "firmware_update",
+            &id.to_string(),
+            serde_json::json!({
+                "update_id": id, "campaign_id": campaign, "device_id": device,
+                "result": "failed", "reason": "no_report",
+            }),
+        );
+        work.append(&event).await?;
+    }
+    work.commit().await?;
+    Ok(failed.len())
+}
+
 /// Marks update `id` installing (from downloaded). Whether it was downloaded.
 pub async fn installing(storage: &Storage, id: i64) -> Result<bool, sqlx::Error> {
     const SQL: &str = "UPDATE firmware_updates SET state = 'installing', updated_at = $2

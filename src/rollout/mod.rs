@@ -19,10 +19,15 @@ use firmware_protocol::{
 use crate::command::outlet::Outlet;
 use crate::command::store::next_counter;
 use crate::device::DeviceRegistry;
-use crate::firmware::plan::{self, Next, Thresholds, Window};
+use crate::firmware::plan::{self, Next, Thresholds};
 use crate::firmware::updates::{self, Running};
 use crate::firmware::{StoredImage, image_bytes};
 use crate::storage::Storage;
+
+mod tick;
+
+pub use tick::run;
+use tick::window_open;
 
 /// How the engine paces itself.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +43,8 @@ pub struct RolloutSettings {
     /// Bytes per chunk on a serial line (PROTOCOL.md §11.3: 256 keeps an unlock's extra wait
     /// at 433 ms at 9600 baud).
     pub serial_chunk: u16,
+    /// A locker told to install that has not reported within this has failed (`no_report`).
+    pub install_timeout: Duration,
 }
 
 impl Default for RolloutSettings {
@@ -48,6 +55,7 @@ impl Default for RolloutSettings {
             busy_retry: Duration::from_secs(60),
             quiet_after: Duration::from_secs(30),
             serial_chunk: 256,
+            install_timeout: Duration::from_secs(900),
         }
     }
 }
@@ -240,6 +248,15 @@ impl Rollout {
     }
 
     async fn step_campaign(&self, campaign: &Running) -> Result<(usize, usize), sqlx::Error> {
+        // A locker that never reported after its install has failed: its wave can settle.
+        let deadline = chrono::Duration::from_std(self.settings.install_timeout)
+            .unwrap_or(chrono::Duration::MAX);
+        let overdue =
+            updates::installs_overdue(&self.storage, campaign.id, Utc::now() - deadline).await?;
+        if overdue > 0 {
+            metrics::counter!("locker_firmware_reports_total", "state" => "no_report")
+                .increment(overdue as u64);
+        }
         let tallies = updates::tallies(&self.storage, campaign).await?;
         let thresholds = Thresholds {
             success: campaign.success_pct.clamp(0, 100) as u8,
@@ -458,35 +475,6 @@ impl Rollout {
     pub fn forget_images(&self) {
         if let Ok(mut images) = self.images.lock() {
             images.clear();
-        }
-    }
-}
-
-/// Whether `campaign`'s maintenance window is open now (no window: always).
-fn window_open(campaign: &Running) -> bool {
-    let (Some(start), Some(end)) = (&campaign.window_start, &campaign.window_end) else {
-        return true;
-    };
-    let parse = |t: &str| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok();
-    let (Some(start), Some(end)) = (parse(start), parse(end)) else {
-        return false;
-    };
-    let zone: chrono_tz::Tz = campaign.time_zone.parse().unwrap_or(chrono_tz::UTC);
-    Window { start, end }.is_open(&zone, Utc::now())
-}
-
-/// Runs the engine every `tick` until `shutdown`.
-pub async fn run(rollout: Rollout, tick: Duration, shutdown: tokio_util::sync::CancellationToken) {
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {
-                if let Err(e) = rollout.step().await {
-                    tracing::error!(error = %e, "the firmware rollout step failed");
-                }
-            }
         }
     }
 }

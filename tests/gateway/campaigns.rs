@@ -22,11 +22,16 @@ pub(crate) fn image() -> Vec<u8> {
     (0..IMAGE_LEN).map(|i| (i * 37 % 253) as u8).collect()
 }
 
-async fn app_with_vendor(backend: crate::helpers::Backend, acme: &SigningKey) -> TestApp {
+async fn app_with_vendor(
+    backend: crate::helpers::Backend,
+    acme: &SigningKey,
+    install_timeout: Duration,
+) -> TestApp {
     let keys = vec![vendor("acme", acme, None)];
     backend
         .spawn_with(move |c| {
             c.firmware.keys = keys.clone();
+            c.firmware.install_timeout = install_timeout;
             c.rollout_tick = Duration::from_millis(50);
             // The tests follow campaigns closely through the API.
             c.rate_limits.per_user_per_minute = 100_000;
@@ -106,7 +111,7 @@ pub(crate) async fn until_state(app: &TestApp, token: &str, id: i64, state: &str
 in_both_modes! {
 async fn a_campaign_installs_wave_after_wave_and_a_cut_off_locker_resumes(backend: Backend) {
     let acme = key(11);
-    let app = app_with_vendor(backend, &acme).await;
+    let app = app_with_vendor(backend, &acme, Duration::from_secs(900)).await;
     let admin = operator(&app, "ops@example.com").await;
     let mut events = app.app.events();
     let image_id = upload(&app, &admin, &acme, "2.0.0").await;
@@ -201,7 +206,7 @@ async fn a_campaign_installs_wave_after_wave_and_a_cut_off_locker_resumes(backen
 in_both_modes! {
 async fn a_wave_failing_past_the_error_threshold_stops_the_campaign(backend: Backend) {
     let acme = key(12);
-    let app = app_with_vendor(backend, &acme).await;
+    let app = app_with_vendor(backend, &acme, Duration::from_secs(900)).await;
     let admin = operator(&app, "ops@example.com").await;
     let image_id = upload(&app, &admin, &acme, "3.0.0").await;
     // lk-00 and lk-01 (the first wave) boot the new image and it does not confirm itself;
@@ -265,7 +270,8 @@ async fn a_wave_failing_past_the_error_threshold_stops_the_campaign(backend: Bac
 in_both_modes! {
 async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaigns(backend: Backend) {
     let acme = key(14);
-    let app = app_with_vendor(backend, &acme).await;
+    // A locker told to install that has not reported within 3 s has failed.
+    let app = app_with_vendor(backend, &acme, Duration::from_secs(3)).await;
     let admin = operator(&app, "ops@example.com").await;
     let image_id = upload(&app, &admin, &acme, "4.0.0").await;
     let handles = lockers(&app, 2, &acme, |_, _| {}).await;
@@ -279,7 +285,7 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
         "target": { "devices": ["lk-00", "lk-01", "lk-99"] },
         "waves": [{ "percent": 100 }],
         "success_threshold": 100,
-        "error_threshold": 0,
+        "error_threshold": 100,
         "window_start": start,
         "window_end": end,
         "time_zone": "UTC",
@@ -321,9 +327,14 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
         .expect("due");
     assert_eq!(due.len(), 2, "once answered, lk-01 is due too");
     // A locker marked installing (as the engine does when it sends `install`) takes no command.
-    let sql = "UPDATE firmware_updates SET state = 'installing' WHERE device_id = 'lk-00'";
+    let sql = "UPDATE firmware_updates SET state = 'installing', updated_at = $1
+         WHERE device_id = 'lk-00'";
     crate::helpers::on_storage!(&app.storage, |pool| {
-        sqlx::query(sql).execute(pool).await.expect("marked");
+        sqlx::query(sql)
+            .bind(chrono::Utc::now())
+            .execute(pool)
+            .await
+            .expect("marked");
     });
     let (status, body) = app
         .json(reqwest::Method::POST, "/v1/devices/lk-00/doors/1/unlock", &admin, Some(&json!({ "reason": "check" })))
@@ -353,6 +364,18 @@ async fn commands_to_a_locker_installing_are_refused_and_operators_steer_campaig
     }
     let anonymous = console(None).await.expect("sent");
     assert_eq!(anonymous.status().as_u16(), 303, "no session: to the login page");
+    // lk-00 never reports: after the install deadline it has failed, and says why.
+    eventually("lk-00 failed for want of a report", || async {
+        let progress = app.get_json(&path, &admin).await;
+        progress["lockers"].as_array().is_some_and(|l| {
+            l.iter().any(|l| {
+                l["device_id"] == json!("lk-00")
+                    && l["state"] == json!("failed")
+                    && l["reason"] == json!("no_report")
+            })
+        })
+    })
+    .await;
     // Pause, resume, cancel; a second cancel is refused.
     for (action, state) in [("pause", "paused"), ("resume", "running"), ("cancel", "cancelled")] {
         let (status, body) = app
