@@ -23,6 +23,7 @@ impl From<CampaignError> for ApiError {
         match e {
             CampaignError::Invalid { field, why } => ApiError::field(field, why),
             CampaignError::UnknownImage => ApiError::NotFound("firmware image"),
+            CampaignError::NotFound => ApiError::NotFound("campaign"),
             CampaignError::NoLockers => ApiError::Unprocessable {
                 code: "no_lockers",
                 detail,
@@ -110,13 +111,10 @@ async fn steer(
     how: Steer,
     action: &str,
 ) -> Result<Json<Campaign>, ApiError> {
-    let result = async {
-        if campaign::get(&state.storage, id).await?.is_none() {
-            return Err(ApiError::NotFound("campaign"));
-        }
-        Ok(Json(campaign::steer(&state.storage, id, how).await?))
-    }
-    .await;
+    let result = campaign::steer(&state.storage, id, how)
+        .await
+        .map(Json)
+        .map_err(ApiError::from);
     let detail = serde_json::json!({ "campaign_id": id });
     audited(state, operator, (action, &id.to_string()), detail, result).await
 }

@@ -165,6 +165,9 @@ pub enum CampaignError {
         "no locker matches the target (update support announced, a model the image fits, another version, in no other update)"
     )]
     NoLockers,
+    /// No such campaign.
+    #[error("no such campaign")]
+    NotFound,
     /// The campaign is not in a state that allows this.
     #[error("the campaign is {0}")]
     WrongState(String),
@@ -337,9 +340,7 @@ pub async fn create(
     );
     work.append(&event).await?;
     work.commit().await?;
-    progress(storage, id)
-        .await?
-        .ok_or_else(|| CampaignError::WrongState("gone".into()))
+    progress(storage, id).await?.ok_or(CampaignError::NotFound)
 }
 
 const COLUMNS: &str = "c.id, c.name, c.image_id, i.version, c.wave_count, c.waves_started,
@@ -453,7 +454,7 @@ pub async fn steer(storage: &Storage, id: i64, steer: Steer) -> Result<Campaign,
         drop(work);
         return match get(storage, id).await? {
             Some(c) => Err(CampaignError::WrongState(c.state)),
-            None => Err(CampaignError::WrongState("unknown".into())),
+            None => Err(CampaignError::NotFound),
         };
     }
     if steer == Steer::Cancel {
@@ -467,7 +468,5 @@ pub async fn steer(storage: &Storage, id: i64, steer: Steer) -> Result<Campaign,
     );
     work.append(&event).await?;
     work.commit().await?;
-    get(storage, id)
-        .await?
-        .ok_or_else(|| CampaignError::WrongState("unknown".into()))
+    get(storage, id).await?.ok_or(CampaignError::NotFound)
 }

@@ -190,6 +190,25 @@ impl Rollout {
         }
     }
 
+    /// The offer of update `update_id` of `campaign` to `device`, and the key to seal it with;
+    /// `None` if the image or the key cannot be had.
+    async fn prepared(
+        &self,
+        device: &DeviceId,
+        update_id: i64,
+        campaign: i64,
+        max_chunk: u16,
+    ) -> Result<Option<(UpdateOffer, DeviceKey)>, sqlx::Error> {
+        let (Ok(id), Some(image), Some(key)) = (
+            u32::try_from(update_id),
+            self.image(campaign).await?,
+            self.key(device).await,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some((self.offer_of(device, id, &image, max_chunk), key)))
+    }
+
     /// Offers update `update_id` of `campaign` to `device`.
     async fn offer(
         &self,
@@ -199,14 +218,12 @@ impl Rollout {
         campaign: i64,
         max_chunk: u16,
     ) -> Result<bool, sqlx::Error> {
-        let (Ok(id), Some(image), Some(key)) = (
-            u32::try_from(update_id),
-            self.image(campaign).await?,
-            self.key(&device).await,
-        ) else {
+        let Some((offer, key)) = self
+            .prepared(&device, update_id, campaign, max_chunk)
+            .await?
+        else {
             return Ok(false);
         };
-        let offer = self.offer_of(&device, id, &image, max_chunk);
         if !updates::offered(
             &self.storage,
             update_id,
@@ -262,9 +279,15 @@ impl Rollout {
             success: campaign.success_pct.clamp(0, 100) as u8,
             error: campaign.error_pct.clamp(0, 100) as u8,
         };
+        let mut campaign = campaign.clone();
         match plan::next(&tallies, campaign.wave_count.max(0) as usize, thresholds) {
             Next::StartWave(n) => {
-                updates::start_wave(&self.storage, campaign.id, n as i32).await?;
+                // Started here: its lockers are offered at once. Started by another engine, or
+                // the campaign paused meanwhile: the next step sees it.
+                if !updates::start_wave(&self.storage, campaign.id, n as i32).await? {
+                    return Ok((0, 0));
+                }
+                campaign.waves_started = n as i32 + 1;
             }
             Next::Stop { wave, failed } => {
                 let why = format!(
@@ -281,14 +304,6 @@ impl Rollout {
             }
             Next::Wait => {}
         }
-        // Read again: a wave may have started just now.
-        let Some(campaign) = updates::running(&self.storage)
-            .await?
-            .into_iter()
-            .find(|c| c.id == campaign.id)
-        else {
-            return Ok((0, 0));
-        };
         let now = Utc::now();
         let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or_default();
         let due = updates::due_offers(
@@ -453,14 +468,12 @@ impl Rollout {
         // Downloaded or installing: the same offer again, answered with where the locker stands
         // (a serial board cannot speak first: after an install's reboot this is how its report
         // comes).
-        let (Ok(id), Some(image), Some(key)) = (
-            u32::try_from(active.update_id),
-            self.image(active.campaign_id).await?,
-            self.key(&device).await,
-        ) else {
+        let prepared = self
+            .prepared(&device, active.update_id, active.campaign_id, max_chunk)
+            .await?;
+        let Some((mut offer, key)) = prepared else {
             return Ok(());
         };
-        let mut offer = self.offer_of(&device, id, &image, max_chunk);
         if let Ok(size) = u16::try_from(active.chunk_size)
             && size > 0
         {
@@ -469,12 +482,5 @@ impl Rollout {
         self.send(device, session, &key, Downlink::UpdateOffer(offer))
             .await
             .map(drop)
-    }
-
-    /// Drops the images kept in memory (for tests of what a restart forgets).
-    pub fn forget_images(&self) {
-        if let Ok(mut images) = self.images.lock() {
-            images.clear();
-        }
     }
 }
